@@ -1,0 +1,42 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "ChangeRelay",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "changerelay", targets: ["changerelay"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .target(name: "Replication", dependencies: [
+            "CLibPQ",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "Decoding", dependencies: ["Replication"]),
+        .target(name: "Configuration"),
+        .target(name: "Schema", dependencies: ["Replication", "Configuration"], resources: []),
+        .target(name: "EmbeddedPostgres", dependencies: [
+            "Replication",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "changerelay", dependencies: [
+            "Replication", "Decoding", "Configuration", "Schema", "EmbeddedPostgres",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "DecoderBench", dependencies: ["Decoding", "Replication"],
+                          path: "Benchmarks/DecoderBench"),
+        .testTarget(name: "DecodingTests", dependencies: ["Decoding", "Replication"]),
+        .testTarget(name: "ReplicationTests", dependencies: ["Replication", "EmbeddedPostgres"]),
+        .testTarget(name: "ConfigurationTests", dependencies: ["Configuration"]),
+        .testTarget(name: "IntegrationTests", dependencies: [
+            "Replication", "Decoding", "EmbeddedPostgres",
+        ]),
+    ]
+)

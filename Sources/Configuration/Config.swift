@@ -1,0 +1,200 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// ChangeRelay's configuration: one TOML file, every key overridable by
+/// `CHANGERELAY_<SECTION>_<KEY>`. Reading it validates everything at once.
+public struct Config: Sendable {
+    public enum Plugin: String, Sendable { case pgoutput, wal2json }
+    public enum DualWriteMode: String, Sendable { case off, log, shadow, apply }
+
+    public struct Source: Sendable {
+        public var databaseURL: String?
+        public var plugin: Plugin
+        public var slot: String
+        public var publication: String
+        public var statusInterval: Duration
+    }
+
+    public struct Functions: Sendable {
+        public var baseURL: String?
+        public var serviceKeyFile: String?
+    }
+
+    public struct ConversationChecks: Sendable {
+        public var enabled: Bool
+        public var maxAttempts: Int
+        public var retryDelay: Duration
+    }
+
+    public struct Automations: Sendable {
+        public var enabled: Bool
+        public var maxAttempts: Int
+        public var rateLimitWindow: Duration
+    }
+
+    public struct Webhooks: Sendable {
+        public var enabled: Bool
+        public var allowPrivateTargets: Bool
+    }
+
+    public struct MessageBuffer: Sendable {
+        public var duration: Duration
+        public var maxSize: Int
+        public var maxAge: Duration
+    }
+
+    public struct Delivery: Sendable {
+        public var concurrency: Int
+        public var timeout: Duration
+    }
+
+    public var source: Source
+    /// Where effects and checkpoints are written; the source database unless set.
+    public var stateDatabaseURL: String?
+    public var functions: Functions
+    public var conversationChecks: ConversationChecks
+    public var automations: Automations
+    public var dualWriteMode: DualWriteMode
+    public var webhooks: Webhooks
+    public var messageBuffer: MessageBuffer
+    public var delivery: Delivery
+    public var adminListen: String
+
+    /// Reads `path` (when given) and the environment.
+    public static func load(path: String?, environment: [String: String] = Config.processEnvironment())
+        throws(ConfigError) -> Config
+    {
+        var values: [String: TOMLValue] = [:]
+        if let path {
+            let document: TOMLDocument
+            do {
+                document = try TOMLDocument(parsing: try readFile(path))
+            } catch let error as TOMLError {
+                throw ConfigError(key: nil, origin: "\(path) line \(error.line)", reason: error.reason)
+            } catch let error as ConfigError {
+                throw error
+            } catch {
+                throw ConfigError(key: nil, origin: path, reason: "\(error)")
+            }
+            for (name, entry) in document.values.sorted(by: { $0.value.line < $1.value.line }) {
+                let origin = "\(path) line \(entry.line)"
+                guard let key = ConfigSchema.byPath[name] else {
+                    throw ConfigError(key: name, origin: origin, reason: "unknown key\(suggestion(for: name))")
+                }
+                values[name] = try ConfigSchema.validate(entry.value, for: key, origin: origin)
+            }
+        }
+        try applyEnvironment(environment, to: &values)
+        return Config(values)
+    }
+
+    /// Overrides from `CHANGERELAY_<SECTION>_<KEY>`. A variable naming a known section
+    /// but no known key is an error: a typo there would otherwise be silently ignored.
+    static func applyEnvironment(_ environment: [String: String], to values: inout [String: TOMLValue])
+        throws(ConfigError)
+    {
+        let byName = Dictionary(uniqueKeysWithValues: ConfigSchema.keys.map { ($0.environmentName, $0) })
+        let sectionPrefixes = Set(ConfigSchema.keys.map { "CHANGERELAY_" + $0.section.uppercased() + "_" })
+        for (name, text) in environment.sorted(by: { $0.key < $1.key }) where name.hasPrefix("CHANGERELAY_") {
+            let origin = "environment \(name)"
+            if let key = byName[name] {
+                values[key.path] = try ConfigSchema.validate(.string(text), for: key, origin: origin)
+            } else if sectionPrefixes.contains(where: { name.hasPrefix($0) }) {
+                throw ConfigError(key: name, origin: origin, reason: "unknown configuration variable")
+            }
+        }
+    }
+
+    init(_ values: [String: TOMLValue]) {
+        func value(_ path: String) -> TOMLValue? { values[path] ?? ConfigSchema.byPath[path]?.defaultValue }
+        func string(_ path: String) -> String? {
+            if case .string(let text)? = value(path) { return text }
+            return nil
+        }
+        func integer(_ path: String) -> Int {
+            if case .integer(let number)? = value(path) { return Int(number) }
+            preconditionFailure("\(path) has an integer default")
+        }
+        func boolean(_ path: String) -> Bool {
+            if case .boolean(let flag)? = value(path) { return flag }
+            preconditionFailure("\(path) has a boolean default")
+        }
+        source = Source(
+            databaseURL: string("source.database_url"),
+            plugin: Plugin(rawValue: string("source.plugin")!)!,
+            slot: string("source.slot")!,
+            publication: string("source.publication")!,
+            statusInterval: .milliseconds(integer("source.status_interval_ms")))
+        stateDatabaseURL = string("state.database_url") ?? source.databaseURL
+        functions = Functions(baseURL: string("functions.base_url"), serviceKeyFile: string("functions.service_key_file"))
+        conversationChecks = ConversationChecks(
+            enabled: boolean("conversation_checks.enabled"),
+            maxAttempts: integer("conversation_checks.max_attempts"),
+            retryDelay: .milliseconds(integer("conversation_checks.retry_delay_ms")))
+        automations = Automations(
+            enabled: boolean("automations.enabled"),
+            maxAttempts: integer("automations.max_attempts"),
+            rateLimitWindow: .seconds(integer("automations.rate_limit_window_s")))
+        dualWriteMode = DualWriteMode(rawValue: string("dual_write.mode")!)!
+        webhooks = Webhooks(enabled: boolean("webhooks.enabled"),
+                            allowPrivateTargets: boolean("webhooks.allow_private_targets"))
+        messageBuffer = MessageBuffer(
+            duration: .milliseconds(integer("message_buffer.duration_ms")),
+            maxSize: integer("message_buffer.max_size"),
+            maxAge: .milliseconds(integer("message_buffer.max_age_ms")))
+        delivery = Delivery(concurrency: integer("delivery.concurrency"),
+                            timeout: .milliseconds(integer("delivery.timeout_ms")))
+        adminListen = string("admin.listen")!
+    }
+
+    /// The source URL, or an error naming the key when it is not set anywhere.
+    public func requireSourceURL() throws(ConfigError) -> String {
+        guard let url = source.databaseURL else {
+            throw ConfigError(key: "source.database_url", origin: "configuration",
+                              reason: "not set; put it in the file or set CHANGERELAY_SOURCE_DATABASE_URL")
+        }
+        return url
+    }
+
+    public static func processEnvironment() -> [String: String] {
+        var result: [String: String] = [:]
+        var pointer = environ
+        while let entry = pointer.pointee {
+            let text = String(cString: entry)
+            if let equals = text.firstIndex(of: "=") {
+                result[String(text[..<equals])] = String(text[text.index(after: equals)...])
+            }
+            pointer += 1
+        }
+        return result
+    }
+
+    private static func suggestion(for name: String) -> String {
+        let section = name.split(separator: ".").first.map(String.init) ?? ""
+        let known = ConfigSchema.keys.filter { $0.section == section }.map(\.name)
+        if known.isEmpty {
+            let sections = Array(Set(ConfigSchema.keys.map(\.section))).sorted()
+            return "; known sections: \(sections.joined(separator: ", "))"
+        }
+        return "; [\(section)] accepts \(known.joined(separator: ", "))"
+    }
+
+    private static func readFile(_ path: String) throws(ConfigError) -> String {
+        guard let file = fopen(path, "rb") else {
+            throw ConfigError(key: nil, origin: path, reason: "cannot read the file: \(String(cString: strerror(errno)))")
+        }
+        defer { fclose(file) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let count = fread(&chunk, 1, chunk.count, file)
+            if count == 0 { break }
+            bytes += chunk[..<count]
+        }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw ConfigError(key: nil, origin: path, reason: "the file is not valid UTF-8")
+        }
+        return text
+    }
+}

@@ -1,0 +1,87 @@
+/// Every key the configuration accepts, with its type and default. The typed
+/// `Config` is read through this table, so an unknown key or a bad value can be
+/// reported by name before anything starts.
+struct ConfigKey: Sendable {
+    enum Kind: Sendable {
+        case string
+        case integer(ClosedRange<Int64>)
+        case boolean
+        case choice([String])
+    }
+
+    var section: String
+    var name: String
+    var kind: Kind
+    var defaultValue: TOMLValue?
+
+    var path: String { section + "." + name }
+    /// `CHANGERELAY_SOURCE_DATABASE_URL` for `source.database_url`.
+    var environmentName: String { "CHANGERELAY_" + (section + "_" + name).uppercased() }
+}
+
+enum ConfigSchema {
+    static let keys: [ConfigKey] = [
+        ConfigKey(section: "source", name: "database_url", kind: .string),
+        ConfigKey(section: "source", name: "plugin", kind: .choice(["pgoutput", "wal2json"]), defaultValue: .string("pgoutput")),
+        ConfigKey(section: "source", name: "slot", kind: .string, defaultValue: .string("changerelay")),
+        ConfigKey(section: "source", name: "publication", kind: .string, defaultValue: .string("changerelay_pub")),
+        ConfigKey(section: "source", name: "status_interval_ms", kind: .integer(100...3_600_000), defaultValue: .integer(10_000)),
+        ConfigKey(section: "state", name: "database_url", kind: .string),
+        ConfigKey(section: "functions", name: "base_url", kind: .string),
+        ConfigKey(section: "functions", name: "service_key_file", kind: .string),
+        ConfigKey(section: "conversation_checks", name: "enabled", kind: .boolean, defaultValue: .boolean(true)),
+        ConfigKey(section: "conversation_checks", name: "max_attempts", kind: .integer(1...100), defaultValue: .integer(3)),
+        ConfigKey(section: "conversation_checks", name: "retry_delay_ms", kind: .integer(0...86_400_000), defaultValue: .integer(10_000)),
+        ConfigKey(section: "automations", name: "enabled", kind: .boolean, defaultValue: .boolean(true)),
+        ConfigKey(section: "automations", name: "max_attempts", kind: .integer(1...100), defaultValue: .integer(5)),
+        ConfigKey(section: "automations", name: "rate_limit_window_s", kind: .integer(0...31_536_000), defaultValue: .integer(3600)),
+        ConfigKey(section: "dual_write", name: "mode", kind: .choice(["off", "log", "shadow", "apply"]), defaultValue: .string("off")),
+        ConfigKey(section: "webhooks", name: "enabled", kind: .boolean, defaultValue: .boolean(true)),
+        ConfigKey(section: "webhooks", name: "allow_private_targets", kind: .boolean, defaultValue: .boolean(false)),
+        ConfigKey(section: "message_buffer", name: "duration_ms", kind: .integer(0...86_400_000), defaultValue: .integer(30_000)),
+        ConfigKey(section: "message_buffer", name: "max_size", kind: .integer(1...100_000), defaultValue: .integer(50)),
+        ConfigKey(section: "message_buffer", name: "max_age_ms", kind: .integer(0...86_400_000), defaultValue: .integer(300_000)),
+        ConfigKey(section: "delivery", name: "concurrency", kind: .integer(1...1024), defaultValue: .integer(64)),
+        ConfigKey(section: "delivery", name: "timeout_ms", kind: .integer(100...600_000), defaultValue: .integer(15_000)),
+        ConfigKey(section: "admin", name: "listen", kind: .string, defaultValue: .string("127.0.0.1:9187")),
+    ]
+
+    static let byPath: [String: ConfigKey] = Dictionary(uniqueKeysWithValues: keys.map { ($0.path, $0) })
+
+    /// Checks a value against the key's kind; environment values arrive as text and are parsed here.
+    static func validate(_ value: TOMLValue, for key: ConfigKey, origin: String) throws(ConfigError) -> TOMLValue {
+        func fail(_ reason: String) -> ConfigError { ConfigError(key: key.path, origin: origin, reason: reason) }
+        switch (key.kind, value) {
+        case (.string, .string(let text)):
+            guard !text.isEmpty else { throw fail("must not be empty") }
+            return value
+        case (.choice(let choices), .string(let text)):
+            guard choices.contains(text) else {
+                throw fail("must be one of \(choices.joined(separator: ", ")), got '\(text)'")
+            }
+            return value
+        case (.integer(let range), .integer(let number)):
+            guard range.contains(number) else {
+                throw fail("must be between \(range.lowerBound) and \(range.upperBound), got \(number)")
+            }
+            return value
+        case (.integer, .string(let text)):
+            guard let number = Int64(text) else { throw fail("must be an integer, got '\(text)'") }
+            return try validate(.integer(number), for: key, origin: origin)
+        case (.boolean, .boolean):
+            return value
+        case (.boolean, .string(let text)):
+            switch text.lowercased() {
+            case "true", "1", "yes", "on": return .boolean(true)
+            case "false", "0", "no", "off": return .boolean(false)
+            default: throw fail("must be true or false, got '\(text)'")
+            }
+        case (.string, _), (.choice, _):
+            throw fail("must be a string, got \(value.typeName)")
+        case (.integer, _):
+            throw fail("must be an integer, got \(value.typeName)")
+        case (.boolean, _):
+            throw fail("must be true or false, got \(value.typeName)")
+        }
+    }
+}

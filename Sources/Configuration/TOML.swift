@@ -1,0 +1,228 @@
+/// The subset of TOML a ChangeRelay configuration needs: `[section]` and
+/// `[section.sub]` tables, `key = value` with strings (basic and literal), integers,
+/// floats, booleans and arrays of those, and comments. Anything else is an error
+/// with its line, so a typo never passes as a default.
+public enum TOMLValue: Sendable, Equatable {
+    case string(String)
+    case integer(Int64)
+    case float(Double)
+    case boolean(Bool)
+    case array([TOMLValue])
+
+    var typeName: String {
+        switch self {
+        case .string: "a string"
+        case .integer: "an integer"
+        case .float: "a float"
+        case .boolean: "a boolean"
+        case .array: "an array"
+        }
+    }
+}
+
+public struct TOMLError: Error, Sendable, CustomStringConvertible {
+    public var line: Int
+    public var reason: String
+    public var description: String { "line \(line): \(reason)" }
+}
+
+/// A parsed document: dotted key (`source.database_url`) → value, with the line each was set on.
+public struct TOMLDocument: Sendable {
+    public var values: [String: (value: TOMLValue, line: Int)] = [:]
+
+    public init(parsing text: String) throws(TOMLError) {
+        var parser = TOMLParser(Array(text.utf8))
+        values = try parser.parse()
+    }
+}
+
+private struct TOMLParser {
+    let bytes: [UInt8]
+    var index = 0
+    var line = 1
+
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+    mutating func parse() throws(TOMLError) -> [String: (value: TOMLValue, line: Int)] {
+        var result: [String: (value: TOMLValue, line: Int)] = [:]
+        var tables: Set<String> = []
+        var table = ""
+        while true {
+            skipWhitespaceAndComments(newlines: true)
+            guard let byte = peek else { return result }
+            if byte == UInt8(ascii: "[") {
+                index += 1
+                skipSpaces()
+                let name = try dottedKey()
+                skipSpaces()
+                try expect("]", "to close the table header")
+                guard tables.insert(name).inserted else { throw error("table [\(name)] is defined twice") }
+                table = name
+            } else {
+                let keyLine = line
+                let key = try dottedKey()
+                let full = table.isEmpty ? key : table + "." + key
+                skipSpaces()
+                try expect("=", "after key '\(full)'")
+                skipSpaces()
+                let value = try self.value(for: full)
+                guard result[full] == nil else { throw error("key '\(full)' is set twice") }
+                result[full] = (value, keyLine)
+            }
+            try endOfLine()
+        }
+    }
+
+    var peek: UInt8? { index < bytes.count ? bytes[index] : nil }
+
+    func error(_ reason: String) -> TOMLError { TOMLError(line: line, reason: reason) }
+
+    mutating func expect(_ character: Character, _ context: String) throws(TOMLError) {
+        guard peek == character.asciiValue else { throw error("expected '\(character)' \(context)") }
+        index += 1
+    }
+
+    mutating func skipSpaces() {
+        while let byte = peek, byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") { index += 1 }
+    }
+
+    mutating func skipWhitespaceAndComments(newlines: Bool) {
+        while let byte = peek {
+            if byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") || byte == UInt8(ascii: "\r") {
+                index += 1
+            } else if byte == UInt8(ascii: "\n"), newlines {
+                index += 1
+                line += 1
+            } else if byte == UInt8(ascii: "#") {
+                while let next = peek, next != UInt8(ascii: "\n") { index += 1 }
+            } else {
+                return
+            }
+        }
+    }
+
+    mutating func endOfLine() throws(TOMLError) {
+        skipWhitespaceAndComments(newlines: false)
+        guard let byte = peek else { return }
+        guard byte == UInt8(ascii: "\n") else { throw error("unexpected text after the value") }
+    }
+
+    mutating func dottedKey() throws(TOMLError) -> String {
+        var parts: [String] = []
+        repeat {
+            skipSpaces()
+            if peek == UInt8(ascii: "\"") {
+                index += 1
+                parts.append(try basicString())
+            } else {
+                let start = index
+                while let byte = peek, byte.isBareKeyCharacter { index += 1 }
+                guard index > start else { throw error("expected a key") }
+                parts.append(String(decoding: bytes[start..<index], as: UTF8.self))
+            }
+            skipSpaces()
+        } while consume(".")
+        return parts.joined(separator: ".")
+    }
+
+    mutating func consume(_ character: Character) -> Bool {
+        guard peek == character.asciiValue else { return false }
+        index += 1
+        return true
+    }
+
+    mutating func value(for key: String) throws(TOMLError) -> TOMLValue {
+        guard let byte = peek else { throw error("key '\(key)' has no value") }
+        switch byte {
+        case UInt8(ascii: "\""):
+            index += 1
+            return .string(try basicString())
+        case UInt8(ascii: "'"):
+            index += 1
+            let start = index
+            while let next = peek, next != UInt8(ascii: "'") {
+                guard next != UInt8(ascii: "\n") else { throw error("unterminated string for '\(key)'") }
+                index += 1
+            }
+            guard peek != nil else { throw error("unterminated string for '\(key)'") }
+            index += 1
+            return .string(String(decoding: bytes[start..<index - 1], as: UTF8.self))
+        case UInt8(ascii: "["):
+            index += 1
+            var elements: [TOMLValue] = []
+            while true {
+                skipWhitespaceAndComments(newlines: true)
+                if consume("]") { return .array(elements) }
+                elements.append(try value(for: key))
+                skipWhitespaceAndComments(newlines: true)
+                if consume(",") { continue }
+                try expect("]", "to close the array of '\(key)'")
+                return .array(elements)
+            }
+        default:
+            let start = index
+            while let next = peek, next.isScalarCharacter { index += 1 }
+            let token = String(decoding: bytes[start..<index], as: UTF8.self)
+            if token == "true" { return .boolean(true) }
+            if token == "false" { return .boolean(false) }
+            let digits = token.replacingUnderscores
+            if let integer = Int64(digits) { return .integer(integer) }
+            if token.contains(where: { $0.isNumber }), let float = Double(digits) { return .float(float) }
+            throw error("'\(token.isEmpty ? String(UnicodeScalar(byte)) : token)' is not a valid value for '\(key)' (strings need quotes)")
+        }
+    }
+
+    mutating func basicString() throws(TOMLError) -> String {
+        var text: [UInt8] = []
+        while let byte = peek {
+            index += 1
+            switch byte {
+            case UInt8(ascii: "\""):
+                return String(decoding: text, as: UTF8.self)
+            case UInt8(ascii: "\n"):
+                throw error("unterminated string")
+            case UInt8(ascii: "\\"):
+                text += try escapeSequence()
+            default:
+                text.append(byte)
+            }
+        }
+        throw error("unterminated string")
+    }
+
+    mutating func escapeSequence() throws(TOMLError) -> [UInt8] {
+        guard let escape = peek else { throw error("unterminated string") }
+        index += 1
+        switch escape {
+        case UInt8(ascii: "n"): return [0x0A]
+        case UInt8(ascii: "t"): return [0x09]
+        case UInt8(ascii: "r"): return [0x0D]
+        case UInt8(ascii: "\""), UInt8(ascii: "\\"): return [escape]
+        case UInt8(ascii: "u"), UInt8(ascii: "U"):
+            let length = escape == UInt8(ascii: "u") ? 4 : 8
+            guard index + length <= bytes.count,
+                  let code = UInt32(String(decoding: bytes[index..<index + length], as: UTF8.self), radix: 16),
+                  let scalar = UnicodeScalar(code)
+            else { throw error("invalid unicode escape in string") }
+            index += length
+            return Array(String(scalar).utf8)
+        default:
+            throw error("invalid escape '\\\(UnicodeScalar(escape))' in string")
+        }
+    }
+}
+
+extension UInt8 {
+    fileprivate var isBareKeyCharacter: Bool {
+        (self >= UInt8(ascii: "a") && self <= UInt8(ascii: "z")) || (self >= UInt8(ascii: "A") && self <= UInt8(ascii: "Z"))
+            || (self >= UInt8(ascii: "0") && self <= UInt8(ascii: "9")) || self == UInt8(ascii: "_") || self == UInt8(ascii: "-")
+    }
+
+    fileprivate var isScalarCharacter: Bool {
+        isBareKeyCharacter || self == UInt8(ascii: ".") || self == UInt8(ascii: "+")
+    }
+}
+
+extension String {
+    fileprivate var replacingUnderscores: String { String(filter { $0 != "_" }) }
+}

@@ -1,0 +1,88 @@
+import Replication
+
+/// One column of a published relation, as the decoder learned it from the stream.
+public struct Column: Sendable, Hashable {
+    public var name: String
+    public var typeOID: UInt32
+    public var typeModifier: Int32
+    /// Part of the replica identity (pgoutput flag 1); only these appear in a key-only old tuple.
+    public var isKey: Bool
+
+    public init(name: String, typeOID: UInt32, typeModifier: Int32 = -1, isKey: Bool = false) {
+        self.name = name
+        self.typeOID = typeOID
+        self.typeModifier = typeModifier
+        self.isKey = isKey
+    }
+}
+
+/// A column value as it arrived. Values keep the bytes of the message they came in
+/// (`ArraySlice` shares its storage), so decoding allocates no per-value buffers.
+public enum TupleValue: Sendable, Hashable {
+    case null
+    /// A TOASTed value the change did not touch; the server did not send it.
+    case unchangedToast
+    /// The type's text output (UTF-8), rendered with the session settings pinned on connect.
+    case text(ArraySlice<UInt8>)
+    /// The type's binary send format (pgoutput `binary 'true'`).
+    case binary(ArraySlice<UInt8>)
+}
+
+/// A row image: values aligned with `columns`.
+public struct Row: Sendable, Hashable {
+    public var columns: [Column]
+    public var values: [TupleValue]
+
+    public init(columns: [Column], values: [TupleValue]) {
+        self.columns = columns
+        self.values = values
+    }
+
+    public subscript(name: String) -> TupleValue? {
+        columns.firstIndex { $0.name == name }.map { values[$0] }
+    }
+}
+
+/// One decoded row change of a committed transaction, independent of the output plugin.
+public struct Change: Sendable, Hashable {
+    public enum Operation: String, Sendable, Hashable {
+        case insert, update, delete, truncate
+    }
+
+    /// The WAL position of the change itself (not of its commit).
+    public var lsn: LSN
+    public var schema: String
+    public var table: String
+    public var operation: Operation
+    public var new: Row?
+    /// The old key (default replica identity) or the whole old row (REPLICA IDENTITY FULL).
+    public var old: Row?
+
+    public init(lsn: LSN, schema: String, table: String, operation: Operation, new: Row? = nil, old: Row? = nil) {
+        self.lsn = lsn
+        self.schema = schema
+        self.table = table
+        self.operation = operation
+        self.new = new
+        self.old = old
+    }
+}
+
+/// A committed transaction, delivered whole and in commit order.
+public struct Transaction: Sendable, Hashable {
+    public var xid: UInt32
+    /// Where the commit record starts.
+    public var commitLSN: LSN
+    /// Just past the commit record: the position to acknowledge once the transaction is handled.
+    public var endLSN: LSN
+    public var commitTime: PostgresTimestamp
+    public var changes: [Change]
+
+    public init(xid: UInt32, commitLSN: LSN, endLSN: LSN, commitTime: PostgresTimestamp, changes: [Change]) {
+        self.xid = xid
+        self.commitLSN = commitLSN
+        self.endLSN = endLSN
+        self.commitTime = commitTime
+        self.changes = changes
+    }
+}

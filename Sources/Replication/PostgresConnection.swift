@@ -1,0 +1,140 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CLibPQ
+
+/// One libpq connection. libpq handles are not thread-safe: an instance is used by
+/// one task or thread at a time, and closes its handle when released.
+public final class PostgresConnection: @unchecked Sendable {
+    let handle: OpaquePointer
+    public let endpoint: String
+
+    /// Connects with libpq. `url` is a conninfo string or `postgresql://` URI; `parameters`
+    /// override what it says (e.g. `replication=database`).
+    public init(url: String, parameters: [(String, String)] = []) throws(PostgresError) {
+        let keywords = ["dbname", "connect_timeout", "fallback_application_name"] + parameters.map(\.0)
+        let values = [url, "10", "changerelay"] + parameters.map(\.1)
+        let connection = Self.withCStrings(keywords) { keywordPointers in
+            Self.withCStrings(values) { valuePointers in
+                PQconnectdbParams(keywordPointers, valuePointers, 1)
+            }
+        }
+        guard let connection else {
+            throw PostgresError(.connectionFailed, "out of memory", endpoint: "?")
+        }
+        handle = connection
+        endpoint = Self.describeEndpoint(connection)
+        guard PQstatus(connection) == CONNECTION_OK else {
+            throw PostgresError(.connectionFailed, Self.lastError(connection), endpoint: endpoint)
+        }
+    }
+
+    deinit { PQfinish(handle) }
+
+    /// The server's version as `PQserverVersion` reports it (150018 for 15.18).
+    public var serverVersion: Int { Int(PQserverVersion(handle)) }
+
+    /// Runs one or more statements with the simple-query protocol (the only one a
+    /// replication connection accepts) and returns the last result's rows.
+    @discardableResult
+    public func execute(_ sql: String) throws(PostgresError) -> QueryResult {
+        var last = QueryResult(columns: [], rows: [])
+        guard PQsendQuery(handle, sql) == 1 else { throw failure(statement: sql) }
+        var firstError: PostgresError?
+        while let result = PQgetResult(handle) {
+            defer { PQclear(result) }
+            switch PQresultStatus(result) {
+            case PGRES_TUPLES_OK, PGRES_COMMAND_OK, PGRES_EMPTY_QUERY:
+                last = QueryResult(result)
+            default:
+                if firstError == nil { firstError = resultError(result, statement: sql) }
+            }
+        }
+        if let firstError { throw firstError }
+        return last
+    }
+
+    /// Runs one statement with text parameters (`$1`, `$2`, …), which keeps values out
+    /// of the SQL text. Not available on replication connections.
+    @discardableResult
+    public func query(_ sql: String, _ parameters: [String?]) throws(PostgresError) -> QueryResult {
+        let result = Self.withOptionalCStrings(parameters) { pointers in
+            PQexecParams(handle, sql, Int32(parameters.count), nil, pointers, nil, nil, 0)
+        }
+        guard let result else { throw failure(statement: sql) }
+        defer { PQclear(result) }
+        switch PQresultStatus(result) {
+        case PGRES_TUPLES_OK, PGRES_COMMAND_OK: return QueryResult(result)
+        default: throw resultError(result, statement: sql)
+        }
+    }
+
+    func failure(statement: String?) -> PostgresError {
+        let kind: PostgresError.Kind = PQstatus(handle) == CONNECTION_OK ? .queryFailed(sqlState: nil) : .connectionLost
+        return PostgresError(kind, Self.lastError(handle), endpoint: endpoint, statement: statement)
+    }
+
+    func resultError(_ result: OpaquePointer, statement: String?) -> PostgresError {
+        let state = PQresultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) }
+        var message = PQresultErrorMessage(result).map { String(cString: $0) } ?? ""
+        if message.isEmpty { message = Self.lastError(handle) }
+        let kind: PostgresError.Kind = PQstatus(handle) == CONNECTION_OK ? .queryFailed(sqlState: state) : .connectionLost
+        return PostgresError(kind, message.trimmingTrailingWhitespace, endpoint: endpoint, statement: statement)
+    }
+
+    static func lastError(_ handle: OpaquePointer) -> String {
+        PQerrorMessage(handle).map { String(cString: $0) }?.trimmingTrailingWhitespace ?? "unknown libpq error"
+    }
+
+    private static func describeEndpoint(_ handle: OpaquePointer) -> String {
+        let host = PQhost(handle).map { String(cString: $0) } ?? "?"
+        let port = PQport(handle).map { String(cString: $0) } ?? "?"
+        let database = PQdb(handle).map { String(cString: $0) } ?? "?"
+        return "\(host):\(port)/\(database)"
+    }
+
+    private static func withCStrings<R>(_ strings: [String], _ body: ([UnsafePointer<CChar>?]) -> R) -> R {
+        withOptionalCStrings(strings) { pointers in body(pointers + [nil]) }
+    }
+
+    private static func withOptionalCStrings<R>(_ strings: [String?], _ body: ([UnsafePointer<CChar>?]) -> R) -> R {
+        let copies = strings.map { $0.map { strdup($0)! } }
+        defer { copies.forEach { free($0) } }
+        return body(copies.map { $0.map { UnsafePointer($0) } })
+    }
+}
+
+/// Rows of a result in text format; NULL is nil.
+public struct QueryResult: Sendable {
+    public var columns: [String]
+    public var rows: [[String?]]
+
+    public init(columns: [String], rows: [[String?]]) {
+        self.columns = columns
+        self.rows = rows
+    }
+
+    init(_ result: OpaquePointer) {
+        let columnCount = PQnfields(result)
+        columns = (0..<columnCount).map { String(cString: PQfname(result, $0)) }
+        rows = (0..<PQntuples(result)).map { row in
+            (0..<columnCount).map { column in
+                PQgetisnull(result, row, column) == 1 ? nil : String(cString: PQgetvalue(result, row, column))
+            }
+        }
+    }
+
+    /// The first row's value of `column`, for single-row lookups.
+    public func value(_ column: String, row: Int = 0) -> String? {
+        guard row < rows.count, let index = columns.firstIndex(of: column) else { return nil }
+        return rows[row][index]
+    }
+}
+
+extension String {
+    var trimmingTrailingWhitespace: String {
+        var text = Substring(self)
+        while let last = text.last, last.isWhitespace { text.removeLast() }
+        return String(text)
+    }
+}

@@ -1,0 +1,57 @@
+/// A point in time as the replication protocol carries it: microseconds since
+/// 2000-01-01 00:00:00 UTC (the Postgres epoch), not the Unix epoch.
+public struct PostgresTimestamp: Sendable, Hashable, Comparable {
+    public var microseconds: Int64
+
+    /// Seconds between 1970-01-01 and 2000-01-01.
+    static let unixOffsetSeconds: Int64 = 946_684_800
+
+    public init(microsecondsSince2000 microseconds: Int64) { self.microseconds = microseconds }
+
+    public init(unixMicroseconds: Int64) {
+        microseconds = unixMicroseconds - Self.unixOffsetSeconds * 1_000_000
+    }
+
+    public var unixMicroseconds: Int64 { microseconds + Self.unixOffsetSeconds * 1_000_000 }
+
+    public static func < (lhs: Self, rhs: Self) -> Bool { lhs.microseconds < rhs.microseconds }
+
+    /// The text Postgres prints for a `timestamptz` with `TimeZone=UTC` and
+    /// `DateStyle=ISO`: `2026-11-23 21:42:07.1234+00`, trailing fraction zeros dropped.
+    public var postgresText: String {
+        var seconds = microseconds / 1_000_000
+        var fraction = microseconds % 1_000_000
+        if fraction < 0 { fraction += 1_000_000; seconds -= 1 }
+        var days = seconds / 86_400
+        var secondOfDay = seconds % 86_400
+        if secondOfDay < 0 { secondOfDay += 86_400; days -= 1 }
+        let (year, month, day) = Self.civilDate(daysSince2000: days)
+        var text = Self.pad(year, 4) + "-" + Self.pad(month, 2) + "-" + Self.pad(day, 2) + " "
+            + Self.pad(secondOfDay / 3600, 2) + ":" + Self.pad(secondOfDay / 60 % 60, 2) + ":"
+            + Self.pad(secondOfDay % 60, 2)
+        if fraction != 0 {
+            var digits = Self.pad(fraction, 6)
+            while digits.hasSuffix("0") { digits.removeLast() }
+            text += "." + digits
+        }
+        return text + "+00"
+    }
+
+    private static func pad(_ value: Int64, _ width: Int) -> String {
+        let digits = String(value)
+        return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
+    }
+
+    /// Howard Hinnant's days-to-civil algorithm, shifted to the 2000 epoch.
+    private static func civilDate(daysSince2000: Int64) -> (Int64, Int64, Int64) {
+        let z = daysSince2000 + 10_957 + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let dayOfEra = z - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let mp = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
+    }
+}
