@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "changerelay", targets: ["changerelay"]),
+        .executable(name: "DecoderBench", targets: ["DecoderBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -20,13 +21,17 @@ let package = Package(
         ]),
         .target(name: "Decoding", dependencies: ["Replication"]),
         .target(name: "Configuration"),
-        .target(name: "Schema", dependencies: ["Replication", "Configuration"], resources: []),
+        .target(name: "Pipeline", dependencies: [
+            "Replication", "Decoding", "Configuration",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "Schema", dependencies: ["Replication", "Configuration"]),
         .target(name: "EmbeddedPostgres", dependencies: [
             "Replication",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "changerelay", dependencies: [
-            "Replication", "Decoding", "Configuration", "Schema", "EmbeddedPostgres",
+            "Replication", "Decoding", "Configuration", "Schema", "EmbeddedPostgres", "Pipeline",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),

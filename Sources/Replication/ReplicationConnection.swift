@@ -77,7 +77,7 @@ public struct ReplicationConnection: ~Copyable {
     ) throws(PostgresError) -> ReplicationStream {
         var sql = "START_REPLICATION SLOT \(quoteIdentifier(slot)) LOGICAL \(start)"
         if !options.isEmpty {
-            sql += " (" + options.map { "\(quoteIdentifier($0.0)) '\($0.1.replacingQuotes)'" }.joined(separator: ", ") + ")"
+            sql += " (" + options.map { "\(quoteIdentifier($0.0)) \(quoteLiteral($0.1))" }.joined(separator: ", ") + ")"
         }
         let handle = connection.handle
         guard let result = PQexec(handle, sql) else { throw connection.failure(statement: sql) }
@@ -87,6 +87,11 @@ public struct ReplicationConnection: ~Copyable {
         }
         return ReplicationStream(connection: connection, startedAt: start, statusInterval: statusInterval)
     }
+}
+
+/// Single-quotes a string literal for the simple-query protocol, which takes no parameters.
+public func quoteLiteral(_ text: String) -> String {
+    "'" + text.replacingQuotes + "'"
 }
 
 /// Double-quotes an identifier for replication commands, which take no parameters.

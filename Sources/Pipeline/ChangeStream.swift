@@ -1,0 +1,179 @@
+import Configuration
+import Decoding
+import Logging
+import Replication
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Turns one output plugin's messages into committed transactions.
+protocol TransactionDecoder {
+    /// Feeds one XLogData payload; returns the transactions it completed, in commit order.
+    mutating func consume(_ payload: [UInt8], at lsn: LSN) throws -> [Transaction]
+    /// True while a transaction has begun (or streamed chunks are buffered) but not ended:
+    /// a keepalive's WAL end must not be acknowledged then, or a restart would skip it.
+    var hasOpenTransactions: Bool { get }
+    /// START_REPLICATION options for this plugin.
+    static func options(_ settings: ChangeStream.Settings, tables: [String]) -> [(String, String)]
+}
+
+/// Reads a slot and hands every committed transaction, in commit order, to a
+/// handler; acknowledges each one only after the handler returned. Reconnects with
+/// backoff when the connection drops (a persistent slot re-sends from its confirmed
+/// position). Runs on the calling thread, which it blocks: give it a thread of its own.
+public final class ChangeStream {
+    public struct Settings: Sendable {
+        public var databaseURL: String
+        public var plugin: Config.Plugin
+        /// A persistent slot's name; nil for a temporary slot that lives as long as the connection.
+        public var slot: String?
+        public var publication: String
+        public var startLSN: LSN
+        public var statusInterval: Duration
+        /// pgoutput protocol version: 1, 2 (streaming of large transactions) or 3.
+        public var protocolVersion: Int
+        public var streaming: Bool
+        public var binary: Bool
+
+        public init(databaseURL: String, plugin: Config.Plugin, slot: String?, publication: String,
+                    startLSN: LSN = .zero, statusInterval: Duration = .seconds(10), protocolVersion: Int = 2,
+                    streaming: Bool = true, binary: Bool = false) {
+            self.databaseURL = databaseURL
+            self.plugin = plugin
+            self.slot = slot
+            self.publication = publication
+            self.startLSN = startLSN
+            self.statusInterval = statusInterval
+            self.protocolVersion = protocolVersion
+            self.streaming = streaming
+            self.binary = binary
+        }
+    }
+
+    public enum Control: Sendable { case proceed, stop }
+
+    let settings: Settings
+    let logger: Logger
+    private var backoff = Backoff()
+
+    public init(_ settings: Settings, logger: Logger) {
+        self.settings = settings
+        self.logger = logger
+    }
+
+    /// Streams until `handle` or `shouldStop` says stop. `handle` must make the
+    /// transaction durable before it returns: its end LSN is acknowledged right after.
+    /// `onStreaming` runs each time a stream has started (after every reconnect).
+    public func run(shouldStop: () -> Bool, onStreaming: () -> Void = {},
+                    handle: (Transaction) throws -> Control) throws {
+        var resumeFrom = settings.startLSN
+        while !shouldStop() {
+            do {
+                let stopped = try stream(from: resumeFrom, shouldStop: shouldStop, onStreaming: onStreaming,
+                                         handle: handle, acknowledged: &resumeFrom)
+                if stopped { return }
+            } catch let error as PostgresError where settings.slot != nil && error.isRetryable {
+                let delay = backoff.nextDelay()
+                logger.warning("replication connection failed; reconnecting", metadata: [
+                    "error": "\(error)", "retry_in_ms": "\(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000)",
+                    "resume_lsn": "\(resumeFrom)",
+                ])
+                sleep(for: delay, unless: shouldStop)
+            }
+        }
+    }
+
+    /// One connection's worth of streaming. Returns true when asked to stop.
+    private func stream(from start: LSN, shouldStop: () -> Bool, onStreaming: () -> Void,
+                        handle: (Transaction) throws -> Control,
+                        acknowledged: inout LSN) throws -> Bool {
+        let connection = try ReplicationConnection(url: settings.databaseURL)
+        let tables = try publishedTables(connection.connection)
+        let slot: String
+        if let configured = settings.slot {
+            slot = configured
+        } else {
+            slot = "changerelay_tail_\(getpid())"
+            _ = try connection.createSlot(slot, plugin: settings.plugin.rawValue, temporary: true)
+        }
+        var decoder: any TransactionDecoder = switch settings.plugin {
+        case .pgoutput: PgOutputTransactionDecoder(protocolVersion: settings.protocolVersion)
+        case .wal2json: Wal2JsonTransactionDecoder(columns: try TableColumns(url: settings.databaseURL))
+        }
+        let options = switch settings.plugin {
+        case .pgoutput: PgOutputTransactionDecoder.options(settings, tables: tables)
+        case .wal2json: Wal2JsonTransactionDecoder.options(settings, tables: tables)
+        }
+        let stream = try connection.startReplication(slot: slot, from: start, options: options,
+                                                     statusInterval: settings.statusInterval)
+        backoff.reset()
+        logger.info("streaming", metadata: ["slot": "\(slot)", "plugin": "\(settings.plugin)", "from": "\(start)",
+                                            "server": "\(stream.endpoint)"])
+        onStreaming()
+        while true {
+            if shouldStop() {
+                try? stream.finish()
+                return true
+            }
+            guard let event = try stream.next(timeout: .milliseconds(200)) else { continue }
+            switch event {
+            case .data(let messageStart, _, _, let payload):
+                for transaction in try decoder.consume(payload, at: messageStart) {
+                    if try handle(transaction) == .stop {
+                        stream.acknowledge(transaction.endLSN)
+                        acknowledged = transaction.endLSN
+                        try? stream.finish()
+                        return true
+                    }
+                    stream.acknowledge(transaction.endLSN)
+                    acknowledged = transaction.endLSN
+                }
+            case .keepalive(let walEnd, _, _):
+                if !decoder.hasOpenTransactions {
+                    stream.acknowledge(walEnd)
+                    acknowledged = max(acknowledged, walEnd)
+                }
+            }
+        }
+    }
+
+    private func publishedTables(_ connection: PostgresConnection) throws -> [String] {
+        let rows = try connection.execute("""
+            SELECT schemaname, tablename FROM pg_publication_tables
+            WHERE pubname = \(quoteLiteral(settings.publication))
+            ORDER BY 1, 2
+            """).rows
+        guard !rows.isEmpty else { throw ChangeStreamError.emptyPublication(settings.publication) }
+        return rows.map { "\($0[0] ?? "").\($0[1] ?? "")" }
+    }
+
+    private func sleep(for duration: Duration, unless shouldStop: () -> Bool) {
+        let clock = ContinuousClock()
+        let deadline = clock.now.advanced(by: duration)
+        while clock.now < deadline, !shouldStop() {
+            usleep(50_000)
+        }
+    }
+}
+
+public enum ChangeStreamError: Error, CustomStringConvertible {
+    case emptyPublication(String)
+
+    public var description: String {
+        switch self {
+        case .emptyPublication(let name):
+            "publication \(name) does not exist or has no tables; run changerelay setup"
+        }
+    }
+}
+
+extension PostgresError {
+    /// Lost connections and server restarts are worth retrying; a rejected statement is not.
+    var isRetryable: Bool {
+        switch kind {
+        case .connectionFailed, .connectionLost: true
+        case .queryFailed(let state): state == "55006" || state?.hasPrefix("57P") == true || state?.hasPrefix("08") == true
+        case .protocolViolation: false
+        }
+    }
+}

@@ -1,0 +1,239 @@
+import Configuration
+import Replication
+
+/// One thing `doctor` checked: fine, or a problem with the statement that fixes it.
+public struct Finding: Sendable, CustomStringConvertible {
+    public var check: String
+    public var problem: String?
+    public var fix: String?
+    public var detail: String
+
+    static func ok(_ check: String, _ detail: String) -> Finding {
+        Finding(check: check, problem: nil, fix: nil, detail: detail)
+    }
+
+    static func problem(_ check: String, _ problem: String, fix: String) -> Finding {
+        Finding(check: check, problem: problem, fix: fix, detail: "")
+    }
+
+    public var isProblem: Bool { problem != nil }
+
+    public var description: String {
+        guard let problem else { return "ok       \(check): \(detail)" }
+        return "PROBLEM  \(check): \(problem)\n         fix: \(fix ?? "")"
+    }
+}
+
+/// The checks behind `changerelay doctor`: what the source database needs for
+/// ChangeRelay to read it without losing changes or filling the disk with WAL.
+public struct Doctor {
+    public var slot: String
+    public var plugin: Config.Plugin
+    public var publication: String
+    public var role: String
+    /// An inactive slot holding back more WAL than this is a problem.
+    public var maxRetainedBytes: Int64
+
+    public init(slot: String, plugin: Config.Plugin, publication: String, role: String = "changerelay",
+                maxRetainedBytes: Int64 = 1 << 30) {
+        self.slot = slot
+        self.plugin = plugin
+        self.publication = publication
+        self.role = role
+        self.maxRetainedBytes = maxRetainedBytes
+    }
+
+    public func run(on db: PostgresConnection) throws(PostgresError) -> [Finding] {
+        var findings = try serverSettings(db)
+        findings.append(try pluginAvailability(db))
+        findings += try publicationMembership(db)
+        findings += try replicaIdentity(db)
+        findings += try privileges(db)
+        findings += try slots(db)
+        return findings
+    }
+
+    func setting(_ name: String, _ db: PostgresConnection) throws(PostgresError) -> String? {
+        try db.query("SELECT setting FROM pg_settings WHERE name = $1", [name]).value("setting")
+    }
+
+    func serverSettings(_ db: PostgresConnection) throws(PostgresError) -> [Finding] {
+        var findings: [Finding] = []
+        let walLevel = try setting("wal_level", db) ?? "?"
+        findings.append(walLevel == "logical"
+            ? .ok("wal_level", "logical")
+            : .problem("wal_level", "wal_level is \(walLevel); logical decoding needs logical",
+                       fix: "ALTER SYSTEM SET wal_level = logical; -- then restart Postgres"))
+        let counts = try db.execute("""
+            SELECT (SELECT count(*) FROM pg_replication_slots) AS slots,
+                   current_setting('max_replication_slots')::int AS max_slots,
+                   (SELECT count(*) FROM pg_stat_replication) AS senders,
+                   current_setting('max_wal_senders')::int AS max_senders
+            """)
+        let slots = Int(counts.value("slots") ?? "") ?? 0, maxSlots = Int(counts.value("max_slots") ?? "") ?? 0
+        let senders = Int(counts.value("senders") ?? "") ?? 0, maxSenders = Int(counts.value("max_senders") ?? "") ?? 0
+        let slotMissing = try slotRow(db) == nil ? 1 : 0
+        findings.append(slots + slotMissing <= maxSlots
+            ? .ok("max_replication_slots", "\(slots) of \(maxSlots) used")
+            : .problem("max_replication_slots", "\(slots) of \(maxSlots) slots used, no room for '\(slot)'",
+                       fix: "ALTER SYSTEM SET max_replication_slots = \(max(10, slots + 4)); -- then restart Postgres"))
+        findings.append(senders < maxSenders
+            ? .ok("max_wal_senders", "\(senders) of \(maxSenders) used")
+            : .problem("max_wal_senders", "\(senders) of \(maxSenders) WAL senders busy",
+                       fix: "ALTER SYSTEM SET max_wal_senders = \(max(10, senders + 4)); -- then restart Postgres"))
+        return findings
+    }
+
+    func pluginAvailability(_ db: PostgresConnection) throws(PostgresError) -> Finding {
+        guard plugin == .wal2json else { return .ok("plugin", "pgoutput is built in") }
+        if let allowed = try setting("output_plugin_libraries", db),
+           !allowed.split(separator: ",").contains(where: { $0.trimmingCharacters() == "wal2json" }) {
+            return .problem("plugin", "output_plugin_libraries (\(allowed)) does not allow wal2json",
+                            fix: "ALTER SYSTEM SET output_plugin_libraries = '\(allowed), wal2json'; -- then restart Postgres")
+        }
+        let libraryDirectory = try db.execute("SHOW dynamic_library_path").rows.first?.first ?? nil
+        do {
+            try db.execute("""
+                SELECT pg_drop_replication_slot(slot_name)
+                FROM pg_create_logical_replication_slot('changerelay_doctor_probe', 'wal2json', true)
+                """)
+            return .ok("plugin", "wal2json loads")
+        } catch {
+            return .problem("plugin", "wal2json cannot be loaded (\(error.message)); library path \(libraryDirectory ?? "?")",
+                            fix: "apt-get install postgresql-15-wal2json -- on the database host")
+        }
+    }
+
+    func publicationMembership(_ db: PostgresConnection) throws(PostgresError) -> [Finding] {
+        let exists = try db.query("SELECT 1 AS found FROM pg_publication WHERE pubname = $1", [publication])
+        guard !exists.rows.isEmpty else {
+            return [.problem("publication", "publication \(publication) does not exist",
+                             fix: "changerelay setup -- or CREATE PUBLICATION \(publication) FOR TABLE "
+                                + SeedTables.published.joined(separator: ", ") + ";")]
+        }
+        let members = Set(try db.query(
+            "SELECT tablename FROM pg_publication_tables WHERE pubname = $1 AND schemaname = 'public'", [publication]
+        ).rows.compactMap { $0[0] })
+        let existing = Set(try db.query(
+            "SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind IN ('r','p') AND relname = ANY($1)",
+            [postgresArray(SeedTables.published)]).rows.compactMap { $0[0] })
+        return SeedTables.published.map { table in
+            if !existing.contains(table) {
+                return .problem("publication", "table public.\(table) does not exist", fix: "changerelay setup")
+            }
+            return members.contains(table)
+                ? .ok("publication", "public.\(table) is in \(publication)")
+                : .problem("publication", "public.\(table) is not in publication \(publication); its changes are never sent",
+                           fix: "ALTER PUBLICATION \(publication) ADD TABLE public.\(table);")
+        }
+    }
+
+    func replicaIdentity(_ db: PostgresConnection) throws(PostgresError) -> [Finding] {
+        let rows = try db.query("""
+            SELECT c.relname, c.relreplident,
+                   EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) AS has_pk
+            FROM pg_publication_tables p
+            JOIN pg_class c ON c.relname = p.tablename AND c.relnamespace = p.schemaname::regnamespace
+            WHERE p.pubname = $1 ORDER BY c.relname
+            """, [publication]).rows
+        return rows.map { row in
+            let table = row[0] ?? "?", identity = row[1] ?? "d", hasKey = row[2] == "t"
+            if SeedTables.needFullIdentity.contains(table), identity != "f" {
+                return .problem("replica identity", "public.\(table) needs REPLICA IDENTITY FULL (handlers compare old and new values)",
+                                fix: "ALTER TABLE public.\(table) REPLICA IDENTITY FULL;")
+            }
+            if identity == "n" || (identity == "d" && !hasKey) {
+                return .problem("replica identity", "public.\(table) has no replica identity; its UPDATEs and DELETEs fail while it is published",
+                                fix: "ALTER TABLE public.\(table) ADD PRIMARY KEY (...); -- or REPLICA IDENTITY FULL")
+            }
+            let name = ["f": "full", "d": "primary key", "i": "index"][identity] ?? identity
+            return .ok("replica identity", "public.\(table): \(name)")
+        }
+    }
+
+    func privileges(_ db: PostgresConnection) throws(PostgresError) -> [Finding] {
+        let roleRow = try db.query("SELECT rolreplication, rolcanlogin FROM pg_roles WHERE rolname = $1", [role])
+        guard !roleRow.rows.isEmpty else {
+            return [.problem("role", "role \(role) does not exist", fix: "changerelay setup")]
+        }
+        var findings: [Finding] = []
+        findings.append(roleRow.value("rolreplication") == "t"
+            ? .ok("role", "\(role) has REPLICATION")
+            : .problem("role", "role \(role) lacks REPLICATION", fix: "ALTER ROLE \(role) REPLICATION;"))
+        let unreadable = try db.query("""
+            SELECT tablename FROM pg_publication_tables
+            WHERE pubname = $1 AND NOT has_table_privilege($2, format('%I.%I', schemaname, tablename), 'SELECT')
+            ORDER BY tablename
+            """, [publication, role]).rows.compactMap { $0[0] }
+        findings.append(unreadable.isEmpty
+            ? .ok("privileges", "\(role) can read every published table")
+            : .problem("privileges", "\(role) cannot SELECT \(unreadable.joined(separator: ", "))",
+                       fix: "GRANT SELECT ON " + unreadable.map { "public.\($0)" }.joined(separator: ", ") + " TO \(role);"))
+        let schemaUsage = try db.query(
+            "SELECT has_schema_privilege($1, 'changerelay', 'USAGE,CREATE') AS ok FROM pg_namespace WHERE nspname = 'changerelay'", [role])
+        findings.append(schemaUsage.value("ok") == "t"
+            ? .ok("privileges", "\(role) can write its schema changerelay")
+            : .problem("privileges", "\(role) cannot use schema changerelay", fix: "changerelay setup -- or GRANT ALL ON SCHEMA changerelay TO \(role);"))
+        return findings
+    }
+
+    func slotRow(_ db: PostgresConnection) throws(PostgresError) -> [String: String?]? {
+        let result = try db.query("""
+            SELECT plugin, active, wal_status, safe_wal_size,
+                   pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint AS retained,
+                   pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint AS lag
+            FROM pg_replication_slots WHERE slot_name = $1
+            """, [slot])
+        guard let row = result.rows.first else { return nil }
+        return Dictionary(uniqueKeysWithValues: zip(result.columns, row))
+    }
+
+    func slots(_ db: PostgresConnection) throws(PostgresError) -> [Finding] {
+        var findings: [Finding] = []
+        if let row = try slotRow(db) {
+            let lag = Int64((row["lag"] ?? nil) ?? "0") ?? 0
+            let retained = Int64((row["retained"] ?? nil) ?? "0") ?? 0
+            let walStatus = (row["wal_status"] ?? nil) ?? "?"
+            let active = row["active"] == "t"
+            let plugin = (row["plugin"] ?? nil) ?? "?"
+            if plugin != self.plugin.rawValue {
+                findings.append(.problem("slot", "slot \(slot) uses \(plugin), configured plugin is \(self.plugin.rawValue)",
+                                         fix: "SELECT pg_drop_replication_slot('\(slot)'); -- then changerelay setup"))
+            }
+            if walStatus == "lost" {
+                findings.append(.problem("slot", "slot \(slot) lost WAL it needed (wal_status = lost); changes were skipped",
+                                         fix: "SELECT pg_drop_replication_slot('\(slot)'); -- then changerelay setup and a backfill"))
+            } else if !active && retained > maxRetainedBytes {
+                findings.append(.problem("slot", "slot \(slot) is inactive and retains \(retained) bytes of WAL (lag \(lag) bytes, safe_wal_size \((row["safe_wal_size"] ?? nil) ?? "unlimited"))",
+                                         fix: "start changerelay run -- or, if it is gone for good, SELECT pg_drop_replication_slot('\(slot)');"))
+            } else {
+                findings.append(.ok("slot", "\(slot): \(active ? "active" : "inactive"), wal_status \(walStatus), lag \(lag) bytes"))
+            }
+        } else {
+            findings.append(.problem("slot", "slot \(slot) does not exist", fix: "changerelay setup"))
+        }
+        let others = try db.query("""
+            SELECT slot_name, pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint
+            FROM pg_replication_slots
+            WHERE slot_name <> $1 AND NOT active AND NOT temporary
+              AND pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn) > $2::bigint
+            ORDER BY slot_name
+            """, [slot, String(maxRetainedBytes)]).rows
+        for row in others {
+            let name = row[0] ?? "?"
+            findings.append(.problem("slot", "inactive slot \(name) retains \(row[1] ?? "?") bytes of WAL",
+                                     fix: "SELECT pg_drop_replication_slot('\(name)'); -- if nothing reads it any more"))
+        }
+        return findings
+    }
+}
+
+func postgresArray(_ names: [String]) -> String {
+    "{" + names.map { "\"\($0)\"" }.joined(separator: ",") + "}"
+}
+
+extension Substring {
+    func trimmingCharacters() -> String {
+        String(drop { $0 == " " }.reversed().drop { $0 == " " }.reversed())
+    }
+}

@@ -1,0 +1,11 @@
+/// The application tables ChangeRelay reads, and what each needs from Postgres.
+public enum SeedTables {
+    /// Members of the publication (`sql/` creates it with these).
+    public static let published = [
+        "user_conversations", "jobs", "automation_workflows", "habit_tracker", "trip_collaborators",
+        "chat_sessions", "chat_messages", "flights", "accommodations", "webhook_configs", "buffered_messages",
+    ]
+
+    /// Handlers compare old and new values of these, so they need the whole old row.
+    public static let needFullIdentity = ["jobs", "habit_tracker", "user_conversations"]
+}

@@ -1,0 +1,57 @@
+import ArgumentParser
+import Configuration
+import Replication
+import Schema
+
+struct Setup: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Apply sql/ idempotently and create the publication, role and slot.")
+
+    @OptionGroup var options: ConfigOptions
+
+    @Option(help: "Folder holding the numbered migrations (default: the repository's sql/).")
+    var sqlDir: String?
+
+    func run() throws {
+        let config = try options.load()
+        do {
+            let url = try config.requireSourceURL()
+            guard let directory = sqlDir ?? SchemaInstaller.locateSQLDirectory() else { throw SetupError.sqlDirectoryMissing }
+            let connection = try PostgresConnection(url: url)
+            let applied = try SchemaInstaller(sqlDirectory: directory).apply(to: connection)
+            print("applied \(applied.count) migrations from \(directory): \(applied.joined(separator: ", "))")
+            let created = try SchemaInstaller.ensureSlot(config.source.slot, plugin: config.source.plugin, on: connection)
+            print(created ? "created slot \(config.source.slot) (\(config.source.plugin))"
+                          : "slot \(config.source.slot) already exists")
+        } catch let error as CustomStringConvertible & Error {
+            throw failure(error.description)
+        }
+    }
+}
+
+struct Doctor: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check the source database; print each problem with the statement that fixes it.")
+
+    @OptionGroup var options: ConfigOptions
+
+    @Option(help: "An inactive slot retaining more WAL than this many bytes is a problem.")
+    var maxRetainedBytes: Int64 = 1 << 30
+
+    func run() throws {
+        let config = try options.load()
+        let findings: [Finding]
+        do {
+            let connection = try PostgresConnection(url: try config.requireSourceURL())
+            findings = try Schema.Doctor(slot: config.source.slot, plugin: config.source.plugin,
+                                         publication: config.source.publication,
+                                         maxRetainedBytes: maxRetainedBytes).run(on: connection)
+        } catch let error as CustomStringConvertible & Error {
+            throw failure(error.description)
+        }
+        findings.forEach { print($0) }
+        let problems = findings.filter(\.isProblem).count
+        print(problems == 0 ? "no problems found" : "\(problems) problem\(problems == 1 ? "" : "s") found")
+        if problems > 0 { throw ExitCode.failure }
+    }
+}

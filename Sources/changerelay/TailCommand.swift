@@ -1,0 +1,82 @@
+import ArgumentParser
+import Configuration
+import Decoding
+import Logging
+import Pipeline
+import Replication
+
+struct Tail: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print decoded changes as JSON lines, one per row change, in commit order.")
+
+    enum Format: String, ExpressibleByArgument { case json, none }
+
+    @OptionGroup var options: ConfigOptions
+
+    @Option(help: "Output plugin: pgoutput or wal2json (default: source.plugin).")
+    var plugin: Config.Plugin?
+
+    @Option(help: "Read this persistent slot, acknowledging what was printed.")
+    var slot: String?
+
+    @Flag(help: "Use a temporary slot that disappears on exit (the default without --slot).")
+    var temporary = false
+
+    @Option(help: "Start at this LSN (X/X); the slot's confirmed position wins when it is later.")
+    var startLSN: String?
+
+    @Option(help: "Stop after this many changes.")
+    var limit: Int?
+
+    @Option(help: "json prints the changes; none only counts them (for benchmarks).")
+    var format: Format = .json
+
+    @Option(help: "pgoutput protocol version (1, 2 or 3); 2 and 3 stream large transactions.")
+    var protoVersion: Int = 2
+
+    @Flag(help: "Ask pgoutput for binary values (send format).")
+    var binary = false
+
+    mutating func validate() throws {
+        if slot != nil && temporary { throw ValidationError("--slot and --temporary exclude each other") }
+        if let startLSN, LSN(startLSN) == nil { throw ValidationError("--start-lsn '\(startLSN)' is not an LSN like 16/B374D848") }
+        if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
+        if !(1...3).contains(protoVersion) { throw ValidationError("--proto-version must be 1, 2 or 3 (PostgreSQL 15)") }
+    }
+
+    func run() throws {
+        bootstrapLogging()
+        Signals.install()
+        let config = try options.load()
+        let logger = Logger(label: "changerelay.tail")
+        let output = FileOutput(descriptor: 1)
+        var renderer = ChangeRenderer()
+        var printed = 0
+        let limit = self.limit
+        let format = self.format
+        do {
+            let settings = ChangeStream.Settings(
+                databaseURL: try config.requireSourceURL(), plugin: plugin ?? config.source.plugin,
+                slot: slot, publication: config.source.publication,
+                startLSN: startLSN.flatMap { LSN($0) } ?? .zero, statusInterval: config.source.statusInterval,
+                protocolVersion: protoVersion, streaming: protoVersion >= 2, binary: binary)
+            try ChangeStream(settings, logger: logger).run(shouldStop: { Signals.shouldStop }) { transaction in
+                for change in transaction.changes {
+                    if format == .json { try renderer.render(change, of: transaction, into: &output.buffer) }
+                    printed += 1
+                    if let limit, printed >= limit { break }
+                }
+                output.flush()
+                if let limit, printed >= limit { return .stop }
+                return .proceed
+            }
+        } catch let error as CustomStringConvertible & Error {
+            output.flush()
+            throw failure(error.description)
+        }
+        output.flush()
+        if format == .none { print("\(printed) changes") }
+    }
+}
+
+extension Config.Plugin: ExpressibleByArgument {}

@@ -1,0 +1,156 @@
+import Configuration
+import Foundation
+import Testing
+
+private func write(_ text: String) throws -> String {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("config-\(UUID().uuidString).toml").path
+    try text.write(toFile: path, atomically: true, encoding: .utf8)
+    return path
+}
+
+private func loadError(_ text: String, environment: [String: String] = [:]) throws -> ConfigError? {
+    let path = try write(text)
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    do {
+        _ = try Config.load(path: path, environment: environment)
+        return nil
+    } catch {
+        return error
+    }
+}
+
+@Suite struct ConfigTests {
+    @Test func defaultsApplyWhenKeysAreAbsent() throws {
+        let config = try Config.load(path: nil, environment: [:])
+        #expect(config.source.plugin == .pgoutput)
+        #expect(config.source.slot == "changerelay")
+        #expect(config.source.publication == "changerelay_pub")
+        #expect(config.conversationChecks.maxAttempts == 3)
+        #expect(config.conversationChecks.retryDelay == .milliseconds(10_000))
+        #expect(config.automations.rateLimitWindow == .seconds(3600))
+        #expect(config.messageBuffer.maxSize == 50)
+        #expect(config.dualWriteMode == .off)
+        #expect(config.source.databaseURL == nil)
+        #expect(throws: ConfigError.self) { try config.requireSourceURL() }
+    }
+
+    @Test func fileValuesAreRead() throws {
+        let path = try write("""
+            # ChangeRelay
+            [source]
+            database_url = "postgresql://relay@db:5432/app"
+            plugin = 'wal2json'
+            slot = "relay_slot"   # trailing comment
+
+            [state]
+            database_url = "postgresql://relay@state/app"
+
+            [dual_write]
+            mode = "shadow"
+
+            [message_buffer]
+            duration_ms = 1_500
+            """)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let config = try Config.load(path: path, environment: [:])
+        #expect(config.source.databaseURL == "postgresql://relay@db:5432/app")
+        #expect(config.source.plugin == .wal2json)
+        #expect(config.source.slot == "relay_slot")
+        #expect(config.stateDatabaseURL == "postgresql://relay@state/app")
+        #expect(config.dualWriteMode == .shadow)
+        #expect(config.messageBuffer.duration == .milliseconds(1500))
+    }
+
+    @Test func stateDefaultsToTheSource() throws {
+        let config = try Config.load(path: nil, environment: ["CHANGERELAY_SOURCE_DATABASE_URL": "postgresql://x/y"])
+        #expect(config.stateDatabaseURL == "postgresql://x/y")
+    }
+
+    @Test func environmentOverridesTheFile() throws {
+        let path = try write("[source]\nplugin = \"pgoutput\"\n[webhooks]\nallow_private_targets = false\n")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let config = try Config.load(path: path, environment: [
+            "CHANGERELAY_SOURCE_PLUGIN": "wal2json",
+            "CHANGERELAY_WEBHOOKS_ALLOW_PRIVATE_TARGETS": "true",
+            "CHANGERELAY_DELIVERY_CONCURRENCY": "8",
+            "CHANGERELAY_SERVICE_KEY": "not a configuration key, ignored here",
+        ])
+        #expect(config.source.plugin == .wal2json)
+        #expect(config.webhooks.allowPrivateTargets)
+        #expect(config.delivery.concurrency == 8)
+    }
+
+    @Test func unknownKeyIsNamedWithItsLine() throws {
+        let error = try #require(try loadError("[source]\nplugin = \"pgoutput\"\nslott = \"x\"\n"))
+        #expect(error.key == "source.slott")
+        #expect(error.origin.hasSuffix("line 3"))
+        #expect(error.description.contains("unknown key"))
+        #expect(error.description.contains("slot"))
+    }
+
+    @Test func unknownSectionIsNamed() throws {
+        let error = try #require(try loadError("[sourcee]\nplugin = \"pgoutput\"\n"))
+        #expect(error.key == "sourcee.plugin")
+    }
+
+    @Test func wrongTypeIsNamed() throws {
+        let error = try #require(try loadError("[delivery]\nconcurrency = \"many\"\n"))
+        #expect(error.key == "delivery.concurrency")
+        #expect(error.reason.contains("must be an integer"))
+    }
+
+    @Test func outOfRangeAndBadChoiceAreNamed() throws {
+        let range = try #require(try loadError("[conversation_checks]\nmax_attempts = 0\n"))
+        #expect(range.key == "conversation_checks.max_attempts")
+        #expect(range.reason.contains("between 1 and 100"))
+        let choice = try #require(try loadError("[source]\nplugin = \"test_decoding\"\n"))
+        #expect(choice.key == "source.plugin")
+        #expect(choice.reason.contains("pgoutput, wal2json"))
+    }
+
+    @Test func badEnvironmentValueIsNamed() throws {
+        let error = try #require(try loadError("", environment: ["CHANGERELAY_DELIVERY_TIMEOUT_MS": "soon"]))
+        #expect(error.key == "delivery.timeout_ms")
+        #expect(error.origin == "environment CHANGERELAY_DELIVERY_TIMEOUT_MS")
+    }
+
+    @Test func misspelledEnvironmentKeyIsAnError() throws {
+        let error = try #require(try loadError("", environment: ["CHANGERELAY_SOURCE_DATABSE_URL": "postgresql://x"]))
+        #expect(error.key == "CHANGERELAY_SOURCE_DATABSE_URL")
+    }
+
+    @Test(arguments: [
+        ("[source\nplugin = 1", "line 1"),
+        ("[source]\nplugin = pgoutput\n", "line 2"),
+        ("[source]\nslot = \"open\n", "line 2"),
+        ("[source]\nslot = \"a\" \"b\"\n", "line 2"),
+        ("[source]\nslot = \"a\"\nslot = \"b\"\n", "line 3"),
+        ("[source]\n[source]\n", "line 2"),
+        ("[source]\nslot = \"bad \\q escape\"\n", "line 2"),
+    ])
+    func syntaxErrorsNameTheLine(text: String, line: String) throws {
+        let error = try #require(try loadError(text))
+        #expect(error.origin.hasSuffix(line), "\(error)")
+    }
+
+    @Test func missingFileIsNamed() throws {
+        #expect {
+            try Config.load(path: "/nonexistent/changerelay.toml", environment: [:])
+        } throws: { error in
+            "\(error)".contains("/nonexistent/changerelay.toml")
+        }
+    }
+
+    @Test func tomlParsesArraysAndEscapes() throws {
+        let document = try TOMLDocument(parsing: """
+            [handlers.echo]
+            tables = ["a", 'b',
+              "c"]  # multi-line
+            text = "tab\\tquote\\"\\u00e9"
+            ratio = 0.5
+            """)
+        #expect(document.values["handlers.echo.tables"]?.value == .array([.string("a"), .string("b"), .string("c")]))
+        #expect(document.values["handlers.echo.text"]?.value == .string("tab\tquote\"é"))
+        #expect(document.values["handlers.echo.ratio"]?.value == .float(0.5))
+    }
+}

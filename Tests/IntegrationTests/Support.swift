@@ -1,0 +1,72 @@
+import EmbeddedPostgres
+import Foundation
+import Replication
+import Testing
+
+/// The built `changerelay` binary: beside the test products, or `CHANGERELAY_BIN`.
+let changerelayBinary: String = {
+    if let configured = ProcessInfo.processInfo.environment["CHANGERELAY_BIN"] { return configured }
+    let testProducts = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+    return testProducts.appendingPathComponent("changerelay").path
+}()
+
+let repositoryRoot: String = {
+    var url = URL(fileURLWithPath: #filePath)
+    for _ in 0..<3 { url.deleteLastPathComponent() }
+    return url.path
+}()
+
+/// A private cluster with the project's schema applied, stopped and removed by `stop()`.
+func startCluster(settings: [String: String] = [:], schema: Bool = true) throws -> LocalPostgres {
+    let cluster = try LocalPostgres(.init(extraSettings: settings))
+    try cluster.start()
+    if schema {
+        let sql = repositoryRoot + "/sql"
+        for file in try FileManager.default.contentsOfDirectory(atPath: sql).sorted()
+        where file.hasSuffix(".sql") && !file.hasSuffix(".rollback.sql") && file.first?.isNumber == true {
+            try cluster.connect().execute(try String(contentsOfFile: sql + "/" + file, encoding: .utf8))
+        }
+    }
+    return cluster
+}
+
+struct CommandResult {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+/// Runs the real binary with a private environment (no inherited CHANGERELAY_* variables).
+func runChangeRelay(_ arguments: [String], environment: [String: String] = [:],
+                    timeout: Duration = .seconds(120)) throws -> CommandResult {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: changerelayBinary)
+    process.arguments = arguments
+    var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("CHANGERELAY_") || $0.key == "CHANGERELAY_PG_BINDIR" }
+    env["CHANGERELAY_SQL_DIR"] = repositoryRoot + "/sql"
+    env.merge(environment) { $1 }
+    process.environment = env
+    let out = FileManager.default.temporaryDirectory.appendingPathComponent("cr-out-\(UUID().uuidString)")
+    let err = FileManager.default.temporaryDirectory.appendingPathComponent("cr-err-\(UUID().uuidString)")
+    FileManager.default.createFile(atPath: out.path, contents: nil)
+    FileManager.default.createFile(atPath: err.path, contents: nil)
+    defer { try? FileManager.default.removeItem(at: out); try? FileManager.default.removeItem(at: err) }
+    process.standardOutput = try FileHandle(forWritingTo: out)
+    process.standardError = try FileHandle(forWritingTo: err)
+    try process.run()
+    let clock = ContinuousClock()
+    let deadline = clock.now.advanced(by: timeout)
+    while process.isRunning {
+        if clock.now > deadline {
+            process.terminate()
+            process.waitUntilExit()
+            Issue.record("changerelay \(arguments.joined(separator: " ")) did not finish within \(timeout)")
+            break
+        }
+        usleep(20_000)
+    }
+    process.waitUntilExit()
+    return CommandResult(status: process.terminationStatus,
+                         stdout: try String(contentsOf: out, encoding: .utf8),
+                         stderr: try String(contentsOf: err, encoding: .utf8))
+}

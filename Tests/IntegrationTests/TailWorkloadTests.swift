@@ -1,0 +1,179 @@
+import Decoding
+import EmbeddedPostgres
+import Foundation
+import Replication
+import Testing
+
+/// The `tail` contract end to end: a real cluster, the real binary, both plugins, and
+/// every value compared with what Postgres itself prints for it.
+@Suite(.serialized) struct TailWorkloadTests {
+    static let typesTable = """
+        CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
+        CREATE DOMAIN positive_int AS int CHECK (VALUE > 0);
+        CREATE TABLE kinds (
+            id int PRIMARY KEY,
+            b bool, s int2, i int4, l int8, f4 float4, f8 float8, n numeric(38,10),
+            t text, by bytea, j json, jb jsonb, u uuid, d date, ts timestamp, tz timestamptz,
+            iv interval, ia int[], ta text[], m mood, p positive_int
+        );
+        CREATE TABLE full_identity (id int PRIMARY KEY, v text);
+        ALTER TABLE full_identity REPLICA IDENTITY FULL;
+        CREATE TABLE toasted (id int PRIMARY KEY, big text, note text);
+        ALTER TABLE toasted ALTER COLUMN big SET STORAGE EXTERNAL;
+        CREATE TABLE evolving (id int PRIMARY KEY, a text);
+        CREATE TABLE bulk (id int PRIMARY KEY, v text);
+        CREATE PUBLICATION tail_pub FOR TABLE kinds, full_identity, toasted, evolving, bulk;
+        """
+
+    static let kindsColumns = ["id", "b", "s", "i", "l", "f4", "f8", "n", "t", "by", "j", "jb", "u", "d", "ts", "tz",
+                               "iv", "ia", "ta", "m", "p"]
+
+    static let kindsRows = """
+        INSERT INTO kinds VALUES
+        (1, true, 32767, 2147483647, 9223372036854775807, 3.4028235e38, 1.7976931348623157e308,
+         '1234567890123456789012345678.1234567890',
+         'quote '' backslash \\ newline
+        tab	unicode é 日本 emoji 🎉', '\\x00ff10'::bytea,
+         '{"a": [1, 2.50, {"b": null}],  "s": "x\\ny"}', '{"nested": {"k": ["ü", 1e3, true]}, "n": 12345678901234567890}',
+         'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '2026-11-23', '2026-11-23 21:42:07.123456',
+         '2026-11-23 21:42:07.5+02', '1 year 2 mons 3 days 04:05:06.7', '{1,NULL,3}', '{"a,b",NULL,"c\\"d",""}',
+         'happy', 42),
+        (2, false, -32768, -2147483648, -9223372036854775808, -1.5e-45, 5e-324, '-0.0000000001', '', '\\x',
+         '[]', '{}', '00000000-0000-0000-0000-000000000000', '0001-01-01', '1999-12-31 23:59:59', '1970-01-01 00:00:00+00',
+         '-1 days', '{}', '{}', 'sad', 1),
+        (3, NULL, NULL, NULL, NULL, 'NaN', 'Infinity', 'NaN', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+         NULL, NULL, NULL, NULL, NULL),
+        (4, NULL, NULL, NULL, NULL, '-Infinity', '-Infinity', NULL, NULL, NULL, 'null', 'null', NULL, NULL, NULL, NULL,
+         NULL, NULL, NULL, NULL, NULL);
+        """
+
+    struct Captured {
+        var lines: [JSONValue]
+        var stderr: String
+    }
+
+    /// Runs the workload once, then reads both slots with `tail`.
+    static func runWorkload() throws -> (pgoutput: Captured, wal2json: Captured, expected: [Int: [String: JSONValue]]) {
+        let cluster = try startCluster(settings: ["logical_decoding_work_mem": "'64kB'"], schema: false)
+        defer { try? cluster.stop() }
+        let db = try cluster.connect()
+        try db.execute(typesTable)
+        try db.execute("SELECT pg_create_logical_replication_slot('t_pgoutput', 'pgoutput')")
+        try db.execute("SELECT pg_create_logical_replication_slot('t_wal2json', 'wal2json')")
+        try db.execute(kindsRows)
+        let expected = try expectedKinds(db)
+        try db.execute("""
+            UPDATE kinds SET id = 10 WHERE id = 2;
+            DELETE FROM kinds WHERE id = 4;
+            INSERT INTO full_identity VALUES (1, 'before');
+            UPDATE full_identity SET v = 'after' WHERE id = 1;
+            DELETE FROM full_identity WHERE id = 1;
+            INSERT INTO toasted SELECT 1, string_agg(md5(g::text), '') , 'first' FROM generate_series(1, 32768) g;
+            UPDATE toasted SET note = 'second' WHERE id = 1;
+            INSERT INTO evolving VALUES (1, 'one');
+            ALTER TABLE evolving ADD COLUMN b int DEFAULT 7;
+            INSERT INTO evolving VALUES (2, 'two', 8);
+            TRUNCATE evolving;
+            INSERT INTO bulk SELECT g, 'row ' || g FROM generate_series(1, 200000) g;
+            """)
+        let total = 4 + 2 + 3 + 2 + 3 + 200_000
+        let environment = ["CHANGERELAY_SOURCE_DATABASE_URL": cluster.url, "CHANGERELAY_SOURCE_PUBLICATION": "tail_pub"]
+        func tail(_ plugin: String) throws -> Captured {
+            let result = try runChangeRelay(["tail", "--plugin", plugin, "--slot", "t_\(plugin)", "--limit", "\(total)"],
+                                            environment: environment, timeout: .seconds(300))
+            #expect(result.status == 0, "tail --plugin \(plugin) failed: \(result.stderr)")
+            let lines = try result.stdout.split(separator: "\n").map { try JSONParser.parse(Array($0.utf8)) }
+            #expect(lines.count == total, "\(plugin): \(lines.count) lines, stderr: \(result.stderr.suffix(2000))")
+            return Captured(lines: lines, stderr: result.stderr)
+        }
+        return (try tail("pgoutput"), try tail("wal2json"), expected)
+    }
+
+    /// What Postgres itself says of each value of `kinds`: `col::text`, rendered the way
+    /// the contract says (JSON numbers and booleans, embedded JSON for json/jsonb).
+    static func expectedKinds(_ db: PostgresConnection) throws -> [Int: [String: JSONValue]] {
+        let select = kindsColumns.map { "\($0)::text" }.joined(separator: ", ")
+        let result = try db.execute("SELECT \(select) FROM kinds ORDER BY id")
+        var rows: [Int: [String: JSONValue]] = [:]
+        for row in result.rows {
+            var values: [String: JSONValue] = [:]
+            for (name, text) in zip(kindsColumns, row) {
+                values[name] = try render(column: name, text: text)
+            }
+            rows[Int(row[0]!)!] = values
+        }
+        return rows
+    }
+
+    static func render(column: String, text: String?) throws -> JSONValue {
+        guard let text else { return .null }
+        switch column {
+        case "b": return .bool(text == "t")
+        case "id", "s", "i", "l": return .number(text)
+        case "f4", "f8": return ["NaN", "Infinity", "-Infinity"].contains(text) ? .string(text) : .number(text)
+        case "j", "jb": return try JSONParser.parse(Array(text.utf8))
+        default: return .string(text)
+        }
+    }
+
+    static func lines(_ captured: Captured, table: String, op: String) -> [JSONValue] {
+        captured.lines.filter { $0["table"] == .string(table) && $0["op"] == .string(op) }
+    }
+
+    static func object(_ value: JSONValue?) -> [String: JSONValue] {
+        guard case .object(let members)? = value else { return [:] }
+        return Dictionary(members.map { ($0.key, $0.value) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    @Test func tailPrintsWhatPostgresSays() throws {
+        let (pgoutput, wal2json, expected) = try Self.runWorkload()
+
+        // Every inserted value equals Postgres' own text, through pgoutput.
+        let inserts = Self.lines(pgoutput, table: "kinds", op: "insert")
+        #expect(inserts.count == 4)
+        for line in inserts {
+            let new = Self.object(line["new"])
+            guard case .number(let idText)? = new["id"], let id = Int(idText), let want = expected[id] else {
+                Issue.record("insert line without a known id: \(line)")
+                continue
+            }
+            for column in Self.kindsColumns {
+                #expect(new[column] == want[column], "pgoutput kinds id \(id) column \(column)")
+            }
+        }
+
+        // wal2json gives the same values, except that it prints NaN and ±Infinity as null.
+        let walInserts = Self.lines(wal2json, table: "kinds", op: "insert")
+        #expect(walInserts.count == 4)
+        for line in walInserts {
+            let new = Self.object(line["new"])
+            guard case .number(let idText)? = new["id"], let id = Int(idText), let want = expected[id] else { continue }
+            for column in Self.kindsColumns {
+                if case .string(let special)? = want[column], ["NaN", "Infinity", "-Infinity"].contains(special),
+                   ["f4", "f8", "n"].contains(column) {
+                    #expect(new[column] == .null, "wal2json prints \(special) in \(column) as null")
+                } else {
+                    #expect(new[column] == want[column], "wal2json kinds id \(id) column \(column)")
+                }
+            }
+        }
+
+        // The same workload gives the same lines through both plugins (bar the NaN/Infinity rows).
+        func comparable(_ captured: Captured) -> [JSONValue] {
+            captured.lines.filter {
+                !($0["table"] == .string("kinds") && [3, 4].contains(Int(Self.numberText(Self.object($0["new"])["id"] ?? Self.object($0["old"])["id"]) ?? "") ?? 0))
+            }
+        }
+        let left = comparable(pgoutput), right = comparable(wal2json)
+        #expect(left.count == right.count)
+        for (a, b) in zip(left, right) where a != b {
+            Issue.record("plugins differ:\npgoutput \(a)\nwal2json \(b)")
+            break
+        }
+    }
+
+    static func numberText(_ value: JSONValue?) -> String? {
+        if case .number(let text)? = value { return text }
+        return nil
+    }
+}

@@ -1,0 +1,57 @@
+-- 005: the least-privilege role the service logs in as.
+-- Created without a password: the operator sets one (ALTER ROLE changerelay
+-- PASSWORD '...') or uses certificate/peer authentication. REPLICATION needs a
+-- superuser on PostgreSQL 15; on RDS grant rds_replication to the role instead.
+DO $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(27991862643291504);
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'changerelay') THEN
+        CREATE ROLE changerelay LOGIN REPLICATION;
+    ELSIF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'changerelay' AND rolcanlogin AND rolreplication) THEN
+        ALTER ROLE changerelay LOGIN REPLICATION;
+    END IF;
+END $$;
+
+GRANT USAGE ON SCHEMA public TO changerelay;
+
+-- Read the sources (backfill, drift-check) and the configuration it caches.
+GRANT SELECT ON
+    public.user_conversations, public.jobs, public.automation_workflows, public.habit_tracker,
+    public.trip_collaborators, public.chat_sessions, public.chat_messages, public.flights,
+    public.accommodations, public.webhook_configs, public.buffered_messages,
+    public.feature_flags
+TO changerelay;
+
+-- Write the effects.
+GRANT SELECT, INSERT, UPDATE, DELETE ON
+    public.trigger_execution_logs, public.automation_execution_logs, public.communication_logs,
+    public.idempotency_log, public.webhook_logs,
+    public.children, public.weeks, public.habits, public.habit_records,
+    public.message_buffer, public.buffer_processing_jobs
+TO changerelay;
+
+-- A buffered message is only ever assigned to its buffer.
+GRANT UPDATE (buffer_id) ON public.buffered_messages TO changerelay;
+
+-- The identity sequences of the effect tables, whatever they are called.
+DO $$
+DECLARE
+    t text;
+    seq text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY[
+        'trigger_execution_logs', 'communication_logs', 'children', 'weeks', 'habits',
+        'habit_records', 'message_buffer', 'buffer_processing_jobs'] LOOP
+        seq := pg_get_serial_sequence(format('public.%I', t), 'id');
+        IF seq IS NOT NULL THEN
+            EXECUTE format('GRANT USAGE ON SEQUENCE %s TO changerelay', seq);
+        END IF;
+    END LOOP;
+END $$;
+
+-- Its own schema: everything, including tables later migrations create there.
+GRANT ALL ON SCHEMA changerelay TO changerelay;
+GRANT ALL ON ALL TABLES IN SCHEMA changerelay TO changerelay;
+GRANT ALL ON ALL SEQUENCES IN SCHEMA changerelay TO changerelay;
+ALTER DEFAULT PRIVILEGES IN SCHEMA changerelay GRANT ALL ON TABLES TO changerelay;
+ALTER DEFAULT PRIVILEGES IN SCHEMA changerelay GRANT ALL ON SEQUENCES TO changerelay;
