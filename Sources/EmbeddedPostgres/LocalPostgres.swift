@@ -138,20 +138,13 @@ public final class LocalPostgres: @unchecked Sendable {
 
     @discardableResult
     private func run(_ tool: String, _ arguments: [String]) throws(LocalPostgresError) -> String {
-        let process = Process()
         var command = [binDirectory + "/" + tool] + arguments
         if geteuid() == 0 { command = ["/usr/sbin/runuser", "-u", "postgres", "--"] + command }
-        process.executableURL = URL(fileURLWithPath: command[0])
-        process.arguments = Array(command.dropFirst())
-        process.currentDirectoryURL = URL(fileURLWithPath: directory)
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        do { try process.run() } catch { throw .failed(tool, "\(error)") }
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self)
-        guard process.terminationStatus == 0 else {
+        let outputPath = directory + "/.\(tool)-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).out"
+        defer { unlink(outputPath) }
+        let status = try ChildProcess(command, outputPath: outputPath).wait()
+        let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+        guard status == 0 else {
             var detail = text
             if let log = try? String(contentsOfFile: directory + "/server.log", encoding: .utf8) {
                 detail += "\nserver.log:\n" + log.split(separator: "\n").suffix(15).joined(separator: "\n")

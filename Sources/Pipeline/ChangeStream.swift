@@ -14,7 +14,12 @@ protocol TransactionDecoder {
     /// a keepalive's WAL end must not be acknowledged then, or a restart would skip it.
     var hasOpenTransactions: Bool { get }
     /// START_REPLICATION options for this plugin.
-    static func options(_ settings: ChangeStream.Settings, tables: [String]) -> [(String, String)]
+    static func options(_ settings: ChangeStream.Settings, tables: [QualifiedTable]) -> [(String, String)]
+}
+
+struct QualifiedTable {
+    var schema: String
+    var table: String
 }
 
 /// Reads a slot and hands every committed transaction, in commit order, to a
@@ -137,14 +142,14 @@ public final class ChangeStream {
         }
     }
 
-    private func publishedTables(_ connection: PostgresConnection) throws -> [String] {
+    private func publishedTables(_ connection: PostgresConnection) throws -> [QualifiedTable] {
         let rows = try connection.execute("""
             SELECT schemaname, tablename FROM pg_publication_tables
             WHERE pubname = \(quoteLiteral(settings.publication))
             ORDER BY 1, 2
             """).rows
         guard !rows.isEmpty else { throw ChangeStreamError.emptyPublication(settings.publication) }
-        return rows.map { "\($0[0] ?? "").\($0[1] ?? "")" }
+        return rows.map { QualifiedTable(schema: $0[0] ?? "", table: $0[1] ?? "") }
     }
 
     private func sleep(for duration: Duration, unless shouldStop: () -> Bool) {

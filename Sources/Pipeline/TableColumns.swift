@@ -3,7 +3,8 @@ import Replication
 /// Column names of source tables, read from the catalog. wal2json leaves unchanged
 /// TOASTed columns out of an update, so telling "unchanged" from "not there" needs
 /// the table's own column list.
-final class TableColumns {
+/// Used only from the thread that reads the stream.
+final class TableColumns: @unchecked Sendable {
     private let connection: PostgresConnection
     private var cache: [String: [String]] = [:]
 

@@ -35,7 +35,7 @@ struct Dev: ParsableCommand {
             let settings = ChangeStream.Settings(databaseURL: cluster.url, plugin: plugin, slot: nil,
                                                  publication: "changerelay_pub", statusInterval: .seconds(1))
             let output = FileOutput(descriptor: 1)
-            var renderer = ChangeRenderer()
+            var writer = JSONWriter()
             print("changerelay dev: streaming changes of \(cluster.url) — try: psql '\(cluster.url)'; Ctrl-C stops")
             var samplesWritten = false
             try ChangeStream(settings, logger: logger).run(shouldStop: { Signals.shouldStop }, onStreaming: {
@@ -43,10 +43,9 @@ struct Dev: ParsableCommand {
                 samplesWritten = true
                 DevSamples.write(to: cluster, logger: logger)
             }) { transaction in
-                for change in transaction.changes {
-                    try renderer.render(change, of: transaction, into: &output.buffer)
-                }
-                output.flush()
+                try ChangeRenderer.appendLines(of: transaction, to: &writer)
+                output.write(writer.bytes)
+                writer.removeAll()
                 return .proceed
             }
         } catch let error as CustomStringConvertible & Error {

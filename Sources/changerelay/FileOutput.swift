@@ -2,30 +2,17 @@
 import Glibc
 #endif
 
-/// Buffered writes to a file descriptor; `tail` writes a whole transaction at once.
-final class FileOutput {
+/// Unbuffered writes of whole chunks to a file descriptor: `tail` writes a whole
+/// transaction at once, so a reader never sees half a line.
+struct FileOutput {
     static let standardError = FileOutput(descriptor: 2)
-    private let descriptor: Int32
-    var buffer: [UInt8] = []
-
-    init(descriptor: Int32) {
-        self.descriptor = descriptor
-        buffer.reserveCapacity(1 << 16)
-    }
+    let descriptor: Int32
 
     func write(line: String) {
-        append(line)
-        append("\n")
-        flush()
+        write(Array((line + "\n").utf8))
     }
 
-    func append(_ text: String) { buffer.append(contentsOf: text.utf8) }
-
-    func append(bytes: [UInt8]) { buffer.append(contentsOf: bytes) }
-
-    var pendingBytes: Int { buffer.count }
-
-    func flush() {
+    func write(_ buffer: [UInt8]) {
         var offset = 0
         while offset < buffer.count {
             let written = buffer[offset...].withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
@@ -35,6 +22,5 @@ final class FileOutput {
             }
             offset += written
         }
-        buffer.removeAll(keepingCapacity: true)
     }
 }

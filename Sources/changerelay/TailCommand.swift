@@ -50,7 +50,7 @@ struct Tail: ParsableCommand {
         let config = try options.load()
         let logger = Logger(label: "changerelay.tail")
         let output = FileOutput(descriptor: 1)
-        var renderer = ChangeRenderer()
+        var writer = JSONWriter(capacity: 1 << 16)
         var printed = 0
         let limit = self.limit
         let format = self.format
@@ -62,19 +62,18 @@ struct Tail: ParsableCommand {
                 protocolVersion: protoVersion, streaming: protoVersion >= 2, binary: binary)
             try ChangeStream(settings, logger: logger).run(shouldStop: { Signals.shouldStop }) { transaction in
                 for change in transaction.changes {
-                    if format == .json { try renderer.render(change, of: transaction, into: &output.buffer) }
+                    if format == .json { try ChangeRenderer.appendLine(change, of: transaction, to: &writer) }
                     printed += 1
                     if let limit, printed >= limit { break }
                 }
-                output.flush()
+                output.write(writer.bytes)
+                writer.removeAll()
                 if let limit, printed >= limit { return .stop }
                 return .proceed
             }
         } catch let error as CustomStringConvertible & Error {
-            output.flush()
             throw failure(error.description)
         }
-        output.flush()
         if format == .none { print("\(printed) changes") }
     }
 }

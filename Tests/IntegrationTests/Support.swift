@@ -36,37 +36,31 @@ struct CommandResult {
     var stderr: String
 }
 
-/// Runs the real binary with a private environment (no inherited CHANGERELAY_* variables).
+/// Runs the real binary with a private environment (no inherited CHANGERELAY_* variables),
+/// killing it if it outlives `timeout`.
 func runChangeRelay(_ arguments: [String], environment: [String: String] = [:],
                     timeout: Duration = .seconds(120)) throws -> CommandResult {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: changerelayBinary)
-    process.arguments = arguments
     var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("CHANGERELAY_") || $0.key == "CHANGERELAY_PG_BINDIR" }
     env["CHANGERELAY_SQL_DIR"] = repositoryRoot + "/sql"
     env.merge(environment) { $1 }
-    process.environment = env
-    let out = FileManager.default.temporaryDirectory.appendingPathComponent("cr-out-\(UUID().uuidString)")
-    let err = FileManager.default.temporaryDirectory.appendingPathComponent("cr-err-\(UUID().uuidString)")
-    FileManager.default.createFile(atPath: out.path, contents: nil)
-    FileManager.default.createFile(atPath: err.path, contents: nil)
-    defer { try? FileManager.default.removeItem(at: out); try? FileManager.default.removeItem(at: err) }
-    process.standardOutput = try FileHandle(forWritingTo: out)
-    process.standardError = try FileHandle(forWritingTo: err)
-    try process.run()
+    let base = FileManager.default.temporaryDirectory.appendingPathComponent("changerelay-\(UUID().uuidString)").path
+    defer { unlink(base + ".out"); unlink(base + ".err") }
+    let child = try ChildProcess([changerelayBinary] + arguments, environment: env, outputPath: base + ".out",
+                                 errorPath: base + ".err")
     let clock = ContinuousClock()
     let deadline = clock.now.advanced(by: timeout)
-    while process.isRunning {
+    var status = child.poll()
+    while status == nil {
         if clock.now > deadline {
-            process.terminate()
-            process.waitUntilExit()
+            child.signal(SIGKILL)
             Issue.record("changerelay \(arguments.joined(separator: " ")) did not finish within \(timeout)")
+            status = child.wait()
             break
         }
         usleep(20_000)
+        status = child.poll()
     }
-    process.waitUntilExit()
-    return CommandResult(status: process.terminationStatus,
-                         stdout: try String(contentsOf: out, encoding: .utf8),
-                         stderr: try String(contentsOf: err, encoding: .utf8))
+    return CommandResult(status: status ?? -1,
+                         stdout: (try? String(contentsOfFile: base + ".out", encoding: .utf8)) ?? "",
+                         stderr: (try? String(contentsOfFile: base + ".err", encoding: .utf8)) ?? "")
 }

@@ -1,0 +1,327 @@
+/// The byte-level JSON lexer behind `JSONParser`, `JSONWriter.appendCompactJSON` and
+/// `Wal2JsonDecoder`. It hands out byte ranges instead of values, so a caller that only
+/// needs the bytes of a string or number (the decoder, the compact re-emitter) never
+/// allocates, and strings without escapes are never copied.
+///
+/// It works on a borrowed buffer and must not outlive the `withUnsafeBufferPointer`
+/// (or similar) call that produced it.
+struct JSONScanner {
+    /// A validated string token: `content` excludes the quotes and still holds any escapes.
+    struct StringToken {
+        var content: Range<Int>
+        var hasEscapes: Bool
+    }
+
+    enum Literal { case `true`, `false`, null }
+
+    let input: UnsafeBufferPointer<UInt8>
+    var position = 0
+    private var depth = 0
+
+    init(_ input: UnsafeBufferPointer<UInt8>) { self.input = input }
+
+    func error(_ reason: JSONParseError.Reason, at offset: Int? = nil) -> JSONParseError {
+        JSONParseError(offset: offset ?? position, reason: reason)
+    }
+
+    mutating func skipWhitespace() {
+        while position < input.count {
+            switch input[position] {
+            case 0x20, 0x09, 0x0A, 0x0D: position += 1
+            default: return
+            }
+        }
+    }
+
+    /// The next significant byte, not consumed.
+    mutating func peek() throws(JSONParseError) -> UInt8 {
+        skipWhitespace()
+        guard position < input.count else { throw error(.unexpectedEnd) }
+        return input[position]
+    }
+
+    mutating func expect(_ byte: UInt8) throws(JSONParseError) {
+        let next = try peek()
+        guard next == byte else { throw error(.unexpectedByte(next)) }
+        position += 1
+    }
+
+    /// Only whitespace may follow the top-level value.
+    mutating func expectEnd() throws(JSONParseError) {
+        skipWhitespace()
+        guard position == input.count else { throw error(.trailingCharacters) }
+    }
+
+    /// Consumes `open` and reports whether the container has members; an empty one is
+    /// consumed whole. Pair with `nextElement(close:)` after each member.
+    mutating func beginContainer(open: UInt8, close: UInt8) throws(JSONParseError) -> Bool {
+        try expect(open)
+        depth += 1
+        guard depth <= JSONParser.maximumDepth else { throw error(.nestingTooDeep, at: position - 1) }
+        if try peek() == close {
+            position += 1
+            depth -= 1
+            return false
+        }
+        return true
+    }
+
+    /// After a member: consumes `,` (true, another member follows) or `close` (false).
+    mutating func nextElement(close: UInt8) throws(JSONParseError) -> Bool {
+        let next = try peek()
+        position += 1
+        if next == UInt8(ascii: ",") { return true }
+        if next == close {
+            depth -= 1
+            return false
+        }
+        position -= 1
+        throw error(.unexpectedByte(next))
+    }
+
+    mutating func scanString() throws(JSONParseError) -> StringToken {
+        try expect(UInt8(ascii: "\""))
+        let start = position
+        var hasEscapes = false
+        while true {
+            // Fast path: printable ASCII that needs no attention, on a local cursor so it stays in a register.
+            var cursor = position
+            while cursor < input.count {
+                let byte = input[cursor]
+                guard byte >= 0x20, byte < 0x80, byte != UInt8(ascii: "\""), byte != UInt8(ascii: "\\") else { break }
+                cursor += 1
+            }
+            position = cursor
+            guard position < input.count else { throw error(.unexpectedEnd) }
+            let byte = input[position]
+            switch byte {
+            case UInt8(ascii: "\""):
+                position += 1
+                return StringToken(content: start..<(position - 1), hasEscapes: hasEscapes)
+            case UInt8(ascii: "\\"):
+                hasEscapes = true
+                try scanEscape()
+            case ..<0x20:
+                throw error(.controlCharacterInString)
+            default:
+                guard let length = Self.utf8SequenceLength(input, at: position) else { throw error(.invalidUTF8) }
+                position += length
+            }
+        }
+    }
+
+    private mutating func scanEscape() throws(JSONParseError) {
+        let escapeStart = position
+        position += 1
+        guard position < input.count else { throw error(.unexpectedEnd) }
+        switch input[position] {
+        case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"),
+             UInt8(ascii: "f"), UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
+            position += 1
+        case UInt8(ascii: "u"):
+            let unit = try hex4(at: position + 1)
+            position += 5
+            if (0xDC00...0xDFFF).contains(unit) { throw error(.unpairedSurrogate, at: escapeStart) }
+            if (0xD800...0xDBFF).contains(unit) {
+                guard position + 1 < input.count, input[position] == UInt8(ascii: "\\"),
+                      input[position + 1] == UInt8(ascii: "u"),
+                      let low = try? hex4(at: position + 2), (0xDC00...0xDFFF).contains(low)
+                else { throw error(.unpairedSurrogate, at: escapeStart) }
+                position += 6
+            }
+        default:
+            throw error(.invalidEscape, at: escapeStart)
+        }
+    }
+
+    private func hex4(at offset: Int) throws(JSONParseError) -> UInt32 {
+        guard offset + 4 <= input.count else { throw error(.invalidUnicodeEscape, at: offset - 2) }
+        var value: UInt32 = 0
+        for index in offset..<(offset + 4) {
+            guard let digit = Self.hexValue(input[index]) else { throw error(.invalidUnicodeEscape, at: offset - 2) }
+            value = value << 4 | UInt32(digit)
+        }
+        return value
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+
+    /// Appends the decoded text of a token that `scanString` validated.
+    func unescape(_ token: StringToken, into output: inout [UInt8]) {
+        guard token.hasEscapes else {
+            output.append(contentsOf: UnsafeBufferPointer(rebasing: input[token.content]))
+            return
+        }
+        var index = token.content.lowerBound
+        let end = token.content.upperBound
+        while index < end {
+            let byte = input[index]
+            guard byte == UInt8(ascii: "\\") else {
+                output.append(byte)
+                index += 1
+                continue
+            }
+            let kind = input[index + 1]
+            index += 2
+            switch kind {
+            case UInt8(ascii: "b"): output.append(0x08)
+            case UInt8(ascii: "f"): output.append(0x0C)
+            case UInt8(ascii: "n"): output.append(0x0A)
+            case UInt8(ascii: "r"): output.append(0x0D)
+            case UInt8(ascii: "t"): output.append(0x09)
+            case UInt8(ascii: "u"):
+                var scalar = (try? hex4(at: index)) ?? 0
+                index += 4
+                if (0xD800...0xDBFF).contains(scalar) {
+                    let low = (try? hex4(at: index + 2)) ?? 0xDC00
+                    scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+                    index += 6
+                }
+                Self.appendUTF8(scalar, to: &output)
+            default: output.append(kind)
+            }
+        }
+    }
+
+    static func appendUTF8(_ scalar: UInt32, to output: inout [UInt8]) {
+        switch scalar {
+        case ..<0x80:
+            output.append(UInt8(scalar))
+        case ..<0x800:
+            output.append(UInt8(0xC0 | scalar >> 6))
+            output.append(UInt8(0x80 | scalar & 0x3F))
+        case ..<0x10000:
+            output.append(UInt8(0xE0 | scalar >> 12))
+            output.append(UInt8(0x80 | scalar >> 6 & 0x3F))
+            output.append(UInt8(0x80 | scalar & 0x3F))
+        default:
+            output.append(UInt8(0xF0 | scalar >> 18))
+            output.append(UInt8(0x80 | scalar >> 12 & 0x3F))
+            output.append(UInt8(0x80 | scalar >> 6 & 0x3F))
+            output.append(UInt8(0x80 | scalar & 0x3F))
+        }
+    }
+
+    /// The length of the well-formed UTF-8 sequence starting at a byte >= 0x80, or nil
+    /// (overlong forms, surrogates, values past U+10FFFF and truncated sequences are rejected).
+    static func utf8SequenceLength(_ bytes: UnsafeBufferPointer<UInt8>, at index: Int) -> Int? {
+        let lead = bytes[index]
+        let length: Int
+        var secondRange: ClosedRange<UInt8> = 0x80...0xBF
+        switch lead {
+        case 0xC2...0xDF: length = 2
+        case 0xE0: length = 3; secondRange = 0xA0...0xBF
+        case 0xE1...0xEC, 0xEE...0xEF: length = 3
+        case 0xED: length = 3; secondRange = 0x80...0x9F
+        case 0xF0: length = 4; secondRange = 0x90...0xBF
+        case 0xF1...0xF3: length = 4
+        case 0xF4: length = 4; secondRange = 0x80...0x8F
+        default: return nil
+        }
+        guard index + length <= bytes.count, secondRange.contains(bytes[index + 1]) else { return nil }
+        for offset in 2..<length where bytes[index + offset] & 0xC0 != 0x80 { return nil }
+        return length
+    }
+
+    /// Scans `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?` and returns its range.
+    mutating func scanNumber() throws(JSONParseError) -> Range<Int> {
+        skipWhitespace()
+        let start = position
+        if position < input.count, input[position] == UInt8(ascii: "-") { position += 1 }
+        guard position < input.count else { throw error(.invalidNumber, at: start) }
+        if input[position] == UInt8(ascii: "0") {
+            position += 1
+        } else {
+            guard skipDigits() > 0 else { throw error(.invalidNumber, at: start) }
+        }
+        if position < input.count, input[position] == UInt8(ascii: ".") {
+            position += 1
+            guard skipDigits() > 0 else { throw error(.invalidNumber, at: start) }
+        }
+        if position < input.count, input[position] | 0x20 == UInt8(ascii: "e") {
+            position += 1
+            if position < input.count, input[position] == UInt8(ascii: "+") || input[position] == UInt8(ascii: "-") {
+                position += 1
+            }
+            guard skipDigits() > 0 else { throw error(.invalidNumber, at: start) }
+        }
+        return start..<position
+    }
+
+    private mutating func skipDigits() -> Int {
+        let start = position
+        while position < input.count, input[position] &- UInt8(ascii: "0") < 10 { position += 1 }
+        return position - start
+    }
+
+    mutating func scanLiteral() throws(JSONParseError) -> Literal {
+        let first = try peek()
+        let (word, literal): (StaticString, Literal) = switch first {
+        case UInt8(ascii: "t"): ("true", .true)
+        case UInt8(ascii: "f"): ("false", .false)
+        case UInt8(ascii: "n"): ("null", .null)
+        default: throw error(.unexpectedByte(first))
+        }
+        let length = word.utf8CodeUnitCount
+        guard matches(word, at: position) else { throw error(.invalidLiteral) }
+        position += length
+        return literal
+    }
+
+    /// Validates and passes over one value of any kind.
+    mutating func skipValue() throws(JSONParseError) {
+        switch try peek() {
+        case UInt8(ascii: "\""): _ = try scanString()
+        case UInt8(ascii: "{"):
+            guard try beginContainer(open: UInt8(ascii: "{"), close: UInt8(ascii: "}")) else { return }
+            repeat {
+                _ = try scanString()
+                try expect(UInt8(ascii: ":"))
+                try skipValue()
+            } while try nextElement(close: UInt8(ascii: "}"))
+        case UInt8(ascii: "["):
+            guard try beginContainer(open: UInt8(ascii: "["), close: UInt8(ascii: "]")) else { return }
+            repeat { try skipValue() } while try nextElement(close: UInt8(ascii: "]"))
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): _ = try scanNumber()
+        default: _ = try scanLiteral()
+        }
+    }
+
+    /// Whether `token` decodes to exactly `bytes` (object keys are compared without building a String).
+    func token(_ token: StringToken, equals bytes: StaticString) -> Bool {
+        guard !token.hasEscapes else {
+            var decoded: [UInt8] = []
+            unescape(token, into: &decoded)
+            return decoded.elementsEqual(UnsafeBufferPointer(start: bytes.utf8Start, count: bytes.utf8CodeUnitCount))
+        }
+        return token.content.count == bytes.utf8CodeUnitCount && matches(bytes, at: token.content.lowerBound)
+    }
+
+    private func matches(_ word: StaticString, at offset: Int) -> Bool {
+        let length = word.utf8CodeUnitCount
+        guard offset + length <= input.count else { return false }
+        for index in 0..<length where input[offset + index] != word.utf8Start[index] { return false }
+        return true
+    }
+
+    func string(_ token: StringToken) -> String {
+        guard token.hasEscapes else {
+            return String(decoding: UnsafeBufferPointer(rebasing: input[token.content]), as: UTF8.self)
+        }
+        var decoded: [UInt8] = []
+        decoded.reserveCapacity(token.content.count)
+        unescape(token, into: &decoded)
+        return String(decoding: decoded, as: UTF8.self)
+    }
+
+    func text(_ range: Range<Int>) -> String {
+        String(decoding: UnsafeBufferPointer(rebasing: input[range]), as: UTF8.self)
+    }
+}

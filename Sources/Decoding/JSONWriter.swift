@@ -1,0 +1,257 @@
+/// Compact JSON output into a reusable byte buffer.
+///
+/// Commas are placed automatically: call `key` before each object member's value and
+/// nothing between array elements. Strings given as bytes are checked for UTF-8 and a
+/// malformed sequence becomes U+FFFD, so the output is always valid JSON even when a
+/// database sends text in a broken encoding.
+public struct JSONWriter: Sendable {
+    public private(set) var bytes: [UInt8]
+    private var needsComma = false
+
+    public init(capacity: Int = 1024) {
+        bytes = []
+        bytes.reserveCapacity(capacity)
+    }
+
+    /// Empties the buffer but keeps its storage, so a writer reused per batch stops allocating.
+    public mutating func removeAll() {
+        bytes.removeAll(keepingCapacity: true)
+        needsComma = false
+    }
+
+    public var string: String { String(decoding: bytes, as: UTF8.self) }
+
+    public mutating func beginObject() {
+        separate()
+        bytes.append(UInt8(ascii: "{"))
+        needsComma = false
+    }
+
+    public mutating func endObject() {
+        bytes.append(UInt8(ascii: "}"))
+        needsComma = true
+    }
+
+    public mutating func beginArray() {
+        separate()
+        bytes.append(UInt8(ascii: "["))
+        needsComma = false
+    }
+
+    public mutating func endArray() {
+        bytes.append(UInt8(ascii: "]"))
+        needsComma = true
+    }
+
+    public mutating func key(_ name: String) {
+        string(name)
+        bytes.append(UInt8(ascii: ":"))
+        needsComma = false
+    }
+
+    public mutating func string(_ value: String) {
+        separate()
+        var value = value
+        value.withUTF8 { appendQuoted($0, validating: false) }
+        needsComma = true
+    }
+
+    public mutating func string<Bytes: Collection<UInt8>>(utf8 value: Bytes) {
+        separate()
+        if value.withContiguousStorageIfAvailable({ appendQuoted($0, validating: true) }) == nil {
+            Array(value).withUnsafeBufferPointer { appendQuoted($0, validating: true) }
+        }
+        needsComma = true
+    }
+
+    public mutating func number(_ value: Int64) {
+        separate()
+        if value < 0 { bytes.append(UInt8(ascii: "-")) }
+        appendDecimal(value.magnitude)
+        needsComma = true
+    }
+
+    /// Writes `text` unchanged as a number token; the caller vouches that it is a valid
+    /// JSON number (which keeps a 38-digit numeric exact).
+    public mutating func number<Bytes: Collection<UInt8>>(text: Bytes) {
+        separate()
+        bytes.append(contentsOf: text)
+        needsComma = true
+    }
+
+    public mutating func bool(_ value: Bool) {
+        separate()
+        bytes.append(contentsOf: value ? Self.trueBytes : Self.falseBytes)
+        needsComma = true
+    }
+
+    public mutating func null() {
+        separate()
+        bytes.append(contentsOf: Self.nullBytes)
+        needsComma = true
+    }
+
+    public mutating func value(_ value: JSONValue) {
+        switch value {
+        case .null: null()
+        case .bool(let flag): bool(flag)
+        case .number(let text): number(text: text.utf8)
+        case .string(let text): string(text)
+        case .array(let elements):
+            beginArray()
+            for element in elements { self.value(element) }
+            endArray()
+        case .object(let members):
+            beginObject()
+            for member in members {
+                key(member.key)
+                self.value(member.value)
+            }
+            endObject()
+        }
+    }
+
+    /// Validates `json` with the strict parser and writes it as one value with all
+    /// insignificant whitespace removed; tokens are copied byte for byte, so numbers and
+    /// strings keep their exact text. On error nothing is written.
+    public mutating func compactJSON<Bytes: Collection<UInt8>>(_ json: Bytes) throws(JSONParseError) {
+        let mark = self.mark
+        separate()
+        do {
+            try JSONParser.withContiguousBytes(json) { buffer throws(JSONParseError) in
+                var scanner = JSONScanner(buffer)
+                try copyCompact(&scanner)
+                try scanner.expectEnd()
+            }
+        } catch {
+            rollBack(to: mark)
+            throw error
+        }
+        needsComma = true
+    }
+
+    /// Ends the current line; the next value starts a new top-level document.
+    public mutating func newline() {
+        bytes.append(0x0A)
+        needsComma = false
+    }
+
+    struct Mark {
+        fileprivate var count: Int
+        fileprivate var needsComma: Bool
+    }
+
+    var mark: Mark { Mark(count: bytes.count, needsComma: needsComma) }
+
+    mutating func rollBack(to mark: Mark) {
+        bytes.removeSubrange(mark.count...)
+        needsComma = mark.needsComma
+    }
+
+    private static let trueBytes: [UInt8] = Array("true".utf8)
+    private static let falseBytes: [UInt8] = Array("false".utf8)
+    private static let nullBytes: [UInt8] = Array("null".utf8)
+    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+
+    private mutating func separate() {
+        if needsComma { bytes.append(UInt8(ascii: ",")) }
+    }
+
+    private mutating func appendDecimal(_ value: UInt64) {
+        if value >= 10 { appendDecimal(value / 10) }
+        bytes.append(UInt8(ascii: "0") + UInt8(value % 10))
+    }
+
+    private mutating func appendQuoted(_ text: UnsafeBufferPointer<UInt8>, validating: Bool) {
+        bytes.append(UInt8(ascii: "\""))
+        var runStart = 0
+        var index = 0
+        while index < text.count {
+            let byte = text[index]
+            if byte >= 0x20, byte < 0x80, byte != UInt8(ascii: "\""), byte != UInt8(ascii: "\\") {
+                index += 1
+                continue
+            }
+            if byte >= 0x80 {
+                if !validating {
+                    index += 1
+                    continue
+                }
+                if let length = JSONScanner.utf8SequenceLength(text, at: index) {
+                    index += length
+                    continue
+                }
+            }
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: text[runStart..<index]))
+            switch byte {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"): appendEscape(byte)
+            case 0x08: appendEscape(UInt8(ascii: "b"))
+            case 0x0C: appendEscape(UInt8(ascii: "f"))
+            case 0x0A: appendEscape(UInt8(ascii: "n"))
+            case 0x0D: appendEscape(UInt8(ascii: "r"))
+            case 0x09: appendEscape(UInt8(ascii: "t"))
+            case ..<0x20:
+                appendEscape(UInt8(ascii: "u"))
+                bytes.append(UInt8(ascii: "0"))
+                bytes.append(UInt8(ascii: "0"))
+                bytes.append(Self.hexDigits[Int(byte >> 4)])
+                bytes.append(Self.hexDigits[Int(byte & 0xF)])
+            default:
+                bytes.append(0xEF)
+                bytes.append(0xBF)
+                bytes.append(0xBD)
+            }
+            index += 1
+            runStart = index
+        }
+        bytes.append(contentsOf: UnsafeBufferPointer(rebasing: text[runStart..<index]))
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    private mutating func appendEscape(_ byte: UInt8) {
+        bytes.append(UInt8(ascii: "\\"))
+        bytes.append(byte)
+    }
+
+    private mutating func copyCompact(_ scanner: inout JSONScanner) throws(JSONParseError) {
+        switch try scanner.peek() {
+        case UInt8(ascii: "\""):
+            let token = try scanner.scanString()
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: scanner.input[(token.content.lowerBound - 1)...token.content.upperBound]))
+        case UInt8(ascii: "{"):
+            bytes.append(UInt8(ascii: "{"))
+            if try scanner.beginContainer(open: UInt8(ascii: "{"), close: UInt8(ascii: "}")) {
+                repeat {
+                    let key = try scanner.scanString()
+                    bytes.append(contentsOf: UnsafeBufferPointer(rebasing: scanner.input[(key.content.lowerBound - 1)...key.content.upperBound]))
+                    try scanner.expect(UInt8(ascii: ":"))
+                    bytes.append(UInt8(ascii: ":"))
+                    try copyCompact(&scanner)
+                } while try appendSeparator(scanner.nextElement(close: UInt8(ascii: "}")))
+            }
+            bytes.append(UInt8(ascii: "}"))
+        case UInt8(ascii: "["):
+            bytes.append(UInt8(ascii: "["))
+            if try scanner.beginContainer(open: UInt8(ascii: "["), close: UInt8(ascii: "]")) {
+                repeat {
+                    try copyCompact(&scanner)
+                } while try appendSeparator(scanner.nextElement(close: UInt8(ascii: "]")))
+            }
+            bytes.append(UInt8(ascii: "]"))
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            let range = try scanner.scanNumber()
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: scanner.input[range]))
+        default:
+            switch try scanner.scanLiteral() {
+            case .true: bytes.append(contentsOf: Self.trueBytes)
+            case .false: bytes.append(contentsOf: Self.falseBytes)
+            case .null: bytes.append(contentsOf: Self.nullBytes)
+            }
+        }
+    }
+
+    private mutating func appendSeparator(_ more: Bool) -> Bool {
+        if more { bytes.append(UInt8(ascii: ",")) }
+        return more
+    }
+}

@@ -1,0 +1,543 @@
+import Replication
+
+/// A logical decoding message (`pg_logical_emit_message`) as wal2json reports it.
+public struct Wal2JsonMessage: Sendable, Hashable {
+    public var lsn: LSN
+    /// Nil for a non-transactional message, which wal2json prints with `"xid":null`.
+    public var xid: UInt32?
+    public var transactional: Bool
+    public var prefix: String
+    public var content: String
+
+    public init(lsn: LSN, xid: UInt32?, transactional: Bool, prefix: String, content: String) {
+        self.lsn = lsn
+        self.xid = xid
+        self.transactional = transactional
+        self.prefix = prefix
+        self.content = content
+    }
+}
+
+/// What one wal2json record completed.
+public enum Wal2JsonEvent: Sendable, Hashable {
+    case transaction(Transaction)
+    case message(Wal2JsonMessage)
+}
+
+/// Turns wal2json 2.5 `format-version 2` records (one per XLogData message, options
+/// `include-xids`, `include-timestamp`, `include-lsn`, `include-type-oids`, `include-pk`)
+/// into the same `Transaction`s the pgoutput decoder produces.
+///
+/// Values are normalised to Postgres' text output so both plugins yield the same
+/// `TupleValue.text`: a number keeps its JSON token text, `true`/`false` become `t`/`f`,
+/// bytea gets back the `\x` wal2json strips, strings (json, jsonb, arrays, timestamps, …)
+/// are their decoded content, and JSON null is `.null`. wal2json prints NaN and ±Infinity
+/// of float and numeric columns as null, so those arrive as `.null` here (pgoutput gives
+/// the text `NaN`). Text values share the record's bytes when they contain no escapes.
+///
+/// To look like pgoutput, an UPDATE's `identity` is dropped when it is only the key and
+/// the key did not change (pgoutput sends no old tuple then; wal2json repeats the key).
+/// An identity holding every column of the table is REPLICA IDENTITY FULL and is kept.
+///
+/// Column typmods are not in wal2json output, so `Column.typeModifier` is -1; `isKey` comes
+/// from `pk` when it lists columns, else from a key-only `identity` (pgoutput instead marks
+/// every column of a REPLICA IDENTITY FULL table).
+///
+/// Use one per replication connection: after a reconnect the server sends again every
+/// transaction not acknowledged, from its `B`, so a half-read one must not carry over.
+public struct Wal2JsonDecoder: Sendable {
+    /// The table's column names in attribute order, or nil when the caller does not know them.
+    public typealias KnownColumns = @Sendable (_ schema: String, _ table: String) -> [String]?
+
+    private struct OpenTransaction: Sendable {
+        var xid: UInt32
+        var commitTime: PostgresTimestamp
+        var changes: [Change]
+    }
+
+    private let knownColumns: KnownColumns?
+    private var open: OpenTransaction?
+
+    /// `knownColumns` lets an UPDATE report the columns wal2json left out because their
+    /// TOASTed value did not change: they become `.unchangedToast` in `new`, in table order.
+    /// Without it such columns are simply absent from the row. It also tells a key-only
+    /// `identity` from a FULL one when the record alone cannot (a DELETE has no `columns`).
+    public init(knownColumns: KnownColumns? = nil) {
+        self.knownColumns = knownColumns
+    }
+
+    /// Whether a `B` has been seen without its `C`: the stream position is then mid-transaction
+    /// and a keepalive must not be acknowledged past the last commit.
+    public var isInTransaction: Bool { open != nil }
+
+    /// Decodes one record; returns the transaction its `C` record completed, nil otherwise.
+    /// Messages are skipped.
+    public mutating func decode(_ record: ArraySlice<UInt8>, at lsn: LSN) throws(Wal2JsonDecodingError) -> Transaction? {
+        guard case .transaction(let transaction) = try decodeEvent(record, at: lsn) else { return nil }
+        return transaction
+    }
+
+    /// Decodes one record; returns a completed transaction or a message, nil for records
+    /// that only advance the open transaction. A transactional message is returned when it
+    /// arrives, before its transaction's `C` (wal2json only sends committed transactions).
+    /// `lsn` is the XLogData start position, used in errors and as a change's position when
+    /// the record has no `lsn` field (the walsender stamps a change's XLogData with its LSN).
+    public mutating func decodeEvent(_ record: ArraySlice<UInt8>, at lsn: LSN) throws(Wal2JsonDecodingError) -> Wal2JsonEvent? {
+        let parsed = record.withUnsafeBufferPointer { buffer in
+            Result { () throws(RecordFailure) in
+                var parser = RecordParser(scanner: JSONScanner(buffer))
+                return try parser.parseRecord()
+            }
+        }
+        switch parsed {
+        case .failure(let failure):
+            throw failure.error(at: lsn)
+        case .success(let fields):
+            do {
+                return try apply(fields, record: record, lsn: lsn)
+            } catch {
+                throw error.error(at: lsn)
+            }
+        }
+    }
+
+    private mutating func apply(_ fields: RecordFields, record: ArraySlice<UInt8>, lsn: LSN) throws(RecordFailure) -> Wal2JsonEvent? {
+        let action = try fields.require(fields.action, "action")
+        guard action.count == 1, let code = action.utf8.first else {
+            throw RecordFailure(field: "action", table: fields.qualifiedTable, reason: .unknownAction(action))
+        }
+        switch code {
+        case UInt8(ascii: "B"):
+            if let open { throw RecordFailure(field: nil, table: nil, reason: .beginInsideTransaction(openXID: open.xid)) }
+            let xid = try fields.require(fields.xid ?? nil, "xid")
+            let commitTime = try fields.require(fields.timestamp ?? nil, "timestamp")
+            open = OpenTransaction(xid: xid, commitTime: commitTime, changes: [])
+            return nil
+        case UInt8(ascii: "I"), UInt8(ascii: "U"), UInt8(ascii: "D"), UInt8(ascii: "T"):
+            guard open != nil else {
+                throw RecordFailure(field: nil, table: fields.qualifiedTable, reason: .changeOutsideTransaction)
+            }
+            let change = try makeChange(code, fields, record: record, lsn: lsn)
+            open!.changes.append(change)
+            return nil
+        case UInt8(ascii: "M"):
+            let transactional = try fields.require(fields.transactional, "transactional")
+            if transactional, open == nil {
+                throw RecordFailure(field: nil, table: nil, reason: .changeOutsideTransaction)
+            }
+            return .message(Wal2JsonMessage(
+                lsn: fields.lsn ?? lsn, xid: fields.xid ?? nil, transactional: transactional,
+                prefix: try fields.require(fields.prefix, "prefix"),
+                content: try fields.require(fields.content, "content")))
+        case UInt8(ascii: "C"):
+            guard let transaction = open else {
+                throw RecordFailure(field: nil, table: nil, reason: .changeOutsideTransaction)
+            }
+            if let xid = fields.xid ?? nil, xid != transaction.xid {
+                throw RecordFailure(field: "xid", table: nil, reason: .xidMismatch(begin: transaction.xid, commit: xid))
+            }
+            let commitLSN = try fields.require(fields.lsn, "lsn")
+            let endLSN = try fields.require(fields.nextLSN, "nextlsn")
+            open = nil
+            return .transaction(Transaction(
+                xid: transaction.xid, commitLSN: commitLSN, endLSN: endLSN,
+                commitTime: transaction.commitTime, changes: transaction.changes))
+        default:
+            throw RecordFailure(field: "action", table: fields.qualifiedTable, reason: .unknownAction(action))
+        }
+    }
+
+    private func makeChange(_ code: UInt8, _ fields: RecordFields, record: ArraySlice<UInt8>, lsn: LSN) throws(RecordFailure) -> Change {
+        let schema = try fields.require(fields.schema, "schema")
+        let table = try fields.require(fields.table, "table")
+        var change = Change(lsn: fields.lsn ?? lsn, schema: schema, table: table, operation: .truncate)
+        guard code != UInt8(ascii: "T") else { return change }
+
+        let resolve = { (value: ValueRef) -> TupleValue in
+            switch value {
+            case .null: .null
+            case .text(let text): .text(text)
+            case .record(let range):
+                .text(record[(record.startIndex + range.lowerBound)..<(record.startIndex + range.upperBound)])
+            case .decoded(let range): .text(fields.decoded[range])
+            }
+        }
+        let identity = fields.identity ?? []
+        if code == UInt8(ascii: "D") {
+            _ = try fields.require(fields.identity, "identity")
+        } else {
+            _ = try fields.require(fields.columns, "columns")
+        }
+        let columns = fields.columns ?? []
+        let known = code == UInt8(ascii: "I") ? nil : knownColumns?(schema, table)
+        func inIdentity(_ name: String) -> Bool { identity.contains { $0.name == name } }
+        let identityIsKey = if let known { known.contains { !inIdentity($0) } } else { columns.contains { !inIdentity($0.name) } }
+        let keys: [ParsedColumn] = if let pk = fields.pk, !pk.isEmpty { pk } else if identityIsKey { identity } else { [] }
+        func isKey(_ name: String) -> Bool { keys.contains { $0.name == name } }
+
+        func row(_ parsed: [ParsedColumn]) -> Row {
+            Row(columns: parsed.map { Column(name: $0.name, typeOID: $0.typeOID, isKey: isKey($0.name)) },
+                values: parsed.map { resolve($0.value) })
+        }
+
+        switch code {
+        case UInt8(ascii: "I"):
+            change.operation = .insert
+            change.new = row(columns)
+        case UInt8(ascii: "U"):
+            change.operation = .update
+            var new = row(columns)
+            if let known { new = Self.mergeUnchangedToast(new, known: known, identity: identity, isKey: isKey) }
+            change.new = new
+            if fields.identity != nil {
+                let old = row(identity)
+                let keyUnchanged = identityIsKey && zip(old.columns, old.values).allSatisfy { column, value in
+                    new[column.name] == value
+                }
+                change.old = keyUnchanged ? nil : old
+            }
+        default:
+            change.operation = .delete
+            change.old = row(identity)
+        }
+        return change
+    }
+
+    /// Lays the received columns out in table order, marking the ones wal2json omitted
+    /// (unchanged TOAST) and appending any the caller's list does not know yet.
+    private static func mergeUnchangedToast(_ new: Row, known: [String], identity: [ParsedColumn], isKey: (String) -> Bool) -> Row {
+        if new.columns.count == known.count, zip(new.columns, known).allSatisfy({ $0.name == $1 }) { return new }
+        var columns: [Column] = []
+        var values: [TupleValue] = []
+        columns.reserveCapacity(max(known.count, new.columns.count))
+        values.reserveCapacity(columns.capacity)
+        for name in known {
+            if let index = new.columns.firstIndex(where: { $0.name == name }) {
+                columns.append(new.columns[index])
+                values.append(new.values[index])
+            } else {
+                // The type is only knowable from a FULL identity; the value is never rendered anyway.
+                let typeOID = identity.first { $0.name == name }?.typeOID ?? 0
+                columns.append(Column(name: name, typeOID: typeOID, isKey: isKey(name)))
+                values.append(.unchangedToast)
+            }
+        }
+        for (column, value) in zip(new.columns, new.values) where !known.contains(column.name) {
+            columns.append(column)
+            values.append(value)
+        }
+        return Row(columns: columns, values: values)
+    }
+}
+
+// MARK: - Record parsing
+
+/// A decoded value before the record's side buffer is final: ranges point into the record
+/// or into `RecordFields.decoded` (unescaped strings, bytea with its `\x` restored).
+private enum ValueRef {
+    case null
+    case text(ArraySlice<UInt8>)
+    case record(Range<Int>)
+    case decoded(Range<Int>)
+}
+
+private struct ParsedColumn {
+    var name: String
+    var typeOID: UInt32
+    var value: ValueRef
+}
+
+private struct RecordFields {
+    var action: String?
+    /// Outer nil: absent; inner nil: JSON null (non-transactional messages).
+    var xid: UInt32??
+    var timestamp: PostgresTimestamp??
+    var lsn: LSN?
+    var nextLSN: LSN?
+    var schema: String?
+    var table: String?
+    var columns: [ParsedColumn]?
+    var identity: [ParsedColumn]?
+    var pk: [ParsedColumn]?
+    var transactional: Bool?
+    var prefix: String?
+    var content: String?
+    var decoded: [UInt8] = []
+
+    var qualifiedTable: String? {
+        guard let schema, let table else { return table }
+        return schema + "." + table
+    }
+
+    func require<Value>(_ value: Value?, _ field: String) throws(RecordFailure) -> Value {
+        guard let value else { throw RecordFailure(field: field, table: qualifiedTable, reason: .missingField) }
+        return value
+    }
+}
+
+private struct RecordFailure: Error {
+    var field: String?
+    var table: String?
+    var reason: Wal2JsonDecodingError.Reason
+
+    func error(at lsn: LSN) -> Wal2JsonDecodingError {
+        Wal2JsonDecodingError(lsn: lsn, field: field, table: table, reason: reason)
+    }
+}
+
+private struct RecordParser {
+    private static let trueText: ArraySlice<UInt8> = [UInt8(ascii: "t")]
+    private static let falseText: ArraySlice<UInt8> = [UInt8(ascii: "f")]
+    private static let byteaOID: UInt32 = 17
+
+    private enum PendingValue {
+        case null
+        case bool(Bool)
+        case number(Range<Int>)
+        case string(JSONScanner.StringToken)
+    }
+
+    var scanner: JSONScanner
+    private var fields = RecordFields()
+
+    init(scanner: JSONScanner) { self.scanner = scanner }
+
+    mutating func parseRecord() throws(RecordFailure) -> RecordFields {
+        var seen: UInt32 = 0
+        if try json({ s throws(JSONParseError) in try s.beginContainer(open: UInt8(ascii: "{"), close: UInt8(ascii: "}")) }) {
+            repeat {
+                let key = try json { s throws(JSONParseError) in try s.scanString() }
+                try json { s throws(JSONParseError) in try s.expect(UInt8(ascii: ":")) }
+                if let index = Self.fieldNames.firstIndex(where: { scanner.token(key, equals: $0) }) {
+                    let name = Self.fieldNameStrings[index]
+                    guard seen & 1 << index == 0 else { throw failure(name, .duplicateField) }
+                    seen |= 1 << index
+                    try parseField(index, name)
+                } else {
+                    try json { s throws(JSONParseError) in try s.skipValue() }
+                }
+            } while try json({ s throws(JSONParseError) in try s.nextElement(close: UInt8(ascii: "}")) })
+        }
+        try json { s throws(JSONParseError) in try s.expectEnd() }
+        return fields
+    }
+
+    /// The fields ChangeRelay reads; any other (`origin`, `type`, …) is validated and skipped.
+    private static let fieldNames: [StaticString] = [
+        "action", "xid", "timestamp", "lsn", "nextlsn", "schema", "table",
+        "columns", "identity", "pk", "transactional", "prefix", "content",
+    ]
+    private static let fieldNameStrings = fieldNames.map { "\($0)" }
+
+    private mutating func parseField(_ index: Int, _ name: String) throws(RecordFailure) {
+        switch index {
+        case 0: fields.action = try string(name)
+        case 1: fields.xid = .some(try nullable(name) { p throws(RecordFailure) in try p.xid(name) })
+        case 2: fields.timestamp = .some(try nullable(name) { p throws(RecordFailure) in try p.timestamp(name) })
+        case 3: fields.lsn = try lsn(name)
+        case 4: fields.nextLSN = try lsn(name)
+        case 5: fields.schema = try string(name)
+        case 6: fields.table = try string(name)
+        case 7: fields.columns = try columnList(name, withValues: true)
+        case 8: fields.identity = try columnList(name, withValues: true)
+        case 9: fields.pk = try columnList(name, withValues: false)
+        case 10: fields.transactional = try bool(name)
+        case 11: fields.prefix = try string(name)
+        default: fields.content = try string(name)
+        }
+    }
+
+    private mutating func columnList(_ field: @autoclosure () -> String, withValues: Bool) throws(RecordFailure) -> [ParsedColumn] {
+        guard try peek() == UInt8(ascii: "[") else { throw failure(field(), .wrongType(expected: "array")) }
+        var result: [ParsedColumn] = []
+        if try json({ s throws(JSONParseError) in try s.beginContainer(open: UInt8(ascii: "["), close: UInt8(ascii: "]")) }) {
+            repeat {
+                result.append(try column(in: field(), at: result.count, withValue: withValues))
+            } while try json({ s throws(JSONParseError) in try s.nextElement(close: UInt8(ascii: "]")) })
+        }
+        return result
+    }
+
+    private mutating func column(in list: @autoclosure () -> String, at index: Int, withValue: Bool) throws(RecordFailure) -> ParsedColumn {
+        func path(_ member: String = "") -> String { "\(list())[\(index)]" + member }
+        guard try peek() == UInt8(ascii: "{") else { throw failure(path(), .wrongType(expected: "object")) }
+        var name: String?
+        var typeOID: UInt32?
+        var value: PendingValue?
+        if try json({ s throws(JSONParseError) in try s.beginContainer(open: UInt8(ascii: "{"), close: UInt8(ascii: "}")) }) {
+            repeat {
+                let key = try json { s throws(JSONParseError) in try s.scanString() }
+                try json { s throws(JSONParseError) in try s.expect(UInt8(ascii: ":")) }
+                if scanner.token(key, equals: "name") {
+                    guard name == nil else { throw failure(path(".name"), .duplicateField) }
+                    name = try string(path(".name"))
+                } else if scanner.token(key, equals: "typeoid") {
+                    guard typeOID == nil else { throw failure(path(".typeoid"), .duplicateField) }
+                    typeOID = try oid(path(".typeoid"))
+                } else if withValue, scanner.token(key, equals: "value") {
+                    guard value == nil else { throw failure(path(".value"), .duplicateField) }
+                    value = try pendingValue(path(".value"))
+                } else {
+                    try json { s throws(JSONParseError) in try s.skipValue() }
+                }
+            } while try json({ s throws(JSONParseError) in try s.nextElement(close: UInt8(ascii: "}")) })
+        }
+        guard let name else { throw failure(path(".name"), .missingField) }
+        guard withValue else { return ParsedColumn(name: name, typeOID: typeOID ?? 0, value: .null) }
+        guard let typeOID else { throw failure(path(".typeoid"), .missingField) }
+        guard let value else { throw failure(path(".value"), .missingField) }
+        return ParsedColumn(name: name, typeOID: typeOID, value: resolve(value, typeOID: typeOID))
+    }
+
+    private mutating func pendingValue(_ path: @autoclosure () -> String) throws(RecordFailure) -> PendingValue {
+        switch try peek() {
+        case UInt8(ascii: "\""):
+            return .string(try json { s throws(JSONParseError) in try s.scanString() })
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return .number(try json { s throws(JSONParseError) in try s.scanNumber() })
+        case UInt8(ascii: "t"), UInt8(ascii: "f"), UInt8(ascii: "n"):
+            switch try json({ s throws(JSONParseError) in try s.scanLiteral() }) {
+            case .true: return .bool(true)
+            case .false: return .bool(false)
+            case .null: return .null
+            }
+        default:
+            try json { s throws(JSONParseError) in try s.skipValue() }
+            throw failure(path(), .wrongType(expected: "string, number, boolean or null"))
+        }
+    }
+
+    private mutating func resolve(_ value: PendingValue, typeOID: UInt32) -> ValueRef {
+        switch value {
+        case .null: return .null
+        case .bool(let flag): return .text(flag ? Self.trueText : Self.falseText)
+        case .number(let range): return .record(range)
+        case .string(let token):
+            guard typeOID == Self.byteaOID || token.hasEscapes else { return .record(token.content) }
+            let start = fields.decoded.count
+            if typeOID == Self.byteaOID { fields.decoded.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "x")]) }
+            scanner.unescape(token, into: &fields.decoded)
+            return .decoded(start..<fields.decoded.count)
+        }
+    }
+
+    // MARK: Typed field readers
+
+    private mutating func string(_ field: @autoclosure () -> String) throws(RecordFailure) -> String {
+        guard try peek() == UInt8(ascii: "\"") else { throw failure(field(), .wrongType(expected: "string")) }
+        return scanner.string(try json { s throws(JSONParseError) in try s.scanString() })
+    }
+
+    private mutating func bool(_ field: @autoclosure () -> String) throws(RecordFailure) -> Bool {
+        let next = try peek()
+        guard next == UInt8(ascii: "t") || next == UInt8(ascii: "f") else { throw failure(field(), .wrongType(expected: "boolean")) }
+        return try json { s throws(JSONParseError) in try s.scanLiteral() } == .true
+    }
+
+    /// Runs `read` unless the value is JSON null.
+    private mutating func nullable<Value>(_ field: @autoclosure () -> String, _ read: (inout RecordParser) throws(RecordFailure) -> Value) throws(RecordFailure) -> Value? {
+        guard try peek() == UInt8(ascii: "n") else { return try read(&self) }
+        guard try json({ s throws(JSONParseError) in try s.scanLiteral() }) == .null else {
+            throw failure(field(), .wrongType(expected: "number, string or null"))
+        }
+        return nil
+    }
+
+    private mutating func unsignedInteger(_ field: @autoclosure () -> String) throws(RecordFailure) -> (negative: Bool, magnitude: UInt64) {
+        let next = try peek()
+        guard next == UInt8(ascii: "-") || next &- UInt8(ascii: "0") < 10 else { throw failure(field(), .wrongType(expected: "number")) }
+        let range = try json { s throws(JSONParseError) in try s.scanNumber() }
+        let negative = scanner.input[range.lowerBound] == UInt8(ascii: "-")
+        var magnitude: UInt64 = 0
+        for index in (negative ? range.lowerBound + 1 : range.lowerBound)..<range.upperBound {
+            let digit = scanner.input[index] &- UInt8(ascii: "0")
+            guard digit < 10, magnitude <= UInt64(UInt32.max) else {
+                throw failure(field(), .invalidValue("\(scanner.text(range)) is not a 32-bit integer"))
+            }
+            magnitude = magnitude * 10 + UInt64(digit)
+        }
+        return (negative, magnitude)
+    }
+
+    private mutating func xid(_ field: @autoclosure () -> String) throws(RecordFailure) -> UInt32 {
+        let (negative, magnitude) = try unsignedInteger(field())
+        guard !negative, let xid = UInt32(exactly: magnitude) else {
+            throw failure(field(), .invalidValue("\(negative ? "-" : "")\(magnitude) is not a transaction id"))
+        }
+        return xid
+    }
+
+    /// wal2json prints type OIDs with `%d`, so an OID past 2^31 arrives negative.
+    private mutating func oid(_ field: @autoclosure () -> String) throws(RecordFailure) -> UInt32 {
+        let (negative, magnitude) = try unsignedInteger(field())
+        if negative, magnitude <= 1 << 31 { return UInt32(truncatingIfNeeded: -Int64(magnitude)) }
+        guard !negative, let oid = UInt32(exactly: magnitude) else {
+            throw failure(field(), .invalidValue("\(negative ? "-" : "")\(magnitude) is not a type OID"))
+        }
+        return oid
+    }
+
+    /// Reads `X/X` straight from the record bytes: every record carries one, and going
+    /// through a String and `LSN.init?(_:)` cost more than the rest of a small record.
+    private mutating func lsn(_ field: @autoclosure () -> String) throws(RecordFailure) -> LSN {
+        guard try peek() == UInt8(ascii: "\"") else { throw failure(field(), .wrongType(expected: "string")) }
+        let token = try json { s throws(JSONParseError) in try s.scanString() }
+        var halves: (UInt64, UInt64) = (0, 0)
+        var digits = 0
+        var sawSlash = false
+        var valid = !token.hasEscapes
+        for index in token.content where valid {
+            let byte = scanner.input[index]
+            if byte == UInt8(ascii: "/"), !sawSlash, digits > 0 {
+                sawSlash = true
+                digits = 0
+                continue
+            }
+            let nibble: UInt8 = switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+            default: 0xFF
+            }
+            digits += 1
+            valid = nibble != 0xFF && digits <= 8
+            if sawSlash { halves.1 = halves.1 << 4 | UInt64(nibble) } else { halves.0 = halves.0 << 4 | UInt64(nibble) }
+        }
+        guard valid, sawSlash, digits > 0 else {
+            throw failure(field(), .invalidValue("\"\(scanner.string(token))\" is not an LSN"))
+        }
+        return LSN(halves.0 << 32 | halves.1)
+    }
+
+    private mutating func timestamp(_ field: @autoclosure () -> String) throws(RecordFailure) -> PostgresTimestamp {
+        guard try peek() == UInt8(ascii: "\"") else { throw failure(field(), .wrongType(expected: "string")) }
+        let token = try json { s throws(JSONParseError) in try s.scanString() }
+        let parsed: PostgresTimestamp? = if token.hasEscapes {
+            nil
+        } else {
+            PostgresTimestamp(wal2jsonText: UnsafeBufferPointer(rebasing: scanner.input[token.content]))
+        }
+        guard let parsed else {
+            throw failure(field(), .invalidValue("\"\(scanner.string(token))\" is not an ISO timestamptz"))
+        }
+        return parsed
+    }
+
+    // MARK: Plumbing
+
+    private mutating func peek() throws(RecordFailure) -> UInt8 {
+        try json { s throws(JSONParseError) in try s.peek() }
+    }
+
+    private mutating func json<Value>(_ body: (inout JSONScanner) throws(JSONParseError) -> Value) throws(RecordFailure) -> Value {
+        do {
+            return try body(&scanner)
+        } catch {
+            throw RecordFailure(field: nil, table: fields.qualifiedTable, reason: .invalidJSON(error))
+        }
+    }
+
+    private func failure(_ field: String, _ reason: Wal2JsonDecodingError.Reason) -> RecordFailure {
+        RecordFailure(field: field, table: fields.qualifiedTable, reason: reason)
+    }
+}

@@ -1,0 +1,76 @@
+import Testing
+@testable import Decoding
+
+@Suite struct JSONWriterTests {
+    @Test func escapesStrings() {
+        var writer = JSONWriter()
+        writer.string("a\"b\\c/\n\r\t\u{8}\u{C}\u{1}\u{1F}\u{7F} é 中 😀")
+        #expect(writer.string == #""a\"b\\c/\n\r\t\b\f\u0001\u001f"# + "\u{7F} é 中 😀\"")
+    }
+
+    @Test func replacesInvalidUTF8InByteStrings() {
+        var writer = JSONWriter()
+        writer.string(utf8: [0x61, 0xFF, 0x62, 0xC3, 0xA9, 0xE2, 0x82, 0x0A] as [UInt8])
+        #expect(writer.string == "\"a\u{FFFD}bé\u{FFFD}\u{FFFD}\\n\"")
+    }
+
+    @Test func placesCommasAndWritesScalars() {
+        var writer = JSONWriter()
+        writer.beginObject()
+        writer.key("a")
+        writer.beginArray()
+        writer.number(Int64.min)
+        writer.number(0)
+        writer.number(text: "1234567890123456789012345678.0123456789".utf8)
+        writer.bool(true)
+        writer.null()
+        writer.beginObject()
+        writer.endObject()
+        writer.beginArray()
+        writer.endArray()
+        writer.endArray()
+        writer.key("k\"ey")
+        writer.bool(false)
+        writer.endObject()
+        writer.newline()
+        writer.string("next")
+        #expect(writer.string == "{\"a\":[-9223372036854775808,0,1234567890123456789012345678.0123456789,true,null,{},[]],\"k\\\"ey\":false}\n\"next\"")
+    }
+
+    @Test func writesParsedValuesBackCompactly() throws {
+        let text = #"{"a": [1, 2.50, {"b": null}], "c": "x\ny \u00e9", "d": true}"#
+        var writer = JSONWriter()
+        writer.value(try JSONParser.parse(text))
+        #expect(writer.string == #"{"a":[1,2.50,{"b":null}],"c":"x\ny é","d":true}"#)
+    }
+
+    @Test func compactsJSONTextKeepingTokens() throws {
+        var writer = JSONWriter()
+        writer.beginArray()
+        try writer.compactJSON(" {\n  \"a\" : [ 1 , 2.50e3 ] ,\n  \"b\" : \"x \\u00e9\\n\" , \"c\":[ ] , \"d\" : { } } ".utf8)
+        try writer.compactJSON("null".utf8)
+        writer.endArray()
+        #expect(writer.string == #"[{"a":[1,2.50e3],"b":"x \u00e9\n","c":[],"d":{}},null]"#)
+    }
+
+    @Test func leavesTheBufferUntouchedWhenCompactingFails() {
+        var writer = JSONWriter()
+        writer.beginArray()
+        writer.number(1)
+        #expect(throws: JSONParseError(offset: 7, reason: .unexpectedByte(UInt8(ascii: "}")))) {
+            try writer.compactJSON(#"{"a":1,}"#.utf8)
+        }
+        writer.number(2)
+        writer.endArray()
+        #expect(writer.string == "[1,2]")
+    }
+
+    @Test func reusesItsStorage() {
+        var writer = JSONWriter(capacity: 64)
+        writer.string("first")
+        writer.removeAll()
+        #expect(writer.bytes.isEmpty)
+        writer.string("second")
+        #expect(writer.string == "\"second\"")
+    }
+}

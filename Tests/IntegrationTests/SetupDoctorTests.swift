@@ -1,0 +1,112 @@
+import EmbeddedPostgres
+import Foundation
+import Replication
+import Testing
+
+@Suite struct SetupDoctorTests {
+    static func environment(_ cluster: LocalPostgres, _ extra: [String: String] = [:]) -> [String: String] {
+        ["CHANGERELAY_SOURCE_DATABASE_URL": cluster.url].merging(extra) { $1 }
+    }
+
+    @Test func setupTwiceSucceedsAndDoctorIsHappy() throws {
+        let cluster = try startCluster(schema: false)
+        defer { try? cluster.stop() }
+        let first = try runChangeRelay(["setup"], environment: Self.environment(cluster))
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(first.stdout.contains("created slot changerelay"))
+        let second = try runChangeRelay(["setup"], environment: Self.environment(cluster))
+        #expect(second.status == 0, "\(second.stderr)")
+        #expect(second.stdout.contains("slot changerelay already exists"))
+        let doctor = try runChangeRelay(["doctor"], environment: Self.environment(cluster))
+        #expect(doctor.status == 0, "\(doctor.stdout)\(doctor.stderr)")
+        #expect(doctor.stdout.contains("no problems found"))
+    }
+
+    @Test func setupWithWal2jsonCreatesAWal2jsonSlot() throws {
+        let cluster = try startCluster(schema: false)
+        defer { try? cluster.stop() }
+        let environment = Self.environment(cluster, ["CHANGERELAY_SOURCE_PLUGIN": "wal2json"])
+        let setup = try runChangeRelay(["setup"], environment: environment)
+        #expect(setup.status == 0, "\(setup.stderr)")
+        let plugin = try cluster.connect().execute("SELECT plugin FROM pg_replication_slots WHERE slot_name = 'changerelay'")
+        #expect(plugin.value("plugin") == "wal2json")
+        let doctor = try runChangeRelay(["doctor"], environment: environment)
+        #expect(doctor.status == 0, "\(doctor.stdout)")
+        #expect(doctor.stdout.contains("wal2json loads"))
+    }
+
+    @Test func doctorReportsEachProblemWithItsFix() throws {
+        let cluster = try startCluster(schema: false)
+        defer { try? cluster.stop() }
+        #expect(try runChangeRelay(["setup"], environment: Self.environment(cluster)).status == 0)
+        let db = try cluster.connect()
+        try db.execute("""
+            ALTER TABLE jobs REPLICA IDENTITY DEFAULT;
+            ALTER PUBLICATION changerelay_pub DROP TABLE chat_messages;
+            CREATE TABLE no_key (v text);
+            ALTER PUBLICATION changerelay_pub ADD TABLE no_key;
+            """)
+        try db.execute("SELECT pg_create_logical_replication_slot('forgotten', 'pgoutput')")
+        try db.execute("""
+            CREATE TABLE filler AS SELECT g, md5(g::text) AS h FROM generate_series(1, 50000) g;
+            """)
+        let doctor = try runChangeRelay(["doctor", "--max-retained-bytes", "1000000"], environment: Self.environment(cluster))
+        #expect(doctor.status == 1)
+        let out = doctor.stdout
+        #expect(out.contains("public.jobs needs REPLICA IDENTITY FULL"))
+        #expect(out.contains("fix: ALTER TABLE public.jobs REPLICA IDENTITY FULL;"))
+        #expect(out.contains("public.chat_messages is not in publication changerelay_pub"))
+        #expect(out.contains("fix: ALTER PUBLICATION changerelay_pub ADD TABLE public.chat_messages;"))
+        #expect(out.contains("public.no_key has no replica identity"))
+        #expect(out.contains("inactive slot forgotten retains"))
+        #expect(out.contains("fix: SELECT pg_drop_replication_slot('forgotten');"))
+        #expect(out.contains("slot changerelay is inactive and retains"))
+    }
+
+    @Test func doctorReportsWalLevelReplica() throws {
+        let cluster = try startCluster(settings: ["wal_level": "replica"], schema: false)
+        defer { try? cluster.stop() }
+        let doctor = try runChangeRelay(["doctor"], environment: Self.environment(cluster))
+        #expect(doctor.status == 1)
+        #expect(doctor.stdout.contains("wal_level is replica; logical decoding needs logical"))
+        #expect(doctor.stdout.contains("fix: ALTER SYSTEM SET wal_level = logical;"))
+        #expect(doctor.stdout.contains("slot changerelay does not exist"))
+    }
+
+    @Test func unreachableDatabaseNamesTheHost() throws {
+        let result = try runChangeRelay(["doctor"], environment: [
+            "CHANGERELAY_SOURCE_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/postgres?connect_timeout=2",
+        ])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("cannot connect to Postgres at 127.0.0.1:1"), "\(result.stderr)")
+    }
+
+    @Test func passwordsNeverAppearInErrors() throws {
+        let result = try runChangeRelay(["tail", "--limit", "1"], environment: [
+            "CHANGERELAY_SOURCE_DATABASE_URL": "postgresql://relay:s3cretpass@127.0.0.1:1/app?connect_timeout=2",
+        ])
+        #expect(result.status != 0)
+        #expect(!result.stderr.contains("s3cretpass"))
+        #expect(result.stderr.contains("127.0.0.1:1"))
+    }
+
+    @Test func badConfigurationNamesTheKey() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("bad-\(UUID().uuidString).toml").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try "[source]\ndatabase_url = \"postgresql://x\"\nplugn = \"wal2json\"\n".write(toFile: path, atomically: true, encoding: .utf8)
+        let unknown = try runChangeRelay(["doctor", "--config", path])
+        #expect(unknown.status != 0)
+        #expect(unknown.stderr.contains("key 'source.plugn'"))
+        #expect(unknown.stderr.contains("\(path) line 3"))
+
+        try "[delivery]\nconcurrency = \"lots\"\n".write(toFile: path, atomically: true, encoding: .utf8)
+        let wrongType = try runChangeRelay(["setup", "--config", path])
+        #expect(wrongType.status != 0)
+        #expect(wrongType.stderr.contains("key 'delivery.concurrency'"))
+        #expect(wrongType.stderr.contains("must be an integer"))
+
+        let missing = try runChangeRelay(["tail"])
+        #expect(missing.status != 0)
+        #expect(missing.stderr.contains("source.database_url"))
+    }
+}
