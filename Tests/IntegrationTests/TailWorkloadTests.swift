@@ -108,7 +108,7 @@ import Testing
     static func render(column: String, text: String?) throws -> JSONValue {
         guard let text else { return .null }
         switch column {
-        case "b": return .bool(text == "t")
+        case "b": return .bool(text == "true")
         case "id", "s", "i", "l": return .number(text)
         case "f4", "f8": return ["NaN", "Infinity", "-Infinity"].contains(text) ? .string(text) : .number(text)
         case "j", "jb": return try JSONParser.parse(Array(text.utf8))
