@@ -20,6 +20,19 @@ public final class ChildProcess: @unchecked Sendable {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
         posix_spawn_file_actions_addopen(&actions, 2, errorPath ?? outputPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        // Worker threads run with signals blocked and the child would inherit that mask:
+        // start it with none blocked and default dispositions, as a shell would.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for number in [SIGINT, SIGTERM, SIGPIPE, SIGCHLD] { sigaddset(&defaults, number) }
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         var argv = arguments.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         var environmentStrings = environment.map { $0.map { strdup("\($0.key)=\($0.value)") } + [nil] }
@@ -27,9 +40,9 @@ public final class ChildProcess: @unchecked Sendable {
         var child: pid_t = 0
         let result: Int32
         if environmentStrings != nil {
-            result = posix_spawn(&child, arguments[0], &actions, nil, &argv, &environmentStrings!)
+            result = posix_spawn(&child, arguments[0], &actions, &attributes, &argv, &environmentStrings!)
         } else {
-            result = posix_spawn(&child, arguments[0], &actions, nil, &argv, environ)
+            result = posix_spawn(&child, arguments[0], &actions, &attributes, &argv, environ)
         }
         guard result == 0 else { throw .failed(arguments[0], String(cString: strerror(result))) }
         pid = child

@@ -55,7 +55,13 @@ public final class ChangeStream {
         }
     }
 
-    public enum Control: Sendable { case proceed, stop }
+    public enum Control: Sendable {
+        case proceed
+        /// Stop after acknowledging this transaction.
+        case stop
+        /// Stop without acknowledging it: it was only partly handled, so the slot sends it again.
+        case stopUnacknowledged
+    }
 
     let settings: Settings
     let logger: Logger
@@ -124,14 +130,15 @@ public final class ChangeStream {
             switch event {
             case .data(let messageStart, _, _, let payload):
                 for transaction in try decoder.consume(payload, at: messageStart) {
-                    if try handle(transaction) == .stop {
+                    let control = try handle(transaction)
+                    if control != .stopUnacknowledged {
                         stream.acknowledge(transaction.endLSN)
                         acknowledged = transaction.endLSN
+                    }
+                    if control != .proceed {
                         try? stream.finish()
                         return true
                     }
-                    stream.acknowledge(transaction.endLSN)
-                    acknowledged = transaction.endLSN
                 }
             case .keepalive(let walEnd, _, _):
                 if !decoder.hasOpenTransactions {

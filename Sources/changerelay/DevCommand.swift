@@ -36,7 +36,9 @@ struct Dev: ParsableCommand {
                                                  publication: "changerelay_pub", statusInterval: .seconds(1))
             let output = FileOutput(descriptor: 1)
             var writer = JSONWriter()
-            print("changerelay dev: streaming changes of \(cluster.url) — try: psql '\(cluster.url)'; Ctrl-C stops")
+            logger.notice("streaming the changes of the local database; Ctrl-C stops", metadata: [
+                "try": "psql '\(cluster.url)' -c \"UPDATE jobs SET status = 'failed'\"",
+            ])
             var samplesWritten = false
             try ChangeStream(settings, logger: logger).run(shouldStop: { Signals.shouldStop }, onStreaming: {
                 guard !samplesWritten else { return }
@@ -62,9 +64,8 @@ enum DevSamples {
             try connection.execute("""
                 INSERT INTO user_conversations (clerk_id, agent_id, elevenlabs_conversation_id, status)
                 VALUES ('dev_clerk', 'dev_agent', 'dev_elevenlabs_' || floor(random() * 1e6)::text, 'unknown');
-                WITH job AS (
-                    INSERT INTO jobs (user_id, title, status) VALUES (gen_random_uuid(), 'Sample job', 'pending') RETURNING id
-                ) UPDATE jobs SET status = 'completed' FROM job WHERE jobs.id = job.id;
+                INSERT INTO jobs (user_id, title, status) VALUES (gen_random_uuid(), 'Sample job', 'pending');
+                UPDATE jobs SET status = 'completed' WHERE title = 'Sample job' AND status = 'pending';
                 INSERT INTO habit_tracker (child_name, week_start_date, week_period, habits, user_id)
                 VALUES ('Ada', date_trunc('week', now())::date, 'morning',
                         '[{"name": "Brush teeth", "time_period": "morning", "times": ["done", "", "missed", null, "partial", "", ""]}]',

@@ -15,6 +15,12 @@ enum Signals {
         signal(SIGINT, handler)
         signal(SIGTERM, handler)
         signal(SIGPIPE, SIG_IGN)
+        // A parent may have started us with these blocked; they are how we are asked to stop.
+        var handled = sigset_t()
+        sigemptyset(&handled)
+        sigaddset(&handled, SIGINT)
+        sigaddset(&handled, SIGTERM)
+        sigprocmask(SIG_UNBLOCK, &handled, nil)
     }
 
     static var shouldStop: Bool { stopRequested.load(ordering: .relaxed) }

@@ -61,15 +61,16 @@ struct Tail: ParsableCommand {
                 startLSN: startLSN.flatMap { LSN($0) } ?? .zero, statusInterval: config.source.statusInterval,
                 protocolVersion: protoVersion, streaming: protoVersion >= 2, binary: binary)
             try ChangeStream(settings, logger: logger).run(shouldStop: { Signals.shouldStop }) { transaction in
-                for change in transaction.changes {
+                let remaining = limit.map { $0 - printed } ?? Int.max
+                for change in transaction.changes.prefix(remaining) {
                     if format == .json { try ChangeRenderer.appendLine(change, of: transaction, to: &writer) }
-                    printed += 1
-                    if let limit, printed >= limit { break }
                 }
+                printed += min(remaining, transaction.changes.count)
                 output.write(writer.bytes)
                 writer.removeAll()
-                if let limit, printed >= limit { return .stop }
-                return .proceed
+                guard let limit, printed >= limit else { return .proceed }
+                // A transaction cut by --limit is not acknowledged: the next run prints it whole.
+                return remaining >= transaction.changes.count ? .stop : .stopUnacknowledged
             }
         } catch let error as CustomStringConvertible & Error {
             throw failure(error.description)

@@ -74,9 +74,16 @@ import Testing
             ALTER TABLE evolving ADD COLUMN b int DEFAULT 7;
             INSERT INTO evolving VALUES (2, 'two', 8);
             TRUNCATE evolving;
-            INSERT INTO bulk SELECT g, 'row ' || g FROM generate_series(1, 200000) g;
             """)
-        let total = 4 + 2 + 3 + 2 + 3 + 200_000
+        // Commit order, not start order: the transaction that began first commits last.
+        let other = try cluster.connect()
+        try other.execute("BEGIN; INSERT INTO full_identity VALUES (20, 'started first')")
+        try db.execute("INSERT INTO full_identity VALUES (21, 'committed first')")
+        try other.execute("COMMIT")
+        // Large enough to be streamed (logical_decoding_work_mem is 64kB), then aborted: never printed.
+        try db.execute("BEGIN; INSERT INTO bulk SELECT g, 'aborted' FROM generate_series(300001, 350000) g; ROLLBACK")
+        try db.execute("INSERT INTO bulk SELECT g, 'row ' || g FROM generate_series(1, 200000) g")
+        let total = 4 + 2 + 3 + 2 + 3 + 2 + 200_000
         let environment = ["CHANGERELAY_SOURCE_DATABASE_URL": cluster.url, "CHANGERELAY_SOURCE_PUBLICATION": "tail_pub"]
         func tail(_ plugin: String) throws -> Captured {
             let result = try runChangeRelay(["tail", "--plugin", plugin, "--slot", "t_\(plugin)", "--limit", "\(total)"],
@@ -233,6 +240,16 @@ import Testing
         // The streamed transaction is one xid, printed after everything committed before it.
         #expect(Set(bulk.map { $0["xid"].map { "\($0)" } ?? "" }).count == 1)
         #expect(captured.lines.last?["table"] == .string("bulk"))
+    }
+
+    @Test(arguments: ["pgoutput", "wal2json"])
+    func transactionsComeInCommitOrderAndAbortedOnesNever(plugin: String) throws {
+        let captured = try Self.captured(plugin)
+        let ids = Self.lines(captured, table: "full_identity", op: "insert").compactMap { Self.numberText(Self.object($0["new"])["id"]) }
+        #expect(ids == ["1", "21", "20"])
+        let aborted = captured.lines.filter { Self.object($0["new"])["v"] == .string("aborted") }
+        #expect(aborted.isEmpty)
+        #expect(Self.lines(captured, table: "bulk", op: "insert").count == 200_000)
     }
 
     @Test(arguments: ["pgoutput", "wal2json"])
