@@ -1,5 +1,5 @@
 """Drain benchmark driver (see bench-drain.sh). Standard library only."""
-import os, shutil, socket, subprocess, sys, tempfile, time
+import os, re, shutil, socket, subprocess, sys, tempfile, time
 
 ROWS, ROUNDS = int(sys.argv[1]), int(sys.argv[2])
 BIN = max((p for p in ["/usr/lib/postgresql/%s/bin" % v for v in os.listdir("/usr/lib/postgresql")]
@@ -32,8 +32,10 @@ def main():
     data, port = root + "/data", free_port()
     subprocess.run(AS_PG + [BIN + "/initdb", "-D", data, "-A", "trust", "-U", "postgres", "--no-sync"],
                    check=True, stdout=subprocess.DEVNULL)
-    version = subprocess.run([BIN + "/postgres", "--version"], capture_output=True, text=True).stdout.split()[-1]
-    major, minor = (int(x) for x in version.split(".")[:2])
+    version = re.search(r"(\d+)\.(\d+)", subprocess.run([BIN + "/postgres", "--version"],
+                                                       capture_output=True, text=True).stdout)
+    major, minor = int(version.group(1)), int(version.group(2))
+    version = version.group(0)
     opts = "-c wal_level=logical -c port=%d -c listen_addresses=127.0.0.1 -c unix_socket_directories=%s " \
            "-c fsync=off -c synchronous_commit=off -c max_replication_slots=40 -c max_wal_senders=10 " \
            "-c shared_buffers=256MB -c max_wal_size=4GB" % (port, root)
