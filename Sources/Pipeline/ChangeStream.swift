@@ -129,7 +129,15 @@ public final class ChangeStream {
             guard let event = try stream.next(timeout: .milliseconds(200)) else { continue }
             switch event {
             case .data(let messageStart, _, _, let payload):
-                for transaction in try decoder.consume(payload, at: messageStart) {
+                let transactions: [Transaction]
+                do {
+                    transactions = try decoder.consume(payload, at: messageStart)
+                } catch {
+                    // Nothing past the last handled transaction is acknowledged: a restart re-reads from there.
+                    throw ChangeStreamError.undecodable(plugin: settings.plugin, lsn: messageStart,
+                                                        acknowledged: acknowledged, reason: "\(error)")
+                }
+                for transaction in transactions {
                     let control = try handle(transaction)
                     if control != .stopUnacknowledged {
                         stream.acknowledge(transaction.endLSN)
@@ -170,11 +178,15 @@ public final class ChangeStream {
 
 public enum ChangeStreamError: Error, CustomStringConvertible {
     case emptyPublication(String)
+    case undecodable(plugin: Config.Plugin, lsn: LSN, acknowledged: LSN, reason: String)
 
     public var description: String {
         switch self {
         case .emptyPublication(let name):
             "publication \(name) does not exist or has no tables; run changerelay setup"
+        case .undecodable(let plugin, let lsn, let acknowledged, let reason):
+            "cannot decode the \(plugin) message at LSN \(lsn): \(reason); "
+                + "the slot stays acknowledged at \(acknowledged), so nothing after it is lost"
         }
     }
 }
