@@ -28,9 +28,10 @@ public final class LocalPostgres: @unchecked Sendable {
     }
 
     public let directory: String
-    public let port: Int
+    public private(set) var port: Int
     public let binDirectory: String
     private let options: Options
+    private var extraSettings: [String: String]
     private var running = false
 
     public var dataDirectory: String { directory + "/data" }
@@ -39,6 +40,7 @@ public final class LocalPostgres: @unchecked Sendable {
 
     public init(_ options: Options = Options()) throws(LocalPostgresError) {
         self.options = options
+        extraSettings = options.extraSettings
         binDirectory = try Self.findBinaries()
         if let directory = options.directory {
             self.directory = directory
@@ -59,10 +61,21 @@ public final class LocalPostgres: @unchecked Sendable {
 
     deinit { if running { try? stop() } }
 
-    /// Starts the server and waits until it accepts connections.
+    /// Starts the server and waits until it accepts connections. A free port can be taken
+    /// by someone else between choosing and binding it: then a new one is tried.
     public func start() throws(LocalPostgresError) {
-        try run("pg_ctl", ["-D", dataDirectory, "-l", directory + "/server.log", "-w", "-t", "60", "start"])
-        running = true
+        for attempt in 1...3 {
+            do {
+                try run("pg_ctl", ["-D", dataDirectory, "-l", directory + "/server.log", "-w", "-t", "60", "start"])
+                running = true
+                return
+            } catch {
+                let log = (try? String(contentsOfFile: directory + "/server.log", encoding: .utf8)) ?? ""
+                guard attempt < 3, log.contains("could not bind") || log.contains("lock file") else { throw error }
+                port = try Self.freePort()
+                try writeSettings()
+            }
+        }
     }
 
     /// `pg_ctl stop -m fast`; removes a temporary cluster's directory.
@@ -80,11 +93,10 @@ public final class LocalPostgres: @unchecked Sendable {
                            "-l", directory + "/server.log", "restart"])
     }
 
-    /// Changes settings in `postgresql.auto.conf`; takes effect at the next restart.
+    /// Changes the settings this cluster is started with; takes effect at the next restart.
     public func setSettings(_ settings: [String: String]) throws(LocalPostgresError) {
-        var merged = options.extraSettings
-        merged.merge(settings) { $1 }
-        try writeSettings(merged)
+        extraSettings.merge(settings) { $1 }
+        try writeSettings()
     }
 
     public func connect(database: String = "postgres") throws(PostgresError) -> PostgresConnection {
@@ -105,13 +117,20 @@ public final class LocalPostgres: @unchecked Sendable {
         try ownForServer(directory)
         try run("initdb", ["-D", dataDirectory, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C",
                            "--no-sync"])
+        let configuration = dataDirectory + "/postgresql.conf"
+        guard let file = fopen(configuration, "a") else {
+            throw .failed("open \(configuration)", String(cString: strerror(errno)))
+        }
+        fputs("\ninclude_if_exists = 'changerelay.conf'\n", file)
+        fclose(file)
     }
 
-    private func writeSettings(_ extra: [String: String]? = nil) throws(LocalPostgresError) {
+    private func writeSettings() throws(LocalPostgresError) {
         var settings: [String: String] = [
             "port": "\(port)",
             "listen_addresses": "'127.0.0.1'",
-            "unix_socket_directories": "'\(directory)'",
+            // Socket paths are limited to 107 bytes, too few for a deep project folder.
+            "unix_socket_directories": "'/tmp'",
             "wal_level": "logical",
             "max_wal_senders": "20",
             "max_replication_slots": "20",
@@ -126,10 +145,10 @@ public final class LocalPostgres: @unchecked Sendable {
         if major > 15 || (major == 15 && minor >= 19) {
             settings["output_plugin_libraries"] = "'pgoutput, test_decoding, wal2json'"
         }
-        settings.merge(extra ?? options.extraSettings) { $1 }
-        let text = "# Written by changerelay's LocalPostgres\n"
+        settings.merge(extraSettings) { $1 }
+        let text = "# Written by changerelay's LocalPostgres at every start; ALTER SYSTEM settings still win.\n"
             + settings.sorted { $0.key < $1.key }.map { "\($0.key) = \($0.value)" }.joined(separator: "\n") + "\n"
-        let path = dataDirectory + "/postgresql.auto.conf"
+        let path = dataDirectory + "/changerelay.conf"
         do { try text.write(toFile: path, atomically: true, encoding: .utf8) } catch {
             throw .failed("write \(path)", "\(error)")
         }

@@ -10,14 +10,14 @@ import Glibc
 protocol TransactionDecoder {
     /// Feeds one XLogData payload; returns the transactions it completed, in commit order.
     mutating func consume(_ payload: [UInt8], at lsn: LSN) throws -> [Transaction]
-    /// True while a transaction has begun (or streamed chunks are buffered) but not ended:
-    /// a keepalive's WAL end must not be acknowledged then, or a restart would skip it.
+    /// True between a transaction's Begin and its Commit: the walsender has read past the
+    /// commit already, so a keepalive's WAL end must not be acknowledged then.
     var hasOpenTransactions: Bool { get }
     /// START_REPLICATION options for this plugin.
-    static func options(_ settings: ChangeStream.Settings, tables: [QualifiedTable]) -> [(String, String)]
+    static func options(_ settings: ChangeStream.Settings) -> [(String, String)]
 }
 
-struct QualifiedTable {
+struct QualifiedTable: Hashable {
     var schema: String
     var table: String
 }
@@ -99,7 +99,7 @@ public final class ChangeStream {
                         handle: (Transaction) throws -> Control,
                         acknowledged: inout LSN) throws -> Bool {
         let connection = try ReplicationConnection(url: settings.databaseURL)
-        let tables = try publishedTables(connection.connection)
+        try requirePublishedTables(connection.connection)
         let slot: String
         if let configured = settings.slot {
             slot = configured
@@ -109,11 +109,13 @@ public final class ChangeStream {
         }
         var decoder: any TransactionDecoder = switch settings.plugin {
         case .pgoutput: PgOutputTransactionDecoder(protocolVersion: settings.protocolVersion)
-        case .wal2json: Wal2JsonTransactionDecoder(columns: try TableColumns(url: settings.databaseURL))
+        case .wal2json: Wal2JsonTransactionDecoder(
+            columns: try TableColumns(url: settings.databaseURL),
+            members: try PublicationMembers(url: settings.databaseURL, publication: settings.publication))
         }
         let options = switch settings.plugin {
-        case .pgoutput: PgOutputTransactionDecoder.options(settings, tables: tables)
-        case .wal2json: Wal2JsonTransactionDecoder.options(settings, tables: tables)
+        case .pgoutput: PgOutputTransactionDecoder.options(settings)
+        case .wal2json: Wal2JsonTransactionDecoder.options(settings)
         }
         let stream = try connection.startReplication(slot: slot, from: start, options: options,
                                                      statusInterval: settings.statusInterval)
@@ -121,12 +123,28 @@ public final class ChangeStream {
         logger.info("streaming", metadata: ["slot": "\(slot)", "plugin": "\(settings.plugin)", "from": "\(start)",
                                             "server": "\(stream.endpoint)"])
         onStreaming()
+        do {
+            return try pump(stream, decoder: &decoder, shouldStop: shouldStop, handle: handle, acknowledged: &acknowledged)
+        } catch {
+            // Tell the server what was handled, so a restart does not send it again.
+            try? stream.sendStatus()
+            throw error
+        }
+    }
+
+    private func pump(_ stream: ReplicationStream, decoder: inout any TransactionDecoder, shouldStop: () -> Bool,
+                      handle: (Transaction) throws -> Control, acknowledged: inout LSN) throws -> Bool {
         while true {
             if shouldStop() {
                 try? stream.finish()
                 return true
             }
-            guard let event = try stream.next(timeout: .milliseconds(200)) else { continue }
+            guard let event = try stream.next(timeout: .milliseconds(200)) else {
+                if stream.isFinished {
+                    throw PostgresError(.connectionLost, "the server ended the replication stream", endpoint: stream.endpoint)
+                }
+                continue
+            }
             switch event {
             case .data(let messageStart, _, _, let payload):
                 let transactions: [Transaction]
@@ -157,14 +175,10 @@ public final class ChangeStream {
         }
     }
 
-    private func publishedTables(_ connection: PostgresConnection) throws -> [QualifiedTable] {
-        let rows = try connection.execute("""
-            SELECT schemaname, tablename FROM pg_publication_tables
-            WHERE pubname = \(quoteLiteral(settings.publication))
-            ORDER BY 1, 2
-            """).rows
+    private func requirePublishedTables(_ connection: PostgresConnection) throws {
+        let rows = try connection.execute(
+            "SELECT 1 FROM pg_publication_tables WHERE pubname = \(quoteLiteral(settings.publication)) LIMIT 1").rows
         guard !rows.isEmpty else { throw ChangeStreamError.emptyPublication(settings.publication) }
-        return rows.map { QualifiedTable(schema: $0[0] ?? "", table: $0[1] ?? "") }
     }
 
     private func sleep(for duration: Duration, unless shouldStop: () -> Bool) {
@@ -186,7 +200,7 @@ public enum ChangeStreamError: Error, CustomStringConvertible {
             "publication \(name) does not exist or has no tables; run changerelay setup"
         case .undecodable(let plugin, let lsn, let acknowledged, let reason):
             "cannot decode the \(plugin) message at LSN \(lsn): \(reason); "
-                + "the slot stays acknowledged at \(acknowledged), so nothing after it is lost"
+                + "nothing past \(acknowledged) was acknowledged, so a restart reads it again"
         }
     }
 }

@@ -16,10 +16,12 @@ struct PgOutputTransactionDecoder: TransactionDecoder {
         return [transaction]
     }
 
-    /// Two-phase decoding is never requested, so prepared transactions cannot be pending here.
+    /// Streamed transactions that have not committed do not count: their commit lies past
+    /// any keepalive that arrives before it, and the slot keeps their start. Two-phase
+    /// decoding is never requested, so no prepared transaction can be pending.
     var hasOpenTransactions: Bool { assembler.isTransactionOpen }
 
-    static func options(_ settings: ChangeStream.Settings, tables: [QualifiedTable]) -> [(String, String)] {
+    static func options(_ settings: ChangeStream.Settings) -> [(String, String)] {
         var options = [("proto_version", "\(settings.protocolVersion)"), ("publication_names", settings.publication)]
         if settings.streaming && settings.protocolVersion >= 2 { options.append(("streaming", "true")) }
         if settings.binary { options.append(("binary", "true")) }
@@ -27,36 +29,26 @@ struct PgOutputTransactionDecoder: TransactionDecoder {
     }
 }
 
-/// wal2json format 2: one JSON record per message. It knows no publications, so the
-/// publication's tables are passed as `add-tables` to read the same set as pgoutput.
+/// wal2json format 2: one JSON record per message. It knows no publications: every
+/// table's changes arrive and `PublicationMembers` keeps the published ones.
 struct Wal2JsonTransactionDecoder: TransactionDecoder {
     var decoder: Wal2JsonDecoder
+    let members: PublicationMembers
 
-    init(columns: TableColumns) {
+    init(columns: TableColumns, members: PublicationMembers) {
         decoder = Wal2JsonDecoder(knownColumns: { schema, table in columns.columns(schema: schema, table: table) })
+        self.members = members
     }
 
     mutating func consume(_ payload: [UInt8], at lsn: LSN) throws -> [Transaction] {
-        try decoder.decode(payload[...], at: lsn).map { [$0] } ?? []
+        guard let transaction = try decoder.decode(payload[...], at: lsn) else { return [] }
+        return [try members.filter(transaction)]
     }
 
     var hasOpenTransactions: Bool { decoder.isInTransaction }
 
-    static func options(_ settings: ChangeStream.Settings, tables: [QualifiedTable]) -> [(String, String)] {
-        [
-            ("format-version", "2"), ("include-xids", "1"), ("include-timestamp", "1"), ("include-lsn", "1"),
-            ("include-type-oids", "1"), ("include-pk", "1"),
-            // wal2json's table list escapes '.' and ',' in names with a backslash.
-            ("add-tables", tables.map { escape($0.schema) + "." + escape($0.table) }.joined(separator: ",")),
-        ]
-    }
-
-    private static func escape(_ part: String) -> String {
-        var escaped = ""
-        for character in part {
-            if character == "." || character == "," || character == "\\" || character == " " { escaped.append("\\") }
-            escaped.append(character)
-        }
-        return escaped
+    static func options(_ settings: ChangeStream.Settings) -> [(String, String)] {
+        [("format-version", "2"), ("include-xids", "1"), ("include-timestamp", "1"), ("include-lsn", "1"),
+         ("include-type-oids", "1"), ("include-pk", "1")]
     }
 }

@@ -35,6 +35,9 @@ public final class ReplicationStream: @unchecked Sendable {
 
     public var endpoint: String { connection.endpoint }
 
+    /// The server ended the stream (CopyDone); `next` returns nil from then on.
+    public var isFinished: Bool { finished }
+
     /// Marks everything up to `lsn` as durably handled. Only ever moves forward:
     /// the slot's `confirmed_flush_lsn` follows it at the next status update.
     public func acknowledge(_ lsn: LSN) {
@@ -142,7 +145,7 @@ public final class ReplicationStream: @unchecked Sendable {
         while let result = PQgetResult(connection.handle) {
             defer { PQclear(result) }
             let status = PQresultStatus(result)
-            if status == PGRES_COPY_BOTH || status == PGRES_COPY_OUT {
+            if status == PGRES_COPY_BOTH || status == PGRES_COPY_OUT || status == PGRES_COPY_IN {
                 _ = PQputCopyEnd(connection.handle, nil)
                 continue
             }

@@ -91,15 +91,29 @@ public struct Doctor {
             return .problem("plugin", "output_plugin_libraries (\(allowed)) does not allow wal2json",
                             fix: "ALTER SYSTEM SET output_plugin_libraries = '\(allowed), wal2json'; -- then restart Postgres")
         }
-        let libraryDirectory = try db.execute("SHOW dynamic_library_path").rows.first?.first ?? nil
+        let existing = try db.execute("SELECT 1 FROM pg_replication_slots WHERE plugin = 'wal2json' LIMIT 1")
+        if !existing.rows.isEmpty { return .ok("plugin", "wal2json is in use by an existing slot") }
+        guard try setting("wal_level", db) == "logical" else {
+            return .problem("plugin", "cannot check wal2json until wal_level is logical",
+                            fix: "ALTER SYSTEM SET wal_level = logical; -- then restart Postgres")
+        }
+        // Creating a slot waits for every running transaction to end: bound the wait.
         do {
             try db.execute("""
+                BEGIN;
+                SET LOCAL statement_timeout = '5s';
                 SELECT pg_drop_replication_slot(slot_name)
-                FROM pg_create_logical_replication_slot('changerelay_doctor_probe', 'wal2json', true)
+                FROM pg_create_logical_replication_slot('changerelay_doctor_probe', 'wal2json', true);
+                COMMIT;
                 """)
             return .ok("plugin", "wal2json loads")
+        } catch where error.sqlState == "57014" {
+            _ = try? db.execute("ROLLBACK")
+            return .problem("plugin", "could not verify wal2json: creating a probe slot waited more than 5 s for running transactions",
+                            fix: "end long-running transactions (pg_stat_activity), then run doctor again")
         } catch {
-            return .problem("plugin", "wal2json cannot be loaded (\(error.message)); library path \(libraryDirectory ?? "?")",
+            _ = try? db.execute("ROLLBACK")
+            return .problem("plugin", "wal2json cannot be loaded: \(error.message)",
                             fix: "apt-get install postgresql-15-wal2json -- on the database host")
         }
     }
@@ -169,8 +183,10 @@ public struct Doctor {
             ? .ok("privileges", "\(role) can read every published table")
             : .problem("privileges", "\(role) cannot SELECT \(unreadable.joined(separator: ", "))",
                        fix: "GRANT SELECT ON " + unreadable.map { "public.\($0)" }.joined(separator: ", ") + " TO \(role);"))
-        let schemaUsage = try db.query(
-            "SELECT has_schema_privilege($1, 'changerelay', 'USAGE,CREATE') AS ok FROM pg_namespace WHERE nspname = 'changerelay'", [role])
+        let schemaUsage = try db.query("""
+            SELECT has_schema_privilege($1, 'changerelay', 'USAGE') AND has_schema_privilege($1, 'changerelay', 'CREATE') AS ok
+            FROM pg_namespace WHERE nspname = 'changerelay'
+            """, [role])
         findings.append(schemaUsage.value("ok") == "t"
             ? .ok("privileges", "\(role) can write its schema changerelay")
             : .problem("privileges", "\(role) cannot use schema changerelay", fix: "changerelay setup -- or GRANT ALL ON SCHEMA changerelay TO \(role);"))
@@ -203,6 +219,9 @@ public struct Doctor {
             if walStatus == "lost" {
                 findings.append(.problem("slot", "slot \(slot) lost WAL it needed (wal_status = lost); changes were skipped",
                                          fix: "SELECT pg_drop_replication_slot('\(slot)'); -- then changerelay setup and a backfill"))
+            } else if walStatus == "unreserved" {
+                findings.append(.problem("slot", "slot \(slot) is about to lose WAL it needs (wal_status = unreserved, lag \(lag) bytes)",
+                                         fix: "start changerelay run at once -- or raise max_slot_wal_keep_size"))
             } else if !active && retained > maxRetainedBytes {
                 findings.append(.problem("slot", "slot \(slot) is inactive and retains \(retained) bytes of WAL (lag \(lag) bytes, safe_wal_size \((row["safe_wal_size"] ?? nil) ?? "unlimited"))",
                                          fix: "start changerelay run -- or, if it is gone for good, SELECT pg_drop_replication_slot('\(slot)');"))

@@ -46,7 +46,7 @@ struct Dev: ParsableCommand {
                 DevSamples.write(to: cluster, logger: logger)
             }) { transaction in
                 try ChangeRenderer.appendLines(of: transaction, to: &writer)
-                output.write(writer.bytes)
+                try output.write(writer.bytes)
                 writer.removeAll()
                 return .proceed
             }

@@ -66,12 +66,14 @@ struct Tail: ParsableCommand {
                     if format == .json { try ChangeRenderer.appendLine(change, of: transaction, to: &writer) }
                 }
                 printed += min(remaining, transaction.changes.count)
-                output.write(writer.bytes)
+                try output.write(writer.bytes)
                 writer.removeAll()
                 guard let limit, printed >= limit else { return .proceed }
                 // A transaction cut by --limit is not acknowledged: the next run prints it whole.
                 return remaining >= transaction.changes.count ? .stop : .stopUnacknowledged
             }
+        } catch OutputError.closed {
+            return
         } catch let error as CustomStringConvertible & Error {
             throw failure(error.description)
         }

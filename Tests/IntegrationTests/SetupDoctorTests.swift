@@ -32,7 +32,7 @@ import Testing
         #expect(plugin.value("plugin") == "wal2json")
         let doctor = try runChangeRelay(["doctor"], environment: environment)
         #expect(doctor.status == 0, "\(doctor.stdout)")
-        #expect(doctor.stdout.contains("wal2json loads"))
+        #expect(doctor.stdout.contains("ok       plugin: wal2json is in use by an existing slot"))
     }
 
     @Test func doctorReportsEachProblemWithItsFix() throws {

@@ -64,3 +64,59 @@ func runChangeRelay(_ arguments: [String], environment: [String: String] = [:],
                          stdout: (try? String(contentsOfFile: base + ".out", encoding: .utf8)) ?? "",
                          stderr: (try? String(contentsOfFile: base + ".err", encoding: .utf8)) ?? "")
 }
+
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Starts `changerelay tail` in the background; output goes to files the test reads.
+final class Background {
+    let child: ChildProcess
+    let out: String, err: String
+
+    init(_ arguments: [String], environment: [String: String]) throws {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("tail-\(UUID().uuidString)").path
+        out = base + ".out"
+        err = base + ".err"
+        var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("CHANGERELAY_") }
+        env.merge(environment) { $1 }
+        child = try ChildProcess([changerelayBinary] + arguments, environment: env, outputPath: out, errorPath: err)
+    }
+
+    var stdout: String { (try? String(contentsOfFile: out, encoding: .utf8)) ?? "" }
+    var stderr: String { (try? String(contentsOfFile: err, encoding: .utf8)) ?? "" }
+
+    /// Waits for a condition on the output, with a deadline.
+    func waitFor(_ what: String, timeout: Duration = .seconds(60), _ condition: (String) -> Bool) throws {
+        let clock = ContinuousClock()
+        let deadline = clock.now.advanced(by: timeout)
+        while !condition(stdout) {
+            guard clock.now < deadline, child.poll() == nil else {
+                throw TestFailure("\(what) did not happen; stdout: \(stdout.suffix(500)) stderr: \(stderr.suffix(1000))")
+            }
+            usleep(20_000)
+        }
+    }
+
+    func waitForExit(timeout: Duration = .seconds(30)) -> Int32? {
+        let clock = ContinuousClock()
+        let deadline = clock.now.advanced(by: timeout)
+        while clock.now < deadline {
+            if let status = child.poll() { return status }
+            usleep(20_000)
+        }
+        child.signal(SIGKILL)
+        child.wait()
+        return nil
+    }
+
+    deinit {
+        if child.poll() == nil {
+            child.signal(SIGKILL)
+            child.wait()
+        }
+        unlink(out)
+        unlink(err)
+    }
+}

@@ -30,62 +30,6 @@ import Testing
         }
     }
 
-    struct TestFailure: Error, CustomStringConvertible {
-        var description: String
-        init(_ description: String) { self.description = description }
-    }
-
-    /// Starts `changerelay tail` in the background; output goes to files the test reads.
-    final class Background {
-        let child: ChildProcess
-        let out: String, err: String
-
-        init(_ arguments: [String], environment: [String: String]) throws {
-            let base = FileManager.default.temporaryDirectory.appendingPathComponent("tail-\(UUID().uuidString)").path
-            out = base + ".out"
-            err = base + ".err"
-            var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("CHANGERELAY_") }
-            env.merge(environment) { $1 }
-            child = try ChildProcess([changerelayBinary] + arguments, environment: env, outputPath: out, errorPath: err)
-        }
-
-        var stdout: String { (try? String(contentsOfFile: out, encoding: .utf8)) ?? "" }
-        var stderr: String { (try? String(contentsOfFile: err, encoding: .utf8)) ?? "" }
-
-        /// Waits for a condition on the output, with a deadline.
-        func waitFor(_ what: String, timeout: Duration = .seconds(60), _ condition: (String) -> Bool) throws {
-            let clock = ContinuousClock()
-            let deadline = clock.now.advanced(by: timeout)
-            while !condition(stdout) {
-                guard clock.now < deadline, child.poll() == nil else {
-                    throw TestFailure("\(what) did not happen; stdout: \(stdout.suffix(500)) stderr: \(stderr.suffix(1000))")
-                }
-                usleep(20_000)
-            }
-        }
-
-        func waitForExit(timeout: Duration = .seconds(30)) -> Int32? {
-            let clock = ContinuousClock()
-            let deadline = clock.now.advanced(by: timeout)
-            while clock.now < deadline {
-                if let status = child.poll() { return status }
-                usleep(20_000)
-            }
-            child.signal(SIGKILL)
-            child.wait()
-            return nil
-        }
-
-        deinit {
-            if child.poll() == nil {
-                child.signal(SIGKILL)
-                child.wait()
-            }
-            unlink(out)
-            unlink(err)
-        }
-    }
-
     @Test func aSecondRunContinuesWhereTheFirstStopped() throws {
         let (cluster, db, environment) = try Self.prepare()
         defer { try? cluster.stop() }
@@ -142,5 +86,69 @@ import Testing
         #expect(try Self.ids(tail.stdout) == [4, 5])
         let slots = try db.execute("SELECT count(*) AS n FROM pg_replication_slots WHERE temporary")
         #expect(slots.value("n") == "0")
+    }
+}
+
+@Suite struct TailOptionsTests {
+    @Test func anIdlePublicationStillAdvancesTheSlot() throws {
+        let (cluster, db, environment) = try TailLifecycleTests.prepare()
+        defer { try? cluster.stop() }
+        let tail = try Background(["tail", "--slot", "life"], environment: environment)
+        try tail.waitFor("the stream to start") { _ in tail.stderr.contains("streaming") }
+        try db.execute("CREATE TABLE unpublished (id int); INSERT INTO unpublished SELECT generate_series(1, 10000)")
+        let target = try db.execute("SELECT pg_current_wal_insert_lsn()::text AS lsn").value("lsn")!
+        let clock = ContinuousClock()
+        let deadline = clock.now.advanced(by: .seconds(60))
+        var advanced = false
+        while clock.now < deadline {
+            let row = try db.query("SELECT confirmed_flush_lsn >= $1::pg_lsn AS ok FROM pg_replication_slots WHERE slot_name = 'life'",
+                                   [target])
+            if row.value("ok") == "t" { advanced = true; break }
+            usleep(50_000)
+        }
+        #expect(advanced, "confirmed_flush_lsn never reached \(target) while only keepalives arrived")
+        #expect(tail.stdout.isEmpty)
+    }
+
+    @Test func formatNoneCountsAndProtocolOneGivesTheSameChanges() throws {
+        let (cluster, db, environment) = try TailLifecycleTests.prepare()
+        defer { try? cluster.stop() }
+        try db.execute("SELECT pg_create_logical_replication_slot('proto1', 'pgoutput')")
+        try TailLifecycleTests.insert(db, 1...3)
+        let counted = try runChangeRelay(["tail", "--slot", "life", "--format", "none", "--limit", "3"], environment: environment)
+        #expect(counted.status == 0, "\(counted.stderr)")
+        #expect(counted.stdout == "3 changes\n")
+        let proto1 = try runChangeRelay(["tail", "--slot", "proto1", "--proto-version", "1", "--limit", "3"], environment: environment)
+        #expect(try TailLifecycleTests.ids(proto1.stdout) == [1, 2, 3])
+    }
+
+    @Test func startLSNSkipsWhatCameBefore() throws {
+        let (cluster, db, environment) = try TailLifecycleTests.prepare()
+        defer { try? cluster.stop() }
+        try TailLifecycleTests.insert(db, 1...3)
+        let position = try db.execute("SELECT pg_current_wal_insert_lsn()::text AS lsn").value("lsn")!
+        try TailLifecycleTests.insert(db, 4...5)
+        let result = try runChangeRelay(["tail", "--slot", "life", "--start-lsn", position, "--limit", "2"], environment: environment)
+        #expect(try TailLifecycleTests.ids(result.stdout) == [4, 5], "\(result.stdout) \(result.stderr)")
+        let bad = try runChangeRelay(["tail", "--start-lsn", "nonsense"], environment: environment)
+        #expect(bad.status != 0)
+        #expect(bad.stderr.contains("--start-lsn"))
+    }
+
+    @Test func wal2jsonFollowsATableAddedToThePublication() throws {
+        let (cluster, db, environment) = try TailLifecycleTests.prepare()
+        defer { try? cluster.stop() }
+        try db.execute("CREATE TABLE later (id int PRIMARY KEY, v text)")
+        try db.execute("SELECT pg_create_logical_replication_slot('w', 'wal2json')")
+        let tail = try Background(["tail", "--plugin", "wal2json", "--slot", "w"], environment: environment)
+        try TailLifecycleTests.insert(db, 1...1)
+        try db.execute("INSERT INTO later VALUES (100, 'not published yet')")
+        try tail.waitFor("the first row") { !$0.isEmpty }
+        try db.execute("ALTER PUBLICATION life_pub ADD TABLE later")
+        try db.execute("INSERT INTO later VALUES (200, 'published')")
+        try tail.waitFor("the row of the added table") { $0.split(separator: "\n").count >= 2 }
+        tail.child.signal(SIGTERM)
+        #expect(tail.waitForExit() == 0)
+        #expect(try TailLifecycleTests.ids(tail.stdout) == [1, 200])
     }
 }

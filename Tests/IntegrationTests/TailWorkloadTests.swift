@@ -50,6 +50,8 @@ import Testing
     struct Captured {
         var lines: [JSONValue]
         var stderr: String
+        /// Transactions the server streamed to this slot before their commit.
+        var streamedTransactions: Int
     }
 
     /// Runs the workload once, then reads both slots with `tail`.
@@ -91,7 +93,9 @@ import Testing
             #expect(result.status == 0, "tail --plugin \(plugin) failed: \(result.stderr)")
             let lines = try result.stdout.split(separator: "\n").map { try JSONParser.parse(Array($0.utf8)) }
             #expect(lines.count == total, "\(plugin): \(lines.count) lines, stderr: \(result.stderr.suffix(2000))")
-            return Captured(lines: lines, stderr: result.stderr)
+            let streamed = try db.execute(
+                "SELECT stream_txns FROM pg_stat_replication_slots WHERE slot_name = 't_\(plugin)'").value("stream_txns")
+            return Captured(lines: lines, stderr: result.stderr, streamedTransactions: Int(streamed ?? "") ?? 0)
         }
         return (try tail("pgoutput"), try tail("wal2json"), expected)
     }
@@ -235,6 +239,9 @@ import Testing
         let captured = try Self.captured(plugin)
         let bulk = Self.lines(captured, table: "bulk", op: "insert")
         #expect(bulk.count == 200_000)
+        if plugin == "pgoutput" {
+            #expect(captured.streamedTransactions >= 1, "the large transaction was not streamed")
+        }
         #expect(Self.object(bulk.first?["new"])["id"] == .number("1"))
         #expect(Self.object(bulk.last?["new"])["id"] == .number("200000"))
         // The streamed transaction is one xid, printed after everything committed before it.
