@@ -26,6 +26,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Schema", dependencies: ["Replication", "Configuration"]),
+        .target(name: "Delivery", dependencies: ["Decoding"]),
         .target(name: "EmbeddedPostgres", dependencies: [
             "Replication",
             .product(name: "Logging", package: "swift-log"),
@@ -40,6 +41,7 @@ let package = Package(
         .testTarget(name: "DecodingTests", dependencies: ["Decoding", "Replication"]),
         .testTarget(name: "ReplicationTests", dependencies: ["Replication", "EmbeddedPostgres"]),
         .testTarget(name: "ConfigurationTests", dependencies: ["Configuration"]),
+        .testTarget(name: "DeliveryTests", dependencies: ["Delivery"]),
         .testTarget(name: "IntegrationTests", dependencies: [
             "Replication", "Decoding", "EmbeddedPostgres",
         ]),
