@@ -21,18 +21,24 @@ let package = Package(
         ]),
         .target(name: "Decoding", dependencies: ["Replication"]),
         .target(name: "Configuration"),
+        .target(name: "Handlers", dependencies: ["Decoding", "Delivery", "Replication"]),
         .target(name: "Pipeline", dependencies: [
-            "Replication", "Decoding", "Configuration",
+            "Replication", "Decoding", "Configuration", "Handlers", "Delivery",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Schema", dependencies: ["Replication", "Configuration"]),
-        .target(name: "Delivery", dependencies: ["Decoding"]),
+        .target(name: "Delivery", dependencies: [
+            "CCurl", "Decoding", "Replication",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "LocalReceiver"),
         .target(name: "EmbeddedPostgres", dependencies: [
             "Replication",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "changerelay", dependencies: [
-            "Replication", "Decoding", "Configuration", "Schema", "EmbeddedPostgres", "Pipeline",
+            "Replication", "Decoding", "Configuration", "Schema", "EmbeddedPostgres", "Pipeline", "Handlers",
+            "Delivery", "LocalReceiver",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -42,8 +48,10 @@ let package = Package(
         .testTarget(name: "ReplicationTests", dependencies: ["Replication", "EmbeddedPostgres"]),
         .testTarget(name: "ConfigurationTests", dependencies: ["Configuration"]),
         .testTarget(name: "DeliveryTests", dependencies: ["Delivery"]),
+        .testTarget(name: "HandlersTests", dependencies: ["Handlers", "Decoding", "Delivery", "Replication"]),
+        .testTarget(name: "DeliveryHTTPTests", dependencies: ["Delivery", "LocalReceiver"]),
         .testTarget(name: "IntegrationTests", dependencies: [
-            "Replication", "Decoding", "EmbeddedPostgres",
+            "Replication", "Decoding", "EmbeddedPostgres", "LocalReceiver",
         ]),
     ]
 )

@@ -60,6 +60,24 @@ public struct Config: Sendable {
     public var messageBuffer: MessageBuffer
     public var delivery: Delivery
     public var adminListen: String
+    public var pipeline: Pipeline
+    public var echo: Echo
+
+    public struct Pipeline: Sendable {
+        /// A batch of source transactions commits once it holds this many changes…
+        public var batchMaxChanges: Int
+        /// …or once its first transaction has waited this long.
+        public var batchMaxAge: Duration
+    }
+
+    /// `[handlers.echo]`: one delivery per change of `tables` to `url`.
+    public struct Echo: Sendable {
+        public var url: String?
+        public var tables: [String]
+        public var maxAttempts: Int
+        /// Exponential backoff with full jitter from 500 ms, capped here.
+        public var retryCap: Duration
+    }
 
     /// Reads `path` (when given) and the environment.
     public static func load(path: String?, environment: [String: String] = Config.processEnvironment())
@@ -146,6 +164,15 @@ public struct Config: Sendable {
         delivery = Delivery(concurrency: integer("delivery.concurrency"),
                             timeout: .milliseconds(integer("delivery.timeout_ms")))
         adminListen = string("admin.listen")!
+        pipeline = Pipeline(batchMaxChanges: integer("pipeline.batch_max_changes"),
+                            batchMaxAge: .milliseconds(integer("pipeline.batch_max_age_ms")))
+        var echoTables: [String] = []
+        if case .array(let elements)? = value("handlers.echo.tables") {
+            echoTables = elements.compactMap { if case .string(let text) = $0 { text } else { nil } }
+        }
+        echo = Echo(url: string("handlers.echo.url"), tables: echoTables,
+                    maxAttempts: integer("handlers.echo.max_attempts"),
+                    retryCap: .milliseconds(integer("handlers.echo.retry_cap_ms")))
     }
 
     /// The source URL, or an error naming the key when it is not set anywhere.

@@ -4,6 +4,7 @@
 struct ConfigKey: Sendable {
     enum Kind: Sendable {
         case string
+        case strings
         case integer(ClosedRange<Int64>)
         case boolean
         case choice([String])
@@ -16,7 +17,9 @@ struct ConfigKey: Sendable {
 
     var path: String { section + "." + name }
     /// `CHANGERELAY_SOURCE_DATABASE_URL` for `source.database_url`.
-    var environmentName: String { "CHANGERELAY_" + (section + "_" + name).uppercased() }
+    var environmentName: String {
+        "CHANGERELAY_" + (section + "_" + name).uppercased().map { $0 == "." ? "_" : String($0) }.joined()
+    }
 }
 
 enum ConfigSchema {
@@ -44,6 +47,12 @@ enum ConfigSchema {
         ConfigKey(section: "delivery", name: "concurrency", kind: .integer(1...1024), defaultValue: .integer(64)),
         ConfigKey(section: "delivery", name: "timeout_ms", kind: .integer(100...600_000), defaultValue: .integer(15_000)),
         ConfigKey(section: "admin", name: "listen", kind: .string, defaultValue: .string("127.0.0.1:9187")),
+        ConfigKey(section: "pipeline", name: "batch_max_changes", kind: .integer(1...1_000_000), defaultValue: .integer(1000)),
+        ConfigKey(section: "pipeline", name: "batch_max_age_ms", kind: .integer(1...60_000), defaultValue: .integer(20)),
+        ConfigKey(section: "handlers.echo", name: "url", kind: .string),
+        ConfigKey(section: "handlers.echo", name: "tables", kind: .strings, defaultValue: .array([])),
+        ConfigKey(section: "handlers.echo", name: "max_attempts", kind: .integer(1...100), defaultValue: .integer(10)),
+        ConfigKey(section: "handlers.echo", name: "retry_cap_ms", kind: .integer(1...86_400_000), defaultValue: .integer(60_000)),
     ]
 
     static let byPath: [String: ConfigKey] = Dictionary(uniqueKeysWithValues: keys.map { ($0.path, $0) })
@@ -70,6 +79,13 @@ enum ConfigSchema {
             return try validate(.integer(number), for: key, origin: origin)
         case (.boolean, .boolean):
             return value
+        case (.strings, .array(let elements)):
+            guard elements.allSatisfy({ if case .string = $0 { true } else { false } }) else {
+                throw fail("must be an array of strings")
+            }
+            return value
+        case (.strings, .string(let text)):
+            return .array(text.split(separator: ",").map { .string($0.trimmingCharacters()) })
         case (.boolean, .string(let text)):
             switch text.lowercased() {
             case "true", "1", "yes", "on": return .boolean(true)
@@ -80,8 +96,16 @@ enum ConfigSchema {
             throw fail("must be a string, got \(value.typeName)")
         case (.integer, _):
             throw fail("must be an integer, got \(value.typeName)")
+        case (.strings, _):
+            throw fail("must be an array of strings, got \(value.typeName)")
         case (.boolean, _):
             throw fail("must be true or false, got \(value.typeName)")
         }
+    }
+}
+
+extension Substring {
+    func trimmingCharacters() -> String {
+        String(drop { $0 == " " }.reversed().drop { $0 == " " }.reversed())
     }
 }

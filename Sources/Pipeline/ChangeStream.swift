@@ -63,6 +63,19 @@ public final class ChangeStream {
         case stopUnacknowledged
     }
 
+    /// A handler that makes each transaction durable before it returns (tail, dev).
+    struct ClosureSink: TransactionSink {
+        let handle: (Transaction) throws -> Control
+
+        func accept(_ transaction: Transaction) throws -> SinkProgress {
+            switch try handle(transaction) {
+            case .proceed: .proceed(durableThrough: transaction.endLSN)
+            case .stop: .stop(durableThrough: transaction.endLSN)
+            case .stopUnacknowledged: .stop(durableThrough: nil)
+            }
+        }
+    }
+
     let settings: Settings
     let logger: Logger
     private var backoff = Backoff()
@@ -77,11 +90,20 @@ public final class ChangeStream {
     /// `onStreaming` runs each time a stream has started (after every reconnect).
     public func run(shouldStop: () -> Bool, onStreaming: () -> Void = {},
                     handle: (Transaction) throws -> Control) throws {
-        var resumeFrom = settings.startLSN
+        try withoutActuallyEscaping(handle) { handle in
+            var sink = ClosureSink(handle: handle)
+            try run(into: &sink, shouldStop: shouldStop, onStreaming: onStreaming)
+        }
+    }
+
+    /// Streams into a sink that may hold transactions back (batching): the slot is
+    /// acknowledged only as far as the sink says everything is durable.
+    public func run(into sink: inout some TransactionSink, shouldStop: () -> Bool, onStreaming: () -> Void = {}) throws {
+        var resumeFrom = max(settings.startLSN, sink.durablePosition)
         while !shouldStop() {
             do {
                 let stopped = try stream(from: resumeFrom, shouldStop: shouldStop, onStreaming: onStreaming,
-                                         handle: handle, acknowledged: &resumeFrom)
+                                         sink: &sink, acknowledged: &resumeFrom)
                 if stopped { return }
             } catch let error as PostgresError where settings.slot != nil && error.isRetryable {
                 let delay = backoff.nextDelay()
@@ -96,8 +118,7 @@ public final class ChangeStream {
 
     /// One connection's worth of streaming. Returns true when asked to stop.
     private func stream(from start: LSN, shouldStop: () -> Bool, onStreaming: () -> Void,
-                        handle: (Transaction) throws -> Control,
-                        acknowledged: inout LSN) throws -> Bool {
+                        sink: inout some TransactionSink, acknowledged: inout LSN) throws -> Bool {
         let connection = try ReplicationConnection(url: settings.databaseURL)
         try requirePublishedTables(connection.connection)
         let slot: String
@@ -124,25 +145,34 @@ public final class ChangeStream {
                                             "server": "\(stream.endpoint)"])
         onStreaming()
         do {
-            return try pump(stream, decoder: &decoder, shouldStop: shouldStop, handle: handle, acknowledged: &acknowledged)
+            return try pump(stream, decoder: &decoder, shouldStop: shouldStop, sink: &sink, acknowledged: &acknowledged)
         } catch {
-            // Tell the server what was handled, so a restart does not send it again.
+            // What the sink held back is sent again after the reconnect; tell the server what is durable.
+            sink.discardPending()
             try? stream.sendStatus()
             throw error
         }
     }
 
     private func pump(_ stream: ReplicationStream, decoder: inout any TransactionDecoder, shouldStop: () -> Bool,
-                      handle: (Transaction) throws -> Control, acknowledged: inout LSN) throws -> Bool {
+                      sink: inout some TransactionSink, acknowledged: inout LSN) throws -> Bool {
+        func acknowledge(_ lsn: LSN?) {
+            guard let lsn else { return }
+            stream.acknowledge(lsn)
+            acknowledged = max(acknowledged, lsn)
+        }
         while true {
             if shouldStop() {
+                acknowledge(try sink.flush())
                 try? stream.finish()
                 return true
             }
-            guard let event = try stream.next(timeout: .milliseconds(200)) else {
+            let wait: Duration = sink.hasPending ? .milliseconds(5) : .milliseconds(200)
+            guard let event = try stream.next(timeout: wait) else {
                 if stream.isFinished {
                     throw PostgresError(.connectionLost, "the server ended the replication stream", endpoint: stream.endpoint)
                 }
+                acknowledge(try sink.tick())
                 continue
             }
             switch event {
@@ -151,26 +181,23 @@ public final class ChangeStream {
                 do {
                     transactions = try decoder.consume(payload, at: messageStart)
                 } catch {
-                    // Nothing past the last handled transaction is acknowledged: a restart re-reads from there.
+                    // Nothing past the last durable transaction is acknowledged: a restart re-reads from there.
                     throw ChangeStreamError.undecodable(plugin: settings.plugin, lsn: messageStart,
                                                         acknowledged: acknowledged, reason: "\(error)")
                 }
                 for transaction in transactions {
-                    let control = try handle(transaction)
-                    if control != .stopUnacknowledged {
-                        stream.acknowledge(transaction.endLSN)
-                        acknowledged = transaction.endLSN
-                    }
-                    if control != .proceed {
+                    switch try sink.accept(transaction) {
+                    case .proceed(let durable):
+                        acknowledge(durable)
+                    case .stop(let durable):
+                        acknowledge(durable)
                         try? stream.finish()
                         return true
                     }
                 }
+                acknowledge(try sink.tick())
             case .keepalive(let walEnd, _, _):
-                if !decoder.hasOpenTransactions {
-                    stream.acknowledge(walEnd)
-                    acknowledged = max(acknowledged, walEnd)
-                }
+                if !decoder.hasOpenTransactions && !sink.hasPending { acknowledge(walEnd) }
             }
         }
     }

@@ -1,0 +1,270 @@
+import Decoding
+import Foundation
+import Logging
+import Replication
+import Synchronization
+
+/// Sends due deliveries and keeps their rows current. Any number of dispatchers can
+/// share one deliveries table: each claims rows with `FOR UPDATE SKIP LOCKED` and a
+/// lease, so a dispatcher that dies leaves its claims to be taken over when the lease
+/// ends. A NOTIFY from the planner wakes it; a slow poll covers a lost notification.
+/// It blocks the thread that runs it (libpq waits), while requests go out concurrently
+/// on the HTTP client's own thread.
+public final class Dispatcher: Sendable {
+    public struct Settings: Sendable {
+        public var stateURL: String
+        public var concurrency: Int
+        public var timeout: Duration
+        public var pollInterval: Duration
+        /// Credentials named by a delivery's `auth` column, e.g. `service_key` → the key.
+        /// Added to the request at send time; never stored, never logged.
+        public var credentials: [String: String]
+
+        public init(stateURL: String, concurrency: Int = 64, timeout: Duration = .seconds(15),
+                    pollInterval: Duration = .seconds(1), credentials: [String: String] = [:]) {
+            self.stateURL = stateURL
+            self.concurrency = concurrency
+            self.timeout = timeout
+            self.pollInterval = pollInterval
+            self.credentials = credentials
+        }
+    }
+
+    struct Claimed: Sendable {
+        var id: Int64
+        var idempotencyKey: String
+        var url: String
+        var method: String
+        var headers: [(String, String)]
+        var auth: String?
+        var body: String
+        var policy: RetryPolicy
+        var attempt: Int
+        var orderingKey: String?
+    }
+
+    struct Finished: Sendable {
+        var delivery: Claimed
+        var started: Date
+        var result: Result<HTTPResponse, HTTPError>
+    }
+
+    private let settings: Settings
+    private let client: HTTPClient
+    private let logger: Logger
+    private let finished = Mutex<[Finished]>([])
+    /// A pipe the sending tasks write to, so the waiting thread wakes for a finished request.
+    private let wakeRead: Int32
+    private let wakeWrite: Int32
+
+    public init(_ settings: Settings, client: HTTPClient, logger: Logger) throws(DispatcherError) {
+        self.settings = settings
+        self.client = client
+        self.logger = logger
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { throw .setup("pipe: \(String(cString: strerror(errno)))") }
+        _ = fcntl(fds[0], F_SETFL, O_NONBLOCK)
+        _ = fcntl(fds[1], F_SETFL, O_NONBLOCK)
+        wakeRead = fds[0]
+        wakeWrite = fds[1]
+    }
+
+    deinit {
+        close(wakeRead)
+        close(wakeWrite)
+    }
+
+    /// Runs until `shouldStop`; then lets requests in flight finish for up to `drain`.
+    public func run(shouldStop: () -> Bool, drain: Duration = .seconds(10)) {
+        var backoff = Backoff(initial: .milliseconds(200), cap: .seconds(10))
+        var inFlight = 0
+        var connection: PostgresConnection?
+        var stopDeadline: ContinuousClock.Instant?
+        let clock = ContinuousClock()
+        while true {
+            if shouldStop(), stopDeadline == nil { stopDeadline = clock.now.advanced(by: drain) }
+            if let stopDeadline, inFlight == 0 || clock.now >= stopDeadline {
+                if inFlight > 0 { logger.warning("stopping with requests in flight; their leases expire and another run retries them", metadata: ["in_flight": "\(inFlight)"]) }
+                return
+            }
+            do throws(PostgresError) {
+                let db: PostgresConnection
+                if let connection { db = connection } else {
+                    db = try PostgresConnection(url: settings.stateURL)
+                    try db.execute("LISTEN changerelay_deliveries")
+                    connection = db
+                    backoff.reset()
+                }
+                for done in takeFinished() {
+                    inFlight -= 1
+                    try record(done, on: db)
+                }
+                var claimedAny = false
+                if stopDeadline == nil, inFlight < settings.concurrency {
+                    let claimed = try claim(limit: settings.concurrency - inFlight, on: db)
+                    claimedAny = !claimed.isEmpty
+                    for delivery in claimed {
+                        inFlight += 1
+                        send(delivery)
+                    }
+                }
+                if !claimedAny {
+                    _ = try db.waitForNotifications(wakeDescriptor: wakeRead, timeout: settings.pollInterval)
+                    drainWakePipe()
+                }
+            } catch {
+                connection = nil
+                let delay = backoff.nextDelay()
+                logger.warning("state database unavailable; retrying", metadata: ["error": "\(error)", "retry_in": "\(delay)"])
+                pause(delay)
+            }
+        }
+    }
+
+    private func pause(_ delay: Duration) {
+        usleep(UInt32(clamping: delay.wholeMilliseconds * 1000))
+    }
+
+    private func claim(limit: Int, on db: PostgresConnection) throws(PostgresError) -> [Claimed] {
+        let lease = settings.timeout + .seconds(30)
+        let rows = try db.query("""
+            WITH due AS (
+                SELECT d.id FROM changerelay.deliveries d
+                WHERE d.status IN ('pending', 'failed', 'sending') AND d.next_attempt_at <= now()
+                  AND (d.status <> 'sending' OR d.locked_until < now())
+                  AND (d.ordering_key IS NULL OR NOT EXISTS (
+                      SELECT 1 FROM changerelay.deliveries e
+                      WHERE e.ordering_key = d.ordering_key AND e.id < d.id
+                        AND e.status IN ('pending', 'failed', 'sending')))
+                ORDER BY d.next_attempt_at, d.id
+                LIMIT $1
+                FOR UPDATE SKIP LOCKED)
+            UPDATE changerelay.deliveries d
+            SET status = 'sending', attempt = d.attempt + 1, locked_until = now() + $2::interval, updated_at = now()
+            FROM due WHERE d.id = due.id
+            RETURNING d.id, d.idempotency_key, d.target_url, d.method, d.headers::text, d.auth, d.body,
+                      d.retry_policy::text, d.attempt, d.ordering_key
+            """, [String(limit), "\(lease.components.seconds) seconds"]).rows
+        return rows.compactMap { row in
+            guard let id = row[0].flatMap({ Int64($0) }), let key = row[1], let url = row[2], let method = row[3],
+                  let body = row[6], let policyText = row[7], let attempt = row[8].flatMap({ Int($0) }) else { return nil }
+            guard let policy = try? JSONDecoder().decode(RetryPolicy.self, from: Data(policyText.utf8)) else {
+                logger.error("delivery has an unreadable retry policy; it is sent once", metadata: ["delivery": "\(id)"])
+                return Claimed(id: id, idempotencyKey: key, url: url, method: method, headers: Self.headers(row[4]),
+                               auth: row[5], body: body, policy: .fixed(delay: .zero, maxAttempts: 1), attempt: attempt,
+                               orderingKey: row[9])
+            }
+            return Claimed(id: id, idempotencyKey: key, url: url, method: method, headers: Self.headers(row[4]),
+                           auth: row[5], body: body, policy: policy, attempt: attempt, orderingKey: row[9])
+        }
+    }
+
+    private static func headers(_ json: String?) -> [(String, String)] {
+        guard let json, case .object(let members)? = try? JSONParser.parse(json) else { return [] }
+        return members.compactMap { member in
+            guard case .string(let value) = member.value else { return nil }
+            return (member.key, value)
+        }
+    }
+
+    private func send(_ delivery: Claimed) {
+        var headers = delivery.headers + [("Idempotency-Key", delivery.idempotencyKey)]
+        if let auth = delivery.auth, let secret = settings.credentials[auth] {
+            headers.append(("Authorization", "Bearer " + secret))
+        }
+        let request = HTTPRequest(method: delivery.method, url: delivery.url, headers: headers,
+                                  body: Array(delivery.body.utf8), connectTimeout: .seconds(5), timeout: settings.timeout,
+                                  responseBodyLimit: 4096, oversizedBody: .discard)
+        let started = Date()
+        Task { [client] in
+            let result: Result<HTTPResponse, HTTPError>
+            do throws(HTTPError) { result = .success(try await client.send(request)) } catch { result = .failure(error) }
+            self.finished.withLock { $0.append(Finished(delivery: delivery, started: started, result: result)) }
+            var byte: UInt8 = 1
+            _ = write(self.wakeWrite, &byte, 1)
+        }
+    }
+
+    private func takeFinished() -> [Finished] {
+        finished.withLock { finished in
+            defer { finished.removeAll() }
+            return finished
+        }
+    }
+
+    private func drainWakePipe() {
+        var buffer = [UInt8](repeating: 0, count: 256)
+        while read(wakeRead, &buffer, buffer.count) > 0 {}
+    }
+
+    /// Records the attempt and moves the row on: succeeded, failed (retry later) or dead.
+    private func record(_ done: Finished, on db: PostgresConnection) throws(PostgresError) {
+        let delivery = done.delivery
+        let outcome: AttemptOutcome
+        var httpStatus: Int?
+        var error: String?
+        var responseBody: String?
+        switch done.result {
+        case .success(let response):
+            httpStatus = response.status
+            responseBody = String(decoding: response.body, as: UTF8.self)
+            outcome = AttemptOutcome(status: response.status, retryAfter: response.header("Retry-After"),
+                                     now: Int64(Date().timeIntervalSince1970))
+            if !(200..<300).contains(response.status) { error = "HTTP \(response.status)" }
+        case .failure(let failure):
+            error = failure.description
+            outcome = AttemptOutcome(transportError: TransportError(failure.transportKind, detail: failure.description))
+        }
+        var random = SystemRandomNumberGenerator()
+        let decision = RetryDecision(policy: delivery.policy, attempt: delivery.attempt, outcome: outcome, using: &random)
+        let status: String, delayMilliseconds: Int64
+        switch decision {
+        case .succeeded:
+            (status, delayMilliseconds) = ("succeeded", 0)
+        case .retry(let after):
+            (status, delayMilliseconds) = ("failed", after.wholeMilliseconds)
+        case .dead(let reason):
+            (status, delayMilliseconds) = ("dead", 0)
+            error = reason.description
+            logger.error("delivery is dead", metadata: ["delivery": "\(delivery.id)", "key": "\(delivery.idempotencyKey)",
+                                                        "url": "\(redactedURL(delivery.url))", "reason": "\(reason)"])
+        }
+        try db.query("""
+            WITH updated AS (
+                UPDATE changerelay.deliveries
+                SET status = $2, last_http_status = $3::int, last_error = $4,
+                    next_attempt_at = now() + ($5::bigint * interval '1 millisecond'), locked_until = NULL,
+                    completed_at = CASE WHEN $2 IN ('succeeded', 'dead') THEN now() END, updated_at = now()
+                WHERE id = $1 AND attempt = $6::int
+                RETURNING id)
+            INSERT INTO changerelay.delivery_attempts (delivery_id, attempt, started_at, http_status, error, response_body)
+            SELECT id, $6::int, to_timestamp($7::float8), $3::int, $4, $8 FROM updated
+            """, [String(delivery.id), status, httpStatus.map(String.init), error, String(delayMilliseconds),
+                  String(delivery.attempt), String(done.started.timeIntervalSince1970), responseBody])
+    }
+}
+
+public enum DispatcherError: Error, CustomStringConvertible {
+    case setup(String)
+
+    public var description: String {
+        switch self {
+        case .setup(let reason): "dispatcher cannot start: \(reason)"
+        }
+    }
+}
+
+extension HTTPError {
+    var transportKind: TransportError.Kind {
+        switch kind {
+        case .couldNotResolve: .nameResolution
+        case .couldNotConnect: .connectFailed
+        case .tlsFailed: .tls
+        case .timedOut: .timedOut
+        case .sendFailed, .receiveFailed: .connectionReset
+        case .invalidResponse: .invalidResponse
+        case .tooLarge: .responseTooLarge
+        case .invalidRequest, .cancelled, .clientClosed, .other: .other
+        }
+    }
+}

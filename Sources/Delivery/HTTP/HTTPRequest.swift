@@ -1,0 +1,141 @@
+/// What to do with response body bytes beyond `HTTPRequest.responseBodyLimit`.
+public enum OversizedBodyPolicy: Sendable, Equatable {
+    /// Stop reading at the limit and close the connection. The response (status, headers,
+    /// the first `responseBodyLimit` bytes) is returned with `bodyTruncated` set. Bounded
+    /// work whatever the receiver sends; costs one connection. The default.
+    case abort
+    /// Keep reading and throw the surplus away, so the connection can be reused. The
+    /// total timeout still bounds the transfer: a body that never ends becomes `.timedOut`.
+    case discard
+}
+
+/// One HTTP request. Plain data: building one has no effect until `HTTPClient.send`.
+///
+/// Its `description`, `debugDescription` and mirror redact sensitive header values
+/// (`Authorization`, cookies, API keys, tokens, secrets), so a request can be logged.
+public struct HTTPRequest: Sendable {
+    /// An HTTP method token: `GET`, `POST`, `PUT`, `PATCH`, `DELETE`, `HEAD`, ….
+    public var method: String
+    /// An absolute `http://` or `https://` URL.
+    public var url: String
+    /// Header fields in order. libcurl's own `Accept: */*` and `User-Agent` can be
+    /// replaced by giving them here; `Expect: 100-continue` is never sent.
+    public var headers: [(String, String)]
+    public var body: [UInt8]
+    /// Time allowed for name resolution, TCP and TLS handshakes.
+    public var connectTimeout: Duration
+    /// Time allowed for the whole transfer, from the moment it starts (a request waiting
+    /// for a free transfer slot in the client is not yet started).
+    public var timeout: Duration
+    /// Response body bytes kept; see `oversizedBody` for the rest.
+    public var responseBodyLimit: Int
+    public var oversizedBody: OversizedBodyPolicy
+    /// An IP address literal (`203.0.113.7`, `2001:db8::1`) to connect to instead of
+    /// resolving the URL's host (libcurl `CURLOPT_CONNECT_TO`). The Host header, TLS SNI
+    /// and certificate check still use the URL's host. A connection is reused only by a
+    /// request pinned to the same address. Used by the SSRF guard to connect to exactly
+    /// the address it checked.
+    public var pinnedAddress: String?
+
+    public init(
+        method: String = "GET",
+        url: String,
+        headers: [(String, String)] = [],
+        body: [UInt8] = [],
+        connectTimeout: Duration = .seconds(10),
+        timeout: Duration = .seconds(30),
+        responseBodyLimit: Int = 64 * 1024,
+        oversizedBody: OversizedBodyPolicy = .abort,
+        pinnedAddress: String? = nil
+    ) {
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.body = body
+        self.connectTimeout = connectTimeout
+        self.timeout = timeout
+        self.responseBodyLimit = responseBodyLimit
+        self.oversizedBody = oversizedBody
+        self.pinnedAddress = pinnedAddress
+    }
+
+    /// Convenience for a POST with a body given as text.
+    public static func post(
+        _ url: String, headers: [(String, String)] = [], body: String,
+        timeout: Duration = .seconds(30)
+    ) -> HTTPRequest {
+        HTTPRequest(method: "POST", url: url, headers: headers, body: Array(body.utf8), timeout: timeout)
+    }
+
+    /// The first value of a header, compared case-insensitively.
+    public func header(_ name: String) -> String? {
+        headers.first { asciiCaseInsensitiveEquals($0.0, name) }?.1
+    }
+}
+
+extension HTTPRequest: CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
+    public var description: String {
+        "\(method) \(redactedURL(url)) (\(body.count) bytes)"
+    }
+
+    public var debugDescription: String {
+        let fields = headers.map { "\($0.0): \(redactedHeaderValue(name: $0.0, value: $0.1))" }
+        return "HTTPRequest(\(method) \(redactedURL(url)), headers: [\(fields.joined(separator: ", "))], body: \(body.count) bytes)"
+    }
+
+    public var customMirror: Mirror {
+        Mirror(self, children: [
+            "method": method,
+            "url": redactedURL(url),
+            "headers": headers.map { ($0.0, redactedHeaderValue(name: $0.0, value: $0.1)) },
+            "body": "\(body.count) bytes",
+            "connectTimeout": connectTimeout,
+            "timeout": timeout,
+            "responseBodyLimit": responseBodyLimit,
+            "oversizedBody": oversizedBody,
+            "pinnedAddress": pinnedAddress as Any,
+        ])
+    }
+}
+
+/// Whether a header's value must stay out of logs and errors.
+public func isSensitiveHeader(_ name: String) -> Bool {
+    let lower = name.lowercased()
+    switch lower {
+    case "authorization", "proxy-authorization", "cookie", "set-cookie", "apikey", "api-key", "x-api-key":
+        return true
+    default:
+        return lower.contains("token") || lower.contains("secret") || lower.contains("password")
+            || lower.contains("api-key") || lower.contains("apikey")
+    }
+}
+
+func redactedHeaderValue(name: String, value: String) -> String {
+    isSensitiveHeader(name) ? "<redacted>" : value
+}
+
+/// The URL with any `user:password@` part replaced, for errors and logs.
+public func redactedURL(_ url: String) -> String {
+    let bytes = Array(url.utf8)
+    let separator = Array("://".utf8)
+    guard bytes.count >= separator.count,
+          let schemeEnd = (0...(bytes.count - separator.count)).first(where: { bytes[$0..<$0 + 3].elementsEqual(separator) })
+    else { return url }
+    let authorityStart = schemeEnd + 3
+    var authorityEnd = authorityStart
+    while authorityEnd < bytes.count, !"/?#".utf8.contains(bytes[authorityEnd]) { authorityEnd += 1 }
+    guard let at = bytes[authorityStart..<authorityEnd].lastIndex(of: UInt8(ascii: "@")) else { return url }
+    return String(decoding: bytes[..<authorityStart], as: UTF8.self) + "<redacted>@"
+        + String(decoding: bytes[(at + 1)...], as: UTF8.self)
+}
+
+func asciiCaseInsensitiveEquals(_ a: String, _ b: String) -> Bool {
+    let x = a.utf8, y = b.utf8
+    guard x.count == y.count else { return false }
+    for (p, q) in zip(x, y) where p != q {
+        let lp = (p >= 65 && p <= 90) ? p | 0x20 : p
+        let lq = (q >= 65 && q <= 90) ? q | 0x20 : q
+        if lp != lq { return false }
+    }
+    return true
+}

@@ -1,0 +1,32 @@
+import Decoding
+import Delivery
+
+/// One delivery per change of the configured tables, its body the change as `tail`
+/// prints it. It exercises the whole pipeline before the real handlers exist, and is
+/// what the planning and dispatch benchmarks run.
+public struct EchoHandler: Handler {
+    public let name = "echo"
+    public let tables: Set<String>
+    public let url: String
+    public let retryPolicy: RetryPolicy
+
+    public init(url: String, tables: [String],
+                retryPolicy: RetryPolicy = .exponential(base: .milliseconds(500), cap: .seconds(60), maxAttempts: 10, jitter: .full)) {
+        self.url = url
+        self.tables = Set(tables.map { $0.contains(".") ? $0 : "public." + $0 })
+        self.retryPolicy = retryPolicy
+    }
+
+    public func plan(_ change: Change, in transaction: Transaction) throws(HandlerError) -> Effects {
+        let body: String
+        do { body = try ChangeRenderer.line(change, of: transaction) } catch {
+            throw HandlerError(handler: name, table: change.schema + "." + change.table, key: change.keyText,
+                               reason: error.description)
+        }
+        let entity = change.schema + "." + change.table + (change.keyText.map { ":" + $0 } ?? "")
+        return Effects(deliveries: [PlannedDelivery(
+            target: "echo", url: url, headers: [.init("Content-Type", "application/json")],
+            body: body.hasSuffix("\n") ? String(body.dropLast()) : body,
+            orderingKey: entity, retryPolicy: retryPolicy)])
+    }
+}

@@ -1,0 +1,60 @@
+import Decoding
+import Delivery
+import Replication
+
+/// An HTTP request a handler wants made, at least once, with a stable idempotency key.
+public struct PlannedDelivery: Sendable, Hashable {
+    /// Names the target inside the handler (an edge function, a webhook); part of the key.
+    public var target: String
+    public var url: String
+    public var method: String
+    public var headers: [Header]
+    /// A credential the dispatcher adds at send time (`service_key`); secrets never sit in rows.
+    public var auth: String?
+    public var body: String
+    /// Deliveries with the same key are sent one at a time, in order.
+    public var orderingKey: String?
+    public var retryPolicy: RetryPolicy
+
+    public struct Header: Sendable, Hashable {
+        public var name: String
+        public var value: String
+        public init(_ name: String, _ value: String) {
+            self.name = name
+            self.value = value
+        }
+    }
+
+    public init(target: String, url: String, method: String = "POST", headers: [Header] = [], auth: String? = nil,
+                body: String, orderingKey: String?, retryPolicy: RetryPolicy) {
+        self.target = target
+        self.url = url
+        self.method = method
+        self.headers = headers
+        self.auth = auth
+        self.body = body
+        self.orderingKey = orderingKey
+        self.retryPolicy = retryPolicy
+    }
+}
+
+/// Everything one handler plans for one change. Later handlers add rows and timers.
+public struct Effects: Sendable, Hashable {
+    public var deliveries: [PlannedDelivery]
+
+    public init(deliveries: [PlannedDelivery] = []) { self.deliveries = deliveries }
+
+    public static let none = Effects()
+}
+
+/// A delivery placed in the stream: where it came from decides its idempotency key.
+public struct PositionedDelivery: Sendable, Hashable {
+    public var handler: String
+    /// The source transaction's commit LSN and the change's index in it.
+    public var commitLSN: LSN
+    public var changeIndex: Int
+    public var delivery: PlannedDelivery
+
+    /// Stable across crashes, replays and backfills of the same change.
+    public var idempotencyKey: String { "\(handler):\(commitLSN):\(changeIndex):\(delivery.target)" }
+}

@@ -1,0 +1,78 @@
+import Decoding
+
+/// Pure planning: a decoded change in, the effects it calls for out. No I/O, so the
+/// same code serves the live stream, a backfill and a replay, and tests need no database.
+public protocol Handler: Sendable {
+    /// Part of every idempotency key: renaming a handler re-sends nothing, but changes keys.
+    var name: String { get }
+    /// `schema.table` names this handler consumes.
+    var tables: Set<String> { get }
+    func plan(_ change: Change, in transaction: Transaction) throws(HandlerError) -> Effects
+}
+
+/// A change a handler could not plan for. It names the position, the table and the
+/// row, so the log says exactly which item was refused and why.
+public struct HandlerError: Error, Sendable, Hashable, CustomStringConvertible {
+    public var handler: String
+    public var table: String
+    public var key: String?
+    public var reason: String
+
+    public init(handler: String, table: String, key: String?, reason: String) {
+        self.handler = handler
+        self.table = table
+        self.key = key
+        self.reason = reason
+    }
+
+    public var description: String {
+        "\(handler) cannot plan a change of \(table)\(key.map { " (key \($0))" } ?? ""): \(reason)"
+    }
+}
+
+/// Dispatches each change to the handlers of its table, in commit order.
+public struct Router: Sendable {
+    private let byTable: [String: [any Handler]]
+
+    public init(_ handlers: [any Handler]) {
+        var byTable: [String: [any Handler]] = [:]
+        for handler in handlers {
+            for table in handler.tables { byTable[table, default: []].append(handler) }
+        }
+        self.byTable = byTable
+    }
+
+    public var isEmpty: Bool { byTable.isEmpty }
+
+    /// Every delivery the transaction calls for, positioned so each gets its stable key.
+    public func plan(_ transaction: Transaction) throws(HandlerError) -> [PositionedDelivery] {
+        var planned: [PositionedDelivery] = []
+        for (index, change) in transaction.changes.enumerated() {
+            guard let handlers = byTable[change.schema + "." + change.table] else { continue }
+            for handler in handlers {
+                for delivery in try handler.plan(change, in: transaction).deliveries {
+                    planned.append(PositionedDelivery(handler: handler.name, commitLSN: transaction.commitLSN,
+                                                      changeIndex: index, delivery: delivery))
+                }
+            }
+        }
+        return planned
+    }
+}
+
+extension Change {
+    /// The row's replica-identity values (`id=7`), from the new row or else the old one:
+    /// what tells one entity from another in keys and logs.
+    public var keyText: String? {
+        guard let row = new ?? old else { return nil }
+        let parts = zip(row.columns, row.values).filter { $0.0.isKey }.map { column, value -> String in
+            switch value {
+            case .text(let bytes): column.name + "=" + String(decoding: bytes, as: UTF8.self)
+            case .binary(let bytes): column.name + "=\\x" + bytes.map { String($0, radix: 16) }.joined()
+            case .null: column.name + "=null"
+            case .unchangedToast: column.name + "=?"
+            }
+        }
+        return parts.isEmpty ? nil : parts.joined(separator: ",")
+    }
+}

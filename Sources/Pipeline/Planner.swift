@@ -1,0 +1,163 @@
+import Decoding
+import Delivery
+import Foundation
+import Handlers
+import Logging
+import Replication
+
+/// Plans every transaction through the router and commits its effects in batches:
+/// ONE state-database transaction writes a batch's deliveries and the checkpoint
+/// (slot, end LSN of its last transaction), so a crash either keeps both or neither.
+/// A batch closes on size or age, for throughput and latency both.
+public final class Planner: TransactionSink {
+    public struct Settings: Sendable {
+        public var stateURL: String
+        public var slot: String
+        public var maxBatchChanges: Int
+        public var maxBatchAge: Duration
+
+        public init(stateURL: String, slot: String, maxBatchChanges: Int = 1000, maxBatchAge: Duration = .milliseconds(20)) {
+            self.stateURL = stateURL
+            self.slot = slot
+            self.maxBatchChanges = maxBatchChanges
+            self.maxBatchAge = maxBatchAge
+        }
+    }
+
+    private let settings: Settings
+    private let router: Router
+    private let logger: Logger
+    private var connection: PostgresConnection?
+    private let clock = ContinuousClock()
+    /// The committed checkpoint: transactions ending at or before it were planned already.
+    public private(set) var durablePosition: LSN
+    private var batch = Batch()
+    private var encodedPolicies: [RetryPolicy: String] = [:]
+
+    struct Batch {
+        var rows: [UInt8] = []
+        var deliveries = 0
+        var changes = 0
+        var transactions = 0
+        var end: LSN?
+        var opened: ContinuousClock.Instant?
+    }
+
+    public init(_ settings: Settings, router: Router, logger: Logger) throws(PostgresError) {
+        self.settings = settings
+        self.router = router
+        self.logger = logger
+        let connection = try PostgresConnection(url: settings.stateURL)
+        let row = try connection.query("SELECT lsn::text AS lsn FROM changerelay.checkpoints WHERE slot_name = $1",
+                                       [settings.slot])
+        durablePosition = row.value("lsn").flatMap { LSN($0) } ?? .zero
+        self.connection = connection
+        logger.info("planner ready", metadata: ["slot": "\(settings.slot)", "checkpoint": "\(durablePosition)"])
+    }
+
+    public var hasPending: Bool { batch.end != nil }
+
+    public func accept(_ transaction: Transaction) throws -> SinkProgress {
+        // A restart can be sent transactions it already planned; their effects are committed.
+        guard transaction.endLSN > durablePosition else { return .proceed(durableThrough: nil) }
+        for planned in try router.plan(transaction) {
+            try append(planned, sourceLSN: transaction.commitLSN)
+        }
+        batch.changes += transaction.changes.count
+        batch.transactions += 1
+        batch.end = transaction.endLSN
+        if batch.opened == nil { batch.opened = clock.now }
+        if batch.changes >= settings.maxBatchChanges { return .proceed(durableThrough: try commit()) }
+        return .proceed(durableThrough: nil)
+    }
+
+    public func tick() throws -> LSN? {
+        guard let opened = batch.opened, clock.now - opened >= settings.maxBatchAge else { return nil }
+        return try commit()
+    }
+
+    public func flush() throws -> LSN? { batch.end == nil ? nil : try commit() }
+
+    public func discardPending() { batch = Batch() }
+
+    /// Writes the batch and the checkpoint in one transaction; returns the new checkpoint.
+    private func commit() throws -> LSN? {
+        guard let end = batch.end else { return nil }
+        let started = clock.now
+        do {
+            let connection = try connected()
+            try connection.execute("BEGIN")
+            if batch.deliveries > 0 {
+                try connection.copyIn("""
+                    COPY changerelay.deliveries (idempotency_key, ordering_key, handler, source_lsn, target_url, method,
+                                                 headers, auth, body, retry_policy) FROM STDIN
+                    """, data: batch.rows)
+            }
+            try connection.query("""
+                INSERT INTO changerelay.checkpoints (slot_name, lsn, updated_at) VALUES ($1, $2::pg_lsn, now())
+                ON CONFLICT (slot_name) DO UPDATE SET lsn = EXCLUDED.lsn, updated_at = now()
+                """, [settings.slot, end.description])
+            if batch.deliveries > 0 { try connection.execute("NOTIFY changerelay_deliveries") }
+            try connection.execute("COMMIT")
+        } catch {
+            // The connection is in doubt: drop it. The stream re-sends the batch from the last checkpoint.
+            connection = nil
+            throw error
+        }
+        logger.debug("batch committed", metadata: [
+            "checkpoint": "\(end)", "transactions": "\(batch.transactions)", "changes": "\(batch.changes)",
+            "deliveries": "\(batch.deliveries)", "ms": "\((clock.now - started).components.attoseconds / 1_000_000_000_000_000)",
+        ])
+        durablePosition = end
+        batch = Batch()
+        return end
+    }
+
+    private func connected() throws(PostgresError) -> PostgresConnection {
+        if let connection { return connection }
+        let fresh = try PostgresConnection(url: settings.stateURL)
+        connection = fresh
+        return fresh
+    }
+
+    /// One row in COPY's text format.
+    private func append(_ planned: PositionedDelivery, sourceLSN: LSN) throws {
+        let delivery = planned.delivery
+        var headers = JSONWriter(capacity: 64)
+        headers.beginObject()
+        for header in delivery.headers {
+            headers.key(header.name)
+            headers.string(header.value)
+        }
+        headers.endObject()
+        let fields: [String?] = [
+            planned.idempotencyKey, delivery.orderingKey, planned.handler, sourceLSN.description, delivery.url,
+            delivery.method, headers.string, delivery.auth, delivery.body, try encoded(delivery.retryPolicy),
+        ]
+        for (index, field) in fields.enumerated() {
+            if index > 0 { batch.rows.append(UInt8(ascii: "\t")) }
+            guard let field else {
+                batch.rows.append(contentsOf: Array("\\N".utf8))
+                continue
+            }
+            for byte in field.utf8 {
+                switch byte {
+                case UInt8(ascii: "\\"): batch.rows.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
+                case UInt8(ascii: "\t"): batch.rows.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
+                case UInt8(ascii: "\n"): batch.rows.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
+                case UInt8(ascii: "\r"): batch.rows.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
+                default: batch.rows.append(byte)
+                }
+            }
+        }
+        batch.rows.append(UInt8(ascii: "\n"))
+        batch.deliveries += 1
+    }
+
+    private func encoded(_ policy: RetryPolicy) throws -> String {
+        if let known = encodedPolicies[policy] { return known }
+        let text = String(decoding: try JSONEncoder().encode(policy), as: UTF8.self)
+        encodedPolicies[policy] = text
+        return text
+    }
+}

@@ -1,0 +1,84 @@
+import ArgumentParser
+import Configuration
+import Delivery
+import Foundation
+import Handlers
+import Logging
+import Pipeline
+import Replication
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The service: stream, handlers, planner commit, dispatcher.")
+
+    @OptionGroup var options: ConfigOptions
+
+    func run() throws {
+        bootstrapLogging()
+        Signals.install()
+        let config = try options.load()
+        let logger = Logger(label: "changerelay.run")
+        do {
+            let sourceURL = try config.requireSourceURL()
+            let stateURL = config.stateDatabaseURL ?? sourceURL
+            let router = Router(try Self.handlers(config))
+            if router.isEmpty { logger.warning("no handler is configured: changes are read and acknowledged, nothing is sent") }
+            let client = try HTTPClient(configuration: .init(maxConcurrentTransfers: config.delivery.concurrency))
+            let dispatcher = try Dispatcher(
+                .init(stateURL: stateURL, concurrency: config.delivery.concurrency, timeout: config.delivery.timeout,
+                      credentials: try Self.credentials(config)),
+                client: client, logger: Logger(label: "changerelay.dispatcher"))
+            let dispatcherDone = DispatchSemaphore(value: 0)
+            let dispatcherThread = Thread {
+                dispatcher.run(shouldStop: { Signals.shouldStop })
+                dispatcherDone.signal()
+            }
+            dispatcherThread.name = "changerelay-dispatcher"
+            dispatcherThread.start()
+
+            var planner = try Planner(.init(stateURL: stateURL, slot: config.source.slot,
+                                             maxBatchChanges: config.pipeline.batchMaxChanges,
+                                             maxBatchAge: config.pipeline.batchMaxAge),
+                                       router: router, logger: Logger(label: "changerelay.planner"))
+            let settings = ChangeStream.Settings(databaseURL: sourceURL, plugin: config.source.plugin,
+                                                 slot: config.source.slot, publication: config.source.publication,
+                                                 statusInterval: config.source.statusInterval)
+            var sourceError: (any Error)?
+            do {
+                try ChangeStream(settings, logger: Logger(label: "changerelay.source"))
+                    .run(into: &planner, shouldStop: { Signals.shouldStop })
+            } catch {
+                sourceError = error
+                Signals.stopRequested.store(true, ordering: .relaxed)
+            }
+            dispatcherDone.wait()
+            client.close()
+            if let sourceError { throw sourceError }
+            logger.info("stopped")
+        } catch let error as CustomStringConvertible & Error {
+            throw failure(error.description)
+        }
+    }
+
+    static func handlers(_ config: Config) throws -> [any Handler] {
+        var handlers: [any Handler] = []
+        if let url = config.echo.url {
+            guard !config.echo.tables.isEmpty else {
+                throw ConfigError(key: "handlers.echo.tables", origin: "configuration", reason: "is empty while handlers.echo.url is set")
+            }
+            handlers.append(EchoHandler(url: url, tables: config.echo.tables, retryPolicy: .exponential(
+                base: .milliseconds(500), cap: config.echo.retryCap, maxAttempts: config.echo.maxAttempts, jitter: .full)))
+        }
+        return handlers
+    }
+
+    /// The service key from `CHANGERELAY_SERVICE_KEY` or `functions.service_key_file`; never from the database.
+    static func credentials(_ config: Config) throws -> [String: String] {
+        if let key = Config.processEnvironment()["CHANGERELAY_SERVICE_KEY"], !key.isEmpty { return ["service_key": key] }
+        guard let path = config.functions.serviceKeyFile else { return [:] }
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw ConfigError(key: "functions.service_key_file", origin: "configuration", reason: "cannot read \(path)")
+        }
+        return ["service_key": text.trimmingCharacters(in: .whitespacesAndNewlines)]
+    }
+}

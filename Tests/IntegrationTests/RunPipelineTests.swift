@@ -1,0 +1,140 @@
+import Decoding
+import EmbeddedPostgres
+import Foundation
+import LocalReceiver
+import Replication
+import Testing
+
+/// `changerelay run` end to end: a real cluster, the real binary, a real receiver.
+/// The guarantees of DESIGN.md are what is asserted: nothing lost, each change planned
+/// exactly once, every idempotency key delivered, the slot advancing while an endpoint is down.
+@Suite struct RunPipelineTests {
+    struct Setup {
+        let cluster: LocalPostgres
+        let db: PostgresConnection
+        let receiver: LocalReceiver
+        let environment: [String: String]
+    }
+
+    static func prepare(behavior: Behavior = .status(200), extra: [String: String] = [:]) throws -> Setup {
+        let cluster = try startCluster(schema: false)
+        let receiver = try LocalReceiver(behavior: behavior)
+        var environment = [
+            "CHANGERELAY_SOURCE_DATABASE_URL": cluster.url,
+            "CHANGERELAY_SOURCE_STATUS_INTERVAL_MS": "200",
+            "CHANGERELAY_HANDLERS_ECHO_URL": receiver.url(path: "/echo"),
+            "CHANGERELAY_HANDLERS_ECHO_TABLES": "public.items",
+            "CHANGERELAY_HANDLERS_ECHO_RETRY_CAP_MS": "2000",
+            "CHANGERELAY_HANDLERS_ECHO_MAX_ATTEMPTS": "100",
+        ]
+        environment.merge(extra) { $1 }
+        let setup = try runChangeRelay(["setup"], environment: environment)
+        guard setup.status == 0 else { throw TestFailure("setup failed: \(setup.stderr)") }
+        let db = try cluster.connect()
+        try db.execute("CREATE TABLE items (id int PRIMARY KEY, v text); ALTER PUBLICATION changerelay_pub ADD TABLE items")
+        return Setup(cluster: cluster, db: db, receiver: receiver, environment: environment)
+    }
+
+    static func distinctKeys(_ receiver: LocalReceiver) -> Set<String> {
+        Set(receiver.requests.compactMap { $0.header("Idempotency-Key") })
+    }
+
+    static func waitFor(_ what: String, timeout: Duration = .seconds(120), _ condition: () throws -> Bool) throws {
+        let clock = ContinuousClock()
+        let deadline = clock.now.advanced(by: timeout)
+        while try !condition() {
+            guard clock.now < deadline else { throw TestFailure("\(what) did not happen within \(timeout)") }
+            usleep(50_000)
+        }
+    }
+
+    /// Exactly one planned delivery per change: as many rows as changes, and as many keys.
+    static func expectPlannedOnce(_ db: PostgresConnection, changes: Int) throws {
+        let counts = try db.execute("""
+            SELECT count(*) AS rows, count(DISTINCT idempotency_key) AS keys FROM changerelay.deliveries
+            """)
+        #expect(counts.value("rows") == String(changes))
+        #expect(counts.value("keys") == String(changes))
+    }
+
+    @Test func everyChangeIsPlannedOnceAndDelivered() throws {
+        let setup = try Self.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let run = try Background(["run"], environment: setup.environment)
+        for batch in 0..<20 {
+            try setup.db.execute("INSERT INTO items SELECT g, 'v' || g FROM generate_series(\(batch * 50 + 1), \(batch * 50 + 50)) g")
+        }
+        try Self.waitFor("1000 deliveries") { Self.distinctKeys(setup.receiver).count >= 1000 }
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0, "\(run.stderr.suffix(2000))")
+        try Self.expectPlannedOnce(setup.db, changes: 1000)
+        let statuses = try setup.db.execute("SELECT status, count(*) AS n FROM changerelay.deliveries GROUP BY status")
+        #expect(statuses.rows.count == 1 && statuses.value("status") == "succeeded")
+        let request = try #require(setup.receiver.requests.first)
+        #expect(request.method == "POST" && request.path == "/echo")
+        #expect(request.header("Content-Type") == "application/json")
+        guard case .string(let table)? = try JSONParser.parse(request.body)["table"] else {
+            Issue.record("body is not a change: \(request.bodyText)")
+            return
+        }
+        #expect(table == "items")
+    }
+
+    @Test func killNineAtRandomInstantsLosesAndDoublesNothing() throws {
+        let setup = try Self.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let total = 20_000
+        let writer = Thread {
+            guard let db = try? setup.cluster.connect() else { return }
+            for batch in 0..<200 {
+                _ = try? db.execute("INSERT INTO items SELECT g, 'v' || g FROM generate_series(\(batch * 100 + 1), \(batch * 100 + 100)) g")
+            }
+        }
+        writer.start()
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<10 {
+            let run = try Background(["run"], environment: setup.environment)
+            usleep(UInt32.random(in: 200_000...1_200_000, using: &generator))
+            run.child.signal(SIGKILL)
+            _ = run.waitForExit()
+        }
+        let final = try Background(["run"], environment: setup.environment)
+        try Self.waitFor("every change planned", timeout: .seconds(240)) {
+            try setup.db.execute("SELECT count(*) AS n FROM changerelay.deliveries").value("n") == String(total)
+        }
+        try Self.waitFor("every key delivered", timeout: .seconds(240)) { Self.distinctKeys(setup.receiver).count >= total }
+        final.child.signal(SIGTERM)
+        #expect(final.waitForExit() == 0)
+        try Self.expectPlannedOnce(setup.db, changes: total)
+        #expect(Self.distinctKeys(setup.receiver).count == total)
+    }
+
+    @Test func anEndpointOutageDoesNotHoldTheSlot() throws {
+        let setup = try Self.prepare(behavior: .status(500))
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let run = try Background(["run"], environment: setup.environment)
+        try setup.db.execute("INSERT INTO items SELECT g, 'down' FROM generate_series(1, 100) g")
+        let afterFirst = try setup.db.execute("SELECT pg_current_wal_insert_lsn()::text AS lsn").value("lsn")!
+        try Self.waitFor("the slot to move past the first writes while the receiver fails") {
+            try setup.db.query("SELECT confirmed_flush_lsn >= $1::pg_lsn AS ok FROM pg_replication_slots WHERE slot_name = 'changerelay'",
+                               [afterFirst]).value("ok") == "t"
+        }
+        try Self.waitFor("failed attempts") { setup.receiver.requestCount >= 100 }
+        try setup.db.execute("INSERT INTO items SELECT g, 'still down' FROM generate_series(101, 200) g")
+        let afterSecond = try setup.db.execute("SELECT pg_current_wal_insert_lsn()::text AS lsn").value("lsn")!
+        try Self.waitFor("the slot to keep advancing during the outage") {
+            try setup.db.query("SELECT confirmed_flush_lsn >= $1::pg_lsn AS ok FROM pg_replication_slots WHERE slot_name = 'changerelay'",
+                               [afterSecond]).value("ok") == "t"
+        }
+        let failed = try setup.db.execute("SELECT count(*) AS n FROM changerelay.deliveries WHERE status = 'succeeded'")
+        #expect(failed.value("n") == "0")
+        setup.receiver.behavior = .status(200)
+        try Self.waitFor("every delivery to succeed after the outage", timeout: .seconds(180)) {
+            try setup.db.execute("SELECT count(*) FILTER (WHERE status = 'succeeded') AS n FROM changerelay.deliveries").value("n") == "200"
+        }
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0)
+        let attempts = try setup.db.execute("SELECT count(*) AS n FROM changerelay.delivery_attempts WHERE http_status = 500")
+        #expect(Int(attempts.value("n") ?? "0")! >= 100)
+    }
+}
