@@ -138,3 +138,62 @@ import Testing
         #expect(Int(attempts.value("n") ?? "0")! >= 100)
     }
 }
+
+@Suite struct RunResilienceTests {
+    @Test func aPostgresCrashMidBurstLosesAndDoublesNothing() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let run = try Background(["run"], environment: setup.environment)
+        try setup.db.execute("INSERT INTO items SELECT g, 'before' FROM generate_series(1, 2000) g")
+        try RunPipelineTests.waitFor("some deliveries") { setup.receiver.requestCount > 0 }
+        try setup.cluster.restart(immediate: true)
+        let db = try setup.cluster.connect()
+        for batch in 0..<20 {
+            try db.execute("INSERT INTO items SELECT g, 'after' FROM generate_series(\(2001 + batch * 100), \(2100 + batch * 100)) g")
+        }
+        try RunPipelineTests.waitFor("every key delivered after the restart", timeout: .seconds(180)) {
+            RunPipelineTests.distinctKeys(setup.receiver).count >= 4000
+        }
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0)
+        try RunPipelineTests.expectPlannedOnce(db, changes: 4000)
+        #expect(run.stderr.contains("reconnecting"))
+    }
+
+    @Test func aSecondRunWaitsForTheSlotAndTakesOver() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let first = try Background(["run"], environment: setup.environment)
+        try setup.db.execute("INSERT INTO items VALUES (1, 'first')")
+        try RunPipelineTests.waitFor("the first run to deliver") { setup.receiver.requestCount >= 1 }
+        let second = try Background(["run"], environment: setup.environment)
+        try RunPipelineTests.waitFor("the second run to find the slot busy") { second.stderr.contains("reconnecting") }
+        first.child.signal(SIGKILL)
+        _ = first.waitForExit()
+        try setup.db.execute("INSERT INTO items SELECT g, 'second' FROM generate_series(2, 500) g")
+        try RunPipelineTests.waitFor("the second run to take over", timeout: .seconds(120)) {
+            RunPipelineTests.distinctKeys(setup.receiver).count >= 500
+        }
+        second.child.signal(SIGTERM)
+        #expect(second.waitForExit() == 0)
+        try RunPipelineTests.expectPlannedOnce(setup.db, changes: 500)
+    }
+
+    @Test func aReceiverThatNeverAnswersFailsOnlyItsAttempts() throws {
+        let setup = try RunPipelineTests.prepare(behavior: .status(200), extra: ["CHANGERELAY_DELIVERY_TIMEOUT_MS": "500"])
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        setup.receiver.behavior = .neverAnswer
+        let run = try Background(["run"], environment: setup.environment)
+        try setup.db.execute("INSERT INTO items SELECT g, 'x' FROM generate_series(1, 20) g")
+        try RunPipelineTests.waitFor("timed-out attempts to be recorded") {
+            let n = try setup.db.execute("SELECT count(*) AS n FROM changerelay.delivery_attempts WHERE error LIKE '%timed out%'").value("n")
+            return Int(n ?? "0")! >= 20
+        }
+        setup.receiver.behavior = .status(200)
+        try RunPipelineTests.waitFor("recovery", timeout: .seconds(120)) {
+            try setup.db.execute("SELECT count(*) FILTER (WHERE status = 'succeeded') AS n FROM changerelay.deliveries").value("n") == "20"
+        }
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0)
+    }
+}

@@ -170,10 +170,10 @@ final class ClientCore: Sendable {
         let (accepted, wake) = inbox.withLock { inbox -> (Bool, Bool) in
             guard !inbox.closing else { return (false, false) }
             inbox.submissions.append(submission)
+            inFlight.add(1, ordering: .relaxed)
             defer { inbox.wakePending = true }
             return (true, !inbox.wakePending)
         }
-        if accepted { inFlight.add(1, ordering: .relaxed) }
         // `multi` lives as long as this core, so waking after the lock is safe even if
         // the thread has ended meanwhile.
         if wake { multi.wakeup() }
@@ -205,8 +205,8 @@ final class ClientCore: Sendable {
     func take() -> Inbox {
         inbox.withLock { inbox in
             let taken = inbox
-            inbox.submissions.removeAll(keepingCapacity: true)
-            inbox.cancellations.removeAll(keepingCapacity: true)
+            inbox.submissions = []
+            inbox.cancellations = []
             inbox.wakePending = false
             return taken
         }
