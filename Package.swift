@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "changerelay", targets: ["changerelay"]),
         .executable(name: "DecoderBench", targets: ["DecoderBench"]),
+        .executable(name: "BenchReceiver", targets: ["BenchReceiver"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -44,6 +45,7 @@ let package = Package(
         ]),
         .executableTarget(name: "DecoderBench", dependencies: ["Decoding", "Replication"],
                           path: "Benchmarks/DecoderBench"),
+        .executableTarget(name: "BenchReceiver", dependencies: ["LocalReceiver"], path: "Benchmarks/BenchReceiver"),
         .testTarget(name: "DecodingTests", dependencies: ["Decoding", "Replication"]),
         .testTarget(name: "ReplicationTests", dependencies: ["Replication", "EmbeddedPostgres"]),
         .testTarget(name: "ConfigurationTests", dependencies: ["Configuration"]),

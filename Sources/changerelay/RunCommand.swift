@@ -11,7 +11,14 @@ struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "The service: stream, handlers, planner commit, dispatcher.")
 
+    enum Role: String, ExpressibleByArgument, CaseIterable {
+        case all, planner, dispatcher
+    }
+
     @OptionGroup var options: ConfigOptions
+
+    @Option(help: "all (default); planner: read the slot and plan, send nothing; dispatcher: only send (scale out).")
+    var only: Role = .all
 
     func run() throws {
         bootstrapLogging()
@@ -29,8 +36,13 @@ struct Run: ParsableCommand {
                       credentials: try Self.credentials(config)),
                 client: client, logger: Logger(label: "changerelay.dispatcher"))
             let dispatcherDone = DispatchSemaphore(value: 0)
-            let dispatcherThread = Thread {
+            if only == .dispatcher {
                 dispatcher.run(shouldStop: { Signals.shouldStop })
+                client.close()
+                return
+            }
+            let dispatcherThread = Thread {
+                if only == .all { dispatcher.run(shouldStop: { Signals.shouldStop }) }
                 dispatcherDone.signal()
             }
             dispatcherThread.name = "changerelay-dispatcher"

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Pipeline benchmarks on a private cluster and a loopback receiver (release build):
+# planning rate vs pg_recvlogical on the same backlog, dispatch rate at concurrency 64,
+# write-path cost (pgbench with and without the service), commit-to-arrival latency at 500 commits/s.
+#   scripts/bench-pipeline.sh [BACKLOG_ROWS] [DISPATCHED]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+swift build -c release --product changerelay >&2
+swift build -c release --product BenchReceiver >&2
+exec python3 scripts/bench_pipeline.py "${1:-1000000}" "${2:-100000}"

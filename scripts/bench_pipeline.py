@@ -1,0 +1,116 @@
+"""Pipeline benchmarks (see bench-pipeline.sh): planning, dispatch, latency, write-path cost."""
+import os, signal, subprocess, sys, time
+sys.path.insert(0, os.path.dirname(__file__))
+from benchlib import Cluster, RELAY, timed_drain, recvlogical_options
+
+ROWS = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
+DISPATCH = int(sys.argv[2]) if len(sys.argv) > 2 else 100_000
+RECEIVER = os.path.abspath(".build/release/BenchReceiver")
+
+
+def wait_until(what, condition, timeout=900):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            sys.exit("timed out waiting for " + what)
+        time.sleep(0.05)
+
+
+def start(argv, env):
+    return subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def stop(proc):
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+
+
+def pgbench_tps(cluster, seconds, rate=None):
+    script = os.path.join(cluster.root, "insert.sql")
+    with open(script, "w") as f:
+        f.write("INSERT INTO events (payload) VALUES ('x');\n")
+    argv = ["pgbench", "-n", "-f", script, "-c", "4", "-j", "2", "-T", str(seconds), cluster.url]
+    if rate:
+        argv[2:2] = ["-R", str(rate)]
+    out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+    return float([line for line in out.splitlines() if line.startswith("tps")][0].split()[2])
+
+
+def main():
+    cluster = Cluster()
+    receiver = subprocess.Popen([RECEIVER], stdout=subprocess.PIPE, text=True)
+    receiver_url = receiver.stdout.readline().strip()
+    try:
+        env = dict(os.environ, CHANGERELAY_SOURCE_DATABASE_URL=cluster.url, CHANGERELAY_LOG_LEVEL="warning",
+                   CHANGERELAY_SOURCE_STATUS_INTERVAL_MS="200", CHANGERELAY_HANDLERS_ECHO_URL=receiver_url + "/echo",
+                   CHANGERELAY_HANDLERS_ECHO_TABLES="public.bench,public.events", CHANGERELAY_DELIVERY_CONCURRENCY="64")
+        subprocess.run([RELAY, "setup"], env=env, check=True, capture_output=True)
+        cluster.psql("CREATE TABLE bench (id bigint PRIMARY KEY, a text, b text, c text, d text, ts timestamptz);"
+                     "CREATE TABLE events (id bigserial PRIMARY KEY, payload text, at timestamptz DEFAULT now());"
+                     "ALTER PUBLICATION changerelay_pub ADD TABLE bench, events;"
+                     "SELECT pg_create_logical_replication_slot('recv', 'pgoutput')")
+        cluster.psql("""DO $$ BEGIN FOR t IN 0..%d LOOP
+                  INSERT INTO bench SELECT g, md5(g::text), 'customer ' || g, 'status-' || (g %% 7), repeat('x', 20), now()
+                  FROM generate_series(t * 10000 + 1, t * 10000 + 10000) g;
+                  COMMIT; END LOOP; END $$""" % (ROWS // 10000 - 1))
+        endpos = cluster.psql("SELECT pg_current_wal_insert_lsn()")
+        print("PostgreSQL %s; backlog %d rows in %d transactions" % (cluster.version, ROWS, ROWS // 10000))
+
+        # Planning: the backlog through the echo handler, deliveries committed but not sent.
+        began = time.monotonic()
+        planner = start([RELAY, "run", "--only", "planner"], env)
+        wait_until("the checkpoint", lambda: cluster.psql(
+            "SELECT coalesce((SELECT lsn >= '%s' FROM changerelay.checkpoints), false)" % endpos) == "t")
+        planning = time.monotonic() - began
+        stop(planner)
+        recv, _, _ = timed_drain(["pg_recvlogical", "-d", cluster.url, "--slot", "recv", "--start", "--endpos", endpos,
+                                  "-f", "/dev/null", "--no-loop"] + recvlogical_options("pgoutput", "changerelay_pub"))
+        planned = int(cluster.psql("SELECT count(*) FROM changerelay.deliveries"))
+        print("planning   %d deliveries in %.2f s = %.0f rows/s; pg_recvlogical drains the same backlog in %.2f s "
+              "(ratio %.2f)" % (planned, planning, ROWS / planning, recv, planning / recv))
+
+        # Dispatch: DISPATCH of those deliveries to the fast local receiver, concurrency 64.
+        cluster.psql("DELETE FROM changerelay.deliveries WHERE id > %d" % DISPATCH)
+        began = time.monotonic()
+        dispatcher = start([RELAY, "run", "--only", "dispatcher"], env)
+        wait_until("dispatch", lambda: cluster.psql(
+            "SELECT count(*) FROM changerelay.deliveries WHERE status = 'succeeded'") == str(DISPATCH))
+        dispatching = time.monotonic() - began
+        stop(dispatcher)
+        print("dispatch   %d deliveries in %.2f s = %.0f deliveries/s (pg_net documents about 200/s)"
+              % (DISPATCH, dispatching, DISPATCH / dispatching))
+
+        # Write-path cost and latency: pgbench single-row inserts without and with the service running.
+        cluster.psql("TRUNCATE changerelay.deliveries CASCADE")
+        without = pgbench_tps(cluster, 15)
+        service = start([RELAY, "run"], env)
+        time.sleep(2)
+        with_service = pgbench_tps(cluster, 15)
+        print("write path pgbench 4 clients: %.0f TPS without, %.0f TPS with changerelay running (cost %.1f %%)"
+              % (without, with_service, 100 * (without - with_service) / without))
+        subprocess.run([RELAY, "deliveries", "list", "--limit", "1"], env=env, capture_output=True)
+        wait_until("the write-path deliveries", lambda: cluster.psql(
+            "SELECT count(*) FROM changerelay.deliveries WHERE status <> 'succeeded'") == "0")
+        receiver.send_signal(signal.SIGTERM)
+        receiver.wait(timeout=120)
+        receiver = subprocess.Popen([RECEIVER], stdout=subprocess.PIPE, text=True)
+        receiver_url = receiver.stdout.readline().strip()
+        stop(service)
+        env["CHANGERELAY_HANDLERS_ECHO_URL"] = receiver_url + "/echo"
+        service = start([RELAY, "run"], env)
+        time.sleep(2)
+        steady = pgbench_tps(cluster, 20, rate=500)
+        wait_until("the latency deliveries", lambda: cluster.psql(
+            "SELECT count(*) FROM changerelay.deliveries WHERE status <> 'succeeded'") == "0")
+        stop(service)
+        receiver.send_signal(signal.SIGTERM)
+        summary = receiver.stdout.read().strip()
+        receiver.wait(timeout=120)
+        print("latency    steady %.0f commits/s, commit to request arrival: %s" % (steady, summary))
+    finally:
+        if receiver.poll() is None:
+            receiver.kill()
+        cluster.stop()
+
+
+main()

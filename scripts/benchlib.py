@@ -1,0 +1,69 @@
+"""Shared pieces of the benchmark drivers: a private Postgres cluster and timed children.
+Standard library only; the cluster runs as the postgres user when started as root."""
+import os, re, shutil, socket, subprocess, sys, tempfile, time
+
+BIN = max((p for p in ["/usr/lib/postgresql/%s/bin" % v for v in os.listdir("/usr/lib/postgresql")]
+           if os.path.exists(p + "/initdb")), key=lambda p: int(p.split("/")[-2]))
+AS_PG = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+RELAY = os.path.abspath(".build/release/changerelay")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_child(proc):
+    """Waits for a Popen child and returns its peak RSS in MiB."""
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return usage.ru_maxrss / 1024
+
+
+class Cluster:
+    def __init__(self, settings=""):
+        self.root = tempfile.mkdtemp(prefix="changerelay-bench-")
+        os.chmod(self.root, 0o777)
+        self.data, self.port = self.root + "/data", free_port()
+        subprocess.run(AS_PG + [BIN + "/initdb", "-D", self.data, "-A", "trust", "-U", "postgres", "--no-sync"],
+                       check=True, stdout=subprocess.DEVNULL)
+        found = re.search(r"(\d+)\.(\d+)", subprocess.run([BIN + "/postgres", "--version"],
+                                                          capture_output=True, text=True).stdout)
+        major, minor = int(found.group(1)), int(found.group(2))
+        self.version = found.group(0)
+        opts = "-c wal_level=logical -c port=%d -c listen_addresses=127.0.0.1 -c unix_socket_directories=%s " \
+               "-c fsync=off -c synchronous_commit=off -c max_replication_slots=40 -c max_wal_senders=10 " \
+               "-c shared_buffers=256MB -c max_wal_size=4GB %s" % (self.port, self.root, settings)
+        if major > 15 or (major == 15 and minor >= 19):
+            opts += " -c output_plugin_libraries='pgoutput, test_decoding, wal2json'"
+        subprocess.run(AS_PG + [BIN + "/pg_ctl", "-D", self.data, "-o", opts, "-l", self.root + "/log", "-w", "start"],
+                       check=True, stdout=subprocess.DEVNULL)
+        self.url = "postgresql://postgres@127.0.0.1:%d/postgres" % self.port
+
+    def psql(self, sql):
+        return subprocess.run(["psql", self.url, "-qAtX", "-v", "ON_ERROR_STOP=1", "-c", sql],
+                              check=True, capture_output=True, text=True).stdout.strip()
+
+    def stop(self):
+        subprocess.run(AS_PG + [BIN + "/pg_ctl", "-D", self.data, "-m", "immediate", "stop"], stdout=subprocess.DEVNULL)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def timed_drain(argv, env=None):
+    """Runs a draining child; returns (seconds, peak RSS MiB, stdout)."""
+    start = time.monotonic()
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    rss = wait_child(proc)
+    elapsed = time.monotonic() - start
+    out, err = proc.stdout.read().decode(), proc.stderr.read().decode()
+    if proc.returncode != 0:
+        sys.exit("failed: %s\n%s%s" % (" ".join(argv), out, err))
+    return elapsed, rss, out
+
+
+def recvlogical_options(plugin, publication):
+    if plugin == "pgoutput":
+        return ["-o", "proto_version=2", "-o", "streaming=on", "-o", "publication_names=" + publication]
+    return ["-o", "format-version=2", "-o", "include-xids=1", "-o", "include-timestamp=1", "-o", "include-lsn=1",
+            "-o", "include-type-oids=1", "-o", "include-pk=1"]
