@@ -42,8 +42,11 @@ class Cluster:
         self.url = "postgresql://postgres@127.0.0.1:%d/postgres" % self.port
 
     def psql(self, sql):
-        return subprocess.run(["psql", self.url, "-qAtX", "-v", "ON_ERROR_STOP=1", "-c", sql],
-                              check=True, capture_output=True, text=True).stdout.strip()
+        done = subprocess.run(["psql", self.url, "-qAtX", "-v", "ON_ERROR_STOP=1", "-c", sql],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            sys.exit("psql failed: %s\n%s" % (sql[:300], done.stderr))
+        return done.stdout.strip()
 
     def stop(self):
         subprocess.run(AS_PG + [BIN + "/pg_ctl", "-D", self.data, "-m", "immediate", "stop"], stdout=subprocess.DEVNULL)

@@ -148,11 +148,11 @@ public final class Dispatcher: Sendable {
         return rows.compactMap { row in
             guard let id = row[0].flatMap({ Int64($0) }), let key = row[1], let url = row[2], let method = row[3],
                   let body = row[6], let policyText = row[7], let attempt = row[8].flatMap({ Int($0) }) else { return nil }
-            guard let policy = try? JSONDecoder().decode(RetryPolicy.self, from: Data(policyText.utf8)) else {
-                logger.error("delivery has an unreadable retry policy; it is sent once", metadata: ["delivery": "\(id)"])
-                return Claimed(id: id, idempotencyKey: key, url: url, method: method, headers: Self.headers(row[4]),
-                               auth: row[5], body: body, policy: .fixed(delay: .zero, maxAttempts: 1), attempt: attempt,
-                               orderingKey: row[9])
+            var policy: RetryPolicy
+            do { policy = try JSONDecoder().decode(RetryPolicy.self, from: Data(policyText.utf8)) } catch {
+                logger.error("delivery has an unreadable retry policy; it gets one attempt",
+                             metadata: ["delivery": "\(id)", "error": "\(error)"])
+                policy = .fixed(delay: .zero, maxAttempts: 1)
             }
             return Claimed(id: id, idempotencyKey: key, url: url, method: method, headers: Self.headers(row[4]),
                            auth: row[5], body: body, policy: policy, attempt: attempt, orderingKey: row[9])

@@ -92,7 +92,9 @@ import Testing
         }
         writer.start()
         var generator = SystemRandomNumberGenerator()
-        for _ in 0..<10 {
+        // scripts/soak-kill.sh sets 100; the suite does 10.
+        let kills = Int(ProcessInfo.processInfo.environment["CHANGERELAY_SOAK_KILLS"] ?? "") ?? 10
+        for _ in 0..<kills {
             let run = try Background(["run"], environment: setup.environment)
             usleep(UInt32.random(in: 200_000...1_200_000, using: &generator))
             run.child.signal(SIGKILL)
@@ -195,5 +197,37 @@ import Testing
         }
         run.child.signal(SIGTERM)
         #expect(run.waitForExit() == 0)
+    }
+}
+
+@Suite struct DeliveriesCommandTests {
+    @Test func deadDeliveriesAreListedAndRequeued() throws {
+        let setup = try RunPipelineTests.prepare(behavior: .status(500), extra: ["CHANGERELAY_HANDLERS_ECHO_MAX_ATTEMPTS": "1"])
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let run = try Background(["run"], environment: setup.environment)
+        try setup.db.execute("INSERT INTO items SELECT g, 'x' FROM generate_series(1, 3) g")
+        try RunPipelineTests.waitFor("three dead deliveries") {
+            try setup.db.execute("SELECT count(*) AS n FROM changerelay.deliveries WHERE status = 'dead'").value("n") == "3"
+        }
+        let listed = try runChangeRelay(["deliveries", "list", "--status", "dead"], environment: setup.environment)
+        #expect(listed.status == 0, "\(listed.stderr)")
+        let rows = listed.stdout.split(separator: "\n").dropFirst()
+        #expect(rows.count == 3)
+        #expect(rows.allSatisfy { $0.contains("\tdead\t") && $0.contains("\t500\t") })
+
+        setup.receiver.behavior = .status(200)
+        let retried = try runChangeRelay(["deliveries", "retry", "--all-dead"], environment: setup.environment)
+        #expect(retried.stdout.contains("re-queued 3 deliveries"), "\(retried.stdout)\(retried.stderr)")
+        try RunPipelineTests.waitFor("the re-queued deliveries to succeed") {
+            try setup.db.execute("SELECT count(*) AS n FROM changerelay.deliveries WHERE status = 'succeeded'").value("n") == "3"
+        }
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0)
+        let attempts = try setup.db.execute("SELECT count(*) AS n FROM changerelay.delivery_attempts")
+        #expect(attempts.value("n") == "6", "one failed and one successful attempt each")
+
+        let bad = try runChangeRelay(["deliveries", "retry"], environment: setup.environment)
+        #expect(bad.status != 0)
+        #expect(bad.stderr.contains("--all-dead"))
     }
 }
