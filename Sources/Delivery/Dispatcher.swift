@@ -95,12 +95,14 @@ public final class Dispatcher: Sendable {
                     connection = db
                     backoff.reset()
                 }
-                for done in takeFinished() {
-                    inFlight -= 1
+                let done = takeFinished()
+                if !done.isEmpty {
                     try record(done, on: db)
+                    inFlight -= done.count
                 }
                 var claimedAny = false
-                if stopDeadline == nil, inFlight < settings.concurrency {
+                // Claim in chunks, not one slot at a time: a claim is a round trip.
+                if stopDeadline == nil, inFlight <= settings.concurrency / 2 {
                     let claimed = try claim(limit: settings.concurrency - inFlight, on: db)
                     claimedAny = !claimed.isEmpty
                     for delivery in claimed {
@@ -197,51 +199,86 @@ public final class Dispatcher: Sendable {
         while read(wakeRead, &buffer, buffer.count) > 0 {}
     }
 
-    /// Records the attempt and moves the row on: succeeded, failed (retry later) or dead.
-    private func record(_ done: Finished, on db: PostgresConnection) throws(PostgresError) {
-        let delivery = done.delivery
-        let outcome: AttemptOutcome
-        var httpStatus: Int?
-        var error: String?
-        var responseBody: String?
-        switch done.result {
-        case .success(let response):
-            httpStatus = response.status
-            responseBody = String(decoding: response.body, as: UTF8.self)
-            outcome = AttemptOutcome(status: response.status, retryAfter: response.header("Retry-After"),
-                                     now: Int64(Date().timeIntervalSince1970))
-            if !(200..<300).contains(response.status) { error = "HTTP \(response.status)" }
-        case .failure(let failure):
-            error = failure.description
-            outcome = AttemptOutcome(transportError: TransportError(failure.transportKind, detail: failure.description))
-        }
+    /// Records the attempts and moves the rows on (succeeded, failed to retry later, or
+    /// dead) in one statement. A row whose attempt number moved on (its lease ran out and
+    /// another dispatcher took it) is left alone.
+    private func record(_ finished: [Finished], on db: PostgresConnection) throws(PostgresError) {
+        var columns = Array(repeating: [String?](), count: 8)
         var random = SystemRandomNumberGenerator()
-        let decision = RetryDecision(policy: delivery.policy, attempt: delivery.attempt, outcome: outcome, using: &random)
-        let status: String, delayMilliseconds: Int64
-        switch decision {
-        case .succeeded:
-            (status, delayMilliseconds) = ("succeeded", 0)
-        case .retry(let after):
-            (status, delayMilliseconds) = ("failed", after.wholeMilliseconds)
-        case .dead(let reason):
-            (status, delayMilliseconds) = ("dead", 0)
-            error = reason.description
-            logger.error("delivery is dead", metadata: ["delivery": "\(delivery.id)", "key": "\(delivery.idempotencyKey)",
-                                                        "url": "\(redactedURL(delivery.url))", "reason": "\(reason)"])
+        let now = Int64(Date().timeIntervalSince1970)
+        for done in finished {
+            let delivery = done.delivery
+            let outcome: AttemptOutcome
+            var httpStatus: Int?
+            var error: String?
+            var responseBody: String?
+            switch done.result {
+            case .success(let response):
+                httpStatus = response.status
+                // Text columns cannot hold NUL; the body is kept for people to read, so dropping it is fine.
+                responseBody = String(decoding: response.body.filter { $0 != 0 }, as: UTF8.self)
+                outcome = AttemptOutcome(status: response.status, retryAfter: response.header("Retry-After"), now: now)
+                if !(200..<300).contains(response.status) { error = "HTTP \(response.status)" }
+            case .failure(let failure):
+                error = failure.description
+                outcome = AttemptOutcome(transportError: TransportError(failure.transportKind, detail: failure.description))
+            }
+            let status: String
+            var delay: Duration = .zero
+            switch RetryDecision(policy: delivery.policy, attempt: delivery.attempt, outcome: outcome, using: &random) {
+            case .succeeded:
+                status = "succeeded"
+            case .retry(let after):
+                status = "failed"
+                delay = after
+            case .dead(let reason):
+                status = "dead"
+                error = reason.description
+                logger.error("delivery is dead", metadata: [
+                    "delivery": "\(delivery.id)", "key": "\(delivery.idempotencyKey)",
+                    "url": "\(redactedURL(delivery.url))", "reason": "\(reason)",
+                ])
+            }
+            let row: [String?] = [String(delivery.id), status, httpStatus.map(String.init), error,
+                                  String(delay.wholeMilliseconds), String(delivery.attempt),
+                                  String(done.started.timeIntervalSince1970), responseBody]
+            for (index, value) in row.enumerated() { columns[index].append(value) }
         }
         try db.query("""
-            WITH updated AS (
-                UPDATE changerelay.deliveries
-                SET status = $2, last_http_status = $3::int, last_error = $4,
-                    next_attempt_at = now() + ($5::bigint * interval '1 millisecond'), locked_until = NULL,
-                    completed_at = CASE WHEN $2 IN ('succeeded', 'dead') THEN now() END, updated_at = now()
-                WHERE id = $1 AND attempt = $6::int
-                RETURNING id)
+            WITH result AS (
+                SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::bigint[], $6::int[],
+                                     $7::float8[], $8::text[])
+                    AS r(id, status, http_status, error, delay_ms, attempt, started, body)),
+            updated AS (
+                UPDATE changerelay.deliveries d
+                SET status = r.status, last_http_status = r.http_status, last_error = r.error,
+                    next_attempt_at = now() + r.delay_ms * interval '1 millisecond', locked_until = NULL,
+                    completed_at = CASE WHEN r.status IN ('succeeded', 'dead') THEN now() END, updated_at = now()
+                FROM result r WHERE d.id = r.id AND d.attempt = r.attempt
+                RETURNING r.*)
             INSERT INTO changerelay.delivery_attempts (delivery_id, attempt, started_at, http_status, error, response_body)
-            SELECT id, $6::int, to_timestamp($7::float8), $3::int, $4, $8 FROM updated
-            """, [String(delivery.id), status, httpStatus.map(String.init), error, String(delayMilliseconds),
-                  String(delivery.attempt), String(done.started.timeIntervalSince1970), responseBody])
+            SELECT id, attempt, to_timestamp(started), http_status, error, body FROM updated
+            """, columns.map(postgresArrayLiteral))
     }
+}
+
+/// A one-dimensional array literal (`{"a","b",NULL}`) for passing many values as one parameter.
+func postgresArrayLiteral(_ values: [String?]) -> String {
+    var text = "{"
+    for (index, value) in values.enumerated() {
+        if index > 0 { text += "," }
+        guard let value else {
+            text += "NULL"
+            continue
+        }
+        text += "\""
+        for character in value.unicodeScalars {
+            if character == "\"" || character == "\\" { text += "\\" }
+            text.unicodeScalars.append(character)
+        }
+        text += "\""
+    }
+    return text + "}"
 }
 
 public enum DispatcherError: Error, CustomStringConvertible {

@@ -32,7 +32,9 @@ public final class Planner: TransactionSink {
     /// The committed checkpoint: transactions ending at or before it were planned already.
     public private(set) var durablePosition: LSN
     private var batch = Batch()
+    /// Handlers reuse a few policies and header sets: encode each once.
     private var encodedPolicies: [RetryPolicy: String] = [:]
+    private var encodedHeaders: [[PlannedDelivery.Header]: String] = [:]
 
     struct Batch {
         var rows: [UInt8] = []
@@ -123,16 +125,9 @@ public final class Planner: TransactionSink {
     /// One row in COPY's text format.
     private func append(_ planned: PositionedDelivery, sourceLSN: LSN) throws {
         let delivery = planned.delivery
-        var headers = JSONWriter(capacity: 64)
-        headers.beginObject()
-        for header in delivery.headers {
-            headers.key(header.name)
-            headers.string(header.value)
-        }
-        headers.endObject()
         let fields: [String?] = [
             planned.idempotencyKey, delivery.orderingKey, planned.handler, sourceLSN.description, delivery.url,
-            delivery.method, headers.string, delivery.auth, delivery.body, try encoded(delivery.retryPolicy),
+            delivery.method, encoded(delivery.headers), delivery.auth, delivery.body, try encoded(delivery.retryPolicy),
         ]
         for (index, field) in fields.enumerated() {
             if index > 0 { batch.rows.append(UInt8(ascii: "\t")) }
@@ -152,6 +147,19 @@ public final class Planner: TransactionSink {
         }
         batch.rows.append(UInt8(ascii: "\n"))
         batch.deliveries += 1
+    }
+
+    private func encoded(_ headers: [PlannedDelivery.Header]) -> String {
+        if let known = encodedHeaders[headers] { return known }
+        var writer = JSONWriter(capacity: 64)
+        writer.beginObject()
+        for header in headers {
+            writer.key(header.name)
+            writer.string(header.value)
+        }
+        writer.endObject()
+        encodedHeaders[headers] = writer.string
+        return writer.string
     }
 
     private func encoded(_ policy: RetryPolicy) throws -> String {
