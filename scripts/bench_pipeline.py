@@ -71,6 +71,7 @@ def main():
 
         # Dispatch: DISPATCH of those deliveries to the fast local receiver, concurrency 64.
         cluster.psql("DELETE FROM changerelay.deliveries WHERE id > %d" % DISPATCH)
+        cluster.psql("VACUUM ANALYZE changerelay.deliveries")
         began = time.monotonic()
         dispatcher = start([RELAY, "run", "--only", "dispatcher"], env)
         wait_until("dispatch", lambda: cluster.psql(
