@@ -33,7 +33,7 @@ class Cluster:
         major, minor = int(found.group(1)), int(found.group(2))
         self.version = found.group(0)
         opts = "-c wal_level=logical -c port=%d -c listen_addresses=127.0.0.1 -c unix_socket_directories=%s " \
-               "-c fsync=off -c synchronous_commit=off -c max_replication_slots=40 -c max_wal_senders=10 " \
+               "-c fsync=off -c synchronous_commit=on -c max_replication_slots=40 -c max_wal_senders=10 " \
                "-c shared_buffers=256MB -c max_wal_size=4GB %s" % (self.port, self.root, settings)
         if major > 15 or (major == 15 and minor >= 19):
             opts += " -c output_plugin_libraries='pgoutput, test_decoding, wal2json'"
