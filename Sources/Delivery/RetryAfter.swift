@@ -1,3 +1,5 @@
+import Replication
+
 /// Reading a `Retry-After` header (RFC 9110 §10.2.3): delta-seconds or an HTTP-date.
 public enum RetryAfter {
     /// A receiver may ask for any wait; past an hour it is more likely a bug or a
@@ -74,9 +76,10 @@ public enum HTTPDate {
         else { return nil }
         let month = Int64(monthIndex + 1)
         // Second 60 is a leap second; Unix time folds it into the next minute.
-        guard (1...daysInMonth(year: year, month: month)).contains(day),
+        guard (1...CivilCalendar.daysInMonth(year: year, month: month)).contains(day),
               hour < 24, minute < 60, second <= 60 else { return nil }
-        return daysSinceEpoch(year: year, month: month, day: day) * 86_400 + hour * 3_600 + minute * 60 + second
+        return CivilCalendar.daysSince1970(year: year, month: month, day: day) * 86_400
+            + hour * 3_600 + minute * 60 + second
     }
 
     private static func number(_ digits: ArraySlice<UInt8>) -> Int64? {
@@ -86,23 +89,5 @@ public enum HTTPDate {
             value = value * 10 + Int64(byte - UInt8(ascii: "0"))
         }
         return value
-    }
-
-    private static func daysInMonth(year: Int64, month: Int64) -> Int64 {
-        switch month {
-        case 2: (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
-        case 4, 6, 9, 11: 30
-        default: 31
-        }
-    }
-
-    /// Howard Hinnant's days_from_civil: days from 1970-01-01 in the proleptic Gregorian calendar.
-    private static func daysSinceEpoch(year: Int64, month: Int64, day: Int64) -> Int64 {
-        let shiftedYear = month <= 2 ? year - 1 : year
-        let era = (shiftedYear >= 0 ? shiftedYear : shiftedYear - 399) / 400
-        let yearOfEra = shiftedYear - era * 400
-        let dayOfYear = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1
-        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
-        return era * 146_097 + dayOfEra - 719_468
     }
 }

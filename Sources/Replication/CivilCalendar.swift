@@ -14,6 +14,11 @@ public enum CivilCalendar {
         return era * 146_097 + dayOfEra - 719_468 - epochShift
     }
 
+    /// Unix days, for HTTP dates.
+    public static func daysSince1970(year: Int64, month: Int64, day: Int64) -> Int64 {
+        daysSince2000(year: year, month: month, day: day) + epochShift
+    }
+
     public static func date(daysSince2000 days: Int64) -> (year: Int64, month: Int64, day: Int64) {
         let z = days + epochShift + 719_468
         let era = (z >= 0 ? z : z - 146_096) / 146_097
