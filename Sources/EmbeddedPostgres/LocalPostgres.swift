@@ -31,7 +31,6 @@ public final class LocalPostgres: @unchecked Sendable {
     public private(set) var port: Int
     public let binDirectory: String
     private let options: Options
-    private var extraSettings: [String: String]
     private var running = false
 
     public var dataDirectory: String { directory + "/data" }
@@ -40,7 +39,6 @@ public final class LocalPostgres: @unchecked Sendable {
 
     public init(_ options: Options = Options()) throws(LocalPostgresError) {
         self.options = options
-        extraSettings = options.extraSettings
         binDirectory = try Self.findBinaries()
         if let directory = options.directory {
             self.directory = directory
@@ -93,12 +91,6 @@ public final class LocalPostgres: @unchecked Sendable {
                            "-l", directory + "/server.log", "restart"])
     }
 
-    /// Changes the settings this cluster is started with; takes effect at the next restart.
-    public func setSettings(_ settings: [String: String]) throws(LocalPostgresError) {
-        extraSettings.merge(settings) { $1 }
-        try writeSettings()
-    }
-
     public func connect(database: String = "postgres") throws(PostgresError) -> PostgresConnection {
         try PostgresConnection(url: "postgresql://postgres@127.0.0.1:\(port)/\(database)",
                                parameters: [("options", pinnedSessionOptions)])
@@ -145,7 +137,7 @@ public final class LocalPostgres: @unchecked Sendable {
         if major > 15 || (major == 15 && minor >= 19) {
             settings["output_plugin_libraries"] = "'pgoutput, test_decoding, wal2json'"
         }
-        settings.merge(extraSettings) { $1 }
+        settings.merge(options.extraSettings) { $1 }
         let text = "# Written by changerelay's LocalPostgres at every start; ALTER SYSTEM settings still win.\n"
             + settings.sorted { $0.key < $1.key }.map { "\($0.key) = \($0.value)" }.joined(separator: "\n") + "\n"
         let path = dataDirectory + "/changerelay.conf"

@@ -31,9 +31,6 @@ public final class PostgresConnection: @unchecked Sendable {
 
     deinit { PQfinish(handle) }
 
-    /// The server's version as `PQserverVersion` reports it (150018 for 15.18).
-    public var serverVersion: Int { Int(PQserverVersion(handle)) }
-
     /// Runs one or more statements with the simple-query protocol (the only one a
     /// replication connection accepts) and returns the last result's rows.
     @discardableResult
