@@ -78,6 +78,9 @@ public final class Dispatcher: Sendable {
     public func run(shouldStop: () -> Bool, drain: Duration = .seconds(10)) {
         var backoff = Backoff(initial: .milliseconds(200), cap: .seconds(10))
         var inFlight = 0
+        /// Finished requests not yet recorded: kept across a lost state connection, so
+        /// neither the attempts nor the count of requests in flight are lost with it.
+        var unrecorded: [Finished] = []
         var connection: PostgresConnection?
         var stopDeadline: ContinuousClock.Instant?
         let clock = ContinuousClock()
@@ -95,10 +98,11 @@ public final class Dispatcher: Sendable {
                     connection = db
                     backoff.reset()
                 }
-                let done = takeFinished()
-                if !done.isEmpty {
-                    try record(done, on: db)
-                    inFlight -= done.count
+                unrecorded += takeFinished()
+                if !unrecorded.isEmpty {
+                    try record(unrecorded, on: db)
+                    inFlight -= unrecorded.count
+                    unrecorded.removeAll()
                 }
                 var claimedAny = false
                 // Claim in chunks, not one slot at a time: a claim is a round trip.

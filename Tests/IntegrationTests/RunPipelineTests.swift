@@ -153,8 +153,14 @@ import Testing
         for batch in 0..<20 {
             try db.execute("INSERT INTO items SELECT g, 'after' FROM generate_series(\(2001 + batch * 100), \(2100 + batch * 100)) g")
         }
-        try RunPipelineTests.waitFor("every key delivered after the restart", timeout: .seconds(180)) {
-            RunPipelineTests.distinctKeys(setup.receiver).count >= 4000
+        do {
+            try RunPipelineTests.waitFor("every key delivered after the restart", timeout: .seconds(180)) {
+                RunPipelineTests.distinctKeys(setup.receiver).count >= 4000
+            }
+        } catch {
+            let states = try db.execute("SELECT string_agg(status || '=' || n, ' ') AS s FROM (SELECT status, count(*) n FROM changerelay.deliveries GROUP BY 1) x")
+            Issue.record("received \(RunPipelineTests.distinctKeys(setup.receiver).count) keys; rows: \(states.value("s") ?? "none"); log: \(run.stderr.suffix(3000))")
+            throw error
         }
         run.child.signal(SIGTERM)
         #expect(run.waitForExit() == 0)
