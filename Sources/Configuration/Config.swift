@@ -68,6 +68,12 @@ public struct Config: Sendable {
         public var batchMaxChanges: Int
         /// …or once its first transaction has waited this long.
         public var batchMaxAge: Duration
+        /// Bytes of buffered changes past which large transactions move to spill files.
+        public var spillThreshold: Int
+        /// Where spill files go; nil for `$TMPDIR` (or /tmp).
+        public var spillDirectory: String?
+        /// How often to write a heartbeat message into the source's WAL; nil for never.
+        public var heartbeatInterval: Duration?
     }
 
     /// `[handlers.echo]`: one delivery per change of `tables` to `url`.
@@ -164,8 +170,12 @@ public struct Config: Sendable {
         delivery = Delivery(concurrency: integer("delivery.concurrency"),
                             timeout: .milliseconds(integer("delivery.timeout_ms")))
         adminListen = string("admin.listen")!
+        let heartbeat = integer("pipeline.heartbeat_interval_ms")
         pipeline = Pipeline(batchMaxChanges: integer("pipeline.batch_max_changes"),
-                            batchMaxAge: .milliseconds(integer("pipeline.batch_max_age_ms")))
+                            batchMaxAge: .milliseconds(integer("pipeline.batch_max_age_ms")),
+                            spillThreshold: integer("pipeline.spill_threshold_mb") << 20,
+                            spillDirectory: string("pipeline.spill_directory"),
+                            heartbeatInterval: heartbeat > 0 ? .milliseconds(heartbeat) : nil)
         var echoTables: [String] = []
         if case .array(let elements)? = value("handlers.echo.tables") {
             echoTables = elements.compactMap { if case .string(let text) = $0 { text } else { nil } }

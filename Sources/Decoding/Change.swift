@@ -76,13 +76,18 @@ public struct Transaction: Sendable, Hashable {
     /// Just past the commit record: the position to acknowledge once the transaction is handled.
     public var endLSN: LSN
     public var commitTime: PostgresTimestamp
-    public var changes: [Change]
+    public var changes: TransactionChanges
 
-    public init(xid: UInt32, commitLSN: LSN, endLSN: LSN, commitTime: PostgresTimestamp, changes: [Change]) {
+    public init(xid: UInt32, commitLSN: LSN, endLSN: LSN, commitTime: PostgresTimestamp, changes: TransactionChanges) {
         self.xid = xid
         self.commitLSN = commitLSN
         self.endLSN = endLSN
         self.commitTime = commitTime
         self.changes = changes
+    }
+
+    public init(xid: UInt32, commitLSN: LSN, endLSN: LSN, commitTime: PostgresTimestamp, changes: [Change]) {
+        self.init(xid: xid, commitLSN: commitLSN, endLSN: endLSN, commitTime: commitTime,
+                  changes: TransactionChanges(changes))
     }
 }

@@ -56,15 +56,6 @@ public enum ChangeRenderer {
         try appendLine(change, xid: transaction.xid, commitTime: transaction.commitTime.postgresText, to: &writer)
     }
 
-    /// Appends the lines of every change of `transaction`, in order. On error the writer
-    /// keeps the lines of the changes before the failing one.
-    public static func appendLines(of transaction: Transaction, to writer: inout JSONWriter) throws(ChangeRenderingError) {
-        let commitTime = transaction.commitTime.postgresText
-        for change in transaction.changes {
-            try appendLine(change, xid: transaction.xid, commitTime: commitTime, to: &writer)
-        }
-    }
-
     /// The line for `change`, without its newline.
     public static func line(_ change: Change, of transaction: Transaction) throws(ChangeRenderingError) -> String {
         var writer = JSONWriter(capacity: 512)
@@ -82,7 +73,8 @@ public enum ChangeRenderer {
         static func invalidJSON(_ error: JSONParseError) -> BadValue { BadValue(reason: .invalidJSON(error)) }
     }
 
-    private static func appendLine(_ change: Change, xid: UInt32, commitTime: String, to writer: inout JSONWriter) throws(ChangeRenderingError) {
+    /// For many changes of one transaction: `commitTime` is its `postgresText`, rendered once.
+    public static func appendLine(_ change: Change, xid: UInt32, commitTime: String, to writer: inout JSONWriter) throws(ChangeRenderingError) {
         let mark = writer.mark
         do {
             try writeObject(change, xid: xid, commitTime: commitTime, &writer)

@@ -30,6 +30,8 @@ public enum PgOutputAssemblyError: Error, Sendable, Hashable, CustomStringConver
     /// A Commit Prepared whose Prepare was not seen on this connection.
     case unknownPreparedTransaction(gid: String, lsn: LSN)
     case duplicatePreparedTransaction(gid: String, lsn: LSN)
+    /// Buffered changes could not be moved to a spill file (or read back).
+    case spillFailed(SpillError, lsn: LSN)
 
     public var description: String {
         switch self {
@@ -45,6 +47,8 @@ public enum PgOutputAssemblyError: Error, Sendable, Hashable, CustomStringConver
             "pgoutput Commit Prepared at \(lsn) for '\(gid)', whose Prepare was not received on this connection"
         case let .duplicatePreparedTransaction(gid, lsn):
             "pgoutput Prepare at \(lsn) for '\(gid)', which is already prepared and not yet finished"
+        case let .spillFailed(error, lsn):
+            "pgoutput change at \(lsn): \(error)"
         }
     }
 
@@ -67,6 +71,10 @@ public enum PgOutputAssemblyError: Error, Sendable, Hashable, CustomStringConver
 /// PREPARED. The assembler holds each until its outcome is known, so downstream code
 /// only ever sees committed work. Use one per replication connection, like the decoder:
 /// after a reconnect the server sends again whatever was not acknowledged.
+///
+/// Held changes count against one memory budget (`SpillSettings.threshold`); past it,
+/// every held transaction moves its changes to a spill file, so a transaction of
+/// millions of rows is held in bounded memory.
 public struct PgOutputAssembler: Sendable {
     private struct CachedRelation: Sendable {
         var relation: PgOutputRelation
@@ -108,25 +116,26 @@ public struct PgOutputAssembler: Sendable {
     private struct OpenTransaction: Sendable {
         var xid: UInt32
         var openedBy: PgOutputMessageType
-        var changes: [Change] = []
+        var changes = TransactionChanges()
         var messages: [PgOutputLogicalMessage] = []
     }
 
-    /// A streamed transaction's segments so far. Each entry keeps the xid of the
-    /// subtransaction that made it, so a subtransaction abort can drop just its part.
+    /// A streamed transaction's segments so far. Each change and message keeps the xid
+    /// of the subtransaction that made it, so a subtransaction abort can drop just its part.
     private struct StreamedTransaction: Sendable {
-        var changes: [(subxid: UInt32, change: Change)] = []
+        var changes = TransactionChanges()
         var messages: [(subxid: UInt32, message: PgOutputLogicalMessage)] = []
 
-        mutating func discard(subxid: UInt32) {
-            changes.removeAll { $0.subxid == subxid }
+        /// Returns the memory bytes freed.
+        mutating func discard(subxid: UInt32) -> Int {
             messages.removeAll { $0.subxid == subxid }
+            return changes.discard(subtransaction: subxid)
         }
     }
 
     private struct PreparedTransaction: Sendable {
         var prepareLSN: LSN
-        var changes: [Change]
+        var changes: TransactionChanges
         var messages: [PgOutputLogicalMessage]
     }
 
@@ -135,8 +144,13 @@ public struct PgOutputAssembler: Sendable {
     private var streamXID: UInt32?
     private var streamed: [UInt32: StreamedTransaction] = [:]
     private var prepared: [String: PreparedTransaction] = [:]
+    private let spillSettings: SpillSettings
+    /// Memory bytes of every held transaction's changes.
+    private var buffered = 0
 
-    public init() {}
+    public init(spill: SpillSettings = .default) {
+        spillSettings = spill
+    }
 
     /// True between Begin (or Begin Prepare) and its Commit (or Prepare). A keepalive's
     /// WAL end must not be acknowledged then: it lies past the open transaction's commit.
@@ -156,6 +170,7 @@ public struct PgOutputAssembler: Sendable {
             open = OpenTransaction(xid: xid, openedBy: .begin)
         case let .commit(commitLSN, endLSN, commitTime):
             let transaction = try close(type, openedBy: .begin, lsn)
+            buffered -= transaction.changes.memoryBytes
             return .transaction(Transaction(xid: transaction.xid, commitLSN: commitLSN, endLSN: endLSN,
                                             commitTime: commitTime, changes: transaction.changes),
                                 messages: transaction.messages)
@@ -206,15 +221,16 @@ public struct PgOutputAssembler: Sendable {
             streamXID = nil
         case let .streamCommit(xid, commitLSN, endLSN, commitTime):
             let transaction = try finishStream(xid, type, lsn)
+            buffered -= transaction.changes.memoryBytes
             return .transaction(Transaction(xid: xid, commitLSN: commitLSN, endLSN: endLSN, commitTime: commitTime,
-                                            changes: transaction.changes.map(\.change)),
+                                            changes: transaction.changes),
                                 messages: transaction.messages.map(\.message))
         case let .streamAbort(xid, subxid):
             try expectIdle(type, lsn)
             if xid == subxid {
-                streamed[xid] = nil
+                buffered -= streamed.removeValue(forKey: xid)?.changes.memoryBytes ?? 0
             } else {
-                streamed[xid]?.discard(subxid: subxid)
+                buffered -= streamed[xid]?.discard(subxid: subxid) ?? 0
             }
         case let .beginPrepare(prepare):
             try expectIdle(type, lsn)
@@ -224,19 +240,19 @@ public struct PgOutputAssembler: Sendable {
             try hold(prepare, changes: transaction.changes, messages: transaction.messages, lsn)
         case let .streamPrepare(prepare):
             let transaction = try finishStream(prepare.xid, type, lsn)
-            try hold(prepare, changes: transaction.changes.map(\.change),
-                     messages: transaction.messages.map(\.message), lsn)
+            try hold(prepare, changes: transaction.changes, messages: transaction.messages.map(\.message), lsn)
         case let .commitPrepared(commitLSN, endLSN, commitTime, xid, gid):
             try expectIdle(type, lsn)
             guard let transaction = prepared.removeValue(forKey: gid) else {
                 throw .unknownPreparedTransaction(gid: gid, lsn: lsn)
             }
+            buffered -= transaction.changes.memoryBytes
             return .transaction(Transaction(xid: xid, commitLSN: commitLSN, endLSN: endLSN, commitTime: commitTime,
                                             changes: transaction.changes),
                                 messages: transaction.messages)
         case let .rollbackPrepared(_, _, _, _, _, gid):
             try expectIdle(type, lsn)
-            prepared[gid] = nil
+            buffered -= prepared.removeValue(forKey: gid)?.changes.memoryBytes ?? 0
         }
         return nil
     }
@@ -251,10 +267,23 @@ public struct PgOutputAssembler: Sendable {
     private mutating func record(_ change: Change, xid: UInt32?, _ type: PgOutputMessageType,
                                  _ lsn: LSN) throws(PgOutputAssemblyError) {
         if let xid {
-            streamed[try openStream(type, lsn), default: StreamedTransaction()].changes.append((xid, change))
+            buffered += streamed[try openStream(type, lsn), default: StreamedTransaction()].changes
+                .append(change, subtransaction: xid)
         } else {
             guard open != nil else { throw .outOfSequence(type, lsn: lsn, .noTransaction) }
-            open!.changes.append(change)
+            buffered += open!.changes.append(change)
+        }
+        if buffered > spillSettings.threshold { try spillAll(lsn) }
+    }
+
+    /// Moves every held transaction's changes to its spill file.
+    private mutating func spillAll(_ lsn: LSN) throws(PgOutputAssemblyError) {
+        do {
+            if open != nil { buffered -= try open!.changes.spill(spillSettings) }
+            for xid in streamed.keys { buffered -= try streamed[xid]!.changes.spill(spillSettings) }
+            for gid in prepared.keys { buffered -= try prepared[gid]!.changes.spill(spillSettings) }
+        } catch {
+            throw .spillFailed(error, lsn: lsn)
         }
     }
 
@@ -286,7 +315,7 @@ public struct PgOutputAssembler: Sendable {
         return transaction
     }
 
-    private mutating func hold(_ prepare: PgOutputPrepare, changes: [Change], messages: [PgOutputLogicalMessage],
+    private mutating func hold(_ prepare: PgOutputPrepare, changes: TransactionChanges, messages: [PgOutputLogicalMessage],
                                _ lsn: LSN) throws(PgOutputAssemblyError) {
         if prepared[prepare.gid] != nil { throw .duplicatePreparedTransaction(gid: prepare.gid, lsn: lsn) }
         prepared[prepare.gid] = PreparedTransaction(prepareLSN: prepare.prepareLSN, changes: changes, messages: messages)

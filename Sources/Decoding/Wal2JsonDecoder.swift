@@ -52,18 +52,22 @@ public struct Wal2JsonDecoder: Sendable {
     private struct OpenTransaction: Sendable {
         var xid: UInt32
         var commitTime: PostgresTimestamp
-        var changes: [Change]
+        var changes = TransactionChanges()
     }
 
     private let knownColumns: KnownColumns?
+    private let spillSettings: SpillSettings
     private var open: OpenTransaction?
 
     /// `knownColumns` lets an UPDATE report the columns wal2json left out because their
     /// TOASTed value did not change: they become `.unchangedToast` in `new`, in table order.
     /// Without it such columns are simply absent from the row. It also tells a key-only
     /// `identity` from a FULL one when the record alone cannot (a DELETE has no `columns`).
-    public init(knownColumns: KnownColumns? = nil) {
+    /// wal2json sends a transaction whole at its commit: past `spill.threshold` bytes its
+    /// changes move to a spill file.
+    public init(knownColumns: KnownColumns? = nil, spill: SpillSettings = .default) {
         self.knownColumns = knownColumns
+        spillSettings = spill
     }
 
     /// Whether a `B` has been seen without its `C`: the stream position is then mid-transaction
@@ -111,7 +115,7 @@ public struct Wal2JsonDecoder: Sendable {
             if let open { throw RecordFailure(field: nil, table: nil, reason: .beginInsideTransaction(openXID: open.xid)) }
             let xid = try fields.require(fields.xid ?? nil, "xid")
             let commitTime = try fields.require(fields.timestamp ?? nil, "timestamp")
-            open = OpenTransaction(xid: xid, commitTime: commitTime, changes: [])
+            open = OpenTransaction(xid: xid, commitTime: commitTime)
             return nil
         case UInt8(ascii: "I"), UInt8(ascii: "U"), UInt8(ascii: "D"), UInt8(ascii: "T"):
             guard open != nil else {
@@ -119,6 +123,13 @@ public struct Wal2JsonDecoder: Sendable {
             }
             let change = try makeChange(code, fields, record: record, lsn: lsn)
             open!.changes.append(change)
+            if open!.changes.memoryBytes > spillSettings.threshold {
+                do {
+                    try open!.changes.spill(spillSettings)
+                } catch {
+                    throw RecordFailure(field: nil, table: fields.qualifiedTable, reason: .spillFailed(error))
+                }
+            }
             return nil
         case UInt8(ascii: "M"):
             let transactional = try fields.require(fields.transactional, "transactional")

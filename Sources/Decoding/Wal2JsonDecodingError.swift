@@ -16,6 +16,7 @@ public struct Wal2JsonDecodingError: Error, Sendable, Hashable, CustomStringConv
         /// A `B` record while another transaction is still open: a commit went missing.
         case beginInsideTransaction(openXID: UInt32)
         case xidMismatch(begin: UInt32, commit: UInt32)
+        case spillFailed(SpillError)
     }
 
     public var lsn: LSN
@@ -45,6 +46,7 @@ public struct Wal2JsonDecodingError: Error, Sendable, Hashable, CustomStringConv
         case .changeOutsideTransaction: "record outside a transaction (no preceding \"B\")"
         case .beginInsideTransaction(let xid): "\"B\" while transaction \(xid) is still open"
         case .xidMismatch(let begin, let commit): "commit xid \(commit) does not match begin xid \(begin)"
+        case .spillFailed(let error): error.description
         }
         return text + ": " + detail
     }

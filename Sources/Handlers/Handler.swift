@@ -44,19 +44,19 @@ public struct Router: Sendable {
 
     public var isEmpty: Bool { byTable.isEmpty }
 
-    /// Every delivery the transaction calls for, positioned so each gets its stable key.
-    public func plan(_ transaction: Transaction) throws(HandlerError) -> [PositionedDelivery] {
-        var planned: [PositionedDelivery] = []
-        for (index, change) in transaction.changes.enumerated() {
-            guard let handlers = byTable[change.schema + "." + change.table] else { continue }
+    /// Hands every delivery the transaction calls for to `body`, positioned so each gets
+    /// its stable key, change by change: a transaction read back from a spill file is
+    /// never in memory whole. Throws a `HandlerError`, a spill file's error, or `body`'s.
+    public func plan(_ transaction: Transaction, into body: (PositionedDelivery) throws -> Void) throws {
+        try transaction.changes.forEach { index, change in
+            guard let handlers = byTable[change.schema + "." + change.table] else { return }
             for handler in handlers {
                 for delivery in try handler.plan(change, in: transaction).deliveries {
-                    planned.append(PositionedDelivery(handler: handler.name, commitLSN: transaction.commitLSN,
-                                                      changeIndex: index, delivery: delivery))
+                    try body(PositionedDelivery(handler: handler.name, commitLSN: transaction.commitLSN,
+                                                changeIndex: index, delivery: delivery))
                 }
             }
         }
-        return planned
     }
 }
 

@@ -17,11 +17,6 @@ protocol TransactionDecoder {
     static func options(_ settings: ChangeStream.Settings) -> [(String, String)]
 }
 
-struct QualifiedTable: Hashable {
-    var schema: String
-    var table: String
-}
-
 /// Reads a slot and hands every committed transaction, in commit order, to a
 /// handler; acknowledges each one only after the handler returned. Reconnects with
 /// backoff when the connection drops (a persistent slot re-sends from its confirmed
@@ -39,10 +34,15 @@ public final class ChangeStream {
         public var protocolVersion: Int
         public var streaming: Bool
         public var binary: Bool
+        /// Large transactions are held in files past this much memory.
+        public var spill: SpillSettings
+        /// How often to write a heartbeat message into the source's WAL; nil for never.
+        public var heartbeatInterval: Duration?
 
         public init(databaseURL: String, plugin: Config.Plugin, slot: String?, publication: String,
                     startLSN: LSN = .zero, statusInterval: Duration = .seconds(10), protocolVersion: Int = 2,
-                    streaming: Bool = true, binary: Bool = false) {
+                    streaming: Bool = true, binary: Bool = false, spill: SpillSettings = .default,
+                    heartbeatInterval: Duration? = nil) {
             self.databaseURL = databaseURL
             self.plugin = plugin
             self.slot = slot
@@ -52,6 +52,8 @@ public final class ChangeStream {
             self.protocolVersion = protocolVersion
             self.streaming = streaming
             self.binary = binary
+            self.spill = spill
+            self.heartbeatInterval = heartbeatInterval
         }
     }
 
@@ -79,10 +81,12 @@ public final class ChangeStream {
     let settings: Settings
     let logger: Logger
     private var backoff = Backoff()
+    private let heartbeat: Heartbeat?
 
     public init(_ settings: Settings, logger: Logger) {
         self.settings = settings
         self.logger = logger
+        heartbeat = settings.heartbeatInterval.map { Heartbeat(url: settings.databaseURL, interval: $0, logger: logger) }
     }
 
     /// Streams until `handle` or `shouldStop` says stop. `handle` must make the
@@ -108,7 +112,7 @@ public final class ChangeStream {
             } catch let error as PostgresError where settings.slot != nil && error.isRetryable {
                 let delay = backoff.nextDelay()
                 logger.warning("replication connection failed; reconnecting", metadata: [
-                    "error": "\(error)", "retry_in_ms": "\(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000)",
+                    "error": "\(error)", "retry_in_ms": "\(delay.wholeMilliseconds)",
                     "resume_lsn": "\(resumeFrom)",
                 ])
                 sleep(for: delay, unless: shouldStop)
@@ -129,9 +133,9 @@ public final class ChangeStream {
             _ = try connection.createSlot(slot, plugin: settings.plugin.rawValue, temporary: true)
         }
         var decoder: any TransactionDecoder = switch settings.plugin {
-        case .pgoutput: PgOutputTransactionDecoder(protocolVersion: settings.protocolVersion)
+        case .pgoutput: PgOutputTransactionDecoder(protocolVersion: settings.protocolVersion, spill: settings.spill)
         case .wal2json: Wal2JsonTransactionDecoder(
-            columns: try TableColumns(url: settings.databaseURL),
+            columns: try TableColumns(url: settings.databaseURL), spill: settings.spill,
             members: try PublicationMembers(url: settings.databaseURL, publication: settings.publication))
         }
         let options = switch settings.plugin {
@@ -162,6 +166,7 @@ public final class ChangeStream {
             acknowledged = max(acknowledged, lsn)
         }
         while true {
+            heartbeat?.beatIfDue()
             if shouldStop() {
                 acknowledge(try sink.flush())
                 try? stream.finish()

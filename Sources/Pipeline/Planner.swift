@@ -9,6 +9,10 @@ import Replication
 /// ONE state-database transaction writes a batch's deliveries and the checkpoint
 /// (slot, end LSN of its last transaction), so a crash either keeps both or neither.
 /// A batch closes on size or age, for throughput and latency both.
+///
+/// Rows go to the server as they are planned, through a COPY that stays open in the
+/// batch's transaction: a transaction of millions of changes is planned in the memory
+/// of one piece of rows, not of all its deliveries.
 public final class Planner: TransactionSink {
     public struct Settings: Sendable {
         public var stateURL: String
@@ -37,7 +41,12 @@ public final class Planner: TransactionSink {
     private var encodedHeaders: [[PlannedDelivery.Header]: String] = [:]
 
     struct Batch {
+        /// Rows planned but not yet sent.
         var rows: [UInt8] = []
+        /// BEGIN was sent: rows or the checkpoint are on their way.
+        var began = false
+        /// COPY is open in that transaction.
+        var copying = false
         var deliveries = 0
         var changes = 0
         var transactions = 0
@@ -62,8 +71,9 @@ public final class Planner: TransactionSink {
     public func accept(_ transaction: Transaction) throws -> SinkProgress {
         // A restart can be sent transactions it already planned; their effects are committed.
         guard transaction.endLSN > durablePosition else { return .proceed(durableThrough: nil) }
-        for planned in try router.plan(transaction) {
+        try router.plan(transaction) { planned in
             try append(planned, sourceLSN: transaction.commitLSN)
+            if batch.rows.count >= Self.pieceBytes { try send() }
         }
         batch.changes += transaction.changes.count
         batch.transactions += 1
@@ -80,21 +90,49 @@ public final class Planner: TransactionSink {
 
     public func flush() throws -> LSN? { batch.end == nil ? nil : try commit() }
 
-    public func discardPending() { batch = Batch() }
+    /// A batch's rows were partly sent in a transaction that will never commit: drop the
+    /// connection, and the server rolls it back.
+    public func discardPending() {
+        if batch.began { connection = nil }
+        batch = Batch()
+    }
+
+    /// Rows are sent in pieces of about this many bytes.
+    private static let pieceBytes = 1 << 20
+
+    /// Sends the planned rows into the batch's open COPY, opening both when needed.
+    private func send() throws {
+        do {
+            let connection = try connected()
+            if !batch.began {
+                try connection.execute("BEGIN")
+                batch.began = true
+            }
+            if !batch.copying {
+                try connection.beginCopy("""
+                    COPY changerelay.deliveries (idempotency_key, ordering_key, handler, source_lsn, target_url, method,
+                                                 headers, auth, body, retry_policy) FROM STDIN
+                    """)
+                batch.copying = true
+            }
+            try connection.putCopyData(batch.rows)
+            batch.rows.removeAll(keepingCapacity: true)
+        } catch {
+            // The connection is in doubt: drop it. The stream re-sends the batch from the last checkpoint.
+            connection = nil
+            throw error
+        }
+    }
 
     /// Writes the batch and the checkpoint in one transaction; returns the new checkpoint.
     private func commit() throws -> LSN? {
         guard let end = batch.end else { return nil }
         let started = clock.now
+        if !batch.rows.isEmpty { try send() }
         do {
             let connection = try connected()
-            try connection.execute("BEGIN")
-            if batch.deliveries > 0 {
-                try connection.copyIn("""
-                    COPY changerelay.deliveries (idempotency_key, ordering_key, handler, source_lsn, target_url, method,
-                                                 headers, auth, body, retry_policy) FROM STDIN
-                    """, data: batch.rows)
-            }
+            if batch.copying { try connection.endCopy() }
+            if !batch.began { try connection.execute("BEGIN") }
             try connection.query("""
                 INSERT INTO changerelay.checkpoints (slot_name, lsn, updated_at) VALUES ($1, $2::pg_lsn, now())
                 ON CONFLICT (slot_name) DO UPDATE SET lsn = EXCLUDED.lsn, updated_at = now()
@@ -108,7 +146,7 @@ public final class Planner: TransactionSink {
         }
         logger.debug("batch committed", metadata: [
             "checkpoint": "\(end)", "transactions": "\(batch.transactions)", "changes": "\(batch.changes)",
-            "deliveries": "\(batch.deliveries)", "ms": "\((clock.now - started).components.attoseconds / 1_000_000_000_000_000)",
+            "deliveries": "\(batch.deliveries)", "ms": "\((clock.now - started).wholeMilliseconds)",
         ])
         durablePosition = end
         batch = Batch()

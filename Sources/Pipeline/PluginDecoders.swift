@@ -4,10 +4,11 @@ import Replication
 /// pgoutput: messages → assembler (relation cache, streamed and prepared transactions).
 struct PgOutputTransactionDecoder: TransactionDecoder {
     var decoder: PgOutputDecoder
-    var assembler = PgOutputAssembler()
+    var assembler: PgOutputAssembler
 
-    init(protocolVersion: Int) {
+    init(protocolVersion: Int, spill: SpillSettings) {
         decoder = PgOutputDecoder(protoVersion: protocolVersion)
+        assembler = PgOutputAssembler(spill: spill)
     }
 
     mutating func consume(_ payload: [UInt8], at lsn: LSN) throws -> [Transaction] {
@@ -35,8 +36,9 @@ struct Wal2JsonTransactionDecoder: TransactionDecoder {
     var decoder: Wal2JsonDecoder
     let members: PublicationMembers
 
-    init(columns: TableColumns, members: PublicationMembers) {
-        decoder = Wal2JsonDecoder(knownColumns: { schema, table in columns.columns(schema: schema, table: table) })
+    init(columns: TableColumns, spill: SpillSettings, members: PublicationMembers) {
+        decoder = Wal2JsonDecoder(knownColumns: { schema, table in columns.columns(schema: schema, table: table) },
+                                  spill: spill)
         self.members = members
     }
 

@@ -9,7 +9,7 @@ import Replication
 final class PublicationMembers {
     private let connection: PostgresConnection
     private let publication: String
-    private var members: Set<QualifiedTable> = []
+    private var members: Set<TableName> = []
     private var readAt: LSN = .zero
 
     init(url: String, publication: String) throws(PostgresError) {
@@ -26,21 +26,19 @@ final class PublicationMembers {
             "SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = $1", [publication])
         members = Set(result.rows.compactMap { row in
             guard let schema = row[0], let table = row[1] else { return nil }
-            return QualifiedTable(schema: schema, table: table)
+            return TableName(schema: schema, name: table)
         })
         readAt = position.flatMap { LSN($0) } ?? .zero
     }
 
     /// The transaction with only the changes of published tables.
     func filter(_ transaction: Transaction) throws(PostgresError) -> Transaction {
-        func isMember(_ change: Change) -> Bool {
-            members.contains(QualifiedTable(schema: change.schema, table: change.table))
-        }
-        if transaction.commitLSN >= readAt, !transaction.changes.allSatisfy(isMember) {
+        let tables = transaction.changes.tables
+        if transaction.commitLSN >= readAt, !tables.isSubset(of: members) {
             try refresh()
         }
         var filtered = transaction
-        filtered.changes.removeAll { !isMember($0) }
+        filtered.changes.exclude { !members.contains($0) }
         return filtered
     }
 }

@@ -66,24 +66,29 @@ public final class PostgresConnection: @unchecked Sendable {
         }
     }
 
-    /// `COPY … FROM STDIN` with `data` in COPY's text format: the fastest way to write a batch.
-    public func copyIn(_ sql: String, data: [UInt8]) throws(PostgresError) {
+    /// Starts `COPY … FROM STDIN`: the fastest way to write many rows. Send them with
+    /// `putCopyData` in COPY's text format, a piece at a time, and end with `endCopy`.
+    public func beginCopy(_ sql: String) throws(PostgresError) {
         guard let start = PQexec(handle, sql) else { throw failure(statement: sql) }
-        let status = PQresultStatus(start)
-        if status != PGRES_COPY_IN {
-            defer { PQclear(start) }
-            throw resultError(start, statement: sql)
-        }
-        PQclear(start)
+        defer { PQclear(start) }
+        guard PQresultStatus(start) == PGRES_COPY_IN else { throw resultError(start, statement: sql) }
+    }
+
+    public func putCopyData(_ data: [UInt8]) throws(PostgresError) {
         let sent = data.withUnsafeBufferPointer { buffer in
             buffer.withMemoryRebound(to: CChar.self) { PQputCopyData(handle, $0.baseAddress, Int32($0.count)) }
         }
-        guard sent == 1, PQputCopyEnd(handle, nil) == 1 else { throw failure(statement: sql) }
+        guard sent == 1 else { throw failure(statement: "COPY data") }
+    }
+
+    /// Ends the COPY; throws what the server found wrong with the rows.
+    public func endCopy() throws(PostgresError) {
+        guard PQputCopyEnd(handle, nil) == 1 else { throw failure(statement: "COPY end") }
         var firstError: PostgresError?
         while let result = PQgetResult(handle) {
             defer { PQclear(result) }
             if PQresultStatus(result) != PGRES_COMMAND_OK, firstError == nil {
-                firstError = resultError(result, statement: sql)
+                firstError = resultError(result, statement: "COPY")
             }
         }
         if let firstError { throw firstError }
@@ -96,8 +101,7 @@ public final class PostgresConnection: @unchecked Sendable {
         guard channels.isEmpty else { return channels }
         var descriptors = [pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)]
         if let wakeDescriptor { descriptors.append(pollfd(fd: wakeDescriptor, events: Int16(POLLIN), revents: 0)) }
-        let (seconds, attoseconds) = timeout.components
-        let milliseconds = Int32(clamping: max(0, seconds * 1000 + attoseconds / 1_000_000_000_000_000))
+        let milliseconds = Int32(clamping: max(0, timeout.wholeMilliseconds))
         _ = poll(&descriptors, nfds_t(descriptors.count), milliseconds)
         guard PQconsumeInput(handle) == 1 else { throw failure(statement: nil) }
         channels = takeNotifications()

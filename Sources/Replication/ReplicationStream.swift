@@ -168,8 +168,7 @@ public final class ReplicationStream: @unchecked Sendable {
             throw PostgresError(.connectionLost, "no socket", endpoint: connection.endpoint)
         }
         var descriptor = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
-        let (seconds, attoseconds) = duration.components
-        let milliseconds = Int32(clamping: max(0, seconds * 1000 + attoseconds / 1_000_000_000_000_000))
+        let milliseconds = Int32(clamping: max(0, duration.wholeMilliseconds))
         let ready = poll(&descriptor, 1, milliseconds)
         if ready < 0, errno != EINTR {
             throw PostgresError(.connectionLost, "poll failed: errno \(errno)", endpoint: connection.endpoint)

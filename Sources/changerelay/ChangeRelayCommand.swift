@@ -1,5 +1,6 @@
 import ArgumentParser
 import Configuration
+import Decoding
 import Logging
 
 @main
@@ -17,6 +18,13 @@ struct ConfigOptions: ParsableArguments {
 
     func load() throws -> Config {
         do { return try Config.load(path: config) } catch { throw failure(error.description) }
+    }
+}
+
+extension Config {
+    var spillSettings: SpillSettings {
+        SpillSettings(threshold: pipeline.spillThreshold,
+                      directory: pipeline.spillDirectory ?? SpillSettings.defaultDirectory)
     }
 }
 

@@ -45,9 +45,7 @@ struct Dev: ParsableCommand {
                 samplesWritten = true
                 DevSamples.write(to: cluster, logger: logger)
             }) { transaction in
-                try ChangeRenderer.appendLines(of: transaction, to: &writer)
-                try output.write(writer.bytes)
-                writer.removeAll()
+                _ = try output.writeLines(of: transaction, using: &writer)
                 return .proceed
             }
         } catch let error as CustomStringConvertible & Error {

@@ -2,9 +2,11 @@
 import Glibc
 #endif
 
-/// Unbuffered writes of whole chunks to a file descriptor: `tail` writes a whole
-/// transaction at once, so a reader never sees half a line. A failed write throws, so
-/// what was not written is never acknowledged.
+import Decoding
+
+/// Unbuffered writes of whole chunks to a file descriptor: `tail` writes whole lines,
+/// so a reader never sees half of one. A failed write throws, so what was not written
+/// is never acknowledged.
 struct FileOutput {
     static let standardError = FileOutput(descriptor: 2)
     let descriptor: Int32
@@ -23,6 +25,25 @@ struct FileOutput {
             }
             offset += written
         }
+    }
+
+    /// Writes the lines of the first `limit` changes of `transaction`; returns how many.
+    /// Lines go out in pieces of about 64 KiB, so a transaction of millions of rows
+    /// (read back from its spill file) needs no more memory than a piece.
+    func writeLines(of transaction: Transaction, limit: Int = .max, using writer: inout JSONWriter) throws -> Int {
+        let commitTime = transaction.commitTime.postgresText
+        var written = 0
+        try transaction.changes.forEach(limit: limit) { _, change in
+            try ChangeRenderer.appendLine(change, xid: transaction.xid, commitTime: commitTime, to: &writer)
+            written += 1
+            if writer.bytes.count >= 1 << 16 {
+                try write(writer.bytes)
+                writer.removeAll()
+            }
+        }
+        try write(writer.bytes)
+        writer.removeAll()
+        return written
     }
 }
 

@@ -54,7 +54,8 @@ struct Run: ParsableCommand {
                                        router: router, logger: Logger(label: "changerelay.planner"))
             let settings = ChangeStream.Settings(databaseURL: sourceURL, plugin: config.source.plugin,
                                                  slot: config.source.slot, publication: config.source.publication,
-                                                 statusInterval: config.source.statusInterval)
+                                                 statusInterval: config.source.statusInterval, spill: config.spillSettings,
+                                                 heartbeatInterval: config.pipeline.heartbeatInterval)
             var sourceError: (any Error)?
             do {
                 try ChangeStream(settings, logger: Logger(label: "changerelay.source"))

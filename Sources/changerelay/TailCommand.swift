@@ -59,18 +59,17 @@ struct Tail: ParsableCommand {
                 databaseURL: try config.requireSourceURL(), plugin: plugin ?? config.source.plugin,
                 slot: slot, publication: config.source.publication,
                 startLSN: startLSN.flatMap { LSN($0) } ?? .zero, statusInterval: config.source.statusInterval,
-                protocolVersion: protoVersion, streaming: protoVersion >= 2, binary: binary)
+                protocolVersion: protoVersion, streaming: protoVersion >= 2, binary: binary,
+                spill: config.spillSettings)
             try ChangeStream(settings, logger: logger).run(shouldStop: { Signals.shouldStop }) { transaction in
                 let remaining = limit.map { $0 - printed } ?? Int.max
-                for change in transaction.changes.prefix(remaining) {
-                    if format == .json { try ChangeRenderer.appendLine(change, of: transaction, to: &writer) }
-                }
-                printed += min(remaining, transaction.changes.count)
-                try output.write(writer.bytes)
-                writer.removeAll()
+                let count = transaction.changes.count
+                printed += format == .json
+                    ? try output.writeLines(of: transaction, limit: remaining, using: &writer)
+                    : min(remaining, count)
                 guard let limit, printed >= limit else { return .proceed }
                 // A transaction cut by --limit is not acknowledged: the next run prints it whole.
-                return remaining >= transaction.changes.count ? .stop : .stopUnacknowledged
+                return remaining >= count ? .stop : .stopUnacknowledged
             }
         } catch OutputError.closed {
             return

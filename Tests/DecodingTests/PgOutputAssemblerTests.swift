@@ -79,7 +79,7 @@ struct PgOutputAssemblerTransactionTests {
         try pipeline.send(W.begin(finalLSN: 1, time: 0, xid: 1))
         try pipeline.send(W.delete(oid: 1, old: ("K", [.null, .text("x"), .null, .text("y")])))
         try pipeline.send(W.commit(commitLSN: 1, endLSN: 2, time: 0))
-        let old = try #require(pipeline.transactions.first?.changes.first?.old)
+        let old = try #require(pipeline.transactions.first?.changes.all.first?.old)
         #expect(old.columns.map(\.name) == ["k1", "k2"])
         #expect(old.values == [pgText("x"), pgText("y")])
         #expect(old["k2"] == pgText("y"))
@@ -110,7 +110,7 @@ struct PgOutputAssemblerTransactionTests {
         ]))
         try pipeline.send(W.insert(oid: 100, [.text("2"), .text("b"), .text("2026-01-01"), .text("3")]))
         try pipeline.send(W.commit(commitLSN: 1, endLSN: 2, time: 0))
-        let changes = try #require(pipeline.transactions.first).changes
+        let changes = try #require(pipeline.transactions.first).changes.all
         #expect(changes[0].table == "users")
         #expect(changes[0].new?.columns.map(\.name) == ["id", "name", "email"])
         #expect(changes[1].table == "members")
@@ -235,9 +235,9 @@ struct PgOutputAssemblerStreamingTests {
         #expect(streamed.commitLSN == LSN(0x60))
         #expect(streamed.endLSN == LSN(0x61))
         #expect(streamed.commitTime == PostgresTimestamp(microsecondsSince2000: 6))
-        #expect(streamed.changes.map(\.lsn) == [LSN(0x10), LSN(0x40), LSN(0x41)])
-        #expect(streamed.changes.map(\.operation) == [.insert, .insert, .delete])
-        #expect(pipeline.transactions[1].changes.map(\.new) == [Row(columns: [Column(name: "id", typeOID: 25, isKey: true)],
+        #expect(try streamed.changes.all.map(\.lsn) == [LSN(0x10), LSN(0x40), LSN(0x41)])
+        #expect(try streamed.changes.all.map(\.operation) == [.insert, .insert, .delete])
+        #expect(try pipeline.transactions[1].changes.all.map(\.new) == [Row(columns: [Column(name: "id", typeOID: 25, isKey: true)],
                                                                    values: [pgText("x")])])
         guard case .transaction(_, let messages) = pipeline.events[2] else { Issue.record("not a transaction"); return }
         #expect(messages.isEmpty)
@@ -298,7 +298,7 @@ struct PgOutputAssemblerTwoPhaseTests {
         #expect(committed.commitLSN == LSN(0x200))
         #expect(committed.endLSN == LSN(0x230))
         #expect(committed.commitTime == PostgresTimestamp(microsecondsSince2000: 77))
-        #expect(committed.changes.map(\.lsn) == [LSN(0x90)])
+        #expect(try committed.changes.all.map(\.lsn) == [LSN(0x90)])
         #expect(pipeline.assembler.oldestPreparedLSN == nil)
     }
 
@@ -334,7 +334,7 @@ struct PgOutputAssemblerTwoPhaseTests {
             try pipeline.send(W.prepare(prepareLSN: 0x71, endLSN: 0x76, time: 0, xid: 61, gid: "small"))
         }
         try pipeline.send(W.commitPrepared(commitLSN: 0xA0, endLSN: 0xB0, time: 0, xid: 50, gid: "big"))
-        #expect(pipeline.transactions.first?.changes.map { $0.new?["v"] } == [pgText("kept")])
+        #expect(try pipeline.transactions.first?.changes.all.map { $0.new?["v"] } == [pgText("kept")])
         #expect(pipeline.assembler.oldestPreparedLSN == LSN(0x70))
         #expect(throws: PgOutputAssemblyError.unknownStreamedTransaction(xid: 51, lsn: .zero)) {
             try pipeline.send(W.streamPrepare(prepareLSN: 1, endLSN: 2, time: 0, xid: 51, gid: "none"))

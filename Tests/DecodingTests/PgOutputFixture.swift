@@ -137,3 +137,10 @@ enum PgOutputWire {
 
 /// The text value `string` as the decoder returns it (slices compare by content).
 func pgText(_ string: String) -> TupleValue { .text(ArraySlice(string.utf8)) }
+
+extension TransactionChanges {
+    /// Every change, for assertions on small in-memory transactions.
+    var all: [Change] {
+        get throws { try loaded() }
+    }
+}

@@ -168,7 +168,7 @@ private func row(_ cells: [(String, UInt32, TupleValue)]) -> Row {
         let head = #"{"lsn":"0/"#
         let tail = #"","xid":9,"commit_time":"2000-01-01 00:00:00+00","schema":"s","table":"t","op":"#
         var writer = JSONWriter()
-        try ChangeRenderer.appendLines(of: transaction, to: &writer)
+        for change in try transaction.changes.loaded() { try ChangeRenderer.appendLine(change, of: transaction, to: &writer) }
         #expect(writer.string == head + "10" + tail + #""insert","new":{"a":1},"old":null}"# + "\n"
             + head + "30" + tail + #""truncate","new":null,"old":null}"# + "\n")
 

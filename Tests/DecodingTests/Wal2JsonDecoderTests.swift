@@ -50,7 +50,7 @@ private func transaction(_ changeRecords: [String], knownColumns: Wal2JsonDecode
         #expect(result.endLSN == LSN(0x16B_3A80))
         #expect(result.commitTime == PostgresTimestamp(microsecondsSince2000: 848_785_327_123_456))
         #expect(result.changes.count == 1)
-        let change = try #require(result.changes.first)
+        let change = try #require(result.changes.all.first)
         #expect(change.lsn == LSN(0x16B_3748))
         #expect(change.schema == "public")
         #expect(change.table == "items")
@@ -76,7 +76,7 @@ private func transaction(_ changeRecords: [String], knownColumns: Wal2JsonDecode
         _ = try decoder.decode(ArraySlice(begin.utf8), at: LSN(1))
         _ = try decoder.decode(record[...], at: LSN(2))
         let result = try #require(try decoder.decode(ArraySlice(commit.utf8), at: LSN(3)))
-        guard case .text(let value) = result.changes[0].new?.values[0] else {
+        guard case .text(let value) = try result.changes.all[0].new?.values[0] else {
             Issue.record("expected a text value")
             return
         }
@@ -92,7 +92,7 @@ private func transaction(_ changeRecords: [String], knownColumns: Wal2JsonDecode
             + #"{"name":"status","type":"text","typeoid":25,"value":"queued"},"#
             + #"{"name":"title","type":"text","typeoid":25,"value":null}],"#
             + #""pk":[{"name":"id","type":"uuid","typeoid":2950}]}"#
-        let change = try #require(try transaction([update]).changes.first)
+        let change = try #require(try transaction([update]).changes.all.first)
         #expect(change.operation == .update)
         let columns = [Column(name: "id", typeOID: 2950, isKey: true), Column(name: "status", typeOID: 25),
                        Column(name: "title", typeOID: 25)]
@@ -107,7 +107,7 @@ private func transaction(_ changeRecords: [String], knownColumns: Wal2JsonDecode
         let changed = #"{"action":"U","lsn":"0/16B3900","schema":"public","table":"t","columns":["#
             + #"{"name":"id","typeoid":23,"value":2},{"name":"v","typeoid":25,"value":"new"}],"#
             + #""identity":[{"name":"id","typeoid":23,"value":1}],"pk":[{"name":"id","typeoid":23}]}"#
-        let changes = try transaction([unchanged, changed]).changes
+        let changes = try transaction([unchanged, changed]).changes.all
         #expect(changes[0].old == nil)
         #expect(changes[1].old == Row(columns: [Column(name: "id", typeOID: 23, isKey: true)], values: [text("1")]))
         #expect(changes[1].new?.columns.map(\.isKey) == [true, false])
@@ -120,13 +120,13 @@ private func transaction(_ changeRecords: [String], knownColumns: Wal2JsonDecode
         let known: Wal2JsonDecoder.KnownColumns = { schema, table in
             schema == "public" && table == "docs" ? ["id", "body", "title"] : nil
         }
-        let change = try #require(try transaction([update], knownColumns: known).changes.first)
+        let change = try #require(try transaction([update], knownColumns: known).changes.all.first)
         #expect(change.new == Row(
             columns: [Column(name: "id", typeOID: 20, isKey: true), Column(name: "body", typeOID: 0), Column(name: "title", typeOID: 25)],
             values: [text("7"), .unchangedToast, text("t")]))
         #expect(change.old == nil)
 
-        let withoutKnown = try #require(try transaction([update]).changes.first)
+        let withoutKnown = try #require(try transaction([update]).changes.all.first)
         #expect(withoutKnown.new?.columns.map(\.name) == ["id", "title"])
     }
 
@@ -161,12 +161,12 @@ private func transaction(_ changeRecords: [String], knownColumns: Wal2JsonDecode
         let delete = #"{"action":"D","origin":0,"lsn":"0/16B3900","schema":"public","table":"t","#
             + #""identity":[{"name":"code","type":"text","typeoid":25,"value":"a\\b"}],"pk":[],"future":{"x":[1]}}"#
         let known: Wal2JsonDecoder.KnownColumns = { _, _ in ["code", "v"] }
-        let change = try #require(try transaction([delete], knownColumns: known).changes.first)
+        let change = try #require(try transaction([delete], knownColumns: known).changes.all.first)
         #expect(change.old == Row(columns: [Column(name: "code", typeOID: 25, isKey: true)], values: [text(#"a\b"#)]))
 
         let full = #"{"action":"D","lsn":"0/16B3900","schema":"public","table":"t","#
             + #""identity":[{"name":"code","typeoid":25,"value":"a"},{"name":"v","typeoid":25,"value":null}]}"#
-        let fullChange = try #require(try transaction([full], knownColumns: known).changes.first)
+        let fullChange = try #require(try transaction([full], knownColumns: known).changes.all.first)
         #expect(fullChange.old?.columns.map(\.isKey) == [false, false])
     }
 
@@ -186,12 +186,12 @@ private func transaction(_ changeRecords: [String], knownColumns: Wal2JsonDecode
         let insert = #"{"action":"I","schema":"s","table":"t","columns":[]}"#
         _ = try decoder.decode(ArraySlice(insert.utf8), at: LSN(0xABC))
         let result = try decoder.decode(ArraySlice(commit.utf8), at: LSN(3))
-        #expect(result?.changes.first?.lsn == LSN(0xABC))
+        #expect(try result?.changes.all.first?.lsn == LSN(0xABC))
     }
 
     @Test func readsNegativeTypeOIDsAsWal2JsonPrintsThem() throws {
         let insert = #"{"action":"I","schema":"s","table":"t","columns":[{"name":"a","typeoid":-2147483000,"value":"x"}]}"#
-        let change = try #require(try transaction([insert]).changes.first)
+        let change = try #require(try transaction([insert]).changes.all.first)
         #expect(change.new?.columns.first?.typeOID == 2_147_484_296)
     }
 
@@ -276,5 +276,35 @@ private func transaction(_ changeRecords: [String], knownColumns: Wal2JsonDecode
         #expect(error.description == #"wal2json record at 0/16B3748 (table public.items), field "columns[2].typeoid": expected number"#)
         let json = Wal2JsonDecodingError(lsn: LSN(1), reason: .invalidJSON(JSONParseError(offset: 14, reason: .unexpectedEnd)))
         #expect(json.description == "wal2json record at 0/1: invalid JSON: unexpected end of input at byte 14")
+    }
+
+    /// wal2json sends a transaction whole at its commit: past the threshold its changes
+    /// move to a spill file, and read back the same. A directory that cannot hold the
+    /// file is an error naming the record and the directory.
+    @Test func aLargeTransactionSpillsAndReadsBackTheSame() throws {
+        let inserts = (0..<300).map { number in
+            #"{"action":"I","xid":771,"# + stamp + #","lsn":"0/16B3748","schema":"public","table":"items","columns":["#
+                + #"{"name":"id","type":"bigint","typeoid":20,"value":\#(number)},"#
+                + #"{"name":"note","type":"text","typeoid":25,"value":"row \#(number)"}],"pk":[{"name":"id","type":"bigint","typeoid":20}]}"#
+        }
+        var inMemory = Wal2JsonDecoder()
+        var spilled = Wal2JsonDecoder(spill: SpillSettings(threshold: 2_000, directory: SpillSettings.defaultDirectory))
+        let expected = try decode([begin] + inserts + [commit], decoder: &inMemory)
+        let actual = try decode([begin] + inserts + [commit], decoder: &spilled)
+        guard case .transaction(let kept)? = expected.first, case .transaction(let read)? = actual.first else {
+            Issue.record("expected a transaction each")
+            return
+        }
+        #expect(!kept.changes.isSpilled)
+        #expect(read.changes.isSpilled)
+        #expect(read.changes.count == 300)
+        #expect(read == kept)
+
+        var failing = Wal2JsonDecoder(spill: SpillSettings(threshold: 1, directory: "/nonexistent/changerelay"))
+        #expect {
+            try decode([begin] + inserts, decoder: &failing)
+        } throws: { error in
+            "\(error)".contains("/nonexistent/changerelay") && "\(error)".contains("public.items")
+        }
     }
 }

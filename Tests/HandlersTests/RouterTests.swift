@@ -17,6 +17,15 @@ private func transaction(_ changes: [Change]) -> Transaction {
                 commitTime: PostgresTimestamp(microsecondsSince2000: 0), changes: changes)
 }
 
+extension Router {
+    /// Every delivery of a small transaction at once.
+    func plan(_ transaction: Transaction) throws -> [PositionedDelivery] {
+        var planned: [PositionedDelivery] = []
+        try plan(transaction) { planned.append($0) }
+        return planned
+    }
+}
+
 @Suite struct RouterTests {
     let echo = EchoHandler(url: "http://127.0.0.1:9/echo", tables: ["items", "other.things"])
 
