@@ -71,6 +71,11 @@ public final class Planner: TransactionSink {
     public func accept(_ transaction: Transaction) throws -> SinkProgress {
         // A restart can be sent transactions it already planned; their effects are committed.
         guard transaction.endLSN > durablePosition else { return .proceed(durableThrough: nil) }
+        if transaction.changes.isSpilled {
+            logger.info("planning a large transaction from its spill file", metadata: [
+                "xid": "\(transaction.xid)", "commit_lsn": "\(transaction.commitLSN)", "changes": "\(transaction.changes.count)",
+            ])
+        }
         try router.plan(transaction) { planned in
             try append(planned, sourceLSN: transaction.commitLSN)
             if batch.rows.count >= Self.pieceBytes { try send() }

@@ -16,8 +16,9 @@ import Testing
         let environment: [String: String]
     }
 
-    static func prepare(behavior: Behavior = .status(200), extra: [String: String] = [:]) throws -> Setup {
-        let cluster = try startCluster(schema: false)
+    static func prepare(behavior: Behavior = .status(200), extra: [String: String] = [:],
+                        clusterSettings: [String: String] = [:]) throws -> Setup {
+        let cluster = try startCluster(settings: clusterSettings, schema: false)
         let receiver = try LocalReceiver(behavior: behavior)
         var environment = [
             "CHANGERELAY_SOURCE_DATABASE_URL": cluster.url,
