@@ -41,6 +41,8 @@ public final class Dispatcher: Sendable {
         var policy: RetryPolicy
         var attempt: Int
         var orderingKey: String?
+        /// What the row was before the claim, to put it back if it is released unsent.
+        var previousStatus: String
     }
 
     struct Finished: Sendable {
@@ -75,21 +77,40 @@ public final class Dispatcher: Sendable {
     }
 
     /// Runs until `shouldStop`; then lets requests in flight finish for up to `drain`.
+    ///
+    /// Claims run ahead of sending: up to `concurrency` claimed rows wait in a local
+    /// queue, so a finished request's slot is refilled at once instead of after the next
+    /// round trip to the state database. Rows still queued at the stop are released.
     public func run(shouldStop: () -> Bool, drain: Duration = .seconds(10)) {
         var backoff = Backoff(initial: .milliseconds(200), cap: .seconds(10))
-        var inFlight = 0
+        var sending = 0
+        var queue: [Claimed] = []
+        var queueStart = 0
         /// Finished requests not yet recorded: kept across a lost state connection, so
         /// neither the attempts nor the count of requests in flight are lost with it.
         var unrecorded: [Finished] = []
         var connection: PostgresConnection?
         var stopDeadline: ContinuousClock.Instant?
         let clock = ContinuousClock()
-        while true {
-            if shouldStop(), stopDeadline == nil { stopDeadline = clock.now.advanced(by: drain) }
-            if let stopDeadline, inFlight == 0 || clock.now >= stopDeadline {
-                if inFlight > 0 { logger.warning("stopping with requests in flight; their leases expire and another run retries them", metadata: ["in_flight": "\(inFlight)"]) }
-                return
+
+        func sendQueued() {
+            while sending < settings.concurrency, queueStart < queue.count {
+                send(queue[queueStart])
+                queueStart += 1
+                sending += 1
             }
+            if queueStart == queue.count {
+                queue.removeAll(keepingCapacity: true)
+                queueStart = 0
+            }
+        }
+
+        while true {
+            let done = takeFinished()
+            sending -= done.count
+            unrecorded += done
+            if shouldStop(), stopDeadline == nil { stopDeadline = clock.now.advanced(by: drain) }
+            if stopDeadline == nil { sendQueued() }
             do throws(PostgresError) {
                 let db: PostgresConnection
                 if let connection { db = connection } else {
@@ -98,28 +119,46 @@ public final class Dispatcher: Sendable {
                     connection = db
                     backoff.reset()
                 }
-                unrecorded += takeFinished()
                 if !unrecorded.isEmpty {
                     try record(unrecorded, on: db)
-                    inFlight -= unrecorded.count
                     unrecorded.removeAll()
                 }
-                var claimedAny = false
-                // Claim in chunks, not one slot at a time: a claim is a round trip.
-                if stopDeadline == nil, inFlight <= settings.concurrency / 2 {
-                    let claimed = try claim(limit: settings.concurrency - inFlight, on: db)
-                    claimedAny = !claimed.isEmpty
-                    for delivery in claimed {
-                        inFlight += 1
-                        send(delivery)
+                if let stopDeadline {
+                    if queueStart < queue.count {
+                        try release(Array(queue[queueStart...]), on: db)
+                        queue.removeAll()
+                        queueStart = 0
                     }
+                    if sending == 0 { return }
+                    if clock.now >= stopDeadline {
+                        logger.warning("stopping with requests in flight; their leases expire and another run retries them",
+                                       metadata: ["in_flight": "\(sending)"])
+                        return
+                    }
+                    _ = try db.waitForNotifications(wakeDescriptor: wakeRead, timeout: .milliseconds(50))
+                    drainWakePipe()
+                    continue
                 }
-                if !claimedAny {
+                var claimedAny = false
+                // Claim in chunks, not one row at a time: a claim is a round trip.
+                let room = 2 * settings.concurrency - sending - (queue.count - queueStart)
+                if room >= settings.concurrency / 2 {
+                    let claimed = try claim(limit: room, on: db)
+                    claimedAny = !claimed.isEmpty
+                    queue += claimed
+                    sendQueued()
+                }
+                if !claimedAny, finishedIsEmpty {
                     _ = try db.waitForNotifications(wakeDescriptor: wakeRead, timeout: settings.pollInterval)
                     drainWakePipe()
                 }
             } catch {
                 connection = nil
+                if let stopDeadline, clock.now >= stopDeadline {
+                    logger.warning("stopping without the state database; unrecorded attempts are retried after their leases",
+                                   metadata: ["error": "\(error)", "unrecorded": "\(unrecorded.count)"])
+                    return
+                }
                 let delay = backoff.nextDelay()
                 logger.warning("state database unavailable; retrying", metadata: ["error": "\(error)", "retry_in": "\(delay)"])
                 pause(delay)
@@ -133,9 +172,9 @@ public final class Dispatcher: Sendable {
 
     private func claim(limit: Int, on db: PostgresConnection) throws(PostgresError) -> [Claimed] {
         let lease = settings.timeout + .seconds(30)
-        let rows = try db.query("""
+        let rows = try db.query(prepared: "changerelay_claim", """
             WITH due AS (
-                SELECT d.id FROM changerelay.deliveries d
+                SELECT d.id, d.status AS previous_status FROM changerelay.deliveries d
                 WHERE d.status IN ('pending', 'failed', 'sending') AND d.next_attempt_at <= now()
                   AND (d.status <> 'sending' OR d.locked_until < now())
                   AND (d.ordering_key IS NULL OR NOT EXISTS (
@@ -149,11 +188,12 @@ public final class Dispatcher: Sendable {
             SET status = 'sending', attempt = d.attempt + 1, locked_until = now() + $2::interval, updated_at = now()
             FROM due WHERE d.id = due.id
             RETURNING d.id, d.idempotency_key, d.target_url, d.method, d.headers::text, d.auth, d.body,
-                      d.retry_policy::text, d.attempt, d.ordering_key
+                      d.retry_policy::text, d.attempt, d.ordering_key, due.previous_status
             """, [String(limit), "\(lease.components.seconds) seconds"]).rows
         return rows.compactMap { row in
             guard let id = row[0].flatMap({ Int64($0) }), let key = row[1], let url = row[2], let method = row[3],
-                  let body = row[6], let policyText = row[7], let attempt = row[8].flatMap({ Int($0) }) else { return nil }
+                  let body = row[6], let policyText = row[7], let attempt = row[8].flatMap({ Int($0) }),
+                  let previousStatus = row[10] else { return nil }
             var policy: RetryPolicy
             do { policy = try JSONDecoder().decode(RetryPolicy.self, from: Data(policyText.utf8)) } catch {
                 logger.error("delivery has an unreadable retry policy; it gets one attempt",
@@ -161,8 +201,24 @@ public final class Dispatcher: Sendable {
                 policy = .fixed(delay: .zero, maxAttempts: 1)
             }
             return Claimed(id: id, idempotencyKey: key, url: url, method: method, headers: Self.headers(row[4]),
-                           auth: row[5], body: body, policy: policy, attempt: attempt, orderingKey: row[9])
+                           auth: row[5], body: body, policy: policy, attempt: attempt, orderingKey: row[9],
+                           previousStatus: previousStatus)
         }
+    }
+
+    /// Puts claimed rows that were never sent back as they were, so a restart need not
+    /// wait for their leases. A row taken over from an expired lease goes back as
+    /// `failed`: its earlier attempt's outcome is unknown, and `failed` is due again.
+    private func release(_ unsent: [Claimed], on db: PostgresConnection) throws(PostgresError) {
+        try db.query("""
+            UPDATE changerelay.deliveries d
+            SET status = CASE WHEN r.status = 'sending' THEN 'failed' ELSE r.status END,
+                attempt = d.attempt - 1, locked_until = NULL, updated_at = now()
+            FROM unnest($1::bigint[], $2::int[], $3::text[]) AS r(id, attempt, status)
+            WHERE d.id = r.id AND d.attempt = r.attempt AND d.status = 'sending'
+            """, [postgresArrayLiteral(unsent.map { String($0.id) }), postgresArrayLiteral(unsent.map { String($0.attempt) }),
+                  postgresArrayLiteral(unsent.map(\.previousStatus))])
+        logger.info("released claimed deliveries that were not sent", metadata: ["count": "\(unsent.count)"])
     }
 
     private static func headers(_ json: String?) -> [(String, String)] {
@@ -190,6 +246,8 @@ public final class Dispatcher: Sendable {
             _ = write(self.wakeWrite, &byte, 1)
         }
     }
+
+    private var finishedIsEmpty: Bool { finished.withLock { $0.isEmpty } }
 
     private func takeFinished() -> [Finished] {
         finished.withLock { finished in
@@ -248,7 +306,7 @@ public final class Dispatcher: Sendable {
                                   String(done.started.timeIntervalSince1970), responseBody]
             for (index, value) in row.enumerated() { columns[index].append(value) }
         }
-        try db.query("""
+        try db.query(prepared: "changerelay_record", """
             WITH result AS (
                 SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::bigint[], $6::int[],
                                      $7::float8[], $8::text[])

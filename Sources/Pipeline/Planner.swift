@@ -172,23 +172,7 @@ public final class Planner: TransactionSink {
             planned.idempotencyKey, delivery.orderingKey, planned.handler, sourceLSN.description, delivery.url,
             delivery.method, encoded(delivery.headers), delivery.auth, delivery.body, try encoded(delivery.retryPolicy),
         ]
-        for (index, field) in fields.enumerated() {
-            if index > 0 { batch.rows.append(UInt8(ascii: "\t")) }
-            guard let field else {
-                batch.rows.append(contentsOf: Array("\\N".utf8))
-                continue
-            }
-            for byte in field.utf8 {
-                switch byte {
-                case UInt8(ascii: "\\"): batch.rows.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
-                case UInt8(ascii: "\t"): batch.rows.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
-                case UInt8(ascii: "\n"): batch.rows.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
-                case UInt8(ascii: "\r"): batch.rows.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
-                default: batch.rows.append(byte)
-                }
-            }
-        }
-        batch.rows.append(UInt8(ascii: "\n"))
+        CopyText.appendRow(fields, to: &batch.rows)
         batch.deliveries += 1
     }
 

@@ -8,6 +8,7 @@ import CLibPQ
 public final class PostgresConnection: @unchecked Sendable {
     let handle: OpaquePointer
     public let endpoint: String
+    private var preparedNames: Set<String> = []
 
     /// Connects with libpq. `url` is a conninfo string or `postgresql://` URI; `parameters`
     /// override what it says (e.g. `replication=database`).
@@ -57,6 +58,27 @@ public final class PostgresConnection: @unchecked Sendable {
     public func query(_ sql: String, _ parameters: [String?]) throws(PostgresError) -> QueryResult {
         let result = Self.withOptionalCStrings(parameters) { pointers in
             PQexecParams(handle, sql, Int32(parameters.count), nil, pointers, nil, nil, 0)
+        }
+        guard let result else { throw failure(statement: sql) }
+        defer { PQclear(result) }
+        switch PQresultStatus(result) {
+        case PGRES_TUPLES_OK, PGRES_COMMAND_OK: return QueryResult(result)
+        default: throw resultError(result, statement: sql)
+        }
+    }
+
+    /// Runs a statement that repeats, parsed and planned once per connection: `sql` is
+    /// prepared under `name` on first use. Not available on replication connections.
+    @discardableResult
+    public func query(prepared name: String, _ sql: String, _ parameters: [String?]) throws(PostgresError) -> QueryResult {
+        if !preparedNames.contains(name) {
+            guard let result = PQprepare(handle, name, sql, Int32(parameters.count), nil) else { throw failure(statement: sql) }
+            defer { PQclear(result) }
+            guard PQresultStatus(result) == PGRES_COMMAND_OK else { throw resultError(result, statement: sql) }
+            preparedNames.insert(name)
+        }
+        let result = Self.withOptionalCStrings(parameters) { pointers in
+            PQexecPrepared(handle, name, Int32(parameters.count), pointers, nil, nil, 0)
         }
         guard let result else { throw failure(statement: sql) }
         defer { PQclear(result) }
