@@ -172,12 +172,14 @@ public final class ChangeStream {
                 try? stream.finish()
                 return true
             }
-            let wait: Duration = sink.hasPending ? .milliseconds(5) : .milliseconds(200)
+            // With a batch pending, a quiet millisecond means nothing more is coming to batch
+            // with: commit now. Under a steady flow batches grow to their size or age limit.
+            let wait: Duration = sink.hasPending ? .milliseconds(1) : .milliseconds(200)
             guard let event = try stream.next(timeout: wait) else {
                 if stream.isFinished {
                     throw PostgresError(.connectionLost, "the server ended the replication stream", endpoint: stream.endpoint)
                 }
-                acknowledge(try sink.tick())
+                acknowledge(try sink.flush())
                 continue
             }
             switch event {

@@ -13,9 +13,10 @@ public enum SinkProgress: Sendable, Equatable {
 /// batches; the slot is acknowledged only as far as it reports them durable.
 public protocol TransactionSink {
     mutating func accept(_ transaction: Transaction) throws -> SinkProgress
-    /// Called whenever the stream is quiet or a message was handled: closes a batch that is old enough.
+    /// Called after each message while messages keep coming: closes a batch that is old enough.
     mutating func tick() throws -> LSN?
-    /// Makes everything accepted durable now (on shutdown).
+    /// Makes everything accepted durable now: when the stream has gone quiet (nothing
+    /// more to batch with, so waiting would only add latency) and on shutdown.
     mutating func flush() throws -> LSN?
     /// Forgets what is not durable yet: the stream is about to re-send it.
     mutating func discardPending()

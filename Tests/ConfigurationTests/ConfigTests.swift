@@ -61,6 +61,26 @@ private func loadError(_ text: String, environment: [String: String] = [:]) thro
         #expect(config.messageBuffer.duration == .milliseconds(1500))
     }
 
+    @Test func pipelineKeysHaveSafeDefaultsAndAreChecked() throws {
+        let defaults = try Config.load(path: nil, environment: [:]).pipeline
+        #expect(defaults.spillThreshold == 64 << 20)
+        #expect(defaults.spillDirectory == nil)
+        #expect(defaults.heartbeatInterval == nil)
+        let set = try Config.load(path: nil, environment: [
+            "CHANGERELAY_PIPELINE_SPILL_THRESHOLD_MB": "8", "CHANGERELAY_PIPELINE_SPILL_DIRECTORY": "/var/spill",
+            "CHANGERELAY_PIPELINE_HEARTBEAT_INTERVAL_MS": "250",
+        ]).pipeline
+        #expect(set.spillThreshold == 8 << 20)
+        #expect(set.spillDirectory == "/var/spill")
+        #expect(set.heartbeatInterval == .milliseconds(250))
+        let zero = try #require(try loadError("[pipeline]\nspill_threshold_mb = 0\n"))
+        #expect(zero.key == "pipeline.spill_threshold_mb")
+        let negative = try #require(try loadError("", environment: ["CHANGERELAY_PIPELINE_HEARTBEAT_INTERVAL_MS": "-5"]))
+        #expect(negative.key == "pipeline.heartbeat_interval_ms")
+        let empty = try #require(try loadError("[pipeline]\nspill_directory = \"\"\n"))
+        #expect(empty.key == "pipeline.spill_directory")
+    }
+
     @Test func stateDefaultsToTheSource() throws {
         let config = try Config.load(path: nil, environment: ["CHANGERELAY_SOURCE_DATABASE_URL": "postgresql://x/y"])
         #expect(config.stateDatabaseURL == "postgresql://x/y")

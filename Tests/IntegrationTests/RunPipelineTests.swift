@@ -188,6 +188,27 @@ import Testing
         try RunPipelineTests.expectPlannedOnce(setup.db, changes: 500)
     }
 
+    /// The heartbeat writes its message into the source's WAL at the interval, while
+    /// the published tables stay quiet; a second slot (test_decoding) sees them.
+    @Test func theHeartbeatWritesItsMessageAtTheInterval() throws {
+        let setup = try RunPipelineTests.prepare(extra: ["CHANGERELAY_PIPELINE_HEARTBEAT_INTERVAL_MS": "100"])
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        try setup.db.execute("SELECT pg_create_logical_replication_slot('probe', 'test_decoding')")
+        let run = try Background(["run"], environment: setup.environment)
+        func heartbeats() throws -> Int {
+            let rows = try setup.db.execute("""
+                SELECT count(*) AS n FROM pg_logical_slot_peek_changes('probe', NULL, NULL)
+                WHERE data LIKE 'message: transactional: 0 prefix: changerelay.heartbeat%'
+                """)
+            return Int(rows.value("n") ?? "0") ?? 0
+        }
+        try RunPipelineTests.waitFor("five heartbeats", timeout: .seconds(60)) { try heartbeats() >= 5 }
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0)
+        #expect(setup.receiver.requestCount == 0)
+        try setup.db.execute("SELECT pg_drop_replication_slot('probe')")
+    }
+
     @Test func aReceiverThatNeverAnswersFailsOnlyItsAttempts() throws {
         let setup = try RunPipelineTests.prepare(behavior: .status(200), extra: ["CHANGERELAY_DELIVERY_TIMEOUT_MS": "500"])
         defer { try? setup.cluster.stop(); setup.receiver.stop() }
