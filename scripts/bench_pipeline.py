@@ -81,14 +81,36 @@ def main():
         print("dispatch   %d deliveries in %.2f s = %.0f deliveries/s (pg_net documents about 200/s)"
               % (DISPATCH, dispatching, DISPATCH / dispatching))
 
-        # Write-path cost and latency: pgbench single-row inserts without and with the service running.
+        # Write-path cost: pgbench single-row inserts with nothing reading the WAL, with pg_recvlogical
+        # draining a slot (the cost of logical decoding itself on this host), and with the service.
+        # Each reader gets a new slot, so none of them starts with the earlier phases' WAL as a backlog.
         cluster.psql("TRUNCATE changerelay.deliveries CASCADE")
+        cluster.psql("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots")
         without = pgbench_tps(cluster, 15)
+        cluster.psql("SELECT pg_create_logical_replication_slot('recv', 'pgoutput')")
+        drain = subprocess.Popen(["pg_recvlogical", "-d", cluster.url, "--slot", "recv", "--start", "-f", "/dev/null"]
+                                 + recvlogical_options("pgoutput", "changerelay_pub"), stderr=subprocess.DEVNULL)
+        time.sleep(2)
+        with_recvlogical = pgbench_tps(cluster, 15)
+        stop(drain)
+        cluster.psql("SELECT pg_drop_replication_slot('recv')")
+        subprocess.run([RELAY, "setup"], env=env, check=True, capture_output=True)
+        planner = start([RELAY, "run", "--only", "planner"], env)
+        time.sleep(2)
+        with_planner = pgbench_tps(cluster, 15)
+        stop(planner)
+        cluster.psql("SELECT pg_drop_replication_slot('changerelay')")
+        cluster.psql("TRUNCATE changerelay.deliveries CASCADE")
+        subprocess.run([RELAY, "setup"], env=env, check=True, capture_output=True)
         service = start([RELAY, "run"], env)
         time.sleep(2)
         with_service = pgbench_tps(cluster, 15)
-        print("write path pgbench 4 clients: %.0f TPS without, %.0f TPS with changerelay running (cost %.1f %%)"
-              % (without, with_service, 100 * (without - with_service) / without))
+
+        def cost(tps):
+            return "%.0f TPS (cost %.1f %%)" % (tps, 100 * (without - tps) / without)
+        print("write path pgbench 4 clients, all on the same %d cores: %.0f TPS alone; pg_recvlogical draining %s; "
+              "changerelay planner only %s; changerelay run (planning and sending) %s"
+              % (os.cpu_count(), without, cost(with_recvlogical), cost(with_planner), cost(with_service)))
         wait_until("the write-path deliveries", lambda: cluster.psql(
             "SELECT count(*) FROM changerelay.deliveries WHERE status <> 'succeeded'") == "0")
         receiver.send_signal(signal.SIGTERM)

@@ -115,7 +115,9 @@ public final class Dispatcher: Sendable {
                 let db: PostgresConnection
                 if let connection { db = connection } else {
                     db = try PostgresConnection(url: settings.stateURL)
-                    try db.execute("LISTEN changerelay_deliveries")
+                    // These short statements are prepared and run thousands of times a second:
+                    // JIT compilation would cost more than it could ever save.
+                    try db.execute("SET jit = off; LISTEN changerelay_deliveries")
                     connection = db
                     backoff.reset()
                 }
@@ -141,9 +143,8 @@ public final class Dispatcher: Sendable {
                 }
                 var claimedAny = false
                 // Claim in chunks, not one row at a time: a claim is a round trip.
-                let room = 2 * settings.concurrency - sending - (queue.count - queueStart)
-                if room >= settings.concurrency / 2 {
-                    let claimed = try claim(limit: room, on: db)
+                if sending + (queue.count - queueStart) <= settings.concurrency {
+                    let claimed = try claim(on: db)
                     claimedAny = !claimed.isEmpty
                     queue += claimed
                     sendQueued()
@@ -170,7 +171,10 @@ public final class Dispatcher: Sendable {
         usleep(UInt32(clamping: delay.wholeMilliseconds * 1000))
     }
 
-    private func claim(limit: Int, on db: PostgresConnection) throws(PostgresError) -> [Claimed] {
+    /// Claims up to `concurrency` due rows. The limit is part of the statement's text, not
+    /// a parameter: a prepared statement's generic plan cannot see a parameter's value,
+    /// and with a large backlog that plan walked the whole table to join a few rows.
+    private func claim(on db: PostgresConnection) throws(PostgresError) -> [Claimed] {
         let lease = settings.timeout + .seconds(30)
         let rows = try db.query(prepared: "changerelay_claim", """
             WITH due AS (
@@ -182,14 +186,14 @@ public final class Dispatcher: Sendable {
                       WHERE e.ordering_key = d.ordering_key AND e.id < d.id
                         AND e.status IN ('pending', 'failed', 'sending')))
                 ORDER BY d.next_attempt_at, d.id
-                LIMIT $1
+                LIMIT \(settings.concurrency)
                 FOR UPDATE SKIP LOCKED)
             UPDATE changerelay.deliveries d
-            SET status = 'sending', attempt = d.attempt + 1, locked_until = now() + $2::interval, updated_at = now()
+            SET status = 'sending', attempt = d.attempt + 1, locked_until = now() + $1::interval, updated_at = now()
             FROM due WHERE d.id = due.id
             RETURNING d.id, d.idempotency_key, d.target_url, d.method, d.headers::text, d.auth, d.body,
                       d.retry_policy::text, d.attempt, d.ordering_key, due.previous_status
-            """, [String(limit), "\(lease.components.seconds) seconds"]).rows
+            """, ["\(lease.components.seconds) seconds"]).rows
         return rows.compactMap { row in
             guard let id = row[0].flatMap({ Int64($0) }), let key = row[1], let url = row[2], let method = row[3],
                   let body = row[6], let policyText = row[7], let attempt = row[8].flatMap({ Int($0) }),

@@ -209,6 +209,32 @@ import Testing
         try setup.db.execute("SELECT pg_drop_replication_slot('probe')")
     }
 
+    /// Claims run ahead of sending. At a stop, claimed rows that were never sent go back
+    /// to `pending` with their attempt count restored, so the next run sends them at once;
+    /// only the requests really in flight keep their claims.
+    @Test func aStopReleasesClaimedDeliveriesThatWereNotSent() throws {
+        let setup = try RunPipelineTests.prepare(extra: ["CHANGERELAY_DELIVERY_CONCURRENCY": "2",
+                                                         "CHANGERELAY_DELIVERY_TIMEOUT_MS": "60000"])
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        setup.receiver.behavior = .neverAnswer
+        let run = try Background(["run"], environment: setup.environment)
+        try setup.db.execute("INSERT INTO items SELECT g, 'x' FROM generate_series(1, 10) g")
+        try RunPipelineTests.waitFor("two requests in flight and two more claimed") {
+            let claimed = try setup.db.execute("SELECT count(*) AS n FROM changerelay.deliveries WHERE status = 'sending'")
+            return setup.receiver.requestCount == 2 && claimed.value("n") == "4"
+        }
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit(timeout: .seconds(60)) == 0)
+        #expect(run.stderr.contains("released claimed deliveries that were not sent"))
+        let states = try setup.db.execute("""
+            SELECT count(*) FILTER (WHERE status = 'sending' AND attempt = 1) AS sending,
+                   count(*) FILTER (WHERE status = 'pending' AND attempt = 0) AS pending
+            FROM changerelay.deliveries
+            """)
+        #expect(states.value("sending") == "2")
+        #expect(states.value("pending") == "8")
+    }
+
     @Test func aReceiverThatNeverAnswersFailsOnlyItsAttempts() throws {
         let setup = try RunPipelineTests.prepare(behavior: .status(200), extra: ["CHANGERELAY_DELIVERY_TIMEOUT_MS": "500"])
         defer { try? setup.cluster.stop(); setup.receiver.stop() }
