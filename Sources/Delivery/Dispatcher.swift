@@ -300,9 +300,12 @@ public final class Dispatcher: Sendable {
             case .dead(let reason):
                 status = "dead"
                 error = reason.description
+                // The idempotency key names the handler and the source position (commit LSN,
+                // change index); the ordering key names the entity (table and row key).
                 logger.error("delivery is dead", metadata: [
                     "delivery": "\(delivery.id)", "key": "\(delivery.idempotencyKey)",
-                    "url": "\(redactedURL(delivery.url))", "reason": "\(reason)",
+                    "entity": "\(delivery.orderingKey ?? "-")", "url": "\(redactedURL(delivery.url))",
+                    "reason": "\(reason)",
                 ])
             }
             let row: [String?] = [String(delivery.id), status, httpStatus.map(String.init), error,
