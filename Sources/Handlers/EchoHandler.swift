@@ -17,7 +17,7 @@ public struct EchoHandler: Handler {
         self.retryPolicy = retryPolicy
     }
 
-    public func plan(_ change: Change, in transaction: Transaction) throws(HandlerError) -> Effects {
+    public func plan(_ change: Change, at index: Int, in transaction: Transaction) throws(HandlerError) -> Effects {
         let body: String
         do { body = try ChangeRenderer.line(change, of: transaction) } catch {
             throw HandlerError(handler: name, table: change.schema + "." + change.table, key: change.keyText,

@@ -38,13 +38,38 @@ public struct PlannedDelivery: Sendable, Hashable {
     }
 }
 
-/// Everything one handler plans for one change. Later handlers add rows and timers.
+/// A row to insert into the state database, in the same transaction as the checkpoint:
+/// written exactly once however often the change is read again.
+public struct PlannedRow: Sendable, Hashable {
+    public var table: TableName
+    public var columns: [String]
+    /// In `columns`' order, as Postgres text input; nil is NULL.
+    public var values: [String?]
+
+    public init(table: TableName, _ pairs: KeyValuePairs<String, String?>) {
+        self.table = table
+        columns = pairs.map(\.key)
+        values = pairs.map(\.value)
+    }
+}
+
+/// Everything one handler plans for one change.
 public struct Effects: Sendable, Hashable {
     public var deliveries: [PlannedDelivery]
+    public var rows: [PlannedRow]
 
-    public init(deliveries: [PlannedDelivery] = []) { self.deliveries = deliveries }
+    public init(deliveries: [PlannedDelivery] = [], rows: [PlannedRow] = []) {
+        self.deliveries = deliveries
+        self.rows = rows
+    }
 
     public static let none = Effects()
+}
+
+/// What the router hands the planner, in order.
+public enum PlannedEffect: Sendable, Hashable {
+    case delivery(PositionedDelivery)
+    case row(PlannedRow)
 }
 
 /// A delivery placed in the stream: where it came from decides its idempotency key.

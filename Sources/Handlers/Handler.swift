@@ -7,7 +7,9 @@ public protocol Handler: Sendable {
     var name: String { get }
     /// `schema.table` names this handler consumes.
     var tables: Set<String> { get }
-    func plan(_ change: Change, in transaction: Transaction) throws(HandlerError) -> Effects
+    /// `index` is the change's position in its transaction: with the commit LSN it names
+    /// the change, so ids derived from both are the same on every replay.
+    func plan(_ change: Change, at index: Int, in transaction: Transaction) throws(HandlerError) -> Effects
 }
 
 /// A change a handler could not plan for. It names the position, the table and the
@@ -44,16 +46,18 @@ public struct Router: Sendable {
 
     public var isEmpty: Bool { byTable.isEmpty }
 
-    /// Hands every delivery the transaction calls for to `body`, positioned so each gets
-    /// its stable key, change by change: a transaction read back from a spill file is
-    /// never in memory whole. Throws a `HandlerError`, a spill file's error, or `body`'s.
-    public func plan(_ transaction: Transaction, into body: (PositionedDelivery) throws -> Void) throws {
+    /// Hands every effect the transaction calls for to `body`, deliveries positioned so
+    /// each gets its stable key, change by change: a transaction read back from a spill
+    /// file is never in memory whole. Throws a `HandlerError`, a spill file's error, or `body`'s.
+    public func plan(_ transaction: Transaction, into body: (PlannedEffect) throws -> Void) throws {
         try transaction.changes.forEach { index, change in
             guard let handlers = byTable[change.schema + "." + change.table] else { return }
             for handler in handlers {
-                for delivery in try handler.plan(change, in: transaction).deliveries {
-                    try body(PositionedDelivery(handler: handler.name, commitLSN: transaction.commitLSN,
-                                                changeIndex: index, delivery: delivery))
+                let effects = try handler.plan(change, at: index, in: transaction)
+                for row in effects.rows { try body(.row(row)) }
+                for delivery in effects.deliveries {
+                    try body(.delivery(PositionedDelivery(handler: handler.name, commitLSN: transaction.commitLSN,
+                                                          changeIndex: index, delivery: delivery)))
                 }
             }
         }

@@ -40,13 +40,33 @@ public final class Planner: TransactionSink {
     private var encodedPolicies: [RetryPolicy: String] = [:]
     private var encodedHeaders: [[PlannedDelivery.Header]: String] = [:]
 
+    /// A table and the columns a COPY fills.
+    struct CopyTarget: Hashable {
+        var table: TableName
+        var columns: [String]
+
+        static let deliveries = CopyTarget(
+            table: TableName(schema: "changerelay", name: "deliveries"),
+            columns: ["idempotency_key", "ordering_key", "handler", "source_lsn", "target_url", "method", "headers",
+                      "auth", "body", "retry_policy"])
+
+        var statement: String {
+            "COPY " + quoteIdentifier(table.schema) + "." + quoteIdentifier(table.name)
+                + " (" + columns.map(quoteIdentifier).joined(separator: ", ") + ") FROM STDIN"
+        }
+    }
+
+    /// Every target seen so far, numbered; deliveries are 0.
+    private var targets: [CopyTarget] = [.deliveries]
+    private var targetNumbers: [CopyTarget: Int] = [.deliveries: 0]
+
     struct Batch {
-        /// Rows planned but not yet sent.
-        var rows: [UInt8] = []
+        /// Rows planned but not yet sent, by target number.
+        var rows: [[UInt8]] = [[]]
         /// BEGIN was sent: rows or the checkpoint are on their way.
         var began = false
-        /// COPY is open in that transaction.
-        var copying = false
+        /// The target number of the COPY open in that transaction; one at a time.
+        var copying: Int?
         var deliveries = 0
         var changes = 0
         var transactions = 0
@@ -76,9 +96,17 @@ public final class Planner: TransactionSink {
                 "xid": "\(transaction.xid)", "commit_lsn": "\(transaction.commitLSN)", "changes": "\(transaction.changes.count)",
             ])
         }
-        try router.plan(transaction) { planned in
-            try append(planned, sourceLSN: transaction.commitLSN)
-            if batch.rows.count >= Self.pieceBytes { try send() }
+        try router.plan(transaction) { effect in
+            let target: Int
+            switch effect {
+            case .delivery(let planned):
+                target = 0
+                try append(planned, sourceLSN: transaction.commitLSN)
+            case .row(let row):
+                target = number(of: CopyTarget(table: row.table, columns: row.columns))
+                CopyText.appendRow(row.values, to: &batch.rows[target])
+            }
+            if batch.rows[target].count >= Self.pieceBytes { try send(target) }
         }
         batch.changes += transaction.changes.count
         batch.transactions += 1
@@ -105,23 +133,35 @@ public final class Planner: TransactionSink {
     /// Rows are sent in pieces of about this many bytes.
     private static let pieceBytes = 1 << 20
 
-    /// Sends the planned rows into the batch's open COPY, opening both when needed.
-    private func send() throws {
+    private func number(of target: CopyTarget) -> Int {
+        if let known = targetNumbers[target] {
+            while batch.rows.count <= known { batch.rows.append([]) }
+            return known
+        }
+        targets.append(target)
+        targetNumbers[target] = targets.count - 1
+        while batch.rows.count < targets.count { batch.rows.append([]) }
+        return targets.count - 1
+    }
+
+    /// Sends the rows planned for `target` into a COPY in the batch's transaction,
+    /// opening both as needed (a COPY to another target is ended first).
+    private func send(_ target: Int) throws {
+        let rows = batch.rows[target]
+        guard !rows.isEmpty else { return }
         do {
             let connection = try connected()
             if !batch.began {
                 try connection.execute("BEGIN")
                 batch.began = true
             }
-            if !batch.copying {
-                try connection.beginCopy("""
-                    COPY changerelay.deliveries (idempotency_key, ordering_key, handler, source_lsn, target_url, method,
-                                                 headers, auth, body, retry_policy) FROM STDIN
-                    """)
-                batch.copying = true
+            if batch.copying != target {
+                if batch.copying != nil { try connection.endCopy() }
+                try connection.beginCopy(targets[target].statement)
+                batch.copying = target
             }
-            try connection.putCopyData(batch.rows)
-            batch.rows.removeAll(keepingCapacity: true)
+            try connection.putCopyData(rows)
+            batch.rows[target].removeAll(keepingCapacity: true)
         } catch {
             // The connection is in doubt: drop it. The stream re-sends the batch from the last checkpoint.
             connection = nil
@@ -133,10 +173,12 @@ public final class Planner: TransactionSink {
     private func commit() throws -> LSN? {
         guard let end = batch.end else { return nil }
         let started = clock.now
-        if !batch.rows.isEmpty { try send() }
+        // The open COPY's target first: one COPY fewer to open.
+        if let open = batch.copying { try send(open) }
+        for target in batch.rows.indices { try send(target) }
         do {
             let connection = try connected()
-            if batch.copying { try connection.endCopy() }
+            if batch.copying != nil { try connection.endCopy() }
             if !batch.began { try connection.execute("BEGIN") }
             try connection.query("""
                 INSERT INTO changerelay.checkpoints (slot_name, lsn, updated_at) VALUES ($1, $2::pg_lsn, now())
@@ -172,7 +214,7 @@ public final class Planner: TransactionSink {
             planned.idempotencyKey, delivery.orderingKey, planned.handler, sourceLSN.description, delivery.url,
             delivery.method, encoded(delivery.headers), delivery.auth, delivery.body, try encoded(delivery.retryPolicy),
         ]
-        CopyText.appendRow(fields, to: &batch.rows)
+        CopyText.appendRow(fields, to: &batch.rows[0])
         batch.deliveries += 1
     }
 

@@ -28,12 +28,13 @@ struct Run: ParsableCommand {
         do {
             let sourceURL = try config.requireSourceURL()
             let stateURL = config.stateDatabaseURL ?? sourceURL
-            let router = Router(try Self.handlers(config))
+            let credentials = try Self.credentials(config)
+            let router = Router(try Self.handlers(config, credentials: credentials, logger: logger))
             if router.isEmpty { logger.warning("no handler is configured: changes are read and acknowledged, nothing is sent") }
             let client = try HTTPClient(configuration: .init(maxConcurrentTransfers: config.delivery.concurrency))
             let dispatcher = try Dispatcher(
                 .init(stateURL: stateURL, concurrency: config.delivery.concurrency, timeout: config.delivery.timeout,
-                      credentials: try Self.credentials(config)),
+                      credentials: credentials),
                 client: client, logger: Logger(label: "changerelay.dispatcher"))
             let dispatcherDone = DispatchSemaphore(value: 0)
             if only == .dispatcher {
@@ -73,8 +74,26 @@ struct Run: ParsableCommand {
         }
     }
 
-    static func handlers(_ config: Config) throws -> [any Handler] {
+    /// The handlers the configuration enables. The edge-function handlers need
+    /// `functions.base_url` and a service key: enabled without a base URL they stay off
+    /// with a warning; with a base URL but no key, `run` refuses to start, since every
+    /// request would be sent without its `Authorization` header.
+    static func handlers(_ config: Config, credentials: [String: String], logger: Logger) throws -> [any Handler] {
         var handlers: [any Handler] = []
+        if config.conversationChecks.enabled {
+            if let baseURL = config.functions.baseURL {
+                guard credentials["service_key"] != nil else {
+                    throw ConfigError(key: "functions.service_key_file", origin: "configuration",
+                                      reason: "conversation checks call edge functions, which need a service key: "
+                                        + "set CHANGERELAY_SERVICE_KEY or functions.service_key_file")
+                }
+                handlers.append(ConversationCheckHandler(.init(
+                    baseURL: baseURL, maxAttempts: config.conversationChecks.maxAttempts,
+                    retryDelay: config.conversationChecks.retryDelay)))
+            } else {
+                logger.warning("conversation checks are enabled but functions.base_url is not set: they are off")
+            }
+        }
         if let url = config.echo.url {
             guard !config.echo.tables.isEmpty else {
                 throw ConfigError(key: "handlers.echo.tables", origin: "configuration", reason: "is empty while handlers.echo.url is set")

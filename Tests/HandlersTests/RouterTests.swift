@@ -21,7 +21,9 @@ extension Router {
     /// Every delivery of a small transaction at once.
     func plan(_ transaction: Transaction) throws -> [PositionedDelivery] {
         var planned: [PositionedDelivery] = []
-        try plan(transaction) { planned.append($0) }
+        try plan(transaction) { effect in
+            if case .delivery(let delivery) = effect { planned.append(delivery) }
+        }
         return planned
     }
 }

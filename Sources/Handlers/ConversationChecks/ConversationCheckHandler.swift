@@ -1,0 +1,124 @@
+import Decoding
+import Delivery
+
+/// What the `check_conversations` trigger did with `net.http_post`: a new or changed
+/// conversation that has an ElevenLabs id and is not processed yet is sent to the
+/// `check-conversation` edge function, with retries, and logged in
+/// `trigger_execution_logs` (one `queued` row when planned).
+///
+/// When the edge function marks the conversation processed, the resulting UPDATE
+/// changes `status` to `processed` and is skipped, so there is no loop.
+public struct ConversationCheckHandler: Handler {
+    public struct Settings: Sendable, Hashable {
+        /// `{functions.base_url}/check-conversation`.
+        public var url: String
+        public var maxAttempts: Int
+        public var retryDelay: Duration
+
+        public init(baseURL: String, maxAttempts: Int = 3, retryDelay: Duration = .seconds(10)) {
+            url = (baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL) + "/check-conversation"
+            self.maxAttempts = maxAttempts
+            self.retryDelay = retryDelay
+        }
+    }
+
+    public static let table = "public.user_conversations"
+    public static let logTable = TableName(schema: "public", name: "trigger_execution_logs")
+    public static let triggerName = "check_conversations_trigger"
+
+    public let name = "conversation_checks"
+    public let tables: Set<String> = [Self.table]
+    public let settings: Settings
+
+    public init(_ settings: Settings) { self.settings = settings }
+
+    /// Why a change calls for no check; the caller counts these.
+    public enum Skip: Sendable, Hashable {
+        case noElevenLabsID, processed, unrelatedUpdate, notInsertOrUpdate
+    }
+
+    public func plan(_ change: Change, at index: Int, in transaction: Transaction) throws(HandlerError) -> Effects {
+        guard case .planned(let effects) = try decide(change) else { return .none }
+        return effects
+    }
+
+    public enum Decision: Sendable, Hashable {
+        case planned(Effects)
+        case skipped(Skip)
+    }
+
+    /// The decision with its reason: `plan` keeps only the effects.
+    public func decide(_ change: Change) throws(HandlerError) -> Decision {
+        guard change.operation == .insert || change.operation == .update, let new = change.new else {
+            return .skipped(.notInsertOrUpdate)
+        }
+        let row = try Fields(new, handler: name, change: change)
+        if change.operation == .update {
+            guard let oldRow = change.old, oldRow.columns.count == new.columns.count else {
+                throw failure(change, "an UPDATE without the whole old row: user_conversations needs REPLICA IDENTITY FULL")
+            }
+            let old = try Fields(oldRow, handler: name, change: change)
+            if old["elevenlabs_conversation_id"] == row["elevenlabs_conversation_id"], old["status"] == row["status"] {
+                return .skipped(.unrelatedUpdate)
+            }
+        }
+        guard let elevenLabsID = row["elevenlabs_conversation_id"],
+              !elevenLabsID.allSatisfy(\.isWhitespace) else { return .skipped(.noElevenLabsID) }
+        if row["status"] == "processed" { return .skipped(.processed) }
+        guard let id = row["id"], Int64(id) != nil else { throw failure(change, "the row has no numeric id") }
+
+        var body = JSONWriter(capacity: 256)
+        body.beginObject()
+        body.key("conversation_id")
+        body.number(text: Array(id.utf8))
+        for field in ["elevenlabs_conversation_id", "clerk_id", "agent_id", "status"] {
+            body.key(field)
+            if let value = row[field] { body.string(value) } else { body.null() }
+        }
+        body.endObject()
+
+        var details = JSONWriter(capacity: 256)
+        details.beginObject()
+        details.key("elevenlabs_conversation_id")
+        details.string(elevenLabsID)
+        details.key("operation")
+        details.string(change.operation.rawValue)
+        details.key("url")
+        details.string(settings.url)
+        details.endObject()
+
+        let queued = PlannedRow(table: Self.logTable, [
+            "trigger_name": Self.triggerName, "record_id": id, "attempt": "0", "status": "queued",
+            "details": details.string,
+        ])
+        let delivery = PlannedDelivery(
+            target: "check-conversation", url: settings.url,
+            headers: [.init("Content-Type", "application/json")], auth: "service_key", body: body.string,
+            orderingKey: Self.table + ":" + id,
+            retryPolicy: .fixed(delay: settings.retryDelay, maxAttempts: settings.maxAttempts))
+        return .planned(Effects(deliveries: [delivery], rows: [queued]))
+    }
+
+    private func failure(_ change: Change, _ reason: String) -> HandlerError {
+        HandlerError(handler: name, table: change.schema + "." + change.table, key: change.keyText, reason: reason)
+    }
+}
+
+/// A row's values as text, by column name. Handlers read text: a binary-mode value is refused.
+struct Fields {
+    private var values: [String: String] = [:]
+
+    init(_ row: Row, handler: String, change: Change) throws(HandlerError) {
+        for (column, value) in zip(row.columns, row.values) {
+            switch value {
+            case .text(let bytes): values[column.name] = String(decoding: bytes, as: UTF8.self)
+            case .null, .unchangedToast: break
+            case .binary:
+                throw HandlerError(handler: handler, table: change.schema + "." + change.table, key: change.keyText,
+                                   reason: "column \(column.name) arrived in binary form; run without pgoutput binary mode")
+            }
+        }
+    }
+
+    subscript(name: String) -> String? { values[name] }
+}

@@ -1,0 +1,87 @@
+import Decoding
+import Delivery
+import Foundation
+import Handlers
+import Replication
+import Testing
+
+private let columnNames = ["id", "clerk_id", "agent_id", "elevenlabs_conversation_id", "status"]
+private let columns = columnNames.map { Column(name: $0, typeOID: $0 == "id" ? 20 : 25, isKey: true) }
+
+private func row(_ values: [String?]) -> Row {
+    Row(columns: columns, values: values.map { $0.map { .text(ArraySlice($0.utf8)) } ?? .null })
+}
+
+private func change(_ operation: Change.Operation, new: [String?], old: [String?]? = nil) -> Change {
+    Change(lsn: LSN(0x10), schema: "public", table: "user_conversations", operation: operation,
+           new: row(new), old: old.map(row))
+}
+
+private let verification: [String?] = ["1", "test_clerk", "test_agent", "test_elevenlabs_id", "unknown"]
+private let handler = ConversationCheckHandler(.init(baseURL: "http://127.0.0.1:9/functions/v1/", maxAttempts: 3,
+                                                     retryDelay: .milliseconds(10_000)))
+
+@Suite struct ConversationCheckHandlerTests {
+    @Test func theSeedsVerificationInsertPlansOneCheckAndAQueuedRow() throws {
+        guard case .planned(let effects) = try handler.decide(change(.insert, new: verification)) else {
+            Issue.record("expected a planned check")
+            return
+        }
+        let delivery = try #require(effects.deliveries.first)
+        #expect(effects.deliveries.count == 1)
+        #expect(delivery.url == "http://127.0.0.1:9/functions/v1/check-conversation")
+        #expect(delivery.method == "POST")
+        #expect(delivery.auth == "service_key")
+        #expect(delivery.headers == [.init("Content-Type", "application/json")])
+        #expect(delivery.body == #"{"conversation_id":1,"elevenlabs_conversation_id":"test_elevenlabs_id","clerk_id":"test_clerk","agent_id":"test_agent","status":"unknown"}"#)
+        #expect(delivery.retryPolicy == .fixed(delay: .milliseconds(10_000), maxAttempts: 3))
+        #expect(delivery.orderingKey == "public.user_conversations:1")
+        let queued = try #require(effects.rows.first)
+        #expect(queued.table == TableName(schema: "public", name: "trigger_execution_logs"))
+        #expect(queued.columns == ["trigger_name", "record_id", "attempt", "status", "details"])
+        #expect(Array(queued.values.prefix(4)) == ["check_conversations_trigger", "1", "0", "queued"])
+    }
+
+    @Test(arguments: [nil, "", "   "])
+    func aMissingOrBlankElevenLabsIDIsSkipped(id: String?) throws {
+        let values: [String?] = ["1", "c", "a", id, "unknown"]
+        #expect(try handler.decide(change(.insert, new: values)) == .skipped(.noElevenLabsID))
+    }
+
+    @Test func aProcessedConversationIsSkipped() throws {
+        let values: [String?] = ["1", "c", "a", "el", "processed"]
+        #expect(try handler.decide(change(.insert, new: values)) == .skipped(.processed))
+        // The edge function marking the row processed: no loop.
+        #expect(try handler.decide(change(.update, new: values, old: verification)) == .skipped(.processed))
+    }
+
+    @Test func onlyUpdatesOfTheIDOrStatusAreChecked() throws {
+        let otherClerk: [String?] = ["1", "other_clerk", "test_agent", "test_elevenlabs_id", "unknown"]
+        #expect(try handler.decide(change(.update, new: otherClerk, old: verification)) == .skipped(.unrelatedUpdate))
+        let newStatus: [String?] = ["1", "test_clerk", "test_agent", "test_elevenlabs_id", "in_progress"]
+        guard case .planned = try handler.decide(change(.update, new: newStatus, old: verification)) else {
+            Issue.record("a status change is checked")
+            return
+        }
+        #expect(try handler.decide(Change(lsn: LSN(1), schema: "public", table: "user_conversations", operation: .delete,
+                                          old: row(verification))) == .skipped(.notInsertOrUpdate))
+    }
+
+    @Test func anUpdateWithoutTheOldRowIsRefusedNamingTheFix() {
+        #expect {
+            try handler.decide(change(.update, new: verification))
+        } throws: { error in
+            "\(error)".contains("REPLICA IDENTITY FULL") && "\(error)".contains("public.user_conversations")
+        }
+    }
+
+    @Test func aBinaryValueIsRefusedNamingTheColumn() {
+        let binary = Change(lsn: LSN(1), schema: "public", table: "user_conversations", operation: .insert,
+                            new: Row(columns: columns, values: [.binary([0, 0, 0, 1]), .null, .null, .null, .null]))
+        #expect {
+            try handler.decide(binary)
+        } throws: { error in
+            "\(error)".contains("column id") && "\(error)".contains("binary")
+        }
+    }
+}

@@ -1,0 +1,112 @@
+import Decoding
+import EmbeddedPostgres
+import Foundation
+import LocalReceiver
+import Replication
+import Testing
+
+/// The conversation checks handler through `changerelay run`: the seed's verification
+/// insert, the skip rules, the service key, and the log rows the seed's queries find.
+@Suite struct ConversationChecksTests {
+    static let serviceKey = "test-service-key-4f1c"
+
+    static func environment(_ setup: RunPipelineTests.Setup) -> [String: String] {
+        var environment = setup.environment.filter { !$0.key.hasPrefix("CHANGERELAY_HANDLERS_ECHO") }
+        environment["CHANGERELAY_FUNCTIONS_BASE_URL"] = setup.receiver.url(path: "/functions/v1")
+        environment["CHANGERELAY_SERVICE_KEY"] = serviceKey
+        environment["CHANGERELAY_CONVERSATION_CHECKS_RETRY_DELAY_MS"] = "200"
+        return environment
+    }
+
+    @Test func theSeedsVerificationInsertIsCheckedOnceAndLogged() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let run = try Background(["run"], environment: Self.environment(setup))
+        try setup.db.execute("""
+            INSERT INTO user_conversations (clerk_id, agent_id, elevenlabs_conversation_id, status)
+            VALUES ('test_clerk', 'test_agent', 'test_elevenlabs_id', 'unknown')
+            """)
+        try RunPipelineTests.waitFor("the check") { setup.receiver.requestCount >= 1 }
+        let request = try #require(setup.receiver.requests.first)
+        #expect(request.method == "POST" && request.path == "/functions/v1/check-conversation")
+        #expect(request.header("Authorization") == "Bearer " + Self.serviceKey)
+        #expect(request.header("Content-Type") == "application/json")
+        #expect(request.header("Idempotency-Key")?.hasPrefix("conversation_checks:") == true)
+        let body = try JSONParser.parse(request.body)
+        #expect(body["elevenlabs_conversation_id"] == .string("test_elevenlabs_id"))
+        #expect(body["clerk_id"] == .string("test_clerk") && body["agent_id"] == .string("test_agent"))
+        #expect(body["status"] == .string("unknown"))
+        guard case .number? = body["conversation_id"] else {
+            Issue.record("conversation_id is not a number: \(request.bodyText)")
+            return
+        }
+        // The seed deployment guide's own query.
+        let logs = try setup.db.execute("""
+            SELECT trigger_name, record_id, status FROM trigger_execution_logs
+            WHERE trigger_name LIKE 'check_conversations_trigger%' ORDER BY execution_time DESC
+            """)
+        #expect(logs.rows.contains { $0[0] == "check_conversations_trigger" && $0[2] == "queued" })
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0)
+        #expect(!run.stderr.contains(Self.serviceKey))
+        #expect(setup.receiver.requestCount == 1)
+    }
+
+    /// Skipped changes make no call and no row. A valid insert after them is the marker:
+    /// once its call arrives, every earlier change has been planned.
+    @Test func skippedChangesMakeNoCallAndNoRow() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let run = try Background(["run"], environment: Self.environment(setup))
+        try setup.db.execute("""
+            INSERT INTO user_conversations (clerk_id, agent_id, elevenlabs_conversation_id, status) VALUES
+                ('no_id', 'a', NULL, 'unknown'), ('blank_id', 'a', '  ', 'unknown'), ('done', 'a', 'el-1', 'processed');
+            """)
+        try setup.db.execute("INSERT INTO user_conversations (clerk_id, agent_id, elevenlabs_conversation_id) VALUES ('edit', 'a', 'el-2')")
+        try RunPipelineTests.waitFor("the edited row's check") { setup.receiver.requestCount >= 1 }
+        try setup.db.execute("UPDATE user_conversations SET agent_id = 'other' WHERE clerk_id = 'edit'")
+        try setup.db.execute("INSERT INTO user_conversations (clerk_id, agent_id, elevenlabs_conversation_id) VALUES ('marker', 'a', 'el-3')")
+        try RunPipelineTests.waitFor("the marker's check") { setup.receiver.requestCount >= 2 }
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0)
+        let clerks = setup.receiver.requests.compactMap { request -> String? in
+            guard case .string(let clerk)? = try? JSONParser.parse(request.body)["clerk_id"] else { return nil }
+            return clerk
+        }
+        #expect(clerks == ["edit", "marker"])
+        let queued = try setup.db.execute("SELECT count(*) AS n FROM trigger_execution_logs WHERE status = 'queued'")
+        #expect(queued.value("n") == "2")
+    }
+
+    /// One transaction whose log rows and deliveries each pass the planner's 1 MiB COPY
+    /// piece: the batch switches between the two COPYs and writes every row once.
+    @Test func aLargeTransactionWritesEveryLogRowAndDeliveryOnce() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let run = try Background(["run", "--only", "planner"], environment: Self.environment(setup))
+        try setup.db.execute("""
+            INSERT INTO user_conversations (clerk_id, agent_id, elevenlabs_conversation_id)
+            SELECT 'clerk ' || g, 'agent', 'el-' || g FROM generate_series(1, 20000) g
+            """)
+        try RunPipelineTests.waitFor("the transaction to be planned") {
+            try setup.db.execute("SELECT count(*) AS n FROM changerelay.deliveries").value("n") == "20000"
+        }
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0)
+        try RunPipelineTests.expectPlannedOnce(setup.db, changes: 20000)
+        let logs = try setup.db.execute("""
+            SELECT count(*) AS n, count(DISTINCT record_id) AS records FROM trigger_execution_logs WHERE status = 'queued'
+            """)
+        #expect(logs.value("n") == "20000" && logs.value("records") == "20000")
+    }
+
+    @Test func aBaseURLWithoutAServiceKeyIsRefusedNamingTheKey() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        var environment = Self.environment(setup)
+        environment["CHANGERELAY_SERVICE_KEY"] = nil
+        let result = try runChangeRelay(["run"], environment: environment, timeout: .seconds(60))
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("functions.service_key_file") && result.stderr.contains("CHANGERELAY_SERVICE_KEY"))
+    }
+}
