@@ -108,7 +108,8 @@ final class ChangeSpillFile: @unchecked Sendable {
         var offset = 0
         while offset < pending.count {
             let count = pending[offset...].withUnsafeBytes { pwrite(descriptor, $0.baseAddress, $0.count, off_t(written)) }
-            guard count > 0 else { throw SpillError(directory: directory, operation: "write", errno: errno) }
+            if count < 0, errno == EINTR { continue }
+            guard count > 0 else { throw SpillError(directory: directory, operation: "write", errno: count < 0 ? errno : ENOSPC) }
             offset += count
             written += count
         }
@@ -127,11 +128,18 @@ final class ChangeSpillFile: @unchecked Sendable {
             let wanted = min(max(Self.readSize, carried.count), end - offset)
             let start = chunk.count
             chunk.append(contentsOf: repeatElement(0, count: wanted))
-            let count = chunk[start...].withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, $0.count, off_t(offset)) }
-            guard count == wanted else {
-                throw SpillError(directory: directory, operation: "read", errno: count < 0 ? errno : EIO)
+            var filled = 0
+            while filled < wanted {
+                let count = chunk[(start + filled)...].withUnsafeMutableBytes {
+                    pread(descriptor, $0.baseAddress, $0.count, off_t(offset + filled))
+                }
+                if count < 0, errno == EINTR { continue }
+                guard count > 0 else {
+                    throw SpillError(directory: directory, operation: "read", errno: count < 0 ? errno : EIO)
+                }
+                filled += count
             }
-            offset += count
+            offset += wanted
             var reader = SpillRecordReader(chunk[...], directory: directory)
             while var record = try reader.nextRecord() {
                 let subtransaction = try record.u32()
