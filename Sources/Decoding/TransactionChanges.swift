@@ -50,22 +50,15 @@ public struct TransactionChanges: Sendable {
         for change in changes { append(change) }
     }
 
-    /// How many changes a reader sees.
+    /// How many changes a reader sees. An aborted subtransaction's counts are gone
+    /// already (`discard`); excluded tables are left out here.
     public var count: Int {
-        counts.reduce(0) { total, entry in
-            abortedSubtransactions.contains(entry.key.subtransaction) || excludedTables.contains(entry.key.table)
-                ? total : total + entry.value
-        }
+        counts.reduce(0) { total, entry in excludedTables.contains(entry.key.table) ? total : total + entry.value }
     }
-
-    public var isEmpty: Bool { count == 0 }
 
     /// The tables that have changes a reader sees.
     public var tables: Set<TableName> {
-        Set(counts.compactMap { key, count in
-            count > 0 && !abortedSubtransactions.contains(key.subtransaction) && !excludedTables.contains(key.table)
-                ? tableNames[Int(key.table)] : nil
-        })
+        Set(counts.keys.compactMap { key in excludedTables.contains(key.table) ? nil : tableNames[Int(key.table)] })
     }
 
     public var isSpilled: Bool { spill != nil }
@@ -126,20 +119,21 @@ public struct TransactionChanges: Sendable {
     /// Spilled changes are read back a piece at a time.
     public func forEach(limit: Int = .max, _ body: (_ index: Int, _ change: Change) throws -> Void) throws {
         var index = 0
-        func visible(_ subtransaction: UInt32, _ table: UInt32) -> Bool {
-            !abortedSubtransactions.contains(subtransaction) && !excludedTables.contains(table)
-        }
         if let spill, spilledThrough > 0 {
             try spill.read(upTo: spilledThrough, { subtransaction, table, change in
-                guard index < limit, visible(subtransaction, table) else { return }
+                guard index < limit, isVisible(subtransaction, table) else { return }
                 try body(index, change)
                 index += 1
             }, tableName: { tableNames[Int($0)] })
         }
-        for entry in memory where index < limit && visible(entry.subtransaction, entry.table) {
+        for entry in memory where index < limit && isVisible(entry.subtransaction, entry.table) {
             try body(index, entry.change)
             index += 1
         }
+    }
+
+    private func isVisible(_ subtransaction: UInt32, _ table: UInt32) -> Bool {
+        !abortedSubtransactions.contains(subtransaction) && !excludedTables.contains(table)
     }
 
     /// Every change in memory at once: for small transactions and tests.

@@ -133,22 +133,21 @@ public final class Planner: TransactionSink {
     /// Rows are sent in pieces of about this many bytes.
     private static let pieceBytes = 1 << 20
 
+    /// The target's number, with a row buffer for it in the current batch.
     private func number(of target: CopyTarget) -> Int {
-        if let known = targetNumbers[target] {
-            while batch.rows.count <= known { batch.rows.append([]) }
-            return known
-        }
-        targets.append(target)
-        targetNumbers[target] = targets.count - 1
-        while batch.rows.count < targets.count { batch.rows.append([]) }
-        return targets.count - 1
+        let number = targetNumbers[target] ?? {
+            targets.append(target)
+            targetNumbers[target] = targets.count - 1
+            return targets.count - 1
+        }()
+        while batch.rows.count <= number { batch.rows.append([]) }
+        return number
     }
 
     /// Sends the rows planned for `target` into a COPY in the batch's transaction,
     /// opening both as needed (a COPY to another target is ended first).
     private func send(_ target: Int) throws {
-        let rows = batch.rows[target]
-        guard !rows.isEmpty else { return }
+        guard !batch.rows[target].isEmpty else { return }
         do {
             let connection = try connected()
             if !batch.began {
@@ -160,7 +159,8 @@ public final class Planner: TransactionSink {
                 try connection.beginCopy(targets[target].statement)
                 batch.copying = target
             }
-            try connection.putCopyData(rows)
+            // No copy of the buffer is kept, so clearing it reuses its storage.
+            try connection.putCopyData(batch.rows[target])
             batch.rows[target].removeAll(keepingCapacity: true)
         } catch {
             // The connection is in doubt: drop it. The stream re-sends the batch from the last checkpoint.
