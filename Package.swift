@@ -12,6 +12,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
     ],
     targets: [
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
@@ -22,7 +23,11 @@ let package = Package(
         ]),
         .target(name: "Decoding", dependencies: ["Replication"]),
         .target(name: "Configuration"),
-        .target(name: "Handlers", dependencies: ["Decoding", "Delivery", "Replication"]),
+        .target(name: "Handlers", dependencies: [
+            "Decoding", "Delivery", "Replication",
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .target(name: "Pipeline", dependencies: [
             "Replication", "Decoding", "Configuration", "Handlers", "Delivery",
             .product(name: "Logging", package: "swift-log"),
@@ -50,7 +55,10 @@ let package = Package(
         .testTarget(name: "ReplicationTests", dependencies: ["Replication", "EmbeddedPostgres"]),
         .testTarget(name: "ConfigurationTests", dependencies: ["Configuration"]),
         .testTarget(name: "DeliveryTests", dependencies: ["Delivery"]),
-        .testTarget(name: "HandlersTests", dependencies: ["Handlers", "Decoding", "Delivery", "Replication"]),
+        .testTarget(name: "HandlersTests", dependencies: [
+            "Handlers", "Decoding", "Delivery", "Replication",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "DeliveryHTTPTests", dependencies: ["Delivery", "LocalReceiver"]),
         .testTarget(name: "IntegrationTests", dependencies: [
             "Replication", "Decoding", "EmbeddedPostgres", "LocalReceiver",

@@ -63,6 +63,17 @@ public enum ChangeRenderer {
         return String(decoding: writer.bytes.dropLast(), as: UTF8.self)
     }
 
+    /// One row as a JSON object, its values typed as in a line's `new` and `old`: for
+    /// handlers that pass a whole row on (an automation's `trigger_data.job`).
+    public static func appendRow(_ row: Row, of change: Change, to writer: inout JSONWriter) throws(ChangeRenderingError) {
+        let mark = writer.mark
+        do { try writeRow(row, &writer) } catch {
+            writer.rollBack(to: mark)
+            throw ChangeRenderingError(lsn: change.lsn, schema: change.schema, table: change.table,
+                                       column: error.column.name, typeOID: error.column.typeOID, reason: error.reason)
+        }
+    }
+
     /// A value's problem before the column it belongs to is attached.
     private struct BadValue: Error {
         var reason: ChangeRenderingError.Reason

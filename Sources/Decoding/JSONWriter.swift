@@ -79,6 +79,14 @@ public struct JSONWriter: Sendable {
         needsComma = true
     }
 
+    /// Writes `json` unchanged as one value; the caller vouches that it is a whole JSON
+    /// value (one this writer produced), so it is embedded without being parsed again.
+    public mutating func embedded<Bytes: Collection<UInt8>>(_ json: Bytes) {
+        separate()
+        bytes.append(contentsOf: json)
+        needsComma = true
+    }
+
     public mutating func bool(_ value: Bool) {
         separate()
         bytes.append(contentsOf: value ? Self.trueBytes : Self.falseBytes)

@@ -19,14 +19,20 @@ public final class Dispatcher: Sendable {
         /// Credentials named by a delivery's `auth` column, e.g. `service_key` → the key.
         /// Added to the request at send time; never stored, never logged.
         public var credentials: [String: String]
+        /// The log tables deliveries may report into (`deliveries.report`). Only these are
+        /// named in the record statement, so a state database without the seed's log
+        /// tables works as long as no handler reports into them.
+        public var reports: Set<DeliveryReport.Kind>
 
         public init(stateURL: String, concurrency: Int = 64, timeout: Duration = .seconds(15),
-                    pollInterval: Duration = .seconds(1), credentials: [String: String] = [:]) {
+                    pollInterval: Duration = .seconds(1), credentials: [String: String] = [:],
+                    reports: Set<DeliveryReport.Kind> = []) {
             self.stateURL = stateURL
             self.concurrency = concurrency
             self.timeout = timeout
             self.pollInterval = pollInterval
             self.credentials = credentials
+            self.reports = reports
         }
     }
 
@@ -38,6 +44,8 @@ public final class Dispatcher: Sendable {
         var headers: [(String, String)]
         var auth: String?
         var body: String
+        /// A body field set to the attempt number at send time.
+        var attemptField: String?
         var policy: RetryPolicy
         var attempt: Int
         var orderingKey: String?
@@ -52,6 +60,7 @@ public final class Dispatcher: Sendable {
     }
 
     private let settings: Settings
+    private let recordStatement: String
     private let client: HTTPClient
     private let logger: Logger
     private let finished = Mutex<[Finished]>([])
@@ -61,6 +70,7 @@ public final class Dispatcher: Sendable {
 
     public init(_ settings: Settings, client: HTTPClient, logger: Logger) throws(DispatcherError) {
         self.settings = settings
+        recordStatement = Self.recordStatement(reports: settings.reports)
         self.client = client
         self.logger = logger
         var fds: [Int32] = [0, 0]
@@ -192,7 +202,7 @@ public final class Dispatcher: Sendable {
             SET status = 'sending', attempt = d.attempt + 1, locked_until = now() + $1::interval, updated_at = now()
             FROM due WHERE d.id = due.id
             RETURNING d.id, d.idempotency_key, d.target_url, d.method, d.headers::text, d.auth, d.body,
-                      d.retry_policy::text, d.attempt, d.ordering_key, due.previous_status
+                      d.retry_policy::text, d.attempt, d.ordering_key, due.previous_status, d.attempt_field
             """, ["\(lease.components.seconds) seconds"]).rows
         return rows.compactMap { row in
             guard let id = row[0].flatMap({ Int64($0) }), let key = row[1], let url = row[2], let method = row[3],
@@ -205,7 +215,7 @@ public final class Dispatcher: Sendable {
                 policy = .fixed(delay: .zero, maxAttempts: 1)
             }
             return Claimed(id: id, idempotencyKey: key, url: url, method: method, headers: Self.headers(row[4]),
-                           auth: row[5], body: body, policy: policy, attempt: attempt, orderingKey: row[9],
+                           auth: row[5], body: body, attemptField: row[11], policy: policy, attempt: attempt, orderingKey: row[9],
                            previousStatus: previousStatus)
         }
     }
@@ -238,8 +248,10 @@ public final class Dispatcher: Sendable {
         if let auth = delivery.auth, let secret = settings.credentials[auth] {
             headers.append(("Authorization", "Bearer " + secret))
         }
+        var body = Array(delivery.body.utf8)
+        if let field = delivery.attemptField { Self.setField(field, to: delivery.attempt, in: &body) }
         let request = HTTPRequest(method: delivery.method, url: delivery.url, headers: headers,
-                                  body: Array(delivery.body.utf8), connectTimeout: .seconds(5), timeout: settings.timeout,
+                                  body: body, connectTimeout: .seconds(5), timeout: settings.timeout,
                                   responseBodyLimit: 4096, oversizedBody: .discard)
         let started = Date()
         Task { [client] in
@@ -249,6 +261,18 @@ public final class Dispatcher: Sendable {
             var byte: UInt8 = 1
             _ = write(self.wakeWrite, &byte, 1)
         }
+    }
+
+    /// Adds `"field": attempt` to a JSON object body. Bodies are planned by handlers as
+    /// objects without that field; anything else is sent as planned.
+    static func setField(_ field: String, to attempt: Int, in body: inout [UInt8]) {
+        guard let close = body.lastIndex(of: UInt8(ascii: "}")),
+              body[close...].dropFirst().allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }),
+              let open = body.firstIndex(of: UInt8(ascii: "{")) else { return }
+        let isEmpty = body[(open + 1)..<close].allSatisfy { $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }
+        var member = JSONWriter(capacity: field.utf8.count + 16)
+        member.string(field)
+        body.replaceSubrange(close..<close, with: Array(((isEmpty ? "" : ",") + member.string + ":" + String(attempt)).utf8))
     }
 
     private var finishedIsEmpty: Bool { finished.withLock { $0.isEmpty } }
@@ -313,7 +337,15 @@ public final class Dispatcher: Sendable {
                                   String(done.started.timeIntervalSince1970), responseBody]
             for (index, value) in row.enumerated() { columns[index].append(value) }
         }
-        try db.query(prepared: "changerelay_record", """
+        try db.query(prepared: "changerelay_record", recordStatement, columns.map(postgresArrayLiteral))
+    }
+
+    /// Records attempts and moves rows on; the reports' CTEs ride along, so a log row
+    /// is written in the same transaction as the attempt it describes.
+    static func recordStatement(reports: Set<DeliveryReport.Kind>) -> String {
+        let reportFragments = DeliveryReport.Kind.allCases.filter(reports.contains)
+            .map { ",\n" + DeliveryReport.fragment(for: $0) }.joined()
+        return """
             WITH result AS (
                 SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::bigint[], $6::int[],
                                      $7::float8[], $8::text[])
@@ -324,10 +356,10 @@ public final class Dispatcher: Sendable {
                     next_attempt_at = now() + r.delay_ms * interval '1 millisecond', locked_until = NULL,
                     completed_at = CASE WHEN r.status IN ('succeeded', 'dead') THEN now() END, updated_at = now()
                 FROM result r WHERE d.id = r.id AND d.attempt = r.attempt
-                RETURNING r.*)
+                RETURNING r.*, d.report)\(reportFragments)
             INSERT INTO changerelay.delivery_attempts (delivery_id, attempt, started_at, http_status, error, response_body)
             SELECT id, attempt, to_timestamp(started), http_status, error, body FROM updated
-            """, columns.map(postgresArrayLiteral))
+            """
     }
 }
 

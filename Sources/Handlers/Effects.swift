@@ -15,6 +15,10 @@ public struct PlannedDelivery: Sendable, Hashable {
     /// Deliveries with the same key are sent one at a time, in order.
     public var orderingKey: String?
     public var retryPolicy: RetryPolicy
+    /// The seed log row this delivery keeps current, if any.
+    public var report: DeliveryReport?
+    /// A top-level field of the JSON object body set to the attempt number at send time.
+    public var attemptField: String?
 
     public struct Header: Sendable, Hashable {
         public var name: String
@@ -26,7 +30,8 @@ public struct PlannedDelivery: Sendable, Hashable {
     }
 
     public init(target: String, url: String, method: String = "POST", headers: [Header] = [], auth: String? = nil,
-                body: String, orderingKey: String?, retryPolicy: RetryPolicy) {
+                body: String, orderingKey: String?, retryPolicy: RetryPolicy, report: DeliveryReport? = nil,
+                attemptField: String? = nil) {
         self.target = target
         self.url = url
         self.method = method
@@ -35,6 +40,8 @@ public struct PlannedDelivery: Sendable, Hashable {
         self.body = body
         self.orderingKey = orderingKey
         self.retryPolicy = retryPolicy
+        self.report = report
+        self.attemptField = attemptField
     }
 }
 

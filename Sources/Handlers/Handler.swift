@@ -1,4 +1,5 @@
 import Decoding
+import Delivery
 
 /// Pure planning: a decoded change in, the effects it calls for out. No I/O, so the
 /// same code serves the live stream, a backfill and a replay, and tests need no database.
@@ -10,6 +11,12 @@ public protocol Handler: Sendable {
     /// `index` is the change's position in its transaction: with the commit LSN it names
     /// the change, so ids derived from both are the same on every replay.
     func plan(_ change: Change, at index: Int, in transaction: Transaction) throws(HandlerError) -> Effects
+    /// The log tables its deliveries report into: the dispatcher's record statement names them.
+    var reports: Set<DeliveryReport.Kind> { get }
+}
+
+extension Handler {
+    public var reports: Set<DeliveryReport.Kind> { [] }
 }
 
 /// A change a handler could not plan for. It names the position, the table and the
@@ -42,9 +49,13 @@ public struct Router: Sendable {
             for table in handler.tables { byTable[table, default: []].append(handler) }
         }
         self.byTable = byTable
+        reports = handlers.reduce(into: []) { $0.formUnion($1.reports) }
     }
 
     public var isEmpty: Bool { byTable.isEmpty }
+
+    /// Every log table the handlers' deliveries report into.
+    public let reports: Set<DeliveryReport.Kind>
 
     /// Hands every effect the transaction calls for to `body`, deliveries positioned so
     /// each gets its stable key, change by change: a transaction read back from a spill

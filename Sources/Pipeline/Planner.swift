@@ -48,7 +48,7 @@ public final class Planner: TransactionSink {
         static let deliveries = CopyTarget(
             table: TableName(schema: "changerelay", name: "deliveries"),
             columns: ["idempotency_key", "ordering_key", "handler", "source_lsn", "target_url", "method", "headers",
-                      "auth", "body", "retry_policy"])
+                      "auth", "body", "retry_policy", "report", "attempt_field"])
 
         var statement: String {
             "COPY " + quoteIdentifier(table.schema) + "." + quoteIdentifier(table.name)
@@ -213,6 +213,7 @@ public final class Planner: TransactionSink {
         let fields: [String?] = [
             planned.idempotencyKey, delivery.orderingKey, planned.handler, sourceLSN.description, delivery.url,
             delivery.method, encoded(delivery.headers), delivery.auth, delivery.body, try encoded(delivery.retryPolicy),
+            delivery.report?.json, delivery.attemptField,
         ]
         CopyText.appendRow(fields, to: &batch.rows[0])
         batch.deliveries += 1

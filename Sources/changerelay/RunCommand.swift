@@ -29,12 +29,13 @@ struct Run: ParsableCommand {
             let sourceURL = try config.requireSourceURL()
             let stateURL = config.stateDatabaseURL ?? sourceURL
             let credentials = try Self.credentials(config)
-            let router = Router(try Self.handlers(config, credentials: credentials, logger: logger))
+            let router = Router(try Self.handlers(config, sourceURL: sourceURL, stateURL: stateURL,
+                                                  credentials: credentials, logger: logger))
             if router.isEmpty { logger.warning("no handler is configured: changes are read and acknowledged, nothing is sent") }
             let client = try HTTPClient(configuration: .init(maxConcurrentTransfers: config.delivery.concurrency))
             let dispatcher = try Dispatcher(
                 .init(stateURL: stateURL, concurrency: config.delivery.concurrency, timeout: config.delivery.timeout,
-                      credentials: credentials),
+                      credentials: credentials, reports: router.reports),
                 client: client, logger: Logger(label: "changerelay.dispatcher"))
             let dispatcherDone = DispatchSemaphore(value: 0)
             if only == .dispatcher {
@@ -78,21 +79,34 @@ struct Run: ParsableCommand {
     /// `functions.base_url` and a service key: enabled without a base URL they stay off
     /// with a warning; with a base URL but no key, `run` refuses to start, since every
     /// request would be sent without its `Authorization` header.
-    static func handlers(_ config: Config, credentials: [String: String], logger: Logger) throws -> [any Handler] {
+    static func handlers(_ config: Config, sourceURL: String, stateURL: String, credentials: [String: String],
+                         logger: Logger) throws -> [any Handler] {
         var handlers: [any Handler] = []
-        if config.conversationChecks.enabled {
-            if let baseURL = config.functions.baseURL {
-                guard credentials["service_key"] != nil else {
-                    throw ConfigError(key: "functions.service_key_file", origin: "configuration",
-                                      reason: "conversation checks call edge functions, which need a service key: "
-                                        + "set CHANGERELAY_SERVICE_KEY or functions.service_key_file")
-                }
-                handlers.append(ConversationCheckHandler(.init(
-                    baseURL: baseURL, maxAttempts: config.conversationChecks.maxAttempts,
-                    retryDelay: config.conversationChecks.retryDelay)))
-            } else {
-                logger.warning("conversation checks are enabled but functions.base_url is not set: they are off")
+        /// The base URL of the edge functions, for a handler that calls them; nil (with a
+        /// warning) when it is not set.
+        func functionsBaseURL(for handler: String) throws -> String? {
+            guard let baseURL = config.functions.baseURL else {
+                logger.warning("\(handler) are enabled but functions.base_url is not set: they are off")
+                return nil
             }
+            guard credentials["service_key"] != nil else {
+                throw ConfigError(key: "functions.service_key_file", origin: "configuration",
+                                  reason: "\(handler) call edge functions, which need a service key: "
+                                    + "set CHANGERELAY_SERVICE_KEY or functions.service_key_file")
+            }
+            return baseURL
+        }
+        if config.conversationChecks.enabled, let baseURL = try functionsBaseURL(for: "conversation checks") {
+            handlers.append(ConversationCheckHandler(.init(
+                baseURL: baseURL, maxAttempts: config.conversationChecks.maxAttempts,
+                retryDelay: config.conversationChecks.retryDelay)))
+        }
+        if config.automations.enabled, let baseURL = try functionsBaseURL(for: "automations") {
+            let handlerLogger = Logger(label: "changerelay.automations")
+            let cache = try AutomationCacheLoader.load(sourceURL: sourceURL, stateURL: stateURL,
+                                                       window: config.automations.rateLimitWindow, logger: handlerLogger)
+            handlers.append(AutomationHandler(.init(baseURL: baseURL, maxAttempts: config.automations.maxAttempts),
+                                              cache: cache, logger: handlerLogger))
         }
         if let url = config.echo.url {
             guard !config.echo.tables.isEmpty else {

@@ -36,6 +36,8 @@ private let handler = ConversationCheckHandler(.init(baseURL: "http://127.0.0.1:
         #expect(delivery.body == #"{"conversation_id":1,"elevenlabs_conversation_id":"test_elevenlabs_id","clerk_id":"test_clerk","agent_id":"test_agent","status":"unknown"}"#)
         #expect(delivery.retryPolicy == .fixed(delay: .milliseconds(10_000), maxAttempts: 3))
         #expect(delivery.orderingKey == "public.user_conversations:1")
+        #expect(delivery.report == .triggerAttempts(triggerName: "check_conversations_trigger_attempt", recordID: "1"))
+        #expect(delivery.attemptField == "attempt")
         let queued = try #require(effects.rows.first)
         #expect(queued.table == TableName(schema: "public", name: "trigger_execution_logs"))
         #expect(queued.columns == ["trigger_name", "record_id", "attempt", "status", "details"])

@@ -9,12 +9,13 @@ import Testing
 /// insert, the skip rules, the service key, and the log rows the seed's queries find.
 @Suite struct ConversationChecksTests {
     static let serviceKey = "test-service-key-4f1c"
+    static let retryDelayMilliseconds = 300
 
     static func environment(_ setup: RunPipelineTests.Setup) -> [String: String] {
         var environment = setup.environment.filter { !$0.key.hasPrefix("CHANGERELAY_HANDLERS_ECHO") }
         environment["CHANGERELAY_FUNCTIONS_BASE_URL"] = setup.receiver.url(path: "/functions/v1")
         environment["CHANGERELAY_SERVICE_KEY"] = serviceKey
-        environment["CHANGERELAY_CONVERSATION_CHECKS_RETRY_DELAY_MS"] = "200"
+        environment["CHANGERELAY_CONVERSATION_CHECKS_RETRY_DELAY_MS"] = String(retryDelayMilliseconds)
         return environment
     }
 
@@ -36,20 +37,87 @@ import Testing
         #expect(body["elevenlabs_conversation_id"] == .string("test_elevenlabs_id"))
         #expect(body["clerk_id"] == .string("test_clerk") && body["agent_id"] == .string("test_agent"))
         #expect(body["status"] == .string("unknown"))
+        #expect(body["attempt"] == .number("1"))
         guard case .number? = body["conversation_id"] else {
             Issue.record("conversation_id is not a number: \(request.bodyText)")
             return
         }
+        // The attempt row is written with the attempt's record, after the response.
+        try RunPipelineTests.waitFor("the attempt row") {
+            try setup.db.execute("SELECT count(*) AS n FROM trigger_execution_logs WHERE attempt > 0").value("n") == "1"
+        }
         // The seed deployment guide's own query.
         let logs = try setup.db.execute("""
-            SELECT trigger_name, record_id, status FROM trigger_execution_logs
+            SELECT trigger_name, record_id, status, attempt, http_status FROM trigger_execution_logs
             WHERE trigger_name LIKE 'check_conversations_trigger%' ORDER BY execution_time DESC
             """)
+        #expect(logs.rows.count == 2)
         #expect(logs.rows.contains { $0[0] == "check_conversations_trigger" && $0[2] == "queued" })
+        #expect(logs.rows.contains {
+            $0[0] == "check_conversations_trigger_attempt" && $0[2] == "success" && $0[3] == "1" && $0[4] == "200"
+        })
+        #expect(Set(logs.rows.map { $0[1] }).count == 1)
         run.child.signal(SIGTERM)
         #expect(run.waitForExit() == 0)
         #expect(!run.stderr.contains(Self.serviceKey))
         #expect(setup.receiver.requestCount == 1)
+    }
+
+    /// The receiver fails twice, then answers: three tries, `retry_delay_ms` apart, each
+    /// with its attempt number in the body and its own attempt row.
+    @Test func failingTwiceThenSucceedingTakesThreeSpacedAttempts() throws {
+        let setup = try RunPipelineTests.prepare(behavior: .sequence([.status(500), .status(503), .status(200)]))
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let run = try Background(["run"], environment: Self.environment(setup))
+        try setup.db.execute("INSERT INTO user_conversations (clerk_id, agent_id, elevenlabs_conversation_id) VALUES ('c', 'a', 'el')")
+        try RunPipelineTests.waitFor("the three attempt rows") {
+            try setup.db.execute("""
+                SELECT count(*) AS n FROM trigger_execution_logs WHERE trigger_name = 'check_conversations_trigger_attempt'
+                """).value("n") == "3"
+        }
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0)
+        let requests = setup.receiver.requests
+        #expect(requests.count == 3)
+        #expect(requests.map { try? JSONParser.parse($0.body)["attempt"] } == [.number("1"), .number("2"), .number("3")])
+        #expect(Set(requests.compactMap { $0.header("Idempotency-Key") }).count == 1)
+        for (earlier, later) in zip(requests, requests.dropFirst()) {
+            #expect(later.arrival - earlier.arrival >= .milliseconds(Self.retryDelayMilliseconds))
+        }
+        let attempts = try setup.db.execute("""
+            SELECT attempt, status, http_status, error FROM trigger_execution_logs
+            WHERE trigger_name = 'check_conversations_trigger_attempt' ORDER BY attempt
+            """)
+        #expect(attempts.rows.map { $0[0] } == ["1", "2", "3"])
+        #expect(attempts.rows.map { $0[1] } == ["failed", "failed", "success"])
+        #expect(attempts.rows.map { $0[2] } == ["500", "503", "200"])
+        #expect(attempts.rows[0][3] == "HTTP 500" && attempts.rows[2][3] == nil)
+    }
+
+    /// A receiver that always fails gets exactly `max_attempts` tries; the last attempt row
+    /// says why the check was given up, and nothing more is sent.
+    @Test func alwaysFailingStopsAfterExactlyThreeAttempts() throws {
+        let setup = try RunPipelineTests.prepare(behavior: .status(500))
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let run = try Background(["run"], environment: Self.environment(setup))
+        try setup.db.execute("INSERT INTO user_conversations (clerk_id, agent_id, elevenlabs_conversation_id) VALUES ('c', 'a', 'el')")
+        try RunPipelineTests.waitFor("the delivery to be given up") {
+            try setup.db.execute("SELECT status FROM changerelay.deliveries").value("status") == "dead"
+        }
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0)
+        // A dead delivery is never claimed again: these three are all there will be.
+        #expect(setup.receiver.requestCount == 3)
+        let attempts = try setup.db.execute("""
+            SELECT attempt, status, error FROM trigger_execution_logs
+            WHERE trigger_name = 'check_conversations_trigger_attempt' AND details->>'final' = 'true'
+            """)
+        #expect(attempts.rows.count == 1)
+        #expect(attempts.rows.first?[0] == "3" && attempts.rows.first?[1] == "failed")
+        #expect(attempts.rows.first?[2]?.contains("gave up after 3 attempts") == true)
+        #expect(try setup.db.execute("""
+            SELECT count(*) AS n FROM trigger_execution_logs WHERE trigger_name = 'check_conversations_trigger_attempt'
+            """).value("n") == "3")
     }
 
     /// Skipped changes make no call and no row. A valid insert after them is the marker:

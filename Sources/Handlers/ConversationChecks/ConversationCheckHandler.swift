@@ -25,9 +25,11 @@ public struct ConversationCheckHandler: Handler {
     public static let table = "public.user_conversations"
     public static let logTable = TableName(schema: "public", name: "trigger_execution_logs")
     public static let triggerName = "check_conversations_trigger"
+    public static let attemptTriggerName = "check_conversations_trigger_attempt"
 
     public let name = "conversation_checks"
     public let tables: Set<String> = [Self.table]
+    public let reports: Set<DeliveryReport.Kind> = [.triggerAttempts]
     public let settings: Settings
 
     public init(_ settings: Settings) { self.settings = settings }
@@ -95,7 +97,8 @@ public struct ConversationCheckHandler: Handler {
             target: "check-conversation", url: settings.url,
             headers: [.init("Content-Type", "application/json")], auth: "service_key", body: body.string,
             orderingKey: Self.table + ":" + id,
-            retryPolicy: .fixed(delay: settings.retryDelay, maxAttempts: settings.maxAttempts))
+            retryPolicy: .fixed(delay: settings.retryDelay, maxAttempts: settings.maxAttempts),
+            report: .triggerAttempts(triggerName: Self.attemptTriggerName, recordID: id), attemptField: "attempt")
         return .planned(Effects(deliveries: [delivery], rows: [queued]))
     }
 

@@ -1,0 +1,92 @@
+import Replication
+import Synchronization
+
+/// What the automation handler knows besides the change in hand: the workflows, and
+/// which executions completed recently (for the rate limit). It is loaded once at start
+/// and then kept current by the stream itself: `automation_workflows` and the completed
+/// `automation_execution_logs` rows are published, so a workflow change or a completion
+/// is seen by exactly the job changes that follow it in commit order.
+///
+/// Planning is sequential; the lock only makes the shared reference safe to hold.
+public final class AutomationCache: Sendable {
+    /// One execution's identity for the rate limit.
+    public struct CompletionKey: Sendable, Hashable {
+        public var jobID: String
+        public var workflowID: String
+        public var status: String
+
+        public init(jobID: String, workflowID: String, status: String) {
+            self.jobID = jobID
+            self.workflowID = workflowID
+            self.status = status
+        }
+    }
+
+    private struct State {
+        var workflows: [String: Workflow] = [:]
+        var byUser: [String: Set<String>] = [:]
+        /// When each key last completed.
+        var completions: [CompletionKey: PostgresTimestamp] = [:]
+        var pruneAt = 4096
+    }
+
+    private let state = Mutex(State())
+    private let window: Duration
+
+    public init(rateLimitWindow: Duration) { window = rateLimitWindow }
+
+    /// Adds or replaces a workflow (a changed `user_id` moves it).
+    public func upsert(_ workflow: Workflow) {
+        state.withLock { state in
+            if let previous = state.workflows[workflow.id], let user = previous.userID {
+                state.byUser[user]?.remove(previous.id)
+            }
+            state.workflows[workflow.id] = workflow
+            if let user = workflow.userID { state.byUser[user, default: []].insert(workflow.id) }
+        }
+    }
+
+    public func removeWorkflow(id: String) {
+        state.withLock { state in
+            guard let previous = state.workflows.removeValue(forKey: id), let user = previous.userID else { return }
+            state.byUser[user]?.remove(id)
+        }
+    }
+
+    /// The user's workflows, in id order so planning is the same on every replay.
+    public func workflows(ofUser user: String) -> [Workflow] {
+        state.withLock { state in
+            (state.byUser[user] ?? []).sorted().compactMap { state.workflows[$0] }
+        }
+    }
+
+    public func recordCompletion(_ key: CompletionKey, at time: PostgresTimestamp) {
+        state.withLock { state in
+            if let known = state.completions[key], known >= time { return }
+            state.completions[key] = time
+            // Completions older than the window can no longer limit anything.
+            if state.completions.count >= state.pruneAt {
+                let horizon = time.microseconds - window.wholeMicroseconds
+                state.completions = state.completions.filter { $0.value.microseconds > horizon }
+                state.pruneAt = max(4096, state.completions.count * 2)
+            }
+        }
+    }
+
+    /// When the same job, workflow and status last completed, if that is within the
+    /// window before `time` (the job change's commit time).
+    public func recentCompletion(_ key: CompletionKey, before time: PostgresTimestamp) -> PostgresTimestamp? {
+        guard window > .zero else { return nil }
+        return state.withLock { state in
+            guard let completed = state.completions[key],
+                  time.microseconds - completed.microseconds < window.wholeMicroseconds else { return nil }
+            return completed
+        }
+    }
+}
+
+extension Duration {
+    var wholeMicroseconds: Int64 {
+        components.seconds * 1_000_000 + components.attoseconds / 1_000_000_000_000
+    }
+}

@@ -1,0 +1,208 @@
+import Decoding
+import Delivery
+import Logging
+import Replication
+
+/// What the seed's job-status trigger did: a job whose status changed fires every live
+/// workflow of its user whose conditions name the new status. Each firing is an
+/// `automation_execution_logs` row (`processing`) written in the checkpoint transaction,
+/// and a call to the `automation-executor` edge function that keeps that row current
+/// (`completed`, or `failed` after the last try). An execution for the same job,
+/// workflow and status that completed within the rate-limit window makes the row
+/// `skipped` instead, with no call.
+///
+/// Workflow changes and completions arrive through the stream and update the cache
+/// before the job changes that follow them in commit order are planned.
+public struct AutomationHandler: Handler {
+    public struct Settings: Sendable, Hashable {
+        /// `{functions.base_url}/automation-executor`.
+        public var url: String
+        public var maxAttempts: Int
+        public var retryBase: Duration
+        public var retryCap: Duration
+
+        public init(baseURL: String, maxAttempts: Int = 5, retryBase: Duration = .seconds(1), retryCap: Duration = .seconds(60)) {
+            url = (baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL) + "/automation-executor"
+            self.maxAttempts = maxAttempts
+            self.retryBase = retryBase
+            self.retryCap = retryCap
+        }
+    }
+
+    public static let jobs = "public.jobs"
+    public static let workflowsTable = "public.automation_workflows"
+    public static let executionLogs = "public.automation_execution_logs"
+    public static let logTable = TableName(schema: "public", name: "automation_execution_logs")
+
+    public let name = "automations"
+    public let tables: Set<String> = [Self.jobs, Self.workflowsTable, Self.executionLogs]
+    public let reports: Set<DeliveryReport.Kind> = [.automationExecution]
+    public let settings: Settings
+    public let cache: AutomationCache
+    private let logger: Logger
+
+    public init(_ settings: Settings, cache: AutomationCache, logger: Logger) {
+        self.settings = settings
+        self.cache = cache
+        self.logger = logger
+    }
+
+    public func plan(_ change: Change, at index: Int, in transaction: Transaction) throws(HandlerError) -> Effects {
+        switch change.schema + "." + change.table {
+        case Self.workflowsTable:
+            try follow(workflowChange: change, lsn: transaction.commitLSN)
+            return .none
+        case Self.executionLogs:
+            try follow(executionChange: change, at: transaction.commitTime)
+            return .none
+        default:
+            return try plan(jobChange: change, at: index, in: transaction)
+        }
+    }
+
+    // MARK: - The cache, from the stream
+
+    private func follow(workflowChange change: Change, lsn: LSN) throws(HandlerError) {
+        switch change.operation {
+        case .insert, .update:
+            guard let new = change.new else { return }
+            let row = try Fields(new, handler: name, change: change)
+            if change.operation == .update, let old = change.old, let oldID = try Fields(old, handler: name, change: change)["id"],
+               oldID != row["id"] {
+                cache.removeWorkflow(id: oldID)
+            }
+            guard let id = row["id"] else { throw failure(change, "a workflow without an id") }
+            let workflow = Workflow(id: id, userID: row["user_id"], triggerType: row["trigger_type"],
+                                    isActive: row["is_active"], status: row["status"], triggerConfig: row["trigger_config"])
+            if workflow.isLive, case .failure(let problem) = workflow.conditions {
+                logger.warning("workflow cannot fire: its configuration is malformed; it is skipped until it is fixed", metadata: [
+                    "workflow": "\(id)", "lsn": "\(lsn)", "reason": "\(problem)",
+                ])
+            }
+            cache.upsert(workflow)
+        case .delete:
+            guard let old = change.old, let id = try Fields(old, handler: name, change: change)["id"] else { return }
+            cache.removeWorkflow(id: id)
+        case .truncate:
+            throw failure(change, "automation_workflows was truncated; restart the service so it reloads the workflows")
+        }
+    }
+
+    private func follow(executionChange change: Change, at commitTime: PostgresTimestamp) throws(HandlerError) {
+        guard change.operation == .insert || change.operation == .update, let new = change.new else { return }
+        let row = try Fields(new, handler: name, change: change)
+        guard row["status"] == "completed", let workflowID = row["workflow_id"],
+              let data = row["trigger_data"].flatMap({ try? JSONParser.parse($0) }),
+              case .string(let jobID)? = data["job_id"], case .string(let status)? = data["new_status"] else { return }
+        cache.recordCompletion(.init(jobID: jobID, workflowID: workflowID, status: status), at: commitTime)
+    }
+
+    // MARK: - Job changes
+
+    private func plan(jobChange change: Change, at index: Int, in transaction: Transaction) throws(HandlerError) -> Effects {
+        guard change.operation == .update, let new = change.new else { return .none }
+        guard let oldRow = change.old, oldRow.columns.count == new.columns.count else {
+            throw failure(change, "an UPDATE without the whole old row: jobs needs REPLICA IDENTITY FULL")
+        }
+        let row = try Fields(new, handler: name, change: change)
+        let old = try Fields(oldRow, handler: name, change: change)
+        guard let newStatus = row["status"], old["status"] != newStatus else { return .none }
+        guard let jobID = row["id"] else { throw failure(change, "a job without an id") }
+        guard let userID = row["user_id"] else {
+            logger.warning("job status change skipped: the job has no user_id, so no workflow can match", metadata: [
+                "job": "\(jobID)", "lsn": "\(transaction.commitLSN)", "new_status": "\(newStatus)",
+            ])
+            return .none
+        }
+        let firing = cache.workflows(ofUser: userID).filter { $0.fires(forStatus: newStatus) }
+        guard !firing.isEmpty else { return .none }
+
+        var jobJSON = JSONWriter(capacity: 256)
+        do { try ChangeRenderer.appendRow(new, of: change, to: &jobJSON) } catch {
+            throw failure(change, error.description)
+        }
+        let triggerData = Self.triggerData(jobID: jobID, newStatus: newStatus, oldStatus: old["status"],
+                                           job: jobJSON.bytes, userID: userID)
+        var effects = Effects()
+        for workflow in firing {
+            let executionID = StableID.forChange(name, commitLSN: transaction.commitLSN, index: index,
+                                                 purpose: "execution:" + workflow.id)
+            let key = AutomationCache.CompletionKey(jobID: jobID, workflowID: workflow.id, status: newStatus)
+            if let completed = cache.recentCompletion(key, before: transaction.commitTime) {
+                effects.rows.append(logRow(executionID, workflow: workflow.id, status: "skipped", triggerData: triggerData,
+                                           error: "rate limited: an execution for this job, workflow and status completed at "
+                                               + completed.postgresText + ", within the rate-limit window"))
+                continue
+            }
+            effects.rows.append(logRow(executionID, workflow: workflow.id, status: "processing", triggerData: triggerData,
+                                       error: nil))
+            effects.deliveries.append(PlannedDelivery(
+                target: "automation-executor:" + workflow.id, url: settings.url,
+                headers: [.init("Content-Type", "application/json")], auth: "service_key",
+                body: Self.body(workflowID: workflow.id, executionID: executionID, jobID: jobID, userID: userID,
+                                newStatus: newStatus, oldStatus: old["status"]),
+                orderingKey: Self.jobs + ":" + jobID,
+                retryPolicy: .exponential(base: settings.retryBase, cap: settings.retryCap,
+                                          maxAttempts: settings.maxAttempts, jitter: .full),
+                report: .automationExecution(id: executionID)))
+        }
+        return effects
+    }
+
+    private func logRow(_ id: String, workflow: String, status: String, triggerData: String, error: String?) -> PlannedRow {
+        PlannedRow(table: Self.logTable, [
+            "id": id, "workflow_id": workflow, "trigger_type": Workflow.triggerType, "status": status,
+            "trigger_data": triggerData, "error_message": error,
+        ])
+    }
+
+    /// The seed's `trigger_data`: job_id, new_status, old_status, the whole new job row, userId.
+    static func triggerData(jobID: String, newStatus: String, oldStatus: String?, job: [UInt8], userID: String) -> String {
+        var writer = JSONWriter(capacity: job.count + 160)
+        writer.beginObject()
+        writer.key("job_id")
+        writer.string(jobID)
+        writer.key("new_status")
+        writer.string(newStatus)
+        writer.key("old_status")
+        if let oldStatus { writer.string(oldStatus) } else { writer.null() }
+        writer.key("job")
+        writer.embedded(job)
+        writer.key("userId")
+        writer.string(userID)
+        writer.endObject()
+        return writer.string
+    }
+
+    /// The seed's executor body.
+    static func body(workflowID: String, executionID: String, jobID: String, userID: String,
+                     newStatus: String, oldStatus: String?) -> String {
+        var writer = JSONWriter(capacity: 320)
+        writer.beginObject()
+        writer.key("workflowId")
+        writer.string(workflowID)
+        writer.key("executionId")
+        writer.string(executionID)
+        writer.key("context")
+        writer.beginObject()
+        for key in ["job_id", "jobId"] {
+            writer.key(key)
+            writer.string(jobID)
+        }
+        writer.key("userId")
+        writer.string(userID)
+        writer.key("triggerType")
+        writer.string(Workflow.triggerType)
+        writer.key("new_status")
+        writer.string(newStatus)
+        writer.key("old_status")
+        if let oldStatus { writer.string(oldStatus) } else { writer.null() }
+        writer.endObject()
+        writer.endObject()
+        return writer.string
+    }
+
+    private func failure(_ change: Change, _ reason: String) -> HandlerError {
+        HandlerError(handler: name, table: change.schema + "." + change.table, key: change.keyText, reason: reason)
+    }
+}

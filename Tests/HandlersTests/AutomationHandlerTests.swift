@@ -1,0 +1,159 @@
+import Decoding
+import Delivery
+import Handlers
+import Logging
+import Replication
+import Testing
+
+private let userA = "00000000-0000-0000-0000-00000000000a"
+private let userB = "00000000-0000-0000-0000-00000000000b"
+private let job = "10000000-0000-0000-0000-000000000001"
+
+private func row(_ pairs: KeyValuePairs<String, String?>, typeOIDs: [String: UInt32] = [:]) -> Row {
+    Row(columns: pairs.map { Column(name: $0.key, typeOID: typeOIDs[$0.key] ?? 25, isKey: true) },
+        values: pairs.map { $0.value.map { .text(ArraySlice($0.utf8)) } ?? .null })
+}
+
+private func jobRow(status: String, user: String? = userA) -> Row {
+    row(["id": job, "user_id": user, "title": "Fix the sink", "status": status], typeOIDs: ["id": 2950, "user_id": 2950])
+}
+
+private func jobUpdate(from old: String, to new: String, user: String? = userA) -> Change {
+    Change(lsn: LSN(0x100), schema: "public", table: "jobs", operation: .update,
+           new: jobRow(status: new, user: user), old: jobRow(status: old, user: user))
+}
+
+private func workflow(_ id: String, user: String = userA, active: String = "t", status: String = "active",
+                      config: String? = #"{"conditions":[{"field":"status","value":"completed"}]}"#) -> Change {
+    Change(lsn: LSN(0x80), schema: "public", table: "automation_workflows", operation: .insert,
+           new: row(["id": id, "user_id": user, "name": "w", "trigger_type": "job_status_changed",
+                     "trigger_config": config, "is_active": active, "status": status]), old: nil)
+}
+
+private func completion(workflow: String, status: String) -> Change {
+    Change(lsn: LSN(0x90), schema: "public", table: "automation_execution_logs", operation: .insert,
+           new: row(["id": "e", "workflow_id": workflow, "status": "completed",
+                     "trigger_data": #"{"job_id":"\#(job)","new_status":"\#(status)"}"#]), old: nil)
+}
+
+private func transaction(_ changes: [Change], lsn: UInt64 = 0x1000, seconds: Int64 = 0) -> Transaction {
+    Transaction(xid: 1, commitLSN: LSN(lsn), endLSN: LSN(lsn + 8),
+                commitTime: PostgresTimestamp(microsecondsSince2000: 800_000_000_000_000 + seconds * 1_000_000),
+                changes: changes)
+}
+
+private func makeHandler(window: Duration = .seconds(3600)) -> AutomationHandler {
+    AutomationHandler(.init(baseURL: "http://127.0.0.1:9/functions/v1", maxAttempts: 5),
+                      cache: AutomationCache(rateLimitWindow: window), logger: Logger(label: "test"))
+}
+
+/// Plans every change of the transaction through one handler, as the router does.
+private func plan(_ handler: AutomationHandler, _ transaction: Transaction) throws -> Effects {
+    var all = Effects()
+    try transaction.changes.forEach { index, change in
+        let effects = try handler.plan(change, at: index, in: transaction)
+        all.rows += effects.rows
+        all.deliveries += effects.deliveries
+    }
+    return all
+}
+
+@Suite struct AutomationHandlerTests {
+    @Test func onlyTheMatchingWorkflowFires() throws {
+        let handler = makeHandler()
+        _ = try plan(handler, transaction([
+            workflow("w1"), workflow("w2", user: userB), workflow("w3", active: "f"), workflow("w4", status: "paused"),
+            workflow("w5", config: #"{"conditions":[{"field":"status","value":"cancelled"}]}"#),
+        ]))
+        let effects = try plan(handler, transaction([jobUpdate(from: "pending", to: "completed")], lsn: 0x2000))
+        #expect(effects.deliveries.count == 1 && effects.rows.count == 1)
+        let delivery = try #require(effects.deliveries.first)
+        let executionID = StableID.forChange("automations", commitLSN: LSN(0x2000), index: 0, purpose: "execution:w1")
+        #expect(delivery.url == "http://127.0.0.1:9/functions/v1/automation-executor")
+        #expect(delivery.auth == "service_key")
+        #expect(delivery.body == #"{"workflowId":"w1","executionId":"\#(executionID)","context":{"job_id":"\#(job)","jobId":"\#(job)","userId":"\#(userA)","triggerType":"job_status_changed","new_status":"completed","old_status":"pending"}}"#)
+        #expect(delivery.report == .automationExecution(id: executionID))
+        #expect(delivery.retryPolicy == .exponential(base: .seconds(1), cap: .seconds(60), maxAttempts: 5, jitter: .full))
+        #expect(delivery.orderingKey == "public.jobs:" + job)
+        let log = try #require(effects.rows.first)
+        #expect(log.table == TableName(schema: "public", name: "automation_execution_logs"))
+        #expect(log.columns == ["id", "workflow_id", "trigger_type", "status", "trigger_data", "error_message"])
+        #expect(Array(log.values.prefix(4)) == [executionID, "w1", "job_status_changed", "processing"])
+        let data = try JSONParser.parse(try #require(log.values[4]))
+        #expect(data["job_id"] == .string(job) && data["userId"] == .string(userA))
+        #expect(data["new_status"] == .string("completed") && data["old_status"] == .string("pending"))
+        #expect(data["job"]?["title"] == .string("Fix the sink") && data["job"]?["status"] == .string("completed"))
+    }
+
+    @Test func theSameStatusWrittenAgainFiresNothing() throws {
+        let handler = makeHandler()
+        _ = try plan(handler, transaction([workflow("w1")]))
+        #expect(try plan(handler, transaction([jobUpdate(from: "completed", to: "completed")])) == .none)
+    }
+
+    @Test func aWorkflowFiresForJobChangesAfterItInCommitOrder() throws {
+        let handler = makeHandler()
+        #expect(try plan(handler, transaction([jobUpdate(from: "pending", to: "completed")])) == .none)
+        let effects = try plan(handler, transaction([workflow("w1"), jobUpdate(from: "pending", to: "completed")]))
+        #expect(effects.deliveries.count == 1)
+        let paused = Change(lsn: LSN(0x80), schema: "public", table: "automation_workflows", operation: .delete,
+                            new: nil, old: workflow("w1").new)
+        #expect(try plan(handler, transaction([paused, jobUpdate(from: "pending", to: "completed")])) == .none)
+    }
+
+    @Test func aRecentCompletionMakesTheExecutionSkipped() throws {
+        let handler = makeHandler(window: .seconds(3600))
+        _ = try plan(handler, transaction([workflow("w1"), completion(workflow: "w1", status: "completed")], seconds: 0))
+        let limited = try plan(handler, transaction([jobUpdate(from: "open", to: "completed")], seconds: 3599))
+        #expect(limited.deliveries.isEmpty)
+        #expect(limited.rows.first?.values[3] == "skipped")
+        #expect(limited.rows.first?.values[5]?.hasPrefix("rate limited") == true)
+        // Another status, or the same one after the window, is not limited.
+        #expect(try plan(handler, transaction([jobUpdate(from: "open", to: "cancelled")], seconds: 3599)) == .none)
+        #expect(try plan(handler, transaction([jobUpdate(from: "open", to: "completed")], seconds: 3600)).deliveries.count == 1)
+    }
+
+    @Test(arguments: [
+        ("[1]", "not a JSON object"), (#"{"conditions":{"field":"status"}}"#, "not an array"),
+        (#"{"conditions":["status"]}"#, "conditions[0]"), (#"{"other":1}"#, "no \"conditions\""), ("{", "not valid JSON"),
+    ])
+    func aMalformedWorkflowNeverFires(config: String, reason: String) throws {
+        let handler = makeHandler()
+        _ = try plan(handler, transaction([workflow("bad", config: config), workflow("good")]))
+        let effects = try plan(handler, transaction([jobUpdate(from: "pending", to: "completed")]))
+        #expect(effects.deliveries.map(\.body).allSatisfy { $0.contains(#""workflowId":"good""#) })
+        #expect(effects.deliveries.count == 1)
+        let parsed = Workflow(id: "bad", userID: userA, triggerType: "job_status_changed", isActive: "t", status: "active",
+                              triggerConfig: config)
+        guard case .failure(let problem) = parsed.conditions else {
+            Issue.record("\(config) was accepted")
+            return
+        }
+        #expect(problem.reason.contains(reason))
+    }
+
+    @Test func aJobWithoutAUserIsSkipped() throws {
+        let handler = makeHandler()
+        _ = try plan(handler, transaction([workflow("w1")]))
+        #expect(try plan(handler, transaction([jobUpdate(from: "pending", to: "completed", user: nil)])) == .none)
+    }
+
+    @Test func anUpdateWithoutTheOldRowIsRefusedNamingReplicaIdentity() throws {
+        let handler = makeHandler()
+        let change = Change(lsn: LSN(0x100), schema: "public", table: "jobs", operation: .update,
+                            new: jobRow(status: "completed"), old: nil)
+        #expect {
+            try plan(handler, transaction([change]))
+        } throws: { error in
+            (error as? HandlerError)?.reason.contains("REPLICA IDENTITY FULL") == true
+        }
+    }
+
+    @Test func oneChangeFiringSeveralWorkflowsGetsOneKeyEach() throws {
+        let handler = makeHandler()
+        _ = try plan(handler, transaction([workflow("w2"), workflow("w1")]))
+        let effects = try plan(handler, transaction([jobUpdate(from: "pending", to: "completed")]))
+        #expect(effects.deliveries.map(\.target) == ["automation-executor:w1", "automation-executor:w2"])
+        #expect(Set(effects.rows.map { $0.values[0] }).count == 2)
+    }
+}

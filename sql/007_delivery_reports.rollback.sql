@@ -1,0 +1,17 @@
+-- Undoes 007. Deliveries keep their attempts in changerelay.delivery_attempts.
+DO $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(27991862643291504);
+    IF EXISTS (
+        SELECT FROM pg_publication_rel r JOIN pg_publication p ON p.oid = r.prpubid
+        WHERE p.pubname = 'changerelay_pub' AND r.prrelid = 'public.automation_execution_logs'::regclass
+    ) THEN
+        ALTER PUBLICATION changerelay_pub DROP TABLE public.automation_execution_logs;
+    END IF;
+    IF to_regclass('public.automation_execution_logs') IS NOT NULL THEN
+        ALTER TABLE public.automation_execution_logs REPLICA IDENTITY DEFAULT;
+    END IF;
+    IF to_regclass('changerelay.deliveries') IS NOT NULL THEN
+        ALTER TABLE changerelay.deliveries DROP COLUMN IF EXISTS report, DROP COLUMN IF EXISTS attempt_field;
+    END IF;
+END $$;

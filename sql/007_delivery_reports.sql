@@ -1,0 +1,25 @@
+-- 007: what the seed handlers log about their requests. A delivery can name a log row
+-- that the dispatcher keeps current in the statement that records each attempt (so the
+-- log and the delivery never disagree), and a body field it sets to the attempt number.
+-- The automation handler learns of completed executions through the stream, which is
+-- what its rate limit needs: only completed runs are published.
+DO $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(27991862643291504);
+    -- {"trigger_attempts": {"trigger_name", "record_id"}}: one trigger_execution_logs row per try;
+    -- {"automation_execution": "<uuid>"}: that automation_execution_logs row follows the delivery.
+    ALTER TABLE changerelay.deliveries ADD COLUMN IF NOT EXISTS report jsonb;
+    -- A top-level field of the JSON body set to the attempt number at send time.
+    ALTER TABLE changerelay.deliveries ADD COLUMN IF NOT EXISTS attempt_field text;
+
+    -- A row filter on UPDATE may only use replica-identity columns.
+    IF (SELECT relreplident FROM pg_class WHERE oid = 'public.automation_execution_logs'::regclass) <> 'f' THEN
+        ALTER TABLE public.automation_execution_logs REPLICA IDENTITY FULL;
+    END IF;
+    IF NOT EXISTS (
+        SELECT FROM pg_publication_tables
+        WHERE pubname = 'changerelay_pub' AND schemaname = 'public' AND tablename = 'automation_execution_logs'
+    ) THEN
+        ALTER PUBLICATION changerelay_pub ADD TABLE public.automation_execution_logs WHERE (status = 'completed');
+    END IF;
+END $$;
