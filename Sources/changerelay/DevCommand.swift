@@ -1,8 +1,11 @@
 import ArgumentParser
 import Configuration
 import Decoding
+import Delivery
 import EmbeddedPostgres
 import Foundation
+import Handlers
+import LocalReceiver
 import Logging
 import Pipeline
 import Replication
@@ -10,9 +13,10 @@ import Schema
 
 struct Dev: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "The embedded default: a local Postgres it starts itself, the schema, sample rows, and their changes streaming.")
+        abstract: "The embedded default: a local Postgres it starts itself, the schema, the whole service, "
+            + "a local receiver standing in for the edge functions, and sample rows flowing through.")
 
-    @Option(help: "Where the local cluster lives (kept between runs).")
+    @Option(help: "Where the local cluster lives (kept between runs, with the slot and what was sent).")
     var directory = ".dev/postgres"
 
     @Option(help: "Output plugin to stream with.")
@@ -31,43 +35,83 @@ struct Dev: ParsableCommand {
             guard let sql = SchemaInstaller.locateSQLDirectory() else { throw SetupError.sqlDirectoryMissing }
             let connection = try cluster.connect()
             let applied = try SchemaInstaller(sqlDirectory: sql).apply(to: connection)
-            logger.info("schema applied", metadata: ["migrations": "\(applied.count)"])
-            let settings = ChangeStream.Settings(databaseURL: cluster.url, plugin: plugin, slot: nil,
-                                                 publication: "changerelay_pub", statusInterval: .seconds(1))
-            let output = FileOutput(descriptor: 1)
-            var writer = JSONWriter()
-            logger.notice("streaming the changes of the local database; Ctrl-C stops", metadata: [
-                "try": "psql '\(cluster.url)' -c \"UPDATE jobs SET status = 'failed'\"",
+            // One slot per plugin: switching plugins between runs must not meet a slot of the other.
+            let slot = "changerelay_dev_" + plugin.rawValue
+            try SchemaInstaller.ensureSlot(slot, plugin: plugin, on: connection)
+            logger.info("schema applied", metadata: ["migrations": "\(applied.count)", "slot": "\(slot)"])
+
+            let receiver = try LocalReceiver(behavior: .dynamic { request in
+                DevReceiverOutput.print(request)
+                return .status(200, body: #"{"ok":true}"#, headers: [("Content-Type", "application/json")])
+            })
+            defer { receiver.stop() }
+            let baseURL = receiver.url(path: "/functions/v1")
+            // A key made up for this run: the local receiver accepts anything, and nothing real can leak.
+            let credentials = ["service_key": UUID().uuidString]
+            let handlerLogger = Logger(label: "changerelay.automations")
+            let cache = try AutomationCacheLoader.load(sourceURL: cluster.url, stateURL: cluster.url,
+                                                       window: .seconds(3600), logger: handlerLogger)
+            let router = Router([
+                ConversationCheckHandler(.init(baseURL: baseURL)),
+                AutomationHandler(.init(baseURL: baseURL), cache: cache, logger: handlerLogger),
             ])
-            var samplesWritten = false
-            try ChangeStream(settings, logger: logger).run(shouldStop: { Signals.shouldStop }, onStreaming: {
-                guard !samplesWritten else { return }
-                samplesWritten = true
-                DevSamples.write(to: cluster, logger: logger)
-            }) { transaction in
-                _ = try output.writeLines(of: transaction, using: &writer)
-                return .proceed
-            }
+            DevSamples.write(to: connection, logger: logger)
+            logger.notice("the service is running against the local database; Ctrl-C stops", metadata: [
+                "edge_functions": "\(baseURL)",
+                "try": "psql '\(cluster.url)' -c \"UPDATE jobs SET status = 'completed' WHERE status = 'pending'\"",
+            ])
+            try Run.runService(
+                router: router,
+                dispatcher: .init(stateURL: cluster.url, concurrency: 16, credentials: credentials, reports: router.reports),
+                planner: .init(stateURL: cluster.url, slot: slot),
+                source: ChangeStream.Settings(databaseURL: cluster.url, plugin: plugin, slot: slot,
+                                              publication: "changerelay_pub", statusInterval: .seconds(1)))
         } catch let error as CustomStringConvertible & Error {
             throw failure(error.description)
         }
     }
 }
 
-/// Sample rows for the seed tables, so that `dev` shows changes flowing at once.
+/// One JSON line per request the stand-in edge functions receive, on standard output:
+/// what a developer watches to see the handlers work.
+enum DevReceiverOutput {
+    static func print(_ request: RecordedRequest) {
+        var writer = JSONWriter(capacity: request.body.count + 256)
+        writer.beginObject()
+        writer.key("received")
+        writer.string(request.method + " " + request.target)
+        writer.key("idempotency_key")
+        if let key = request.header("Idempotency-Key") { writer.string(key) } else { writer.null() }
+        writer.key("body")
+        if let body = try? JSONParser.parse(request.body) { writer.value(body) } else { writer.string(request.bodyText) }
+        writer.endObject()
+        writer.newline()
+        FileHandle.standardOutput.write(Data(writer.bytes))
+    }
+}
+
+/// Sample rows for the seed tables, so `dev` shows a conversation check and an
+/// automation run end to end at once: a conversation with an ElevenLabs id, a workflow
+/// that fires when a job completes, and a job that completes.
 enum DevSamples {
-    static func write(to cluster: LocalPostgres, logger: Logger) {
+    static let user = "d0000000-0000-4000-8000-000000000001"
+    static let workflow = "d0000000-0000-4000-8000-0000000000f1"
+
+    static func write(to connection: PostgresConnection, logger: Logger) {
         do {
-            let connection = try cluster.connect()
             try connection.execute("""
+                INSERT INTO automation_workflows (id, user_id, name, trigger_type, trigger_config, is_active, status)
+                VALUES ('\(workflow)', '\(user)', 'Notify the customer when a job completes', 'job_status_changed',
+                        '{"conditions": [{"field": "status", "value": "completed"}]}', true, 'active')
+                ON CONFLICT (id) DO NOTHING;
                 INSERT INTO user_conversations (clerk_id, agent_id, elevenlabs_conversation_id, status)
                 VALUES ('dev_clerk', 'dev_agent', 'dev_elevenlabs_' || floor(random() * 1e6)::text, 'unknown');
-                INSERT INTO jobs (user_id, title, status) VALUES (gen_random_uuid(), 'Sample job', 'pending');
+                INSERT INTO jobs (user_id, title, status) VALUES ('\(user)', 'Sample job', 'pending');
                 UPDATE jobs SET status = 'completed' WHERE title = 'Sample job' AND status = 'pending';
                 INSERT INTO habit_tracker (child_name, week_start_date, week_period, habits, user_id)
                 VALUES ('Ada', date_trunc('week', now())::date, 'morning',
                         '[{"name": "Brush teeth", "time_period": "morning", "times": ["done", "", "missed", null, "partial", "", ""]}]',
-                        gen_random_uuid());
+                        '\(user)');
                 """)
         } catch {
             logger.error("could not write the sample rows", metadata: ["error": "\(error)"])

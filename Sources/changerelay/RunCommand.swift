@@ -32,47 +32,51 @@ struct Run: ParsableCommand {
             let router = Router(try Self.handlers(config, sourceURL: sourceURL, stateURL: stateURL,
                                                   credentials: credentials, logger: logger))
             if router.isEmpty { logger.warning("no handler is configured: changes are read and acknowledged, nothing is sent") }
-            let client = try HTTPClient(configuration: .init(maxConcurrentTransfers: config.delivery.concurrency))
-            let dispatcher = try Dispatcher(
-                .init(stateURL: stateURL, concurrency: config.delivery.concurrency, timeout: config.delivery.timeout,
-                      credentials: credentials, reports: router.reports),
-                client: client, logger: Logger(label: "changerelay.dispatcher"))
-            let dispatcherDone = DispatchSemaphore(value: 0)
-            if only == .dispatcher {
-                dispatcher.run(shouldStop: { Signals.shouldStop })
-                client.close()
-                return
-            }
-            let dispatcherThread = Thread {
-                if only == .all { dispatcher.run(shouldStop: { Signals.shouldStop }) }
-                dispatcherDone.signal()
-            }
-            dispatcherThread.name = "changerelay-dispatcher"
-            dispatcherThread.start()
-
-            var planner = try Planner(.init(stateURL: stateURL, slot: config.source.slot,
-                                             maxBatchChanges: config.pipeline.batchMaxChanges,
-                                             maxBatchAge: config.pipeline.batchMaxAge),
-                                       router: router, logger: Logger(label: "changerelay.planner"))
-            let settings = ChangeStream.Settings(databaseURL: sourceURL, plugin: config.source.plugin,
-                                                 slot: config.source.slot, publication: config.source.publication,
-                                                 statusInterval: config.source.statusInterval, spill: config.spillSettings,
-                                                 heartbeatInterval: config.pipeline.heartbeatInterval)
-            var sourceError: (any Error)?
-            do {
-                try ChangeStream(settings, logger: Logger(label: "changerelay.source"))
-                    .run(into: &planner, shouldStop: { Signals.shouldStop })
-            } catch {
-                sourceError = error
-                Signals.stopRequested.store(true, ordering: .relaxed)
-            }
-            dispatcherDone.wait()
-            client.close()
-            if let sourceError { throw sourceError }
+            try Self.runService(
+                router: router, only: only,
+                dispatcher: .init(stateURL: stateURL, concurrency: config.delivery.concurrency,
+                                  timeout: config.delivery.timeout, credentials: credentials, reports: router.reports),
+                planner: .init(stateURL: stateURL, slot: config.source.slot, maxBatchChanges: config.pipeline.batchMaxChanges,
+                               maxBatchAge: config.pipeline.batchMaxAge),
+                source: ChangeStream.Settings(databaseURL: sourceURL, plugin: config.source.plugin,
+                                              slot: config.source.slot, publication: config.source.publication,
+                                              statusInterval: config.source.statusInterval, spill: config.spillSettings,
+                                              heartbeatInterval: config.pipeline.heartbeatInterval))
             logger.info("stopped")
         } catch let error as CustomStringConvertible & Error {
             throw failure(error.description)
         }
+    }
+
+    /// The stream into the planner on this thread, the dispatcher on its own, until a
+    /// signal or a source error; `dev` runs the same.
+    static func runService(router: Router, only: Role = .all, dispatcher dispatcherSettings: Dispatcher.Settings,
+                           planner plannerSettings: Planner.Settings, source: ChangeStream.Settings) throws {
+        let client = try HTTPClient(configuration: .init(maxConcurrentTransfers: dispatcherSettings.concurrency))
+        defer { client.close() }
+        let dispatcher = try Dispatcher(dispatcherSettings, client: client, logger: Logger(label: "changerelay.dispatcher"))
+        if only == .dispatcher {
+            dispatcher.run(shouldStop: { Signals.shouldStop })
+            return
+        }
+        let dispatcherDone = DispatchSemaphore(value: 0)
+        let dispatcherThread = Thread {
+            if only == .all { dispatcher.run(shouldStop: { Signals.shouldStop }) }
+            dispatcherDone.signal()
+        }
+        dispatcherThread.name = "changerelay-dispatcher"
+        dispatcherThread.start()
+        var planner = try Planner(plannerSettings, router: router, logger: Logger(label: "changerelay.planner"))
+        var sourceError: (any Error)?
+        do {
+            try ChangeStream(source, logger: Logger(label: "changerelay.source"))
+                .run(into: &planner, shouldStop: { Signals.shouldStop })
+        } catch {
+            sourceError = error
+            Signals.stopRequested.store(true, ordering: .relaxed)
+        }
+        dispatcherDone.wait()
+        if let sourceError { throw sourceError }
     }
 
     /// The handlers the configuration enables. The edge-function handlers need

@@ -3,20 +3,29 @@ import Foundation
 import Testing
 
 @Suite struct DevCommandTests {
-    @Test func devStartsPostgresStreamsSamplesAndStopsOnInterrupt() throws {
+    /// `dev` is the whole service: the sample rows reach the stand-in edge functions
+    /// through the slot, the planner and the dispatcher.
+    @Test func devRunsTheServiceOnSamplesAndStopsOnInterrupt() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("dev-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let dev = try Background(["dev", "--directory", directory + "/pg"], environment: [
             "CHANGERELAY_SQL_DIR": repositoryRoot + "/sql",
         ])
-        try dev.waitFor("the sample changes", timeout: .seconds(120)) { $0.split(separator: "\n").count >= 4 }
-        let tables = try dev.stdout.split(separator: "\n").map { line -> String in
-            guard case .string(let table)? = try JSONParser.parse(Array(line.utf8))["table"] else { return "?" }
-            return table
+        try dev.waitFor("the sample conversation check and automation run", timeout: .seconds(120)) {
+            $0.split(separator: "\n").count >= 2
         }
-        #expect(Array(tables.prefix(4)) == ["user_conversations", "jobs", "jobs", "habit_tracker"])
+        let received = try dev.stdout.split(separator: "\n").map { try JSONParser.parse(Array($0.utf8)) }
+        #expect(Set(received.compactMap { line -> String? in
+            guard case .string(let request)? = line["received"] else { return nil }
+            return request
+        }) == ["POST /functions/v1/check-conversation", "POST /functions/v1/automation-executor"])
+        let check = received.first { $0["body"]?["clerk_id"] == .string("dev_clerk") }
+        #expect(check?["body"]?["attempt"] == .number("1"))
+        let run = received.first { $0["body"]?["workflowId"] != nil }
+        #expect(run?["body"]?["context"]?["new_status"] == .string("completed"))
         dev.child.signal(SIGINT)
         #expect(dev.waitForExit(timeout: .seconds(60)) == 0, "\(dev.stderr)")
+        #expect(!dev.stderr.contains("error"), "\(dev.stderr)")
         #expect(!FileManager.default.fileExists(atPath: directory + "/pg/data/postmaster.pid"), "Postgres still running")
     }
 }
