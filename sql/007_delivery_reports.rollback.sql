@@ -4,7 +4,7 @@ BEGIN
     PERFORM pg_advisory_xact_lock(27991862643291504);
     IF EXISTS (
         SELECT FROM pg_publication_rel r JOIN pg_publication p ON p.oid = r.prpubid
-        WHERE p.pubname = 'changerelay_pub' AND r.prrelid = 'public.automation_execution_logs'::regclass
+        WHERE p.pubname = 'changerelay_pub' AND r.prrelid = to_regclass('public.automation_execution_logs')
     ) THEN
         ALTER PUBLICATION changerelay_pub DROP TABLE public.automation_execution_logs;
     END IF;

@@ -123,7 +123,8 @@ public struct Doctor {
         guard !exists.rows.isEmpty else {
             return [.problem("publication", "publication \(publication) does not exist",
                              fix: "changerelay setup -- or CREATE PUBLICATION \(publication) FOR TABLE "
-                                + SeedTables.published.joined(separator: ", ") + ";")]
+                                + SeedTables.published.map { table in table + (SeedTables.rowFilters[table].map { " WHERE (\($0))" } ?? "") }
+                                    .joined(separator: ", ") + ";")]
         }
         let members = Set(try db.query(
             "SELECT tablename FROM pg_publication_tables WHERE pubname = $1 AND schemaname = 'public'", [publication]
@@ -138,7 +139,8 @@ public struct Doctor {
             return members.contains(table)
                 ? .ok("publication", "public.\(table) is in \(publication)")
                 : .problem("publication", "public.\(table) is not in publication \(publication); its changes are never sent",
-                           fix: "ALTER PUBLICATION \(publication) ADD TABLE public.\(table);")
+                           fix: "ALTER PUBLICATION \(publication) ADD TABLE public.\(table)"
+                                + (SeedTables.rowFilters[table].map { " WHERE (\($0))" } ?? "") + ";")
         }
     }
 

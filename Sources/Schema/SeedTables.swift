@@ -4,8 +4,14 @@ public enum SeedTables {
     public static let published = [
         "user_conversations", "jobs", "automation_workflows", "habit_tracker", "trip_collaborators",
         "chat_sessions", "chat_messages", "flights", "accommodations", "webhook_configs", "buffered_messages",
+        "automation_execution_logs",
     ]
 
-    /// Handlers compare old and new values of these, so they need the whole old row.
-    public static let needFullIdentity = ["jobs", "habit_tracker", "user_conversations"]
+    /// Members published with a row filter: of the execution log, the automations' rate
+    /// limit needs only the completed runs.
+    public static let rowFilters = ["automation_execution_logs": "status = 'completed'"]
+
+    /// Handlers compare old and new values of these, so they need the whole old row (and a
+    /// row filter on UPDATEs may only name replica-identity columns).
+    public static let needFullIdentity = ["jobs", "habit_tracker", "user_conversations", "automation_execution_logs"]
 }

@@ -2,6 +2,7 @@ import Decoding
 import Delivery
 import Foundation
 import Handlers
+import MetricsTestKit
 import Replication
 import Testing
 
@@ -85,5 +86,24 @@ private let handler = ConversationCheckHandler(.init(baseURL: "http://127.0.0.1:
         } throws: { error in
             "\(error)".contains("column id") && "\(error)".contains("binary")
         }
+    }
+
+    /// Skips are counted by reason; a planned check counts nothing.
+    @Test func skipsAreCountedInAMetricByReason() throws {
+        let metrics = TestMetrics()
+        let counted = ConversationCheckHandler(.init(baseURL: "http://127.0.0.1:9"), metrics: metrics)
+        let transaction = Transaction(xid: 1, commitLSN: LSN(0x10), endLSN: LSN(0x18),
+                                      commitTime: PostgresTimestamp(microsecondsSince2000: 0), changes: [])
+        var blank = verification
+        blank[3] = " "
+        var processed = verification
+        processed[4] = "processed"
+        for values in [blank, blank, processed, verification] {
+            _ = try counted.plan(change(.insert, new: values), at: 0, in: transaction)
+        }
+        let label = ConversationCheckHandler.skippedMetric
+        #expect(metrics.counterTotal(label: label, dimensions: [("reason", "no_elevenlabs_id")]) == 2)
+        #expect(metrics.counterTotal(label: label, dimensions: [("reason", "processed")]) == 1)
+        #expect(metrics.counterTotal(label: label) == 3)
     }
 }

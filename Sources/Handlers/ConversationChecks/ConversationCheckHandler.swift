@@ -1,10 +1,13 @@
 import Decoding
 import Delivery
+import Metrics
 
 /// What the `check_conversations` trigger did with `net.http_post`: a new or changed
 /// conversation that has an ElevenLabs id and is not processed yet is sent to the
 /// `check-conversation` edge function, with retries, and logged in
-/// `trigger_execution_logs` (one `queued` row when planned).
+/// `trigger_execution_logs`: one `queued` row when planned, and one
+/// `check_conversations_trigger_attempt` row per try, which the dispatcher writes with
+/// the try's record (the delivery's report).
 ///
 /// When the edge function marks the conversation processed, the resulting UPDATE
 /// changes `status` to `processed` and is skipped, so there is no loop.
@@ -31,17 +34,34 @@ public struct ConversationCheckHandler: Handler {
     public let tables: Set<String> = [Self.table]
     public let reports: Set<DeliveryReport.Kind> = [.triggerAttempts]
     public let settings: Settings
+    /// `changerelay_conversation_checks_skipped_total{reason}`: changes that called for no check.
+    private let skipped: [Skip: Counter]
 
-    public init(_ settings: Settings) { self.settings = settings }
+    public static let skippedMetric = "changerelay_conversation_checks_skipped_total"
 
-    /// Why a change calls for no check; the caller counts these.
-    public enum Skip: Sendable, Hashable {
-        case noElevenLabsID, processed, unrelatedUpdate, notInsertOrUpdate
+    public init(_ settings: Settings, metrics: any MetricsFactory = MetricsSystem.factory) {
+        self.settings = settings
+        skipped = Dictionary(uniqueKeysWithValues: Skip.allCases.map { reason in
+            (reason, Counter(label: Self.skippedMetric, dimensions: [("reason", reason.rawValue)], factory: metrics))
+        })
+    }
+
+    /// Why a change calls for no check.
+    public enum Skip: String, Sendable, Hashable, CaseIterable {
+        case noElevenLabsID = "no_elevenlabs_id"
+        case processed
+        case unrelatedUpdate = "unrelated_update"
+        case notInsertOrUpdate = "not_insert_or_update"
     }
 
     public func plan(_ change: Change, at index: Int, in transaction: Transaction) throws(HandlerError) -> Effects {
-        guard case .planned(let effects) = try decide(change) else { return .none }
-        return effects
+        switch try decide(change) {
+        case .planned(let effects):
+            return effects
+        case .skipped(let reason):
+            skipped[reason]?.increment()
+            return .none
+        }
     }
 
     public enum Decision: Sendable, Hashable {

@@ -1,0 +1,106 @@
+"""Seed-handler benchmark (see bench-handlers.sh): conversation checks and automation runs
+end to end through `changerelay run` to a fast loopback receiver, and the workload's
+insert TPS with and without the service."""
+import os, signal, subprocess, sys, time
+sys.path.insert(0, os.path.dirname(__file__))
+from benchlib import Cluster, RELAY
+
+TRANSACTIONS = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
+USERS, WORKFLOWS_PER_USER, STATUSES = 1000, 10, 5
+RECEIVER = os.path.abspath(".build/release/BenchReceiver")
+CLIENTS = 4
+
+
+def wait_until(what, condition, timeout=1800):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            sys.exit("timed out waiting for " + what)
+        time.sleep(0.1)
+
+
+def reset(cluster):
+    """The same starting point for each phase: no conversations, every job at s0."""
+    cluster.psql("TRUNCATE user_conversations, automation_execution_logs, trigger_execution_logs")
+    cluster.psql("UPDATE jobs SET status = 's0' WHERE status <> 's0'")
+    cluster.psql("ALTER SEQUENCE bench_job RESTART")
+    cluster.psql("TRUNCATE changerelay.deliveries CASCADE")
+    cluster.psql("VACUUM ANALYZE")
+
+
+def workload(cluster):
+    """TRANSACTIONS transactions, each one conversation insert and one job status change
+    (s0 → s1, every job once), from CLIENTS clients; returns (TPS, seconds)."""
+    script = os.path.join(cluster.root, "workload.sql")
+    with open(script, "w") as f:
+        f.write("INSERT INTO user_conversations (clerk_id, agent_id, elevenlabs_conversation_id) "
+                "VALUES ('clerk', 'agent', 'el-' || random());\n"
+                "UPDATE jobs SET status = 's1' WHERE n = (SELECT nextval('bench_job'));\n")
+    began = time.monotonic()
+    out = subprocess.run(["pgbench", "-n", "-f", script, "-c", str(CLIENTS), "-j", "2",
+                          "-t", str(TRANSACTIONS // CLIENTS), cluster.url], check=True, capture_output=True, text=True).stdout
+    return float([line for line in out.splitlines() if line.startswith("tps")][0].split()[2]), time.monotonic() - began
+
+
+def main():
+    cluster = Cluster()
+    receiver = subprocess.Popen([RECEIVER], stdout=subprocess.PIPE, text=True)
+    url = receiver.stdout.readline().strip()
+    service = None
+    try:
+        env = dict(os.environ, CHANGERELAY_SOURCE_DATABASE_URL=cluster.url, CHANGERELAY_LOG_LEVEL="warning",
+                   CHANGERELAY_SOURCE_STATUS_INTERVAL_MS="200", CHANGERELAY_FUNCTIONS_BASE_URL=url + "/functions/v1",
+                   CHANGERELAY_SERVICE_KEY="bench-key", CHANGERELAY_DELIVERY_CONCURRENCY="64")
+        subprocess.run([RELAY, "setup"], env=env, check=True, capture_output=True)
+        cluster.psql("SELECT pg_drop_replication_slot('changerelay')")
+        # Workflow k of each user fires on status s(k mod 5): two workflows per status change.
+        cluster.psql("""
+            INSERT INTO automation_workflows (user_id, name, trigger_type, trigger_config, is_active, status)
+            SELECT ('00000000-0000-0000-0000-' || lpad(u::text, 12, '0'))::uuid, 'w' || k, 'job_status_changed',
+                   jsonb_build_object('conditions', jsonb_build_array(
+                       jsonb_build_object('field', 'status', 'value', 's' || (k %% %d)))), true, 'active'
+            FROM generate_series(1, %d) u, generate_series(0, %d) k""" % (STATUSES, USERS, WORKFLOWS_PER_USER - 1))
+        cluster.psql("ALTER TABLE jobs ADD COLUMN n int UNIQUE; CREATE SEQUENCE bench_job")
+        cluster.psql("""INSERT INTO jobs (user_id, title, status, n)
+            SELECT ('00000000-0000-0000-0000-' || lpad((g %% %d + 1)::text, 12, '0'))::uuid, 'job ' || g, 's0', g
+            FROM generate_series(1, %d) g""" % (USERS, TRANSACTIONS))
+        print("PostgreSQL %s, %d cores; %d transactions of one conversation insert and one job status change; "
+              "%d users x %d workflows (each status change fires 2)"
+              % (cluster.version, os.cpu_count(), TRANSACTIONS, USERS, WORKFLOWS_PER_USER))
+
+        reset(cluster)
+        alone, _ = workload(cluster)
+
+        reset(cluster)
+        subprocess.run([RELAY, "setup"], env=env, check=True, capture_output=True)
+        service = subprocess.Popen([RELAY, "run"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(3)
+        began = time.monotonic()
+        with_service, writing = workload(cluster)
+        calls = TRANSACTIONS * 3
+        wait_until("every call", lambda: cluster.psql(
+            "SELECT count(*) FROM changerelay.deliveries WHERE status = 'succeeded'") == str(calls))
+        elapsed = time.monotonic() - began
+        logs = cluster.psql("SELECT (SELECT count(*) FROM trigger_execution_logs) || ' ' || "
+                            "(SELECT count(*) FROM automation_execution_logs WHERE status = 'completed')")
+        service.send_signal(signal.SIGTERM)
+        service.wait(timeout=120)
+        service = None
+        receiver.send_signal(signal.SIGTERM)
+        summary = receiver.stdout.read().strip()
+        receiver.wait(timeout=120)
+        print("insert TPS  %.0f without ChangeRelay; %.0f with it running (ratio %.3f, cost %.1f %%)"
+              % (alone, with_service, with_service / alone, 100 * (alone - with_service) / alone))
+        print("end to end  %d changes and %d calls in %.1f s from the first write to the last recorded call "
+              "(writes took %.1f s): %.0f changes/s, %.0f calls/s" % (2 * TRANSACTIONS, calls, elapsed, writing,
+                                                                     2 * TRANSACTIONS / elapsed, calls / elapsed))
+        print("log rows    trigger_execution_logs + completed automation_execution_logs: %s; receiver: %s" % (logs, summary))
+    finally:
+        if service is not None:
+            service.kill()
+        if receiver.poll() is None:
+            receiver.kill()
+        cluster.stop()
+
+
+main()
