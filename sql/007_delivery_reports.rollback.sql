@@ -8,7 +8,7 @@ BEGIN
     ) THEN
         ALTER PUBLICATION changerelay_pub DROP TABLE public.automation_execution_logs;
     END IF;
-    IF to_regclass('public.automation_execution_logs') IS NOT NULL THEN
+    IF (SELECT relreplident FROM pg_class WHERE oid = to_regclass('public.automation_execution_logs')) = 'f' THEN
         ALTER TABLE public.automation_execution_logs REPLICA IDENTITY DEFAULT;
     END IF;
     IF to_regclass('changerelay.deliveries') IS NOT NULL THEN

@@ -15,6 +15,14 @@ public enum DeliveryReport: Sendable, Hashable {
     /// Which statement fragment a dispatcher needs for it.
     public enum Kind: Sendable, Hashable, CaseIterable {
         case triggerAttempts, automationExecution
+
+        /// The top-level key of the `report` value.
+        var key: String {
+            switch self {
+            case .triggerAttempts: "trigger_attempts"
+            case .automationExecution: "automation_execution"
+            }
+        }
     }
 
     public var kind: Kind {

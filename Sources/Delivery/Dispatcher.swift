@@ -61,6 +61,7 @@ public final class Dispatcher: Sendable {
 
     private let settings: Settings
     private let recordStatement: String
+    private let claimStatement: String
     private let client: HTTPClient
     private let logger: Logger
     private let finished = Mutex<[Finished]>([])
@@ -71,6 +72,7 @@ public final class Dispatcher: Sendable {
     public init(_ settings: Settings, client: HTTPClient, logger: Logger) throws(DispatcherError) {
         self.settings = settings
         recordStatement = Self.recordStatement(reports: settings.reports)
+        claimStatement = Self.claimStatement(concurrency: settings.concurrency, reports: settings.reports)
         self.client = client
         self.logger = logger
         var fds: [Int32] = [0, 0]
@@ -181,29 +183,10 @@ public final class Dispatcher: Sendable {
         usleep(UInt32(clamping: delay.wholeMilliseconds * 1000))
     }
 
-    /// Claims up to `concurrency` due rows. The limit is part of the statement's text, not
-    /// a parameter: a prepared statement's generic plan cannot see a parameter's value,
-    /// and with a large backlog that plan walked the whole table to join a few rows.
+    /// Claims up to `concurrency` due rows.
     private func claim(on db: PostgresConnection) throws(PostgresError) -> [Claimed] {
         let lease = settings.timeout + .seconds(30)
-        let rows = try db.query(prepared: "changerelay_claim", """
-            WITH due AS (
-                SELECT d.id, d.status AS previous_status FROM changerelay.deliveries d
-                WHERE d.status IN ('pending', 'failed', 'sending') AND d.next_attempt_at <= now()
-                  AND (d.status <> 'sending' OR d.locked_until < now())
-                  AND (d.ordering_key IS NULL OR NOT EXISTS (
-                      SELECT 1 FROM changerelay.deliveries e
-                      WHERE e.ordering_key = d.ordering_key AND e.id < d.id
-                        AND e.status IN ('pending', 'failed', 'sending')))
-                ORDER BY d.next_attempt_at, d.id
-                LIMIT \(settings.concurrency)
-                FOR UPDATE SKIP LOCKED)
-            UPDATE changerelay.deliveries d
-            SET status = 'sending', attempt = d.attempt + 1, locked_until = now() + $1::interval, updated_at = now()
-            FROM due WHERE d.id = due.id
-            RETURNING d.id, d.idempotency_key, d.target_url, d.method, d.headers::text, d.auth, d.body,
-                      d.retry_policy::text, d.attempt, d.ordering_key, due.previous_status, d.attempt_field
-            """, ["\(lease.components.seconds) seconds"]).rows
+        let rows = try db.query(prepared: "changerelay_claim", claimStatement, ["\(lease.components.seconds) seconds"]).rows
         return rows.compactMap { row in
             guard let id = row[0].flatMap({ Int64($0) }), let key = row[1], let url = row[2], let method = row[3],
                   let body = row[6], let policyText = row[7], let attempt = row[8].flatMap({ Int($0) }),
@@ -338,6 +321,36 @@ public final class Dispatcher: Sendable {
             for (index, value) in row.enumerated() { columns[index].append(value) }
         }
         try db.query(prepared: "changerelay_record", recordStatement, columns.map(postgresArrayLiteral))
+    }
+
+    /// The limit is part of the statement's text, not a parameter: a prepared statement's
+    /// generic plan cannot see a parameter's value, and with a large backlog that plan
+    /// walked the whole table to join a few rows. Rows whose report this dispatcher cannot
+    /// write (its handlers do not use that log table) are left to one that can: sending
+    /// them here would lose their log rows.
+    static func claimStatement(concurrency: Int, reports: Set<DeliveryReport.Kind>) -> String {
+        let reportable = reports.isEmpty ? "d.report IS NULL"
+            : "(d.report IS NULL OR d.report ?| ARRAY[" + DeliveryReport.Kind.allCases.filter(reports.contains)
+                .map { "'" + $0.key + "'" }.joined(separator: ", ") + "])"
+        return """
+            WITH due AS (
+                SELECT d.id, d.status AS previous_status FROM changerelay.deliveries d
+                WHERE d.status IN ('pending', 'failed', 'sending') AND d.next_attempt_at <= now()
+                  AND (d.status <> 'sending' OR d.locked_until < now())
+                  AND \(reportable)
+                  AND (d.ordering_key IS NULL OR NOT EXISTS (
+                      SELECT 1 FROM changerelay.deliveries e
+                      WHERE e.ordering_key = d.ordering_key AND e.id < d.id
+                        AND e.status IN ('pending', 'failed', 'sending')))
+                ORDER BY d.next_attempt_at, d.id
+                LIMIT \(concurrency)
+                FOR UPDATE SKIP LOCKED)
+            UPDATE changerelay.deliveries d
+            SET status = 'sending', attempt = d.attempt + 1, locked_until = now() + $1::interval, updated_at = now()
+            FROM due WHERE d.id = due.id
+            RETURNING d.id, d.idempotency_key, d.target_url, d.method, d.headers::text, d.auth, d.body,
+                      d.retry_policy::text, d.attempt, d.ordering_key, due.previous_status, d.attempt_field
+            """
     }
 
     /// Records attempts and moves rows on; the reports' CTEs ride along, so a log row

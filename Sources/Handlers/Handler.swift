@@ -13,10 +13,15 @@ public protocol Handler: Sendable {
     func plan(_ change: Change, at index: Int, in transaction: Transaction) throws(HandlerError) -> Effects
     /// The log tables its deliveries report into: the dispatcher's record statement names them.
     var reports: Set<DeliveryReport.Kind> { get }
+    /// The planner's batch was committed, or thrown away to be read again. A handler that
+    /// learns state from the stream keeps it, or undoes what the batch taught it, so the
+    /// batch's changes are planned the same way the second time.
+    func batchEnded(committed: Bool)
 }
 
 extension Handler {
     public var reports: Set<DeliveryReport.Kind> { [] }
+    public func batchEnded(committed: Bool) {}
 }
 
 /// A change a handler could not plan for. It names the position, the table and the
@@ -42,6 +47,7 @@ public struct HandlerError: Error, Sendable, Hashable, CustomStringConvertible {
 /// Dispatches each change to the handlers of its table, in commit order.
 public struct Router: Sendable {
     private let byTable: [String: [any Handler]]
+    private let handlers: [any Handler]
 
     public init(_ handlers: [any Handler]) {
         var byTable: [String: [any Handler]] = [:]
@@ -49,7 +55,13 @@ public struct Router: Sendable {
             for table in handler.tables { byTable[table, default: []].append(handler) }
         }
         self.byTable = byTable
+        self.handlers = handlers
         reports = handlers.reduce(into: []) { $0.formUnion($1.reports) }
+    }
+
+    /// Tells every handler how the batch ended.
+    public func batchEnded(committed: Bool) {
+        for handler in handlers { handler.batchEnded(committed: committed) }
     }
 
     public var isEmpty: Bool { byTable.isEmpty }

@@ -36,6 +36,19 @@ public final class Planner: TransactionSink {
     /// The committed checkpoint: transactions ending at or before it were planned already.
     public private(set) var durablePosition: LSN
     private var batch = Batch()
+    /// A batch thrown away (a lost connection, a failed commit), settled before anything
+    /// more is planned: the handlers must forget what it taught them, unless its COMMIT
+    /// went through after all.
+    private enum Unsettled {
+        /// Planning had started; nothing of it can have been committed.
+        case discarded
+        /// The batch ending here may have been committed.
+        case inDoubt(LSN)
+    }
+
+    private var unsettled: Unsettled?
+    /// The router has seen changes since the last commit.
+    private var plannedSinceCommit = false
     /// Handlers reuse a few policies and header sets: encode each once.
     private var encodedPolicies: [RetryPolicy: String] = [:]
     private var encodedHeaders: [[PlannedDelivery.Header]: String] = [:]
@@ -89,6 +102,7 @@ public final class Planner: TransactionSink {
     public var hasPending: Bool { batch.end != nil }
 
     public func accept(_ transaction: Transaction) throws -> SinkProgress {
+        if let unsettled { try settle(unsettled) }
         // A restart can be sent transactions it already planned; their effects are committed.
         guard transaction.endLSN > durablePosition else { return .proceed(durableThrough: nil) }
         if transaction.changes.isSpilled {
@@ -96,6 +110,7 @@ public final class Planner: TransactionSink {
                 "xid": "\(transaction.xid)", "commit_lsn": "\(transaction.commitLSN)", "changes": "\(transaction.changes.count)",
             ])
         }
+        plannedSinceCommit = true
         try router.plan(transaction) { effect in
             let target: Int
             switch effect {
@@ -127,7 +142,31 @@ public final class Planner: TransactionSink {
     /// connection, and the server rolls it back.
     public func discardPending() {
         if batch.began { connection = nil }
+        if unsettled == nil, plannedSinceCommit {
+            unsettled = batch.end.map(Unsettled.inDoubt) ?? .discarded
+        }
         batch = Batch()
+    }
+
+    /// Reads the stored checkpoint after a lost batch: if its COMMIT went through after all,
+    /// the batch is durable (and must not be planned twice); otherwise the handlers forget
+    /// what it taught them, since it is about to be read again.
+    private func settle(_ unsettled: Unsettled) throws {
+        var committed = false
+        if case .inDoubt(let end) = unsettled {
+            let row = try connected().query("SELECT lsn::text AS lsn FROM changerelay.checkpoints WHERE slot_name = $1",
+                                            [settings.slot])
+            let stored = row.value("lsn").flatMap { LSN($0) } ?? .zero
+            if stored >= end {
+                committed = true
+                durablePosition = max(durablePosition, stored)
+                logger.warning("a batch whose commit was in doubt had been committed; it is not planned again",
+                               metadata: ["checkpoint": "\(stored)"])
+            }
+        }
+        router.batchEnded(committed: committed)
+        self.unsettled = nil
+        plannedSinceCommit = false
     }
 
     /// Rows are sent in pieces of about this many bytes.
@@ -197,6 +236,8 @@ public final class Planner: TransactionSink {
         ])
         durablePosition = end
         batch = Batch()
+        router.batchEnded(committed: true)
+        plannedSinceCommit = false
         return end
     }
 

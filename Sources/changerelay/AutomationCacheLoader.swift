@@ -39,6 +39,8 @@ enum AutomationCacheLoader {
             }
             cache.recordCompletion(.init(jobID: job, workflowID: workflow, status: status), at: PostgresTimestamp(unixMicroseconds: micros))
         }
+        // What was loaded is the starting point, not a batch to undo.
+        cache.batchEnded(committed: true)
         logger.info("automation cache loaded", metadata: [
             "workflows": "\(workflows.rows.count)", "malformed": "\(malformed)", "recent_completions": "\(completions.rows.count)",
         ])

@@ -107,6 +107,12 @@ struct Run: ParsableCommand {
         }
         if config.automations.enabled, let baseURL = try functionsBaseURL(for: "automations") {
             let handlerLogger = Logger(label: "changerelay.automations")
+            if stateURL != sourceURL {
+                handlerLogger.warning("""
+                    the state database is not the source: completed executions are written where the stream cannot \
+                    see them, so the rate limit knows only the completions found at start
+                    """)
+            }
             let cache = try AutomationCacheLoader.load(sourceURL: sourceURL, stateURL: stateURL,
                                                        window: config.automations.rateLimitWindow, logger: handlerLogger)
             handlers.append(AutomationHandler(.init(baseURL: baseURL, maxAttempts: config.automations.maxAttempts),

@@ -115,7 +115,7 @@ private func plan(_ handler: AutomationHandler, _ transaction: Transaction) thro
 
     @Test(arguments: [
         ("[1]", "not a JSON object"), (#"{"conditions":{"field":"status"}}"#, "not an array"),
-        (#"{"conditions":["status"]}"#, "conditions[0]"), (#"{"other":1}"#, "no \"conditions\""), ("{", "not valid JSON"),
+        (#"{"other":1}"#, "no \"conditions\""), ("{", "not valid JSON"),
     ])
     func aMalformedWorkflowNeverFires(config: String, reason: String) throws {
         let handler = makeHandler()
@@ -155,5 +155,53 @@ private func plan(_ handler: AutomationHandler, _ transaction: Transaction) thro
         let effects = try plan(handler, transaction([jobUpdate(from: "pending", to: "completed")]))
         #expect(effects.deliveries.map(\.target) == ["automation-executor:w1", "automation-executor:w2"])
         #expect(Set(effects.rows.map { $0.values[0] }).count == 2)
+    }
+
+    /// A batch the planner throws away is read again: what it taught the cache is undone,
+    /// so the replanned job change fires exactly as it would have the first time.
+    @Test func aDiscardedBatchIsForgottenAndACommittedOneKept() throws {
+        let handler = makeHandler()
+        _ = try plan(handler, transaction([workflow("w1")]))
+        handler.batchEnded(committed: true)
+        let delete = Change(lsn: LSN(0x80), schema: "public", table: "automation_workflows", operation: .delete,
+                            new: nil, old: workflow("w1").new)
+        let job = jobUpdate(from: "pending", to: "completed")
+        #expect(try plan(handler, transaction([job, delete, workflow("w2")])).deliveries.count == 1)
+        handler.batchEnded(committed: false)
+        let replanned = try plan(handler, transaction([job, delete, workflow("w2")]))
+        #expect(replanned.deliveries.map(\.target) == ["automation-executor:w1"])
+        handler.batchEnded(committed: true)
+        #expect(try plan(handler, transaction([job])).deliveries.map(\.target) == ["automation-executor:w2"])
+    }
+
+    @Test func aTruncateEmptiesTheCacheAndAnUndoRestoresIt() throws {
+        let handler = makeHandler()
+        _ = try plan(handler, transaction([workflow("w1")]))
+        handler.batchEnded(committed: true)
+        let truncate = Change(lsn: LSN(0x90), schema: "public", table: "automation_workflows", operation: .truncate,
+                              new: nil, old: nil)
+        #expect(try plan(handler, transaction([truncate, jobUpdate(from: "pending", to: "completed")])) == .none)
+        handler.batchEnded(committed: false)
+        #expect(try plan(handler, transaction([jobUpdate(from: "pending", to: "completed")])).deliveries.count == 1)
+    }
+
+    /// A completion committed after the job change cannot limit it.
+    @Test func aLaterCompletionDoesNotLimitAnEarlierChange() throws {
+        let handler = makeHandler()
+        _ = try plan(handler, transaction([workflow("w1"), completion(workflow: "w1", status: "completed")], seconds: 100))
+        #expect(try plan(handler, transaction([jobUpdate(from: "open", to: "completed")], seconds: 50)).deliveries.count == 1)
+    }
+
+    /// An UPDATE that leaves a TOASTed trigger_config alone sends it as unchanged.
+    @Test func anUnchangedTriggerConfigKeepsTheKnownConditions() throws {
+        let handler = makeHandler()
+        _ = try plan(handler, transaction([workflow("w1")]))
+        var renamed = try #require(workflow("w1").new)
+        let configIndex = try #require(renamed.columns.firstIndex { $0.name == "trigger_config" })
+        renamed.values[configIndex] = .unchangedToast
+        let update = Change(lsn: LSN(0x90), schema: "public", table: "automation_workflows", operation: .update,
+                            new: renamed, old: nil)
+        _ = try plan(handler, transaction([update]))
+        #expect(try plan(handler, transaction([jobUpdate(from: "pending", to: "completed")])).deliveries.count == 1)
     }
 }

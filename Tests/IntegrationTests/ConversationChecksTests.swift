@@ -177,4 +177,40 @@ import Testing
         #expect(result.status == 1)
         #expect(result.stderr.contains("functions.service_key_file") && result.stderr.contains("CHANGERELAY_SERVICE_KEY"))
     }
+
+    /// A dispatcher whose handlers do not write `trigger_execution_logs` leaves the checks
+    /// alone (sending them would lose their attempt rows); one that does sends them.
+    @Test func aDispatcherThatCannotWriteTheAttemptRowsLeavesTheChecks() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        var both = Self.environment(setup)
+        for (key, value) in setup.environment where key.hasPrefix("CHANGERELAY_HANDLERS_ECHO") { both[key] = value }
+        let planner = try Background(["run", "--only", "planner"], environment: both)
+        try setup.db.execute("INSERT INTO user_conversations (clerk_id, agent_id, elevenlabs_conversation_id) VALUES ('c', 'a', 'el')")
+        try setup.db.execute("INSERT INTO items VALUES (1, 'marker')")
+        try RunPipelineTests.waitFor("both deliveries planned") {
+            try setup.db.execute("SELECT count(*) AS n FROM changerelay.deliveries").value("n") == "2"
+        }
+        planner.child.signal(SIGTERM)
+        #expect(planner.waitForExit() == 0)
+
+        let echoOnly = try Background(["run", "--only", "dispatcher"], environment: setup.environment)
+        try RunPipelineTests.waitFor("the echo delivery") { setup.receiver.requestCount >= 1 }
+        echoOnly.child.signal(SIGTERM)
+        #expect(echoOnly.waitForExit() == 0)
+        #expect(setup.receiver.requests.map(\.path) == ["/echo"])
+        #expect(try setup.db.execute("""
+            SELECT status FROM changerelay.deliveries WHERE handler = 'conversation_checks'
+            """).value("status") == "pending")
+
+        let full = try Background(["run", "--only", "dispatcher"], environment: both)
+        try RunPipelineTests.waitFor("the attempt row") {
+            try setup.db.execute("""
+                SELECT count(*) AS n FROM trigger_execution_logs WHERE trigger_name = 'check_conversations_trigger_attempt'
+                """).value("n") == "1"
+        }
+        full.child.signal(SIGTERM)
+        #expect(full.waitForExit() == 0)
+        #expect(setup.receiver.requests.map(\.path) == ["/echo", "/functions/v1/check-conversation"])
+    }
 }

@@ -28,6 +28,20 @@ public final class AutomationCache: Sendable {
         /// When each key last completed.
         var completions: [CompletionKey: PostgresTimestamp] = [:]
         var pruneAt = 4096
+        /// What the uncommitted batch changed, newest last, to undo if it is read again.
+        var undo: [Undo] = []
+
+        mutating func setWorkflow(_ id: String, to workflow: Workflow?) {
+            if let previous = workflows[id], let user = previous.userID { byUser[user]?.remove(id) }
+            workflows[id] = workflow
+            if let workflow, let user = workflow.userID { byUser[user, default: []].insert(id) }
+        }
+    }
+
+    private enum Undo {
+        case workflow(id: String, previous: Workflow?)
+        case completion(CompletionKey, previous: PostgresTimestamp?)
+        case everyWorkflow([String: Workflow])
     }
 
     private let state = Mutex(State())
@@ -38,18 +52,48 @@ public final class AutomationCache: Sendable {
     /// Adds or replaces a workflow (a changed `user_id` moves it).
     public func upsert(_ workflow: Workflow) {
         state.withLock { state in
-            if let previous = state.workflows[workflow.id], let user = previous.userID {
-                state.byUser[user]?.remove(previous.id)
-            }
-            state.workflows[workflow.id] = workflow
-            if let user = workflow.userID { state.byUser[user, default: []].insert(workflow.id) }
+            state.undo.append(.workflow(id: workflow.id, previous: state.workflows[workflow.id]))
+            state.setWorkflow(workflow.id, to: workflow)
         }
     }
 
     public func removeWorkflow(id: String) {
         state.withLock { state in
-            guard let previous = state.workflows.removeValue(forKey: id), let user = previous.userID else { return }
-            state.byUser[user]?.remove(id)
+            state.undo.append(.workflow(id: id, previous: state.workflows[id]))
+            state.setWorkflow(id, to: nil)
+        }
+    }
+
+    public func workflow(id: String) -> Workflow? {
+        state.withLock { $0.workflows[id] }
+    }
+
+    /// `TRUNCATE automation_workflows`.
+    public func removeEveryWorkflow() {
+        state.withLock { state in
+            state.undo.append(.everyWorkflow(state.workflows))
+            state.workflows = [:]
+            state.byUser = [:]
+        }
+    }
+
+    /// Keeps what the batch taught (it was committed), or forgets it (it is read again).
+    public func batchEnded(committed: Bool) {
+        state.withLock { state in
+            defer { state.undo.removeAll() }
+            guard !committed else { return }
+            for entry in state.undo.reversed() {
+                switch entry {
+                case .workflow(let id, let previous):
+                    state.setWorkflow(id, to: previous)
+                case .completion(let key, let previous):
+                    state.completions[key] = previous
+                case .everyWorkflow(let workflows):
+                    state.workflows = [:]
+                    state.byUser = [:]
+                    for (id, workflow) in workflows { state.setWorkflow(id, to: workflow) }
+                }
+            }
         }
     }
 
@@ -63,6 +107,7 @@ public final class AutomationCache: Sendable {
     public func recordCompletion(_ key: CompletionKey, at time: PostgresTimestamp) {
         state.withLock { state in
             if let known = state.completions[key], known >= time { return }
+            state.undo.append(.completion(key, previous: state.completions[key]))
             state.completions[key] = time
             // Completions older than the window can no longer limit anything.
             if state.completions.count >= state.pruneAt {
@@ -74,11 +119,12 @@ public final class AutomationCache: Sendable {
     }
 
     /// When the same job, workflow and status last completed, if that is within the
-    /// window before `time` (the job change's commit time).
+    /// window before `time` (the job change's commit time). A completion committed after
+    /// the job change (possible when a replay meets a cache loaded later) does not count.
     public func recentCompletion(_ key: CompletionKey, before time: PostgresTimestamp) -> PostgresTimestamp? {
         guard window > .zero else { return nil }
         return state.withLock { state in
-            guard let completed = state.completions[key],
+            guard let completed = state.completions[key], completed <= time,
                   time.microseconds - completed.microseconds < window.wholeMicroseconds else { return nil }
             return completed
         }

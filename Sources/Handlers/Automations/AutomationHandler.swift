@@ -47,6 +47,8 @@ public struct AutomationHandler: Handler {
         self.logger = logger
     }
 
+    public func batchEnded(committed: Bool) { cache.batchEnded(committed: committed) }
+
     public func plan(_ change: Change, at index: Int, in transaction: Transaction) throws(HandlerError) -> Effects {
         switch change.schema + "." + change.table {
         case Self.workflowsTable:
@@ -72,8 +74,10 @@ public struct AutomationHandler: Handler {
                 cache.removeWorkflow(id: oldID)
             }
             guard let id = row["id"] else { throw failure(change, "a workflow without an id") }
-            let workflow = Workflow(id: id, userID: row["user_id"], triggerType: row["trigger_type"],
+            var workflow = Workflow(id: id, userID: row["user_id"], triggerType: row["trigger_type"],
                                     isActive: row["is_active"], status: row["status"], triggerConfig: row["trigger_config"])
+            // A large trigger_config that this UPDATE left alone arrives as "unchanged": keep what is known.
+            if row.isUnchanged("trigger_config"), let known = cache.workflow(id: id) { workflow.conditions = known.conditions }
             if workflow.isLive, case .failure(let problem) = workflow.conditions {
                 logger.warning("workflow cannot fire: its configuration is malformed; it is skipped until it is fixed", metadata: [
                     "workflow": "\(id)", "lsn": "\(lsn)", "reason": "\(problem)",
@@ -84,7 +88,7 @@ public struct AutomationHandler: Handler {
             guard let old = change.old, let id = try Fields(old, handler: name, change: change)["id"] else { return }
             cache.removeWorkflow(id: id)
         case .truncate:
-            throw failure(change, "automation_workflows was truncated; restart the service so it reloads the workflows")
+            cache.removeEveryWorkflow()
         }
     }
 
@@ -118,7 +122,7 @@ public struct AutomationHandler: Handler {
         guard !firing.isEmpty else { return .none }
 
         var jobJSON = JSONWriter(capacity: 256)
-        do { try ChangeRenderer.appendRow(new, of: change, to: &jobJSON) } catch {
+        do { try ChangeRenderer.appendRow(Self.filled(new, from: oldRow), of: change, to: &jobJSON) } catch {
             throw failure(change, error.description)
         }
         let triggerData = Self.triggerData(jobID: jobID, newStatus: newStatus, oldStatus: old["status"],
@@ -147,6 +151,16 @@ public struct AutomationHandler: Handler {
                 report: .automationExecution(id: executionID)))
         }
         return effects
+    }
+
+    /// The new row with its unchanged TOAST values taken from the old one (jobs has
+    /// REPLICA IDENTITY FULL), so `trigger_data.job` is the whole row.
+    static func filled(_ new: Row, from old: Row) -> Row {
+        var row = new
+        for index in row.values.indices where index < old.values.count {
+            if case .unchangedToast = row.values[index] { row.values[index] = old.values[index] }
+        }
+        return row
     }
 
     private func logRow(_ id: String, workflow: String, status: String, triggerData: String, error: String?) -> PlannedRow {

@@ -1,0 +1,178 @@
+import Decoding
+
+/// What one `habit_tracker` row becomes in the new schema: its child, its week, one habit
+/// per element of `habits` (position = index) and one record per non-empty day.
+///
+/// The rules for `habits`, chosen so that nothing is guessed:
+/// - NULL, or an empty array, is a week without habits;
+/// - otherwise it must be an array of objects, each with a non-blank string `name`;
+///   `time_period` is a string or absent/null;
+/// - `times` is absent/null (no records) or an array of exactly 7 values, Monday first;
+///   each is `"done"`, `"partial"`, `"missed"`, or `""`/null for no record.
+/// Anything else is a `HabitProjectionError` naming the row, the element and the problem.
+public struct HabitProjection: Sendable, Equatable {
+    public struct Child: Sendable, Hashable {
+        public var userID: String
+        public var name: String
+
+        public init(userID: String, name: String) {
+            self.userID = userID
+            self.name = name
+        }
+    }
+
+    public struct Week: Sendable, Equatable {
+        public var sourceID: Int64
+        /// ISO `YYYY-MM-DD`.
+        public var startDate: String
+        public var period: String?
+
+        public init(sourceID: Int64, startDate: String, period: String?) {
+            self.sourceID = sourceID
+            self.startDate = startDate
+            self.period = period
+        }
+    }
+
+    public struct Habit: Sendable, Equatable {
+        public var name: String
+        public var timePeriod: String?
+        public var position: Int
+        public var records: [Record]
+    }
+
+    public struct Record: Sendable, Equatable {
+        /// ISO `YYYY-MM-DD`: the week's start plus the day's index.
+        public var date: String
+        public var status: String
+
+        public init(date: String, status: String) {
+            self.date = date
+            self.status = status
+        }
+    }
+
+    public static let statuses: Set<String> = ["done", "partial", "missed"]
+
+    public var child: Child
+    public var week: Week
+    public var habits: [Habit]
+
+    /// Projects a row given as its text values (`habits` as JSON text, `week_start_date` as ISO date).
+    public init(id: String?, userID: String?, childName: String?, weekStartDate: String?, weekPeriod: String?,
+                habits habitsJSON: String?) throws(HabitProjectionError) {
+        guard let id, let sourceID = Int64(id) else { throw HabitProjectionError(row: id, problem: "id is not a bigint") }
+        func fail(_ problem: String) -> HabitProjectionError { HabitProjectionError(row: id, problem: problem) }
+        guard let userID else { throw fail("user_id is NULL") }
+        guard let childName, !childName.allSatisfy(\.isWhitespace) else { throw fail("child_name is NULL or blank") }
+        guard let weekStartDate, let start = CivilDate(iso: weekStartDate) else {
+            throw fail("week_start_date is NULL or not a date")
+        }
+        child = Child(userID: userID, name: childName)
+        week = Week(sourceID: sourceID, startDate: start.iso, period: weekPeriod)
+        habits = []
+        guard let habitsJSON else { return }
+        let document: JSONValue
+        do { document = try JSONParser.parse(habitsJSON) } catch { throw fail("habits is not valid JSON: \(error)") }
+        guard case .array(let elements) = document else { throw fail("habits is not a JSON array") }
+        for (position, element) in elements.enumerated() {
+            let path = "habits[\(position)]"
+            guard case .object = element else { throw fail("\(path) is not an object") }
+            guard case .string(let name)? = element["name"], !name.allSatisfy(\.isWhitespace) else {
+                throw fail("\(path) has no non-blank string \"name\"")
+            }
+            let timePeriod: String?
+            switch element["time_period"] {
+            case nil, .null?: timePeriod = nil
+            case .string(let text)?: timePeriod = text
+            default: throw fail("\(path).time_period is not a string")
+            }
+            var records: [Record] = []
+            switch element["times"] {
+            case nil, .null?:
+                break
+            case .array(let days)?:
+                guard days.count == 7 else { throw fail("\(path).times has \(days.count) values, not 7") }
+                for (day, value) in days.enumerated() {
+                    switch value {
+                    case .null, .string(""):
+                        continue
+                    case .string(let status) where Self.statuses.contains(status):
+                        records.append(Record(date: start.adding(days: day).iso, status: status))
+                    default:
+                        throw fail("\(path).times[\(day)] is not \"done\", \"partial\", \"missed\", \"\" or null")
+                    }
+                }
+            default:
+                throw fail("\(path).times is not an array")
+            }
+            habits.append(Habit(name: name, timePeriod: timePeriod, position: position, records: records))
+        }
+    }
+}
+
+/// A `habit_tracker` row whose `habits` (or key columns) cannot be projected.
+public struct HabitProjectionError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The row's id as text, when it has one.
+    public var row: String?
+    public var problem: String
+
+    public var description: String { "habit_tracker row \(row ?? "?") cannot be projected: \(problem)" }
+}
+
+/// A proleptic Gregorian date, for `week_start_date + index` without Foundation's calendars.
+struct CivilDate: Hashable {
+    /// Days since 1970-01-01.
+    var days: Int
+
+    init?(iso text: String) {
+        let parts = text.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[0].count == 4, parts[1].count == 2, parts[2].count == 2,
+              let year = Int(parts[0]), let month = Int(parts[1]), let day = Int(parts[2]),
+              (1...12).contains(month), (1...Self.daysInMonth(year: year, month: month)).contains(day) else { return nil }
+        days = Self.daysFromCivil(year: year, month: month, day: day)
+    }
+
+    private init(days: Int) { self.days = days }
+
+    func adding(days more: Int) -> CivilDate { CivilDate(days: days + more) }
+
+    var iso: String {
+        let (year, month, day) = Self.civil(fromDays: days)
+        func pad(_ value: Int, _ width: Int) -> String {
+            let text = String(value)
+            return String(repeating: "0", count: max(0, width - text.count)) + text
+        }
+        return pad(year, 4) + "-" + pad(month, 2) + "-" + pad(day, 2)
+    }
+
+    static func daysInMonth(year: Int, month: Int) -> Int {
+        switch month {
+        case 2: (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
+        case 4, 6, 9, 11: 30
+        default: 31
+        }
+    }
+
+    /// Howard Hinnant's days_from_civil.
+    static func daysFromCivil(year: Int, month: Int, day: Int) -> Int {
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yearOfEra = y - era * 400
+        let dayOfYear = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
+        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+        return era * 146_097 + dayOfEra - 719_468
+    }
+
+    static func civil(fromDays days: Int) -> (Int, Int, Int) {
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let dayOfEra = z - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let mp = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
+    }
+}
