@@ -3,20 +3,12 @@ end to end through `changerelay run` to a fast loopback receiver, and the worklo
 insert TPS with and without the service."""
 import os, signal, subprocess, sys, time
 sys.path.insert(0, os.path.dirname(__file__))
-from benchlib import Cluster, RELAY
+from benchlib import Cluster, RELAY, wait_until
 
 TRANSACTIONS = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
 USERS, WORKFLOWS_PER_USER, STATUSES = 1000, 10, 5
 RECEIVER = os.path.abspath(".build/release/BenchReceiver")
 CLIENTS = 4
-
-
-def wait_until(what, condition, timeout=1800):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            sys.exit("timed out waiting for " + what)
-        time.sleep(0.1)
 
 
 def reset(cluster):

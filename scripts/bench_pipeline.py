@@ -1,19 +1,11 @@
 """Pipeline benchmarks (see bench-pipeline.sh): planning, dispatch, latency, write-path cost."""
 import os, signal, subprocess, sys, time
 sys.path.insert(0, os.path.dirname(__file__))
-from benchlib import Cluster, RELAY, timed_drain, recvlogical_options
+from benchlib import Cluster, RELAY, timed_drain, recvlogical_options, wait_until
 
 ROWS = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
 DISPATCH = int(sys.argv[2]) if len(sys.argv) > 2 else 100_000
 RECEIVER = os.path.abspath(".build/release/BenchReceiver")
-
-
-def wait_until(what, condition, timeout=900):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            sys.exit("timed out waiting for " + what)
-        time.sleep(0.05)
 
 
 def start(argv, env):

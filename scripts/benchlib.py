@@ -14,6 +14,15 @@ def free_port():
         return s.getsockname()[1]
 
 
+def wait_until(what, condition, timeout=1800):
+    """Polls `condition` until it holds; exits naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            sys.exit("timed out waiting for " + what)
+        time.sleep(0.05)
+
+
 def wait_child(proc):
     """Waits for a Popen child and returns its peak RSS in MiB."""
     _, status, usage = os.wait4(proc.pid, 0)

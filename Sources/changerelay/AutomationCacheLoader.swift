@@ -11,13 +11,13 @@ enum AutomationCacheLoader {
         let cache = AutomationCache(rateLimitWindow: window)
         let source = try PostgresConnection(url: sourceURL)
         let workflows = try source.execute("""
-            SELECT id::text, user_id::text, trigger_type, is_active::text, status, trigger_config::text
+            SELECT id::text, user_id::text, trigger_type, is_active, status, trigger_config::text
             FROM public.automation_workflows
             """)
         var malformed = 0
         for row in workflows.rows {
             guard let id = row[0] else { continue }
-            let workflow = Workflow(id: id, userID: row[1], triggerType: row[2], isActive: row[3].map { $0 == "true" ? "t" : "f" },
+            let workflow = Workflow(id: id, userID: row[1], triggerType: row[2], isActive: row[3],
                                     status: row[4], triggerConfig: row[5])
             if workflow.isLive, case .failure(let problem) = workflow.conditions {
                 malformed += 1

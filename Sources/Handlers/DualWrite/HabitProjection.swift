@@ -1,4 +1,5 @@
 import Decoding
+import Replication
 
 /// What one `habit_tracker` row becomes in the new schema: its child, its week, one habit
 /// per element of `habits` (position = index) and one record per non-empty day.
@@ -120,59 +121,29 @@ public struct HabitProjectionError: Error, Sendable, Hashable, CustomStringConve
     public var description: String { "habit_tracker row \(row ?? "?") cannot be projected: \(problem)" }
 }
 
-/// A proleptic Gregorian date, for `week_start_date + index` without Foundation's calendars.
+/// A date as days on Postgres' own calendar (`CivilCalendar`), for `week_start_date + index`.
 struct CivilDate: Hashable {
-    /// Days since 1970-01-01.
-    var days: Int
+    var daysSince2000: Int64
 
     init?(iso text: String) {
         let parts = text.split(separator: "-", omittingEmptySubsequences: false)
         guard parts.count == 3, parts[0].count == 4, parts[1].count == 2, parts[2].count == 2,
-              let year = Int(parts[0]), let month = Int(parts[1]), let day = Int(parts[2]),
-              (1...12).contains(month), (1...Self.daysInMonth(year: year, month: month)).contains(day) else { return nil }
-        days = Self.daysFromCivil(year: year, month: month, day: day)
+              let year = Int64(parts[0]), let month = Int64(parts[1]), let day = Int64(parts[2]),
+              (1...12).contains(month), (1...CivilCalendar.daysInMonth(year: year, month: month)).contains(day)
+        else { return nil }
+        daysSince2000 = CivilCalendar.daysSince2000(year: year, month: month, day: day)
     }
 
-    private init(days: Int) { self.days = days }
+    private init(daysSince2000: Int64) { self.daysSince2000 = daysSince2000 }
 
-    func adding(days more: Int) -> CivilDate { CivilDate(days: days + more) }
+    func adding(days: Int) -> CivilDate { CivilDate(daysSince2000: daysSince2000 + Int64(days)) }
 
     var iso: String {
-        let (year, month, day) = Self.civil(fromDays: days)
-        func pad(_ value: Int, _ width: Int) -> String {
+        let (year, month, day) = CivilCalendar.date(daysSince2000: daysSince2000)
+        func pad(_ value: Int64, _ width: Int) -> String {
             let text = String(value)
             return String(repeating: "0", count: max(0, width - text.count)) + text
         }
         return pad(year, 4) + "-" + pad(month, 2) + "-" + pad(day, 2)
-    }
-
-    static func daysInMonth(year: Int, month: Int) -> Int {
-        switch month {
-        case 2: (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
-        case 4, 6, 9, 11: 30
-        default: 31
-        }
-    }
-
-    /// Howard Hinnant's days_from_civil.
-    static func daysFromCivil(year: Int, month: Int, day: Int) -> Int {
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yearOfEra = y - era * 400
-        let dayOfYear = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
-        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
-        return era * 146_097 + dayOfEra - 719_468
-    }
-
-    static func civil(fromDays days: Int) -> (Int, Int, Int) {
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let dayOfEra = z - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let mp = (5 * dayOfYear + 2) / 153
-        let day = dayOfYear - (153 * mp + 2) / 5 + 1
-        let month = mp < 10 ? mp + 3 : mp - 9
-        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
     }
 }
