@@ -33,6 +33,13 @@ public struct Config: Sendable {
         public var rateLimitWindow: Duration
     }
 
+    public struct DualWrite: Sendable {
+        public var mode: DualWriteMode
+        /// How often expired `idempotency_log` rows are deleted (the seed's hourly pg_cron
+        /// job); nil when `cleanup_interval_s = 0` leaves that to something else.
+        public var cleanupInterval: Duration?
+    }
+
     public struct Webhooks: Sendable {
         public var enabled: Bool
         public var allowPrivateTargets: Bool
@@ -55,7 +62,7 @@ public struct Config: Sendable {
     public var functions: Functions
     public var conversationChecks: ConversationChecks
     public var automations: Automations
-    public var dualWriteMode: DualWriteMode
+    public var dualWrite: DualWrite
     public var webhooks: Webhooks
     public var messageBuffer: MessageBuffer
     public var delivery: Delivery
@@ -160,7 +167,9 @@ public struct Config: Sendable {
             enabled: boolean("automations.enabled"),
             maxAttempts: integer("automations.max_attempts"),
             rateLimitWindow: .seconds(integer("automations.rate_limit_window_s")))
-        dualWriteMode = DualWriteMode(rawValue: string("dual_write.mode")!)!
+        let cleanupSeconds = integer("dual_write.cleanup_interval_s")
+        dualWrite = DualWrite(mode: DualWriteMode(rawValue: string("dual_write.mode")!)!,
+                              cleanupInterval: cleanupSeconds == 0 ? nil : .seconds(cleanupSeconds))
         webhooks = Webhooks(enabled: boolean("webhooks.enabled"),
                             allowPrivateTargets: boolean("webhooks.allow_private_targets"))
         messageBuffer = MessageBuffer(

@@ -39,6 +39,7 @@ enum ConfigSchema {
         ConfigKey(section: "automations", name: "max_attempts", kind: .integer(1...100), defaultValue: .integer(5)),
         ConfigKey(section: "automations", name: "rate_limit_window_s", kind: .integer(0...31_536_000), defaultValue: .integer(3600)),
         ConfigKey(section: "dual_write", name: "mode", kind: .choice(["off", "log", "shadow", "apply"]), defaultValue: .string("off")),
+        ConfigKey(section: "dual_write", name: "cleanup_interval_s", kind: .integer(0...604_800), defaultValue: .integer(3600)),
         ConfigKey(section: "webhooks", name: "enabled", kind: .boolean, defaultValue: .boolean(true)),
         ConfigKey(section: "webhooks", name: "allow_private_targets", kind: .boolean, defaultValue: .boolean(false)),
         ConfigKey(section: "message_buffer", name: "duration_ms", kind: .integer(0...86_400_000), defaultValue: .integer(30_000)),

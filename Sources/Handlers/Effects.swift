@@ -60,6 +60,21 @@ public struct PlannedRow: Sendable, Hashable {
     }
 }
 
+/// How a handler whose effects are more than inserts (upserts, deletes, comparisons)
+/// still gets them exactly once: its rows are copied into `table` with the batch, then
+/// `statements` apply them with set-based SQL in the checkpoint transaction, and must
+/// leave `table` empty. Their last result reaches the handler once the batch is committed.
+public struct Staging: Sendable, Hashable {
+    public var table: TableName
+    /// One or more statements, sent as one simple query.
+    public var statements: String
+
+    public init(table: TableName, statements: String) {
+        self.table = table
+        self.statements = statements
+    }
+}
+
 /// Everything one handler plans for one change.
 public struct Effects: Sendable, Hashable {
     public var deliveries: [PlannedDelivery]

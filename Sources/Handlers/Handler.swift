@@ -1,5 +1,6 @@
 import Decoding
 import Delivery
+import Replication
 
 /// Pure planning: a decoded change in, the effects it calls for out. No I/O, so the
 /// same code serves the live stream, a backfill and a replay, and tests need no database.
@@ -17,11 +18,17 @@ public protocol Handler: Sendable {
     /// learns state from the stream keeps it, or undoes what the batch taught it, so the
     /// batch's changes are planned the same way the second time.
     func batchEnded(committed: Bool)
+    /// Where its rows are staged and how they are applied, for a handler whose rows are not plain inserts.
+    var staging: Staging? { get }
+    /// The staging statements' last result, once the batch that ran them is committed.
+    func stagedBatchCommitted(_ result: QueryResult)
 }
 
 extension Handler {
     public var reports: Set<DeliveryReport.Kind> { [] }
     public func batchEnded(committed: Bool) {}
+    public var staging: Staging? { nil }
+    public func stagedBatchCommitted(_ result: QueryResult) {}
 }
 
 /// A change a handler could not plan for. It names the position, the table and the
@@ -57,7 +64,20 @@ public struct Router: Sendable {
         self.byTable = byTable
         self.handlers = handlers
         reports = handlers.reduce(into: []) { $0.formUnion($1.reports) }
+        var staged: [TableName: any Handler] = [:]
+        for handler in handlers {
+            guard let staging = handler.staging else { continue }
+            precondition(staged[staging.table] == nil, "two handlers stage rows in \(staging.table)")
+            staged[staging.table] = handler
+        }
+        stagingHandlers = staged
     }
+
+    private let stagingHandlers: [TableName: any Handler]
+
+    /// The handler that stages rows in `table`, if any: the planner runs its statements
+    /// before the checkpoint of a batch that copied rows there.
+    public func stagingHandler(for table: TableName) -> (any Handler)? { stagingHandlers[table] }
 
     /// Tells every handler how the batch ended.
     public func batchEnded(committed: Bool) {

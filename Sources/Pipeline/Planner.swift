@@ -85,6 +85,8 @@ public final class Planner: TransactionSink {
         var transactions = 0
         var end: LSN?
         var opened: ContinuousClock.Instant?
+        /// Staging tables this batch copied rows into: their handlers' statements run before the checkpoint.
+        var staged: Set<TableName> = []
     }
 
     public init(_ settings: Settings, router: Router, logger: Logger) throws(PostgresError) {
@@ -120,6 +122,7 @@ public final class Planner: TransactionSink {
             case .row(let row):
                 target = number(of: CopyTarget(table: row.table, columns: row.columns))
                 CopyText.appendRow(row.values, to: &batch.rows[target])
+                if router.stagingHandler(for: row.table) != nil { batch.staged.insert(row.table) }
             }
             if batch.rows[target].count >= Self.pieceBytes { try send(target) }
         }
@@ -215,10 +218,15 @@ public final class Planner: TransactionSink {
         // The open COPY's target first: one COPY fewer to open.
         if let open = batch.copying { try send(open) }
         for target in batch.rows.indices { try send(target) }
+        var stagedResults: [(any Handler, QueryResult)] = []
         do {
             let connection = try connected()
             if batch.copying != nil { try connection.endCopy() }
             if !batch.began { try connection.execute("BEGIN") }
+            for table in batch.staged {
+                guard let handler = router.stagingHandler(for: table), let staging = handler.staging else { continue }
+                stagedResults.append((handler, try connection.execute(staging.statements)))
+            }
             try connection.query("""
                 INSERT INTO changerelay.checkpoints (slot_name, lsn, updated_at) VALUES ($1, $2::pg_lsn, now())
                 ON CONFLICT (slot_name) DO UPDATE SET lsn = EXCLUDED.lsn, updated_at = now()
@@ -236,6 +244,7 @@ public final class Planner: TransactionSink {
         ])
         durablePosition = end
         batch = Batch()
+        for (handler, result) in stagedResults { handler.stagedBatchCommitted(result) }
         router.batchEnded(committed: true)
         plannedSinceCommit = false
         return end

@@ -68,6 +68,7 @@ public enum SetupError: Error, CustomStringConvertible {
     case migrationFailed(file: String, underlying: PostgresError)
     case slotPluginMismatch(slot: String, existing: String, configured: String)
     case sqlDirectoryMissing
+    case migrationMissing(file: String, neededBy: String)
 
     public var description: String {
         switch self {
@@ -78,6 +79,8 @@ public enum SetupError: Error, CustomStringConvertible {
                 + "SELECT pg_drop_replication_slot('\(slot)') or set source.plugin = \"\(existing)\""
         case .sqlDirectoryMissing:
             "cannot find the sql/ directory; set CHANGERELAY_SQL_DIR to the folder holding 001_changerelay_schema.sql"
+        case .migrationMissing(let file, let neededBy):
+            "\(neededBy) needs sql/\(file), which this database has not had: run changerelay setup"
         }
     }
 }

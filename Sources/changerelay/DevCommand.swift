@@ -54,6 +54,7 @@ struct Dev: ParsableCommand {
             let router = Router([
                 ConversationCheckHandler(.init(baseURL: baseURL)),
                 AutomationHandler(.init(baseURL: baseURL), cache: cache, logger: handlerLogger),
+                DualWriteHandler(mode: .apply, logger: Logger(label: "changerelay.dual_write")),
             ])
             DevSamples.write(to: connection, logger: logger)
             logger.notice("the service is running against the local database; Ctrl-C stops", metadata: [
@@ -64,6 +65,7 @@ struct Dev: ParsableCommand {
                 router: router,
                 dispatcher: .init(stateURL: cluster.url, concurrency: 16, credentials: credentials, reports: router.reports),
                 planner: .init(stateURL: cluster.url, slot: slot),
+                cleanupInterval: .seconds(3600),
                 source: ChangeStream.Settings(databaseURL: cluster.url, plugin: plugin, slot: slot,
                                               publication: "changerelay_pub", statusInterval: .seconds(1)))
         } catch let error as CustomStringConvertible & Error {

@@ -8,6 +8,7 @@ import Decoding
 /// so a reader never sees half of one. A failed write throws, so what was not written
 /// is never acknowledged.
 struct FileOutput {
+    static let standardOutput = FileOutput(descriptor: 1)
     static let standardError = FileOutput(descriptor: 2)
     let descriptor: Int32
 

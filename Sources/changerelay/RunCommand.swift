@@ -6,6 +6,7 @@ import Handlers
 import Logging
 import Pipeline
 import Replication
+import Schema
 
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -38,6 +39,7 @@ struct Run: ParsableCommand {
                                   timeout: config.delivery.timeout, credentials: credentials, reports: router.reports),
                 planner: .init(stateURL: stateURL, slot: config.source.slot, maxBatchChanges: config.pipeline.batchMaxChanges,
                                maxBatchAge: config.pipeline.batchMaxAge),
+                cleanupInterval: config.dualWrite.cleanupInterval,
                 source: ChangeStream.Settings(databaseURL: sourceURL, plugin: config.source.plugin,
                                               slot: config.source.slot, publication: config.source.publication,
                                               statusInterval: config.source.statusInterval, spill: config.spillSettings,
@@ -48,10 +50,11 @@ struct Run: ParsableCommand {
         }
     }
 
-    /// The stream into the planner on this thread, the dispatcher on its own, until a
-    /// signal or a source error; `dev` runs the same.
+    /// The stream into the planner on this thread, the dispatcher and the `idempotency_log`
+    /// clean-up each on their own, until a signal or a source error; `dev` runs the same.
     static func runService(router: Router, only: Role = .all, dispatcher dispatcherSettings: Dispatcher.Settings,
-                           planner plannerSettings: Planner.Settings, source: ChangeStream.Settings) throws {
+                           planner plannerSettings: Planner.Settings, cleanupInterval: Duration?,
+                           source: ChangeStream.Settings) throws {
         let client = try HTTPClient(configuration: .init(maxConcurrentTransfers: dispatcherSettings.concurrency))
         defer { client.close() }
         let dispatcher = try Dispatcher(dispatcherSettings, client: client, logger: Logger(label: "changerelay.dispatcher"))
@@ -66,6 +69,19 @@ struct Run: ParsableCommand {
         }
         dispatcherThread.name = "changerelay-dispatcher"
         dispatcherThread.start()
+        let cleanupDone = DispatchSemaphore(value: 0)
+        if let cleanupInterval {
+            let stateURL = plannerSettings.stateURL
+            let cleanupThread = Thread {
+                IdempotencyLogCleanup(stateURL: stateURL, interval: cleanupInterval, logger: Logger(label: "changerelay.cleanup"))
+                    .run(shouldStop: { Signals.shouldStop })
+                cleanupDone.signal()
+            }
+            cleanupThread.name = "changerelay-cleanup"
+            cleanupThread.start()
+        } else {
+            cleanupDone.signal()
+        }
         var planner = try Planner(plannerSettings, router: router, logger: Logger(label: "changerelay.planner"))
         var sourceError: (any Error)?
         do {
@@ -76,6 +92,7 @@ struct Run: ParsableCommand {
             Signals.stopRequested.store(true, ordering: .relaxed)
         }
         dispatcherDone.wait()
+        cleanupDone.wait()
         if let sourceError { throw sourceError }
     }
 
@@ -118,6 +135,16 @@ struct Run: ParsableCommand {
             handlers.append(AutomationHandler(.init(baseURL: baseURL, maxAttempts: config.automations.maxAttempts),
                                               cache: cache, logger: handlerLogger))
         }
+        if let mode = DualWriteHandler.Mode(rawValue: config.dualWrite.mode.rawValue) {
+            guard stateURL == sourceURL else {
+                throw ConfigError(key: "dual_write.mode", origin: "configuration", reason: """
+                    \(mode.rawValue) writes idempotency_log (and the new schema) in the checkpoint transaction, \
+                    so the state database must be the source: leave state.database_url unset
+                    """)
+            }
+            try requireDualWriteSchema(stateURL: stateURL)
+            handlers.append(DualWriteHandler(mode: mode, logger: Logger(label: "changerelay.dual_write")))
+        }
         if let url = config.echo.url {
             guard !config.echo.tables.isEmpty else {
                 throw ConfigError(key: "handlers.echo.tables", origin: "configuration", reason: "is empty while handlers.echo.url is set")
@@ -126,6 +153,13 @@ struct Run: ParsableCommand {
                 base: .milliseconds(500), cap: config.echo.retryCap, maxAttempts: config.echo.maxAttempts, jitter: .full)))
         }
         return handlers
+    }
+
+    /// The staging table is 008's: without it the first batch would fail mid-stream.
+    static func requireDualWriteSchema(stateURL: String) throws {
+        let found = try PostgresConnection(url: stateURL)
+            .query("SELECT to_regclass('changerelay.dual_write_staged')::text AS staged", []).value("staged")
+        guard found != nil else { throw SetupError.migrationMissing(file: "008_dual_write.sql", neededBy: "dual_write.mode") }
     }
 
     /// The service key from `CHANGERELAY_SERVICE_KEY` or `functions.service_key_file`; never from the database.

@@ -29,7 +29,8 @@ private func loadError(_ text: String, environment: [String: String] = [:]) thro
         #expect(config.conversationChecks.retryDelay == .milliseconds(10_000))
         #expect(config.automations.rateLimitWindow == .seconds(3600))
         #expect(config.messageBuffer.maxSize == 50)
-        #expect(config.dualWriteMode == .off)
+        #expect(config.dualWrite.mode == .off)
+        #expect(config.dualWrite.cleanupInterval == .seconds(3600))
         #expect(config.source.databaseURL == nil)
         #expect(throws: ConfigError.self) { try config.requireSourceURL() }
     }
@@ -57,7 +58,7 @@ private func loadError(_ text: String, environment: [String: String] = [:]) thro
         #expect(config.source.plugin == .wal2json)
         #expect(config.source.slot == "relay_slot")
         #expect(config.stateDatabaseURL == "postgresql://relay@state/app")
-        #expect(config.dualWriteMode == .shadow)
+        #expect(config.dualWrite.mode == .shadow)
         #expect(config.messageBuffer.duration == .milliseconds(1500))
     }
 

@@ -112,6 +112,48 @@ public struct HabitProjection: Sendable, Equatable {
     }
 }
 
+extension HabitProjection {
+    /// The form the service stages (`changerelay.dual_write_staged.projection`), which
+    /// `sql/008`'s `staged_*` views read: `{"user_id", "child_name", "week_start_date",
+    /// "week_period", "habits": [{"name", "time_period", "records": [{"date", "status"}]}]}`.
+    public var json: String {
+        var writer = JSONWriter(capacity: 256 + habits.count * 256)
+        writer.beginObject()
+        writer.key("user_id")
+        writer.string(child.userID)
+        writer.key("child_name")
+        writer.string(child.name)
+        writer.key("week_start_date")
+        writer.string(week.startDate)
+        writer.key("week_period")
+        if let period = week.period { writer.string(period) } else { writer.null() }
+        writer.key("habits")
+        writer.beginArray()
+        for habit in habits {
+            writer.beginObject()
+            writer.key("name")
+            writer.string(habit.name)
+            writer.key("time_period")
+            if let timePeriod = habit.timePeriod { writer.string(timePeriod) } else { writer.null() }
+            writer.key("records")
+            writer.beginArray()
+            for record in habit.records {
+                writer.beginObject()
+                writer.key("date")
+                writer.string(record.date)
+                writer.key("status")
+                writer.string(record.status)
+                writer.endObject()
+            }
+            writer.endArray()
+            writer.endObject()
+        }
+        writer.endArray()
+        writer.endObject()
+        return writer.string
+    }
+}
+
 /// A `habit_tracker` row whose `habits` (or key columns) cannot be projected.
 public struct HabitProjectionError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The row's id as text, when it has one.

@@ -1,0 +1,168 @@
+import Decoding
+import Logging
+import Metrics
+import Replication
+
+/// What the seed's `sync_old_to_new()` trigger did, from the stream: every change of
+/// `habit_tracker` is staged with its projection in the checkpoint transaction, and the
+/// batch is then logged (`log`), compared with the new schema (`shadow`) or written into
+/// it (`apply`) by set-based SQL in that same transaction, so each change takes effect
+/// exactly once however often the stream re-sends it.
+///
+/// A row that cannot be projected is logged, counted and recorded as `invalid_source`
+/// drift, its `idempotency_log` row says `failed`, and the new schema keeps what it had:
+/// one bad row never stops the others.
+public struct DualWriteHandler: Handler {
+    /// `dual_write.mode`, without `off` (no handler at all).
+    public enum Mode: String, Sendable, Hashable, CaseIterable {
+        /// Phase 0: log each change and write `idempotency_log` `not_implemented`.
+        case log
+        /// Compare each change's projection with the new schema; write only drift.
+        case shadow
+        /// Phase 1: write the projection.
+        case apply
+    }
+
+    public static let table = "public.habit_tracker"
+    public static let stagingTable = TableName(schema: "changerelay", name: "dual_write_staged")
+    public static let driftMetric = "changerelay_dual_write_drift_total"
+    public static let changesMetric = "changerelay_dual_write_changes_total"
+
+    public let name = "dual_write"
+    public let tables: Set<String> = [Self.table]
+    public let mode: Mode
+    public let staging: Staging?
+    private let logger: Logger
+    /// `changerelay_dual_write_changes_total{operation}`: changes staged, by operation.
+    private let changes: [Change.Operation: Counter]
+    /// `changerelay_dual_write_drift_total{kind}`: differences recorded, by kind, once committed.
+    private let drift: [String: Counter]
+
+    public init(mode: Mode, logger: Logger, metrics: any MetricsFactory = MetricsSystem.factory) {
+        self.mode = mode
+        self.logger = logger
+        staging = Staging(table: Self.stagingTable, statements: DualWriteStatements.forBatch(in: mode))
+        changes = Dictionary(uniqueKeysWithValues: [Change.Operation.insert, .update, .delete].map { operation in
+            (operation, Counter(label: Self.changesMetric,
+                                dimensions: [("mode", mode.rawValue), ("operation", operation.rawValue)], factory: metrics))
+        })
+        drift = Dictionary(uniqueKeysWithValues: HabitDifferences.kinds.map { kind in
+            (kind, Counter(label: Self.driftMetric, dimensions: [("kind", kind)], factory: metrics))
+        })
+    }
+
+    public func plan(_ change: Change, at index: Int, in transaction: Transaction) throws(HandlerError) -> Effects {
+        let key = "\(name):\(transaction.commitLSN):\(index)"
+        switch change.operation {
+        case .truncate:
+            logger.warning("""
+                TRUNCATE of habit_tracker is not synced (the seed's row trigger never saw one either): \
+                drift-check reports the weeks it left behind
+                """, metadata: ["lsn": "\(transaction.commitLSN)"])
+            return .none
+        case .insert, .update:
+            guard let new = change.new else { throw failure(change, "an \(change.operation.rawValue) without its new row") }
+            let row = try RowValues(new: new, old: change.old, handler: name, change: change)
+            var rows: [PlannedRow] = []
+            if let oldRow = change.old, change.operation == .update {
+                let old = try RowValues(new: oldRow, old: nil, handler: name, change: change)
+                if let oldID = old["id"], oldID != row["id"] {
+                    // A new primary key is a new row: the old one's week goes.
+                    rows.append(stage(old, operation: .delete, key: key + ":old", lsn: transaction.commitLSN, change: change))
+                }
+            }
+            rows.append(stage(row, operation: change.operation, key: key, lsn: transaction.commitLSN, change: change))
+            return Effects(rows: rows)
+        case .delete:
+            guard let oldRow = change.old else { throw failure(change, "a DELETE without its old row") }
+            let old = try RowValues(new: oldRow, old: nil, handler: name, change: change)
+            return Effects(rows: [stage(old, operation: .delete, key: key, lsn: transaction.commitLSN, change: change)])
+        }
+    }
+
+    /// The staged row of one change: its request, and its projection or why there is none.
+    private func stage(_ row: RowValues, operation: Change.Operation, key: String, lsn: LSN,
+                       change: Change) -> PlannedRow {
+        changes[operation]?.increment()
+        let id = row["id"]
+        if mode == .log {
+            logger.info("habit_tracker change", metadata: [
+                "table": "habit_tracker", "operation": "\(operation.rawValue.uppercased())", "id": "\(id ?? "null")",
+                "child_name": "\(row["child_name"] ?? "null")", "week_start_date": "\(row["week_start_date"] ?? "null")",
+                "lsn": "\(lsn)",
+            ])
+        }
+        var projection: String?
+        var problem: String?
+        if mode != .log, operation != .delete {
+            do {
+                projection = try HabitProjection(
+                    id: id, userID: row["user_id"], childName: row["child_name"], weekStartDate: row["week_start_date"],
+                    weekPeriod: row["week_period"], habits: row["habits"]).json
+            } catch {
+                problem = error.problem
+                logger.warning("a habit_tracker row cannot be projected: it is skipped", metadata: [
+                    "id": "\(id ?? "null")", "lsn": "\(lsn)", "problem": "\(error.problem)",
+                ])
+            }
+        }
+        return PlannedRow(table: Self.stagingTable, [
+            "habit_tracker_id": id, "source_lsn": lsn.description, "operation": operation.rawValue.uppercased(),
+            "mode": mode.rawValue, "idempotency_key": key, "request_data": row.requestData(operation: operation, lsn: lsn),
+            "projection": projection, "problem": problem,
+        ])
+    }
+
+    public func stagedBatchCommitted(_ result: QueryResult) {
+        for index in result.rows.indices {
+            guard let kind = result.value("kind", row: index), let count = result.value("count", row: index).flatMap(Int64.init)
+            else { continue }
+            drift[kind]?.increment(by: count)
+        }
+    }
+
+    private func failure(_ change: Change, _ reason: String) -> HandlerError {
+        HandlerError(handler: name, table: Self.table, key: change.keyText, reason: reason)
+    }
+}
+
+/// A `habit_tracker` row's text values. An UPDATE that leaves `habits` TOASTed and
+/// unchanged takes it from the old row, which REPLICA IDENTITY FULL provides.
+private struct RowValues {
+    private let fields: Fields
+    private let old: Fields?
+
+    init(new: Row, old: Row?, handler: String, change: Change) throws(HandlerError) {
+        fields = try Fields(new, handler: handler, change: change)
+        self.old = try old.map { row throws(HandlerError) in try Fields(row, handler: handler, change: change) }
+        for column in ["id", "habits", "child_name", "user_id", "week_start_date", "week_period"]
+        where fields.isUnchanged(column) && self.old == nil {
+            throw HandlerError(handler: handler, table: DualWriteHandler.table, key: change.keyText,
+                               reason: "\(column) was left out as unchanged TOAST and there is no old row: "
+                                + "habit_tracker needs REPLICA IDENTITY FULL")
+        }
+    }
+
+    subscript(name: String) -> String? { fields.isUnchanged(name) ? old?[name] : fields[name] }
+
+    /// The row as the seed's trigger logged it: `idempotency_log.request_data`.
+    func requestData(operation: Change.Operation, lsn: LSN) -> String {
+        var writer = JSONWriter(capacity: 512)
+        writer.beginObject()
+        writer.key("operation")
+        writer.string(operation.rawValue.uppercased())
+        writer.key("source_lsn")
+        writer.string(lsn.description)
+        writer.key("habit_tracker_id")
+        if let id = self["id"] { writer.number(text: Array(id.utf8)) } else { writer.null() }
+        for column in ["user_id", "child_name", "week_start_date", "week_period"] {
+            writer.key(column)
+            if let value = self[column] { writer.string(value) } else { writer.null() }
+        }
+        writer.key("habits")
+        // A jsonb column's text is JSON, as Postgres printed it.
+        if let habits = self["habits"] { writer.embedded(Array(habits.utf8)) } else { writer.null() }
+        writer.endObject()
+        return writer.string
+    }
+}
