@@ -1,0 +1,128 @@
+import Decoding
+import Handlers
+import Logging
+import MetricsTestKit
+import Replication
+import Testing
+
+private let columnNames = ["id", "child_name", "week_start_date", "week_period", "habits", "user_id"]
+private let columns = columnNames.map { Column(name: $0, typeOID: $0 == "id" ? 20 : 25, isKey: true) }
+private let user = "00000000-0000-0000-0000-000000000001"
+private let habits = #"[{"name": "Read", "times": ["done", "", null, "", "", "", "missed"]}]"#
+
+private enum Value {
+    case text(String)
+    case null
+    case unchanged
+}
+
+private func row(_ values: [Value]) -> Row {
+    Row(columns: columns, values: values.map { value in
+        switch value {
+        case .text(let text): .text(ArraySlice(text.utf8))
+        case .null: .null
+        case .unchanged: .unchangedToast
+        }
+    })
+}
+
+private func tracker(id: String = "7", child: String = "Ada", habits: Value = .text(habits)) -> [Value] {
+    [.text(id), .text(child), .text("2026-11-23"), .text("week"), habits, .text(user)]
+}
+
+private func change(_ operation: Change.Operation, new: [Value]?, old: [Value]? = nil) -> Change {
+    Change(lsn: LSN(0x10), schema: "public", table: "habit_tracker", operation: operation,
+           new: new.map(row), old: old.map(row))
+}
+
+private let transaction = Transaction(xid: 1, commitLSN: LSN(0x20), endLSN: LSN(0x28),
+                                      commitTime: PostgresTimestamp(microsecondsSince2000: 0), changes: [])
+
+private func staged(_ effects: Effects) -> [[String: String?]] {
+    effects.rows.map { row in
+        #expect(row.table == DualWriteHandler.stagingTable)
+        return Dictionary(uniqueKeysWithValues: zip(row.columns, row.values))
+    }
+}
+
+@Suite struct DualWriteHandlerTests {
+    let logger = Logger(label: "test")
+
+    @Test func anInsertIsStagedWithItsProjectionRequestAndKey() throws {
+        let handler = DualWriteHandler(mode: .apply, logger: logger)
+        let rows = staged(try handler.plan(change(.insert, new: tracker()), at: 3, in: transaction))
+        #expect(rows.count == 1)
+        let stagedRow = try #require(rows.first)
+        #expect(stagedRow["habit_tracker_id"] == "7" && stagedRow["operation"] == "INSERT" && stagedRow["mode"] == "apply")
+        #expect(stagedRow["idempotency_key"] == "dual_write:0/20:3" && stagedRow["source_lsn"] == "0/20")
+        #expect(stagedRow["problem"] == .some(nil))
+        let projection = try JSONParser.parse(try #require(stagedRow["projection"] ?? nil))
+        #expect(projection["child_name"] == .string("Ada") && projection["user_id"] == .string(user))
+        #expect(projection["habits"] == .array([.object([
+            ("name", .string("Read")), ("time_period", .null),
+            ("records", .array([
+                .object([("date", .string("2026-11-23")), ("status", .string("done"))]),
+                .object([("date", .string("2026-11-29")), ("status", .string("missed"))]),
+            ])),
+        ])]))
+        let request = try JSONParser.parse(try #require(stagedRow["request_data"] ?? nil))
+        #expect(request["habit_tracker_id"] == .number("7") && request["operation"] == .string("INSERT"))
+        guard case .array(let requestHabits)? = request["habits"] else { Issue.record("no habits in the request"); return }
+        #expect(requestHabits.first?["name"] == .string("Read"))
+    }
+
+    @Test func aDeleteNeedsNoProjectionAndANewPrimaryKeyMovesTheRow() throws {
+        let handler = DualWriteHandler(mode: .apply, logger: logger)
+        let deleted = staged(try handler.plan(change(.delete, new: nil, old: tracker()), at: 0, in: transaction))
+        #expect(deleted.count == 1 && deleted[0]["operation"] == "DELETE" && deleted[0]["projection"] == .some(nil))
+        let moved = staged(try handler.plan(change(.update, new: tracker(id: "8"), old: tracker(id: "7")), at: 1, in: transaction))
+        #expect(moved.map { $0["operation"] } == ["DELETE", "UPDATE"])
+        #expect(moved.map { $0["habit_tracker_id"] } == ["7", "8"])
+        #expect(moved.map { $0["idempotency_key"] } == ["dual_write:0/20:1:old", "dual_write:0/20:1"])
+    }
+
+    @Test func unchangedHabitsAreTakenFromTheOldRowAndRefusedWithoutOne() throws {
+        let handler = DualWriteHandler(mode: .shadow, logger: logger)
+        let update = change(.update, new: tracker(child: "Bea", habits: .unchanged), old: tracker())
+        let rows = staged(try handler.plan(update, at: 0, in: transaction))
+        let projection = try JSONParser.parse(try #require(rows[0]["projection"] ?? nil))
+        guard case .array(let projected)? = projection["habits"] else { Issue.record("no habits projected"); return }
+        #expect(projection["child_name"] == .string("Bea") && projected.first?["name"] == .string("Read"))
+        #expect(throws: HandlerError.self) {
+            try handler.plan(change(.update, new: tracker(habits: .unchanged), old: nil), at: 0, in: transaction)
+        }
+    }
+
+    @Test func aRowThatCannotBeProjectedIsStagedWithItsProblem() throws {
+        let handler = DualWriteHandler(mode: .apply, logger: logger)
+        let rows = staged(try handler.plan(change(.insert, new: tracker(habits: .text(#"{"a": 1}"#))), at: 0, in: transaction))
+        #expect(rows[0]["projection"] == .some(nil) && rows[0]["problem"] == "habits is not a JSON array")
+        let noUser = staged(try handler.plan(change(.insert, new: [.text("9"), .text("Ada"), .text("2026-11-23"), .null,
+                                                                   .null, .null]), at: 0, in: transaction))
+        #expect(noUser[0]["problem"] == "user_id is NULL")
+    }
+
+    @Test func logModeStagesNoProjectionAndATruncateNothing() throws {
+        let handler = DualWriteHandler(mode: .log, logger: logger)
+        let rows = staged(try handler.plan(change(.insert, new: tracker(habits: .text("42"))), at: 0, in: transaction))
+        #expect(rows[0]["mode"] == "log" && rows[0]["projection"] == .some(nil) && rows[0]["problem"] == .some(nil))
+        #expect(try handler.plan(change(.truncate, new: nil), at: 0, in: transaction) == .none)
+    }
+
+    @Test func eachModeHasItsStatementsAndDriftIsCountedOnceCommitted() throws {
+        let metrics = TestMetrics()
+        let shadow = DualWriteHandler(mode: .shadow, logger: logger, metrics: metrics)
+        let apply = DualWriteHandler(mode: .apply, logger: logger)
+        let log = DualWriteHandler(mode: .log, logger: logger)
+        #expect(shadow.staging?.statements.contains("differences") == true)
+        #expect(shadow.staging?.statements.contains("INSERT INTO public.weeks") == false)
+        #expect(apply.staging?.statements.contains("INSERT INTO public.weeks") == true)
+        #expect(log.staging?.statements.contains("differences") == false)
+        for statements in [shadow, apply, log].compactMap(\.staging?.statements) {
+            #expect(statements.contains("DELETE FROM changerelay.dual_write_staged"))
+        }
+        shadow.stagedBatchCommitted(QueryResult(columns: ["kind", "count"], rows: [["missing_record", "2"], ["invalid_source", "1"]]))
+        #expect(metrics.counterTotal(label: DualWriteHandler.driftMetric, dimensions: [("kind", "missing_record")]) == 2)
+        #expect(metrics.counterTotal(label: DualWriteHandler.driftMetric) == 3)
+    }
+}

@@ -1,0 +1,418 @@
+import Decoding
+import Foundation
+import Replication
+import Synchronization
+import Testing
+
+/// The dual-write sync of habit_tracker through `changerelay run`, checked by direct
+/// queries and by `changerelay drift-check`, in each mode.
+@Suite struct DualWriteTests {
+    static let ada = "00000000-0000-0000-0000-00000000000a"
+    static let bob = "00000000-0000-0000-0000-00000000000b"
+
+    static func environment(_ setup: RunPipelineTests.Setup, mode: String, extra: [String: String] = [:]) -> [String: String] {
+        var environment = setup.environment
+        environment["CHANGERELAY_DUAL_WRITE_MODE"] = mode
+        environment.merge(extra) { $1 }
+        return environment
+    }
+
+    /// A `habits` array: each habit's name, and its 7 days (nil for null).
+    static func habits(_ list: [(String, [String?])]) -> String {
+        var writer = JSONWriter(capacity: 256)
+        writer.beginArray()
+        for (name, days) in list {
+            writer.beginObject()
+            writer.key("name")
+            writer.string(name)
+            writer.key("time_period")
+            writer.string("morning")
+            writer.key("times")
+            writer.beginArray()
+            for day in days { if let day { writer.string(day) } else { writer.null() } }
+            writer.endArray()
+            writer.endObject()
+        }
+        writer.endArray()
+        return writer.string
+    }
+
+    static let week: [String?] = ["done", "partial", "missed", "", nil, "done", "missed"]
+
+    @discardableResult
+    static func insert(_ db: PostgresConnection, id: Int? = nil, user: String? = ada, child: String = "Ada",
+                       start: String = "2026-11-23", habits: String) throws -> String {
+        try db.query("""
+            INSERT INTO habit_tracker (id, child_name, week_start_date, week_period, habits, user_id)
+            VALUES (coalesce($1::bigint, nextval(pg_get_serial_sequence('habit_tracker', 'id'))), $2, $3::date,
+                    'week', $4::jsonb, $5::uuid)
+            RETURNING id::text
+            """, [id.map(String.init), child, start, habits, user]).value("id") ?? ""
+    }
+
+    static func count(_ db: PostgresConnection, _ sql: String) throws -> Int {
+        Int(try db.execute(sql).value("n") ?? "") ?? -1
+    }
+
+    static func waitForLogRows(_ db: PostgresConnection, _ rows: Int, timeout: Duration = .seconds(120)) throws {
+        try RunPipelineTests.waitFor("\(rows) idempotency_log rows", timeout: timeout) {
+            try count(db, "SELECT count(*) AS n FROM idempotency_log") >= rows
+        }
+    }
+
+    /// Every row of the new schema as text, for "nothing was written".
+    static func newSchema(_ db: PostgresConnection) throws -> String {
+        try db.execute("""
+            SELECT concat_ws(' | ',
+                (SELECT string_agg(format('%s %s %s', id, user_id, name), ',' ORDER BY id) FROM children),
+                (SELECT string_agg(format('%s %s %s %s', id, child_id, week_start_date, source_habit_tracker_id), ',' ORDER BY id) FROM weeks),
+                (SELECT string_agg(format('%s %s %s %s', id, week_id, name, position), ',' ORDER BY id) FROM habits),
+                (SELECT string_agg(format('%s %s %s %s', id, habit_id, record_date, status), ',' ORDER BY id) FROM habit_records)
+            ) AS dump
+            """).value("dump") ?? ""
+    }
+
+    static func driftCheck(_ setup: RunPipelineTests.Setup, _ arguments: [String] = []) throws -> CommandResult {
+        try runChangeRelay(["drift-check"] + arguments, environment: setup.environment)
+    }
+
+    @Test func applyKeepsTheNewSchemaEqualToTheProjectionThroughEveryKindOfChange() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let run = try Background(["run"], environment: Self.environment(setup, mode: "apply"))
+        let db = setup.db
+        let main = try Self.insert(db, habits: Self.habits([("Brush teeth", Self.week), ("Read", Self.week), ("Walk", Self.week)]))
+        let sibling = try Self.insert(db, start: "2026-11-30", habits: "[]")
+        let moving = try Self.insert(db, child: "Bea", habits: Self.habits([("Zähne putzen 🪥", Self.week)]))
+        let changingUser = try Self.insert(db, child: "Cy", habits: Self.habits([("Swim", Self.week)]))
+        let many = try Self.insert(db, child: "Dee", habits: Self.habits((0..<50).map { ("habit \($0)", Self.week) }))
+        let empty = try db.query("""
+            INSERT INTO habit_tracker (child_name, week_start_date, habits, user_id) VALUES ('Eve', '2026-11-23', NULL, $1)
+            RETURNING id::text
+            """, [Self.ada]).value("id") ?? ""
+        try Self.waitForLogRows(db, 6)
+        #expect(try Self.count(db, "SELECT count(*) AS n FROM habits") == 3 + 1 + 1 + 50)
+
+        // Reorder, rename, add and remove habits; change and clear records.
+        try db.query("UPDATE habit_tracker SET habits = $2::jsonb WHERE id = $1", [main, Self.habits([
+            ("Walk", ["done", "done", "done", "done", "done", "done", "done"]),
+            ("Brush teeth (both)", ["", "", "", "", "", "", ""]),
+            ("Stretch", ["partial", nil, nil, nil, nil, nil, "missed"]),
+            ("Sing", Self.week),
+        ])])
+        try db.query("UPDATE habit_tracker SET child_name = 'Bee' WHERE id = $1", [moving])
+        try db.query("UPDATE habit_tracker SET user_id = $2 WHERE id = $1", [changingUser, Self.bob])
+        try db.query("UPDATE habit_tracker SET habits = $2::jsonb, week_start_date = '2026-12-07' WHERE id = $1",
+                     [many, Self.habits((0..<49).map { ("habit \($0 + 1)", Self.week) })])
+        try db.query("DELETE FROM habit_tracker WHERE id = $1", [sibling])
+        try db.query("DELETE FROM habit_tracker WHERE id = $1", [empty])
+        // A new primary key deletes the old row's week and creates the new one's: two log rows.
+        try db.query("UPDATE habit_tracker SET id = 1000 WHERE id = $1", [many])
+        try Self.waitForLogRows(db, 14)
+
+        let check = try Self.driftCheck(setup, ["--json"])
+        #expect(check.status == 0, "\(check.stdout) \(check.stderr)")
+        let report = try JSONParser.parse(check.stdout)
+        #expect(report["rows_checked"] == .number("4") && report["rows_drifted"] == .number("0"))
+        #expect(report["children_without_weeks"] == .number("0"))
+
+        let main4 = try db.query("""
+            SELECT string_agg(h.name || '@' || h.position, ',' ORDER BY h.position) AS names
+            FROM habits h JOIN weeks w ON w.id = h.week_id WHERE w.source_habit_tracker_id = $1
+            """, [main]).value("names")
+        #expect(main4 == "Walk@0,Brush teeth (both)@1,Stretch@2,Sing@3")
+        let records = try db.query("""
+            SELECT string_agg(h.position || ':' || r.record_date || ':' || r.status, ',' ORDER BY h.position, r.record_date) AS r
+            FROM habit_records r JOIN habits h ON h.id = r.habit_id JOIN weeks w ON w.id = h.week_id
+            WHERE w.source_habit_tracker_id = $1 AND h.position IN (1, 2)
+            """, [main]).value("r")
+        #expect(records == "2:2026-11-23:partial,2:2026-11-29:missed")
+        // Ada keeps her child row (her other week went), Bea became Bee, Cy moved to Bob.
+        let children = try db.execute("SELECT string_agg(name || '/' || right(user_id::text, 1), ',' ORDER BY name) AS c FROM children")
+        #expect(children.value("c") == "Ada/a,Bee/a,Cy/b,Dee/a")
+        #expect(try Self.count(db, "SELECT count(*) AS n FROM weeks WHERE source_habit_tracker_id = 1000") == 1)
+        let log = try db.execute("""
+            SELECT bool_and(expires_at = created_at + interval '24 hours') AS expiry, count(DISTINCT key) AS keys
+            FROM idempotency_log
+            """)
+        #expect(log.value("keys") == "14" && log.value("expiry") == "t")
+        #expect(try Self.count(db, "SELECT count(*) AS n FROM idempotency_log WHERE status <> 'success'") == 0)
+        #expect(try Self.count(db, "SELECT count(*) AS n FROM idempotency_log WHERE operation = 'delete_week'") == 3)
+        #expect(try Self.count(db, "SELECT count(*) AS n FROM changerelay.dual_write_staged") == 0)
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0)
+    }
+
+    @Test func shadowRecordsExactlyTheSeededDifferencesAndWritesNothing() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let db = setup.db
+        // The new schema, filled by hand as the projection of rows 1-3, with three differences.
+        try db.execute("""
+            INSERT INTO children (id, user_id, name) VALUES (1, '\(Self.ada)', 'Ada');
+            INSERT INTO weeks (id, child_id, week_start_date, week_period, source_habit_tracker_id)
+            VALUES (1, 1, '2026-11-23', 'week', 1), (2, 1, '2026-11-30', 'week', 2), (3, 1, '2026-12-07', 'week', 3);
+            INSERT INTO habits (id, week_id, name, time_period, position)
+            VALUES (1, 1, 'Read', 'morning', 0), (2, 2, 'Read', 'morning', 0), (3, 3, 'Read', 'morning', 0),
+                   (4, 3, 'Extra', 'morning', 1);
+            INSERT INTO habit_records (habit_id, record_date, status)
+            VALUES (1, '2026-11-23', 'done'),
+                   (2, '2026-11-30', 'done'), (2, '2026-12-01', 'done'),
+                   (3, '2026-12-07', 'missed');
+            """)
+        let before = try Self.newSchema(db)
+        let run = try Background(["run"], environment: Self.environment(setup, mode: "shadow"))
+        let oneDone: [String?] = ["done", nil, nil, nil, nil, nil, nil]
+        try Self.insert(db, id: 1, start: "2026-11-23", habits: Self.habits([("Read", oneDone)]))
+        try Self.insert(db, id: 2, start: "2026-11-30", habits: Self.habits([("Read", ["done", "done", "partial", nil, nil, nil, nil])]))
+        try Self.insert(db, id: 3, start: "2026-12-07", habits: Self.habits([("Read", ["done", nil, nil, nil, nil, nil, nil])]))
+        try Self.waitForLogRows(db, 3)
+
+        #expect(try Self.newSchema(db) == before)
+        let drift = try db.execute("""
+            SELECT string_agg(format('%s %s %s %s %s', habit_tracker_id, kind, detail, expected, actual), '; '
+                              ORDER BY habit_tracker_id, kind) AS d,
+                   bool_and(source_lsn IS NOT NULL) AS positioned
+            FROM changerelay.dual_write_drift
+            """)
+        #expect(drift.value("d") == """
+            2 missing_record habits[0] 2026-12-02 "partial" ; \
+            3 extra_habit habits[1]  {"name": "Extra", "time_period": "morning"}; \
+            3 record_mismatch habits[0] 2026-12-07 "done" "missed"
+            """)
+        #expect(drift.value("positioned") == "t")
+        #expect(try Self.count(db, "SELECT count(*) AS n FROM idempotency_log WHERE status = 'shadow'") == 3)
+
+        let check = try Self.driftCheck(setup, ["--json", "--sample", "5"])
+        #expect(check.status == 1, "\(check.stdout) \(check.stderr)")
+        let report = try JSONParser.parse(check.stdout)
+        #expect(report["rows_checked"] == .number("3") && report["rows_drifted"] == .number("2"))
+        #expect(report["kinds"]?["missing_record"] == .number("1") && report["kinds"]?["extra_habit"] == .number("1")
+                && report["kinds"]?["record_mismatch"] == .number("1") && report["differences"] == .number("3"))
+        #expect(report["passed"] == .bool(false))
+        let text = try Self.driftCheck(setup, ["--threshold", "0.9"])
+        #expect(text.status == 0 && text.stdout.contains("rows drifted: 2") && text.stdout.contains("extra_habit: 1"))
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0)
+    }
+
+    @Test func logModeWritesOneNotImplementedRowPerChangeAndNothingElse() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let run = try Background(["run"], environment: Self.environment(setup, mode: "log"))
+        let db = setup.db
+        let first = try Self.insert(db, habits: Self.habits([("Read", Self.week)]))
+        try Self.insert(db, child: "Bea", habits: #"{"not": "an array"}"#)
+        try db.query("UPDATE habit_tracker SET habits = '[]' WHERE id = $1", [first])
+        try db.query("DELETE FROM habit_tracker WHERE id = $1", [first])
+        try Self.waitForLogRows(db, 4)
+        let log = try db.execute("""
+            SELECT string_agg(operation, ',' ORDER BY (request_data->>'source_lsn')::pg_lsn) AS ops, bool_and(status = 'not_implemented') AS status,
+                   bool_and(request_data ? 'habit_tracker_id') AS requests
+            FROM idempotency_log
+            """)
+        #expect(log.value("ops") == "create_week,create_week,update_habit_record,delete_week")
+        #expect(log.value("status") == "t" && log.value("requests") == "t")
+        #expect(try Self.newSchema(db) == "")
+        #expect(try Self.count(db, "SELECT count(*) AS n FROM changerelay.dual_write_drift") == 0)
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0)
+        #expect(run.stderr.contains("habit_tracker change") && run.stderr.contains("operation=INSERT")
+                && run.stderr.contains("id=\(first)") && run.stderr.contains("child_name=Ada")
+                && run.stderr.contains("week_start_date=2026-11-23") && run.stderr.contains("operation=DELETE"))
+    }
+
+    @Test func aRowThatCannotBeProjectedIsReportedAndSkippedWhileTheOthersSync() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let run = try Background(["run"], environment: Self.environment(setup, mode: "apply"))
+        let db = setup.db
+        let good = try Self.insert(db, habits: Self.habits([("Read", Self.week)]))
+        let short = try Self.insert(db, child: "Bea", habits: #"[{"name": "Read", "times": ["done"]}]"#)
+        let later = try Self.insert(db, child: "Cy", habits: Self.habits([("Swim", Self.week)]))
+        // A good row that goes bad keeps its last good projection.
+        try db.query("UPDATE habit_tracker SET habits = '[{\"name\": \"  \"}]' WHERE id = $1", [good])
+        try Self.waitForLogRows(db, 4)
+
+        let failed = try db.execute("""
+            SELECT string_agg(request_data->>'habit_tracker_id' || ' ' || (response_data->>'error'), '; ' ORDER BY key) AS f
+            FROM idempotency_log WHERE status = 'failed'
+            """).value("f") ?? ""
+        #expect(failed.contains("\(short) habits[0].times has 1 values, not 7"), "\(failed)")
+        #expect(failed.contains("\(good) ") && failed.contains("has no non-blank string \"name\""))
+        #expect(try Self.count(db, "SELECT count(*) AS n FROM changerelay.dual_write_drift WHERE kind = 'invalid_source'") == 2)
+        #expect(try Self.count(db, "SELECT count(*) AS n FROM weeks WHERE source_habit_tracker_id = \(later)") == 1)
+        #expect(try Self.count(db, "SELECT count(*) AS n FROM weeks WHERE source_habit_tracker_id = \(good)") == 1)
+        #expect(try Self.count(db, "SELECT count(*) AS n FROM weeks WHERE source_habit_tracker_id = \(short)") == 0)
+
+        let check = try Self.driftCheck(setup, ["--json"])
+        let report = try JSONParser.parse(check.stdout)
+        #expect(check.status == 1 && report["kinds"] == .object([("invalid_source", .number("2"))]), "\(check.stdout)")
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0)
+        #expect(run.stderr.contains("cannot be projected") && run.stderr.contains("id=\(short)"))
+    }
+
+    @Test func switchingFromShadowToApplyNeitherSkipsNorRepeatsAChange() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let db = setup.db
+        let stop = Atomic<Bool>(false)
+        let written = Atomic<Int>(0)
+        let writerDone = DispatchSemaphore(value: 0)
+        let writer = Thread {
+            defer { writerDone.signal() }
+            guard let db = try? setup.cluster.connect() else { return }
+            var index = 0
+            while !stop.load(ordering: .relaxed) {
+                index += 1
+                guard (try? Self.insert(db, id: index, child: "child \(index % 7)", habits: Self.habits([("Read", Self.week)]))) != nil,
+                      (try? db.execute("UPDATE habit_tracker SET week_period = 'changed' WHERE id = \(index)")) != nil
+                else { return }
+                written.store(index, ordering: .relaxed)
+            }
+        }
+        let shadow = try Background(["run"], environment: Self.environment(setup, mode: "shadow"))
+        writer.start()
+        try RunPipelineTests.waitFor("some changes in shadow mode") {
+            try Self.count(db, "SELECT count(*) AS n FROM idempotency_log WHERE status = 'shadow'") >= 100
+        }
+        shadow.child.signal(SIGTERM)
+        #expect(shadow.waitForExit() == 0)
+        let apply = try Background(["run"], environment: Self.environment(setup, mode: "apply"))
+        try RunPipelineTests.waitFor("some changes applied") {
+            try Self.count(db, "SELECT count(*) AS n FROM idempotency_log WHERE status = 'success'") >= 100
+        }
+        stop.store(true, ordering: .relaxed)
+        writerDone.wait()
+        let rows = written.load(ordering: .relaxed)
+        try Self.waitForLogRows(db, 2 * rows)
+        apply.child.signal(SIGTERM)
+        #expect(apply.waitForExit() == 0)
+
+        let log = try db.execute("""
+            SELECT count(*) AS n, count(DISTINCT key) AS keys,
+                   count(*) FILTER (WHERE status = 'shadow') AS shadowed, count(*) FILTER (WHERE status = 'success') AS applied,
+                   max((request_data->>'source_lsn')::pg_lsn) FILTER (WHERE status = 'shadow')
+                     < min((request_data->>'source_lsn')::pg_lsn) FILTER (WHERE status = 'success') AS ordered
+            FROM idempotency_log
+            """)
+        #expect(log.value("n") == String(2 * rows) && log.value("keys") == String(2 * rows))
+        #expect(Int(log.value("shadowed") ?? "") ?? 0 >= 100 && Int(log.value("applied") ?? "") ?? 0 >= 100)
+        #expect(log.value("ordered") == "t")
+        // Every row whose insert was applied is in the new schema as it is now.
+        let missing = try Self.count(db, """
+            SELECT count(*) AS n FROM habit_tracker h
+            WHERE EXISTS (SELECT FROM idempotency_log l WHERE l.status = 'success' AND l.operation = 'create_week'
+                          AND (l.request_data->>'habit_tracker_id')::bigint = h.id)
+              AND NOT EXISTS (SELECT FROM weeks w WHERE w.source_habit_tracker_id = h.id AND w.week_period = 'changed')
+            """)
+        #expect(missing == 0)
+    }
+
+    @Test func killNineDuringTenThousandChangesInApplyModeLeavesNoDriftAndOneLogRowPerChange() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let environment = Self.environment(setup, mode: "apply")
+        let transactions = 250
+        // 40 changes per transaction: 20 inserts, 15 updates of them, 5 deletes.
+        let writer = Thread {
+            guard let db = try? setup.cluster.connect() else { return }
+            for batch in 0..<transactions {
+                let first = batch * 20 + 1, last = batch * 20 + 20
+                _ = try? db.execute("""
+                    BEGIN;
+                    INSERT INTO habit_tracker (id, child_name, week_start_date, week_period, habits, user_id)
+                    SELECT g, 'child ' || (g % 13), date '2026-01-05' + 7 * (g % 20), 'week',
+                           jsonb_build_array(jsonb_build_object('name', 'habit ' || g, 'times',
+                               jsonb_build_array('done', '', null, 'missed', 'partial', 'done', '')),
+                               jsonb_build_object('name', 'second', 'time_period', 'pm')),
+                           ('00000000-0000-0000-0000-' || lpad((g % 17)::text, 12, '0'))::uuid
+                    FROM generate_series(\(first), \(last)) g;
+                    UPDATE habit_tracker SET habits = habits || '[{"name": "third", "times": ["missed", "", "", "", "", "", ""]}]',
+                                             child_name = CASE WHEN id % 3 = 0 THEN 'moved' ELSE child_name END
+                    WHERE id BETWEEN \(first) AND \(last - 5);
+                    DELETE FROM habit_tracker WHERE id BETWEEN \(last - 4) AND \(last);
+                    COMMIT;
+                    """)
+            }
+        }
+        writer.start()
+        var generator = SystemRandomNumberGenerator()
+        let changes = transactions * 40
+        for round in 1...4 {
+            // Run k dies soon after k fifths of the changes are applied, mid-batch or between.
+            let run = try Background(["run"], environment: environment)
+            try RunPipelineTests.waitFor("progress before kill \(round)") {
+                try Self.count(setup.db, "SELECT count(*) AS n FROM idempotency_log") >= round * changes / 5
+            }
+            usleep(UInt32.random(in: 0...100_000, using: &generator))
+            run.child.signal(SIGKILL)
+            _ = run.waitForExit()
+        }
+        #expect(try Self.count(setup.db, "SELECT count(*) AS n FROM idempotency_log") < changes,
+                "the kills all came after the last change was applied")
+        let final = try Background(["run"], environment: environment)
+        try Self.waitForLogRows(setup.db, changes, timeout: .seconds(300))
+        try RunPipelineTests.waitFor("the last run to be ready for SIGTERM") { final.stderr.contains("planner ready") }
+        final.child.signal(SIGTERM)
+        #expect(final.waitForExit() == 0)
+
+        let log = try setup.db.execute("""
+            SELECT count(*) AS n, count(DISTINCT key) AS keys, count(*) FILTER (WHERE status = 'success') AS ok
+            FROM idempotency_log
+            """)
+        #expect(log.value("n") == String(changes) && log.value("keys") == String(changes) && log.value("ok") == String(changes))
+        let check = try Self.driftCheck(setup, ["--json", "--threshold", "0"])
+        #expect(check.status == 0, "\(check.stdout) \(check.stderr)")
+        let report = try JSONParser.parse(check.stdout)
+        #expect(report["rows_checked"] == .number(String(transactions * 15)) && report["rows_drifted"] == .number("0"))
+        #expect(report["children_without_weeks"] == .number("0"))
+    }
+
+    @Test func expiredIdempotencyRowsAreCleanedUpByTheServiceAndTheSQLFunction() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let db = setup.db
+        try db.execute("""
+            INSERT INTO idempotency_log (key, operation, status, created_at, expires_at)
+            VALUES ('old', 'create_week', 'success', now() - interval '2 days', now() - interval '1 day'),
+                   ('fresh', 'create_week', 'success', now(), now() + interval '1 day');
+            """)
+        let run = try Background(["run"], environment: Self.environment(
+            setup, mode: "apply", extra: ["CHANGERELAY_DUAL_WRITE_CLEANUP_INTERVAL_S": "1"]))
+        try RunPipelineTests.waitFor("the expired row deleted") {
+            try Self.count(db, "SELECT count(*) AS n FROM idempotency_log WHERE key = 'old'") == 0
+        }
+        // Expiring the fresh row proves the timer runs again, not just once at start.
+        try db.execute("UPDATE idempotency_log SET expires_at = now() - interval '1 second' WHERE key = 'fresh'")
+        try RunPipelineTests.waitFor("the row expired later deleted") {
+            try Self.count(db, "SELECT count(*) AS n FROM idempotency_log") == 0
+        }
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0)
+        #expect(run.stderr.contains("deleted expired idempotency_log rows"))
+
+        try db.execute("""
+            INSERT INTO idempotency_log (key, operation, status, expires_at)
+            VALUES ('a', 'x', 'success', now() - interval '1 hour'), ('b', 'x', 'success', now() - interval '1 hour'),
+                   ('c', 'x', 'success', now() + interval '1 hour');
+            """)
+        #expect(try db.execute("SELECT public.cleanup_idempotency_log()::text AS n").value("n") == "2")
+    }
+
+    @Test func aSeparateStateDatabaseOrAMissingMigrationIsRefusedAtStart() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let separate = try runChangeRelay(["run"], environment: Self.environment(
+            setup, mode: "shadow", extra: ["CHANGERELAY_STATE_DATABASE_URL": setup.cluster.url + "?application_name=state"]))
+        #expect(separate.status != 0 && separate.stderr.contains("dual_write.mode"), "\(separate.stderr)")
+        try setup.db.execute("DROP TABLE changerelay.dual_write_staged CASCADE")
+        let missing = try runChangeRelay(["run"], environment: Self.environment(setup, mode: "apply"))
+        #expect(missing.status != 0 && missing.stderr.contains("008_dual_write.sql"), "\(missing.stderr)")
+        let badMode = try runChangeRelay(["run"], environment: Self.environment(setup, mode: "sync"))
+        #expect(badMode.status != 0 && badMode.stderr.contains("dual_write.mode"), "\(badMode.stderr)")
+        let badThreshold = try Self.driftCheck(setup, ["--threshold", "2"])
+        #expect(badThreshold.status != 0 && badThreshold.stderr.contains("--threshold"))
+    }
+}
