@@ -13,6 +13,10 @@ import Replication
 /// Rows go to the server as they are planned, through a COPY that stays open in the
 /// batch's transaction: a transaction of millions of changes is planned in the memory
 /// of one piece of rows, not of all its deliveries.
+///
+/// A handler whose effects are more than inserts stages its rows (`Staging`): after the
+/// batch's rows are copied, its statements apply them in the same transaction, before the
+/// checkpoint.
 public final class Planner: TransactionSink {
     public struct Settings: Sendable {
         public var stateURL: String
@@ -224,8 +228,9 @@ public final class Planner: TransactionSink {
             if batch.copying != nil { try connection.endCopy() }
             if !batch.began { try connection.execute("BEGIN") }
             for table in batch.staged {
-                guard let handler = router.stagingHandler(for: table), let staging = handler.staging else { continue }
-                stagedResults.append((handler, try connection.execute(staging.statements)))
+                if let handler = router.stagingHandler(for: table), let staging = handler.staging {
+                    stagedResults.append((handler, try connection.execute(staging.statements)))
+                }
             }
             try connection.query("""
                 INSERT INTO changerelay.checkpoints (slot_name, lsn, updated_at) VALUES ($1, $2::pg_lsn, now())
