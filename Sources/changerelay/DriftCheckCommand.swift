@@ -35,10 +35,10 @@ struct DriftCheck: ParsableCommand {
 
     func run() throws {
         bootstrapLogging()
-        let config = try options.load()
         let report: DriftReport
         let started = ContinuousClock.now
         do {
+            let config = try Config.load(path: options.config)
             let connection = try PostgresConnection(url: try config.requireSourceURL())
             // One snapshot for every count; the comparison hashes millions of rows, so give it memory.
             try connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL work_mem = '256MB'")

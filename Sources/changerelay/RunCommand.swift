@@ -39,7 +39,8 @@ struct Run: ParsableCommand {
                                   timeout: config.delivery.timeout, credentials: credentials, reports: router.reports),
                 planner: .init(stateURL: stateURL, slot: config.source.slot, maxBatchChanges: config.pipeline.batchMaxChanges,
                                maxBatchAge: config.pipeline.batchMaxAge),
-                cleanupInterval: config.dualWrite.cleanupInterval,
+                // idempotency_log is the dual-write sync's: with the sync off it may not be this service's to clean.
+                cleanupInterval: config.dualWrite.mode == .off ? nil : config.dualWrite.cleanupInterval,
                 source: ChangeStream.Settings(databaseURL: sourceURL, plugin: config.source.plugin,
                                               slot: config.source.slot, publication: config.source.publication,
                                               statusInterval: config.source.statusInterval, spill: config.spillSettings,

@@ -253,6 +253,59 @@ import Testing
         #expect(run.stderr.contains("cannot be projected") && run.stderr.contains("id=\(short)"))
     }
 
+    /// The service's projection (Swift) and drift-check's (SQL) must agree on which rows can
+    /// be projected, or drift-check would report drift that apply cannot mend.
+    @Test func theServiceAndDriftCheckAgreeOnWhichRowsCanBeProjected() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let run = try Background(["run"], environment: Self.environment(setup, mode: "apply"))
+        let days = #"["done", "", null, "partial", "missed", "", ""]"#
+        let valid: [String?] = [
+            nil, "[]", #"[{"name": "a"}]"#, #"[{"name": "a", "times": null, "time_period": null}]"#,
+            #"[{"name": "\u00a0", "times": \#(days)}]"#, #"[{"name": " a ", "times": \#(days), "extra": true}]"#,
+            #"[{"name": "a", "time_period": "", "times": [null, null, null, null, null, null, null]}]"#,
+        ]
+        let invalid: [String?] = [
+            "null", #"{"name": "a"}"#, "[1]", #"[{"name": ""}]"#, #"[{"name": " \t\n"}]"#, #"[{"name": 5}]"#,
+            #"[{"time_period": "am"}]"#, #"[{"name": "a", "time_period": 3}]"#, #"[{"name": "a", "times": "x"}]"#,
+            #"[{"name": "a", "times": [1, 2, 3, 4, 5, 6, 7]}]"#, #"[{"name": "a", "times": ["DONE", "", "", "", "", "", ""]}]"#,
+            #"[{"name": "a", "times": ["done", "", "", "", "", ""]}]"#,
+            #"[{"name": "a", "times": ["done", "", "", "", "", "", "", ""]}]"#, #"[{"name": "a"}, "b"]"#,
+        ]
+        for habits in valid + invalid {
+            try setup.db.query("""
+                INSERT INTO habit_tracker (child_name, week_start_date, habits, user_id) VALUES ('Ada', '2026-11-23', $1::jsonb, $2)
+                """, [habits, Self.ada])
+        }
+        try Self.waitForLogRows(setup.db, valid.count + invalid.count)
+        let problems = try setup.db.execute("""
+            SELECT response_data->>'error' AS problem FROM idempotency_log WHERE status = 'failed'
+            """).rows.compactMap { $0[0] }
+        #expect(problems.count == invalid.count)
+        // A week written by something else, without a source row: one difference, not one per habit.
+        try setup.db.execute("""
+            WITH w AS (INSERT INTO weeks (child_id, week_start_date) SELECT min(id), '2020-01-06' FROM children RETURNING id),
+                 h AS (INSERT INTO habits (week_id, name, position) SELECT id, 'stray', g FROM w, generate_series(0, 1) g
+                       RETURNING id)
+            INSERT INTO habit_records (habit_id, record_date, status) SELECT id, '2020-01-06', 'done' FROM h
+            """)
+        let check = try Self.driftCheck(setup, ["--json", "--sample", "30"])
+        let report = try JSONParser.parse(check.stdout)
+        #expect(report["kinds"] == .object([("invalid_source", .number(String(invalid.count))), ("extra_week", .number("1"))]),
+                "\(check.stdout)")
+        #expect(report["rows_drifted"] == .number(String(invalid.count + 1)))
+        #expect(report["rows_checked"] == .number(String(valid.count + invalid.count + 1)))
+        // Both projections name each problem in the same words.
+        guard case .array(let sample)? = report["sample"] else { Issue.record("no sample"); return }
+        let details = sample.compactMap { difference -> String? in
+            guard difference["kind"] == .string("invalid_source"), case .string(let detail)? = difference["detail"] else { return nil }
+            return detail
+        }
+        #expect(details.sorted() == problems.sorted())
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0)
+    }
+
     @Test func switchingFromShadowToApplyNeitherSkipsNorRepeatsAChange() throws {
         let setup = try RunPipelineTests.prepare()
         defer { try? setup.cluster.stop(); setup.receiver.stop() }
@@ -412,6 +465,8 @@ import Testing
         #expect(missing.status != 0 && missing.stderr.contains("008_dual_write.sql"), "\(missing.stderr)")
         let badMode = try runChangeRelay(["run"], environment: Self.environment(setup, mode: "sync"))
         #expect(badMode.status != 0 && badMode.stderr.contains("dual_write.mode"), "\(badMode.stderr)")
+        let unreadable = try runChangeRelay(["drift-check"], environment: Self.environment(setup, mode: "sync"))
+        #expect(unreadable.status == 2 && unreadable.stderr.contains("dual_write.mode"), "\(unreadable.stderr)")
         let badThreshold = try Self.driftCheck(setup, ["--threshold", "2"])
         #expect(badThreshold.status != 0 && badThreshold.stderr.contains("--threshold"))
     }

@@ -5,7 +5,8 @@
 /// Each side has the shape of `sql/008`'s views, keyed by habit_tracker id: weeks (user,
 /// child name, start date, period), habits by position, records by position and date.
 /// A missing or extra week is one difference, not one more per habit and record; a
-/// missing or extra habit likewise stands for its records.
+/// missing or extra habit likewise stands for its records. A week without a source id is
+/// an extra week (with a NULL id) whose habits and records are not compared.
 public enum HabitDifferences {
     /// The expected side: three relations (a view name or a parenthesised query) with the
     /// columns of `changerelay.staged_weeks`, `staged_habits` and `staged_records`.
@@ -65,7 +66,7 @@ public enum HabitDifferences {
                        CASE WHEN a.position IS NOT NULL THEN
                            jsonb_build_object('name', a.name, 'time_period', a.time_period) END AS actual
                 FROM \(expected.habits) AS e
-                FULL JOIN (SELECT * FROM changerelay.actual_habits x WHERE true\(scope)) AS a
+                FULL JOIN (SELECT * FROM changerelay.actual_habits x WHERE x.habit_tracker_id IS NOT NULL\(scope)) AS a
                   ON a.habit_tracker_id = e.habit_tracker_id AND a.position = e.position
                 WHERE (e.name, e.time_period) IS DISTINCT FROM (a.name, a.time_period)),
             record_differences AS (
@@ -75,7 +76,7 @@ public enum HabitDifferences {
                             ELSE 'record_mismatch' END AS kind,
                        to_jsonb(e.status) AS expected, to_jsonb(a.status) AS actual
                 FROM \(expected.records) AS e
-                FULL JOIN (SELECT * FROM changerelay.actual_records x WHERE true\(scope)) AS a
+                FULL JOIN (SELECT * FROM changerelay.actual_records x WHERE x.habit_tracker_id IS NOT NULL\(scope)) AS a
                   ON a.habit_tracker_id = e.habit_tracker_id AND a.position = e.position AND a.record_date = e.record_date
                 WHERE e.status IS DISTINCT FROM a.status),
             differences AS (

@@ -6,7 +6,8 @@ import Replication
 ///
 /// The rules for `habits`, chosen so that nothing is guessed:
 /// - NULL, or an empty array, is a week without habits;
-/// - otherwise it must be an array of objects, each with a non-blank string `name`;
+/// - otherwise it must be an array of objects, each with a non-blank string `name` (blank:
+///   empty or ASCII whitespace only);
 ///   `time_period` is a string or absent/null;
 /// - `times` is absent/null (no records) or an array of exactly 7 values, Monday first;
 ///   each is `"done"`, `"partial"`, `"missed"`, or `""`/null for no record.
@@ -55,6 +56,12 @@ public struct HabitProjection: Sendable, Equatable {
 
     public static let statuses: Set<String> = ["done", "partial", "missed"]
 
+    /// Empty or ASCII whitespace only: the same class as `sql/008`'s `[ \t\n\r\v\f]`, so
+    /// the service and drift-check agree on every name, whatever the database's locale.
+    static func isBlank(_ text: String) -> Bool {
+        text.utf8.allSatisfy { [0x20, 0x09, 0x0A, 0x0D, 0x0B, 0x0C].contains($0) }
+    }
+
     public var child: Child
     public var week: Week
     public var habits: [Habit]
@@ -65,7 +72,7 @@ public struct HabitProjection: Sendable, Equatable {
         guard let id, let sourceID = Int64(id) else { throw HabitProjectionError(row: id, problem: "id is not a bigint") }
         func fail(_ problem: String) -> HabitProjectionError { HabitProjectionError(row: id, problem: problem) }
         guard let userID else { throw fail("user_id is NULL") }
-        guard let childName, !childName.allSatisfy(\.isWhitespace) else { throw fail("child_name is NULL or blank") }
+        guard let childName, !Self.isBlank(childName) else { throw fail("child_name is NULL or blank") }
         guard let weekStartDate, let start = CivilDate(iso: weekStartDate) else {
             throw fail("week_start_date is NULL or not a date")
         }
@@ -79,7 +86,7 @@ public struct HabitProjection: Sendable, Equatable {
         for (position, element) in elements.enumerated() {
             let path = "habits[\(position)]"
             guard case .object = element else { throw fail("\(path) is not an object") }
-            guard case .string(let name)? = element["name"], !name.allSatisfy(\.isWhitespace) else {
+            guard case .string(let name)? = element["name"], !Self.isBlank(name) else {
                 throw fail("\(path) has no non-blank string \"name\"")
             }
             let timePeriod: String?
