@@ -8,44 +8,22 @@ import Replication
 /// through `public.cleanup_idempotency_log()`, at start and then every interval. A
 /// failure is logged and tried again at the next interval; it never stops the service.
 public final class IdempotencyLogCleanup {
-    private let url: String
-    private let interval: Duration
+    private let statement: PeriodicStatement
     private let logger: Logger
-    private let clock = ContinuousClock()
-    private var connection: PostgresConnection?
-    private var due: ContinuousClock.Instant
 
     public init(stateURL: String, interval: Duration, logger: Logger) {
-        url = stateURL
-        self.interval = interval
+        statement = PeriodicStatement(url: stateURL, sql: "SELECT public.cleanup_idempotency_log() AS deleted",
+                                      job: "idempotency_log clean-up", interval: interval, logger: logger)
         self.logger = logger
-        due = clock.now
     }
 
     /// Runs until `shouldStop`, looking at the clock every `step`.
     public func run(shouldStop: () -> Bool, step: Duration = .milliseconds(200)) {
         while !shouldStop() {
-            runIfDue()
-            usleep(UInt32(clamping: step.wholeMilliseconds * 1000))
-        }
-    }
-
-    private func runIfDue() {
-        let now = clock.now
-        guard now >= due else { return }
-        due = now.advanced(by: interval)
-        do {
-            let connection = try self.connection ?? PostgresConnection(url: url)
-            self.connection = connection
-            let deleted = try connection.execute("SELECT public.cleanup_idempotency_log() AS deleted").value("deleted")
-            if let deleted, deleted != "0" {
+            if let deleted = statement.runIfDue()?.value("deleted"), deleted != "0" {
                 logger.info("deleted expired idempotency_log rows", metadata: ["rows": "\(deleted)"])
             }
-        } catch {
-            connection = nil
-            logger.warning("idempotency_log clean-up failed; trying again at the next interval", metadata: [
-                "error": "\(error)", "interval_s": "\(interval.components.seconds)",
-            ])
+            usleep(UInt32(clamping: step.wholeMilliseconds * 1000))
         }
     }
 }
