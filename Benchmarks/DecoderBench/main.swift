@@ -1,5 +1,6 @@
 // Measures pgoutput Insert decoding on one core. Run in release mode:
 //   swift run -c release DecoderBench [iterations]
+import Core
 import Decoding
 import Replication
 
@@ -32,8 +33,7 @@ func relationMessage() -> PgOutputMessage {
 }
 
 func rate(_ count: Int, _ elapsed: Duration) -> Int {
-    let (seconds, attoseconds) = elapsed.components
-    return Int(Double(count) / (Double(seconds) + Double(attoseconds) / 1e18))
+    Int(Double(count) / elapsed.inSeconds)
 }
 
 let iterations = CommandLine.arguments.dropFirst().first.flatMap { Int($0) } ?? 5_000_000

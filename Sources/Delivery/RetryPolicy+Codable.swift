@@ -1,3 +1,5 @@
+import Core
+
 /// The stored form is flat JSON in whole milliseconds, for example
 /// `{"kind":"exponential","base_ms":1000,"multiplier":2,"cap_ms":3600000,"max_attempts":4,"jitter":"full"}`,
 /// so that an operator can read and edit it with SQL; `Duration`'s own encoding (two 64-bit

@@ -1,3 +1,5 @@
+import Core
+
 /// How a failed delivery is retried. A copy is stored with every delivery row (see the
 /// `Codable` conformance), so editing the configuration never rewrites the schedule of
 /// deliveries that were already planned.
@@ -47,8 +49,8 @@ public enum RetryPolicy: Sendable, Hashable {
         case .exponential(let base, let multiplier, let cap, _, _):
             // Double seconds, because base × multiplier^n overflows Duration long before it
             // reaches a sensible cap; the loop stops as soon as the cap is reached.
-            let capSeconds = cap.seconds
-            var seconds = base.seconds
+            let capSeconds = cap.inSeconds
+            var seconds = base.inSeconds
             var step = 1
             while step < attempt, multiplier > 1, multiplier.isFinite, seconds < capSeconds {
                 seconds *= multiplier
@@ -96,12 +98,5 @@ public enum Jitter: Sendable, Hashable {
             let spread = fraction.isNaN ? 0 : min(max(fraction, 0), 1)
             return delay * Double.random(in: (1 - spread)...(1 + spread), using: &generator)
         }
-    }
-}
-
-extension Duration {
-    var seconds: Double {
-        let (whole, attoseconds) = components
-        return Double(whole) + Double(attoseconds) / 1e18
     }
 }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Core
 
 /// A small HTTP/1.1 server on 127.0.0.1 for tests and `changerelay dev`: it binds a free
 /// port, records every request, and answers according to a `Behavior` that can be
@@ -45,7 +46,7 @@ public final class LocalReceiver: Sendable {
         port = Int(UInt16(bigEndian: address.sin_port))
         let core = ReceiverCore(listenFD: fd, behavior: behavior, maxRecorded: max(0, maxRecordedRequests))
         self.core = core
-        guard let thread = spawnThread(detached: false, { core.acceptLoop() }) else {
+        guard let thread = startThread({ core.acceptLoop() }) else {
             close(fd)
             throw StartError(description: "could not start the accept thread")
         }
@@ -205,7 +206,7 @@ final class ReceiverCore: @unchecked Sendable {
                 close(fd)
                 return
             }
-            let started = spawnThread(detached: true) { [self] in
+            let started = startThread(detached: true) { [self] in
                 ReceiverConnection(core: self, fd: fd, id: connectionID).run()
                 connectionEnded(fd)
             }

@@ -61,25 +61,6 @@ struct Deadline {
     }
 }
 
-/// Starts a POSIX thread running `body`; false when the system refuses.
-@discardableResult
-func spawnThread(detached: Bool, _ body: @escaping @Sendable () -> Void) -> pthread_t? {
-    final class Box { let body: @Sendable () -> Void; init(_ body: @escaping @Sendable () -> Void) { self.body = body } }
-    let context = Unmanaged.passRetained(Box(body)).toOpaque()
-    var thread = pthread_t()
-    let result = pthread_create(&thread, nil, { context in
-        let box = Unmanaged<Box>.fromOpaque(context!).takeRetainedValue()
-        box.body()
-        return nil
-    }, context)
-    guard result == 0 else {
-        Unmanaged<Box>.fromOpaque(context).release()
-        return nil
-    }
-    if detached { pthread_detach(thread) }
-    return thread
-}
-
 func wallClockSeconds() -> Double {
     var now = timespec()
     clock_gettime(CLOCK_REALTIME, &now)

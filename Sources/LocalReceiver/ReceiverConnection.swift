@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Core
 
 /// One accepted connection, on its own thread: read a request, record it, answer it,
 /// repeat while the connection is kept alive.
@@ -57,7 +58,7 @@ final class ReceiverConnection {
             return false
         case .trickle(let bytes, let interval):
             guard sendAll(Array("HTTP/1.1 200 OK\r\nContent-Length: \(bytes)\r\n\r\n".utf8)) else { return false }
-            let milliseconds = Int32(clamping: max(1, interval.components.seconds * 1000 + interval.components.attoseconds / 1_000_000_000_000_000))
+            let milliseconds = Int32(clamping: max(1, interval.wholeMilliseconds))
             for _ in 0..<bytes {
                 // The pause doubles as a watch on the socket: readable means the client
                 // closed it or stop() shut it down.

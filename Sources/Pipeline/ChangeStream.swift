@@ -1,4 +1,5 @@
 import Configuration
+import Core
 import Decoding
 import Logging
 import Replication

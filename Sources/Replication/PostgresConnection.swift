@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CLibPQ
+import Core
 
 /// One libpq connection. libpq handles are not thread-safe: an instance is used by
 /// one task or thread at a time, and closes its handle when released.

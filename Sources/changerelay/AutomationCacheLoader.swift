@@ -1,3 +1,4 @@
+import Core
 import Foundation
 import Handlers
 import Logging
@@ -32,7 +33,7 @@ enum AutomationCacheLoader {
                    (extract(epoch FROM completed_at) * 1000000)::bigint::text
             FROM public.automation_execution_logs
             WHERE status = 'completed' AND completed_at > now() - $1::bigint * interval '1 microsecond'
-            """, [String(window.components.seconds * 1_000_000)])
+            """, [String(window.wholeMicroseconds)])
         for row in completions.rows {
             guard let job = row[0], let workflow = row[1], let status = row[2], let micros = row[3].flatMap({ Int64($0) }) else {
                 continue

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Configuration
+import Core
 import Decoding
 import Foundation
 import Handlers

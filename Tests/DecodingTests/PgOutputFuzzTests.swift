@@ -1,19 +1,8 @@
 import Decoding
 import Testing
+import TestSupport
 
 private typealias W = PgOutputWire
-
-/// SplitMix64: a seeded generator, so a failing input can be reproduced.
-private struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// A valid message and the decoder state it is valid in.
 private struct Sample {
@@ -104,7 +93,7 @@ struct PgOutputFuzzTests {
     }
 
     @Test func mutatedSamplesNeverTrap() {
-        var random = SeededGenerator(state: 0x5EED)
+        var random = SplitMix64(seed: 0x5EED)
         for sample in samples {
             for _ in 0..<300 {
                 var bytes = sample.bytes
@@ -129,7 +118,7 @@ struct PgOutputFuzzTests {
     }
 
     @Test func randomBytesNeverTrap() {
-        var random = SeededGenerator(state: 42)
+        var random = SplitMix64(seed: 42)
         let types = PgOutputMessageType.allCases.map(\.rawValue)
         for _ in 0..<20_000 {
             let count = Int.random(in: 0...64, using: &random)

@@ -1,5 +1,6 @@
-import Testing
 import Delivery
+import Testing
+import TestSupport
 
 @Suite struct RetryDecisionTests {
     private static let serverError = AttemptOutcome.retry(after: nil, failure: .status(500))

@@ -1,5 +1,7 @@
-import Testing
+import Core
 import Delivery
+import Testing
+import TestSupport
 
 @Suite struct RetryPolicyTests {
     @Test func splitMixMatchesTheReferenceOutput() {

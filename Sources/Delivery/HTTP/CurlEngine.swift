@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CCurl
+import Core
 
 /// The client thread: owns the multi handle's use, every easy handle and every transfer.
 /// Nothing here is touched by another thread.

@@ -108,23 +108,6 @@ final class HeaderList: @unchecked Sendable {
     }
 }
 
-/// Starts a joinable POSIX thread running `body`.
-func startThread(_ body: @escaping @Sendable () -> Void) -> pthread_t? {
-    final class Box { let body: @Sendable () -> Void; init(_ body: @escaping @Sendable () -> Void) { self.body = body } }
-    let context = Unmanaged.passRetained(Box(body)).toOpaque()
-    var thread = pthread_t()
-    let result = pthread_create(&thread, nil, { context in
-        let box = Unmanaged<Box>.fromOpaque(context!).takeRetainedValue()
-        box.body()
-        return nil
-    }, context)
-    guard result == 0 else {
-        Unmanaged<Box>.fromOpaque(context).release()
-        return nil
-    }
-    return thread
-}
-
 /// A value behind a pthread mutex. (Not Synchronization.Mutex: on Linux that lock is
 /// invisible to ThreadSanitizer, which then reports every access it guards.)
 final class Locked<State>: @unchecked Sendable {

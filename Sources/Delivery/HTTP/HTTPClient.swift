@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CCurl
+import Core
 import Synchronization
 
 /// An HTTP/1.1 and HTTP/2 client over libcurl's multi interface.

@@ -1,3 +1,4 @@
+import Core
 import Replication
 import Synchronization
 
@@ -128,11 +129,5 @@ public final class AutomationCache: Sendable {
                   time.microseconds - completed.microseconds < window.wholeMicroseconds else { return nil }
             return completed
         }
-    }
-}
-
-extension Duration {
-    var wholeMicroseconds: Int64 {
-        components.seconds * 1_000_000 + components.attoseconds / 1_000_000_000_000
     }
 }
