@@ -49,6 +49,11 @@ BEGIN
     END LOOP;
 END $$;
 
+-- `run` calls pg_control_system() to tell whether the state database is the source.
+-- PUBLIC may call it by default, so nothing is granted here: a hosted database's admin
+-- user could not grant it. Where a host revoked it, a superuser runs
+-- GRANT EXECUTE ON FUNCTION pg_control_system() TO changerelay.
+
 -- Its own schema: everything, including tables later migrations create there.
 GRANT ALL ON SCHEMA changerelay TO changerelay;
 GRANT ALL ON ALL TABLES IN SCHEMA changerelay TO changerelay;

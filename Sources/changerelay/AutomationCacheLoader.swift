@@ -7,8 +7,9 @@ import Replication
 /// Fills the automation handler's cache at start; the stream keeps it current after that.
 enum AutomationCacheLoader {
     /// Every workflow from the source database, and the executions that completed within
-    /// the rate-limit window from the state database, where ChangeRelay writes them.
-    static func load(sourceURL: String, stateURL: String, window: Duration, logger: Logger) throws -> AutomationCache {
+    /// the rate-limit window from the state database, where ChangeRelay writes them: the
+    /// source's own connection serves unless `separateStateURL` names another database.
+    static func load(sourceURL: String, separateStateURL: String?, window: Duration, logger: Logger) throws -> AutomationCache {
         let cache = AutomationCache(rateLimitWindow: window)
         let source = try PostgresConnection(url: sourceURL)
         let workflows = try source.execute("""
@@ -27,7 +28,7 @@ enum AutomationCacheLoader {
             }
             cache.upsert(workflow)
         }
-        let state = stateURL == sourceURL ? source : try PostgresConnection(url: stateURL)
+        let state = if let separateStateURL { try PostgresConnection(url: separateStateURL) } else { source }
         let completions = try state.query("""
             SELECT trigger_data->>'job_id', workflow_id::text, trigger_data->>'new_status',
                    (extract(epoch FROM completed_at) * 1000000)::bigint::text

@@ -49,7 +49,7 @@ struct Dev: ParsableCommand {
             // A key made up for this run: the local receiver accepts anything, and nothing real can leak.
             let credentials = ["service_key": UUID().uuidString]
             let handlerLogger = Logger(label: "changerelay.automations")
-            let cache = try AutomationCacheLoader.load(sourceURL: cluster.url, stateURL: cluster.url,
+            let cache = try AutomationCacheLoader.load(sourceURL: cluster.url, separateStateURL: nil,
                                                        window: .seconds(3600), logger: handlerLogger)
             let router = Router([
                 ConversationCheckHandler(.init(baseURL: baseURL)),

@@ -104,6 +104,8 @@ struct Run: ParsableCommand {
     static func handlers(_ config: Config, sourceURL: String, stateURL: String, credentials: [String: String],
                          logger: Logger) throws -> [any Handler] {
         var handlers: [any Handler] = []
+        // Asked of the servers, not read from the URLs: the same database can be spelled many ways.
+        let stateIsSource = try DatabaseIdentity.sameDatabase(sourceURL, stateURL)
         /// The base URL of the edge functions, for a handler that calls them; nil (with a
         /// warning) when it is not set.
         func functionsBaseURL(for handler: String) throws -> String? {
@@ -125,19 +127,19 @@ struct Run: ParsableCommand {
         }
         if config.automations.enabled, let baseURL = try functionsBaseURL(for: "automations") {
             let handlerLogger = Logger(label: "changerelay.automations")
-            if stateURL != sourceURL {
+            if !stateIsSource {
                 handlerLogger.warning("""
                     the state database is not the source: completed executions are written where the stream cannot \
                     see them, so the rate limit knows only the completions found at start
                     """)
             }
-            let cache = try AutomationCacheLoader.load(sourceURL: sourceURL, stateURL: stateURL,
+            let cache = try AutomationCacheLoader.load(sourceURL: sourceURL, separateStateURL: stateIsSource ? nil : stateURL,
                                                        window: config.automations.rateLimitWindow, logger: handlerLogger)
             handlers.append(AutomationHandler(.init(baseURL: baseURL, maxAttempts: config.automations.maxAttempts),
                                               cache: cache, logger: handlerLogger))
         }
         if let mode = DualWriteHandler.Mode(rawValue: config.dualWrite.mode.rawValue) {
-            guard stateURL == sourceURL else {
+            guard stateIsSource else {
                 throw ConfigError(key: "dual_write.mode", origin: "configuration", reason: """
                     \(mode.rawValue) writes idempotency_log (and the new schema) in the checkpoint transaction, \
                     so the state database must be the source: leave state.database_url unset

@@ -454,11 +454,27 @@ import Testing
         #expect(try db.execute("SELECT public.cleanup_idempotency_log()::text AS n").value("n") == "2")
     }
 
+    /// The state database counts as the source when the servers say it is the same
+    /// database, however its URL is spelled: the sync then runs.
+    @Test func theSourceSpelledAnotherWayIsAcceptedAsTheStateDatabase() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let respelled = "host=localhost port=\(setup.cluster.port) user=postgres dbname=postgres application_name=state"
+        let run = try Background(["run"], environment: Self.environment(
+            setup, mode: "log", extra: ["CHANGERELAY_STATE_DATABASE_URL": respelled]))
+        try Self.insert(setup.db, habits: Self.habits([("Read", Self.week)]))
+        try Self.waitForLogRows(setup.db, 1)
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0, "\(run.stderr.suffix(2000))")
+    }
+
     @Test func aSeparateStateDatabaseOrAMissingMigrationIsRefusedAtStart() throws {
         let setup = try RunPipelineTests.prepare()
         defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        // Another database of the same cluster: the stream never sees what is written there.
+        try setup.db.execute("CREATE DATABASE state")
         let separate = try runChangeRelay(["run"], environment: Self.environment(
-            setup, mode: "shadow", extra: ["CHANGERELAY_STATE_DATABASE_URL": setup.cluster.url + "?application_name=state"]))
+            setup, mode: "shadow", extra: ["CHANGERELAY_STATE_DATABASE_URL": "postgresql://postgres@127.0.0.1:\(setup.cluster.port)/state"]))
         #expect(separate.status != 0 && separate.stderr.contains("dual_write.mode"), "\(separate.stderr)")
         try setup.db.execute("DROP TABLE changerelay.dual_write_staged CASCADE")
         let missing = try runChangeRelay(["run"], environment: Self.environment(setup, mode: "apply"))
