@@ -9,7 +9,7 @@ public enum DeliveryReport: Sendable, Hashable {
     case triggerAttempts(triggerName: String, recordID: String)
     /// The `automation_execution_logs` row of one execution: its attempt count on every
     /// try, `completed` with `completed_at` on success, `failed` with `error_message`
-    /// after the last try.
+    /// after the last try, and `processing` again when `deliveries retry` re-queues it.
     case automationExecution(id: String)
 
     /// Which statement fragment a dispatcher needs for it.
@@ -21,6 +21,14 @@ public enum DeliveryReport: Sendable, Hashable {
             switch self {
             case .triggerAttempts: "trigger_attempts"
             case .automationExecution: "automation_execution"
+            }
+        }
+
+        /// The seed table its log rows are in.
+        public var table: String {
+            switch self {
+            case .triggerAttempts: "public.trigger_execution_logs"
+            case .automationExecution: "public.automation_execution_logs"
             }
         }
     }
@@ -51,6 +59,26 @@ public enum DeliveryReport: Sendable, Hashable {
         }
         writer.endObject()
         return writer.string
+    }
+
+    /// A data-modifying CTE over `requeued` (the deliveries `deliveries retry` sends
+    /// again, with `report`), run in the statement that re-queues them; nil where the log
+    /// has nothing to undo. An execution is being processed again: `processing`, with no
+    /// error and no completion, until its next try is recorded. Attempt rows are history,
+    /// and the next try adds its own.
+    public static func requeueFragment(for kind: Kind) -> String? {
+        switch kind {
+        case .triggerAttempts:
+            nil
+        case .automationExecution:
+            """
+            automation_executions AS (
+                UPDATE public.automation_execution_logs a
+                SET status = 'processing', error_message = NULL, completed_at = NULL
+                FROM requeued r
+                WHERE r.report ? 'automation_execution' AND a.id = (r.report->>'automation_execution')::uuid)
+            """
+        }
     }
 
     /// A data-modifying CTE over `updated` (the recorded attempts, with `report`), run

@@ -49,9 +49,16 @@ public final class Dispatcher: Sendable {
         var attemptField: String?
         var policy: RetryPolicy
         var attempt: Int
+        /// The attempt count when `deliveries retry` last re-queued it (0: never). Attempt
+        /// numbers run on across a re-queue; the policy counts only the tries after it.
+        var requeuedAtAttempt: Int
         var orderingKey: String?
         /// What the row was before the claim, to put it back if it is released unsent.
         var previousStatus: String
+
+        /// The try as the retry policy counts it: from 1 again after a re-queue, so the
+        /// re-queued delivery gets the policy's whole allowance and schedule.
+        var policyAttempt: Int { attempt - requeuedAtAttempt }
     }
 
     struct Finished: Sendable {
@@ -191,7 +198,7 @@ public final class Dispatcher: Sendable {
         return rows.compactMap { row in
             guard let id = row[0].flatMap({ Int64($0) }), let key = row[1], let url = row[2], let method = row[3],
                   let body = row[6], let policyText = row[7], let attempt = row[8].flatMap({ Int($0) }),
-                  let previousStatus = row[10] else { return nil }
+                  let previousStatus = row[10], let requeuedAtAttempt = row[12].flatMap({ Int($0) }) else { return nil }
             var policy: RetryPolicy
             do { policy = try JSONDecoder().decode(RetryPolicy.self, from: Data(policyText.utf8)) } catch {
                 logger.error("delivery has an unreadable retry policy; it gets one attempt",
@@ -199,8 +206,8 @@ public final class Dispatcher: Sendable {
                 policy = .fixed(delay: .zero, maxAttempts: 1)
             }
             return Claimed(id: id, idempotencyKey: key, url: url, method: method, headers: Self.headers(row[4]),
-                           auth: row[5], body: body, attemptField: row[11], policy: policy, attempt: attempt, orderingKey: row[9],
-                           previousStatus: previousStatus)
+                           auth: row[5], body: body, attemptField: row[11], policy: policy, attempt: attempt,
+                           requeuedAtAttempt: requeuedAtAttempt, orderingKey: row[9], previousStatus: previousStatus)
         }
     }
 
@@ -299,7 +306,7 @@ public final class Dispatcher: Sendable {
             }
             let status: String
             var delay: Duration = .zero
-            switch RetryDecision(policy: delivery.policy, attempt: delivery.attempt, outcome: outcome, using: &random) {
+            switch RetryDecision(policy: delivery.policy, attempt: delivery.policyAttempt, outcome: outcome, using: &random) {
             case .succeeded:
                 status = "succeeded"
             case .retry(let after):
@@ -350,7 +357,8 @@ public final class Dispatcher: Sendable {
             SET status = 'sending', attempt = d.attempt + 1, locked_until = now() + $1::interval, updated_at = now()
             FROM due WHERE d.id = due.id
             RETURNING d.id, d.idempotency_key, d.target_url, d.method, d.headers::text, d.auth, d.body,
-                      d.retry_policy::text, d.attempt, d.ordering_key, due.previous_status, d.attempt_field
+                      d.retry_policy::text, d.attempt, d.ordering_key, due.previous_status, d.attempt_field,
+                      d.requeued_at_attempt
             """
     }
 

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Configuration
+import Delivery
 import Replication
+import Schema
 
 struct Deliveries: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -45,8 +47,13 @@ struct Deliveries: ParsableCommand {
         }
     }
 
+    /// Re-queues failed or dead deliveries. Each gets its retry policy's whole allowance
+    /// and schedule again, while its attempt numbers run on (`requeued_at_attempt`, 009):
+    /// attempt rows, log rows and the body's attempt field never repeat a number. The log
+    /// rows of seed handlers follow in the same statement.
     struct Retry: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Send these deliveries again from their first attempt.")
+        static let configuration = CommandConfiguration(
+            abstract: "Send these deliveries again, with a fresh allowance of tries; attempt numbers run on.")
 
         @OptionGroup var options: ConfigOptions
 
@@ -62,13 +69,23 @@ struct Deliveries: ParsableCommand {
 
         func run() throws {
             let db = try Deliveries.connect(options)
+            try RequiredMigration.deliveryRequeue.require(neededBy: "deliveries retry", on: db)
+            // Only the log tables this database has: a state database without the seed's
+            // tables has no delivery reporting into them.
+            var reportFragments = ""
+            for kind in DeliveryReport.Kind.allCases {
+                guard let fragment = DeliveryReport.requeueFragment(for: kind),
+                      try db.query("SELECT to_regclass($1) IS NOT NULL AS present", [kind.table]).value("present") == "t"
+                else { continue }
+                reportFragments += ",\n" + fragment
+            }
             let result = try db.query("""
                 WITH requeued AS (
                     UPDATE changerelay.deliveries
-                    SET status = 'pending', attempt = 0, next_attempt_at = now(), locked_until = NULL,
+                    SET status = 'pending', requeued_at_attempt = attempt, next_attempt_at = now(), locked_until = NULL,
                         completed_at = NULL, updated_at = now()
                     WHERE CASE WHEN $1 THEN status = 'dead' ELSE id = ANY($2::bigint[]) AND status IN ('failed', 'dead') END
-                    RETURNING id)
+                    RETURNING id, report)\(reportFragments)
                 SELECT count(*) AS n, pg_notify('changerelay_deliveries', '') IS NULL AS notified FROM requeued
                 """, [allDead ? "true" : "false", "{" + ids.map(String.init).joined(separator: ",") + "}"])
             print("re-queued \(result.value("n") ?? "0") deliveries")

@@ -33,6 +33,9 @@ struct Run: ParsableCommand {
             let router = Router(try Self.handlers(config, sourceURL: sourceURL, stateURL: stateURL,
                                                   credentials: credentials, logger: logger))
             if router.isEmpty { logger.warning("no handler is configured: changes are read and acknowledged, nothing is sent") }
+            if only != .planner {
+                try RequiredMigration.deliveryRequeue.require(neededBy: "the dispatcher", on: PostgresConnection(url: stateURL))
+            }
             try Self.runService(
                 router: router, only: only,
                 dispatcher: .init(stateURL: stateURL, concurrency: config.delivery.concurrency,
@@ -145,7 +148,7 @@ struct Run: ParsableCommand {
                     so the state database must be the source: leave state.database_url unset
                     """)
             }
-            try requireDualWriteSchema(stateURL: stateURL)
+            try RequiredMigration.dualWrite.require(neededBy: "dual_write.mode", on: PostgresConnection(url: stateURL))
             handlers.append(DualWriteHandler(mode: mode, logger: Logger(label: "changerelay.dual_write")))
         }
         if let url = config.echo.url {
@@ -156,13 +159,6 @@ struct Run: ParsableCommand {
                 base: .milliseconds(500), cap: config.echo.retryCap, maxAttempts: config.echo.maxAttempts, jitter: .full)))
         }
         return handlers
-    }
-
-    /// The staging table is 008's: without it the first batch would fail mid-stream.
-    static func requireDualWriteSchema(stateURL: String) throws {
-        let found = try PostgresConnection(url: stateURL)
-            .query("SELECT to_regclass('changerelay.dual_write_staged')::text AS staged", []).value("staged")
-        guard found != nil else { throw SetupError.migrationMissing(file: "008_dual_write.sql", neededBy: "dual_write.mode") }
     }
 
     /// The service key from `CHANGERELAY_SERVICE_KEY` or `functions.service_key_file`; never from the database.

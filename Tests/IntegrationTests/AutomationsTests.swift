@@ -103,22 +103,61 @@ import Testing
         #expect(log.value("n") == "1" && log.value("attempts") == "2")
     }
 
-    @Test func anExecutorThatAlwaysFailsEndsFailedWithTheError() throws {
-        let setup = try RunPipelineTests.prepare(behavior: .status(500))
-        defer { try? setup.cluster.stop(); setup.receiver.stop() }
-        _ = try Self.insertWorkflow(setup.db)
-        let job = try Self.insertJob(setup.db)
+    /// Runs the service against a receiver that fails every call until the one
+    /// execution, allowed two tries, is given up on; returns the service's environment.
+    static func runUntilAnExecutionFails(_ setup: RunPipelineTests.Setup) throws -> [String: String] {
+        setup.receiver.behavior = .status(500)
+        _ = try insertWorkflow(setup.db)
+        let job = try insertJob(setup.db)
         var environment = ConversationChecksTests.environment(setup)
         environment["CHANGERELAY_AUTOMATIONS_MAX_ATTEMPTS"] = "2"
         let run = try Background(["run"], environment: environment)
         try setup.db.query("UPDATE jobs SET status = 'completed' WHERE id = $1", [job])
-        try RunPipelineTests.waitFor("the execution to fail") { try Self.logs(setup.db, status: "failed") == 1 }
+        try RunPipelineTests.waitFor("the execution to fail") { try logs(setup.db, status: "failed") == 1 }
         run.child.signal(SIGTERM)
         #expect(run.waitForExit() == 0)
+        return environment
+    }
+
+    @Test func anExecutorThatAlwaysFailsEndsFailedWithTheError() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        _ = try Self.runUntilAnExecutionFails(setup)
         let log = try setup.db.execute("SELECT attempts, error_message, completed_at FROM automation_execution_logs")
         #expect(log.value("attempts") == "2" && log.value("completed_at") == nil)
         #expect(log.value("error_message")?.contains("gave up after 2 attempts") == true)
         #expect(Self.executorRequests(setup.receiver).count == 2)
+    }
+
+    /// An execution given up on and re-queued by `deliveries retry`: its log row is
+    /// `processing` again (no error, not completed) until a later try completes it, and
+    /// the tries go on from attempt 3 with a whole allowance of two behind them.
+    @Test func aRetriedExecutionIsProcessingAgainAndItsAttemptsRunOn() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let environment = try Self.runUntilAnExecutionFails(setup)
+        let retried = try runChangeRelay(["deliveries", "retry", "--all-dead"], environment: environment)
+        #expect(retried.stdout.contains("re-queued 1 deliveries"), "\(retried.stdout)\(retried.stderr)")
+        let reopened = try setup.db.execute("SELECT status, attempts, error_message, completed_at FROM automation_execution_logs")
+        #expect(reopened.value("status") == "processing" && reopened.value("attempts") == "2")
+        #expect(reopened.value("error_message") == nil && reopened.value("completed_at") == nil)
+
+        // One more failure, then an answer: without a fresh allowance the failure would end it.
+        setup.receiver.behavior = .sequence([.status(500), .status(200)])
+        let recovered = try Background(["run"], environment: environment)
+        try RunPipelineTests.waitFor("the execution to complete") { try Self.logs(setup.db, status: "completed") == 1 }
+        recovered.child.signal(SIGTERM)
+        #expect(recovered.waitForExit() == 0)
+        let log = try setup.db.execute("""
+            SELECT attempts, error_message, completed_at IS NOT NULL AS done FROM automation_execution_logs
+            """)
+        #expect(log.value("attempts") == "4" && log.value("error_message") == nil && log.value("done") == "t")
+        let tries = try setup.db.execute("""
+            SELECT string_agg(attempt || ':' || coalesce(http_status::text, '-'), ',' ORDER BY id) AS tries
+            FROM changerelay.delivery_attempts
+            """)
+        #expect(tries.value("tries") == "1:500,2:500,3:500,4:200")
+        #expect(Self.executorRequests(setup.receiver).count == 4)
     }
 
     /// Malformed workflows and a job without a user are logged with the reason and skipped;

@@ -120,6 +120,37 @@ import Testing
             """).value("n") == "3")
     }
 
+    /// A check given up on and re-queued by id goes on from attempt 3: its body and its
+    /// attempt row carry 3, so no attempt number is ever logged twice.
+    @Test func aRetriedCheckContinuesItsAttemptNumbers() throws {
+        let setup = try RunPipelineTests.prepare(behavior: .status(500))
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        var environment = Self.environment(setup)
+        environment["CHANGERELAY_CONVERSATION_CHECKS_MAX_ATTEMPTS"] = "2"
+        let run = try Background(["run"], environment: environment)
+        try setup.db.execute("INSERT INTO user_conversations (clerk_id, agent_id, elevenlabs_conversation_id) VALUES ('c', 'a', 'el')")
+        try RunPipelineTests.waitFor("the delivery to be given up") {
+            try setup.db.execute("SELECT status FROM changerelay.deliveries").value("status") == "dead"
+        }
+        setup.receiver.behavior = .status(200)
+        let id = try #require(try setup.db.execute("SELECT id FROM changerelay.deliveries").value("id"))
+        let retried = try runChangeRelay(["deliveries", "retry", id], environment: environment)
+        #expect(retried.stdout.contains("re-queued 1 deliveries"), "\(retried.stdout)\(retried.stderr)")
+        try RunPipelineTests.waitFor("the successful attempt row") {
+            try setup.db.execute("SELECT count(*) AS n FROM trigger_execution_logs WHERE status = 'success'").value("n") == "1"
+        }
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0)
+        let attempts = try setup.db.execute("""
+            SELECT attempt, status, details->>'final' AS final FROM trigger_execution_logs
+            WHERE trigger_name = 'check_conversations_trigger_attempt' ORDER BY id
+            """)
+        #expect(attempts.rows.map { $0[0] } == ["1", "2", "3"])
+        #expect(attempts.rows.map { $0[1] } == ["failed", "failed", "success"])
+        #expect(attempts.rows.map { $0[2] } == ["false", "true", "true"])
+        #expect(try setup.receiver.requests.map { try JSONParser.parse($0.body)["attempt"] } == [.number("1"), .number("2"), .number("3")])
+    }
+
     /// Skipped changes make no call and no row. A valid insert after them is the marker:
     /// once its call arrives, every earlier change has been planned.
     @Test func skippedChangesMakeNoCallAndNoRow() throws {

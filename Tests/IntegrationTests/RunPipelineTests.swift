@@ -284,4 +284,15 @@ import Testing
         #expect(bad.status != 0)
         #expect(bad.stderr.contains("--all-dead"))
     }
+
+    /// A database that has not had 009 is refused by name, not by the first claim failing.
+    @Test func aDatabaseWithoutTheRequeueMigrationIsRefusedByName() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        try setup.db.execute(try String(contentsOfFile: repositoryRoot + "/sql/009_delivery_requeue.rollback.sql", encoding: .utf8))
+        let run = try runChangeRelay(["run"], environment: setup.environment, timeout: .seconds(60))
+        #expect(run.status != 0 && run.stderr.contains("sql/009_delivery_requeue.sql"), "\(run.stderr)")
+        let retry = try runChangeRelay(["deliveries", "retry", "--all-dead"], environment: setup.environment)
+        #expect(retry.status != 0 && retry.stderr.contains("sql/009_delivery_requeue.sql"), "\(retry.stderr)")
+    }
 }

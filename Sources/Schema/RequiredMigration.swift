@@ -1,0 +1,38 @@
+import Replication
+
+/// A migration whose objects running code names. A database without it is refused at
+/// start, naming the file to apply, rather than failing at the first statement that
+/// names them, mid-stream and far from the cause.
+public enum RequiredMigration: Sendable {
+    /// 008's staging table, written in every dual-write checkpoint transaction.
+    case dualWrite
+    /// 009's `deliveries.requeued_at_attempt`, read by every claim and set by `deliveries retry`.
+    case deliveryRequeue
+
+    var file: String {
+        switch self {
+        case .dualWrite: "008_dual_write.sql"
+        case .deliveryRequeue: "009_delivery_requeue.sql"
+        }
+    }
+
+    /// A boolean expression, true once the migration has been applied.
+    var probe: String {
+        switch self {
+        case .dualWrite:
+            "to_regclass('changerelay.dual_write_staged') IS NOT NULL"
+        case .deliveryRequeue:
+            """
+            EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass('changerelay.deliveries')
+                    AND attname = 'requeued_at_attempt' AND NOT attisdropped)
+            """
+        }
+    }
+
+    /// Throws `SetupError.migrationMissing` unless the database has had the migration.
+    public func require(neededBy: String, on db: PostgresConnection) throws {
+        guard try db.query("SELECT (\(probe)) AS present", []).value("present") == "t" else {
+            throw SetupError.migrationMissing(file: file, neededBy: neededBy)
+        }
+    }
+}
