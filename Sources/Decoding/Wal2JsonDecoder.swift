@@ -24,6 +24,24 @@ public enum Wal2JsonEvent: Sendable, Hashable {
     case message(Wal2JsonMessage)
 }
 
+/// How the wal2json decoder reports one table's change: what pgoutput would have said of it.
+public struct Wal2JsonRoute: Sendable, Hashable {
+    /// The relation the change is reported under: the table itself, or the partitioned
+    /// ancestor a publication `WITH (publish_via_partition_root = true)` names.
+    public var table: TableName
+    /// That relation's columns in its attribute order as of the change, generated ones
+    /// left out; nil when unknown (rows then keep wal2json's order).
+    public var columns: [String]?
+    /// The changed table's generated columns as of the change: pgoutput never sends them.
+    public var generated: Set<String>
+
+    public init(table: TableName, columns: [String]?, generated: Set<String> = []) {
+        self.table = table
+        self.columns = columns
+        self.generated = generated
+    }
+}
+
 /// Turns wal2json 2.5 `format-version 2` records (one per XLogData message, options
 /// `include-xids`, `include-timestamp`, `include-lsn`, `include-type-oids`, `include-pk`)
 /// into the same `Transaction`s the pgoutput decoder produces.
@@ -39,6 +57,12 @@ public enum Wal2JsonEvent: Sendable, Hashable {
 /// the key did not change (pgoutput sends no old tuple then; wal2json repeats the key).
 /// An identity holding every column of the table is REPLICA IDENTITY FULL and is kept.
 ///
+/// wal2json knows no publications and names the leaf partition: the router says, per
+/// change, whether the table is published, under which relation, with which columns and
+/// which generated columns to leave out, all as of the change's position. Rows of the
+/// schema-history table update `history` the moment they are decoded, so a change later
+/// in the same transaction as a DDL already sees its new shape.
+///
 /// Column typmods are not in wal2json output, so `Column.typeModifier` is -1; `isKey` comes
 /// from `pk` when it lists columns, else from a key-only `identity` (pgoutput instead marks
 /// every column of a REPLICA IDENTITY FULL table).
@@ -46,8 +70,8 @@ public enum Wal2JsonEvent: Sendable, Hashable {
 /// Use one per replication connection: after a reconnect the server sends again every
 /// transaction not acknowledged, from its `B`, so a half-read one must not carry over.
 public struct Wal2JsonDecoder: Sendable {
-    /// The table's column names in attribute order, or nil when the caller does not know them.
-    public typealias KnownColumns = @Sendable (_ schema: String, _ table: String) -> [String]?
+    /// The route of a change of `table` at `lsn`; nil drops the change (not published).
+    public typealias Router = @Sendable (_ table: TableName, _ lsn: LSN, _ history: SchemaHistory) -> Wal2JsonRoute?
 
     private struct OpenTransaction: Sendable {
         var xid: UInt32
@@ -55,18 +79,21 @@ public struct Wal2JsonDecoder: Sendable {
         var changes = TransactionChanges()
     }
 
-    private let knownColumns: KnownColumns?
+    private let router: Router?
     private let spillSettings: SpillSettings
     private var open: OpenTransaction?
+    /// Every table's shape as of any position: loaded at start, extended by the stream.
+    public private(set) var history: SchemaHistory
 
-    /// `knownColumns` lets an UPDATE report the columns wal2json left out because their
-    /// TOASTed value did not change: they become `.unchangedToast` in `new`, in table order.
-    /// Without it such columns are simply absent from the row. It also tells a key-only
-    /// `identity` from a FULL one when the record alone cannot (a DELETE has no `columns`).
+    /// Without a router every change is reported as wal2json names it, with its columns in
+    /// wal2json's order, and an unchanged TOASTed column is simply absent from the row.
+    /// With one, an UPDATE reports such columns as `.unchangedToast`, in table order, and
+    /// a DELETE's key-only `identity` is told from a FULL one by the table's columns.
     /// wal2json sends a transaction whole at its commit: past `spill.threshold` bytes its
     /// changes move to a spill file.
-    public init(knownColumns: KnownColumns? = nil, spill: SpillSettings = .default) {
-        self.knownColumns = knownColumns
+    public init(router: Router? = nil, history: SchemaHistory = SchemaHistory(), spill: SpillSettings = .default) {
+        self.router = router
+        self.history = history
         spillSettings = spill
     }
 
@@ -121,7 +148,7 @@ public struct Wal2JsonDecoder: Sendable {
             guard open != nil else {
                 throw RecordFailure(field: nil, table: fields.qualifiedTable, reason: .changeOutsideTransaction)
             }
-            let change = try makeChange(code, fields, record: record, lsn: lsn)
+            guard let change = try makeChange(code, fields, record: record, lsn: lsn) else { return nil }
             open!.changes.append(change)
             if open!.changes.memoryBytes > spillSettings.threshold {
                 do {
@@ -158,10 +185,27 @@ public struct Wal2JsonDecoder: Sendable {
         }
     }
 
-    private func makeChange(_ code: UInt8, _ fields: RecordFields, record: ArraySlice<UInt8>, lsn: LSN) throws(RecordFailure) -> Change {
-        let schema = try fields.require(fields.schema, "schema")
-        let table = try fields.require(fields.table, "table")
-        var change = Change(lsn: fields.lsn ?? lsn, schema: schema, table: table, operation: .truncate)
+    /// The change as pgoutput would report it, or nil when its table is not published.
+    private mutating func makeChange(_ code: UInt8, _ fields: RecordFields, record: ArraySlice<UInt8>, lsn: LSN) throws(RecordFailure) -> Change? {
+        let name = TableName(schema: try fields.require(fields.schema, "schema"), name: try fields.require(fields.table, "table"))
+        let lsn = fields.lsn ?? lsn
+        if name == SchemaHistory.table, code == UInt8(ascii: "I") {
+            let entry = try layOut(code, fields, record: record, lsn: lsn, table: name, route: nil)
+            do { try history.record(entry) } catch {
+                throw RecordFailure(field: nil, table: fields.qualifiedTable, reason: .schemaHistory(error))
+            }
+        }
+        guard let router else { return try layOut(code, fields, record: record, lsn: lsn, table: name, route: nil) }
+        guard let route = router(name, lsn, history) else { return nil }
+        // pgoutput sends a partition's truncate only when the partition itself is what is published.
+        if code == UInt8(ascii: "T"), route.table != name { return nil }
+        return try layOut(code, fields, record: record, lsn: lsn, table: name, route: route)
+    }
+
+    private func layOut(_ code: UInt8, _ fields: RecordFields, record: ArraySlice<UInt8>, lsn: LSN, table: TableName,
+                        route: Wal2JsonRoute?) throws(RecordFailure) -> Change {
+        let reported = route?.table ?? table
+        var change = Change(lsn: lsn, schema: reported.schema, table: reported.name, operation: .truncate)
         guard code != UInt8(ascii: "T") else { return change }
 
         let resolve = { (value: ValueRef) -> TupleValue in
@@ -173,14 +217,16 @@ public struct Wal2JsonDecoder: Sendable {
             case .decoded(let range): .text(fields.decoded[range])
             }
         }
-        let identity = fields.identity ?? []
         if code == UInt8(ascii: "D") {
             _ = try fields.require(fields.identity, "identity")
         } else {
             _ = try fields.require(fields.columns, "columns")
         }
-        let columns = fields.columns ?? []
-        let known = code == UInt8(ascii: "I") ? nil : knownColumns?(schema, table)
+        let generated = route?.generated ?? []
+        let sent = { (list: [ParsedColumn]) in generated.isEmpty ? list : list.filter { !generated.contains($0.name) } }
+        let identity = sent(fields.identity ?? [])
+        let columns = sent(fields.columns ?? [])
+        let known = route?.columns
         func inIdentity(_ name: String) -> Bool { identity.contains { $0.name == name } }
         let identityIsKey = if let known { known.contains { !inIdentity($0) } } else { columns.contains { !inIdentity($0.name) } }
         let keys: [ParsedColumn] = if let pk = fields.pk, !pk.isEmpty { pk } else if identityIsKey { identity } else { [] }
@@ -190,11 +236,17 @@ public struct Wal2JsonDecoder: Sendable {
             Row(columns: parsed.map { Column(name: $0.name, typeOID: $0.typeOID, isKey: isKey($0.name)) },
                 values: parsed.map { resolve($0.value) })
         }
+        /// A partition's columns can stand in another order than its root's.
+        let reordered = reported != table
+        func ordered(_ row: Row) -> Row {
+            guard reordered, let known else { return row }
+            return Self.ordered(row, as: known)
+        }
 
         switch code {
         case UInt8(ascii: "I"):
             change.operation = .insert
-            change.new = row(columns)
+            change.new = ordered(row(columns))
         case UInt8(ascii: "U"):
             change.operation = .update
             var new = row(columns)
@@ -205,13 +257,33 @@ public struct Wal2JsonDecoder: Sendable {
                 let keyUnchanged = identityIsKey && zip(old.columns, old.values).allSatisfy { column, value in
                     new[column.name] == value
                 }
-                change.old = keyUnchanged ? nil : old
+                change.old = keyUnchanged ? nil : ordered(old)
             }
         default:
             change.operation = .delete
-            change.old = row(identity)
+            change.old = ordered(row(identity))
         }
         return change
+    }
+
+    /// The row's columns in `order`; columns `order` does not name go last. A key-only
+    /// old row holds a subset of `order`, so only its own columns are placed.
+    private static func ordered(_ row: Row, as order: [String]) -> Row {
+        if row.columns.count == order.count, zip(row.columns, order).allSatisfy({ $0.name == $1 }) { return row }
+        var columns: [Column] = []
+        var values: [TupleValue] = []
+        columns.reserveCapacity(row.columns.count)
+        values.reserveCapacity(row.columns.count)
+        for name in order {
+            guard let index = row.columns.firstIndex(where: { $0.name == name }) else { continue }
+            columns.append(row.columns[index])
+            values.append(row.values[index])
+        }
+        for (column, value) in zip(row.columns, row.values) where !order.contains(column.name) {
+            columns.append(column)
+            values.append(value)
+        }
+        return Row(columns: columns, values: values)
     }
 
     /// Lays the received columns out in table order, marking the ones wal2json omitted

@@ -17,6 +17,8 @@ public struct Wal2JsonDecodingError: Error, Sendable, Hashable, CustomStringConv
         case beginInsideTransaction(openXID: UInt32)
         case xidMismatch(begin: UInt32, commit: UInt32)
         case spillFailed(SpillError)
+        /// A row of `changerelay.schema_history` the decoder cannot apply.
+        case schemaHistory(SchemaHistoryError)
     }
 
     public var lsn: LSN
@@ -47,6 +49,7 @@ public struct Wal2JsonDecodingError: Error, Sendable, Hashable, CustomStringConv
         case .beginInsideTransaction(let xid): "\"B\" while transaction \(xid) is still open"
         case .xidMismatch(let begin, let commit): "commit xid \(commit) does not match begin xid \(begin)"
         case .spillFailed(let error): error.description
+        case .schemaHistory(let error): error.description
         }
         return text + ": " + detail
     }

@@ -136,8 +136,7 @@ public final class ChangeStream {
         var decoder: any TransactionDecoder = switch settings.plugin {
         case .pgoutput: PgOutputTransactionDecoder(protocolVersion: settings.protocolVersion, spill: settings.spill)
         case .wal2json: Wal2JsonTransactionDecoder(
-            columns: try TableColumns(url: settings.databaseURL), spill: settings.spill,
-            members: try PublicationMembers(url: settings.databaseURL, publication: settings.publication))
+            catalog: try Wal2JsonCatalog(url: settings.databaseURL, publication: settings.publication), spill: settings.spill)
         }
         let options = switch settings.plugin {
         case .pgoutput: PgOutputTransactionDecoder.options(settings)

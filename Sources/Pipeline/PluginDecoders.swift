@@ -30,21 +30,22 @@ struct PgOutputTransactionDecoder: TransactionDecoder {
     }
 }
 
-/// wal2json format 2: one JSON record per message. It knows no publications: every
-/// table's changes arrive and `PublicationMembers` keeps the published ones.
+/// wal2json format 2: one JSON record per message. It knows no publications and names
+/// leaf partitions: `Wal2JsonCatalog` routes each change as pgoutput would report it.
 struct Wal2JsonTransactionDecoder: TransactionDecoder {
     var decoder: Wal2JsonDecoder
-    let members: PublicationMembers
+    let catalog: Wal2JsonCatalog
 
-    init(columns: TableColumns, spill: SpillSettings, members: PublicationMembers) {
-        decoder = Wal2JsonDecoder(knownColumns: { schema, table in columns.columns(schema: schema, table: table) },
-                                  spill: spill)
-        self.members = members
+    init(catalog: Wal2JsonCatalog, spill: SpillSettings) {
+        decoder = Wal2JsonDecoder(router: { table, lsn, history in catalog.route(table, at: lsn, history: history) },
+                                  history: catalog.history, spill: spill)
+        self.catalog = catalog
     }
 
     mutating func consume(_ payload: [UInt8], at lsn: LSN) throws -> [Transaction] {
-        guard let transaction = try decoder.decode(payload[...], at: lsn) else { return [] }
-        return [try members.filter(transaction)]
+        let transaction = try decoder.decode(payload[...], at: lsn)
+        if let failure = catalog.takeFailure() { throw failure }
+        return transaction.map { [$0] } ?? []
     }
 
     var hasOpenTransactions: Bool { decoder.isInTransaction }

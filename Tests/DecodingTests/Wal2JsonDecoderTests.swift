@@ -19,8 +19,13 @@ private func decode(_ records: [String], decoder: inout Wal2JsonDecoder) throws(
     return events
 }
 
-private func transaction(_ changeRecords: [String], knownColumns: Wal2JsonDecoder.KnownColumns? = nil) throws -> Transaction {
-    var decoder = Wal2JsonDecoder(knownColumns: knownColumns)
+/// A router that publishes every table under its own name, with `columns` as its columns where given.
+private func knownColumns(_ columns: @escaping @Sendable (TableName) -> [String]?) -> Wal2JsonDecoder.Router {
+    { table, _, _ in Wal2JsonRoute(table: table, columns: columns(table)) }
+}
+
+private func transaction(_ changeRecords: [String], router: Wal2JsonDecoder.Router? = nil) throws -> Transaction {
+    var decoder = Wal2JsonDecoder(router: router)
     let events = try decode([begin] + changeRecords + [commit], decoder: &decoder)
     guard events.count == 1, case .transaction(let transaction) = events[0] else {
         Issue.record("expected one transaction, got \(events)")
@@ -117,10 +122,8 @@ private func transaction(_ changeRecords: [String], knownColumns: Wal2JsonDecode
         let update = #"{"action":"U","lsn":"0/16B3800","schema":"public","table":"docs","columns":["#
             + #"{"name":"id","typeoid":20,"value":7},{"name":"title","typeoid":25,"value":"t"}],"#
             + #""identity":[{"name":"id","typeoid":20,"value":7}],"pk":[{"name":"id","typeoid":20}]}"#
-        let known: Wal2JsonDecoder.KnownColumns = { schema, table in
-            schema == "public" && table == "docs" ? ["id", "body", "title"] : nil
-        }
-        let change = try #require(try transaction([update], knownColumns: known).changes.all.first)
+        let known = knownColumns { $0 == TableName(schema: "public", name: "docs") ? ["id", "body", "title"] : nil }
+        let change = try #require(try transaction([update], router: known).changes.all.first)
         #expect(change.new == Row(
             columns: [Column(name: "id", typeOID: 20, isKey: true), Column(name: "body", typeOID: 0), Column(name: "title", typeOID: 25)],
             values: [text("7"), .unchangedToast, text("t")]))
@@ -160,13 +163,13 @@ private func transaction(_ changeRecords: [String], knownColumns: Wal2JsonDecode
     @Test func takesKeysFromAKeyOnlyIdentityWhenThereIsNoPrimaryKey() throws {
         let delete = #"{"action":"D","origin":0,"lsn":"0/16B3900","schema":"public","table":"t","#
             + #""identity":[{"name":"code","type":"text","typeoid":25,"value":"a\\b"}],"pk":[],"future":{"x":[1]}}"#
-        let known: Wal2JsonDecoder.KnownColumns = { _, _ in ["code", "v"] }
-        let change = try #require(try transaction([delete], knownColumns: known).changes.all.first)
+        let known = knownColumns { _ in ["code", "v"] }
+        let change = try #require(try transaction([delete], router: known).changes.all.first)
         #expect(change.old == Row(columns: [Column(name: "code", typeOID: 25, isKey: true)], values: [text(#"a\b"#)]))
 
         let full = #"{"action":"D","lsn":"0/16B3900","schema":"public","table":"t","#
             + #""identity":[{"name":"code","typeoid":25,"value":"a"},{"name":"v","typeoid":25,"value":null}]}"#
-        let fullChange = try #require(try transaction([full], knownColumns: known).changes.all.first)
+        let fullChange = try #require(try transaction([full], router: known).changes.all.first)
         #expect(fullChange.old?.columns.map(\.isKey) == [false, false])
     }
 
@@ -305,6 +308,82 @@ private func transaction(_ changeRecords: [String], knownColumns: Wal2JsonDecode
             try decode([begin] + inserts, decoder: &failing)
         } throws: { error in
             "\(error)".contains("/nonexistent/changerelay") && "\(error)".contains("public.items")
+        }
+    }
+}
+
+/// Routing: what the decoder does with a router's answer, independent of any database.
+@Suite struct Wal2JsonRoutingTests {
+    static let root = TableName(schema: "public", name: "p")
+    static let leaf = TableName(schema: "public", name: "p2")
+
+    /// p2's columns stand in another order than its root's, and `g` is generated.
+    static let viaRoot: Wal2JsonDecoder.Router = { table, _, _ in
+        switch table {
+        case leaf: Wal2JsonRoute(table: root, columns: ["id", "k", "v"], generated: ["g"])
+        case root: Wal2JsonRoute(table: root, columns: ["id", "k", "v"])
+        default: nil
+        }
+    }
+
+    static func column(_ name: String, _ value: String) -> String {
+        #"{"name":"\#(name)","typeoid":25,"value":"\#(value)"}"#
+    }
+
+    @Test func aLeafChangeIsReportedUnderTheRootInTheRootsColumnOrderWithoutGeneratedColumns() throws {
+        let columns = [Self.column("v", "a"), Self.column("g", "gen"), Self.column("k", "12"), Self.column("id", "2")]
+        let insert = #"{"action":"I","lsn":"0/16B3800","schema":"public","table":"p2","columns":["# + columns.joined(separator: ",") + "]}"
+        let delete = #"{"action":"D","lsn":"0/16B3810","schema":"public","table":"p2","identity":["#
+            + [Self.column("k", "12"), Self.column("id", "2")].joined(separator: ",") + #"],"pk":[{"name":"k"},{"name":"id"}]}"#
+        let changes = try transaction([insert, delete], router: Self.viaRoot).changes.all
+        #expect(changes.map(\.table) == ["p", "p"])
+        #expect(changes[0].new?.columns.map(\.name) == ["id", "k", "v"])
+        #expect(changes[0].new?.values == [text("2"), text("12"), text("a")])
+        #expect(changes[1].old?.columns.map(\.name) == ["id", "k"])
+        #expect(changes[1].old?.values == [text("2"), text("12")])
+    }
+
+    @Test func unpublishedTablesAndALeafsTruncateUnderItsRootAreDropped() throws {
+        let other = #"{"action":"I","lsn":"0/16B3800","schema":"public","table":"other","columns":["# + Self.column("x", "1") + "]}"
+        let truncates = ["p", "p1", "p2"].map { #"{"action":"T","lsn":"0/16B3900","schema":"public","table":"\#($0)"}"# }
+        let changes = try transaction([other] + truncates, router: Self.viaRoot).changes.all
+        #expect(changes == [Change(lsn: LSN(0x16B_3900), schema: "public", table: "p", operation: .truncate)])
+    }
+
+    @Test func aSchemaHistoryRowAppliesToTheChangesAfterItInTheSameTransaction() throws {
+        let t = TableName(schema: "public", name: "t")
+        let router: Wal2JsonDecoder.Router = { table, lsn, history in
+            table == t ? Wal2JsonRoute(table: t, columns: history.shape(of: t, at: lsn)?.sentColumns) : nil
+        }
+        func historyRow(id: Int, position: String, columns: String) -> String {
+            let shape = #"{\"columns\":\#(columns),\"generated\":[],\"ancestors\":[],\"partitions\":[]}"#
+            return #"{"action":"I","lsn":"0/16B38\#(id)0","schema":"changerelay","table":"schema_history","columns":["#
+                + #"{"name":"id","typeoid":20,"value":\#(id)},{"name":"position","typeoid":3220,"value":"\#(position)"},"#
+                + #"{"name":"schema_name","typeoid":25,"value":"public"},{"name":"table_name","typeoid":25,"value":"t"},"#
+                + #"{"name":"shape","typeoid":3802,"value":"\#(shape)"}]}"#
+        }
+        func update(lsn: String) -> String {
+            #"{"action":"U","lsn":"\#(lsn)","schema":"public","table":"t","columns":["# + Self.column("id", "1")
+                + #"],"identity":["# + Self.column("id", "1") + #"],"pk":[{"name":"id"}]}"#
+        }
+        let records = [historyRow(id: 1, position: "0/16B3000", columns: #"[\"id\"]"#), update(lsn: "0/16B3820"),
+                       historyRow(id: 2, position: "0/16B3825", columns: #"[\"id\",\"big\"]"#), update(lsn: "0/16B3830")]
+        let changes = try transaction(records, router: router).changes.all
+        #expect(changes.count == 2, "history rows are not published")
+        #expect(changes[0].new?.values == [text("1")], "before the ADD COLUMN: no phantom unchanged TOAST")
+        #expect(changes[1].new?.values == [text("1"), .unchangedToast], "after it: the new column was not sent")
+    }
+
+    @Test func aBadSchemaHistoryRowStopsTheStreamNamingIt() {
+        let bad = #"{"action":"I","lsn":"0/16B3800","schema":"changerelay","table":"schema_history","columns":["#
+            + #"{"name":"id","typeoid":20,"value":9},{"name":"position","typeoid":3220,"value":"nowhere"},"#
+            + #"{"name":"schema_name","typeoid":25,"value":"public"},{"name":"table_name","typeoid":25,"value":"t"},"#
+            + #"{"name":"shape","typeoid":3802,"value":"{}"}]}"#
+        #expect {
+            _ = try transaction([bad], router: Self.viaRoot)
+        } throws: { error in
+            guard let error = error as? Wal2JsonDecodingError, case .schemaHistory(let history) = error.reason else { return false }
+            return error.table == "changerelay.schema_history" && history.id == "9" && history.reason.contains("nowhere")
         }
     }
 }

@@ -1,0 +1,124 @@
+import Decoding
+import Replication
+
+/// What pgoutput says of a change and wal2json does not: whether the publication holds
+/// the table, which relation a partition's change is reported under, and the columns.
+///
+/// Shapes come from the schema history (`sql/010_schema_history.sql`) as of each change,
+/// and from today's catalog for a table the history does not know (a database where the
+/// event trigger was declined): that is exact as long as no DDL lies between the change
+/// and now. Publication membership is today's; it is read together with the WAL position
+/// it was read at, and a change at or past that position whose table is not a member
+/// reads it again, so a table added to the publication since is not missed.
+///
+/// Used only from the thread that reads the stream. The decoder cannot throw a catalog
+/// error through its router, so a failed lookup is kept in `failure` and the caller
+/// throws it once the record is decoded (the transaction is then read again).
+final class Wal2JsonCatalog: @unchecked Sendable {
+    private let connection: PostgresConnection
+    private let publication: String
+    private var members: Set<TableName> = []
+    private var readAt: LSN = .zero
+    private var shapes: [TableName: TableShape?] = [:]
+    private var ancestors: [TableName: [TableName]] = [:]
+    private var failure: (any Error)?
+    /// The history as loaded at connect; the decoder extends its own copy from the stream.
+    let history: SchemaHistory
+
+    init(url: String, publication: String) throws {
+        connection = try PostgresConnection(url: url)
+        self.publication = publication
+        history = try Self.loadHistory(connection)
+        try refreshMembers()
+    }
+
+    /// The route of a change of `table` at `lsn`: under the topmost published relation
+    /// among the table and the partitioned tables it belonged to then, or nil.
+    func route(_ table: TableName, at lsn: LSN, history: SchemaHistory) -> Wal2JsonRoute? {
+        do {
+            let chain = [table] + (try history.ancestors(of: table, at: lsn) ?? catalogAncestors(of: table))
+            var target = chain.last { members.contains($0) }
+            if target == nil, lsn >= readAt {
+                try refreshMembers()
+                target = chain.last { members.contains($0) }
+            }
+            guard let target else { return nil }
+            let columns = try history.shape(of: target, at: lsn)?.sentColumns ?? catalogShape(of: target)?.sentColumns
+            let generated = try history.shape(of: table, at: lsn)?.generated ?? catalogShape(of: table)?.generated ?? []
+            return Wal2JsonRoute(table: target, columns: columns, generated: generated)
+        } catch {
+            failure = failure ?? error
+            return nil
+        }
+    }
+
+    /// The first lookup that failed since the last call, if any.
+    func takeFailure() -> (any Error)? {
+        defer { failure = nil }
+        return failure
+    }
+
+    /// The position is taken before the membership query's snapshot, so every change at or
+    /// after it is checked against a set at least as new as the change. Partitions attached
+    /// or detached since are looked up again too.
+    private func refreshMembers() throws(PostgresError) {
+        let position = try connection.execute("SELECT pg_current_wal_insert_lsn()::text AS position").value("position")
+        let result = try connection.query(
+            "SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = $1", [publication])
+        members = Set(result.rows.compactMap { row in
+            guard let schema = row[0], let table = row[1] else { return nil }
+            return TableName(schema: schema, name: table)
+        })
+        ancestors = [:]
+        readAt = position.flatMap { LSN($0) } ?? .zero
+    }
+
+    /// Today's partition ancestors, parent first; none for a table that no longer exists.
+    private func catalogAncestors(of table: TableName) throws(PostgresError) -> [TableName] {
+        if let known = ancestors[table] { return known }
+        let rows = try connection.query("""
+            SELECT n.nspname, c.relname
+            FROM pg_partition_ancestors(to_regclass(format('%I.%I', $1::text, $2::text))) WITH ORDINALITY AS a(relid, depth)
+            JOIN pg_class c ON c.oid = a.relid
+            JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE a.depth > 1
+            ORDER BY a.depth
+            """, [table.schema, table.name]).rows
+        let found = rows.compactMap { row in row[0].flatMap { schema in row[1].map { TableName(schema: schema, name: $0) } } }
+        ancestors[table] = found
+        return found
+    }
+
+    /// Today's columns; nil for a table that no longer exists.
+    private func catalogShape(of table: TableName) throws(PostgresError) -> TableShape? {
+        if let known = shapes[table] { return known }
+        let rows = try connection.query("""
+            SELECT a.attname, a.attgenerated <> ''
+            FROM pg_attribute a
+            WHERE a.attrelid = to_regclass(format('%I.%I', $1::text, $2::text))
+              AND a.attnum > 0 AND NOT a.attisdropped
+            ORDER BY a.attnum
+            """, [table.schema, table.name]).rows
+        let shape: TableShape? = rows.isEmpty ? nil : TableShape(
+            columns: rows.compactMap { $0[0] },
+            generated: Set(rows.compactMap { $0[1] == "t" ? $0[0] : nil }))
+        shapes[table] = shape
+        return shape
+    }
+
+    /// Every recorded shape; empty where 010 is not installed.
+    private static func loadHistory(_ connection: PostgresConnection) throws -> SchemaHistory {
+        var history = SchemaHistory()
+        let installed = try connection.execute(
+            "SELECT to_regclass('changerelay.schema_history') IS NOT NULL AS installed").value("installed")
+        guard installed == "t" else { return history }
+        let rows = try connection.execute("""
+            SELECT id::text, position::text, schema_name, table_name, shape::text
+            FROM changerelay.schema_history ORDER BY id
+            """).rows
+        for row in rows {
+            try history.record(id: row[0], position: row[1], schema: row[2], table: row[3], shape: Array((row[4] ?? "").utf8))
+        }
+        return history
+    }
+}
