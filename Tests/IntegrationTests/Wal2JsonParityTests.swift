@@ -1,0 +1,231 @@
+import Decoding
+import EmbeddedPostgres
+import Foundation
+import Replication
+import Testing
+
+/// The same workload gives the same lines through pgoutput and wal2json, for what only
+/// pgoutput's server side used to get right: partitions published via their root or as
+/// leaves, generated columns, and DDL between writes read back only after all of it.
+@Suite(.serialized) struct Wal2JsonParityTests {
+    /// Reads both slots from the start with `tail` and returns each plugin's lines.
+    /// `wal2jsonParts` splits the wal2json read into runs of `tail`, each acknowledging what
+    /// it printed, so a later run starts after DDL it must know from the stored history.
+    static func tailBoth(_ cluster: LocalPostgres, publication: String, count: Int,
+                         wal2jsonParts: [Int]? = nil) throws -> (pgoutput: [JSONValue], wal2json: [JSONValue]) {
+        let environment = ["CHANGERELAY_SOURCE_DATABASE_URL": cluster.url, "CHANGERELAY_SOURCE_PUBLICATION": publication]
+        func tail(_ plugin: String, _ limit: Int) throws -> [JSONValue] {
+            let result = try runChangeRelay(["tail", "--plugin", plugin, "--slot", "p_\(plugin)", "--limit", "\(limit)"],
+                                            environment: environment, timeout: .seconds(120))
+            #expect(result.status == 0, "tail --plugin \(plugin): \(result.stderr.suffix(2000))")
+            return try result.stdout.split(separator: "\n").map { try JSONParser.parse(Array($0.utf8)) }
+        }
+        return (try tail("pgoutput", count), try (wal2jsonParts ?? [count]).flatMap { try tail("wal2json", $0) })
+    }
+
+    static func createSlots(_ db: PostgresConnection) throws {
+        try db.execute("SELECT pg_create_logical_replication_slot('p_pgoutput', 'pgoutput')")
+        try db.execute("SELECT pg_create_logical_replication_slot('p_wal2json', 'wal2json')")
+    }
+
+    static func installSchemaHistory(_ db: PostgresConnection) throws {
+        try db.execute("CREATE SCHEMA IF NOT EXISTS changerelay")
+        try db.execute(try String(contentsOfFile: repositoryRoot + "/sql/010_schema_history.sql", encoding: .utf8))
+    }
+
+    /// Everything but the position and xid, which differ by nothing but can be compared whole.
+    static func expectSameLines(_ lines: (pgoutput: [JSONValue], wal2json: [JSONValue]), count: Int) {
+        #expect(lines.pgoutput.count == count, "pgoutput printed \(lines.pgoutput.count) lines")
+        #expect(lines.wal2json.count == count, "wal2json printed \(lines.wal2json.count) lines")
+        for (index, (left, right)) in zip(lines.pgoutput, lines.wal2json).enumerated() where left != right {
+            Issue.record("line \(index) differs:\npgoutput \(left)\nwal2json \(right)")
+            return
+        }
+    }
+
+    static func summary(_ line: JSONValue) -> String {
+        guard case .string(let table)? = line["table"], case .string(let op)? = line["op"] else { return "?" }
+        let row = line["new"] ?? .null == .null ? line["old"] : line["new"]
+        let id: String = if case .number(let text)? = row?["id"] { text } else { "-" }
+        return "\(table) \(op) \(id)"
+    }
+
+    static let partitionWorkload = """
+        INSERT INTO measures VALUES (1, 1, 'a'), (2, 12, 'b'), (3, 5, 'c');
+        UPDATE measures SET v = 'a2' WHERE id = 1;
+        UPDATE measures SET k = 15 WHERE id = 3;
+        DELETE FROM measures WHERE id = 2;
+        INSERT INTO unpublished VALUES (1);
+        """
+
+    static func createPartitions(_ db: PostgresConnection, viaRoot: Bool) throws {
+        try db.execute("""
+            CREATE TABLE measures (id int, k int, v text, PRIMARY KEY (id, k)) PARTITION BY RANGE (k);
+            CREATE TABLE measures_low PARTITION OF measures FOR VALUES FROM (0) TO (10);
+            CREATE TABLE measures_high (v text, k int, id int, PRIMARY KEY (id, k));
+            ALTER TABLE measures ATTACH PARTITION measures_high FOR VALUES FROM (10) TO (20);
+            CREATE TABLE unpublished (id int PRIMARY KEY);
+            CREATE PUBLICATION parts FOR TABLE measures WITH (publish_via_partition_root = \(viaRoot));
+            """)
+    }
+
+    @Test(arguments: [true, false])
+    func partitionsPrintTheSameLinesThroughBothPlugins(viaRoot: Bool) throws {
+        let cluster = try startCluster(schema: false)
+        defer { try? cluster.stop() }
+        let db = try cluster.connect()
+        try Self.installSchemaHistory(db)
+        try Self.createPartitions(db, viaRoot: viaRoot)
+        try Self.createSlots(db)
+        try db.execute(Self.partitionWorkload)
+        // A partition attached after the slots exist, whose own column order differs again.
+        try db.execute("""
+            CREATE TABLE measures_top (k int, v text, id int, PRIMARY KEY (id, k));
+            ALTER TABLE measures ATTACH PARTITION measures_top FOR VALUES FROM (20) TO (30);
+            INSERT INTO measures VALUES (4, 25, 'd');
+            UPDATE measures SET k = 7 WHERE id = 4;
+            TRUNCATE measures;
+            """)
+        let count = viaRoot ? 11 : 13
+        let lines = try Self.tailBoth(cluster, publication: "parts", count: count)
+        Self.expectSameLines(lines, count: count)
+        let expected = viaRoot
+            ? ["measures insert 1", "measures insert 2", "measures insert 3", "measures update 1", "measures delete 3",
+               "measures insert 3", "measures delete 2", "measures insert 4", "measures delete 4", "measures insert 4"]
+            : ["measures_low insert 1", "measures_high insert 2", "measures_low insert 3", "measures_low update 1",
+               "measures_low delete 3", "measures_high insert 3", "measures_high delete 2", "measures_top insert 4",
+               "measures_top delete 4", "measures_low insert 4"]
+        #expect(lines.wal2json.prefix(10).map(Self.summary) == expected)
+        if viaRoot {
+            #expect(lines.wal2json.last?["table"] == .string("measures") && lines.wal2json.last?["op"] == .string("truncate"))
+            // The root's column order, whatever the leaf's.
+            guard case .object(let members)? = lines.wal2json[1]["new"] else { Issue.record("no new row"); return }
+            #expect(members.map(\.key) == ["id", "k", "v"])
+        } else {
+            #expect(Set(lines.wal2json.suffix(3).map(Self.summary))
+                == ["measures_low truncate -", "measures_high truncate -", "measures_top truncate -"])
+        }
+    }
+
+    @Test(arguments: [true, false])
+    func aPartitionAttachedWhileStreamingIsFollowed(withSchemaHistory: Bool) throws {
+        let cluster = try startCluster(schema: false)
+        defer { try? cluster.stop() }
+        let db = try cluster.connect()
+        if withSchemaHistory { try Self.installSchemaHistory(db) }
+        try Self.createPartitions(db, viaRoot: true)
+        let tail = try Background(["tail", "--plugin", "wal2json", "--temporary"], environment: [
+            "CHANGERELAY_SOURCE_DATABASE_URL": cluster.url, "CHANGERELAY_SOURCE_PUBLICATION": "parts",
+        ])
+        try tail.waitFor("the stream starts") { _ in tail.stderr.contains("streaming") }
+        try db.execute("INSERT INTO measures VALUES (1, 12, 'first')")
+        try tail.waitFor("the first row") { $0.contains("first") }
+        try db.execute("CREATE TABLE measures_top (v text, id int, k int, PRIMARY KEY (id, k))")
+        // Without the history the catalog of now decides, and now the table is a partition:
+        // only the history knows this row was written before it became one.
+        if withSchemaHistory { try db.execute("INSERT INTO measures_top VALUES ('not yet a partition', 9, 25)") }
+        try db.execute("ALTER TABLE measures ATTACH PARTITION measures_top FOR VALUES FROM (20) TO (30)")
+        try db.execute("INSERT INTO measures VALUES (2, 25, 'attached')")
+        try tail.waitFor("the attached partition's row") { $0.contains("attached") }
+        let lines = try tail.stdout.split(separator: "\n").map { try JSONParser.parse(Array($0.utf8)) }
+        #expect(lines.map(Self.summary) == ["measures insert 1", "measures insert 2"], "\(tail.stdout)")
+        guard case .object(let members)? = lines.last?["new"] else { Issue.record("no new row"); return }
+        #expect(members.map(\.key) == ["id", "k", "v"])
+    }
+
+    @Test func aDetachedPartitionLeavesThePublicationAsItDidOnTheServer() throws {
+        let cluster = try startCluster(schema: false)
+        defer { try? cluster.stop() }
+        let db = try cluster.connect()
+        try Self.installSchemaHistory(db)
+        try Self.createPartitions(db, viaRoot: true)
+        try Self.createSlots(db)
+        try db.execute("""
+            INSERT INTO measures VALUES (1, 12, 'before');
+            ALTER TABLE measures DETACH PARTITION measures_high;
+            INSERT INTO measures_high VALUES ('after', 13, 2);
+            INSERT INTO measures VALUES (3, 1, 'still published');
+            """)
+        let lines = try Self.tailBoth(cluster, publication: "parts", count: 2)
+        Self.expectSameLines(lines, count: 2)
+        #expect(lines.wal2json.map(Self.summary) == ["measures insert 1", "measures insert 3"])
+    }
+
+    /// The stream is read only after all the DDL: each change must come out as it was made.
+    @Test func ddlBetweenWritesReadLaterPrintsWhatPostgresSaidAtEachChange() throws {
+        let cluster = try startCluster(schema: false)
+        defer { try? cluster.stop() }
+        let db = try cluster.connect()
+        try Self.installSchemaHistory(db)
+        try db.execute("""
+            CREATE TABLE evolving (id int PRIMARY KEY, a text, gone text, n int);
+            CREATE PUBLICATION evo FOR TABLE evolving;
+            """)
+        try Self.createSlots(db)
+        // Each its own transaction (one simple query holding BEGIN would make it all one), but for
+        // the block that changes the table between two updates of the same transaction.
+        let statements = [
+            "INSERT INTO evolving VALUES (1, 'one', 'g1', 10)",
+            "UPDATE evolving SET a = 'one b' WHERE id = 1",
+            "ALTER TABLE evolving ADD COLUMN big text",
+            "ALTER TABLE evolving ALTER COLUMN big SET STORAGE EXTERNAL",
+            "UPDATE evolving SET big = repeat('x', 10000) WHERE id = 1",
+            "UPDATE evolving SET a = 'one c' WHERE id = 1",
+            "ALTER TABLE evolving DROP COLUMN gone",
+            "UPDATE evolving SET a = 'one d' WHERE id = 1",
+            "ALTER TABLE evolving ALTER COLUMN n TYPE numeric(10,2)",
+            "UPDATE evolving SET a = 'one e' WHERE id = 1",
+            """
+            BEGIN;
+            UPDATE evolving SET a = 'same transaction, before' WHERE id = 1;
+            ALTER TABLE evolving ADD COLUMN late int DEFAULT 5;
+            UPDATE evolving SET a = 'same transaction, after' WHERE id = 1;
+            COMMIT;
+            """,
+            "ALTER TABLE evolving ADD COLUMN total int GENERATED ALWAYS AS (id * 2) STORED",
+            "INSERT INTO evolving (id, a) VALUES (2, 'two')",
+            "DELETE FROM evolving WHERE id = 2",
+        ]
+        for statement in statements { try db.execute(statement) }
+        let lines = try Self.tailBoth(cluster, publication: "evo", count: 10, wal2jsonParts: [6, 4])
+        Self.expectSameLines(lines, count: 10)
+        func columns(_ line: JSONValue) -> [String] {
+            guard case .object(let members)? = line["new"] else { return [] }
+            return members.map(\.key)
+        }
+        let wal2json = lines.wal2json
+        #expect(columns(wal2json[1]) == ["id", "a", "gone", "n"], "before ADD COLUMN: no phantom column")
+        #expect(wal2json[1]["unchanged_toast"] == nil)
+        #expect(wal2json[3]["unchanged_toast"] == .array([.string("big")]))
+        #expect(columns(wal2json[3]) == ["id", "a", "gone", "n"])
+        #expect(columns(wal2json[4]) == ["id", "a", "n"], "the dropped column is absent only after its drop")
+        #expect(wal2json[5]["new"]?["n"] == .string("10.00"), "the new type's text")
+        #expect(wal2json[4]["new"]?["n"] == .number("10"))
+        #expect(columns(wal2json[6]) == ["id", "a", "n"])
+        #expect(wal2json[7]["new"]?["late"] == .number("5"))
+        #expect(columns(wal2json[8]) == ["id", "a", "n", "big", "late"], "no generated column")
+        #expect(wal2json[9]["op"] == .string("delete"))
+    }
+
+    @Test func generatedColumnsAreLeftOutEvenWithoutTheSchemaHistory() throws {
+        let cluster = try startCluster(schema: false)
+        defer { try? cluster.stop() }
+        let db = try cluster.connect()
+        try db.execute("""
+            CREATE TABLE priced (id int PRIMARY KEY, net numeric, gross numeric GENERATED ALWAYS AS (net * 1.2) STORED, note text);
+            ALTER TABLE priced REPLICA IDENTITY FULL;
+            CREATE PUBLICATION priced_pub FOR TABLE priced;
+            """)
+        try Self.createSlots(db)
+        try db.execute("""
+            INSERT INTO priced (id, net, note) VALUES (1, 10, 'n');
+            UPDATE priced SET net = 20 WHERE id = 1;
+            DELETE FROM priced WHERE id = 1;
+            """)
+        let lines = try Self.tailBoth(cluster, publication: "priced_pub", count: 3)
+        Self.expectSameLines(lines, count: 3)
+        for line in lines.wal2json {
+            #expect(line["new"]?["gross"] == nil && line["old"]?["gross"] == nil, "\(line)")
+        }
+    }
+}
