@@ -46,6 +46,7 @@ public struct Doctor {
     public func run(on db: PostgresConnection) throws(PostgresError) -> [Finding] {
         var findings = try serverSettings(db)
         findings.append(try pluginAvailability(db))
+        if plugin == .wal2json { findings.append(try schemaHistory(db)) }
         findings += try publicationMembership(db)
         findings += try replicaIdentity(db)
         findings += try privileges(db)
@@ -116,6 +117,27 @@ public struct Doctor {
             return .problem("plugin", "wal2json cannot be loaded: \(error.message)",
                             fix: "apt-get install postgresql-15-wal2json -- on the database host")
         }
+    }
+
+    /// wal2json names neither dropped nor generated columns nor a partition's root as of the
+    /// change: without the history the decoder uses today's catalog for older changes.
+    func schemaHistory(_ db: PostgresConnection) throws(PostgresError) -> Finding {
+        let state = try db.execute("""
+            SELECT to_regclass('changerelay.schema_history') IS NOT NULL AS has_table,
+                   (SELECT evtenabled FROM pg_event_trigger WHERE evtname = 'changerelay_schema_history') AS trigger
+            """)
+        let hasTable = try state.value("has_table") == "t"
+        let trigger = try state.value("trigger")
+        guard !hasTable || trigger == nil || trigger == "D" else {
+            return .ok("schema history", "DDL is recorded; wal2json changes are laid out with the columns of their time")
+        }
+        let what = !hasTable ? "changerelay.schema_history does not exist"
+            : trigger == nil ? "the event trigger changerelay_schema_history does not exist"
+            : "the event trigger changerelay_schema_history is disabled"
+        return .problem("schema history", what + "; wal2json changes read after an ALTER TABLE are laid out with today's columns "
+                            + "(phantom unchanged TOAST columns, misplaced or missing ones) and a partition attached or "
+                            + "detached since is reported under today's root",
+                        fix: "apply sql/010_schema_history.sql as a superuser (changerelay setup does)")
     }
 
     func publicationMembership(_ db: PostgresConnection) throws(PostgresError) -> [Finding] {

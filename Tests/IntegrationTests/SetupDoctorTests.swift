@@ -33,6 +33,15 @@ import Testing
         let doctor = try runChangeRelay(["doctor"], environment: environment)
         #expect(doctor.status == 0, "\(doctor.stdout)")
         #expect(doctor.stdout.contains("ok       plugin: wal2json is in use by an existing slot"))
+        #expect(doctor.stdout.contains("ok       schema history: DDL is recorded"))
+
+        // An operator who declined the event trigger is told what wal2json loses without it.
+        try cluster.connect().execute("DROP EVENT TRIGGER changerelay_schema_history")
+        let declined = try runChangeRelay(["doctor"], environment: environment)
+        #expect(declined.status == 1)
+        #expect(declined.stdout.contains("PROBLEM  schema history: the event trigger changerelay_schema_history does not exist; "
+                                         + "wal2json changes read after an ALTER TABLE are laid out with today's columns"))
+        #expect(declined.stdout.contains("fix: apply sql/010_schema_history.sql as a superuser"))
     }
 
     @Test func doctorReportsEachProblemWithItsFix() throws {

@@ -228,4 +228,38 @@ import Testing
             #expect(line["new"]?["gross"] == nil && line["old"]?["gross"] == nil, "\(line)")
         }
     }
+
+    @Test func theHistoryIsRecordedForAnyRoleAndInstallsWithoutTheTriggerForANonSuperuser() throws {
+        let cluster = try startCluster(schema: false)
+        defer { try? cluster.stop() }
+        let db = try cluster.connect()
+        try Self.installSchemaHistory(db)
+        try db.execute("CREATE ROLE app LOGIN; GRANT CREATE ON SCHEMA public TO app")
+        try db.execute("CREATE DATABASE declined OWNER app")
+        // DDL by an ordinary role is recorded: the trigger's function runs as its owner.
+        try db.execute("SET ROLE app; CREATE TABLE app_owned (id int); ALTER TABLE app_owned ADD COLUMN v text; RESET ROLE")
+        let recorded = try db.execute("""
+            SELECT string_agg(shape->>'columns', ' ' ORDER BY id) AS shapes
+            FROM changerelay.schema_history WHERE table_name = 'app_owned'
+            """).value("shapes")
+        #expect(recorded == #"["id"] ["id", "v"]"#)
+        // Writing the history directly is not for ordinary roles.
+        #expect(throws: PostgresError.self) {
+            try db.execute("SET ROLE app; SELECT changerelay.record_table_shapes(ARRAY['app_owned'::regclass::oid], 'ddl')")
+        }
+        try db.execute("RESET ROLE")
+
+        // Installed by a role that cannot create event triggers: a warning, the table, no trigger.
+        let other = try cluster.connect(database: "declined")
+        try other.execute("SET ROLE app; CREATE SCHEMA changerelay")
+        try other.execute(try String(contentsOfFile: repositoryRoot + "/sql/010_schema_history.sql", encoding: .utf8))
+        let state = try other.execute("""
+            SELECT to_regclass('changerelay.schema_history') IS NOT NULL AS has_table,
+                   (SELECT count(*) FROM pg_event_trigger) AS triggers,
+                   (SELECT count(*) FROM changerelay.schema_history WHERE kind = 'baseline') AS baseline
+            """)
+        #expect(try state.value("has_table") == "t")
+        #expect(try state.value("triggers") == "0")
+        #expect(try state.value("baseline").flatMap { Int($0) } ?? 0 > 0)
+    }
 }
