@@ -8,11 +8,14 @@ public enum RequiredMigration: Sendable {
     case dualWrite
     /// 009's `deliveries.requeued_at_attempt`, read by every claim and set by `deliveries retry`.
     case deliveryRequeue
+    /// 011's workflow log, the automation cache as of the checkpoint.
+    case automationWorkflowLog
 
     var file: String {
         switch self {
         case .dualWrite: "008_dual_write.sql"
         case .deliveryRequeue: "009_delivery_requeue.sql"
+        case .automationWorkflowLog: "011_automation_workflow_log.sql"
         }
     }
 
@@ -21,6 +24,8 @@ public enum RequiredMigration: Sendable {
         switch self {
         case .dualWrite:
             "to_regclass('changerelay.dual_write_staged') IS NOT NULL"
+        case .automationWorkflowLog:
+            "to_regclass('changerelay.automation_workflow_log') IS NOT NULL"
         case .deliveryRequeue:
             """
             EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass('changerelay.deliveries')

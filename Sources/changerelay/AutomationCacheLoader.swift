@@ -3,32 +3,50 @@ import Foundation
 import Handlers
 import Logging
 import Replication
+import Schema
 
 /// Fills the automation handler's cache at start; the stream keeps it current after that.
 enum AutomationCacheLoader {
-    /// Every workflow from the source database, and the executions that completed within
-    /// the rate-limit window from the state database, where ChangeRelay writes them: the
-    /// source's own connection serves unless `separateStateURL` names another database.
+    /// The workflows as of the checkpoint, replayed from `changerelay.automation_workflow_log`
+    /// (seeded from the source's `automation_workflows` on the very first start), and the
+    /// executions that completed within the rate-limit window from the state database, where
+    /// ChangeRelay writes them: the source's own connection serves unless `separateStateURL`
+    /// names another database.
     static func load(sourceURL: String, separateStateURL: String?, window: Duration, logger: Logger) throws -> AutomationCache {
         let cache = AutomationCache(rateLimitWindow: window)
         let source = try PostgresConnection(url: sourceURL)
-        let workflows = try source.execute("""
-            SELECT id::text, user_id::text, trigger_type, is_active, status, trigger_config::text
-            FROM public.automation_workflows
-            """)
-        var malformed = 0
-        for row in workflows.rows {
-            guard let id = row[0] else { continue }
-            let workflow = Workflow(id: id, userID: row[1], triggerType: row[2], isActive: row[3],
-                                    status: row[4], triggerConfig: row[5])
-            if workflow.isLive, case .failure(let problem) = workflow.conditions {
-                malformed += 1
-                logger.warning("workflow cannot fire: its configuration is malformed; it is skipped until it is fixed",
-                               metadata: ["workflow": "\(id)", "reason": "\(problem)"])
-            }
-            cache.upsert(workflow)
-        }
         let state = if let separateStateURL { try PostgresConnection(url: separateStateURL) } else { source }
+        try RequiredMigration.automationWorkflowLog.require(neededBy: "automations", on: state)
+        try seedIfEmpty(state, from: source, logger: logger)
+        let log = try state.execute("""
+            SELECT operation, workflow_id, user_id, trigger_type, is_active, status, trigger_config, config_unchanged
+            FROM changerelay.automation_workflow_log
+            ORDER BY commit_lsn, change_index, id
+            """)
+        for row in log.rows {
+            switch row[0] {
+            case "upsert":
+                guard let id = row[1] else { continue }
+                var workflow = Workflow(id: id, userID: row[2], triggerType: row[3], isActive: row[4], status: row[5],
+                                        triggerConfig: row[6])
+                if row[7] == "t", let known = cache.workflow(id: id) { workflow.conditions = known.conditions }
+                cache.upsert(workflow)
+            case "delete":
+                if let id = row[1] { cache.removeWorkflow(id: id) }
+            case "truncate":
+                cache.removeEveryWorkflow()
+            default:
+                continue
+            }
+        }
+        let workflows = cache.allWorkflows()
+        var malformed = 0
+        for workflow in workflows where workflow.isLive {
+            guard case .failure(let problem) = workflow.conditions else { continue }
+            malformed += 1
+            logger.warning("workflow cannot fire: its configuration is malformed; it is skipped until it is fixed",
+                           metadata: ["workflow": "\(workflow.id)", "reason": "\(problem)"])
+        }
         let completions = try state.query("""
             SELECT trigger_data->>'job_id', workflow_id::text, trigger_data->>'new_status',
                    (extract(epoch FROM completed_at) * 1000000)::bigint::text
@@ -44,8 +62,41 @@ enum AutomationCacheLoader {
         // What was loaded is the starting point, not a batch to undo.
         cache.batchEnded(committed: true)
         logger.info("automation cache loaded", metadata: [
-            "workflows": "\(workflows.rows.count)", "malformed": "\(malformed)", "recent_completions": "\(completions.rows.count)",
+            "workflows": "\(workflows.count)", "log_entries": "\(log.rows.count)", "malformed": "\(malformed)", "recent_completions": "\(completions.rows.count)",
         ])
         return cache
+    }
+
+    /// The first start has no log: today's table is the starting point. It is as of now,
+    /// not of the slot's position, so job changes already in the slot when ChangeRelay first
+    /// starts see the workflows of now; from then on the log keeps the cache exact.
+    private static func seedIfEmpty(_ state: PostgresConnection, from source: PostgresConnection, logger: Logger) throws {
+        let seeded = try state.execute("SELECT EXISTS (SELECT FROM changerelay.automation_workflow_log) AS seeded").value("seeded")
+        guard seeded != "t" else { return }
+        let workflows = try source.execute("""
+            SELECT id::text, user_id::text, trigger_type, is_active, status, trigger_config::text
+            FROM public.automation_workflows ORDER BY id
+            """)
+        try state.execute("BEGIN")
+        do {
+            try state.execute("""
+                INSERT INTO changerelay.automation_workflow_log (commit_lsn, change_index, operation)
+                VALUES ('0/0', -1, 'baseline')
+                """)
+            for (index, row) in workflows.rows.enumerated() {
+                try state.query("""
+                    INSERT INTO changerelay.automation_workflow_log
+                        (commit_lsn, change_index, operation, workflow_id, user_id, trigger_type, is_active, status, trigger_config)
+                    VALUES ('0/0', $1::int, 'upsert', $2, $3, $4, $5, $6, $7)
+                    """, ["\(index)", row[0], row[1], row[2], row[3], row[4], row[5]])
+            }
+            try state.execute("COMMIT")
+        } catch {
+            _ = try? state.execute("ROLLBACK")
+            throw error
+        }
+        logger.info("automation workflow log seeded from automation_workflows (first start)", metadata: [
+            "workflows": "\(workflows.rows.count)",
+        ])
     }
 }

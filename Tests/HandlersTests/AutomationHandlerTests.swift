@@ -98,7 +98,7 @@ private func plan(_ handler: AutomationHandler, _ transaction: Transaction) thro
         #expect(effects.deliveries.count == 1)
         let paused = Change(lsn: LSN(0x80), schema: "public", table: "automation_workflows", operation: .delete,
                             new: nil, old: workflow("w1").new)
-        #expect(try plan(handler, transaction([paused, jobUpdate(from: "pending", to: "completed")])) == .none)
+        #expect(try plan(handler, transaction([paused, jobUpdate(from: "pending", to: "completed")])).deliveries.isEmpty)
     }
 
     @Test func aRecentCompletionMakesTheExecutionSkipped() throws {
@@ -174,13 +174,34 @@ private func plan(_ handler: AutomationHandler, _ transaction: Transaction) thro
         #expect(try plan(handler, transaction([job])).deliveries.map(\.target) == ["automation-executor:w2"])
     }
 
+    /// What the cache learns is logged with the checkpoint, so a restart rebuilds it as of then.
+    @Test func everyWorkflowChangeIsLoggedAtItsPosition() throws {
+        let handler = makeHandler()
+        let upserted = try plan(handler, transaction([workflow("w1")]))
+        let row = try #require(upserted.rows.first)
+        #expect(upserted.rows.count == 1 && upserted.deliveries.isEmpty)
+        #expect(row.table == AutomationHandler.workflowLog)
+        let fields = Dictionary(uniqueKeysWithValues: zip(row.columns, row.values))
+        #expect(fields["operation"] == "upsert" && fields["workflow_id"] == "w1" && fields["change_index"] == "0")
+        #expect(fields["commit_lsn"] != nil && fields["config_unchanged"] == "f")
+        #expect(fields["trigger_config"]??.contains("conditions") == true)
+
+        let removed = Change(lsn: LSN(0x80), schema: "public", table: "automation_workflows", operation: .delete,
+                             new: nil, old: workflow("w1").new)
+        let truncate = Change(lsn: LSN(0x90), schema: "public", table: "automation_workflows", operation: .truncate)
+        let later = try plan(handler, transaction([removed, truncate]))
+        #expect(later.rows.map { Dictionary(uniqueKeysWithValues: zip($0.columns, $0.values))["operation"] }
+            == ["delete", "truncate"])
+        #expect(later.rows.map { Dictionary(uniqueKeysWithValues: zip($0.columns, $0.values))["change_index"] } == ["0", "1"])
+    }
+
     @Test func aTruncateEmptiesTheCacheAndAnUndoRestoresIt() throws {
         let handler = makeHandler()
         _ = try plan(handler, transaction([workflow("w1")]))
         handler.batchEnded(committed: true)
         let truncate = Change(lsn: LSN(0x90), schema: "public", table: "automation_workflows", operation: .truncate,
                               new: nil, old: nil)
-        #expect(try plan(handler, transaction([truncate, jobUpdate(from: "pending", to: "completed")])) == .none)
+        #expect(try plan(handler, transaction([truncate, jobUpdate(from: "pending", to: "completed")])).deliveries.isEmpty)
         handler.batchEnded(committed: false)
         #expect(try plan(handler, transaction([jobUpdate(from: "pending", to: "completed")])).deliveries.count == 1)
     }
@@ -201,7 +222,9 @@ private func plan(_ handler: AutomationHandler, _ transaction: Transaction) thro
         renamed.values[configIndex] = .unchangedToast
         let update = Change(lsn: LSN(0x90), schema: "public", table: "automation_workflows", operation: .update,
                             new: renamed, old: nil)
-        _ = try plan(handler, transaction([update]))
+        let logged = try #require(try plan(handler, transaction([update])).rows.first)
+        let fields = Dictionary(uniqueKeysWithValues: zip(logged.columns, logged.values))
+        #expect(fields["config_unchanged"] == "t" && fields["trigger_config"] == .some(nil), "the log keeps the last config too")
         #expect(try plan(handler, transaction([jobUpdate(from: "pending", to: "completed")])).deliveries.count == 1)
     }
 }

@@ -69,6 +69,11 @@ public final class AutomationCache: Sendable {
         state.withLock { $0.workflows[id] }
     }
 
+    /// Every known workflow, in id order.
+    public func allWorkflows() -> [Workflow] {
+        state.withLock { state in state.workflows.keys.sorted().compactMap { state.workflows[$0] } }
+    }
+
     /// `TRUNCATE automation_workflows`.
     public func removeEveryWorkflow() {
         state.withLock { state in

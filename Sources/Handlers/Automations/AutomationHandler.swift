@@ -33,6 +33,7 @@ public struct AutomationHandler: Handler {
     public static let workflowsTable = "public.automation_workflows"
     public static let executionLogs = "public.automation_execution_logs"
     public static let logTable = TableName(schema: "public", name: "automation_execution_logs")
+    public static let workflowLog = TableName(schema: "changerelay", name: "automation_workflow_log")
 
     public let name = "automations"
     public let tables: Set<String> = [Self.jobs, Self.workflowsTable, Self.executionLogs]
@@ -52,8 +53,7 @@ public struct AutomationHandler: Handler {
     public func plan(_ change: Change, at index: Int, in transaction: Transaction) throws(HandlerError) -> Effects {
         switch change.schema + "." + change.table {
         case Self.workflowsTable:
-            try follow(workflowChange: change, lsn: transaction.commitLSN)
-            return .none
+            return Effects(rows: try follow(workflowChange: change, at: index, lsn: transaction.commitLSN))
         case Self.executionLogs:
             try follow(executionChange: change, at: transaction.commitTime)
             return .none
@@ -64,31 +64,48 @@ public struct AutomationHandler: Handler {
 
     // MARK: - The cache, from the stream
 
-    private func follow(workflowChange change: Change, lsn: LSN) throws(HandlerError) {
+    /// Updates the cache and returns what `automation_workflow_log` records of the change:
+    /// written with the checkpoint, it is what the cache is rebuilt from after a restart.
+    private func follow(workflowChange change: Change, at index: Int, lsn: LSN) throws(HandlerError) -> [PlannedRow] {
+        func logRow(_ operation: String, id: String? = nil, _ row: Fields? = nil, configUnchanged: Bool = false) -> PlannedRow {
+            PlannedRow(table: Self.workflowLog, [
+                "commit_lsn": "\(lsn)", "change_index": "\(index)", "operation": operation, "workflow_id": id,
+                "user_id": row?["user_id"], "trigger_type": row?["trigger_type"], "is_active": row?["is_active"],
+                "status": row?["status"], "trigger_config": configUnchanged ? nil : row?["trigger_config"],
+                "config_unchanged": configUnchanged ? "t" : "f",
+            ])
+        }
         switch change.operation {
         case .insert, .update:
-            guard let new = change.new else { return }
+            guard let new = change.new else { return [] }
             let row = try Fields(new, handler: name, change: change)
+            var rows: [PlannedRow] = []
             if change.operation == .update, let old = change.old, let oldID = try Fields(old, handler: name, change: change)["id"],
                oldID != row["id"] {
                 cache.removeWorkflow(id: oldID)
+                rows.append(logRow("delete", id: oldID))
             }
             guard let id = row["id"] else { throw failure(change, "a workflow without an id") }
             var workflow = Workflow(id: id, userID: row["user_id"], triggerType: row["trigger_type"],
                                     isActive: row["is_active"], status: row["status"], triggerConfig: row["trigger_config"])
             // A large trigger_config that this UPDATE left alone arrives as "unchanged": keep what is known.
-            if row.isUnchanged("trigger_config"), let known = cache.workflow(id: id) { workflow.conditions = known.conditions }
+            let configUnchanged = row.isUnchanged("trigger_config")
+            if configUnchanged, let known = cache.workflow(id: id) { workflow.conditions = known.conditions }
             if workflow.isLive, case .failure(let problem) = workflow.conditions {
                 logger.warning("workflow cannot fire: its configuration is malformed; it is skipped until it is fixed", metadata: [
                     "workflow": "\(id)", "lsn": "\(lsn)", "reason": "\(problem)",
                 ])
             }
             cache.upsert(workflow)
+            rows.append(logRow("upsert", id: id, row, configUnchanged: configUnchanged))
+            return rows
         case .delete:
-            guard let old = change.old, let id = try Fields(old, handler: name, change: change)["id"] else { return }
+            guard let old = change.old, let id = try Fields(old, handler: name, change: change)["id"] else { return [] }
             cache.removeWorkflow(id: id)
+            return [logRow("delete", id: id)]
         case .truncate:
             cache.removeEveryWorkflow()
+            return [logRow("truncate")]
         }
     }
 
