@@ -160,10 +160,10 @@ public final class ChangeStream {
 
     private func pump(_ stream: ReplicationStream, decoder: inout any TransactionDecoder, shouldStop: () -> Bool,
                       sink: inout some TransactionSink, acknowledged: inout LSN) throws -> Bool {
-        func acknowledge(_ lsn: LSN?) {
-            guard let lsn else { return }
-            stream.acknowledge(lsn)
-            acknowledged = max(acknowledged, lsn)
+        var acknowledgement = Acknowledgement(confirmed: acknowledged)
+        defer { acknowledged = acknowledgement.confirmed }
+        func acknowledge(_ durable: LSN?) {
+            if let lsn = acknowledgement.durable(through: durable) { stream.acknowledge(lsn) }
         }
         while true {
             heartbeat?.beatIfDue()
@@ -172,10 +172,7 @@ public final class ChangeStream {
                 try? stream.finish()
                 return true
             }
-            // With a batch pending, a quiet millisecond means nothing more is coming to batch
-            // with: commit now. Under a steady flow batches grow to their size or age limit.
-            let wait: Duration = sink.hasPending ? .milliseconds(1) : .milliseconds(200)
-            guard let event = try stream.next(timeout: wait) else {
+            guard let event = try stream.next(timeout: Acknowledgement.readTimeout(batchPending: sink.hasPending)) else {
                 if stream.isFinished {
                     throw PostgresError(.connectionLost, "the server ended the replication stream", endpoint: stream.endpoint)
                 }
@@ -190,7 +187,7 @@ public final class ChangeStream {
                 } catch {
                     // Nothing past the last durable transaction is acknowledged: a restart re-reads from there.
                     throw ChangeStreamError.undecodable(plugin: settings.plugin, lsn: messageStart,
-                                                        acknowledged: acknowledged, reason: "\(error)")
+                                                        acknowledged: acknowledgement.confirmed, reason: "\(error)")
                 }
                 for transaction in transactions {
                     switch try sink.accept(transaction) {
@@ -204,7 +201,10 @@ public final class ChangeStream {
                 }
                 acknowledge(try sink.tick())
             case .keepalive(let walEnd, _, _):
-                if !decoder.hasOpenTransactions && !sink.hasPending { acknowledge(walEnd) }
+                if let lsn = acknowledgement.keepalive(walEnd: walEnd, transactionOpen: decoder.hasOpenTransactions,
+                                                       batchPending: sink.hasPending) {
+                    stream.acknowledge(lsn)
+                }
             }
         }
     }

@@ -38,22 +38,9 @@ public final class Planner: TransactionSink {
     private let logger: Logger
     private var connection: PostgresConnection?
     private let clock = ContinuousClock()
-    /// The committed checkpoint: transactions ending at or before it were planned already.
-    public private(set) var durablePosition: LSN
+    /// When batches commit and what a lost one means; the planner executes its decisions.
+    private var policy: BatchPolicy
     private var batch = Batch()
-    /// A batch thrown away (a lost connection, a failed commit), settled before anything
-    /// more is planned: the handlers must forget what it taught them, unless its COMMIT
-    /// went through after all.
-    private enum Unsettled {
-        /// Planning had started; nothing of it can have been committed.
-        case discarded
-        /// The batch ending here may have been committed.
-        case inDoubt(LSN)
-    }
-
-    private var unsettled: Unsettled?
-    /// The router has seen changes since the last commit.
-    private var plannedSinceCommit = false
     /// Handlers reuse a few policies and header sets: encode each once.
     private var encodedPolicies: [RetryPolicy: String] = [:]
     private var encodedHeaders: [[PlannedDelivery.Header]: String] = [:]
@@ -86,10 +73,6 @@ public final class Planner: TransactionSink {
         /// The target number of the COPY open in that transaction; one at a time.
         var copying: Int?
         var deliveries = 0
-        var changes = 0
-        var transactions = 0
-        var end: LSN?
-        var opened: ContinuousClock.Instant?
         /// Staging tables this batch copied rows into: their handlers' statements run before the checkpoint.
         var staged: Set<TableName> = []
     }
@@ -101,23 +84,26 @@ public final class Planner: TransactionSink {
         let connection = try PostgresConnection(url: settings.stateURL)
         let row = try connection.query("SELECT lsn::text AS lsn FROM changerelay.checkpoints WHERE slot_name = $1",
                                        [settings.slot])
-        durablePosition = row.value("lsn").flatMap { LSN($0) } ?? .zero
+        policy = BatchPolicy(durable: row.value("lsn").flatMap { LSN($0) } ?? .zero,
+                             maxChanges: settings.maxBatchChanges, maxAge: settings.maxBatchAge)
         self.connection = connection
-        logger.info("planner ready", metadata: ["slot": "\(settings.slot)", "checkpoint": "\(durablePosition)"])
+        logger.info("planner ready", metadata: ["slot": "\(settings.slot)", "checkpoint": "\(policy.durable)"])
     }
 
-    public var hasPending: Bool { batch.end != nil }
+    /// The committed checkpoint: transactions ending at or before it were planned already.
+    public var durablePosition: LSN { policy.durable }
+
+    public var hasPending: Bool { policy.hasPending }
 
     public func accept(_ transaction: Transaction) throws -> SinkProgress {
-        if let unsettled { try settle(unsettled) }
+        if let unsettled = policy.unsettled { try settle(unsettled) }
         // A restart can be sent transactions it already planned; their effects are committed.
-        guard transaction.endLSN > durablePosition else { return .proceed(durableThrough: nil) }
+        guard policy.admit(endingAt: transaction.endLSN) == .plan else { return .proceed(durableThrough: nil) }
         if transaction.changes.isSpilled {
             logger.info("planning a large transaction from its spill file", metadata: [
                 "xid": "\(transaction.xid)", "commit_lsn": "\(transaction.commitLSN)", "changes": "\(transaction.changes.count)",
             ])
         }
-        plannedSinceCommit = true
         try router.plan(transaction) { effect in
             let target: Int
             switch effect {
@@ -131,50 +117,40 @@ public final class Planner: TransactionSink {
             }
             if batch.rows[target].count >= Self.pieceBytes { try send(target) }
         }
-        batch.changes += transaction.changes.count
-        batch.transactions += 1
-        batch.end = transaction.endLSN
-        if batch.opened == nil { batch.opened = clock.now }
-        if batch.changes >= settings.maxBatchChanges { return .proceed(durableThrough: try commit()) }
-        return .proceed(durableThrough: nil)
+        let full = policy.planned(endingAt: transaction.endLSN, changes: transaction.changes.count, at: clock.now)
+        return .proceed(durableThrough: full ? try commit() : nil)
     }
 
     public func tick() throws -> LSN? {
-        guard let opened = batch.opened, clock.now - opened >= settings.maxBatchAge else { return nil }
-        return try commit()
+        policy.isDue(at: clock.now) ? try commit() : nil
     }
 
-    public func flush() throws -> LSN? { batch.end == nil ? nil : try commit() }
+    public func flush() throws -> LSN? { policy.hasPending ? try commit() : nil }
 
     /// A batch's rows were partly sent in a transaction that will never commit: drop the
     /// connection, and the server rolls it back.
     public func discardPending() {
         if batch.began { connection = nil }
-        if unsettled == nil, plannedSinceCommit {
-            unsettled = batch.end.map(Unsettled.inDoubt) ?? .discarded
-        }
+        policy.discard()
         batch = Batch()
     }
 
     /// Reads the stored checkpoint after a lost batch: if its COMMIT went through after all,
     /// the batch is durable (and must not be planned twice); otherwise the handlers forget
     /// what it taught them, since it is about to be read again.
-    private func settle(_ unsettled: Unsettled) throws {
-        var committed = false
-        if case .inDoubt(let end) = unsettled {
+    private func settle(_ unsettled: BatchPolicy.Unsettled) throws {
+        var stored: LSN?
+        if case .inDoubt = unsettled {
             let row = try connected().query("SELECT lsn::text AS lsn FROM changerelay.checkpoints WHERE slot_name = $1",
                                             [settings.slot])
-            let stored = row.value("lsn").flatMap { LSN($0) } ?? .zero
-            if stored >= end {
-                committed = true
-                durablePosition = max(durablePosition, stored)
-                logger.warning("a batch whose commit was in doubt had been committed; it is not planned again",
-                               metadata: ["checkpoint": "\(stored)"])
-            }
+            stored = row.value("lsn").flatMap { LSN($0) } ?? .zero
+        }
+        let committed = policy.settle(storedCheckpoint: stored)
+        if committed {
+            logger.warning("a batch whose commit was in doubt had been committed; it is not planned again",
+                           metadata: ["checkpoint": "\(policy.durable)"])
         }
         router.batchEnded(committed: committed)
-        self.unsettled = nil
-        plannedSinceCommit = false
     }
 
     /// Rows are sent in pieces of about this many bytes.
@@ -218,7 +194,7 @@ public final class Planner: TransactionSink {
 
     /// Writes the batch and the checkpoint in one transaction; returns the new checkpoint.
     private func commit() throws -> LSN? {
-        guard let end = batch.end else { return nil }
+        guard let end = policy.end else { return nil }
         let started = clock.now
         // The open COPY's target first: one COPY fewer to open.
         if let open = batch.copying { try send(open) }
@@ -245,14 +221,13 @@ public final class Planner: TransactionSink {
             throw error
         }
         logger.debug("batch committed", metadata: [
-            "checkpoint": "\(end)", "transactions": "\(batch.transactions)", "changes": "\(batch.changes)",
+            "checkpoint": "\(end)", "transactions": "\(policy.transactions)", "changes": "\(policy.changes)",
             "deliveries": "\(batch.deliveries)", "ms": "\((clock.now - started).wholeMilliseconds)",
         ])
-        durablePosition = end
+        policy.committed()
         batch = Batch()
         for (handler, result) in stagedResults { handler.stagedBatchCommitted(result) }
         router.batchEnded(committed: true)
-        plannedSinceCommit = false
         return end
     }
 

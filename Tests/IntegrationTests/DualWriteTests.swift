@@ -363,7 +363,7 @@ import Testing
         #expect(missing == 0)
     }
 
-    @Test func killNineDuringTenThousandChangesInApplyModeLeavesNoDriftAndOneLogRowPerChange() throws {
+    @Test(.tags(.soak), .enabled(if: soaksEnabled)) func killNineDuringTenThousandChangesInApplyModeLeavesNoDriftAndOneLogRowPerChange() throws {
         let setup = try RunPipelineTests.prepare()
         defer { try? setup.cluster.stop(); setup.receiver.stop() }
         let environment = Self.environment(setup, mode: "apply")

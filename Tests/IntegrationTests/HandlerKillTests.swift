@@ -6,7 +6,7 @@ import Testing
 /// The seed handlers' guarantees across kill -9: log rows are written exactly once (in
 /// the checkpoint transaction) and every planned call reaches the receiver.
 @Suite struct HandlerKillTests {
-    @Test func killNineDuringABurstOfConversationsAndJobChanges() throws {
+    @Test(.tags(.soak), .enabled(if: soaksEnabled)) func killNineDuringABurstOfConversationsAndJobChanges() throws {
         let setup = try RunPipelineTests.prepare()
         defer { try? setup.cluster.stop(); setup.receiver.stop() }
         let environment = ConversationChecksTests.environment(setup)

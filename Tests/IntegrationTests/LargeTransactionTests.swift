@@ -24,7 +24,7 @@ import Testing
             .value("stream_txns") ?? "0") ?? 0
     }
 
-    @Test func fiveMillionRowsArePlannedOnceInBoundedMemory() throws {
+    @Test(.tags(.soak), .enabled(if: soaksEnabled)) func fiveMillionRowsArePlannedOnceInBoundedMemory() throws {
         let rows = 5_000_000
         let threshold = 16
         let margin = 64 << 20
@@ -50,7 +50,7 @@ import Testing
 
     /// kill -9 while a spilled transaction is being planned: the slot re-sends it whole
     /// and it is planned exactly once.
-    @Test func aKillWhilePlanningASpilledTransactionLosesAndDoublesNothing() throws {
+    @Test(.tags(.soak), .enabled(if: soaksEnabled)) func aKillWhilePlanningASpilledTransactionLosesAndDoublesNothing() throws {
         let rows = 300_000
         let setup = try RunPipelineTests.prepare(
             extra: ["CHANGERELAY_PIPELINE_SPILL_THRESHOLD_MB": "1"], clusterSettings: Self.streamEverything)

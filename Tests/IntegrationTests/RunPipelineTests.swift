@@ -81,7 +81,7 @@ import Testing
         #expect(table == "items")
     }
 
-    @Test func killNineAtRandomInstantsLosesAndDoublesNothing() throws {
+    @Test(.tags(.soak), .enabled(if: soaksEnabled)) func killNineAtRandomInstantsLosesAndDoublesNothing() throws {
         let setup = try Self.prepare()
         defer { try? setup.cluster.stop(); setup.receiver.stop() }
         let total = 20_000
