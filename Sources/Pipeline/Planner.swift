@@ -209,6 +209,7 @@ public final class Planner: TransactionSink {
                     stagedResults.append((handler, try connection.execute(staging.statements)))
                 }
             }
+            CrashPoint.batchCopied.reach()
             try connection.query("""
                 INSERT INTO changerelay.checkpoints (slot_name, lsn, updated_at) VALUES ($1, $2::pg_lsn, now())
                 ON CONFLICT (slot_name) DO UPDATE SET lsn = EXCLUDED.lsn, updated_at = now()
@@ -224,6 +225,7 @@ public final class Planner: TransactionSink {
             "checkpoint": "\(end)", "transactions": "\(policy.transactions)", "changes": "\(policy.changes)",
             "deliveries": "\(batch.deliveries)", "ms": "\((clock.now - started).wholeMilliseconds)",
         ])
+        CrashPoint.checkpointCommitted.reach()
         policy.committed()
         batch = Batch()
         for (handler, result) in stagedResults { handler.stagedBatchCommitted(result) }
