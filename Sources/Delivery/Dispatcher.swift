@@ -64,6 +64,7 @@ public final class Dispatcher: Sendable {
     struct Finished: Sendable {
         var delivery: Claimed
         var started: Date
+        var ended: Date
         var result: Result<HTTPResponse, HTTPError>
     }
 
@@ -248,7 +249,8 @@ public final class Dispatcher: Sendable {
         Task { [client] in
             let result: Result<HTTPResponse, HTTPError>
             do throws(HTTPError) { result = .success(try await client.send(request)) } catch { result = .failure(error) }
-            self.finished.withLock { $0.append(Finished(delivery: delivery, started: started, result: result)) }
+            let done = Finished(delivery: delivery, started: started, ended: Date(), result: result)
+            self.finished.withLock { $0.append(done) }
             var byte: UInt8 = 1
             _ = write(self.wakeWrite, &byte, 1)
         }
