@@ -62,7 +62,7 @@ let package = Package(
         .testTarget(name: "ReplicationTests", dependencies: ["Replication", "EmbeddedPostgres"]),
         .testTarget(name: "ConfigurationTests", dependencies: ["Configuration"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Replication"]),
-        .testTarget(name: "DeliveryTests", dependencies: ["Core", "Delivery", "TestSupport"]),
+        .testTarget(name: "DeliveryTests", dependencies: ["Core", "Delivery", "Replication", "TestSupport"]),
         .testTarget(name: "HandlersTests", dependencies: [
             "Handlers", "Decoding", "Delivery", "Replication",
             .product(name: "Logging", package: "swift-log"),

@@ -64,6 +64,7 @@ public final class Dispatcher: Sendable {
     struct Finished: Sendable {
         var delivery: Claimed
         var started: Date
+        var ended: Date
         var result: Result<HTTPResponse, HTTPError>
     }
 
@@ -97,92 +98,65 @@ public final class Dispatcher: Sendable {
     }
 
     /// Runs until `shouldStop`; then lets requests in flight finish for up to `drain`.
-    ///
-    /// Claims run ahead of sending: up to `concurrency` claimed rows wait in a local
-    /// queue, so a finished request's slot is refilled at once instead of after the next
-    /// round trip to the state database. Rows still queued at the stop are released.
+    /// The rules are `DispatchStateMachine`'s; this loop only carries out its actions.
     public func run(shouldStop: () -> Bool, drain: Duration = .seconds(10)) {
-        var backoff = Backoff(initial: .milliseconds(200), cap: .seconds(10))
-        var sending = 0
-        var queue: [Claimed] = []
-        var queueStart = 0
-        /// Finished requests not yet recorded: kept across a lost state connection, so
-        /// neither the attempts nor the count of requests in flight are lost with it.
-        var unrecorded: [Finished] = []
+        var machine = DispatchStateMachine(concurrency: settings.concurrency, pollInterval: settings.pollInterval,
+                                           drain: drain)
+        var random = SystemRandomNumberGenerator()
+        /// Open from the machine's `.connect` until the next failure; the machine asks for
+        /// the state database only in between.
         var connection: PostgresConnection?
-        var stopDeadline: ContinuousClock.Instant?
         let clock = ContinuousClock()
 
-        func sendQueued() {
-            while sending < settings.concurrency, queueStart < queue.count {
-                send(queue[queueStart])
-                queueStart += 1
-                sending += 1
-            }
-            if queueStart == queue.count {
-                queue.removeAll(keepingCapacity: true)
-                queueStart = 0
-            }
+        func woken() -> DispatchStateMachine.Action {
+            if shouldStop() { machine.stopRequested(at: clock.now) }
+            return machine.woken(finished: takeFinished(), at: clock.now, using: &random)
         }
 
+        var action = woken()
         while true {
-            let done = takeFinished()
-            sending -= done.count
-            unrecorded += done
-            if shouldStop(), stopDeadline == nil { stopDeadline = clock.now.advanced(by: drain) }
-            if stopDeadline == nil { sendQueued() }
             do throws(PostgresError) {
-                let db: PostgresConnection
-                if let connection { db = connection } else {
-                    db = try PostgresConnection(url: settings.stateURL)
+                switch action {
+                case .connect:
+                    let db = try PostgresConnection(url: settings.stateURL)
                     // These short statements are prepared and run thousands of times a second:
                     // JIT compilation would cost more than it could ever save.
                     try db.execute("SET jit = off; LISTEN changerelay_deliveries")
                     connection = db
-                    backoff.reset()
-                }
-                if !unrecorded.isEmpty {
-                    try record(unrecorded, on: db)
-                    unrecorded.removeAll()
-                }
-                if let stopDeadline {
-                    if queueStart < queue.count {
-                        try release(Array(queue[queueStart...]), on: db)
-                        queue.removeAll()
-                        queueStart = 0
-                    }
-                    if sending == 0 { return }
-                    if clock.now >= stopDeadline {
-                        logger.warning("stopping with requests in flight; their leases expire and another run retries them",
-                                       metadata: ["in_flight": "\(sending)"])
-                        return
-                    }
-                    _ = try db.waitForNotifications(wakeDescriptor: wakeRead, timeout: .milliseconds(50))
+                    action = machine.connected()
+                case .send(let batch):
+                    batch.forEach(send)
+                    action = woken()
+                case .record(let attempts):
+                    try record(attempts, on: connection!)
+                    action = machine.recorded()
+                case .claim:
+                    action = machine.claimed(try claim(on: connection!))
+                case .release(let unsent):
+                    try release(unsent, on: connection!)
+                    action = machine.released()
+                case .wait(let timeout):
+                    _ = try connection!.waitForNotifications(wakeDescriptor: wakeRead, timeout: timeout)
                     drainWakePipe()
-                    continue
-                }
-                var claimedAny = false
-                // Claim in chunks, not one row at a time: a claim is a round trip.
-                if sending + (queue.count - queueStart) <= settings.concurrency {
-                    let claimed = try claim(on: db)
-                    claimedAny = !claimed.isEmpty
-                    queue += claimed
-                    sendQueued()
-                }
-                if !claimedAny, finishedIsEmpty {
-                    _ = try db.waitForNotifications(wakeDescriptor: wakeRead, timeout: settings.pollInterval)
-                    drainWakePipe()
+                    action = woken()
+                case .reconnect(let delay, let cause):
+                    logger.warning("state database unavailable; retrying", metadata: ["error": "\(cause)", "retry_in": "\(delay)"])
+                    pause(delay)
+                    action = woken()
+                case .exit(.drained):
+                    return
+                case .exit(.requestsInFlight(let count)):
+                    logger.warning("stopping with requests in flight; their leases expire and another run retries them",
+                                   metadata: ["in_flight": "\(count)"])
+                    return
+                case .exit(.stateDatabaseLost(let error, let unrecorded)):
+                    logger.warning("stopping without the state database; unrecorded attempts are retried after their leases",
+                                   metadata: ["error": "\(error)", "unrecorded": "\(unrecorded)"])
+                    return
                 }
             } catch {
                 connection = nil
-                if let stopDeadline, clock.now >= stopDeadline {
-                    logger.warning("stopping without the state database; unrecorded attempts are retried after their leases",
-                                   metadata: ["error": "\(error)", "unrecorded": "\(unrecorded.count)"])
-                    return
-                }
-                let delay = backoff.nextDelay()
-                logger.warning("state database unavailable; retrying", metadata: ["error": "\(error)", "retry_in": "\(delay)"])
-                pause(delay)
+                action = machine.connectionLost(error, at: clock.now)
             }
         }
     }
@@ -248,7 +222,8 @@ public final class Dispatcher: Sendable {
         Task { [client] in
             let result: Result<HTTPResponse, HTTPError>
             do throws(HTTPError) { result = .success(try await client.send(request)) } catch { result = .failure(error) }
-            self.finished.withLock { $0.append(Finished(delivery: delivery, started: started, result: result)) }
+            let done = Finished(delivery: delivery, started: started, ended: Date(), result: result)
+            self.finished.withLock { $0.append(done) }
             var byte: UInt8 = 1
             _ = write(self.wakeWrite, &byte, 1)
         }
@@ -266,8 +241,6 @@ public final class Dispatcher: Sendable {
         body.replaceSubrange(close..<close, with: Array(((isEmpty ? "" : ",") + member.string + ":" + String(attempt)).utf8))
     }
 
-    private var finishedIsEmpty: Bool { finished.withLock { $0.isEmpty } }
-
     private func takeFinished() -> [Finished] {
         finished.withLock { finished in
             defer { finished.removeAll() }
@@ -283,52 +256,26 @@ public final class Dispatcher: Sendable {
     /// Records the attempts and moves the rows on (succeeded, failed to retry later, or
     /// dead) in one statement. A row whose attempt number moved on (its lease ran out and
     /// another dispatcher took it) is left alone.
-    private func record(_ finished: [Finished], on db: PostgresConnection) throws(PostgresError) {
+    private func record(_ attempts: [AttemptRecord], on db: PostgresConnection) throws(PostgresError) {
         var columns = Array(repeating: [String?](), count: 8)
-        var random = SystemRandomNumberGenerator()
-        let now = Int64(Date().timeIntervalSince1970)
-        for done in finished {
-            let delivery = done.delivery
-            let outcome: AttemptOutcome
-            var httpStatus: Int?
-            var error: String?
-            var responseBody: String?
-            switch done.result {
-            case .success(let response):
-                httpStatus = response.status
-                // Text columns cannot hold NUL; the body is kept for people to read, so dropping it is fine.
-                responseBody = String(decoding: response.body.filter { $0 != 0 }, as: UTF8.self)
-                outcome = AttemptOutcome(status: response.status, retryAfter: response.header("Retry-After"), now: now)
-                if !(200..<300).contains(response.status) { error = "HTTP \(response.status)" }
-            case .failure(let failure):
-                error = failure.description
-                outcome = AttemptOutcome(transportError: TransportError(failure.transportKind, detail: failure.description))
-            }
-            let status: String
-            var delay: Duration = .zero
-            switch RetryDecision(policy: delivery.policy, attempt: delivery.policyAttempt, outcome: outcome, using: &random) {
-            case .succeeded:
-                status = "succeeded"
-            case .retry(let after):
-                status = "failed"
-                delay = after
-            case .dead(let reason):
-                status = "dead"
-                error = reason.description
-                // The idempotency key names the handler and the source position (commit LSN,
-                // change index); the ordering key names the entity (table and row key).
-                logger.error("delivery is dead", metadata: [
-                    "delivery": "\(delivery.id)", "key": "\(delivery.idempotencyKey)",
-                    "entity": "\(delivery.orderingKey ?? "-")", "url": "\(redactedURL(delivery.url))",
-                    "reason": "\(reason)",
-                ])
-            }
-            let row: [String?] = [String(delivery.id), status, httpStatus.map(String.init), error,
-                                  String(delay.wholeMilliseconds), String(delivery.attempt),
-                                  String(done.started.timeIntervalSince1970), responseBody]
+        for attempt in attempts {
+            let row: [String?] = [String(attempt.delivery.id), attempt.status, attempt.httpStatus.map(String.init),
+                                  attempt.error, String(attempt.delay.wholeMilliseconds), String(attempt.delivery.attempt),
+                                  String(attempt.started.timeIntervalSince1970), attempt.responseBody]
             for (index, value) in row.enumerated() { columns[index].append(value) }
         }
         try db.query(prepared: "changerelay_record", recordStatement, columns.map(postgresArrayLiteral))
+        for attempt in attempts {
+            guard case .dead(let reason) = attempt.decision else { continue }
+            let delivery = attempt.delivery
+            // The idempotency key names the handler and the source position (commit LSN,
+            // change index); the ordering key names the entity (table and row key).
+            logger.error("delivery is dead", metadata: [
+                "delivery": "\(delivery.id)", "key": "\(delivery.idempotencyKey)",
+                "entity": "\(delivery.orderingKey ?? "-")", "url": "\(redactedURL(delivery.url))",
+                "reason": "\(reason)",
+            ])
+        }
     }
 
     /// The limit is part of the statement's text, not a parameter: a prepared statement's

@@ -1,0 +1,216 @@
+import Foundation
+import Replication
+
+/// The dispatcher's rules with nothing in them that waits, sends or reads a clock: when to
+/// claim, what to send, when finished tries are recorded, what is put back at a stop and
+/// when draining gives up. `Dispatcher.run` reports each event and carries out the action
+/// it gets back, so orders of events that are hard to provoke against a real database and
+/// a real receiver (a connection lost with tries unrecorded, a stop with claims queued)
+/// can be walked through one event at a time.
+///
+/// What it keeps true:
+/// - Claims run ahead of sending: up to `concurrency` claimed rows wait in a local queue on
+///   top of the requests in flight, so a finished request's slot is refilled at once
+///   instead of after the next round trip to the state database.
+/// - The queue is sent in claim order, and the claim statement never hands out a row while
+///   an earlier row of its ordering key is unfinished, so one key is never reordered.
+/// - A finished try leaves the count in flight when it is reported, not when it is
+///   recorded, and stays unrecorded across a lost state connection: the connection takes
+///   neither the attempt nor a phantom request in flight with it.
+/// - After a stop nothing is claimed or sent; claims still queued are put back, and the
+///   requests in flight get up to the drain bound to finish and be recorded.
+struct DispatchStateMachine {
+    enum Action {
+        /// Open the state connection and listen for the planner's notifications; report
+        /// `connected()` or `connectionLost(_:at:)`.
+        case connect
+        /// Start these requests. They count as in flight until they come back through
+        /// `woken(finished:at:using:)`, which is also the next event to report.
+        case send([Dispatcher.Claimed])
+        /// Write these attempts and their deliveries' next status in one statement; report
+        /// `recorded()`.
+        case record([AttemptRecord])
+        /// Claim due rows, at most `concurrency` (the claim statement's own limit); report
+        /// `claimed(_:)`.
+        case claim
+        /// Put these claims back as they were before, since they were never sent; report
+        /// `released()`.
+        case release([Dispatcher.Claimed])
+        /// Sleep until a notification, a finished request or the timeout; report `woken`.
+        case wait(Duration)
+        /// Pause before connecting again; report `woken`.
+        case reconnect(after: Duration, cause: PostgresError)
+        case exit(Exit)
+    }
+
+    enum Exit {
+        case drained
+        /// Their claims stay until the leases end; another run retries them then.
+        case requestsInFlight(Int)
+        /// These attempts are never recorded: their deliveries are retried once the leases end.
+        case stateDatabaseLost(PostgresError, unrecorded: Int)
+    }
+
+    private enum State {
+        case dispatching
+        /// The deadline is compared with the time of the last wake, since the machine is
+        /// given time rather than reading it; the tries finished by then are still
+        /// recorded and the queue released before it gives up.
+        case draining(deadline: ContinuousClock.Instant, deadlinePassed: Bool)
+    }
+
+    /// Short, so that a stop ends soon after its deadline; a finished request wakes the
+    /// loop earlier anyway.
+    private static let drainingWait: Duration = .milliseconds(50)
+
+    private let concurrency: Int
+    private let pollInterval: Duration
+    private let drain: Duration
+    private var state = State.dispatching
+    private var isConnected = false
+    private var backoff = Backoff(initial: .milliseconds(200), cap: .seconds(10))
+    private var queue: [Dispatcher.Claimed] = []
+    private var inFlight = 0
+    private var unrecorded: [AttemptRecord] = []
+
+    /// `pollInterval` bounds the wait for work when a notification is lost; `drain` is how
+    /// long a stop waits for the requests in flight.
+    init(concurrency: Int, pollInterval: Duration, drain: Duration) {
+        self.concurrency = concurrency
+        self.pollInterval = pollInterval
+        self.drain = drain
+    }
+
+    /// Idempotent, so the loop can report the stop flag every time it looks at it.
+    mutating func stopRequested(at now: ContinuousClock.Instant) {
+        guard case .dispatching = state else { return }
+        state = .draining(deadline: now.advanced(by: drain), deadlinePassed: false)
+    }
+
+    /// The loop looks around: at the start, and after a send, a wait or a pause. `finished`
+    /// are the tries that ended since the last look; what each does to its delivery is
+    /// decided here, once, with `generator` for the retry jitter.
+    mutating func woken<Generator: RandomNumberGenerator>(
+        finished: [Dispatcher.Finished], at now: ContinuousClock.Instant, using generator: inout Generator
+    ) -> Action {
+        inFlight -= finished.count
+        unrecorded += finished.map { AttemptRecord($0, using: &generator) }
+        switch state {
+        case .dispatching:
+            // Before any round trip, and while the state database is away too: the queue
+            // was claimed to keep every slot busy.
+            if let batch = takeSendable() { return .send(batch) }
+        case .draining(let deadline, _):
+            state = .draining(deadline: deadline, deadlinePassed: now >= deadline)
+        }
+        return nextDatabaseStep()
+    }
+
+    mutating func connected() -> Action {
+        isConnected = true
+        backoff.reset()
+        return nextDatabaseStep()
+    }
+
+    mutating func recorded() -> Action {
+        unrecorded.removeAll()
+        return nextDatabaseStep()
+    }
+
+    mutating func released() -> Action {
+        queue.removeAll()
+        return nextDatabaseStep()
+    }
+
+    mutating func claimed(_ rows: [Dispatcher.Claimed]) -> Action {
+        queue += rows
+        // Nothing to send means either nothing was due or every slot is busy: in both
+        // cases the next thing to happen is a notification or a finished request.
+        guard let batch = takeSendable() else { return .wait(pollInterval) }
+        return .send(batch)
+    }
+
+    /// A failed statement counts as a lost connection too: the connection is opened afresh
+    /// after a growing pause, so a state database in trouble is not hammered in a loop, and
+    /// whatever was not recorded or released yet is asked for again.
+    mutating func connectionLost(_ error: PostgresError, at now: ContinuousClock.Instant) -> Action {
+        isConnected = false
+        if case .draining(let deadline, _) = state, now >= deadline {
+            return .exit(.stateDatabaseLost(error, unrecorded: unrecorded.count))
+        }
+        return .reconnect(after: backoff.nextDelay(), cause: error)
+    }
+
+    /// Recording comes first, so that a stop or a claim never waits on attempts that have
+    /// already happened.
+    private func nextDatabaseStep() -> Action {
+        guard isConnected else { return .connect }
+        if !unrecorded.isEmpty { return .record(unrecorded) }
+        switch state {
+        case .dispatching:
+            // Claim in chunks, not one row at a time: a claim is a round trip.
+            return inFlight + queue.count <= concurrency ? .claim : .wait(pollInterval)
+        case .draining(_, let deadlinePassed):
+            if !queue.isEmpty { return .release(queue) }
+            if inFlight == 0 { return .exit(.drained) }
+            if deadlinePassed { return .exit(.requestsInFlight(inFlight)) }
+            return .wait(Self.drainingWait)
+        }
+    }
+
+    private mutating func takeSendable() -> [Dispatcher.Claimed]? {
+        let count = min(concurrency - inFlight, queue.count)
+        guard count > 0 else { return nil }
+        let batch = Array(queue.prefix(count))
+        queue.removeFirst(count)
+        inFlight += count
+        return batch
+    }
+}
+
+/// What one finished try does: its `delivery_attempts` row and its delivery's next status.
+struct AttemptRecord {
+    var delivery: Dispatcher.Claimed
+    var started: Date
+    var decision: RetryDecision
+    var httpStatus: Int?
+    var error: String?
+    var responseBody: String?
+
+    /// A Retry-After date is read against the time the try ended, when the receiver wrote it.
+    init<Generator: RandomNumberGenerator>(_ finished: Dispatcher.Finished, using generator: inout Generator) {
+        delivery = finished.delivery
+        started = finished.started
+        let outcome: AttemptOutcome
+        switch finished.result {
+        case .success(let response):
+            httpStatus = response.status
+            // Text columns cannot hold NUL; the body is kept for people to read, so dropping it is fine.
+            responseBody = String(decoding: response.body.filter { $0 != 0 }, as: UTF8.self)
+            outcome = AttemptOutcome(status: response.status, retryAfter: response.header("Retry-After"),
+                                     now: Int64(finished.ended.timeIntervalSince1970))
+            if !response.isSuccess { error = "HTTP \(response.status)" }
+        case .failure(let failure):
+            error = failure.description
+            outcome = AttemptOutcome(transportError: TransportError(failure.transportKind, detail: failure.description))
+        }
+        decision = RetryDecision(policy: delivery.policy, attempt: delivery.policyAttempt, outcome: outcome,
+                                 using: &generator)
+        if case .dead(let reason) = decision { error = reason.description }
+    }
+
+    /// The row's `status`.
+    var status: String {
+        switch decision {
+        case .succeeded: "succeeded"
+        case .retry: "failed"
+        case .dead: "dead"
+        }
+    }
+
+    /// How long after the record the next try is due; zero when there is none.
+    var delay: Duration {
+        if case .retry(let after) = decision { return after }
+        return .zero
+    }
+}

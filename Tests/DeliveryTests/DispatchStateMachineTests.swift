@@ -1,0 +1,276 @@
+@testable import Delivery
+import Foundation
+import Replication
+import Testing
+import TestSupport
+
+/// The dispatcher's rules walked one event at a time, in the order `Dispatcher.run` reports
+/// them, including orders that a real database and receiver rarely produce on cue.
+@Suite struct DispatchStateMachineTests {
+    private static let start = ContinuousClock.now
+    private static let threeTries = RetryPolicy.fixed(delay: .seconds(10), maxAttempts: 3)
+    private static let lost = PostgresError(.connectionLost, "server closed the connection unexpectedly",
+                                            endpoint: "localhost:5432/state")
+
+    private static func machine(concurrency: Int) -> DispatchStateMachine {
+        DispatchStateMachine(concurrency: concurrency, pollInterval: .seconds(1), drain: .seconds(10))
+    }
+
+    /// Connected and about to claim, where every cycle after the first starts.
+    private static func claiming(concurrency: Int) -> DispatchStateMachine {
+        var machine = machine(concurrency: concurrency)
+        #expect(machine.woken(at: start).step == .connect)
+        #expect(machine.connected().step == .claim)
+        return machine
+    }
+
+    /// Deliveries 1 and 2 in flight, nothing queued, and a stop requested at `start`.
+    private static func stoppingWithTwoInFlight() -> DispatchStateMachine {
+        var machine = claiming(concurrency: 2)
+        #expect(machine.claimed([delivery(1), delivery(2)]).step == .send([1, 2]))
+        machine.stopRequested(at: start)
+        return machine
+    }
+
+    private static func later(_ duration: Duration) -> ContinuousClock.Instant {
+        start.advanced(by: duration)
+    }
+
+    private static func delivery(_ id: Int64, attempt: Int = 1, requeuedAtAttempt: Int = 0) -> Dispatcher.Claimed {
+        Dispatcher.Claimed(id: id, idempotencyKey: "key-\(id)", url: "http://receiver.test/hook", method: "POST",
+                           headers: [], auth: nil, body: "{}", attemptField: nil, policy: threeTries,
+                           attempt: attempt, requeuedAtAttempt: requeuedAtAttempt, orderingKey: nil,
+                           previousStatus: "pending")
+    }
+
+    private static func answered(_ delivery: Dispatcher.Claimed, status: Int = 200, headers: [(String, String)] = [],
+                                 body: String = "", at ended: Date = Date(timeIntervalSince1970: 1_700_000_000))
+        -> Dispatcher.Finished {
+        Dispatcher.Finished(delivery: delivery, started: ended.addingTimeInterval(-0.25), ended: ended,
+                            result: .success(HTTPResponse(status: status, headers: headers, body: Array(body.utf8))))
+    }
+
+    /// Sent once and answered, so the machine's record action shows what the try does to its row.
+    private static func record(of finished: Dispatcher.Finished) throws -> AttemptRecord {
+        var machine = claiming(concurrency: 1)
+        #expect(machine.claimed([finished.delivery]).step == .send([finished.delivery.id]))
+        let records = try #require(machine.woken([finished], at: start).records)
+        #expect(records.count == 1)
+        return try #require(records.first)
+    }
+
+    @Test func claimedRowsAreSentUpToTheConcurrencyAndTheRestRefillFinishedSlots() {
+        var machine = Self.machine(concurrency: 2)
+        let rows = (1...5).map { Self.delivery($0) }
+        #expect(machine.woken(at: Self.start).step == .connect)
+        #expect(machine.connected().step == .claim)
+        #expect(machine.claimed(Array(rows[0...2])).step == .send([1, 2]))
+        // Two in flight and one queued is more than the concurrency: no claim, only a wait.
+        #expect(machine.woken(at: Self.start).step == .wait(.seconds(1)))
+        // The freed slot is refilled from the queue before the round trip that records.
+        #expect(machine.woken([Self.answered(rows[0])], at: Self.start).step == .send([3]))
+        #expect(machine.woken(at: Self.start).step == .record([1]))
+        // Two in flight and nothing queued: claim ahead, and keep what cannot go yet.
+        #expect(machine.recorded().step == .claim)
+        #expect(machine.claimed(Array(rows[3...4])).step == .wait(.seconds(1)))
+        #expect(machine.woken([Self.answered(rows[1]), Self.answered(rows[2])], at: Self.start).step == .send([4, 5]))
+        #expect(machine.woken(at: Self.start).step == .record([2, 3]))
+        #expect(machine.recorded().step == .claim)
+        #expect(machine.claimed([]).step == .wait(.seconds(1)))
+    }
+
+    /// The claim statement hands out one row per ordering key, oldest first; the queue must
+    /// not undo that by sending in any other order.
+    @Test func theQueueIsSentInClaimOrder() {
+        var machine = Self.claiming(concurrency: 1)
+        let rows = [Self.delivery(7), Self.delivery(3), Self.delivery(5)]
+        #expect(machine.claimed(rows).step == .send([7]))
+        #expect(machine.woken([Self.answered(rows[0])], at: Self.start).step == .send([3]))
+        #expect(machine.woken([Self.answered(rows[1])], at: Self.start).step == .send([5]))
+    }
+
+    @Test func aFinishedTryOutlivesALostStateConnectionAndFreesItsSlot() {
+        var machine = Self.claiming(concurrency: 1)
+        let first = Self.delivery(1)
+        #expect(machine.claimed([first]).step == .send([1]))
+        #expect(machine.woken(at: Self.start).step == .claim)
+        #expect(machine.claimed([]).step == .wait(.seconds(1)))
+        #expect(machine.connectionLost(Self.lost, at: Self.start).step == .reconnect)
+        // It finished while the state database was away.
+        #expect(machine.woken([Self.answered(first)], at: Self.start).step == .connect)
+        #expect(machine.connectionLost(Self.lost, at: Self.start).step == .reconnect)
+        #expect(machine.woken(at: Self.start).step == .connect)
+        #expect(machine.connected().step == .record([1]))
+        // The record itself failed: the attempt is asked for again on the next connection.
+        #expect(machine.connectionLost(Self.lost, at: Self.start).step == .reconnect)
+        #expect(machine.woken(at: Self.start).step == .connect)
+        #expect(machine.connected().step == .record([1]))
+        // Its slot is free: with a concurrency of one, the next row goes at once.
+        #expect(machine.recorded().step == .claim)
+        #expect(machine.claimed([Self.delivery(2)]).step == .send([2]))
+    }
+
+    @Test func reconnectsAfterAGrowingPauseThatAConnectionResets() throws {
+        var machine = Self.machine(concurrency: 1)
+        _ = machine.woken(at: Self.start)
+        var pauses: [Duration] = []
+        for _ in 1...3 {
+            pauses.append(try #require(machine.connectionLost(Self.lost, at: Self.start).pause))
+            #expect(machine.woken(at: Self.start).step == .connect)
+        }
+        #expect(pauses[0] >= .milliseconds(100) && pauses[0] <= .milliseconds(200))
+        #expect(pauses[2] >= .milliseconds(400) && pauses[2] <= .milliseconds(800))
+        #expect(machine.connected().step == .claim)
+        let pause = try #require(machine.connectionLost(Self.lost, at: Self.start).pause)
+        #expect(pause >= .milliseconds(100) && pause <= .milliseconds(200))
+    }
+
+    @Test func aStopReleasesQueuedClaimsThenWaitsForTheRequestsInFlight() {
+        var machine = Self.claiming(concurrency: 2)
+        let rows = (1...4).map { Self.delivery($0) }
+        #expect(machine.claimed(rows).step == .send([1, 2]))
+        #expect(machine.woken(at: Self.start).step == .wait(.seconds(1)))
+        machine.stopRequested(at: Self.start)
+        // A slot freed at the stop is not refilled from the queue; the try is recorded.
+        #expect(machine.woken([Self.answered(rows[0])], at: Self.start).step == .record([1]))
+        #expect(machine.recorded().step == .release([3, 4]))
+        #expect(machine.released().step == .wait(.milliseconds(50)))
+        #expect(machine.woken(at: Self.later(.seconds(1))).step == .wait(.milliseconds(50)))
+        #expect(machine.woken([Self.answered(rows[1])], at: Self.later(.seconds(2))).step == .record([2]))
+        #expect(machine.recorded().step == .exit(.drained))
+    }
+
+    @Test func theDrainDeadlineEndsTheRunWithRequestsStillInFlight() {
+        var machine = Self.stoppingWithTwoInFlight()
+        #expect(machine.woken(at: Self.later(.seconds(5))).step == .wait(.milliseconds(50)))
+        // Seeing the stop again does not move its deadline.
+        machine.stopRequested(at: Self.later(.seconds(9)))
+        // What finished by the deadline is still recorded before the run ends.
+        #expect(machine.woken([Self.answered(Self.delivery(1))], at: Self.later(.seconds(10))).step == .record([1]))
+        #expect(machine.recorded().step == .exit(.requestsInFlight(1)))
+    }
+
+    @Test func theDrainDeadlineEndsTheRunWithoutTheStateDatabase() {
+        var machine = Self.stoppingWithTwoInFlight()
+        #expect(machine.woken([Self.answered(Self.delivery(1))], at: Self.start).step == .record([1]))
+        // Before the deadline a lost connection is reconnected, even while stopping.
+        #expect(machine.connectionLost(Self.lost, at: Self.later(.seconds(1))).step == .reconnect)
+        #expect(machine.woken(at: Self.later(.seconds(10))).step == .connect)
+        #expect(machine.connectionLost(Self.lost, at: Self.later(.seconds(10))).step
+            == .exit(.stateDatabaseLost(unrecorded: 1)))
+    }
+
+    @Test func a2xxSucceeds() throws {
+        let record = try Self.record(of: Self.answered(Self.delivery(1), status: 204, body: "ok"))
+        #expect(record.decision == .succeeded)
+        #expect(record.status == "succeeded")
+        #expect(record.httpStatus == 204)
+        #expect(record.error == nil)
+        #expect(record.delay == .zero)
+        #expect(record.responseBody == "ok")
+    }
+
+    @Test func aFailureIsRetriedAfterThePolicysPause() throws {
+        let record = try Self.record(of: Self.answered(Self.delivery(1, attempt: 2), status: 500, body: "bro\0ken"))
+        #expect(record.status == "failed")
+        #expect(record.delay == .seconds(10))
+        #expect(record.httpStatus == 500)
+        #expect(record.error == "HTTP 500")
+        #expect(record.responseBody == "broken")
+    }
+
+    /// The date is read against the time the try ended, not the time it is recorded.
+    @Test func aRetryAfterDateCountsFromTheAnswer() throws {
+        let answer = Self.answered(Self.delivery(1), status: 503, headers: [("Retry-After", "Sun, 06 Nov 1994 08:50:37 GMT")],
+                                   at: Date(timeIntervalSince1970: 784_111_777))
+        let record = try Self.record(of: answer)
+        #expect(record.status == "failed")
+        #expect(record.delay == .seconds(60))
+    }
+
+    @Test func aTransportFailureIsRetriedWithTheClientsWords() throws {
+        let error = HTTPError(.couldNotConnect, method: "POST", url: "http://receiver.test/hook", message: "Connection refused")
+        let ended = Date(timeIntervalSince1970: 1_700_000_000)
+        let record = try Self.record(of: Dispatcher.Finished(delivery: Self.delivery(1), started: ended, ended: ended,
+                                                             result: .failure(error)))
+        #expect(record.status == "failed")
+        #expect(record.delay == .seconds(10))
+        #expect(record.httpStatus == nil)
+        #expect(record.error == error.description)
+    }
+
+    @Test func theLastAttemptIsDeadWithItsReason() throws {
+        let record = try Self.record(of: Self.answered(Self.delivery(1, attempt: 3), status: 500))
+        #expect(record.status == "dead")
+        #expect(record.decision == .dead(.attemptsExhausted(attempts: 3, lastFailure: .status(500))))
+        #expect(record.error == "gave up after 3 attempts, last: HTTP 500")
+        #expect(record.delay == .zero)
+    }
+
+    /// `deliveries retry` re-queued it after its third try: the policy counts from there.
+    @Test func aRequeuedDeliveryHasItsTriesAgain() throws {
+        let record = try Self.record(of: Self.answered(Self.delivery(1, attempt: 4, requeuedAtAttempt: 3), status: 500))
+        #expect(record.status == "failed")
+        #expect(record.delay == .seconds(10))
+    }
+
+    @Test func anEndpointThatRefusesForGoodIsDeadWithoutRetries() throws {
+        let record = try Self.record(of: Self.answered(Self.delivery(1), status: 410))
+        #expect(record.status == "dead")
+        #expect(record.httpStatus == 410)
+        #expect(record.error == "gave up: endpoint gone (HTTP 410)")
+    }
+}
+
+/// An action with each delivery reduced to its id, so that whole actions compare.
+private enum Step: Equatable {
+    enum Exit: Equatable {
+        case drained
+        case requestsInFlight(Int)
+        case stateDatabaseLost(unrecorded: Int)
+    }
+
+    case connect
+    case send([Int64])
+    case record([Int64])
+    case claim
+    case release([Int64])
+    case wait(Duration)
+    case reconnect
+    case exit(Exit)
+}
+
+extension DispatchStateMachine.Action {
+    fileprivate var step: Step {
+        switch self {
+        case .connect: .connect
+        case .send(let batch): .send(batch.map(\.id))
+        case .record(let attempts): .record(attempts.map(\.delivery.id))
+        case .claim: .claim
+        case .release(let unsent): .release(unsent.map(\.id))
+        case .wait(let timeout): .wait(timeout)
+        case .reconnect: .reconnect
+        case .exit(.drained): .exit(.drained)
+        case .exit(.requestsInFlight(let count)): .exit(.requestsInFlight(count))
+        case .exit(.stateDatabaseLost(_, let unrecorded)): .exit(.stateDatabaseLost(unrecorded: unrecorded))
+        }
+    }
+
+    fileprivate var records: [AttemptRecord]? {
+        if case .record(let attempts) = self { return attempts }
+        return nil
+    }
+
+    fileprivate var pause: Duration? {
+        if case .reconnect(let after, _) = self { return after }
+        return nil
+    }
+}
+
+extension DispatchStateMachine {
+    /// The policies here have no jitter, so any generator gives the same records.
+    fileprivate mutating func woken(_ finished: [Dispatcher.Finished] = [], at now: ContinuousClock.Instant) -> Action {
+        var generator = SplitMix64(seed: 1)
+        return woken(finished: finished, at: now, using: &generator)
+    }
+}
