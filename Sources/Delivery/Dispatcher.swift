@@ -257,6 +257,7 @@ public final class Dispatcher: Sendable {
     /// dead) in one statement. A row whose attempt number moved on (its lease ran out and
     /// another dispatcher took it) is left alone.
     private func record(_ attempts: [AttemptRecord], on db: PostgresConnection) throws(PostgresError) {
+        CrashPoint.trySent.reach()
         var columns = Array(repeating: [String?](), count: 8)
         for attempt in attempts {
             let row: [String?] = [String(attempt.delivery.id), attempt.status, attempt.httpStatus.map(String.init),

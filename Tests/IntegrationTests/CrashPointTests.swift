@@ -50,4 +50,34 @@ import Testing
         try RunPipelineTests.expectPlannedOnce(db, changes: 500)
         #expect(RunPipelineTests.distinctKeys(setup.receiver).count == 500)
     }
+
+    /// Killed with a try's answer in hand but unrecorded: the lease runs out and the same key
+    /// is sent again (at least once), and the delivery ends recorded once.
+    @Test func aKillBetweenATryAndItsRecordResendsTheSameKey() throws {
+        let setup = try RunPipelineTests.prepare(extra: ["CHANGERELAY_DELIVERY_TIMEOUT_MS": "1000"])
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let db = setup.db
+        var armed = setup.environment
+        armed["CHANGERELAY_CRASH_POINT"] = "try-sent"
+        let run = try Background(["run"], environment: armed)
+        try db.execute("INSERT INTO items SELECT g, 'v' || g FROM generate_series(1, 20) g")
+        try RunPipelineTests.waitFor("the crash point") { run.stderr.contains("crash point try-sent reached") }
+        run.child.signal(SIGKILL)
+        _ = run.waitForExit()
+        let sentBefore = RunPipelineTests.distinctKeys(setup.receiver)
+        #expect(!sentBefore.isEmpty)
+        #expect(try db.execute("SELECT count(*) AS n FROM changerelay.delivery_attempts").value("n") == "0",
+                "nothing was recorded before the kill")
+
+        let resumed = try Background(["run"], environment: setup.environment)
+        try RunPipelineTests.waitFor("every delivery recorded", timeout: .seconds(180)) {
+            try db.execute("SELECT count(*) FILTER (WHERE status = 'succeeded') AS n FROM changerelay.deliveries").value("n") == "20"
+        }
+        resumed.child.signal(SIGTERM)
+        #expect(resumed.waitForExit() == 0, "\(resumed.stderr.suffix(2000))")
+        try RunPipelineTests.expectPlannedOnce(db, changes: 20)
+        let keys = setup.receiver.requests.compactMap { $0.header("Idempotency-Key") }
+        #expect(Set(keys).count == 20)
+        #expect(sentBefore.allSatisfy { key in keys.filter { $0 == key }.count >= 2 }, "a try in doubt is sent again, with its key")
+    }
 }
