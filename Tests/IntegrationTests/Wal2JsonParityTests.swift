@@ -133,6 +133,40 @@ import Testing
         #expect(members.map(\.key) == ["id", "k", "v"])
     }
 
+    /// Two levels of partitions, a default partition, a schema and names that need quoting,
+    /// a generated column on the root, and a sub-partitioned middle table published via root.
+    @Test(arguments: [true, false])
+    func nestedPartitionsWithQuotedNamesPrintTheSameLines(withSchemaHistory: Bool) throws {
+        let cluster = try startCluster(schema: false)
+        defer { try? cluster.stop() }
+        let db = try cluster.connect()
+        if withSchemaHistory { try Self.installSchemaHistory(db) }
+        try db.execute(#"""
+            CREATE SCHEMA "Odd.Schema";
+            CREATE TABLE "Odd.Schema"."Events ""all""" (id int, region text, at date, doubled int GENERATED ALWAYS AS (id * 2) STORED,
+                payload text, PRIMARY KEY (id, region, at)) PARTITION BY LIST (region);
+            CREATE TABLE "Odd.Schema".eu PARTITION OF "Odd.Schema"."Events ""all""" FOR VALUES IN ('eu') PARTITION BY RANGE (at);
+            CREATE TABLE "Odd.Schema"."eu.2026" (payload text, at date, region text, id int,
+                doubled int GENERATED ALWAYS AS (id * 2) STORED, PRIMARY KEY (id, region, at));
+            ALTER TABLE "Odd.Schema".eu ATTACH PARTITION "Odd.Schema"."eu.2026" FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+            CREATE TABLE "Odd.Schema".rest PARTITION OF "Odd.Schema"."Events ""all""" DEFAULT;
+            CREATE PUBLICATION nested FOR TABLE "Odd.Schema"."Events ""all""" WITH (publish_via_partition_root = true);
+            """#)
+        try Self.createSlots(db)
+        try db.execute(#"""
+            INSERT INTO "Odd.Schema"."Events ""all""" (id, region, at, payload) VALUES
+                (1, 'eu', '2026-03-01', 'first'), (2, 'us', '2026-03-02', 'second');
+            UPDATE "Odd.Schema"."Events ""all""" SET region = 'eu', at = '2026-05-05' WHERE id = 2;
+            UPDATE "Odd.Schema"."Events ""all""" SET payload = 'changed' WHERE id = 1;
+            DELETE FROM "Odd.Schema"."Events ""all""" WHERE id = 1;
+            """#)
+        let lines = try Self.tailBoth(cluster, publication: "nested", count: 6)
+        Self.expectSameLines(lines, count: 6)
+        #expect(lines.wal2json.allSatisfy { $0["schema"] == .string("Odd.Schema") && $0["table"] == .string(#"Events "all""#) })
+        guard case .object(let members)? = lines.wal2json[0]["new"] else { Issue.record("no new row"); return }
+        #expect(members.map(\.key) == ["id", "region", "at", "payload"], "the root's order, no generated column")
+    }
+
     @Test func aDetachedPartitionLeavesThePublicationAsItDidOnTheServer() throws {
         let cluster = try startCluster(schema: false)
         defer { try? cluster.stop() }
