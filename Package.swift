@@ -18,27 +18,30 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
-        // Durations, threads: what every other module may use, depending on nothing.
+        // Positions, timestamps, calendar, durations, backoff, threads, query rows: what every
+        // other module may use, depending on nothing.
         .target(name: "Core"),
         .target(name: "Replication", dependencies: [
             "CLibPQ", "Core",
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .target(name: "Decoding", dependencies: ["Replication"]),
+        .target(name: "Decoding", dependencies: ["Core"]),
+        // What handlers plan and the dispatcher executes: deliveries, rows, retry policies, log-row descriptions.
+        .target(name: "PlannedEffects", dependencies: ["Core", "Decoding"]),
         .target(name: "Configuration"),
         .target(name: "Handlers", dependencies: [
-            "Core", "Decoding", "Delivery", "Replication",
+            "Core", "Decoding", "PlannedEffects",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
         ]),
         .target(name: "Pipeline", dependencies: [
-            "Core", "Replication", "Decoding", "Configuration", "Handlers", "Delivery",
+            "Core", "Replication", "Decoding", "Configuration", "PlannedEffects", "Handlers", "Delivery",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Schema", dependencies: ["Replication", "Configuration"]),
         .target(name: "Delivery", dependencies: [
-            "CCurl", "Core", "Decoding", "Replication",
+            "CCurl", "Core", "Decoding", "PlannedEffects", "Replication",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "LocalReceiver", dependencies: ["Core"]),
@@ -47,8 +50,8 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "changerelay", dependencies: [
-            "Core", "Replication", "Decoding", "Configuration", "Schema", "EmbeddedPostgres", "Pipeline", "Handlers",
-            "Delivery", "LocalReceiver",
+            "Core", "Replication", "Decoding", "Configuration", "Schema", "EmbeddedPostgres", "Pipeline", "PlannedEffects",
+            "Handlers", "Delivery", "LocalReceiver",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -58,13 +61,13 @@ let package = Package(
         // Helpers shared by test targets (a seedable generator); never linked into a product.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "CoreTests", dependencies: ["Core"]),
-        .testTarget(name: "DecodingTests", dependencies: ["Decoding", "Replication", "TestSupport"]),
+        .testTarget(name: "DecodingTests", dependencies: ["Core", "Decoding", "TestSupport"]),
         .testTarget(name: "ReplicationTests", dependencies: ["Replication", "EmbeddedPostgres"]),
         .testTarget(name: "ConfigurationTests", dependencies: ["Configuration"]),
-        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Replication"]),
-        .testTarget(name: "DeliveryTests", dependencies: ["Core", "Delivery", "Replication", "TestSupport"]),
+        .testTarget(name: "PipelineTests", dependencies: ["Core", "Pipeline"]),
+        .testTarget(name: "DeliveryTests", dependencies: ["Core", "Delivery", "PlannedEffects", "Replication", "TestSupport"]),
         .testTarget(name: "HandlersTests", dependencies: [
-            "Handlers", "Decoding", "Delivery", "Replication",
+            "Core", "Handlers", "Decoding", "PlannedEffects",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "MetricsTestKit", package: "swift-metrics"),
         ]),

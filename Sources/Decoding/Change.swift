@@ -1,4 +1,4 @@
-import Replication
+import Core
 
 /// One column of a published relation, as the decoder learned it from the stream.
 public struct Column: Sendable, Hashable {

@@ -1,4 +1,4 @@
-import Replication
+import Core
 
 /// Why a change could not be rendered as a `tail` line.
 public struct ChangeRenderingError: Error, Sendable, Hashable, CustomStringConvertible {

@@ -1,4 +1,4 @@
-import Replication
+import Core
 
 extension JSONWriter {
     /// Writes a `date` in ISO DateStyle (`2024-02-29`, `0044-03-15 BC`, `infinity`).

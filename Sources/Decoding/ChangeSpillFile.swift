@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Replication
+import Core
 
 /// Where buffered changes go when memory runs short, and how much memory that is.
 public struct SpillSettings: Sendable, Hashable {

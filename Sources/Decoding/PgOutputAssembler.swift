@@ -1,4 +1,4 @@
-import Replication
+import Core
 
 /// What the assembler hands on.
 public enum PgOutputEvent: Sendable, Hashable {

@@ -1,4 +1,4 @@
-import Replication
+import Core
 
 /// Decodes the payload of one XLogData message of a pgoutput stream.
 ///

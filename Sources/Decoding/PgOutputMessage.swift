@@ -1,4 +1,4 @@
-import Replication
+import Core
 
 /// The pgoutput message types of protocol versions 1–3 (PostgreSQL 15), keyed by
 /// their type byte.

@@ -1,4 +1,4 @@
-import Replication
+import Core
 
 /// A bounds-checked big-endian cursor over one message. Every read checks the remaining
 /// length first and throws instead of trapping, so hostile input can only produce an error.

@@ -1,4 +1,4 @@
-import Replication
+import Core
 
 /// A table's shape at one point of the WAL, as `sql/010_schema_history.sql` records it.
 public struct TableShape: Sendable, Hashable {

@@ -1,4 +1,4 @@
-import Replication
+import Core
 
 /// A logical decoding message (`pg_logical_emit_message`) as wal2json reports it.
 public struct Wal2JsonMessage: Sendable, Hashable {

@@ -1,4 +1,4 @@
-import Replication
+import Core
 
 /// Why a wal2json record could not be decoded. It names the record's position (the
 /// XLogData start LSN), the field (a path such as `columns[2].typeoid`) and, once known,

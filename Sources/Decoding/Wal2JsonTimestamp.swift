@@ -1,4 +1,4 @@
-import Replication
+import Core
 
 extension PostgresTimestamp {
     /// Parses a `timestamptz` as wal2json prints it with `timestamptz_to_str`: always ISO

@@ -1,3 +1,4 @@
+import PlannedEffects
 /// What one HTTP attempt means for its delivery, before the retry policy is consulted.
 ///
 /// The rule is "retry every failure except 410". The seeds retried every failure, and

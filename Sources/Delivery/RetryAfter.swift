@@ -1,3 +1,5 @@
+import PlannedEffects
+import Core
 import Replication
 
 /// Reading a `Retry-After` header (RFC 9110 §10.2.3): delta-seconds or an HTTP-date.

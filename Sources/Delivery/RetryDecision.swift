@@ -1,3 +1,4 @@
+import PlannedEffects
 /// What the dispatcher does with a delivery after an attempt: the row's next status.
 public enum RetryDecision: Sendable, Hashable {
     /// Status `succeeded`.

@@ -1,3 +1,5 @@
+import PlannedEffects
+import Core
 import Decoding
 
 /// A `webhook_configs.retry_config` value, e.g. `{"max_retries": 3, "retry_delay": 1000}`.

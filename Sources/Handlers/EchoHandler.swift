@@ -1,5 +1,6 @@
+import Core
 import Decoding
-import Delivery
+import PlannedEffects
 
 /// One delivery per change of the configured tables, its body the change as `tail`
 /// prints it. It exercises the whole pipeline before the real handlers exist, and is

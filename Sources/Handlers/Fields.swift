@@ -1,3 +1,5 @@
+import PlannedEffects
+import Core
 import Decoding
 
 /// A row's values as text, by column name. Handlers read text: a binary-mode value is refused.

@@ -1,3 +1,4 @@
+import Core
 import Replication
 
 /// What the slot may be told is done, and when: the rules behind guarantees 1 (nothing is

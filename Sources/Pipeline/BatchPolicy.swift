@@ -1,3 +1,4 @@
+import Core
 import Replication
 
 /// When a batch of planned transactions commits, and what a batch that did not commit

@@ -1,3 +1,4 @@
+import Core
 /// Which database a connection reached: the cluster's system identifier (chosen by
 /// initdb, so it tells clusters apart whatever host name, address or port leads to them)
 /// and the database's name within it. Two connection strings name the same database

@@ -175,30 +175,16 @@ public final class PostgresConnection: @unchecked Sendable {
     }
 }
 
-/// Rows of a result in text format; NULL is nil.
-public struct QueryResult: Sendable {
-    public var columns: [String]
-    public var rows: [[String?]]
-
-    public init(columns: [String], rows: [[String?]]) {
-        self.columns = columns
-        self.rows = rows
-    }
-
+extension QueryResult {
     init(_ result: OpaquePointer) {
         let columnCount = PQnfields(result)
-        columns = (0..<columnCount).map { String(cString: PQfname(result, $0)) }
-        rows = (0..<PQntuples(result)).map { row in
+        let columns = (0..<columnCount).map { String(cString: PQfname(result, $0)) }
+        let rows = (0..<PQntuples(result)).map { row in
             (0..<columnCount).map { column in
                 PQgetisnull(result, row, column) == 1 ? nil : String(cString: PQgetvalue(result, row, column))
             }
         }
-    }
-
-    /// The first row's value of `column`, for single-row lookups.
-    public func value(_ column: String, row: Int = 0) -> String? {
-        guard row < rows.count, let index = columns.firstIndex(of: column) else { return nil }
-        return rows[row][index]
+        self.init(columns: columns, rows: rows)
     }
 }
 

@@ -1,3 +1,4 @@
+import Core
 /// A failure talking to Postgres. Carries where (host, port, database — never the
 /// password) and, for server errors, the SQLSTATE, so the log says what to fix.
 public struct PostgresError: Error, Sendable, CustomStringConvertible {

@@ -1,3 +1,4 @@
+import Core
 import CLibPQ
 
 /// The walsender renders text values with its own session settings; pinning them

@@ -1,3 +1,4 @@
+import Core
 import Replication
 
 /// A migration whose objects running code names. A database without it is refused at

@@ -1,3 +1,4 @@
+import PlannedEffects
 import Core
 import Foundation
 import Handlers

@@ -1,3 +1,5 @@
+import Core
+import PlannedEffects
 import ArgumentParser
 import Configuration
 import Decoding

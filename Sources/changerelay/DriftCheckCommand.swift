@@ -1,3 +1,4 @@
+import PlannedEffects
 import ArgumentParser
 import Configuration
 import Core

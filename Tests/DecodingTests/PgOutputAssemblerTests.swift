@@ -1,5 +1,5 @@
 import Decoding
-import Replication
+import Core
 import Testing
 
 private typealias W = PgOutputWire

@@ -1,3 +1,4 @@
+import Core
 import Decoding
 
 /// A column value as a fixture writes it.

@@ -1,5 +1,5 @@
 import Testing
-import Replication
+import Core
 @testable import Decoding
 
 private func text(_ value: String) -> TupleValue { .text(ArraySlice(value.utf8)) }

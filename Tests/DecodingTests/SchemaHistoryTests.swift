@@ -1,5 +1,5 @@
 import Testing
-import Replication
+import Core
 @testable import Decoding
 
 private let p = TableName(schema: "public", name: "p")

@@ -1,6 +1,6 @@
 import Decoding
 import Foundation
-import Replication
+import Core
 import Testing
 
 private typealias W = PgOutputWire

@@ -1,4 +1,6 @@
 #if canImport(Glibc)
+import Core
+import PlannedEffects
 import Glibc
 #endif
 import Delivery

@@ -1,3 +1,5 @@
+import Core
+import PlannedEffects
 @testable import Delivery
 import Testing
 

@@ -1,4 +1,6 @@
 #if canImport(FoundationEssentials)
+import Core
+import PlannedEffects
 import FoundationEssentials
 #else
 import Foundation

@@ -1,3 +1,4 @@
+import PlannedEffects
 import Core
 import Delivery
 import Testing

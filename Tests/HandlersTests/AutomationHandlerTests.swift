@@ -1,8 +1,8 @@
 import Decoding
-import Delivery
+import PlannedEffects
 import Handlers
 import Logging
-import Replication
+import Core
 import Testing
 
 private let userA = "00000000-0000-0000-0000-00000000000a"

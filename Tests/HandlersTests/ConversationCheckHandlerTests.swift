@@ -1,9 +1,9 @@
 import Decoding
-import Delivery
+import PlannedEffects
 import Foundation
 import Handlers
 import MetricsTestKit
-import Replication
+import Core
 import Testing
 
 private let columnNames = ["id", "clerk_id", "agent_id", "elevenlabs_conversation_id", "status"]

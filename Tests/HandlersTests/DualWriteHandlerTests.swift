@@ -1,8 +1,9 @@
+import PlannedEffects
 import Decoding
 import Handlers
 import Logging
 import MetricsTestKit
-import Replication
+import Core
 import Testing
 
 private let columnNames = ["id", "child_name", "week_start_date", "week_period", "habits", "user_id"]

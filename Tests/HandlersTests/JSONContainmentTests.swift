@@ -1,3 +1,5 @@
+import Core
+import PlannedEffects
 import Decoding
 import Handlers
 import Testing

@@ -1,7 +1,7 @@
 import Decoding
-import Delivery
+import PlannedEffects
 import Handlers
-import Replication
+import Core
 import Testing
 
 private func text(_ value: String) -> TupleValue { .text(ArraySlice(value.utf8)) }

@@ -1,5 +1,6 @@
+import PlannedEffects
 import Handlers
-import Replication
+import Core
 import Testing
 
 @Suite struct StableIDTests {

@@ -1,3 +1,4 @@
+import Core
 import EmbeddedPostgres
 import Foundation
 import Replication

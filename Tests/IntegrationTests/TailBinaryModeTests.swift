@@ -1,3 +1,4 @@
+import Core
 import Decoding
 import Foundation
 import Testing

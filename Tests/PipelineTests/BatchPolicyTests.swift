@@ -1,4 +1,5 @@
-import Replication
+import PlannedEffects
+import Core
 import Testing
 @testable import Pipeline
 

@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import PlannedEffects
 import Glibc
 #endif
 import CCurl

@@ -1,3 +1,4 @@
+import PlannedEffects
 import CCurl
 
 /// Why a request produced no response. It names the method and URL (user-info redacted)

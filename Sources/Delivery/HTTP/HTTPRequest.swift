@@ -1,3 +1,4 @@
+import PlannedEffects
 /// What to do with response body bytes beyond `HTTPRequest.responseBodyLimit`.
 public enum OversizedBodyPolicy: Sendable, Equatable {
     /// Stop reading at the limit and close the connection. The response (status, headers,

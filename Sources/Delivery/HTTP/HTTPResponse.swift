@@ -1,3 +1,4 @@
+import PlannedEffects
 /// Where the time of one transfer went, as libcurl measured it from the transfer's start.
 public struct HTTPTimings: Sendable, Equatable {
     /// Until the TCP connection was up (zero when a kept-alive connection was reused).

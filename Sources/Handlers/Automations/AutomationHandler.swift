@@ -1,7 +1,7 @@
 import Decoding
-import Delivery
+import PlannedEffects
 import Logging
-import Replication
+import Core
 
 /// What the seed's job-status trigger did: a job whose status changed fires every live
 /// workflow of its user whose conditions name the new status. Each firing is an

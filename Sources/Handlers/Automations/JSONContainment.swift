@@ -1,3 +1,5 @@
+import PlannedEffects
+import Core
 import Decoding
 
 extension JSONValue {

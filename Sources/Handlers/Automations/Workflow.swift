@@ -1,3 +1,5 @@
+import PlannedEffects
+import Core
 import Decoding
 
 /// An `automation_workflows` row as the automation handler needs it: whether it can fire

@@ -1,5 +1,6 @@
+import Core
 import Decoding
-import Delivery
+import PlannedEffects
 import Metrics
 
 /// What the `check_conversations` trigger did with `net.http_post`: a new or changed

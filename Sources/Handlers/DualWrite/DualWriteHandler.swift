@@ -1,7 +1,8 @@
+import PlannedEffects
 import Decoding
 import Logging
 import Metrics
-import Replication
+import Core
 
 /// What the seed's `sync_old_to_new()` trigger did, from the stream: every change of
 /// `habit_tracker` is staged with its projection in the checkpoint transaction, and the

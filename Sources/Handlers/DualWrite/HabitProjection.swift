@@ -1,5 +1,6 @@
+import PlannedEffects
 import Decoding
-import Replication
+import Core
 
 /// What one `habit_tracker` row becomes in the new schema: its child, its week, one habit
 /// per element of `habits` (position = index) and one record per non-empty day.

@@ -1,6 +1,6 @@
 import Decoding
-import Delivery
-import Replication
+import PlannedEffects
+import Core
 
 /// An HTTP request a handler wants made, at least once, with a stable idempotency key.
 public struct PlannedDelivery: Sendable, Hashable {
@@ -101,6 +101,13 @@ public struct PositionedDelivery: Sendable, Hashable {
     public var commitLSN: LSN
     public var changeIndex: Int
     public var delivery: PlannedDelivery
+
+    public init(handler: String, commitLSN: LSN, changeIndex: Int, delivery: PlannedDelivery) {
+        self.handler = handler
+        self.commitLSN = commitLSN
+        self.changeIndex = changeIndex
+        self.delivery = delivery
+    }
 
     /// Stable across crashes, replays and backfills of the same change.
     public var idempotencyKey: String { "\(handler):\(commitLSN):\(changeIndex):\(delivery.target)" }

@@ -1,3 +1,4 @@
+import Core
 import Decoding
 
 /// A log row of the seed's own tables that follows a delivery, written by the statement
@@ -17,7 +18,7 @@ public enum DeliveryReport: Sendable, Hashable {
         case triggerAttempts, automationExecution
 
         /// The top-level key of the `report` value.
-        var key: String {
+        public var key: String {
             switch self {
             case .triggerAttempts: "trigger_attempts"
             case .automationExecution: "automation_execution"
@@ -83,7 +84,7 @@ public enum DeliveryReport: Sendable, Hashable {
 
     /// A data-modifying CTE over `updated` (the recorded attempts, with `report`), run
     /// in the same statement as the attempt's own record.
-    static func fragment(for kind: Kind) -> String {
+    public static func fragment(for kind: Kind) -> String {
         switch kind {
         case .triggerAttempts:
             """
