@@ -186,7 +186,7 @@ struct HTTPClientTests {
         let elapsed = clock.now - started
         #expect(error.kind == .timedOut)
         #expect(elapsed >= .milliseconds(350))
-        #expect(elapsed < .milliseconds(3000))  // the 400 ms timeout, not the receiver, ended it
+        #expect(elapsed < .seconds(30))  // the 400 ms timeout ended it: the receiver never would
         #expect(receiver.requestCount == 1)
     }
 
@@ -197,7 +197,7 @@ struct HTTPClientTests {
         let started = clock.now
         let error = try #require(await failure(client, HTTPRequest(url: receiver.url, timeout: .milliseconds(500))))
         #expect(error.kind == .timedOut)
-        #expect(clock.now - started < .milliseconds(3000))  // 10 000 bytes would take 200 s
+        #expect(clock.now - started < .seconds(30))  // 10 000 bytes would take 200 s
     }
 
     @Test func tenMegabyteBodyIsCappedAndTheClientStaysHealthy() async throws {

@@ -90,14 +90,19 @@ struct LocalReceiverTests {
         #expect(seen.body == body)
     }
 
+    /// The receiver answers `100 Continue` before the body is sent (without it libcurl waits a
+    /// second for a 100 that never comes), and libcurl's body then arrives whole.
     @Test func expectContinueIsAnswered() async throws {
         let receiver = try LocalReceiver()
+        let raw = try RawConnection(port: receiver.port)
+        raw.send("POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n")
+        #expect(raw.read(until: "\r\n\r\n").hasPrefix("HTTP/1.1 100 Continue\r\n"), "the 100 comes before any body byte")
+        raw.send("abc")
+        #expect(raw.read(until: "\r\n\r\n").hasPrefix("HTTP/1.1 200 "))
+
         let client = try HTTPClient()
-        let clock = ContinuousClock()
-        let started = clock.now
         _ = try await client.send(HTTPRequest(method: "POST", url: receiver.url, headers: [("Expect", "100-continue")], body: [1, 2, 3]))
-        #expect(clock.now - started < .milliseconds(900))  // libcurl waits 1 s for a 100 that never comes
-        #expect(receiver.requests.first?.body == [1, 2, 3])
+        #expect(receiver.requests.map(\.body) == [Array("abc".utf8), [1, 2, 3]])
     }
 
     @Test func pipelinedRequestsAndConnectionClose() throws {
@@ -135,7 +140,7 @@ struct LocalReceiverTests {
         let clock = ContinuousClock()
         let started = clock.now
         #expect(await receiver.waitForRequests(count: 1, timeout: .milliseconds(100)) == false)
-        #expect(clock.now - started < .seconds(2))
+        #expect(clock.now - started < .seconds(30), "returned after its timeout, not never")
         #expect(receiver.waitForRequestsBlocking(count: 1, timeout: .milliseconds(50)) == false)
 
         let client = try HTTPClient()

@@ -36,6 +36,8 @@ import Testing
         var generator = SystemRandomNumberGenerator()
         for _ in 0..<5 {
             let run = try Background(["run"], environment: environment)
+            // Each kill lands while the run streams, not while it is still starting.
+            try RunPipelineTests.waitFor("the run to stream") { run.stderr.contains("streaming") }
             usleep(UInt32.random(in: 300_000...1_500_000, using: &generator))
             run.child.signal(SIGKILL)
             _ = run.waitForExit()

@@ -98,6 +98,8 @@ import Testing
         let kills = Int(ProcessInfo.processInfo.environment["CHANGERELAY_SOAK_KILLS"] ?? "") ?? 10
         for _ in 0..<kills {
             let run = try Background(["run"], environment: setup.environment)
+            // Each kill lands while the run streams, not while it is still starting.
+            try Self.waitFor("the run to stream") { run.stderr.contains("streaming") }
             usleep(UInt32.random(in: 200_000...1_200_000, using: &generator))
             run.child.signal(SIGKILL)
             _ = run.waitForExit()
