@@ -1,6 +1,6 @@
-import PlannedEffects
 import Core
 import Foundation
+import PlannedEffects
 import Replication
 
 /// The dispatcher's rules with nothing in them that waits, sends or reads a clock: when to

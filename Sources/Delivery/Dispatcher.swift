@@ -1,8 +1,8 @@
-import PlannedEffects
 import Core
 import Decoding
 import Foundation
 import Logging
+import PlannedEffects
 import Replication
 import Synchronization
 
@@ -13,6 +13,9 @@ import Synchronization
 /// It blocks the thread that runs it (libpq waits), while requests go out concurrently
 /// on the HTTP client's own thread.
 public final class Dispatcher: Sendable {
+    /// The channel a commit that planned deliveries, or a re-queue, notifies to wake dispatchers.
+    public static let notifyChannel = "changerelay_deliveries"
+
     public struct Settings: Sendable {
         public var stateURL: String
         public var concurrency: Int
@@ -122,7 +125,7 @@ public final class Dispatcher: Sendable {
                     let db = try PostgresConnection(url: settings.stateURL)
                     // These short statements are prepared and run thousands of times a second:
                     // JIT compilation would cost more than it could ever save.
-                    try db.execute("SET jit = off; LISTEN changerelay_deliveries")
+                    try db.execute("SET jit = off; LISTEN " + Self.notifyChannel)
                     connection = db
                     action = machine.connected()
                 case .send(let batch):

@@ -1,5 +1,5 @@
-import PlannedEffects
 import Core
+import PlannedEffects
 import Replication
 
 /// Reading a `Retry-After` header (RFC 9110 §10.2.3): delta-seconds or an HTTP-date.

@@ -1,6 +1,6 @@
-import PlannedEffects
 import Core
 import Decoding
+import PlannedEffects
 
 /// A `webhook_configs.retry_config` value, e.g. `{"max_retries": 3, "retry_delay": 1000}`.
 ///

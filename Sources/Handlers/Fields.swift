@@ -1,6 +1,6 @@
-import PlannedEffects
 import Core
 import Decoding
+import PlannedEffects
 
 /// A row's values as text, by column name. Handlers read text: a binary-mode value is refused.
 struct Fields {

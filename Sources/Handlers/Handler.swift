@@ -1,6 +1,6 @@
+import Core
 import Decoding
 import PlannedEffects
-import Core
 
 /// Pure planning: a decoded change in, the effects it calls for out. No I/O, so the
 /// same code serves the live stream, a backfill and a replay, and tests need no database.

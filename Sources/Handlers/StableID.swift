@@ -1,6 +1,6 @@
-import PlannedEffects
-import Crypto
 import Core
+import Crypto
+import PlannedEffects
 
 /// Name-based UUIDs (RFC 9562 version 5) of source positions. The seed generated
 /// execution and log ids at random; ChangeRelay derives them from where the change sits

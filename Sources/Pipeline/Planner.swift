@@ -1,10 +1,10 @@
-import PlannedEffects
 import Core
 import Decoding
 import Delivery
 import Foundation
 import Handlers
 import Logging
+import PlannedEffects
 import Replication
 
 /// Plans every transaction through the router and commits its effects in batches:
@@ -215,7 +215,7 @@ public final class Planner: TransactionSink {
                 INSERT INTO changerelay.checkpoints (slot_name, lsn, updated_at) VALUES ($1, $2::pg_lsn, now())
                 ON CONFLICT (slot_name) DO UPDATE SET lsn = EXCLUDED.lsn, updated_at = now()
                 """, [settings.slot, end.description])
-            if batch.deliveries > 0 { try connection.execute("NOTIFY changerelay_deliveries") }
+            if batch.deliveries > 0 { try connection.execute("NOTIFY " + Dispatcher.notifyChannel) }
             try connection.execute("COMMIT")
         } catch {
             // The connection is in doubt: drop it. The stream re-sends the batch from the last checkpoint.

@@ -1,6 +1,5 @@
-import Decoding
-import PlannedEffects
 import Core
+import Decoding
 
 /// An HTTP request a handler wants made, at least once, with a stable idempotency key.
 public struct PlannedDelivery: Sendable, Hashable {

@@ -1,5 +1,5 @@
-import Core
 import CLibPQ
+import Core
 
 /// The walsender renders text values with its own session settings; pinning them
 /// makes every value's text independent of the server's configuration.

@@ -1,5 +1,5 @@
-import Core
 import Configuration
+import Core
 import Replication
 
 /// One thing `doctor` checked: fine, or a problem with the statement that fixes it.
@@ -127,8 +127,8 @@ public struct Doctor {
             SELECT to_regclass('changerelay.schema_history') IS NOT NULL AS has_table,
                    (SELECT evtenabled FROM pg_event_trigger WHERE evtname = 'changerelay_schema_history') AS trigger
             """)
-        let hasTable = try state.value("has_table") == "t"
-        let trigger = try state.value("trigger")
+        let hasTable = state.value("has_table") == "t"
+        let trigger = state.value("trigger")
         guard !hasTable || trigger == nil || trigger == "D" else {
             return .ok("schema history", "DDL is recorded; wal2json changes are laid out with the columns of their time")
         }

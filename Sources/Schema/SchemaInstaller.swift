@@ -1,5 +1,5 @@
-import Core
 import Configuration
+import Core
 import Foundation
 import Replication
 

@@ -1,8 +1,8 @@
-import PlannedEffects
 import Core
 import Foundation
 import Handlers
 import Logging
+import PlannedEffects
 import Replication
 import Schema
 

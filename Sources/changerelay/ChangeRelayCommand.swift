@@ -1,6 +1,6 @@
-import Core
 import ArgumentParser
 import Configuration
+import Core
 import Decoding
 import Logging
 

@@ -1,8 +1,8 @@
-import Core
-import PlannedEffects
 import ArgumentParser
 import Configuration
+import Core
 import Delivery
+import PlannedEffects
 import Replication
 import Schema
 
@@ -88,7 +88,7 @@ struct Deliveries: ParsableCommand {
                         completed_at = NULL, updated_at = now()
                     WHERE CASE WHEN $1 THEN status = 'dead' ELSE id = ANY($2::bigint[]) AND status IN ('failed', 'dead') END
                     RETURNING id, report)\(reportFragments)
-                SELECT count(*) AS n, pg_notify('changerelay_deliveries', '') IS NULL AS notified FROM requeued
+                SELECT count(*) AS n, pg_notify('\(Dispatcher.notifyChannel)', '') IS NULL AS notified FROM requeued
                 """, [allDead ? "true" : "false", "{" + ids.map(String.init).joined(separator: ",") + "}"])
             print("re-queued \(result.value("n") ?? "0") deliveries")
         }

@@ -1,7 +1,6 @@
-import Core
-import PlannedEffects
 import ArgumentParser
 import Configuration
+import Core
 import Decoding
 import Delivery
 import EmbeddedPostgres
@@ -10,6 +9,7 @@ import Handlers
 import LocalReceiver
 import Logging
 import Pipeline
+import PlannedEffects
 import Replication
 import Schema
 

@@ -1,10 +1,10 @@
-import PlannedEffects
 import ArgumentParser
 import Configuration
 import Core
 import Decoding
 import Foundation
 import Handlers
+import PlannedEffects
 import Replication
 
 struct DriftCheck: ParsableCommand {

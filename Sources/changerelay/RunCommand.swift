@@ -1,12 +1,12 @@
-import Core
-import PlannedEffects
 import ArgumentParser
 import Configuration
+import Core
 import Delivery
 import Foundation
 import Handlers
 import Logging
 import Pipeline
+import PlannedEffects
 import Replication
 import Schema
 

@@ -1,10 +1,10 @@
-import Core
-import PlannedEffects
 import ArgumentParser
 import Configuration
+import Core
 import Decoding
 import Logging
 import Pipeline
+import PlannedEffects
 import Replication
 
 struct Tail: ParsableCommand {

@@ -1,5 +1,5 @@
-import Decoding
 import Core
+import Decoding
 import Testing
 
 private typealias W = PgOutputWire

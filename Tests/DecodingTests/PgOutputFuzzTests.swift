@@ -1,7 +1,7 @@
 import Core
 import Decoding
-import Testing
 import TestSupport
+import Testing
 
 private typealias W = PgOutputWire
 

@@ -1,5 +1,5 @@
-import Testing
 import Core
+import Testing
 @testable import Decoding
 
 private let p = TableName(schema: "public", name: "p")

@@ -1,6 +1,6 @@
+import Core
 import Decoding
 import Foundation
-import Core
 import Testing
 
 private typealias W = PgOutputWire

@@ -1,5 +1,5 @@
-import Testing
 import Core
+import Testing
 @testable import Decoding
 
 private func text(_ value: String) -> TupleValue { .text(ArraySlice(value.utf8)) }

@@ -1,7 +1,7 @@
 import Core
+import Delivery
 import PlannedEffects
 import Testing
-import Delivery
 
 @Suite struct AttemptOutcomeTests {
     /// 1994-11-06 08:49:37 UTC, the RFC's example date.

@@ -1,7 +1,7 @@
 import Core
+import Delivery
 import PlannedEffects
 import Testing
-import Delivery
 
 @Suite struct RetryAfterTests {
     @Test(arguments: [("0", 0), ("120", 120), ("  30\t", 30), ("007", 7), ("3600", 3_600)] as [(String, Int64)])

@@ -1,8 +1,8 @@
 import Core
-import PlannedEffects
 import Delivery
-import Testing
+import PlannedEffects
 import TestSupport
+import Testing
 
 @Suite struct RetryDecisionTests {
     private static let serverError = AttemptOutcome.retry(after: nil, failure: .status(500))

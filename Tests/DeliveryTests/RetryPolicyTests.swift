@@ -1,8 +1,8 @@
-import PlannedEffects
 import Core
 import Delivery
-import Testing
+import PlannedEffects
 import TestSupport
+import Testing
 
 @Suite struct RetryPolicyTests {
     @Test func splitMixMatchesTheReferenceOutput() {

@@ -1,7 +1,7 @@
 import Core
+import Delivery
 import PlannedEffects
 import Testing
-import Delivery
 
 @Suite struct WebhookRetryConfigTests {
     @Test func theColumnDefault() throws {

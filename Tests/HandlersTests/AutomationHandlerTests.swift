@@ -1,8 +1,8 @@
+import Core
 import Decoding
-import PlannedEffects
 import Handlers
 import Logging
-import Core
+import PlannedEffects
 import Testing
 
 private let userA = "00000000-0000-0000-0000-00000000000a"

@@ -1,9 +1,9 @@
+import Core
 import Decoding
-import PlannedEffects
 import Foundation
 import Handlers
 import MetricsTestKit
-import Core
+import PlannedEffects
 import Testing
 
 private let columnNames = ["id", "clerk_id", "agent_id", "elevenlabs_conversation_id", "status"]

@@ -1,9 +1,9 @@
-import PlannedEffects
+import Core
 import Decoding
 import Handlers
 import Logging
 import MetricsTestKit
-import Core
+import PlannedEffects
 import Testing
 
 private let columnNames = ["id", "child_name", "week_start_date", "week_period", "habits", "user_id"]

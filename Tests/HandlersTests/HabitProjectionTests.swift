@@ -1,6 +1,6 @@
 import Core
-import PlannedEffects
 import Handlers
+import PlannedEffects
 import Testing
 
 private func project(_ habits: String?, start: String = "2026-11-23") throws(HabitProjectionError) -> HabitProjection {

@@ -1,7 +1,7 @@
 import Core
-import PlannedEffects
 import Decoding
 import Handlers
+import PlannedEffects
 import Testing
 
 /// Each case is what `SELECT a::jsonb @> b::jsonb` answers on PostgreSQL 15.

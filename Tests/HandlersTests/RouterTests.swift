@@ -1,7 +1,7 @@
-import Decoding
-import PlannedEffects
-import Handlers
 import Core
+import Decoding
+import Handlers
+import PlannedEffects
 import Testing
 
 private func text(_ value: String) -> TupleValue { .text(ArraySlice(value.utf8)) }

@@ -1,6 +1,6 @@
-import PlannedEffects
-import Handlers
 import Core
+import Handlers
+import PlannedEffects
 import Testing
 
 @Suite struct StableIDTests {

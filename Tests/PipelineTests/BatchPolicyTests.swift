@@ -1,5 +1,5 @@
-import PlannedEffects
 import Core
+import PlannedEffects
 import Testing
 @testable import Pipeline
 

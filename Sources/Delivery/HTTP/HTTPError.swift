@@ -1,5 +1,5 @@
-import PlannedEffects
 import CCurl
+import PlannedEffects
 
 /// Why a request produced no response. It names the method and URL (user-info redacted)
 /// and never carries request headers or body, so it can be logged as it is.

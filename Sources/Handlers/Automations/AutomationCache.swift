@@ -1,5 +1,5 @@
-import PlannedEffects
 import Core
+import PlannedEffects
 import Synchronization
 
 /// What the automation handler knows besides the change in hand: the workflows, and

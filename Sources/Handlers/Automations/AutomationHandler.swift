@@ -1,7 +1,7 @@
-import Decoding
-import PlannedEffects
-import Logging
 import Core
+import Decoding
+import Logging
+import PlannedEffects
 
 /// What the seed's job-status trigger did: a job whose status changed fires every live
 /// workflow of its user whose conditions name the new status. Each firing is an

@@ -1,6 +1,6 @@
-import PlannedEffects
 import Core
 import Decoding
+import PlannedEffects
 
 extension JSONValue {
     /// Whether `self` contains `other` as jsonb's `@>` decides, so a workflow matches in

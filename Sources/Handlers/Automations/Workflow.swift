@@ -1,6 +1,6 @@
-import PlannedEffects
 import Core
 import Decoding
+import PlannedEffects
 
 /// An `automation_workflows` row as the automation handler needs it: whether it can fire
 /// at all, and for which statuses. A row that cannot fire because its configuration is

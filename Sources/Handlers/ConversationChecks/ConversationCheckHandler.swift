@@ -1,7 +1,7 @@
 import Core
 import Decoding
-import PlannedEffects
 import Metrics
+import PlannedEffects
 
 /// What the `check_conversations` trigger did with `net.http_post`: a new or changed
 /// conversation that has an ElevenLabs id and is not processed yet is sent to the

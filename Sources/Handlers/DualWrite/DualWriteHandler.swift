@@ -1,8 +1,8 @@
-import PlannedEffects
+import Core
 import Decoding
 import Logging
 import Metrics
-import Core
+import PlannedEffects
 
 /// What the seed's `sync_old_to_new()` trigger did, from the stream: every change of
 /// `habit_tracker` is staged with its projection in the checkpoint transaction, and the

@@ -1,6 +1,6 @@
-import PlannedEffects
-import Decoding
 import Core
+import Decoding
+import PlannedEffects
 
 /// What one `habit_tracker` row becomes in the new schema: its child, its week, one habit
 /// per element of `habits` (position = index) and one record per non-empty day.
