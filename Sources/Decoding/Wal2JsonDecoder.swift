@@ -269,43 +269,36 @@ public struct Wal2JsonDecoder: Sendable {
     /// The row's columns in `order`; columns `order` does not name go last. A key-only
     /// old row holds a subset of `order`, so only its own columns are placed.
     private static func ordered(_ row: Row, as order: [String]) -> Row {
-        if row.columns.count == order.count, zip(row.columns, order).allSatisfy({ $0.name == $1 }) { return row }
-        var columns: [Column] = []
-        var values: [TupleValue] = []
-        columns.reserveCapacity(row.columns.count)
-        values.reserveCapacity(row.columns.count)
-        for name in order {
-            guard let index = row.columns.firstIndex(where: { $0.name == name }) else { continue }
-            columns.append(row.columns[index])
-            values.append(row.values[index])
-        }
-        for (column, value) in zip(row.columns, row.values) where !order.contains(column.name) {
-            columns.append(column)
-            values.append(value)
-        }
-        return Row(columns: columns, values: values)
+        laidOut(row, in: order) { _ in nil }
     }
 
     /// Lays the received columns out in table order, marking the ones wal2json omitted
     /// (unchanged TOAST) and appending any the caller's list does not know yet.
     private static func mergeUnchangedToast(_ new: Row, known: [String], identity: [ParsedColumn], isKey: (String) -> Bool) -> Row {
-        if new.columns.count == known.count, zip(new.columns, known).allSatisfy({ $0.name == $1 }) { return new }
+        laidOut(new, in: known) { name in
+            // The type is only knowable from a FULL identity; the value is never rendered anyway.
+            Column(name: name, typeOID: identity.first { $0.name == name }?.typeOID ?? 0, isKey: isKey(name))
+        }
+    }
+
+    /// The row's columns in `order`, then those `order` does not name. A name in `order` the
+    /// row lacks is skipped, or placed as an unchanged TOAST value when `omitted` gives its column.
+    private static func laidOut(_ row: Row, in order: [String], omitted: (String) -> Column?) -> Row {
+        if row.columns.count == order.count, zip(row.columns, order).allSatisfy({ $0.name == $1 }) { return row }
         var columns: [Column] = []
         var values: [TupleValue] = []
-        columns.reserveCapacity(max(known.count, new.columns.count))
+        columns.reserveCapacity(max(order.count, row.columns.count))
         values.reserveCapacity(columns.capacity)
-        for name in known {
-            if let index = new.columns.firstIndex(where: { $0.name == name }) {
-                columns.append(new.columns[index])
-                values.append(new.values[index])
-            } else {
-                // The type is only knowable from a FULL identity; the value is never rendered anyway.
-                let typeOID = identity.first { $0.name == name }?.typeOID ?? 0
-                columns.append(Column(name: name, typeOID: typeOID, isKey: isKey(name)))
+        for name in order {
+            if let index = row.columns.firstIndex(where: { $0.name == name }) {
+                columns.append(row.columns[index])
+                values.append(row.values[index])
+            } else if let column = omitted(name) {
+                columns.append(column)
                 values.append(.unchangedToast)
             }
         }
-        for (column, value) in zip(new.columns, new.values) where !known.contains(column.name) {
+        for (column, value) in zip(row.columns, row.values) where !order.contains(column.name) {
             columns.append(column)
             values.append(value)
         }

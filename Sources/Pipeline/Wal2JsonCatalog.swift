@@ -37,16 +37,20 @@ final class Wal2JsonCatalog: @unchecked Sendable {
     /// among the table and the partitioned tables it belonged to then, or nil.
     func route(_ table: TableName, at lsn: LSN, history: SchemaHistory) -> Wal2JsonRoute? {
         do {
-            let chain = [table] + (try history.ancestors(of: table, at: lsn) ?? catalogAncestors(of: table))
-            var target = chain.last { members.contains($0) }
+            let ancestors = try history.ancestors(of: table, at: lsn) ?? catalogAncestors(of: table)
+            func topmostMember() -> TableName? {
+                ancestors.last { members.contains($0) } ?? (members.contains(table) ? table : nil)
+            }
+            var target = topmostMember()
             if target == nil, lsn >= readAt {
                 try refreshMembers()
-                target = chain.last { members.contains($0) }
+                target = topmostMember()
             }
             guard let target else { return nil }
-            let columns = try history.shape(of: target, at: lsn)?.sentColumns ?? catalogShape(of: target)?.sentColumns
-            let generated = try history.shape(of: table, at: lsn)?.generated ?? catalogShape(of: table)?.generated ?? []
-            return Wal2JsonRoute(table: target, columns: columns, generated: generated)
+            // Each shape looked up once per change: this runs for every change of the stream.
+            let own = try history.shape(of: table, at: lsn) ?? catalogShape(of: table)
+            let reported = target == table ? own : try history.shape(of: target, at: lsn) ?? catalogShape(of: target)
+            return Wal2JsonRoute(table: target, columns: reported?.sentColumns, generated: own?.generated ?? [])
         } catch {
             failure = failure ?? error
             return nil
