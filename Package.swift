@@ -14,6 +14,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
@@ -44,6 +45,12 @@ let package = Package(
             "CCurl", "Core", "Decoding", "PlannedEffects", "Replication",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // Configuration → handlers, stream, committer, dispatcher, periodic jobs: one service group for `run` and `dev`.
+        .target(name: "ServiceAssembly", dependencies: [
+            "Core", "Configuration", "Replication", "Decoding", "PlannedEffects", "Handlers", "Pipeline", "Delivery", "Schema",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
         .target(name: "LocalReceiver", dependencies: ["Core"]),
         .target(name: "EmbeddedPostgres", dependencies: [
             "Replication",
@@ -51,7 +58,7 @@ let package = Package(
         ]),
         .executableTarget(name: "changerelay", dependencies: [
             "Core", "Replication", "Decoding", "Configuration", "Schema", "EmbeddedPostgres", "Pipeline", "PlannedEffects",
-            "Handlers", "Delivery", "LocalReceiver",
+            "Handlers", "Delivery", "LocalReceiver", "ServiceAssembly",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -71,6 +78,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "MetricsTestKit", package: "swift-metrics"),
         ]),
+        .testTarget(name: "ServiceAssemblyTests", dependencies: ["Core", "ServiceAssembly"]),
         .testTarget(name: "DeliveryHTTPTests", dependencies: ["Delivery", "LocalReceiver"]),
         .testTarget(name: "IntegrationTests", dependencies: [
             "Replication", "Decoding", "EmbeddedPostgres", "LocalReceiver",

@@ -26,3 +26,13 @@ public func startThread(detached: Bool = false, _ body: @escaping @Sendable () -
     if detached { pthread_detach(thread) }
     return thread
 }
+
+/// Blocks the calling thread for `duration`: for loops that own a thread of their own
+/// (never the cooperative pool's) and must pause without being woken early.
+public func sleepThread(for duration: Duration) {
+    let (seconds, attoseconds) = duration.components
+    guard seconds > 0 || attoseconds > 0 else { return }
+    var request = timespec(tv_sec: Int(seconds), tv_nsec: Int(attoseconds / 1_000_000_000))
+    var remaining = timespec()
+    while nanosleep(&request, &remaining) != 0, errno == EINTR { request = remaining }
+}

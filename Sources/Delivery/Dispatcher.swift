@@ -101,9 +101,9 @@ public final class Dispatcher: Sendable {
         close(wakeWrite)
     }
 
-    /// Runs until `shouldStop`; then lets requests in flight finish for up to `drain`.
+    /// Runs until `stop` is asked; then lets requests in flight finish for up to `drain`.
     /// The rules are `DispatchStateMachine`'s; this loop only carries out its actions.
-    public func run(shouldStop: () -> Bool, drain: Duration = .seconds(10)) {
+    public func run(until stop: StopSignal, drain: Duration = .seconds(10)) {
         var machine = DispatchStateMachine(concurrency: settings.concurrency, pollInterval: settings.pollInterval,
                                            drain: drain)
         var random = SystemRandomNumberGenerator()
@@ -113,7 +113,7 @@ public final class Dispatcher: Sendable {
         let clock = ContinuousClock()
 
         func woken() -> DispatchStateMachine.Action {
-            if shouldStop() { machine.stopRequested(at: clock.now) }
+            if stop.isRequested { machine.stopRequested(at: clock.now) }
             return machine.woken(finished: takeFinished(), at: clock.now, using: &random)
         }
 
@@ -140,12 +140,16 @@ public final class Dispatcher: Sendable {
                     try release(unsent, on: connection!)
                     action = machine.released()
                 case .wait(let timeout):
-                    _ = try connection!.waitForNotifications(wakeDescriptor: wakeRead, timeout: timeout)
+                    // Once stopping, only finished requests end the wait: the stop signal stays readable.
+                    let wake = stop.isRequested ? [wakeRead] : [wakeRead, stop.descriptor]
+                    _ = try connection!.waitForNotifications(wakeDescriptors: wake, timeout: timeout)
                     drainWakePipe()
                     action = woken()
                 case .reconnect(let delay, let cause):
                     logger.warning("state database unavailable; retrying", metadata: ["error": "\(cause)", "retry_in": "\(delay)"])
-                    pause(delay)
+                    // Once stopping, the signal (readable for good) must not cut the pause short:
+                    // a lost state database is not hammered while the drain runs out.
+                    if stop.isRequested { sleepThread(for: delay) } else { stop.sleep(for: delay) }
                     action = woken()
                 case .exit(.drained):
                     return
@@ -163,10 +167,6 @@ public final class Dispatcher: Sendable {
                 action = machine.connectionLost(error, at: clock.now)
             }
         }
-    }
-
-    private func pause(_ delay: Duration) {
-        usleep(UInt32(clamping: delay.wholeMilliseconds * 1000))
     }
 
     /// Claims up to `concurrency` due rows.

@@ -187,7 +187,7 @@ final class ReceiverCore: @unchecked Sendable {
                 if errno == EINTR || errno == ECONNABORTED { continue }
                 if monitor.withLock({ stopped }) { return }
                 if errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM {
-                    usleep(10_000)  // out of descriptors: let connections close
+                    sleepThread(for: .milliseconds(10))  // out of descriptors: let connections close
                     continue
                 }
                 return

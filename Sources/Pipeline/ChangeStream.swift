@@ -90,24 +90,25 @@ public final class ChangeStream {
         heartbeat = settings.heartbeatInterval.map { Heartbeat(url: settings.databaseURL, interval: $0, logger: logger) }
     }
 
-    /// Streams until `handle` or `shouldStop` says stop. `handle` must make the
+    /// Streams until `handle` says stop or `stop` is asked. `handle` must make the
     /// transaction durable before it returns: its end LSN is acknowledged right after.
     /// `onStreaming` runs each time a stream has started (after every reconnect).
-    public func run(shouldStop: () -> Bool, onStreaming: () -> Void = {},
+    public func run(until stop: StopSignal, onStreaming: () -> Void = {},
                     handle: (Transaction) throws -> Control) throws {
         try withoutActuallyEscaping(handle) { handle in
             var sink = ClosureSink(handle: handle)
-            try run(into: &sink, shouldStop: shouldStop, onStreaming: onStreaming)
+            try run(into: &sink, until: stop, onStreaming: onStreaming)
         }
     }
 
     /// Streams into a sink that may hold transactions back (batching): the slot is
     /// acknowledged only as far as the sink says everything is durable.
-    public func run(into sink: inout some TransactionSink, shouldStop: () -> Bool, onStreaming: () -> Void = {}) throws {
+    /// When `stop` is asked, the batch in hand is committed and acknowledged before it returns.
+    public func run(into sink: inout some TransactionSink, until stop: StopSignal, onStreaming: () -> Void = {}) throws {
         var resumeFrom = max(settings.startLSN, sink.durablePosition)
-        while !shouldStop() {
+        while !stop.isRequested {
             do {
-                let stopped = try stream(from: resumeFrom, shouldStop: shouldStop, onStreaming: onStreaming,
+                let stopped = try stream(from: resumeFrom, until: stop, onStreaming: onStreaming,
                                          sink: &sink, acknowledged: &resumeFrom)
                 if stopped { return }
             } catch let error as PostgresError where settings.slot != nil && error.isRetryable {
@@ -116,13 +117,13 @@ public final class ChangeStream {
                     "error": "\(error)", "retry_in_ms": "\(delay.wholeMilliseconds)",
                     "resume_lsn": "\(resumeFrom)",
                 ])
-                sleep(for: delay, unless: shouldStop)
+                stop.sleep(for: delay)
             }
         }
     }
 
     /// One connection's worth of streaming. Returns true when asked to stop.
-    private func stream(from start: LSN, shouldStop: () -> Bool, onStreaming: () -> Void,
+    private func stream(from start: LSN, until stop: StopSignal, onStreaming: () -> Void,
                         sink: inout some TransactionSink, acknowledged: inout LSN) throws -> Bool {
         let connection = try ReplicationConnection(url: settings.databaseURL)
         try requirePublishedTables(connection.connection)
@@ -149,7 +150,7 @@ public final class ChangeStream {
                                             "server": "\(stream.endpoint)"])
         onStreaming()
         do {
-            return try pump(stream, decoder: &decoder, shouldStop: shouldStop, sink: &sink, acknowledged: &acknowledged)
+            return try pump(stream, decoder: &decoder, until: stop, sink: &sink, acknowledged: &acknowledged)
         } catch {
             // What the sink held back is sent again after the reconnect; tell the server what is durable.
             sink.discardPending()
@@ -158,7 +159,7 @@ public final class ChangeStream {
         }
     }
 
-    private func pump(_ stream: ReplicationStream, decoder: inout any TransactionDecoder, shouldStop: () -> Bool,
+    private func pump(_ stream: ReplicationStream, decoder: inout any TransactionDecoder, until stop: StopSignal,
                       sink: inout some TransactionSink, acknowledged: inout LSN) throws -> Bool {
         var acknowledgement = Acknowledgement(confirmed: acknowledged)
         defer { acknowledged = acknowledgement.confirmed }
@@ -167,7 +168,7 @@ public final class ChangeStream {
         }
         while true {
             heartbeat?.beatIfDue()
-            if shouldStop() {
+            if stop.isRequested {
                 acknowledge(try sink.flush())
                 try? stream.finish()
                 return true
@@ -213,14 +214,6 @@ public final class ChangeStream {
         let rows = try connection.execute(
             "SELECT 1 FROM pg_publication_tables WHERE pubname = \(quoteLiteral(settings.publication)) LIMIT 1").rows
         guard !rows.isEmpty else { throw ChangeStreamError.emptyPublication(settings.publication) }
-    }
-
-    private func sleep(for duration: Duration, unless shouldStop: () -> Bool) {
-        let clock = ContinuousClock()
-        let deadline = clock.now.advanced(by: duration)
-        while clock.now < deadline, !shouldStop() {
-            usleep(50_000)
-        }
     }
 }
 

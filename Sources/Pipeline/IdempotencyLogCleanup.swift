@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Core
 import Logging
 import Replication
@@ -18,13 +15,12 @@ public final class IdempotencyLogCleanup {
         self.logger = logger
     }
 
-    /// Runs until `shouldStop`, looking at the clock every `step`.
-    public func run(shouldStop: () -> Bool, step: Duration = .milliseconds(200)) {
-        while !shouldStop() {
+    /// Runs until `stop` is asked, sleeping between runs.
+    public func run(until stop: StopSignal) {
+        repeat {
             if let deleted = statement.runIfDue()?.value("deleted"), deleted != "0" {
                 logger.info("deleted expired idempotency_log rows", metadata: ["rows": "\(deleted)"])
             }
-            usleep(UInt32(clamping: step.wholeMilliseconds * 1000))
-        }
+        } while !stop.sleep(for: statement.untilDue)
     }
 }

@@ -25,6 +25,9 @@ final class PeriodicStatement {
         due = clock.now
     }
 
+    /// How long until the statement is due again (zero when it is due now).
+    var untilDue: Duration { max(.zero, clock.now.duration(to: due)) }
+
     /// Runs the statement if it is due; its result, or nil when it was not due or failed.
     func runIfDue() -> QueryResult? {
         let now = clock.now

@@ -117,13 +117,13 @@ public final class PostgresConnection: @unchecked Sendable {
         if let firstError { throw firstError }
     }
 
-    /// Waits until a NOTIFY arrives on this connection (after LISTEN), `wakeDescriptor`
-    /// becomes readable, or `timeout` passes. Returns the channels notified.
-    public func waitForNotifications(wakeDescriptor: Int32?, timeout: Duration) throws(PostgresError) -> [String] {
+    /// Waits until a NOTIFY arrives on this connection (after LISTEN), one of
+    /// `wakeDescriptors` becomes readable, or `timeout` passes. Returns the channels notified.
+    public func waitForNotifications(wakeDescriptors: [Int32], timeout: Duration) throws(PostgresError) -> [String] {
         var channels = takeNotifications()
         guard channels.isEmpty else { return channels }
         var descriptors = [pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)]
-        if let wakeDescriptor { descriptors.append(pollfd(fd: wakeDescriptor, events: Int16(POLLIN), revents: 0)) }
+        descriptors += wakeDescriptors.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
         let milliseconds = Int32(clamping: max(0, timeout.wholeMilliseconds))
         _ = poll(&descriptors, nfds_t(descriptors.count), milliseconds)
         guard PQconsumeInput(handle) == 1 else { throw failure(statement: nil) }

@@ -5,7 +5,7 @@ import Decoding
 import Logging
 
 @main
-struct ChangeRelayCommand: ParsableCommand {
+struct ChangeRelayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "changerelay",
         abstract: "Reads a Postgres logical-replication slot and performs the side effects of its changes.",
@@ -19,13 +19,6 @@ struct ConfigOptions: ParsableArguments {
 
     func load() throws -> Config {
         do { return try Config.load(path: config) } catch { throw failure(error.description) }
-    }
-}
-
-extension Config {
-    var spillSettings: SpillSettings {
-        SpillSettings(threshold: pipeline.spillThreshold,
-                      directory: pipeline.spillDirectory ?? SpillSettings.defaultDirectory)
     }
 }
 

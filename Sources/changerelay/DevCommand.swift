@@ -1,19 +1,15 @@
 import ArgumentParser
 import Configuration
-import Core
 import Decoding
-import Delivery
 import EmbeddedPostgres
 import Foundation
-import Handlers
 import LocalReceiver
 import Logging
-import Pipeline
-import PlannedEffects
 import Replication
 import Schema
+import ServiceAssembly
 
-struct Dev: ParsableCommand {
+struct Dev: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "The embedded default: a local Postgres it starts itself, the schema, the whole service, "
             + "a local receiver standing in for the edge functions, and sample rows flowing through.")
@@ -24,9 +20,9 @@ struct Dev: ParsableCommand {
     @Option(help: "Output plugin to stream with.")
     var plugin: Config.Plugin = .pgoutput
 
-    func run() throws {
+    func run() async throws {
         bootstrapLogging()
-        Signals.install()
+        ProcessSignals.prepare()
         let logger = Logger(label: "changerelay.dev")
         do {
             let absolute = directory.hasPrefix("/") ? directory : FileManager.default.currentDirectoryPath + "/" + directory
@@ -49,30 +45,39 @@ struct Dev: ParsableCommand {
             defer { receiver.stop() }
             let baseURL = receiver.url(path: "/functions/v1")
             // A key made up for this run: the local receiver accepts anything, and nothing real can leak.
-            let credentials = ["service_key": UUID().uuidString]
-            let handlerLogger = Logger(label: "changerelay.automations")
-            let cache = try AutomationCacheLoader.load(sourceURL: cluster.url, separateStateURL: nil,
-                                                       window: .seconds(3600), logger: handlerLogger)
-            let router = Router([
-                ConversationCheckHandler(.init(baseURL: baseURL)),
-                AutomationHandler(.init(baseURL: baseURL), cache: cache, logger: handlerLogger),
-                DualWriteHandler(mode: .apply, logger: Logger(label: "changerelay.dual_write")),
-            ])
+            let service = try ChangeRelayService(
+                try Self.configuration(url: cluster.url, slot: slot, plugin: plugin, functionsBaseURL: baseURL),
+                credentials: ["service_key": UUID().uuidString])
             DevSamples.write(to: connection, logger: logger)
             logger.notice("the service is running against the local database; Ctrl-C stops", metadata: [
                 "edge_functions": "\(baseURL)",
                 "try": "psql '\(cluster.url)' -c \"UPDATE jobs SET status = 'completed' WHERE status = 'pending'\"",
             ])
-            try Run.runService(
-                router: router,
-                dispatcher: .init(stateURL: cluster.url, concurrency: 16, credentials: credentials, reports: router.reports),
-                planner: .init(stateURL: cluster.url, slot: slot),
-                cleanupInterval: .seconds(3600),
-                source: ChangeStream.Settings(databaseURL: cluster.url, plugin: plugin, slot: slot,
-                                              publication: "changerelay_pub", statusInterval: .seconds(1)))
+            try await service.run()
         } catch let error as CustomStringConvertible & Error {
             throw failure(error.description)
         }
+    }
+
+    /// The defaults, pointed at the local cluster and receiver, with every seed handler on
+    /// (the dual-write sync applying) and a one-second status interval, so that what a
+    /// developer does shows at once.
+    static func configuration(url: String, slot: String, plugin: Config.Plugin, functionsBaseURL: String)
+        throws(ConfigError) -> Config
+    {
+        var config = try Config.load(path: nil, environment: [:])
+        config.source.databaseURL = url
+        config.stateDatabaseURL = url
+        config.source.slot = slot
+        config.source.plugin = plugin
+        config.source.publication = "changerelay_pub"
+        config.source.statusInterval = .seconds(1)
+        config.functions.baseURL = functionsBaseURL
+        config.conversationChecks.enabled = true
+        config.automations.enabled = true
+        config.dualWrite.mode = .apply
+        config.delivery.concurrency = 16
+        return config
     }
 }
 

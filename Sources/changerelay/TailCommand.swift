@@ -6,8 +6,9 @@ import Logging
 import Pipeline
 import PlannedEffects
 import Replication
+import ServiceAssembly
 
-struct Tail: ParsableCommand {
+struct Tail: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print decoded changes as JSON lines, one per row change, in commit order.")
 
@@ -46,14 +47,11 @@ struct Tail: ParsableCommand {
         if !(1...3).contains(protoVersion) { throw ValidationError("--proto-version must be 1, 2 or 3 (PostgreSQL 15)") }
     }
 
-    func run() throws {
+    func run() async throws {
         bootstrapLogging()
-        Signals.install()
+        ProcessSignals.prepare()
         let config = try options.load()
         let logger = Logger(label: "changerelay.tail")
-        let output = FileOutput(descriptor: 1)
-        var writer = JSONWriter(capacity: 1 << 16)
-        var printed = 0
         let limit = self.limit
         let format = self.format
         do {
@@ -63,22 +61,29 @@ struct Tail: ParsableCommand {
                 startLSN: startLSN.flatMap { LSN($0) } ?? .zero, statusInterval: config.source.statusInterval,
                 protocolVersion: protoVersion, streaming: protoVersion >= 2, binary: binary,
                 spill: config.spillSettings)
-            try ChangeStream(settings, logger: logger).run(shouldStop: { Signals.shouldStop }) { transaction in
-                let remaining = limit.map { $0 - printed } ?? Int.max
-                let count = transaction.changes.count
-                printed += format == .json
-                    ? try output.writeLines(of: transaction, limit: remaining, using: &writer)
-                    : min(remaining, count)
-                guard let limit, printed >= limit else { return .proceed }
-                // A transaction cut by --limit is not acknowledged: the next run prints it whole.
-                return remaining >= count ? .stop : .stopUnacknowledged
-            }
-        } catch OutputError.closed {
-            return
+            try await ThreadService.runGroup([ThreadService("tail") { stop in
+                let output = FileOutput(descriptor: 1)
+                var writer = JSONWriter(capacity: 1 << 16)
+                var printed = 0
+                do {
+                    try ChangeStream(settings, logger: logger).run(until: stop) { transaction in
+                        let remaining = limit.map { $0 - printed } ?? Int.max
+                        let count = transaction.changes.count
+                        printed += format == .json
+                            ? try output.writeLines(of: transaction, limit: remaining, using: &writer)
+                            : min(remaining, count)
+                        guard let limit, printed >= limit else { return .proceed }
+                        // A transaction cut by --limit is not acknowledged: the next run prints it whole.
+                        return remaining >= count ? .stop : .stopUnacknowledged
+                    }
+                } catch OutputError.closed {
+                    return
+                }
+                if format == .none { print("\(printed) changes") }
+            }])
         } catch let error as CustomStringConvertible & Error {
             throw failure(error.description)
         }
-        if format == .none { print("\(printed) changes") }
     }
 }
 

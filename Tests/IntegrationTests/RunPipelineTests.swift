@@ -238,6 +238,34 @@ import Testing
         #expect(states.value("pending") == "8")
     }
 
+    /// SIGTERM ends the service in order: the stream stops and acknowledges what it
+    /// committed, then the dispatcher lets the requests in flight finish and records them
+    /// before the process exits 0.
+    @Test func aStopLetsRequestsInFlightFinishAndRecordsThem() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        // Each answer takes about two seconds: long enough to be caught in flight, well inside the drain bound.
+        setup.receiver.behavior = .trickle(bytes: 20, interval: .milliseconds(100))
+        let run = try Background(["run"], environment: setup.environment)
+        try setup.db.execute("INSERT INTO items SELECT g, 'x' FROM generate_series(1, 2) g")
+        try RunPipelineTests.waitFor("two requests in flight") { setup.receiver.requestCount == 2 }
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit(timeout: .seconds(60)) == 0, "\(run.stderr.suffix(2000))")
+        #expect(!run.stderr.contains("stopping with requests in flight"))
+        let states = try setup.db.execute("""
+            SELECT count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
+                   (SELECT count(*) FROM changerelay.delivery_attempts WHERE http_status = 200) AS recorded
+            FROM changerelay.deliveries
+            """)
+        #expect(states.value("succeeded") == "2")
+        #expect(states.value("recorded") == "2")
+        let acknowledged = try setup.db.execute("""
+            SELECT s.confirmed_flush_lsn >= c.lsn AS acknowledged
+            FROM pg_replication_slots s JOIN changerelay.checkpoints c ON c.slot_name = s.slot_name
+            """)
+        #expect(acknowledged.value("acknowledged") == "t")
+    }
+
     @Test func aReceiverThatNeverAnswersFailsOnlyItsAttempts() throws {
         let setup = try RunPipelineTests.prepare(behavior: .status(200), extra: ["CHANGERELAY_DELIVERY_TIMEOUT_MS": "500"])
         defer { try? setup.cluster.stop(); setup.receiver.stop() }

@@ -1,0 +1,112 @@
+import Configuration
+import Core
+import Decoding
+import Delivery
+import Foundation
+import Handlers
+import Logging
+import Pipeline
+import Replication
+import Schema
+
+/// The whole service, assembled from a configuration the same way for `run` and `dev`:
+/// the handlers and their caches, the stream into the batch committer, the dispatcher,
+/// and the periodic jobs, each a lifecycle service of one group.
+///
+/// Everything that can be refused (a missing key, a handler whose migration is not
+/// applied) is refused by `init`, before anything starts. SIGTERM and SIGINT shut the
+/// group down in reverse order of start: the stream stops reading, commits its batch and
+/// acknowledges it; then the periodic jobs; the dispatcher last, letting the requests in
+/// flight finish within its drain bound. A service that fails shuts the others down the
+/// same way, and `run` rethrows its error.
+public struct ChangeRelayService: Sendable {
+    public enum Role: String, Sendable, CaseIterable {
+        /// Read the slot, plan, and send.
+        case all
+        /// Read the slot and plan; send nothing.
+        case planner
+        /// Only send: more dispatchers scale out delivery.
+        case dispatcher
+    }
+
+    public let router: Router
+    private let config: Config
+    private let sourceURL: String
+    private let stateURL: String
+    private let credentials: [String: String]
+    private let role: Role
+
+    /// `credentials` are what deliveries' `auth` columns name (`service_key` → the key):
+    /// see `credentials(_:)` for where `run` reads them.
+    public init(_ config: Config, credentials: [String: String], role: Role = .all) throws {
+        let logger = Logger(label: "changerelay.run")
+        sourceURL = try config.requireSourceURL()
+        stateURL = config.stateDatabaseURL ?? sourceURL
+        router = Router(try HandlerAssembly.handlers(config, sourceURL: sourceURL, stateURL: stateURL,
+                                                     credentials: credentials, logger: logger))
+        if router.isEmpty { logger.warning("no handler is configured: changes are read and acknowledged, nothing is sent") }
+        if role != .planner {
+            try RequiredMigration.deliveryRequeue.require(neededBy: "the dispatcher", on: PostgresConnection(url: stateURL))
+        }
+        self.config = config
+        self.credentials = credentials
+        self.role = role
+    }
+
+    /// Runs until SIGTERM or SIGINT (then returns) or until a service fails (then throws).
+    public func run() async throws {
+        let client = try HTTPClient(configuration: .init(maxConcurrentTransfers: config.delivery.concurrency))
+        defer { client.close() }
+        try await ThreadService.runGroup(try services(client: client))
+    }
+
+    /// In start order; the group shuts them down in reverse.
+    private func services(client: HTTPClient) throws -> [ThreadService] {
+        var services: [ThreadService] = []
+        if role != .planner {
+            let dispatcher = try Dispatcher(
+                .init(stateURL: stateURL, concurrency: config.delivery.concurrency, timeout: config.delivery.timeout,
+                      credentials: credentials, reports: router.reports),
+                client: client, logger: Logger(label: "changerelay.dispatcher"))
+            services.append(ThreadService("dispatcher") { stop in dispatcher.run(until: stop) })
+        }
+        guard role != .dispatcher else { return services }
+        // idempotency_log is the dual-write sync's: with the sync off it may not be this service's to clean.
+        if config.dualWrite.mode != .off, let interval = config.dualWrite.cleanupInterval {
+            services.append(ThreadService("idempotency_log clean-up") { [stateURL] stop in
+                IdempotencyLogCleanup(stateURL: stateURL, interval: interval, logger: Logger(label: "changerelay.cleanup"))
+                    .run(until: stop)
+            })
+        }
+        let committer = Planner.Settings(stateURL: stateURL, slot: config.source.slot,
+                                         maxBatchChanges: config.pipeline.batchMaxChanges,
+                                         maxBatchAge: config.pipeline.batchMaxAge)
+        let source = ChangeStream.Settings(databaseURL: sourceURL, plugin: config.source.plugin, slot: config.source.slot,
+                                           publication: config.source.publication,
+                                           statusInterval: config.source.statusInterval, spill: config.spillSettings,
+                                           heartbeatInterval: config.pipeline.heartbeatInterval)
+        services.append(ThreadService("stream") { [router] stop in
+            var planner = try Planner(committer, router: router, logger: Logger(label: "changerelay.planner"))
+            try ChangeStream(source, logger: Logger(label: "changerelay.source")).run(into: &planner, until: stop)
+        })
+        return services
+    }
+
+    /// The service key from `CHANGERELAY_SERVICE_KEY` or `functions.service_key_file`; never from the database.
+    public static func credentials(_ config: Config) throws(ConfigError) -> [String: String] {
+        if let key = Config.processEnvironment()["CHANGERELAY_SERVICE_KEY"], !key.isEmpty { return ["service_key": key] }
+        guard let path = config.functions.serviceKeyFile else { return [:] }
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw ConfigError(key: "functions.service_key_file", origin: "configuration", reason: "cannot read \(path)")
+        }
+        return ["service_key": text.trimmingCharacters(in: .whitespacesAndNewlines)]
+    }
+}
+
+extension Config {
+    /// Where and past how much memory large transactions move to files.
+    public var spillSettings: SpillSettings {
+        SpillSettings(threshold: pipeline.spillThreshold,
+                      directory: pipeline.spillDirectory ?? SpillSettings.defaultDirectory)
+    }
+}

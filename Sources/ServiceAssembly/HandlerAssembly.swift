@@ -1,0 +1,70 @@
+import Configuration
+import Core
+import Handlers
+import Logging
+import Replication
+import Schema
+
+/// Configuration → handlers, with the caches they start from.
+enum HandlerAssembly {
+    /// The handlers the configuration enables. The edge-function handlers need
+    /// `functions.base_url` and a service key: enabled without a base URL they stay off
+    /// with a warning; with a base URL but no key, `run` refuses to start, since every
+    /// request would be sent without its `Authorization` header.
+    static func handlers(_ config: Config, sourceURL: String, stateURL: String, credentials: [String: String],
+                         logger: Logger) throws -> [any Handler] {
+        var handlers: [any Handler] = []
+        // Asked of the servers, not read from the URLs: the same database can be spelled many ways.
+        let stateIsSource = try DatabaseIdentity.sameDatabase(sourceURL, stateURL)
+        /// The base URL of the edge functions, for a handler that calls them; nil (with a
+        /// warning) when it is not set.
+        func functionsBaseURL(for handler: String) throws -> String? {
+            guard let baseURL = config.functions.baseURL else {
+                logger.warning("\(handler) are enabled but functions.base_url is not set: they are off")
+                return nil
+            }
+            guard credentials["service_key"] != nil else {
+                throw ConfigError(key: "functions.service_key_file", origin: "configuration",
+                                  reason: "\(handler) call edge functions, which need a service key: "
+                                    + "set CHANGERELAY_SERVICE_KEY or functions.service_key_file")
+            }
+            return baseURL
+        }
+        if config.conversationChecks.enabled, let baseURL = try functionsBaseURL(for: "conversation checks") {
+            handlers.append(ConversationCheckHandler(.init(
+                baseURL: baseURL, maxAttempts: config.conversationChecks.maxAttempts,
+                retryDelay: config.conversationChecks.retryDelay)))
+        }
+        if config.automations.enabled, let baseURL = try functionsBaseURL(for: "automations") {
+            let handlerLogger = Logger(label: "changerelay.automations")
+            if !stateIsSource {
+                handlerLogger.warning("""
+                    the state database is not the source: completed executions are written where the stream cannot \
+                    see them, so the rate limit knows only the completions found at start
+                    """)
+            }
+            let cache = try AutomationCacheLoader.load(sourceURL: sourceURL, separateStateURL: stateIsSource ? nil : stateURL,
+                                                       window: config.automations.rateLimitWindow, logger: handlerLogger)
+            handlers.append(AutomationHandler(.init(baseURL: baseURL, maxAttempts: config.automations.maxAttempts),
+                                              cache: cache, logger: handlerLogger))
+        }
+        if let mode = DualWriteHandler.Mode(rawValue: config.dualWrite.mode.rawValue) {
+            guard stateIsSource else {
+                throw ConfigError(key: "dual_write.mode", origin: "configuration", reason: """
+                    \(mode.rawValue) writes idempotency_log (and the new schema) in the checkpoint transaction, \
+                    so the state database must be the source: leave state.database_url unset
+                    """)
+            }
+            try RequiredMigration.dualWrite.require(neededBy: "dual_write.mode", on: PostgresConnection(url: stateURL))
+            handlers.append(DualWriteHandler(mode: mode, logger: Logger(label: "changerelay.dual_write")))
+        }
+        if let url = config.echo.url {
+            guard !config.echo.tables.isEmpty else {
+                throw ConfigError(key: "handlers.echo.tables", origin: "configuration", reason: "is empty while handlers.echo.url is set")
+            }
+            handlers.append(EchoHandler(url: url, tables: config.echo.tables, retryPolicy: .exponential(
+                base: .milliseconds(500), cap: config.echo.retryCap, maxAttempts: config.echo.maxAttempts, jitter: .full)))
+        }
+        return handlers
+    }
+}
