@@ -15,8 +15,6 @@ public enum PgOutputAssemblyError: Error, Sendable, Hashable, CustomStringConver
     public enum Situation: Sendable, Hashable {
         case noTransaction
         case transactionOpen(xid: UInt32)
-        /// The open transaction was started by the other kind of begin (Begin vs Begin Prepare).
-        case openedBy(PgOutputMessageType)
         case noStream
         case streamOpen(xid: UInt32)
     }
@@ -24,12 +22,14 @@ public enum PgOutputAssemblyError: Error, Sendable, Hashable, CustomStringConver
     case unknownRelation(oid: UInt32, lsn: LSN)
     case columnCountMismatch(table: String, oid: UInt32, expected: Int, received: Int, lsn: LSN)
     case outOfSequence(PgOutputMessageType, lsn: LSN, Situation)
-    /// A stream segment, Stream Commit or Stream Prepare for a transaction whose first
-    /// segment never arrived: its earlier changes are missing.
+    /// A stream segment or Stream Commit for a transaction whose first segment never
+    /// arrived: its earlier changes are missing.
     case unknownStreamedTransaction(xid: UInt32, lsn: LSN)
-    /// A Commit Prepared whose Prepare was not seen on this connection.
-    case unknownPreparedTransaction(gid: String, lsn: LSN)
-    case duplicatePreparedTransaction(gid: String, lsn: LSN)
+    /// A two-phase message (Begin Prepare, Prepare, Commit Prepared, Rollback Prepared,
+    /// Stream Prepare): ChangeRelay never asks for `two_phase`, so a server sending one
+    /// is answering another client's options, and its changes would be taken as committed
+    /// at PREPARE.
+    case twoPhaseNotRequested(PgOutputMessageType, lsn: LSN)
     /// Buffered changes could not be moved to a spill file (or read back).
     case spillFailed(SpillError, lsn: LSN)
 
@@ -43,10 +43,8 @@ public enum PgOutputAssemblyError: Error, Sendable, Hashable, CustomStringConver
             "pgoutput \(type) at \(lsn) out of sequence: " + Self.text(situation)
         case let .unknownStreamedTransaction(xid, lsn):
             "pgoutput message at \(lsn) continues streamed transaction \(xid), whose first segment was not received"
-        case let .unknownPreparedTransaction(gid, lsn):
-            "pgoutput Commit Prepared at \(lsn) for '\(gid)', whose Prepare was not received on this connection"
-        case let .duplicatePreparedTransaction(gid, lsn):
-            "pgoutput Prepare at \(lsn) for '\(gid)', which is already prepared and not yet finished"
+        case let .twoPhaseNotRequested(type, lsn):
+            "pgoutput \(type) at \(lsn), but two-phase decoding (two_phase) was not requested"
         case let .spillFailed(error, lsn):
             "pgoutput change at \(lsn): \(error)"
         }
@@ -56,7 +54,6 @@ public enum PgOutputAssemblyError: Error, Sendable, Hashable, CustomStringConver
         switch situation {
         case .noTransaction: "no transaction is open"
         case let .transactionOpen(xid): "transaction \(xid) is still open"
-        case let .openedBy(type): "the open transaction was started by \(type)"
         case .noStream: "no stream block is open"
         case let .streamOpen(xid): "the stream block of transaction \(xid) is still open"
         }
@@ -67,9 +64,9 @@ public enum PgOutputAssemblyError: Error, Sendable, Hashable, CustomStringConver
 ///
 /// Postgres sends plain transactions whole between Begin and Commit, but large ones
 /// (streaming, proto ≥ 2) in segments interleaved with other transactions long before
-/// they commit or abort, and two-phase ones (proto 3) at PREPARE, long before COMMIT
-/// PREPARED. The assembler holds each until its outcome is known, so downstream code
-/// only ever sees committed work. Use one per replication connection, like the decoder:
+/// they commit or abort. The assembler holds each until its outcome is known, so
+/// downstream code only ever sees committed work. Two-phase decoding is never requested,
+/// so its messages are refused rather than held. Use one per replication connection, like the decoder:
 /// after a reconnect the server sends again whatever was not acknowledged.
 ///
 /// Held changes count against one memory budget (`SpillSettings.threshold`); past it,
@@ -112,10 +109,9 @@ public struct PgOutputAssembler: Sendable {
         }
     }
 
-    /// Begin … Commit, or Begin Prepare … Prepare.
+    /// Begin … Commit.
     private struct OpenTransaction: Sendable {
         var xid: UInt32
-        var openedBy: PgOutputMessageType
         var changes = TransactionChanges()
         var messages: [PgOutputLogicalMessage] = []
     }
@@ -133,17 +129,10 @@ public struct PgOutputAssembler: Sendable {
         }
     }
 
-    private struct PreparedTransaction: Sendable {
-        var prepareLSN: LSN
-        var changes: TransactionChanges
-        var messages: [PgOutputLogicalMessage]
-    }
-
     private var relations: [UInt32: CachedRelation] = [:]
     private var open: OpenTransaction?
     private var streamXID: UInt32?
     private var streamed: [UInt32: StreamedTransaction] = [:]
-    private var prepared: [String: PreparedTransaction] = [:]
     private let spillSettings: SpillSettings
     /// Memory bytes of every held transaction's changes.
     private var buffered = 0
@@ -152,14 +141,9 @@ public struct PgOutputAssembler: Sendable {
         spillSettings = spill
     }
 
-    /// True between Begin (or Begin Prepare) and its Commit (or Prepare). A keepalive's
+    /// True between Begin and its Commit. A keepalive's
     /// WAL end must not be acknowledged then: it lies past the open transaction's commit.
     public var isTransactionOpen: Bool { open != nil }
-
-    /// The smallest prepare LSN of the transactions prepared but not yet committed or
-    /// rolled back. The slot must not be acknowledged past it: once `confirmed_flush_lsn`
-    /// passes a PREPARE, Postgres never sends its changes again, only the COMMIT PREPARED.
-    public var oldestPreparedLSN: LSN? { prepared.values.map(\.prepareLSN).min() }
 
     /// `lsn` is the XLogData start of the message: for a change, the change's own position.
     public mutating func consume(_ message: PgOutputMessage, at lsn: LSN) throws(PgOutputAssemblyError) -> PgOutputEvent? {
@@ -167,9 +151,9 @@ public struct PgOutputAssembler: Sendable {
         switch message {
         case let .begin(_, _, xid):
             try expectIdle(type, lsn)
-            open = OpenTransaction(xid: xid, openedBy: .begin)
+            open = OpenTransaction(xid: xid)
         case let .commit(commitLSN, endLSN, commitTime):
-            let transaction = try close(type, openedBy: .begin, lsn)
+            let transaction = try close(type, lsn)
             buffered -= transaction.changes.memoryBytes
             return .transaction(Transaction(xid: transaction.xid, commitLSN: commitLSN, endLSN: endLSN,
                                             commitTime: commitTime, changes: transaction.changes),
@@ -232,27 +216,8 @@ public struct PgOutputAssembler: Sendable {
             } else {
                 buffered -= streamed[xid]?.discard(subxid: subxid) ?? 0
             }
-        case let .beginPrepare(prepare):
-            try expectIdle(type, lsn)
-            open = OpenTransaction(xid: prepare.xid, openedBy: .beginPrepare)
-        case let .prepare(prepare):
-            let transaction = try close(type, openedBy: .beginPrepare, lsn)
-            try hold(prepare, changes: transaction.changes, messages: transaction.messages, lsn)
-        case let .streamPrepare(prepare):
-            let transaction = try finishStream(prepare.xid, type, lsn)
-            try hold(prepare, changes: transaction.changes, messages: transaction.messages.map(\.message), lsn)
-        case let .commitPrepared(commitLSN, endLSN, commitTime, xid, gid):
-            try expectIdle(type, lsn)
-            guard let transaction = prepared.removeValue(forKey: gid) else {
-                throw .unknownPreparedTransaction(gid: gid, lsn: lsn)
-            }
-            buffered -= transaction.changes.memoryBytes
-            return .transaction(Transaction(xid: xid, commitLSN: commitLSN, endLSN: endLSN, commitTime: commitTime,
-                                            changes: transaction.changes),
-                                messages: transaction.messages)
-        case let .rollbackPrepared(_, _, _, _, _, gid):
-            try expectIdle(type, lsn)
-            buffered -= prepared.removeValue(forKey: gid)?.changes.memoryBytes ?? 0
+        case .beginPrepare, .prepare, .streamPrepare, .commitPrepared, .rollbackPrepared:
+            throw .twoPhaseNotRequested(type, lsn: lsn)
         }
         return nil
     }
@@ -281,7 +246,6 @@ public struct PgOutputAssembler: Sendable {
         do {
             if open != nil { buffered -= try open!.changes.spill(spillSettings) }
             for xid in streamed.keys { buffered -= try streamed[xid]!.changes.spill(spillSettings) }
-            for gid in prepared.keys { buffered -= try prepared[gid]!.changes.spill(spillSettings) }
         } catch {
             throw .spillFailed(error, lsn: lsn)
         }
@@ -298,10 +262,8 @@ public struct PgOutputAssembler: Sendable {
         if let streamXID { throw .outOfSequence(type, lsn: lsn, .streamOpen(xid: streamXID)) }
     }
 
-    private mutating func close(_ type: PgOutputMessageType, openedBy: PgOutputMessageType,
-                                _ lsn: LSN) throws(PgOutputAssemblyError) -> OpenTransaction {
+    private mutating func close(_ type: PgOutputMessageType, _ lsn: LSN) throws(PgOutputAssemblyError) -> OpenTransaction {
         guard let transaction = open else { throw .outOfSequence(type, lsn: lsn, .noTransaction) }
-        if transaction.openedBy != openedBy { throw .outOfSequence(type, lsn: lsn, .openedBy(transaction.openedBy)) }
         open = nil
         return transaction
     }
@@ -313,11 +275,5 @@ public struct PgOutputAssembler: Sendable {
             throw .unknownStreamedTransaction(xid: xid, lsn: lsn)
         }
         return transaction
-    }
-
-    private mutating func hold(_ prepare: PgOutputPrepare, changes: TransactionChanges, messages: [PgOutputLogicalMessage],
-                               _ lsn: LSN) throws(PgOutputAssemblyError) {
-        if prepared[prepare.gid] != nil { throw .duplicatePreparedTransaction(gid: prepare.gid, lsn: lsn) }
-        prepared[prepare.gid] = PreparedTransaction(prepareLSN: prepare.prepareLSN, changes: changes, messages: messages)
     }
 }

@@ -178,17 +178,8 @@ struct PgOutputAssemblerErrorTests {
         #expect(throws: PgOutputAssemblyError.outOfSequence(.begin, lsn: LSN(9), .transactionOpen(xid: 5))) {
             try pipeline.send(W.begin(finalLSN: 1, time: 0, xid: 6), at: 9)
         }
-        #expect(throws: PgOutputAssemblyError.outOfSequence(.prepare, lsn: .zero, .openedBy(.begin))) {
-            try pipeline.send(W.prepare(prepareLSN: 1, endLSN: 2, time: 0, xid: 5, gid: "g"))
-        }
         #expect(PgOutputAssemblyError.outOfSequence(.begin, lsn: LSN(9), .transactionOpen(xid: 5)).description
             == "pgoutput Begin at 0/9 out of sequence: transaction 5 is still open")
-
-        var prepared = Pipeline(proto: 3)
-        try prepared.send(W.beginPrepare(prepareLSN: 1, endLSN: 2, time: 0, xid: 5, gid: "g"))
-        #expect(throws: PgOutputAssemblyError.outOfSequence(.commit, lsn: .zero, .openedBy(.beginPrepare))) {
-            try prepared.send(W.commit(commitLSN: 1, endLSN: 2, time: 0))
-        }
     }
 
     @Test func streamedChangeOutsideAStreamBlock() {
@@ -277,67 +268,26 @@ struct PgOutputAssemblerStreamingTests {
     }
 }
 
-@Suite("pgoutput assembler: two-phase transactions (protocol 3)")
+@Suite("pgoutput assembler: two-phase messages are refused")
 struct PgOutputAssemblerTwoPhaseTests {
-    @Test func preparedTransactionWaitsForCommitPrepared() throws {
+    /// ChangeRelay never asks for two_phase: taking a PREPARE's changes as committed would
+    /// send effects of a transaction that may still roll back, so each two-phase message
+    /// stops the stream, naming itself and its position.
+    @Test(arguments: [
+        W.beginPrepare(prepareLSN: 0x100, endLSN: 0x130, time: 0, xid: 9, gid: "tx-a"),
+        W.prepare(prepareLSN: 0x100, endLSN: 0x130, time: 0, xid: 9, gid: "tx-a"),
+        W.streamPrepare(prepareLSN: 0x80, endLSN: 0x90, time: 0, xid: 50, gid: "big"),
+        W.commitPrepared(commitLSN: 0x200, endLSN: 0x230, time: 77, xid: 9, gid: "tx-a"),
+        W.rollbackPrepared(prepareEndLSN: 0x130, rollbackEndLSN: 0x300, prepareTime: 0, rollbackTime: 1, xid: 9, gid: "tx-b"),
+    ])
+    func aTwoPhaseMessageIsRefusedByName(message: [UInt8]) throws {
         var pipeline = Pipeline(proto: 3)
         try pipeline.send(users)
-        try pipeline.send(W.beginPrepare(prepareLSN: 0x100, endLSN: 0x130, time: 0, xid: 9, gid: "tx-a"))
-        try pipeline.send(W.insert(oid: 100, [.text("1"), .null, .null]), at: 0x90)
-        try pipeline.send(W.prepare(prepareLSN: 0x100, endLSN: 0x130, time: 0, xid: 9, gid: "tx-a"))
+        let type = try #require(PgOutputMessageType(rawValue: message[0]))
+        #expect(throws: PgOutputAssemblyError.twoPhaseNotRequested(type, lsn: LSN(0x400))) {
+            try pipeline.send(message, at: 0x400)
+        }
         #expect(pipeline.events.isEmpty)
-        #expect(pipeline.assembler.oldestPreparedLSN == LSN(0x100))
-        // Other transactions commit while tx-a waits.
-        try pipeline.send(W.begin(finalLSN: 0x140, time: 0, xid: 10))
-        try pipeline.send(W.insert(oid: 100, [.text("2"), .null, .null]), at: 0x135)
-        try pipeline.send(W.commit(commitLSN: 0x140, endLSN: 0x150, time: 0))
-        try pipeline.send(W.commitPrepared(commitLSN: 0x200, endLSN: 0x230, time: 77, xid: 9, gid: "tx-a"))
-
-        #expect(pipeline.transactions.map(\.xid) == [10, 9])
-        let committed = pipeline.transactions[1]
-        #expect(committed.commitLSN == LSN(0x200))
-        #expect(committed.endLSN == LSN(0x230))
-        #expect(committed.commitTime == PostgresTimestamp(microsecondsSince2000: 77))
-        #expect(try committed.changes.all.map(\.lsn) == [LSN(0x90)])
-        #expect(pipeline.assembler.oldestPreparedLSN == nil)
-    }
-
-    @Test func rolledBackPreparedTransactionIsDropped() throws {
-        var pipeline = Pipeline(proto: 3)
-        try pipeline.send(users)
-        try pipeline.send(W.beginPrepare(prepareLSN: 0x100, endLSN: 0x130, time: 0, xid: 9, gid: "tx-b"))
-        try pipeline.send(W.insert(oid: 100, [.text("1"), .null, .null]))
-        try pipeline.send(W.prepare(prepareLSN: 0x100, endLSN: 0x130, time: 0, xid: 9, gid: "tx-b"))
-        try pipeline.send(W.rollbackPrepared(prepareEndLSN: 0x130, rollbackEndLSN: 0x300, prepareTime: 0, rollbackTime: 1,
-                                             xid: 9, gid: "tx-b"))
-        #expect(pipeline.events.isEmpty)
-        #expect(pipeline.assembler.oldestPreparedLSN == nil)
-        #expect(throws: PgOutputAssemblyError.unknownPreparedTransaction(gid: "tx-b", lsn: LSN(0x310))) {
-            try pipeline.send(W.commitPrepared(commitLSN: 0x310, endLSN: 0x320, time: 0, xid: 9, gid: "tx-b"), at: 0x310)
-        }
-    }
-
-    @Test func streamedThenPrepared() throws {
-        var pipeline = Pipeline(proto: 3)
-        try pipeline.send(W.streamStart(xid: 50, first: true))
-        try pipeline.send(W.relation(oid: 1, name: "t", columns: [.init(name: "v")], xid: 50))
-        try pipeline.send(W.insert(oid: 1, [.text("kept")], xid: 50), at: 0x10)
-        try pipeline.send(W.insert(oid: 1, [.text("dropped")], xid: 51), at: 0x11)
-        try pipeline.send(W.streamStop())
-        try pipeline.send(W.streamAbort(xid: 50, subxid: 51))
-        try pipeline.send(W.streamPrepare(prepareLSN: 0x80, endLSN: 0x90, time: 0, xid: 50, gid: "big"))
-        try pipeline.send(W.beginPrepare(prepareLSN: 0x70, endLSN: 0x75, time: 0, xid: 60, gid: "small"))
-        try pipeline.send(W.prepare(prepareLSN: 0x70, endLSN: 0x75, time: 0, xid: 60, gid: "small"))
-        #expect(pipeline.assembler.oldestPreparedLSN == LSN(0x70))
-        #expect(throws: PgOutputAssemblyError.duplicatePreparedTransaction(gid: "small", lsn: .zero)) {
-            try pipeline.send(W.beginPrepare(prepareLSN: 0x71, endLSN: 0x76, time: 0, xid: 61, gid: "small"))
-            try pipeline.send(W.prepare(prepareLSN: 0x71, endLSN: 0x76, time: 0, xid: 61, gid: "small"))
-        }
-        try pipeline.send(W.commitPrepared(commitLSN: 0xA0, endLSN: 0xB0, time: 0, xid: 50, gid: "big"))
-        #expect(try pipeline.transactions.first?.changes.all.map { $0.new?["v"] } == [pgText("kept")])
-        #expect(pipeline.assembler.oldestPreparedLSN == LSN(0x70))
-        #expect(throws: PgOutputAssemblyError.unknownStreamedTransaction(xid: 51, lsn: .zero)) {
-            try pipeline.send(W.streamPrepare(prepareLSN: 1, endLSN: 2, time: 0, xid: 51, gid: "none"))
-        }
+        #expect(PgOutputAssemblyError.twoPhaseNotRequested(type, lsn: LSN(0x400)).description.contains("two_phase"))
     }
 }
