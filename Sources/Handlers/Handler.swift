@@ -99,8 +99,8 @@ public struct Router: Sendable {
                 let effects = try handler.plan(change, at: index, in: transaction)
                 for row in effects.rows { try body(.row(row)) }
                 for delivery in effects.deliveries {
-                    try body(.delivery(PositionedDelivery(handler: handler.name, commitLSN: transaction.commitLSN,
-                                                          changeIndex: index, delivery: delivery)))
+                    try body(.delivery(PositionedDelivery(handler: handler.name, position: transaction.position(ofChange: index),
+                                                          delivery: delivery)))
                 }
             }
         }
