@@ -14,7 +14,7 @@ public struct PlannedDelivery: Sendable, Hashable {
     /// Deliveries with the same key are sent one at a time, in order.
     public var orderingKey: String?
     public var retryPolicy: RetryPolicy
-    /// The seed log row this delivery keeps current, if any.
+    /// The log row this delivery keeps current, if any: its handler lists that log in `Handler.reports`.
     public var report: DeliveryReport?
     /// A top-level field of the JSON object body set to the attempt number at send time.
     public var attemptField: String?
