@@ -36,13 +36,20 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
         ]),
+        // Every statement on the service's own tables (changerelay.*): checkpoints, the deliveries
+        // the planner copies in and dispatchers claim, record, release, list and re-queue, and the
+        // channel that wakes dispatchers. Log-row SQL comes from the handlers, as DeliveryLogs.
+        .target(name: "StateStore", dependencies: [
+            "Core", "Decoding", "PlannedEffects", "Replication",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .target(name: "Pipeline", dependencies: [
-            "Core", "Replication", "Decoding", "Configuration", "PlannedEffects", "Handlers", "Delivery",
+            "Core", "Replication", "Decoding", "Configuration", "PlannedEffects", "Handlers", "StateStore",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Schema", dependencies: ["Replication", "Configuration"]),
         .target(name: "Delivery", dependencies: [
-            "CCurl", "Core", "Decoding", "PlannedEffects", "Replication",
+            "CCurl", "Core", "Decoding", "PlannedEffects", "Replication", "StateStore",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // Configuration → handlers, stream, committer, dispatcher, periodic jobs: one service group for `run` and `dev`.
@@ -58,7 +65,7 @@ let package = Package(
         ]),
         .executableTarget(name: "changerelay", dependencies: [
             "Core", "Replication", "Decoding", "Configuration", "Schema", "EmbeddedPostgres", "Pipeline", "PlannedEffects",
-            "Handlers", "Delivery", "LocalReceiver", "ServiceAssembly",
+            "Handlers", "Delivery", "StateStore", "LocalReceiver", "ServiceAssembly",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -72,7 +79,13 @@ let package = Package(
         .testTarget(name: "ReplicationTests", dependencies: ["Replication", "EmbeddedPostgres"]),
         .testTarget(name: "ConfigurationTests", dependencies: ["Configuration"]),
         .testTarget(name: "PipelineTests", dependencies: ["Core", "Pipeline"]),
-        .testTarget(name: "DeliveryTests", dependencies: ["Core", "Delivery", "PlannedEffects", "Replication", "TestSupport"]),
+        .testTarget(name: "DeliveryTests", dependencies: [
+            "Core", "Delivery", "PlannedEffects", "Replication", "StateStore", "TestSupport",
+        ]),
+        .testTarget(name: "StateStoreTests", dependencies: [
+            "Core", "Decoding", "EmbeddedPostgres", "Handlers", "PlannedEffects", "Replication", "StateStore",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "HandlersTests", dependencies: [
             "Core", "Handlers", "Decoding", "PlannedEffects",
             .product(name: "Logging", package: "swift-log"),

@@ -1,4 +1,5 @@
-"""Checks Package.swift's one-way module rules: pure planning and decoding never link libpq or libcurl.
+"""Checks Package.swift's one-way module rules: pure planning and decoding never link libpq or libcurl,
+and the state store and the planner never reach the HTTP side.
 
 Reads `swift package describe --type json` and fails, naming the path, when a guarded module
 reaches a forbidden one through its target dependencies.
@@ -10,7 +11,10 @@ RULES = {
     "Core": {"CLibPQ", "CCurl", "Replication", "Decoding"},
     "Decoding": {"CLibPQ", "CCurl", "Replication"},
     "PlannedEffects": {"CLibPQ", "CCurl", "Replication", "Delivery"},
-    "Handlers": {"CLibPQ", "CCurl", "Replication", "Delivery", "Pipeline"},
+    "Handlers": {"CLibPQ", "CCurl", "Replication", "Delivery", "Pipeline", "StateStore"},
+    # The state store runs statements; it neither sends HTTP nor knows a handler or who calls it.
+    "StateStore": {"CCurl", "Handlers", "Delivery", "Pipeline"},
+    "Pipeline": {"CCurl", "Delivery"},
 }
 
 description = json.loads(subprocess.run(["swift", "package", "describe", "--type", "json"], check=True,

@@ -2,6 +2,7 @@ import Core
 import Foundation
 import PlannedEffects
 import Replication
+import StateStore
 
 /// The dispatcher's rules with nothing in them that waits, sends or reads a clock: when to
 /// claim, what to send, when finished tries are recorded, what is put back at a stop and
@@ -28,7 +29,7 @@ struct DispatchStateMachine {
         case connect
         /// Start these requests. They count as in flight until they come back through
         /// `woken(finished:at:using:)`, which is also the next event to report.
-        case send([Dispatcher.Claimed])
+        case send([ClaimedDelivery])
         /// Write these attempts and their deliveries' next status in one statement; report
         /// `recorded()`.
         case record([AttemptRecord])
@@ -37,7 +38,7 @@ struct DispatchStateMachine {
         case claim
         /// Put these claims back as they were before, since they were never sent; report
         /// `released()`.
-        case release([Dispatcher.Claimed])
+        case release([ClaimedDelivery])
         /// Sleep until a notification, a finished request or the timeout; report `woken`.
         case wait(Duration)
         /// Pause before connecting again; report `woken`.
@@ -71,7 +72,7 @@ struct DispatchStateMachine {
     private var state = State.dispatching
     private var isConnected = false
     private var backoff = Backoff(initial: .milliseconds(200), cap: .seconds(10))
-    private var queue: [Dispatcher.Claimed] = []
+    private var queue: [ClaimedDelivery] = []
     private var inFlight = 0
     private var unrecorded: [AttemptRecord] = []
 
@@ -124,7 +125,7 @@ struct DispatchStateMachine {
         return nextDatabaseStep()
     }
 
-    mutating func claimed(_ rows: [Dispatcher.Claimed]) -> Action {
+    mutating func claimed(_ rows: [ClaimedDelivery]) -> Action {
         queue += rows
         // Nothing to send means either nothing was due or every slot is busy: in both
         // cases the next thing to happen is a notification or a finished request.
@@ -160,7 +161,7 @@ struct DispatchStateMachine {
         }
     }
 
-    private mutating func takeSendable() -> [Dispatcher.Claimed]? {
+    private mutating func takeSendable() -> [ClaimedDelivery]? {
         let count = min(concurrency - inFlight, queue.count)
         guard count > 0 else { return nil }
         let batch = Array(queue.prefix(count))
@@ -172,7 +173,7 @@ struct DispatchStateMachine {
 
 /// What one finished try does: its `delivery_attempts` row and its delivery's next status.
 struct AttemptRecord {
-    var delivery: Dispatcher.Claimed
+    var delivery: ClaimedDelivery
     var started: Date
     var decision: RetryDecision
     var httpStatus: Int?
@@ -202,11 +203,11 @@ struct AttemptRecord {
     }
 
     /// The row's `status`.
-    var status: String {
+    var status: DeliveryStatus {
         switch decision {
-        case .succeeded: "succeeded"
-        case .retry: "failed"
-        case .dead: "dead"
+        case .succeeded: .succeeded
+        case .retry: .failed
+        case .dead: .dead
         }
     }
 
@@ -214,5 +215,11 @@ struct AttemptRecord {
     var delay: Duration {
         if case .retry(let after) = decision { return after }
         return .zero
+    }
+
+    /// What the state store writes of it.
+    var recorded: RecordedAttempt {
+        RecordedAttempt(deliveryID: delivery.id, attempt: delivery.attempt, status: status, httpStatus: httpStatus,
+                        error: error, retryIn: delay, started: started, responseBody: responseBody)
     }
 }

@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import PlannedEffects
 import Replication
+import StateStore
 import Synchronization
 
 /// Sends due deliveries and keeps their rows current. Any number of dispatchers can
@@ -13,9 +14,6 @@ import Synchronization
 /// It blocks the thread that runs it (libpq waits), while requests go out concurrently
 /// on the HTTP client's own thread.
 public final class Dispatcher: Sendable {
-    /// The channel a commit that planned deliveries, or a re-queue, notifies to wake dispatchers.
-    public static let notifyChannel = "changerelay_deliveries"
-
     public struct Settings: Sendable {
         public var stateURL: String
         public var concurrency: Int
@@ -24,14 +22,14 @@ public final class Dispatcher: Sendable {
         /// Credentials named by a delivery's `auth` column, e.g. `service_key` → the key.
         /// Added to the request at send time; never stored, never logged.
         public var credentials: [String: String]
-        /// The log tables deliveries may report into (`deliveries.report`). Only these are
-        /// named in the record statement, so a state database without the seed's log
-        /// tables works as long as no handler reports into them.
-        public var reports: Set<DeliveryReport.Kind>
+        /// The logs deliveries may keep current (`deliveries.report`, `Router.reports`). Only
+        /// these are named in the record statement, so a state database without the seed's
+        /// log tables works as long as no handler reports into them.
+        public var reports: Set<DeliveryLog>
 
         public init(stateURL: String, concurrency: Int = 64, timeout: Duration = .seconds(15),
                     pollInterval: Duration = .seconds(1), credentials: [String: String] = [:],
-                    reports: Set<DeliveryReport.Kind> = []) {
+                    reports: Set<DeliveryLog> = []) {
             self.stateURL = stateURL
             self.concurrency = concurrency
             self.timeout = timeout
@@ -41,40 +39,15 @@ public final class Dispatcher: Sendable {
         }
     }
 
-    struct Claimed: Sendable {
-        var id: Int64
-        var idempotencyKey: String
-        var url: String
-        var method: String
-        var headers: [(String, String)]
-        var auth: String?
-        var body: String
-        /// A body field set to the attempt number at send time.
-        var attemptField: String?
-        var policy: RetryPolicy
-        var attempt: Int
-        /// The attempt count when `deliveries retry` last re-queued it (0: never). Attempt
-        /// numbers run on across a re-queue; the policy counts only the tries after it.
-        var requeuedAtAttempt: Int
-        var orderingKey: String?
-        /// What the row was before the claim, to put it back if it is released unsent.
-        var previousStatus: String
-
-        /// The try as the retry policy counts it: from 1 again after a re-queue, so the
-        /// re-queued delivery gets the policy's whole allowance and schedule.
-        var policyAttempt: Int { attempt - requeuedAtAttempt }
-    }
-
     struct Finished: Sendable {
-        var delivery: Claimed
+        var delivery: ClaimedDelivery
         var started: Date
         var ended: Date
         var result: Result<HTTPResponse, HTTPError>
     }
 
     private let settings: Settings
-    private let recordStatement: String
-    private let claimStatement: String
+    private let queue: DeliveryQueue
     private let client: HTTPClient
     private let logger: Logger
     private let finished = Mutex<[Finished]>([])
@@ -84,8 +57,9 @@ public final class Dispatcher: Sendable {
 
     public init(_ settings: Settings, client: HTTPClient, logger: Logger) throws(DispatcherError) {
         self.settings = settings
-        recordStatement = Self.recordStatement(reports: settings.reports)
-        claimStatement = Self.claimStatement(concurrency: settings.concurrency, reports: settings.reports)
+        // A claim outlives the longest a try can take, so a live dispatcher's claims are not taken over.
+        queue = DeliveryQueue(logs: settings.reports, claimLimit: settings.concurrency,
+                              lease: settings.timeout + .seconds(30), logger: logger)
         self.client = client
         self.logger = logger
         var fds: [Int32] = [0, 0]
@@ -123,9 +97,7 @@ public final class Dispatcher: Sendable {
                 switch action {
                 case .connect:
                     let db = try PostgresConnection(url: settings.stateURL)
-                    // These short statements are prepared and run thousands of times a second:
-                    // JIT compilation would cost more than it could ever save.
-                    try db.execute("SET jit = off; LISTEN " + Self.notifyChannel)
+                    try queue.listen(on: db)
                     connection = db
                     action = machine.connected()
                 case .send(let batch):
@@ -135,7 +107,7 @@ public final class Dispatcher: Sendable {
                     try record(attempts, on: connection!)
                     action = machine.recorded()
                 case .claim:
-                    action = machine.claimed(try claim(on: connection!))
+                    action = machine.claimed(try queue.claim(on: connection!))
                 case .release(let unsent):
                     try release(unsent, on: connection!)
                     action = machine.released()
@@ -169,50 +141,13 @@ public final class Dispatcher: Sendable {
         }
     }
 
-    /// Claims up to `concurrency` due rows.
-    private func claim(on db: PostgresConnection) throws(PostgresError) -> [Claimed] {
-        let lease = settings.timeout + .seconds(30)
-        let rows = try db.query(prepared: "changerelay_claim", claimStatement, ["\(lease.components.seconds) seconds"]).rows
-        return rows.compactMap { row in
-            guard let id = row[0].flatMap({ Int64($0) }), let key = row[1], let url = row[2], let method = row[3],
-                  let body = row[6], let policyText = row[7], let attempt = row[8].flatMap({ Int($0) }),
-                  let previousStatus = row[10], let requeuedAtAttempt = row[12].flatMap({ Int($0) }) else { return nil }
-            var policy: RetryPolicy
-            do { policy = try JSONDecoder().decode(RetryPolicy.self, from: Data(policyText.utf8)) } catch {
-                logger.error("delivery has an unreadable retry policy; it gets one attempt",
-                             metadata: ["delivery": "\(id)", "error": "\(error)"])
-                policy = .fixed(delay: .zero, maxAttempts: 1)
-            }
-            return Claimed(id: id, idempotencyKey: key, url: url, method: method, headers: Self.headers(row[4]),
-                           auth: row[5], body: body, attemptField: row[11], policy: policy, attempt: attempt,
-                           requeuedAtAttempt: requeuedAtAttempt, orderingKey: row[9], previousStatus: previousStatus)
-        }
-    }
-
-    /// Puts claimed rows that were never sent back as they were, so a restart need not
-    /// wait for their leases. A row taken over from an expired lease goes back as
-    /// `failed`: its earlier attempt's outcome is unknown, and `failed` is due again.
-    private func release(_ unsent: [Claimed], on db: PostgresConnection) throws(PostgresError) {
-        try db.query("""
-            UPDATE changerelay.deliveries d
-            SET status = CASE WHEN r.status = 'sending' THEN 'failed' ELSE r.status END,
-                attempt = d.attempt - 1, locked_until = NULL, updated_at = now()
-            FROM unnest($1::bigint[], $2::int[], $3::text[]) AS r(id, attempt, status)
-            WHERE d.id = r.id AND d.attempt = r.attempt AND d.status = 'sending'
-            """, [postgresArrayLiteral(unsent.map { String($0.id) }), postgresArrayLiteral(unsent.map { String($0.attempt) }),
-                  postgresArrayLiteral(unsent.map(\.previousStatus))])
+    /// Puts claimed rows that were never sent back as they were (`DeliveryQueue.release`).
+    private func release(_ unsent: [ClaimedDelivery], on db: PostgresConnection) throws(PostgresError) {
+        try queue.release(unsent, on: db)
         logger.info("released claimed deliveries that were not sent", metadata: ["count": "\(unsent.count)"])
     }
 
-    private static func headers(_ json: String?) -> [(String, String)] {
-        guard let json, case .object(let members)? = try? JSONParser.parse(json) else { return [] }
-        return members.compactMap { member in
-            guard case .string(let value) = member.value else { return nil }
-            return (member.key, value)
-        }
-    }
-
-    private func send(_ delivery: Claimed) {
+    private func send(_ delivery: ClaimedDelivery) {
         var headers = delivery.headers + [("Idempotency-Key", delivery.idempotencyKey)]
         if let auth = delivery.auth, let secret = settings.credentials[auth] {
             headers.append(("Authorization", "Bearer " + secret))
@@ -257,19 +192,11 @@ public final class Dispatcher: Sendable {
         while read(wakeRead, &buffer, buffer.count) > 0 {}
     }
 
-    /// Records the attempts and moves the rows on (succeeded, failed to retry later, or
-    /// dead) in one statement. A row whose attempt number moved on (its lease ran out and
-    /// another dispatcher took it) is left alone.
+    /// Records the attempts, with the log rows they keep current (`DeliveryQueue.record`),
+    /// and logs the deliveries given up on.
     private func record(_ attempts: [AttemptRecord], on db: PostgresConnection) throws(PostgresError) {
         CrashPoint.trySent.reach()
-        var columns = Array(repeating: [String?](), count: 8)
-        for attempt in attempts {
-            let row: [String?] = [String(attempt.delivery.id), attempt.status, attempt.httpStatus.map(String.init),
-                                  attempt.error, String(attempt.delay.wholeMilliseconds), String(attempt.delivery.attempt),
-                                  String(attempt.started.timeIntervalSince1970), attempt.responseBody]
-            for (index, value) in row.enumerated() { columns[index].append(value) }
-        }
-        try db.query(prepared: "changerelay_record", recordStatement, columns.map(postgresArrayLiteral))
+        try queue.record(attempts.map(\.recorded), on: db)
         for attempt in attempts {
             guard case .dead(let reason) = attempt.decision else { continue }
             let delivery = attempt.delivery
@@ -282,78 +209,6 @@ public final class Dispatcher: Sendable {
             ])
         }
     }
-
-    /// The limit is part of the statement's text, not a parameter: a prepared statement's
-    /// generic plan cannot see a parameter's value, and with a large backlog that plan
-    /// walked the whole table to join a few rows. Rows whose report this dispatcher cannot
-    /// write (its handlers do not use that log table) are left to one that can: sending
-    /// them here would lose their log rows.
-    static func claimStatement(concurrency: Int, reports: Set<DeliveryReport.Kind>) -> String {
-        let reportable = reports.isEmpty ? "d.report IS NULL"
-            : "(d.report IS NULL OR d.report ?| ARRAY[" + DeliveryReport.Kind.allCases.filter(reports.contains)
-                .map { "'" + $0.key + "'" }.joined(separator: ", ") + "])"
-        return """
-            WITH due AS (
-                SELECT d.id, d.status AS previous_status FROM changerelay.deliveries d
-                WHERE d.status IN ('pending', 'failed', 'sending') AND d.next_attempt_at <= now()
-                  AND (d.status <> 'sending' OR d.locked_until < now())
-                  AND \(reportable)
-                  AND (d.ordering_key IS NULL OR NOT EXISTS (
-                      SELECT 1 FROM changerelay.deliveries e
-                      WHERE e.ordering_key = d.ordering_key AND e.id < d.id
-                        AND e.status IN ('pending', 'failed', 'sending')))
-                ORDER BY d.next_attempt_at, d.id
-                LIMIT \(concurrency)
-                FOR UPDATE SKIP LOCKED)
-            UPDATE changerelay.deliveries d
-            SET status = 'sending', attempt = d.attempt + 1, locked_until = now() + $1::interval, updated_at = now()
-            FROM due WHERE d.id = due.id
-            RETURNING d.id, d.idempotency_key, d.target_url, d.method, d.headers::text, d.auth, d.body,
-                      d.retry_policy::text, d.attempt, d.ordering_key, due.previous_status, d.attempt_field,
-                      d.requeued_at_attempt
-            """
-    }
-
-    /// Records attempts and moves rows on; the reports' CTEs ride along, so a log row
-    /// is written in the same transaction as the attempt it describes.
-    static func recordStatement(reports: Set<DeliveryReport.Kind>) -> String {
-        let reportFragments = DeliveryReport.Kind.allCases.filter(reports.contains)
-            .map { ",\n" + DeliveryReport.fragment(for: $0) }.joined()
-        return """
-            WITH result AS (
-                SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::bigint[], $6::int[],
-                                     $7::float8[], $8::text[])
-                    AS r(id, status, http_status, error, delay_ms, attempt, started, body)),
-            updated AS (
-                UPDATE changerelay.deliveries d
-                SET status = r.status, last_http_status = r.http_status, last_error = r.error,
-                    next_attempt_at = now() + r.delay_ms * interval '1 millisecond', locked_until = NULL,
-                    completed_at = CASE WHEN r.status IN ('succeeded', 'dead') THEN now() END, updated_at = now()
-                FROM result r WHERE d.id = r.id AND d.attempt = r.attempt
-                RETURNING r.*, d.report)\(reportFragments)
-            INSERT INTO changerelay.delivery_attempts (delivery_id, attempt, started_at, http_status, error, response_body)
-            SELECT id, attempt, to_timestamp(started), http_status, error, body FROM updated
-            """
-    }
-}
-
-/// A one-dimensional array literal (`{"a","b",NULL}`) for passing many values as one parameter.
-func postgresArrayLiteral(_ values: [String?]) -> String {
-    var text = "{"
-    for (index, value) in values.enumerated() {
-        if index > 0 { text += "," }
-        guard let value else {
-            text += "NULL"
-            continue
-        }
-        text += "\""
-        for character in value.unicodeScalars {
-            if character == "\"" || character == "\\" { text += "\\" }
-            text.unicodeScalars.append(character)
-        }
-        text += "\""
-    }
-    return text + "}"
 }
 
 public enum DispatcherError: Error, CustomStringConvertible {

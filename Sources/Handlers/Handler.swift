@@ -12,8 +12,9 @@ public protocol Handler: Sendable {
     /// `index` is the change's position in its transaction: with the commit LSN it names
     /// the change, so ids derived from both are the same on every replay.
     func plan(_ change: Change, at index: Int, in transaction: Transaction) throws(HandlerError) -> Effects
-    /// The log tables its deliveries report into: the dispatcher's record statement names them.
-    var reports: Set<DeliveryReport.Kind> { get }
+    /// The logs its deliveries keep current (`PlannedDelivery.report`): the dispatcher's
+    /// statements name only these, and claim only deliveries reporting into them.
+    var reports: Set<DeliveryLog> { get }
     /// The planner's batch was committed, or thrown away to be read again. A handler that
     /// learns state from the stream keeps it, or undoes what the batch taught it, so the
     /// batch's changes are planned the same way the second time.
@@ -25,7 +26,7 @@ public protocol Handler: Sendable {
 }
 
 extension Handler {
-    public var reports: Set<DeliveryReport.Kind> { [] }
+    public var reports: Set<DeliveryLog> { [] }
     public func batchEnded(committed: Bool) {}
     public var staging: Staging? { nil }
     public func stagedBatchCommitted(_ result: QueryResult) {}
@@ -63,7 +64,12 @@ public struct Router: Sendable {
         }
         self.byTable = byTable
         self.handlers = handlers
-        reports = handlers.reduce(into: []) { $0.formUnion($1.reports) }
+        let reports = handlers.reduce(into: Set<DeliveryLog>()) { $0.formUnion($1.reports) }
+        // One key, one SQL: two handlers may share a log, never give one key two meanings.
+        for (key, logs) in Dictionary(grouping: reports, by: \.key) where logs.count > 1 {
+            preconditionFailure("two different delivery logs are named \(key) in deliveries.report")
+        }
+        self.reports = reports
         var staged: [TableName: any Handler] = [:]
         for handler in handlers {
             guard let staging = handler.staging else { continue }
@@ -86,8 +92,8 @@ public struct Router: Sendable {
 
     public var isEmpty: Bool { byTable.isEmpty }
 
-    /// Every log table the handlers' deliveries report into.
-    public let reports: Set<DeliveryReport.Kind>
+    /// Every log the handlers' deliveries keep current, each under its own key.
+    public let reports: Set<DeliveryLog>
 
     /// Hands every effect the transaction calls for to `body`, deliveries positioned so
     /// each gets its stable key, change by change: a transaction read back from a spill
@@ -99,8 +105,8 @@ public struct Router: Sendable {
                 let effects = try handler.plan(change, at: index, in: transaction)
                 for row in effects.rows { try body(.row(row)) }
                 for delivery in effects.deliveries {
-                    try body(.delivery(PositionedDelivery(handler: handler.name, commitLSN: transaction.commitLSN,
-                                                          changeIndex: index, delivery: delivery)))
+                    try body(.delivery(PositionedDelivery(handler: handler.name, position: transaction.position(ofChange: index),
+                                                          delivery: delivery)))
                 }
             }
         }

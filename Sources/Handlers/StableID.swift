@@ -13,9 +13,11 @@ public enum StableID {
     ]
 
     /// The id of what `handler` derived for `purpose` from the change at `index` of the
-    /// transaction committed at `commitLSN`.
+    /// transaction committed at `commitLSN`: the UUID of the change's key with `purpose`
+    /// as its suffix.
     public static func forChange(_ handler: String, commitLSN: LSN, index: Int, purpose: String) -> String {
-        uuid5(namespace: namespace, name: "\(handler):\(commitLSN):\(index):\(purpose)")
+        uuid5(namespace: namespace,
+              name: ChangePosition(commitLSN: commitLSN, index: index).key(handler: handler, suffix: purpose))
     }
 
     /// Version 5: SHA-1 of namespace and name, version and variant bits set. SHA-1 is

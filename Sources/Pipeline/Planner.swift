@@ -1,11 +1,10 @@
 import Core
 import Decoding
-import Delivery
-import Foundation
 import Handlers
 import Logging
 import PlannedEffects
 import Replication
+import StateStore
 
 /// Plans every transaction through the router and commits its effects in batches:
 /// ONE state-database transaction writes a batch's deliveries and the checkpoint
@@ -39,32 +38,15 @@ public final class Planner: TransactionSink {
     private let logger: Logger
     private var connection: PostgresConnection?
     private let clock = ContinuousClock()
+    private let checkpoint: SlotCheckpoint
     /// When batches commit and what a lost one means; the planner executes its decisions.
     private var policy: BatchPolicy
     private var batch = Batch()
-    /// Handlers reuse a few policies and header sets: encode each once.
-    private var encodedPolicies: [RetryPolicy: String] = [:]
-    private var encodedHeaders: [[PlannedDelivery.Header]: String] = [:]
-
-    /// A table and the columns a COPY fills.
-    struct CopyTarget: Hashable {
-        var table: TableName
-        var columns: [String]
-
-        static let deliveries = CopyTarget(
-            table: TableName(schema: "changerelay", name: "deliveries"),
-            columns: ["idempotency_key", "ordering_key", "handler", "source_lsn", "target_url", "method", "headers",
-                      "auth", "body", "retry_policy", "report", "attempt_field"])
-
-        var statement: String {
-            "COPY " + quoteIdentifier(table.schema) + "." + quoteIdentifier(table.name)
-                + " (" + columns.map(quoteIdentifier).joined(separator: ", ") + ") FROM STDIN"
-        }
-    }
+    private var deliveryRows = DeliveryRows()
 
     /// Every target seen so far, numbered; deliveries are 0.
-    private var targets: [CopyTarget] = [.deliveries]
-    private var targetNumbers: [CopyTarget: Int] = [.deliveries: 0]
+    private var targets: [CopyTarget] = [DeliveryRows.target]
+    private var targetNumbers: [CopyTarget: Int] = [DeliveryRows.target: 0]
 
     struct Batch {
         /// Rows planned but not yet sent, by target number.
@@ -82,10 +64,9 @@ public final class Planner: TransactionSink {
         self.settings = settings
         self.router = router
         self.logger = logger
+        checkpoint = SlotCheckpoint(slot: settings.slot)
         let connection = try PostgresConnection(url: settings.stateURL)
-        let row = try connection.query("SELECT lsn::text AS lsn FROM changerelay.checkpoints WHERE slot_name = $1",
-                                       [settings.slot])
-        policy = BatchPolicy(durable: row.value("lsn").flatMap { LSN($0) } ?? .zero,
+        policy = BatchPolicy(durable: try checkpoint.read(on: connection),
                              maxChanges: settings.maxBatchChanges, maxAge: settings.maxBatchAge)
         self.connection = connection
         logger.info("planner ready", metadata: ["slot": "\(settings.slot)", "checkpoint": "\(policy.durable)"])
@@ -110,7 +91,8 @@ public final class Planner: TransactionSink {
             switch effect {
             case .delivery(let planned):
                 target = 0
-                try append(planned, sourceLSN: transaction.commitLSN)
+                CopyText.appendRow(try deliveryRows.values(of: planned), to: &batch.rows[0])
+                batch.deliveries += 1
             case .row(let row):
                 target = number(of: CopyTarget(table: row.table, columns: row.columns))
                 CopyText.appendRow(row.values, to: &batch.rows[target])
@@ -141,11 +123,7 @@ public final class Planner: TransactionSink {
     /// what it taught them, since it is about to be read again.
     private func settle(_ unsettled: BatchPolicy.Unsettled) throws {
         var stored: LSN?
-        if case .inDoubt = unsettled {
-            let row = try connected().query("SELECT lsn::text AS lsn FROM changerelay.checkpoints WHERE slot_name = $1",
-                                            [settings.slot])
-            stored = row.value("lsn").flatMap { LSN($0) } ?? .zero
-        }
+        if case .inDoubt = unsettled { stored = try checkpoint.read(on: connected()) }
         let committed = policy.settle(storedCheckpoint: stored)
         if committed {
             logger.warning("a batch whose commit was in doubt had been committed; it is not planned again",
@@ -211,11 +189,8 @@ public final class Planner: TransactionSink {
                 }
             }
             CrashPoint.batchCopied.reach()
-            try connection.query("""
-                INSERT INTO changerelay.checkpoints (slot_name, lsn, updated_at) VALUES ($1, $2::pg_lsn, now())
-                ON CONFLICT (slot_name) DO UPDATE SET lsn = EXCLUDED.lsn, updated_at = now()
-                """, [settings.slot, end.description])
-            if batch.deliveries > 0 { try connection.execute("NOTIFY " + Dispatcher.notifyChannel) }
+            try checkpoint.write(end, on: connection)
+            if batch.deliveries > 0 { try DeliveryNotifications.notify(on: connection) }
             try connection.execute("COMMIT")
         } catch {
             // The connection is in doubt: drop it. The stream re-sends the batch from the last checkpoint.
@@ -239,37 +214,5 @@ public final class Planner: TransactionSink {
         let fresh = try PostgresConnection(url: settings.stateURL)
         connection = fresh
         return fresh
-    }
-
-    /// One row in COPY's text format.
-    private func append(_ planned: PositionedDelivery, sourceLSN: LSN) throws {
-        let delivery = planned.delivery
-        let fields: [String?] = [
-            planned.idempotencyKey, delivery.orderingKey, planned.handler, sourceLSN.description, delivery.url,
-            delivery.method, encoded(delivery.headers), delivery.auth, delivery.body, try encoded(delivery.retryPolicy),
-            delivery.report?.json, delivery.attemptField,
-        ]
-        CopyText.appendRow(fields, to: &batch.rows[0])
-        batch.deliveries += 1
-    }
-
-    private func encoded(_ headers: [PlannedDelivery.Header]) -> String {
-        if let known = encodedHeaders[headers] { return known }
-        var writer = JSONWriter(capacity: 64)
-        writer.beginObject()
-        for header in headers {
-            writer.key(header.name)
-            writer.string(header.value)
-        }
-        writer.endObject()
-        encodedHeaders[headers] = writer.string
-        return writer.string
-    }
-
-    private func encoded(_ policy: RetryPolicy) throws -> String {
-        if let known = encodedPolicies[policy] { return known }
-        let text = String(decoding: try JSONEncoder().encode(policy), as: UTF8.self)
-        encodedPolicies[policy] = text
-        return text
     }
 }

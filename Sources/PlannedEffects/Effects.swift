@@ -14,7 +14,7 @@ public struct PlannedDelivery: Sendable, Hashable {
     /// Deliveries with the same key are sent one at a time, in order.
     public var orderingKey: String?
     public var retryPolicy: RetryPolicy
-    /// The seed log row this delivery keeps current, if any.
+    /// The log row this delivery keeps current, if any: its handler lists that log in `Handler.reports`.
     public var report: DeliveryReport?
     /// A top-level field of the JSON object body set to the attempt number at send time.
     public var attemptField: String?
@@ -96,18 +96,16 @@ public enum PlannedEffect: Sendable, Hashable {
 /// A delivery placed in the stream: where it came from decides its idempotency key.
 public struct PositionedDelivery: Sendable, Hashable {
     public var handler: String
-    /// The source transaction's commit LSN and the change's index in it.
-    public var commitLSN: LSN
-    public var changeIndex: Int
+    /// The change that called for it.
+    public var position: ChangePosition
     public var delivery: PlannedDelivery
 
-    public init(handler: String, commitLSN: LSN, changeIndex: Int, delivery: PlannedDelivery) {
+    public init(handler: String, position: ChangePosition, delivery: PlannedDelivery) {
         self.handler = handler
-        self.commitLSN = commitLSN
-        self.changeIndex = changeIndex
+        self.position = position
         self.delivery = delivery
     }
 
-    /// Stable across crashes, replays and backfills of the same change.
-    public var idempotencyKey: String { "\(handler):\(commitLSN):\(changeIndex):\(delivery.target)" }
+    /// `handler:commitLSN:changeIndex:target`: stable across crashes, replays and backfills of the same change.
+    public var idempotencyKey: String { position.key(handler: handler, suffix: delivery.target) }
 }

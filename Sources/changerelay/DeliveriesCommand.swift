@@ -1,10 +1,9 @@
 import ArgumentParser
 import Configuration
-import Core
-import Delivery
-import PlannedEffects
+import Handlers
 import Replication
 import Schema
+import StateStore
 
 struct Deliveries: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -30,29 +29,26 @@ struct Deliveries: ParsableCommand {
         var limit: Int = 50
 
         func validate() throws {
-            if let status, !["pending", "sending", "succeeded", "failed", "dead"].contains(status) {
+            if let status, DeliveryStatus(rawValue: status) == nil {
                 throw ValidationError("--status must be pending, sending, succeeded, failed or dead")
             }
         }
 
         func run() throws {
             let db = try Deliveries.connect(options)
-            let rows = try db.query("""
-                SELECT id, status, attempt, handler, idempotency_key, target_url, coalesce(last_http_status::text, '-'),
-                       coalesce(last_error, ''), to_char(next_attempt_at, 'YYYY-MM-DD HH24:MI:SS')
-                FROM changerelay.deliveries WHERE $1::text IS NULL OR status = $1
-                ORDER BY id DESC LIMIT $2
-                """, [status, String(limit)]).rows
+            let deliveries = try DeliveryListing.newest(status: status.flatMap(DeliveryStatus.init(rawValue:)), limit: limit,
+                                                        on: db)
             print(["id", "status", "attempt", "handler", "idempotency_key", "url", "http", "error", "next_attempt_at"]
                 .joined(separator: "\t"))
-            for row in rows { print(row.map { $0 ?? "" }.joined(separator: "\t")) }
+            for delivery in deliveries {
+                print([delivery.id, delivery.status, delivery.attempt, delivery.handler, delivery.idempotencyKey, delivery.url,
+                       delivery.lastHTTPStatus, delivery.lastError, delivery.nextAttemptAt].joined(separator: "\t"))
+            }
         }
     }
 
-    /// Re-queues failed or dead deliveries. Each gets its retry policy's whole allowance
-    /// and schedule again, while its attempt numbers run on (`requeued_at_attempt`, 009):
-    /// attempt rows, log rows and the body's attempt field never repeat a number. The log
-    /// rows of seed handlers follow in the same statement.
+    /// Re-queues failed or dead deliveries (`DeliveryRequeue`), the log rows of every
+    /// built-in handler following in the same statement.
     struct Retry: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Send these deliveries again, with a fresh allowance of tries; attempt numbers run on.")
@@ -72,25 +68,9 @@ struct Deliveries: ParsableCommand {
         func run() throws {
             let db = try Deliveries.connect(options)
             try RequiredMigration.deliveryRequeue.require(neededBy: "deliveries retry", on: db)
-            // Only the log tables this database has: a state database without the seed's
-            // tables has no delivery reporting into them.
-            var reportFragments = ""
-            for kind in DeliveryReport.Kind.allCases {
-                guard let fragment = DeliveryReport.requeueFragment(for: kind),
-                      try db.query("SELECT to_regclass($1) IS NOT NULL AS present", [kind.table]).value("present") == "t"
-                else { continue }
-                reportFragments += ",\n" + fragment
-            }
-            let result = try db.query("""
-                WITH requeued AS (
-                    UPDATE changerelay.deliveries
-                    SET status = 'pending', requeued_at_attempt = attempt, next_attempt_at = now(), locked_until = NULL,
-                        completed_at = NULL, updated_at = now()
-                    WHERE CASE WHEN $1 THEN status = 'dead' ELSE id = ANY($2::bigint[]) AND status IN ('failed', 'dead') END
-                    RETURNING id, report)\(reportFragments)
-                SELECT count(*) AS n, pg_notify('\(Dispatcher.notifyChannel)', '') IS NULL AS notified FROM requeued
-                """, [allDead ? "true" : "false", "{" + ids.map(String.init).joined(separator: ",") + "}"])
-            print("re-queued \(result.value("n") ?? "0") deliveries")
+            let requeued = try DeliveryRequeue.requeue(allDead ? .allDead : .ids(ids), logs: BuiltInHandlers.deliveryLogs,
+                                                       on: db)
+            print("re-queued \(requeued) deliveries")
         }
     }
 }

@@ -3,6 +3,7 @@ import PlannedEffects
 @testable import Delivery
 import Foundation
 import Replication
+import StateStore
 import Testing
 import TestSupport
 
@@ -38,14 +39,14 @@ import TestSupport
         start.advanced(by: duration)
     }
 
-    private static func delivery(_ id: Int64, attempt: Int = 1, requeuedAtAttempt: Int = 0) -> Dispatcher.Claimed {
-        Dispatcher.Claimed(id: id, idempotencyKey: "key-\(id)", url: "http://receiver.test/hook", method: "POST",
-                           headers: [], auth: nil, body: "{}", attemptField: nil, policy: threeTries,
-                           attempt: attempt, requeuedAtAttempt: requeuedAtAttempt, orderingKey: nil,
-                           previousStatus: "pending")
+    private static func delivery(_ id: Int64, attempt: Int = 1, requeuedAtAttempt: Int = 0) -> ClaimedDelivery {
+        ClaimedDelivery(id: id, idempotencyKey: "key-\(id)", url: "http://receiver.test/hook", method: "POST",
+                        headers: [], auth: nil, body: "{}", attemptField: nil, policy: threeTries,
+                        attempt: attempt, requeuedAtAttempt: requeuedAtAttempt, orderingKey: nil,
+                        previousStatus: .pending)
     }
 
-    private static func answered(_ delivery: Dispatcher.Claimed, status: Int = 200, headers: [(String, String)] = [],
+    private static func answered(_ delivery: ClaimedDelivery, status: Int = 200, headers: [(String, String)] = [],
                                  body: String = "", at ended: Date = Date(timeIntervalSince1970: 1_700_000_000))
         -> Dispatcher.Finished {
         Dispatcher.Finished(delivery: delivery, started: ended.addingTimeInterval(-0.25), ended: ended,
@@ -165,7 +166,7 @@ import TestSupport
     @Test func a2xxSucceeds() throws {
         let record = try Self.record(of: Self.answered(Self.delivery(1), status: 204, body: "ok"))
         #expect(record.decision == .succeeded)
-        #expect(record.status == "succeeded")
+        #expect(record.status == .succeeded)
         #expect(record.httpStatus == 204)
         #expect(record.error == nil)
         #expect(record.delay == .zero)
@@ -174,7 +175,7 @@ import TestSupport
 
     @Test func aFailureIsRetriedAfterThePolicysPause() throws {
         let record = try Self.record(of: Self.answered(Self.delivery(1, attempt: 2), status: 500, body: "bro\0ken"))
-        #expect(record.status == "failed")
+        #expect(record.status == .failed)
         #expect(record.delay == .seconds(10))
         #expect(record.httpStatus == 500)
         #expect(record.error == "HTTP 500")
@@ -186,7 +187,7 @@ import TestSupport
         let answer = Self.answered(Self.delivery(1), status: 503, headers: [("Retry-After", "Sun, 06 Nov 1994 08:50:37 GMT")],
                                    at: Date(timeIntervalSince1970: 784_111_777))
         let record = try Self.record(of: answer)
-        #expect(record.status == "failed")
+        #expect(record.status == .failed)
         #expect(record.delay == .seconds(60))
     }
 
@@ -195,7 +196,7 @@ import TestSupport
         let ended = Date(timeIntervalSince1970: 1_700_000_000)
         let record = try Self.record(of: Dispatcher.Finished(delivery: Self.delivery(1), started: ended, ended: ended,
                                                              result: .failure(error)))
-        #expect(record.status == "failed")
+        #expect(record.status == .failed)
         #expect(record.delay == .seconds(10))
         #expect(record.httpStatus == nil)
         #expect(record.error == error.description)
@@ -203,7 +204,7 @@ import TestSupport
 
     @Test func theLastAttemptIsDeadWithItsReason() throws {
         let record = try Self.record(of: Self.answered(Self.delivery(1, attempt: 3), status: 500))
-        #expect(record.status == "dead")
+        #expect(record.status == .dead)
         #expect(record.decision == .dead(.attemptsExhausted(attempts: 3, lastFailure: .status(500))))
         #expect(record.error == "gave up after 3 attempts, last: HTTP 500")
         #expect(record.delay == .zero)
@@ -212,13 +213,13 @@ import TestSupport
     /// `deliveries retry` re-queued it after its third try: the policy counts from there.
     @Test func aRequeuedDeliveryHasItsTriesAgain() throws {
         let record = try Self.record(of: Self.answered(Self.delivery(1, attempt: 4, requeuedAtAttempt: 3), status: 500))
-        #expect(record.status == "failed")
+        #expect(record.status == .failed)
         #expect(record.delay == .seconds(10))
     }
 
     @Test func anEndpointThatRefusesForGoodIsDeadWithoutRetries() throws {
         let record = try Self.record(of: Self.answered(Self.delivery(1), status: 410))
-        #expect(record.status == "dead")
+        #expect(record.status == .dead)
         #expect(record.httpStatus == 410)
         #expect(record.error == "gave up: endpoint gone (HTTP 410)")
     }

@@ -35,7 +35,7 @@ extension Router {
         let planned = try Router([echo]).plan(transaction([
             change("items", id: "1"), change("unrelated", id: "2"), change("items", id: "3"),
         ]))
-        #expect(planned.map(\.changeIndex) == [0, 2])
+        #expect(planned.map(\.position.index) == [0, 2])
         #expect(planned.allSatisfy { $0.handler == "echo" && $0.delivery.url == "http://127.0.0.1:9/echo" })
     }
 

@@ -37,7 +37,7 @@ public struct AutomationHandler: Handler {
 
     public let name = "automations"
     public let tables: Set<String> = [Self.jobs, Self.workflowsTable, Self.executionLogs]
-    public let reports: Set<DeliveryReport.Kind> = [.automationExecution]
+    public let reports: Set<DeliveryLog> = [.automationExecution]
     public let settings: Settings
     public let cache: AutomationCache
     private let logger: Logger

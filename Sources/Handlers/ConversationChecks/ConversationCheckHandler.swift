@@ -33,7 +33,7 @@ public struct ConversationCheckHandler: Handler {
 
     public let name = "conversation_checks"
     public let tables: Set<String> = [Self.table]
-    public let reports: Set<DeliveryReport.Kind> = [.triggerAttempts]
+    public let reports: Set<DeliveryLog> = [.triggerAttempts]
     public let settings: Settings
     /// `changerelay_conversation_checks_skipped_total{reason}`: changes that called for no check.
     private let skipped: [Skip: Counter]

@@ -53,7 +53,8 @@ public struct DualWriteHandler: Handler {
     }
 
     public func plan(_ change: Change, at index: Int, in transaction: Transaction) throws(HandlerError) -> Effects {
-        let key = "\(name):\(transaction.commitLSN):\(index)"
+        let position = transaction.position(ofChange: index)
+        let key = position.key(handler: name)
         switch change.operation {
         case .truncate:
             logger.warning("""
@@ -69,7 +70,8 @@ public struct DualWriteHandler: Handler {
                 let old = try RowValues(new: oldRow, old: nil, handler: name, change: change)
                 if let oldID = old["id"], oldID != row["id"] {
                     // A new primary key is a new row: the old one's week goes.
-                    rows.append(stage(old, operation: .delete, key: key + ":old", lsn: transaction.commitLSN, change: change))
+                    rows.append(stage(old, operation: .delete, key: position.key(handler: name, suffix: "old"),
+                                      lsn: transaction.commitLSN, change: change))
                 }
             }
             rows.append(stage(row, operation: change.operation, key: key, lsn: transaction.commitLSN, change: change))

@@ -1,0 +1,97 @@
+import Decoding
+import Foundation
+import PlannedEffects
+
+/// A delivery a dispatcher claimed: what it needs to send it, and what it needs to record
+/// the try or put the claim back.
+public struct ClaimedDelivery: Sendable {
+    public var id: Int64
+    public var idempotencyKey: String
+    public var url: String
+    public var method: String
+    public var headers: [(String, String)]
+    /// Names the credential added at send time (`service_key`); the secret is never stored.
+    public var auth: String?
+    public var body: String
+    /// A body field set to the attempt number at send time.
+    public var attemptField: String?
+    public var policy: RetryPolicy
+    /// This try's number: the claim counted it.
+    public var attempt: Int
+    /// The attempt count when `deliveries retry` last re-queued it (0: never). Attempt
+    /// numbers run on across a re-queue; the policy counts only the tries after it.
+    public var requeuedAtAttempt: Int
+    public var orderingKey: String?
+    /// What the row was before the claim, to put it back if it is released unsent.
+    public var previousStatus: DeliveryStatus
+
+    public init(id: Int64, idempotencyKey: String, url: String, method: String, headers: [(String, String)],
+                auth: String?, body: String, attemptField: String?, policy: RetryPolicy, attempt: Int,
+                requeuedAtAttempt: Int, orderingKey: String?, previousStatus: DeliveryStatus) {
+        self.id = id
+        self.idempotencyKey = idempotencyKey
+        self.url = url
+        self.method = method
+        self.headers = headers
+        self.auth = auth
+        self.body = body
+        self.attemptField = attemptField
+        self.policy = policy
+        self.attempt = attempt
+        self.requeuedAtAttempt = requeuedAtAttempt
+        self.orderingKey = orderingKey
+        self.previousStatus = previousStatus
+    }
+
+    /// The try as the retry policy counts it: from 1 again after a re-queue, so the
+    /// re-queued delivery gets the policy's whole allowance and schedule.
+    public var policyAttempt: Int { attempt - requeuedAtAttempt }
+}
+
+extension ClaimedDelivery {
+    /// What reading one row of the claim statement gave.
+    struct Decoded {
+        var delivery: ClaimedDelivery
+        /// Why the stored retry policy could not be read, if it could not: the delivery
+        /// then gets a single attempt rather than none or endless ones.
+        var unreadablePolicy: (any Error)?
+    }
+
+    /// The policy a delivery whose stored one cannot be read is sent with.
+    static let fallbackPolicy = RetryPolicy.fixed(delay: .zero, maxAttempts: 1)
+
+    /// What the claim statement returns of each row it claimed, in the order `decode` reads.
+    static let claimedColumns = [
+        "d.id", "d.idempotency_key", "d.target_url", "d.method", "d.headers::text", "d.auth", "d.body",
+        "d.retry_policy::text", "d.attempt", "d.ordering_key", "due.previous_status", "d.attempt_field",
+        "d.requeued_at_attempt",
+    ]
+
+    /// Reads a row of `claimedColumns`. nil when a column the table declares NOT NULL is
+    /// missing or unreadable, which its constraints rule out.
+    static func decode(claimedRow row: [String?]) -> Decoded? {
+        guard row.count == claimedColumns.count, let id = row[0].flatMap({ Int64($0) }), let key = row[1], let url = row[2],
+              let method = row[3], let body = row[6], let policyText = row[7], let attempt = row[8].flatMap({ Int($0) }),
+              let previousStatus = row[10].flatMap(DeliveryStatus.init(rawValue:)),
+              let requeuedAtAttempt = row[12].flatMap({ Int($0) }) else { return nil }
+        var policy = fallbackPolicy
+        var unreadablePolicy: (any Error)?
+        do { policy = try JSONDecoder().decode(RetryPolicy.self, from: Data(policyText.utf8)) } catch {
+            unreadablePolicy = error
+        }
+        let delivery = ClaimedDelivery(
+            id: id, idempotencyKey: key, url: url, method: method, headers: headers(row[4]), auth: row[5], body: body,
+            attemptField: row[11], policy: policy, attempt: attempt, requeuedAtAttempt: requeuedAtAttempt,
+            orderingKey: row[9], previousStatus: previousStatus)
+        return Decoded(delivery: delivery, unreadablePolicy: unreadablePolicy)
+    }
+
+    /// The string members of the `headers` object; anything else is left out.
+    private static func headers(_ json: String?) -> [(String, String)] {
+        guard let json, case .object(let members)? = try? JSONParser.parse(json) else { return [] }
+        return members.compactMap { member in
+            guard case .string(let value) = member.value else { return nil }
+            return (member.key, value)
+        }
+    }
+}

@@ -1,0 +1,41 @@
+import Core
+import Decoding
+import Handlers
+import Logging
+import PlannedEffects
+import Testing
+
+/// The logs the built-in handlers keep current. `deliveries.report` values are stored in
+/// deployed databases and read by the SQL below, so their text is part of the contract.
+@Suite struct DeliveryLogTests {
+    @Test func reportsAreStoredAsDeployedRowsHaveThem() {
+        #expect(DeliveryReport.triggerAttempts(triggerName: "check_conversations_trigger_attempt", recordID: "12").json
+                    == #"{"trigger_attempts":{"trigger_name":"check_conversations_trigger_attempt","record_id":"12"}}"#)
+        #expect(DeliveryReport.automationExecution(id: "6f1d4c1e-5b7a-5d0c-9a57-3f0c2b9e8d11").json
+                    == #"{"automation_execution":"6f1d4c1e-5b7a-5d0c-9a57-3f0c2b9e8d11"}"#)
+        #expect(DeliveryReport.triggerAttempts(triggerName: #"a "b"\"#, recordID: "\n").json
+                    == #"{"trigger_attempts":{"trigger_name":"a \"b\"\\","record_id":"\n"}}"#)
+    }
+
+    @Test func eachLogReadsOnlyTheReportsUnderItsOwnKey() {
+        for log in BuiltInHandlers.deliveryLogs {
+            #expect(log.recordFragment.contains("u.report ? '\(log.key)'"), "\(log.key)")
+            if let requeue = log.requeueFragment { #expect(requeue.contains("r.report ? '\(log.key)'"), "\(log.key)") }
+        }
+        #expect(BuiltInHandlers.deliveryLogs.map(\.table.description).sorted()
+                    == ["public.automation_execution_logs", "public.trigger_execution_logs"])
+    }
+
+    @Test func deliveriesRetryKnowsEveryLogABuiltInHandlerWrites() {
+        let handlers: [any Handler] = [
+            ConversationCheckHandler(.init(baseURL: "http://127.0.0.1:9")),
+            AutomationHandler(.init(baseURL: "http://127.0.0.1:9"), cache: AutomationCache(rateLimitWindow: .seconds(3600)),
+                              logger: Logger(label: "test")),
+            DualWriteHandler(mode: .apply, logger: Logger(label: "test")),
+            EchoHandler(url: "http://127.0.0.1:9/echo", tables: ["items"]),
+        ]
+        let router = Router(handlers)
+        #expect(router.reports == BuiltInHandlers.deliveryLogs)
+        #expect(handlers.allSatisfy { $0.reports.isSubset(of: BuiltInHandlers.deliveryLogs) })
+    }
+}

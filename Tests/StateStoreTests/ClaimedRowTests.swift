@@ -1,0 +1,44 @@
+import PlannedEffects
+@testable import StateStore
+import Testing
+
+/// A claimed row as the claim statement returns it, read into what a dispatcher sends.
+@Suite struct ClaimedRowTests {
+    private static func row(policy: String? = #"{"kind":"fixed","delay_ms":10000,"max_attempts":3}"#,
+                            headers: String? = #"{"Content-Type":"application/json","X-Count":3}"#,
+                            previousStatus: String? = "failed") -> [String?] {
+        ["42", "echo:0/20:3:echo", "http://receiver.test/hook", "POST", headers, "service_key", #"{"a":1}"#,
+         policy, "5", "public.items:id=1", previousStatus, "attempt", "3"]
+    }
+
+    @Test func aRowReadsIntoTheDeliveryItNames() throws {
+        let decoded = try #require(ClaimedDelivery.decode(claimedRow: Self.row()))
+        #expect(decoded.unreadablePolicy == nil)
+        let delivery = decoded.delivery
+        #expect(delivery.id == 42 && delivery.idempotencyKey == "echo:0/20:3:echo")
+        #expect(delivery.url == "http://receiver.test/hook" && delivery.method == "POST")
+        #expect(delivery.auth == "service_key" && delivery.body == #"{"a":1}"# && delivery.attemptField == "attempt")
+        #expect(delivery.policy == .fixed(delay: .seconds(10), maxAttempts: 3))
+        #expect(delivery.attempt == 5 && delivery.requeuedAtAttempt == 3 && delivery.policyAttempt == 2)
+        #expect(delivery.orderingKey == "public.items:id=1" && delivery.previousStatus == .failed)
+        // Only string members are headers.
+        #expect(delivery.headers.map(\.0) == ["Content-Type"] && delivery.headers.map(\.1) == ["application/json"])
+    }
+
+    @Test func anUnreadablePolicyGivesOneAttemptAndSaysWhy() throws {
+        let decoded = try #require(ClaimedDelivery.decode(claimedRow: Self.row(policy: #"{"kind":"lunar"}"#)))
+        #expect(decoded.unreadablePolicy != nil)
+        #expect(decoded.delivery.policy == .fixed(delay: .zero, maxAttempts: 1))
+    }
+
+    @Test func unreadableHeadersAreNone() throws {
+        #expect(try #require(ClaimedDelivery.decode(claimedRow: Self.row(headers: "[1]"))).delivery.headers.isEmpty)
+        #expect(try #require(ClaimedDelivery.decode(claimedRow: Self.row(headers: nil))).delivery.headers.isEmpty)
+    }
+
+    @Test func aRowMissingWhatTheTableRequiresIsNotADelivery() {
+        #expect(ClaimedDelivery.decode(claimedRow: Self.row(policy: nil)) == nil)
+        #expect(ClaimedDelivery.decode(claimedRow: Self.row(previousStatus: "lost")) == nil)
+        #expect(ClaimedDelivery.decode(claimedRow: Array(Self.row().dropLast())) == nil)
+    }
+}

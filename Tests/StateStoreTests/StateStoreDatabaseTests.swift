@@ -1,0 +1,163 @@
+import Core
+import Decoding
+import EmbeddedPostgres
+import Foundation
+import Handlers
+import Logging
+import PlannedEffects
+import Replication
+@testable import StateStore
+import Testing
+
+/// Every statement of the store against the schema `sql/` creates, with the logs of the
+/// built-in handlers: what the dispatcher, the planner and `deliveries` run, one step at a time.
+@Suite struct StateStoreDatabaseTests {
+    private static let repositoryRoot: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url.path
+    }()
+
+    private static func startCluster() throws -> LocalPostgres {
+        let cluster = try LocalPostgres()
+        try cluster.start()
+        let sql = repositoryRoot + "/sql"
+        for file in try FileManager.default.contentsOfDirectory(atPath: sql).sorted()
+        where file.hasSuffix(".sql") && !file.hasSuffix(".rollback.sql") && file.first?.isNumber == true {
+            try cluster.connect().execute(try String(contentsOfFile: sql + "/" + file, encoding: .utf8))
+        }
+        return cluster
+    }
+
+    private static let executionID = "6f1d4c1e-5b7a-5d0c-9a57-3f0c2b9e8d11"
+
+    private static func planned(_ index: Int, report: DeliveryReport?) -> PositionedDelivery {
+        PositionedDelivery(
+            handler: "test", position: ChangePosition(commitLSN: LSN(0x300), index: index),
+            delivery: PlannedDelivery(target: "t", url: "http://127.0.0.1:9/\(index)", headers: [.init("X-Index", "\(index)")],
+                                      body: "{}", orderingKey: nil, retryPolicy: .fixed(delay: .seconds(1), maxAttempts: 1),
+                                      report: report))
+    }
+
+    /// Rows in COPY's text format.
+    private static func copyText(_ rows: [[String?]]) -> [UInt8] {
+        Array(rows.map { row in
+            row.map { value in
+                value.map { $0.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\t", with: "\\t")
+                    .replacingOccurrences(of: "\n", with: "\\n") } ?? "\\N"
+            }.joined(separator: "\t") + "\n"
+        }.joined().utf8)
+    }
+
+    @Test func arrayLiteralsComeBackAsTheValuesTheyCarry() throws {
+        let cluster = try LocalPostgres()
+        try cluster.start()
+        defer { try? cluster.stop() }
+        let values: [String?] = ["plain", nil, "NULL", "", #"say "hi""#, #"C:\path\"#, #"\""#, "a,b", "{c}", "}", " padded ",
+                                 "line\nbreak\ttab", "e\u{301}", "👍🏽", "שלום", "'; DROP TABLE x; --"]
+        let result = try cluster.connect().query(
+            "SELECT v, v IS NULL AS null FROM unnest($1::text[]) WITH ORDINALITY AS a(v, n) ORDER BY n",
+            [postgresArrayLiteral(values)])
+        #expect(result.rows.count == values.count)
+        #expect(result.rows.map { $0[0] } == values)
+        #expect(result.rows.map { $0[1] } == values.map { $0 == nil ? "t" : "f" })
+    }
+
+    @Test func theCheckpointIsZeroUntilWrittenAndThenWhatWasWritten() throws {
+        let cluster = try Self.startCluster()
+        defer { try? cluster.stop() }
+        let db = try cluster.connect()
+        let checkpoint = SlotCheckpoint(slot: "changerelay")
+        #expect(try checkpoint.read(on: db) == .zero)
+        try db.execute("BEGIN")
+        try checkpoint.write(LSN(0x1_0000_0230), on: db)
+        try db.execute("COMMIT")
+        try checkpoint.write(LSN(0x1_0000_0460), on: db)
+        #expect(try checkpoint.read(on: db) == LSN(0x1_0000_0460))
+        #expect(try SlotCheckpoint(slot: "other").read(on: db) == .zero)
+    }
+
+    @Test func aDeliveryIsCopiedClaimedRecordedRequeuedAndReleasedWithItsLogRows() throws {
+        let cluster = try Self.startCluster()
+        defer { try? cluster.stop() }
+        let db = try cluster.connect()
+        try db.execute("""
+            INSERT INTO public.automation_execution_logs (id, status) VALUES ('\(Self.executionID)', 'processing')
+            """)
+
+        // The planner's COPY: one delivery per log, and one for a log no handler here writes.
+        var rows = DeliveryRows()
+        let foreign = DeliveryLog(key: "elsewhere", table: TableName(schema: "public", name: "elsewhere_logs"),
+                                  recordFragment: "")
+        try db.execute("BEGIN")
+        try db.beginCopy(DeliveryRows.target.statement)
+        try db.putCopyData(Self.copyText([
+            try rows.values(of: Self.planned(0, report: .triggerAttempts(triggerName: "check_attempt", recordID: "7"))),
+            try rows.values(of: Self.planned(1, report: .automationExecution(id: Self.executionID))),
+            try rows.values(of: Self.planned(2, report: DeliveryReport(log: foreign, payload: "1"))),
+        ]))
+        try db.endCopy()
+        try DeliveryNotifications.notify(on: db)
+        let listener = try cluster.connect()
+        let queue = DeliveryQueue(logs: BuiltInHandlers.deliveryLogs, claimLimit: 10, lease: .seconds(45),
+                                  logger: Logger(label: "test"))
+        try queue.listen(on: listener)
+        try db.execute("COMMIT")
+        #expect(try listener.waitForNotifications(wakeDescriptors: [], timeout: .seconds(5)) == ["changerelay_deliveries"])
+        #expect(try db.execute("SELECT report::text FROM changerelay.deliveries ORDER BY id").rows.map { $0[0] } == [
+            #"{"trigger_attempts": {"record_id": "7", "trigger_name": "check_attempt"}}"#,
+            #"{"automation_execution": "\#(Self.executionID)"}"#,
+            #"{"elsewhere": 1}"#,
+        ])
+
+        // Only the deliveries whose logs this dispatcher writes are claimed.
+        let claimed = try queue.claim(on: listener)
+        #expect(claimed.map(\.url) == ["http://127.0.0.1:9/0", "http://127.0.0.1:9/1"])
+        #expect(claimed.allSatisfy { $0.attempt == 1 && $0.requeuedAtAttempt == 0 && $0.previousStatus == .pending })
+        #expect(claimed.map { $0.headers.map(\.1) } == [["0"], ["1"]])
+        #expect(claimed.first?.idempotencyKey == "test:0/300:0:t")
+
+        let started = Date(timeIntervalSince1970: 1_700_000_000)
+        try queue.record([
+            RecordedAttempt(deliveryID: claimed[0].id, attempt: 1, status: .succeeded, httpStatus: 200, error: nil,
+                            retryIn: .zero, started: started, responseBody: #"{"ok":"yes, \"quoted\""}"#),
+            RecordedAttempt(deliveryID: claimed[1].id, attempt: 1, status: .dead, httpStatus: 500,
+                            error: "gave up after 1 attempts, last: HTTP 500", retryIn: .zero, started: started,
+                            responseBody: "broken, {really}"),
+        ], on: listener)
+        let attemptRow = try db.execute("""
+            SELECT trigger_name, record_id, attempt, status, http_status, details->>'final' AS final
+            FROM public.trigger_execution_logs
+            """)
+        #expect(attemptRow.rows == [["check_attempt", "7", "1", "success", "200", "true"]])
+        let execution = try db.execute("""
+            SELECT status, attempts, error_message, completed_at IS NULL AS open FROM public.automation_execution_logs
+            """)
+        #expect(execution.rows == [["failed", "1", "gave up after 1 attempts, last: HTTP 500", "t"]])
+        #expect(try db.execute("SELECT response_body FROM changerelay.delivery_attempts ORDER BY id").rows.map { $0[0] }
+                    == [#"{"ok":"yes, \"quoted\""}"#, "broken, {really}"])
+
+        let listed = try DeliveryListing.newest(status: nil, limit: 10, on: db)
+        #expect(listed.map(\.status) == ["pending", "dead", "succeeded"])
+        #expect(listed[1].lastHTTPStatus == "500" && listed[0].lastHTTPStatus == "-" && listed[0].lastError == "")
+        #expect(try DeliveryListing.newest(status: .dead, limit: 10, on: db).map(\.id) == [String(claimed[1].id)])
+
+        // The re-queue puts the execution back to processing; a log whose table this
+        // database lacks is left out rather than failing the statement.
+        let missing = DeliveryLog(key: "missing", table: TableName(schema: "public", name: "missing_logs"),
+                                  recordFragment: "", requeueFragment: "missing AS (DELETE FROM public.missing_logs)")
+        #expect(try DeliveryRequeue.requeue(.allDead, logs: BuiltInHandlers.deliveryLogs.union([missing]), on: db) == 1)
+        #expect(try listener.waitForNotifications(wakeDescriptors: [], timeout: .seconds(5)) == ["changerelay_deliveries"])
+        #expect(try db.execute("SELECT status, error_message FROM public.automation_execution_logs").rows
+                    == [["processing", nil]])
+        #expect(try DeliveryRequeue.requeue(.ids([claimed[0].id]), logs: BuiltInHandlers.deliveryLogs, on: db) == 0)
+
+        // Claimed again as attempt 2, then put back unsent as it was.
+        let again = try queue.claim(on: listener)
+        #expect(again.map(\.id) == [claimed[1].id])
+        #expect(again.first?.attempt == 2 && again.first?.requeuedAtAttempt == 1 && again.first?.policyAttempt == 1)
+        try queue.release(again, on: listener)
+        #expect(try db.query("SELECT status, attempt FROM changerelay.deliveries WHERE id = $1", [String(claimed[1].id)]).rows
+                    == [["pending", "1"]])
+    }
+}
