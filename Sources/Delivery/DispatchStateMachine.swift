@@ -24,7 +24,7 @@ import StateStore
 ///   requests in flight get up to the drain bound to finish and be recorded.
 struct DispatchStateMachine {
     enum Action {
-        /// Open the state connection and listen for the planner's notifications; report
+        /// Open the state connection and listen for the batch committer's notifications; report
         /// `connected()` or `connectionLost(_:at:)`.
         case connect
         /// Start these requests. They count as in flight until they come back through

@@ -10,7 +10,7 @@ import Synchronization
 /// Sends due deliveries and keeps their rows current. Any number of dispatchers can
 /// share one deliveries table: each claims rows with `FOR UPDATE SKIP LOCKED` and a
 /// lease, so a dispatcher that dies leaves its claims to be taken over when the lease
-/// ends. A NOTIFY from the planner wakes it; a slow poll covers a lost notification.
+/// ends. A NOTIFY from the batch committer wakes it; a slow poll covers a lost notification.
 /// It blocks the thread that runs it (libpq waits), while requests go out concurrently
 /// on the HTTP client's own thread.
 public final class Dispatcher: Sendable {

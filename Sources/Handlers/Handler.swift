@@ -15,7 +15,7 @@ public protocol Handler: Sendable {
     /// The logs its deliveries keep current (`PlannedDelivery.report`): the dispatcher's
     /// statements name only these, and claim only deliveries reporting into them.
     var reports: Set<DeliveryLog> { get }
-    /// The planner's batch was committed, or thrown away to be read again. A handler that
+    /// The batch committer's batch was committed, or thrown away to be read again. A handler that
     /// learns state from the stream keeps it, or undoes what the batch taught it, so the
     /// batch's changes are planned the same way the second time.
     func batchEnded(committed: Bool)
@@ -81,7 +81,7 @@ public struct Router: Sendable {
 
     private let stagingHandlers: [TableName: any Handler]
 
-    /// The handler that stages rows in `table`, if any: the planner runs its statements
+    /// The handler that stages rows in `table`, if any: the batch committer runs its statements
     /// before the checkpoint of a batch that copied rows there.
     public func stagingHandler(for table: TableName) -> (any Handler)? { stagingHandlers[table] }
 

@@ -3,7 +3,7 @@ import Replication
 
 /// When a batch of planned transactions commits, and what a batch that did not commit
 /// means: the rules behind guarantee 2 (effects planned exactly once), with no I/O, so
-/// each is tested event by event. The planner executes what it decides.
+/// each is tested event by event. The batch committer executes what it decides.
 ///
 /// - A transaction at or below the durable checkpoint was planned before: skip it.
 /// - A batch commits when it holds `maxChanges` changes, when it is `maxAge` old, or
@@ -21,7 +21,7 @@ struct BatchPolicy: Sendable {
         case inDoubt(LSN)
     }
 
-    /// What `accept` asks of the planner.
+    /// What `accept` asks of the batch committer.
     enum Admission: Sendable, Equatable {
         /// Planned before the checkpoint: its effects are committed already.
         case skip

@@ -2,7 +2,7 @@
 /// the bytes that would end a field or a row.
 enum CopyText {
     /// Appends one row with its newline. Runs of plain bytes are copied whole: rows are
-    /// written for every planned effect, so this is the planner's innermost loop.
+    /// written for every planned effect, so this is the batch committer's innermost loop.
     static func appendRow(_ fields: [String?], to buffer: inout [UInt8]) {
         for (index, field) in fields.enumerated() {
             if index > 0 { buffer.append(UInt8(ascii: "\t")) }

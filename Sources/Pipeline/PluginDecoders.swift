@@ -23,7 +23,7 @@ struct PgOutputTransactionDecoder: TransactionDecoder {
     /// decoding is never requested, so no prepared transaction can be pending.
     var hasOpenTransactions: Bool { assembler.isTransactionOpen }
 
-    static func options(_ settings: ChangeStream.Settings) -> [(String, String)] {
+    static func options(_ settings: SlotReader.Settings) -> [(String, String)] {
         var options = [("proto_version", "\(settings.protocolVersion)"), ("publication_names", settings.publication)]
         if settings.streaming && settings.protocolVersion >= 2 { options.append(("streaming", "true")) }
         if settings.binary { options.append(("binary", "true")) }
@@ -51,7 +51,7 @@ struct Wal2JsonTransactionDecoder: TransactionDecoder {
 
     var hasOpenTransactions: Bool { decoder.isInTransaction }
 
-    static func options(_ settings: ChangeStream.Settings) -> [(String, String)] {
+    static func options(_ settings: SlotReader.Settings) -> [(String, String)] {
         [("format-version", "2"), ("include-xids", "1"), ("include-timestamp", "1"), ("include-lsn", "1"),
          ("include-type-oids", "1"), ("include-pk", "1")]
     }

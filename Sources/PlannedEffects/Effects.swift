@@ -87,7 +87,7 @@ public struct Effects: Sendable, Hashable {
     public static let none = Effects()
 }
 
-/// What the router hands the planner, in order.
+/// What the router hands the batch committer, in order.
 public enum PlannedEffect: Sendable, Hashable {
     case delivery(PositionedDelivery)
     case row(PlannedRow)

@@ -78,16 +78,16 @@ public struct ChangeRelayService: Sendable {
                     .run(until: stop)
             })
         }
-        let committer = Planner.Settings(stateURL: stateURL, slot: config.source.slot,
-                                         maxBatchChanges: config.pipeline.batchMaxChanges,
-                                         maxBatchAge: config.pipeline.batchMaxAge)
-        let source = ChangeStream.Settings(databaseURL: sourceURL, plugin: config.source.plugin, slot: config.source.slot,
-                                           publication: config.source.publication,
-                                           statusInterval: config.source.statusInterval, spill: config.spillSettings,
-                                           heartbeatInterval: config.pipeline.heartbeatInterval)
+        let settings = BatchCommitter.Settings(stateURL: stateURL, slot: config.source.slot,
+                                               maxBatchChanges: config.pipeline.batchMaxChanges,
+                                               maxBatchAge: config.pipeline.batchMaxAge)
+        let source = SlotReader.Settings(databaseURL: sourceURL, plugin: config.source.plugin, slot: config.source.slot,
+                                         publication: config.source.publication,
+                                         statusInterval: config.source.statusInterval, spill: config.spillSettings,
+                                         heartbeatInterval: config.pipeline.heartbeatInterval)
         services.append(ThreadService("stream") { [router] stop in
-            var planner = try Planner(committer, router: router, logger: Logger(label: "changerelay.planner"))
-            try ChangeStream(source, logger: Logger(label: "changerelay.source")).run(into: &planner, until: stop)
+            var committer = try BatchCommitter(settings, router: router, logger: Logger(label: "changerelay.planner"))
+            try SlotReader(source, logger: Logger(label: "changerelay.source")).run(into: &committer, until: stop)
         })
         return services
     }

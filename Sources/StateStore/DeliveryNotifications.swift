@@ -1,6 +1,6 @@
 import Replication
 
-/// The channel that wakes dispatchers: the planner notifies it in a checkpoint transaction
+/// The channel that wakes dispatchers: the batch committer notifies it in a checkpoint transaction
 /// that planned deliveries, `deliveries retry` when it re-queues some, and every
 /// dispatcher listens on it. A notification lost to a dropped connection costs only a
 /// poll interval.

@@ -2,7 +2,7 @@ import Decoding
 import Foundation
 import PlannedEffects
 
-/// How the planner writes planned deliveries into `changerelay.deliveries`: a COPY with
+/// How the batch committer writes planned deliveries into `changerelay.deliveries`: a COPY with
 /// these columns, and one row's values in their order. The columns and the values stay
 /// side by side here, since one without the other means nothing.
 public struct DeliveryRows {

@@ -2,7 +2,7 @@ import Core
 import Replication
 
 /// `changerelay.checkpoints`: per slot, the end LSN of the last transaction whose effects
-/// are committed. The planner writes it in the transaction that commits those effects, so
+/// are committed. The batch committer writes it in the transaction that commits those effects, so
 /// a crash keeps both or neither, and the slot is acknowledged up to it.
 public struct SlotCheckpoint: Sendable {
     public let slot: String

@@ -55,7 +55,7 @@ struct Tail: AsyncParsableCommand {
         let limit = self.limit
         let format = self.format
         do {
-            let settings = ChangeStream.Settings(
+            let settings = SlotReader.Settings(
                 databaseURL: try config.requireSourceURL(), plugin: plugin ?? config.source.plugin,
                 slot: slot, publication: config.source.publication,
                 startLSN: startLSN.flatMap { LSN($0) } ?? .zero, statusInterval: config.source.statusInterval,
@@ -66,7 +66,7 @@ struct Tail: AsyncParsableCommand {
                 var writer = JSONWriter(capacity: 1 << 16)
                 var printed = 0
                 do {
-                    try ChangeStream(settings, logger: logger).run(until: stop) { transaction in
+                    try SlotReader(settings, logger: logger).run(until: stop) { transaction in
                         let remaining = limit.map { $0 - printed } ?? Int.max
                         let count = transaction.changes.count
                         printed += format == .json

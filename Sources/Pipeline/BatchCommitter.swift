@@ -18,7 +18,7 @@ import StateStore
 /// A handler whose effects are more than inserts stages its rows (`Staging`): after the
 /// batch's rows are copied, its statements apply them in the same transaction, before the
 /// checkpoint.
-public final class Planner: TransactionSink {
+public final class BatchCommitter: TransactionSink {
     public struct Settings: Sendable {
         public var stateURL: String
         public var slot: String
@@ -39,7 +39,7 @@ public final class Planner: TransactionSink {
     private var connection: PostgresConnection?
     private let clock = ContinuousClock()
     private let checkpoint: SlotCheckpoint
-    /// When batches commit and what a lost one means; the planner executes its decisions.
+    /// When batches commit and what a lost one means; the committer executes its decisions.
     private var policy: BatchPolicy
     private var batch = Batch()
     private var deliveryRows = DeliveryRows()

@@ -15,14 +15,14 @@ protocol TransactionDecoder {
     /// commit already, so a keepalive's WAL end must not be acknowledged then.
     var hasOpenTransactions: Bool { get }
     /// START_REPLICATION options for this plugin.
-    static func options(_ settings: ChangeStream.Settings) -> [(String, String)]
+    static func options(_ settings: SlotReader.Settings) -> [(String, String)]
 }
 
 /// Reads a slot and hands every committed transaction, in commit order, to a
 /// handler; acknowledges each one only after the handler returned. Reconnects with
 /// backoff when the connection drops (a persistent slot re-sends from its confirmed
 /// position). Runs on the calling thread, which it blocks: give it a thread of its own.
-public final class ChangeStream {
+public final class SlotReader {
     public struct Settings: Sendable {
         public var databaseURL: String
         public var plugin: Config.Plugin
@@ -187,7 +187,7 @@ public final class ChangeStream {
                     transactions = try decoder.consume(payload, at: messageStart)
                 } catch {
                     // Nothing past the last durable transaction is acknowledged: a restart re-reads from there.
-                    throw ChangeStreamError.undecodable(plugin: settings.plugin, lsn: messageStart,
+                    throw SlotReaderError.undecodable(plugin: settings.plugin, lsn: messageStart,
                                                         acknowledged: acknowledgement.confirmed, reason: "\(error)")
                 }
                 for transaction in transactions {
@@ -213,11 +213,11 @@ public final class ChangeStream {
     private func requirePublishedTables(_ connection: PostgresConnection) throws {
         let rows = try connection.execute(
             "SELECT 1 FROM pg_publication_tables WHERE pubname = \(quoteLiteral(settings.publication)) LIMIT 1").rows
-        guard !rows.isEmpty else { throw ChangeStreamError.emptyPublication(settings.publication) }
+        guard !rows.isEmpty else { throw SlotReaderError.emptyPublication(settings.publication) }
     }
 }
 
-public enum ChangeStreamError: Error, CustomStringConvertible {
+public enum SlotReaderError: Error, CustomStringConvertible {
     case emptyPublication(String)
     case undecodable(plugin: Config.Plugin, lsn: LSN, acknowledged: LSN, reason: String)
 
