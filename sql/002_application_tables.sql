@@ -176,7 +176,7 @@ $$;
 -- Webhook fan-out ----------------------------------------------------------------
 
 CREATE TABLE IF NOT EXISTS public.webhook_configs (
-    id           uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     name         text NOT NULL UNIQUE,
     url          text NOT NULL,
     secret       text,
@@ -189,8 +189,8 @@ CREATE TABLE IF NOT EXISTS public.webhook_configs (
 );
 
 CREATE TABLE IF NOT EXISTS public.webhook_logs (
-    id                uuid PRIMARY KEY DEFAULT gen_random_uuid(),
-    webhook_config_id uuid REFERENCES public.webhook_configs (id) ON DELETE SET NULL,
+    id                bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    webhook_config_id bigint REFERENCES public.webhook_configs (id) ON DELETE SET NULL,
     event_type        text NOT NULL,
     payload           jsonb NOT NULL,
     response_status   int,

@@ -37,6 +37,11 @@ public struct PostgresTimestamp: Sendable, Hashable, Comparable {
         return text + "+00"
     }
 
+    /// RFC 3339 in UTC (`2026-11-23T21:42:07.1234Z`), as webhook bodies carry times.
+    public var rfc3339: String {
+        String(postgresText.dropLast(3).map { $0 == " " ? "T" : $0 }) + "Z"
+    }
+
     private static func pad(_ value: Int64, _ width: Int) -> String {
         let digits = String(value)
         return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits

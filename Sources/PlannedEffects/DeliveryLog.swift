@@ -24,12 +24,18 @@ public struct DeliveryLog: Sendable, Hashable {
     /// `id`, `report`), run in the statement that re-queues them; nil where the log has
     /// nothing to undo when a delivery is tried again.
     public var requeueFragment: String?
+    /// A condition over `d` (a `changerelay.deliveries` row reporting into this log) that
+    /// must hold for the row to be claimed; nil for none. Rows that fail it wait, paused,
+    /// in their order (a webhook whose config is inactive).
+    public var claimCondition: String?
 
-    public init(key: String, table: TableName, recordFragment: String, requeueFragment: String? = nil) {
+    public init(key: String, table: TableName, recordFragment: String, requeueFragment: String? = nil,
+                claimCondition: String? = nil) {
         self.key = key
         self.table = table
         self.recordFragment = recordFragment
         self.requeueFragment = requeueFragment
+        self.claimCondition = claimCondition
     }
 }
 

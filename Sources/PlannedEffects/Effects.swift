@@ -18,6 +18,13 @@ public struct PlannedDelivery: Sendable, Hashable {
     public var report: DeliveryReport?
     /// A top-level field of the JSON object body set to the attempt number at send time.
     public var attemptField: String?
+    /// The receiver this delivery counts against for per-endpoint isolation (a webhook
+    /// config): at most `webhooks.max_in_flight_per_endpoint` of one endpoint's deliveries
+    /// are in flight at once. nil: no limit beyond the dispatcher's own.
+    public var endpoint: String?
+    /// A key the receiver already knows the event by (a webhook's `webhook-id`), sent as
+    /// `Idempotency-Key`; nil for the key derived from the change's position and `target`.
+    public var idempotencyKey: String?
 
     public struct Header: Sendable, Hashable {
         public var name: String
@@ -30,7 +37,7 @@ public struct PlannedDelivery: Sendable, Hashable {
 
     public init(target: String, url: String, method: String = "POST", headers: [Header] = [], auth: String? = nil,
                 body: String, orderingKey: String?, retryPolicy: RetryPolicy, report: DeliveryReport? = nil,
-                attemptField: String? = nil) {
+                attemptField: String? = nil, endpoint: String? = nil, idempotencyKey: String? = nil) {
         self.target = target
         self.url = url
         self.method = method
@@ -41,6 +48,8 @@ public struct PlannedDelivery: Sendable, Hashable {
         self.retryPolicy = retryPolicy
         self.report = report
         self.attemptField = attemptField
+        self.endpoint = endpoint
+        self.idempotencyKey = idempotencyKey
     }
 }
 
@@ -107,5 +116,7 @@ public struct PositionedDelivery: Sendable, Hashable {
     }
 
     /// `handler:commitLSN:changeIndex:target`: stable across crashes, replays and backfills of the same change.
-    public var idempotencyKey: String { position.key(handler: handler, suffix: delivery.target) }
+    public var idempotencyKey: String {
+        delivery.idempotencyKey ?? position.key(handler: handler, suffix: delivery.target)
+    }
 }

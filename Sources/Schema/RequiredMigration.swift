@@ -11,12 +11,16 @@ public enum RequiredMigration: Sendable {
     case deliveryRequeue
     /// 011's workflow log, the automation cache as of the checkpoint.
     case automationWorkflowLog
+    /// 012's `deliveries.endpoint`, written with every planned delivery and read by every
+    /// claim, and the staging of `webhook_logs` rows.
+    case webhooks
 
     var file: String {
         switch self {
         case .dualWrite: "008_dual_write.sql"
         case .deliveryRequeue: "009_delivery_requeue.sql"
         case .automationWorkflowLog: "011_automation_workflow_log.sql"
+        case .webhooks: "012_webhooks.sql"
         }
     }
 
@@ -27,6 +31,8 @@ public enum RequiredMigration: Sendable {
             "to_regclass('changerelay.dual_write_staged') IS NOT NULL"
         case .automationWorkflowLog:
             "to_regclass('changerelay.automation_workflow_log') IS NOT NULL"
+        case .webhooks:
+            "to_regclass('changerelay.webhook_log_ids') IS NOT NULL"
         case .deliveryRequeue:
             """
             EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass('changerelay.deliveries')

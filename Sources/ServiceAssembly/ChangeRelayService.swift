@@ -45,9 +45,10 @@ public struct ChangeRelayService: Sendable {
         router = Router(try HandlerAssembly.handlers(config, sourceURL: sourceURL, stateURL: stateURL,
                                                      credentials: credentials, logger: logger))
         if router.isEmpty { logger.warning("no handler is configured: changes are read and acknowledged, nothing is sent") }
-        if role != .planner {
-            try RequiredMigration.deliveryRequeue.require(neededBy: "the dispatcher", on: PostgresConnection(url: stateURL))
-        }
+        let state = try PostgresConnection(url: stateURL)
+        if role != .planner { try RequiredMigration.deliveryRequeue.require(neededBy: "the dispatcher", on: state) }
+        try RequiredMigration.webhooks.require(neededBy: role == .dispatcher ? "the dispatcher" : "the batch committer",
+                                               on: state)
         self.config = config
         self.credentials = credentials
         self.role = role

@@ -58,6 +58,10 @@ enum HandlerAssembly {
             try RequiredMigration.dualWrite.require(neededBy: "dual_write.mode", on: PostgresConnection(url: stateURL))
             handlers.append(DualWriteHandler(mode: mode, logger: Logger(label: "changerelay.dual_write")))
         }
+        if config.webhooks.enabled, let handler = try webhooks(config, sourceURL: sourceURL, stateIsSource: stateIsSource,
+                                                               logger: Logger(label: "changerelay.webhooks")) {
+            handlers.append(handler)
+        }
         if let url = config.echo.url {
             guard !config.echo.tables.isEmpty else {
                 throw ConfigError(key: "handlers.echo.tables", origin: "configuration", reason: "is empty while handlers.echo.url is set")
@@ -66,5 +70,27 @@ enum HandlerAssembly {
                 base: .milliseconds(500), cap: config.echo.retryCap, maxAttempts: config.echo.maxAttempts, jitter: .full)))
         }
         return handlers
+    }
+
+    /// The webhook fan-out, unless the databases cannot carry it: its deliveries' claims
+    /// and log rows read `webhook_configs` and write `webhook_logs` in the state database,
+    /// so that must be the source, which must have the seed's tables. Either missing turns
+    /// webhooks off with a warning saying why (they are on by default).
+    static func webhooks(_ config: Config, sourceURL: String, stateIsSource: Bool, logger: Logger) throws -> WebhookHandler? {
+        guard stateIsSource else {
+            logger.warning("webhooks are off: they need the state database to be the source (leave state.database_url unset)")
+            return nil
+        }
+        let source = try PostgresConnection(url: sourceURL)
+        let present = try source.query("""
+            SELECT to_regclass('public.webhook_configs') IS NOT NULL AND to_regclass('public.webhook_logs') IS NOT NULL AS present
+            """, [])
+        guard present.value("present") == "t" else {
+            logger.warning("webhooks are off: the source has no public.webhook_configs and public.webhook_logs (run setup)")
+            return nil
+        }
+        let cache = try WebhookCacheLoader.load(from: source, logger: logger)
+        let rules = WebhookEventRule.builtIn + config.webhooks.rules.map(WebhookEventRule.init)
+        return WebhookHandler(rules: rules, cache: cache, logger: logger)
     }
 }

@@ -21,11 +21,14 @@ public struct DeliveryQueue: Sendable {
     /// - Parameters:
     ///   - logs: the logs its deliveries may keep current (`Router.reports`).
     ///   - claimLimit: the most rows one claim takes.
+    ///   - maxInFlightPerEndpoint: the most rows of one `endpoint` in flight at once,
+    ///     across every dispatcher sharing the table.
     ///   - lease: how long a claim holds a row before another dispatcher may take it over;
     ///     longer than a try can last.
-    public init(logs: Set<DeliveryLog>, claimLimit: Int, lease: Duration, logger: Logger) {
+    public init(logs: Set<DeliveryLog>, claimLimit: Int, maxInFlightPerEndpoint: Int = 8, lease: Duration,
+                logger: Logger) {
         let logs = logs.sorted { $0.key < $1.key }
-        claimStatement = Self.claimStatement(limit: claimLimit, logs: logs)
+        claimStatement = Self.claimStatement(limit: claimLimit, maxInFlightPerEndpoint: maxInFlightPerEndpoint, logs: logs)
         recordStatement = Self.recordStatement(logs: logs)
         self.lease = lease
         self.logger = logger
@@ -83,23 +86,42 @@ public struct DeliveryQueue: Sendable {
     /// generic plan cannot see a parameter's value, and with a large backlog that plan
     /// walked the whole table to join a few rows. Rows whose report this dispatcher cannot
     /// write (none of `logs` has its key) are left to one that can: sending them here
-    /// would lose their log rows.
-    static func claimStatement(limit: Int, logs: [DeliveryLog]) -> String {
+    /// would lose their log rows; rows whose log's claim condition fails wait, paused.
+    ///
+    /// An endpoint's rows are claimed only up to its free share: `maxInFlightPerEndpoint`
+    /// less the rows of that endpoint under a live lease. The candidates are locked first
+    /// and the share counted over them after, since `FOR UPDATE` allows no window function.
+    static func claimStatement(limit: Int, maxInFlightPerEndpoint: Int, logs: [DeliveryLog]) -> String {
         let reportable = logs.isEmpty ? "d.report IS NULL"
             : "(d.report IS NULL OR d.report ?| ARRAY[" + logs.map { quoteLiteral($0.key) }.joined(separator: ", ") + "])"
+        let conditions = logs.compactMap { log in
+            log.claimCondition.map { "\n      AND (d.report IS NULL OR NOT d.report ? \(quoteLiteral(log.key)) OR (\($0)))" }
+        }.joined()
+        let inFlight = """
+            (SELECT count(*) FROM changerelay.deliveries s
+             WHERE s.endpoint = d.endpoint AND s.status = 'sending' AND s.locked_until >= now())
+            """
         return """
-            WITH due AS (
-                SELECT d.id, d.status AS previous_status FROM changerelay.deliveries d
+            WITH candidates AS (
+                SELECT d.id, d.status AS previous_status, d.endpoint, d.next_attempt_at,
+                       CASE WHEN d.endpoint IS NULL THEN 0 ELSE \(inFlight) END AS in_flight
+                FROM changerelay.deliveries d
                 WHERE d.status IN ('pending', 'failed', 'sending') AND d.next_attempt_at <= now()
                   AND (d.status <> 'sending' OR d.locked_until < now())
-                  AND \(reportable)
+                  AND \(reportable)\(conditions)
+                  AND (d.endpoint IS NULL OR \(inFlight) < \(maxInFlightPerEndpoint))
                   AND (d.ordering_key IS NULL OR NOT EXISTS (
                       SELECT 1 FROM changerelay.deliveries e
                       WHERE e.ordering_key = d.ordering_key AND e.id < d.id
                         AND e.status IN ('pending', 'failed', 'sending')))
                 ORDER BY d.next_attempt_at, d.id
                 LIMIT \(limit)
-                FOR UPDATE SKIP LOCKED)
+                FOR UPDATE SKIP LOCKED),
+            due AS (
+                SELECT c.id, c.previous_status FROM (
+                    SELECT c.*, row_number() OVER (PARTITION BY c.endpoint ORDER BY c.next_attempt_at, c.id) AS n
+                    FROM candidates c) c
+                WHERE c.endpoint IS NULL OR c.in_flight + c.n <= \(maxInFlightPerEndpoint))
             UPDATE changerelay.deliveries d
             SET status = 'sending', attempt = d.attempt + 1, locked_until = now() + $1::interval, updated_at = now()
             FROM due WHERE d.id = due.id

@@ -9,7 +9,7 @@ public struct DeliveryRows {
     public static let target = CopyTarget(
         table: TableName(schema: "changerelay", name: "deliveries"),
         columns: ["idempotency_key", "ordering_key", "handler", "source_lsn", "target_url", "method", "headers",
-                  "auth", "body", "retry_policy", "report", "attempt_field"])
+                  "auth", "body", "retry_policy", "report", "attempt_field", "endpoint"])
 
     /// Handlers reuse a few policies and header sets: each is encoded once.
     private var encodedPolicies: [RetryPolicy: String] = [:]
@@ -24,7 +24,7 @@ public struct DeliveryRows {
         return [
             planned.idempotencyKey, delivery.orderingKey, planned.handler, planned.position.commitLSN.description,
             delivery.url, delivery.method, encoded(delivery.headers), delivery.auth, delivery.body,
-            try encoded(delivery.retryPolicy), delivery.report?.json, delivery.attemptField,
+            try encoded(delivery.retryPolicy), delivery.report?.json, delivery.attemptField, delivery.endpoint,
         ]
     }
 

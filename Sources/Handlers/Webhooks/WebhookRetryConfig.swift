@@ -38,9 +38,9 @@ public struct WebhookRetryConfig: Sendable, Hashable {
     }
 
     /// Exponential backoff from `retryDelay` with full jitter. `cap` bounds both the backoff
-    /// and any Retry-After the receiver sends; the default matches the Retry-After clamp so a
-    /// receiver asking for up to an hour is obeyed.
-    public func policy(cap: Duration = RetryAfter.defaultCap) -> RetryPolicy {
+    /// and any Retry-After the receiver sends; the default (an hour) matches the dispatcher's
+    /// Retry-After clamp, so a receiver asking for up to an hour is obeyed.
+    public func policy(cap: Duration = .seconds(3_600)) -> RetryPolicy {
         .exponential(base: retryDelay, multiplier: 2, cap: cap, maxAttempts: maxRetries + 1, jitter: .full)
     }
 

@@ -1,5 +1,5 @@
 import Core
-import Delivery
+import Handlers
 import PlannedEffects
 import Testing
 

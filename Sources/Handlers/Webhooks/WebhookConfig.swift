@@ -1,0 +1,150 @@
+import Decoding
+import PlannedEffects
+
+/// One `webhook_configs` row as the handler plans with it. The secret is not kept: the
+/// dispatcher reads it when it signs a try, so it never sits in the stream's memory, a
+/// delivery row or a log.
+public struct WebhookConfig: Sendable, Hashable {
+    /// The row's id as text (a bigint in the seed's table, a uuid in older installs).
+    public var id: String
+    public var name: String
+    public var url: String
+    public var events: [WebhookEventPattern]
+    public var headers: [PlannedDelivery.Header]
+    public var retryPolicy: RetryPolicy
+    public var isActive: Bool
+
+    /// Why a row can never fire, with what is wrong named; the row stays known (so a later
+    /// fix replaces it) but plans nothing.
+    public struct Unusable: Error, Sendable, Hashable, CustomStringConvertible {
+        public var id: String
+        public var reason: String
+        public var description: String { "webhook config \(id) cannot fire: \(reason)" }
+    }
+
+    /// Reads a row by column name (text values as pgoutput sends them; NULL absent).
+    /// Columns named in `unchanged` (TOASTed values an UPDATE left alone, which the stream
+    /// does not carry) keep their values from `known`, the config as it was.
+    public static func parse(_ row: [String: String], unchanged: Set<String> = [],
+                             known: WebhookConfig? = nil) -> Result<WebhookConfig, Unusable> {
+        guard let id = row["id"] else { return .failure(Unusable(id: "?", reason: "the row has no id")) }
+        func unusable(_ reason: String) -> Result<WebhookConfig, Unusable> { .failure(Unusable(id: id, reason: reason)) }
+        func kept(_ column: String) -> WebhookConfig? { unchanged.contains(column) ? known : nil }
+        let url: String
+        if let known = kept("url") { url = known.url } else {
+            guard let text = row["url"], Self.isHTTPURL(text) else {
+                return unusable("url \(row["url"].map { "'\($0)'" } ?? "NULL") is not an http:// or https:// URL with a host")
+            }
+            url = text
+        }
+        let events: [WebhookEventPattern]
+        if let known = kept("events") { events = known.events } else {
+            guard let text = row["events"], let types = PostgresTextArray.parse(text) else {
+                return unusable("events \(row["events"].map { "'\($0)'" } ?? "NULL") is not a text array")
+            }
+            if types.contains(where: \.isEmpty) { return unusable("events holds an empty event type") }
+            events = types.map(WebhookEventPattern.init)
+        }
+        let headers: [PlannedDelivery.Header]
+        if let known = kept("headers") { headers = known.headers } else {
+            switch Self.headers(row["headers"] ?? "{}") {
+            case .success(let parsed): headers = parsed
+            case .failure(let problem): return unusable(problem.reason)
+            }
+        }
+        let retryPolicy: RetryPolicy
+        if let known = kept("retry_config") { retryPolicy = known.retryPolicy } else {
+            do { retryPolicy = try WebhookRetryConfig(json: row["retry_config"] ?? "{}").policy() } catch {
+                return unusable(error.description)
+            }
+        }
+        return .success(WebhookConfig(id: id, name: row["name"] ?? known?.name ?? "", url: url, events: events,
+                                      headers: headers, retryPolicy: retryPolicy, isActive: row["is_active"] == "t"))
+    }
+
+    public func wants(_ eventType: String) -> Bool { events.contains { $0.matches(eventType) } }
+
+    private struct HeaderProblem: Error { var reason: String }
+
+    /// `headers` must be a JSON object of string values whose names are HTTP tokens and
+    /// whose values hold no line breaks: anything else could smuggle a header in.
+    private static func headers(_ json: String) -> Result<[PlannedDelivery.Header], HeaderProblem> {
+        guard let document = try? JSONParser.parse(json), case .object(let members) = document else {
+            return .failure(HeaderProblem(reason: "headers is not a JSON object"))
+        }
+        var headers: [PlannedDelivery.Header] = []
+        for member in members {
+            guard case .string(let value) = member.value else {
+                return .failure(HeaderProblem(reason: "header '\(member.key)' is not a string"))
+            }
+            guard isToken(member.key) else { return .failure(HeaderProblem(reason: "'\(member.key)' is not a header name")) }
+            guard !value.unicodeScalars.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\0" }) else {
+                return .failure(HeaderProblem(reason: "header '\(member.key)' holds a line break"))
+            }
+            headers.append(.init(member.key, value))
+        }
+        return .success(headers)
+    }
+
+    static func isToken(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.allSatisfy { byte in
+            (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
+                || "!#$%&'*+-.^_`|~".utf8.contains(byte)
+        }
+    }
+
+    /// A first check only: the dispatcher's SSRF guard parses the URL as libcurl does
+    /// before every try.
+    static func isHTTPURL(_ url: String) -> Bool {
+        let lower = url.lowercased()
+        guard let rest = ["http://", "https://"].first(where: lower.hasPrefix).map({ lower.dropFirst($0.count) }) else {
+            return false
+        }
+        let authority = rest.prefix { $0 != "/" && $0 != "?" && $0 != "#" }
+        let host = authority.split(separator: "@", omittingEmptySubsequences: false).last ?? ""
+        return !host.isEmpty && !host.hasPrefix(":") && !url.unicodeScalars.contains { $0.value < 0x21 || $0 == "\u{7F}" }
+    }
+}
+
+/// Postgres's text output of a one-dimensional `text[]`: `{a,"b c","d\"e",NULL}`.
+enum PostgresTextArray {
+    /// nil when the text is not such an array; NULL elements are left out.
+    static func parse(_ text: String) -> [String]? {
+        var scalars = Substring(text).unicodeScalars[...]
+        guard scalars.popFirst() == "{", scalars.popLast() == "}" else { return nil }
+        var elements: [String] = []
+        while !scalars.isEmpty {
+            var element = String.UnicodeScalarView()
+            if scalars.first == "\"" {
+                scalars.removeFirst()
+                var closed = false
+                while let scalar = scalars.popFirst() {
+                    if scalar == "\\" {
+                        guard let escaped = scalars.popFirst() else { return nil }
+                        element.append(escaped)
+                    } else if scalar == "\"" {
+                        closed = true
+                        break
+                    } else {
+                        element.append(scalar)
+                    }
+                }
+                guard closed else { return nil }
+                elements.append(String(element))
+            } else {
+                while let scalar = scalars.first, scalar != "," {
+                    guard scalar != "{", scalar != "}", scalar != "\"" else { return nil }
+                    element.append(scalar)
+                    scalars.removeFirst()
+                }
+                let bare = String(element)
+                guard !bare.isEmpty else { return nil }
+                if bare.uppercased() != "NULL" { elements.append(bare) }
+            }
+            if let next = scalars.popFirst() {
+                guard next == ",", !scalars.isEmpty else { return nil }
+            }
+        }
+        return elements
+    }
+}

@@ -1,0 +1,167 @@
+import Core
+import Decoding
+import Logging
+import PlannedEffects
+
+/// What seed 004's triggers and `send_webhook_with_retry()` did, on the durable pipeline:
+/// event rules turn a change into event types; every active `webhook_configs` row whose
+/// `events` match gets one signed delivery and one `webhook_logs` row, both written with
+/// the checkpoint.
+///
+/// The config cache follows `webhook_configs` through the stream, so a config counts for
+/// exactly the changes committed after it. A row that cannot fire (a malformed `events`,
+/// `headers` or `retry_config`, a URL that does not parse) is logged with its id and
+/// reason, and the stream goes on.
+///
+/// The secret is never read here: a delivery names its config (`auth = "webhook:<id>"`)
+/// and the dispatcher signs each try with the config's secret as it is then.
+public struct WebhookHandler: Handler {
+    public static let configsTable = "public.webhook_configs"
+    public static let logTable = TableName(schema: "public", name: "webhook_logs")
+    public static let stagingTable = TableName(schema: "changerelay", name: "webhook_logs_staged")
+    /// The prefix of a webhook delivery's `auth`: the dispatcher signs it with that config's secret.
+    public static let signingCredentialPrefix = "webhook:"
+
+    public let name = "webhooks"
+    public let tables: Set<String>
+    public let reports: Set<DeliveryLog> = [.webhookLog]
+    public let staging: Staging? = Staging(table: Self.stagingTable,
+                                           statements: "SELECT changerelay.insert_staged_webhook_logs() AS inserted")
+    public let cache: WebhookConfigCache
+    private let rules: [String: [WebhookEventRule]]
+    private let logger: Logger
+
+    /// `rules` are the built-in ones followed by the operator's.
+    public init(rules: [WebhookEventRule], cache: WebhookConfigCache, logger: Logger) {
+        self.rules = Dictionary(grouping: rules, by: \.table)
+        tables = Set(rules.map(\.table)).union([Self.configsTable])
+        self.cache = cache
+        self.logger = logger
+    }
+
+    public func batchEnded(committed: Bool) { cache.batchEnded(committed: committed) }
+
+    public func plan(_ change: Change, at index: Int, in transaction: Transaction) throws(HandlerError) -> Effects {
+        let table = change.schema + "." + change.table
+        if table == Self.configsTable { try follow(configChange: change, lsn: transaction.commitLSN) }
+        guard let operation = Self.operation(of: change), let tableRules = rules[table] else { return .none }
+        let new: [String: String]? = if let row = change.new { try Self.texts(row, change: change, handler: name) } else { nil }
+        let old: [String: String]? = if let row = change.old { try Self.texts(row, change: change, handler: name) } else { nil }
+        let eventTypes = tableRules.filter { $0.fires(for: operation, new: new, old: old) }.map(\.eventType)
+        guard !eventTypes.isEmpty else { return .none }
+
+        let data = try Self.data(of: change, handler: name)
+        let position = transaction.position(ofChange: index)
+        var effects = Effects()
+        for eventType in eventTypes {
+            let body = Self.body(type: eventType, timestamp: transaction.commitTime.rfc3339, data: data)
+            for config in cache.subscribers(of: eventType) {
+                let webhookID = "msg_" + StableID.uuid5(namespace: StableID.namespace,
+                                                        name: position.key(handler: name, suffix: config.id + ":" + eventType))
+                effects.rows.append(PlannedRow(table: Self.stagingTable, [
+                    "webhook_id": webhookID, "config_id": config.id, "event_type": eventType, "payload": body,
+                ]))
+                effects.deliveries.append(PlannedDelivery(
+                    target: config.id + ":" + eventType, url: config.url,
+                    headers: config.headers + [.init("webhook-id", webhookID)],
+                    auth: Self.signingCredentialPrefix + config.id, body: body,
+                    orderingKey: "webhook:" + config.id + ":" + table + ":" + (change.keyText ?? webhookID),
+                    retryPolicy: config.retryPolicy,
+                    report: .webhookLog(webhookID: webhookID, configID: config.id),
+                    endpoint: "webhook:" + config.id, idempotencyKey: webhookID))
+            }
+        }
+        return effects
+    }
+
+    // MARK: - The config cache, from the stream
+
+    private func follow(configChange change: Change, lsn: LSN) throws(HandlerError) {
+        switch change.operation {
+        case .insert, .update:
+            guard let new = change.new else { return }
+            let row = try Self.texts(new, change: change, handler: name)
+            if change.operation == .update, let old = change.old,
+               let oldID = try Self.texts(old, change: change, handler: name)["id"], oldID != row["id"] {
+                cache.set(oldID, to: nil)
+            }
+            guard let id = row["id"] else { return }
+            // Columns this UPDATE left alone in TOAST keep what is known of them.
+            let unchanged = Set(zip(new.columns, new.values).compactMap { column, value in
+                if case .unchangedToast = value { column.name } else { nil }
+            })
+            let known: WebhookConfig? = if case .success(let config)? = cache.config(id: id) { config } else { nil }
+            let parsed = WebhookConfig.parse(row, unchanged: unchanged, known: known)
+            if case .failure(let problem) = parsed, row["is_active"] == "t" {
+                logger.warning("webhook config cannot fire; it is skipped until it is fixed", metadata: [
+                    "config": "\(id)", "lsn": "\(lsn)", "reason": "\(problem.reason)",
+                ])
+            }
+            cache.set(id, to: parsed)
+        case .delete:
+            guard let old = change.old, let id = try Self.texts(old, change: change, handler: name)["id"] else { return }
+            cache.set(id, to: nil)
+        case .truncate:
+            cache.removeEverything()
+        }
+    }
+
+    // MARK: - Events
+
+    private static func operation(of change: Change) -> WebhookEventRule.Operation? {
+        switch change.operation {
+        case .insert: .insert
+        case .update: .update
+        case .delete: .delete
+        case .truncate: nil
+        }
+    }
+
+    private static func texts(_ row: Row, change: Change, handler: String) throws(HandlerError) -> [String: String] {
+        var texts: [String: String] = [:]
+        for (column, value) in zip(row.columns, row.values) {
+            switch value {
+            case .text(let bytes): texts[column.name] = String(decoding: bytes, as: UTF8.self)
+            case .null, .unchangedToast: break
+            case .binary:
+                throw HandlerError(handler: handler, table: change.schema + "." + change.table, key: change.keyText,
+                                   reason: "column \(column.name) arrived in binary form; run without pgoutput binary mode")
+            }
+        }
+        return texts
+    }
+
+    /// `{"schema", "table", "record", "old_record"}`, values as `tail` renders them.
+    private static func data(of change: Change, handler: String) throws(HandlerError) -> [UInt8] {
+        var writer = JSONWriter(capacity: 512)
+        writer.beginObject()
+        writer.key("schema")
+        writer.string(change.schema)
+        writer.key("table")
+        writer.string(change.table)
+        do {
+            writer.key("record")
+            if let new = change.new { try ChangeRenderer.appendRow(new, of: change, to: &writer) } else { writer.null() }
+            writer.key("old_record")
+            if let old = change.old { try ChangeRenderer.appendRow(old, of: change, to: &writer) } else { writer.null() }
+        } catch {
+            throw HandlerError(handler: handler, table: change.schema + "." + change.table, key: change.keyText,
+                               reason: error.description)
+        }
+        writer.endObject()
+        return writer.bytes
+    }
+
+    static func body(type: String, timestamp: String, data: [UInt8]) -> String {
+        var writer = JSONWriter(capacity: data.count + type.utf8.count + 64)
+        writer.beginObject()
+        writer.key("type")
+        writer.string(type)
+        writer.key("timestamp")
+        writer.string(timestamp)
+        writer.key("data")
+        writer.embedded(data)
+        writer.endObject()
+        return writer.string
+    }
+}

@@ -1,0 +1,60 @@
+import Decoding
+import PlannedEffects
+
+extension DeliveryLog {
+    /// A webhook's `webhook_logs` row, one per delivery: inserted with the batch that planned
+    /// it (`WebhookHandler.staging`), then kept current by each try (`attempt_count`,
+    /// `response_status`, `response_body`, `error_message`, `completed_at` on success and on
+    /// the final failure). A 410 Gone also sets the config inactive, as Standard Webhooks
+    /// asks; the deliveries of an inactive config are not claimed: they wait, paused, in
+    /// their order, until it is active again.
+    ///
+    /// Ids reach the seed's tables through `jsonb_populate_record`, which converts the text
+    /// to the column's own type (the seed's bigint identity or an older uuid), so the
+    /// comparisons can use the tables' primary keys.
+    public static let webhookLog = DeliveryLog(
+        key: "webhook_log", table: WebhookHandler.logTable,
+        recordFragment: """
+            webhook_logs AS (
+                UPDATE public.webhook_logs w
+                SET attempt_count = u.attempt, response_status = u.http_status, response_body = left(u.body, 4096),
+                    error_message = u.error,
+                    completed_at = CASE WHEN u.status IN ('succeeded', 'dead') THEN now() ELSE w.completed_at END
+                FROM updated u JOIN changerelay.webhook_log_ids m ON m.webhook_id = u.report->'webhook_log'->>'webhook_id'
+                WHERE u.report ? 'webhook_log'
+                  AND w.id = (jsonb_populate_record(NULL::public.webhook_logs, jsonb_build_object('id', m.log_id))).id),
+            webhook_gone AS (
+                UPDATE public.webhook_configs c SET is_active = false, updated_at = now()
+                FROM updated u
+                WHERE u.report ? 'webhook_log' AND u.http_status = 410
+                  AND c.id = (jsonb_populate_record(NULL::public.webhook_configs,
+                                                    jsonb_build_object('id', u.report->'webhook_log'->>'config_id'))).id)
+            """,
+        requeueFragment: """
+            webhook_logs_requeued AS (
+                UPDATE public.webhook_logs w SET completed_at = NULL
+                FROM requeued r JOIN changerelay.webhook_log_ids m ON m.webhook_id = r.report->'webhook_log'->>'webhook_id'
+                WHERE r.report ? 'webhook_log'
+                  AND w.id = (jsonb_populate_record(NULL::public.webhook_logs, jsonb_build_object('id', m.log_id))).id)
+            """,
+        claimCondition: """
+            EXISTS (SELECT FROM public.webhook_configs c
+                    WHERE c.id = (jsonb_populate_record(NULL::public.webhook_configs,
+                                                        jsonb_build_object('id', d.report->'webhook_log'->>'config_id'))).id
+                      AND c.is_active)
+            """)
+}
+
+extension DeliveryReport {
+    /// The `webhook_logs` row of the event `webhookID` sent to config `configID`.
+    public static func webhookLog(webhookID: String, configID: String) -> DeliveryReport {
+        var payload = JSONWriter(capacity: 96)
+        payload.beginObject()
+        payload.key("webhook_id")
+        payload.string(webhookID)
+        payload.key("config_id")
+        payload.string(configID)
+        payload.endObject()
+        return DeliveryReport(log: .webhookLog, payload: payload.string)
+    }
+}

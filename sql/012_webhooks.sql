@@ -1,0 +1,50 @@
+-- 012: webhook fan-out on the durable pipeline.
+--
+-- * deliveries.endpoint groups the deliveries of one receiver (a webhook config), so a
+--   claim can keep at most webhooks.max_in_flight_per_endpoint of them in flight: an
+--   endpoint that hangs holds only its own share of the dispatcher.
+-- * webhook_logs rows are the seed's: its id may be an identity column that a COPY cannot
+--   fill, so the planned rows are staged here and inserted by set-based SQL in the
+--   checkpoint transaction, which also records which webhook_logs row each event's
+--   webhook-id got (webhook_log_ids); each try then updates that row.
+DO $$ BEGIN PERFORM pg_advisory_xact_lock(27991862643291504); END $$;
+
+ALTER TABLE changerelay.deliveries ADD COLUMN IF NOT EXISTS endpoint text;
+CREATE INDEX IF NOT EXISTS deliveries_endpoint_in_flight ON changerelay.deliveries (endpoint)
+    WHERE status = 'sending' AND endpoint IS NOT NULL;
+
+CREATE TABLE IF NOT EXISTS changerelay.webhook_logs_staged (
+    webhook_id text NOT NULL,
+    config_id  text NOT NULL,
+    event_type text NOT NULL,
+    payload    text NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS changerelay.webhook_log_ids (
+    webhook_id text PRIMARY KEY,
+    log_id     text NOT NULL
+);
+
+-- Inserts the staged webhook_logs rows of a batch, in the checkpoint transaction, and maps
+-- each event's webhook-id to the row it got. Row by row, since an INSERT's RETURNING cannot
+-- name the staged row it came from; the id column may be the seed's identity or a uuid, so
+-- values reach it through jsonb_populate_record, which converts them to its type. An event
+-- whose webhook-id is mapped already (its batch was committed before) gets no second row.
+CREATE OR REPLACE FUNCTION changerelay.insert_staged_webhook_logs() RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    staged record;
+    log_id text;
+    inserted integer := 0;
+BEGIN
+    FOR staged IN DELETE FROM changerelay.webhook_logs_staged RETURNING * LOOP
+        CONTINUE WHEN EXISTS (SELECT FROM changerelay.webhook_log_ids m WHERE m.webhook_id = staged.webhook_id);
+        INSERT INTO public.webhook_logs (webhook_config_id, event_type, payload, attempt_count)
+        SELECT r.webhook_config_id, staged.event_type, staged.payload::jsonb, 0
+        FROM jsonb_populate_record(NULL::public.webhook_logs, jsonb_build_object('webhook_config_id', staged.config_id)) r
+        RETURNING id::text INTO log_id;
+        INSERT INTO changerelay.webhook_log_ids (webhook_id, log_id) VALUES (staged.webhook_id, log_id);
+        inserted := inserted + 1;
+    END LOOP;
+    RETURN inserted;
+END $$;
