@@ -91,10 +91,15 @@ public struct TransportError: Sendable, Hashable, CustomStringConvertible {
 public enum GiveUpReason: Sendable, Hashable, CustomStringConvertible {
     /// HTTP 410.
     case endpointGone
+    /// Never sent: the SSRF guard refused the target (the reason names the address and the
+    /// setting that would allow it), or the target cannot be signed for. Trying again would
+    /// be refused again.
+    case refused(String)
 
     public var description: String {
         switch self {
         case .endpointGone: "endpoint gone (HTTP 410)"
+        case .refused(let reason): "refused: " + reason
         }
     }
 }

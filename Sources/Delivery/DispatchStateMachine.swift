@@ -186,16 +186,19 @@ struct AttemptRecord {
         started = finished.started
         let outcome: AttemptOutcome
         switch finished.result {
-        case .success(let response):
+        case .response(let response):
             httpStatus = response.status
             // Text columns cannot hold NUL; the body is kept for people to read, so dropping it is fine.
             responseBody = String(decoding: response.body.filter { $0 != 0 }, as: UTF8.self)
             outcome = AttemptOutcome(status: response.status, retryAfter: response.header("Retry-After"),
                                      now: Int64(finished.ended.timeIntervalSince1970))
             if !response.isSuccess { error = "HTTP \(response.status)" }
-        case .failure(let failure):
+        case .failed(let failure):
             error = failure.description
             outcome = AttemptOutcome(transportError: TransportError(failure.transportKind, detail: failure.description))
+        case .refused(let reason):
+            error = reason
+            outcome = .giveUp(.refused(reason))
         }
         decision = RetryDecision(policy: delivery.policy, attempt: delivery.policyAttempt, outcome: outcome,
                                  using: &generator)

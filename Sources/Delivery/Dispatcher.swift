@@ -26,10 +26,16 @@ public final class Dispatcher: Sendable {
         /// these are named in the record statement, so a state database without the seed's
         /// log tables works as long as no handler reports into them.
         public var reports: Set<DeliveryLog>
+        /// The most deliveries of one endpoint (a webhook config) in flight at once.
+        public var maxInFlightPerEndpoint: Int
+        /// Lets webhooks reach loopback, private and other non-public addresses.
+        public var allowPrivateTargets: Bool
 
         public init(stateURL: String, concurrency: Int = 64, timeout: Duration = .seconds(15),
                     pollInterval: Duration = .seconds(1), credentials: [String: String] = [:],
-                    reports: Set<DeliveryLog> = []) {
+                    reports: Set<DeliveryLog> = [], maxInFlightPerEndpoint: Int = 8, allowPrivateTargets: Bool = false) {
+            self.maxInFlightPerEndpoint = maxInFlightPerEndpoint
+            self.allowPrivateTargets = allowPrivateTargets
             self.stateURL = stateURL
             self.concurrency = concurrency
             self.timeout = timeout
@@ -43,11 +49,21 @@ public final class Dispatcher: Sendable {
         var delivery: ClaimedDelivery
         var started: Date
         var ended: Date
-        var result: Result<HTTPResponse, HTTPError>
+        var result: TryResult
+    }
+
+    /// How a try ended.
+    enum TryResult: Sendable {
+        case response(HTTPResponse)
+        case failed(HTTPError)
+        /// Not sent at all, for good (`GiveUpReason.refused`).
+        case refused(String)
     }
 
     private let settings: Settings
     private let queue: DeliveryQueue
+    /// The SSRF guard for webhook targets.
+    private let targetGuard: @Sendable (String) -> Result<String?, TargetRefusal>
     private let client: HTTPClient
     private let logger: Logger
     private let finished = Mutex<[Finished]>([])
@@ -59,7 +75,9 @@ public final class Dispatcher: Sendable {
         self.settings = settings
         // A claim outlives the longest a try can take, so a live dispatcher's claims are not taken over.
         queue = DeliveryQueue(logs: settings.reports, claimLimit: settings.concurrency,
+                              maxInFlightPerEndpoint: settings.maxInFlightPerEndpoint,
                               lease: settings.timeout + .seconds(30), logger: logger)
+        targetGuard = WebhookTargetGuard.check(allowPrivateTargets: settings.allowPrivateTargets)
         self.client = client
         self.logger = logger
         var fds: [Int32] = [0, 0]
@@ -85,6 +103,7 @@ public final class Dispatcher: Sendable {
         /// the state database only in between.
         var connection: PostgresConnection?
         let clock = ContinuousClock()
+        let webhooks = WebhookTries(guardTarget: targetGuard, logger: logger)
 
         func woken() -> DispatchStateMachine.Action {
             if stop.isRequested { machine.stopRequested(at: clock.now) }
@@ -101,13 +120,15 @@ public final class Dispatcher: Sendable {
                     connection = db
                     action = machine.connected()
                 case .send(let batch):
-                    batch.forEach(send)
+                    for delivery in batch { send(delivery, webhooks: webhooks) }
                     action = woken()
                 case .record(let attempts):
                     try record(attempts, on: connection!)
                     action = machine.recorded()
                 case .claim:
-                    action = machine.claimed(try queue.claim(on: connection!))
+                    let claimed = try queue.claim(on: connection!)
+                    try webhooks.prepare(claimed, on: connection!)
+                    action = machine.claimed(claimed)
                 case .release(let unsent):
                     try release(unsent, on: connection!)
                     action = machine.released()
@@ -147,25 +168,40 @@ public final class Dispatcher: Sendable {
         logger.info("released claimed deliveries that were not sent", metadata: ["count": "\(unsent.count)"])
     }
 
-    private func send(_ delivery: ClaimedDelivery) {
-        var headers = delivery.headers + [("Idempotency-Key", delivery.idempotencyKey)]
-        if let auth = delivery.auth, let secret = settings.credentials[auth] {
-            headers.append(("Authorization", "Bearer " + secret))
-        }
+    private func send(_ delivery: ClaimedDelivery, webhooks: WebhookTries) {
         var body = Array(delivery.body.utf8)
         if let field = delivery.attemptField { Self.setField(field, to: delivery.attempt, in: &body) }
+        let started = Date()
+        var headers = delivery.headers
+        var pinnedAddress: String?
+        if let configID = WebhookTries.configID(of: delivery) {
+            switch webhooks.request(for: delivery, configID: configID, body: body, now: started) {
+            case .success(let prepared):
+                headers = prepared.headers
+                pinnedAddress = prepared.pinnedAddress
+            case .failure(let refusal):
+                finish(Finished(delivery: delivery, started: started, ended: started, result: .refused(refusal.reason)))
+                return
+            }
+        } else if let auth = delivery.auth, let secret = settings.credentials[auth] {
+            headers.append(("Authorization", "Bearer " + secret))
+        }
+        headers.append(("Idempotency-Key", delivery.idempotencyKey))
         let request = HTTPRequest(method: delivery.method, url: delivery.url, headers: headers,
                                   body: body, connectTimeout: .seconds(5), timeout: settings.timeout,
-                                  responseBodyLimit: 4096, oversizedBody: .discard)
-        let started = Date()
+                                  responseBodyLimit: 4096, oversizedBody: .discard, pinnedAddress: pinnedAddress)
         Task { [client] in
-            let result: Result<HTTPResponse, HTTPError>
-            do throws(HTTPError) { result = .success(try await client.send(request)) } catch { result = .failure(error) }
-            let done = Finished(delivery: delivery, started: started, ended: Date(), result: result)
-            self.finished.withLock { $0.append(done) }
-            var byte: UInt8 = 1
-            _ = write(self.wakeWrite, &byte, 1)
+            let result: TryResult
+            do throws(HTTPError) { result = .response(try await client.send(request)) } catch { result = .failed(error) }
+            self.finish(Finished(delivery: delivery, started: started, ended: Date(), result: result))
         }
+    }
+
+    /// Hands a finished try to the loop and wakes it.
+    private func finish(_ done: Finished) {
+        finished.withLock { $0.append(done) }
+        var byte: UInt8 = 1
+        _ = write(wakeWrite, &byte, 1)
     }
 
     /// Adds `"field": attempt` to a JSON object body. Bodies are planned by handlers as

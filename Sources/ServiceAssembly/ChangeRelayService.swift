@@ -67,7 +67,9 @@ public struct ChangeRelayService: Sendable {
         if role != .planner {
             let dispatcher = try Dispatcher(
                 .init(stateURL: stateURL, concurrency: config.delivery.concurrency, timeout: config.delivery.timeout,
-                      credentials: credentials, reports: router.reports),
+                      credentials: credentials, reports: router.reports,
+                      maxInFlightPerEndpoint: config.webhooks.maxInFlightPerEndpoint,
+                      allowPrivateTargets: config.webhooks.allowPrivateTargets),
                 client: client, logger: Logger(label: "changerelay.dispatcher"))
             services.append(ThreadService("dispatcher") { stop in dispatcher.run(until: stop) })
         }

@@ -50,7 +50,7 @@ import TestSupport
                                  body: String = "", at ended: Date = Date(timeIntervalSince1970: 1_700_000_000))
         -> Dispatcher.Finished {
         Dispatcher.Finished(delivery: delivery, started: ended.addingTimeInterval(-0.25), ended: ended,
-                            result: .success(HTTPResponse(status: status, headers: headers, body: Array(body.utf8))))
+                            result: .response(HTTPResponse(status: status, headers: headers, body: Array(body.utf8))))
     }
 
     /// Sent once and answered, so the machine's record action shows what the try does to its row.
@@ -195,7 +195,7 @@ import TestSupport
         let error = HTTPError(.couldNotConnect, method: "POST", url: "http://receiver.test/hook", message: "Connection refused")
         let ended = Date(timeIntervalSince1970: 1_700_000_000)
         let record = try Self.record(of: Dispatcher.Finished(delivery: Self.delivery(1), started: ended, ended: ended,
-                                                             result: .failure(error)))
+                                                             result: .failed(error)))
         #expect(record.status == .failed)
         #expect(record.delay == .seconds(10))
         #expect(record.httpStatus == nil)

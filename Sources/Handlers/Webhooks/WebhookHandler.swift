@@ -14,7 +14,9 @@ import PlannedEffects
 /// reason, and the stream goes on.
 ///
 /// The secret is never read here: a delivery names its config (`auth = "webhook:<id>"`)
-/// and the dispatcher signs each try with the config's secret as it is then.
+/// and the dispatcher signs each try with the config's secret as it is then, adding the
+/// Standard Webhooks headers (`webhook-id` is the delivery's idempotency key) after the
+/// config's own, which cannot override them.
 public struct WebhookHandler: Handler {
     public static let configsTable = "public.webhook_configs"
     public static let logTable = TableName(schema: "public", name: "webhook_logs")
@@ -63,7 +65,7 @@ public struct WebhookHandler: Handler {
                 ]))
                 effects.deliveries.append(PlannedDelivery(
                     target: config.id + ":" + eventType, url: config.url,
-                    headers: config.headers + [.init("webhook-id", webhookID)],
+                    headers: config.headers,
                     auth: Self.signingCredentialPrefix + config.id, body: body,
                     orderingKey: "webhook:" + config.id + ":" + table + ":" + (change.keyText ?? webhookID),
                     retryPolicy: config.retryPolicy,

@@ -1,0 +1,84 @@
+import Core
+import Foundation
+import Logging
+import Replication
+import StateStore
+
+/// What a webhook try needs beyond its planned row, decided by the dispatcher's loop (it
+/// is not shared): the config's secret as it is when the delivery is claimed, read from
+/// `webhook_configs` on the dispatcher's own connection so that it never sits in a
+/// delivery row or the stream's memory; the SSRF guard's verdict on the target; and the
+/// Standard Webhooks headers of this try, signed over the exact body sent.
+final class WebhookTries {
+    /// A webhook delivery's `auth`: `webhook:<config id>`.
+    static let credentialPrefix = "webhook:"
+
+    private let guardTarget: @Sendable (String) -> Result<String?, TargetRefusal>
+    private let logger: Logger
+    private var signers: [String: Result<WebhookSigner, WebhookSecretError>] = [:]
+
+    /// - Parameter guardTarget: the SSRF guard: the address to connect to (nil: resolve as
+    ///   usual), or why the URL is refused.
+    init(guardTarget: @escaping @Sendable (String) -> Result<String?, TargetRefusal>, logger: Logger) {
+        self.guardTarget = guardTarget
+        self.logger = logger
+    }
+
+    static func configID(of delivery: ClaimedDelivery) -> String? {
+        guard let auth = delivery.auth, auth.hasPrefix(credentialPrefix) else { return nil }
+        return String(auth.dropFirst(credentialPrefix.count))
+    }
+
+    /// Reads the secrets of the configs `claimed` names, as they are now.
+    func prepare(_ claimed: [ClaimedDelivery], on db: PostgresConnection) throws(PostgresError) {
+        let ids = Set(claimed.compactMap(Self.configID))
+        signers = [:]
+        guard !ids.isEmpty else { return }
+        let rows = try db.query("SELECT id::text AS id, secret FROM public.webhook_configs WHERE id::text = ANY($1::text[])",
+                                [Self.arrayLiteral(ids.sorted())])
+        for row in rows.rows {
+            guard let id = row[0] else { continue }
+            signers[id] = Result { () throws(WebhookSecretError) in try WebhookSigner(secret: row[1]) }
+        }
+    }
+
+    private static func arrayLiteral(_ values: [String]) -> String {
+        let quoted = values.map { value in
+            "\"" + value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+        }
+        return "{" + quoted.joined(separator: ",") + "}"
+    }
+
+    /// The headers and the address of one try, or why it must not be sent.
+    func request(for delivery: ClaimedDelivery, configID: String, body: [UInt8], now: Date)
+        -> Result<(headers: [(String, String)], pinnedAddress: String?), TargetRefusal>
+    {
+        let signer: WebhookSigner
+        switch signers[configID] {
+        case .success(let known)?: signer = known
+        case .failure(let problem)?:
+            return .failure(TargetRefusal(reason: "webhook config \(configID): \(problem.reason)"))
+        case nil:
+            return .failure(TargetRefusal(reason: "webhook config \(configID) no longer exists"))
+        }
+        let pinned: String?
+        switch guardTarget(delivery.url) {
+        case .success(let address): pinned = address
+        case .failure(let refusal): return .failure(refusal)
+        }
+        let own = signer.headers(id: delivery.idempotencyKey, timestamp: Int64(now.timeIntervalSince1970), body: body)
+        let merged = WebhookHeaders.merge(custom: delivery.headers, into: own)
+        for dropped in merged.dropped {
+            logger.warning("webhook header left out", metadata: [
+                "config": "\(configID)", "delivery": "\(delivery.id)", "header": "\(dropped)",
+            ])
+        }
+        return .success((merged.headers, pinned))
+    }
+}
+
+/// Why a try is not sent at all: the reason names what was refused and, for a guarded
+/// address, the setting that would allow it. Never holds a secret.
+struct TargetRefusal: Error, Sendable, Equatable {
+    var reason: String
+}
