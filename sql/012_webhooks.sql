@@ -7,7 +7,21 @@
 --   fill, so the planned rows are staged here and inserted by set-based SQL in the
 --   checkpoint transaction, which also records which webhook_logs row each event's
 --   webhook-id got (webhook_log_ids); each try then updates that row.
-DO $$ BEGIN PERFORM pg_advisory_xact_lock(27991862643291504); END $$;
+-- * The tables the built-in event rules read carry their whole old row, as the seed's
+--   triggers saw OLD: "status changed to ended" needs the old status, and old_record is
+--   the old row.
+DO $$
+DECLARE
+    t text;
+BEGIN
+    PERFORM pg_advisory_xact_lock(27991862643291504);
+    FOREACH t IN ARRAY ARRAY['trip_collaborators', 'chat_sessions', 'flights', 'accommodations'] LOOP
+        IF to_regclass(format('public.%I', t)) IS NOT NULL
+           AND (SELECT relreplident FROM pg_class WHERE oid = format('public.%I', t)::regclass) <> 'f' THEN
+            EXECUTE format('ALTER TABLE public.%I REPLICA IDENTITY FULL', t);
+        END IF;
+    END LOOP;
+END $$;
 
 ALTER TABLE changerelay.deliveries ADD COLUMN IF NOT EXISTS endpoint text;
 CREATE INDEX IF NOT EXISTS deliveries_endpoint_in_flight ON changerelay.deliveries (endpoint)

@@ -94,3 +94,17 @@ enum HandlerAssembly {
         return WebhookHandler(rules: rules, cache: cache, logger: logger)
     }
 }
+
+extension WebhookEventRule {
+    /// An operator's rule from the configuration, as the handler runs it.
+    init(_ rule: WebhookRule) {
+        let operation: Operation = switch rule.operation {
+        case .insert: .insert
+        case .update: .update
+        case .delete: .delete
+        case .read: .read
+        }
+        self.init(table: rule.schema + "." + rule.table, operation: operation,
+                  condition: rule.condition.map { Condition(column: $0.column, value: $0.value) }, eventType: rule.eventType)
+    }
+}

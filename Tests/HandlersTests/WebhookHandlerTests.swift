@@ -1,0 +1,244 @@
+import Core
+import Decoding
+import Handlers
+import Logging
+import PlannedEffects
+import Testing
+
+private func row(_ pairs: KeyValuePairs<String, String?>, keys: Set<String> = ["id"]) -> Row {
+    Row(columns: pairs.map { Column(name: $0.key, typeOID: 25, isKey: keys.contains($0.key)) },
+        values: pairs.map { $0.value.map { .text(ArraySlice($0.utf8)) } ?? .null })
+}
+
+private func change(_ table: String, _ operation: Change.Operation, new: Row? = nil, old: Row? = nil) -> Change {
+    Change(lsn: LSN(0x100), schema: "public", table: table, operation: operation, new: new, old: old)
+}
+
+private func config(id: String, events: String, active: Bool = true, url: String = "https://hooks.example.com/in",
+                    headers: String = "{}", retry: String = #"{"max_retries": 3, "retry_delay": 1000}"#) -> Change {
+    change("webhook_configs", .insert, new: row([
+        "id": id, "name": "config " + id, "url": url, "secret": "whsec_c2VjcmV0", "events": events, "headers": headers,
+        "is_active": active ? "t" : "f", "retry_config": retry,
+    ]))
+}
+
+private func transaction(_ changes: [Change], lsn: UInt64 = 0x1000) -> Transaction {
+    Transaction(xid: 1, commitLSN: LSN(lsn), endLSN: LSN(lsn + 8),
+                commitTime: PostgresTimestamp(microsecondsSince2000: 800_000_000_000_000), changes: changes)
+}
+
+private func makeHandler(extra: [WebhookEventRule] = []) -> WebhookHandler {
+    WebhookHandler(rules: WebhookEventRule.builtIn + extra, cache: WebhookConfigCache(), logger: Logger(label: "test"))
+}
+
+private func plan(_ handler: WebhookHandler, _ transaction: Transaction) throws -> Effects {
+    var all = Effects()
+    try transaction.changes.forEach { index, change in
+        let effects = try handler.plan(change, at: index, in: transaction)
+        all.rows += effects.rows
+        all.deliveries += effects.deliveries
+    }
+    handler.batchEnded(committed: true)
+    return all
+}
+
+/// The event types `change` fans out as, with one config subscribed to everything.
+private func eventTypes(_ change: Change) throws -> [String] {
+    let handler = makeHandler()
+    _ = try plan(handler, transaction([config(id: "1", events: "{*}")], lsn: 0x10))
+    return try plan(handler, transaction([change])).deliveries.map { delivery in
+        String(delivery.target.drop { $0 != ":" }.dropFirst())
+    }
+}
+
+@Suite struct WebhookEventRuleTests {
+    private static let session = ["id": "s1", "user_id": "u", "status": "active"]
+
+    @Test func everyBuiltInRuleFiresForItsChange() throws {
+        #expect(try eventTypes(change("trip_collaborators", .insert, new: row(["id": "c"]))) == ["trip.collaborator.added"])
+        #expect(try eventTypes(change("trip_collaborators", .update, new: row(["id": "c"]), old: row(["id": "c"])))
+            == ["trip.collaborator.updated"])
+        #expect(try eventTypes(change("trip_collaborators", .delete, old: row(["id": "c"]))) == ["trip.collaborator.removed"])
+        #expect(try eventTypes(change("chat_messages", .insert, new: row(["id": "m", "role": "user"])))
+            == ["chat.message.created", "chat.message.process"])
+        #expect(try eventTypes(change("chat_sessions", .insert, new: row(["id": "s", "status": "active"])))
+            == ["chat.session.started"])
+        #expect(try eventTypes(change("chat_sessions", .update, new: row(["id": "s", "status": "ended"]),
+                                      old: row(["id": "s", "status": "active"]))) == ["chat.session.ended"])
+        for table in ["flights", "accommodations"] {
+            for status in ["booked", "cancelled"] {
+                #expect(try eventTypes(change(table, .update, new: row(["id": "f", "status": status]),
+                                              old: row(["id": "f", "status": "pending"]))) == ["booking.\(table).\(status)"])
+            }
+        }
+    }
+
+    @Test func nearMissesFireNothing() throws {
+        // An assistant's message is created but not processed.
+        #expect(try eventTypes(change("chat_messages", .insert, new: row(["id": "m", "role": "assistant"])))
+            == ["chat.message.created"])
+        // A session updated to another status, or updated while already ended.
+        #expect(try eventTypes(change("chat_sessions", .update, new: row(["id": "s", "status": "paused"]),
+                                      old: row(["id": "s", "status": "active"]))).isEmpty)
+        #expect(try eventTypes(change("chat_sessions", .update, new: row(["id": "s", "status": "ended"]),
+                                      old: row(["id": "s", "status": "ended"]))).isEmpty)
+        // A booking UPDATE that does not touch its status, or moves it elsewhere.
+        #expect(try eventTypes(change("flights", .update, new: row(["id": "f", "status": "booked", "price": "2"]),
+                                      old: row(["id": "f", "status": "booked", "price": "1"]))).isEmpty)
+        #expect(try eventTypes(change("flights", .update, new: row(["id": "f", "status": "pending"]),
+                                      old: row(["id": "f", "status": "booked"]))).isEmpty)
+        // Deletes of sessions and messages, truncates, and tables no rule names.
+        #expect(try eventTypes(change("chat_sessions", .delete, old: row(["id": "s"]))).isEmpty)
+        #expect(try eventTypes(change("chat_messages", .truncate)).isEmpty)
+        #expect(try eventTypes(change("jobs", .insert, new: row(["id": "j"]))).isEmpty)
+    }
+
+    @Test func anOperatorRuleWithAConditionFiresOnTheChangeToItsValue() throws {
+        let shipped = WebhookEventRule(table: "public.orders", operation: .update,
+                                       condition: .init(column: "status", value: "shipped"), eventType: "order.shipped")
+        let handler = makeHandler(extra: [shipped])
+        #expect(handler.tables.contains("public.orders"))
+        _ = try plan(handler, transaction([config(id: "1", events: "{order.shipped}")], lsn: 0x10))
+        let fired = try plan(handler, transaction([
+            change("orders", .update, new: row(["id": "o", "status": "shipped"]), old: row(["id": "o", "status": "paid"])),
+            change("orders", .update, new: row(["id": "o", "status": "shipped"]), old: row(["id": "o", "status": "shipped"])),
+        ]))
+        #expect(fired.deliveries.count == 1)
+    }
+}
+
+@Suite struct WebhookEventPatternTests {
+    @Test(arguments: [
+        ("booking.flights.booked", "booking.flights.booked", true),
+        ("booking.*.cancelled", "booking.flights.cancelled", true),
+        ("booking.*.cancelled", "booking.accommodations.cancelled", true),
+        ("booking.*.cancelled", "booking.flights.booked", false),
+        ("booking.*", "booking.flights.booked", false),
+        ("*", "booking.flights.booked", true),
+        ("*", "x", true),
+        ("*.*", "chat.message.process", false),
+        ("chat.message.created", "chat.message.created.extra", false),
+        ("chat.message", "chat.message.created", false),
+        ("", "chat", false),
+    ])
+    func matching(pattern: String, eventType: String, matches: Bool) {
+        #expect(WebhookEventPattern(pattern).matches(eventType) == matches)
+    }
+}
+
+@Suite struct WebhookPlanningTests {
+    private static let message = change("chat_messages", .insert, new: row(["id": "m1", "role": "user", "content": "hi"]))
+
+    @Test func everyMatchingActiveConfigGetsOneDeliveryAndOneLogRow() throws {
+        let handler = makeHandler()
+        _ = try plan(handler, transaction([
+            config(id: "1", events: "{chat.message.created}"),
+            config(id: "2", events: "{chat.*.created}"),
+            config(id: "3", events: "{chat.message.created}", active: false),
+            config(id: "4", events: "{booking.*.booked}"),
+        ], lsn: 0x10))
+        let effects = try plan(handler, transaction([change("chat_messages", .insert,
+                                                            new: row(["id": "m1", "role": "assistant"]))]))
+        #expect(effects.deliveries.map(\.auth) == ["webhook:1", "webhook:2"])
+        #expect(effects.rows.count == 2)
+        let ids = effects.deliveries.compactMap(\.idempotencyKey)
+        #expect(Set(ids).count == 2 && ids.allSatisfy { $0.hasPrefix("msg_") })
+        #expect(effects.deliveries.map(\.endpoint) == ["webhook:1", "webhook:2"])
+        for delivery in effects.deliveries {
+            #expect(delivery.report?.json.contains(delivery.idempotencyKey!) == true)
+            let body = try JSONParser.parse(delivery.body)
+            #expect(body["type"] == .string("chat.message.created"))
+            #expect(body["timestamp"] == .string("2025-05-08T06:13:20Z"))
+            #expect(body["data"]?["table"] == .string("chat_messages"))
+            #expect(body["data"]?["old_record"] == .null)
+            #expect(body["data"]?["record"]?["role"] == .string("assistant"))
+        }
+    }
+
+    @Test func theWebhookIDIsTheSameOnEveryReplayAndDiffersPerConfigAndEvent() throws {
+        func ids() throws -> [String] {
+            let handler = makeHandler()
+            _ = try plan(handler, transaction([config(id: "1", events: "{*}"), config(id: "2", events: "{*}")], lsn: 0x10))
+            return try plan(handler, transaction([Self.message])).deliveries.compactMap(\.idempotencyKey)
+        }
+        let first = try ids()
+        #expect(first.count == 4)
+        #expect(Set(first).count == 4)
+        #expect(try ids() == first)
+    }
+
+    @Test func aConfigCountsForExactlyTheChangesCommittedAfterIt() throws {
+        let handler = makeHandler()
+        #expect(try plan(handler, transaction([Self.message], lsn: 0x10)).deliveries.isEmpty)
+        let sameTransaction = try plan(handler, transaction([config(id: "1", events: "{*}"), Self.message], lsn: 0x20))
+        #expect(sameTransaction.deliveries.count == 2)
+        _ = try plan(handler, transaction([change("webhook_configs", .update,
+                                                  new: row(["id": "1", "url": "https://a.example/", "events": "{*}",
+                                                            "headers": "{}", "retry_config": "{}", "is_active": "f"]))],
+                                          lsn: 0x30))
+        #expect(try plan(handler, transaction([Self.message], lsn: 0x40)).deliveries.isEmpty)
+    }
+
+    @Test func aDiscardedBatchForgetsTheConfigsItTaught() throws {
+        let handler = makeHandler()
+        _ = try handler.plan(config(id: "1", events: "{*}"), at: 0, in: transaction([], lsn: 0x10))
+        handler.batchEnded(committed: false)
+        #expect(try plan(handler, transaction([Self.message])).deliveries.isEmpty)
+    }
+
+    @Test func anUnchangedToastColumnKeepsWhatWasKnown() throws {
+        let handler = makeHandler()
+        _ = try plan(handler, transaction([config(id: "1", events: "{chat.message.created}")], lsn: 0x10))
+        let update = Change(lsn: LSN(0x20), schema: "public", table: "webhook_configs", operation: .update,
+                            new: Row(columns: ["id", "url", "events", "headers", "retry_config", "is_active"].map {
+                                Column(name: $0, typeOID: 25, isKey: $0 == "id")
+                            }, values: [.text(ArraySlice("1".utf8)), .text(ArraySlice("https://b.example/".utf8)),
+                                        .unchangedToast, .unchangedToast, .unchangedToast, .text(ArraySlice("t".utf8))]))
+        _ = try plan(handler, transaction([update], lsn: 0x20))
+        let effects = try plan(handler, transaction([Self.message], lsn: 0x30))
+        #expect(effects.deliveries.map(\.url) == ["https://b.example/"])
+    }
+
+    @Test(arguments: [
+        ("{not closed", "{}", "{}", "https://a.example/", "events"),
+        ("{\"\"}", "{}", "{}", "https://a.example/", "empty event type"),
+        ("{*}", "[1]", "{}", "https://a.example/", "headers is not a JSON object"),
+        ("{*}", #"{"X-A": 1}"#, "{}", "https://a.example/", "is not a string"),
+        ("{*}", #"{"Bad Name": "v"}"#, "{}", "https://a.example/", "is not a header name"),
+        ("{*}", #"{"X-A": "v\r\nInjected: yes"}"#, "{}", "https://a.example/", "line break"),
+        ("{*}", "{}", #"{"max_retries": "3"}"#, "https://a.example/", "retry_config.max_retries"),
+        ("{*}", "{}", "not json", "https://a.example/", "retry_config"),
+        ("{*}", "{}", "{}", "ftp://a.example/", "url"),
+        ("{*}", "{}", "{}", "https://", "url"),
+        ("{*}", "{}", "{}", "hooks.example.com", "url"),
+    ])
+    func aMalformedConfigNeverFiresAndSaysWhy(events: String, headers: String, retry: String, url: String,
+                                              reason: String) throws {
+        let parsed = WebhookConfig.parse(["id": "7", "url": url, "events": events, "headers": headers,
+                                          "retry_config": retry, "is_active": "t"])
+        guard case .failure(let problem) = parsed else {
+            Issue.record("accepted: \(parsed)")
+            return
+        }
+        #expect(problem.description.contains("webhook config 7"))
+        #expect(problem.description.contains(reason), "\(problem)")
+        let handler = makeHandler()
+        let effects = try plan(handler, transaction([
+            config(id: "7", events: events, url: url, headers: headers, retry: retry), Self.message,
+        ]))
+        #expect(effects.deliveries.isEmpty)
+    }
+
+    @Test func eventsInPostgresArrayForms() throws {
+        let parsed = WebhookConfig.parse(["id": "1", "url": "https://a.example/", "is_active": "t",
+                                          "events": #"{"chat.message.created","booking.*.booked",NULL,"a\"b"}"#])
+        guard case .success(let config) = parsed else {
+            Issue.record("refused: \(parsed)")
+            return
+        }
+        #expect(config.wants("chat.message.created"))
+        #expect(config.wants("booking.flights.booked"))
+        #expect(config.wants("a\"b"))
+        #expect(!config.wants("NULL"))
+    }
+}

@@ -1,0 +1,235 @@
+import Core
+import Decoding
+import EmbeddedPostgres
+import Foundation
+import LocalReceiver
+import Replication
+import Testing
+
+/// Webhook fan-out through `changerelay run`: real cluster, real receiver on loopback
+/// (so private targets are allowed unless a test says otherwise), the real binary.
+@Suite struct WebhooksTests {
+    static let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+    static func environment(_ setup: RunPipelineTests.Setup, allowPrivate: Bool = true) -> [String: String] {
+        var environment = setup.environment.filter { !$0.key.hasPrefix("CHANGERELAY_HANDLERS_ECHO") }
+        environment["CHANGERELAY_WEBHOOKS_ALLOW_PRIVATE_TARGETS"] = allowPrivate ? "true" : "false"
+        return environment
+    }
+
+    /// A config named `name` for `events`, pointing at `path` on the receiver; its id.
+    @discardableResult
+    static func addConfig(_ setup: RunPipelineTests.Setup, name: String, events: [String], path: String = "/hook",
+                          url: String? = nil, secret: String? = WebhooksTests.secret, headers: String = "{}",
+                          retry: String = #"{"max_retries": 3, "retry_delay": 100}"#) throws -> String {
+        let target = url ?? setup.receiver.url(path: path)
+        let list = "{" + events.map { "\"\($0)\"" }.joined(separator: ",") + "}"
+        return try setup.db.query("""
+            INSERT INTO webhook_configs (name, url, secret, events, headers, retry_config)
+            VALUES ($1, $2, $3, $4::text[], $5::jsonb, $6::jsonb) RETURNING id::text AS id
+            """, [name, target, secret, list, headers, retry]).value("id")!
+    }
+
+    /// A chat session and `count` user messages in it, each its own transaction.
+    static func chat(_ setup: RunPipelineTests.Setup, messages count: Int, role: String = "user") throws {
+        let session = try setup.db.execute("""
+            INSERT INTO chat_sessions (user_id) VALUES ('00000000-0000-4000-8000-000000000001') RETURNING id::text AS id
+            """).value("id")!
+        for index in 0..<count {
+            try setup.db.execute("INSERT INTO chat_messages (session_id, role, content) VALUES ('\(session)', '\(role)', 'm\(index)')")
+        }
+    }
+
+    @Test func aMatchingConfigGetsSignedEventsAndTheirLogRows() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let config = try Self.addConfig(setup, name: "chat", events: ["chat.message.*"],
+                                        headers: #"{"X-Tenant": "t1", "webhook-id": "forged", "content-type": "text/plain"}"#)
+        try Self.addConfig(setup, name: "sessions", events: ["chat.session.started"], path: "/sessions", secret: nil)
+        let run = try Background(["run"], environment: Self.environment(setup))
+        try Self.chat(setup, messages: 1)
+        // created + process to "chat", started to "sessions".
+        try RunPipelineTests.waitFor("three events") { setup.receiver.requestCount >= 3 }
+        try RunPipelineTests.waitFor("their log rows") {
+            try setup.db.execute("SELECT count(*) AS n FROM webhook_logs WHERE completed_at IS NOT NULL").value("n") == "3"
+        }
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0, "\(run.stderr.suffix(2000))")
+
+        let hooks = setup.receiver.requests.filter { $0.path == "/hook" }
+        #expect(Set(hooks.compactMap { try? JSONParser.parse($0.body)["type"] })
+            == [.string("chat.message.created"), .string("chat.message.process")])
+        for request in hooks {
+            let id = try #require(request.header("webhook-id"))
+            #expect(id.hasPrefix("msg_"))
+            #expect(request.header("Idempotency-Key") == id)
+            #expect(request.header("X-Tenant") == "t1")
+            #expect(request.header("Content-Type") == "application/json")
+            #expect(request.header("webhook-signature")?.hasPrefix("v1,") == true)
+            #expect(Int64(request.header("webhook-timestamp") ?? "") != nil)
+            let body = try JSONParser.parse(request.body)
+            #expect(body["data"]?["table"] == .string("chat_messages"))
+            #expect(body["data"]?["record"]?["role"] == .string("user"))
+            #expect(body["data"]?["old_record"] == .null)
+        }
+        let unsigned = try #require(setup.receiver.requests.first { $0.path == "/sessions" })
+        #expect(unsigned.header("webhook-signature") == nil)
+        #expect(unsigned.header("webhook-id") != nil)
+        // The seed's monitoring queries, unchanged.
+        let logs = try setup.db.execute("""
+            SELECT webhook_config_id::text AS config, event_type, attempt_count, response_status, completed_at IS NOT NULL AS done
+            FROM webhook_logs ORDER BY event_type
+            """)
+        #expect(logs.rows.map { $0[1] } == ["chat.message.created", "chat.message.process", "chat.session.started"])
+        #expect(logs.rows.allSatisfy { $0[2] == "1" && $0[3] == "200" && $0[4] == "t" })
+        #expect(logs.rows.prefix(2).allSatisfy { $0[0] == config })
+        let failures = try setup.db.execute("SELECT count(*) AS n FROM webhook_logs WHERE response_status >= 400")
+        #expect(failures.value("n") == "0")
+        #expect(!run.stderr.contains(Self.secret) && !run.stderr.contains("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"))
+    }
+
+    @Test func a410StopsTheDeliveryAndDeactivatesTheConfig() throws {
+        let setup = try RunPipelineTests.prepare(behavior: .status(410))
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let config = try Self.addConfig(setup, name: "gone", events: ["chat.message.created"])
+        let run = try Background(["run"], environment: Self.environment(setup))
+        try Self.chat(setup, messages: 1, role: "assistant")
+        try RunPipelineTests.waitFor("the config to be deactivated") {
+            try setup.db.query("SELECT is_active::text AS a FROM webhook_configs WHERE id::text = $1", [config])
+                .value("a") == "false"
+        }
+        try RunPipelineTests.waitFor("the log row") {
+            try setup.db.execute("SELECT response_status FROM webhook_logs WHERE completed_at IS NOT NULL")
+                .value("response_status") == "410"
+        }
+        #expect(setup.receiver.requestCount == 1)
+        let delivery = try setup.db.execute("SELECT status, attempt FROM changerelay.deliveries")
+        #expect(delivery.value("status") == "dead" && delivery.value("attempt") == "1")
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0)
+    }
+
+    /// Deliveries planned while a config was active wait, paused, while it is inactive, and
+    /// go out once it is active again: nothing is dropped.
+    @Test func anInactiveConfigsDeliveriesWaitAndResume() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let config = try Self.addConfig(setup, name: "paused", events: ["chat.message.created"])
+        // Active throughout: once its events arrive, the dispatcher has claimed past the paused ones.
+        try Self.addConfig(setup, name: "witness", events: ["chat.message.created"], path: "/witness")
+        let planner = try Background(["run", "--only", "planner"], environment: Self.environment(setup))
+        try Self.chat(setup, messages: 3, role: "assistant")
+        try RunPipelineTests.waitFor("six planned deliveries") {
+            try setup.db.execute("SELECT count(*) AS n FROM changerelay.deliveries").value("n") == "6"
+        }
+        planner.child.signal(SIGTERM)
+        #expect(planner.waitForExit() == 0)
+        try setup.db.query("UPDATE webhook_configs SET is_active = false WHERE id::text = $1", [config])
+        let dispatcher = try Background(["run", "--only", "dispatcher"], environment: Self.environment(setup))
+        try RunPipelineTests.waitFor("the witness's three events") {
+            setup.receiver.requests.filter { $0.path == "/witness" }.count == 3
+        }
+        #expect(setup.receiver.requests.filter { $0.path == "/hook" }.isEmpty)
+        let pending = try setup.db.query("""
+            SELECT count(*) AS n FROM changerelay.deliveries WHERE status = 'pending' AND attempt = 0 AND endpoint = $1
+            """, ["webhook:" + config])
+        #expect(pending.value("n") == "3")
+        try setup.db.query("UPDATE webhook_configs SET is_active = true WHERE id::text = $1", [config])
+        try RunPipelineTests.waitFor("the paused three to arrive") {
+            setup.receiver.requests.filter { $0.path == "/hook" }.count == 3
+        }
+        let contents = setup.receiver.requests.filter { $0.path == "/hook" }.compactMap { request -> String? in
+            guard case .string(let text)? = try? JSONParser.parse(request.body)["data"]?["record"]?["content"] else { return nil }
+            return text
+        }
+        #expect(Set(contents) == ["m0", "m1", "m2"])
+        dispatcher.child.signal(SIGTERM)
+        #expect(dispatcher.waitForExit() == 0)
+    }
+
+    /// One endpoint that never answers holds at most its own share of the dispatcher:
+    /// every delivery to another endpoint arrives while it hangs.
+    @Test func aHangingEndpointDoesNotHoldBackAnother() throws {
+        let setup = try RunPipelineTests.prepare(behavior: .dynamic { request in
+            request.path == "/hang" ? .neverAnswer : .status(200)
+        })
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        try Self.addConfig(setup, name: "hangs", events: ["chat.message.created"], path: "/hang")
+        try Self.addConfig(setup, name: "fine", events: ["chat.message.created"], path: "/fine")
+        var environment = Self.environment(setup)
+        environment["CHANGERELAY_DELIVERY_CONCURRENCY"] = "8"
+        environment["CHANGERELAY_WEBHOOKS_MAX_IN_FLIGHT_PER_ENDPOINT"] = "2"
+        environment["CHANGERELAY_DELIVERY_TIMEOUT_MS"] = "600000"
+        let run = try Background(["run"], environment: environment)
+        try Self.chat(setup, messages: 40, role: "assistant")
+        try RunPipelineTests.waitFor("every delivery to the fine endpoint") {
+            setup.receiver.requests.filter { $0.path == "/fine" }.count == 40
+        }
+        #expect(setup.receiver.requests.filter { $0.path == "/hang" }.count == 2)
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit(timeout: .seconds(60)) == 0)
+    }
+
+    /// Webhooks point at addresses anyone who can write `webhook_configs` chooses: without
+    /// `webhooks.allow_private_targets`, loopback in any spelling fails at once, unsent.
+    @Test func aPrivateTargetIsRefusedWithoutTheSetting() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let port = setup.receiver.url(path: "").split(separator: ":").last.map { String($0.prefix { $0.isNumber }) }!
+        let spellings = ["127.0.0.1", "localhost", "127.1", "2130706433", "0x7f000001", "[::1]", "[::ffff:127.0.0.1]", "0.0.0.0"]
+        for (index, host) in spellings.enumerated() {
+            try Self.addConfig(setup, name: "loopback \(index)", events: ["chat.message.created"],
+                               url: "http://\(host):\(port)/hook")
+        }
+        let run = try Background(["run"], environment: Self.environment(setup, allowPrivate: false))
+        try Self.chat(setup, messages: 1, role: "assistant")
+        try RunPipelineTests.waitFor("every delivery refused") {
+            try setup.db.execute("SELECT count(*) AS n FROM changerelay.deliveries WHERE status = 'dead'").value("n")
+                == String(spellings.count)
+        }
+        #expect(setup.receiver.requestCount == 0)
+        let errors = try setup.db.execute("SELECT error_message FROM webhook_logs").rows.map { $0[0] ?? "" }
+        #expect(errors.count == spellings.count)
+        #expect(errors.allSatisfy { $0.contains("webhooks.allow_private_targets") }, "\(errors)")
+        let attempts = try setup.db.execute("SELECT max(attempt) AS n FROM changerelay.deliveries")
+        #expect(attempts.value("n") == "1")
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0)
+    }
+
+    /// The seed's own table definitions with uuid ids (as earlier installs made them) work too.
+    @Test func configsWithUUIDIdsWork() throws {
+        let cluster = try startCluster(schema: false)
+        let receiver = try LocalReceiver(behavior: .status(200))
+        defer { try? cluster.stop(); receiver.stop() }
+        let db = try cluster.connect()
+        try db.execute("""
+            CREATE TABLE public.webhook_configs (
+                id uuid PRIMARY KEY DEFAULT gen_random_uuid(), name text NOT NULL UNIQUE, url text NOT NULL, secret text,
+                events text[] NOT NULL DEFAULT '{}', headers jsonb NOT NULL DEFAULT '{}', is_active boolean NOT NULL DEFAULT true,
+                retry_config jsonb NOT NULL DEFAULT '{"max_retries": 3, "retry_delay": 1000}',
+                created_at timestamptz NOT NULL DEFAULT now(), updated_at timestamptz NOT NULL DEFAULT now());
+            CREATE TABLE public.webhook_logs (
+                id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+                webhook_config_id uuid REFERENCES public.webhook_configs (id) ON DELETE SET NULL,
+                event_type text NOT NULL, payload jsonb NOT NULL, response_status int, response_body text,
+                error_message text, attempt_count int NOT NULL DEFAULT 0, created_at timestamptz DEFAULT now(),
+                completed_at timestamptz)
+            """)
+        let environment = [
+            "CHANGERELAY_SOURCE_DATABASE_URL": cluster.url, "CHANGERELAY_SOURCE_STATUS_INTERVAL_MS": "200",
+            "CHANGERELAY_WEBHOOKS_ALLOW_PRIVATE_TARGETS": "true",
+        ]
+        let setupRun = try runChangeRelay(["setup"], environment: environment)
+        #expect(setupRun.status == 0, "\(setupRun.stderr)")
+        try db.query("INSERT INTO webhook_configs (name, url, events) VALUES ('u', $1, '{*}')", [receiver.url(path: "/u")])
+        let run = try Background(["run"], environment: environment)
+        try db.execute("INSERT INTO chat_sessions (user_id) VALUES ('00000000-0000-4000-8000-000000000001')")
+        try RunPipelineTests.waitFor("the event and its log row") {
+            try db.execute("SELECT count(*) AS n FROM webhook_logs WHERE response_status = 200").value("n") == "1"
+        }
+        #expect(receiver.requestCount == 1)
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0)
+    }
+}
