@@ -232,4 +232,34 @@ import Testing
         run.child.signal(SIGTERM)
         #expect(run.waitForExit() == 0)
     }
+
+    @Test func webhooksTestSendsOneSignedEventAndLogsIt() throws {
+        let setup = try RunPipelineTests.prepare(behavior: .status(200, body: "thanks"))
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let config = try Self.addConfig(setup, name: "ops", events: ["*"])
+        try Self.addConfig(setup, name: "off", events: ["*"])
+        try setup.db.execute("UPDATE webhook_configs SET is_active = false WHERE name = 'off'")
+        let environment = Self.environment(setup)
+
+        let sent = try runChangeRelay(["webhooks", "test", "ops"], environment: environment)
+        #expect(sent.status == 0, "\(sent.stderr)")
+        #expect(sent.stdout.contains("HTTP 200") && sent.stdout.contains("thanks"))
+        let request = try #require(setup.receiver.requests.first)
+        #expect(try JSONParser.parse(request.body)["type"] == .string("webhook.test"))
+        #expect(request.header("webhook-signature")?.hasPrefix("v1,") == true)
+        let logged = try setup.db.query("""
+            SELECT event_type, response_status, attempt_count FROM webhook_logs WHERE webhook_config_id::text = $1
+            """, [config])
+        #expect(logged.rows.map { $0 } == [["webhook.test", "200", "1"]])
+
+        setup.receiver.behavior = .status(500)
+        #expect(try runChangeRelay(["webhooks", "test", "ops"], environment: environment).status == 1)
+        #expect(try runChangeRelay(["webhooks", "test", "off"], environment: environment).status == 2)
+        let unknown = try runChangeRelay(["webhooks", "test", "nobody"], environment: environment)
+        #expect(unknown.status == 2 && unknown.stderr.contains("nobody"))
+        #expect(!sent.stdout.contains(Self.secret) && !sent.stderr.contains(Self.secret))
+        // Through the guard: loopback without the setting is refused, logged, exit 1.
+        let refused = try runChangeRelay(["webhooks", "test", "ops"], environment: Self.environment(setup, allowPrivate: false))
+        #expect(refused.status == 1 && refused.stderr.contains("webhooks.allow_private_targets"), "\(refused.stderr)")
+    }
 }

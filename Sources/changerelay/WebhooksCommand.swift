@@ -1,0 +1,89 @@
+import ArgumentParser
+import Configuration
+import Decoding
+import Delivery
+import Foundation
+import Replication
+
+struct Webhooks: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Webhook configs.", subcommands: [Test.self])
+
+    /// Sends one signed `webhook.test` event to a config now and logs it in `webhook_logs`.
+    struct Test: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Send one signed webhook.test event to the active config NAME; exit 0 on 2xx, 1 otherwise, "
+                + "2 when there is no such active config.")
+
+        @OptionGroup var options: ConfigOptions
+
+        @Argument(help: "The config's name (webhook_configs.name).")
+        var name: String
+
+        func run() async throws {
+            bootstrapLogging()
+            let config = try options.load()
+            let outcome: WebhookTestEvent.Outcome
+            let db: PostgresConnection
+            let target: WebhookTestEvent.Target
+            do {
+                db = try PostgresConnection(url: config.requireSourceURL())
+                let found = try db.query("""
+                    SELECT id::text AS id, url, secret, headers::text AS headers, is_active::text AS active
+                    FROM public.webhook_configs WHERE name = $1
+                    """, [name])
+                guard let id = found.value("id"), let url = found.value("url") else {
+                    FileOutput.standardError.write(line: "changerelay: no webhook config is named '\(name)'")
+                    throw ExitCode(2)
+                }
+                guard found.value("active") == "true" else {
+                    FileOutput.standardError.write(line: "changerelay: webhook config '\(name)' (id \(id)) is inactive")
+                    throw ExitCode(2)
+                }
+                target = WebhookTestEvent.Target(id: id, url: url, secret: found.value("secret"),
+                                                 headers: Self.headers(found.value("headers")))
+            } catch let error as ExitCode {
+                throw error
+            } catch let error as CustomStringConvertible & Error {
+                throw failure(error.description)
+            }
+            let body = WebhookTestEvent.body(configID: target.id, at: Date())
+            let client: HTTPClient
+            do { client = try HTTPClient() } catch { throw failure(error.description) }
+            defer { client.close() }
+            outcome = await WebhookTestEvent.send(target, body: body, allowPrivateTargets: config.webhooks.allowPrivateTargets,
+                                                  timeout: config.delivery.timeout, client: client)
+            let (status, responseBody, error): (Int?, String?, String?) = switch outcome {
+            case .response(let status, let body): (status, body, (200...299).contains(status) ? nil : "HTTP \(status)")
+            case .failed(let reason): (nil, nil, reason)
+            }
+            do {
+                try db.query("""
+                    INSERT INTO public.webhook_logs (webhook_config_id, event_type, payload, response_status, response_body,
+                                                     error_message, attempt_count, completed_at)
+                    SELECT r.webhook_config_id, 'webhook.test', $2::jsonb, $3::int, $4, $5, 1, now()
+                    FROM jsonb_populate_record(NULL::public.webhook_logs, jsonb_build_object('webhook_config_id', $1::text)) r
+                    """, [target.id, String(decoding: body, as: UTF8.self), status.map(String.init), responseBody, error])
+            } catch {
+                FileOutput.standardError.write(line: "changerelay: the test event could not be logged in webhook_logs: \(error)")
+            }
+            switch outcome {
+            case .response(let status, let body):
+                print("HTTP \(status)")
+                if !body.isEmpty { print(body) }
+                guard (200...299).contains(status) else { throw ExitCode.failure }
+            case .failed(let reason):
+                FileOutput.standardError.write(line: "changerelay: the test event was not delivered: \(reason)")
+                throw ExitCode.failure
+            }
+        }
+
+        private static func headers(_ json: String?) -> [(String, String)] {
+            guard let json, case .object(let members)? = try? JSONParser.parse(json) else { return [] }
+            return members.compactMap { member in
+                guard case .string(let value) = member.value else { return nil }
+                return (member.key, value)
+            }
+        }
+    }
+}
