@@ -48,7 +48,11 @@ struct Dev: AsyncParsableCommand {
             let service = try ChangeRelayService(
                 try Self.configuration(url: cluster.url, slot: slot, plugin: plugin, functionsBaseURL: baseURL),
                 credentials: ["service_key": UUID().uuidString])
-            DevSamples.write(to: connection, logger: logger)
+            logger.warning("""
+                dev allows webhooks to private addresses (webhooks.allow_private_targets = true) so that they reach \
+                the local receiver; never run a production service that way
+                """)
+            DevSamples.write(to: connection, webhookURL: receiver.url(path: "/webhooks"), logger: logger)
             logger.notice("the service is running against the local database; Ctrl-C stops", metadata: [
                 "edge_functions": "\(baseURL)",
                 "try": "psql '\(cluster.url)' -c \"UPDATE jobs SET status = 'completed' WHERE status = 'pending'\"",
@@ -76,6 +80,7 @@ struct Dev: AsyncParsableCommand {
         config.conversationChecks.enabled = true
         config.automations.enabled = true
         config.dualWrite.mode = .apply
+        config.webhooks.allowPrivateTargets = true
         config.delivery.concurrency = 16
         return config
     }
@@ -99,15 +104,21 @@ enum DevReceiverOutput {
     }
 }
 
-/// Sample rows for the seed tables, so `dev` shows a conversation check and an
-/// automation run end to end at once: a conversation with an ElevenLabs id, a workflow
-/// that fires when a job completes, and a job that completes.
+/// Sample rows for the seed tables, so `dev` shows a conversation check, an automation
+/// run and a webhook fan-out end to end at once: a conversation with an ElevenLabs id, a
+/// workflow that fires when a job completes, a job that completes, a webhook config that
+/// wants every event (pointed at the local receiver) and a chat message.
 enum DevSamples {
     static let user = "d0000000-0000-4000-8000-000000000001"
     static let workflow = "d0000000-0000-4000-8000-0000000000f1"
 
-    static func write(to connection: PostgresConnection, logger: Logger) {
+    static func write(to connection: PostgresConnection, webhookURL: String, logger: Logger) {
         do {
+            try connection.query("""
+                INSERT INTO webhook_configs (name, url, secret, events)
+                VALUES ('dev-receiver', $1, 'whsec_' || encode(decode(md5(random()::text), 'hex'), 'base64'), '{*}')
+                ON CONFLICT (name) DO UPDATE SET url = EXCLUDED.url, is_active = true
+                """, [webhookURL])
             try connection.execute("""
                 INSERT INTO automation_workflows (id, user_id, name, trigger_type, trigger_config, is_active, status)
                 VALUES ('\(workflow)', '\(user)', 'Notify the customer when a job completes', 'job_status_changed',
@@ -121,6 +132,8 @@ enum DevSamples {
                 VALUES ('Ada', date_trunc('week', now())::date, 'morning',
                         '[{"name": "Brush teeth", "time_period": "morning", "times": ["done", "", "missed", null, "partial", "", ""]}]',
                         '\(user)');
+                WITH session AS (INSERT INTO chat_sessions (user_id) VALUES ('\(user)') RETURNING id)
+                INSERT INTO chat_messages (session_id, role, content) SELECT id, 'user', 'Plan a weekend in Lisbon' FROM session;
                 """)
         } catch {
             logger.error("could not write the sample rows", metadata: ["error": "\(error)"])

@@ -12,14 +12,20 @@ import Testing
         let dev = try Background(["dev", "--directory", directory + "/pg"], environment: [
             "CHANGERELAY_SQL_DIR": repositoryRoot + "/sql",
         ])
-        try dev.waitFor("the sample conversation check and automation run", timeout: .seconds(120)) {
-            $0.split(separator: "\n").count >= 2
+        // A conversation check, an automation run, and three webhook events (a session started,
+        // a user's message created and to process).
+        try dev.waitFor("the sample check, automation run and webhook events", timeout: .seconds(120)) {
+            $0.split(separator: "\n").count >= 5
         }
         let received = try dev.stdout.split(separator: "\n").map { try JSONParser.parse(Array($0.utf8)) }
         #expect(Set(received.compactMap { line -> String? in
             guard case .string(let request)? = line["received"] else { return nil }
             return request
-        }) == ["POST /functions/v1/check-conversation", "POST /functions/v1/automation-executor"])
+        }) == ["POST /functions/v1/check-conversation", "POST /functions/v1/automation-executor", "POST /webhooks"])
+        #expect(Set(received.compactMap { line -> String? in
+            guard case .string(let type)? = line["body"]?["type"] else { return nil }
+            return type
+        }) == ["chat.session.started", "chat.message.created", "chat.message.process"])
         let check = received.first { $0["body"]?["clerk_id"] == .string("dev_clerk") }
         #expect(check?["body"]?["attempt"] == .number("1"))
         let run = received.first { $0["body"]?["workflowId"] != nil }
