@@ -262,4 +262,68 @@ import Testing
         let refused = try runChangeRelay(["webhooks", "test", "ops"], environment: Self.environment(setup, allowPrivate: false))
         #expect(refused.status == 1 && refused.stderr.contains("webhooks.allow_private_targets"), "\(refused.stderr)")
     }
+
+    /// kill -9 at the crash points and at random instants during a burst of chat messages:
+    /// every event arrives at least once under one stable `webhook-id`, and each (config,
+    /// event) has exactly one `webhook_logs` row.
+    @Test func killNineDuringABurstLosesNoEventAndDoublesNoLogRow() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        try Self.addConfig(setup, name: "a", events: ["chat.message.created"], path: "/a")
+        try Self.addConfig(setup, name: "b", events: ["chat.message.*"], path: "/b")
+        let environment = Self.environment(setup)
+        let session = try setup.db.execute("""
+            INSERT INTO chat_sessions (user_id) VALUES ('00000000-0000-4000-8000-000000000001') RETURNING id::text AS id
+            """).value("id")!
+        let transactions = 20, perTransaction = 50
+        let writer = Thread {
+            guard let db = try? setup.cluster.connect() else { return }
+            for batch in 0..<transactions {
+                _ = try? db.execute("""
+                    INSERT INTO chat_messages (session_id, role, content)
+                    SELECT '\(session)', CASE WHEN g % 2 = 0 THEN 'user' ELSE 'assistant' END, 'm' || g
+                    FROM generate_series(\(batch * perTransaction + 1), \((batch + 1) * perTransaction)) g
+                    """)
+            }
+        }
+        writer.start()
+        for point in ["batch-copied", "try-sent"] {
+            var armed = environment
+            armed["CHANGERELAY_CRASH_POINT"] = point
+            let run = try Background(["run"], environment: armed)
+            try RunPipelineTests.waitFor("the crash point \(point)") { run.stderr.contains("crash point \(point) reached") }
+            run.child.signal(SIGKILL)
+            _ = run.waitForExit()
+        }
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<2 {
+            let run = try Background(["run"], environment: environment)
+            try RunPipelineTests.waitFor("the run to stream") { run.stderr.contains("streaming") }
+            usleep(UInt32.random(in: 200_000...800_000, using: &generator))
+            run.child.signal(SIGKILL)
+            _ = run.waitForExit()
+        }
+        let messages = transactions * perTransaction
+        // a: every message created; b: every message created, and the users' ones to process.
+        let events = messages + messages + messages / 2
+        let final = try Background(["run"], environment: environment)
+        try RunPipelineTests.waitFor("every event delivered", timeout: .seconds(300)) {
+            try setup.db.execute("SELECT count(*) AS n FROM changerelay.deliveries WHERE status = 'succeeded'").value("n")
+                == String(events)
+        }
+        final.child.signal(SIGTERM)
+        #expect(final.waitForExit() == 0)
+        let logs = try setup.db.execute("""
+            SELECT count(*) AS n, count(DISTINCT (webhook_config_id, payload)) AS distinct_events,
+                   count(*) FILTER (WHERE response_status = 200 AND completed_at IS NOT NULL) AS done
+            FROM webhook_logs
+            """)
+        #expect(logs.value("n") == String(events) && logs.value("distinct_events") == String(events))
+        #expect(logs.value("done") == String(events))
+        let planned = Set(try setup.db.execute("SELECT idempotency_key FROM changerelay.deliveries").rows.compactMap { $0[0] })
+        #expect(planned.count == events)
+        let received = Set(setup.receiver.requests.compactMap { $0.header("webhook-id") })
+        #expect(planned == received)
+    }
 }
+
