@@ -325,5 +325,48 @@ import Testing
         let received = Set(setup.receiver.requests.compactMap { $0.header("webhook-id") })
         #expect(planned == received)
     }
+
+    @Test func retriesFollowTheConfigAndRetryAfterAndTheLogKeepsTheLastTry() throws {
+        let large = String(repeating: "x", count: 10_000)
+        let setup = try RunPipelineTests.prepare(behavior: .sequence([
+            .status(500), .retryAfter(1, status: 503), .status(200, body: large),
+        ]))
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        try Self.addConfig(setup, name: "flaky", events: ["chat.message.created"], path: "/flaky")
+        try Self.addConfig(setup, name: "down", events: ["chat.session.started"], path: "/down",
+                           retry: #"{"max_retries": 1, "retry_delay": 100}"#)
+        let run = try Background(["run"], environment: Self.environment(setup))
+        try setup.db.execute("INSERT INTO chat_sessions (user_id) VALUES ('00000000-0000-4000-8000-000000000001')")
+        try RunPipelineTests.waitFor("the session's event to give up") {
+            try setup.db.execute("SELECT count(*) AS n FROM changerelay.deliveries WHERE status = 'dead'").value("n") == "1"
+        }
+        setup.receiver.behavior = .sequence([.status(500), .retryAfter(1, status: 503), .status(200, body: large)])
+        try Self.chat(setup, messages: 1, role: "assistant")
+        try RunPipelineTests.waitFor("the message's event to succeed") {
+            try setup.db.execute("SELECT count(*) AS n FROM changerelay.deliveries WHERE status = 'succeeded'").value("n") == "1"
+        }
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0)
+        let succeeded = try setup.db.execute("""
+            SELECT attempt_count, response_status, octet_length(response_body) AS bytes, error_message,
+                   completed_at IS NOT NULL AS done
+            FROM webhook_logs WHERE event_type = 'chat.message.created'
+            """)
+        #expect(succeeded.value("attempt_count") == "3" && succeeded.value("response_status") == "200")
+        #expect(succeeded.value("bytes") == "4096" && succeeded.value("error_message") == nil)
+        #expect(succeeded.value("done") == "t")
+        // Retry-After: 1 second between the 503 and the next try, whatever the jittered backoff says.
+        let spacing = try setup.db.execute("""
+            SELECT extract(epoch FROM max(started_at) - min(started_at)) AS seconds FROM changerelay.delivery_attempts a
+            JOIN changerelay.deliveries d ON d.id = a.delivery_id WHERE d.status = 'succeeded' AND a.attempt IN (2, 3)
+            """)
+        #expect((Double(spacing.value("seconds") ?? "0") ?? 0) >= 0.99)
+        let dead = try setup.db.execute("""
+            SELECT attempt_count, response_status, error_message, completed_at IS NOT NULL AS done
+            FROM webhook_logs WHERE event_type = 'chat.session.started'
+            """)
+        #expect(dead.value("attempt_count") == "2" && dead.value("done") == "t")
+        #expect(dead.value("error_message")?.isEmpty == false)
+    }
 }
 
