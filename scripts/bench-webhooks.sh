@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Webhook fan-out end to end (release build, private cluster, loopback receivers):
+# MESSAGES chat messages already in the slot, drained through `changerelay run`
+#   1. by the echo handler (one delivery per message): the baseline rate;
+#   2. by webhooks to 4 matching configs on a fast receiver (4 deliveries per message);
+#   3. the same with one of the 4 endpoints never answering: the other three's rate.
+# Prints deliveries/s for each and the ratios 2/1 and 3/2.
+#   scripts/bench-webhooks.sh [MESSAGES]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+swift build -c release --product changerelay >&2
+swift build -c release --product BenchReceiver >&2
+exec python3 scripts/bench_webhooks.py "${1:-100000}"
