@@ -171,6 +171,7 @@ private func loadError(_ text: String, environment: [String: String] = [:]) thro
             ratio = 0.5
             """)
         #expect(document.values["handlers.echo.tables"]?.value == .array([.string("a"), .string("b"), .string("c")]))
+        #expect(document.elementLines["handlers.echo.tables"] == [2, 2, 3])
         #expect(document.values["handlers.echo.text"]?.value == .string("tab\tquote\"é"))
         #expect(document.values["handlers.echo.ratio"]?.value == .float(0.5))
     }
