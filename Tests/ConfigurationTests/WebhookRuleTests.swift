@@ -12,18 +12,6 @@ private func rule(_ schema: String, _ table: String, _ operation: WebhookRule.Op
                 condition: WebhookRule.Condition(column: condition.0, value: condition.1), eventType: eventType)
 }
 
-private func loadError(_ text: String, environment: [String: String] = [:]) throws -> ConfigError? {
-    let path = FileManager.default.temporaryDirectory.appendingPathComponent("rules-\(UUID().uuidString).toml").path
-    try text.write(toFile: path, atomically: true, encoding: .utf8)
-    defer { try? FileManager.default.removeItem(atPath: path) }
-    do {
-        _ = try Config.load(path: path, environment: environment)
-        return nil
-    } catch {
-        return error
-    }
-}
-
 @Suite struct WebhookRuleTests {
     static let good: [(String, WebhookRule)] = [
         ("public.orders insert -> order.created", rule("public", "orders", .insert, "order.created")),
@@ -190,8 +178,7 @@ private func loadError(_ text: String, environment: [String: String] = [:]) thro
     }
 
     @Test func rulesAndLimitFromTheFile() throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("rules-\(UUID().uuidString).toml").path
-        try """
+        let path = try write("""
             [webhooks]
             max_in_flight_per_endpoint = 2
             rules = [
@@ -199,7 +186,7 @@ private func loadError(_ text: String, environment: [String: String] = [:]) thro
               'public.orders update status="on hold" -> order.held',  # literal string, quotes kept
               "public.orders update status=\\"a, b\\" -> order.ab",
             ]
-            """.write(toFile: path, atomically: true, encoding: .utf8)
+            """)
         defer { try? FileManager.default.removeItem(atPath: path) }
         let webhooks = try Config.load(path: path, environment: [:]).webhooks
         #expect(webhooks.maxInFlightPerEndpoint == 2)
