@@ -50,6 +50,7 @@ let package = Package(
         .target(name: "Schema", dependencies: ["Replication", "Configuration"]),
         .target(name: "Delivery", dependencies: [
             "CCurl", "Core", "Decoding", "PlannedEffects", "Replication", "StateStore",
+            .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         // Configuration → handlers, stream, committer, dispatcher, periodic jobs: one service group for `run` and `dev`.

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian packages ChangeRelay builds and tests against, only those missing.
+# Installs the Debian packages ChangeRelay builds and tests against, and the one Python package
+# its tests use, only those missing.
 set -euo pipefail
 packages=(postgresql-15 postgresql-15-wal2json postgresql-client-15 libpq-dev libcurl4-openssl-dev pkg-config)
 missing=()
@@ -13,3 +14,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 command -v swift >/dev/null || { echo "swift is not on PATH (Swift 6.x toolchain needed)"; exit 1; }
+# The Standard Webhooks reference verifier (Python), with which DeliveryTests check our
+# signatures independently. pip refuses to touch Debian's managed Python unless told to.
+if ! python3 -c 'import standardwebhooks' 2>/dev/null; then
+  echo "installing: standardwebhooks==1.1.0 (pip)"
+  if ! python3 -m pip --version >/dev/null 2>&1; then
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends python3-pip
+  fi
+  export PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1
+  python3 -m pip install --quiet standardwebhooks==1.1.0 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages standardwebhooks==1.1.0
+fi

@@ -43,6 +43,10 @@ public struct Config: Sendable {
     public struct Webhooks: Sendable {
         public var enabled: Bool
         public var allowPrivateTargets: Bool
+        /// At most this many deliveries to one endpoint are in flight at once.
+        public var maxInFlightPerEndpoint: Int
+        /// The operator's own event rules (`webhooks.rules`), in the order given.
+        public var rules: [WebhookRule]
     }
 
     public struct MessageBuffer: Sendable {
@@ -113,7 +117,8 @@ public struct Config: Sendable {
                 guard let key = ConfigSchema.byPath[name] else {
                     throw ConfigError(key: name, origin: origin, reason: "unknown key\(suggestion(for: name))")
                 }
-                values[name] = try ConfigSchema.validate(entry.value, for: key, origin: origin)
+                let elementOrigins = document.elementLines[name, default: []].map { "\(path) line \($0)" }
+                values[name] = try ConfigSchema.validate(entry.value, for: key, origin: origin, elementOrigins: elementOrigins)
             }
         }
         try applyEnvironment(environment, to: &values)
@@ -151,6 +156,10 @@ public struct Config: Sendable {
             if case .boolean(let flag)? = value(path) { return flag }
             preconditionFailure("\(path) has a boolean default")
         }
+        func strings(_ path: String) -> [String] {
+            guard case .array(let elements)? = value(path) else { return [] }
+            return elements.compactMap { if case .string(let text) = $0 { text } else { nil } }
+        }
         source = Source(
             databaseURL: string("source.database_url"),
             plugin: Plugin(rawValue: string("source.plugin")!)!,
@@ -171,7 +180,13 @@ public struct Config: Sendable {
         dualWrite = DualWrite(mode: DualWriteMode(rawValue: string("dual_write.mode")!)!,
                               cleanupInterval: cleanupSeconds == 0 ? nil : .seconds(cleanupSeconds))
         webhooks = Webhooks(enabled: boolean("webhooks.enabled"),
-                            allowPrivateTargets: boolean("webhooks.allow_private_targets"))
+                            allowPrivateTargets: boolean("webhooks.allow_private_targets"),
+                            maxInFlightPerEndpoint: integer("webhooks.max_in_flight_per_endpoint"),
+                            rules: strings("webhooks.rules").map { text in
+                                do { return try WebhookRule(parsing: text) } catch {
+                                    preconditionFailure("webhooks.rules was validated when read: \(error)")
+                                }
+                            })
         messageBuffer = MessageBuffer(
             duration: .milliseconds(integer("message_buffer.duration_ms")),
             maxSize: integer("message_buffer.max_size"),
@@ -185,11 +200,7 @@ public struct Config: Sendable {
                             spillThreshold: integer("pipeline.spill_threshold_mb") << 20,
                             spillDirectory: string("pipeline.spill_directory"),
                             heartbeatInterval: heartbeat > 0 ? .milliseconds(heartbeat) : nil)
-        var echoTables: [String] = []
-        if case .array(let elements)? = value("handlers.echo.tables") {
-            echoTables = elements.compactMap { if case .string(let text) = $0 { text } else { nil } }
-        }
-        echo = Echo(url: string("handlers.echo.url"), tables: echoTables,
+        echo = Echo(url: string("handlers.echo.url"), tables: strings("handlers.echo.tables"),
                     maxAttempts: integer("handlers.echo.max_attempts"),
                     retryCap: .milliseconds(integer("handlers.echo.retry_cap_ms")))
     }

@@ -8,6 +8,9 @@ struct ConfigKey: Sendable {
         case integer(ClosedRange<Int64>)
         case boolean
         case choice([String])
+        /// An array of `WebhookRule`s in their compact syntax; from the environment, comma-separated
+        /// (commas inside double quotes are part of a rule).
+        case webhookRules
     }
 
     var section: String
@@ -42,6 +45,8 @@ enum ConfigSchema {
         ConfigKey(section: "dual_write", name: "cleanup_interval_s", kind: .integer(0...604_800), defaultValue: .integer(3600)),
         ConfigKey(section: "webhooks", name: "enabled", kind: .boolean, defaultValue: .boolean(true)),
         ConfigKey(section: "webhooks", name: "allow_private_targets", kind: .boolean, defaultValue: .boolean(false)),
+        ConfigKey(section: "webhooks", name: "max_in_flight_per_endpoint", kind: .integer(1...1024), defaultValue: .integer(8)),
+        ConfigKey(section: "webhooks", name: "rules", kind: .webhookRules, defaultValue: .array([])),
         ConfigKey(section: "message_buffer", name: "duration_ms", kind: .integer(0...86_400_000), defaultValue: .integer(30_000)),
         ConfigKey(section: "message_buffer", name: "max_size", kind: .integer(1...100_000), defaultValue: .integer(50)),
         ConfigKey(section: "message_buffer", name: "max_age_ms", kind: .integer(0...86_400_000), defaultValue: .integer(300_000)),
@@ -62,7 +67,11 @@ enum ConfigSchema {
     static let byPath: [String: ConfigKey] = Dictionary(uniqueKeysWithValues: keys.map { ($0.path, $0) })
 
     /// Checks a value against the key's kind; environment values arrive as text and are parsed here.
-    static func validate(_ value: TOMLValue, for key: ConfigKey, origin: String) throws(ConfigError) -> TOMLValue {
+    /// `elementOrigins` name where each element of an array came from (its line in a file), when
+    /// that is more precise than `origin`.
+    static func validate(_ value: TOMLValue, for key: ConfigKey, origin: String, elementOrigins: [String] = [])
+        throws(ConfigError) -> TOMLValue
+    {
         func fail(_ reason: String) -> ConfigError { ConfigError(key: key.path, origin: origin, reason: reason) }
         switch (key.kind, value) {
         case (.string, .string(let text)):
@@ -90,6 +99,13 @@ enum ConfigSchema {
             return value
         case (.strings, .string(let text)):
             return .array(text.split(separator: ",").map { .string($0.trimmingCharacters()) })
+        case (.webhookRules, .array(let elements)):
+            let texts = elements.compactMap { if case .string(let text) = $0 { text } else { nil } }
+            guard texts.count == elements.count else { throw fail("must be an array of strings") }
+            try checkWebhookRules(texts, key: key, origins: texts.indices.map { $0 < elementOrigins.count ? elementOrigins[$0] : origin })
+            return value
+        case (.webhookRules, .string(let text)):
+            return try validate(.array(WebhookRule.splitList(text).map(TOMLValue.string)), for: key, origin: origin)
         case (.boolean, .string(let text)):
             switch text.lowercased() {
             case "true", "1", "yes", "on": return .boolean(true)
@@ -100,10 +116,26 @@ enum ConfigSchema {
             throw fail("must be a string, got \(value.typeName)")
         case (.integer, _):
             throw fail("must be an integer, got \(value.typeName)")
-        case (.strings, _):
+        case (.strings, _), (.webhookRules, _):
             throw fail("must be an array of strings, got \(value.typeName)")
         case (.boolean, _):
             throw fail("must be true or false, got \(value.typeName)")
+        }
+    }
+
+    /// Parses each rule; an error names the rule's index, its text, where it came from and what
+    /// is wrong with it. The same rule twice is refused: it would deliver each change twice.
+    static func checkWebhookRules(_ texts: [String], key: ConfigKey, origins: [String]) throws(ConfigError) {
+        var firstIndex: [WebhookRule: Int] = [:]
+        for (index, text) in texts.enumerated() {
+            func fail(_ reason: String) -> ConfigError {
+                ConfigError(key: key.path, origin: origins[index],
+                            reason: "rule [\(index)] \(quotedExcerpt(text.unicodeScalars, limit: 120)): \(reason)")
+            }
+            let rule: WebhookRule
+            do { rule = try WebhookRule(parsing: text) } catch { throw fail(error.reason) }
+            if let first = firstIndex[rule] { throw fail("the same rule as rule [\(first)]; each matching change would be delivered twice") }
+            firstIndex[rule] = index
         }
     }
 }

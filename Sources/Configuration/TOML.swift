@@ -29,10 +29,14 @@ public struct TOMLError: Error, Sendable, CustomStringConvertible {
 /// A parsed document: dotted key (`source.database_url`) → value, with the line each was set on.
 public struct TOMLDocument: Sendable {
     public var values: [String: (value: TOMLValue, line: Int)] = [:]
+    /// For a key whose value is an array, the line of each element: an error about one element
+    /// of a multi-line array can name its own line.
+    public var elementLines: [String: [Int]] = [:]
 
     public init(parsing text: String) throws(TOMLError) {
         var parser = TOMLParser(Array(text.utf8))
         values = try parser.parse()
+        elementLines = parser.elementLines
     }
 }
 
@@ -40,6 +44,7 @@ private struct TOMLParser {
     let bytes: [UInt8]
     var index = 0
     var line = 1
+    var elementLines: [String: [Int]] = [:]
 
     init(_ bytes: [UInt8]) { self.bytes = bytes }
 
@@ -65,7 +70,14 @@ private struct TOMLParser {
                 skipSpaces()
                 try expect("=", "after key '\(full)'")
                 skipSpaces()
-                let value = try self.value(for: full)
+                let value: TOMLValue
+                if consume("[") {
+                    let elements = try arrayElements(for: full)
+                    value = .array(elements.map(\.value))
+                    elementLines[full] = elements.map(\.line)
+                } else {
+                    value = try self.value(for: full)
+                }
                 guard result[full] == nil else { throw error("key '\(full)' is set twice") }
                 result[full] = (value, keyLine)
             }
@@ -149,16 +161,7 @@ private struct TOMLParser {
             return .string(String(decoding: bytes[start..<index - 1], as: UTF8.self))
         case UInt8(ascii: "["):
             index += 1
-            var elements: [TOMLValue] = []
-            while true {
-                skipWhitespaceAndComments(newlines: true)
-                if consume("]") { return .array(elements) }
-                elements.append(try value(for: key))
-                skipWhitespaceAndComments(newlines: true)
-                if consume(",") { continue }
-                try expect("]", "to close the array of '\(key)'")
-                return .array(elements)
-            }
+            return .array(try arrayElements(for: key).map(\.value))
         default:
             let start = index
             while let next = peek, next.isScalarCharacter { index += 1 }
@@ -169,6 +172,21 @@ private struct TOMLParser {
             if let integer = Int64(digits) { return .integer(integer) }
             if token.contains(where: { $0.isNumber }), let float = Double(digits) { return .float(float) }
             throw error("'\(token.isEmpty ? String(UnicodeScalar(byte)) : token)' is not a valid value for '\(key)' (strings need quotes)")
+        }
+    }
+
+    /// The elements of an array whose `[` has been read, each with the line it starts on.
+    mutating func arrayElements(for key: String) throws(TOMLError) -> [(value: TOMLValue, line: Int)] {
+        var elements: [(value: TOMLValue, line: Int)] = []
+        while true {
+            skipWhitespaceAndComments(newlines: true)
+            if consume("]") { return elements }
+            let elementLine = line
+            elements.append((try value(for: key), elementLine))
+            skipWhitespaceAndComments(newlines: true)
+            if consume(",") { continue }
+            try expect("]", "to close the array of '\(key)'")
+            return elements
         }
     }
 

@@ -2,13 +2,15 @@ import Configuration
 import Foundation
 import Testing
 
-private func write(_ text: String) throws -> String {
+/// Writes `text` to a new temporary file and returns its path.
+func write(_ text: String) throws -> String {
     let path = FileManager.default.temporaryDirectory.appendingPathComponent("config-\(UUID().uuidString).toml").path
     try text.write(toFile: path, atomically: true, encoding: .utf8)
     return path
 }
 
-private func loadError(_ text: String, environment: [String: String] = [:]) throws -> ConfigError? {
+/// The error loading `text` as a configuration file (with `environment`) gives, nil when it loads.
+func loadError(_ text: String, environment: [String: String] = [:]) throws -> ConfigError? {
     let path = try write(text)
     defer { try? FileManager.default.removeItem(atPath: path) }
     do {
@@ -171,6 +173,7 @@ private func loadError(_ text: String, environment: [String: String] = [:]) thro
             ratio = 0.5
             """)
         #expect(document.values["handlers.echo.tables"]?.value == .array([.string("a"), .string("b"), .string("c")]))
+        #expect(document.elementLines["handlers.echo.tables"] == [2, 2, 3])
         #expect(document.values["handlers.echo.text"]?.value == .string("tab\tquote\"é"))
         #expect(document.values["handlers.echo.ratio"]?.value == .float(0.5))
     }

@@ -1,0 +1,128 @@
+import Crypto
+import Foundation
+
+/// Standard Webhooks signing (https://www.standardwebhooks.com) for one webhook config's secret.
+///
+/// A secret `whsec_<base64>` is decoded and its bytes are the HMAC key; any other secret is used
+/// as its UTF-8 bytes (so a secret someone typed works as typed); an empty or absent secret signs
+/// nothing, and a try then carries no `webhook-signature` header.
+///
+/// Receivers built on the reference libraries must be given the key accordingly: the Python
+/// `standardwebhooks` package (1.1.0) base64-decodes *every* string secret, with or without the
+/// prefix, after dropping characters outside the alphabet — for a secret without `whsec_` pass it
+/// the UTF-8 bytes (`Webhook(secret.encode())`), not the string. It also accepts a `whsec_`
+/// secret with stray characters, which this type refuses rather than sign with another key.
+///
+/// The secret never leaves this value: `description`, `debugDescription` and the mirror show
+/// only whether there is one, and errors never quote it.
+public struct WebhookSigner: Sendable {
+    private enum Secret: Sendable {
+        case none
+        case base64(SymmetricKey)
+        case text(SymmetricKey)
+    }
+
+    private let secret: Secret
+
+    public static let secretPrefix = "whsec_"
+
+    /// - Throws: `WebhookSecretError` for a `whsec_` secret whose rest is not base64.
+    public init(secret: String?) throws(WebhookSecretError) {
+        guard let secret, !secret.isEmpty else {
+            self.secret = .none
+            return
+        }
+        guard secret.hasPrefix(Self.secretPrefix) else {
+            self.secret = .text(SymmetricKey(data: Array(secret.utf8)))
+            return
+        }
+        self.secret = .base64(SymmetricKey(data: try Self.decodeBase64(secret.utf8.dropFirst(Self.secretPrefix.utf8.count))))
+    }
+
+    /// Whether tries carry a `webhook-signature` header.
+    public var signs: Bool {
+        if case .none = secret { return false }
+        return true
+    }
+
+    /// `v1,<base64 of HMAC-SHA256(key, "<id>.<timestamp>.<body>")>` over the exact body bytes;
+    /// nil without a secret. `timestamp` is the try's Unix time in seconds.
+    public func signature(id: String, timestamp: Int64, body: [UInt8]) -> String? {
+        let key: SymmetricKey
+        switch secret {
+        case .none: return nil
+        case .base64(let bytes), .text(let bytes): key = bytes
+        }
+        var mac = HMAC<SHA256>(key: key)
+        mac.update(data: Array("\(id).\(timestamp).".utf8))
+        mac.update(data: body)
+        return "v1," + Data(mac.finalize()).base64EncodedString()
+    }
+
+    /// The headers ChangeRelay sets on every try: `webhook-id` (the same on every try),
+    /// `webhook-timestamp`, `webhook-signature` when there is a secret, and
+    /// `Content-Type: application/json`. `Idempotency-Key` (the same value as `webhook-id`) is
+    /// added by the dispatcher to every delivery, so it is not repeated here.
+    /// `WebhookHeaders.merge` adds a config's own headers to these.
+    public func headers(id: String, timestamp: Int64, body: [UInt8]) -> [(String, String)] {
+        var headers = [("webhook-id", id), ("webhook-timestamp", String(timestamp))]
+        if let signature = signature(id: id, timestamp: timestamp, body: body) {
+            headers.append(("webhook-signature", signature))
+        }
+        headers.append(("Content-Type", "application/json"))
+        return headers
+    }
+
+    /// Standard base64, padding optional (as the reference libraries accept it). The error says
+    /// what is wrong and where, never what the secret holds.
+    private static func decodeBase64(_ text: Substring.UTF8View) throws(WebhookSecretError) -> [UInt8] {
+        func fail(_ problem: String) -> WebhookSecretError {
+            WebhookSecretError(reason: "the webhook secret starts with \(secretPrefix) but the rest is not base64: \(problem)")
+        }
+        guard !text.isEmpty else { throw WebhookSecretError(reason: "the webhook secret is \(secretPrefix) with nothing after it") }
+        let padding = text.reversed().prefix { $0 == UInt8(ascii: "=") }.count
+        let digits = text.dropLast(padding)
+        guard !digits.isEmpty else { throw fail("it is only padding") }
+        if let bad = digits.firstIndex(where: { !isBase64Digit($0) }) {
+            let position = text.distance(from: text.startIndex, to: bad) + secretPrefix.utf8.count + 1
+            throw fail("byte \(position) is not in the standard base64 alphabet (A-Z a-z 0-9 + /)")
+        }
+        guard digits.count % 4 != 1 else { throw fail("its length is not that of any base64 text") }
+        let needed = (4 - digits.count % 4) % 4
+        guard padding == 0 || padding == needed else { throw fail("it ends with \(padding) '=' where \(needed) belong") }
+        guard let data = Data(base64Encoded: String(decoding: digits, as: UTF8.self) + String(repeating: "=", count: needed)) else {
+            throw fail("it does not decode")
+        }
+        return Array(data)
+    }
+
+    private static func isBase64Digit(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+             UInt8(ascii: "+"), UInt8(ascii: "/"):
+            true
+        default:
+            false
+        }
+    }
+}
+
+extension WebhookSigner: CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
+    private var redacted: String {
+        switch secret {
+        case .none: "none"
+        case .base64: "\(Self.secretPrefix)<redacted>"
+        case .text: "<redacted>"
+        }
+    }
+
+    public var description: String { "WebhookSigner(secret: \(redacted))" }
+    public var debugDescription: String { description }
+    public var customMirror: Mirror { Mirror(self, children: ["secret": redacted]) }
+}
+
+/// A webhook secret that cannot be used; `reason` never contains the secret.
+public struct WebhookSecretError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var reason: String
+    public var description: String { reason }
+}
