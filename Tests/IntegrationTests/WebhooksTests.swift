@@ -57,8 +57,10 @@ import Testing
         #expect(run.waitForExit() == 0, "\(run.stderr.suffix(2000))")
 
         let hooks = setup.receiver.requests.filter { $0.path == "/hook" }
-        #expect(Set(hooks.compactMap { try? JSONParser.parse($0.body)["type"] })
-            == [.string("chat.message.created"), .string("chat.message.process")])
+        #expect(Set(hooks.compactMap { request -> String? in
+            guard case .string(let type)? = try? JSONParser.parse(request.body)["type"] else { return nil }
+            return type
+        }) == ["chat.message.created", "chat.message.process"])
         for request in hooks {
             let id = try #require(request.header("webhook-id"))
             #expect(id.hasPrefix("msg_"))
