@@ -301,6 +301,10 @@ struct HTTPClientTests {
             HTTPRequest(url: receiver.url, headers: [("X-Bad", "a\nb")]),
             HTTPRequest(url: receiver.url, headers: [("Bad Name", "v")]),
             HTTPRequest(url: receiver.url, pinnedAddress: "evil.example"),
+            HTTPRequest(url: receiver.url, pinnedAddress: "127.0.0.1%lo"),
+            HTTPRequest(url: receiver.url, pinnedAddress: "fe80::1%"),
+            HTTPRequest(url: receiver.url, pinnedAddress: "fe80::1%eth0/x"),
+            HTTPRequest(url: receiver.url, pinnedAddress: "[::1]"),
         ]
         for request in cases {
             let error = try #require(await failure(client, request))

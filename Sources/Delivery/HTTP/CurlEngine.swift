@@ -248,6 +248,8 @@ final class CurlTransfer {
 
         if let address = request.pinnedAddress {
             let list = HeaderList()
+            // IPv6 in brackets; a zone stays unencoded (`[fe80::1%eth0]`): libcurl hands the
+            // bracketed text to getaddrinfo, which reads `%eth0` but not `%25eth0`.
             let host = address.contains(":") ? "[\(address)]" : address
             list.append("::\(host):")  // any host, any port → this address, same port
             connectTo = list

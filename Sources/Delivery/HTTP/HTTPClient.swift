@@ -236,9 +236,8 @@ func requestProblem(_ request: HTTPRequest) -> String? {
             return "the value of header \(name) contains CR, LF or NUL"
         }
     }
-    if let address = request.pinnedAddress {
-        let allowed = address.utf8.allSatisfy { isHexDigit($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: ":") }
-        if address.isEmpty || !allowed { return "pinned address \"\(address)\" is not an IP address literal" }
+    if let address = request.pinnedAddress, !isAddressLiteral(address) {
+        return "pinned address \"\(address)\" is not an IP address literal"
     }
     if request.timeout <= .zero || request.connectTimeout <= .zero { return "timeouts must be positive" }
     if request.responseBodyLimit < 0 { return "responseBodyLimit must not be negative" }
@@ -251,6 +250,31 @@ private func isTokenByte(_ byte: UInt8) -> Bool {
         return true
     default:
         return "!#$%&'*+-.^_`|~".utf8.contains(byte)
+    }
+}
+
+/// An IPv4 or IPv6 literal as libcurl's CONNECT_TO reads it; an IPv6 one may carry a zone
+/// (`fe80::1%eth0`), which a link-local address needs. Nothing that could be a host name.
+private func isAddressLiteral(_ text: String) -> Bool {
+    let parts = text.split(separator: "%", maxSplits: 1, omittingEmptySubsequences: false)
+    let address = parts[0].utf8
+    guard !address.isEmpty,
+          address.allSatisfy({ isHexDigit($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: ":") })
+    else { return false }
+    guard parts.count == 2 else { return true }
+    let zone = parts[1].utf8
+    return address.contains(UInt8(ascii: ":")) && !zone.isEmpty
+        && zone.allSatisfy(isUnreservedURLByte)
+}
+
+/// RFC 3986 unreserved: letters, digits, `-._~`. RFC 6874 zone ids (interface names and
+/// numbers) are made of these.
+func isUnreservedURLByte(_ byte: UInt8) -> Bool {
+    switch byte {
+    case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+        true
+    default:
+        "-._~".utf8.contains(byte)
     }
 }
 

@@ -31,11 +31,11 @@ public struct HTTPRequest: Sendable {
     /// Response body bytes kept; see `oversizedBody` for the rest.
     public var responseBodyLimit: Int
     public var oversizedBody: OversizedBodyPolicy
-    /// An IP address literal (`203.0.113.7`, `2001:db8::1`) to connect to instead of
-    /// resolving the URL's host (libcurl `CURLOPT_CONNECT_TO`). The Host header, TLS SNI
-    /// and certificate check still use the URL's host. A connection is reused only by a
-    /// request pinned to the same address. Used by the SSRF guard to connect to exactly
-    /// the address it checked.
+    /// An IP address literal (`203.0.113.7`, `2001:db8::1`, `fe80::1%eth0` with a zone) to
+    /// connect to instead of resolving the URL's host (libcurl `CURLOPT_CONNECT_TO`). The
+    /// Host header, TLS SNI and certificate check still use the URL's host. A connection is
+    /// reused only by a request pinned to the same address. Used by the SSRF guard to
+    /// connect to exactly the address it checked (`CheckedTarget.pinnedAddress`).
     public var pinnedAddress: String?
 
     public init(
