@@ -199,6 +199,9 @@ struct AttemptRecord {
         case .refused(let reason):
             error = reason
             outcome = .giveUp(.refused(reason))
+        case .notSent(let failure):
+            error = failure.description
+            outcome = AttemptOutcome(transportError: failure)
         }
         decision = RetryDecision(policy: delivery.policy, attempt: delivery.policyAttempt, outcome: outcome,
                                  using: &generator)

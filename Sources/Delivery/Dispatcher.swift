@@ -58,6 +58,8 @@ public final class Dispatcher: Sendable {
         case failed(HTTPError)
         /// Not sent at all, for good (`GiveUpReason.refused`).
         case refused(String)
+        /// Not sent this time (the target's name did not resolve): retried like a transport failure.
+        case notSent(TransportError)
     }
 
     private let settings: Settings
@@ -180,7 +182,9 @@ public final class Dispatcher: Sendable {
                 headers = prepared.headers
                 pinnedAddress = prepared.pinnedAddress
             case .failure(let refusal):
-                finish(Finished(delivery: delivery, started: started, ended: started, result: .refused(refusal.reason)))
+                let result: TryResult = refusal.isRetryable
+                    ? .notSent(TransportError(.nameResolution, detail: refusal.reason)) : .refused(refusal.reason)
+                finish(Finished(delivery: delivery, started: started, ended: started, result: result))
                 return
             }
         } else if let auth = delivery.auth, let secret = settings.credentials[auth] {

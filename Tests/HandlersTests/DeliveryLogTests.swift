@@ -23,7 +23,7 @@ import Testing
             if let requeue = log.requeueFragment { #expect(requeue.contains("r.report ? '\(log.key)'"), "\(log.key)") }
         }
         #expect(BuiltInHandlers.deliveryLogs.map(\.table.description).sorted()
-                    == ["public.automation_execution_logs", "public.trigger_execution_logs"])
+                    == ["public.automation_execution_logs", "public.trigger_execution_logs", "public.webhook_logs"])
     }
 
     @Test func deliveriesRetryKnowsEveryLogABuiltInHandlerWrites() {
@@ -33,6 +33,7 @@ import Testing
                               logger: Logger(label: "test")),
             DualWriteHandler(mode: .apply, logger: Logger(label: "test")),
             EchoHandler(url: "http://127.0.0.1:9/echo", tables: ["items"]),
+            WebhookHandler(rules: WebhookEventRule.builtIn, cache: WebhookConfigCache(), logger: Logger(label: "test")),
         ]
         let router = Router(handlers)
         #expect(router.reports == BuiltInHandlers.deliveryLogs)

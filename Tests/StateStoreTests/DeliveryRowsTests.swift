@@ -33,6 +33,6 @@ import Testing
 
     @Test func theCopyStatementQuotesEveryName() {
         #expect(DeliveryRows.target.statement.hasPrefix(#"COPY "changerelay"."deliveries" ("idempotency_key", "ordering_key", "#))
-        #expect(DeliveryRows.target.statement.hasSuffix(#""report", "attempt_field") FROM STDIN"#))
+        #expect(DeliveryRows.target.statement.hasSuffix(#""report", "attempt_field", "endpoint") FROM STDIN"#))
     }
 }

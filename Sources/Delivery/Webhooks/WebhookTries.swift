@@ -78,7 +78,9 @@ final class WebhookTries {
 }
 
 /// Why a try is not sent at all: the reason names what was refused and, for a guarded
-/// address, the setting that would allow it. Never holds a secret.
+/// address, the setting that would allow it. Never holds a secret. Only a name that did not
+/// resolve is worth trying again; everything else would be refused again.
 struct TargetRefusal: Error, Sendable, Equatable {
     var reason: String
+    var isRetryable = false
 }
