@@ -2,6 +2,7 @@
 DO $$
 BEGIN
     PERFORM pg_advisory_xact_lock(27991862643291504);
+    DROP TABLE IF EXISTS changerelay.webhook_config_log;
     DROP FUNCTION IF EXISTS changerelay.insert_staged_webhook_logs();
     DROP TABLE IF EXISTS changerelay.webhook_log_ids;
     DROP TABLE IF EXISTS changerelay.webhook_logs_staged;

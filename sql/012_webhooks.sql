@@ -62,3 +62,25 @@ BEGIN
     END LOOP;
     RETURN inserted;
 END $$;
+
+-- The webhook handler's config cache, as of the checkpoint (as 011 does for workflows): every
+-- webhook_configs change the handler follows is appended in the checkpoint transaction, and
+-- at start the cache is this log replayed, so after a crash the changes the slot sends again
+-- are planned against the configs of their own commit. A first start seeds it from
+-- webhook_configs ('baseline'). `unchanged` lists the TOASTed columns an UPDATE left alone.
+CREATE TABLE IF NOT EXISTS changerelay.webhook_config_log (
+    id           bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    commit_lsn   pg_lsn      NOT NULL,
+    change_index int         NOT NULL,
+    operation    text        NOT NULL CHECK (operation IN ('baseline', 'upsert', 'delete', 'truncate')),
+    config_id    text,
+    name         text,
+    url          text,
+    events       text,
+    headers      text,
+    retry_config text,
+    is_active    text,
+    unchanged    text[]      NOT NULL DEFAULT '{}',
+    recorded_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS webhook_config_log_order ON changerelay.webhook_config_log (commit_lsn, change_index, id);

@@ -91,6 +91,16 @@ enum HandlerAssembly {
         }
         let cache = try WebhookCacheLoader.load(from: source, logger: logger)
         let rules = WebhookEventRule.builtIn + config.webhooks.rules.map(WebhookEventRule.init)
+        // A rule on a table the publication leaves out can never fire: say so now, not never.
+        let published = Set(try source.query("""
+            SELECT schemaname || '.' || tablename FROM pg_publication_tables WHERE pubname = $1
+            """, [config.source.publication]).rows.compactMap { $0[0] })
+        for table in Set(config.webhooks.rules.map { $0.schema + "." + $0.table }).subtracting(published).sorted() {
+            logger.warning("""
+                a webhook rule names a table the publication does not include; it cannot fire until the table is \
+                added (ALTER PUBLICATION \(config.source.publication) ADD TABLE \(table))
+                """, metadata: ["table": "\(table)"])
+        }
         return WebhookHandler(rules: rules, cache: cache, logger: logger)
     }
 }

@@ -1,33 +1,68 @@
 import Handlers
 import Logging
 import Replication
+import Schema
 
 /// Fills the webhook handler's config cache at start; the stream keeps it current after.
 enum WebhookCacheLoader {
-    static func load(from source: PostgresConnection, logger: Logger) throws -> WebhookConfigCache {
-        let cache = WebhookConfigCache()
-        let rows = try source.execute("""
-            SELECT id::text AS id, name, url, events::text AS events, headers::text AS headers,
-                   retry_config::text AS retry_config, CASE WHEN is_active THEN 't' ELSE 'f' END AS is_active
-            FROM public.webhook_configs ORDER BY id
+    /// The configs as of the checkpoint: `changerelay.webhook_config_log` replayed, seeded
+    /// from `webhook_configs` on the very first start. Webhooks run only with state = source,
+    /// so one connection serves both.
+    static func load(from db: PostgresConnection, logger: Logger) throws -> WebhookConfigCache {
+        try RequiredMigration.webhooks.require(neededBy: "webhooks", on: db)
+        try seedIfEmpty(db, logger: logger)
+        let log = try db.execute("""
+            SELECT operation, config_id, name, url, events, headers, retry_config, is_active, unchanged::text AS unchanged
+            FROM changerelay.webhook_config_log ORDER BY commit_lsn, change_index, id
             """)
-        var unusable = 0
-        for row in rows.rows {
-            var fields: [String: String] = [:]
-            for (index, name) in rows.columns.enumerated() { fields[name] = row[index] }
-            guard let id = fields["id"] else { continue }
-            let parsed = WebhookConfig.parse(fields)
-            if case .failure(let problem) = parsed {
-                unusable += 1
-                if fields["is_active"] == "t" {
-                    logger.warning("webhook config cannot fire; it is skipped until it is fixed",
-                                   metadata: ["config": "\(id)", "reason": "\(problem.reason)"])
+        let cache = WebhookConfigCache()
+        for row in log.rows {
+            switch row[0] {
+            case "upsert":
+                guard let id = row[1] else { continue }
+                var fields: [String: String] = ["id": id]
+                for (index, name) in ["name", "url", "events", "headers", "retry_config", "is_active"].enumerated() {
+                    fields[name] = row[index + 2]
                 }
+                let unchanged = Set(row[8].map { $0.dropFirst().dropLast().split(separator: ",").map(String.init) } ?? [])
+                let known: WebhookConfig? = if case .success(let config)? = cache.config(id: id) { config } else { nil }
+                cache.set(id, to: WebhookConfig.parse(fields, unchanged: unchanged, known: known))
+            case "delete":
+                if let id = row[1] { cache.set(id, to: nil) }
+            case "truncate":
+                cache.removeEverything()
+            default:
+                continue
             }
-            cache.set(id, to: parsed)
         }
+        // What was loaded is the starting point, not a batch to undo.
         cache.batchEnded(committed: true)
-        logger.info("webhook configs loaded", metadata: ["configs": "\(rows.rows.count)", "unusable": "\(unusable)"])
+        let problems = cache.unusableActiveConfigs()
+        for problem in problems {
+            logger.warning("webhook config cannot fire; it is skipped until it is fixed",
+                           metadata: ["config": "\(problem.id)", "reason": "\(problem.reason)"])
+        }
+        logger.info("webhook configs loaded", metadata: ["log_entries": "\(log.rows.count)", "unusable": "\(problems.count)"])
         return cache
+    }
+
+    /// The first start has no log: today's table is the starting point (as of now, not of
+    /// the slot's position); from then on the log keeps the cache exact.
+    private static func seedIfEmpty(_ db: PostgresConnection, logger: Logger) throws {
+        guard try db.execute("SELECT EXISTS (SELECT FROM changerelay.webhook_config_log) AS seeded").value("seeded") != "t"
+        else { return }
+        let seeded = try db.execute("""
+            WITH baseline AS (
+                INSERT INTO changerelay.webhook_config_log (commit_lsn, change_index, operation) VALUES ('0/0', -1, 'baseline')),
+            configs AS (
+                INSERT INTO changerelay.webhook_config_log
+                    (commit_lsn, change_index, operation, config_id, name, url, events, headers, retry_config, is_active)
+                SELECT '0/0', (row_number() OVER (ORDER BY id))::int - 1, 'upsert', id::text, name, url, events::text,
+                       headers::text, retry_config::text, CASE WHEN is_active THEN 't' ELSE 'f' END
+                FROM public.webhook_configs
+                RETURNING 1)
+            SELECT count(*) AS n FROM configs
+            """)
+        logger.info("webhook config log seeded from webhook_configs (first start)", metadata: ["configs": "\(seeded.value("n") ?? "0")"])
     }
 }

@@ -372,5 +372,54 @@ import Testing
         #expect(dead.value("attempt_count") == "2" && dead.value("done") == "t")
         #expect(dead.value("error_message")?.isEmpty == false)
     }
+
+    /// The cache is the configs as of the checkpoint, not of the restart: a message written
+    /// while the service was down, before its config was deactivated, is still delivered;
+    /// the one after it is not.
+    @Test func aRestartPlansTheBacklogAgainstTheConfigsOfItsCommits() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let config = try Self.addConfig(setup, name: "soon off", events: ["chat.message.created"])
+        let session = try setup.db.execute("""
+            INSERT INTO chat_sessions (user_id) VALUES ('00000000-0000-4000-8000-000000000001') RETURNING id::text AS id
+            """).value("id")!
+        let first = try Background(["run"], environment: Self.environment(setup))
+        try setup.db.execute("INSERT INTO chat_messages (session_id, role, content) VALUES ('\(session)', 'assistant', 'live')")
+        try RunPipelineTests.waitFor("the live message's event") { setup.receiver.requestCount == 1 }
+        first.child.signal(SIGTERM)
+        #expect(first.waitForExit() == 0)
+
+        try setup.db.execute("INSERT INTO chat_messages (session_id, role, content) VALUES ('\(session)', 'assistant', 'before')")
+        try setup.db.query("UPDATE webhook_configs SET is_active = false WHERE id::text = $1", [config])
+        try setup.db.execute("INSERT INTO chat_messages (session_id, role, content) VALUES ('\(session)', 'assistant', 'after')")
+        let late = try Self.addConfig(setup, name: "late", events: ["chat.message.created"], path: "/late")
+        try setup.db.execute("INSERT INTO chat_messages (session_id, role, content) VALUES ('\(session)', 'assistant', 'last')")
+
+        let second = try Background(["run"], environment: Self.environment(setup))
+        try RunPipelineTests.waitFor("the backlog planned") {
+            try setup.db.query("SELECT count(*) AS n FROM webhook_logs WHERE webhook_config_id::text = $1", [late])
+                .value("n") == "1"
+        }
+        try RunPipelineTests.waitFor("the late config's event") { setup.receiver.requestCount == 2 }
+        second.child.signal(SIGTERM)
+        #expect(second.waitForExit() == 0)
+        func contents(_ path: String) -> [String] {
+            setup.receiver.requests.filter { $0.path == path }.compactMap { request in
+                guard case .string(let text)? = try? JSONParser.parse(request.body)["data"]?["record"]?["content"] else {
+                    return nil
+                }
+                return text
+            }
+        }
+        // "before" was planned while the config was active; it is sent once reactivated, so here
+        // it is only planned: the config is inactive now.
+        let planned = try setup.db.query("""
+            SELECT l.payload->'data'->'record'->>'content' AS content FROM webhook_logs l
+            WHERE l.webhook_config_id::text = $1 ORDER BY l.id
+            """, [config]).rows.map { $0[0] }
+        #expect(planned == ["live", "before"])
+        #expect(contents("/hook") == ["live"])
+        #expect(contents("/late") == ["last"])
+    }
 }
 

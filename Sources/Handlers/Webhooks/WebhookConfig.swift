@@ -19,6 +19,8 @@ public struct WebhookConfig: Sendable, Hashable {
     public struct Unusable: Error, Sendable, Hashable, CustomStringConvertible {
         public var id: String
         public var reason: String
+        /// Whether the row says it should fire: only then is it worth a warning.
+        public var isActive = false
         public var description: String { "webhook config \(id) cannot fire: \(reason)" }
     }
 
@@ -27,8 +29,11 @@ public struct WebhookConfig: Sendable, Hashable {
     /// does not carry) keep their values from `known`, the config as it was.
     public static func parse(_ row: [String: String], unchanged: Set<String> = [],
                              known: WebhookConfig? = nil) -> Result<WebhookConfig, Unusable> {
-        guard let id = row["id"] else { return .failure(Unusable(id: "?", reason: "the row has no id")) }
-        func unusable(_ reason: String) -> Result<WebhookConfig, Unusable> { .failure(Unusable(id: id, reason: reason)) }
+        let isActive = row["is_active"] == "t"
+        guard let id = row["id"] else { return .failure(Unusable(id: "?", reason: "the row has no id", isActive: isActive)) }
+        func unusable(_ reason: String) -> Result<WebhookConfig, Unusable> {
+            .failure(Unusable(id: id, reason: reason, isActive: isActive))
+        }
         func kept(_ column: String) -> WebhookConfig? { unchanged.contains(column) ? known : nil }
         let url: String
         if let known = kept("url") { url = known.url } else {
@@ -59,7 +64,7 @@ public struct WebhookConfig: Sendable, Hashable {
             }
         }
         return .success(WebhookConfig(id: id, name: row["name"] ?? known?.name ?? "", url: url, events: events,
-                                      headers: headers, retryPolicy: retryPolicy, isActive: row["is_active"] == "t"))
+                                      headers: headers, retryPolicy: retryPolicy, isActive: isActive))
     }
 
     public func wants(_ eventType: String) -> Bool { events.contains { $0.matches(eventType) } }

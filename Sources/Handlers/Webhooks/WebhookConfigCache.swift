@@ -54,6 +54,16 @@ public final class WebhookConfigCache: Sendable {
         }
     }
 
+    /// Why each active row that cannot fire cannot, in id order.
+    public func unusableActiveConfigs() -> [WebhookConfig.Unusable] {
+        state.withLock { state in
+            state.configs.keys.sorted().compactMap { id in
+                guard case .failure(let problem)? = state.configs[id], problem.isActive else { return nil }
+                return problem
+            }
+        }
+    }
+
     /// Keeps what the batch taught (it was committed), or forgets it (it is read again).
     public func batchEnded(committed: Bool) {
         state.withLock { state in

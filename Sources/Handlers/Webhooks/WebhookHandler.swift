@@ -21,6 +21,7 @@ public struct WebhookHandler: Handler {
     public static let configsTable = "public.webhook_configs"
     public static let logTable = TableName(schema: "public", name: "webhook_logs")
     public static let stagingTable = TableName(schema: "changerelay", name: "webhook_logs_staged")
+    public static let configLog = TableName(schema: "changerelay", name: "webhook_config_log")
     /// The prefix of a webhook delivery's `auth`: the dispatcher signs it with that config's secret.
     public static let signingCredentialPrefix = "webhook:"
 
@@ -45,16 +46,18 @@ public struct WebhookHandler: Handler {
 
     public func plan(_ change: Change, at index: Int, in transaction: Transaction) throws(HandlerError) -> Effects {
         let table = change.schema + "." + change.table
-        if table == Self.configsTable { try follow(configChange: change, lsn: transaction.commitLSN) }
-        guard let operation = Self.operation(of: change), let tableRules = rules[table] else { return .none }
+        var effects = Effects()
+        if table == Self.configsTable {
+            effects.rows = try follow(configChange: change, at: index, lsn: transaction.commitLSN)
+        }
+        guard let operation = Self.operation(of: change), let tableRules = rules[table] else { return effects }
         let new: [String: String]? = if let row = change.new { try Self.texts(row, change: change, handler: name) } else { nil }
         let old: [String: String]? = if let row = change.old { try Self.texts(row, change: change, handler: name) } else { nil }
         let eventTypes = tableRules.filter { $0.fires(for: operation, new: new, old: old) }.map(\.eventType)
-        guard !eventTypes.isEmpty else { return .none }
+        guard !eventTypes.isEmpty else { return effects }
 
         let data = try Self.data(of: change, handler: name)
         let position = transaction.position(ofChange: index)
-        var effects = Effects()
         for eventType in eventTypes {
             let body = Self.body(type: eventType, timestamp: transaction.commitTime.rfc3339, data: data)
             for config in cache.subscribers(of: eventType) {
@@ -78,16 +81,29 @@ public struct WebhookHandler: Handler {
 
     // MARK: - The config cache, from the stream
 
-    private func follow(configChange change: Change, lsn: LSN) throws(HandlerError) {
+    /// Updates the cache and returns what `webhook_config_log` records of the change:
+    /// written with the checkpoint, it is what the cache is rebuilt from after a restart.
+    private func follow(configChange change: Change, at index: Int, lsn: LSN) throws(HandlerError) -> [PlannedRow] {
+        func logRow(_ operation: String, id: String? = nil, _ row: [String: String] = [:],
+                    unchanged: Set<String> = []) -> PlannedRow {
+            PlannedRow(table: Self.configLog, [
+                "commit_lsn": "\(lsn)", "change_index": "\(index)", "operation": operation, "config_id": id,
+                "name": row["name"], "url": row["url"], "events": row["events"], "headers": row["headers"],
+                "retry_config": row["retry_config"], "is_active": row["is_active"],
+                "unchanged": "{" + unchanged.sorted().joined(separator: ",") + "}",
+            ])
+        }
         switch change.operation {
         case .insert, .update:
-            guard let new = change.new else { return }
+            guard let new = change.new else { return [] }
             let row = try Self.texts(new, change: change, handler: name)
+            var rows: [PlannedRow] = []
             if change.operation == .update, let old = change.old,
                let oldID = try Self.texts(old, change: change, handler: name)["id"], oldID != row["id"] {
                 cache.set(oldID, to: nil)
+                rows.append(logRow("delete", id: oldID))
             }
-            guard let id = row["id"] else { return }
+            guard let id = row["id"] else { return rows }
             // Columns this UPDATE left alone in TOAST keep what is known of them.
             let unchanged = Set(zip(new.columns, new.values).compactMap { column, value in
                 if case .unchangedToast = value { column.name } else { nil }
@@ -100,11 +116,15 @@ public struct WebhookHandler: Handler {
                 ])
             }
             cache.set(id, to: parsed)
+            rows.append(logRow("upsert", id: id, row, unchanged: unchanged))
+            return rows
         case .delete:
-            guard let old = change.old, let id = try Self.texts(old, change: change, handler: name)["id"] else { return }
+            guard let old = change.old, let id = try Self.texts(old, change: change, handler: name)["id"] else { return [] }
             cache.set(id, to: nil)
+            return [logRow("delete", id: id)]
         case .truncate:
             cache.removeEverything()
+            return [logRow("truncate")]
         }
     }
 
