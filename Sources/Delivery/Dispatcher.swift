@@ -247,6 +247,10 @@ public final class Dispatcher: Sendable {
                 "entity": "\(delivery.orderingKey ?? "-")", "url": "\(redactedURL(delivery.url))",
                 "reason": "\(reason)",
             ])
+            if case .gaveUp(.endpointGone) = reason, let config = WebhookTries.configID(of: delivery) {
+                logger.warning("webhook config deactivated: its endpoint answered 410 Gone; its deliveries wait until it is active again",
+                               metadata: ["config": "\(config)", "delivery": "\(delivery.id)"])
+            }
         }
     }
 }

@@ -109,6 +109,7 @@ import Testing
         #expect(delivery.value("status") == "dead" && delivery.value("attempt") == "1")
         run.child.signal(SIGTERM)
         #expect(run.waitForExit() == 0)
+        #expect(run.stderr.contains("webhook config deactivated"), "\(run.stderr.suffix(2000))")
     }
 
     /// Deliveries planned while a config was active wait, paused, while it is inactive, and

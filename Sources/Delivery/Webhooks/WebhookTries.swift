@@ -29,10 +29,10 @@ final class WebhookTries {
         return String(auth.dropFirst(credentialPrefix.count))
     }
 
-    /// Reads the secrets of the configs `claimed` names, as they are now.
+    /// Reads the secrets of the configs `claimed` names, as they are now. Signers of earlier
+    /// claims stay: their deliveries may still wait in the dispatcher's queue.
     func prepare(_ claimed: [ClaimedDelivery], on db: PostgresConnection) throws(PostgresError) {
         let ids = Set(claimed.compactMap(Self.configID))
-        signers = [:]
         guard !ids.isEmpty else { return }
         let rows = try db.query("SELECT id::text AS id, secret FROM public.webhook_configs WHERE id::text = ANY($1::text[])",
                                 [Self.arrayLiteral(ids.sorted())])
