@@ -31,7 +31,7 @@ let package = Package(
         .target(name: "PlannedEffects", dependencies: ["Core", "Decoding"]),
         .target(name: "Configuration"),
         .target(name: "Handlers", dependencies: [
-            "Core", "Decoding", "PlannedEffects",
+            "Configuration", "Core", "Decoding", "PlannedEffects",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
@@ -88,7 +88,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "HandlersTests", dependencies: [
-            "Core", "Handlers", "Decoding", "PlannedEffects",
+            "Configuration", "Core", "Handlers", "Decoding", "PlannedEffects",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "MetricsTestKit", package: "swift-metrics"),
         ]),

@@ -90,7 +90,7 @@ enum HandlerAssembly {
             return nil
         }
         let cache = try WebhookCacheLoader.load(from: source, logger: logger)
-        let rules = WebhookEventRule.builtIn + config.webhooks.rules.map(WebhookEventRule.init)
+        let rules = WebhookRule.builtIn + config.webhooks.rules
         // A rule on a table the publication leaves out can never fire: say so now, not never.
         let published = Set(try source.query("""
             SELECT schemaname || '.' || tablename FROM pg_publication_tables WHERE pubname = $1
@@ -105,16 +105,3 @@ enum HandlerAssembly {
     }
 }
 
-extension WebhookEventRule {
-    /// An operator's rule from the configuration, as the handler runs it.
-    init(_ rule: WebhookRule) {
-        let operation: Operation = switch rule.operation {
-        case .insert: .insert
-        case .update: .update
-        case .delete: .delete
-        case .read: .read
-        }
-        self.init(table: rule.schema + "." + rule.table, operation: operation,
-                  condition: rule.condition.map { Condition(column: $0.column, value: $0.value) }, eventType: rule.eventType)
-    }
-}

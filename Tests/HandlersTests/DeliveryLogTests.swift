@@ -1,3 +1,4 @@
+import Configuration
 import Core
 import Decoding
 import Handlers
@@ -33,7 +34,7 @@ import Testing
                               logger: Logger(label: "test")),
             DualWriteHandler(mode: .apply, logger: Logger(label: "test")),
             EchoHandler(url: "http://127.0.0.1:9/echo", tables: ["items"]),
-            WebhookHandler(rules: WebhookEventRule.builtIn, cache: WebhookConfigCache(), logger: Logger(label: "test")),
+            WebhookHandler(rules: WebhookRule.builtIn, cache: WebhookConfigCache(), logger: Logger(label: "test")),
         ]
         let router = Router(handlers)
         #expect(router.reports == BuiltInHandlers.deliveryLogs)

@@ -1,3 +1,4 @@
+import Configuration
 import Core
 import Decoding
 import Handlers
@@ -27,8 +28,8 @@ private func transaction(_ changes: [Change], lsn: UInt64 = 0x1000) -> Transacti
                 commitTime: PostgresTimestamp(microsecondsSince2000: 800_000_000_000_000), changes: changes)
 }
 
-private func makeHandler(extra: [WebhookEventRule] = []) -> WebhookHandler {
-    WebhookHandler(rules: WebhookEventRule.builtIn + extra, cache: WebhookConfigCache(), logger: Logger(label: "test"))
+private func makeHandler(extra: [WebhookRule] = []) -> WebhookHandler {
+    WebhookHandler(rules: WebhookRule.builtIn + extra, cache: WebhookConfigCache(), logger: Logger(label: "test"))
 }
 
 private func plan(_ handler: WebhookHandler, _ transaction: Transaction) throws -> Effects {
@@ -94,7 +95,7 @@ private func eventTypes(_ change: Change) throws -> [String] {
     }
 
     @Test func anOperatorRuleWithAConditionFiresOnTheChangeToItsValue() throws {
-        let shipped = WebhookEventRule(table: "public.orders", operation: .update,
+        let shipped = WebhookRule(schema: "public", table: "orders", operation: .update,
                                        condition: .init(column: "status", value: "shipped"), eventType: "order.shipped")
         let handler = makeHandler(extra: [shipped])
         #expect(handler.tables.contains("public.orders"))

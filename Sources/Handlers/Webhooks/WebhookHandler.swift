@@ -1,3 +1,4 @@
+import Configuration
 import Core
 import Decoding
 import Logging
@@ -31,13 +32,13 @@ public struct WebhookHandler: Handler {
     public let staging: Staging? = Staging(table: Self.stagingTable,
                                            statements: "SELECT changerelay.insert_staged_webhook_logs() AS inserted")
     public let cache: WebhookConfigCache
-    private let rules: [String: [WebhookEventRule]]
+    private let rules: [String: [WebhookRule]]
     private let logger: Logger
 
     /// `rules` are the built-in ones followed by the operator's.
-    public init(rules: [WebhookEventRule], cache: WebhookConfigCache, logger: Logger) {
-        self.rules = Dictionary(grouping: rules, by: \.table)
-        tables = Set(rules.map(\.table)).union([Self.configsTable])
+    public init(rules: [WebhookRule], cache: WebhookConfigCache, logger: Logger) {
+        self.rules = Dictionary(grouping: rules, by: \.qualifiedTable)
+        tables = Set(rules.map(\.qualifiedTable)).union([Self.configsTable])
         self.cache = cache
         self.logger = logger
     }
@@ -130,7 +131,7 @@ public struct WebhookHandler: Handler {
 
     // MARK: - Events
 
-    private static func operation(of change: Change) -> WebhookEventRule.Operation? {
+    private static func operation(of change: Change) -> WebhookRule.Operation? {
         switch change.operation {
         case .insert: .insert
         case .update: .update
