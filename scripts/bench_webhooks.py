@@ -10,7 +10,8 @@ RECEIVER = os.path.abspath(".build/release/BenchReceiver")
 def backlog(cluster, env):
     """A fresh slot with MESSAGES chat messages (one transaction each 1 000) waiting in it."""
     cluster.psql("TRUNCATE changerelay.deliveries, changerelay.checkpoints CASCADE")
-    cluster.psql("TRUNCATE chat_messages, webhook_logs, changerelay.webhook_log_ids")
+    # A new slot starts a new history: the config log of the last phase does not apply to it.
+    cluster.psql("TRUNCATE chat_messages, webhook_logs, changerelay.webhook_log_ids, changerelay.webhook_config_log")
     cluster.psql("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots")
     subprocess.run([RELAY, "setup"], env=env, check=True, capture_output=True)
     session = cluster.psql("INSERT INTO chat_sessions (user_id) VALUES (gen_random_uuid()) RETURNING id")

@@ -53,9 +53,12 @@ DECLARE
 BEGIN
     FOR staged IN DELETE FROM changerelay.webhook_logs_staged RETURNING * LOOP
         CONTINUE WHEN EXISTS (SELECT FROM changerelay.webhook_log_ids m WHERE m.webhook_id = staged.webhook_id);
+        -- A config deleted since the event was committed (read again after a restart) keeps
+        -- its log row, without the reference, as the seed's ON DELETE SET NULL would have left it.
         INSERT INTO public.webhook_logs (webhook_config_id, event_type, payload, attempt_count)
-        SELECT r.webhook_config_id, staged.event_type, staged.payload::jsonb, 0
+        SELECT c.id, staged.event_type, staged.payload::jsonb, 0
         FROM jsonb_populate_record(NULL::public.webhook_logs, jsonb_build_object('webhook_config_id', staged.config_id)) r
+        LEFT JOIN public.webhook_configs c ON c.id = r.webhook_config_id
         RETURNING id::text INTO log_id;
         INSERT INTO changerelay.webhook_log_ids (webhook_id, log_id) VALUES (staged.webhook_id, log_id);
         inserted := inserted + 1;

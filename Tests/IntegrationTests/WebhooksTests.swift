@@ -422,5 +422,28 @@ import Testing
         #expect(contents("/hook") == ["live"])
         #expect(contents("/late") == ["last"])
     }
+
+    /// A config deleted while the service was down still gets the events committed before
+    /// the deletion planned: their log rows lose the reference (as ON DELETE SET NULL would
+    /// have left them) instead of failing the batch, and the stream goes on.
+    @Test func aConfigDeletedDuringADowntimeDoesNotStopTheStream() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let config = try Self.addConfig(setup, name: "deleted", events: ["chat.session.started"])
+        let first = try Background(["run"], environment: Self.environment(setup))
+        try RunPipelineTests.waitFor("the run to stream") { first.stderr.contains("streaming") }
+        first.child.signal(SIGTERM)
+        #expect(first.waitForExit() == 0)
+        try setup.db.execute("INSERT INTO chat_sessions (user_id) VALUES ('00000000-0000-4000-8000-000000000001')")
+        try setup.db.query("DELETE FROM webhook_configs WHERE id::text = $1", [config])
+        try setup.db.execute("INSERT INTO chat_sessions (user_id) VALUES ('00000000-0000-4000-8000-000000000002')")
+        let second = try Background(["run"], environment: Self.environment(setup))
+        try RunPipelineTests.waitFor("the backlog committed") {
+            try setup.db.execute("SELECT count(*) AS n FROM webhook_logs WHERE webhook_config_id IS NULL").value("n") == "1"
+        }
+        second.child.signal(SIGTERM)
+        #expect(second.waitForExit() == 0, "\(second.stderr.suffix(2000))")
+        #expect(setup.receiver.requestCount == 0)
+    }
 }
 
