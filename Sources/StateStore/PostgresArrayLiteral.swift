@@ -1,7 +1,7 @@
 /// A one-dimensional array literal (`{"a","b",NULL}`) for passing many values as one
 /// parameter. Every value is double-quoted, with `"` and `\` escaped, so commas, braces,
 /// whitespace and the text `NULL` stay values; nil is the unquoted NULL.
-func postgresArrayLiteral(_ values: [String?]) -> String {
+public func postgresArrayLiteral(_ values: [String?]) -> String {
     var text = "{"
     for (index, value) in values.enumerated() {
         if index > 0 { text += "," }

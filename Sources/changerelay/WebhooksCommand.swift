@@ -1,9 +1,9 @@
 import ArgumentParser
 import Configuration
-import Decoding
 import Delivery
 import Foundation
 import Replication
+import StateStore
 
 struct Webhooks: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -41,7 +41,7 @@ struct Webhooks: ParsableCommand {
                     throw ExitCode(2)
                 }
                 target = WebhookTestEvent.Target(id: id, url: url, secret: found.value("secret"),
-                                                 headers: Self.headers(found.value("headers")))
+                                                 headers: ClaimedDelivery.headers(found.value("headers")))
             } catch let error as ExitCode {
                 throw error
             } catch let error as CustomStringConvertible & Error {
@@ -75,14 +75,6 @@ struct Webhooks: ParsableCommand {
             case .failed(let reason):
                 FileOutput.standardError.write(line: "changerelay: the test event was not delivered: \(reason)")
                 throw ExitCode.failure
-            }
-        }
-
-        private static func headers(_ json: String?) -> [(String, String)] {
-            guard let json, case .object(let members)? = try? JSONParser.parse(json) else { return [] }
-            return members.compactMap { member in
-                guard case .string(let value) = member.value else { return nil }
-                return (member.key, value)
             }
         }
     }

@@ -35,18 +35,11 @@ final class WebhookTries {
         let ids = Set(claimed.compactMap(Self.configID))
         guard !ids.isEmpty else { return }
         let rows = try db.query("SELECT id::text AS id, secret FROM public.webhook_configs WHERE id::text = ANY($1::text[])",
-                                [Self.arrayLiteral(ids.sorted())])
+                                [postgresArrayLiteral(ids.sorted())])
         for row in rows.rows {
             guard let id = row[0] else { continue }
             signers[id] = Result { () throws(WebhookSecretError) in try WebhookSigner(secret: row[1]) }
         }
-    }
-
-    private static func arrayLiteral(_ values: [String]) -> String {
-        let quoted = values.map { value in
-            "\"" + value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
-        }
-        return "{" + quoted.joined(separator: ",") + "}"
     }
 
     /// The headers and the address of one try, or why it must not be sent.
