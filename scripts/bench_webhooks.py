@@ -23,14 +23,16 @@ def backlog(cluster, env):
 
 def drain(cluster, env, done_sql, expected):
     """Runs the service until `done_sql` counts `expected`; deliveries/s over that time."""
+    session = cluster.session()
     began = time.monotonic()
     service = subprocess.Popen([RELAY, "run"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        wait_until("%d deliveries" % expected, lambda: int(cluster.psql(done_sql)) >= expected)
+        wait_until("%d deliveries" % expected, lambda: int(session.value(done_sql)) >= expected, every=0.2)
         return expected / (time.monotonic() - began)
     finally:
         service.send_signal(signal.SIGTERM)
         service.wait(timeout=120)
+        session.close()
 
 
 def main():

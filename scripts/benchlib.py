@@ -14,13 +14,14 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_until(what, condition, timeout=1800):
-    """Polls `condition` until it holds; exits naming `what` after `timeout` seconds."""
+def wait_until(what, condition, timeout=1800, every=0.05):
+    """Polls `condition` every `every` seconds until it holds; exits naming `what` after
+    `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
             sys.exit("timed out waiting for " + what)
-        time.sleep(0.05)
+        time.sleep(every)
 
 
 def wait_child(proc):
@@ -57,9 +58,39 @@ class Cluster:
             sys.exit("psql failed: %s\n%s" % (sql[:300], done.stderr))
         return done.stdout.strip()
 
+    def session(self):
+        """One psql kept open for polling: starting a psql and a backend for every poll took
+        a seventh of this machine's CPU from the service being measured."""
+        return Session(self.url)
+
     def stop(self):
         subprocess.run(AS_PG + [BIN + "/pg_ctl", "-D", self.data, "-m", "immediate", "stop"], stdout=subprocess.DEVNULL)
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+class Session:
+    """A psql child reading queries from a pipe; `value` runs one and returns its output."""
+    MARK = "-- end of answer --"
+
+    def __init__(self, url):
+        self.proc = subprocess.Popen(["psql", url, "-qAtX", "-v", "ON_ERROR_STOP=1"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+
+    def value(self, sql):
+        self.proc.stdin.write(sql.rstrip().rstrip(";") + ";\n\\echo '%s'\n" % self.MARK)
+        self.proc.stdin.flush()
+        lines = []
+        while True:
+            line = self.proc.stdout.readline()
+            if not line:
+                sys.exit("psql session ended: %s" % sql[:300])
+            if line.rstrip("\n") == self.MARK:
+                return "\n".join(lines)
+            lines.append(line.rstrip("\n"))
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait()
 
 
 def timed_drain(argv, env=None):

@@ -24,18 +24,32 @@ public struct DeliveryLog: Sendable, Hashable {
     /// `id`, `report`), run in the statement that re-queues them; nil where the log has
     /// nothing to undo when a delivery is tried again.
     public var requeueFragment: String?
-    /// A condition over `d` (a `changerelay.deliveries` row reporting into this log) that
-    /// must hold for the row to be claimed; nil for none. Rows that fail it wait, paused,
-    /// in their order (a webhook whose config is inactive).
-    public var claimCondition: String?
+    /// Pauses whole endpoints: the deliveries of an endpoint this log's handler names are
+    /// claimed only while the condition holds, and otherwise wait, paused, in their order
+    /// (a webhook whose config is inactive). nil for none. Decided per endpoint, not per
+    /// row, so a paused endpoint's backlog costs a claim nothing.
+    public var endpointCondition: EndpointCondition?
 
     public init(key: String, table: TableName, recordFragment: String, requeueFragment: String? = nil,
-                claimCondition: String? = nil) {
+                endpointCondition: EndpointCondition? = nil) {
         self.key = key
         self.table = table
         self.recordFragment = recordFragment
         self.requeueFragment = requeueFragment
-        self.claimCondition = claimCondition
+        self.endpointCondition = endpointCondition
+    }
+}
+
+/// When the deliveries of some endpoints may be sent (`DeliveryLog.endpointCondition`).
+public struct EndpointCondition: Sendable, Hashable {
+    /// The endpoints it applies to: those whose name starts with it (`webhook:`).
+    public var prefix: String
+    /// A condition over `e.endpoint` (the endpoint's name, text).
+    public var sql: String
+
+    public init(prefix: String, sql: String) {
+        self.prefix = prefix
+        self.sql = sql
     }
 }
 

@@ -14,6 +14,8 @@ public enum RequiredMigration: Sendable {
     /// 012's `deliveries.endpoint`, written with every planned delivery and read by every
     /// claim, and the staging of `webhook_logs` rows.
     case webhooks
+    /// 013's claim indexes: without them every claim walks every due row.
+    case deliveryThroughput
 
     var file: String {
         switch self {
@@ -21,6 +23,7 @@ public enum RequiredMigration: Sendable {
         case .deliveryRequeue: "009_delivery_requeue.sql"
         case .automationWorkflowLog: "011_automation_workflow_log.sql"
         case .webhooks: "012_webhooks.sql"
+        case .deliveryThroughput: "013_delivery_throughput.sql"
         }
     }
 
@@ -33,6 +36,8 @@ public enum RequiredMigration: Sendable {
             "to_regclass('changerelay.automation_workflow_log') IS NOT NULL"
         case .webhooks:
             "to_regclass('changerelay.webhook_log_ids') IS NOT NULL"
+        case .deliveryThroughput:
+            "to_regclass('changerelay.deliveries_endpoint_due') IS NOT NULL"
         case .deliveryRequeue:
             """
             EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass('changerelay.deliveries')

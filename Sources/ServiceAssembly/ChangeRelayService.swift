@@ -46,7 +46,10 @@ public struct ChangeRelayService: Sendable {
                                                      credentials: credentials, logger: logger))
         if router.isEmpty { logger.warning("no handler is configured: changes are read and acknowledged, nothing is sent") }
         let state = try PostgresConnection(url: stateURL)
-        if role != .planner { try RequiredMigration.deliveryRequeue.require(neededBy: "the dispatcher", on: state) }
+        if role != .planner {
+            try RequiredMigration.deliveryRequeue.require(neededBy: "the dispatcher", on: state)
+            try RequiredMigration.deliveryThroughput.require(neededBy: "the dispatcher", on: state)
+        }
         try RequiredMigration.webhooks.require(neededBy: role == .dispatcher ? "the dispatcher" : "the batch committer",
                                                on: state)
         self.config = config

@@ -86,46 +86,68 @@ public struct DeliveryQueue: Sendable {
     /// generic plan cannot see a parameter's value, and with a large backlog that plan
     /// walked the whole table to join a few rows. Rows whose report this dispatcher cannot
     /// write (none of `logs` has its key) are left to one that can: sending them here
-    /// would lose their log rows; rows whose log's claim condition fails wait, paused.
+    /// would lose their log rows.
     ///
-    /// An endpoint's rows are claimed only up to its free share: `maxInFlightPerEndpoint`
-    /// less the rows of that endpoint under a live lease. Those counts are taken once per
-    /// claim (`busy`, from the partial index on in-flight rows), and an endpoint that has no
-    /// share left is one array comparison per row: counting per row made a claim over a
-    /// large backlog take minutes. The candidates are locked first and the shares counted
-    /// over them after, since `FOR UPDATE` allows no window function.
+    /// The cost of a claim follows what it takes, not how many rows are due, so that a
+    /// backlog of any size drains at the same rate:
+    /// - rows with an endpoint are read endpoint by endpoint: the endpoints with unfinished
+    ///   rows are found by skipping through `deliveries_endpoint_due` (one index probe each),
+    ///   an endpoint that is paused (`DeliveryLog.endpointCondition`) or has no share left
+    ///   (`maxInFlightPerEndpoint` less its rows under a live lease) is not read at all, and
+    ///   each other endpoint gives at most its share, in due order;
+    /// - rows without one come from `deliveries_unrouted_due` in due order, never walking
+    ///   past rows of a saturated endpoint.
     static func claimStatement(limit: Int, maxInFlightPerEndpoint: Int, logs: [DeliveryLog]) -> String {
+        let unfinished = "status IN ('pending', 'failed', 'sending')"
         let reportable = logs.isEmpty ? "d.report IS NULL"
             : "(d.report IS NULL OR d.report ?| ARRAY[" + logs.map { quoteLiteral($0.key) }.joined(separator: ", ") + "])"
-        let conditions = logs.compactMap { log in
-            log.claimCondition.map { "\n      AND (d.report IS NULL OR NOT d.report ? \(quoteLiteral(log.key)) OR (\($0)))" }
+        let paused = logs.compactMap { log in
+            log.endpointCondition.map {
+                "\n      AND (NOT starts_with(e.endpoint, \(quoteLiteral($0.prefix))) OR (\($0.sql)))"
+            }
         }.joined()
+        let claimable = """
+            d.\(unfinished) AND d.next_attempt_at <= now()
+                      AND (d.status <> 'sending' OR d.locked_until < now())
+                      AND \(reportable)
+                      AND (d.ordering_key IS NULL OR NOT EXISTS (
+                          SELECT FROM changerelay.deliveries o
+                          WHERE o.ordering_key = d.ordering_key AND o.id < d.id AND o.\(unfinished)))
+            """
         return """
-            WITH busy AS (
-                SELECT endpoint, count(*) AS in_flight FROM changerelay.deliveries
-                WHERE status = 'sending' AND endpoint IS NOT NULL AND locked_until >= now()
-                GROUP BY endpoint),
-            candidates AS (
-                SELECT d.id, d.status AS previous_status, d.endpoint, d.next_attempt_at
+            WITH RECURSIVE endpoints AS (
+                (SELECT endpoint FROM changerelay.deliveries
+                 WHERE \(unfinished) AND endpoint IS NOT NULL ORDER BY endpoint LIMIT 1)
+                UNION ALL
+                SELECT (SELECT d.endpoint FROM changerelay.deliveries d
+                        WHERE d.\(unfinished) AND d.endpoint > e.endpoint ORDER BY d.endpoint LIMIT 1)
+                FROM endpoints e WHERE e.endpoint IS NOT NULL),
+            shares AS (
+                SELECT e.endpoint, \(maxInFlightPerEndpoint) - (
+                    SELECT count(*) FROM changerelay.deliveries b
+                    WHERE b.endpoint = e.endpoint AND b.status = 'sending' AND b.locked_until >= now()) AS share
+                FROM endpoints e
+                WHERE e.endpoint IS NOT NULL\(paused)),
+            routed AS (
+                SELECT c.* FROM shares s CROSS JOIN LATERAL (
+                    SELECT d.id, d.status AS previous_status, d.next_attempt_at
+                    FROM changerelay.deliveries d
+                    WHERE d.endpoint = s.endpoint AND \(claimable)
+                    ORDER BY d.next_attempt_at, d.id
+                    LIMIT least(s.share, \(limit))
+                    FOR UPDATE OF d SKIP LOCKED) c
+                WHERE s.share > 0),
+            unrouted AS (
+                SELECT d.id, d.status AS previous_status, d.next_attempt_at
                 FROM changerelay.deliveries d
-                WHERE d.status IN ('pending', 'failed', 'sending') AND d.next_attempt_at <= now()
-                  AND (d.status <> 'sending' OR d.locked_until < now())
-                  AND \(reportable)\(conditions)
-                  AND (d.endpoint IS NULL OR d.endpoint <> ALL (ARRAY(
-                      SELECT endpoint FROM busy WHERE in_flight >= \(maxInFlightPerEndpoint))))
-                  AND (d.ordering_key IS NULL OR NOT EXISTS (
-                      SELECT 1 FROM changerelay.deliveries e
-                      WHERE e.ordering_key = d.ordering_key AND e.id < d.id
-                        AND e.status IN ('pending', 'failed', 'sending')))
+                WHERE d.endpoint IS NULL AND \(claimable)
                 ORDER BY d.next_attempt_at, d.id
                 LIMIT \(limit)
                 FOR UPDATE OF d SKIP LOCKED),
             due AS (
-                SELECT c.id, c.previous_status FROM (
-                    SELECT c.*, row_number() OVER (PARTITION BY c.endpoint ORDER BY c.next_attempt_at, c.id) AS n
-                    FROM candidates c) c
-                LEFT JOIN busy b ON b.endpoint = c.endpoint
-                WHERE c.endpoint IS NULL OR coalesce(b.in_flight, 0) + c.n <= \(maxInFlightPerEndpoint))
+                SELECT id, previous_status FROM (SELECT * FROM routed UNION ALL SELECT * FROM unrouted) c
+                ORDER BY next_attempt_at, id
+                LIMIT \(limit))
             UPDATE changerelay.deliveries d
             SET status = 'sending', attempt = d.attempt + 1, locked_until = now() + $1::interval, updated_at = now()
             FROM due WHERE d.id = due.id

@@ -25,6 +25,9 @@ public struct WebhookHandler: Handler {
     public static let configLog = TableName(schema: "changerelay", name: "webhook_config_log")
     /// The prefix of a webhook delivery's `auth`: the dispatcher signs it with that config's secret.
     public static let signingCredentialPrefix = "webhook:"
+    /// A webhook delivery's `endpoint` is this and its config's id: a config's deliveries
+    /// share its in-flight limit, and pause together while it is inactive.
+    public static let endpointPrefix = "webhook:"
 
     public let name = "webhooks"
     public let tables: Set<String>
@@ -74,7 +77,7 @@ public struct WebhookHandler: Handler {
                     orderingKey: "webhook:" + config.id + ":" + table + ":" + (change.keyText ?? webhookID),
                     retryPolicy: config.retryPolicy,
                     report: .webhookLog(webhookID: webhookID, configID: config.id),
-                    endpoint: "webhook:" + config.id, idempotencyKey: webhookID))
+                    endpoint: Self.endpointPrefix + config.id, idempotencyKey: webhookID))
             }
         }
         return effects
