@@ -17,6 +17,9 @@ import StateStore
 ///   instead of after the next round trip to the state database.
 /// - The queue is sent in claim order, and the claim statement never hands out a row while
 ///   an earlier row of its ordering key is unfinished, so one key is never reordered.
+/// - No endpoint has more than `maxInFlightPerEndpoint` requests in flight: its next rows
+///   stay queued, and rows of other endpoints behind them go first, so an endpoint that
+///   hangs holds only its own share of the slots.
 /// - A finished try leaves the count in flight when it is reported, not when it is
 ///   recorded, and stays unrecorded across a lost state connection: the connection takes
 ///   neither the attempt nor a phantom request in flight with it.
@@ -67,6 +70,7 @@ struct DispatchStateMachine {
     private static let drainingWait: Duration = .milliseconds(50)
 
     private let concurrency: Int
+    private let maxInFlightPerEndpoint: Int
     private let pollInterval: Duration
     private let drain: Duration
     private var state = State.dispatching
@@ -74,12 +78,14 @@ struct DispatchStateMachine {
     private var backoff = Backoff(initial: .milliseconds(200), cap: .seconds(10))
     private var queue: [ClaimedDelivery] = []
     private var inFlight = 0
+    private var inFlightByEndpoint: [String: Int] = [:]
     private var unrecorded: [AttemptRecord] = []
 
     /// `pollInterval` bounds the wait for work when a notification is lost; `drain` is how
     /// long a stop waits for the requests in flight.
-    init(concurrency: Int, pollInterval: Duration, drain: Duration) {
+    init(concurrency: Int, maxInFlightPerEndpoint: Int = .max, pollInterval: Duration, drain: Duration) {
         self.concurrency = concurrency
+        self.maxInFlightPerEndpoint = maxInFlightPerEndpoint
         self.pollInterval = pollInterval
         self.drain = drain
     }
@@ -97,6 +103,11 @@ struct DispatchStateMachine {
         finished: [Dispatcher.Finished], at now: ContinuousClock.Instant, using generator: inout Generator
     ) -> Action {
         inFlight -= finished.count
+        for done in finished {
+            guard let endpoint = done.delivery.endpoint else { continue }
+            inFlightByEndpoint[endpoint, default: 0] -= 1
+            if inFlightByEndpoint[endpoint] == 0 { inFlightByEndpoint[endpoint] = nil }
+        }
         unrecorded += finished.map { AttemptRecord($0, using: &generator) }
         switch state {
         case .dispatching:
@@ -161,12 +172,31 @@ struct DispatchStateMachine {
         }
     }
 
+    /// The queued rows that may start now, in queue order: as many as there are free slots,
+    /// skipping those of an endpoint at its limit.
     private mutating func takeSendable() -> [ClaimedDelivery]? {
-        let count = min(concurrency - inFlight, queue.count)
-        guard count > 0 else { return nil }
-        let batch = Array(queue.prefix(count))
-        queue.removeFirst(count)
-        inFlight += count
+        var free = concurrency - inFlight
+        guard free > 0, !queue.isEmpty else { return nil }
+        var batch: [ClaimedDelivery] = []
+        var waiting: [ClaimedDelivery] = []
+        for delivery in queue {
+            guard free > 0 else {
+                waiting.append(delivery)
+                continue
+            }
+            if let endpoint = delivery.endpoint {
+                guard inFlightByEndpoint[endpoint, default: 0] < maxInFlightPerEndpoint else {
+                    waiting.append(delivery)
+                    continue
+                }
+                inFlightByEndpoint[endpoint, default: 0] += 1
+            }
+            batch.append(delivery)
+            free -= 1
+        }
+        guard !batch.isEmpty else { return nil }
+        queue = waiting
+        inFlight += batch.count
         return batch
     }
 }

@@ -26,7 +26,8 @@ public final class Dispatcher: Sendable {
         /// these are named in the record statement, so a state database without the seed's
         /// log tables works as long as no handler reports into them.
         public var reports: Set<DeliveryLog>
-        /// The most deliveries of one endpoint (a webhook config) in flight at once.
+        /// The most requests to one endpoint (a webhook config) this dispatcher has in flight
+        /// at once; twice as many of its rows may be claimed across all dispatchers.
         public var maxInFlightPerEndpoint: Int
         /// Lets webhooks reach loopback, private and other non-public addresses.
         public var allowPrivateTargets: Bool
@@ -75,10 +76,13 @@ public final class Dispatcher: Sendable {
 
     public init(_ settings: Settings, client: HTTPClient, logger: Logger) throws(DispatcherError) {
         self.settings = settings
-        // A claim outlives the longest a try can take, so a live dispatcher's claims are not taken over.
+        // An endpoint's rows are claimed up to twice its in-flight limit, so the next ones wait
+        // in the local queue and a finished request's slot is refilled without a round trip.
+        // A claim outlives the longest a row can wait there (one try of the endpoint's ahead
+        // of it) plus its own try, so a live dispatcher's claims are not taken over.
         queue = DeliveryQueue(logs: settings.reports, claimLimit: settings.concurrency,
-                              maxInFlightPerEndpoint: settings.maxInFlightPerEndpoint,
-                              lease: settings.timeout + .seconds(30), logger: logger)
+                              maxClaimedPerEndpoint: 2 * settings.maxInFlightPerEndpoint,
+                              lease: settings.timeout * 2 + .seconds(30), logger: logger)
         targetGuard = WebhookTargetGuard.check(allowPrivateTargets: settings.allowPrivateTargets)
         self.client = client
         self.logger = logger
@@ -98,8 +102,9 @@ public final class Dispatcher: Sendable {
     /// Runs until `stop` is asked; then lets requests in flight finish for up to `drain`.
     /// The rules are `DispatchStateMachine`'s; this loop only carries out its actions.
     public func run(until stop: StopSignal, drain: Duration = .seconds(10)) {
-        var machine = DispatchStateMachine(concurrency: settings.concurrency, pollInterval: settings.pollInterval,
-                                           drain: drain)
+        var machine = DispatchStateMachine(concurrency: settings.concurrency,
+                                           maxInFlightPerEndpoint: settings.maxInFlightPerEndpoint,
+                                           pollInterval: settings.pollInterval, drain: drain)
         var random = SystemRandomNumberGenerator()
         /// Open from the machine's `.connect` until the next failure; the machine asks for
         /// the state database only in between.

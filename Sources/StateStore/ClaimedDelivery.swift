@@ -22,12 +22,14 @@ public struct ClaimedDelivery: Sendable {
     /// numbers run on across a re-queue; the policy counts only the tries after it.
     public var requeuedAtAttempt: Int
     public var orderingKey: String?
+    /// The receiver it shares an in-flight limit with (a webhook config), if any.
+    public var endpoint: String?
     /// What the row was before the claim, to put it back if it is released unsent.
     public var previousStatus: DeliveryStatus
 
     public init(id: Int64, idempotencyKey: String, url: String, method: String, headers: [(String, String)],
                 auth: String?, body: String, attemptField: String?, policy: RetryPolicy, attempt: Int,
-                requeuedAtAttempt: Int, orderingKey: String?, previousStatus: DeliveryStatus) {
+                requeuedAtAttempt: Int, orderingKey: String?, endpoint: String? = nil, previousStatus: DeliveryStatus) {
         self.id = id
         self.idempotencyKey = idempotencyKey
         self.url = url
@@ -40,6 +42,7 @@ public struct ClaimedDelivery: Sendable {
         self.attempt = attempt
         self.requeuedAtAttempt = requeuedAtAttempt
         self.orderingKey = orderingKey
+        self.endpoint = endpoint
         self.previousStatus = previousStatus
     }
 
@@ -64,7 +67,7 @@ extension ClaimedDelivery {
     static let claimedColumns = [
         "d.id", "d.idempotency_key", "d.target_url", "d.method", "d.headers::text", "d.auth", "d.body",
         "d.retry_policy::text", "d.attempt", "d.ordering_key", "due.previous_status", "d.attempt_field",
-        "d.requeued_at_attempt",
+        "d.requeued_at_attempt", "d.endpoint",
     ]
 
     /// Reads a row of `claimedColumns`. nil when a column the table declares NOT NULL is
@@ -82,7 +85,7 @@ extension ClaimedDelivery {
         let delivery = ClaimedDelivery(
             id: id, idempotencyKey: key, url: url, method: method, headers: headers(row[4]), auth: row[5], body: body,
             attemptField: row[11], policy: policy, attempt: attempt, requeuedAtAttempt: requeuedAtAttempt,
-            orderingKey: row[9], previousStatus: previousStatus)
+            orderingKey: row[9], endpoint: row[13], previousStatus: previousStatus)
         return Decoded(delivery: delivery, unreadablePolicy: unreadablePolicy)
     }
 

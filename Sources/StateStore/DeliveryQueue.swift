@@ -21,14 +21,14 @@ public struct DeliveryQueue: Sendable {
     /// - Parameters:
     ///   - logs: the logs its deliveries may keep current (`Router.reports`).
     ///   - claimLimit: the most rows one claim takes.
-    ///   - maxInFlightPerEndpoint: the most rows of one `endpoint` in flight at once,
+    ///   - maxClaimedPerEndpoint: the most rows of one `endpoint` under a live claim at once,
     ///     across every dispatcher sharing the table.
     ///   - lease: how long a claim holds a row before another dispatcher may take it over;
     ///     longer than a try can last.
-    public init(logs: Set<DeliveryLog>, claimLimit: Int, maxInFlightPerEndpoint: Int = 8, lease: Duration,
+    public init(logs: Set<DeliveryLog>, claimLimit: Int, maxClaimedPerEndpoint: Int = 16, lease: Duration,
                 logger: Logger) {
         let logs = logs.sorted { $0.key < $1.key }
-        claimStatement = Self.claimStatement(limit: claimLimit, maxInFlightPerEndpoint: maxInFlightPerEndpoint, logs: logs)
+        claimStatement = Self.claimStatement(limit: claimLimit, maxClaimedPerEndpoint: maxClaimedPerEndpoint, logs: logs)
         recordStatement = Self.recordStatement(logs: logs)
         self.lease = lease
         self.logger = logger
@@ -93,11 +93,11 @@ public struct DeliveryQueue: Sendable {
     /// - rows with an endpoint are read endpoint by endpoint: the endpoints with unfinished
     ///   rows are found by skipping through `deliveries_endpoint_due` (one index probe each),
     ///   an endpoint that is paused (`DeliveryLog.endpointCondition`) or has no share left
-    ///   (`maxInFlightPerEndpoint` less its rows under a live lease) is not read at all, and
+    ///   (`maxClaimedPerEndpoint` less its rows under a live lease) is not read at all, and
     ///   each other endpoint gives at most its share, in due order;
     /// - rows without one come from `deliveries_unrouted_due` in due order, never walking
     ///   past rows of a saturated endpoint.
-    static func claimStatement(limit: Int, maxInFlightPerEndpoint: Int, logs: [DeliveryLog]) -> String {
+    static func claimStatement(limit: Int, maxClaimedPerEndpoint: Int, logs: [DeliveryLog]) -> String {
         let unfinished = "status IN ('pending', 'failed', 'sending')"
         let reportable = logs.isEmpty ? "d.report IS NULL"
             : "(d.report IS NULL OR d.report ?| ARRAY[" + logs.map { quoteLiteral($0.key) }.joined(separator: ", ") + "])"
@@ -123,7 +123,7 @@ public struct DeliveryQueue: Sendable {
                         WHERE d.\(unfinished) AND d.endpoint > e.endpoint ORDER BY d.endpoint LIMIT 1)
                 FROM endpoints e WHERE e.endpoint IS NOT NULL),
             shares AS (
-                SELECT e.endpoint, \(maxInFlightPerEndpoint) - (
+                SELECT e.endpoint, \(maxClaimedPerEndpoint) - (
                     SELECT count(*) FROM changerelay.deliveries b
                     WHERE b.endpoint = e.endpoint AND b.status = 'sending' AND b.locked_until >= now()) AS share
                 FROM endpoints e

@@ -39,11 +39,12 @@ import TestSupport
         start.advanced(by: duration)
     }
 
-    private static func delivery(_ id: Int64, attempt: Int = 1, requeuedAtAttempt: Int = 0) -> ClaimedDelivery {
+    private static func delivery(_ id: Int64, attempt: Int = 1, requeuedAtAttempt: Int = 0,
+                                 endpoint: String? = nil) -> ClaimedDelivery {
         ClaimedDelivery(id: id, idempotencyKey: "key-\(id)", url: "http://receiver.test/hook", method: "POST",
                         headers: [], auth: nil, body: "{}", attemptField: nil, policy: threeTries,
                         attempt: attempt, requeuedAtAttempt: requeuedAtAttempt, orderingKey: nil,
-                        previousStatus: .pending)
+                        endpoint: endpoint, previousStatus: .pending)
     }
 
     private static func answered(_ delivery: ClaimedDelivery, status: Int = 200, headers: [(String, String)] = [],
@@ -80,6 +81,27 @@ import TestSupport
         #expect(machine.woken(at: Self.start).step == .record([2, 3]))
         #expect(machine.recorded().step == .claim)
         #expect(machine.claimed([]).step == .wait(.seconds(1)))
+    }
+
+    /// An endpoint's rows beyond its limit wait queued, in order, while the rows of other
+    /// endpoints and rows without one behind them take the free slots; a finished request of
+    /// the endpoint lets its next row go at once, without a round trip.
+    @Test func anEndpointAtItsLimitWaitsWhileOthersTakeTheFreeSlots() {
+        var machine = DispatchStateMachine(concurrency: 4, maxInFlightPerEndpoint: 1, pollInterval: .seconds(1),
+                                           drain: .seconds(10))
+        #expect(machine.woken(at: Self.start).step == .connect)
+        #expect(machine.connected().step == .claim)
+        let hanging = (1...2).map { Self.delivery($0, endpoint: "webhook:1") }
+        let other = Self.delivery(5, endpoint: "webhook:2")
+        #expect(machine.claimed(hanging + [other, Self.delivery(6)]).step == .send([1, 5, 6]))
+        // A slot is free and only a row of the saturated endpoint is queued: claim ahead.
+        #expect(machine.woken(at: Self.start).step == .claim)
+        #expect(machine.claimed([Self.delivery(7, endpoint: "webhook:2")]).step == .wait(.seconds(1)))
+        // webhook:2 finished: its next row goes; webhook:1's stays queued.
+        #expect(machine.woken([Self.answered(other)], at: Self.start).step == .send([7]))
+        #expect(machine.woken(at: Self.start).step == .record([5]))
+        // webhook:1 finished: its next row goes at once.
+        #expect(machine.woken([Self.answered(hanging[0])], at: Self.start).step == .send([2]))
     }
 
     /// The claim statement hands out one row per ordering key, oldest first; the queue must
