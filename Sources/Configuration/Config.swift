@@ -50,6 +50,7 @@ public struct Config: Sendable {
     }
 
     public struct MessageBuffer: Sendable {
+        public var enabled: Bool
         public var duration: Duration
         public var maxSize: Int
         public var maxAge: Duration
@@ -188,6 +189,7 @@ public struct Config: Sendable {
                                 }
                             })
         messageBuffer = MessageBuffer(
+            enabled: boolean("message_buffer.enabled"),
             duration: .milliseconds(integer("message_buffer.duration_ms")),
             maxSize: integer("message_buffer.max_size"),
             maxAge: .milliseconds(integer("message_buffer.max_age_ms")))

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A point in time as the replication protocol carries it: microseconds since
 /// 2000-01-01 00:00:00 UTC (the Postgres epoch), not the Unix epoch.
 public struct PostgresTimestamp: Sendable, Hashable, Comparable {
@@ -15,6 +19,18 @@ public struct PostgresTimestamp: Sendable, Hashable, Comparable {
     public var unixMicroseconds: Int64 { microseconds + Self.unixOffsetSeconds * 1_000_000 }
 
     public static func < (lhs: Self, rhs: Self) -> Bool { lhs.microseconds < rhs.microseconds }
+
+    /// This time moved on by `duration`, to the microsecond.
+    public func advanced(by duration: Duration) -> PostgresTimestamp {
+        PostgresTimestamp(microsecondsSince2000: microseconds + duration.wholeMicroseconds)
+    }
+
+    /// The time now, by this machine's clock.
+    public static var now: PostgresTimestamp {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return PostgresTimestamp(unixMicroseconds: Int64(spec.tv_sec) * 1_000_000 + Int64(spec.tv_nsec) / 1_000)
+    }
 
     /// The text Postgres prints for a `timestamptz` with `TimeZone=UTC` and
     /// `DateStyle=ISO`: `2026-11-23 21:42:07.1234+00`, trailing fraction zeros dropped.

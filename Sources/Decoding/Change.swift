@@ -77,17 +77,44 @@ public struct Transaction: Sendable, Hashable {
     public var endLSN: LSN
     public var commitTime: PostgresTimestamp
     public var changes: TransactionChanges
+    /// The transactional logical messages it emitted that are ChangeRelay's own
+    /// (`LogicalMessage.isChangeRelays`), in the order they were emitted.
+    public var messages: [LogicalMessage]
 
-    public init(xid: UInt32, commitLSN: LSN, endLSN: LSN, commitTime: PostgresTimestamp, changes: TransactionChanges) {
+    public init(xid: UInt32, commitLSN: LSN, endLSN: LSN, commitTime: PostgresTimestamp, changes: TransactionChanges,
+                messages: [LogicalMessage] = []) {
         self.xid = xid
         self.commitLSN = commitLSN
         self.endLSN = endLSN
         self.commitTime = commitTime
         self.changes = changes
+        self.messages = messages
     }
 
-    public init(xid: UInt32, commitLSN: LSN, endLSN: LSN, commitTime: PostgresTimestamp, changes: [Change]) {
+    public init(xid: UInt32, commitLSN: LSN, endLSN: LSN, commitTime: PostgresTimestamp, changes: [Change],
+                messages: [LogicalMessage] = []) {
         self.init(xid: xid, commitLSN: commitLSN, endLSN: endLSN, commitTime: commitTime,
-                  changes: TransactionChanges(changes))
+                  changes: TransactionChanges(changes), messages: messages)
     }
+}
+
+/// A transactional `pg_logical_emit_message` that ChangeRelay wrote into the WAL itself (a
+/// timer's tick), handed to the handlers with the transaction that carried it: its commit
+/// tells them everything committed before it has been read.
+public struct LogicalMessage: Sendable, Hashable {
+    /// Where the message was emitted.
+    public var lsn: LSN
+    public var prefix: String
+    public var content: [UInt8]
+
+    public init(lsn: LSN, prefix: String, content: [UInt8]) {
+        self.lsn = lsn
+        self.prefix = prefix
+        self.content = content
+    }
+
+    /// Every prefix ChangeRelay emits starts with this; other applications' messages are dropped.
+    public static let prefixRoot = "changerelay."
+
+    public static func isChangeRelays(prefix: String) -> Bool { prefix.hasPrefix(prefixRoot) }
 }

@@ -77,6 +77,7 @@ public struct Wal2JsonDecoder: Sendable {
         var xid: UInt32
         var commitTime: PostgresTimestamp
         var changes = TransactionChanges()
+        var messages: [LogicalMessage] = []
     }
 
     private let router: Router?
@@ -163,10 +164,18 @@ public struct Wal2JsonDecoder: Sendable {
             if transactional, open == nil {
                 throw RecordFailure(field: nil, table: nil, reason: .changeOutsideTransaction)
             }
+            let prefix = try fields.require(fields.prefix, "prefix")
+            if transactional {
+                // Handed on with its transaction, at the commit; another application's is dropped.
+                if LogicalMessage.isChangeRelays(prefix: prefix) {
+                    open!.messages.append(LogicalMessage(lsn: fields.lsn ?? lsn, prefix: prefix,
+                                                         content: Array(try fields.require(fields.content, "content").utf8)))
+                }
+                return nil
+            }
             return .message(Wal2JsonMessage(
                 lsn: fields.lsn ?? lsn, xid: fields.xid ?? nil, transactional: transactional,
-                prefix: try fields.require(fields.prefix, "prefix"),
-                content: try fields.require(fields.content, "content")))
+                prefix: prefix, content: try fields.require(fields.content, "content")))
         case UInt8(ascii: "C"):
             guard let transaction = open else {
                 throw RecordFailure(field: nil, table: nil, reason: .changeOutsideTransaction)
@@ -179,7 +188,7 @@ public struct Wal2JsonDecoder: Sendable {
             open = nil
             return .transaction(Transaction(
                 xid: transaction.xid, commitLSN: commitLSN, endLSN: endLSN,
-                commitTime: transaction.commitTime, changes: transaction.changes))
+                commitTime: transaction.commitTime, changes: transaction.changes, messages: transaction.messages))
         default:
             throw RecordFailure(field: "action", table: fields.qualifiedTable, reason: .unknownAction(action))
         }

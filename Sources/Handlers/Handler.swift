@@ -23,6 +23,13 @@ public protocol Handler: Sendable {
     var staging: Staging? { get }
     /// The staging statements' last result, once the batch that ran them is committed.
     func stagedBatchCommitted(_ result: QueryResult)
+    /// Whether it keeps time by commits (message windows): then `committed(_:)` sees every
+    /// transaction, whatever its tables, before its changes are planned.
+    var followsCommitTime: Bool { get }
+    /// A transaction committed at `transaction.commitTime`, and everything committed before
+    /// it has been read: what is due by then (a buffer whose window closed before it). Its
+    /// deliveries carry their own idempotency keys: they belong to no change.
+    func committed(_ transaction: Transaction) throws(HandlerError) -> Effects
 }
 
 extension Handler {
@@ -30,6 +37,8 @@ extension Handler {
     public func batchEnded(committed: Bool) {}
     public var staging: Staging? { nil }
     public func stagedBatchCommitted(_ result: QueryResult) {}
+    public var followsCommitTime: Bool { false }
+    public func committed(_ transaction: Transaction) throws(HandlerError) -> Effects { Effects() }
 }
 
 /// A change a handler could not plan for. It names the position, the table and the
@@ -64,6 +73,7 @@ public struct Router: Sendable {
         }
         self.byTable = byTable
         self.handlers = handlers
+        timekeepers = handlers.filter(\.followsCommitTime)
         let reports = handlers.reduce(into: Set<DeliveryLog>()) { $0.formUnion($1.reports) }
         // One key, one SQL: two handlers may share a log, never give one key two meanings.
         for (key, logs) in Dictionary(grouping: reports, by: \.key) where logs.count > 1 {
@@ -80,6 +90,7 @@ public struct Router: Sendable {
     }
 
     private let stagingHandlers: [TableName: any Handler]
+    private let timekeepers: [any Handler]
 
     /// The handler that stages rows in `table`, if any: the batch committer runs its statements
     /// before the checkpoint of a batch that copied rows there.
@@ -90,7 +101,7 @@ public struct Router: Sendable {
         for handler in handlers { handler.batchEnded(committed: committed) }
     }
 
-    public var isEmpty: Bool { byTable.isEmpty }
+    public var isEmpty: Bool { byTable.isEmpty && timekeepers.isEmpty }
 
     /// Every log the handlers' deliveries keep current, each under its own key.
     public let reports: Set<DeliveryLog>
@@ -99,6 +110,15 @@ public struct Router: Sendable {
     /// each gets its stable key, change by change: a transaction read back from a spill
     /// file is never in memory whole. Throws a `HandlerError`, a spill file's error, or `body`'s.
     public func plan(_ transaction: Transaction, into body: (PlannedEffect) throws -> Void) throws {
+        for handler in timekeepers {
+            let effects = try handler.committed(transaction)
+            for row in effects.rows { try body(.row(row)) }
+            for delivery in effects.deliveries {
+                precondition(delivery.idempotencyKey != nil, "\(handler.name): a delivery due by time needs its own key")
+                try body(.delivery(PositionedDelivery(handler: handler.name, position: transaction.position(ofChange: -1),
+                                                      delivery: delivery)))
+            }
+        }
         try transaction.changes.forEach { index, change in
             guard let handlers = byTable[change.schema + "." + change.table] else { return }
             for handler in handlers {

@@ -14,7 +14,9 @@ struct PgOutputTransactionDecoder: TransactionDecoder {
 
     mutating func consume(_ payload: [UInt8], at lsn: LSN) throws -> [Transaction] {
         let message = try decoder.decode(payload)
-        guard case .transaction(let transaction, _)? = try assembler.consume(message, at: lsn) else { return [] }
+        guard case .transaction(var transaction, let messages)? = try assembler.consume(message, at: lsn) else { return [] }
+        transaction.messages = messages.filter { LogicalMessage.isChangeRelays(prefix: $0.prefix) }
+            .map { LogicalMessage(lsn: $0.lsn, prefix: $0.prefix, content: Array($0.content)) }
         return [transaction]
     }
 
@@ -24,7 +26,9 @@ struct PgOutputTransactionDecoder: TransactionDecoder {
     var hasOpenTransactions: Bool { assembler.isTransactionOpen }
 
     static func options(_ settings: SlotReader.Settings) -> [(String, String)] {
-        var options = [("proto_version", "\(settings.protocolVersion)"), ("publication_names", settings.publication)]
+        // Messages carry the timers' ticks (`LogicalMessage`) inside their transactions.
+        var options = [("proto_version", "\(settings.protocolVersion)"), ("publication_names", settings.publication),
+                       ("messages", "true")]
         if settings.streaming && settings.protocolVersion >= 2 { options.append(("streaming", "true")) }
         if settings.binary { options.append(("binary", "true")) }
         return options

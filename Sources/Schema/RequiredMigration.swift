@@ -16,6 +16,8 @@ public enum RequiredMigration: Sendable {
     case webhooks
     /// 013's claim indexes: without them every claim walks every due row.
     case deliveryThroughput
+    /// 014's staging of buffer steps and the copy of open buffers' messages.
+    case messageBuffering
 
     var file: String {
         switch self {
@@ -24,6 +26,7 @@ public enum RequiredMigration: Sendable {
         case .automationWorkflowLog: "011_automation_workflow_log.sql"
         case .webhooks: "012_webhooks.sql"
         case .deliveryThroughput: "013_delivery_throughput.sql"
+        case .messageBuffering: "014_message_buffering.sql"
         }
     }
 
@@ -38,6 +41,8 @@ public enum RequiredMigration: Sendable {
             "to_regclass('changerelay.webhook_log_ids') IS NOT NULL"
         case .deliveryThroughput:
             "to_regclass('changerelay.deliveries_endpoint_due') IS NOT NULL"
+        case .messageBuffering:
+            "to_regclass('changerelay.message_buffer_staged') IS NOT NULL"
         case .deliveryRequeue:
             """
             EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass('changerelay.deliveries')

@@ -30,6 +30,8 @@ public struct ChangeRelayService: Sendable {
     }
 
     public let router: Router
+    /// The deadlines of the handlers that keep time, each served by a `CommitTicker`.
+    private let deadlines: [NextDeadline]
     private let config: Config
     private let sourceURL: String
     private let stateURL: String
@@ -42,8 +44,10 @@ public struct ChangeRelayService: Sendable {
         let logger = Logger(label: "changerelay.run")
         sourceURL = try config.requireSourceURL()
         stateURL = config.stateDatabaseURL ?? sourceURL
-        router = Router(try HandlerAssembly.handlers(config, sourceURL: sourceURL, stateURL: stateURL,
-                                                     credentials: credentials, logger: logger))
+        let handlers = try HandlerAssembly.handlers(config, sourceURL: sourceURL, stateURL: stateURL,
+                                                    credentials: credentials, logger: logger)
+        router = Router(handlers)
+        deadlines = handlers.compactMap { ($0 as? MessageBufferingHandler)?.state.nextDeadline }
         if router.isEmpty { logger.warning("no handler is configured: changes are read and acknowledged, nothing is sent") }
         let state = try PostgresConnection(url: stateURL)
         if role != .planner {
@@ -91,6 +95,12 @@ public struct ChangeRelayService: Sendable {
                                          publication: config.source.publication,
                                          statusInterval: config.source.statusInterval, spill: config.spillSettings,
                                          heartbeatInterval: config.pipeline.heartbeatInterval)
+        for deadline in deadlines {
+            services.append(ThreadService("ticker") { [sourceURL] stop in
+                CommitTicker(sourceURL: sourceURL, deadline: deadline, logger: Logger(label: "changerelay.ticker"))
+                    .run(until: stop)
+            })
+        }
         services.append(ThreadService("stream") { [router] stop in
             var committer = try BatchCommitter(settings, router: router, logger: Logger(label: "changerelay.planner"))
             try SlotReader(source, logger: Logger(label: "changerelay.source")).run(into: &committer, until: stop)

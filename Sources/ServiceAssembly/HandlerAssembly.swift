@@ -62,6 +62,11 @@ enum HandlerAssembly {
                                                                logger: Logger(label: "changerelay.webhooks")) {
             handlers.append(handler)
         }
+        if config.messageBuffer.enabled, let baseURL = try functionsBaseURL(for: "message buffers"),
+           let handler = try messageBuffering(config, baseURL: baseURL, sourceURL: sourceURL, stateIsSource: stateIsSource,
+                                              logger: Logger(label: "changerelay.message_buffering")) {
+            handlers.append(handler)
+        }
         if let url = config.echo.url {
             guard !config.echo.tables.isEmpty else {
                 throw ConfigError(key: "handlers.echo.tables", origin: "configuration", reason: "is empty while handlers.echo.url is set")
@@ -70,6 +75,36 @@ enum HandlerAssembly {
                 base: .milliseconds(500), cap: config.echo.retryCap, maxAttempts: config.echo.maxAttempts, jitter: .full)))
         }
         return handlers
+    }
+
+    /// Message buffering, unless the databases cannot carry it: its steps write the seed's
+    /// `message_buffer`, `buffered_messages` and `buffer_processing_jobs` in the checkpoint
+    /// transaction, so the state database must be the source, with those tables. Either
+    /// missing turns it off with a warning saying why (it is on by default).
+    static func messageBuffering(_ config: Config, baseURL: String, sourceURL: String, stateIsSource: Bool,
+                                 logger: Logger) throws -> MessageBufferingHandler? {
+        guard stateIsSource else {
+            logger.warning("message buffers are off: they need the state database to be the source (leave state.database_url unset)")
+            return nil
+        }
+        let source = try PostgresConnection(url: sourceURL)
+        let present = try source.query("""
+            SELECT to_regclass('public.message_buffer') IS NOT NULL AND to_regclass('public.buffered_messages') IS NOT NULL
+               AND to_regclass('public.buffer_processing_jobs') IS NOT NULL AND to_regclass('public.feature_flags') IS NOT NULL
+               AS present
+            """, [])
+        guard present.value("present") == "t" else {
+            logger.warning("""
+                message buffers are off: the source lacks message_buffer, buffered_messages, buffer_processing_jobs \
+                or feature_flags (run setup)
+                """)
+            return nil
+        }
+        let windows = BufferBook.Windows(duration: config.messageBuffer.duration, maxAge: config.messageBuffer.maxAge,
+                                         maxSize: config.messageBuffer.maxSize)
+        let restored = try MessageBufferLoader.load(from: source, windows: windows, logger: logger)
+        return MessageBufferingHandler(.init(baseURL: baseURL, windows: windows),
+                                       state: MessageBufferState(restored: restored))
     }
 
     /// The webhook fan-out, unless the databases cannot carry it: its deliveries' claims

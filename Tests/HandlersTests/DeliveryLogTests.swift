@@ -14,6 +14,7 @@ import Testing
                     == #"{"trigger_attempts":{"trigger_name":"check_conversations_trigger_attempt","record_id":"12"}}"#)
         #expect(DeliveryReport.automationExecution(id: "6f1d4c1e-5b7a-5d0c-9a57-3f0c2b9e8d11").json
                     == #"{"automation_execution":"6f1d4c1e-5b7a-5d0c-9a57-3f0c2b9e8d11"}"#)
+        #expect(DeliveryReport.bufferProcessingJob(bufferID: "41").json == #"{"buffer_processing_job":{"buffer_id":"41"}}"#)
         #expect(DeliveryReport.triggerAttempts(triggerName: #"a "b"\"#, recordID: "\n").json
                     == #"{"trigger_attempts":{"trigger_name":"a \"b\"\\","record_id":"\n"}}"#)
     }
@@ -24,7 +25,8 @@ import Testing
             if let requeue = log.requeueFragment { #expect(requeue.contains("r.report ? '\(log.key)'"), "\(log.key)") }
         }
         #expect(BuiltInHandlers.deliveryLogs.map(\.table.description).sorted()
-                    == ["public.automation_execution_logs", "public.trigger_execution_logs", "public.webhook_logs"])
+                    == ["public.automation_execution_logs", "public.buffer_processing_jobs", "public.trigger_execution_logs",
+                        "public.webhook_logs"])
     }
 
     @Test func deliveriesRetryKnowsEveryLogABuiltInHandlerWrites() {
@@ -35,6 +37,11 @@ import Testing
             DualWriteHandler(mode: .apply, logger: Logger(label: "test")),
             EchoHandler(url: "http://127.0.0.1:9/echo", tables: ["items"]),
             WebhookHandler(rules: WebhookRule.builtIn, cache: WebhookConfigCache(), logger: Logger(label: "test")),
+            MessageBufferingHandler(
+                .init(baseURL: "http://127.0.0.1:9", windows: .init(duration: .seconds(30), maxAge: .seconds(300), maxSize: 50)),
+                state: MessageBufferState(restored: .init(
+                    book: BufferBook(windows: .init(duration: .seconds(30), maxAge: .seconds(300), maxSize: 50)),
+                    buffering: true))),
         ]
         let router = Router(handlers)
         #expect(router.reports == BuiltInHandlers.deliveryLogs)

@@ -1,0 +1,115 @@
+import Core
+
+/// The open message buffers, one per conversation, and the rules that open, grow and close
+/// them, decided by commit times only: the same stream gives the same windows whether it is
+/// read live, after a backlog, after a crash or in a replay. No I/O and no clock.
+///
+/// A buffer closes `duration` after its last message's commit, at the latest `maxAge` after
+/// its first's, and at once when it holds `maxSize` messages. A message committed after its
+/// conversation's buffer closed opens a new one. Closing is only ever decided by a commit
+/// later than the deadline (`closeDue(before:)`): then nothing committed before it is unread.
+public struct BufferBook: Sendable, Hashable {
+    public struct Windows: Sendable, Hashable {
+        public var duration: Duration
+        public var maxAge: Duration
+        public var maxSize: Int
+
+        public init(duration: Duration, maxAge: Duration, maxSize: Int) {
+            self.duration = duration
+            self.maxAge = maxAge
+            self.maxSize = maxSize
+        }
+    }
+
+    /// One `buffered_messages` row, as the flush sends it.
+    public struct Message: Sendable, Hashable {
+        public var id: String
+        /// The row as JSON, rendered as `tail` renders values.
+        public var record: String
+        /// Its `content`, joined into the flush's `combinedContent`.
+        public var content: String
+
+        public init(id: String, record: String, content: String) {
+            self.id = id
+            self.record = record
+            self.content = content
+        }
+    }
+
+    public struct Buffer: Sendable, Hashable {
+        /// The id of its first message: stable on every replay, and above every id the seed's
+        /// own buffers took, since each of those had a message before it.
+        public var id: String
+        public var conversationID: String
+        public var firstCommit: PostgresTimestamp
+        public var lastCommit: PostgresTimestamp
+        /// In commit order.
+        public var messages: [Message]
+
+        public init(id: String, conversationID: String, firstCommit: PostgresTimestamp, lastCommit: PostgresTimestamp,
+                    messages: [Message]) {
+            self.id = id
+            self.conversationID = conversationID
+            self.firstCommit = firstCommit
+            self.lastCommit = lastCommit
+            self.messages = messages
+        }
+
+        /// When its window closes: a message committed after this opens a new buffer.
+        public func deadline(_ windows: Windows) -> PostgresTimestamp {
+            min(lastCommit.advanced(by: windows.duration), firstCommit.advanced(by: windows.maxAge))
+        }
+    }
+
+    /// What a message did to its conversation's buffers.
+    public struct Arrival: Sendable, Hashable {
+        /// The buffer the message is in, after it joined.
+        public var buffer: Buffer
+        /// Whether that buffer closed with it (full, or buffering is off).
+        public var closed: Bool
+    }
+
+    public let windows: Windows
+    /// By conversation id.
+    public private(set) var open: [String: Buffer] = [:]
+
+    public init(windows: Windows, open: [Buffer] = []) {
+        self.windows = windows
+        for buffer in open { self.open[buffer.conversationID] = buffer }
+    }
+
+    /// The earliest deadline of an open buffer: when a tick must be written to close it.
+    public var earliestDeadline: PostgresTimestamp? {
+        open.values.lazy.map { $0.deadline(self.windows) }.min()
+    }
+
+    /// Closes the buffers whose window closed before `commitTime`, in deadline order (then
+    /// by id, so a replay closes them in the same order).
+    public mutating func closeDue(before commitTime: PostgresTimestamp) -> [Buffer] {
+        guard let earliest = earliestDeadline, earliest < commitTime else { return [] }
+        let due = open.values.filter { $0.deadline(windows) < commitTime }
+            .sorted { ($0.deadline(windows), $0.id) < ($1.deadline(windows), $1.id) }
+        for buffer in due { open[buffer.conversationID] = nil }
+        return due
+    }
+
+    /// A message committed at `commitTime` joins its conversation's open buffer, or opens
+    /// one; with `buffering` off it is flushed alone. Buffers due before `commitTime` must
+    /// have been closed first (`closeDue(before:)`).
+    public mutating func add(_ message: Message, conversationID: String, at commitTime: PostgresTimestamp,
+                             buffering: Bool) -> Arrival {
+        var buffer: Buffer
+        if var joined = open[conversationID] {
+            precondition(joined.deadline(windows) >= commitTime, "a buffer due before the message was not closed")
+            joined.messages.append(message)
+            joined.lastCommit = commitTime
+            buffer = joined
+        } else {
+            buffer = Buffer(id: message.id, conversationID: conversationID, firstCommit: commitTime,
+                            lastCommit: commitTime, messages: [message])
+        }
+        let closes = !buffering || buffer.messages.count >= windows.maxSize
+        open[conversationID] = closes ? nil : buffer
+        return Arrival(buffer: buffer, closed: closes)
+    }
+}

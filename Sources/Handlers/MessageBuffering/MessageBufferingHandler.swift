@@ -1,0 +1,170 @@
+import Core
+import Decoding
+import PlannedEffects
+
+/// What seed 002's `buffered_messages` trigger, its `message_buffer` tables and the
+/// `buffer-processor` poll did: incoming messages are gathered per conversation into a
+/// window (`BufferBook`), and each closed window is sent once to the `buffer-processor`
+/// edge function with its messages in commit order and their contents joined.
+///
+/// Windows are decided by commit times, so a backlog, a restart or a replay gives the same
+/// ones. A window closes when a commit later than its deadline is read: another change, or
+/// the tick `CommitTicker` writes into the WAL when the deadline passes on a quiet database.
+///
+/// Every step is a staged row applied in the checkpoint transaction
+/// (`changerelay.apply_staged_message_buffers()`): `message_buffer` kept current,
+/// `buffered_messages.buffer_id` set, the open buffers' messages kept in
+/// `changerelay.buffer_messages` (so a restart carries on where the checkpoint left off),
+/// and one `buffer_processing_jobs` row per flush, which each try keeps current.
+public struct MessageBufferingHandler: Handler {
+    public struct Settings: Sendable, Hashable {
+        /// `{functions.base_url}/buffer-processor`.
+        public var url: String
+        public var windows: BufferBook.Windows
+        /// The seed's jobs were tried three times.
+        public var maxAttempts: Int
+        public var retryDelay: Duration
+
+        public init(baseURL: String, windows: BufferBook.Windows, maxAttempts: Int = 3, retryDelay: Duration = .seconds(5)) {
+            url = (baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL) + "/buffer-processor"
+            self.windows = windows
+            self.maxAttempts = maxAttempts
+            self.retryDelay = retryDelay
+        }
+    }
+
+    public static let messagesTable = "public.buffered_messages"
+    public static let flagsTable = "public.feature_flags"
+    public static let flagName = "message_buffering"
+    public static let stagingTable = TableName(schema: "changerelay", name: "message_buffer_staged")
+
+    public let name = "message_buffering"
+    public let tables: Set<String> = [Self.messagesTable, Self.flagsTable]
+    public let reports: Set<DeliveryLog> = [.bufferProcessingJob]
+    public let staging: Staging? = Staging(table: Self.stagingTable,
+                                           statements: "SELECT changerelay.apply_staged_message_buffers() AS applied")
+    public let followsCommitTime = true
+    public let settings: Settings
+    public let state: MessageBufferState
+
+    public init(_ settings: Settings, state: MessageBufferState) {
+        self.settings = settings
+        self.state = state
+    }
+
+    public func committed(_ transaction: Transaction) throws(HandlerError) -> Effects {
+        let due = state.update { $0.book.closeDue(before: transaction.commitTime) }
+        var effects = Effects()
+        for buffer in due { flush(buffer, at: transaction.position(ofChange: -1), with: nil, into: &effects) }
+        return effects
+    }
+
+    public func plan(_ change: Change, at index: Int, in transaction: Transaction) throws(HandlerError) -> Effects {
+        let position = transaction.position(ofChange: index)
+        if change.schema + "." + change.table == Self.flagsTable {
+            return try followFlag(change, at: position)
+        }
+        guard change.operation == .insert, let row = change.new else { return .none }
+        let fields = try Fields(row, handler: name, change: change)
+        guard fields["message_type"] == "incoming", let id = fields["id"], let conversation = fields["conversation_id"] else {
+            return .none
+        }
+        var record = JSONWriter(capacity: 256)
+        do { try ChangeRenderer.appendRow(row, of: change, to: &record) } catch {
+            throw HandlerError(handler: name, table: Self.messagesTable, key: change.keyText, reason: error.description)
+        }
+        let message = BufferBook.Message(id: id, record: record.string, content: fields["content"] ?? "")
+        let arrival = state.update { state in
+            state.book.add(message, conversationID: conversation, at: transaction.commitTime, buffering: state.buffering)
+        }
+        var effects = Effects()
+        if arrival.closed {
+            flush(arrival.buffer, at: position, with: message, into: &effects)
+        } else {
+            effects.rows.append(stagedBuffer(arrival.buffer, status: "active", at: position, message: message))
+        }
+        return effects
+    }
+
+    public func batchEnded(committed: Bool) {
+        state.batchEnded(committed: committed)
+    }
+
+    /// `feature_flags.message_buffering`, from its commit on; a deleted flag is off.
+    private func followFlag(_ change: Change, at position: ChangePosition) throws(HandlerError) -> Effects {
+        let enabled: Bool
+        switch change.operation {
+        case .truncate:
+            enabled = false
+        case .delete:
+            guard let old = change.old, try Fields(old, handler: name, change: change)["flag_name"] == Self.flagName else {
+                return .none
+            }
+            enabled = false
+        case .insert, .update:
+            guard let new = change.new else { return .none }
+            let fields = try Fields(new, handler: name, change: change)
+            guard fields["flag_name"] == Self.flagName else { return .none }
+            enabled = fields["is_enabled"] == "t"
+        }
+        let changed = state.update { state in
+            defer { state.buffering = enabled }
+            return state.buffering != enabled
+        }
+        guard changed else { return .none }
+        return Effects(rows: [PlannedRow(table: Self.stagingTable, [
+            "kind": "flag", "event_lsn": "\(position.commitLSN)", "event_index": String(position.index),
+            "buffering": enabled ? "t" : "f",
+        ])])
+    }
+
+    /// The buffer closes (with `message`, when the message closed it): `processing`, its
+    /// job row, and the request.
+    private func flush(_ buffer: BufferBook.Buffer, at position: ChangePosition, with message: BufferBook.Message?,
+                       into effects: inout Effects) {
+        effects.rows.append(stagedBuffer(buffer, status: "processing", at: position, message: message))
+        effects.deliveries.append(PlannedDelivery(
+            target: "buffer-processor", url: settings.url, auth: "service_key", body: Self.body(of: buffer),
+            orderingKey: "message_buffer:" + buffer.conversationID,
+            retryPolicy: .fixed(delay: settings.retryDelay, maxAttempts: settings.maxAttempts),
+            report: .bufferProcessingJob(bufferID: buffer.id),
+            idempotencyKey: name + ":buffer:" + buffer.id))
+    }
+
+    /// The buffer as it stands after the event at `position`; with the message that joined it, if any.
+    private func stagedBuffer(_ buffer: BufferBook.Buffer, status: String, at position: ChangePosition,
+                              message: BufferBook.Message?) -> PlannedRow {
+        PlannedRow(table: Self.stagingTable, [
+            "kind": "buffer", "event_lsn": "\(position.commitLSN)", "event_index": String(position.index),
+            "buffer_id": buffer.id, "conversation_id": buffer.conversationID, "status": status,
+            "message_count": String(buffer.messages.count), "buffer_start_time": buffer.firstCommit.postgresText,
+            "last_message_at": buffer.lastCommit.postgresText,
+            "flush_due_at": buffer.deadline(settings.windows).postgresText,
+            "message_id": message?.id, "message_position": message.map { _ in String(buffer.messages.count - 1) },
+            "message_record": message?.record, "message_content": message?.content,
+        ])
+    }
+
+    /// `{"bufferId", "conversationId", "messages", "combinedContent"}`: ids as numbers when
+    /// they are integers (the seed's bigint ids), the messages as their rows.
+    static func body(of buffer: BufferBook.Buffer) -> String {
+        var writer = JSONWriter(capacity: 256 + buffer.messages.reduce(0) { $0 + $1.record.utf8.count * 2 })
+        writer.beginObject()
+        writer.key("bufferId")
+        identifier(buffer.id, to: &writer)
+        writer.key("conversationId")
+        identifier(buffer.conversationID, to: &writer)
+        writer.key("messages")
+        writer.beginArray()
+        for message in buffer.messages { writer.embedded(message.record.utf8) }
+        writer.endArray()
+        writer.key("combinedContent")
+        writer.string(buffer.messages.map(\.content).joined(separator: "\n"))
+        writer.endObject()
+        return writer.string
+    }
+
+    private static func identifier(_ text: String, to writer: inout JSONWriter) {
+        if let number = Int64(text) { writer.number(number) } else { writer.string(text) }
+    }
+}

@@ -1,0 +1,117 @@
+import Core
+import Decoding
+import Handlers
+import PlannedEffects
+import Testing
+
+private let start = PostgresTimestamp(microsecondsSince2000: 800_000_000_000_000)
+private let windows = BufferBook.Windows(duration: .seconds(30), maxAge: .seconds(300), maxSize: 3)
+
+private func row(_ pairs: KeyValuePairs<String, String?>) -> Row {
+    Row(columns: pairs.map { Column(name: $0.key, typeOID: $0.key == "id" ? 20 : 25, isKey: $0.key == "id") },
+        values: pairs.map { $0.value.map { .text(ArraySlice($0.utf8)) } ?? .null })
+}
+
+private func message(_ id: Int, conversation: String = "7", type: String? = "incoming", content: String? = nil) -> Change {
+    Change(lsn: LSN(0x100), schema: "public", table: "buffered_messages", operation: .insert,
+           new: row(["id": String(id), "conversation_id": conversation, "content": content ?? "m\(id)", "message_type": type]))
+}
+
+private func flag(_ enabled: Bool, _ operation: Change.Operation = .update) -> Change {
+    let flagRow = row(["flag_name": "message_buffering", "is_enabled": enabled ? "t" : "f"])
+    return Change(lsn: LSN(0x100), schema: "public", table: "feature_flags", operation: operation,
+                  new: operation == .delete ? nil : flagRow, old: operation == .delete ? flagRow : nil)
+}
+
+private func transaction(_ changes: [Change], at seconds: Double, lsn: UInt64) -> Transaction {
+    Transaction(xid: 1, commitLSN: LSN(lsn), endLSN: LSN(lsn + 8),
+                commitTime: start.advanced(by: .milliseconds(Int64(seconds * 1000))), changes: changes)
+}
+
+private func makeHandler(buffering: Bool = true) -> MessageBufferingHandler {
+    MessageBufferingHandler(.init(baseURL: "http://127.0.0.1:9/functions/v1/", windows: windows),
+                            state: MessageBufferState(restored: .init(book: BufferBook(windows: windows),
+                                                                      buffering: buffering)))
+}
+
+/// What the router does with a transaction for this handler: time first, then each change.
+private func plan(_ handler: MessageBufferingHandler, _ transaction: Transaction, commit: Bool = true) throws -> Effects {
+    var all = try handler.committed(transaction)
+    try transaction.changes.forEach { index, change in
+        let effects = try handler.plan(change, at: index, in: transaction)
+        all.rows += effects.rows
+        all.deliveries += effects.deliveries
+    }
+    handler.batchEnded(committed: commit)
+    return all
+}
+
+private func column(_ name: String, of row: PlannedRow) -> String? {
+    row.columns.firstIndex(of: name).flatMap { row.values[$0] }
+}
+
+@Suite struct MessageBufferingHandlerTests {
+    @Test func aWindowIsFlushedOnceByTheFirstCommitAfterItsDeadline() throws {
+        let handler = makeHandler()
+        let first = try plan(handler, transaction([message(11)], at: 0, lsn: 0x10))
+        #expect(first.deliveries.isEmpty)
+        #expect(first.rows.map { column("status", of: $0) } == ["active"])
+        #expect(first.rows.map { column("message_id", of: $0) } == ["11"])
+        #expect(try plan(handler, transaction([message(12, content: "second")], at: 10, lsn: 0x20)).deliveries.isEmpty)
+        #expect(handler.state.nextDeadline.current == start.advanced(by: .seconds(40)))
+
+        // A commit exactly at the deadline is still inside; the tick after it closes the window.
+        #expect(try plan(handler, transaction([], at: 40, lsn: 0x30)).deliveries.isEmpty)
+        let tick = try plan(handler, transaction([], at: 40.001, lsn: 0x40))
+        let flush = try #require(tick.deliveries.first)
+        #expect(tick.deliveries.count == 1)
+        #expect(flush.url == "http://127.0.0.1:9/functions/v1/buffer-processor" && flush.auth == "service_key")
+        #expect(flush.idempotencyKey == "message_buffering:buffer:11")
+        #expect(flush.report == .bufferProcessingJob(bufferID: "11"))
+        #expect(flush.retryPolicy == .fixed(delay: .seconds(5), maxAttempts: 3))
+        #expect(flush.body == #"{"bufferId":11,"conversationId":7,"messages":[{"id":11,"conversation_id":"7","content":"m11","message_type":"incoming"},{"id":12,"conversation_id":"7","content":"second","message_type":"incoming"}],"combinedContent":"m11\nsecond"}"#)
+        #expect(tick.rows.map { column("status", of: $0) } == ["processing"])
+        #expect(handler.state.nextDeadline.current == nil)
+        #expect(try plan(handler, transaction([], at: 100, lsn: 0x50)).deliveries.isEmpty)
+    }
+
+    @Test func onlyIncomingInsertsAreBuffered() throws {
+        let handler = makeHandler()
+        let outgoing = try plan(handler, transaction([message(1, type: "outgoing"), message(2, type: nil)], at: 0, lsn: 0x10))
+        #expect(outgoing == .none)
+        var update = message(3)
+        update.operation = .update
+        #expect(try plan(handler, transaction([update], at: 1, lsn: 0x20)) == .none)
+        #expect(handler.state.committed.book.open.isEmpty)
+    }
+
+    @Test func theFlagIsFollowedFromItsCommitOn() throws {
+        let handler = makeHandler()
+        let off = try plan(handler, transaction([message(1), flag(false), message(2, conversation: "8")], at: 0, lsn: 0x10))
+        // Message 1 was buffered before the flag went off; message 2 is flushed alone.
+        #expect(off.deliveries.map(\.idempotencyKey) == ["message_buffering:buffer:2"])
+        #expect(off.rows.compactMap { column("buffering", of: $0) } == ["f"])
+        #expect(handler.state.committed.book.open.keys.sorted() == ["7"])
+        let deleted = try plan(handler, transaction([flag(true), flag(true, .delete)], at: 1, lsn: 0x20))
+        #expect(deleted.rows.compactMap { column("buffering", of: $0) } == ["t", "f"])
+        #expect(!handler.state.committed.buffering)
+    }
+
+    @Test func aBatchReadAgainLandsInTheSameWindows() throws {
+        let handler = makeHandler()
+        _ = try plan(handler, transaction([message(1)], at: 0, lsn: 0x10))
+        let lost = try plan(handler, transaction([message(2), message(3)], at: 5, lsn: 0x20), commit: false)
+        #expect(lost.deliveries.count == 1)
+        #expect(handler.state.committed.book.open["7"]?.messages.map(\.id) == ["1"])
+        let again = try plan(handler, transaction([message(2), message(3)], at: 5, lsn: 0x20))
+        #expect(again == lost)
+    }
+
+    @Test func aFullWindowIsFlushedWithItsLastMessage() throws {
+        let handler = makeHandler()
+        let effects = try plan(handler, transaction([message(1), message(2), message(3), message(4)], at: 0, lsn: 0x10))
+        #expect(effects.deliveries.map(\.idempotencyKey) == ["message_buffering:buffer:1"])
+        #expect(effects.rows.map { column("status", of: $0) } == ["active", "active", "processing", "active"])
+        #expect(effects.rows.map { column("buffer_id", of: $0) } == ["1", "1", "1", "4"])
+    }
+}
