@@ -54,6 +54,8 @@ public struct Config: Sendable {
         public var duration: Duration
         public var maxSize: Int
         public var maxAge: Duration
+        /// Between the three tries of a flush.
+        public var retryDelay: Duration
     }
 
     public struct Delivery: Sendable {
@@ -192,7 +194,8 @@ public struct Config: Sendable {
             enabled: boolean("message_buffer.enabled"),
             duration: .milliseconds(integer("message_buffer.duration_ms")),
             maxSize: integer("message_buffer.max_size"),
-            maxAge: .milliseconds(integer("message_buffer.max_age_ms")))
+            maxAge: .milliseconds(integer("message_buffer.max_age_ms")),
+            retryDelay: .milliseconds(integer("message_buffer.retry_delay_ms")))
         delivery = Delivery(concurrency: integer("delivery.concurrency"),
                             timeout: .milliseconds(integer("delivery.timeout_ms")))
         adminListen = string("admin.listen")!

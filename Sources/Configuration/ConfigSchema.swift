@@ -51,6 +51,7 @@ enum ConfigSchema {
         ConfigKey(section: "message_buffer", name: "duration_ms", kind: .integer(0...86_400_000), defaultValue: .integer(30_000)),
         ConfigKey(section: "message_buffer", name: "max_size", kind: .integer(1...100_000), defaultValue: .integer(50)),
         ConfigKey(section: "message_buffer", name: "max_age_ms", kind: .integer(0...86_400_000), defaultValue: .integer(300_000)),
+        ConfigKey(section: "message_buffer", name: "retry_delay_ms", kind: .integer(0...86_400_000), defaultValue: .integer(5_000)),
         ConfigKey(section: "delivery", name: "concurrency", kind: .integer(1...1024), defaultValue: .integer(64)),
         ConfigKey(section: "delivery", name: "timeout_ms", kind: .integer(100...600_000), defaultValue: .integer(15_000)),
         ConfigKey(section: "admin", name: "listen", kind: .string, defaultValue: .string("127.0.0.1:9187")),

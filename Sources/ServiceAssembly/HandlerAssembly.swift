@@ -103,7 +103,7 @@ enum HandlerAssembly {
         let windows = BufferBook.Windows(duration: config.messageBuffer.duration, maxAge: config.messageBuffer.maxAge,
                                          maxSize: config.messageBuffer.maxSize)
         let restored = try MessageBufferLoader.load(from: source, windows: windows, logger: logger)
-        return MessageBufferingHandler(.init(baseURL: baseURL, windows: windows),
+        return MessageBufferingHandler(.init(baseURL: baseURL, windows: windows, retryDelay: config.messageBuffer.retryDelay),
                                        state: MessageBufferState(restored: restored))
     }
 

@@ -1,0 +1,218 @@
+import Core
+import Decoding
+import EmbeddedPostgres
+import Foundation
+import LocalReceiver
+import Replication
+import Testing
+
+/// Message buffering through `changerelay run`: windows by commit time, the flush and its
+/// seed rows, the feature flag, failures, and crashes.
+@Suite struct MessageBufferingTests {
+    static func environment(_ setup: RunPipelineTests.Setup, durationMilliseconds: Int = 400,
+                            maxSize: Int = 50) -> [String: String] {
+        var environment = ConversationChecksTests.environment(setup)
+        environment["CHANGERELAY_MESSAGE_BUFFER_DURATION_MS"] = String(durationMilliseconds)
+        environment["CHANGERELAY_MESSAGE_BUFFER_MAX_SIZE"] = String(maxSize)
+        environment["CHANGERELAY_MESSAGE_BUFFER_RETRY_DELAY_MS"] = "100"
+        return environment
+    }
+
+    /// Inserts one incoming message in a transaction of its own; returns its id.
+    @discardableResult
+    static func message(_ db: PostgresConnection, conversation: Int, content: String, type: String = "incoming") throws -> String {
+        try db.execute("""
+            INSERT INTO buffered_messages (conversation_id, content, message_type, sender)
+            VALUES (\(conversation), \(quoteLiteral(content)), \(quoteLiteral(type)), '{"name": "guest"}')
+            RETURNING id::text AS id
+            """).value("id")!
+    }
+
+    static func flushes(_ receiver: LocalReceiver) throws -> [JSONValue] {
+        try receiver.requests.filter { $0.path == "/functions/v1/buffer-processor" }.map { try JSONParser.parse($0.body) }
+    }
+
+    static func ids(_ messages: JSONValue?) -> [String] {
+        guard case .array(let items)? = messages else { return [] }
+        return items.compactMap { item -> String? in
+            guard case .number(let id)? = item["id"] else { return nil }
+            return id
+        }
+    }
+
+    /// Through either plugin: the tick that closes the window travels as a logical message.
+    @Test(arguments: ["pgoutput", "wal2json"])
+    func aWindowIsFlushedOnceAfterItsDeadlineWithItsMessagesInCommitOrder(plugin: String) throws {
+        let setup = try RunPipelineTests.prepare(extra: ["CHANGERELAY_SOURCE_PLUGIN": plugin])
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let run = try Background(["run"], environment: Self.environment(setup))
+        try run.waitFor("streaming") { _ in run.stderr.contains("streaming") }
+        let first = try Self.message(setup.db, conversation: 41, content: "hello")
+        let second = try Self.message(setup.db, conversation: 41, content: "are you there?")
+        try Self.message(setup.db, conversation: 41, content: "an answer", type: "outgoing")
+        try RunPipelineTests.waitFor("the flush") { setup.receiver.requestCount >= 1 }
+        let request = try #require(setup.receiver.requests.first)
+        #expect(request.header("Authorization") == "Bearer " + ConversationChecksTests.serviceKey)
+        #expect(request.header("Idempotency-Key") == "message_buffering:buffer:" + first)
+        let body = try JSONParser.parse(request.body)
+        #expect(body["bufferId"] == .number(first) && body["conversationId"] == .number("41"))
+        #expect(Self.ids(body["messages"]) == [first, second])
+        #expect(body["combinedContent"] == .string("hello\nare you there?"))
+
+        try RunPipelineTests.waitFor("the buffer completed") {
+            try setup.db.execute("SELECT status FROM message_buffer WHERE id = \(first)").value("status") == "completed"
+        }
+        let buffer = try setup.db.execute("""
+            SELECT message_count, processed_at IS NOT NULL AS processed,
+                   flush_due_at = last_message_at + interval '400 milliseconds' AS due_after_last,
+                   (SELECT created_at >= b.flush_due_at FROM buffer_processing_jobs WHERE buffer_id = b.id) AS not_early
+            FROM message_buffer b WHERE id = \(first)
+            """)
+        #expect(buffer.rows == [["2", "t", "t", "t"]])
+        #expect(try setup.db.execute("SELECT status, attempts FROM buffer_processing_jobs").rows == [["completed", "1"]])
+        #expect(try setup.db.execute("SELECT buffer_id::text FROM buffered_messages ORDER BY id").rows
+                    == [[first], [first], [nil]])
+        #expect(try setup.db.execute("SELECT count(*) AS n FROM changerelay.buffer_messages").value("n") == "0")
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0)
+        #expect(setup.receiver.requestCount == 1)
+        #expect(!run.stderr.contains(ConversationChecksTests.serviceKey))
+    }
+
+    /// Messages read long after they were committed (the service was down) land in the
+    /// windows their commit times give, not in one.
+    @Test func windowsFollowCommitTimesWhenTheServiceReadsThemLate() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let first = try Self.message(setup.db, conversation: 7, content: "one")
+        try Self.message(setup.db, conversation: 7, content: "two")
+        try RunPipelineTests.waitFor("the window to pass") {
+            try setup.db.execute("""
+                SELECT clock_timestamp() > max(created_at) + interval '600 milliseconds' AS passed FROM buffered_messages
+                """).value("passed") == "t"
+        }
+        let third = try Self.message(setup.db, conversation: 7, content: "three")
+        let run = try Background(["run"], environment: Self.environment(setup))
+        try RunPipelineTests.waitFor("two flushes") { try Self.flushes(setup.receiver).count >= 2 }
+        let flushes = try Self.flushes(setup.receiver)
+        #expect(flushes.map { Self.ids($0["messages"]) }.count == 2)
+        #expect(flushes.first?["bufferId"] == .number(first) && flushes.first?["combinedContent"] == .string("one\ntwo"))
+        #expect(flushes.last?["bufferId"] == .number(third) && flushes.last?["combinedContent"] == .string("three"))
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0)
+    }
+
+    @Test func withTheFlagOffEachMessageIsFlushedAloneFromTheFlagsCommitOn() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let run = try Background(["run"], environment: Self.environment(setup, durationMilliseconds: 60_000))
+        try run.waitFor("streaming") { _ in run.stderr.contains("streaming") }
+        try setup.db.execute("UPDATE feature_flags SET is_enabled = false WHERE flag_name = 'message_buffering'")
+        let first = try Self.message(setup.db, conversation: 3, content: "a")
+        let second = try Self.message(setup.db, conversation: 3, content: "b")
+        try RunPipelineTests.waitFor("two flushes") { try Self.flushes(setup.receiver).count == 2 }
+        #expect(try Self.flushes(setup.receiver).map { Self.ids($0["messages"]) } == [[first], [second]])
+        // Back on: a 60 s window, so nothing more is sent while the test runs.
+        try setup.db.execute("UPDATE feature_flags SET is_enabled = true WHERE flag_name = 'message_buffering'")
+        let third = try Self.message(setup.db, conversation: 3, content: "c")
+        try RunPipelineTests.waitFor("the open buffer") {
+            try setup.db.execute("SELECT status FROM message_buffer WHERE id = \(third)").value("status") == "active"
+        }
+        #expect(try Self.flushes(setup.receiver).count == 2)
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0)
+        // The open buffer and the flag survive the restart as of the checkpoint.
+        let state = try setup.db.execute("SELECT buffering_enabled FROM changerelay.message_buffering_state")
+        #expect(state.rows == [["t"]])
+        #expect(try setup.db.execute("SELECT message_id FROM changerelay.buffer_messages").rows == [[third]])
+    }
+
+    @Test func aFlushThatKeepsFailingIsTriedThreeTimesAndMarkedFailed() throws {
+        let setup = try RunPipelineTests.prepare(behavior: .status(500, body: "processor down"))
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let run = try Background(["run"], environment: Self.environment(setup, durationMilliseconds: 100))
+        let id = try Self.message(setup.db, conversation: 5, content: "x")
+        try RunPipelineTests.waitFor("the buffer failed") {
+            try setup.db.execute("SELECT status FROM message_buffer WHERE id = \(id)").value("status") == "failed"
+        }
+        let job = try setup.db.execute("SELECT status, attempts, error_message FROM buffer_processing_jobs")
+        #expect(job.rows.count == 1 && job.value("status") == "failed" && job.value("attempts") == "3")
+        #expect(job.value("error_message")?.contains("500") == true)
+        #expect(setup.receiver.requestCount == 3)
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0)
+    }
+
+    /// kill -9 at the crash points and at random instants during a burst over several
+    /// conversations: every message ends up in exactly one flushed buffer, every buffer has
+    /// one job row, and a buffer re-sent after a crash is the same buffer.
+    @Test func killNineDuringABurstLosesNoMessageAndSplitsNoBuffer() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let environment = Self.environment(setup, durationMilliseconds: 300, maxSize: 7)
+        let total = 240
+        let writer = Thread {
+            guard let db = try? setup.cluster.connect() else { return }
+            for index in 0..<total {
+                _ = try? Self.message(db, conversation: index % 6, content: "m\(index)")
+                if index % 40 == 39 { usleep(400_000) }
+            }
+        }
+        writer.start()
+        for point in ["batch-copied", "try-sent"] {
+            var armed = environment
+            armed["CHANGERELAY_CRASH_POINT"] = point
+            let run = try Background(["run"], environment: armed)
+            try RunPipelineTests.waitFor("the crash point \(point)") { run.stderr.contains("crash point \(point) reached") }
+            run.child.signal(SIGKILL)
+            _ = run.waitForExit()
+        }
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<2 {
+            let run = try Background(["run"], environment: environment)
+            try RunPipelineTests.waitFor("the run to stream") { run.stderr.contains("streaming") }
+            usleep(UInt32.random(in: 200_000...800_000, using: &generator))
+            run.child.signal(SIGKILL)
+            _ = run.waitForExit()
+        }
+        try RunPipelineTests.waitFor("every message written") {
+            try setup.db.execute("SELECT count(*) AS n FROM buffered_messages").value("n") == String(total)
+        }
+        let final = try Background(["run"], environment: environment)
+        try RunPipelineTests.waitFor("every buffer completed", timeout: .seconds(180)) {
+            try setup.db.execute("""
+                SELECT count(*) FILTER (WHERE buffer_id IS NULL) = 0
+                       AND NOT EXISTS (SELECT FROM message_buffer WHERE status <> 'completed') AS done
+                FROM buffered_messages
+                """).value("done") == "t"
+        }
+        final.child.signal(SIGTERM)
+        #expect(final.waitForExit() == 0)
+        // Each message in one buffer, each buffer sent with the same messages every time.
+        var sent: [String: [String]] = [:]
+        for flush in try Self.flushes(setup.receiver) {
+            guard case .number(let buffer)? = flush["bufferId"] else { continue }
+            let ids = Self.ids(flush["messages"])
+            #expect(sent[buffer] == nil || sent[buffer] == ids, "buffer \(buffer) was sent with other messages")
+            sent[buffer] = ids
+        }
+        let all = sent.values.flatMap { $0 }
+        #expect(all.count == total && Set(all).count == total)
+        let stored = try setup.db.execute("""
+            SELECT (SELECT count(*) FROM message_buffer) AS buffers, (SELECT count(*) FROM buffer_processing_jobs) AS jobs,
+                   (SELECT count(DISTINCT buffer_id) FROM buffer_processing_jobs) AS distinct_jobs,
+                   (SELECT sum(message_count) FROM message_buffer) AS counted
+            """)
+        #expect(stored.value("buffers") == String(sent.count))
+        #expect(stored.value("jobs") == String(sent.count) && stored.value("distinct_jobs") == String(sent.count))
+        #expect(stored.value("counted") == String(total))
+        // A buffer's messages are one conversation's, in commit order.
+        for (buffer, ids) in sent {
+            let rows = try setup.db.execute("""
+                SELECT count(DISTINCT conversation_id) AS conversations, bool_and(buffer_id::text = '\(buffer)') AS marked
+                FROM buffered_messages WHERE id IN (\(ids.joined(separator: ",")))
+                """)
+            #expect(rows.value("conversations") == "1" && rows.value("marked") == "t")
+        }
+    }
+}
