@@ -42,6 +42,9 @@ struct DispatchStateMachine {
         /// Put these claims back as they were before, since they were never sent; report
         /// `released()`.
         case release([ClaimedDelivery])
+        /// Ask how long until the next row falls due (a retry, an expiring lease); report
+        /// `lookedAhead(_:)`.
+        case lookAhead
         /// Sleep until a notification, a finished request or the timeout; report `woken`.
         case wait(Duration)
         /// Pause before connecting again; report `woken`.
@@ -138,10 +141,17 @@ struct DispatchStateMachine {
 
     mutating func claimed(_ rows: [ClaimedDelivery]) -> Action {
         queue += rows
-        // Nothing to send means either nothing was due or every slot is busy: in both
-        // cases the next thing to happen is a notification or a finished request.
-        guard let batch = takeSendable() else { return .wait(pollInterval) }
-        return .send(batch)
+        if let batch = takeSendable() { return .send(batch) }
+        // Every slot is busy: a finished request comes first. Otherwise nothing is due now,
+        // and the wait must end when the next row falls due, not a poll later.
+        return inFlight < concurrency ? .lookAhead : .wait(pollInterval)
+    }
+
+    /// `nextDue`: how long until the next row falls due, nil when none is waiting. The wait
+    /// ends then, or at a notification or a finished request; the poll interval only bounds
+    /// it in case a notification is lost.
+    mutating func lookedAhead(_ nextDue: Duration?) -> Action {
+        .wait(min(pollInterval, max(.zero, nextDue ?? pollInterval)))
     }
 
     /// A failed statement counts as a lost connection too: the connection is opened afresh

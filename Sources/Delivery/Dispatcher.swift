@@ -10,7 +10,8 @@ import Synchronization
 /// Sends due deliveries and keeps their rows current. Any number of dispatchers can
 /// share one deliveries table: each claims rows with `FOR UPDATE SKIP LOCKED` and a
 /// lease, so a dispatcher that dies leaves its claims to be taken over when the lease
-/// ends. A NOTIFY from the batch committer wakes it; a slow poll covers a lost notification.
+/// ends. A NOTIFY from the batch committer wakes it, and with nothing due it sleeps until
+/// the next row falls due; a slow poll covers a lost notification.
 /// It blocks the thread that runs it (libpq waits), while requests go out concurrently
 /// on the HTTP client's own thread.
 public final class Dispatcher: Sendable {
@@ -136,6 +137,8 @@ public final class Dispatcher: Sendable {
                     let claimed = try queue.claim(on: connection!)
                     try webhooks.prepare(claimed, on: connection!)
                     action = machine.claimed(claimed)
+                case .lookAhead:
+                    action = machine.lookedAhead(try queue.nextDue(on: connection!))
                 case .release(let unsent):
                     try release(unsent, on: connection!)
                     action = machine.released()

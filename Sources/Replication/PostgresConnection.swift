@@ -124,7 +124,8 @@ public final class PostgresConnection: @unchecked Sendable {
         guard channels.isEmpty else { return channels }
         var descriptors = [pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)]
         descriptors += wakeDescriptors.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
-        let milliseconds = Int32(clamping: max(0, timeout.wholeMilliseconds))
+        // Rounded up: a wait for a due time must not end just before it.
+        let milliseconds = Int32(clamping: max(0, (timeout.wholeMicroseconds + 999) / 1000))
         _ = poll(&descriptors, nfds_t(descriptors.count), milliseconds)
         guard PQconsumeInput(handle) == 1 else { throw failure(statement: nil) }
         channels = takeNotifications()

@@ -54,6 +54,38 @@ public struct DeliveryQueue: Sendable {
         }
     }
 
+    /// How long until the next unfinished row falls due: a retry's `next_attempt_at` or an
+    /// expiring lease; nil when no row is waiting for a time. Rows that wait for something
+    /// else (a paused endpoint, an earlier row of their ordering key) are woken by the
+    /// notification or the record that frees them. One index probe per endpoint.
+    public func nextDue(on db: PostgresConnection) throws(PostgresError) -> Duration? {
+        let result = try db.query(prepared: "changerelay_next_due", Self.nextDueStatement, [])
+        return result.value("ms").flatMap { Double($0) }.map { .microseconds(Int64($0 * 1000)) }
+    }
+
+    static let nextDueStatement = """
+        WITH RECURSIVE endpoints AS (
+            (SELECT endpoint FROM changerelay.deliveries
+             WHERE status IN ('pending', 'failed', 'sending') AND endpoint IS NOT NULL ORDER BY endpoint LIMIT 1)
+            UNION ALL
+            SELECT (SELECT d.endpoint FROM changerelay.deliveries d
+                    WHERE d.status IN ('pending', 'failed', 'sending') AND d.endpoint > e.endpoint
+                    ORDER BY d.endpoint LIMIT 1)
+            FROM endpoints e WHERE e.endpoint IS NOT NULL),
+        due AS (
+            SELECT (SELECT d.next_attempt_at FROM changerelay.deliveries d
+                    WHERE d.endpoint = e.endpoint AND d.status IN ('pending', 'failed') AND d.next_attempt_at > now()
+                    ORDER BY d.next_attempt_at LIMIT 1) AS at
+            FROM endpoints e WHERE e.endpoint IS NOT NULL
+            UNION ALL
+            (SELECT next_attempt_at FROM changerelay.deliveries
+             WHERE endpoint IS NULL AND status IN ('pending', 'failed') AND next_attempt_at > now()
+             ORDER BY next_attempt_at LIMIT 1)
+            UNION ALL
+            SELECT min(locked_until) FROM changerelay.deliveries WHERE status = 'sending')
+        SELECT extract(epoch FROM min(at) - now()) * 1000 AS ms FROM due
+        """
+
     /// Records the attempts and moves their rows on (succeeded, failed to retry later, or
     /// dead) in one statement, with the log rows they keep current. A row whose attempt
     /// number moved on (its lease ran out and another dispatcher took it) is left alone.

@@ -96,12 +96,25 @@ import TestSupport
         #expect(machine.claimed(hanging + [other, Self.delivery(6)]).step == .send([1, 5, 6]))
         // A slot is free and only a row of the saturated endpoint is queued: claim ahead.
         #expect(machine.woken(at: Self.start).step == .claim)
-        #expect(machine.claimed([Self.delivery(7, endpoint: "webhook:2")]).step == .wait(.seconds(1)))
+        #expect(machine.claimed([Self.delivery(7, endpoint: "webhook:2")]).step == .lookAhead)
+        #expect(machine.lookedAhead(nil).step == .wait(.seconds(1)))
         // webhook:2 finished: its next row goes; webhook:1's stays queued.
         #expect(machine.woken([Self.answered(other)], at: Self.start).step == .send([7]))
         #expect(machine.woken(at: Self.start).step == .record([5]))
         // webhook:1 finished: its next row goes at once.
         #expect(machine.woken([Self.answered(hanging[0])], at: Self.start).step == .send([2]))
+    }
+
+    /// With a free slot and nothing due, the wait ends when the next row falls due (a retry
+    /// 300 ms away is tried 300 ms later, not a poll later); the poll interval only bounds it.
+    @Test func nothingDueSleepsUntilTheNextRowFallsDue() {
+        var machine = Self.claiming(concurrency: 2)
+        #expect(machine.claimed([]).step == .lookAhead)
+        #expect(machine.lookedAhead(.milliseconds(300)).step == .wait(.milliseconds(300)))
+        #expect(machine.lookedAhead(.seconds(5)).step == .wait(.seconds(1)))
+        #expect(machine.lookedAhead(nil).step == .wait(.seconds(1)))
+        // Due already (it fell due during the round trip): no wait at all.
+        #expect(machine.lookedAhead(.milliseconds(-5)).step == .wait(.zero))
     }
 
     /// The claim statement hands out one row per ordering key, oldest first; the queue must
@@ -260,6 +273,7 @@ private enum Step: Equatable {
     case record([Int64])
     case claim
     case release([Int64])
+    case lookAhead
     case wait(Duration)
     case reconnect
     case exit(Exit)
@@ -273,6 +287,7 @@ extension DispatchStateMachine.Action {
         case .record(let attempts): .record(attempts.map(\.delivery.id))
         case .claim: .claim
         case .release(let unsent): .release(unsent.map(\.id))
+        case .lookAhead: .lookAhead
         case .wait(let timeout): .wait(timeout)
         case .reconnect: .reconnect
         case .exit(.drained): .exit(.drained)

@@ -82,8 +82,10 @@ import Testing
         #expect(requests.count == 3)
         #expect(requests.map { try? JSONParser.parse($0.body)["attempt"] } == [.number("1"), .number("2"), .number("3")])
         #expect(Set(requests.compactMap { $0.header("Idempotency-Key") }).count == 1)
+        // Spaced by the delay, and woken by it: not by a poll, which gave 1 000 ms.
         for (earlier, later) in zip(requests, requests.dropFirst()) {
             #expect(later.arrival - earlier.arrival >= .milliseconds(Self.retryDelayMilliseconds))
+            #expect(later.arrival - earlier.arrival < .milliseconds(Self.retryDelayMilliseconds + 400))
         }
         let attempts = try setup.db.execute("""
             SELECT attempt, status, http_status, error FROM trigger_execution_logs
