@@ -1,10 +1,18 @@
 import Foundation
 import LocalReceiver
+import Synchronization
 
 /// A fast loopback receiver for the pipeline benchmarks. Prints its URL, answers 200,
 /// and on SIGTERM prints how many requests arrived and, for bodies that carry a
 /// `commit_time` (the echo handler's), the commit-to-arrival latency percentiles.
-let receiver = try LocalReceiver(behavior: .status(200))
+/// With `BENCH_RECEIVER_FAIL_FIRST=1` the first request of each `Idempotency-Key` gets a
+/// 500, so every delivery is retried once (the timer benchmark's backlog of retries).
+let failFirst = ProcessInfo.processInfo.environment["BENCH_RECEIVER_FAIL_FIRST"] == "1"
+let seen = Mutex<Set<String>>([])
+let receiver = try LocalReceiver(behavior: failFirst ? .dynamic { request in
+    let key = request.header("Idempotency-Key") ?? ""
+    return seen.withLock { $0.insert(key).inserted } ? .status(500) : .status(200)
+} : .status(200))
 FileHandle.standardOutput.write(Data((receiver.url + "\n").utf8))
 let stop = DispatchSemaphore(value: 0)
 signal(SIGTERM, SIG_IGN)

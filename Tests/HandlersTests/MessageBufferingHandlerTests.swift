@@ -113,5 +113,8 @@ private func column(_ name: String, of row: PlannedRow) -> String? {
         #expect(effects.deliveries.map(\.idempotencyKey) == ["message_buffering:buffer:1"])
         #expect(effects.rows.map { column("status", of: $0) } == ["active", "active", "processing", "active"])
         #expect(effects.rows.map { column("buffer_id", of: $0) } == ["1", "1", "1", "4"])
+        // Due when it filled up, not when its window would have closed.
+        #expect(column("flush_due_at", of: effects.rows[2]) == start.postgresText)
+        #expect(column("flush_due_at", of: effects.rows[3]) == start.advanced(by: .seconds(30)).postgresText)
     }
 }

@@ -55,7 +55,10 @@ public struct MessageBufferingHandler: Handler {
     public func committed(_ transaction: Transaction) throws(HandlerError) -> Effects {
         let due = state.update { $0.book.closeDue(before: transaction.commitTime) }
         var effects = Effects()
-        for buffer in due { flush(buffer, at: transaction.position(ofChange: -1), with: nil, into: &effects) }
+        for buffer in due {
+            flush(buffer, due: buffer.deadline(settings.windows), at: transaction.position(ofChange: -1), with: nil,
+                  into: &effects)
+        }
         return effects
     }
 
@@ -79,9 +82,11 @@ public struct MessageBufferingHandler: Handler {
         }
         var effects = Effects()
         if arrival.closed {
-            flush(arrival.buffer, at: position, with: message, into: &effects)
+            // Full, or buffering is off: due with the message that closed it.
+            flush(arrival.buffer, due: transaction.commitTime, at: position, with: message, into: &effects)
         } else {
-            effects.rows.append(stagedBuffer(arrival.buffer, status: "active", at: position, message: message))
+            effects.rows.append(stagedBuffer(arrival.buffer, status: "active", due: arrival.buffer.deadline(settings.windows),
+                                             at: position, message: message))
         }
         return effects
     }
@@ -120,9 +125,9 @@ public struct MessageBufferingHandler: Handler {
 
     /// The buffer closes (with `message`, when the message closed it): `processing`, its
     /// job row, and the request.
-    private func flush(_ buffer: BufferBook.Buffer, at position: ChangePosition, with message: BufferBook.Message?,
-                       into effects: inout Effects) {
-        effects.rows.append(stagedBuffer(buffer, status: "processing", at: position, message: message))
+    private func flush(_ buffer: BufferBook.Buffer, due: PostgresTimestamp, at position: ChangePosition,
+                       with message: BufferBook.Message?, into effects: inout Effects) {
+        effects.rows.append(stagedBuffer(buffer, status: "processing", due: due, at: position, message: message))
         effects.deliveries.append(PlannedDelivery(
             target: "buffer-processor", url: settings.url, auth: "service_key", body: Self.body(of: buffer),
             orderingKey: "message_buffer:" + buffer.conversationID,
@@ -131,15 +136,16 @@ public struct MessageBufferingHandler: Handler {
             idempotencyKey: name + ":buffer:" + buffer.id))
     }
 
-    /// The buffer as it stands after the event at `position`; with the message that joined it, if any.
-    private func stagedBuffer(_ buffer: BufferBook.Buffer, status: String, at position: ChangePosition,
-                              message: BufferBook.Message?) -> PlannedRow {
+    /// The buffer as it stands after the event at `position`, with `flush_due_at` = `due`;
+    /// with the message that joined it, if any.
+    private func stagedBuffer(_ buffer: BufferBook.Buffer, status: String, due: PostgresTimestamp,
+                              at position: ChangePosition, message: BufferBook.Message?) -> PlannedRow {
         PlannedRow(table: Self.stagingTable, [
             "kind": "buffer", "event_lsn": "\(position.commitLSN)", "event_index": String(position.index),
             "buffer_id": buffer.id, "conversation_id": buffer.conversationID, "status": status,
             "message_count": String(buffer.messages.count), "buffer_start_time": buffer.firstCommit.postgresText,
             "last_message_at": buffer.lastCommit.postgresText,
-            "flush_due_at": buffer.deadline(settings.windows).postgresText,
+            "flush_due_at": due.postgresText,
             "message_id": message?.id, "message_position": message.map { _ in String(buffer.messages.count - 1) },
             "message_record": message?.record, "message_content": message?.content,
         ])

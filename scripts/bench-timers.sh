@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Timer lateness (fired - due) under load, release build, private cluster, loopback receiver:
+#   retries   - RETRIES conversation checks whose first try fails (a backlog of due retries,
+#               retry_delay_ms 300): second try's start - (first try's record + 300 ms);
+#   flushes   - message windows of 1 s over 200 conversations, closed by the ticker:
+#               the flush request's start - flush_due_at;
+#   schedules - a job on every minute while the rest runs: started_at - due_at.
+# Prints p50, p99 and max of each (goal: p99 <= 20 ms).
+#   scripts/bench-timers.sh [RETRIES]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+swift build -c release --product changerelay >&2
+swift build -c release --product BenchReceiver >&2
+exec python3 scripts/bench_timers.py "${1:-5000}"

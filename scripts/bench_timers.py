@@ -1,0 +1,82 @@
+"""Timer lateness benchmark (see bench-timers.sh)."""
+import os, signal, subprocess, sys, tempfile, time
+sys.path.insert(0, os.path.dirname(__file__))
+from benchlib import Cluster, RELAY, wait_until
+
+RETRIES = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
+CONVERSATIONS = 200
+RECEIVER = os.path.abspath(".build/release/BenchReceiver")
+
+
+def percentiles(cluster, what, lateness_sql):
+    row = cluster.psql("SELECT count(*), round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 1), "
+                       "round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 1), round(max(ms)::numeric, 1) "
+                       "FROM (%s) lateness(ms)" % lateness_sql)
+    count, p50, p99, worst = row.split("|")
+    print("%-9s %6s timers  lateness ms: p50 %6s  p99 %6s  max %6s" % (what, count, p50, p99, worst))
+
+
+def main():
+    cluster = Cluster()
+    receiver = subprocess.Popen([RECEIVER], stdout=subprocess.PIPE, text=True,
+                                env=dict(os.environ, BENCH_RECEIVER_FAIL_FIRST="1"))
+    url = receiver.stdout.readline().strip()
+    config = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)
+    config.write('[[schedules]]\nname = "tick"\ncron = "* * * * *"\nsql = "SELECT 1"\n')
+    config.close()
+    env = dict(os.environ, CHANGERELAY_SOURCE_DATABASE_URL=cluster.url, CHANGERELAY_LOG_LEVEL="warning",
+               CHANGERELAY_FUNCTIONS_BASE_URL=url + "/functions/v1", CHANGERELAY_SERVICE_KEY="bench",
+               CHANGERELAY_CONVERSATION_CHECKS_RETRY_DELAY_MS="300", CHANGERELAY_CONVERSATION_CHECKS_MAX_ATTEMPTS="3",
+               CHANGERELAY_MESSAGE_BUFFER_DURATION_MS="1000", CHANGERELAY_AUTOMATIONS_ENABLED="false",
+               CHANGERELAY_WEBHOOKS_ENABLED="false")
+    service = None
+    try:
+        subprocess.run([RELAY, "setup"], env=env, check=True, capture_output=True)
+        print("PostgreSQL %s, %d cores; %d failing-once conversation checks, %d buffered conversations"
+              % (cluster.version, os.cpu_count(), RETRIES, CONVERSATIONS))
+        service = subprocess.Popen([RELAY, "run", "--config", config.name], env=env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        began = time.monotonic()
+        # Bursts of checks (each fails once, so its retry falls due 300 ms later) while
+        # messages keep windows opening and closing.
+        for start in range(0, RETRIES, 500):
+            cluster.psql("INSERT INTO user_conversations (clerk_id, agent_id, elevenlabs_conversation_id) "
+                         "SELECT 'c', 'a', 'el' || g FROM generate_series(%d, %d) g" % (start, min(RETRIES, start + 500) - 1))
+            cluster.psql("INSERT INTO buffered_messages (conversation_id, content, message_type) "
+                         "SELECT g %% %d, 'm' || g, 'incoming' FROM generate_series(1, %d) g"
+                         % (CONVERSATIONS, CONVERSATIONS))
+            time.sleep(0.5)
+        wait_until("every retry", lambda: int(cluster.psql(
+            "SELECT count(*) FROM changerelay.delivery_attempts WHERE attempt = 2")) >= RETRIES, every=0.5)
+        wait_until("every flush", lambda: cluster.psql(
+            "SELECT count(*) FROM message_buffer WHERE status = 'active'") == "0", every=0.5)
+        # At least one scheduled run after the load began.
+        wait_until("a scheduled run", lambda: int(cluster.psql(
+            "SELECT count(*) FROM changerelay.schedule_runs WHERE schedule = 'tick' AND finished_at IS NOT NULL")) >= 1,
+            timeout=130, every=1)
+        elapsed = time.monotonic() - began
+        print("load ran %.0f s" % elapsed)
+        percentiles(cluster, "retries", """
+            SELECT extract(epoch FROM second.started_at - (first.finished_at + interval '300 milliseconds')) * 1000
+            FROM changerelay.delivery_attempts first
+            JOIN changerelay.delivery_attempts second ON second.delivery_id = first.delivery_id AND second.attempt = 2
+            JOIN changerelay.deliveries d ON d.id = first.delivery_id AND d.handler = 'conversation_checks'
+            WHERE first.attempt = 1""")
+        percentiles(cluster, "flushes", """
+            SELECT extract(epoch FROM a.started_at - b.flush_due_at) * 1000
+            FROM message_buffer b
+            JOIN changerelay.deliveries d ON d.idempotency_key = 'message_buffering:buffer:' || b.id
+            JOIN changerelay.delivery_attempts a ON a.delivery_id = d.id AND a.attempt = 1""")
+        percentiles(cluster, "schedules", """
+            SELECT extract(epoch FROM started_at - due_at) * 1000 FROM changerelay.schedule_runs WHERE schedule = 'tick'""")
+    finally:
+        if service:
+            service.send_signal(signal.SIGTERM)
+            service.wait(timeout=120)
+        receiver.send_signal(signal.SIGTERM)
+        receiver.wait(timeout=120)
+        os.unlink(config.name)
+        cluster.stop()
+
+
+main()
