@@ -107,7 +107,8 @@ enum DevReceiverOutput {
 /// Sample rows for the seed tables, so `dev` shows a conversation check, an automation
 /// run and a webhook fan-out end to end at once: a conversation with an ElevenLabs id, a
 /// workflow that fires when a job completes, a job that completes, a webhook config that
-/// wants every event (pointed at the local receiver) and a chat message.
+/// wants every event (pointed at the local receiver), a chat message, and two incoming
+/// messages of one conversation, flushed together when their window closes.
 enum DevSamples {
     static let user = "d0000000-0000-4000-8000-000000000001"
     static let workflow = "d0000000-0000-4000-8000-0000000000f1"
@@ -134,6 +135,9 @@ enum DevSamples {
                         '\(user)');
                 WITH session AS (INSERT INTO chat_sessions (user_id) VALUES ('\(user)') RETURNING id)
                 INSERT INTO chat_messages (session_id, role, content) SELECT id, 'user', 'Plan a weekend in Lisbon' FROM session;
+                INSERT INTO buffered_messages (conversation_id, content, message_type) VALUES (1, 'Hi!', 'incoming');
+                INSERT INTO buffered_messages (conversation_id, content, message_type)
+                VALUES (1, 'Is the Lisbon trip still on?', 'incoming');
                 """)
         } catch {
             logger.error("could not write the sample rows", metadata: ["error": "\(error)"])
