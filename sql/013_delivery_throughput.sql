@@ -25,7 +25,7 @@ DECLARE
     new_id text;
     inserted integer;
 BEGIN
-    SELECT coalesce(format('nextval(%L)', pg_get_serial_sequence('public.webhook_logs', 'id')),
+    SELECT coalesce('nextval(' || quote_literal(pg_get_serial_sequence('public.webhook_logs', 'id')) || ')',
                     pg_get_expr(d.adbin, d.adrelid))
     INTO new_id
     FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
