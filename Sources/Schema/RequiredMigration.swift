@@ -16,6 +16,9 @@ public enum RequiredMigration: Sendable {
     case webhooks
     /// 013's claim indexes: without them every claim walks every due row.
     case deliveryThroughput
+    /// 015's `changerelay.schedule_runs`: every scheduled run (built-in or configured) is
+    /// claimed and recorded there.
+    case schedules
 
     var file: String {
         switch self {
@@ -24,6 +27,7 @@ public enum RequiredMigration: Sendable {
         case .automationWorkflowLog: "011_automation_workflow_log.sql"
         case .webhooks: "012_webhooks.sql"
         case .deliveryThroughput: "013_delivery_throughput.sql"
+        case .schedules: "015_schedules.sql"
         }
     }
 
@@ -38,6 +42,8 @@ public enum RequiredMigration: Sendable {
             "to_regclass('changerelay.webhook_log_ids') IS NOT NULL"
         case .deliveryThroughput:
             "to_regclass('changerelay.deliveries_endpoint_due') IS NOT NULL"
+        case .schedules:
+            "to_regclass('changerelay.schedule_runs') IS NOT NULL"
         case .deliveryRequeue:
             """
             EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass('changerelay.deliveries')
