@@ -96,7 +96,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "MetricsTestKit", package: "swift-metrics"),
         ]),
-        .testTarget(name: "ServiceAssemblyTests", dependencies: ["Core", "ServiceAssembly"]),
+        .testTarget(name: "ServiceAssemblyTests", dependencies: ["Configuration", "Core", "Scheduling", "ServiceAssembly", "StateStore"]),
         .testTarget(name: "DeliveryHTTPTests", dependencies: ["Delivery", "LocalReceiver"]),
         .testTarget(name: "IntegrationTests", dependencies: [
             "Replication", "Decoding", "EmbeddedPostgres", "LocalReceiver",

@@ -18,6 +18,14 @@ public enum ScheduleRuns {
         public var finishedAt: Date?
         public var rows: Int64?
         public var error: String?
+
+        public init(dueAt: Date, startedAt: Date, finishedAt: Date?, rows: Int64?, error: String?) {
+            self.dueAt = dueAt
+            self.startedAt = startedAt
+            self.finishedAt = finishedAt
+            self.rows = rows
+            self.error = error
+        }
     }
 
     /// Inserts the run row of (schedule, dueAt); nil when another instance has it already.
