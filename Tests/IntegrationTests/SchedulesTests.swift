@@ -206,6 +206,21 @@ import Testing
         #expect(try keys() == ["dead-new", "failed-old", "succeeded-new"])
     }
 
+    /// A database without 015 is refused by name (its rollback is what removes it here).
+    @Test func aDatabaseWithoutTheSchedulesMigrationIsRefusedByName() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let rollback = try String(contentsOfFile: repositoryRoot + "/sql/015_schedules.rollback.sql", encoding: .utf8)
+        try setup.db.execute(rollback)
+        try setup.db.execute(rollback)
+        #expect(try setup.db.execute("SELECT to_regclass('changerelay.deliveries_succeeded_completed') IS NULL AS gone")
+            .value("gone") == "t")
+        let run = try runChangeRelay(["run"], environment: setup.environment, timeout: .seconds(60))
+        #expect(run.status != 0 && run.stderr.contains("sql/015_schedules.sql"), "\(run.stderr)")
+        let list = try runChangeRelay(["schedules", "list"], environment: setup.environment)
+        #expect(list.status != 0 && list.stderr.contains("sql/015_schedules.sql"), "\(list.stderr)")
+    }
+
     @Test func aBadCronStopsRunNamingTheScheduleAndField() throws {
         let path = try Self.configFile(Self.entry("cache", sql: "SELECT 1")
             + Self.entry("vacuum", cron: "0 24 * * *", sql: "VACUUM"))
