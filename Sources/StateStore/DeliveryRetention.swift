@@ -11,25 +11,27 @@ public enum DeliveryRetention {
     /// Succeeded deliveries completed more than `days` days ago (the hourly built-in job).
     public static func sweepSucceeded(olderThanDays days: Int, on db: PostgresConnection) throws(PostgresError) -> Int64 {
         try deleteInBatches(name: "changerelay_retention_succeeded", """
-            DELETE FROM changerelay.deliveries WHERE id IN (
+            DELETE FROM changerelay.deliveries WHERE id = ANY (ARRAY(
                 SELECT id FROM changerelay.deliveries
                 WHERE status = 'succeeded' AND completed_at < now() - make_interval(days => $1::int)
-                LIMIT $2)
+                ORDER BY completed_at LIMIT $2))
             """, age: String(days), on: db)
     }
 
     /// Dead deliveries last updated more than `seconds` seconds ago (`deliveries purge --dead`).
     public static func purgeDead(olderThanSeconds seconds: Int64, on db: PostgresConnection) throws(PostgresError) -> Int64 {
         try deleteInBatches(name: "changerelay_purge_dead", """
-            DELETE FROM changerelay.deliveries WHERE id IN (
+            DELETE FROM changerelay.deliveries WHERE id = ANY (ARRAY(
                 SELECT id FROM changerelay.deliveries
                 WHERE status = 'dead' AND updated_at < now() - make_interval(secs => $1::float8)
-                LIMIT $2)
+                ORDER BY updated_at LIMIT $2))
             """, age: String(seconds), on: db)
     }
 
     /// Runs `sql` (a DELETE of at most `$2` rows older than `$1`) until a batch deletes fewer
-    /// than a whole batch; the total deleted.
+    /// than a whole batch; the total deleted. Each batch's ids are collected first, oldest
+    /// first, from 015's partial index, and deleted through the primary key
+    /// (`id = ANY (ARRAY(…))`): with `id IN (…)` the planner may hash-join the whole table.
     private static func deleteInBatches(name: String, _ sql: String, age: String,
                                         on db: PostgresConnection) throws(PostgresError) -> Int64 {
         var total: Int64 = 0
