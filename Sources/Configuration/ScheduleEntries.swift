@@ -24,11 +24,13 @@ enum ScheduleEntries {
                 guard !text.allSatisfy(\.isWhitespace) else { throw fail(entry.line, "key '\(name)' must not be empty", named: label) }
                 return (text, entry.line)
             }
-            let name = try string("name", in: nil).text
+            // An unknown key first: a misspelled `name` is better reported as itself than as missing.
             for (unknown, entry) in table.values.sorted(by: { $0.value.line < $1.value.line }) where !accepted.contains(unknown) {
+                let named: String? = if case .string(let text)? = table.values["name"]?.value { text } else { nil }
                 throw fail(entry.line, "unknown key '\(unknown)'; [[schedules]] accepts \(accepted.joined(separator: ", "))",
-                           named: name)
+                           named: named)
             }
+            let name = try string("name", in: nil).text
             if name.hasPrefix(BuiltInJobNames.reservedPrefix) {
                 throw fail(table.values["name"]!.line,
                            "names starting with '\(BuiltInJobNames.reservedPrefix)' are reserved for the built-in jobs", named: name)

@@ -72,6 +72,8 @@ import Testing
                 error: #"line 10: schedules[2] "changerelay.delivery_retention": names starting with 'changerelay.' are reserved for the built-in jobs"#),
         BadCase(entries: "[[schedules]]\nname = \"x\"\ncron = \"* * * * *\"\nsql = \"SELECT 1\"\ncommand = \"SELECT 2\"\n",
                 error: #"line 13: schedules[2] "x": unknown key 'command'; [[schedules]] accepts name, cron, sql"#),
+        BadCase(entries: "[[schedules]]\nnmae = \"x\"\ncron = \"* * * * *\"\nsql = \"SELECT 1\"\n",
+                error: "line 10: schedules[2]: unknown key 'nmae'; [[schedules]] accepts name, cron, sql"),
     ]
 
     @Test(arguments: badCases)
