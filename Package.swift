@@ -29,7 +29,9 @@ let package = Package(
         .target(name: "Decoding", dependencies: ["Core"]),
         // What handlers plan and the dispatcher executes: deliveries, rows, retry policies, log-row descriptions.
         .target(name: "PlannedEffects", dependencies: ["Core", "Decoding"]),
-        .target(name: "Configuration"),
+        // Cron expressions and the scheduler's rules: pure, so the configuration can check an expression.
+        .target(name: "Scheduling", dependencies: ["Core"]),
+        .target(name: "Configuration", dependencies: ["Scheduling"]),
         .target(name: "Handlers", dependencies: [
             "Configuration", "Core", "Decoding", "PlannedEffects",
             .product(name: "Crypto", package: "swift-crypto"),
@@ -56,6 +58,7 @@ let package = Package(
         // Configuration → handlers, stream, committer, dispatcher, periodic jobs: one service group for `run` and `dev`.
         .target(name: "ServiceAssembly", dependencies: [
             "Core", "Configuration", "Replication", "Decoding", "PlannedEffects", "Handlers", "Pipeline", "Delivery", "Schema",
+            "Scheduling", "StateStore",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
@@ -66,7 +69,7 @@ let package = Package(
         ]),
         .executableTarget(name: "changerelay", dependencies: [
             "Core", "Replication", "Decoding", "Configuration", "Schema", "EmbeddedPostgres", "Pipeline", "PlannedEffects",
-            "Handlers", "Delivery", "StateStore", "LocalReceiver", "ServiceAssembly",
+            "Handlers", "Delivery", "StateStore", "LocalReceiver", "ServiceAssembly", "Scheduling",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -78,7 +81,8 @@ let package = Package(
         .testTarget(name: "CoreTests", dependencies: ["Core"]),
         .testTarget(name: "DecodingTests", dependencies: ["Core", "Decoding", "TestSupport"]),
         .testTarget(name: "ReplicationTests", dependencies: ["Replication", "EmbeddedPostgres"]),
-        .testTarget(name: "ConfigurationTests", dependencies: ["Configuration"]),
+        .testTarget(name: "ConfigurationTests", dependencies: ["Configuration", "Scheduling"]),
+        .testTarget(name: "SchedulingTests", dependencies: ["Scheduling"]),
         .testTarget(name: "PipelineTests", dependencies: ["Core", "Pipeline"]),
         .testTarget(name: "DeliveryTests", dependencies: [
             "Core", "Delivery", "PlannedEffects", "Replication", "StateStore", "TestSupport",
@@ -92,7 +96,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "MetricsTestKit", package: "swift-metrics"),
         ]),
-        .testTarget(name: "ServiceAssemblyTests", dependencies: ["Core", "ServiceAssembly"]),
+        .testTarget(name: "ServiceAssemblyTests", dependencies: ["Configuration", "Core", "Scheduling", "ServiceAssembly", "StateStore"]),
         .testTarget(name: "DeliveryHTTPTests", dependencies: ["Delivery", "LocalReceiver"]),
         .testTarget(name: "IntegrationTests", dependencies: [
             "Replication", "Decoding", "EmbeddedPostgres", "LocalReceiver",

@@ -9,6 +9,9 @@ import json, subprocess, sys
 # module: modules it must never reach
 RULES = {
     "Core": {"CLibPQ", "CCurl", "Replication", "Decoding"},
+    # Cron and the scheduler's rules are pure: the configuration (and so the handlers) use them.
+    "Scheduling": {"CLibPQ", "CCurl", "Replication", "StateStore", "Delivery", "Pipeline"},
+    "Configuration": {"CLibPQ", "CCurl", "Replication", "StateStore", "Delivery", "Pipeline"},
     "Decoding": {"CLibPQ", "CCurl", "Replication"},
     "PlannedEffects": {"CLibPQ", "CCurl", "Replication", "Delivery"},
     "Handlers": {"CLibPQ", "CCurl", "Replication", "Delivery", "Pipeline", "StateStore"},

@@ -14,6 +14,15 @@ CREATE INDEX IF NOT EXISTS deliveries_unrouted_due ON changerelay.deliveries (ne
     WHERE status IN ('pending', 'sending', 'failed') AND endpoint IS NULL;
 DROP INDEX IF EXISTS changerelay.deliveries_due;
 
+-- The rows in flight, routed or not, with their leases: the claim counts an endpoint's
+-- share from it and the dispatcher finds the next lease to expire. deliveries_status
+-- (status, id) took an entry on every status change of every delivery; what reads
+-- deliveries by status has these partial indexes, and listings walk the primary key.
+CREATE INDEX IF NOT EXISTS deliveries_in_flight ON changerelay.deliveries (endpoint, locked_until)
+    WHERE status = 'sending';
+DROP INDEX IF EXISTS changerelay.deliveries_endpoint_in_flight;
+DROP INDEX IF EXISTS changerelay.deliveries_status;
+
 -- A batch's webhook_logs rows, inserted by one statement instead of one INSERT per row:
 -- each staged row gets its id first (from the id column's own sequence or default, so it
 -- works for the seed's bigint identity and for an older uuid column alike), and the ids go

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Scheduling
 
 /// ChangeRelay's configuration: one TOML file, every key overridable by
 /// `CHANGERELAY_<SECTION>_<KEY>`. Reading it validates everything at once.
@@ -35,9 +36,10 @@ public struct Config: Sendable {
 
     public struct DualWrite: Sendable {
         public var mode: DualWriteMode
-        /// How often expired `idempotency_log` rows are deleted (the seed's hourly pg_cron
-        /// job); nil when `cleanup_interval_s = 0` leaves that to something else.
-        public var cleanupInterval: Duration?
+        /// Whether the service deletes expired `idempotency_log` rows (the seed's hourly pg_cron
+        /// job, now a built-in scheduled job); false when `cleanup_interval_s = 0` leaves that to
+        /// something else. Any other value keeps the job on, at minute 0 of every hour.
+        public var cleanupEnabled: Bool
     }
 
     public struct Webhooks: Sendable {
@@ -61,6 +63,16 @@ public struct Config: Sendable {
     public struct Delivery: Sendable {
         public var concurrency: Int
         public var timeout: Duration
+        /// Succeeded deliveries (and their attempts) older than this many days are deleted hourly.
+        public var retentionDays: Int
+    }
+
+    /// A `[[schedules]]` entry: one SQL statement run against the source database whenever
+    /// `cron` (UTC) is due, once across all running instances.
+    public struct Schedule: Sendable {
+        public var name: String
+        public var cron: CronSchedule
+        public var sql: String
     }
 
     public var source: Source
@@ -76,6 +88,8 @@ public struct Config: Sendable {
     public var adminListen: String
     public var pipeline: Pipeline
     public var echo: Echo
+    /// The `[[schedules]]` entries, in file order.
+    public var schedules: [Schedule]
 
     public struct Pipeline: Sendable {
         /// A batch of source transactions commits once it holds this many changes…
@@ -104,6 +118,7 @@ public struct Config: Sendable {
         throws(ConfigError) -> Config
     {
         var values: [String: TOMLValue] = [:]
+        var schedules: [Schedule] = []
         if let path {
             let document: TOMLDocument
             do {
@@ -123,9 +138,16 @@ public struct Config: Sendable {
                 let elementOrigins = document.elementLines[name, default: []].map { "\(path) line \($0)" }
                 values[name] = try ConfigSchema.validate(entry.value, for: key, origin: origin, elementOrigins: elementOrigins)
             }
+            for (name, tables) in document.arrayTables.sorted(by: { $0.value[0].line < $1.value[0].line }) {
+                guard name == ScheduleEntries.key else {
+                    throw ConfigError(key: name, origin: "\(path) line \(tables[0].line)",
+                                      reason: "unknown array of tables [[\(name)]]; the only one is [[\(ScheduleEntries.key)]]")
+                }
+                schedules = try ScheduleEntries.read(tables, path: path)
+            }
         }
         try applyEnvironment(environment, to: &values)
-        return Config(values)
+        return Config(values, schedules: schedules)
     }
 
     /// Overrides from `CHANGERELAY_<SECTION>_<KEY>`. A variable naming a known section
@@ -137,6 +159,10 @@ public struct Config: Sendable {
         let sectionPrefixes = Set(ConfigSchema.keys.map { "CHANGERELAY_" + $0.section.uppercased() + "_" })
         for (name, text) in environment.sorted(by: { $0.key < $1.key }) where name.hasPrefix("CHANGERELAY_") {
             let origin = "environment \(name)"
+            if name.hasPrefix("CHANGERELAY_SCHEDULES_") {
+                throw ConfigError(key: name, origin: origin,
+                                  reason: "schedules are set in the configuration file only, as [[schedules]] entries")
+            }
             if let key = byName[name] {
                 values[key.path] = try ConfigSchema.validate(.string(text), for: key, origin: origin)
             } else if sectionPrefixes.contains(where: { name.hasPrefix($0) }) {
@@ -145,7 +171,7 @@ public struct Config: Sendable {
         }
     }
 
-    init(_ values: [String: TOMLValue]) {
+    init(_ values: [String: TOMLValue], schedules: [Schedule]) {
         func value(_ path: String) -> TOMLValue? { values[path] ?? ConfigSchema.byPath[path]?.defaultValue }
         func string(_ path: String) -> String? {
             if case .string(let text)? = value(path) { return text }
@@ -179,9 +205,8 @@ public struct Config: Sendable {
             enabled: boolean("automations.enabled"),
             maxAttempts: integer("automations.max_attempts"),
             rateLimitWindow: .seconds(integer("automations.rate_limit_window_s")))
-        let cleanupSeconds = integer("dual_write.cleanup_interval_s")
         dualWrite = DualWrite(mode: DualWriteMode(rawValue: string("dual_write.mode")!)!,
-                              cleanupInterval: cleanupSeconds == 0 ? nil : .seconds(cleanupSeconds))
+                              cleanupEnabled: integer("dual_write.cleanup_interval_s") != 0)
         webhooks = Webhooks(enabled: boolean("webhooks.enabled"),
                             allowPrivateTargets: boolean("webhooks.allow_private_targets"),
                             maxInFlightPerEndpoint: integer("webhooks.max_in_flight_per_endpoint"),
@@ -197,7 +222,8 @@ public struct Config: Sendable {
             maxAge: .milliseconds(integer("message_buffer.max_age_ms")),
             retryDelay: .milliseconds(integer("message_buffer.retry_delay_ms")))
         delivery = Delivery(concurrency: integer("delivery.concurrency"),
-                            timeout: .milliseconds(integer("delivery.timeout_ms")))
+                            timeout: .milliseconds(integer("delivery.timeout_ms")),
+                            retentionDays: integer("delivery.retention_days"))
         adminListen = string("admin.listen")!
         let heartbeat = integer("pipeline.heartbeat_interval_ms")
         pipeline = Pipeline(batchMaxChanges: integer("pipeline.batch_max_changes"),
@@ -208,6 +234,7 @@ public struct Config: Sendable {
         echo = Echo(url: string("handlers.echo.url"), tables: strings("handlers.echo.tables"),
                     maxAttempts: integer("handlers.echo.max_attempts"),
                     retryCap: .milliseconds(integer("handlers.echo.retry_cap_ms")))
+        self.schedules = schedules
     }
 
     /// The source URL, or an error naming the key when it is not set anywhere.

@@ -54,6 +54,7 @@ enum ConfigSchema {
         ConfigKey(section: "message_buffer", name: "retry_delay_ms", kind: .integer(0...86_400_000), defaultValue: .integer(5_000)),
         ConfigKey(section: "delivery", name: "concurrency", kind: .integer(1...1024), defaultValue: .integer(64)),
         ConfigKey(section: "delivery", name: "timeout_ms", kind: .integer(100...600_000), defaultValue: .integer(15_000)),
+        ConfigKey(section: "delivery", name: "retention_days", kind: .integer(1...36_500), defaultValue: .integer(7)),
         ConfigKey(section: "admin", name: "listen", kind: .string, defaultValue: .string("127.0.0.1:9187")),
         ConfigKey(section: "pipeline", name: "batch_max_changes", kind: .integer(1...1_000_000), defaultValue: .integer(1000)),
         ConfigKey(section: "pipeline", name: "batch_max_age_ms", kind: .integer(1...60_000), defaultValue: .integer(20)),

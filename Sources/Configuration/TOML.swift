@@ -1,7 +1,8 @@
 /// The subset of TOML a ChangeRelay configuration needs: `[section]` and
-/// `[section.sub]` tables, `key = value` with strings (basic and literal), integers,
-/// floats, booleans and arrays of those, and comments. Anything else is an error
-/// with its line, so a typo never passes as a default.
+/// `[section.sub]` tables, arrays of tables (`[[schedules]]`, each header starting one
+/// more entry), `key = value` with strings (basic and literal), integers, floats,
+/// booleans and arrays of those, and comments. Anything else is an error with its line,
+/// so a typo never passes as a default.
 public enum TOMLValue: Sendable, Equatable {
     case string(String)
     case integer(Int64)
@@ -26,17 +27,27 @@ public struct TOMLError: Error, Sendable, CustomStringConvertible {
     public var description: String { "line \(line): \(reason)" }
 }
 
+/// One table of an array of tables: the line of its `[[name]]` header and its keys,
+/// named without the array's name (`cron`, not `schedules.cron`).
+public struct TOMLArrayTable: Sendable {
+    public var line: Int
+    public var values: [String: (value: TOMLValue, line: Int)] = [:]
+}
+
 /// A parsed document: dotted key (`source.database_url`) → value, with the line each was set on.
 public struct TOMLDocument: Sendable {
     public var values: [String: (value: TOMLValue, line: Int)] = [:]
     /// For a key whose value is an array, the line of each element: an error about one element
     /// of a multi-line array can name its own line.
     public var elementLines: [String: [Int]] = [:]
+    /// Arrays of tables by name (`schedules` for `[[schedules]]`), their tables in file order.
+    public var arrayTables: [String: [TOMLArrayTable]] = [:]
 
     public init(parsing text: String) throws(TOMLError) {
         var parser = TOMLParser(Array(text.utf8))
         values = try parser.parse()
         elementLines = parser.elementLines
+        arrayTables = parser.arrayTables
     }
 }
 
@@ -45,6 +56,7 @@ private struct TOMLParser {
     var index = 0
     var line = 1
     var elementLines: [String: [Int]] = [:]
+    var arrayTables: [String: [TOMLArrayTable]] = [:]
 
     init(_ bytes: [UInt8]) { self.bytes = bytes }
 
@@ -52,21 +64,35 @@ private struct TOMLParser {
         var result: [String: (value: TOMLValue, line: Int)] = [:]
         var tables: Set<String> = []
         var table = ""
+        /// The array of tables whose latest entry takes the keys that follow, if a `[[…]]` header came last.
+        var arrayTable: String?
         while true {
             skipWhitespaceAndComments(newlines: true)
             guard let byte = peek else { return result }
             if byte == UInt8(ascii: "[") {
                 index += 1
+                let isArray = consume("[")
                 skipSpaces()
                 let name = try dottedKey()
                 skipSpaces()
-                try expect("]", "to close the table header")
-                guard tables.insert(name).inserted else { throw error("table [\(name)] is defined twice") }
-                table = name
+                try refuseInsideArrayTable(name)
+                if isArray {
+                    guard consume("]"), consume("]") else { throw error("expected ']]' to close the header of [[\(name)]]") }
+                    guard !tables.contains(name) else { throw error("[[\(name)]] is already defined as the table [\(name)]") }
+                    guard result[name] == nil else { throw error("[[\(name)]] is already set as the key '\(name)'") }
+                    arrayTables[name, default: []].append(TOMLArrayTable(line: line))
+                    arrayTable = name
+                } else {
+                    try expect("]", "to close the table header")
+                    guard arrayTables[name] == nil else { throw error("table [\(name)] is already an array of tables ([[\(name)]])") }
+                    guard tables.insert(name).inserted else { throw error("table [\(name)] is defined twice") }
+                    table = name
+                    arrayTable = nil
+                }
             } else {
                 let keyLine = line
                 let key = try dottedKey()
-                let full = table.isEmpty ? key : table + "." + key
+                let full = arrayTable.map { $0 + "." + key } ?? (table.isEmpty ? key : table + "." + key)
                 skipSpaces()
                 try expect("=", "after key '\(full)'")
                 skipSpaces()
@@ -74,14 +100,31 @@ private struct TOMLParser {
                 if consume("[") {
                     let elements = try arrayElements(for: full)
                     value = .array(elements.map(\.value))
-                    elementLines[full] = elements.map(\.line)
+                    if arrayTable == nil { elementLines[full] = elements.map(\.line) }
                 } else {
                     value = try self.value(for: full)
                 }
-                guard result[full] == nil else { throw error("key '\(full)' is set twice") }
-                result[full] = (value, keyLine)
+                if let name = arrayTable {
+                    let entry = arrayTables[name]!.count - 1
+                    guard arrayTables[name]![entry].values[key] == nil else {
+                        throw error("key '\(key)' is set twice in [[\(name)]] entry \(entry)")
+                    }
+                    arrayTables[name]![entry].values[key] = (value, keyLine)
+                } else {
+                    guard arrayTables[full] == nil else { throw error("key '\(full)' is already an array of tables ([[\(full)]])") }
+                    guard result[full] == nil else { throw error("key '\(full)' is set twice") }
+                    result[full] = (value, keyLine)
+                }
             }
             try endOfLine()
+        }
+    }
+
+    /// Tables inside an entry of an array of tables (`[schedules.x]`, `[[schedules.x]]`) are
+    /// more TOML than a configuration needs: refused rather than misread.
+    func refuseInsideArrayTable(_ name: String) throws(TOMLError) {
+        for parent in arrayTables.keys where name.hasPrefix(parent + ".") {
+            throw error("[\(name)] would be a table inside the array of tables [[\(parent)]], which is not supported")
         }
     }
 

@@ -8,7 +8,7 @@ import Replication
 final class PeriodicStatement {
     private let url: String
     private let sql: String
-    /// Names the job in the log: "heartbeat", "idempotency_log clean-up".
+    /// Names the job in the log: "heartbeat".
     private let job: String
     private let interval: Duration
     private let logger: Logger

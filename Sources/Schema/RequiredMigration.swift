@@ -18,6 +18,9 @@ public enum RequiredMigration: Sendable {
     case deliveryThroughput
     /// 014's staging of buffer steps and the copy of open buffers' messages.
     case messageBuffering
+    /// 015's `changerelay.schedule_runs`: every scheduled run (built-in or configured) is
+    /// claimed and recorded there.
+    case schedules
 
     var file: String {
         switch self {
@@ -27,6 +30,7 @@ public enum RequiredMigration: Sendable {
         case .webhooks: "012_webhooks.sql"
         case .deliveryThroughput: "013_delivery_throughput.sql"
         case .messageBuffering: "014_message_buffering.sql"
+        case .schedules: "015_schedules.sql"
         }
     }
 
@@ -43,6 +47,8 @@ public enum RequiredMigration: Sendable {
             "to_regclass('changerelay.deliveries_endpoint_due') IS NOT NULL"
         case .messageBuffering:
             "to_regclass('changerelay.message_buffer_staged') IS NOT NULL"
+        case .schedules:
+            "to_regclass('changerelay.schedule_runs') IS NOT NULL"
         case .deliveryRequeue:
             """
             EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass('changerelay.deliveries')

@@ -11,12 +11,12 @@ import Schema
 
 /// The whole service, assembled from a configuration the same way for `run` and `dev`:
 /// the handlers and their caches, the stream into the batch committer, the dispatcher,
-/// and the periodic jobs, each a lifecycle service of one group.
+/// and the scheduler (configured and built-in jobs), each a lifecycle service of one group.
 ///
 /// Everything that can be refused (a missing key, a handler whose migration is not
 /// applied) is refused by `init`, before anything starts. SIGTERM and SIGINT shut the
 /// group down in reverse order of start: the stream stops reading, commits its batch and
-/// acknowledges it; then the periodic jobs; the dispatcher last, letting the requests in
+/// acknowledges it; then the scheduler; the dispatcher last, letting the requests in
 /// flight finish within its drain bound. A service that fails shuts the others down the
 /// same way, and `run` rethrows its error.
 public struct ChangeRelayService: Sendable {
@@ -56,6 +56,7 @@ public struct ChangeRelayService: Sendable {
         }
         try RequiredMigration.webhooks.require(neededBy: role == .dispatcher ? "the dispatcher" : "the batch committer",
                                                on: state)
+        try RequiredMigration.schedules.require(neededBy: "the scheduler", on: state)
         self.config = config
         self.credentials = credentials
         self.role = role
@@ -80,14 +81,12 @@ public struct ChangeRelayService: Sendable {
                 client: client, logger: Logger(label: "changerelay.dispatcher"))
             services.append(ThreadService("dispatcher") { stop in dispatcher.run(until: stop) })
         }
+        // Every role schedules: a tick's claim row makes each run happen once however many instances compute it.
+        services.append(ThreadService("scheduler") { [config, sourceURL, stateURL] stop in
+            Scheduler(jobs: ScheduledJob.all(config), sourceURL: sourceURL, stateURL: stateURL,
+                      logger: Logger(label: "changerelay.scheduler")).run(until: stop)
+        })
         guard role != .dispatcher else { return services }
-        // idempotency_log is the dual-write sync's: with the sync off it may not be this service's to clean.
-        if config.dualWrite.mode != .off, let interval = config.dualWrite.cleanupInterval {
-            services.append(ThreadService("idempotency_log clean-up") { [stateURL] stop in
-                IdempotencyLogCleanup(stateURL: stateURL, interval: interval, logger: Logger(label: "changerelay.cleanup"))
-                    .run(until: stop)
-            })
-        }
         let settings = BatchCommitter.Settings(stateURL: stateURL, slot: config.source.slot,
                                                maxBatchChanges: config.pipeline.batchMaxChanges,
                                                maxBatchAge: config.pipeline.batchMaxAge)

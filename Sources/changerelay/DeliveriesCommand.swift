@@ -1,5 +1,6 @@
 import ArgumentParser
 import Configuration
+import Core
 import Handlers
 import Replication
 import Schema
@@ -7,8 +8,8 @@ import StateStore
 
 struct Deliveries: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Inspect deliveries and re-queue failed or dead ones.",
-        subcommands: [List.self, Retry.self])
+        abstract: "Inspect deliveries, re-queue failed or dead ones, purge old dead ones.",
+        subcommands: [List.self, Retry.self, Purge.self])
 
     static func connect(_ options: ConfigOptions) throws -> PostgresConnection {
         let config = try options.load()
@@ -71,6 +72,36 @@ struct Deliveries: ParsableCommand {
             let requeued = try DeliveryRequeue.requeue(allDead ? .allDead : .ids(ids), logs: BuiltInHandlers.deliveryLogs,
                                                        on: db)
             print("re-queued \(requeued) deliveries")
+        }
+    }
+
+    /// Deletes dead deliveries (and their attempts) that nobody has touched for a while:
+    /// retention never sweeps dead ones, since each is work an operator may still retry.
+    struct Purge: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Delete dead deliveries last updated longer ago than --older-than; print how many.")
+
+        @OptionGroup var options: ConfigOptions
+
+        @Flag(help: "Dead deliveries (the only ones that can be purged; required, so the command says what it deletes).")
+        var dead = false
+
+        @Option(help: "An age: a whole number and s, m, h or d, e.g. 30d or 12h.")
+        var olderThan: String
+
+        func validate() throws {
+            guard dead else { throw ValidationError("--dead is required: only dead deliveries can be purged") }
+            guard Duration(age: olderThan) != nil else {
+                throw ValidationError("--older-than must be a whole number and a unit s, m, h or d (30d, 12h), got '\(olderThan)'")
+            }
+        }
+
+        func run() throws {
+            let db = try Deliveries.connect(options)
+            try RequiredMigration.schedules.require(neededBy: "deliveries purge", on: db)
+            let age = Duration(age: olderThan)!
+            let purged = try DeliveryRetention.purgeDead(olderThanSeconds: age.components.seconds, on: db)
+            print("purged \(purged) dead deliveries")
         }
     }
 }

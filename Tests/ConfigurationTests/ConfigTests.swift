@@ -32,7 +32,9 @@ func loadError(_ text: String, environment: [String: String] = [:]) throws -> Co
         #expect(config.automations.rateLimitWindow == .seconds(3600))
         #expect(config.messageBuffer.maxSize == 50)
         #expect(config.dualWrite.mode == .off)
-        #expect(config.dualWrite.cleanupInterval == .seconds(3600))
+        #expect(config.dualWrite.cleanupEnabled)
+        #expect(config.delivery.retentionDays == 7)
+        #expect(config.schedules.isEmpty)
         #expect(config.source.databaseURL == nil)
         #expect(throws: ConfigError.self) { try config.requireSourceURL() }
     }

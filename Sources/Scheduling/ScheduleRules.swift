@@ -1,0 +1,74 @@
+import Foundation
+
+/// One due run of a job: the job's name and the minute it was due. The pair is the
+/// unique key of `changerelay.schedule_runs`, so every instance that computes the same
+/// tick claims the same row and only one of them runs it.
+public struct ScheduleTick: Sendable, Hashable {
+    public var job: String
+    public var dueAt: Date
+
+    public init(job: String, dueAt: Date) {
+        self.job = job
+        self.dueAt = dueAt
+    }
+}
+
+/// What the scheduler runs and when, without a clock or a database: the loop asks it
+/// what is due, sleeps until `nextWake`, and tells it each tick it has handled.
+///
+/// - At start, a job whose latest due time is later than the last run recorded for it
+///   (it was due while nothing was up) is due at once, under that latest due time: one
+///   catch-up run, however many ticks were missed. A job that has never run waits for
+///   its next tick: there is nothing it missed.
+/// - A handled tick (run, failed, or claimed by another instance) moves its job to the
+///   first tick after both its due time and the moment it was handled: a failure waits
+///   for the next tick instead of looping, and a run that overran skips the ticks it
+///   overlapped instead of running them back to back.
+public struct ScheduleRules: Sendable {
+    public struct Job: Sendable {
+        public var name: String
+        public var cron: CronSchedule
+
+        public init(name: String, cron: CronSchedule) {
+            self.name = name
+            self.cron = cron
+        }
+    }
+
+    private let jobs: [Job]
+    /// Each job's next tick, by name.
+    private var nextDue: [String: Date] = [:]
+
+    /// `lastDue` is the latest `due_at` recorded for each job that has run.
+    public init(jobs: [Job], lastDue: [String: Date], now: Date) {
+        self.jobs = jobs
+        for job in jobs {
+            let latest = job.cron.previous(atOrBefore: now)
+            if let last = lastDue[job.name], latest > last {
+                nextDue[job.name] = latest
+            } else {
+                nextDue[job.name] = job.cron.next(after: now)
+            }
+        }
+    }
+
+    /// The ticks due at `now`, earliest first (jobs due at the same minute in the order given).
+    public func due(at now: Date) -> [ScheduleTick] {
+        jobs.compactMap { job in
+            guard let due = nextDue[job.name], due <= now else { return nil }
+            return ScheduleTick(job: job.name, dueAt: due)
+        }.sorted { $0.dueAt < $1.dueAt }
+    }
+
+    /// When the earliest next tick of any job is due; nil without jobs.
+    public var nextWake: Date? { nextDue.values.min() }
+
+    /// The next tick of `job`, for listings and tests.
+    public func nextDue(of job: String) -> Date? { nextDue[job] }
+
+    /// Records that `tick` has been handled at `now`, whatever its outcome.
+    public mutating func handled(_ tick: ScheduleTick, at now: Date) {
+        guard let job = jobs.first(where: { $0.name == tick.job }) else { return }
+        nextDue[job.name] = job.cron.next(after: max(tick.dueAt, now))
+    }
+}

@@ -1,0 +1,62 @@
+import Configuration
+import Replication
+import Scheduling
+import StateStore
+
+/// A job the scheduler runs: the configured `[[schedules]]` and the service's own
+/// clean-ups, which run on the same timers, are claimed and recorded the same way, and
+/// are listed together by `schedules list`.
+public struct ScheduledJob: Sendable {
+    /// Which database a job's work runs against.
+    public enum Database: String, Sendable {
+        /// The application's database: configured schedules replace its pg_cron jobs.
+        case source
+        /// Where the service keeps its own tables (the source unless configured otherwise).
+        case state
+    }
+
+    enum Work: Sendable {
+        /// One operator statement, outside any transaction block so `VACUUM` works.
+        case statement(String)
+        /// The seed's hourly `cleanup_idempotency_log()`.
+        case idempotencyLogCleanup
+        /// Succeeded deliveries older than this many days, in bounded batches.
+        case deliveryRetention(days: Int)
+    }
+
+    public let name: String
+    public let cron: CronSchedule
+    public let database: Database
+    let work: Work
+
+    /// Both built-in jobs run at minute 0 of every hour, as the seed's clean-up did.
+    static let hourly: CronSchedule = {
+        do { return try CronSchedule(parsing: "0 * * * *") } catch { preconditionFailure("\(error)") }
+    }()
+
+    /// The jobs `config` asks for: the built-in ones first, then `[[schedules]]` in file order.
+    public static func all(_ config: Config) -> [ScheduledJob] {
+        var jobs: [ScheduledJob] = []
+        // idempotency_log is the dual-write sync's: with the sync off it may not be this service's to clean.
+        if config.dualWrite.mode != .off, config.dualWrite.cleanupEnabled {
+            jobs.append(ScheduledJob(name: BuiltInJobNames.idempotencyLogCleanup, cron: hourly, database: .state,
+                                     work: .idempotencyLogCleanup))
+        }
+        jobs.append(ScheduledJob(name: BuiltInJobNames.deliveryRetention, cron: hourly, database: .state,
+                                 work: .deliveryRetention(days: config.delivery.retentionDays)))
+        jobs += config.schedules.map { ScheduledJob(name: $0.name, cron: $0.cron, database: .source, work: .statement($0.sql)) }
+        return jobs
+    }
+
+    /// Does the work once; the rows it affected, when it can tell.
+    func run(on db: PostgresConnection) throws(PostgresError) -> Int64? {
+        switch work {
+        case .statement(let sql):
+            return try db.executeCountingRows(sql)
+        case .idempotencyLogCleanup:
+            return try db.execute("SELECT public.cleanup_idempotency_log() AS deleted").value("deleted").flatMap { Int64($0) }
+        case .deliveryRetention(let days):
+            return try DeliveryRetention.sweepSucceeded(olderThanDays: days, on: db)
+        }
+    }
+}

@@ -1,0 +1,84 @@
+import Foundation
+import Replication
+
+/// `changerelay.schedule_runs` (015): one row per due run of a scheduled job, unique by
+/// (schedule, due_at). Inserting that row is the claim: of all the instances that
+/// compute the same tick, the one whose insert lands runs it.
+public enum ScheduleRuns {
+    /// A claimed run, to be finished with `finish`.
+    public struct Claim: Sendable, Hashable {
+        public var id: Int64
+        public var startedAt: Date
+    }
+
+    /// The last run of one job, as `schedules list` shows it.
+    public struct LastRun: Sendable, Hashable {
+        public var dueAt: Date
+        public var startedAt: Date
+        public var finishedAt: Date?
+        public var rows: Int64?
+        public var error: String?
+
+        public init(dueAt: Date, startedAt: Date, finishedAt: Date?, rows: Int64?, error: String?) {
+            self.dueAt = dueAt
+            self.startedAt = startedAt
+            self.finishedAt = finishedAt
+            self.rows = rows
+            self.error = error
+        }
+    }
+
+    /// Inserts the run row of (schedule, dueAt); nil when another instance has it already.
+    public static func claim(schedule: String, dueAt: Date, instance: String,
+                             on db: PostgresConnection) throws(PostgresError) -> Claim? {
+        let result = try db.query(prepared: "changerelay_schedule_claim", """
+            INSERT INTO changerelay.schedule_runs (schedule, due_at, instance) VALUES ($1, to_timestamp($2::float8), $3)
+            ON CONFLICT (schedule, due_at) DO NOTHING
+            RETURNING id, extract(epoch FROM started_at)::float8 AS started
+            """, [schedule, seconds(dueAt), instance])
+        guard let id = result.value("id").flatMap(Int64.init), let started = result.value("started").flatMap(Double.init) else {
+            return nil
+        }
+        return Claim(id: id, startedAt: Date(timeIntervalSince1970: started))
+    }
+
+    /// Records how a claimed run ended: its rows affected, or its error.
+    public static func finish(_ claim: Claim, rows: Int64?, error: String?, on db: PostgresConnection) throws(PostgresError) {
+        try db.query(prepared: "changerelay_schedule_finish", """
+            UPDATE changerelay.schedule_runs SET finished_at = clock_timestamp(), rows = $2, error = $3 WHERE id = $1
+            """, [String(claim.id), rows.map { String($0) }, error])
+    }
+
+    /// The latest due time recorded for each job that has run.
+    public static func lastDue(on db: PostgresConnection) throws(PostgresError) -> [String: Date] {
+        var result: [String: Date] = [:]
+        for row in try db.query("""
+            SELECT schedule, extract(epoch FROM max(due_at))::float8 FROM changerelay.schedule_runs GROUP BY schedule
+            """, []).rows {
+            guard let name = row[0], let due = row[1].flatMap(Double.init) else { continue }
+            result[name] = Date(timeIntervalSince1970: due)
+        }
+        return result
+    }
+
+    /// The latest run of each job, by name.
+    public static func lastRuns(on db: PostgresConnection) throws(PostgresError) -> [String: LastRun] {
+        var result: [String: LastRun] = [:]
+        for row in try db.query("""
+            SELECT DISTINCT ON (schedule) schedule, extract(epoch FROM due_at)::float8, extract(epoch FROM started_at)::float8,
+                   extract(epoch FROM finished_at)::float8, rows, error
+            FROM changerelay.schedule_runs ORDER BY schedule, due_at DESC
+            """, []).rows {
+            guard let name = row[0], let due = row[1].flatMap(Double.init), let started = row[2].flatMap(Double.init) else {
+                continue
+            }
+            result[name] = LastRun(dueAt: Date(timeIntervalSince1970: due), startedAt: Date(timeIntervalSince1970: started),
+                                   finishedAt: row[3].flatMap(Double.init).map { Date(timeIntervalSince1970: $0) },
+                                   rows: row[4].flatMap(Int64.init), error: row[5])
+        }
+        return result
+    }
+
+    /// Whole seconds since 1970 as text: due times are whole minutes.
+    private static func seconds(_ date: Date) -> String { String(Int64(date.timeIntervalSince1970.rounded())) }
+}

@@ -1,0 +1,234 @@
+import Core
+import EmbeddedPostgres
+import Foundation
+import Replication
+import Testing
+
+/// Scheduled jobs through the real binary against a private cluster. No test waits for a
+/// minute boundary: each seeds `schedule_runs` with an old run, so the job's latest due
+/// time is missed and runs once at start.
+@Suite struct SchedulesTests {
+    /// A configuration file holding `entries` (TOML), removed by the caller.
+    static func configFile(_ entries: String) throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("schedules-\(UUID().uuidString).toml").path
+        try entries.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    static func entry(_ name: String, cron: String = "* * * * *", sql: String) -> String {
+        "[[schedules]]\nname = \"\(name)\"\ncron = \"\(cron)\"\nsql = \"\(sql)\"\n"
+    }
+
+    /// A finished run of `job` two days ago: every tick since is missed.
+    static func seedOldRun(_ db: PostgresConnection, job: String) throws {
+        try db.query("""
+            INSERT INTO changerelay.schedule_runs (schedule, due_at, started_at, finished_at, instance)
+            VALUES ($1, date_trunc('minute', now() - interval '2 days'), now() - interval '2 days', now() - interval '2 days', 'seed')
+            """, [job])
+    }
+
+    /// The runs of `job` besides the seeded one, in due order: (due_at - startMinute in minutes, rows, error).
+    static func newRuns(_ db: PostgresConnection, job: String, since startMinute: String) throws -> [(minutes: Int, rows: String?, error: String?)] {
+        try db.query("""
+            SELECT (extract(epoch FROM due_at - $2::timestamptz) / 60)::int, rows::text, error FROM changerelay.schedule_runs
+            WHERE schedule = $1 AND instance <> 'seed' ORDER BY due_at
+            """, [job, startMinute]).rows.map { (Int($0[0] ?? "") ?? -1, $0[1], $0[2]) }
+    }
+
+    static func finished(_ db: PostgresConnection, job: String) throws -> Bool {
+        try db.query("""
+            SELECT count(*) AS n FROM changerelay.schedule_runs WHERE schedule = $1 AND instance <> 'seed' AND finished_at IS NOT NULL
+            """, [job]).value("n") != "0"
+    }
+
+    static func currentMinute(_ db: PostgresConnection) throws -> String {
+        try db.execute("SELECT date_trunc('minute', now())::text AS m").value("m")!
+    }
+
+    @Test func aJobMissedWhileDownRunsOnceAtStart() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        try setup.db.execute("CREATE TABLE ticks (id int GENERATED ALWAYS AS IDENTITY, at timestamptz DEFAULT clock_timestamp())")
+        try Self.seedOldRun(setup.db, job: "tick")
+        let path = try Self.configFile(Self.entry("tick", sql: "INSERT INTO ticks DEFAULT VALUES"))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let startMinute = try Self.currentMinute(setup.db)
+        let run = try Background(["run", "--config", path], environment: setup.environment)
+        try RunPipelineTests.waitFor("the catch-up run", timeout: .seconds(30)) { try Self.finished(setup.db, job: "tick") }
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0, "\(run.stderr.suffix(2000))")
+
+        let runs = try Self.newRuns(setup.db, job: "tick", since: startMinute)
+        // One catch-up run for two days of missed minutes, due at the latest of them (the minute
+        // the service started in, or the next if it started just after a boundary); any later
+        // row is a regular tick of a later minute.
+        #expect(runs.first?.minutes == 0 || runs.first?.minutes == 1, "\(runs)")
+        #expect(Set(runs.map(\.minutes)).count == runs.count)
+        #expect(runs.count <= 2)
+        #expect(runs.allSatisfy { $0.rows == "1" && $0.error == nil }, "\(runs)")
+        #expect(try setup.db.execute("SELECT count(*) AS n FROM ticks").value("n") == String(runs.count))
+    }
+
+    @Test func twoInstancesStartedTogetherRunATickOnce() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        try setup.db.execute("CREATE TABLE ticks (id int GENERATED ALWAYS AS IDENTITY, at timestamptz DEFAULT clock_timestamp())")
+        try Self.seedOldRun(setup.db, job: "tick")
+        let path = try Self.configFile(Self.entry("tick", sql: "INSERT INTO ticks DEFAULT VALUES"))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var environment = setup.environment
+        environment["CHANGERELAY_LOG_LEVEL"] = "debug"
+        let first = try Background(["run", "--config", path], environment: environment)
+        let second = try Background(["run", "--only", "dispatcher", "--config", path], environment: environment)
+        // Each has handled the catch-up tick: run it, or found it claimed.
+        for instance in [first, second] {
+            try RunPipelineTests.waitFor("both instances to handle the tick", timeout: .seconds(30)) {
+                instance.stderr.contains("scheduled run finished") || instance.stderr.contains("claimed by another instance")
+            }
+        }
+        for instance in [first, second] {
+            instance.child.signal(SIGTERM)
+            #expect(instance.waitForExit() == 0, "\(instance.stderr.suffix(2000))")
+        }
+        let runs = try setup.db.execute("""
+            SELECT count(*) AS n, count(DISTINCT due_at) AS due, count(DISTINCT instance) AS instances
+            FROM changerelay.schedule_runs WHERE schedule = 'tick' AND instance <> 'seed'
+            """)
+        #expect(runs.value("n") == runs.value("due"))
+        #expect(try setup.db.execute("SELECT count(*) AS n FROM ticks").value("n") == runs.value("n"))
+        #expect([first, second].filter { $0.stderr.contains("claimed by another instance") }.count >= 1)
+    }
+
+    /// `VACUUM` runs (it refuses a transaction block), a failing statement is recorded and
+    /// logged, and the service keeps running after it.
+    @Test func vacuumRunsAndAFailureIsRecordedAndLogged() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        try setup.db.execute("CREATE TABLE ticks (id int)")
+        try Self.seedOldRun(setup.db, job: "vacuum")
+        try Self.seedOldRun(setup.db, job: "broken")
+        let path = try Self.configFile(Self.entry("vacuum", cron: "0 3 * * *", sql: "VACUUM (ANALYZE) ticks")
+            + Self.entry("broken", cron: "0 4 * * *", sql: "DELETE FROM no_such_table"))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let run = try Background(["run", "--config", path], environment: setup.environment)
+        try RunPipelineTests.waitFor("both runs", timeout: .seconds(30)) {
+            try Self.finished(setup.db, job: "vacuum") && Self.finished(setup.db, job: "broken")
+        }
+        let rows = try setup.db.execute("""
+            SELECT schedule, error, rows::text AS rows FROM changerelay.schedule_runs WHERE instance <> 'seed' ORDER BY schedule
+            """).rows
+        #expect(rows.count == 2)
+        #expect(rows[0][0] == "broken" && rows[0][1]?.contains(#"relation "no_such_table" does not exist"#) == true, "\(rows)")
+        #expect(rows[1][0] == "vacuum" && rows[1][1] == nil, "\(rows)")
+        #expect(try setup.db.execute("SELECT last_analyze IS NOT NULL AS done FROM pg_stat_user_tables WHERE relname = 'ticks'")
+            .value("done") == "t")
+        try RunPipelineTests.waitFor("the failure in the log", timeout: .seconds(10)) {
+            run.stderr.contains("scheduled job failed") && run.stderr.contains("broken")
+        }
+        #expect(run.child.poll() == nil, "the service stopped: \(run.stderr.suffix(2000))")
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0, "\(run.stderr.suffix(2000))")
+    }
+
+    /// `schedules list` reads the configuration and schedule_runs: no instance needs to run.
+    @Test func schedulesListShowsEachJobsLastAndNextRun() throws {
+        let cluster = try startCluster()
+        defer { try? cluster.stop() }
+        let db = try cluster.connect()
+        try db.execute("""
+            INSERT INTO changerelay.schedule_runs (schedule, due_at, started_at, finished_at, rows, error, instance) VALUES
+              ('cache', '2026-03-01 12:00+00', '2026-03-01 12:00:00.004+00', '2026-03-01 12:00:01+00', 17, NULL, 'a'),
+              ('broken', '2026-03-01 04:00+00', '2026-03-01 04:00:00.002+00', '2026-03-01 04:00:00.01+00', NULL,
+               E'relation "x" does not exist\\nLINE 1: DELETE FROM x', 'a')
+            """)
+        let path = try Self.configFile(Self.entry("cache", cron: "*/15 * * * *", sql: "DELETE FROM search_cache")
+            + Self.entry("broken", cron: "0 4 * * *", sql: "DELETE FROM x") + Self.entry("weekly", cron: "0 3 * * 0", sql: "VACUUM"))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let result = try runChangeRelay(["schedules", "list", "--config", path],
+                                        environment: ["CHANGERELAY_SOURCE_DATABASE_URL": cluster.url])
+        #expect(result.status == 0, "\(result.stderr)")
+        let lines = result.stdout.split(separator: "\n").map { $0.split(separator: "\t", omittingEmptySubsequences: false).map(String.init) }
+        #expect(lines.first == ["name", "cron", "last_started", "outcome", "rows", "next_run"])
+        #expect(lines.dropFirst().map { $0[0] } == ["changerelay.delivery_retention", "cache", "broken", "weekly"])
+        let byName = Dictionary(uniqueKeysWithValues: lines.dropFirst().map { ($0[0], $0) })
+        #expect(byName["cache"]?[1...4] == ["*/15 * * * *", "2026-03-01T12:00:00Z", "ok", "17"])
+        #expect(byName["broken"]?[3] == #"error: relation "x" does not exist"#)
+        #expect(byName["weekly"]?[2...4] == ["-", "never run", "-"])
+        // Next runs are in the future, in UTC, on the expression's minutes.
+        let now = Date()
+        let formatter = ISO8601DateFormatter()
+        for line in lines.dropFirst() {
+            let next = try #require(formatter.date(from: line[5]), "\(line)")
+            #expect(next > now && next < now.addingTimeInterval(8 * 86_400))
+        }
+        #expect(byName["weekly"]?[5].hasSuffix("T03:00:00Z") == true)
+    }
+
+    /// Retention deletes old succeeded deliveries only; `deliveries purge --dead` old dead ones only.
+    @Test func retentionAndPurgeDeleteOnlyWhatTheyName() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        try setup.db.execute("""
+            INSERT INTO changerelay.deliveries (idempotency_key, handler, source_lsn, target_url, body, retry_policy, status,
+                                                next_attempt_at, completed_at, updated_at)
+            SELECT key, 'echo', '0/0', 'http://127.0.0.1:9/', '{}', '{}', status, now() + interval '1 day',
+                   now() - age, now() - age
+            FROM (VALUES ('succeeded-old', 'succeeded', interval '10 days'), ('succeeded-new', 'succeeded', interval '1 day'),
+                         ('dead-old', 'dead', interval '10 days'), ('dead-new', 'dead', interval '1 day'),
+                         ('failed-old', 'failed', interval '10 days')) AS v(key, status, age);
+            INSERT INTO changerelay.delivery_attempts (delivery_id, attempt, started_at)
+            SELECT id, 1, now() - interval '10 days' FROM changerelay.deliveries WHERE idempotency_key = 'succeeded-old';
+            """)
+        try Self.seedOldRun(setup.db, job: "changerelay.delivery_retention")
+        let run = try Background(["run"], environment: setup.environment)
+        try RunPipelineTests.waitFor("the retention run", timeout: .seconds(30)) {
+            try Self.finished(setup.db, job: "changerelay.delivery_retention")
+        }
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0, "\(run.stderr.suffix(2000))")
+        func keys() throws -> [String] {
+            try setup.db.execute("SELECT idempotency_key FROM changerelay.deliveries ORDER BY idempotency_key").rows.map { $0[0]! }
+        }
+        #expect(try keys() == ["dead-new", "dead-old", "failed-old", "succeeded-new"])
+        #expect(try setup.db.execute("SELECT count(*) AS n FROM changerelay.delivery_attempts").value("n") == "0")
+        #expect(try setup.db.execute("""
+            SELECT rows::text AS rows FROM changerelay.schedule_runs WHERE schedule = 'changerelay.delivery_retention' AND instance <> 'seed'
+            """).value("rows") == "1")
+
+        let environment = ["CHANGERELAY_SOURCE_DATABASE_URL": setup.cluster.url]
+        let noFlag = try runChangeRelay(["deliveries", "purge", "--older-than", "5d"], environment: environment)
+        #expect(noFlag.status != 0 && noFlag.stderr.contains("--dead"), "\(noFlag.stderr)")
+        let badAge = try runChangeRelay(["deliveries", "purge", "--dead", "--older-than", "5 days"], environment: environment)
+        #expect(badAge.status != 0 && badAge.stderr.contains("--older-than"), "\(badAge.stderr)")
+        let purge = try runChangeRelay(["deliveries", "purge", "--dead", "--older-than", "5d"], environment: environment)
+        #expect(purge.status == 0, "\(purge.stderr)")
+        #expect(purge.stdout == "purged 1 dead deliveries\n")
+        #expect(try keys() == ["dead-new", "failed-old", "succeeded-new"])
+    }
+
+    /// A database without 015 is refused by name (its rollback is what removes it here).
+    @Test func aDatabaseWithoutTheSchedulesMigrationIsRefusedByName() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let rollback = try String(contentsOfFile: repositoryRoot + "/sql/015_schedules.rollback.sql", encoding: .utf8)
+        try setup.db.execute(rollback)
+        try setup.db.execute(rollback)
+        #expect(try setup.db.execute("SELECT to_regclass('changerelay.deliveries_succeeded_completed') IS NULL AS gone")
+            .value("gone") == "t")
+        let run = try runChangeRelay(["run"], environment: setup.environment, timeout: .seconds(60))
+        #expect(run.status != 0 && run.stderr.contains("sql/015_schedules.sql"), "\(run.stderr)")
+        let list = try runChangeRelay(["schedules", "list"], environment: setup.environment)
+        #expect(list.status != 0 && list.stderr.contains("sql/015_schedules.sql"), "\(list.stderr)")
+    }
+
+    @Test func aBadCronStopsRunNamingTheScheduleAndField() throws {
+        let path = try Self.configFile(Self.entry("cache", sql: "SELECT 1")
+            + Self.entry("vacuum", cron: "0 24 * * *", sql: "VACUUM"))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let result = try runChangeRelay(["run", "--config", path],
+                                        environment: ["CHANGERELAY_SOURCE_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains(#"schedules[1] "vacuum": cron field "hour": 24 is out of range 0-23"#), "\(result.stderr)")
+        #expect(result.stderr.contains("line 7"), "\(result.stderr)")
+    }
+}

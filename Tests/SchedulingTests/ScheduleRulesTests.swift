@@ -1,0 +1,72 @@
+import Foundation
+import Scheduling
+import Testing
+
+@Suite struct ScheduleRulesTests {
+    static func job(_ name: String, _ cron: String) throws -> ScheduleRules.Job {
+        ScheduleRules.Job(name: name, cron: try CronSchedule(parsing: cron))
+    }
+
+    @Test func aJobThatNeverRanWaitsForItsNextTick() throws {
+        let rules = ScheduleRules(jobs: [try Self.job("hourly", "0 * * * *")], lastDue: [:], now: utc("2026-03-01 12:30:10"))
+        #expect(rules.due(at: utc("2026-03-01 12:30:10")).isEmpty)
+        #expect(rules.nextWake == utc("2026-03-01 13:00"))
+    }
+
+    @Test func aMissedRunIsCaughtUpOnceUnderItsLatestDueTime() throws {
+        let now = utc("2026-03-01 12:30:10")
+        let rules = ScheduleRules(jobs: [try Self.job("minutely", "* * * * *")],
+                                  lastDue: ["minutely": utc("2026-02-27 08:00")], now: now)
+        // Two days of missed minutes: one run, due at the latest of them.
+        #expect(rules.due(at: now) == [ScheduleTick(job: "minutely", dueAt: utc("2026-03-01 12:30"))])
+    }
+
+    @Test func aJobRecordedAtItsLatestTickIsNotRunAgain() throws {
+        let rules = ScheduleRules(jobs: [try Self.job("hourly", "0 * * * *")],
+                                  lastDue: ["hourly": utc("2026-03-01 12:00")], now: utc("2026-03-01 12:30"))
+        #expect(rules.due(at: utc("2026-03-01 12:30")).isEmpty)
+        #expect(rules.nextWake == utc("2026-03-01 13:00"))
+    }
+
+    @Test func handledTicksMoveToTheNextTickWhateverTheOutcome() throws {
+        var rules = ScheduleRules(jobs: [try Self.job("hourly", "0 * * * *")], lastDue: [:], now: utc("2026-03-01 12:30"))
+        let tick = ScheduleTick(job: "hourly", dueAt: utc("2026-03-01 13:00"))
+        #expect(rules.due(at: utc("2026-03-01 13:00")) == [tick])
+        // A failure is handled like a success: the job waits for 14:00 instead of retrying in a loop.
+        rules.handled(tick, at: utc("2026-03-01 13:00:01"))
+        #expect(rules.due(at: utc("2026-03-01 13:00:02")).isEmpty)
+        #expect(rules.nextWake == utc("2026-03-01 14:00"))
+    }
+
+    @Test func aRunThatOverranSkipsTheTicksItOverlapped() throws {
+        var rules = ScheduleRules(jobs: [try Self.job("minutely", "* * * * *")], lastDue: [:], now: utc("2026-03-01 12:00:30"))
+        let tick = ScheduleTick(job: "minutely", dueAt: utc("2026-03-01 12:01"))
+        rules.handled(tick, at: utc("2026-03-01 12:04:10"))
+        #expect(rules.nextDue(of: "minutely") == utc("2026-03-01 12:05"))
+    }
+
+    @Test func dueTicksComeEarliestFirstAndTheWakeIsTheEarliest() throws {
+        let now = utc("2026-03-01 12:30:10")
+        let rules = ScheduleRules(
+            jobs: [try Self.job("daily", "0 6 * * *"), try Self.job("hourly", "0 * * * *"), try Self.job("weekly", "0 3 * * 0")],
+            lastDue: ["daily": utc("2026-02-27 06:00"), "hourly": utc("2026-03-01 09:00"), "weekly": utc("2026-03-01 03:00")],
+            now: now)
+        #expect(rules.due(at: now) == [ScheduleTick(job: "daily", dueAt: utc("2026-03-01 06:00")),
+                                       ScheduleTick(job: "hourly", dueAt: utc("2026-03-01 12:00"))])
+        var handled = rules
+        for tick in rules.due(at: now) { handled.handled(tick, at: now) }
+        #expect(handled.nextWake == utc("2026-03-01 13:00"))
+        #expect(handled.nextDue(of: "daily") == utc("2026-03-02 06:00"))
+        #expect(handled.nextDue(of: "weekly") == utc("2026-03-08 03:00"))
+    }
+
+    /// Two instances starting at once compute the same catch-up tick, so the claim row
+    /// (unique on job and due time) lets only one of them run it.
+    @Test func instancesStartingApartComputeTheSameTick() throws {
+        let jobs = [try Self.job("minutely", "* * * * *")]
+        let last = ["minutely": utc("2026-03-01 11:00")]
+        let first = ScheduleRules(jobs: jobs, lastDue: last, now: utc("2026-03-01 12:30:01"))
+        let second = ScheduleRules(jobs: jobs, lastDue: last, now: utc("2026-03-01 12:30:59"))
+        #expect(first.due(at: utc("2026-03-01 12:30:59")) == second.due(at: utc("2026-03-01 12:30:59")))
+    }
+}
