@@ -4,7 +4,8 @@
 #   1. by the echo handler (one delivery per message): the baseline rate;
 #   2. by webhooks to 4 matching configs on a fast receiver (4 deliveries per message);
 #   3. the same with one of the 4 endpoints never answering: the other three's rate.
-# Prints deliveries/s for each and the ratios 2/1 and 3/2.
+# Prints deliveries/s for each, the ratio 2/1, and the other three's rate in 3 against the
+# same three endpoints' share of 2.
 #   scripts/bench-webhooks.sh [MESSAGES]
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -82,11 +82,18 @@ struct DispatchStateMachine {
     private var queue: [ClaimedDelivery] = []
     private var inFlight = 0
     private var inFlightByEndpoint: [String: Int] = [:]
+    /// The earliest time a row is known to fall due: a retry recorded here, or the last look ahead.
+    private var knownDue: ContinuousClock.Instant?
+    private var lastLookAhead: ContinuousClock.Instant?
+    /// The time of the last wake: the machine is given time, it does not read a clock.
+    private var lastWake: ContinuousClock.Instant
     private var unrecorded: [AttemptRecord] = []
 
     /// `pollInterval` bounds the wait for work when a notification is lost; `drain` is how
     /// long a stop waits for the requests in flight.
-    init(concurrency: Int, maxInFlightPerEndpoint: Int = .max, pollInterval: Duration, drain: Duration) {
+    init(concurrency: Int, maxInFlightPerEndpoint: Int = .max, pollInterval: Duration, drain: Duration,
+         start: ContinuousClock.Instant = .now) {
+        lastWake = start
         self.concurrency = concurrency
         self.maxInFlightPerEndpoint = maxInFlightPerEndpoint
         self.pollInterval = pollInterval
@@ -111,7 +118,14 @@ struct DispatchStateMachine {
             inFlightByEndpoint[endpoint, default: 0] -= 1
             if inFlightByEndpoint[endpoint] == 0 { inFlightByEndpoint[endpoint] = nil }
         }
-        unrecorded += finished.map { AttemptRecord($0, using: &generator) }
+        let records = finished.map { AttemptRecord($0, using: &generator) }
+        for record in records {
+            // Its own retries it knows to the millisecond; the record that schedules them
+            // follows at once.
+            if case .retry(let after) = record.decision { expect(now.advanced(by: after)) }
+        }
+        unrecorded += records
+        lastWake = now
         switch state {
         case .dispatching:
             // Before any round trip, and while the state database is away too: the queue
@@ -142,16 +156,33 @@ struct DispatchStateMachine {
     mutating func claimed(_ rows: [ClaimedDelivery]) -> Action {
         queue += rows
         if let batch = takeSendable() { return .send(batch) }
-        // Every slot is busy: a finished request comes first. Otherwise nothing is due now,
-        // and the wait must end when the next row falls due, not a poll later.
-        return inFlight < concurrency ? .lookAhead : .wait(pollInterval)
+        // What fell due by the last wake was claimable by this claim.
+        if let due = knownDue, due <= lastWake { knownDue = nil }
+        // Every slot is busy: a finished request comes first.
+        guard inFlight < concurrency else { return .wait(pollInterval) }
+        // Nothing is due now: the wait must end when the next row falls due, not a poll
+        // later. Rows another dispatcher scheduled, or an earlier run, are looked up at most
+        // once a poll interval: this dispatcher's own retries it knows already.
+        if lastLookAhead.map({ lastWake - $0 >= pollInterval }) ?? true { return .lookAhead }
+        return waitForDue()
     }
 
-    /// `nextDue`: how long until the next row falls due, nil when none is waiting. The wait
-    /// ends then, or at a notification or a finished request; the poll interval only bounds
-    /// it in case a notification is lost.
+    /// `nextDue`: how long from now until the next row falls due, nil when none is waiting.
     mutating func lookedAhead(_ nextDue: Duration?) -> Action {
-        .wait(min(pollInterval, max(.zero, nextDue ?? pollInterval)))
+        lastLookAhead = lastWake
+        if let nextDue { expect(lastWake.advanced(by: max(.zero, nextDue))) }
+        return waitForDue()
+    }
+
+    /// Until the next known due time, a notification or a finished request; the poll
+    /// interval bounds it in case a notification is lost.
+    private func waitForDue() -> Action {
+        guard let due = knownDue else { return .wait(pollInterval) }
+        return .wait(min(pollInterval, max(.zero, due - lastWake)))
+    }
+
+    private mutating func expect(_ due: ContinuousClock.Instant) {
+        knownDue = min(knownDue ?? due, due)
     }
 
     /// A failed statement counts as a lost connection too: the connection is opened afresh

@@ -103,14 +103,14 @@ public final class Dispatcher: Sendable {
     /// Runs until `stop` is asked; then lets requests in flight finish for up to `drain`.
     /// The rules are `DispatchStateMachine`'s; this loop only carries out its actions.
     public func run(until stop: StopSignal, drain: Duration = .seconds(10)) {
+        let clock = ContinuousClock()
         var machine = DispatchStateMachine(concurrency: settings.concurrency,
                                            maxInFlightPerEndpoint: settings.maxInFlightPerEndpoint,
-                                           pollInterval: settings.pollInterval, drain: drain)
+                                           pollInterval: settings.pollInterval, drain: drain, start: clock.now)
         var random = SystemRandomNumberGenerator()
         /// Open from the machine's `.connect` until the next failure; the machine asks for
         /// the state database only in between.
         var connection: PostgresConnection?
-        let clock = ContinuousClock()
         let webhooks = WebhookTries(guardTarget: targetGuard, logger: logger)
 
         func woken() -> DispatchStateMachine.Action {

@@ -54,12 +54,14 @@ public struct DeliveryQueue: Sendable {
         }
     }
 
-    /// How long until the next unfinished row falls due: a retry's `next_attempt_at` or an
-    /// expiring lease; nil when no row is waiting for a time. Rows that wait for something
-    /// else (a paused endpoint, an earlier row of their ordering key) are woken by the
-    /// notification or the record that frees them. One index probe per endpoint.
+    /// How long until the next pending or failed row falls due (`next_attempt_at`); nil when
+    /// none is waiting for a time. Rows that wait for something else (a paused endpoint, an
+    /// earlier row of their ordering key) are woken by the notification or the record that
+    /// frees them, and a lease left by a dispatcher that died by the poll. One index probe
+    /// per endpoint.
     public func nextDue(on db: PostgresConnection) throws(PostgresError) -> Duration? {
-        let result = try db.query(prepared: "changerelay_next_due", Self.nextDueStatement, [])
+        // Planned every time, from the table as it is: it runs at most once a poll interval.
+        let result = try db.query(Self.nextDueStatement, [])
         return result.value("ms").flatMap { Double($0) }.map { .microseconds(Int64($0 * 1000)) }
     }
 
@@ -80,9 +82,7 @@ public struct DeliveryQueue: Sendable {
             UNION ALL
             (SELECT next_attempt_at FROM changerelay.deliveries
              WHERE endpoint IS NULL AND status IN ('pending', 'failed') AND next_attempt_at > now()
-             ORDER BY next_attempt_at LIMIT 1)
-            UNION ALL
-            SELECT min(locked_until) FROM changerelay.deliveries WHERE status = 'sending')
+             ORDER BY next_attempt_at LIMIT 1))
         SELECT extract(epoch FROM min(at) - now()) * 1000 AS ms FROM due
         """
 

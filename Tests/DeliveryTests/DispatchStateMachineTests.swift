@@ -16,7 +16,7 @@ import TestSupport
                                             endpoint: "localhost:5432/state")
 
     private static func machine(concurrency: Int) -> DispatchStateMachine {
-        DispatchStateMachine(concurrency: concurrency, pollInterval: .seconds(1), drain: .seconds(10))
+        DispatchStateMachine(concurrency: concurrency, pollInterval: .seconds(1), drain: .seconds(10), start: start)
     }
 
     /// Connected and about to claim, where every cycle after the first starts.
@@ -88,7 +88,7 @@ import TestSupport
     /// the endpoint lets its next row go at once, without a round trip.
     @Test func anEndpointAtItsLimitWaitsWhileOthersTakeTheFreeSlots() {
         var machine = DispatchStateMachine(concurrency: 4, maxInFlightPerEndpoint: 1, pollInterval: .seconds(1),
-                                           drain: .seconds(10))
+                                           drain: .seconds(10), start: Self.start)
         #expect(machine.woken(at: Self.start).step == .connect)
         #expect(machine.connected().step == .claim)
         let hanging = (1...2).map { Self.delivery($0, endpoint: "webhook:1") }
@@ -106,15 +106,39 @@ import TestSupport
     }
 
     /// With a free slot and nothing due, the wait ends when the next row falls due (a retry
-    /// 300 ms away is tried 300 ms later, not a poll later); the poll interval only bounds it.
+    /// 300 ms away is tried 300 ms later, not a poll later); the poll interval only bounds
+    /// it, and the due times other dispatchers set are looked up at most once an interval.
     @Test func nothingDueSleepsUntilTheNextRowFallsDue() {
         var machine = Self.claiming(concurrency: 2)
         #expect(machine.claimed([]).step == .lookAhead)
         #expect(machine.lookedAhead(.milliseconds(300)).step == .wait(.milliseconds(300)))
-        #expect(machine.lookedAhead(.seconds(5)).step == .wait(.seconds(1)))
+        // Woken when it fell due: claimed (by this claim or another dispatcher's), and
+        // looked up a moment ago, so only the poll bounds the wait.
+        #expect(machine.woken(at: Self.later(.milliseconds(300))).step == .claim)
+        #expect(machine.claimed([]).step == .wait(.seconds(1)))
+        #expect(machine.woken(at: Self.later(.milliseconds(1300))).step == .claim)
+        #expect(machine.claimed([]).step == .lookAhead)
         #expect(machine.lookedAhead(nil).step == .wait(.seconds(1)))
         // Due already (it fell due during the round trip): no wait at all.
+        #expect(machine.woken(at: Self.later(.milliseconds(2400))).step == .claim)
+        #expect(machine.claimed([]).step == .lookAhead)
         #expect(machine.lookedAhead(.milliseconds(-5)).step == .wait(.zero))
+    }
+
+    /// Its own retries it knows when it records them: the wait for one needs no look-up.
+    @Test func itsOwnRetryIsWaitedForExactly() {
+        var machine = Self.claiming(concurrency: 2)
+        let row = ClaimedDelivery(id: 1, idempotencyKey: "k", url: "http://receiver.test/", method: "POST", headers: [],
+                                  auth: nil, body: "{}", attemptField: nil,
+                                  policy: .fixed(delay: .milliseconds(300), maxAttempts: 3), attempt: 1,
+                                  requeuedAtAttempt: 0, orderingKey: nil, previousStatus: .pending)
+        #expect(machine.claimed([]).step == .lookAhead)
+        #expect(machine.lookedAhead(nil).step == .wait(.seconds(1)))
+        #expect(machine.woken(at: Self.start).step == .claim)
+        #expect(machine.claimed([row]).step == .send([1]))
+        #expect(machine.woken([Self.answered(row, status: 500)], at: Self.later(.milliseconds(10))).step == .record([1]))
+        #expect(machine.recorded().step == .claim)
+        #expect(machine.claimed([]).step == .wait(.milliseconds(300)))
     }
 
     /// The claim statement hands out one row per ordering key, oldest first; the queue must
