@@ -4,7 +4,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 from benchlib import Cluster, RELAY, wait_until
 
 RETRIES = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
-CONVERSATIONS = 200
+CHECKS_PER_TICK = 10
+MESSAGES_PER_TICK = 2
 RECEIVER = os.path.abspath(".build/release/BenchReceiver")
 
 
@@ -32,20 +33,32 @@ def main():
     service = None
     try:
         subprocess.run([RELAY, "setup"], env=env, check=True, capture_output=True)
-        print("PostgreSQL %s, %d cores; %d failing-once conversation checks, %d buffered conversations"
-              % (cluster.version, os.cpu_count(), RETRIES, CONVERSATIONS))
+        print("PostgreSQL %s, %d cores; %d failing-once conversation checks and %d one-message windows, "
+              "every 50 ms %d and %d" % (cluster.version, os.cpu_count(), RETRIES,
+                                          RETRIES // CHECKS_PER_TICK * MESSAGES_PER_TICK, CHECKS_PER_TICK,
+                                          MESSAGES_PER_TICK))
         service = subprocess.Popen([RELAY, "run", "--config", config.name], env=env,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         began = time.monotonic()
-        # Bursts of checks (each fails once, so its retry falls due 300 ms later) while
-        # messages keep windows opening and closing.
-        for start in range(0, RETRIES, 500):
-            cluster.psql("INSERT INTO user_conversations (clerk_id, agent_id, elevenlabs_conversation_id) "
-                         "SELECT 'c', 'a', 'el' || g FROM generate_series(%d, %d) g" % (start, min(RETRIES, start + 500) - 1))
-            cluster.psql("INSERT INTO buffered_messages (conversation_id, content, message_type) "
-                         "SELECT g %% %d, 'm' || g, 'incoming' FROM generate_series(1, %d) g"
-                         % (CONVERSATIONS, CONVERSATIONS))
-            time.sleep(0.5)
+        # A steady load well below capacity, so lateness measures the timers rather than a
+        # queue: every 50 ms, CHECKS_PER_TICK checks (each fails once: its retry falls due
+        # 300 ms after its first try is recorded) and MESSAGES_PER_TICK messages, each of a
+        # conversation of its own (its window closes 1 s after it, by a tick on a quiet
+        # stream or by a later commit).
+        session = cluster.session()
+        sent = 0
+        conversation = 0
+        while sent < RETRIES:
+            count = min(CHECKS_PER_TICK, RETRIES - sent)
+            session.value("INSERT INTO user_conversations (clerk_id, agent_id, elevenlabs_conversation_id) "
+                          "SELECT 'c', 'a', 'el' || g FROM generate_series(%d, %d) g" % (sent, sent + count - 1))
+            session.value("INSERT INTO buffered_messages (conversation_id, content, message_type) "
+                          "SELECT g, 'm' || g, 'incoming' FROM generate_series(%d, %d) g"
+                          % (conversation, conversation + MESSAGES_PER_TICK - 1))
+            sent += count
+            conversation += MESSAGES_PER_TICK
+            time.sleep(0.05)
+        session.close()
         wait_until("every retry", lambda: int(cluster.psql(
             "SELECT count(*) FROM changerelay.delivery_attempts WHERE attempt = 2")) >= RETRIES, every=0.5)
         wait_until("every flush", lambda: cluster.psql(

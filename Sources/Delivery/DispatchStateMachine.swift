@@ -82,8 +82,9 @@ struct DispatchStateMachine {
     private var queue: [ClaimedDelivery] = []
     private var inFlight = 0
     private var inFlightByEndpoint: [String: Int] = [:]
-    /// The earliest time a row is known to fall due: a retry recorded here, or the last look ahead.
-    private var knownDue: ContinuousClock.Instant?
+    /// When rows are known to fall due, earliest first: the retries recorded here, and what
+    /// the last look ahead found.
+    private var knownDue: [ContinuousClock.Instant] = []
     private var lastLookAhead: ContinuousClock.Instant?
     /// The time of the last wake: the machine is given time, it does not read a clock.
     private var lastWake: ContinuousClock.Instant
@@ -157,7 +158,7 @@ struct DispatchStateMachine {
         queue += rows
         if let batch = takeSendable() { return .send(batch) }
         // What fell due by the last wake was claimable by this claim.
-        if let due = knownDue, due <= lastWake { knownDue = nil }
+        knownDue.removeAll { $0 <= lastWake }
         // Every slot is busy: a finished request comes first.
         guard inFlight < concurrency else { return .wait(pollInterval) }
         // Nothing is due now: the wait must end when the next row falls due, not a poll
@@ -177,12 +178,18 @@ struct DispatchStateMachine {
     /// Until the next known due time, a notification or a finished request; the poll
     /// interval bounds it in case a notification is lost.
     private func waitForDue() -> Action {
-        guard let due = knownDue else { return .wait(pollInterval) }
+        guard let due = knownDue.first else { return .wait(pollInterval) }
         return .wait(min(pollInterval, max(.zero, due - lastWake)))
     }
 
+    /// Keeps `knownDue` in order; a time already known is kept once.
     private mutating func expect(_ due: ContinuousClock.Instant) {
-        knownDue = min(knownDue ?? due, due)
+        var low = 0, high = knownDue.count
+        while low < high {
+            let middle = (low + high) / 2
+            if knownDue[middle] < due { low = middle + 1 } else { high = middle }
+        }
+        if low == knownDue.count || knownDue[low] != due { knownDue.insert(due, at: low) }
     }
 
     /// A failed statement counts as a lost connection too: the connection is opened afresh

@@ -139,6 +139,23 @@ import TestSupport
         #expect(machine.woken([Self.answered(row, status: 500)], at: Self.later(.milliseconds(10))).step == .record([1]))
         #expect(machine.recorded().step == .claim)
         #expect(machine.claimed([]).step == .wait(.milliseconds(300)))
+        // Two more retries fall due later: each is waited for in turn, without a look-up.
+        let more = [ClaimedDelivery](repeating: row, count: 2).enumerated().map { index, delivery in
+            var next = delivery
+            next.id = Int64(index + 2)
+            return next
+        }
+        #expect(machine.woken(at: Self.later(.milliseconds(20))).step == .claim)
+        #expect(machine.claimed(more).step == .send([2, 3]))
+        #expect(machine.woken([Self.answered(more[0], status: 500)], at: Self.later(.milliseconds(50))).step == .record([2]))
+        #expect(machine.recorded().step == .claim)
+        #expect(machine.woken([Self.answered(more[1], status: 500)], at: Self.later(.milliseconds(80))).step == .record([3]))
+        #expect(machine.recorded().step == .claim)
+        #expect(machine.claimed([]).step == .wait(.milliseconds(230)))
+        #expect(machine.woken(at: Self.later(.milliseconds(310))).step == .claim)
+        #expect(machine.claimed([row]).step == .send([1]))
+        #expect(machine.woken(at: Self.later(.milliseconds(311))).step == .claim)
+        #expect(machine.claimed([]).step == .wait(.milliseconds(39)))
     }
 
     /// The claim statement hands out one row per ordering key, oldest first; the queue must
