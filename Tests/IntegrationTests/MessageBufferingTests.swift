@@ -48,16 +48,20 @@ import Testing
         let run = try Background(["run"], environment: Self.environment(setup))
         try run.waitFor("streaming") { _ in run.stderr.contains("streaming") }
         let first = try Self.message(setup.db, conversation: 41, content: "hello")
+        let other = try Self.message(setup.db, conversation: 42, content: "another conversation")
         let second = try Self.message(setup.db, conversation: 41, content: "are you there?")
         try Self.message(setup.db, conversation: 41, content: "an answer", type: "outgoing")
-        try RunPipelineTests.waitFor("the flush") { setup.receiver.requestCount >= 1 }
-        let request = try #require(setup.receiver.requests.first)
+        let third = try Self.message(setup.db, conversation: 41, content: "hello?")
+        try RunPipelineTests.waitFor("the flushes") { setup.receiver.requestCount >= 2 }
+        let request = try #require(setup.receiver.requests.first { $0.header("Idempotency-Key")?.hasSuffix(":" + first) == true })
+        let alone = try #require(setup.receiver.requests.first { $0.header("Idempotency-Key")?.hasSuffix(":" + other) == true })
+        #expect(Self.ids(try JSONParser.parse(alone.body)["messages"]) == [other])
         #expect(request.header("Authorization") == "Bearer " + ConversationChecksTests.serviceKey)
         #expect(request.header("Idempotency-Key") == "message_buffering:buffer:" + first)
         let body = try JSONParser.parse(request.body)
         #expect(body["bufferId"] == .number(first) && body["conversationId"] == .number("41"))
-        #expect(Self.ids(body["messages"]) == [first, second])
-        #expect(body["combinedContent"] == .string("hello\nare you there?"))
+        #expect(Self.ids(body["messages"]) == [first, second, third])
+        #expect(body["combinedContent"] == .string("hello\nare you there?\nhello?"))
 
         try RunPipelineTests.waitFor("the buffer completed") {
             try setup.db.execute("SELECT status FROM message_buffer WHERE id = \(first)").value("status") == "completed"
@@ -68,15 +72,82 @@ import Testing
                    (SELECT created_at >= b.flush_due_at FROM buffer_processing_jobs WHERE buffer_id = b.id) AS not_early
             FROM message_buffer b WHERE id = \(first)
             """)
-        #expect(buffer.rows == [["2", "t", "t", "t"]])
-        #expect(try setup.db.execute("SELECT status, attempts FROM buffer_processing_jobs").rows == [["completed", "1"]])
+        #expect(buffer.rows == [["3", "t", "t", "t"]])
+        #expect(try setup.db.execute("SELECT status, attempts FROM buffer_processing_jobs ORDER BY buffer_id").rows
+                    == [["completed", "1"], ["completed", "1"]])
         #expect(try setup.db.execute("SELECT buffer_id::text FROM buffered_messages ORDER BY id").rows
-                    == [[first], [first], [nil]])
+                    == [[first], [other], [first], [nil], [first]])
         #expect(try setup.db.execute("SELECT count(*) AS n FROM changerelay.buffer_messages").value("n") == "0")
         run.child.signal(SIGTERM)
         #expect(run.waitForExit() == 0)
-        #expect(setup.receiver.requestCount == 1)
+        #expect(setup.receiver.requestCount == 2)
         #expect(!run.stderr.contains(ConversationChecksTests.serviceKey))
+    }
+
+    /// A full buffer is flushed at once; one that keeps receiving messages is closed
+    /// `max_age_ms` after its first.
+    @Test func maxSizeAndMaxAgeCloseABufferThatKeepsGrowing() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        var environment = Self.environment(setup, durationMilliseconds: 600, maxSize: 8)
+        environment["CHANGERELAY_MESSAGE_BUFFER_MAX_AGE_MS"] = "1000"
+        let run = try Background(["run"], environment: environment)
+        try run.waitFor("streaming") { _ in run.stderr.contains("streaming") }
+        let full = try (0..<8).map { try Self.message(setup.db, conversation: 1, content: "f\($0)") }
+        try RunPipelineTests.waitFor("the full buffer") { try Self.flushes(setup.receiver).count == 1 }
+        #expect(try Self.flushes(setup.receiver).map { Self.ids($0["messages"]) } == [full])
+        #expect(try setup.db.execute("SELECT flush_due_at = last_message_at AS at_once FROM message_buffer WHERE id = \(full[0])")
+                    .value("at_once") == "t")
+        // A message every 150 ms for 1.8 s: each comes within the 600 ms window of the last,
+        // so only max_age_ms closes the first buffer (it holds at most 7, under max_size).
+        for index in 0..<12 {
+            try Self.message(setup.db, conversation: 2, content: "g\(index)")
+            usleep(150_000)
+        }
+        try RunPipelineTests.waitFor("every message flushed") {
+            try setup.db.execute("""
+                SELECT count(*) FILTER (WHERE b.status = 'completed') = count(*) AS done
+                FROM buffered_messages m JOIN message_buffer b ON b.id = m.buffer_id WHERE m.conversation_id = 2
+                """).value("done") == "t"
+        }
+        let buffers = try setup.db.execute("""
+            SELECT message_count, flush_due_at - buffer_start_time = interval '1 second' AS by_age,
+                   flush_due_at - buffer_start_time <= interval '1 second' AS within_age
+            FROM message_buffer WHERE conversation_id = 2 ORDER BY id
+            """).rows
+        #expect(buffers.count >= 2)
+        #expect(buffers.first?[1] == "t" && buffers.allSatisfy { $0[2] == "t" })
+        #expect(buffers.compactMap { $0[0].flatMap { Int($0) } }.reduce(0, +) == 12)
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0)
+    }
+
+    /// SIGTERM and kill -9 with a buffer open: after the restart the buffer is flushed once,
+    /// with the messages from before and after.
+    @Test func aBufferOpenAcrossRestartsIsFlushedOnceWithAllItsMessages() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let environment = Self.environment(setup, durationMilliseconds: 3000)
+        var ids: [String] = []
+        for signal in [SIGTERM, SIGKILL] {
+            let run = try Background(["run"], environment: environment)
+            try run.waitFor("streaming") { _ in run.stderr.contains("streaming") }
+            ids.append(try Self.message(setup.db, conversation: 9, content: "before \(signal)"))
+            try RunPipelineTests.waitFor("the message in its buffer") {
+                try setup.db.execute("SELECT count(*) AS n FROM changerelay.buffer_messages").value("n") == String(ids.count)
+            }
+            run.child.signal(signal)
+            _ = run.waitForExit()
+        }
+        let run = try Background(["run"], environment: environment)
+        ids.append(try Self.message(setup.db, conversation: 9, content: "after"))
+        try RunPipelineTests.waitFor("the flush") { try Self.flushes(setup.receiver).count >= 1 }
+        try RunPipelineTests.waitFor("the buffer completed") {
+            try setup.db.execute("SELECT status FROM message_buffer WHERE id = \(ids[0])").value("status") == "completed"
+        }
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0)
+        #expect(try Self.flushes(setup.receiver).map { Self.ids($0["messages"]) } == [ids])
     }
 
     /// Messages read long after they were committed (the service was down) land in the
@@ -125,6 +196,20 @@ import Testing
         let state = try setup.db.execute("SELECT buffering_enabled FROM changerelay.message_buffering_state")
         #expect(state.rows == [["t"]])
         #expect(try setup.db.execute("SELECT message_id FROM changerelay.buffer_messages").rows == [[third]])
+    }
+
+    @Test func aFlushThatFailsOnceIsCompletedByItsSecondTry() throws {
+        let setup = try RunPipelineTests.prepare(behavior: .sequence([.status(503), .status(200)]))
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let run = try Background(["run"], environment: Self.environment(setup, durationMilliseconds: 100))
+        let id = try Self.message(setup.db, conversation: 5, content: "x")
+        try RunPipelineTests.waitFor("the buffer completed") {
+            try setup.db.execute("SELECT status FROM message_buffer WHERE id = \(id)").value("status") == "completed"
+        }
+        #expect(try setup.db.execute("SELECT status, attempts FROM buffer_processing_jobs").rows == [["completed", "2"]])
+        #expect(setup.receiver.requestCount == 2)
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0)
     }
 
     @Test func aFlushThatKeepsFailingIsTriedThreeTimesAndMarkedFailed() throws {
@@ -196,6 +281,7 @@ import Testing
             #expect(sent[buffer] == nil || sent[buffer] == ids, "buffer \(buffer) was sent with other messages")
             sent[buffer] = ids
         }
+        #expect(sent.values.allSatisfy { $0.count <= 7 })
         let all = sent.values.flatMap { $0 }
         #expect(all.count == total && Set(all).count == total)
         let stored = try setup.db.execute("""
