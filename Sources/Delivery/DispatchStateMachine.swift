@@ -42,8 +42,8 @@ struct DispatchStateMachine {
         /// Put these claims back as they were before, since they were never sent; report
         /// `released()`.
         case release([ClaimedDelivery])
-        /// Ask how long until the next row falls due (a retry, an expiring lease); report
-        /// `lookedAhead(_:)`.
+        /// Ask how long until the next row falls due (a retry another dispatcher or an earlier
+        /// run scheduled); report `lookedAhead(_:)`.
         case lookAhead
         /// Sleep until a notification, a finished request or the timeout; report `woken`.
         case wait(Duration)
@@ -82,8 +82,8 @@ struct DispatchStateMachine {
     private var queue: [ClaimedDelivery] = []
     private var inFlight = 0
     private var inFlightByEndpoint: [String: Int] = [:]
-    /// When rows are known to fall due, earliest first: the retries recorded here, and what
-    /// the last look ahead found.
+    /// When rows are known to fall due, earliest first: the retries recorded here (their
+    /// time known to the millisecond), and what the last look ahead found.
     private var knownDue: [ContinuousClock.Instant] = []
     private var lastLookAhead: ContinuousClock.Instant?
     /// The time of the last wake: the machine is given time, it does not read a clock.
@@ -119,13 +119,7 @@ struct DispatchStateMachine {
             inFlightByEndpoint[endpoint, default: 0] -= 1
             if inFlightByEndpoint[endpoint] == 0 { inFlightByEndpoint[endpoint] = nil }
         }
-        let records = finished.map { AttemptRecord($0, using: &generator) }
-        for record in records {
-            // Its own retries it knows to the millisecond; the record that schedules them
-            // follows at once.
-            if case .retry(let after) = record.decision { expect(now.advanced(by: after)) }
-        }
-        unrecorded += records
+        unrecorded += finished.map { AttemptRecord($0, using: &generator) }
         lastWake = now
         switch state {
         case .dispatching:
@@ -144,7 +138,13 @@ struct DispatchStateMachine {
         return nextDatabaseStep()
     }
 
-    mutating func recorded() -> Action {
+    /// `now`: when the record came back (the last wake when not given). The retries it
+    /// scheduled fall due their delay after the record's transaction began, so counted from
+    /// here they are never expected early.
+    mutating func recorded(at now: ContinuousClock.Instant? = nil) -> Action {
+        for record in unrecorded {
+            if case .retry(let after) = record.decision { expect((now ?? lastWake).advanced(by: after)) }
+        }
         unrecorded.removeAll()
         return nextDatabaseStep()
     }

@@ -132,7 +132,7 @@ public final class Dispatcher: Sendable {
                     action = woken()
                 case .record(let attempts):
                     try record(attempts, on: connection!)
-                    action = machine.recorded()
+                    action = machine.recorded(at: clock.now)
                 case .claim:
                     let claimed = try queue.claim(on: connection!)
                     try webhooks.prepare(claimed, on: connection!)

@@ -158,6 +158,22 @@ import TestSupport
         #expect(machine.claimed([]).step == .wait(.milliseconds(39)))
     }
 
+    /// A retry falls due its delay after the record's transaction, which comes back after
+    /// the wake that found the failure: counted from the wake, the retry would be claimed
+    /// before the database has it due, and left to a poll.
+    @Test func aRetryIsCountedFromTheRecordNotFromTheFailure() {
+        var machine = Self.claiming(concurrency: 2)
+        let row = ClaimedDelivery(id: 1, idempotencyKey: "k", url: "http://receiver.test/", method: "POST", headers: [],
+                                  auth: nil, body: "{}", attemptField: nil,
+                                  policy: .fixed(delay: .milliseconds(300), maxAttempts: 3), attempt: 1,
+                                  requeuedAtAttempt: 0, orderingKey: nil, previousStatus: .pending)
+        #expect(machine.claimed([row]).step == .send([1]))
+        #expect(machine.woken([Self.answered(row, status: 500)], at: Self.later(.milliseconds(10))).step == .record([1]))
+        #expect(machine.recorded(at: Self.later(.milliseconds(25))).step == .claim)
+        #expect(machine.claimed([]).step == .lookAhead)
+        #expect(machine.lookedAhead(nil).step == .wait(.milliseconds(315)))
+    }
+
     /// The claim statement hands out one row per ordering key, oldest first; the queue must
     /// not undo that by sending in any other order.
     @Test func theQueueIsSentInClaimOrder() {
