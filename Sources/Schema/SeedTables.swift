@@ -4,7 +4,7 @@ public enum SeedTables {
     public static let published = [
         "user_conversations", "jobs", "automation_workflows", "habit_tracker", "trip_collaborators",
         "chat_sessions", "chat_messages", "flights", "accommodations", "webhook_configs", "buffered_messages",
-        "automation_execution_logs",
+        "automation_execution_logs", "feature_flags",
     ]
 
     /// Members published with a row filter: of the execution log, the automations' rate
@@ -12,6 +12,8 @@ public enum SeedTables {
     public static let rowFilters = ["automation_execution_logs": "status = 'completed'"]
 
     /// Handlers compare old and new values of these, so they need the whole old row (and a
-    /// row filter on UPDATEs may only name replica-identity columns).
-    public static let needFullIdentity = ["jobs", "habit_tracker", "user_conversations", "automation_execution_logs"]
+    /// row filter on UPDATEs may only name replica-identity columns); the webhook event
+    /// rules read the old row of the last four ("status changed to", `old_record`).
+    public static let needFullIdentity = ["jobs", "habit_tracker", "user_conversations", "automation_execution_logs",
+                                          "trip_collaborators", "chat_sessions", "flights", "accommodations"]
 }
