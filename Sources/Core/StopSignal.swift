@@ -10,36 +10,20 @@ import Synchronization
 /// sleep: shutting down never waits for a timer.
 public final class StopSignal: Sendable {
     private let requested = Atomic<Bool>(false)
-    private let readEnd: Int32
-    private let writeEnd: Int32
+    private let pipe = WakePipe()
 
-    public init() {
-        var ends: [Int32] = [-1, -1]
-        // Without a pipe (no descriptors left) the flag alone still works; sleeps then run their course.
-        if pipe(&ends) == 0 {
-            _ = fcntl(ends[0], F_SETFL, O_NONBLOCK)
-            _ = fcntl(ends[1], F_SETFL, O_NONBLOCK)
-        }
-        readEnd = ends[0]
-        writeEnd = ends[1]
-    }
-
-    deinit {
-        if readEnd >= 0 { close(readEnd) }
-        if writeEnd >= 0 { close(writeEnd) }
-    }
+    public init() {}
 
     /// Asks the loop to stop; safe from any thread, any number of times.
     public func request() {
-        guard !requested.exchange(true, ordering: .acquiringAndReleasing), writeEnd >= 0 else { return }
-        var byte: UInt8 = 1
-        _ = write(writeEnd, &byte, 1)
+        guard !requested.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        pipe.wake()
     }
 
     public var isRequested: Bool { requested.load(ordering: .acquiring) }
 
     /// Readable from the moment stop is asked, and from then on: add it to a `poll` to be woken.
-    public var descriptor: Int32 { readEnd }
+    public var descriptor: Int32 { pipe.descriptor }
 
     /// Sleeps for `duration` or until stop is asked, whichever comes first; true when stop was asked.
     @discardableResult
@@ -49,7 +33,7 @@ public final class StopSignal: Sendable {
         while !isRequested {
             let left = clock.now.duration(to: deadline)
             guard left > .zero else { return false }
-            var descriptors = [pollfd(fd: readEnd, events: Int16(POLLIN), revents: 0)]
+            var descriptors = [pollfd(fd: pipe.descriptor, events: Int16(POLLIN), revents: 0)]
             _ = poll(&descriptors, 1, Int32(clamping: max(1, left.wholeMilliseconds)))
         }
         return true

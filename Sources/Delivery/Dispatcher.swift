@@ -71,11 +71,10 @@ public final class Dispatcher: Sendable {
     private let client: HTTPClient
     private let logger: Logger
     private let finished = Mutex<[Finished]>([])
-    /// A pipe the sending tasks write to, so the waiting thread wakes for a finished request.
-    private let wakeRead: Int32
-    private let wakeWrite: Int32
+    /// Woken by the sending tasks, so the waiting thread wakes for a finished request.
+    private let finishedPipe = WakePipe()
 
-    public init(_ settings: Settings, client: HTTPClient, logger: Logger) throws(DispatcherError) {
+    public init(_ settings: Settings, client: HTTPClient, logger: Logger) {
         self.settings = settings
         // An endpoint's rows are claimed up to twice its in-flight limit, so the next ones wait
         // in the local queue and a finished request's slot is refilled without a round trip.
@@ -87,17 +86,6 @@ public final class Dispatcher: Sendable {
         targetGuard = WebhookTargetGuard.check(allowPrivateTargets: settings.allowPrivateTargets)
         self.client = client
         self.logger = logger
-        var fds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0 else { throw .setup("pipe: \(String(cString: strerror(errno)))") }
-        _ = fcntl(fds[0], F_SETFL, O_NONBLOCK)
-        _ = fcntl(fds[1], F_SETFL, O_NONBLOCK)
-        wakeRead = fds[0]
-        wakeWrite = fds[1]
-    }
-
-    deinit {
-        close(wakeRead)
-        close(wakeWrite)
     }
 
     /// Runs until `stop` is asked; then lets requests in flight finish for up to `drain`.
@@ -144,9 +132,9 @@ public final class Dispatcher: Sendable {
                     action = machine.released()
                 case .wait(let timeout):
                     // Once stopping, only finished requests end the wait: the stop signal stays readable.
-                    let wake = stop.isRequested ? [wakeRead] : [wakeRead, stop.descriptor]
+                    let wake = stop.isRequested ? [finishedPipe.descriptor] : [finishedPipe.descriptor, stop.descriptor]
                     _ = try connection!.waitForNotifications(wakeDescriptors: wake, timeout: timeout)
-                    drainWakePipe()
+                    finishedPipe.drain()
                     action = woken()
                 case .reconnect(let delay, let cause):
                     logger.warning("state database unavailable; retrying", metadata: ["error": "\(cause)", "retry_in": "\(delay)"])
@@ -212,8 +200,7 @@ public final class Dispatcher: Sendable {
     /// Hands a finished try to the loop and wakes it.
     private func finish(_ done: Finished) {
         finished.withLock { $0.append(done) }
-        var byte: UInt8 = 1
-        _ = write(wakeWrite, &byte, 1)
+        finishedPipe.wake()
     }
 
     /// Adds `"field": attempt` to a JSON object body. Bodies are planned by handlers as
@@ -235,11 +222,6 @@ public final class Dispatcher: Sendable {
         }
     }
 
-    private func drainWakePipe() {
-        var buffer = [UInt8](repeating: 0, count: 256)
-        while read(wakeRead, &buffer, buffer.count) > 0 {}
-    }
-
     /// Records the attempts, with the log rows they keep current (`DeliveryQueue.record`),
     /// and logs the deliveries given up on.
     private func record(_ attempts: [AttemptRecord], on db: PostgresConnection) throws(PostgresError) {
@@ -259,16 +241,6 @@ public final class Dispatcher: Sendable {
                 logger.warning("webhook config deactivated: its endpoint answered 410 Gone; its deliveries wait until it is active again",
                                metadata: ["config": "\(config)", "delivery": "\(delivery.id)"])
             }
-        }
-    }
-}
-
-public enum DispatcherError: Error, CustomStringConvertible {
-    case setup(String)
-
-    public var description: String {
-        switch self {
-        case .setup(let reason): "dispatcher cannot start: \(reason)"
         }
     }
 }

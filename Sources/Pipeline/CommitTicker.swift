@@ -53,6 +53,8 @@ public final class CommitTicker {
             } else if due >= now {
                 // Linux lets a `poll` timeout end up to 0.1 % late (30 ms on a 30 s window):
                 // wait that much less, and the rest again.
+                // The connection is opened before the wait, not in the tick's lateness.
+                _ = try? connected()
                 let left = Duration.microseconds(due.microseconds - now.microseconds)
                 deadline.wait(for: left - left / 500 + .microseconds(500), unless: stop)
                 continue
@@ -69,9 +71,7 @@ public final class CommitTicker {
     /// Commits the tick; the server's clock at that moment, or nil when it failed (logged).
     private func tick(for due: PostgresTimestamp) -> PostgresTimestamp? {
         do {
-            let connection = try self.connection ?? PostgresConnection(url: url)
-            self.connection = connection
-            let result = try connection.execute("""
+            let result = try connected().execute("""
                 SELECT pg_logical_emit_message(true, \(quoteLiteral(Self.prefix)), '') AS lsn,
                        (extract(epoch FROM clock_timestamp()) * 1000000)::bigint AS server_time
                 """)
@@ -82,5 +82,12 @@ public final class CommitTicker {
             logger.warning("cannot write a tick to close a message window; trying again", metadata: ["error": "\(error)"])
             return nil
         }
+    }
+
+    private func connected() throws(PostgresError) -> PostgresConnection {
+        if let connection { return connection }
+        let connection = try PostgresConnection(url: url)
+        self.connection = connection
+        return connection
     }
 }

@@ -73,7 +73,7 @@ public struct ChangeRelayService: Sendable {
     private func services(client: HTTPClient) throws -> [ThreadService] {
         var services: [ThreadService] = []
         if role != .planner {
-            let dispatcher = try Dispatcher(
+            let dispatcher = Dispatcher(
                 .init(stateURL: stateURL, concurrency: config.delivery.concurrency, timeout: config.delivery.timeout,
                       credentials: credentials, reports: router.reports,
                       maxInFlightPerEndpoint: config.webhooks.maxInFlightPerEndpoint,

@@ -83,6 +83,20 @@ import Testing
         #expect(book.open.keys.sorted() == ["c"])
     }
 
+    /// A buffer that grew is due at its new deadline only: its earlier one is forgotten.
+    @Test func aGrownBufferIsDueAtItsNewDeadline() {
+        var book = BufferBook(windows: Self.windows)
+        _ = Self.arrive(&book, 1, conversation: "a", at: 0)
+        _ = Self.arrive(&book, 2, conversation: "b", at: 10)
+        _ = Self.arrive(&book, 3, conversation: "a", at: 20)
+        #expect(book.earliestDeadline == Self.at(40))
+        #expect(book.closeDue(before: Self.at(45)).map(\.id) == ["2"])
+        #expect(book.earliestDeadline == Self.at(50))
+        #expect(book.closeDue(before: Self.at(49)).isEmpty)
+        #expect(book.closeDue(before: Self.at(51)).map { $0.messages.map(\.id) } == [["1", "3"]])
+        #expect(book.earliestDeadline == nil && book.open.isEmpty)
+    }
+
     @Test func aRunOfCommitsGivesItsWindows() {
         let commits: [(Int, Double)] = [(1, 0), (2, 10), (3, 45), (4, 50), (5, 120)]
         var live = BufferBook(windows: Self.windows)

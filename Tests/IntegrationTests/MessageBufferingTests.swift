@@ -244,22 +244,7 @@ import Testing
             }
         }
         writer.start()
-        for point in ["batch-copied", "try-sent"] {
-            var armed = environment
-            armed["CHANGERELAY_CRASH_POINT"] = point
-            let run = try Background(["run"], environment: armed)
-            try RunPipelineTests.waitFor("the crash point \(point)") { run.stderr.contains("crash point \(point) reached") }
-            run.child.signal(SIGKILL)
-            _ = run.waitForExit()
-        }
-        var generator = SystemRandomNumberGenerator()
-        for _ in 0..<2 {
-            let run = try Background(["run"], environment: environment)
-            try RunPipelineTests.waitFor("the run to stream") { run.stderr.contains("streaming") }
-            usleep(UInt32.random(in: 200_000...800_000, using: &generator))
-            run.child.signal(SIGKILL)
-            _ = run.waitForExit()
-        }
+        try killRunRepeatedly(environment: environment)
         try RunPipelineTests.waitFor("every message written") {
             try setup.db.execute("SELECT count(*) AS n FROM buffered_messages").value("n") == String(total)
         }

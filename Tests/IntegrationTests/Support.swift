@@ -121,3 +121,25 @@ final class Background {
         unlink(err)
     }
 }
+
+/// The kill tests' pattern: `run` killed with -9 at each crash point (`batch-copied`: a batch's
+/// rows sent, COMMIT not; `try-sent`: a try's answer in hand, not recorded), then twice at a
+/// random instant after it starts streaming. The caller's writer keeps writing meanwhile.
+func killRunRepeatedly(environment: [String: String]) throws {
+    for point in ["batch-copied", "try-sent"] {
+        var armed = environment
+        armed["CHANGERELAY_CRASH_POINT"] = point
+        let run = try Background(["run"], environment: armed)
+        try RunPipelineTests.waitFor("the crash point \(point)") { run.stderr.contains("crash point \(point) reached") }
+        run.child.signal(SIGKILL)
+        _ = run.waitForExit()
+    }
+    var generator = SystemRandomNumberGenerator()
+    for _ in 0..<2 {
+        let run = try Background(["run"], environment: environment)
+        try RunPipelineTests.waitFor("the run to stream") { run.stderr.contains("streaming") }
+        usleep(UInt32.random(in: 200_000...800_000, using: &generator))
+        run.child.signal(SIGKILL)
+        _ = run.waitForExit()
+    }
+}

@@ -72,24 +72,26 @@ public struct BufferBook: Sendable, Hashable {
     public let windows: Windows
     /// By conversation id.
     public private(set) var open: [String: Buffer] = [:]
+    /// Every open buffer's deadline; its top is always an open buffer's current one.
+    private var deadlines = DeadlineHeap()
 
     public init(windows: Windows, open: [Buffer] = []) {
         self.windows = windows
-        for buffer in open { self.open[buffer.conversationID] = buffer }
+        for buffer in open { track(buffer) }
     }
 
     /// The earliest deadline of an open buffer: when a tick must be written to close it.
-    public var earliestDeadline: PostgresTimestamp? {
-        open.values.lazy.map { $0.deadline(self.windows) }.min()
-    }
+    public var earliestDeadline: PostgresTimestamp? { deadlines.first?.deadline }
 
     /// Closes the buffers whose window closed before `commitTime`, in deadline order (then
     /// by id, so a replay closes them in the same order).
     public mutating func closeDue(before commitTime: PostgresTimestamp) -> [Buffer] {
-        guard let earliest = earliestDeadline, earliest < commitTime else { return [] }
-        let due = open.values.filter { $0.deadline(windows) < commitTime }
-            .sorted { ($0.deadline(windows), $0.id) < ($1.deadline(windows), $1.id) }
-        for buffer in due { open[buffer.conversationID] = nil }
+        var due: [Buffer] = []
+        while let next = deadlines.first, next.deadline < commitTime {
+            _ = deadlines.popFirst()
+            if let buffer = open.removeValue(forKey: next.conversationID) { due.append(buffer) }
+            dropStaleDeadlines()
+        }
         return due
     }
 
@@ -109,7 +111,23 @@ public struct BufferBook: Sendable, Hashable {
                             lastCommit: commitTime, messages: [message])
         }
         let closes = !buffering || buffer.messages.count >= windows.maxSize
-        open[conversationID] = closes ? nil : buffer
+        if closes { open[conversationID] = nil } else { track(buffer) }
+        dropStaleDeadlines()
         return Arrival(buffer: buffer, closed: closes)
+    }
+
+    private mutating func track(_ buffer: Buffer) {
+        open[buffer.conversationID] = buffer
+        deadlines.push(.init(deadline: buffer.deadline(windows), bufferID: buffer.id, conversationID: buffer.conversationID))
+    }
+
+    /// Pops entries that no longer name an open buffer's deadline (it grew, or closed).
+    private mutating func dropStaleDeadlines() {
+        while let top = deadlines.first {
+            if let buffer = open[top.conversationID], buffer.id == top.bufferID, buffer.deadline(windows) == top.deadline {
+                return
+            }
+            _ = deadlines.popFirst()
+        }
     }
 }
