@@ -4,6 +4,7 @@ import Handlers
 import Logging
 import Replication
 import Schema
+import StateStore
 
 /// Configuration → handlers, with the caches they start from.
 enum HandlerAssembly {
@@ -88,12 +89,8 @@ enum HandlerAssembly {
             return nil
         }
         let source = try PostgresConnection(url: sourceURL)
-        let present = try source.query("""
-            SELECT to_regclass('public.message_buffer') IS NOT NULL AND to_regclass('public.buffered_messages') IS NOT NULL
-               AND to_regclass('public.buffer_processing_jobs') IS NOT NULL AND to_regclass('public.feature_flags') IS NOT NULL
-               AS present
-            """, [])
-        guard present.value("present") == "t" else {
+        guard try hasTables(["message_buffer", "buffered_messages", "buffer_processing_jobs", "feature_flags"],
+                            on: source) else {
             logger.warning("""
                 message buffers are off: the source lacks message_buffer, buffered_messages, buffer_processing_jobs \
                 or feature_flags (run setup)
@@ -117,10 +114,7 @@ enum HandlerAssembly {
             return nil
         }
         let source = try PostgresConnection(url: sourceURL)
-        let present = try source.query("""
-            SELECT to_regclass('public.webhook_configs') IS NOT NULL AND to_regclass('public.webhook_logs') IS NOT NULL AS present
-            """, [])
-        guard present.value("present") == "t" else {
+        guard try hasTables(["webhook_configs", "webhook_logs"], on: source) else {
             logger.warning("webhooks are off: the source has no public.webhook_configs and public.webhook_logs (run setup)")
             return nil
         }
@@ -138,5 +132,11 @@ enum HandlerAssembly {
         }
         return WebhookHandler(rules: rules, cache: cache, logger: logger)
     }
-}
 
+    /// Whether the database has every one of these `public` tables (the seed's, which a
+    /// handler writes in the checkpoint transaction).
+    private static func hasTables(_ names: [String], on db: PostgresConnection) throws(PostgresError) -> Bool {
+        try db.query("SELECT bool_and(to_regclass('public.' || quote_ident(t)) IS NOT NULL) AS present FROM unnest($1::text[]) t",
+                     [postgresArrayLiteral(names)]).value("present") == "t"
+    }
+}
