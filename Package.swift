@@ -45,8 +45,11 @@ let package = Package(
             "Core", "Decoding", "PlannedEffects", "Replication",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // Backfill's pure parts: watermarks, the windows that drop rows a live change made
+        // stale, the chunk query, the check of an operator's WHERE.
+        .target(name: "Backfill", dependencies: ["Core", "Decoding"]),
         .target(name: "Pipeline", dependencies: [
-            "Core", "Replication", "Decoding", "Configuration", "PlannedEffects", "Handlers", "StateStore",
+            "Backfill", "Core", "Replication", "Decoding", "Configuration", "PlannedEffects", "Handlers", "StateStore",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Schema", dependencies: ["Replication", "Configuration"]),
@@ -83,6 +86,7 @@ let package = Package(
         .testTarget(name: "ReplicationTests", dependencies: ["Replication", "EmbeddedPostgres"]),
         .testTarget(name: "ConfigurationTests", dependencies: ["Configuration", "Scheduling"]),
         .testTarget(name: "SchedulingTests", dependencies: ["Scheduling"]),
+        .testTarget(name: "BackfillTests", dependencies: ["Backfill", "Core", "Decoding"]),
         .testTarget(name: "PipelineTests", dependencies: ["Core", "Pipeline"]),
         .testTarget(name: "DeliveryTests", dependencies: [
             "Core", "Delivery", "PlannedEffects", "Replication", "StateStore", "TestSupport",

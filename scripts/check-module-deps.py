@@ -13,6 +13,8 @@ RULES = {
     "Scheduling": {"CLibPQ", "CCurl", "Replication", "StateStore", "Delivery", "Pipeline"},
     "Configuration": {"CLibPQ", "CCurl", "Replication", "StateStore", "Delivery", "Pipeline"},
     "Decoding": {"CLibPQ", "CCurl", "Replication"},
+    # Watermarks, windows and the chunk query are pure: tests need no database.
+    "Backfill": {"CLibPQ", "CCurl", "Replication", "StateStore", "Delivery", "Pipeline"},
     "PlannedEffects": {"CLibPQ", "CCurl", "Replication", "Delivery"},
     "Handlers": {"CLibPQ", "CCurl", "Replication", "Delivery", "Pipeline", "StateStore"},
     # The state store runs statements; it neither sends HTTP nor knows a handler or who calls it.

@@ -47,6 +47,9 @@ public struct Row: Sendable, Hashable {
 public struct Change: Sendable, Hashable {
     public enum Operation: String, Sendable, Hashable {
         case insert, update, delete, truncate
+        /// A row as a backfill read it (an incremental snapshot): not a change, the row's
+        /// state at the chunk's high watermark, newer than every change handled before it.
+        case read
     }
 
     /// The WAL position of the change itself (not of its commit).
@@ -80,15 +83,19 @@ public struct Transaction: Sendable, Hashable {
     /// The transactional logical messages it emitted that are ChangeRelay's own
     /// (`LogicalMessage.isChangeRelays`), in the order they were emitted.
     public var messages: [LogicalMessage]
+    /// The backfill chunk whose rows follow its changes as `read` changes: set on the
+    /// transaction of the chunk's high watermark, the position where those rows are handled.
+    public var backfill: BackfillChunk?
 
     public init(xid: UInt32, commitLSN: LSN, endLSN: LSN, commitTime: PostgresTimestamp, changes: TransactionChanges,
-                messages: [LogicalMessage] = []) {
+                messages: [LogicalMessage] = [], backfill: BackfillChunk? = nil) {
         self.xid = xid
         self.commitLSN = commitLSN
         self.endLSN = endLSN
         self.commitTime = commitTime
         self.changes = changes
         self.messages = messages
+        self.backfill = backfill
     }
 
     public init(xid: UInt32, commitLSN: LSN, endLSN: LSN, commitTime: PostgresTimestamp, changes: [Change],
@@ -117,4 +124,36 @@ public struct LogicalMessage: Sendable, Hashable {
     public static let prefixRoot = "changerelay."
 
     public static func isChangeRelays(prefix: String) -> Bool { prefix.hasPrefix(prefixRoot) }
+}
+
+/// One chunk of a backfill, as far as handlers and its progress need it: which backfill,
+/// which rows (by primary key), and where the next chunk starts.
+public struct BackfillChunk: Sendable, Hashable {
+    /// `changerelay.backfills.id`.
+    public var backfill: Int64
+    /// 1, 2, …: the chunk's place in its backfill.
+    public var number: Int
+    public var table: TableName
+    /// The primary key's columns, in key order: backfilled rows are named by their values.
+    public var keyColumns: [String]
+    /// The last key the chunk read (text values); the next chunk reads past it.
+    public var cursor: [String]
+    /// Rows the chunk's SELECT returned.
+    public var rowsRead: Int
+    /// Of those, the rows a change between the watermarks made stale: the stream handled the newer state.
+    public var rowsSuperseded: Int
+    /// The chunk that found the end of the table: its commit finishes the backfill.
+    public var isLast: Bool
+
+    public init(backfill: Int64, number: Int, table: TableName, keyColumns: [String], cursor: [String],
+                rowsRead: Int, rowsSuperseded: Int, isLast: Bool) {
+        self.backfill = backfill
+        self.number = number
+        self.table = table
+        self.keyColumns = keyColumns
+        self.cursor = cursor
+        self.rowsRead = rowsRead
+        self.rowsSuperseded = rowsSuperseded
+        self.isLast = isLast
+    }
 }

@@ -211,6 +211,7 @@ struct SpillRecordWriter {
         case .update: 1
         case .delete: 2
         case .truncate: 3
+        case .read: 4
         }
     }
 }
@@ -259,6 +260,7 @@ struct SpillRecordReader {
         case 1: .update
         case 2: .delete
         case 3: .truncate
+        case 4: .read
         case let other: throw corrupt("unknown operation code \(other)")
         }
     }

@@ -125,7 +125,7 @@ public struct Router: Sendable {
                 let effects = try handler.plan(change, at: index, in: transaction)
                 for row in effects.rows { try body(.row(row)) }
                 for delivery in effects.deliveries {
-                    try body(.delivery(PositionedDelivery(handler: handler.name, position: transaction.position(ofChange: index),
+                    try body(.delivery(PositionedDelivery(handler: handler.name, position: transaction.position(of: change, at: index),
                                                           delivery: delivery)))
                 }
             }

@@ -5,30 +5,73 @@ import Decoding
 /// that transaction. Every key and id ChangeRelay derives from a change (a delivery's
 /// idempotency key, a staged row's key, the name behind a stable UUID) is built from it by
 /// `key(handler:suffix:)`, so a crash, a replay or a backfill of the same change gets the
-/// same ones. A backfill, which reads rows rather than changes, will need positions of its
-/// own (backfill, table, primary key) rendered into keys the same way.
+/// same ones.
+///
+/// A backfilled row is not a change: it is named by what it is (backfill, table, primary
+/// key) instead, so the same backfill handles a row under one key however often its chunk
+/// is read again.
 public struct ChangePosition: Sendable, Hashable {
     public var commitLSN: LSN
     public var index: Int
+    /// Set for a row a backfill read.
+    public var backfilledRow: BackfilledRow?
 
-    public init(commitLSN: LSN, index: Int) {
+    public init(commitLSN: LSN, index: Int, backfilledRow: BackfilledRow? = nil) {
         self.commitLSN = commitLSN
         self.index = index
+        self.backfilledRow = backfilledRow
     }
 
-    /// `handler:commitLSN:index`, then `:suffix` when there is one (`echo:1/200:0:echo`).
-    /// Keys are stored (`deliveries.idempotency_key`, `idempotency_log.key`) and sent to
-    /// receivers, which de-duplicate on them: this text must never change.
+    /// `handler:commitLSN:index`, or `handler:backfill:<id>:<schema.table>:<key>` for a
+    /// backfilled row; then `:suffix` when there is one (`echo:1/200:0:echo`). Keys are
+    /// stored (`deliveries.idempotency_key`, `idempotency_log.key`) and sent to receivers,
+    /// which de-duplicate on them: this text must never change.
     public func key(handler: String, suffix: String? = nil) -> String {
-        let key = "\(handler):\(commitLSN):\(index)"
+        let key = if let row = backfilledRow {
+            "\(handler):backfill:\(row.backfill):\(row.table):\(row.key)"
+        } else {
+            "\(handler):\(commitLSN):\(index)"
+        }
         guard let suffix else { return key }
         return key + ":" + suffix
     }
 }
 
+/// A row by backfill and primary key: `key` is `col=value` pairs in key order (`id=7`).
+public struct BackfilledRow: Sendable, Hashable {
+    public var backfill: Int64
+    public var table: TableName
+    public var key: String
+
+    public init(backfill: Int64, table: TableName, key: String) {
+        self.backfill = backfill
+        self.table = table
+        self.key = key
+    }
+}
+
 extension Transaction {
-    /// The position of the change at `index` of this transaction.
+    /// The position of the change at `index` of this transaction (`-1`: the transaction
+    /// itself, for what is due by its commit time).
     public func position(ofChange index: Int) -> ChangePosition {
         ChangePosition(commitLSN: commitLSN, index: index)
+    }
+
+    /// The position of `change`, the one at `index`: a `read` of the transaction's
+    /// backfill chunk is named by its row, anything else by its place in the WAL.
+    public func position(of change: Change, at index: Int) -> ChangePosition {
+        guard change.operation == .read, let chunk = backfill, let row = change.new else {
+            return position(ofChange: index)
+        }
+        let key = chunk.keyColumns.map { column -> String in
+            let value: String = switch row[column] {
+            case .text(let bytes)?: String(decoding: bytes, as: UTF8.self)
+            case .binary(let bytes)?: "\\x" + bytes.map { String($0, radix: 16) }.joined()
+            case .null?, .unchangedToast?, nil: "null"
+            }
+            return column + "=" + value
+        }.joined(separator: ",")
+        return ChangePosition(commitLSN: commitLSN, index: index,
+                              backfilledRow: BackfilledRow(backfill: chunk.backfill, table: chunk.table, key: key))
     }
 }

@@ -89,29 +89,3 @@ public struct ReplicationConnection: ~Copyable {
         return ReplicationStream(connection: connection, startedAt: start, statusInterval: statusInterval)
     }
 }
-
-/// Single-quotes a string literal for the simple-query protocol, which takes no parameters.
-public func quoteLiteral(_ text: String) -> String {
-    "'" + text.replacingQuotes + "'"
-}
-
-/// Double-quotes an identifier for replication commands, which take no parameters.
-public func quoteIdentifier(_ name: String) -> String {
-    "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\""
-}
-
-extension String {
-    var replacingQuotes: String { replacingOccurrences(of: "'", with: "''") }
-
-    func replacingOccurrences(of target: String, with replacement: String) -> String {
-        guard !target.isEmpty else { return self }
-        var result = ""
-        var rest = self[...]
-        while let range = rest.firstRange(of: target) {
-            result += rest[..<range.lowerBound]
-            result += replacement
-            rest = rest[range.upperBound...]
-        }
-        return result + rest
-    }
-}

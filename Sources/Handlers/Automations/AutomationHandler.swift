@@ -51,6 +51,8 @@ public struct AutomationHandler: Handler {
     public func batchEnded(committed: Bool) { cache.batchEnded(committed: committed) }
 
     public func plan(_ change: Change, at index: Int, in transaction: Transaction) throws(HandlerError) -> Effects {
+        // A backfilled row is a state, not a transition: no run is due, and the caches are current already.
+        guard change.operation != .read else { return .none }
         switch change.schema + "." + change.table {
         case Self.workflowsTable:
             return Effects(rows: try follow(workflowChange: change, at: index, lsn: transaction.commitLSN))
@@ -106,6 +108,8 @@ public struct AutomationHandler: Handler {
         case .truncate:
             cache.removeEveryWorkflow()
             return [logRow("truncate")]
+        case .read:
+            return []
         }
     }
 

@@ -72,7 +72,8 @@ public struct ConversationCheckHandler: Handler {
 
     /// The decision with its reason: `plan` keeps only the effects.
     public func decide(_ change: Change) throws(HandlerError) -> Decision {
-        guard change.operation == .insert || change.operation == .update, let new = change.new else {
+        // A backfilled row is checked as an INSERT would be: the skip rules apply.
+        guard [.insert, .update, .read].contains(change.operation), let new = change.new else {
             return .skipped(.notInsertOrUpdate)
         }
         let row = try Fields(new, handler: name, change: change)

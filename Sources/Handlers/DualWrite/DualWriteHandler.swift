@@ -53,7 +53,7 @@ public struct DualWriteHandler: Handler {
     }
 
     public func plan(_ change: Change, at index: Int, in transaction: Transaction) throws(HandlerError) -> Effects {
-        let position = transaction.position(ofChange: index)
+        let position = transaction.position(of: change, at: index)
         let key = position.key(handler: name)
         switch change.operation {
         case .truncate:
@@ -62,7 +62,7 @@ public struct DualWriteHandler: Handler {
                 drift-check reports the weeks it left behind
                 """, metadata: ["lsn": "\(transaction.commitLSN)"])
             return .none
-        case .insert, .update:
+        case .insert, .update, .read:
             guard let new = change.new else { throw failure(change, "an \(change.operation.rawValue) without its new row") }
             let row = try RowValues(new: new, old: change.old, handler: name, change: change)
             var rows: [PlannedRow] = []
@@ -74,7 +74,9 @@ public struct DualWriteHandler: Handler {
                                       lsn: transaction.commitLSN, change: change))
                 }
             }
-            rows.append(stage(row, operation: change.operation, key: key, lsn: transaction.commitLSN, change: change))
+            // A backfilled row fills the new schema as an INSERT would (an upsert of its week).
+            rows.append(stage(row, operation: change.operation == .read ? .insert : change.operation, key: key,
+                              lsn: transaction.commitLSN, change: change))
             return Effects(rows: rows)
         case .delete:
             guard let oldRow = change.old else { throw failure(change, "a DELETE without its old row") }

@@ -63,6 +63,9 @@ public struct MessageBufferingHandler: Handler {
     }
 
     public func plan(_ change: Change, at index: Int, in transaction: Transaction) throws(HandlerError) -> Effects {
+        // Windows are decided by commit times: a backfilled message has none of its own, and
+        // its conversation's window closed long ago. The flag's state is known already.
+        guard change.operation != .read else { return .none }
         let position = transaction.position(ofChange: index)
         if change.schema + "." + change.table == Self.flagsTable {
             return try followFlag(change, at: position)
@@ -106,6 +109,8 @@ public struct MessageBufferingHandler: Handler {
                 return .none
             }
             enabled = false
+        case .read:
+            return .none
         case .insert, .update:
             guard let new = change.new else { return .none }
             let fields = try Fields(new, handler: name, change: change)

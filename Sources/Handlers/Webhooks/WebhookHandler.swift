@@ -61,7 +61,7 @@ public struct WebhookHandler: Handler {
         guard !eventTypes.isEmpty else { return effects }
 
         let data = try Self.data(of: change, handler: name)
-        let position = transaction.position(ofChange: index)
+        let position = transaction.position(of: change, at: index)
         for eventType in eventTypes {
             let body = Self.body(type: eventType, timestamp: transaction.commitTime.rfc3339, data: data)
             for config in cache.subscribers(of: eventType) {
@@ -129,6 +129,9 @@ public struct WebhookHandler: Handler {
         case .truncate:
             cache.removeEverything()
             return [logRow("truncate")]
+        case .read:
+            // The cache holds every config already: a backfilled one changes nothing.
+            return []
         }
     }
 
@@ -139,6 +142,7 @@ public struct WebhookHandler: Handler {
         case .insert: .insert
         case .update: .update
         case .delete: .delete
+        case .read: .read
         case .truncate: nil
         }
     }

@@ -1,4 +1,4 @@
-@testable import StateStore
+import Core
 import Testing
 
 /// Many values travel as one array parameter; whatever a receiver or an error message puts

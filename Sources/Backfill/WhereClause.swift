@@ -1,0 +1,79 @@
+/// An operator's `--where`: one boolean expression, pasted into every chunk's SELECT inside
+/// parentheses. The server parses it (`backfill` asks it before recording the request);
+/// this check keeps the expression from closing those parentheses or ending the statement,
+/// which would let it change what the chunk query means.
+public enum WhereClause {
+    public enum Problem: Error, Sendable, Hashable, CustomStringConvertible {
+        case empty
+        case unbalancedParentheses
+        case semicolon
+        case unterminated(String)
+
+        public var description: String {
+            switch self {
+            case .empty: "is empty"
+            case .unbalancedParentheses: "has a parenthesis it does not close (or closes one it did not open)"
+            case .semicolon: "contains a semicolon: it must be one expression, not statements"
+            case .unterminated(let what): "has an unterminated \(what)"
+            }
+        }
+    }
+
+    /// Throws the first problem found outside quotes and comments.
+    public static func check(_ text: String) throws(Problem) {
+        let bytes = Array(text.utf8)
+        guard bytes.contains(where: { $0 != 0x20 && $0 != 0x09 && $0 != 0x0A && $0 != 0x0D }) else { throw .empty }
+        var depth = 0
+        var index = 0
+        func skip(until terminator: [UInt8], from start: Int) -> Int? {
+            var position = start
+            while position + terminator.count <= bytes.count {
+                if Array(bytes[position..<position + terminator.count]) == terminator { return position + terminator.count }
+                position += 1
+            }
+            return nil
+        }
+        while index < bytes.count {
+            let byte = bytes[index]
+            switch byte {
+            case UInt8(ascii: "'"), UInt8(ascii: "\""):
+                // A doubled quote inside is an escaped one: the scan simply resumes and finds the next.
+                guard let end = skip(until: [byte], from: index + 1) else {
+                    throw .unterminated(byte == UInt8(ascii: "'") ? "string" : "quoted identifier")
+                }
+                index = end
+            case UInt8(ascii: "-") where index + 1 < bytes.count && bytes[index + 1] == UInt8(ascii: "-"):
+                index = (skip(until: [0x0A], from: index + 2) ?? bytes.count)
+            case UInt8(ascii: "/") where index + 1 < bytes.count && bytes[index + 1] == UInt8(ascii: "*"):
+                guard let end = skip(until: Array("*/".utf8), from: index + 2) else { throw .unterminated("comment") }
+                index = end
+            case UInt8(ascii: "$"):
+                // A dollar quote: $$…$$ or $tag$…$tag$ (a `$1` parameter is no quote).
+                var tagEnd = index + 1
+                while tagEnd < bytes.count, bytes[tagEnd] == UInt8(ascii: "_") || (bytes[tagEnd] | 0x20) >= 0x61 && (bytes[tagEnd] | 0x20) <= 0x7A
+                    || tagEnd > index + 1 && bytes[tagEnd] >= 0x30 && bytes[tagEnd] <= 0x39 {
+                    tagEnd += 1
+                }
+                if tagEnd < bytes.count, bytes[tagEnd] == UInt8(ascii: "$") {
+                    let tag = Array(bytes[index...tagEnd])
+                    guard let end = skip(until: tag, from: tagEnd + 1) else { throw .unterminated("dollar-quoted string") }
+                    index = end
+                } else {
+                    index += 1
+                }
+            case UInt8(ascii: "("):
+                depth += 1
+                index += 1
+            case UInt8(ascii: ")"):
+                depth -= 1
+                if depth < 0 { throw .unbalancedParentheses }
+                index += 1
+            case UInt8(ascii: ";"):
+                throw .semicolon
+            default:
+                index += 1
+            }
+        }
+        if depth != 0 { throw .unbalancedParentheses }
+    }
+}

@@ -1,0 +1,56 @@
+import Backfill
+import Decoding
+import Testing
+
+@Suite struct ChunkQueryTests {
+    let table = BackfillTable(
+        name: TableName(schema: "public", name: "Odd \"Name\""),
+        columns: [.init(name: "tenant", typeOID: 23, typeName: "integer", isIdentity: true),
+                  .init(name: "id", typeOID: 2950, typeName: "uuid", isIdentity: true),
+                  .init(name: "body", typeOID: 25, typeName: "text", isIdentity: false)],
+        keyColumns: ["tenant", "id"], rowFilter: "(tenant > 0)")
+
+    @Test func theFirstChunkReadsFromTheStartInKeyOrder() {
+        let query = ChunkQuery(table: table, where: nil, after: nil, limit: 500)
+        #expect(query.sql == #"""
+            SELECT "tenant", "id", "body" FROM "public"."Odd ""Name""" WHERE ((tenant > 0)) \#
+            ORDER BY "tenant", "id" LIMIT 500
+            """#)
+        #expect(query.parameters.isEmpty)
+    }
+
+    @Test func laterChunksReadPastTheCursorAsARowComparisonOfTheKeysTypes() {
+        let query = ChunkQuery(table: table, where: "body <> ''", after: ["3", "0b0e…"], limit: 10)
+        #expect(query.sql == #"""
+            SELECT "tenant", "id", "body" FROM "public"."Odd ""Name""" WHERE ("tenant", "id") > ($1::integer, $2::uuid) \#
+            AND (body <> '') AND ((tenant > 0)) ORDER BY "tenant", "id" LIMIT 10
+            """#)
+        #expect(query.parameters == ["3", "0b0e…"])
+    }
+
+    @Test func theCursorIsTheLastRowsKey() {
+        #expect(ChunkQuery.cursor(after: [["1", "a", nil], ["2", "b", "x"]], table: table) == ["2", "b"])
+        #expect(ChunkQuery.cursor(after: [], table: table) == nil)
+    }
+}
+
+@Suite struct WhereClauseTests {
+    @Test(arguments: [
+        "id > 5", "status = 'a;b)'", "name = \"we(ird\"", "x = $$)$$ AND y = $tag$;$tag$", "a IN (1, (2))",
+        "id > 5 -- trailing ) ;\n", "id /* ) ; */ > 5", "id = $1",
+    ])
+    func oneExpressionPasses(_ text: String) throws {
+        try WhereClause.check(text)
+    }
+
+    @Test(arguments: [
+        ("", WhereClause.Problem.empty), ("  \n", .empty),
+        ("true) OR (true", .unbalancedParentheses), ("true) UNION SELECT 1 --", .unbalancedParentheses),
+        ("(id > 5", .unbalancedParentheses), ("id > 5; DROP TABLE t", .semicolon),
+        ("name = 'open", .unterminated("string")), ("x = $q$ never", .unterminated("dollar-quoted string")),
+        ("id /* never", .unterminated("comment")), ("\"open", .unterminated("quoted identifier")),
+    ])
+    func anythingElseIsRefusedWithItsReason(_ text: String, _ problem: WhereClause.Problem) {
+        #expect(throws: problem) { try WhereClause.check(text) }
+    }
+}
