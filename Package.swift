@@ -71,7 +71,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "changerelay", dependencies: [
-            "Core", "Replication", "Decoding", "Configuration", "Schema", "EmbeddedPostgres", "Pipeline", "PlannedEffects",
+            "Backfill", "Core", "Replication", "Decoding", "Configuration", "Schema", "EmbeddedPostgres", "Pipeline", "PlannedEffects",
             "Handlers", "Delivery", "StateStore", "LocalReceiver", "ServiceAssembly", "Scheduling",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),

@@ -56,7 +56,9 @@ BEGIN
     WITH staged AS (
         SELECT s.backfill_id AS id, max(s.chunk) AS last_chunk, min(s.chunk) AS first_chunk,
                sum(s.rows_read)::bigint AS rows_read, sum(s.rows_superseded)::bigint AS rows_superseded,
-               (array_agg(s.cursor ORDER BY s.chunk DESC))[1] AS cursor, bool_or(s.last) AS last
+               (SELECT latest.cursor FROM changerelay.backfill_progress_staged latest
+                WHERE latest.backfill_id = s.backfill_id ORDER BY latest.chunk DESC LIMIT 1) AS cursor,
+               bool_or(s.last) AS last
         FROM changerelay.backfill_progress_staged s GROUP BY s.backfill_id
     ), applied AS (
         UPDATE changerelay.backfills b

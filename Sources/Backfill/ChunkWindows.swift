@@ -28,6 +28,8 @@ public struct ChunkWindows: Sendable {
 
     public func isOpen(_ token: ChunkToken) -> Bool { open[token] != nil }
 
+    public var openTokens: [ChunkToken] { Array(open.keys) }
+
     /// A low watermark: changes of `table` committed from now on are recorded.
     public mutating func open(_ token: ChunkToken, table: TableName, keyColumns: [String]) {
         open[token] = Window(table: table, keyColumns: keyColumns)

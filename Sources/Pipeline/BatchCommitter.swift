@@ -24,12 +24,16 @@ public final class BatchCommitter: TransactionSink {
         public var slot: String
         public var maxBatchChanges: Int
         public var maxBatchAge: Duration
+        /// Where the backfill runner leaves its chunks; nil when nothing is backfilled.
+        public var backfills: ChunkExchange?
 
-        public init(stateURL: String, slot: String, maxBatchChanges: Int = 1000, maxBatchAge: Duration = .milliseconds(20)) {
+        public init(stateURL: String, slot: String, maxBatchChanges: Int = 1000, maxBatchAge: Duration = .milliseconds(20),
+                    backfills: ChunkExchange? = nil) {
             self.stateURL = stateURL
             self.slot = slot
             self.maxBatchChanges = maxBatchChanges
             self.maxBatchAge = maxBatchAge
+            self.backfills = backfills
         }
     }
 
@@ -43,6 +47,7 @@ public final class BatchCommitter: TransactionSink {
     private var policy: BatchPolicy
     private var batch = Batch()
     private var deliveryRows = DeliveryRows()
+    private var watermarks: BackfillWatermarks?
 
     /// Every target seen so far, numbered; deliveries are 0.
     private var targets: [CopyTarget] = [DeliveryRows.target]
@@ -65,6 +70,7 @@ public final class BatchCommitter: TransactionSink {
         self.router = router
         self.logger = logger
         checkpoint = SlotCheckpoint(slot: settings.slot)
+        watermarks = settings.backfills.map(BackfillWatermarks.init)
         let connection = try PostgresConnection(url: settings.stateURL)
         policy = BatchPolicy(durable: try checkpoint.read(on: connection),
                              maxChanges: settings.maxBatchChanges, maxAge: settings.maxBatchAge)
@@ -81,6 +87,7 @@ public final class BatchCommitter: TransactionSink {
         if let unsettled = policy.unsettled { try settle(unsettled) }
         // A restart can be sent transactions it already planned; their effects are committed.
         guard policy.admit(endingAt: transaction.endLSN) == .plan else { return .proceed(durableThrough: nil) }
+        let transaction = try watermarks?.admit(transaction) ?? transaction
         if transaction.changes.isSpilled {
             logger.info("planning a large transaction from its spill file", metadata: [
                 "xid": "\(transaction.xid)", "commit_lsn": "\(transaction.commitLSN)", "changes": "\(transaction.changes.count)",
@@ -129,7 +136,12 @@ public final class BatchCommitter: TransactionSink {
             logger.warning("a batch whose commit was in doubt had been committed; it is not planned again",
                            metadata: ["checkpoint": "\(policy.durable)"])
         }
+        batchEnded(committed: committed)
+    }
+
+    private func batchEnded(committed: Bool) {
         router.batchEnded(committed: committed)
+        watermarks?.batchEnded(committed: committed)
     }
 
     /// Rows are sent in pieces of about this many bytes.
@@ -205,7 +217,7 @@ public final class BatchCommitter: TransactionSink {
         policy.committed()
         batch = Batch()
         for (handler, result) in stagedResults { handler.stagedBatchCommitted(result) }
-        router.batchEnded(committed: true)
+        batchEnded(committed: true)
         return end
     }
 

@@ -104,11 +104,13 @@ public final class SlotReader {
     /// Streams into a sink that may hold transactions back (batching): the slot is
     /// acknowledged only as far as the sink says everything is durable.
     /// When `stop` is asked, the batch in hand is committed and acknowledged before it returns.
-    public func run(into sink: inout some TransactionSink, until stop: StopSignal, onStreaming: () -> Void = {}) throws {
+    /// `onStreamEnded` runs each time a stream that had started ends, however it ended.
+    public func run(into sink: inout some TransactionSink, until stop: StopSignal, onStreaming: () -> Void = {},
+                    onStreamEnded: () -> Void = {}) throws {
         var resumeFrom = max(settings.startLSN, sink.durablePosition)
         while !stop.isRequested {
             do {
-                let stopped = try stream(from: resumeFrom, until: stop, onStreaming: onStreaming,
+                let stopped = try stream(from: resumeFrom, until: stop, onStreaming: onStreaming, onStreamEnded: onStreamEnded,
                                          sink: &sink, acknowledged: &resumeFrom)
                 if stopped { return }
             } catch let error as PostgresError where settings.slot != nil && error.isRetryable {
@@ -123,7 +125,7 @@ public final class SlotReader {
     }
 
     /// One connection's worth of streaming. Returns true when asked to stop.
-    private func stream(from start: LSN, until stop: StopSignal, onStreaming: () -> Void,
+    private func stream(from start: LSN, until stop: StopSignal, onStreaming: () -> Void, onStreamEnded: () -> Void = {},
                         sink: inout some TransactionSink, acknowledged: inout LSN) throws -> Bool {
         let connection = try ReplicationConnection(url: settings.databaseURL)
         try requirePublishedTables(connection.connection)
@@ -149,6 +151,7 @@ public final class SlotReader {
         logger.info("streaming", metadata: ["slot": "\(slot)", "plugin": "\(settings.plugin)", "from": "\(start)",
                                             "server": "\(stream.endpoint)"])
         onStreaming()
+        defer { onStreamEnded() }
         do {
             return try pump(stream, decoder: &decoder, until: stop, sink: &sink, acknowledged: &acknowledged)
         } catch {

@@ -21,6 +21,9 @@ public enum RequiredMigration: Sendable {
     /// 015's `changerelay.schedule_runs`: every scheduled run (built-in or configured) is
     /// claimed and recorded there.
     case schedules
+    /// 016's `changerelay.backfills` and the staging of chunk progress, applied in every
+    /// checkpoint transaction that handled a chunk.
+    case backfills
 
     var file: String {
         switch self {
@@ -31,6 +34,7 @@ public enum RequiredMigration: Sendable {
         case .deliveryThroughput: "013_delivery_throughput.sql"
         case .messageBuffering: "014_message_buffering.sql"
         case .schedules: "015_schedules.sql"
+        case .backfills: "016_backfills.sql"
         }
     }
 
@@ -49,6 +53,8 @@ public enum RequiredMigration: Sendable {
             "to_regclass('changerelay.message_buffer_staged') IS NOT NULL"
         case .schedules:
             "to_regclass('changerelay.schedule_runs') IS NOT NULL"
+        case .backfills:
+            "to_regclass('changerelay.backfill_progress_staged') IS NOT NULL"
         case .deliveryRequeue:
             """
             EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass('changerelay.deliveries')

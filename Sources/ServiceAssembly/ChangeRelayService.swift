@@ -46,9 +46,10 @@ public struct ChangeRelayService: Sendable {
         stateURL = config.stateDatabaseURL ?? sourceURL
         let handlers = try HandlerAssembly.handlers(config, sourceURL: sourceURL, stateURL: stateURL,
                                                     credentials: credentials, logger: logger)
-        router = Router(handlers)
+        if handlers.isEmpty { logger.warning("no handler is configured: changes are read and acknowledged, nothing is sent") }
+        // Backfills' progress is committed with their chunks' effects, whatever handlers there are.
+        router = Router(handlers + [BackfillProgressHandler()])
         deadlines = handlers.compactMap { ($0 as? MessageBufferingHandler)?.state.nextDeadline }
-        if router.isEmpty { logger.warning("no handler is configured: changes are read and acknowledged, nothing is sent") }
         let state = try PostgresConnection(url: stateURL)
         if role != .planner {
             try RequiredMigration.deliveryRequeue.require(neededBy: "the dispatcher", on: state)
@@ -57,6 +58,7 @@ public struct ChangeRelayService: Sendable {
         try RequiredMigration.webhooks.require(neededBy: role == .dispatcher ? "the dispatcher" : "the batch committer",
                                                on: state)
         try RequiredMigration.schedules.require(neededBy: "the scheduler", on: state)
+        if role != .dispatcher { try RequiredMigration.backfills.require(neededBy: "the batch committer", on: state) }
         self.config = config
         self.credentials = credentials
         self.role = role
@@ -87,9 +89,10 @@ public struct ChangeRelayService: Sendable {
                       logger: Logger(label: "changerelay.scheduler")).run(until: stop)
         })
         guard role != .dispatcher else { return services }
+        let backfills = ChunkExchange()
         let settings = BatchCommitter.Settings(stateURL: stateURL, slot: config.source.slot,
                                                maxBatchChanges: config.pipeline.batchMaxChanges,
-                                               maxBatchAge: config.pipeline.batchMaxAge)
+                                               maxBatchAge: config.pipeline.batchMaxAge, backfills: backfills)
         let source = SlotReader.Settings(databaseURL: sourceURL, plugin: config.source.plugin, slot: config.source.slot,
                                          publication: config.source.publication,
                                          statusInterval: config.source.statusInterval, spill: config.spillSettings,
@@ -100,9 +103,14 @@ public struct ChangeRelayService: Sendable {
                     .run(until: stop)
             })
         }
+        services.append(ThreadService("backfill") { [sourceURL, stateURL, config] stop in
+            BackfillRunner(.init(sourceURL: sourceURL, stateURL: stateURL, publication: config.source.publication),
+                           exchange: backfills, logger: Logger(label: "changerelay.backfill")).run(until: stop)
+        })
         services.append(ThreadService("stream") { [router] stop in
             var committer = try BatchCommitter(settings, router: router, logger: Logger(label: "changerelay.planner"))
-            try SlotReader(source, logger: Logger(label: "changerelay.source")).run(into: &committer, until: stop)
+            try SlotReader(source, logger: Logger(label: "changerelay.source"))
+                .run(into: &committer, until: stop, onStreaming: backfills.streamStarted, onStreamEnded: backfills.streamEnded)
         })
         return services
     }

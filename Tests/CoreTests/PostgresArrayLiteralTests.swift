@@ -26,3 +26,18 @@ import Testing
         #expect(postgresArrayLiteral(values) == "{\"e\u{301}\",\"👍🏽\",\"שלום\",\"\u{FEFF}bom\"}")
     }
 }
+
+@Suite struct PostgresArrayElementsTests {
+    @Test(arguments: [
+        [String?](), ["a"], ["a", "b c", nil, "NULL", "x\"y", "back\\slash", "{}", ",", ""], ["ünï", "😀"],
+    ])
+    func whatTheLiteralWritesTheParserReads(_ values: [String?]) {
+        #expect(postgresArrayElements(postgresArrayLiteral(values)) == values)
+    }
+
+    @Test func postgresOwnOutputIsRead() {
+        #expect(postgresArrayElements("{1,abc,NULL,\"with space\",\"q\\\"uote\"}") == ["1", "abc", nil, "with space", "q\"uote"])
+        #expect(postgresArrayElements("{}") == [])
+        #expect(postgresArrayElements("not an array") == [])
+    }
+}

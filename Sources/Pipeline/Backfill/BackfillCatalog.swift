@@ -1,0 +1,131 @@
+import Backfill
+import Core
+import Decoding
+import Replication
+
+/// Why a table cannot be backfilled, said so the operator knows what to change.
+public enum BackfillRefusal: Error, Sendable, Equatable, CustomStringConvertible {
+    case unknownTable(String)
+    case notPublished(table: String, publication: String)
+    case noPrimaryKey(table: String)
+    case keyNotPublished(table: String, column: String)
+    case identityWithoutKey(table: String, identity: String)
+    case badWhere(table: String, reason: String)
+    case badChunkSize(Int)
+
+    public var description: String {
+        switch self {
+        case .unknownTable(let name):
+            "no table \(name) on the source"
+        case .notPublished(let table, let publication):
+            "\(table) is not in publication \(publication): the stream sends none of its changes, so a backfill "
+                + "could not keep up with them (ALTER PUBLICATION \(publication) ADD TABLE \(table))"
+        case .noPrimaryKey(let table):
+            "\(table) has no primary key: a backfill reads in primary-key order and names each row by its key"
+        case .keyNotPublished(let table, let column):
+            "the publication's column list for \(table) leaves out key column \(column)"
+        case .identityWithoutKey(let table, let identity):
+            "\(table)'s replica identity (\(identity)) does not carry its primary key, so a delete during the backfill "
+                + "could not be matched to its row: ALTER TABLE \(table) REPLICA IDENTITY DEFAULT (or FULL)"
+        case .badWhere(let table, let reason):
+            "--where for \(table) \(reason)"
+        case .badChunkSize(let size):
+            "--chunk-size must be between 1 and 1000000, not \(size)"
+        }
+    }
+}
+
+/// Reads what a backfill needs to know of a table from the source's catalog, and refuses a
+/// table a backfill cannot be exact for. `backfill` asks it before recording a request; the
+/// runner asks it again before each chunk, so a column added meanwhile is read too.
+public struct BackfillCatalog {
+    public let connection: PostgresConnection
+    public let publication: String
+
+    public init(connection: PostgresConnection, publication: String) {
+        self.connection = connection
+        self.publication = publication
+    }
+
+    /// The table `name` (`table` or `schema.table`, as `to_regclass` reads it) as a backfill reads it.
+    public func table(named name: String) throws -> BackfillTable {
+        let found: QueryResult
+        do {
+            found = try connection.query("""
+                SELECT n.nspname, c.relname, c.relreplident, c.oid::bigint AS oid
+                FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE c.oid = to_regclass($1) AND c.relkind IN ('r', 'p')
+                """, [name])
+        } catch {
+            // A name to_regclass cannot even parse (`a.b.c.d`, an open quote) names no table.
+            guard error.sqlState?.hasPrefix("42") == true || error.sqlState?.hasPrefix("22") == true else { throw error }
+            throw BackfillRefusal.unknownTable(name)
+        }
+        guard let schema = found.value("nspname"), let relation = found.value("relname"),
+              let oid = found.value("oid") else { throw BackfillRefusal.unknownTable(name) }
+        let display = schema + "." + relation
+        let published = try connection.query("""
+            SELECT array_to_string(attnames, ',') AS columns, rowfilter FROM pg_publication_tables
+            WHERE pubname = $1 AND schemaname = $2 AND tablename = $3
+            """, [publication, schema, relation])
+        guard !published.rows.isEmpty else { throw BackfillRefusal.notPublished(table: display, publication: publication) }
+        let publishedColumns = Set((published.value("columns") ?? "").split(separator: ",").map(String.init))
+        let key = try connection.query("""
+            SELECT a.attname FROM pg_index i
+            CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, position)
+            JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+            WHERE i.indrelid = $1::oid AND i.indisprimary ORDER BY k.position
+            """, [oid]).rows.compactMap { $0[0] }
+        guard !key.isEmpty else { throw BackfillRefusal.noPrimaryKey(table: display) }
+        if let missing = key.first(where: { !publishedColumns.contains($0) }) {
+            throw BackfillRefusal.keyNotPublished(table: display, column: missing)
+        }
+        let identity: Set<String>?
+        switch found.value("relreplident") {
+        case "f": identity = nil
+        case "d": identity = Set(key)
+        case "i":
+            identity = Set(try connection.query("""
+                SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+                WHERE i.indrelid = $1::oid AND i.indisreplident
+                """, [oid]).rows.compactMap { $0[0] })
+        default:
+            throw BackfillRefusal.identityWithoutKey(table: display, identity: "NOTHING")
+        }
+        if let identity, !Set(key).isSubset(of: identity) {
+            throw BackfillRefusal.identityWithoutKey(table: display, identity: "USING INDEX " + identity.sorted().joined(separator: ", "))
+        }
+        let columns = try connection.query("""
+            SELECT attname, atttypid::bigint AS type, atttypmod, format_type(atttypid, atttypmod) AS type_name
+            FROM pg_attribute WHERE attrelid = $1::oid AND attnum > 0 AND NOT attisdropped AND attgenerated = ''
+            ORDER BY attnum
+            """, [oid]).rows.compactMap { row -> BackfillTable.Column? in
+                guard let name = row[0], publishedColumns.contains(name), let type = row[1].flatMap(UInt32.init),
+                      let modifier = row[2].flatMap(Int32.init), let typeName = row[3] else { return nil }
+                return .init(name: name, typeOID: type, typeModifier: modifier, typeName: typeName,
+                             isIdentity: identity?.contains(name) ?? true)
+            }
+        return BackfillTable(name: TableName(schema: schema, name: relation), columns: columns, keyColumns: key,
+                             rowFilter: published.value("rowfilter"))
+    }
+
+    /// Checks an operator's WHERE (one expression, accepted by the server for this table) and
+    /// returns the planner's estimate of the rows the backfill will read.
+    public func estimate(_ table: BackfillTable, where condition: String?) throws -> Int64? {
+        let display = table.name.description
+        if let condition {
+            do { try WhereClause.check(condition) } catch { throw BackfillRefusal.badWhere(table: display, reason: error.description) }
+        }
+        let query = ChunkQuery(table: table, where: condition, after: nil, limit: Int(Int32.max))
+        let plan: QueryResult
+        do {
+            plan = try connection.query("EXPLAIN (FORMAT JSON) " + query.sql, query.parameters)
+        } catch {
+            guard let state = error.sqlState, !state.hasPrefix("08") else { throw error }
+            throw BackfillRefusal.badWhere(table: display, reason: "is refused by the server: \(error.message)")
+        }
+        // The outermost plan is the LIMIT (its rows are the limit); the largest estimate below it is the scan's.
+        let text = plan.rows.first?.first.flatMap { $0 } ?? ""
+        return text.split(separator: "\"Plan Rows\": ").dropFirst().compactMap { Int64($0.prefix { $0.isNumber }) }.max()
+    }
+}

@@ -1,0 +1,213 @@
+import Backfill
+import Core
+import Decoding
+import Foundation
+import Logging
+import Replication
+import StateStore
+
+/// Reads backfills' chunks on the source, one request at a time in the order they were made,
+/// while the stream of this instance runs (only the slot's holder backfills). For each chunk:
+/// register it with the stream, write the low watermark, wait for every transaction that
+/// held an xid then to end, SELECT the chunk, leave its rows for the stream, write the high
+/// watermark. The stream does the rest at the high watermark (`BackfillWatermarks`), and
+/// the chunk's progress is committed with its effects, so this loop keeps no state a crash
+/// could lose: it starts again from the committed cursor.
+public final class BackfillRunner {
+    public struct Settings: Sendable {
+        public var sourceURL: String
+        public var stateURL: String
+        public var publication: String
+
+        public init(sourceURL: String, stateURL: String, publication: String) {
+            self.sourceURL = sourceURL
+            self.stateURL = stateURL
+            self.publication = publication
+        }
+    }
+
+    private let settings: Settings
+    private let exchange: ChunkExchange
+    private let logger: Logger
+    /// Names this process's chunks: watermarks of an earlier run are strangers to it.
+    private let run = String(UUID().uuidString.prefix(8)).lowercased()
+    private var source: PostgresConnection?
+    private var state: PostgresConnection?
+    private var backoff = Backoff(initial: .milliseconds(200), cap: .seconds(10))
+
+    public init(_ settings: Settings, exchange: ChunkExchange, logger: Logger) {
+        self.settings = settings
+        self.exchange = exchange
+        self.logger = logger
+    }
+
+    /// How long a transaction older than a low watermark may hold a chunk up before the log says which one.
+    static let patienceBeforeWarning: Duration = .seconds(10)
+
+    public func run(until stop: StopSignal) {
+        while !stop.isRequested {
+            do {
+                guard exchange.streamState.isStreaming else {
+                    exchange.waitForRelease(timeout: .milliseconds(500), unless: stop)
+                    continue
+                }
+                let state = try stateConnection()
+                guard let request = try BackfillRequests.next(on: state) else {
+                    _ = try state.waitForNotifications(wakeDescriptors: [stop.descriptor], timeout: .seconds(5))
+                    continue
+                }
+                try work(on: request, until: stop)
+                backoff.reset()
+            } catch {
+                source = nil
+                state = nil
+                let delay = backoff.nextDelay()
+                logger.warning("backfill interrupted; trying again", metadata: [
+                    "error": "\(error)", "retry_in_ms": "\(delay.wholeMilliseconds)",
+                ])
+                _ = stop.sleep(for: delay)
+            }
+        }
+    }
+
+    /// Works on one request until it is finished, cancelled or failed, the stream restarts
+    /// (then the caller comes back with the committed state), or stop is asked.
+    private func work(on request: BackfillRequests.Entry, until stop: StopSignal) throws {
+        let state = try stateConnection()
+        let generation = exchange.streamState.generation
+        // Chunks read before are handled (or dropped by a restart) before the committed cursor is trusted.
+        while exchange.pending(backfill: request.id) > 0, exchange.streamState.generation == generation, !stop.isRequested {
+            exchange.waitForRelease(timeout: .milliseconds(200), unless: stop)
+        }
+        guard exchange.streamState.generation == generation, !stop.isRequested,
+              let current = try BackfillRequests.entry(id: request.id, on: state), !current.status.isFinished,
+              try BackfillRequests.start(request.id, on: state) else { return }
+        var metadata: Logger.Metadata = ["backfill": "\(request.id)", "table": "\(request.qualifiedTable)"]
+        logger.info(current.chunksDone == 0 ? "backfill started" : "backfill resumed", metadata: metadata.merging([
+            "chunk_size": "\(request.chunkSize)", "chunks_done": "\(current.chunksDone)", "rows_done": "\(current.rowsDone)",
+        ]) { $1 })
+        var cursor = current.cursor
+        var chunk = current.chunksDone
+        let catalog = BackfillCatalog(connection: try sourceConnection(), publication: settings.publication)
+        while !stop.isRequested {
+            guard exchange.streamState == (true, generation) else { return }
+            if try BackfillRequests.entry(id: request.id, on: state)?.status != .running {
+                logger.info("backfill stopped: it was cancelled", metadata: metadata)
+                return
+            }
+            while exchange.pending() >= exchange.capacity, !stop.isRequested, exchange.streamState.generation == generation {
+                exchange.waitForRelease(timeout: .seconds(1), unless: stop)
+            }
+            guard !stop.isRequested, exchange.streamState.generation == generation else { return }
+            let table: BackfillTable
+            do {
+                table = try catalog.table(named: quoteIdentifier(request.schema) + "." + quoteIdentifier(request.table))
+            } catch let refusal as BackfillRefusal {
+                try fail(request, reason: refusal.description, metadata: metadata)
+                return
+            }
+            chunk += 1
+            metadata["chunk"] = "\(chunk)"
+            let token = ChunkToken(run: run, backfill: request.id, chunk: chunk)
+            exchange.register(token, table: table)
+            let read: (rows: [[String?]], isLast: Bool)
+            do {
+                try emit(Watermark(.low, token))
+                try waitForOlderTransactions(until: stop, metadata: metadata)
+                let query = ChunkQuery(table: table, where: request.whereClause, after: cursor, limit: request.chunkSize)
+                let rows = try sourceConnection().query(query.sql, query.parameters).rows
+                read = (rows, rows.count < request.chunkSize)
+            } catch let error as PostgresError where error.sqlState != nil && !error.isRetryable {
+                exchange.release([token])
+                try fail(request, reason: "chunk \(chunk) cannot be read: \(error.message)", metadata: metadata)
+                return
+            } catch {
+                exchange.release([token])
+                throw error
+            }
+            let next = ChunkQuery.cursor(after: read.rows, table: table) ?? cursor ?? []
+            guard exchange.fill(token, rows: read.rows.map(table.row), cursor: next, isLast: read.isLast) else { return }
+            do {
+                try emit(Watermark(.high, token))
+            } catch {
+                exchange.release([token])
+                throw error
+            }
+            logger.debug("backfill chunk read", metadata: metadata.merging(["rows": "\(read.rows.count)"]) { $1 })
+            cursor = next
+            if read.isLast {
+                while exchange.pending(backfill: request.id) > 0, !stop.isRequested,
+                      exchange.streamState.generation == generation {
+                    exchange.waitForRelease(timeout: .seconds(1), unless: stop)
+                }
+                if let finished = try BackfillRequests.entry(id: request.id, on: state), finished.status == .done {
+                    logger.info("backfill done", metadata: [
+                        "backfill": "\(request.id)", "table": "\(request.qualifiedTable)", "rows": "\(finished.rowsDone)",
+                        "superseded": "\(finished.rowsSuperseded)", "chunks": "\(finished.chunksDone)",
+                    ])
+                }
+                return
+            }
+        }
+    }
+
+    /// Writes a watermark into the source's WAL, in a transaction of its own.
+    private func emit(_ watermark: Watermark) throws {
+        _ = try sourceConnection().query("SELECT pg_logical_emit_message(true, $1, $2)", [watermark.prefix, watermark.content])
+    }
+
+    /// Waits until every transaction that held an xid when the low watermark committed has
+    /// ended. One whose commit record is in the WAL before the watermark can still be
+    /// invisible to a snapshot taken now; the stream handles it before the watermark, so it
+    /// is not among the window's changes, and the chunk would hand on the older row.
+    private func waitForOlderTransactions(until stop: StopSignal, metadata: Logger.Metadata) throws {
+        let source = try sourceConnection()
+        let running = try source.execute("SELECT coalesce(array_agg(x)::text, '{}') AS xids FROM pg_snapshot_xip(pg_current_snapshot()) x")
+            .value("xids") ?? "{}"
+        guard running != "{}" else { return }
+        let clock = ContinuousClock()
+        let started = clock.now
+        var warned = started
+        var pause = Duration.microseconds(200)
+        while !stop.isRequested {
+            let left = try source.query("""
+                SELECT count(*) AS left, string_agg(x::text || coalesce(' (pid ' || a.pid || ')', ''), ', ') AS which
+                FROM unnest($1::xid8[]) x LEFT JOIN pg_stat_activity a ON a.backend_xid::text = (x::text::bigint % 4294967296)::text
+                WHERE pg_xact_status(x) = 'in progress'
+                """, [running])
+            guard let count = left.value("left"), count != "0" else { return }
+            if clock.now - warned > Self.patienceBeforeWarning {
+                warned = clock.now
+                logger.warning("a backfill chunk waits for transactions older than its low watermark to end", metadata:
+                    metadata.merging(["transactions": "\(left.value("which") ?? "?")",
+                                      "waited_s": "\((clock.now - started).wholeMilliseconds / 1000)"]) { $1 })
+            }
+            _ = stop.sleep(for: pause)
+            pause = min(pause * 2, .milliseconds(50))
+        }
+    }
+
+    private func fail(_ request: BackfillRequests.Entry, reason: String, metadata: Logger.Metadata) throws {
+        logger.error("backfill failed", metadata: metadata.merging(["reason": "\(reason)"]) { $1 })
+        try BackfillRequests.fail(request.id, error: reason, on: stateConnection())
+    }
+
+    /// The source, with the session settings the stream's walsender renders values with: a
+    /// backfilled row's text must be the text the stream would have sent.
+    private func sourceConnection() throws(PostgresError) -> PostgresConnection {
+        if let source { return source }
+        let connection = try PostgresConnection(url: settings.sourceURL, parameters: [
+            ("options", pinnedSessionOptions), ("application_name", "changerelay backfill"),
+        ])
+        source = connection
+        return connection
+    }
+
+    private func stateConnection() throws(PostgresError) -> PostgresConnection {
+        if let state { return state }
+        let connection = try PostgresConnection(url: settings.stateURL)
+        try BackfillRequests.listen(on: connection)
+        state = connection
+        return connection
+    }
+}

@@ -1,0 +1,128 @@
+import Core
+import Replication
+
+/// Every statement on `changerelay.backfills` but the progress, which the checkpoint
+/// transaction applies (`apply_staged_backfill_progress()`): requests recorded by the
+/// command, picked up, failed or cancelled, and listed.
+public enum BackfillRequests {
+    public enum Status: String, Sendable, Hashable, CaseIterable {
+        case pending, running, done, cancelled, failed
+
+        public var isFinished: Bool { self == .done || self == .cancelled || self == .failed }
+    }
+
+    /// One request as it stands.
+    public struct Entry: Sendable, Hashable {
+        public var id: Int64
+        public var schema: String
+        public var table: String
+        public var whereClause: String?
+        public var chunkSize: Int
+        public var keyColumns: [String]
+        public var status: Status
+        public var cursor: [String]?
+        public var chunksDone: Int
+        public var rowsDone: Int64
+        public var rowsSuperseded: Int64
+        public var rowsEstimated: Int64?
+        public var rowsPerSecond: Double?
+        public var etaSeconds: Double?
+        public var error: String?
+        /// ISO timestamps, as Postgres prints them; nil before it happened.
+        public var requestedAt: String
+        public var startedAt: String?
+        public var finishedAt: String?
+
+        public var qualifiedTable: String { schema + "." + table }
+    }
+
+    /// Wakes the runner of the service that holds the slot.
+    static let channel = "changerelay_backfills"
+
+    private static let columns = """
+        id, table_schema, table_name, where_clause, chunk_size, key_columns, status, cursor, chunks_done, rows_done,
+        rows_superseded, rows_estimated, rows_per_second, eta_seconds, error,
+        to_char(requested_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+        to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+        to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+        """
+
+    /// Records a request and wakes the runner; returns its id.
+    public static func request(schema: String, table: String, where condition: String?, chunkSize: Int,
+                               keyColumns: [String], rowsEstimated: Int64?,
+                               on db: PostgresConnection) throws(PostgresError) -> Int64 {
+        let id = try db.query("""
+            WITH recorded AS (
+                INSERT INTO changerelay.backfills (table_schema, table_name, where_clause, chunk_size, key_columns, rows_estimated)
+                VALUES ($1, $2, $3, $4::int, $5::text[], $6::bigint) RETURNING id)
+            SELECT id, pg_notify('\(channel)', id::text) FROM recorded
+            """, [schema, table, condition, String(chunkSize), postgresArrayLiteral(keyColumns), rowsEstimated.map(String.init)])
+            .value("id").flatMap(Int64.init)
+        guard let id else { throw PostgresError(.protocolViolation, "INSERT … RETURNING id returned no id", endpoint: db.endpoint) }
+        return id
+    }
+
+    /// Every request, newest first (at most `limit`).
+    public static func list(limit: Int = 100, on db: PostgresConnection) throws(PostgresError) -> [Entry] {
+        try db.query("SELECT \(columns) FROM changerelay.backfills ORDER BY id DESC LIMIT $1", [String(limit)]).rows
+            .compactMap(entry)
+    }
+
+    public static func entry(id: Int64, on db: PostgresConnection) throws(PostgresError) -> Entry? {
+        try db.query("SELECT \(columns) FROM changerelay.backfills WHERE id = $1", [String(id)]).rows.compactMap(entry).first
+    }
+
+    /// The oldest request not finished: the runner works on one at a time, in order.
+    public static func next(on db: PostgresConnection) throws(PostgresError) -> Entry? {
+        try db.query("""
+            SELECT \(columns) FROM changerelay.backfills WHERE status IN ('pending', 'running') ORDER BY id LIMIT 1
+            """, []).rows.compactMap(entry).first
+    }
+
+    /// The runner took it up; false when it was cancelled meanwhile.
+    public static func start(_ id: Int64, on db: PostgresConnection) throws(PostgresError) -> Bool {
+        try db.query("""
+            UPDATE changerelay.backfills SET status = 'running', started_at = coalesce(started_at, clock_timestamp()),
+                   updated_at = clock_timestamp()
+            WHERE id = $1 AND status IN ('pending', 'running') RETURNING id
+            """, [String(id)]).rows.count == 1
+    }
+
+    public static func fail(_ id: Int64, error: String, on db: PostgresConnection) throws(PostgresError) {
+        _ = try db.query("""
+            UPDATE changerelay.backfills SET status = 'failed', error = $2, finished_at = clock_timestamp(),
+                   updated_at = clock_timestamp()
+            WHERE id = $1 AND status IN ('pending', 'running')
+            """, [String(id), error])
+    }
+
+    /// Cancels a request that has not finished; the status it has otherwise (nil: no such request).
+    public static func cancel(_ id: Int64, on db: PostgresConnection) throws(PostgresError) -> (cancelled: Bool, status: Status?) {
+        let result = try db.query("""
+            WITH cancelled AS (
+                UPDATE changerelay.backfills SET status = 'cancelled', finished_at = clock_timestamp(),
+                       updated_at = clock_timestamp()
+                WHERE id = $1 AND status IN ('pending', 'running') RETURNING id)
+            SELECT (SELECT count(*) FROM cancelled) AS cancelled, pg_notify('\(channel)', $1::text),
+                   (SELECT status FROM changerelay.backfills WHERE id = $1) AS status
+            """, [String(id)])
+        return (result.value("cancelled") == "1", result.value("status").flatMap(Status.init(rawValue:)))
+    }
+
+    public static func listen(on db: PostgresConnection) throws(PostgresError) {
+        try db.execute("LISTEN " + channel)
+    }
+
+    private static func entry(_ row: [String?]) -> Entry? {
+        guard row.count == 18, let id = row[0].flatMap(Int64.init), let schema = row[1], let table = row[2],
+              let chunkSize = row[4].flatMap(Int.init), let status = row[6].flatMap(Status.init(rawValue:)),
+              let requestedAt = row[15] else { return nil }
+        return Entry(id: id, schema: schema, table: table, whereClause: row[3], chunkSize: chunkSize,
+                     keyColumns: row[5].map { postgresArrayElements($0).compactMap { $0 } } ?? [], status: status,
+                     cursor: row[7].map { postgresArrayElements($0).compactMap { $0 } }, chunksDone: row[8].flatMap(Int.init) ?? 0,
+                     rowsDone: row[9].flatMap(Int64.init) ?? 0, rowsSuperseded: row[10].flatMap(Int64.init) ?? 0,
+                     rowsEstimated: row[11].flatMap(Int64.init), rowsPerSecond: row[12].flatMap(Double.init),
+                     etaSeconds: row[13].flatMap(Double.init), error: row[14], requestedAt: requestedAt,
+                     startedAt: row[16], finishedAt: row[17])
+    }
+}
