@@ -2,7 +2,11 @@
 # Installs the Debian packages ChangeRelay builds and tests against, and the one Python package
 # its tests use, only those missing.
 set -euo pipefail
-packages=(postgresql-15 postgresql-15-wal2json postgresql-client-15 libpq-dev libcurl4-openssl-dev pkg-config)
+# scripts/check-deploy.sh needs the last three: PyYAML for the Kubernetes manifests, systemd for
+# `systemd-analyze verify`, prometheus for promtool (about 22 MB to download, 320 MB installed,
+# most of it a time-zone JavaScript library the package depends on).
+packages=(postgresql-15 postgresql-15-wal2json postgresql-client-15 libpq-dev libcurl4-openssl-dev pkg-config
+          python3-yaml systemd prometheus)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -11,6 +15,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
+  # Debian's packages start their services on install (prometheus would listen on :9090) unless
+  # policy-rc.d forbids it; the tests start their own servers, so forbid it for this install.
+  policy=/usr/sbin/policy-rc.d
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null && $sudo chmod +x "$policy"
+    trap '$sudo rm -f "$policy"' EXIT
+  fi
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 command -v swift >/dev/null || { echo "swift is not on PATH (Swift 6.x toolchain needed)"; exit 1; }

@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 swift build --build-tests
 python3 scripts/check-module-deps.py
+scripts/check-deploy.sh
 # --fast leaves out the long soaks (tagged `soak`: millions of rows, many kills).
 if [ "${1:-}" = "--fast" ]; then
   shift
