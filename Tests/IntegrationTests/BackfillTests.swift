@@ -23,8 +23,25 @@ import Testing
                    ('00000000-0000-0000-0000-' || lpad(to_hex(g % 50), 12, '0'))::uuid
             FROM generate_series(\(firstID), \(firstID + count - 1)) g;
             SELECT setval(pg_get_serial_sequence('habit_tracker', 'id'), \(firstID + count + 1_000_000));
-            SELECT pg_replication_slot_advance('changerelay', pg_current_wal_lsn());
             """)
+        try Self.putBehindTheSlot(setup.db)
+    }
+
+    /// Moves the slot past everything committed: as if those rows had existed before it. (Not
+    /// in the inserting statement's string: a multi-statement query is one transaction, whose
+    /// rows would not be committed yet.)
+    /// The slot advances no further than the WAL is flushed, and the test clusters commit
+    /// asynchronously: a synchronous commit flushes everything before it first.
+    static func putBehindTheSlot(_ db: PostgresConnection) throws {
+        try db.execute("SET synchronous_commit = on")
+        try db.execute("SELECT pg_logical_emit_message(true, 'test.flush', '')")
+        try db.execute("RESET synchronous_commit")
+        let end = try db.execute("SELECT pg_current_wal_lsn()::text AS lsn").value("lsn") ?? "0/0"
+        try db.query("SELECT pg_replication_slot_advance('changerelay', $1::pg_lsn)", [end])
+        let confirmed = try db.query("""
+            SELECT confirmed_flush_lsn >= $1::pg_lsn AS passed FROM pg_replication_slots WHERE slot_name = 'changerelay'
+            """, [end]).value("passed")
+        guard confirmed == "t" else { throw TestFailure("the slot did not advance to \(end)") }
     }
 
     static func backfill(_ setup: RunPipelineTests.Setup, environment: [String: String]? = nil, _ arguments: [String],
@@ -101,5 +118,233 @@ import Testing
         // A quoted mixed-case name is a table like any other.
         let accepted = try Self.backfill(setup, ["--table", "public.\"Mixed Case\"", "--detach"])
         #expect(accepted.status == 0, "\(accepted.stderr)")
+    }
+
+    /// Writes into the table while it is backfilled, until stopped: updates, deletes, inserts
+    /// and key moves, half of them aimed just past the backfill's cursor (the chunk being read
+    /// and the next), half anywhere. Rows it inserts have odd ids; every row keeps its own
+    /// (child, user, week).
+    final class Writer: Sendable {
+        let stopped = Atomic<Bool>(false)
+        let transactions = Atomic<Int>(0)
+
+        /// Starts writing on a thread of its own.
+        static func start(_ cluster: LocalPostgresURL, maxID: Int) -> Writer {
+            let writer = Writer()
+            let thread = Thread {
+                guard let db = try? PostgresConnection(url: cluster.url) else { return }
+                var generator = SystemRandomNumberGenerator()
+                while !writer.stopped.load(ordering: .relaxed) {
+                    let cursor = (try? db.execute("SELECT coalesce(max(cursor[1]::bigint), 0) AS c FROM changerelay.backfills")
+                        .value("c")).flatMap { $0.flatMap(Int.init) } ?? 0
+                    func target() -> Int {
+                        Bool.random(using: &generator) ? cursor + Int.random(in: 1...250, using: &generator)
+                            : Int.random(in: 1...maxID, using: &generator)
+                    }
+                    let (a, b, c, d) = (target(), target(), target() | 1, target())
+                    _ = try? db.execute("""
+                        BEGIN;
+                        UPDATE habit_tracker SET habits = jsonb_build_array(jsonb_build_object(
+                            'name', 'Read v' || txid_current() % 7, 'times', jsonb_build_array('done', '', '', '', '', '', 'missed')))
+                        WHERE id = \(a) OR id BETWEEN \(cursor) AND \(cursor + 300);
+                        DELETE FROM habit_tracker WHERE id = \(b);
+                        INSERT INTO habit_tracker (id, child_name, week_start_date, week_period, habits, user_id)
+                        VALUES (\(c), 'new ' || \(c), date '2026-03-02', 'week',
+                                '[{"name": "Fresh", "times": ["done", null, "", "", "", "", ""]}]', '00000000-0000-0000-0000-0000000000ff')
+                        ON CONFLICT (id) DO NOTHING;
+                        UPDATE habit_tracker SET id = id + 10000000 WHERE id = \(d) AND \(d % 7) = 0;
+                        COMMIT;
+                        """)
+                    writer.transactions.add(1, ordering: .relaxed)
+                }
+            }
+            thread.start()
+            return writer
+        }
+
+        func stop() { stopped.store(true, ordering: .relaxed) }
+    }
+
+    struct LocalPostgresURL: Sendable { let url: String }
+
+    /// Rows changed in chunks not read yet and in the chunk being read, with small chunks:
+    /// the new schema ends equal to the source, through either plugin.
+    @Test(arguments: ["pgoutput", "wal2json"])
+    func aBackfillUnderAConcurrentWriterEndsWithNoDrift(plugin: String) throws {
+        let setup = try RunPipelineTests.prepare(extra: ["CHANGERELAY_SOURCE_PLUGIN": plugin])
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        try setup.db.execute("""
+            INSERT INTO habit_tracker (id, child_name, week_start_date, week_period, habits, user_id)
+            SELECT g * 2, 'child ' || g, date '2026-01-05', 'week',
+                   '[{"name": "Read", "times": ["done", "missed", "", "partial", null, "done", "done"]}]',
+                   ('00000000-0000-0000-0000-' || lpad(to_hex(g % 50), 12, '0'))::uuid
+            FROM generate_series(1, 1000) g;
+            """)
+        try Self.putBehindTheSlot(setup.db)
+        let environment = DualWriteTests.environment(setup, mode: "apply")
+        let run = try Background(["run"], environment: environment)
+        try run.waitFor("streaming") { _ in run.stderr.contains("streaming") }
+        let writer = Writer.start(LocalPostgresURL(url: setup.cluster.url), maxID: 2000)
+        defer { writer.stop() }
+        let result = try Self.backfill(setup, environment: environment, ["--table", "habit_tracker", "--chunk-size", "25"])
+        writer.stop()
+        #expect(result.status == 0, "\(result.stderr) \(run.stderr.suffix(2000))")
+        #expect(writer.transactions.load(ordering: .relaxed) > 20, "the writer hardly wrote during the backfill")
+        try Self.waitForStreamToCatchUp(setup.db)
+        let report = try Self.driftReport(setup)
+        let rows = try DualWriteTests.count(setup.db, "SELECT count(*) AS n FROM habit_tracker")
+        #expect(report["rows_checked"] == .number(String(rows)) && report["rows_drifted"] == .number("0"), "\(report)")
+        let progress = try setup.db.execute("SELECT status, rows_superseded FROM changerelay.backfills")
+        #expect(progress.value("status") == "done")
+        #expect(Int(progress.value("rows_superseded") ?? "") ?? 0 > 0, "no chunk row was changed between its watermarks")
+    }
+
+    /// kill -9 several times while a backfill runs: it resumes at the next chunk, finishes,
+    /// and every row was handled exactly once.
+    @Test func killNineDuringABackfillResumesAndHandlesEveryRowOnce() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        try Self.preexistingHabitRows(setup, count: 20_000)
+        let environment = DualWriteTests.environment(setup, mode: "apply")
+        let requested = try Self.backfill(setup, environment: environment, ["--table", "habit_tracker", "--chunk-size", "200", "--detach"])
+        #expect(requested.status == 0, "\(requested.stderr)")
+        var generator = SystemRandomNumberGenerator()
+        var done = 0
+        for round in 1...3 {
+            let run = try Background(["run"], environment: environment)
+            try RunPipelineTests.waitFor("progress before kill \(round)") {
+                done = try DualWriteTests.count(setup.db, "SELECT rows_done AS n FROM changerelay.backfills")
+                return done >= round * 4000
+            }
+            usleep(UInt32.random(in: 0...150_000, using: &generator))
+            run.child.signal(SIGKILL)
+            _ = run.waitForExit()
+        }
+        #expect(try DualWriteTests.count(setup.db, "SELECT rows_done AS n FROM changerelay.backfills") < 20_000,
+                "the kills all came after the backfill had finished")
+        let final = try Background(["run"], environment: environment)
+        try RunPipelineTests.waitFor("the backfill to finish", timeout: .seconds(300)) {
+            try setup.db.execute("SELECT status FROM changerelay.backfills").value("status") == "done"
+        }
+        final.child.signal(SIGTERM)
+        #expect(final.waitForExit() == 0)
+        let log = try setup.db.execute("""
+            SELECT count(*) AS n, count(DISTINCT key) AS keys FROM idempotency_log WHERE key LIKE 'dual_write:backfill:1:%'
+            """)
+        #expect(log.value("n") == "20000" && log.value("keys") == "20000")
+        let row = try setup.db.execute("SELECT rows_done, chunks_done FROM changerelay.backfills")
+        #expect(row.value("rows_done") == "20000" && row.value("chunks_done") == "101")
+        let report = try Self.driftReport(setup)
+        #expect(report["rows_checked"] == .number("20000") && report["rows_drifted"] == .number("0"), "\(report)")
+    }
+
+    /// Conversation checks treat a backfilled row as an INSERT: one call and one queued row per
+    /// eligible conversation, the skip rules applied, `--where` narrowing; a second backfill of
+    /// the same rows is another backfill (new keys), and the same one is never handled twice.
+    @Test func aConversationChecksBackfillChecksEachEligibleConversationOnce() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        try setup.db.execute("""
+            INSERT INTO user_conversations (id, clerk_id, agent_id, elevenlabs_conversation_id, status)
+            SELECT g, 'clerk ' || g, 'agent', CASE WHEN g % 5 = 0 THEN NULL ELSE 'el_' || g END,
+                   CASE WHEN g % 7 = 0 THEN 'processed' ELSE 'unknown' END
+            FROM generate_series(1, 300) g;
+            """)
+        try Self.putBehindTheSlot(setup.db)
+        let eligible = try DualWriteTests.count(setup.db, """
+            SELECT count(*) AS n FROM user_conversations WHERE elevenlabs_conversation_id IS NOT NULL AND status <> 'processed'
+            """)
+        let environment = ConversationChecksTests.environment(setup)
+        let run = try Background(["run"], environment: environment)
+        let narrowed = try Self.backfill(setup, environment: environment,
+                                         ["--table", "user_conversations", "--where", "id <= 100", "--chunk-size", "30"])
+        #expect(narrowed.status == 0, "\(narrowed.stderr)")
+        let eligibleNarrowed = try DualWriteTests.count(setup.db, """
+            SELECT count(*) AS n FROM user_conversations
+            WHERE elevenlabs_conversation_id IS NOT NULL AND status <> 'processed' AND id <= 100
+            """)
+        try RunPipelineTests.waitFor("the narrowed checks") { Set(setup.receiver.requests.map(\.bodyText)).count >= eligibleNarrowed }
+        let all = try Self.backfill(setup, environment: environment, ["--table", "user_conversations", "--chunk-size", "64"])
+        #expect(all.status == 0, "\(all.stderr)")
+        try RunPipelineTests.waitFor("every check") {
+            try DualWriteTests.count(setup.db, "SELECT count(*) AS n FROM trigger_execution_logs WHERE attempt > 0")
+                >= eligibleNarrowed + eligible
+        }
+        try Self.waitForStreamToCatchUp(setup.db)
+        let keys = setup.receiver.requests.compactMap { $0.header("Idempotency-Key") }
+        #expect(keys.count == eligibleNarrowed + eligible && Set(keys).count == keys.count,
+                "a check was sent twice: \(keys.filter { !$0.contains(":backfill:") }.prefix(5))")
+        #expect(keys.filter { $0.hasPrefix("conversation_checks:backfill:1:public.user_conversations:id=") }.count == eligibleNarrowed)
+        #expect(keys.filter { $0.hasPrefix("conversation_checks:backfill:2:public.user_conversations:id=") }.count == eligible)
+        #expect(try DualWriteTests.count(setup.db, """
+            SELECT count(*) AS n FROM trigger_execution_logs WHERE trigger_name = 'check_conversations_trigger' AND status = 'queued'
+            """) == eligibleNarrowed + eligible)
+        let details = try setup.db.execute("""
+            SELECT DISTINCT details->>'operation' AS operation FROM trigger_execution_logs WHERE status = 'queued'
+            """)
+        #expect(details.rows.map { $0[0] } == ["read"])
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0)
+    }
+
+    /// `--detach`, `status` and `cancel`, with no service running to pick the request up.
+    @Test func detachStatusAndCancelWorkWithoutAService() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let detached = try Self.backfill(setup, ["--table", "items", "--where", "id > 10", "--detach"])
+        #expect(detached.status == 0 && detached.stdout.contains("backfill 1 requested: public.items where id > 10"))
+        let status = try Self.backfill(setup, ["status"])
+        #expect(status.status == 0)
+        let lines = status.stdout.split(separator: "\n")
+        #expect(lines.first?.hasPrefix("id\ttable\tstatus\trows") == true)
+        #expect(lines.dropFirst().first?.hasPrefix("1\tpublic.items where id > 10\tpending\t0\t") == true, "\(status.stdout)")
+        let cancelled = try Self.backfill(setup, ["cancel", "1"])
+        #expect(cancelled.status == 0 && cancelled.stdout.contains("backfill 1 cancelled"))
+        let again = try Self.backfill(setup, ["cancel", "1"])
+        #expect(again.status != 0 && again.stderr.contains("backfill 1 is cancelled already"))
+        let unknown = try Self.backfill(setup, ["cancel", "99"])
+        #expect(unknown.status != 0 && unknown.stderr.contains("there is no backfill 99"))
+        // Following a request that ends cancelled exits non-zero.
+        let follower = try Background(["backfill", "--table", "items"], environment: setup.environment)
+        try follower.waitFor("the request") { $0.contains("backfill 2 requested") }
+        #expect(try Self.backfill(setup, ["cancel", "2"]).status == 0)
+        #expect(follower.waitForExit() == 1)
+        #expect(follower.stderr.contains("backfill 2 was cancelled after 0 rows"), "\(follower.stderr)")
+    }
+
+    /// The live stream keeps flowing while a large backfill runs: a change committed
+    /// mid-backfill is delivered before the backfill ends, and backfilled rows reach the echo
+    /// handler as `read` changes with keys named by their rows.
+    @Test func liveChangesAreDeliveredWhileALargeBackfillRuns() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        try setup.db.execute("""
+            INSERT INTO items SELECT g, 'existing ' || g FROM generate_series(1, 5000) g;
+            """)
+        try Self.putBehindTheSlot(setup.db)
+        let run = try Background(["run"], environment: setup.environment)
+        try run.waitFor("streaming") { _ in run.stderr.contains("streaming") }
+        let requested = try Self.backfill(setup, ["--table", "items", "--chunk-size", "50", "--detach"])
+        #expect(requested.status == 0, "\(requested.stderr)")
+        try RunPipelineTests.waitFor("the backfill to start") {
+            try DualWriteTests.count(setup.db, "SELECT rows_done AS n FROM changerelay.backfills") > 0
+        }
+        try setup.db.execute("INSERT INTO items VALUES (100000, 'live')")
+        try RunPipelineTests.waitFor("the live change") {
+            setup.receiver.requests.contains { $0.bodyText.contains("\"live\"") }
+        }
+        #expect(try setup.db.execute("SELECT status FROM changerelay.backfills").value("status") == "running",
+                "the live change waited for the backfill")
+        try RunPipelineTests.waitFor("the backfill to finish", timeout: .seconds(300)) {
+            try setup.db.execute("SELECT status FROM changerelay.backfills").value("status") == "done"
+        }
+        // The live row is read too: it existed when the backfill reached its key.
+        try RunPipelineTests.waitFor("every row") { setup.receiver.requestCount >= 5_002 }
+        let reads = setup.receiver.requests.filter { $0.bodyText.contains("\"op\":\"read\"") }
+        #expect(reads.count == 5_001)
+        #expect(reads.first?.header("Idempotency-Key")?.hasPrefix("echo:backfill:1:public.items:id=") == true)
+        #expect(Set(reads.compactMap { $0.header("Idempotency-Key") }).count == 5_001)
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0)
     }
 }
