@@ -134,16 +134,8 @@ public final class SlotReader {
             slot = "changerelay_tail_\(getpid())"
             _ = try connection.createSlot(slot, plugin: settings.plugin.rawValue, temporary: true)
         }
-        var decoder: any TransactionDecoder = switch settings.plugin {
-        case .pgoutput: PgOutputTransactionDecoder(protocolVersion: settings.protocolVersion, spill: settings.spill)
-        case .wal2json: Wal2JsonTransactionDecoder(
-            catalog: try Wal2JsonCatalog(url: settings.databaseURL, publication: settings.publication), spill: settings.spill)
-        }
-        let options = switch settings.plugin {
-        case .pgoutput: PgOutputTransactionDecoder.options(settings)
-        case .wal2json: Wal2JsonTransactionDecoder.options(settings)
-        }
-        let stream = try connection.startReplication(slot: slot, from: start, options: options,
+        var decoder = try settings.makeDecoder()
+        let stream = try connection.startReplication(slot: slot, from: start, options: settings.pluginOptions,
                                                      statusInterval: settings.statusInterval)
         backoff.reset()
         logger.info("streaming", metadata: ["slot": "\(slot)", "plugin": "\(settings.plugin)", "from": "\(start)",
@@ -205,6 +197,11 @@ public final class SlotReader {
                 if let lsn = acknowledgement.keepalive(walEnd: walEnd, transactionOpen: decoder.hasOpenTransactions,
                                                        batchPending: sink.hasPending) {
                     stream.acknowledge(lsn)
+                }
+                if !decoder.hasOpenTransactions, sink.caughtUp(through: walEnd) {
+                    acknowledge(try sink.flush())
+                    try? stream.finish()
+                    return true
                 }
             }
         }
