@@ -194,12 +194,14 @@ public final class SlotReader {
                 }
                 acknowledge(try sink.tick())
             case .keepalive(let walEnd, _, _):
+                // A sink that stops here makes its batch durable first, so the WAL end is confirmed too.
+                let caughtUp = !decoder.hasOpenTransactions && sink.caughtUp(through: walEnd)
+                if caughtUp { acknowledge(try sink.flush()) }
                 if let lsn = acknowledgement.keepalive(walEnd: walEnd, transactionOpen: decoder.hasOpenTransactions,
                                                        batchPending: sink.hasPending) {
                     stream.acknowledge(lsn)
                 }
-                if !decoder.hasOpenTransactions, sink.caughtUp(through: walEnd) {
-                    acknowledge(try sink.flush())
+                if caughtUp {
                     try? stream.finish()
                     return true
                 }
