@@ -165,6 +165,9 @@ import Testing
         let first = try Self.replay(setup, ["--to-lsn", middle])
         #expect(first.status == 0, "\(first.stdout)\(first.stderr.suffix(3000))")
         #expect(first.stdout.contains("to \(middle), inclusive (--to-lsn)"), "\(first.stdout)")
+        // Not a terminal: plain progress lines (the first at once), then the summary.
+        #expect(first.stderr.contains(" of \(middle), 1 transactions, "), "\(first.stderr.suffix(2000))")
+        #expect(first.stderr.contains("replay retained: 50 effects planned, 0 planned already and left out; slot retained is at "))
         #expect(Self.counts(first)["echo"]?.new == 50, "\(first.stdout)")
         try Self.expectPlannedOnce(setup.db, 50)
         #expect(try Self.count(setup.db, """
