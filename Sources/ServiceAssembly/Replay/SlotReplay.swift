@@ -74,9 +74,18 @@ public struct SlotReplay: Sendable {
         // Read after the slot passed: both positions only move forward, so the end stays safe.
         let walEnd = try source.execute("SELECT pg_current_wal_lsn()::text AS lsn").value("lsn").flatMap { LSN($0) } ?? .zero
         let state = try PostgresConnection(url: stateURL)
-        let live = try ReplaySlot.read(config.source.slot, on: source).map { liveSlot in
+        let liveSlot = try ReplaySlot.read(config.source.slot, on: source)
+        let live = try liveSlot.map { liveSlot in
             ReplayEnd.LivePosition(slot: config.source.slot, lsn: max(
                 liveSlot.confirmedFlush ?? .zero, try SlotCheckpoint(slot: config.source.slot).read(on: state)))
+        }
+        if selection.names.contains("dual_write"), liveSlot?.isActive == true, !request.dryRun {
+            // Past changes written after newer ones the live sync applies meanwhile would take rows back in time.
+            logger.warning("""
+                the live service is reading \(config.source.slot) while this replay applies past habit_tracker changes: \
+                if its dual-write sync is on, a row it changes meanwhile can be overwritten by an older state; \
+                stop it for the replay and start it when the replay has ended
+                """)
         }
         let start = max(slot?.confirmedFlush ?? .zero, try SlotCheckpoint(slot: request.slot).read(on: state))
         let handlers = try ReplayAssembly.handlers(config, selection: selection, sourceURL: sourceURL, stateURL: stateURL,
