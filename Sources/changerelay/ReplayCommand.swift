@@ -54,9 +54,7 @@ struct Replay: AsyncParsableCommand {
             try await ThreadService.runGroup([ThreadService("replay") { stop in
                 var reporter = ProgressReporter(label: "replay \(replay.request.slot)", unit: "B")
                 let total = Int64(clamping: replay.end.lsn.value - min(replay.start.value, replay.end.lsn.value))
-                var transactions: Int64 = 0
-                let result = try replay.run(until: stop) { reached in
-                    transactions += 1
+                let result = try replay.run(until: stop) { reached, transactions in
                     let counts = replay.handlers.map(\.tally.counts)
                     reporter.update(done: Int64(clamping: reached.value - min(replay.start.value, reached.value)), total: total,
                                     detail: "at \(reached) of \(replay.end.lsn), \(transactions) transactions, "

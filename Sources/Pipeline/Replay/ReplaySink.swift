@@ -13,12 +13,13 @@ import Decoding
 public final class ReplaySink: TransactionSink {
     private let committer: BatchCommitter
     public let end: LSN
-    private let progress: (LSN) -> Void
+    private let progress: (_ reached: LSN, _ transactions: Int) -> Void
     /// The stream reached `end`; false when the replay was stopped before it.
     public private(set) var reachedEnd = false
+    private var transactions = 0
 
-    /// `progress` hears the end of each transaction read.
-    public init(committer: BatchCommitter, end: LSN, progress: @escaping (LSN) -> Void) {
+    /// `progress` hears how far the stream has come, and how many transactions it has read.
+    public init(committer: BatchCommitter, end: LSN, progress: @escaping (_ reached: LSN, _ transactions: Int) -> Void) {
         self.committer = committer
         self.end = end
         self.progress = progress
@@ -27,7 +28,8 @@ public final class ReplaySink: TransactionSink {
     public func accept(_ transaction: Transaction) throws -> SinkProgress {
         guard transaction.endLSN <= end else { return try finish(durable: nil) }
         let accepted = try committer.accept(transaction)
-        progress(transaction.endLSN)
+        transactions += 1
+        progress(transaction.endLSN, transactions)
         guard transaction.endLSN < end else { return try finish(durable: accepted.durable) }
         return accepted
     }
@@ -35,7 +37,7 @@ public final class ReplaySink: TransactionSink {
     public func caughtUp(through walEnd: LSN) -> Bool {
         guard walEnd >= end else { return false }
         reachedEnd = true
-        progress(end)
+        progress(end, transactions)
         return true
     }
 

@@ -71,7 +71,7 @@ public struct SlotReplay: Sendable {
                                             plugin: config.source.plugin, database: database) {
             throw refusal
         }
-        // Read after the slot passed: both positions only move forward, so the end stays safe.
+        // The live service's position only moves forward: read once, it stays a safe end.
         let walEnd = try source.execute("SELECT pg_current_wal_lsn()::text AS lsn").value("lsn").flatMap { LSN($0) } ?? .zero
         let state = try PostgresConnection(url: stateURL)
         let liveSlot = try ReplaySlot.read(config.source.slot, on: source)
@@ -96,8 +96,8 @@ public struct SlotReplay: Sendable {
     }
 
     /// Replays (or, for a dry run, peeks) until the end or until `stop` is asked;
-    /// `progress` hears the end LSN of each transaction read.
-    public func run(until stop: StopSignal, progress: @escaping (LSN) -> Void) throws -> Outcome {
+    /// `progress` hears how far it has come and how many transactions it has read.
+    public func run(until stop: StopSignal, progress: @escaping (_ reached: LSN, _ transactions: Int) -> Void) throws -> Outcome {
         guard !isDone else { return outcome(reachedEnd: true, position: start) }
         let planner = ReplayPlanner(handlers: handlers, stateURL: stateURL)
         let router = Router(handlers)
@@ -106,12 +106,14 @@ public struct SlotReplay: Sendable {
                                          publication: config.source.publication,
                                          statusInterval: config.source.statusInterval, spill: config.spillSettings)
         if request.dryRun {
+            var transactions = 0
             try SlotPeek(source, end: end.lsn).run(until: stop) { transaction in
                 guard transaction.endLSN > start else { return }
                 try planner.plan(transaction) { _ in }
                 // Nothing is written: what the transaction came to counts as it is.
                 router.batchEnded(committed: true)
-                progress(transaction.endLSN)
+                transactions += 1
+                progress(transaction.endLSN, transactions)
             }
             return outcome(reachedEnd: !stop.isRequested, position: start)
         }
