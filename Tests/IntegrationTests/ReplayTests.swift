@@ -1,5 +1,4 @@
 import Core
-import Decoding
 import EmbeddedPostgres
 import Foundation
 import LocalReceiver

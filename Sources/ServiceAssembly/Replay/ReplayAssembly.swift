@@ -22,8 +22,16 @@ enum ReplayAssembly {
         replayed.messageBuffer.enabled = false
         // Built below: the live assembly starts from the config log as of its checkpoint, and seeds it when empty.
         replayed.webhooks.enabled = false
-        var handlers = try HandlerAssembly.handlers(replayed, sourceURL: sourceURL, stateURL: stateURL,
-                                                    credentials: credentials, logger: logger).map { ReplayedHandler($0) }
+        var handlers: [ReplayedHandler] = []
+        for handler in try HandlerAssembly.handlers(replayed, sourceURL: sourceURL, stateURL: stateURL,
+                                                    credentials: credentials, logger: logger) {
+            // Only the handlers whose effects replay knows how to keep once (`ReplayHandlerSelection.known`).
+            guard wanted.contains(handler.name) else {
+                logger.info("replay leaves out a handler it does not know", metadata: ["handler": "\(handler.name)"])
+                continue
+            }
+            handlers.append(ReplayedHandler(handler))
+        }
         if wanted.contains("webhooks"), let webhooks = try webhooks(config, sourceURL: sourceURL, stateURL: stateURL,
                                                                     logger: Logger(label: "changerelay.webhooks")) {
             // The configs are today's: the config changes of the replayed range must not take them back in time.
