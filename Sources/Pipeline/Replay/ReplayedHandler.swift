@@ -57,7 +57,7 @@ public final class ReplayTally: Sendable {
 /// live service's record of its own position. A handler that keeps time by commits is not
 /// run at all (`ReplayHandlerSelection`), so none is forwarded here.
 public struct ReplayedHandler: Handler {
-    public let inner: any Handler
+    private let inner: any Handler
     public let tables: Set<String>
     public let tally = ReplayTally()
 
