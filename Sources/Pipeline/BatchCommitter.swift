@@ -39,6 +39,9 @@ public final class BatchCommitter: TransactionSink {
 
     private let settings: Settings
     private let router: Router
+    /// How a transaction's effects are planned: the router's planning, unless a replay
+    /// leaves out what is planned already (`ReplayPlanner`).
+    private let planning: Planning
     private let logger: Logger
     private var connection: PostgresConnection?
     private let clock = ContinuousClock()
@@ -65,7 +68,9 @@ public final class BatchCommitter: TransactionSink {
         var staged: Set<TableName> = []
     }
 
-    public init(_ settings: Settings, router: Router, logger: Logger) throws(PostgresError) {
+    public typealias Planning = (Transaction, (PlannedEffect) throws -> Void) throws -> Void
+
+    public init(_ settings: Settings, router: Router, planning: Planning? = nil, logger: Logger) throws(PostgresError) {
         self.settings = settings
         self.router = router
         self.logger = logger
@@ -75,6 +80,7 @@ public final class BatchCommitter: TransactionSink {
         policy = BatchPolicy(durable: try checkpoint.read(on: connection),
                              maxChanges: settings.maxBatchChanges, maxAge: settings.maxBatchAge)
         self.connection = connection
+        self.planning = planning ?? router.plan
         logger.info("planner ready", metadata: ["slot": "\(settings.slot)", "checkpoint": "\(policy.durable)"])
     }
 
@@ -93,7 +99,7 @@ public final class BatchCommitter: TransactionSink {
                 "xid": "\(transaction.xid)", "commit_lsn": "\(transaction.commitLSN)", "changes": "\(transaction.changes.count)",
             ])
         }
-        try router.plan(transaction) { effect in
+        try planning(transaction) { effect in
             let target: Int
             switch effect {
             case .delivery(let planned):

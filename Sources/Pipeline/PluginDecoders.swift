@@ -60,3 +60,24 @@ struct Wal2JsonTransactionDecoder: TransactionDecoder {
          ("include-type-oids", "1"), ("include-pk", "1")]
     }
 }
+
+extension SlotReader.Settings {
+    /// A decoder for the plugin, new for each stream: a relation cache and an open
+    /// transaction belong to the stream that sent them. The dry run of a replay decodes the
+    /// peek functions' rows with the same ones.
+    func makeDecoder() throws -> any TransactionDecoder {
+        switch plugin {
+        case .pgoutput: PgOutputTransactionDecoder(protocolVersion: protocolVersion, spill: spill)
+        case .wal2json: Wal2JsonTransactionDecoder(catalog: try Wal2JsonCatalog(url: databaseURL, publication: publication),
+                                                   spill: spill)
+        }
+    }
+
+    /// The plugin's options: START_REPLICATION's, and the same for the peek functions.
+    var pluginOptions: [(String, String)] {
+        switch plugin {
+        case .pgoutput: PgOutputTransactionDecoder.options(self)
+        case .wal2json: Wal2JsonTransactionDecoder.options(self)
+        }
+    }
+}

@@ -136,16 +136,8 @@ public final class SlotReader {
             slot = "changerelay_tail_\(getpid())"
             _ = try connection.createSlot(slot, plugin: settings.plugin.rawValue, temporary: true)
         }
-        var decoder: any TransactionDecoder = switch settings.plugin {
-        case .pgoutput: PgOutputTransactionDecoder(protocolVersion: settings.protocolVersion, spill: settings.spill)
-        case .wal2json: Wal2JsonTransactionDecoder(
-            catalog: try Wal2JsonCatalog(url: settings.databaseURL, publication: settings.publication), spill: settings.spill)
-        }
-        let options = switch settings.plugin {
-        case .pgoutput: PgOutputTransactionDecoder.options(settings)
-        case .wal2json: Wal2JsonTransactionDecoder.options(settings)
-        }
-        let stream = try connection.startReplication(slot: slot, from: start, options: options,
+        var decoder = try settings.makeDecoder()
+        let stream = try connection.startReplication(slot: slot, from: start, options: settings.pluginOptions,
                                                      statusInterval: settings.statusInterval)
         backoff.reset()
         logger.info("streaming", metadata: ["slot": "\(slot)", "plugin": "\(settings.plugin)", "from": "\(start)",
@@ -205,9 +197,16 @@ public final class SlotReader {
                 }
                 acknowledge(try sink.tick())
             case .keepalive(let walEnd, _, _):
+                // A sink that stops here makes its batch durable first, so the WAL end is confirmed too.
+                let caughtUp = !decoder.hasOpenTransactions && sink.caughtUp(through: walEnd)
+                if caughtUp { acknowledge(try sink.flush()) }
                 if let lsn = acknowledgement.keepalive(walEnd: walEnd, transactionOpen: decoder.hasOpenTransactions,
                                                        batchPending: sink.hasPending) {
                     stream.acknowledge(lsn)
+                }
+                if caughtUp {
+                    try? stream.finish()
+                    return true
                 }
             }
         }

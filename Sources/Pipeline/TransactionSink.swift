@@ -25,6 +25,10 @@ public protocol TransactionSink {
     var hasPending: Bool { get }
     /// Where the last run left off (a checkpoint); streaming resumes no earlier than this.
     var durablePosition: LSN { get }
+    /// A keepalive came while no transaction was open: the server has sent every transaction
+    /// that commits before `walEnd`. True to stop here (a replay that reached its end on a
+    /// stream with nothing more for it); what is pending is made durable first.
+    mutating func caughtUp(through walEnd: LSN) -> Bool
 }
 
 extension TransactionSink {
@@ -33,4 +37,5 @@ extension TransactionSink {
     public func discardPending() {}
     public var hasPending: Bool { false }
     public var durablePosition: LSN { .zero }
+    public func caughtUp(through walEnd: LSN) -> Bool { false }
 }

@@ -2,12 +2,15 @@ import Configuration
 import Core
 import Replication
 
-/// One thing `doctor` checked: fine, or a problem with the statement that fixes it.
+/// One thing `doctor` checked: fine, or a problem with the statement that fixes it. A
+/// warning is a problem that does not keep ChangeRelay from working (a slot kept on purpose
+/// that retains a lot of WAL): printed with its fix, but not a reason to exit non-zero.
 public struct Finding: Sendable, CustomStringConvertible {
     public var check: String
     public var problem: String?
     public var fix: String?
     public var detail: String
+    public var isWarning = false
 
     static func ok(_ check: String, _ detail: String) -> Finding {
         Finding(check: check, problem: nil, fix: nil, detail: detail)
@@ -17,11 +20,15 @@ public struct Finding: Sendable, CustomStringConvertible {
         Finding(check: check, problem: problem, fix: fix, detail: "")
     }
 
-    public var isProblem: Bool { problem != nil }
+    static func warning(_ check: String, _ problem: String, fix: String) -> Finding {
+        Finding(check: check, problem: problem, fix: fix, detail: "", isWarning: true)
+    }
+
+    public var isProblem: Bool { problem != nil && !isWarning }
 
     public var description: String {
         guard let problem else { return "ok       \(check): \(detail)" }
-        return "PROBLEM  \(check): \(problem)\n         fix: \(fix ?? "")"
+        return (isWarning ? "WARNING  " : "PROBLEM  ") + "\(check): \(problem)\n         fix: \(fix ?? "")"
     }
 }
 
@@ -256,19 +263,36 @@ public struct Doctor {
         } else {
             findings.append(.problem("slot", "slot \(slot) does not exist", fix: "changerelay setup"))
         }
-        let others = try db.query("""
-            SELECT slot_name, pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint
+        findings += try retainingSlots(db)
+        return findings
+    }
+
+    /// Every other slot that holds back more WAL than `maxRetainedBytes`: a replay slot kept
+    /// since a migration, a forgotten one, a reader that lags. Each fills the disk for as long
+    /// as it stays, and `max_slot_wal_keep_size` (when set) invalidates it past that size, so
+    /// it is worth a warning with the way out; it does not stop ChangeRelay working.
+    func retainingSlots(_ db: PostgresConnection) throws(PostgresError) -> [Finding] {
+        let rows = try db.query("""
+            SELECT slot_name, slot_type, active, active_pid::text,
+                   pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint::text
             FROM pg_replication_slots
-            WHERE slot_name <> $1 AND NOT active AND NOT temporary
+            WHERE slot_name <> $1 AND NOT temporary
               AND pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn) > $2::bigint
             ORDER BY slot_name
             """, [slot, String(maxRetainedBytes)]).rows
-        for row in others {
-            let name = row[0] ?? "?"
-            findings.append(.problem("slot", "inactive slot \(name) retains \(row[1] ?? "?") bytes of WAL",
-                                     fix: "SELECT pg_drop_replication_slot('\(name)'); -- if nothing reads it any more"))
+        return rows.map { row in
+            let name = row[0] ?? "?", logical = row[1] == "logical", active = row[2] == "t"
+            let drop = "SELECT pg_drop_replication_slot('\(name)');"
+            let fix = if active {
+                "its reader (process \(row[3] ?? "?")) is behind: let it catch up (a replay: let it finish), or stop it and \(drop)"
+            } else if logical {
+                "changerelay replay --slot \(name) (reads it to the end, so it lets the WAL go), or \(drop) if nothing will read it"
+            } else {
+                "\(drop) -- if no standby uses it any more"
+            }
+            return .warning("slot", "slot \(name) (\(active ? "active" : "inactive"), \(row[1] ?? "?")) retains \(row[4] ?? "?") bytes "
+                                + "of WAL, more than --max-retained-bytes \(maxRetainedBytes)", fix: fix)
         }
-        return findings
     }
 }
 

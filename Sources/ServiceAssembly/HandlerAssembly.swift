@@ -135,7 +135,7 @@ enum HandlerAssembly {
 
     /// Whether the database has every one of these `public` tables (the seed's, which a
     /// handler writes in the checkpoint transaction).
-    private static func hasTables(_ names: [String], on db: PostgresConnection) throws(PostgresError) -> Bool {
+    static func hasTables(_ names: [String], on db: PostgresConnection) throws(PostgresError) -> Bool {
         try db.query("SELECT bool_and(to_regclass('public.' || quote_ident(t)) IS NOT NULL) AS present FROM unnest($1::text[]) t",
                      [postgresArrayLiteral(names)]).value("present") == "t"
     }

@@ -93,14 +93,14 @@ struct BackfillCommand: ParsableCommand {
             guard let entry else { throw failure("backfill \(id) no longer exists") }
             switch entry.status {
             case .done:
-                progress.finish("backfill \(id) done: \(entry.rowsDone) rows of \(entry.qualifiedTable) in \(entry.chunksDone) chunks, "
+                progress.finish("done: \(entry.rowsDone) rows of \(entry.qualifiedTable) in \(entry.chunksDone) chunks, "
                                 + "\(entry.rowsSuperseded) of them superseded by live changes")
                 return
             case .cancelled:
-                progress.finish("backfill \(id) was cancelled after \(entry.rowsDone) rows")
+                progress.finish("cancelled after \(entry.rowsDone) rows")
                 throw ExitCode.failure
             case .failed:
-                progress.finish("backfill \(id) failed after \(entry.rowsDone) rows: \(entry.error ?? "no reason recorded")")
+                progress.finish("failed after \(entry.rowsDone) rows: \(entry.error ?? "no reason recorded")")
                 throw ExitCode.failure
             case .pending:
                 if !waitingNoted, clock.now - requested > .seconds(10) {
@@ -137,7 +137,7 @@ struct BackfillCommand: ParsableCommand {
                 print([String(entry.id), entry.qualifiedTable + (entry.whereClause.map { " where " + $0 } ?? ""),
                        entry.status.rawValue, String(entry.rowsDone), entry.rowsEstimated.map(String.init) ?? "-",
                        String(entry.rowsSuperseded), entry.rowsPerSecond.map { String(Int64($0.rounded())) } ?? "-",
-                       entry.status == .running ? entry.etaSeconds.map(ProgressLine.duration) ?? "-" : "-",
+                       entry.status == .running ? entry.etaSeconds.map { ProgressEstimate.duration(.milliseconds(Int64($0 * 1000))) } ?? "-" : "-",
                        entry.requestedAt, entry.finishedAt ?? "-", entry.error ?? ""].joined(separator: "\t"))
             }
         }

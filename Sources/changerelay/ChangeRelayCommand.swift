@@ -9,7 +9,8 @@ struct ChangeRelayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "changerelay",
         abstract: "Reads a Postgres logical-replication slot and performs the side effects of its changes.",
-        subcommands: [Run.self, Tail.self, Setup.self, Doctor.self, Deliveries.self, Schedules.self, Webhooks.self, DriftCheck.self, BackfillCommand.self, Dev.self])
+        subcommands: [Run.self, Tail.self, Setup.self, Doctor.self, Deliveries.self, Schedules.self, Webhooks.self, DriftCheck.self,
+                      BackfillCommand.self, Replay.self, Dev.self])
 }
 
 /// `--config F`, shared by every command that reads the configuration.

@@ -36,7 +36,7 @@ struct Doctor: ParsableCommand {
 
     @OptionGroup var options: ConfigOptions
 
-    @Option(help: "An inactive slot retaining more WAL than this many bytes is a problem.")
+    @Option(help: "The service's inactive slot retaining more WAL than this many bytes is a problem; another slot, a warning.")
     var maxRetainedBytes: Int64 = 1 << 30
 
     func run() throws {
@@ -51,8 +51,9 @@ struct Doctor: ParsableCommand {
             throw failure(error.description)
         }
         findings.forEach { print($0) }
-        let problems = findings.filter(\.isProblem).count
-        print(problems == 0 ? "no problems found" : "\(problems) problem\(problems == 1 ? "" : "s") found")
+        let problems = findings.filter(\.isProblem).count, warnings = findings.filter(\.isWarning).count
+        print((problems == 0 ? "no problems found" : "\(problems) problem\(problems == 1 ? "" : "s") found")
+            + (warnings == 0 ? "" : ", \(warnings) warning\(warnings == 1 ? "" : "s")"))
         if problems > 0 { throw ExitCode.failure }
     }
 }

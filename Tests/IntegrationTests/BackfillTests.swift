@@ -73,7 +73,7 @@ import Testing
         let result = try Self.backfill(setup, environment: environment, ["--table", "habit_tracker", "--chunk-size", "2000"])
         #expect(result.status == 0, "\(result.stdout) \(result.stderr) \(run.stderr.suffix(3000))")
         #expect(result.stdout.contains("backfill 1 requested: public.habit_tracker"))
-        #expect(result.stderr.contains("backfill 1 done: 20000 rows of public.habit_tracker"), "\(result.stderr)")
+        #expect(result.stderr.contains("backfill 1: done: 20000 rows of public.habit_tracker"), "\(result.stderr)")
         let report = try Self.driftReport(setup)
         #expect(report["rows_checked"] == .number("20000") && report["rows_drifted"] == .number("0"), "\(report)")
         #expect(try DualWriteTests.count(setup.db, """
@@ -309,7 +309,7 @@ import Testing
         try follower.waitFor("the request") { $0.contains("backfill 2 requested") }
         #expect(try Self.backfill(setup, ["cancel", "2"]).status == 0)
         #expect(follower.waitForExit() == 1)
-        #expect(follower.stderr.contains("backfill 2 was cancelled after 0 rows"), "\(follower.stderr)")
+        #expect(follower.stderr.contains("backfill 2: cancelled after 0 rows"), "\(follower.stderr)")
     }
 
     /// The live stream keeps flowing while a large backfill runs: a change committed

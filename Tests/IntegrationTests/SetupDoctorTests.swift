@@ -68,9 +68,32 @@ import Testing
         #expect(out.contains("public.chat_messages is not in publication changerelay_pub"))
         #expect(out.contains("fix: ALTER PUBLICATION changerelay_pub ADD TABLE public.chat_messages;"))
         #expect(out.contains("public.no_key has no replica identity"))
-        #expect(out.contains("inactive slot forgotten retains"))
-        #expect(out.contains("fix: SELECT pg_drop_replication_slot('forgotten');"))
+        #expect(out.contains("WARNING  slot: slot forgotten (inactive, logical) retains "))
+        #expect(out.contains("more than --max-retained-bytes 1000000"))
+        #expect(out.contains("fix: changerelay replay --slot forgotten (reads it to the end, so it lets the WAL go), "
+                             + "or SELECT pg_drop_replication_slot('forgotten'); if nothing will read it"))
         #expect(out.contains("slot changerelay is inactive and retains"))
+    }
+
+    /// A slot kept for a replay that holds back more WAL than --max-retained-bytes is a
+    /// warning with its way out, not a problem: doctor still passes.
+    @Test func aRetainedReplaySlotIsAWarningWithItsFix() throws {
+        let cluster = try startCluster(schema: false)
+        defer { try? cluster.stop() }
+        #expect(try runChangeRelay(["setup"], environment: Self.environment(cluster)).status == 0)
+        let db = try cluster.connect()
+        try db.execute("SELECT pg_create_logical_replication_slot('changerelay_retained', 'pgoutput')")
+        try db.execute("CREATE TABLE filler AS SELECT g, md5(g::text) AS h FROM generate_series(1, 50000) g")
+        // The service's own slot, made now, holds back nothing.
+        try db.execute("""
+            SELECT pg_drop_replication_slot('changerelay');
+            SELECT pg_create_logical_replication_slot('changerelay', 'pgoutput');
+            """)
+        let doctor = try runChangeRelay(["doctor", "--max-retained-bytes", "1000000"], environment: Self.environment(cluster))
+        #expect(doctor.status == 0, "\(doctor.stdout)")
+        #expect(doctor.stdout.contains("WARNING  slot: slot changerelay_retained (inactive, logical) retains "))
+        #expect(doctor.stdout.contains("fix: changerelay replay --slot changerelay_retained"))
+        #expect(doctor.stdout.contains("no problems found, 1 warning"))
     }
 
     @Test func doctorReportsWalLevelReplica() throws {

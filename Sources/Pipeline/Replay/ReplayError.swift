@@ -1,0 +1,59 @@
+import Core
+import Decoding
+
+/// Why a replay refuses to start, or stops: each names the slot, handler or table at fault
+/// and, where there is one, the way out.
+public enum ReplayError: Error, Sendable, Equatable, CustomStringConvertible {
+    case ownSlot(String)
+    case noSuchSlot(String)
+    case physicalSlot(String)
+    case otherDatabase(slot: String, database: String, connected: String)
+    case otherPlugin(slot: String, plugin: String, configured: String)
+    case lost(slot: String)
+    case active(slot: String, pid: String?)
+    case unknownHandler(String, known: [String])
+    case noHandlerNamed
+    case handlerRefused(String, reason: String)
+    case handlerNotConfigured(String, hint: String)
+    case noHandlers
+    /// A handler planned rows replay does not know how to keep exactly once.
+    case unreplayableRows(handler: String, table: TableName)
+    /// A row that is written only with a new delivery of its change, in a change with none.
+    case rowWithoutDelivery(handler: String, table: TableName, lsn: LSN)
+
+    public var description: String {
+        switch self {
+        case .ownSlot(let slot):
+            "slot \(slot) is the service's own (source.slot): replay drives another slot, a retained copy of the stream"
+        case .noSuchSlot(let slot):
+            "slot \(slot) does not exist (pg_replication_slots); a retained slot is created with "
+                + "SELECT pg_create_logical_replication_slot('\(slot)', 'pgoutput') and keeps WAL from then on"
+        case .physicalSlot(let slot):
+            "slot \(slot) is a physical slot: replay reads logical slots only"
+        case .otherDatabase(let slot, let database, let connected):
+            "slot \(slot) belongs to database \(database), not to \(connected), the source"
+        case .otherPlugin(let slot, let plugin, let configured):
+            "slot \(slot) uses \(plugin), but source.plugin is \(configured): replay decodes with the configured plugin"
+        case .lost(let slot):
+            "slot \(slot) has lost WAL it needed (wal_status = lost): its changes cannot be read any more; drop it"
+        case .active(let slot, let pid):
+            "slot \(slot) is active\(pid.map { " (held by process \($0))" } ?? ""): a slot has one reader at a time; "
+                + "stop that reader first"
+        case .unknownHandler(let name, let known):
+            "unknown handler '\(name)' in --handlers: expected \(known.joined(separator: ", "))"
+        case .noHandlerNamed:
+            "--handlers names no handler: give one or more, comma-separated, or leave the option out for all"
+        case .handlerRefused(let name, let reason):
+            "replay cannot run the handler \(name): \(reason)"
+        case .handlerNotConfigured(let name, let hint):
+            "the handler \(name) is not configured, so replay cannot run it: \(hint)"
+        case .noHandlers:
+            "no handler that replay can run is configured: nothing would be planned"
+        case .unreplayableRows(let handler, let table):
+            "replay cannot keep the \(handler) handler's rows in \(table) exactly once: leave \(handler) out (--handlers)"
+        case .rowWithoutDelivery(let handler, let table, let lsn):
+            "the \(handler) handler planned a row in \(table) without a delivery (commit \(lsn)): replay writes such a row "
+                + "only with a new delivery of the same change, so it cannot tell whether it is planned already"
+        }
+    }
+}
