@@ -243,3 +243,31 @@ private func eventTypes(_ change: Change) throws -> [String] {
         #expect(!config.wants("NULL"))
     }
 }
+
+/// A backfilled row fires only rules that name `read`, with the webhook id named by the row.
+@Suite struct WebhookBackfillReadTests {
+    @Test func aReadFiresOnlyReadRulesAndIsNamedByItsRow() throws {
+        let handler = makeHandler(extra: [
+            try WebhookRule(parsing: "public.trips read -> trip.snapshot"),
+            try WebhookRule(parsing: "public.trips insert -> trip.created"),
+        ])
+        _ = try plan(handler, transaction([config(id: "c1", events: "{trip.snapshot,trip.created}")]))
+        var chunk = transaction([
+            change("trips", .read, new: row(["id": "9", "name": "Lisbon"])),
+            change("webhook_configs", .read, new: row(["id": "c1", "name": "config c1", "url": "https://other.example.com",
+                                                      "events": "{}", "is_active": "f"])),
+        ])
+        chunk.backfill = BackfillChunk(backfill: 4, number: 1, table: TableName(schema: "public", name: "trips"),
+                                       keyColumns: ["id"], cursor: ["9"], rowsRead: 1, rowsSuperseded: 0, isLast: true)
+        let effects = try plan(handler, chunk)
+        #expect(effects.deliveries.count == 1)
+        let delivery = try #require(effects.deliveries.first)
+        #expect(delivery.body.contains(#""type":"trip.snapshot""#))
+        let expectedID = "msg_" + StableID.uuid5(namespace: StableID.namespace,
+                                                 name: "webhooks:backfill:4:public.trips:id=9:c1:trip.snapshot")
+        #expect(delivery.idempotencyKey == expectedID)
+        // A backfilled config row changes nothing: c1 still fires to its URL.
+        #expect(delivery.url == "https://hooks.example.com/in")
+        #expect(!effects.rows.contains { $0.table == TableName(schema: "changerelay", name: "webhook_config_log") })
+    }
+}
