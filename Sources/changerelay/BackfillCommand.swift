@@ -145,7 +145,7 @@ struct BackfillCommand: ParsableCommand {
 
     struct Cancel: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Stop a backfill before its next chunk (the chunks already read, at most a few, are still handled).")
+            abstract: "Stop a backfill before its next chunk (the one already read is still handled).")
 
         @OptionGroup var options: ConfigOptions
 

