@@ -31,7 +31,7 @@ let package = Package(
         .target(name: "PlannedEffects", dependencies: ["Core", "Decoding"]),
         // Cron expressions and the scheduler's rules: pure, so the configuration can check an expression.
         .target(name: "Scheduling", dependencies: ["Core"]),
-        .target(name: "Configuration", dependencies: ["Scheduling"]),
+        .target(name: "Configuration", dependencies: ["Scheduling", .product(name: "Logging", package: "swift-log")]),
         .target(name: "Handlers", dependencies: [
             "Configuration", "Core", "Decoding", "PlannedEffects",
             .product(name: "Crypto", package: "swift-crypto"),
@@ -66,13 +66,15 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .target(name: "LocalReceiver", dependencies: ["Core"]),
+        // `log.format = "json"`: a swift-log handler writing one JSON object per line with the project's JSON writer.
+        .target(name: "LogFormat", dependencies: ["Core", "Decoding", .product(name: "Logging", package: "swift-log")]),
         .target(name: "EmbeddedPostgres", dependencies: [
             "Replication",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "changerelay", dependencies: [
             "Backfill", "Core", "Replication", "Decoding", "Configuration", "Schema", "EmbeddedPostgres", "Pipeline", "PlannedEffects",
-            "Handlers", "Delivery", "StateStore", "LocalReceiver", "ServiceAssembly", "Scheduling",
+            "Handlers", "Delivery", "StateStore", "LocalReceiver", "LogFormat", "ServiceAssembly", "Scheduling",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -85,6 +87,7 @@ let package = Package(
         .testTarget(name: "DecodingTests", dependencies: ["Core", "Decoding", "TestSupport"]),
         .testTarget(name: "ReplicationTests", dependencies: ["Replication", "EmbeddedPostgres"]),
         .testTarget(name: "ConfigurationTests", dependencies: ["Configuration", "Scheduling"]),
+        .testTarget(name: "LogFormatTests", dependencies: ["LogFormat", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "SchedulingTests", dependencies: ["Scheduling"]),
         .testTarget(name: "BackfillTests", dependencies: ["Backfill", "Core", "Decoding"]),
         .testTarget(name: "PipelineTests", dependencies: ["Core", "Pipeline"]),

@@ -20,6 +20,8 @@ RULES = {
     # The state store runs statements; it neither sends HTTP nor knows a handler or who calls it.
     "StateStore": {"CCurl", "Handlers", "Delivery", "Pipeline"},
     "Pipeline": {"CCurl", "Delivery"},
+    # Log lines are formatted, not sent: the handler reaches neither database nor HTTP.
+    "LogFormat": {"CLibPQ", "CCurl", "Replication", "StateStore", "Delivery", "Pipeline"},
 }
 
 description = json.loads(subprocess.run(["swift", "package", "describe", "--type", "json"], check=True,

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Logging
 import Scheduling
 
 /// ChangeRelay's configuration: one TOML file, every key overridable by
@@ -67,6 +68,13 @@ public struct Config: Sendable {
         public var retentionDays: Int
     }
 
+    public struct Log: Sendable {
+        public enum Format: String, Sendable { case plain, json }
+
+        public var format: Format
+        public var level: Logger.Level
+    }
+
     /// A `[[schedules]]` entry: one SQL statement run against the source database whenever
     /// `cron` (UTC) is due, once across all running instances.
     public struct Schedule: Sendable {
@@ -86,6 +94,7 @@ public struct Config: Sendable {
     public var messageBuffer: MessageBuffer
     public var delivery: Delivery
     public var adminListen: String
+    public var log: Log
     public var pipeline: Pipeline
     public var echo: Echo
     /// The `[[schedules]]` entries, in file order.
@@ -225,6 +234,7 @@ public struct Config: Sendable {
                             timeout: .milliseconds(integer("delivery.timeout_ms")),
                             retentionDays: integer("delivery.retention_days"))
         adminListen = string("admin.listen")!
+        log = Log(format: Log.Format(rawValue: string("log.format")!)!, level: Logger.Level(rawValue: string("log.level")!)!)
         let heartbeat = integer("pipeline.heartbeat_interval_ms")
         pipeline = Pipeline(batchMaxChanges: integer("pipeline.batch_max_changes"),
                             batchMaxAge: .milliseconds(integer("pipeline.batch_max_age_ms")),

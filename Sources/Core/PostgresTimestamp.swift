@@ -58,6 +58,15 @@ public struct PostgresTimestamp: Sendable, Hashable, Comparable {
         String(postgresText.dropLast(3).map { $0 == " " ? "T" : $0 }) + "Z"
     }
 
+    /// RFC 3339 in UTC with exactly three fraction digits (`2026-11-23T21:42:07.120Z`), as log lines
+    /// carry times: fixed width, so lines sort by time as text.
+    public var rfc3339Milliseconds: String {
+        var seconds = microseconds / 1_000_000
+        var fraction = microseconds % 1_000_000
+        if fraction < 0 { fraction += 1_000_000; seconds -= 1 }
+        return PostgresTimestamp(microsecondsSince2000: seconds * 1_000_000).rfc3339.dropLast() + "." + Self.pad(fraction / 1000, 3) + "Z"
+    }
+
     private static func pad(_ value: Int64, _ width: Int) -> String {
         let digits = String(value)
         return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits

@@ -2,6 +2,7 @@ import ArgumentParser
 import Configuration
 import Core
 import Decoding
+import LogFormat
 import Logging
 
 @main
@@ -23,12 +24,17 @@ struct ConfigOptions: ParsableArguments {
     }
 }
 
-/// Logs go to standard error so that standard output stays machine-readable.
-func bootstrapLogging() {
-    let level = Config.processEnvironment()["CHANGERELAY_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+/// Logs go to standard error so that standard output stays machine-readable, in the format and at
+/// the level of the configuration's `[log]`. swift-log takes one bootstrap per process, so a command
+/// calls this once, after reading its configuration and before making its first `Logger` (one made
+/// earlier would keep swift-log's default handler).
+func bootstrapLogging(_ settings: Config.Log) {
     LoggingSystem.bootstrap { label in
-        var handler = StreamLogHandler.standardError(label: label)
-        handler.logLevel = level
+        var handler: any LogHandler = switch settings.format {
+        case .plain: StreamLogHandler.standardError(label: label)
+        case .json: JSONLogHandler(label: label)
+        }
+        handler.logLevel = settings.level
         return handler
     }
 }

@@ -21,8 +21,10 @@ struct Dev: AsyncParsableCommand {
     var plugin: Config.Plugin = .pgoutput
 
     func run() async throws {
-        bootstrapLogging()
         ProcessSignals.prepare()
+        let defaults: Config
+        do { defaults = try Self.defaults() } catch { throw failure(error.description) }
+        bootstrapLogging(defaults.log)
         let logger = Logger(label: "changerelay.dev")
         do {
             let absolute = directory.hasPrefix("/") ? directory : FileManager.default.currentDirectoryPath + "/" + directory
@@ -46,7 +48,7 @@ struct Dev: AsyncParsableCommand {
             let baseURL = receiver.url(path: "/functions/v1")
             // A key made up for this run: the local receiver accepts anything, and nothing real can leak.
             let service = try ChangeRelayService(
-                try Self.configuration(url: cluster.url, slot: slot, plugin: plugin, functionsBaseURL: baseURL),
+                Self.configuration(defaults, url: cluster.url, slot: slot, plugin: plugin, functionsBaseURL: baseURL),
                 credentials: ["service_key": UUID().uuidString])
             logger.warning("""
                 dev allows webhooks to private addresses (webhooks.allow_private_targets = true) so that they reach \
@@ -63,13 +65,19 @@ struct Dev: AsyncParsableCommand {
         }
     }
 
-    /// The defaults, pointed at the local cluster and receiver, with every seed handler on
+    /// The defaults with only the environment's `CHANGERELAY_LOG_*`: dev points everything else at
+    /// what it starts itself, but how it logs stays the developer's choice.
+    static func defaults() throws(ConfigError) -> Config {
+        try Config.load(path: nil, environment: Config.processEnvironment().filter { $0.key.hasPrefix("CHANGERELAY_LOG_") })
+    }
+
+    /// `defaults`, pointed at the local cluster and receiver, with every seed handler on
     /// (the dual-write sync applying) and a one-second status interval, so that what a
     /// developer does shows at once.
-    static func configuration(url: String, slot: String, plugin: Config.Plugin, functionsBaseURL: String)
-        throws(ConfigError) -> Config
+    static func configuration(_ defaults: Config, url: String, slot: String, plugin: Config.Plugin, functionsBaseURL: String)
+        -> Config
     {
-        var config = try Config.load(path: nil, environment: [:])
+        var config = defaults
         config.source.databaseURL = url
         config.stateDatabaseURL = url
         config.source.slot = slot

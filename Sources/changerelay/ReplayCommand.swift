@@ -40,9 +40,9 @@ struct Replay: AsyncParsableCommand {
     }
 
     func run() async throws {
-        bootstrapLogging()
         ProcessSignals.prepare()
         let config = try options.load()
+        bootstrapLogging(config.log)
         let outcome = OutcomeBox()
         let replay: SlotReplay
         do {

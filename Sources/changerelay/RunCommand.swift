@@ -12,9 +12,9 @@ struct Run: AsyncParsableCommand {
     var only: ChangeRelayService.Role = .all
 
     func run() async throws {
-        bootstrapLogging()
         ProcessSignals.prepare()
         let config = try options.load()
+        bootstrapLogging(config.log)
         do {
             let service = try ChangeRelayService(config, credentials: try ChangeRelayService.credentials(config), role: only)
             try await service.run()

@@ -48,9 +48,9 @@ struct Tail: AsyncParsableCommand {
     }
 
     func run() async throws {
-        bootstrapLogging()
         ProcessSignals.prepare()
         let config = try options.load()
+        bootstrapLogging(config.log)
         let logger = Logger(label: "changerelay.tail")
         let limit = self.limit
         let format = self.format

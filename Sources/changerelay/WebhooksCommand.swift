@@ -21,8 +21,8 @@ struct Webhooks: ParsableCommand {
         var name: String
 
         func run() async throws {
-            bootstrapLogging()
             let config = try options.load()
+            bootstrapLogging(config.log)
             let outcome: WebhookTestEvent.Outcome
             let db: PostgresConnection
             let target: WebhookTestEvent.Target

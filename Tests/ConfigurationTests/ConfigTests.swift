@@ -86,6 +86,30 @@ func loadError(_ text: String, environment: [String: String] = [:]) throws -> Co
         #expect(empty.key == "pipeline.spill_directory")
     }
 
+    @Test func logFormatAndLevelAreReadAndChecked() throws {
+        let defaults = try Config.load(path: nil, environment: [:]).log
+        #expect(defaults.format == .plain && defaults.level == .info)
+        let path = try write("[log]\nformat = \"json\"\nlevel = \"warning\"\n")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let file = try Config.load(path: path, environment: [:]).log
+        #expect(file.format == .json && file.level == .warning)
+        let overridden = try Config.load(path: path, environment: ["CHANGERELAY_LOG_FORMAT": "plain", "CHANGERELAY_LOG_LEVEL": "debug"]).log
+        #expect(overridden.format == .plain && overridden.level == .debug)
+
+        let badFormat = try #require(try loadError("[log]\nformat = \"yaml\"\n"))
+        #expect(badFormat.key == "log.format")
+        #expect(badFormat.description.contains("log.format"))
+        #expect(badFormat.reason == "must be one of plain, json, got 'yaml'")
+        let badEnvironment = try #require(try loadError("", environment: ["CHANGERELAY_LOG_FORMAT": "JSON"]))
+        #expect(badEnvironment.key == "log.format")
+        #expect(badEnvironment.origin == "environment CHANGERELAY_LOG_FORMAT")
+        let badLevel = try #require(try loadError("", environment: ["CHANGERELAY_LOG_LEVEL": "verbose"]))
+        #expect(badLevel.key == "log.level")
+        #expect(badLevel.reason.contains("trace, debug, info, notice, warning, error, critical"))
+        let misspelled = try #require(try loadError("", environment: ["CHANGERELAY_LOG_FROMAT": "json"]))
+        #expect(misspelled.key == "CHANGERELAY_LOG_FROMAT")
+    }
+
     @Test func stateDefaultsToTheSource() throws {
         let config = try Config.load(path: nil, environment: ["CHANGERELAY_SOURCE_DATABASE_URL": "postgresql://x/y"])
         #expect(config.stateDatabaseURL == "postgresql://x/y")

@@ -35,6 +35,17 @@ import Testing
         #expect(PostgresTimestamp(microsecondsSince2000: microseconds).postgresText == text)
     }
 
+    @Test(arguments: [
+        (Int64(0), "2000-01-01T00:00:00.000Z"),
+        (Int64(1), "2000-01-01T00:00:00.000Z"),
+        (Int64(-1), "1999-12-31T23:59:59.999Z"),
+        (Int64(120_000), "2000-01-01T00:00:00.120Z"),
+        (Int64(825_505_327_123_456), "2026-02-27T11:02:07.123Z"),
+    ])
+    func printsRFC3339WithMilliseconds(microseconds: Int64, text: String) {
+        #expect(PostgresTimestamp(microsecondsSince2000: microseconds).rfc3339Milliseconds == text)
+    }
+
     @Test func convertsFromUnixTime() {
         #expect(PostgresTimestamp(unixMicroseconds: 946_684_800_000_000).microseconds == 0)
     }
