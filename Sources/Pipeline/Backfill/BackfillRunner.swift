@@ -34,6 +34,10 @@ public final class BackfillRunner {
     private var source: PostgresConnection?
     private var state: PostgresConnection?
     private var backoff = Backoff(initial: .milliseconds(200), cap: .seconds(10))
+    /// Counts the times work on a request (re)started. A chunk read again after a failure gets
+    /// a token of its own: a watermark of the failed try (committed though its answer was lost)
+    /// must not close the new try's window.
+    private var attempts = 0
 
     public init(_ settings: Settings, exchange: ChunkExchange, logger: Logger) {
         self.settings = settings
@@ -88,6 +92,8 @@ public final class BackfillRunner {
         ]) { $1 })
         var cursor = current.cursor
         var chunk = current.chunksDone
+        attempts += 1
+        let epoch = run + "." + String(attempts)
         let catalog = BackfillCatalog(connection: try sourceConnection(), publication: settings.publication)
         while !stop.isRequested {
             guard exchange.streamState == (true, generation) else { return }
@@ -110,7 +116,7 @@ public final class BackfillRunner {
             }
             chunk += 1
             metadata["chunk"] = "\(chunk)"
-            let token = ChunkToken(run: run, backfill: request.id, chunk: chunk)
+            let token = ChunkToken(run: epoch, backfill: request.id, chunk: chunk)
             exchange.register(token, table: table)
             let read: (rows: [[String?]], isLast: Bool)
             do {

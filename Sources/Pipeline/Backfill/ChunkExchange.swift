@@ -12,8 +12,8 @@ import Synchronization
 /// stream always finds what it reads; it stays until the batch that handled it has
 /// committed, since a batch thrown away reads the watermarks again. The runner reads the next
 /// chunk only once the last one is committed: a live change never queues in the WAL behind
-/// more than one chunk's rows (measured: a quarter of the latency of four chunks ahead, and
-/// no slower), and one chunk is all a backfill holds in memory.
+/// more than one chunk's rows (measured: under a third of the p99 latency of four chunks
+/// ahead, and no slower), and one chunk is all a backfill holds in memory.
 public final class ChunkExchange: Sendable {
     public struct Chunk: Sendable {
         public var table: BackfillTable
