@@ -146,7 +146,7 @@ import Testing
                         BEGIN;
                         UPDATE habit_tracker SET habits = jsonb_build_array(jsonb_build_object(
                             'name', 'Read v' || txid_current() % 7, 'times', jsonb_build_array('done', '', '', '', '', '', 'missed')))
-                        WHERE id = \(a) OR id BETWEEN \(cursor) AND \(cursor + 300);
+                        WHERE id = \(a) OR id BETWEEN \(cursor + 1) AND \(cursor + 60) AND id % 10 = 0;
                         DELETE FROM habit_tracker WHERE id = \(b);
                         INSERT INTO habit_tracker (id, child_name, week_start_date, week_period, habits, user_id)
                         VALUES (\(c), 'new ' || \(c), date '2026-03-02', 'week',
@@ -184,11 +184,23 @@ import Testing
         let environment = DualWriteTests.environment(setup, mode: "apply")
         let run = try Background(["run"], environment: environment)
         try run.waitFor("streaming") { _ in run.stderr.contains("streaming") }
+        // The trap DESIGN describes, made certain: a transaction that holds an xid when the first
+        // low watermark commits, and commits after it. Its rows (ids 2…20, in the first chunk)
+        // must be dropped from the chunk, which waits for it before it reads.
+        let holder = try setup.cluster.connect()
+        try holder.execute("BEGIN")
+        try holder.execute(#"UPDATE habit_tracker SET habits = '[{"name": "Held", "times": ["done", "", "", "", "", "", ""]}]' WHERE id <= 20"#)
+        let follower = try Background(["backfill", "--table", "habit_tracker", "--chunk-size", "25"], environment: environment)
+        try RunPipelineTests.waitFor("the first chunk to wait for the open transaction") {
+            try setup.db.execute("SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'changerelay backfill' "
+                                 + "AND query LIKE '%pg_xact_status%'").value("n") != "0"
+        }
+        try holder.execute("COMMIT")
         let writer = Writer.start(LocalPostgresURL(url: setup.cluster.url), maxID: 2000)
         defer { writer.stop() }
-        let result = try Self.backfill(setup, environment: environment, ["--table", "habit_tracker", "--chunk-size", "25"])
+        let status = follower.waitForExit(timeout: .seconds(600))
         writer.stop()
-        #expect(result.status == 0, "\(result.stderr) \(run.stderr.suffix(2000))")
+        #expect(status == 0, "\(follower.stderr) \(run.stderr.suffix(2000))")
         #expect(writer.transactions.load(ordering: .relaxed) > 20, "the writer hardly wrote during the backfill")
         try Self.waitForStreamToCatchUp(setup.db)
         let report = try Self.driftReport(setup)
@@ -196,7 +208,7 @@ import Testing
         #expect(report["rows_checked"] == .number(String(rows)) && report["rows_drifted"] == .number("0"), "\(report)")
         let progress = try setup.db.execute("SELECT status, rows_superseded FROM changerelay.backfills")
         #expect(progress.value("status") == "done")
-        #expect(Int(progress.value("rows_superseded") ?? "") ?? 0 > 0, "no chunk row was changed between its watermarks")
+        #expect(Int(progress.value("rows_superseded") ?? "") ?? 0 >= 10, "the held transaction's rows were not superseded")
     }
 
     /// kill -9 several times while a backfill runs: it resumes at the next chunk, finishes,
