@@ -124,7 +124,7 @@ let package = Package(
         .testTarget(name: "DeliveryHTTPTests", dependencies: ["Delivery", "LocalReceiver"]),
         .testTarget(name: "AdminTests", dependencies: ["Admin", "StateStore"]),
         .testTarget(name: "IntegrationTests", dependencies: [
-            "Delivery", "Replication", "Decoding", "EmbeddedPostgres", "LocalReceiver",
+            "Replication", "Decoding", "EmbeddedPostgres", "LocalReceiver",
         ]),
     ]
 )

@@ -13,7 +13,9 @@ public struct AdminToken: Sendable {
     public init(file path: String) throws(AdminSettingsError) {
         let text: String
         do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
-            throw .tokenUnreadable(path: path, reason: (error as NSError).localizedFailureReason ?? "not readable as UTF-8 text")
+            let reason = !FileManager.default.fileExists(atPath: path) ? "no such file"
+                : FileManager.default.isReadableFile(atPath: path) ? "not UTF-8 text" : "permission denied"
+            throw .tokenUnreadable(path: path, reason: reason)
         }
         let token = text.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !token.isEmpty else { throw .tokenEmpty(path: path) }

@@ -13,14 +13,15 @@ import ServiceLifecycle
 
 /// The whole service, assembled from a configuration the same way for `run` and `dev`:
 /// the handlers and their caches, the stream into the batch committer, the dispatcher,
-/// the scheduler (configured and built-in jobs) and the admin server, each a lifecycle service of one group.
+/// the scheduler (configured and built-in jobs) and the admin server, each a lifecycle
+/// service of one group.
 ///
 /// Everything that can be refused (a missing key, a handler whose migration is not
 /// applied) is refused by `init`, before anything starts. SIGTERM and SIGINT shut the
 /// group down in reverse order of start: the stream stops reading, commits its batch and
 /// acknowledges it; then the scheduler; then the dispatcher, letting the requests in
-/// flight finish within its drain bound; the admin server last, so probes see the drain. A service that fails shuts the others down the
-/// same way, and `run` rethrows its error.
+/// flight finish within its drain bound; the admin server last, so probes see the drain.
+/// A service that fails shuts the others down the same way, and `run` rethrows its error.
 public struct ChangeRelayService: Sendable {
     public enum Role: String, Sendable, CaseIterable {
         /// Read the slot, plan, and send.

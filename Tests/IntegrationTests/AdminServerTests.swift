@@ -1,4 +1,3 @@
-import Delivery
 import Foundation
 import LocalReceiver
 import Replication
@@ -28,16 +27,35 @@ import Testing
         return "http://127.0.0.1:\(port)"
     }
 
-    static func send(_ client: HTTPClient, _ url: String, method: String = "GET", token: String? = nil) async throws -> HTTPResponse {
-        try await client.send(HTTPRequest(method: method, url: url,
-                                          headers: token.map { [("Authorization", "Bearer " + $0)] } ?? []))
+    struct Answer {
+        var status: Int
+        var bodyText: String
     }
 
-    static func json(_ response: HTTPResponse) throws -> Any {
-        try JSONSerialization.jsonObject(with: Data(response.body), options: [.fragmentsAllowed])
+    /// One request through the `curl` command: blocking, so it needs no thread of the
+    /// cooperative pool, which the suite's other (blocking) tests may all be holding.
+    static func send(_ url: String, method: String = "GET", token: String? = nil) throws -> Answer {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        process.arguments = ["-s", "-m", "30", "-X", method, "-w", "\n%{http_code}", url]
+            + (token.map { ["-H", "Authorization: Bearer " + $0] } ?? [])
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let text = String(decoding: data, as: UTF8.self)
+        guard let newline = text.lastIndex(of: "\n"), let status = Int(text[text.index(after: newline)...]) else {
+            throw TestFailure("curl \(method) \(url) gave no status: \(text)")
+        }
+        return Answer(status: status, bodyText: String(text[..<newline]))
     }
 
-    @Test func probesMetricsAndTheAPIServeARunningService() async throws {
+    static func json(_ answer: Answer) throws -> Any {
+        try JSONSerialization.jsonObject(with: Data(answer.bodyText.utf8), options: [.fragmentsAllowed])
+    }
+
+    @Test func probesMetricsAndTheAPIServeARunningService() throws {
         let toggle = Switch()
         let setup = try RunPipelineTests.prepare(
             behavior: .dynamic { _ in toggle.failing.withLock { $0 } ? .status(500) : .status(200) },
@@ -45,20 +63,18 @@ import Testing
         defer { try? setup.cluster.stop(); setup.receiver.stop() }
         let run = try Background(["run"], environment: setup.environment)
         let base = try Self.adminURL(run)
-        let client = try HTTPClient()
-        defer { client.close() }
 
-        let health = try await Self.send(client, base + "/healthz")
+        let health = try Self.send(base + "/healthz")
         #expect(health.status == 200 && health.bodyText.hasPrefix("ok"))
         try RunPipelineTests.waitFor("readiness as active") { run.stderr.contains("streaming") }
-        let ready = try await Self.send(client, base + "/readyz")
+        let ready = try Self.send(base + "/readyz")
         #expect(ready.status == 200 && ready.bodyText.contains(#""role":"active""#), "\(ready.bodyText)")
 
         try setup.db.execute("INSERT INTO items SELECT g, 'v' || g FROM generate_series(1, 3) g")
         try RunPipelineTests.waitFor("three dead deliveries") {
             try setup.db.execute("SELECT count(*) AS n FROM changerelay.deliveries WHERE status = 'dead'").value("n") == "3"
         }
-        let listed = try await Self.send(client, base + "/api/deliveries?status=dead&handler=echo&limit=10")
+        let listed = try Self.send(base + "/api/deliveries?status=dead&handler=echo&limit=10")
         #expect(listed.status == 200)
         let dead = try #require(try Self.json(listed) as? [[String: Any]])
         #expect(dead.count == 3)
@@ -66,31 +82,31 @@ import Testing
 
         toggle.failing.withLock { $0 = false }
         let sentBefore = setup.receiver.requests.count
-        let retried = try await Self.send(client, base + "/api/deliveries/\(id)/retry", method: "POST")
+        let retried = try Self.send(base + "/api/deliveries/\(id)/retry", method: "POST")
         #expect(retried.status == 200, "\(retried.bodyText)")
         try RunPipelineTests.waitFor("the re-queued delivery to be sent again") {
             try setup.db.query("SELECT status FROM changerelay.deliveries WHERE id = $1", [String(id)]).value("status")
                 == "succeeded"
         }
         #expect(setup.receiver.requests.count == sentBefore + 1)
-        #expect(try await Self.send(client, base + "/api/deliveries/\(id)/retry", method: "POST").status == 409)
-        #expect(try await Self.send(client, base + "/api/deliveries/987654/retry", method: "POST").status == 404)
+        #expect(try Self.send(base + "/api/deliveries/\(id)/retry", method: "POST").status == 409)
+        #expect(try Self.send(base + "/api/deliveries/987654/retry", method: "POST").status == 404)
 
         for (query, parameter) in [("status=bogus", "status"), ("limit=0", "limit"), ("handler=a%20b", "handler"), ("colour=red", "colour")] {
-            let bad = try await Self.send(client, base + "/api/deliveries?" + query)
+            let bad = try Self.send(base + "/api/deliveries?" + query)
             #expect(bad.status == 400 && bad.bodyText.contains(#""parameter":"\#(parameter)""#), "\(query): \(bad.bodyText)")
         }
 
-        let status = try #require(try Self.json(try await Self.send(client, base + "/api/status")) as? [String: Any])
+        let status = try #require(try Self.json(try Self.send(base + "/api/status")) as? [String: Any])
         #expect(status["role"] as? String == "active")
         #expect(status["slot"] as? String == "changerelay")
         #expect((status["checkpoint_lsn"] as? String)?.contains("/") == true)
         #expect(status["lag_bytes"] is Int)
-        #expect(try await Self.send(client, base + "/api/backfills").status == 200)
-        let schedules = try #require(try Self.json(try await Self.send(client, base + "/api/schedules")) as? [[String: Any]])
+        #expect(try Self.send(base + "/api/backfills").status == 200)
+        let schedules = try #require(try Self.json(try Self.send(base + "/api/schedules")) as? [[String: Any]])
         #expect(!schedules.isEmpty)
 
-        let metrics = try await Self.send(client, base + "/metrics").bodyText
+        let metrics = try Self.send(base + "/metrics").bodyText
         for name in ["changerelay_checkpoint_lsn ", "changerelay_replication_lag_bytes ", "changerelay_transactions_total ",
                      #"changerelay_changes_total{table="items",op="insert"} 3"#,
                      #"changerelay_deliveries_total{handler="echo",outcome="dead"} 3"#,
@@ -117,7 +133,7 @@ import Testing
         #expect(missing.status != 0 && missing.stderr.contains("admin.token_file"), "\(missing.stderr)")
     }
 
-    @Test func theTokenGuardsEverythingButTheProbes() async throws {
+    @Test func theTokenGuardsEverythingButTheProbes() throws {
         let token = "t0ken-" + UUID().uuidString
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("admin-token-\(UUID().uuidString)").path
         try Data((token + "\n").utf8).write(to: URL(fileURLWithPath: path))
@@ -127,18 +143,16 @@ import Testing
         defer { try? setup.cluster.stop(); setup.receiver.stop() }
         let run = try Background(["run"], environment: setup.environment)
         let base = try Self.adminURL(run)
-        let client = try HTTPClient()
-        defer { client.close() }
 
-        #expect(try await Self.send(client, base + "/healthz").status == 200)
-        #expect(try await Self.send(client, base + "/readyz").status != 401)
+        #expect(try Self.send(base + "/healthz").status == 200)
+        #expect(try Self.send(base + "/readyz").status != 401)
         for path in ["/metrics", "/api/status", "/api/deliveries", "/api/backfills", "/api/schedules"] {
-            let anonymous = try await Self.send(client, base + path)
+            let anonymous = try Self.send(base + path)
             #expect(anonymous.status == 401 && !anonymous.bodyText.contains(token), "\(path)")
-            #expect(try await Self.send(client, base + path, token: token + "x").status == 401, "\(path)")
-            #expect(try await Self.send(client, base + path, token: token).status == 200, "\(path)")
+            #expect(try Self.send(base + path, token: token + "x").status == 401, "\(path)")
+            #expect(try Self.send(base + path, token: token).status == 200, "\(path)")
         }
-        #expect(try await Self.send(client, base + "/api/deliveries/1/retry", method: "POST").status == 401)
+        #expect(try Self.send(base + "/api/deliveries/1/retry", method: "POST").status == 401)
 
         run.child.signal(SIGTERM)
         #expect(run.waitForExit() == 0, "\(run.stderr.suffix(2000))")
