@@ -1,4 +1,4 @@
-// swift-tools-version: 6.0
+// swift-tools-version: 6.1
 import PackageDescription
 
 let package = Package(
@@ -15,6 +15,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        // No default traits: nothing here uses swift-configuration or full Foundation through Hummingbird.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
@@ -31,9 +34,12 @@ let package = Package(
         .target(name: "PlannedEffects", dependencies: ["Core", "Decoding"]),
         // Cron expressions and the scheduler's rules: pure, so the configuration can check an expression.
         .target(name: "Scheduling", dependencies: ["Core"]),
-        .target(name: "Configuration", dependencies: ["Scheduling", .product(name: "Logging", package: "swift-log")]),
+        // Named RelayConfiguration (its folder stays Configuration): Hummingbird's package graph holds
+        // swift-configuration, whose `Configuration` target would clash with this one.
+        .target(name: "RelayConfiguration", dependencies: ["Scheduling", .product(name: "Logging", package: "swift-log")],
+                path: "Sources/Configuration"),
         .target(name: "Handlers", dependencies: [
-            "Configuration", "Core", "Decoding", "PlannedEffects",
+            "RelayConfiguration", "Core", "Decoding", "PlannedEffects",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
@@ -49,19 +55,30 @@ let package = Package(
         // stale, the chunk query, the check of an operator's WHERE.
         .target(name: "Backfill", dependencies: ["Core", "Decoding"]),
         .target(name: "Pipeline", dependencies: [
-            "Backfill", "Core", "Replication", "Decoding", "Configuration", "PlannedEffects", "Handlers", "StateStore",
+            "Backfill", "Core", "Replication", "Decoding", "RelayConfiguration", "PlannedEffects", "Handlers", "StateStore",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
         ]),
-        .target(name: "Schema", dependencies: ["Replication", "Configuration"]),
+        .target(name: "Schema", dependencies: ["Replication", "RelayConfiguration"]),
         .target(name: "Delivery", dependencies: [
             "CCurl", "Core", "Decoding", "PlannedEffects", "Replication", "StateStore",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+        ]),
+        // The admin HTTP server: health, readiness, Prometheus metrics and the JSON API over the state store.
+        .target(name: "Admin", dependencies: [
+            "Core", "PlannedEffects", "Replication", "Scheduling", "StateStore",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         // Configuration → handlers, stream, committer, dispatcher, periodic jobs: one service group for `run` and `dev`.
         .target(name: "ServiceAssembly", dependencies: [
-            "Core", "Configuration", "Replication", "Decoding", "PlannedEffects", "Handlers", "Pipeline", "Delivery", "Schema",
-            "Scheduling", "StateStore",
+            "Admin", "Core", "RelayConfiguration", "Replication", "Decoding", "PlannedEffects", "Handlers", "Pipeline", "Delivery",
+            "Schema", "Scheduling", "StateStore",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
@@ -73,7 +90,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "changerelay", dependencies: [
-            "Backfill", "Core", "Replication", "Decoding", "Configuration", "Schema", "EmbeddedPostgres", "Pipeline", "PlannedEffects",
+            "Admin", "Backfill", "Core", "Replication", "Decoding", "RelayConfiguration", "Schema", "EmbeddedPostgres", "Pipeline", "PlannedEffects",
             "Handlers", "Delivery", "StateStore", "LocalReceiver", "LogFormat", "ServiceAssembly", "Scheduling",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
@@ -86,7 +103,7 @@ let package = Package(
         .testTarget(name: "CoreTests", dependencies: ["Core"]),
         .testTarget(name: "DecodingTests", dependencies: ["Core", "Decoding", "TestSupport"]),
         .testTarget(name: "ReplicationTests", dependencies: ["Replication", "EmbeddedPostgres"]),
-        .testTarget(name: "ConfigurationTests", dependencies: ["Configuration", "Scheduling"]),
+        .testTarget(name: "ConfigurationTests", dependencies: ["RelayConfiguration", "Scheduling"]),
         .testTarget(name: "LogFormatTests", dependencies: ["LogFormat", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "SchedulingTests", dependencies: ["Scheduling"]),
         .testTarget(name: "BackfillTests", dependencies: ["Backfill", "Core", "Decoding"]),
@@ -99,12 +116,13 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "HandlersTests", dependencies: [
-            "Configuration", "Core", "Handlers", "Decoding", "PlannedEffects",
+            "RelayConfiguration", "Core", "Handlers", "Decoding", "PlannedEffects",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "MetricsTestKit", package: "swift-metrics"),
         ]),
-        .testTarget(name: "ServiceAssemblyTests", dependencies: ["Configuration", "Core", "Scheduling", "ServiceAssembly", "StateStore"]),
+        .testTarget(name: "ServiceAssemblyTests", dependencies: ["RelayConfiguration", "Core", "Scheduling", "ServiceAssembly", "StateStore"]),
         .testTarget(name: "DeliveryHTTPTests", dependencies: ["Delivery", "LocalReceiver"]),
+        .testTarget(name: "AdminTests", dependencies: ["Admin", "StateStore"]),
         .testTarget(name: "IntegrationTests", dependencies: [
             "Replication", "Decoding", "EmbeddedPostgres", "LocalReceiver",
         ]),

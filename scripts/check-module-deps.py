@@ -11,7 +11,7 @@ RULES = {
     "Core": {"CLibPQ", "CCurl", "Replication", "Decoding"},
     # Cron and the scheduler's rules are pure: the configuration (and so the handlers) use them.
     "Scheduling": {"CLibPQ", "CCurl", "Replication", "StateStore", "Delivery", "Pipeline"},
-    "Configuration": {"CLibPQ", "CCurl", "Replication", "StateStore", "Delivery", "Pipeline"},
+    "RelayConfiguration": {"CLibPQ", "CCurl", "Replication", "StateStore", "Delivery", "Pipeline"},
     "Decoding": {"CLibPQ", "CCurl", "Replication"},
     # Watermarks, windows and the chunk query are pure: tests need no database.
     "Backfill": {"CLibPQ", "CCurl", "Replication", "StateStore", "Delivery", "Pipeline"},
@@ -21,6 +21,8 @@ RULES = {
     "StateStore": {"CCurl", "Handlers", "Delivery", "Pipeline"},
     "Pipeline": {"CCurl", "Delivery"},
     # Log lines are formatted, not sent: the handler reaches neither database nor HTTP.
+    # The admin server reads the state store and serves HTTP; it never sends deliveries or plans.
+    "Admin": {"CCurl", "Delivery", "Handlers", "Pipeline"},
     "LogFormat": {"CLibPQ", "CCurl", "Replication", "StateStore", "Delivery", "Pipeline"},
 }
 

@@ -9,8 +9,7 @@ What is checked:
 - the configuration examples (every .toml under deploy/, and the TOML inside the Kubernetes
   ConfigMap) parse, and use only keys the configuration schema knows, with values of the right
   kind and range. The keys come from Sources/Configuration/ConfigSchema.swift (its ConfigKey
-  lines, read with a regular expression) and ScheduleEntries.swift ([[schedules]] keys); the
-  key the admin server brings (issue 16) is allowed before it reaches the schema: ALLOWED_AHEAD.
+  lines, read with a regular expression) and ScheduleEntries.swift ([[schedules]] keys).
 - the Kubernetes manifests parse into objects of known kinds, and fit together: replicas, probes,
   ports, secrets as files, the security context, resources, selectors, the ServiceMonitor's token.
 - the systemd unit has the hardening and lifecycle directives, and its configuration names the
@@ -38,10 +37,6 @@ ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 ADMIN_PORT = 9187
 
-# Keys the admin server brings (issue 16), accepted before ConfigSchema.swift has them.
-ALLOWED_AHEAD = {
-    "admin.token_file": ("string", None),
-}
 # Environment variables the service reads besides CHANGERELAY_<SECTION>_<KEY> (README: Configuration).
 EXTRA_ENVIRONMENT = {"CHANGERELAY_SERVICE_KEY", "CHANGERELAY_SQL_DIR", "CHANGERELAY_PG_BINDIR"}
 # Metric names from DESIGN.md "Operations", plus the two gauges the alert rules name for the
@@ -117,12 +112,8 @@ if len(SCHEMA) != DECLARED or len(SCHEMA) < 20 or not SCHEDULE_KEYS:
     fail(SCHEMA_PATH, f"read {len(SCHEMA)} of {DECLARED} ConfigKey(section: ...) lines and {len(SCHEDULE_KEYS)} [[schedules]] keys: "
                       "the lines changed shape; update load_schema() in scripts/check_deploy.py")
 else:
-    ahead = [key for key in ALLOWED_AHEAD if key not in SCHEMA]
-    landed = [key for key in ALLOWED_AHEAD if key in SCHEMA]
-    note = f"; allowed ahead of the schema (issue 16): {', '.join(ahead)}" if ahead else ""
-    note += f"; now in the schema: {', '.join(landed)}" if landed else ""
-    ok(SCHEMA_PATH, f"{len(SCHEMA)} configuration keys and [[schedules]] keys {', '.join(SCHEDULE_KEYS)} read{note}")
-KNOWN_KEYS = {**{key: value for key, value in ALLOWED_AHEAD.items()}, **SCHEMA}
+    ok(SCHEMA_PATH, f"{len(SCHEMA)} configuration keys and [[schedules]] keys {', '.join(SCHEDULE_KEYS)} read")
+KNOWN_KEYS = SCHEMA
 
 
 def environment_name(path: str) -> str:

@@ -94,6 +94,8 @@ public struct Config: Sendable {
     public var messageBuffer: MessageBuffer
     public var delivery: Delivery
     public var adminListen: String
+    /// The file holding the admin API's bearer token; required when `adminListen` is not loopback.
+    public var adminTokenFile: String?
     public var log: Log
     public var pipeline: Pipeline
     public var echo: Echo
@@ -234,6 +236,7 @@ public struct Config: Sendable {
                             timeout: .milliseconds(integer("delivery.timeout_ms")),
                             retentionDays: integer("delivery.retention_days"))
         adminListen = string("admin.listen")!
+        adminTokenFile = string("admin.token_file")
         log = Log(format: Log.Format(rawValue: string("log.format")!)!, level: Logger.Level(rawValue: string("log.level")!)!)
         let heartbeat = integer("pipeline.heartbeat_interval_ms")
         pipeline = Pipeline(batchMaxChanges: integer("pipeline.batch_max_changes"),

@@ -56,6 +56,7 @@ enum ConfigSchema {
         ConfigKey(section: "delivery", name: "timeout_ms", kind: .integer(100...600_000), defaultValue: .integer(15_000)),
         ConfigKey(section: "delivery", name: "retention_days", kind: .integer(1...36_500), defaultValue: .integer(7)),
         ConfigKey(section: "admin", name: "listen", kind: .string, defaultValue: .string("127.0.0.1:9187")),
+        ConfigKey(section: "admin", name: "token_file", kind: .string),
         ConfigKey(section: "log", name: "format", kind: .choice(["plain", "json"]), defaultValue: .string("plain")),
         ConfigKey(section: "log", name: "level", kind: .choice(["trace", "debug", "info", "notice", "warning", "error", "critical"]),
                   defaultValue: .string("info")),

@@ -70,6 +70,7 @@ public final class Dispatcher: Sendable {
     private let targetGuard: @Sendable (String) -> Result<String?, TargetRefusal>
     private let client: HTTPClient
     private let logger: Logger
+    private let metrics = DeliveryMetrics()
     private let finished = Mutex<[Finished]>([])
     /// Woken by the sending tasks, so the waiting thread wakes for a finished request.
     private let finishedPipe = WakePipe()
@@ -227,6 +228,7 @@ public final class Dispatcher: Sendable {
     private func record(_ attempts: [AttemptRecord], on db: PostgresConnection) throws(PostgresError) {
         CrashPoint.trySent.reach()
         try queue.record(attempts.map(\.recorded), on: db)
+        for attempt in attempts { metrics.recorded(attempt.decision, handler: attempt.delivery.handler) }
         for attempt in attempts {
             guard case .dead(let reason) = attempt.decision else { continue }
             let delivery = attempt.delivery

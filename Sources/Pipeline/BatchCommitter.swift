@@ -51,6 +51,7 @@ public final class BatchCommitter: TransactionSink {
     private var batch = Batch()
     private var deliveryRows = DeliveryRows()
     private var watermarks: BackfillWatermarks?
+    private let metrics = CommitMetrics()
 
     /// Every target seen so far, numbered; deliveries are 0.
     private var targets: [CopyTarget] = [DeliveryRows.target]
@@ -66,6 +67,8 @@ public final class BatchCommitter: TransactionSink {
         var deliveries = 0
         /// Staging tables this batch copied rows into: their handlers' statements run before the checkpoint.
         var staged: Set<TableName> = []
+        /// Changes planned in this batch, counted once it commits.
+        var changes: [CommitMetrics.ChangeKind: Int] = [:]
     }
 
     public typealias Planning = (Transaction, (PlannedEffect) throws -> Void) throws -> Void
@@ -112,6 +115,9 @@ public final class BatchCommitter: TransactionSink {
                 if router.stagingHandler(for: row.table) != nil { batch.staged.insert(row.table) }
             }
             if batch.rows[target].count >= Self.pieceBytes { try send(target) }
+        }
+        try transaction.changes.forEach { _, change in
+            batch.changes[CommitMetrics.ChangeKind(table: change.table, operation: change.operation), default: 0] += 1
         }
         let full = policy.planned(endingAt: transaction.endLSN, changes: transaction.changes.count, at: clock.now)
         return .proceed(durableThrough: full ? try commit() : nil)
@@ -220,6 +226,7 @@ public final class BatchCommitter: TransactionSink {
             "deliveries": "\(batch.deliveries)", "ms": "\((clock.now - started).wholeMilliseconds)",
         ])
         CrashPoint.checkpointCommitted.reach()
+        metrics.committed(transactions: policy.transactions, changes: batch.changes)
         policy.committed()
         batch = Batch()
         for (handler, result) in stagedResults { handler.stagedBatchCommitted(result) }

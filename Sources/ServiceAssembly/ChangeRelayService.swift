@@ -1,4 +1,4 @@
-import Configuration
+import Admin
 import Core
 import Decoding
 import Delivery
@@ -6,19 +6,22 @@ import Foundation
 import Handlers
 import Logging
 import Pipeline
+import RelayConfiguration
 import Replication
 import Schema
+import ServiceLifecycle
 
 /// The whole service, assembled from a configuration the same way for `run` and `dev`:
 /// the handlers and their caches, the stream into the batch committer, the dispatcher,
-/// and the scheduler (configured and built-in jobs), each a lifecycle service of one group.
+/// the scheduler (configured and built-in jobs) and the admin server, each a lifecycle
+/// service of one group.
 ///
 /// Everything that can be refused (a missing key, a handler whose migration is not
 /// applied) is refused by `init`, before anything starts. SIGTERM and SIGINT shut the
 /// group down in reverse order of start: the stream stops reading, commits its batch and
-/// acknowledges it; then the scheduler; the dispatcher last, letting the requests in
-/// flight finish within its drain bound. A service that fails shuts the others down the
-/// same way, and `run` rethrows its error.
+/// acknowledges it; then the scheduler; then the dispatcher, letting the requests in
+/// flight finish within its drain bound; the admin server last, so probes see the drain.
+/// A service that fails shuts the others down the same way, and `run` rethrows its error.
 public struct ChangeRelayService: Sendable {
     public enum Role: String, Sendable, CaseIterable {
         /// Read the slot, plan, and send.
@@ -37,11 +40,18 @@ public struct ChangeRelayService: Sendable {
     private let stateURL: String
     private let credentials: [String: String]
     private let role: Role
+    private let admin: AdminSettings
+    private let metrics: MetricsExport
 
     /// `credentials` are what deliveries' `auth` columns name (`service_key` → the key):
-    /// see `credentials(_:)` for where `run` reads them.
-    public init(_ config: Config, credentials: [String: String], role: Role = .all) throws {
+    /// see `credentials(_:)` for where `run` reads them. `metrics` is what `/metrics` emits:
+    /// `MetricsExport.process` for `run` and `dev`, touched before the handlers (built here)
+    /// make their counters.
+    public init(_ config: Config, credentials: [String: String], role: Role = .all,
+                metrics: MetricsExport = MetricsExport()) throws {
         let logger = Logger(label: "changerelay.run")
+        admin = try AdminSettings(listen: config.adminListen, tokenFile: config.adminTokenFile)
+        self.metrics = metrics
         sourceURL = try config.requireSourceURL()
         stateURL = config.stateDatabaseURL ?? sourceURL
         let handlers = try HandlerAssembly.handlers(config, sourceURL: sourceURL, stateURL: stateURL,
@@ -72,8 +82,16 @@ public struct ChangeRelayService: Sendable {
     }
 
     /// In start order; the group shuts them down in reverse.
-    private func services(client: HTTPClient) throws -> [ThreadService] {
-        var services: [ThreadService] = []
+    private func services(client: HTTPClient) throws -> [any Service] {
+        let backfills = ChunkExchange()
+        let adminSettings = AdminServer.Settings(
+            admin: admin, stateURL: stateURL, sourceURL: sourceURL, slot: config.source.slot,
+            deliveryLogs: BuiltInHandlers.deliveryLogs,
+            schedules: ScheduledJob.all(config).map { AdminSchedule(name: $0.name, cron: $0.cron) })
+        var services: [any Service] = [
+            AdminServer(adminSettings, metrics: metrics, isStreaming: { backfills.streamState.isStreaming },
+                        logger: Logger(label: "changerelay.admin")),
+        ]
         if role != .planner {
             let dispatcher = Dispatcher(
                 .init(stateURL: stateURL, concurrency: config.delivery.concurrency, timeout: config.delivery.timeout,
@@ -89,7 +107,6 @@ public struct ChangeRelayService: Sendable {
                       logger: Logger(label: "changerelay.scheduler")).run(until: stop)
         })
         guard role != .dispatcher else { return services }
-        let backfills = ChunkExchange()
         let settings = BatchCommitter.Settings(stateURL: stateURL, slot: config.source.slot,
                                                maxBatchChanges: config.pipeline.batchMaxChanges,
                                                maxBatchAge: config.pipeline.batchMaxAge, backfills: backfills)

@@ -1,4 +1,4 @@
-import Configuration
+import RelayConfiguration
 import Core
 import Handlers
 import Logging

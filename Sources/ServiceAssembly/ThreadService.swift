@@ -50,7 +50,7 @@ extension ThreadService {
     /// Runs `services` as one group until SIGTERM or SIGINT, or until one of them ends:
     /// either way the others are shut down gracefully, in reverse order of `services`,
     /// and the first error (if any) is rethrown.
-    public static func runGroup(_ services: [ThreadService]) async throws {
+    public static func runGroup(_ services: [any Service]) async throws {
         let group = ServiceGroup(configuration: .init(
             services: services.map {
                 .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup,

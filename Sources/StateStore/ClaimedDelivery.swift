@@ -26,10 +26,13 @@ public struct ClaimedDelivery: Sendable {
     public var endpoint: String?
     /// What the row was before the claim, to put it back if it is released unsent.
     public var previousStatus: DeliveryStatus
+    /// The handler that planned it: the label of the dispatcher's outcome counter.
+    public var handler: String
 
     public init(id: Int64, idempotencyKey: String, url: String, method: String, headers: [(String, String)],
                 auth: String?, body: String, attemptField: String?, policy: RetryPolicy, attempt: Int,
-                requeuedAtAttempt: Int, orderingKey: String?, endpoint: String? = nil, previousStatus: DeliveryStatus) {
+                requeuedAtAttempt: Int, orderingKey: String?, endpoint: String? = nil, previousStatus: DeliveryStatus,
+                handler: String = "") {
         self.id = id
         self.idempotencyKey = idempotencyKey
         self.url = url
@@ -44,6 +47,7 @@ public struct ClaimedDelivery: Sendable {
         self.orderingKey = orderingKey
         self.endpoint = endpoint
         self.previousStatus = previousStatus
+        self.handler = handler
     }
 
     /// The try as the retry policy counts it: from 1 again after a re-queue, so the
@@ -67,7 +71,7 @@ extension ClaimedDelivery {
     static let claimedColumns = [
         "d.id", "d.idempotency_key", "d.target_url", "d.method", "d.headers::text", "d.auth", "d.body",
         "d.retry_policy::text", "d.attempt", "d.ordering_key", "due.previous_status", "d.attempt_field",
-        "d.requeued_at_attempt", "d.endpoint",
+        "d.requeued_at_attempt", "d.endpoint", "d.handler",
     ]
 
     /// Reads a row of `claimedColumns`. nil when a column the table declares NOT NULL is
@@ -85,7 +89,7 @@ extension ClaimedDelivery {
         let delivery = ClaimedDelivery(
             id: id, idempotencyKey: key, url: url, method: method, headers: headers(row[4]), auth: row[5], body: body,
             attemptField: row[11], policy: policy, attempt: attempt, requeuedAtAttempt: requeuedAtAttempt,
-            orderingKey: row[9], endpoint: row[13], previousStatus: previousStatus)
+            orderingKey: row[9], endpoint: row[13], previousStatus: previousStatus, handler: row[14] ?? "")
         return Decoded(delivery: delivery, unreadablePolicy: unreadablePolicy)
     }
 

@@ -18,14 +18,15 @@ public enum DeliveryListing {
         public var nextAttemptAt: String
     }
 
-    /// At most `limit` deliveries, newest first, only those in `status` when it is given.
-    public static func newest(status: DeliveryStatus?, limit: Int, on db: PostgresConnection) throws(PostgresError) -> [Entry] {
+    /// At most `limit` deliveries, newest first, only those in `status` and of `handler` when they are given.
+    public static func newest(status: DeliveryStatus?, handler: String? = nil, limit: Int,
+                              on db: PostgresConnection) throws(PostgresError) -> [Entry] {
         try db.query("""
             SELECT id, status, attempt, handler, idempotency_key, target_url, coalesce(last_http_status::text, '-'),
                    coalesce(last_error, ''), to_char(next_attempt_at, 'YYYY-MM-DD HH24:MI:SS')
-            FROM changerelay.deliveries WHERE $1::text IS NULL OR status = $1
+            FROM changerelay.deliveries WHERE ($1::text IS NULL OR status = $1) AND ($3::text IS NULL OR handler = $3)
             ORDER BY id DESC LIMIT $2
-            """, [status?.rawValue, String(limit)]).rows.map { row in
+            """, [status?.rawValue, String(limit), handler]).rows.map { row in
             // Every column is NOT NULL or coalesced; "" only stands in for what cannot happen.
             let text = row.map { $0 ?? "" }
             return Entry(id: text[0], status: text[1], attempt: text[2], handler: text[3], idempotencyKey: text[4],

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Backfill
-import Configuration
+import RelayConfiguration
 import Core
 import Foundation
 import Pipeline

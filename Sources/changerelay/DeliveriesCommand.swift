@@ -1,5 +1,5 @@
 import ArgumentParser
-import Configuration
+import RelayConfiguration
 import Core
 import Handlers
 import Replication

@@ -1,5 +1,6 @@
+import Admin
 import ArgumentParser
-import Configuration
+import RelayConfiguration
 import Decoding
 import EmbeddedPostgres
 import Foundation
@@ -49,7 +50,7 @@ struct Dev: AsyncParsableCommand {
             // A key made up for this run: the local receiver accepts anything, and nothing real can leak.
             let service = try ChangeRelayService(
                 Self.configuration(defaults, url: cluster.url, slot: slot, plugin: plugin, functionsBaseURL: baseURL),
-                credentials: ["service_key": UUID().uuidString])
+                credentials: ["service_key": UUID().uuidString], metrics: .process)
             logger.warning("""
                 dev allows webhooks to private addresses (webhooks.allow_private_targets = true) so that they reach \
                 the local receiver; never run a production service that way
@@ -65,10 +66,13 @@ struct Dev: AsyncParsableCommand {
         }
     }
 
-    /// The defaults with only the environment's `CHANGERELAY_LOG_*`: dev points everything else at
-    /// what it starts itself, but how it logs stays the developer's choice.
+    /// The defaults with only the environment's `CHANGERELAY_LOG_*` and `CHANGERELAY_ADMIN_*`: dev
+    /// points everything else at what it starts itself, but how it logs and where its admin
+    /// server listens stay the developer's choice.
     static func defaults() throws(ConfigError) -> Config {
-        try Config.load(path: nil, environment: Config.processEnvironment().filter { $0.key.hasPrefix("CHANGERELAY_LOG_") })
+        try Config.load(path: nil, environment: Config.processEnvironment().filter {
+            $0.key.hasPrefix("CHANGERELAY_LOG_") || $0.key.hasPrefix("CHANGERELAY_ADMIN_")
+        })
     }
 
     /// `defaults`, pointed at the local cluster and receiver, with every seed handler on

@@ -1,3 +1,4 @@
+import Admin
 import ArgumentParser
 import Logging
 import ServiceAssembly
@@ -16,7 +17,8 @@ struct Run: AsyncParsableCommand {
         let config = try options.load()
         bootstrapLogging(config.log)
         do {
-            let service = try ChangeRelayService(config, credentials: try ChangeRelayService.credentials(config), role: only)
+            let service = try ChangeRelayService(config, credentials: try ChangeRelayService.credentials(config), role: only,
+                                                 metrics: .process)
             try await service.run()
             Logger(label: "changerelay.run").info("stopped")
         } catch let error as CustomStringConvertible & Error {

@@ -1,5 +1,5 @@
 import ArgumentParser
-import Configuration
+import RelayConfiguration
 import Delivery
 import Foundation
 import Replication

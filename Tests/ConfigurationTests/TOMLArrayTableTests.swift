@@ -1,4 +1,4 @@
-import Configuration
+import RelayConfiguration
 import Testing
 
 @Suite struct TOMLArrayTableTests {

@@ -43,6 +43,8 @@ func runChangeRelay(_ arguments: [String], environment: [String: String] = [:],
                     timeout: Duration = .seconds(120)) throws -> CommandResult {
     var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("CHANGERELAY_") || $0.key == "CHANGERELAY_PG_BINDIR" }
     env["CHANGERELAY_SQL_DIR"] = repositoryRoot + "/sql"
+    // Tests run side by side: each admin server takes a free port unless the test names one.
+    env["CHANGERELAY_ADMIN_LISTEN"] = "127.0.0.1:0"
     env.merge(environment) { $1 }
     let base = FileManager.default.temporaryDirectory.appendingPathComponent("changerelay-\(UUID().uuidString)").path
     defer { unlink(base + ".out"); unlink(base + ".err") }
@@ -81,6 +83,7 @@ final class Background {
         out = base + ".out"
         err = base + ".err"
         var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("CHANGERELAY_") }
+        env["CHANGERELAY_ADMIN_LISTEN"] = "127.0.0.1:0"
         env.merge(environment) { $1 }
         child = try ChildProcess([changerelayBinary] + arguments, environment: env, outputPath: out, errorPath: err)
     }

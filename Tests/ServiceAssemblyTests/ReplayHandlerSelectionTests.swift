@@ -1,4 +1,4 @@
-import Configuration
+import RelayConfiguration
 import Pipeline
 import ServiceAssembly
 import Testing

@@ -1,4 +1,4 @@
-import Configuration
+import RelayConfiguration
 import Foundation
 import Scheduling
 import ServiceAssembly

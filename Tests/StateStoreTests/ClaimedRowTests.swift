@@ -8,7 +8,7 @@ import Testing
                             headers: String? = #"{"Content-Type":"application/json","X-Count":3}"#,
                             previousStatus: String? = "failed") -> [String?] {
         ["42", "echo:0/20:3:echo", "http://receiver.test/hook", "POST", headers, "service_key", #"{"a":1}"#,
-         policy, "5", "public.items:id=1", previousStatus, "attempt", "3", "webhook:7"]
+         policy, "5", "public.items:id=1", previousStatus, "attempt", "3", "webhook:7", "echo"]
     }
 
     @Test func aRowReadsIntoTheDeliveryItNames() throws {
@@ -21,7 +21,7 @@ import Testing
         #expect(delivery.policy == .fixed(delay: .seconds(10), maxAttempts: 3))
         #expect(delivery.attempt == 5 && delivery.requeuedAtAttempt == 3 && delivery.policyAttempt == 2)
         #expect(delivery.orderingKey == "public.items:id=1" && delivery.previousStatus == .failed)
-        #expect(delivery.endpoint == "webhook:7")
+        #expect(delivery.endpoint == "webhook:7" && delivery.handler == "echo")
         // Only string members are headers.
         #expect(delivery.headers.map(\.0) == ["Content-Type"] && delivery.headers.map(\.1) == ["application/json"])
     }

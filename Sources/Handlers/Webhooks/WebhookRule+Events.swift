@@ -1,4 +1,4 @@
-import Configuration
+import RelayConfiguration
 
 /// The event rules as the webhook handler runs them: `WebhookRule` (Configuration) is the
 /// one model, for the operator's rules from the file and for the seed's built-in ones here.

@@ -1,4 +1,4 @@
-import Configuration
+import RelayConfiguration
 import Handlers
 import Logging
 import Pipeline

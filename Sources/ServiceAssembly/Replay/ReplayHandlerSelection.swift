@@ -1,4 +1,4 @@
-import Configuration
+import RelayConfiguration
 import Pipeline
 
 /// Which configured handlers a replay runs, and why the others are left out.

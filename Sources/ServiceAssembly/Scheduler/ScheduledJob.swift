@@ -1,4 +1,4 @@
-import Configuration
+import RelayConfiguration
 import Replication
 import Scheduling
 import StateStore

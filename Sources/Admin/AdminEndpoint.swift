@@ -1,0 +1,26 @@
+/// Every route the admin server serves. The server registers exactly these, and the OpenAPI
+/// document is tested against them, so the two cannot drift apart.
+public enum AdminEndpoint: String, Sendable, CaseIterable {
+    case healthz, readyz, metrics, status, deliveries, retryDelivery, backfills, schedules
+
+    public var method: String {
+        self == .retryDelivery ? "POST" : "GET"
+    }
+
+    /// In OpenAPI's template syntax (`{id}`).
+    public var path: String {
+        switch self {
+        case .healthz: "/healthz"
+        case .readyz: "/readyz"
+        case .metrics: "/metrics"
+        case .status: "/api/status"
+        case .deliveries: "/api/deliveries"
+        case .retryDelivery: "/api/deliveries/{id}/retry"
+        case .backfills: "/api/backfills"
+        case .schedules: "/api/schedules"
+        }
+    }
+
+    /// An orchestrator probes these without credentials; everything else needs the token when one is set.
+    public var isOpen: Bool { self == .healthz || self == .readyz }
+}

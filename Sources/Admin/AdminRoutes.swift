@@ -1,0 +1,139 @@
+import Core
+import Foundation
+import Hummingbird
+import Logging
+import Replication
+import StateStore
+
+/// What each `AdminEndpoint` answers. Every answer is built here, errors included (a JSON
+/// body with `error`, and `parameter` for a bad one), so nothing reaches Hummingbird's
+/// default error page and no database error turns into a 500 without a reason.
+struct AdminRoutes: Sendable {
+    private let settings: AdminServer.Settings
+    private let state: BlockingDatabase
+    private let source: BlockingDatabase
+    private let readiness: ReadinessProbe
+    private let metrics: MetricsExport
+    private let gauges: ScrapedGauges
+    private let isStreaming: @Sendable () -> Bool
+    private let logger: Logger
+
+    init(_ settings: AdminServer.Settings, metrics: MetricsExport, isStreaming: @escaping @Sendable () -> Bool, logger: Logger) {
+        self.settings = settings
+        state = BlockingDatabase(url: settings.stateURL, name: "state")
+        source = BlockingDatabase(url: settings.sourceURL, name: "source")
+        readiness = ReadinessProbe(state: state)
+        self.metrics = metrics
+        gauges = ScrapedGauges(metrics)
+        self.isStreaming = isStreaming
+        self.logger = logger
+    }
+
+    func respond(_ endpoint: AdminEndpoint, request: Request, id: String?) async -> Response {
+        if !endpoint.isOpen, let token = settings.admin.token, !token.accepts(authorization: request.headers[.authorization]) {
+            var response = Self.json(.unauthorized, AdminReports.Problem(error: "unauthorized"))
+            response.headers[.wwwAuthenticate] = "Bearer"
+            return response
+        }
+        do {
+            switch endpoint {
+            case .healthz:
+                return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],
+                                body: .init(byteBuffer: ByteBuffer(string: "ok\n")))
+            case .readyz: return await ready()
+            case .metrics: return await scrape()
+            case .status: return try await status()
+            case .deliveries:
+                let query = try DeliveryQuery(parameters: request.uri.queryParameters.map { (String($0.key), String($0.value)) })
+                let entries = try await state.run { db throws(PostgresError) in
+                    try DeliveryListing.newest(status: query.status, handler: query.handler, limit: query.limit, on: db)
+                }
+                return Self.json(.ok, entries.map(AdminReports.Delivery.init))
+            case .retryDelivery: return try await retry(id)
+            case .backfills:
+                let entries = try await state.run { db throws(PostgresError) in try BackfillRequests.list(on: db) }
+                return Self.json(.ok, entries.map(AdminReports.Backfill.init))
+            case .schedules: return try await schedules()
+            }
+        } catch let error as BadParameter {
+            return Self.json(.badRequest, AdminReports.Problem(error: error.description, parameter: error.parameter))
+        } catch {
+            logger.warning("admin request failed", metadata: ["endpoint": "\(endpoint.path)", "error": "\(error)"])
+            return Self.json(.serviceUnavailable, AdminReports.Problem(error: "the state database cannot be read: \(error)"))
+        }
+    }
+
+    private func ready() async -> Response {
+        if let problem = await readiness.problem() {
+            return Self.json(.serviceUnavailable, AdminReports.Readiness(reason: problem))
+        }
+        return Self.json(.ok, AdminReports.Readiness(role: role))
+    }
+
+    private var role: String { isStreaming() ? "active" : "standby" }
+
+    /// Sets the scraped gauges, then emits the registry. A database that cannot be read leaves
+    /// its gauges at their last values rather than failing the scrape: the counters are still worth having.
+    private func scrape() async -> Response {
+        let slot = settings.slot
+        do {
+            let (checkpoint, counts) = try await state.run { db throws(PostgresError) in
+                (try SlotCheckpoint(slot: slot).read(on: db), try StateQueries.deliveryCounts(on: db))
+            }
+            let walEnd = try? await source.run { db throws(PostgresError) in try StateQueries.serverWALEnd(on: db) }
+            gauges.update(checkpoint: checkpoint.value, walEnd: walEnd?.value, counts: counts)
+        } catch {
+            logger.debug("metrics scrape without the state database's figures", metadata: ["error": "\(error)"])
+        }
+        return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: metrics.emit())))
+    }
+
+    private func status() async throws -> Response {
+        let slot = settings.slot
+        let (checkpoint, counts, backfills) = try await state.run { db throws(PostgresError) in
+            (try SlotCheckpoint(slot: slot).read(on: db), try StateQueries.deliveryCounts(on: db),
+             try StateQueries.backfillsRunning(on: db))
+        }
+        let walEnd = try? await source.run { db throws(PostgresError) in try StateQueries.serverWALEnd(on: db) }
+        return Self.json(.ok, AdminReports.Status(
+            role: role, slot: slot, checkpointLSN: checkpoint.description, serverWALEnd: walEnd?.description,
+            lagBytes: walEnd.map { $0.value > checkpoint.value ? $0.value - checkpoint.value : 0 },
+            deliveries: counts, backfillsRunning: backfills))
+    }
+
+    /// Re-queues one failed or dead delivery through `DeliveryRequeue`; 404 for an unknown
+    /// id, 409 for a delivery in any other status.
+    private func retry(_ text: String?) async throws -> Response {
+        guard let id = text.flatMap({ Int64($0) }), id > 0 else { throw BadParameter("id", "must be a delivery id (a positive integer)") }
+        let logs = settings.deliveryLogs
+        let (requeued, status) = try await state.run { db throws(PostgresError) in
+            let requeued = try DeliveryRequeue.requeue(.ids([id]), logs: logs, on: db)
+            return (requeued, requeued == 1 ? DeliveryStatus.pending.rawValue : try StateQueries.deliveryStatus(id: id, on: db))
+        }
+        guard let status else { return Self.json(.notFound, AdminReports.Problem(error: "no delivery \(id)")) }
+        guard requeued == 1 else {
+            return Self.json(.conflict, AdminReports.Problem(
+                error: "delivery \(id) is \(status); only failed or dead deliveries are re-queued"))
+        }
+        logger.notice("delivery re-queued through the admin API", metadata: ["delivery": "\(id)"])
+        return Self.json(.ok, AdminReports.Retried(id: id, status: status))
+    }
+
+    private func schedules() async throws -> Response {
+        let lastRuns = try await state.run { db throws(PostgresError) in try ScheduleRuns.lastRuns(on: db) }
+        let now = Date()
+        return Self.json(.ok, settings.schedules.map { job in
+            let last = lastRuns[job.name]
+            return AdminReports.Schedule(
+                name: job.name, cron: job.cron.description, lastStartedAt: last.map { AdminReports.utc($0.startedAt) },
+                lastFinishedAt: last?.finishedAt.map(AdminReports.utc), lastRows: last?.rows, lastError: last?.error,
+                nextRunAt: AdminReports.utc(job.cron.next(after: now)))
+        })
+    }
+
+    static func json(_ status: HTTPResponse.Status, _ value: some Encodable) -> Response {
+        Response(status: status, headers: [.contentType: "application/json"],
+                 body: .init(byteBuffer: ByteBuffer(string: AdminReports.json(value) + "\n")))
+    }
+}

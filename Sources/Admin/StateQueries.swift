@@ -1,0 +1,31 @@
+import Core
+import Replication
+
+/// The admin server's reads of the service's own tables that no command needed before:
+/// counts for `/api/status` and `/metrics`.
+enum StateQueries {
+    /// Deliveries per (handler, status).
+    static func deliveryCounts(on db: PostgresConnection) throws(PostgresError) -> [AdminReports.DeliveryCount] {
+        try db.query(prepared: "changerelay_admin_delivery_counts", """
+            SELECT handler, status, count(*) FROM changerelay.deliveries GROUP BY handler, status ORDER BY handler, status
+            """, []).rows.compactMap { row in
+            guard let handler = row[0], let status = row[1], let count = row[2].flatMap({ Int($0) }) else { return nil }
+            return AdminReports.DeliveryCount(handler: handler, status: status, count: count)
+        }
+    }
+
+    static func backfillsRunning(on db: PostgresConnection) throws(PostgresError) -> Int {
+        try db.query("SELECT count(*) AS n FROM changerelay.backfills WHERE status = 'running'", []).value("n")
+            .flatMap { Int($0) } ?? 0
+    }
+
+    /// The delivery's status, nil when there is no such delivery.
+    static func deliveryStatus(id: Int64, on db: PostgresConnection) throws(PostgresError) -> String? {
+        try db.query("SELECT status FROM changerelay.deliveries WHERE id = $1", [String(id)]).value("status")
+    }
+
+    /// The source server's current WAL end: what the slot has yet to reach.
+    static func serverWALEnd(on db: PostgresConnection) throws(PostgresError) -> LSN? {
+        try db.query("SELECT pg_current_wal_lsn()::text AS lsn", []).value("lsn").flatMap { LSN($0) }
+    }
+}

@@ -1,0 +1,114 @@
+import Foundation
+import StateStore
+import Testing
+@testable import Admin
+
+struct ListenAddressTests {
+    @Test func readsHostAndPortInEverySpelling() throws {
+        #expect(try ListenAddress(parsing: "127.0.0.1:9187") == ListenAddress(host: "127.0.0.1", port: 9187))
+        #expect(try ListenAddress(parsing: "[::1]:0") == ListenAddress(host: "::1", port: 0))
+        #expect(try ListenAddress(parsing: "localhost:80").host == "localhost")
+        #expect(try ListenAddress(parsing: "[::1]:9187").description == "[::1]:9187")
+    }
+
+    @Test func refusesWhatIsNotHostAndPort() {
+        for text in ["9187", "127.0.0.1", ":9187", "127.0.0.1:65536", "127.0.0.1:x", "::1:9187", "[::1]9187", "[::1:9187"] {
+            #expect(throws: AdminSettingsError.self, "\(text)") { try ListenAddress(parsing: text) }
+        }
+    }
+
+    @Test func onlyLoopbackAddressesCountAsLoopback() throws {
+        for text in ["127.0.0.1:1", "127.9.9.9:1", "[::1]:1", "localhost:1"] {
+            #expect(try ListenAddress(parsing: text).isLoopback, "\(text)")
+        }
+        for text in ["0.0.0.0:1", "10.0.0.1:1", "[::]:1", "[::ffff:127.0.0.1]:1", "example.com:1", "128.0.0.1:1"] {
+            #expect(try !ListenAddress(parsing: text).isLoopback, "\(text)")
+        }
+    }
+}
+
+struct AdminTokenTests {
+    @Test func comparesWholeTokensOnly() {
+        #expect(AdminToken.constantTimeEquals(Array("secret".utf8), Array("secret".utf8)))
+        #expect(!AdminToken.constantTimeEquals(Array("secret".utf8), Array("secreT".utf8)))
+        #expect(!AdminToken.constantTimeEquals(Array("secret".utf8), Array("secret!".utf8)))
+        #expect(!AdminToken.constantTimeEquals(Array("secret".utf8), Array("secre".utf8)))
+        #expect(!AdminToken.constantTimeEquals([], Array("x".utf8)))
+        #expect(AdminToken.constantTimeEquals([], []))
+        // Lengths that differ by a multiple of 256 must not wrap around to "equal".
+        #expect(!AdminToken.constantTimeEquals([UInt8](repeating: 0, count: 256), []))
+    }
+
+    @Test func acceptsOnlyItsBearerHeader() {
+        let token = AdminToken("s3cret")
+        #expect(token.accepts(authorization: "Bearer s3cret"))
+        #expect(token.accepts(authorization: "bearer s3cret"))
+        #expect(!token.accepts(authorization: nil))
+        #expect(!token.accepts(authorization: "Bearer "))
+        #expect(!token.accepts(authorization: "Basic s3cret"))
+        #expect(!token.accepts(authorization: "Bearer s3cret2"))
+    }
+
+    @Test func settingsNeedATokenOffLoopbackAndNameTheKeys() throws {
+        #expect(try AdminSettings(listen: "127.0.0.1:0", tokenFile: nil).token == nil)
+        let refused = #expect(throws: AdminSettingsError.self) { try AdminSettings(listen: "0.0.0.0:9187", tokenFile: nil) }
+        #expect(refused?.description.contains("admin.listen") == true && refused?.description.contains("admin.token_file") == true)
+
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("token-\(UUID().uuidString)").path
+        defer { unlink(path) }
+        try Data("  \n".utf8).write(to: URL(fileURLWithPath: path))
+        #expect(throws: AdminSettingsError.tokenEmpty(path: path)) { try AdminSettings(listen: "0.0.0.0:1", tokenFile: path) }
+        try Data("hunter2\n".utf8).write(to: URL(fileURLWithPath: path))
+        let settings = try AdminSettings(listen: "0.0.0.0:1", tokenFile: path)
+        #expect(settings.token?.accepts(authorization: "Bearer hunter2") == true)
+        let missing = #expect(throws: AdminSettingsError.self) { try AdminSettings(listen: "127.0.0.1:1", tokenFile: path + ".x") }
+        #expect(missing?.description.hasPrefix("admin.token_file") == true)
+    }
+}
+
+struct DeliveryQueryTests {
+    @Test func readsEveryParameter() throws {
+        let query = try DeliveryQuery(parameters: [("status", "dead"), ("handler", "webhooks"), ("limit", "5")])
+        #expect(query == DeliveryQuery(status: .dead, handler: "webhooks", limit: 5))
+        #expect(try DeliveryQuery(parameters: []) == DeliveryQuery())
+    }
+
+    @Test func namesTheParameterItCannotRead() {
+        for (name, value) in [("status", "gone"), ("limit", "0"), ("limit", "1001"), ("limit", "ten"), ("handler", ""),
+                              ("handler", "a b"), ("colour", "red")] {
+            let error = #expect(throws: BadParameter.self, "\(name)=\(value)") {
+                try DeliveryQuery(parameters: [(name, value)])
+            }
+            #expect(error?.parameter == name)
+        }
+    }
+}
+
+/// The OpenAPI document and the routes the server registers name the same paths and methods.
+struct OpenAPIDocumentTests {
+    /// `(METHOD, path)` under `paths:`: a path key at two spaces, its methods at four.
+    static func operations(_ yaml: String) -> Set<String> {
+        var result: Set<String> = []
+        var inPaths = false
+        var path: String?
+        for line in yaml.split(separator: "\n", omittingEmptySubsequences: false) {
+            if !line.hasPrefix(" ") { inPaths = line == "paths:"; continue }
+            guard inPaths else { continue }
+            if line.hasPrefix("  /"), line.hasSuffix(":") {
+                path = String(line.dropFirst(2).dropLast())
+            } else if line.hasPrefix("    "), !line.hasPrefix("     "), let path,
+                      let method = ["get:", "post:", "put:", "patch:", "delete:"].first(where: { line.dropFirst(4) == $0 }) {
+                result.insert(method.dropLast().uppercased() + " " + path)
+            }
+        }
+        return result
+    }
+
+    @Test func documentsExactlyTheServedRoutes() throws {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("docs/admin-openapi.yaml")
+        let documented = Self.operations(try String(contentsOf: url, encoding: .utf8))
+        let served = Set(AdminEndpoint.allCases.map { $0.method + " " + $0.path })
+        #expect(documented == served, "only documented: \(documented.subtracting(served)); only served: \(served.subtracting(documented))")
+    }
+}

@@ -1,0 +1,161 @@
+import Foundation
+import LocalReceiver
+import Replication
+import Synchronization
+import Testing
+
+/// The admin server of `changerelay run`, over real HTTP: probes, metrics, the JSON API
+/// (listing, retrying a dead delivery until the receiver gets it again, bad parameters) and
+/// the token rules.
+@Suite struct AdminServerTests {
+    /// Answers 500 while `failing`, 200 otherwise.
+    final class Switch: Sendable {
+        let failing = Mutex(true)
+    }
+
+    /// The address `run` logged as `admin server listening`, as a base URL on loopback.
+    static func adminURL(_ run: Background) throws -> String {
+        var found: String?
+        try RunPipelineTests.waitFor("the admin server to listen", timeout: .seconds(60)) {
+            guard let line = run.stderr.split(separator: "\n").first(where: { $0.contains("admin server listening") }),
+                  let match = line.firstMatch(of: /address=(\S+)/) else { return false }
+            found = String(match.1)
+            return true
+        }
+        let address = try #require(found)
+        let port = try #require(address.split(separator: ":").last)
+        return "http://127.0.0.1:\(port)"
+    }
+
+    struct Answer {
+        var status: Int
+        var bodyText: String
+    }
+
+    /// One request through the `curl` command: blocking, so it needs no thread of the
+    /// cooperative pool, which the suite's other (blocking) tests may all be holding.
+    static func send(_ url: String, method: String = "GET", token: String? = nil) throws -> Answer {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        process.arguments = ["-s", "-m", "30", "-X", method, "-w", "\n%{http_code}", url]
+            + (token.map { ["-H", "Authorization: Bearer " + $0] } ?? [])
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let text = String(decoding: data, as: UTF8.self)
+        guard let newline = text.lastIndex(of: "\n"), let status = Int(text[text.index(after: newline)...]) else {
+            throw TestFailure("curl \(method) \(url) gave no status: \(text)")
+        }
+        return Answer(status: status, bodyText: String(text[..<newline]))
+    }
+
+    static func json(_ answer: Answer) throws -> Any {
+        try JSONSerialization.jsonObject(with: Data(answer.bodyText.utf8), options: [.fragmentsAllowed])
+    }
+
+    @Test func probesMetricsAndTheAPIServeARunningService() throws {
+        let toggle = Switch()
+        let setup = try RunPipelineTests.prepare(
+            behavior: .dynamic { _ in toggle.failing.withLock { $0 } ? .status(500) : .status(200) },
+            extra: ["CHANGERELAY_HANDLERS_ECHO_MAX_ATTEMPTS": "1"])
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let run = try Background(["run"], environment: setup.environment)
+        let base = try Self.adminURL(run)
+
+        let health = try Self.send(base + "/healthz")
+        #expect(health.status == 200 && health.bodyText.hasPrefix("ok"))
+        try RunPipelineTests.waitFor("readiness as active") { run.stderr.contains("streaming") }
+        let ready = try Self.send(base + "/readyz")
+        #expect(ready.status == 200 && ready.bodyText.contains(#""role":"active""#), "\(ready.bodyText)")
+
+        try setup.db.execute("INSERT INTO items SELECT g, 'v' || g FROM generate_series(1, 3) g")
+        try RunPipelineTests.waitFor("three dead deliveries") {
+            try setup.db.execute("SELECT count(*) AS n FROM changerelay.deliveries WHERE status = 'dead'").value("n") == "3"
+        }
+        let listed = try Self.send(base + "/api/deliveries?status=dead&handler=echo&limit=10")
+        #expect(listed.status == 200)
+        let dead = try #require(try Self.json(listed) as? [[String: Any]])
+        #expect(dead.count == 3)
+        let id = try #require(dead.first?["id"] as? Int)
+
+        toggle.failing.withLock { $0 = false }
+        let sentBefore = setup.receiver.requests.count
+        let retried = try Self.send(base + "/api/deliveries/\(id)/retry", method: "POST")
+        #expect(retried.status == 200, "\(retried.bodyText)")
+        try RunPipelineTests.waitFor("the re-queued delivery to be sent again") {
+            try setup.db.query("SELECT status FROM changerelay.deliveries WHERE id = $1", [String(id)]).value("status")
+                == "succeeded"
+        }
+        #expect(setup.receiver.requests.count == sentBefore + 1)
+        #expect(try Self.send(base + "/api/deliveries/\(id)/retry", method: "POST").status == 409)
+        #expect(try Self.send(base + "/api/deliveries/987654/retry", method: "POST").status == 404)
+
+        for (query, parameter) in [("status=bogus", "status"), ("limit=0", "limit"), ("handler=a%20b", "handler"), ("colour=red", "colour")] {
+            let bad = try Self.send(base + "/api/deliveries?" + query)
+            #expect(bad.status == 400 && bad.bodyText.contains(#""parameter":"\#(parameter)""#), "\(query): \(bad.bodyText)")
+        }
+
+        let status = try #require(try Self.json(try Self.send(base + "/api/status")) as? [String: Any])
+        #expect(status["role"] as? String == "active")
+        #expect(status["slot"] as? String == "changerelay")
+        #expect((status["checkpoint_lsn"] as? String)?.contains("/") == true)
+        #expect(status["lag_bytes"] is Int)
+        #expect(try Self.send(base + "/api/backfills").status == 200)
+        let schedules = try #require(try Self.json(try Self.send(base + "/api/schedules")) as? [[String: Any]])
+        #expect(!schedules.isEmpty)
+
+        let metrics = try Self.send(base + "/metrics").bodyText
+        for name in ["changerelay_checkpoint_lsn ", "changerelay_replication_lag_bytes ", "changerelay_transactions_total ",
+                     #"changerelay_changes_total{table="items",op="insert"} 3"#,
+                     #"changerelay_deliveries_total{handler="echo",outcome="dead"} 3"#,
+                     #"changerelay_deliveries_total{handler="echo",outcome="succeeded"} 1"#,
+                     #"changerelay_deliveries_pending{handler="echo"} 0"#] {
+            #expect(metrics.contains(name), "\(name) missing from:\n\(metrics)")
+        }
+
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0, "\(run.stderr.suffix(2000))")
+    }
+
+    @Test func aNonLoopbackAddressNeedsAReadableTokenFile() throws {
+        let open = try runChangeRelay(["run"], environment: ["CHANGERELAY_ADMIN_LISTEN": "0.0.0.0:0"])
+        #expect(open.status != 0)
+        #expect(open.stderr.contains("admin.listen") && open.stderr.contains("admin.token_file"), "\(open.stderr)")
+
+        let empty = FileManager.default.temporaryDirectory.appendingPathComponent("empty-token-\(UUID().uuidString)").path
+        try Data().write(to: URL(fileURLWithPath: empty))
+        defer { unlink(empty) }
+        let refused = try runChangeRelay(["run"], environment: ["CHANGERELAY_ADMIN_TOKEN_FILE": empty])
+        #expect(refused.status != 0 && refused.stderr.contains("admin.token_file"), "\(refused.stderr)")
+        let missing = try runChangeRelay(["run"], environment: ["CHANGERELAY_ADMIN_TOKEN_FILE": empty + ".missing"])
+        #expect(missing.status != 0 && missing.stderr.contains("admin.token_file"), "\(missing.stderr)")
+    }
+
+    @Test func theTokenGuardsEverythingButTheProbes() throws {
+        let token = "t0ken-" + UUID().uuidString
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("admin-token-\(UUID().uuidString)").path
+        try Data((token + "\n").utf8).write(to: URL(fileURLWithPath: path))
+        defer { unlink(path) }
+        let setup = try RunPipelineTests.prepare(extra: ["CHANGERELAY_ADMIN_LISTEN": "0.0.0.0:0",
+                                                         "CHANGERELAY_ADMIN_TOKEN_FILE": path])
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let run = try Background(["run"], environment: setup.environment)
+        let base = try Self.adminURL(run)
+
+        #expect(try Self.send(base + "/healthz").status == 200)
+        #expect(try Self.send(base + "/readyz").status != 401)
+        for path in ["/metrics", "/api/status", "/api/deliveries", "/api/backfills", "/api/schedules"] {
+            let anonymous = try Self.send(base + path)
+            #expect(anonymous.status == 401 && !anonymous.bodyText.contains(token), "\(path)")
+            #expect(try Self.send(base + path, token: token + "x").status == 401, "\(path)")
+            #expect(try Self.send(base + path, token: token).status == 200, "\(path)")
+        }
+        #expect(try Self.send(base + "/api/deliveries/1/retry", method: "POST").status == 401)
+
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0, "\(run.stderr.suffix(2000))")
+        #expect(!run.stderr.contains(token))
+    }
+}
