@@ -86,7 +86,7 @@ public struct ChangeRelayService: Sendable {
         let backfills = ChunkExchange()
         let adminSettings = AdminServer.Settings(
             admin: admin, stateURL: stateURL, sourceURL: sourceURL, slot: config.source.slot,
-            deliveryLogs: BuiltInHandlers.deliveryLogs,
+            deliveryLogs: BuiltInHandlers.deliveryLogs, handlers: router.handlerNames,
             schedules: ScheduledJob.all(config).map { AdminSchedule(name: $0.name, cron: $0.cron) })
         var services: [any Service] = [
             AdminServer(adminSettings, metrics: metrics, isStreaming: { backfills.streamState.isStreaming },
