@@ -91,6 +91,18 @@ import Testing
         #expect(run.waitForExit() == 0, "\(run.stderr.suffix(2000))")
     }
 
+    @Test func offRunsTheServiceWithoutAnAdminServer() throws {
+        let setup = try RunPipelineTests.prepare(extra: ["CHANGERELAY_ADMIN_LISTEN": "off"])
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let run = try Background(["run"], environment: setup.environment)
+        try RunPipelineTests.waitFor("streaming") { run.stderr.contains("streaming") }
+        try setup.db.execute("INSERT INTO items SELECT g, 'v' FROM generate_series(1, 5) g")
+        try RunPipelineTests.waitFor("5 deliveries") { RunPipelineTests.distinctKeys(setup.receiver).count == 5 }
+        #expect(run.stderr.contains("admin.listen is off") && !run.stderr.contains("admin server listening"), "\(run.stderr)")
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0, "\(run.stderr.suffix(2000))")
+    }
+
     /// A real Prometheus server scrapes the running service and answers PromQL about its lag
     /// and its deliveries with the figures of the work done.
     @Test func aPrometheusServerScrapesTheService() throws {
