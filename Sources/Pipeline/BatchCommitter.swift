@@ -92,6 +92,18 @@ public final class BatchCommitter: TransactionSink {
 
     public var hasPending: Bool { policy.hasPending }
 
+    /// The stored checkpoint must be where this committer left it: if another instance
+    /// streamed the slot meanwhile (this one stood by, or lost its connection for a while),
+    /// the handlers' state, loaded for the old checkpoint, is stale, and planning from it
+    /// would plan again what is committed already.
+    public func streamStarted() throws {
+        if let unsettled = policy.unsettled { try settle(unsettled) }
+        let stored = try checkpoint.read(on: connected())
+        guard stored == policy.durable else {
+            throw CheckpointMoved(slot: settings.slot, stored: stored, loaded: policy.durable)
+        }
+    }
+
     public func accept(_ transaction: Transaction) throws -> SinkProgress {
         if let unsettled = policy.unsettled { try settle(unsettled) }
         // A restart can be sent transactions it already planned; their effects are committed.

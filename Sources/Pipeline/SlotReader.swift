@@ -154,6 +154,7 @@ public final class SlotReader {
         let stream = try connection.startReplication(slot: slot, from: start, options: settings.pluginOptions,
                                                      statusInterval: settings.statusInterval)
         backoff.reset()
+        try sink.streamStarted()
         logger.info("streaming", metadata: ["slot": "\(slot)", "plugin": "\(settings.plugin)", "from": "\(start)",
                                             "server": "\(stream.endpoint)"])
         onStreaming()

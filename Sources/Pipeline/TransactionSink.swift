@@ -29,6 +29,10 @@ public protocol TransactionSink {
     /// that commits before `walEnd`. True to stop here (a replay that reached its end on a
     /// stream with nothing more for it); what is pending is made durable first.
     mutating func caughtUp(through walEnd: LSN) -> Bool
+    /// A stream has started, before its first message. A sink whose position another
+    /// instance may have moved while this one waited for the slot checks it here, and throws
+    /// rather than plan from a stale one.
+    mutating func streamStarted() throws
 }
 
 extension TransactionSink {
@@ -38,4 +42,5 @@ extension TransactionSink {
     public var hasPending: Bool { false }
     public var durablePosition: LSN { .zero }
     public func caughtUp(through walEnd: LSN) -> Bool { false }
+    public func streamStarted() throws {}
 }

@@ -1,6 +1,7 @@
 import Admin
 import ArgumentParser
 import Logging
+import Pipeline
 import ServiceAssembly
 
 struct Run: AsyncParsableCommand {
@@ -16,11 +17,23 @@ struct Run: AsyncParsableCommand {
         ProcessSignals.prepare()
         let config = try options.load()
         bootstrapLogging(config.log)
+        let logger = Logger(label: "changerelay.run")
         do {
-            let service = try ChangeRelayService(config, credentials: try ChangeRelayService.credentials(config), role: only,
-                                                 metrics: config.adminListen == AdminSettings.off ? MetricsExport() : .process)
-            try await service.run()
-            Logger(label: "changerelay.run").info("stopped")
+            // A standby that takes the slot over finds the checkpoint moved on since it loaded
+            // its state: it builds the whole service again, as of the checkpoint it now holds.
+            while true {
+                let service = try ChangeRelayService(config, credentials: try ChangeRelayService.credentials(config), role: only,
+                                                     metrics: config.adminListen == AdminSettings.off ? MetricsExport() : .process)
+                do {
+                    try await service.run()
+                    break
+                } catch let moved as CheckpointMoved {
+                    logger.notice("taking the slot over: rebuilding the service", metadata: [
+                        "slot": "\(moved.slot)", "loaded": "\(moved.loaded)", "checkpoint": "\(moved.stored)",
+                    ])
+                }
+            }
+            logger.info("stopped")
         } catch let error as CustomStringConvertible & Error {
             throw failure(error.description)
         }
