@@ -97,8 +97,15 @@ public final class BatchCommitter: TransactionSink {
     /// the handlers' state, loaded for the old checkpoint, is stale, and planning from it
     /// would plan again what is committed already.
     public func streamStarted() throws {
-        if let unsettled = policy.unsettled { try settle(unsettled) }
-        let stored = try checkpoint.read(on: connected())
+        let stored: LSN
+        do {
+            if let unsettled = policy.unsettled { try settle(unsettled) }
+            stored = try checkpoint.read(on: connected())
+        } catch {
+            // A stream restarts after the server did, often: this connection may be as dead as the last stream's.
+            connection = nil
+            throw error
+        }
         guard stored == policy.durable else {
             throw CheckpointMoved(slot: settings.slot, stored: stored, loaded: policy.durable)
         }

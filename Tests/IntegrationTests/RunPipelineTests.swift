@@ -179,7 +179,7 @@ import Testing
         try setup.db.execute("INSERT INTO items VALUES (1, 'first')")
         try RunPipelineTests.waitFor("the first run to deliver") { setup.receiver.requestCount >= 1 }
         let second = try Background(["run"], environment: setup.environment)
-        try RunPipelineTests.waitFor("the second run to find the slot busy") { second.stderr.contains("reconnecting") }
+        try RunPipelineTests.waitFor("the second run to find the slot busy") { second.stderr.contains("standing by") }
         first.child.signal(SIGKILL)
         _ = first.waitForExit()
         try setup.db.execute("INSERT INTO items SELECT g, 'second' FROM generate_series(2, 500) g")
