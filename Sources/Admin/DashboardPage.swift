@@ -137,7 +137,7 @@ enum DashboardPage {
     <div id="schedules"></div>
   </section>
 </main>
-<footer>Refreshes every 2 s. Rates and the lag trend are measured by this page since it was opened.</footer>
+<footer>Refreshes every 2 s. Rates are measured by this page over the last 10 s, the lag trend over the last 3 minutes.</footer>
 <script>
 "use strict";
 const REFRESH_MS = 2000;
@@ -145,7 +145,11 @@ const LAG_SAMPLES = 90;
 const TOKEN_KEY = "changerelay.admin.token";
 const STATUSES = ["pending", "sending", "succeeded", "failed", "dead"];
 
-const page = { lag: [], previousScrape: null, rendered: new Map(), timer: null };
+const RATE_WINDOW_MS = 10000;
+const RATE_KEYS = [["changes-rate", "changes"], ["transactions-rate", "transactions"],
+                   ["deliveries-rate", "succeeded"], ["tries-rate", "tries"]];
+
+const page = { lag: [], scrapes: [], rendered: new Map(), timer: null };
 
 class Unauthorized extends Error {}
 
@@ -288,39 +292,42 @@ function drawLag() {
   const svg = document.getElementById("lag-chart");
   svg.dataset.points = page.lag.length;
   if (page.lag.length < 2) { svg.replaceChildren(); return; }
-  const top = Math.max(...page.lag, 1);
+  const peak = Math.max(...page.lag, 1);
   const step = 300 / (page.lag.length - 1);
-  const points = page.lag.map((value, i) => (i * step).toFixed(1) + "," + (62 - value / top * 58).toFixed(1));
+  // The peak sits at two thirds of the height, so a steady lag reads as a level line, not a full box.
+  const points = page.lag.map((value, i) => (i * step).toFixed(1) + "," + (63 - value / peak * 40).toFixed(1));
   const ns = "http://www.w3.org/2000/svg";
   const area = document.createElementNS(ns, "polygon");
   area.setAttribute("points", "0,64 " + points.join(" ") + " 300,64");
   const line = document.createElementNS(ns, "polyline");
   line.setAttribute("points", points.join(" "));
-  const peak = document.createElementNS(ns, "title");
-  peak.textContent = "peak " + bytes(top) + " over the last " + page.lag.length * REFRESH_MS / 1000 + " s";
-  svg.replaceChildren(area, line, peak);
+  const title = document.createElementNS(ns, "title");
+  title.textContent = "peak " + bytes(peak) + " over the last " + page.lag.length * REFRESH_MS / 1000 + " s";
+  svg.replaceChildren(area, line, title);
 }
 
-/** Rates from two successive scrapes; a counter that went down (a restart) gives no rate for that step. */
+/**
+ * Rates over the scrapes of the last RATE_WINDOW_MS: a refresh right after a Retry comes a moment
+ * after the previous one, and one delivery over that moment would read as a burst. A counter that
+ * went down (the service restarted) starts the window again.
+ */
 function renderRates(metrics) {
-  const now = performance.now();
-  const current = {
-    at: now,
-    changes: counter(metrics, "changerelay_changes_total"),
-    transactions: counter(metrics, "changerelay_transactions_total"),
-    succeeded: counter(metrics, "changerelay_deliveries_total", labels => labels.includes('outcome="succeeded"')),
-    tries: counter(metrics, "changerelay_deliveries_total"),
+  const sample = {
+    at: performance.now(),
+    changes: counter(metrics, "changerelay_changes_total") ?? 0,
+    transactions: counter(metrics, "changerelay_transactions_total") ?? 0,
+    succeeded: counter(metrics, "changerelay_deliveries_total", labels => labels.includes('outcome="succeeded"')) ?? 0,
+    tries: counter(metrics, "changerelay_deliveries_total") ?? 0,
   };
-  const previous = page.previousScrape;
-  page.previousScrape = current;
-  for (const [id, key] of [["changes-rate", "changes"], ["transactions-rate", "transactions"],
-                           ["deliveries-rate", "succeeded"], ["tries-rate", "tries"]]) {
+  const last = page.scrapes[page.scrapes.length - 1];
+  if (last && RATE_KEYS.some(([, key]) => sample[key] < last[key])) page.scrapes = [];
+  page.scrapes.push(sample);
+  while (page.scrapes.length > 2 && sample.at - page.scrapes[1].at >= RATE_WINDOW_MS) page.scrapes.shift();
+  const first = page.scrapes[0];
+  const seconds = (sample.at - first.at) / 1000;
+  for (const [id, key] of RATE_KEYS) {
     const node = document.getElementById(id);
-    let perSecond = null;
-    if (previous && current[key] !== null) {
-      const delta = current[key] - (previous[key] ?? 0);
-      if (delta >= 0) perSecond = delta / ((now - previous.at) / 1000);
-    }
+    const perSecond = seconds >= 1 ? (sample[key] - first[key]) / seconds : null;
     node.textContent = rate(perSecond);
     if (perSecond === null) node.removeAttribute("data-rate"); else node.dataset.rate = perSecond;
   }

@@ -63,25 +63,37 @@ import Testing
             },
             extra: ["CHANGERELAY_HANDLERS_ECHO_MAX_ATTEMPTS": "1", "CHANGERELAY_ADMIN_TOKEN_FILE": tokenPath])
         defer { try? setup.cluster.stop(); setup.receiver.stop() }
-        var environment = setup.environment
-        environment["CHANGERELAY_FUNCTIONS_BASE_URL"] = setup.receiver.url(path: "/functions/v1")
-        environment["CHANGERELAY_SERVICE_KEY"] = ConversationChecksTests.serviceKey
+        var environment = MessageBufferingTests.environment(setup)
+        environment.merge(setup.environment) { $1 }
+        environment["CHANGERELAY_WEBHOOKS_ALLOW_PRIVATE_TARGETS"] = "true"
+        try WebhooksTests.addConfig(setup, name: "sessions", events: ["chat.session.started"])
+        let job = try AutomationsTests.insertJob(setup.db)
+        _ = try AutomationsTests.insertWorkflow(setup.db)
         let run = try Background(["run"], environment: environment)
         let base = try AdminServerTests.adminURL(run)
 
-        // Work for every section: three dead echo deliveries, a conversation check, a backfill.
+        // Work for every section: three dead echo deliveries, a conversation check, an automation
+        // run, a webhook event, a message buffer, and a backfill (three more dead echo deliveries).
         try setup.db.execute("INSERT INTO items SELECT g, 'v' || g FROM generate_series(1, 3) g")
         try setup.db.execute("""
             INSERT INTO user_conversations (clerk_id, agent_id, elevenlabs_conversation_id) VALUES ('clerk', 'agent', 'el')
             """)
+        try setup.db.query("UPDATE jobs SET status = 'completed' WHERE id = $1", [job])
+        try WebhooksTests.chat(setup, messages: 0)
+        for content in ["hello", "are you there?"] {
+            try MessageBufferingTests.message(setup.db, conversation: 7, content: content)
+        }
         let backfill = try runChangeRelay(["backfill", "--table", "items", "--chunk-size", "2"], environment: environment)
         #expect(backfill.status == 0, "\(backfill.stdout) \(backfill.stderr)")
-        try RunPipelineTests.waitFor("the backfill and every delivery to finish") {
+        try RunPipelineTests.waitFor("the backfill, every seed system's log and every delivery to finish") {
             try setup.db.execute("""
-                SELECT (SELECT count(*) FROM changerelay.deliveries WHERE status NOT IN ('succeeded', 'dead')) AS open,
-                       (SELECT count(*) FROM changerelay.deliveries WHERE handler = 'conversation_checks') AS checks,
-                       (SELECT string_agg(status, ',') FROM changerelay.backfills) AS backfills
-                """).rows.first.map { $0[0] == "0" && $0[1] == "1" && $0[2] == "done" } ?? false
+                SELECT (SELECT count(*) FROM changerelay.deliveries WHERE status NOT IN ('succeeded', 'dead')) = 0
+                   AND (SELECT count(*) FROM changerelay.deliveries WHERE handler = 'conversation_checks') = 1
+                   AND EXISTS (SELECT FROM automation_execution_logs WHERE status = 'completed')
+                   AND EXISTS (SELECT FROM webhook_logs WHERE completed_at IS NOT NULL)
+                   AND EXISTS (SELECT FROM buffer_processing_jobs WHERE status = 'completed')
+                   AND (SELECT string_agg(status, ',') FROM changerelay.backfills) = 'done' AS settled
+                """).value("settled") == "t"
         }
 
         // The page is served without the token and holds no figures; what it shows needs the token.
@@ -100,8 +112,14 @@ import Testing
         let deadIDs = try setup.db.execute("""
             SELECT id FROM changerelay.deliveries WHERE status = 'dead' ORDER BY id DESC
             """).rows.compactMap { $0[0] }
-        let checkLogIDs = try setup.db.execute("SELECT id FROM trigger_execution_logs ORDER BY id DESC LIMIT 8").rows.compactMap { $0[0] }
-        #expect(!checkLogIDs.isEmpty)
+        // The page asks for 8 rows of each log, newest first.
+        let logIDs = try [
+            ("conversation_checks", "SELECT id::text FROM trigger_execution_logs ORDER BY id DESC LIMIT 8"),
+            ("automation_runs", "SELECT id::text FROM automation_execution_logs ORDER BY created_at DESC LIMIT 8"),
+            ("webhook_deliveries", "SELECT id::text FROM webhook_logs ORDER BY id DESC LIMIT 8"),
+            ("message_buffers", "SELECT id::text FROM message_buffer ORDER BY id DESC LIMIT 8"),
+        ].map { feed, sql in (feed, try setup.db.execute(sql).rows.compactMap { $0[0] }) }
+        for (feed, ids) in logIDs { #expect(!ids.isEmpty, "no \(feed) rows") }
         let schedules = try #require(try AdminServerTests.json(AdminServerTests.send(base + "/api/schedules", token: token))
             as? [[String: Any]]).compactMap { $0["name"] as? String }
         let retried = try #require(deadIDs.last)
@@ -113,10 +131,12 @@ import Testing
             "wait:Number(document.getElementById('lag-chart').dataset.points) >= 2 && document.getElementById('lag').dataset.bytes !== undefined",
             "wait:document.getElementById('changes-rate').dataset.rate !== undefined && document.getElementById('deliveries-rate').dataset.rate !== undefined",
             "wait:" + Self.listedIDs("#dead-letters", attribute: "delivery-id") + " === " + Self.literal(Self.jsonArray(deadIDs)),
-            "wait:" + Self.listedIDs("#activity-conversation_checks", attribute: "row-id") + " === " + Self.literal(Self.jsonArray(checkLogIDs)),
             "wait:" + Self.listedIDs("#schedules", attribute: "schedule") + " === " + Self.literal(Self.jsonArray(schedules)),
             "wait:document.querySelector('#backfills [data-backfill-id=\"1\"] [data-progress=\"100\"]') !== null",
         ]
+        steps += logIDs.map { feed, ids in
+            "wait:" + Self.listedIDs("#activity-" + feed, attribute: "row-id") + " === " + Self.literal(Self.jsonArray(ids))
+        }
         steps += counts.map { figure in
             "wait:document.querySelector('#deliveries-by-handler td[data-handler=\"\(figure.handler)\"][data-status=\"\(figure.status)\"]')"
                 + "?.dataset.count === '\(figure.count)'"
@@ -127,6 +147,8 @@ import Testing
             // The retried delivery leaves the dead letters, and the counts show it delivered.
             "wait:!document.querySelector('#dead-letters [data-delivery-id=\"\(retried)\"]')"
                 + " && document.querySelector('td[data-handler=\"echo\"][data-status=\"succeeded\"]')?.dataset.count === '1'",
+            // …and the rate, measured from /metrics over the last 10 s, counts that delivery.
+            "wait:Number(document.getElementById('deliveries-rate').dataset.rate) > 0",
         ]
         if let screenshot = ProcessInfo.processInfo.environment["CHANGERELAY_SCREENSHOT"] {
             steps.append("screenshot:" + screenshot)
