@@ -24,7 +24,7 @@ struct AdminRoutes: Sendable {
         source = BlockingDatabase(url: settings.sourceURL, name: "source")
         readiness = ReadinessProbe(state: state)
         self.metrics = metrics
-        gauges = ScrapedGauges(metrics)
+        gauges = ScrapedGauges(metrics, handlers: settings.handlers)
         self.isStreaming = isStreaming
         self.logger = logger
     }
@@ -94,11 +94,12 @@ struct AdminRoutes: Sendable {
     private func scrape() async -> Response {
         let slot = settings.slot
         do {
-            let (checkpoint, counts) = try await state.run { db throws(PostgresError) in
-                (try SlotCheckpoint(slot: slot).read(on: db), try StateQueries.deliveryCounts(on: db))
+            let (checkpoint, counts, buffers) = try await state.run { db throws(PostgresError) in
+                (try SlotCheckpoint(slot: slot).read(on: db), try StateQueries.unfinishedDeliveryCounts(on: db),
+                 try StateQueries.buffersOpen(on: db))
             }
             let walEnd = try? await source.run { db throws(PostgresError) in try StateQueries.serverWALEnd(on: db) }
-            gauges.update(checkpoint: checkpoint.value, walEnd: walEnd?.value, counts: counts)
+            gauges.update(checkpoint: checkpoint.value, walEnd: walEnd?.value, counts: counts, buffersOpen: buffers)
         } catch {
             logger.debug("metrics scrape without the state database's figures", metadata: ["error": "\(error)"])
         }

@@ -18,15 +18,19 @@ public struct AdminServer: Service, CustomStringConvertible {
         public var slot: String
         /// The logs a re-queue puts back (`DeliveryRequeue`).
         public var deliveryLogs: Set<DeliveryLog>
+        /// The configured handlers: each has a `changerelay_deliveries_pending` series from the
+        /// first scrape, 0 until it has a backlog.
+        public var handlers: [String]
         public var schedules: [AdminSchedule]
 
         public init(admin: AdminSettings, stateURL: String, sourceURL: String, slot: String,
-                    deliveryLogs: Set<DeliveryLog>, schedules: [AdminSchedule]) {
+                    deliveryLogs: Set<DeliveryLog>, handlers: [String] = [], schedules: [AdminSchedule]) {
             self.admin = admin
             self.stateURL = stateURL
             self.sourceURL = sourceURL
             self.slot = slot
             self.deliveryLogs = deliveryLogs
+            self.handlers = handlers
             self.schedules = schedules
         }
     }

@@ -48,6 +48,15 @@ public struct AdminSettings: Sendable {
     /// nil only on loopback without `admin.token_file`: then nothing is asked.
     public var token: AdminToken?
 
+    /// `admin.listen = "off"`: no admin server, and no metrics recorded (swift-metrics stays
+    /// unbootstrapped), for a one-off replay or a benchmark of what metrics cost.
+    public static let off = "off"
+
+    /// nil when `listen` is `off`.
+    public static func parse(listen text: String, tokenFile: String?) throws(AdminSettingsError) -> AdminSettings? {
+        text == off ? nil : try AdminSettings(listen: text, tokenFile: tokenFile)
+    }
+
     public init(listen text: String, tokenFile: String?) throws(AdminSettingsError) {
         listen = try ListenAddress(parsing: text)
         token = try tokenFile.map { path throws(AdminSettingsError) in try AdminToken(file: path) }

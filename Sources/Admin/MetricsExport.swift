@@ -11,7 +11,7 @@ public struct MetricsExport: Sendable {
 
     public static let process: MetricsExport = {
         let registry = PrometheusCollectorRegistry()
-        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        MetricsSystem.bootstrap(DescribedMetricsFactory(registry: registry, durationBuckets: durationBuckets))
         return MetricsExport(registry: registry)
     }()
 
@@ -25,6 +25,14 @@ public struct MetricsExport: Sendable {
         self.registry = registry
     }
 
+    /// Loopback receivers answer in about a millisecond and retries wait minutes: the
+    /// library's default buckets (5 ms to 10 s) would put both off the scale.
+    static let durationBuckets: [Duration] = [
+        .milliseconds(1), .microseconds(2500), .milliseconds(5), .milliseconds(10), .milliseconds(25),
+        .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1),
+        .milliseconds(2500), .seconds(5), .seconds(10), .seconds(30), .seconds(60), .seconds(300),
+    ]
+
     /// The Prometheus text format.
     func emit() -> [UInt8] { registry.emitToBuffer() }
 }
@@ -35,24 +43,38 @@ final class ScrapedGauges: Sendable {
     private let registry: PrometheusCollectorRegistry
     private let checkpoint: Prometheus.Gauge
     private let lag: Prometheus.Gauge
-    /// Every handler with deliveries seen so far: one with none pending reads 0, not its last value.
-    private let pendingHandlers = Mutex<Set<String>>([])
+    private let buffers: Prometheus.Gauge
+    /// The configured handlers and every other seen with a backlog: one with none pending
+    /// reads 0, not its last value.
+    private let pendingHandlers: Mutex<Set<String>>
 
     static let checkpointName = "changerelay_checkpoint_lsn"
     static let lagName = "changerelay_replication_lag_bytes"
     static let pendingName = "changerelay_deliveries_pending"
+    static let buffersName = "changerelay_buffers_open"
+    static let pendingHelp = "Deliveries not finished (pending, sending, or failed and due again), by handler"
+
+    /// The whole name is the metric's: no namespace or unit to join.
+    static func described(_ name: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
+    }
     /// What counts as pending: not finished, whether or not tried yet.
     static let pendingStatuses: Set<String> = ["pending", "sending", "failed"]
 
-    init(_ export: MetricsExport) {
+    init(_ export: MetricsExport, handlers: [String]) {
         registry = export.registry
-        checkpoint = registry.makeGauge(name: Self.checkpointName,
-                                        help: "The slot's checkpoint: the end LSN of the last transaction whose effects are committed")
-        lag = registry.makeGauge(name: Self.lagName, help: "The source server's WAL end (pg_current_wal_lsn) minus the checkpoint")
+        pendingHandlers = Mutex(Set(handlers))
+        checkpoint = registry.makeGauge(descriptor: Self.described(
+            Self.checkpointName, "The slot's checkpoint: the end LSN of the last transaction whose effects are committed"))
+        lag = registry.makeGauge(descriptor: Self.described(
+            Self.lagName, "The source server's WAL end (pg_current_wal_lsn) minus the checkpoint"))
+        buffers = registry.makeGauge(descriptor: Self.described(
+            Self.buffersName, "Message buffers open (collecting messages) as of the checkpoint"))
     }
 
-    func update(checkpoint position: UInt64, walEnd: UInt64?, counts: [AdminReports.DeliveryCount]) {
+    func update(checkpoint position: UInt64, walEnd: UInt64?, counts: [AdminReports.DeliveryCount], buffersOpen: Int) {
         checkpoint.set(Double(position))
+        buffers.set(Double(buffersOpen))
         if let walEnd { lag.set(Double(walEnd > position ? walEnd - position : 0)) }
         var pending: [String: Int] = [:]
         for count in counts where Self.pendingStatuses.contains(count.status) { pending[count.handler, default: 0] += count.count }
@@ -61,8 +83,7 @@ final class ScrapedGauges: Sendable {
             return seen
         }
         for handler in handlers {
-            registry.makeGauge(name: Self.pendingName, labels: [("handler", handler)],
-                               help: "Deliveries not finished (pending, sending, or failed and due again), by handler")
+            registry.makeGauge(descriptor: Self.described(Self.pendingName, Self.pendingHelp), labels: [("handler", handler)])
                 .set(Double(pending[handler, default: 0]))
         }
     }

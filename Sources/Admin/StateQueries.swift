@@ -14,6 +14,26 @@ enum StateQueries {
         }
     }
 
+    /// Unfinished deliveries per (handler, status): what a scrape needs, read through the
+    /// partial index of due rows, so its cost follows the backlog, not the table's history.
+    static func unfinishedDeliveryCounts(on db: PostgresConnection) throws(PostgresError) -> [AdminReports.DeliveryCount] {
+        try db.query(prepared: "changerelay_admin_unfinished_counts", """
+            SELECT handler, status, count(*) FROM changerelay.deliveries
+            WHERE status IN ('pending', 'sending', 'failed') GROUP BY handler, status
+            """, []).rows.compactMap { row in
+            guard let handler = row[0], let status = row[1], let count = row[2].flatMap({ Int($0) }) else { return nil }
+            return AdminReports.DeliveryCount(handler: handler, status: status, count: count)
+        }
+    }
+
+    /// Message buffers open as of the checkpoint; 0 on a state database set up before message buffering.
+    static func buffersOpen(on db: PostgresConnection) throws(PostgresError) -> Int {
+        try db.query("""
+            SELECT CASE WHEN to_regclass('changerelay.buffer_messages') IS NULL THEN 0
+                        ELSE (SELECT count(DISTINCT buffer_id) FROM changerelay.buffer_messages) END AS n
+            """, []).value("n").flatMap { Int($0) } ?? 0
+    }
+
     static func backfillsRunning(on db: PostgresConnection) throws(PostgresError) -> Int {
         try db.query("SELECT count(*) AS n FROM changerelay.backfills WHERE status = 'running'", []).value("n")
             .flatMap { Int($0) } ?? 0

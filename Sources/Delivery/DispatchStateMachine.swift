@@ -253,6 +253,7 @@ struct DispatchStateMachine {
 struct AttemptRecord {
     var delivery: ClaimedDelivery
     var started: Date
+    var ended: Date
     var decision: RetryDecision
     var httpStatus: Int?
     var error: String?
@@ -262,6 +263,7 @@ struct AttemptRecord {
     init<Generator: RandomNumberGenerator>(_ finished: Dispatcher.Finished, using generator: inout Generator) {
         delivery = finished.delivery
         started = finished.started
+        ended = finished.ended
         let outcome: AttemptOutcome
         switch finished.result {
         case .response(let response):

@@ -228,7 +228,7 @@ public final class Dispatcher: Sendable {
     private func record(_ attempts: [AttemptRecord], on db: PostgresConnection) throws(PostgresError) {
         CrashPoint.trySent.reach()
         try queue.record(attempts.map(\.recorded), on: db)
-        for attempt in attempts { metrics.recorded(attempt.decision, handler: attempt.delivery.handler) }
+        for attempt in attempts { metrics.recorded(attempt) }
         for attempt in attempts {
             guard case .dead(let reason) = attempt.decision else { continue }
             let delivery = attempt.delivery

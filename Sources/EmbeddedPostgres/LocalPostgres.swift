@@ -77,13 +77,14 @@ public final class LocalPostgres: @unchecked Sendable {
         }
     }
 
-    /// `pg_ctl stop -m fast`; removes a temporary cluster's directory.
-    public func stop() throws(LocalPostgresError) {
+    /// `pg_ctl stop -m fast`; removes a temporary cluster's directory unless `keepingData`
+    /// (an outage that `start()` ends).
+    public func stop(keepingData: Bool = false) throws(LocalPostgresError) {
         if running {
             try run("pg_ctl", ["-D", dataDirectory, "-m", "fast", "-w", "stop"])
             running = false
         }
-        if options.removeOnStop { try? FileManager.default.removeItem(atPath: directory) }
+        if options.removeOnStop && !keepingData { try? FileManager.default.removeItem(atPath: directory) }
     }
 
     /// Restarts the server; `immediate` simulates a crash (no checkpoint, WAL replay on start).
@@ -188,8 +189,9 @@ public final class LocalPostgres: @unchecked Sendable {
         throw .failed("find Postgres", "no initdb under \(root)/*/bin; install postgresql-15 or set CHANGERELAY_PG_BINDIR")
     }
 
-    /// Binds port 0 on loopback and keeps the number the kernel chose.
-    private static func freePort() throws(LocalPostgresError) -> Int {
+    /// Binds port 0 on loopback and keeps the number the kernel chose (for the cluster, and
+    /// for any other local server a test starts beside it).
+    public static func freePort() throws(LocalPostgresError) -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw .failed("socket", String(cString: strerror(errno))) }
         defer { close(fd) }

@@ -103,6 +103,9 @@ public struct Router: Sendable {
 
     public var isEmpty: Bool { byTable.isEmpty && timekeepers.isEmpty }
 
+    /// The names of the handlers it routes to, as deliveries record them.
+    public var handlerNames: [String] { handlers.map(\.name) }
+
     /// Every log the handlers' deliveries keep current, each under its own key.
     public let reports: Set<DeliveryLog>
 

@@ -82,6 +82,8 @@ public final class SlotReader {
     let settings: Settings
     let logger: Logger
     private var backoff = Backoff()
+    /// How often a standby asks for the slot: the most a takeover waits after the slot is freed.
+    static let standbyPoll: Duration = .milliseconds(500)
     private let heartbeat: Heartbeat?
 
     public init(_ settings: Settings, logger: Logger) {
@@ -108,11 +110,23 @@ public final class SlotReader {
     public func run(into sink: inout some TransactionSink, until stop: StopSignal, onStreaming: () -> Void = {},
                     onStreamEnded: () -> Void = {}) throws {
         var resumeFrom = max(settings.startLSN, sink.durablePosition)
+        var standingBy = false
         while !stop.isRequested {
             do {
                 let stopped = try stream(from: resumeFrom, until: stop, onStreaming: onStreaming, onStreamEnded: onStreamEnded,
                                          sink: &sink, acknowledged: &resumeFrom)
+                standingBy = false
                 if stopped { return }
+            } catch let error as PostgresError where settings.slot != nil && error.isSlotInUse {
+                // Another instance streams the slot: this one is its standby, and asks again at
+                // a steady pace (not a growing backoff) so that it takes over within seconds.
+                if !standingBy {
+                    logger.notice("the slot is in use by another instance; standing by until it is free", metadata: [
+                        "slot": "\(settings.slot ?? "")", "poll_ms": "\(Self.standbyPoll.wholeMilliseconds)",
+                    ])
+                    standingBy = true
+                }
+                stop.sleep(for: Self.standbyPoll)
             } catch let error as PostgresError where settings.slot != nil && error.isRetryable {
                 let delay = backoff.nextDelay()
                 logger.warning("replication connection failed; reconnecting", metadata: [
@@ -235,6 +249,12 @@ public enum SlotReaderError: Error, CustomStringConvertible {
 }
 
 extension PostgresError {
+    /// `object_in_use`: START_REPLICATION on a slot another walsender holds.
+    var isSlotInUse: Bool {
+        if case .queryFailed(sqlState: "55006"?) = kind { return true }
+        return false
+    }
+
     /// Lost connections and server restarts are worth retrying; a rejected statement is not.
     var isRetryable: Bool {
         switch kind {

@@ -32,9 +32,13 @@ public struct SchemaInstaller {
 
     /// Applies every migration, each in its own transaction; returns the files applied.
     @discardableResult
-    public func apply(to connection: PostgresConnection) throws -> [String] {
+    /// `starting` is told each migration before it runs (its index from 0, the count, its
+    /// file): a migration that rewrites a large table can take minutes.
+    public func apply(to connection: PostgresConnection,
+                      starting: (_ index: Int, _ count: Int, _ file: String) -> Void = { _, _, _ in }) throws -> [String] {
         let files = try migrations()
-        for file in files {
+        for (index, file) in files.enumerated() {
+            starting(index, files.count, file)
             let sql = try String(contentsOfFile: sqlDirectory + "/" + file, encoding: .utf8)
             do {
                 try connection.execute("BEGIN;\n" + sql + "\nCOMMIT;")

@@ -40,7 +40,7 @@ public struct ChangeRelayService: Sendable {
     private let stateURL: String
     private let credentials: [String: String]
     private let role: Role
-    private let admin: AdminSettings
+    private let admin: AdminSettings?
     private let metrics: MetricsExport
 
     /// `credentials` are what deliveries' `auth` columns name (`service_key` → the key):
@@ -50,7 +50,7 @@ public struct ChangeRelayService: Sendable {
     public init(_ config: Config, credentials: [String: String], role: Role = .all,
                 metrics: MetricsExport = MetricsExport()) throws {
         let logger = Logger(label: "changerelay.run")
-        admin = try AdminSettings(listen: config.adminListen, tokenFile: config.adminTokenFile)
+        admin = try AdminSettings.parse(listen: config.adminListen, tokenFile: config.adminTokenFile)
         self.metrics = metrics
         sourceURL = try config.requireSourceURL()
         stateURL = config.stateDatabaseURL ?? sourceURL
@@ -84,14 +84,17 @@ public struct ChangeRelayService: Sendable {
     /// In start order; the group shuts them down in reverse.
     private func services(client: HTTPClient) throws -> [any Service] {
         let backfills = ChunkExchange()
-        let adminSettings = AdminServer.Settings(
-            admin: admin, stateURL: stateURL, sourceURL: sourceURL, slot: config.source.slot,
-            deliveryLogs: BuiltInHandlers.deliveryLogs,
-            schedules: ScheduledJob.all(config).map { AdminSchedule(name: $0.name, cron: $0.cron) })
-        var services: [any Service] = [
-            AdminServer(adminSettings, metrics: metrics, isStreaming: { backfills.streamState.isStreaming },
-                        logger: Logger(label: "changerelay.admin")),
-        ]
+        var services: [any Service] = []
+        if let admin {
+            let adminSettings = AdminServer.Settings(
+                admin: admin, stateURL: stateURL, sourceURL: sourceURL, slot: config.source.slot,
+                deliveryLogs: BuiltInHandlers.deliveryLogs, handlers: router.handlerNames,
+                schedules: ScheduledJob.all(config).map { AdminSchedule(name: $0.name, cron: $0.cron) })
+            services.append(AdminServer(adminSettings, metrics: metrics, isStreaming: { backfills.streamState.isStreaming },
+                                        logger: Logger(label: "changerelay.admin")))
+        } else {
+            Logger(label: "changerelay.admin").notice("admin.listen is off: no admin server, no metrics")
+        }
         if role != .planner {
             let dispatcher = Dispatcher(
                 .init(stateURL: stateURL, concurrency: config.delivery.concurrency, timeout: config.delivery.timeout,

@@ -28,11 +28,13 @@ public struct ClaimedDelivery: Sendable {
     public var previousStatus: DeliveryStatus
     /// The handler that planned it: the label of the dispatcher's outcome counter.
     public var handler: String
+    /// When the planner committed it: where `changerelay_commit_to_delivery_seconds` starts.
+    public var createdAt: Date?
 
     public init(id: Int64, idempotencyKey: String, url: String, method: String, headers: [(String, String)],
                 auth: String?, body: String, attemptField: String?, policy: RetryPolicy, attempt: Int,
                 requeuedAtAttempt: Int, orderingKey: String?, endpoint: String? = nil, previousStatus: DeliveryStatus,
-                handler: String = "") {
+                handler: String = "", createdAt: Date? = nil) {
         self.id = id
         self.idempotencyKey = idempotencyKey
         self.url = url
@@ -48,6 +50,7 @@ public struct ClaimedDelivery: Sendable {
         self.endpoint = endpoint
         self.previousStatus = previousStatus
         self.handler = handler
+        self.createdAt = createdAt
     }
 
     /// The try as the retry policy counts it: from 1 again after a re-queue, so the
@@ -71,7 +74,7 @@ extension ClaimedDelivery {
     static let claimedColumns = [
         "d.id", "d.idempotency_key", "d.target_url", "d.method", "d.headers::text", "d.auth", "d.body",
         "d.retry_policy::text", "d.attempt", "d.ordering_key", "due.previous_status", "d.attempt_field",
-        "d.requeued_at_attempt", "d.endpoint", "d.handler",
+        "d.requeued_at_attempt", "d.endpoint", "d.handler", "extract(epoch FROM d.created_at)",
     ]
 
     /// Reads a row of `claimedColumns`. nil when a column the table declares NOT NULL is
@@ -89,7 +92,8 @@ extension ClaimedDelivery {
         let delivery = ClaimedDelivery(
             id: id, idempotencyKey: key, url: url, method: method, headers: headers(row[4]), auth: row[5], body: body,
             attemptField: row[11], policy: policy, attempt: attempt, requeuedAtAttempt: requeuedAtAttempt,
-            orderingKey: row[9], endpoint: row[13], previousStatus: previousStatus, handler: row[14] ?? "")
+            orderingKey: row[9], endpoint: row[13], previousStatus: previousStatus, handler: row[14] ?? "",
+            createdAt: row[15].flatMap { Double($0) }.map { Date(timeIntervalSince1970: $0) })
         return Decoded(delivery: delivery, unreadablePolicy: unreadablePolicy)
     }
 

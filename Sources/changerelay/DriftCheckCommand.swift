@@ -44,7 +44,14 @@ struct DriftCheck: ParsableCommand {
             let connection = try PostgresConnection(url: try config.requireSourceURL())
             // One snapshot for every count; the comparison hashes millions of rows, so give it memory.
             try connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL work_mem = '256MB'")
-            let text = try connection.query(HabitDifferences.report, [String(sample)]).value("report")
+            let estimate = try connection.query("""
+                SELECT greatest(reltuples, 0)::bigint AS n FROM pg_class WHERE oid = 'public.habit_tracker'::regclass
+                """, []).value("n") ?? "?"
+            // One statement compares everything, so there is no rate to show: only that it is working, and for how long.
+            let text = try ElapsedReporter.whileRunning(
+                label: "drift-check", detail: "comparing about \(estimate) habit_tracker rows at one snapshot") {
+                try connection.query(HabitDifferences.report, [String(sample)]).value("report")
+            }
             try connection.execute("COMMIT")
             report = try DriftReport(text ?? "")
         } catch let error as CustomStringConvertible & Error {

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Core
+import Foundation
 
 /// Progress of a long-running command on stderr: a bar with rate and ETA on a terminal, one plain line every few seconds otherwise.
 ///
@@ -61,5 +62,34 @@ struct ProgressReporter {
 
     private func write(_ text: String) {
         try? FileOutput.standardError.write(Array(text.utf8))
+    }
+}
+
+/// Progress of one long statement that reports nothing until it ends: its elapsed time on
+/// stderr, redrawn on a terminal and a plain line every few seconds otherwise, from a thread
+/// of its own while the caller blocks on the statement.
+enum ElapsedReporter {
+    static func whileRunning<T>(label: String, detail: String, isTerminal: Bool = isatty(STDERR_FILENO) != 0,
+                                _ body: () throws -> T) rethrows -> T {
+        let done = DispatchSemaphore(value: 0)
+        let finished = DispatchSemaphore(value: 0)
+        let interval = isTerminal ? ProgressReporter.terminalInterval : ProgressReporter.plainInterval
+        let thread = Thread {
+            let clock = ContinuousClock()
+            let started = clock.now
+            repeat {
+                let elapsed = ProgressEstimate.duration(clock.now - started)
+                let line = label + ": " + detail + ", " + elapsed
+                try? FileOutput.standardError.write(Array((isTerminal ? "\r\u{1B}[2K" + line : line + "\n").utf8))
+            } while done.wait(timeout: .now() + .milliseconds(Int(interval.wholeMilliseconds))) == .timedOut
+            if isTerminal { try? FileOutput.standardError.write(Array("\n".utf8)) }
+            finished.signal()
+        }
+        thread.start()
+        defer {
+            done.signal()
+            finished.wait()
+        }
+        return try body()
     }
 }

@@ -18,7 +18,7 @@ struct Run: AsyncParsableCommand {
         bootstrapLogging(config.log)
         do {
             let service = try ChangeRelayService(config, credentials: try ChangeRelayService.credentials(config), role: only,
-                                                 metrics: .process)
+                                                 metrics: config.adminListen == AdminSettings.off ? MetricsExport() : .process)
             try await service.run()
             Logger(label: "changerelay.run").info("stopped")
         } catch let error as CustomStringConvertible & Error {

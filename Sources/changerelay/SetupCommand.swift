@@ -19,7 +19,11 @@ struct Setup: ParsableCommand {
             let url = try config.requireSourceURL()
             guard let directory = sqlDir ?? SchemaInstaller.locateSQLDirectory() else { throw SetupError.sqlDirectoryMissing }
             let connection = try PostgresConnection(url: url)
-            let applied = try SchemaInstaller(sqlDirectory: directory).apply(to: connection)
+            var progress = ProgressReporter(label: "setup", unit: "migrations")
+            let applied = try SchemaInstaller(sqlDirectory: directory).apply(to: connection) { index, count, file in
+                progress.update(done: Int64(index), total: Int64(count), detail: "applying " + file)
+            }
+            progress.finish("\(applied.count) migrations applied")
             print("applied \(applied.count) migrations from \(directory): \(applied.joined(separator: ", "))")
             let created = try SchemaInstaller.ensureSlot(config.source.slot, plugin: config.source.plugin, on: connection)
             print(created ? "created slot \(config.source.slot) (\(config.source.plugin))"

@@ -64,6 +64,14 @@ struct AdminTokenTests {
         let missing = #expect(throws: AdminSettingsError.self) { try AdminSettings(listen: "127.0.0.1:1", tokenFile: path + ".x") }
         #expect(missing?.description.hasPrefix("admin.token_file") == true)
     }
+
+    @Test func offMeansNoAdminServerAndOnlyTheExactWord() throws {
+        #expect(try AdminSettings.parse(listen: "off", tokenFile: nil) == nil)
+        #expect(try AdminSettings.parse(listen: "127.0.0.1:9187", tokenFile: nil)?.listen.port == 9187)
+        for spelling in ["OFF", " off", "false", ""] {
+            #expect(throws: AdminSettingsError.self, "\(spelling)") { try AdminSettings.parse(listen: spelling, tokenFile: nil) }
+        }
+    }
 }
 
 struct DeliveryQueryTests {

@@ -51,6 +51,24 @@ import Testing
         return Answer(status: status, bodyText: String(text[..<newline]))
     }
 
+    /// `promtool check metrics` (Debian's prometheus package) on a scrape: the text format
+    /// parses, and names and types follow Prometheus' conventions.
+    static func promtoolCheckMetrics(_ text: String) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/promtool")
+        process.arguments = ["check", "metrics"]
+        let input = Pipe(), output = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        input.fileHandleForWriting.write(Data(text.utf8))
+        try input.fileHandleForWriting.close()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
     static func json(_ answer: Answer) throws -> Any {
         try JSONSerialization.jsonObject(with: Data(answer.bodyText.utf8), options: [.fragmentsAllowed])
     }
@@ -111,9 +129,15 @@ import Testing
                      #"changerelay_changes_total{table="items",op="insert"} 3"#,
                      #"changerelay_deliveries_total{handler="echo",outcome="dead"} 3"#,
                      #"changerelay_deliveries_total{handler="echo",outcome="succeeded"} 1"#,
-                     #"changerelay_deliveries_pending{handler="echo"} 0"#] {
+                     #"changerelay_deliveries_pending{handler="echo"} 0"#, "changerelay_buffers_open 0",
+                     // Four tries: three that failed for good, and the re-queued one.
+                     #"changerelay_delivery_duration_seconds_count{handler="echo"} 4"#,
+                     #"changerelay_commit_to_delivery_seconds_count{handler="echo"} 1"#,
+                     #"changerelay_commit_to_delivery_seconds_bucket{handler="echo",le="+Inf"} 1"#] {
             #expect(metrics.contains(name), "\(name) missing from:\n\(metrics)")
         }
+        let lint = try Self.promtoolCheckMetrics(metrics)
+        #expect(lint.status == 0, "promtool check metrics: \(lint.output)")
 
         run.child.signal(SIGTERM)
         #expect(run.waitForExit() == 0, "\(run.stderr.suffix(2000))")

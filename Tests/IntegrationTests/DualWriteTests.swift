@@ -193,6 +193,9 @@ import Testing
         #expect(report["passed"] == .bool(false))
         let text = try Self.driftCheck(setup, ["--threshold", "0.9"])
         #expect(text.status == 0 && text.stdout.contains("rows drifted: 2") && text.stdout.contains("extra_habit: 1"))
+        // Progress goes to stderr, apart from the report: stderr is no terminal here, so plain lines.
+        #expect(text.stderr.contains("drift-check: comparing about ") && text.stderr.contains(" habit_tracker rows at one snapshot, "),
+                "\(text.stderr)")
         run.child.signal(SIGTERM)
         #expect(run.waitForExit() == 0)
     }

@@ -15,6 +15,10 @@ import Testing
         let first = try runChangeRelay(["setup"], environment: Self.environment(cluster))
         #expect(first.status == 0, "\(first.stderr)")
         #expect(first.stdout.contains("created slot changerelay"))
+        // Progress on stderr, plain lines when it is no terminal: the first migration at once, and the count at the end.
+        #expect(first.stderr.contains("setup: 0 migrations of ") && first.stderr.contains("applying 001_changerelay_schema.sql"),
+                "\(first.stderr)")
+        #expect(first.stderr.contains(try #require(first.stdout.firstMatch(of: /applied (\d+) migrations/)).1 + " migrations applied"))
         let second = try runChangeRelay(["setup"], environment: Self.environment(cluster))
         #expect(second.status == 0, "\(second.stderr)")
         #expect(second.stdout.contains("slot changerelay already exists"))

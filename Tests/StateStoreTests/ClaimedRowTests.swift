@@ -1,3 +1,4 @@
+import Foundation
 import PlannedEffects
 @testable import StateStore
 import Testing
@@ -8,7 +9,7 @@ import Testing
                             headers: String? = #"{"Content-Type":"application/json","X-Count":3}"#,
                             previousStatus: String? = "failed") -> [String?] {
         ["42", "echo:0/20:3:echo", "http://receiver.test/hook", "POST", headers, "service_key", #"{"a":1}"#,
-         policy, "5", "public.items:id=1", previousStatus, "attempt", "3", "webhook:7", "echo"]
+         policy, "5", "public.items:id=1", previousStatus, "attempt", "3", "webhook:7", "echo", "1764720000.25"]
     }
 
     @Test func aRowReadsIntoTheDeliveryItNames() throws {
@@ -22,6 +23,7 @@ import Testing
         #expect(delivery.attempt == 5 && delivery.requeuedAtAttempt == 3 && delivery.policyAttempt == 2)
         #expect(delivery.orderingKey == "public.items:id=1" && delivery.previousStatus == .failed)
         #expect(delivery.endpoint == "webhook:7" && delivery.handler == "echo")
+        #expect(delivery.createdAt == Date(timeIntervalSince1970: 1_764_720_000.25))
         // Only string members are headers.
         #expect(delivery.headers.map(\.0) == ["Content-Type"] && delivery.headers.map(\.1) == ["application/json"])
     }

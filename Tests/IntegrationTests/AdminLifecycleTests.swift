@@ -1,0 +1,165 @@
+import EmbeddedPostgres
+import Foundation
+import LocalReceiver
+import Replication
+import Testing
+
+/// Readiness as an orchestrator sees it, over real HTTP against the real binary: an active
+/// instance, a standby that takes the slot over when the active one dies, and a state
+/// database that goes away and comes back.
+@Suite struct AdminLifecycleTests {
+    /// The `/readyz` answer: its HTTP status and its `role` or `reason`.
+    struct Readiness {
+        var status: Int
+        var role: String?
+        var reason: String?
+    }
+
+    static func readiness(_ base: String) throws -> Readiness {
+        let answer = try AdminServerTests.send(base + "/readyz")
+        let body = (try? AdminServerTests.json(answer)) as? [String: Any]
+        return Readiness(status: answer.status, role: body?["role"] as? String, reason: body?["reason"] as? String)
+    }
+
+    @Test func aStandbyTakesTheSlotOverWhenTheActiveOneDies() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let active = try Background(["run"], environment: setup.environment)
+        let activeURL = try AdminServerTests.adminURL(active)
+        try RunPipelineTests.waitFor("the first instance to stream") { active.stderr.contains("streaming") }
+
+        let standby = try Background(["run"], environment: setup.environment)
+        let standbyURL = try AdminServerTests.adminURL(standby)
+        try RunPipelineTests.waitFor("the second instance to stand by") { standby.stderr.contains("standing by") }
+        let waiting = try Self.readiness(standbyURL)
+        #expect(waiting.status == 200 && waiting.role == "standby", "\(waiting)")
+        #expect(try Self.readiness(activeURL).role == "active")
+
+        try setup.db.execute("INSERT INTO items SELECT g, 'before' FROM generate_series(1, 50) g")
+        try RunPipelineTests.waitFor("the first 50 changes delivered") { RunPipelineTests.distinctKeys(setup.receiver).count == 50 }
+        // Work committed in the source that the dying instance may or may not have planned.
+        try setup.db.execute("INSERT INTO items SELECT g, 'during' FROM generate_series(51, 100) g")
+
+        let clock = ContinuousClock()
+        active.child.signal(SIGKILL)
+        _ = active.waitForExit()
+        let killed = clock.now
+        try RunPipelineTests.waitFor("the standby to become active", timeout: .seconds(30)) {
+            try Self.readiness(standbyURL).role == "active"
+        }
+        let takeover = clock.now - killed
+        print("AdminLifecycleTests: the standby took the slot over \(takeover) after the active instance was killed")
+        #expect(takeover < .seconds(10), "a standby polls the slot every 500 ms; it took \(takeover)")
+
+        try setup.db.execute("INSERT INTO items SELECT g, 'after' FROM generate_series(101, 150) g")
+        try RunPipelineTests.waitFor("all 150 changes delivered") { RunPipelineTests.distinctKeys(setup.receiver).count == 150 }
+        try RunPipelineTests.waitFor("every delivery settled") {
+            try setup.db.execute("SELECT count(*) AS n FROM changerelay.deliveries WHERE status <> 'succeeded'").value("n") == "0"
+        }
+        try RunPipelineTests.expectPlannedOnce(setup.db, changes: 150)
+        standby.child.signal(SIGTERM)
+        #expect(standby.waitForExit() == 0, "\(standby.stderr.suffix(2000))")
+    }
+
+    @Test func readinessSaysWhyWhileTheStateDatabaseIsDownAndRecovers() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let run = try Background(["run"], environment: setup.environment)
+        let base = try AdminServerTests.adminURL(run)
+        try RunPipelineTests.waitFor("readiness as active") { try Self.readiness(base).role == "active" }
+        try setup.db.execute("INSERT INTO items SELECT g, 'before' FROM generate_series(1, 10) g")
+        try RunPipelineTests.waitFor("the first changes delivered") { RunPipelineTests.distinctKeys(setup.receiver).count == 10 }
+
+        try setup.cluster.stop(keepingData: true)
+        var down = Readiness(status: 0)
+        try RunPipelineTests.waitFor("readiness to fail", timeout: .seconds(30)) {
+            down = try Self.readiness(base)
+            return down.status == 503
+        }
+        #expect(down.reason?.contains("state database") == true, "\(down)")
+        #expect(try AdminServerTests.send(base + "/healthz").status == 200, "alive, though not ready")
+
+        try setup.cluster.start()
+        try RunPipelineTests.waitFor("readiness as active again", timeout: .seconds(60)) {
+            try Self.readiness(base).role == "active"
+        }
+        let db = try setup.cluster.connect()
+        try db.execute("INSERT INTO items SELECT g, 'after' FROM generate_series(11, 20) g")
+        try RunPipelineTests.waitFor("the later changes delivered") { RunPipelineTests.distinctKeys(setup.receiver).count == 20 }
+        try RunPipelineTests.expectPlannedOnce(db, changes: 20)
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0, "\(run.stderr.suffix(2000))")
+    }
+
+    @Test func offRunsTheServiceWithoutAnAdminServer() throws {
+        let setup = try RunPipelineTests.prepare(extra: ["CHANGERELAY_ADMIN_LISTEN": "off"])
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let run = try Background(["run"], environment: setup.environment)
+        try RunPipelineTests.waitFor("streaming") { run.stderr.contains("streaming") }
+        try setup.db.execute("INSERT INTO items SELECT g, 'v' FROM generate_series(1, 5) g")
+        try RunPipelineTests.waitFor("5 deliveries") { RunPipelineTests.distinctKeys(setup.receiver).count == 5 }
+        #expect(run.stderr.contains("admin.listen is off") && !run.stderr.contains("admin server listening"), "\(run.stderr)")
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0, "\(run.stderr.suffix(2000))")
+    }
+
+    /// A real Prometheus server scrapes the running service and answers PromQL about its lag
+    /// and its deliveries with the figures of the work done.
+    @Test func aPrometheusServerScrapesTheService() throws {
+        let prometheus = "/usr/bin/prometheus"
+        try #require(FileManager.default.isExecutableFile(atPath: prometheus), "install Debian's prometheus (scripts/install-deps.sh)")
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let run = try Background(["run"], environment: setup.environment)
+        let admin = try AdminServerTests.adminURL(run)
+        try RunPipelineTests.waitFor("streaming") { run.stderr.contains("streaming") }
+        try setup.db.execute("INSERT INTO items SELECT g, 'v' FROM generate_series(1, 25) g")
+        try RunPipelineTests.waitFor("25 deliveries") { RunPipelineTests.distinctKeys(setup.receiver).count == 25 }
+
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("prometheus-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let target = admin.replacingOccurrences(of: "http://", with: "")
+        let config = directory.appendingPathComponent("prometheus.yml")
+        try Data("""
+            global:
+              scrape_interval: 1s
+            scrape_configs:
+              - job_name: changerelay
+                static_configs:
+                  - targets: ["\(target)"]
+            """.utf8).write(to: config)
+        let port = try LocalPostgres.freePort()
+        let server = try ChildProcess(
+            [prometheus, "--config.file=" + config.path, "--storage.tsdb.path=" + directory.appendingPathComponent("data").path,
+             "--web.listen-address=127.0.0.1:\(port)"],
+            environment: ProcessInfo.processInfo.environment,
+            outputPath: directory.appendingPathComponent("out").path, errorPath: directory.appendingPathComponent("err").path)
+        defer {
+            server.signal(SIGTERM)
+            server.wait()
+        }
+        let api = "http://127.0.0.1:\(port)/api/v1/query?query="
+        func value(_ query: String) throws -> Double? {
+            let escaped = try #require(query.addingPercentEncoding(withAllowedCharacters: .alphanumerics))
+            let answer = try AdminServerTests.send(api + escaped)
+            guard answer.status == 200,
+                  let body = try AdminServerTests.json(answer) as? [String: Any],
+                  let data = body["data"] as? [String: Any], let result = data["result"] as? [[String: Any]],
+                  let sample = result.first?["value"] as? [Any], let text = sample.last as? String else { return nil }
+            return Double(text)
+        }
+        var delivered: Double?
+        try RunPipelineTests.waitFor("Prometheus to scrape the service", timeout: .seconds(60)) {
+            delivered = try value(#"sum(changerelay_deliveries_total{outcome="succeeded"})"#)
+            return delivered != nil
+        }
+        #expect(delivered == 25)
+        #expect(try value(#"changerelay_changes_total{table="items",op="insert"}"#) == 25)
+        let lag = try #require(try value("changerelay_replication_lag_bytes"))
+        #expect(lag >= 0 && lag < 16 * 1024 * 1024, "lag \(lag)")
+        #expect(try value(#"up{job="changerelay"}"#) == 1)
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0, "\(run.stderr.suffix(2000))")
+    }
+}
