@@ -203,8 +203,9 @@ function table(columns, rows, rowAttributes) {
     el("thead", {}, el("tr", {}, ...columns.map(c => el("th", { class: c.num ? "num" : null }, c.title)))),
     el("tbody", {}, ...rows.map(row => el("tr", rowAttributes(row), ...columns.map(c => {
       const value = c.value(row);
-      return el("td", { class: [c.num ? "num" : "", c.class ? c.class(row) : ""].join(" ").trim() || null,
-                        title: c.title === "error" && value ? value : null,
+      // A clipped cell carries its whole text as a tooltip.
+      const classes = [c.num ? "num" : "", c.clip ? "clip" : "", c.class ? c.class(row) : ""].join(" ").trim();
+      return el("td", { class: classes || null, title: c.clip && value ? value : null,
                         ...(c.attributes ? c.attributes(row) : {}) }, value ?? "");
     })))));
 }
@@ -340,7 +341,7 @@ function renderDeadLetters(dead) {
     { title: "handler", value: d => d.handler },
     { title: "tries", num: true, value: d => d.attempt },
     { title: "last answer", value: d => d.last_http_status ? "HTTP " + d.last_http_status : "", class: () => "bad" },
-    { title: "error", value: d => d.last_error, class: () => "clip" },
+    { title: "error", value: d => d.last_error, clip: true },
     { title: "", value: d => el("button", { type: "button", "data-retry": d.id }, "Retry") },
   ], dead, d => ({ "data-delivery-id": d.id, "data-handler": d.handler })));
 }
@@ -367,12 +368,12 @@ async function retry(button) {
 const ACTIVITY = {
   conversation_checks: [
     { title: "id", num: true, value: r => r.id },
-    { title: "trigger", value: r => r.trigger_name, class: () => "clip" },
+    { title: "trigger", value: r => r.trigger_name, clip: true },
     { title: "record", value: r => r.record_id },
     { title: "try", num: true, value: r => r.attempt },
     { title: "status", value: r => r.status, class: r => tone(r.status) },
     { title: "HTTP", num: true, value: r => r.http_status },
-    { title: "error", value: r => r.error, class: () => "clip" },
+    { title: "error", value: r => r.error, clip: true },
     { title: "when", value: r => ago(r.execution_time) },
   ],
   automation_runs: [
@@ -380,7 +381,7 @@ const ACTIVITY = {
     { title: "trigger", value: r => r.trigger_type },
     { title: "status", value: r => r.status, class: r => tone(r.status) },
     { title: "tries", num: true, value: r => r.attempts },
-    { title: "error", value: r => r.error_message, class: () => "clip" },
+    { title: "error", value: r => r.error_message, clip: true },
     { title: "when", value: r => ago(r.created_at) },
   ],
   webhook_deliveries: [
@@ -389,7 +390,7 @@ const ACTIVITY = {
     { title: "event", value: r => r.event_type },
     { title: "HTTP", num: true, value: r => r.response_status, class: r => r.response_status >= 300 ? "bad" : "ok" },
     { title: "tries", num: true, value: r => r.attempt_count },
-    { title: "error", value: r => r.error_message, class: () => "clip" },
+    { title: "error", value: r => r.error_message, clip: true },
     { title: "when", value: r => ago(r.created_at) },
   ],
   message_buffers: [
@@ -399,7 +400,7 @@ const ACTIVITY = {
     { title: "messages", num: true, value: r => r.message_count },
     { title: "job", value: r => r.job_status, class: r => tone(r.job_status) },
     { title: "tries", num: true, value: r => r.job_attempts },
-    { title: "error", value: r => r.job_error, class: () => "clip" },
+    { title: "error", value: r => r.job_error, clip: true },
     { title: "opened", value: r => ago(r.buffer_start_time) },
   ],
 };
@@ -438,7 +439,7 @@ function renderSchedules(schedules) {
     { title: "cron", value: s => s.cron, class: () => "mono" },
     { title: "last run", value: s => s.last_started_at ? ago(s.last_started_at) : "never" },
     { title: "rows", num: true, value: s => s.last_rows ?? "" },
-    { title: "error", value: s => s.last_error, class: () => "clip bad" },
+    { title: "error", value: s => s.last_error, clip: true, class: () => "bad" },
     { title: "next run", value: s => ago(s.next_run_at) },
   ], schedules, s => ({ "data-schedule": s.name })));
 }

@@ -39,16 +39,19 @@ import Testing
     }
 
     /// A JavaScript string literal of `text` (JSON's quoting is JavaScript's).
-    static func literal(_ text: String) -> String {
-        String(decoding: try! JSONEncoder().encode(text), as: UTF8.self)
+    static func literal(_ text: String) throws -> String {
+        String(decoding: try JSONEncoder().encode(text), as: UTF8.self)
     }
 
-    /// The ids of the rows a section lists, in the page's order, as a JSON array text.
-    static func listedIDs(_ container: String, attribute: String) -> String {
-        let property = attribute.split(separator: "-").enumerated()
-            .map { $0.offset == 0 ? String($0.element) : $0.element.prefix(1).uppercased() + $0.element.dropFirst() }
-            .joined()
-        return "JSON.stringify([...document.querySelectorAll('\(container) [data-\(attribute)]')].map(e => e.dataset.\(property)))"
+    /// `values` as the text of a JSON array, as `JSON.stringify` in the page writes it.
+    static func jsonArray(_ values: [String]) throws -> String {
+        String(decoding: try JSONEncoder().encode(values), as: UTF8.self)
+    }
+
+    /// A JavaScript expression: the `data-<attribute>` values of the rows a section lists, in
+    /// the page's order, as the text of a JSON array.
+    static func listed(_ container: String, attribute: String) -> String {
+        "JSON.stringify([...document.querySelectorAll('\(container) [data-\(attribute)]')].map(e => e.getAttribute('data-\(attribute)')))"
     }
 
     @Test func thePageShowsTheServicesFiguresAndItsRetryButtonRequeuesADeadLetter() throws {
@@ -126,16 +129,16 @@ import Testing
         let echoRequestsBefore = setup.receiver.requests.filter { $0.path.hasPrefix("/echo") }.count
         echoFails.failing.withLock { $0 = false }
 
-        var steps = [
+        var steps = try [
             "wait:document.getElementById('role').textContent === 'active' && document.getElementById('slot').textContent === 'changerelay'",
             "wait:Number(document.getElementById('lag-chart').dataset.points) >= 2 && document.getElementById('lag').dataset.bytes !== undefined",
             "wait:document.getElementById('changes-rate').dataset.rate !== undefined && document.getElementById('deliveries-rate').dataset.rate !== undefined",
-            "wait:" + Self.listedIDs("#dead-letters", attribute: "delivery-id") + " === " + Self.literal(Self.jsonArray(deadIDs)),
-            "wait:" + Self.listedIDs("#schedules", attribute: "schedule") + " === " + Self.literal(Self.jsonArray(schedules)),
+            "wait:" + Self.listed("#dead-letters", attribute: "delivery-id") + " === " + Self.literal(Self.jsonArray(deadIDs)),
+            "wait:" + Self.listed("#schedules", attribute: "schedule") + " === " + Self.literal(Self.jsonArray(schedules)),
             "wait:document.querySelector('#backfills [data-backfill-id=\"1\"] [data-progress=\"100\"]') !== null",
         ]
-        steps += logIDs.map { feed, ids in
-            "wait:" + Self.listedIDs("#activity-" + feed, attribute: "row-id") + " === " + Self.literal(Self.jsonArray(ids))
+        steps += try logIDs.map { feed, ids in
+            try "wait:" + Self.listed("#activity-" + feed, attribute: "row-id") + " === " + Self.literal(Self.jsonArray(ids))
         }
         steps += counts.map { figure in
             "wait:document.querySelector('#deliveries-by-handler td[data-handler=\"\(figure.handler)\"][data-status=\"\(figure.status)\"]')"
@@ -187,9 +190,5 @@ import Testing
 
         run.child.signal(SIGTERM)
         #expect(run.waitForExit() == 0, "\(run.stderr.suffix(2000))")
-    }
-
-    static func jsonArray(_ values: [String]) -> String {
-        String(decoding: try! JSONEncoder().encode(values), as: UTF8.self)
     }
 }
