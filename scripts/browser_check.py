@@ -175,11 +175,15 @@ def main():
     parser.add_argument("url")
     parser.add_argument("steps", nargs="+")
     parser.add_argument("--timeout", type=float, default=60, help="seconds each wait: step may take")
-    parser.add_argument("--chromium", default=shutil.which("chromium") or "chromium")
+    parser.add_argument("--chromium", default="chromium")
     parser.add_argument("--size", default="1400x900", help="the viewport, WIDTHxHEIGHT")
     arguments = parser.parse_args()
     width, height = (int(n) for n in arguments.size.split("x"))
 
+    if not shutil.which(arguments.chromium):
+        print(f"browser_check: {arguments.chromium} is not installed (scripts/install-deps.sh installs chromium)",
+              file=sys.stderr)
+        return 1
     browser = DevTools(arguments.chromium, width, height)
     try:
         browser.open(arguments.url)

@@ -129,7 +129,20 @@ import Testing
         let echoRequestsBefore = setup.receiver.requests.filter { $0.path.hasPrefix("/echo") }.count
         echoFails.failing.withLock { $0 = false }
 
+        // Without the token the page asks for it, and shows the figures once it is typed in.
+        let asked = try Self.browse(base + "/", [
+            "wait:getComputedStyle(document.getElementById('token-form')).display !== 'none'"
+                + " && document.getElementById('error').textContent.includes('token')",
+            "eval:document.getElementById('token-input').value = " + Self.literal(token),
+            "click:#token-save",
+            "wait:document.getElementById('role').textContent === 'active'"
+                + " && getComputedStyle(document.getElementById('token-form')).display === 'none'",
+        ])
+        #expect(asked.status == 0, "\(asked.stderr)")
+
         var steps = try [
+            // The token leaves the address bar as soon as the page has read it.
+            "wait:document.body.dataset.refreshes >= 1 && !location.href.includes(" + Self.literal(token) + ")",
             "wait:document.getElementById('role').textContent === 'active' && document.getElementById('slot').textContent === 'changerelay'",
             "wait:Number(document.getElementById('lag-chart').dataset.points) >= 2 && document.getElementById('lag').dataset.bytes !== undefined",
             "wait:document.getElementById('changes-rate').dataset.rate !== undefined && document.getElementById('deliveries-rate').dataset.rate !== undefined",
