@@ -4,9 +4,11 @@
 set -euo pipefail
 # scripts/check-deploy.sh needs the last three: PyYAML for the Kubernetes manifests, systemd for
 # `systemd-analyze verify`, prometheus for promtool (about 22 MB to download, 320 MB installed,
-# most of it a time-zone JavaScript library the package depends on).
+# most of it a time-zone JavaScript library the package depends on). DashboardTests drive the
+# dashboard in headless chromium (over --remote-debugging-pipe, so no Python package is needed);
+# fonts-dejavu-core gives its screenshots a font to render text with.
 packages=(postgresql-15 postgresql-15-wal2json postgresql-client-15 libpq-dev libcurl4-openssl-dev pkg-config
-          python3-yaml systemd prometheus)
+          python3-yaml systemd prometheus chromium fonts-dejavu-core)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -37,6 +37,7 @@ struct AdminRoutes: Sendable {
         }
         do {
             switch endpoint {
+            case .dashboard: return Self.dashboard()
             case .healthz:
                 return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],
                                 body: .init(byteBuffer: ByteBuffer(string: "ok\n")))
@@ -54,6 +55,11 @@ struct AdminRoutes: Sendable {
                 let entries = try await state.run { db throws(PostgresError) in try BackfillRequests.list(on: db) }
                 return Self.json(.ok, entries.map(AdminReports.Backfill.init))
             case .schedules: return try await schedules()
+            case .activity:
+                let query = try ActivityQuery(parameters: request.uri.queryParameters.map { (String($0.key), String($0.value)) })
+                let body = try await state.run { db throws(PostgresError) in try ActivityQueries.newest(limit: query.limit, on: db) }
+                return Response(status: .ok, headers: [.contentType: "application/json"],
+                                body: .init(byteBuffer: ByteBuffer(string: body + "\n")))
             }
         } catch let error as BadParameter {
             return Self.json(.badRequest, AdminReports.Problem(error: error.description, parameter: error.parameter))
@@ -61,6 +67,17 @@ struct AdminRoutes: Sendable {
             logger.warning("admin request failed", metadata: ["endpoint": "\(endpoint.path)", "error": "\(error)"])
             return Self.json(.serviceUnavailable, AdminReports.Problem(error: "the state database cannot be read: \(error)"))
         }
+    }
+
+    /// The page forbids itself every resource but its own origin's API (the content security
+    /// policy), so it cannot load anything from the network even by mistake.
+    private static func dashboard() -> Response {
+        Response(status: .ok, headers: [
+            .contentType: "text/html; charset=utf-8",
+            .contentSecurityPolicy: "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+                + "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+            .cacheControl: "no-cache",
+        ], body: .init(byteBuffer: ByteBuffer(string: DashboardPage.html)))
     }
 
     private func ready() async -> Response {

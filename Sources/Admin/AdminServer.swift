@@ -7,8 +7,8 @@ import Replication
 import ServiceLifecycle
 import StateStore
 
-/// The admin HTTP server (Hummingbird): health, readiness, Prometheus metrics and the JSON
-/// API of `AdminEndpoint`, one service of the `run`/`dev` group. It shuts down with the
+/// The admin HTTP server (Hummingbird): health, readiness, Prometheus metrics, the JSON API
+/// of `AdminEndpoint` and the dashboard page over it, one service of the `run`/`dev` group. It shuts down with the
 /// group; every database read runs off the cooperative pool (`BlockingDatabase`).
 public struct AdminServer: Service, CustomStringConvertible {
     public struct Settings: Sendable {

@@ -92,6 +92,17 @@ struct DeliveryQueryTests {
     }
 }
 
+struct ActivityQueryTests {
+    @Test func readsTheLimitAndRefusesAnythingElse() throws {
+        #expect(try ActivityQuery(parameters: []).limit == ActivityQueries.defaultLimit)
+        #expect(try ActivityQuery(parameters: [("limit", "100")]).limit == 100)
+        for (name, value) in [("limit", "0"), ("limit", "101"), ("limit", "x"), ("status", "dead")] {
+            let error = #expect(throws: BadParameter.self, "\(name)=\(value)") { try ActivityQuery(parameters: [(name, value)]) }
+            #expect(error?.parameter == name)
+        }
+    }
+}
+
 /// The OpenAPI document and the routes the server registers name the same paths and methods.
 struct OpenAPIDocumentTests {
     /// `(METHOD, path)` under `paths:`: a path key at two spaces, its methods at four.

@@ -157,7 +157,7 @@ import Testing
         #expect(missing.status != 0 && missing.stderr.contains("admin.token_file"), "\(missing.stderr)")
     }
 
-    @Test func theTokenGuardsEverythingButTheProbes() throws {
+    @Test func theTokenGuardsEverythingButTheProbesAndTheDashboardPage() throws {
         let token = "t0ken-" + UUID().uuidString
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("admin-token-\(UUID().uuidString)").path
         try Data((token + "\n").utf8).write(to: URL(fileURLWithPath: path))
@@ -170,7 +170,9 @@ import Testing
 
         #expect(try Self.send(base + "/healthz").status == 200)
         #expect(try Self.send(base + "/readyz").status != 401)
-        for path in ["/metrics", "/api/status", "/api/deliveries", "/api/backfills", "/api/schedules"] {
+        // The page is static; every figure on it comes through the endpoints below.
+        #expect(try Self.send(base + "/").status == 200)
+        for path in ["/metrics", "/api/status", "/api/deliveries", "/api/backfills", "/api/schedules", "/api/activity"] {
             let anonymous = try Self.send(base + path)
             #expect(anonymous.status == 401 && !anonymous.bodyText.contains(token), "\(path)")
             #expect(try Self.send(base + path, token: token + "x").status == 401, "\(path)")
