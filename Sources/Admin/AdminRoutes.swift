@@ -15,6 +15,10 @@ struct AdminRoutes: Sendable {
     private let readiness: ReadinessProbe
     private let metrics: MetricsExport
     private let gauges: ScrapedGauges
+    /// Counting walks the rows counted: a backlog's (scrapes) or the whole table's
+    /// (`/api/status`). Polled every second, each count is read again only this often.
+    private let unfinishedCounts = RecentValue<[AdminReports.DeliveryCount]>(maxAge: .seconds(15))
+    private let allCounts = RecentValue<[AdminReports.DeliveryCount]>(maxAge: .seconds(30))
     private let isStreaming: @Sendable () -> Bool
     private let logger: Logger
 
@@ -94,9 +98,11 @@ struct AdminRoutes: Sendable {
     private func scrape() async -> Response {
         let slot = settings.slot
         do {
-            let (checkpoint, counts, buffers) = try await state.run { db throws(PostgresError) in
-                (try SlotCheckpoint(slot: slot).read(on: db), try StateQueries.unfinishedDeliveryCounts(on: db),
-                 try StateQueries.buffersOpen(on: db))
+            let (checkpoint, buffers) = try await state.run { db throws(PostgresError) in
+                (try SlotCheckpoint(slot: slot).read(on: db), try StateQueries.buffersOpen(on: db))
+            }
+            let counts = try await unfinishedCounts.value {
+                try await state.run { db throws(PostgresError) in try StateQueries.unfinishedDeliveryCounts(on: db) }
             }
             let walEnd = try? await source.run { db throws(PostgresError) in try StateQueries.serverWALEnd(on: db) }
             gauges.update(checkpoint: checkpoint.value, walEnd: walEnd?.value, counts: counts, buffersOpen: buffers)
@@ -109,9 +115,11 @@ struct AdminRoutes: Sendable {
 
     private func status() async throws -> Response {
         let slot = settings.slot
-        let (checkpoint, counts, backfills) = try await state.run { db throws(PostgresError) in
-            (try SlotCheckpoint(slot: slot).read(on: db), try StateQueries.deliveryCounts(on: db),
-             try StateQueries.backfillsRunning(on: db))
+        let (checkpoint, backfills) = try await state.run { db throws(PostgresError) in
+            (try SlotCheckpoint(slot: slot).read(on: db), try StateQueries.backfillsRunning(on: db))
+        }
+        let counts = try await allCounts.value {
+            try await state.run { db throws(PostgresError) in try StateQueries.deliveryCounts(on: db) }
         }
         let walEnd = try? await source.run { db throws(PostgresError) in try StateQueries.serverWALEnd(on: db) }
         return Self.json(.ok, AdminReports.Status(
@@ -134,6 +142,8 @@ struct AdminRoutes: Sendable {
             return Self.json(.conflict, AdminReports.Problem(
                 error: "delivery \(id) is \(status); only failed or dead deliveries are re-queued"))
         }
+        allCounts.forget()
+        unfinishedCounts.forget()
         logger.notice("delivery re-queued through the admin API", metadata: ["delivery": "\(id)"])
         return Self.json(.ok, AdminReports.Retried(id: id, status: status))
     }
