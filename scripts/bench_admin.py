@@ -3,17 +3,16 @@
 The same backlog is planned, and the same deliveries dispatched, with `admin.listen = "off"`
 (no admin server, swift-metrics not bootstrapped) and with the admin server on and scraped
 every second (`/metrics` and `/api/status`, as Prometheus and the dashboard would). The runs
-alternate, off and on, ROUNDS times; each planning run reads its own slot, created before
+alternate, off and on then on and off, ROUNDS pairs; each planning run reads its own slot, created before
 the backlog, so every run reads the same WAL.
 """
 import os, signal, statistics, subprocess, sys, threading, time, urllib.request
 sys.path.insert(0, os.path.dirname(__file__))
-from benchlib import Cluster, RELAY, free_port, wait_until
+from benchlib import Cluster, RELAY, echo_environment, start_receiver, free_port, wait_until
 
 ROWS = int(sys.argv[1]) if len(sys.argv) > 1 else 300_000
 DISPATCH = int(sys.argv[2]) if len(sys.argv) > 2 else 50_000
 ROUNDS = int(sys.argv[3]) if len(sys.argv) > 3 else 2
-RECEIVER = os.path.abspath(".build/release/BenchReceiver")
 
 
 class Scraper:
@@ -37,6 +36,11 @@ class Scraper:
         self.stopped.set()
         self.thread.join()
         return self.scrapes
+
+
+def alternating(index):
+    """Off, on, then on, off, and so on: neither setting always runs first of its pair."""
+    return (index % 2 == 1) != ((index // 2) % 2 == 1)
 
 
 def timed(env, only, done, admin):
@@ -63,12 +67,9 @@ def timed(env, only, done, admin):
 
 def main():
     cluster = Cluster()
-    receiver = subprocess.Popen([RECEIVER], stdout=subprocess.PIPE, text=True)
-    receiver_url = receiver.stdout.readline().strip()
+    receiver, receiver_url = start_receiver()
     try:
-        env = dict(os.environ, CHANGERELAY_SOURCE_DATABASE_URL=cluster.url, CHANGERELAY_LOG_LEVEL="warning",
-                   CHANGERELAY_SOURCE_STATUS_INTERVAL_MS="200", CHANGERELAY_HANDLERS_ECHO_URL=receiver_url + "/echo",
-                   CHANGERELAY_HANDLERS_ECHO_TABLES="public.bench", CHANGERELAY_DELIVERY_CONCURRENCY="64")
+        env = echo_environment(cluster, receiver_url, "public.bench")
         subprocess.run([RELAY, "setup"], env=env, check=True, capture_output=True)
         cluster.psql("CREATE TABLE bench (id bigint PRIMARY KEY, a text, b text, c text, d text, ts timestamptz);"
                      "ALTER PUBLICATION changerelay_pub ADD TABLE bench")
@@ -80,12 +81,12 @@ def main():
                   FROM generate_series(t * 10000 + 1, t * 10000 + 10000) g;
                   COMMIT; END LOOP; END $$""" % (ROWS // 10000 - 1))
         endpos = cluster.psql("SELECT pg_current_wal_insert_lsn()")
-        print("PostgreSQL %s; backlog %d rows in %d transactions; %d rounds of off, on"
+        print("PostgreSQL %s; backlog %d rows in %d transactions; %d pairs of runs, off and on"
               % (cluster.version, ROWS, ROWS // 10000, ROUNDS))
 
         planning = {False: [], True: []}
         for index, slot in enumerate(slots):
-            admin = index % 2 == 1
+            admin = alternating(index)
             cluster.psql("TRUNCATE changerelay.deliveries CASCADE")
             run_env = dict(env, CHANGERELAY_SOURCE_SLOT=slot)
             planning[admin].append(ROWS / timed(run_env, "planner", lambda: cluster.psql(
@@ -96,7 +97,7 @@ def main():
                      "(SELECT id FROM changerelay.deliveries ORDER BY id LIMIT %d)" % DISPATCH)
         dispatch = {False: [], True: []}
         for index in range(2 * ROUNDS):
-            admin = index % 2 == 1
+            admin = alternating(index)
             cluster.psql("TRUNCATE changerelay.delivery_attempts; UPDATE changerelay.deliveries SET status = 'pending', "
                          "attempt = 0, next_attempt_at = now(), locked_until = NULL, completed_at = NULL")
             cluster.psql("VACUUM ANALYZE changerelay.deliveries")

@@ -1,11 +1,10 @@
 """Pipeline benchmarks (see bench-pipeline.sh): planning, dispatch, latency, write-path cost."""
 import os, signal, subprocess, sys, time
 sys.path.insert(0, os.path.dirname(__file__))
-from benchlib import Cluster, RELAY, timed_drain, recvlogical_options, wait_until
+from benchlib import Cluster, RELAY, echo_environment, start_receiver, timed_drain, recvlogical_options, wait_until
 
 ROWS = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
 DISPATCH = int(sys.argv[2]) if len(sys.argv) > 2 else 100_000
-RECEIVER = os.path.abspath(".build/release/BenchReceiver")
 
 
 def start(argv, env):
@@ -30,12 +29,9 @@ def pgbench_tps(cluster, seconds, rate=None):
 
 def main():
     cluster = Cluster()
-    receiver = subprocess.Popen([RECEIVER], stdout=subprocess.PIPE, text=True)
-    receiver_url = receiver.stdout.readline().strip()
+    receiver, receiver_url = start_receiver()
     try:
-        env = dict(os.environ, CHANGERELAY_SOURCE_DATABASE_URL=cluster.url, CHANGERELAY_LOG_LEVEL="warning",
-                   CHANGERELAY_SOURCE_STATUS_INTERVAL_MS="200", CHANGERELAY_HANDLERS_ECHO_URL=receiver_url + "/echo",
-                   CHANGERELAY_HANDLERS_ECHO_TABLES="public.bench,public.events", CHANGERELAY_DELIVERY_CONCURRENCY="64")
+        env = echo_environment(cluster, receiver_url, "public.bench,public.events")
         subprocess.run([RELAY, "setup"], env=env, check=True, capture_output=True)
         cluster.psql("CREATE TABLE bench (id bigint PRIMARY KEY, a text, b text, c text, d text, ts timestamptz);"
                      "CREATE TABLE events (id bigserial PRIMARY KEY, payload text, at timestamptz DEFAULT now());"
@@ -107,8 +103,7 @@ def main():
             "SELECT count(*) FROM changerelay.deliveries WHERE status <> 'succeeded'") == "0")
         receiver.send_signal(signal.SIGTERM)
         receiver.wait(timeout=120)
-        receiver = subprocess.Popen([RECEIVER], stdout=subprocess.PIPE, text=True)
-        receiver_url = receiver.stdout.readline().strip()
+        receiver, receiver_url = start_receiver()
         stop(service)
         env["CHANGERELAY_HANDLERS_ECHO_URL"] = receiver_url + "/echo"
         service = start([RELAY, "run"], env)

@@ -8,6 +8,22 @@ AS_PG = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
 RELAY = os.path.abspath(".build/release/changerelay")
 
 
+RECEIVER = os.path.abspath(".build/release/BenchReceiver")
+
+
+def start_receiver():
+    """The fast loopback receiver (release BenchReceiver) and the URL it printed."""
+    receiver = subprocess.Popen([RECEIVER], stdout=subprocess.PIPE, text=True)
+    return receiver, receiver.stdout.readline().strip()
+
+
+def echo_environment(cluster, receiver_url, tables):
+    """`changerelay` on `cluster` with only the echo handler, sending `tables` to the receiver."""
+    return dict(os.environ, CHANGERELAY_SOURCE_DATABASE_URL=cluster.url, CHANGERELAY_LOG_LEVEL="warning",
+                CHANGERELAY_SOURCE_STATUS_INTERVAL_MS="200", CHANGERELAY_HANDLERS_ECHO_URL=receiver_url + "/echo",
+                CHANGERELAY_HANDLERS_ECHO_TABLES=tables, CHANGERELAY_DELIVERY_CONCURRENCY="64")
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
