@@ -101,6 +101,7 @@ public final class Dispatcher: Sendable {
         /// the state database only in between.
         var connection: PostgresConnection?
         let webhooks = WebhookTries(guardTarget: targetGuard, logger: logger)
+        var endpoints = EndpointCache()
 
         func woken() -> DispatchStateMachine.Action {
             if stop.isRequested { machine.stopRequested(at: clock.now) }
@@ -115,6 +116,7 @@ public final class Dispatcher: Sendable {
                     let db = try PostgresConnection(url: settings.stateURL)
                     try queue.listen(on: db)
                     connection = db
+                    endpoints.forget()
                     action = machine.connected()
                 case .send(let batch):
                     for delivery in batch { send(delivery, webhooks: webhooks) }
@@ -123,7 +125,10 @@ public final class Dispatcher: Sendable {
                     try record(attempts, on: connection!)
                     action = machine.recorded(at: clock.now)
                 case .claim:
-                    let claimed = try queue.claim(on: connection!)
+                    let known = try endpoints.current(at: clock.now) { () throws(PostgresError) in
+                        try queue.endpointsWithWork(on: connection!)
+                    }
+                    let claimed = try queue.claim(on: connection!, endpoints: known)
                     try webhooks.prepare(claimed, on: connection!)
                     action = machine.claimed(claimed)
                 case .lookAhead:
@@ -134,7 +139,8 @@ public final class Dispatcher: Sendable {
                 case .wait(let timeout):
                     // Once stopping, only finished requests end the wait: the stop signal stays readable.
                     let wake = stop.isRequested ? [finishedPipe.descriptor] : [finishedPipe.descriptor, stop.descriptor]
-                    _ = try connection!.waitForNotifications(wakeDescriptors: wake, timeout: timeout)
+                    // A notification is the planner's commit: it may bring an endpoint with work.
+                    if try !connection!.waitForNotifications(wakeDescriptors: wake, timeout: timeout).isEmpty { endpoints.forget() }
                     finishedPipe.drain()
                     action = woken()
                 case .reconnect(let delay, let cause):

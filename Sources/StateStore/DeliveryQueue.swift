@@ -42,8 +42,13 @@ public struct DeliveryQueue: Sendable {
     }
 
     /// Claims up to the claim limit of due rows, counting the try each is claimed for.
-    public func claim(on db: PostgresConnection) throws(PostgresError) -> [ClaimedDelivery] {
-        let rows = try db.query(prepared: "changerelay_claim", claimStatement, ["\(lease.components.seconds) seconds"]).rows
+    /// `endpoints` are those whose rows it may take, as `endpointsWithWork` found them
+    /// (nil: find them now); rows without an endpoint are always looked at.
+    public func claim(on db: PostgresConnection, endpoints: [String]? = nil) throws(PostgresError) -> [ClaimedDelivery] {
+        let listed: [String]
+        if let endpoints { listed = endpoints } else { listed = try endpointsWithWork(on: db) }
+        let rows = try db.query(prepared: "changerelay_claim", claimStatement,
+                                ["\(lease.components.seconds) seconds", postgresArrayLiteral(listed)]).rows
         return rows.compactMap { row in
             guard let decoded = ClaimedDelivery.decode(claimedRow: row) else { return nil }
             if let error = decoded.unreadablePolicy {
@@ -53,6 +58,29 @@ public struct DeliveryQueue: Sendable {
             return decoded.delivery
         }
     }
+
+    /// The endpoints with unfinished rows: one index probe each, skipping through
+    /// `deliveries_endpoint_due`. Each probe also walks the index entries that finished rows
+    /// leave until a vacuum removes them, which made this half of a claim's cost; a
+    /// dispatcher reads it again only now and then (`Dispatcher.endpointRefresh`) and on a
+    /// notification, since endpoints (webhook configs) come and go far more slowly than rows.
+    public func endpointsWithWork(on db: PostgresConnection) throws(PostgresError) -> [String] {
+        // Planned every time, like `nextDue`: a plan kept from when the table was small scans
+        // it whole once it is not, and this runs a few times a second at most.
+        try db.query(Self.endpointsStatement, []).rows.compactMap { $0[0] }
+    }
+
+    static let endpointsStatement = """
+        WITH RECURSIVE endpoints AS (
+            (SELECT endpoint FROM changerelay.deliveries
+             WHERE status IN ('pending', 'failed', 'sending') AND endpoint IS NOT NULL ORDER BY endpoint LIMIT 1)
+            UNION ALL
+            SELECT (SELECT d.endpoint FROM changerelay.deliveries d
+                    WHERE d.status IN ('pending', 'failed', 'sending') AND d.endpoint > e.endpoint
+                    ORDER BY d.endpoint LIMIT 1)
+            FROM endpoints e WHERE e.endpoint IS NOT NULL)
+        SELECT endpoint FROM endpoints WHERE endpoint IS NOT NULL
+        """
 
     /// How long until the next pending or failed row falls due (`next_attempt_at`); nil when
     /// none is waiting for a time. Rows that wait for something else (a paused endpoint, an
@@ -122,8 +150,7 @@ public struct DeliveryQueue: Sendable {
     ///
     /// The cost of a claim follows what it takes, not how many rows are due, so that a
     /// backlog of any size drains at the same rate:
-    /// - rows with an endpoint are read endpoint by endpoint: the endpoints with unfinished
-    ///   rows are found by skipping through `deliveries_endpoint_due` (one index probe each),
+    /// - rows with an endpoint are read endpoint by endpoint (`$2`, from `endpointsWithWork`):
     ///   an endpoint that is paused (`DeliveryLog.endpointCondition`) or has no share left
     ///   (`maxClaimedPerEndpoint` less its rows under a live lease) is not read at all, and
     ///   each other endpoint gives at most its share, in due order;
@@ -147,13 +174,7 @@ public struct DeliveryQueue: Sendable {
                           WHERE o.ordering_key = d.ordering_key AND o.id < d.id AND o.\(unfinished)))
             """
         return """
-            WITH RECURSIVE endpoints AS (
-                (SELECT endpoint FROM changerelay.deliveries
-                 WHERE \(unfinished) AND endpoint IS NOT NULL ORDER BY endpoint LIMIT 1)
-                UNION ALL
-                SELECT (SELECT d.endpoint FROM changerelay.deliveries d
-                        WHERE d.\(unfinished) AND d.endpoint > e.endpoint ORDER BY d.endpoint LIMIT 1)
-                FROM endpoints e WHERE e.endpoint IS NOT NULL),
+            WITH endpoints AS (SELECT unnest($2::text[]) AS endpoint),
             shares AS (
                 SELECT e.endpoint, \(maxClaimedPerEndpoint) - (
                     SELECT count(*) FROM changerelay.deliveries b
