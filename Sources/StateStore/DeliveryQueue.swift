@@ -62,7 +62,7 @@ public struct DeliveryQueue: Sendable {
     /// The endpoints with unfinished rows: one index probe each, skipping through
     /// `deliveries_endpoint_due`. Each probe also walks the index entries that finished rows
     /// leave until a vacuum removes them, which made this half of a claim's cost; a
-    /// dispatcher reads it again only now and then (`Dispatcher.endpointRefresh`) and on a
+    /// dispatcher reads it again only now and then (`EndpointCache.maxAge`) and on a
     /// notification, since endpoints (webhook configs) come and go far more slowly than rows.
     public func endpointsWithWork(on db: PostgresConnection) throws(PostgresError) -> [String] {
         // Planned every time, like `nextDue`: a plan kept from when the table was small scans
@@ -70,7 +70,9 @@ public struct DeliveryQueue: Sendable {
         try db.query(Self.endpointsStatement, []).rows.compactMap { $0[0] }
     }
 
-    static let endpointsStatement = """
+    /// `endpoints`: every endpoint with unfinished rows, one probe of `deliveries_endpoint_due`
+    /// each, then a NULL row that ends the recursion.
+    static let endpointsCTE = """
         WITH RECURSIVE endpoints AS (
             (SELECT endpoint FROM changerelay.deliveries
              WHERE status IN ('pending', 'failed', 'sending') AND endpoint IS NOT NULL ORDER BY endpoint LIMIT 1)
@@ -79,8 +81,9 @@ public struct DeliveryQueue: Sendable {
                     WHERE d.status IN ('pending', 'failed', 'sending') AND d.endpoint > e.endpoint
                     ORDER BY d.endpoint LIMIT 1)
             FROM endpoints e WHERE e.endpoint IS NOT NULL)
-        SELECT endpoint FROM endpoints WHERE endpoint IS NOT NULL
         """
+
+    static let endpointsStatement = endpointsCTE + "\nSELECT endpoint FROM endpoints WHERE endpoint IS NOT NULL"
 
     /// How long until the next pending or failed row falls due (`next_attempt_at`); nil when
     /// none is waiting for a time. Rows that wait for something else (a paused endpoint, an
@@ -93,15 +96,8 @@ public struct DeliveryQueue: Sendable {
         return result.value("ms").flatMap { Double($0) }.map { .microseconds(Int64($0 * 1000)) }
     }
 
-    static let nextDueStatement = """
-        WITH RECURSIVE endpoints AS (
-            (SELECT endpoint FROM changerelay.deliveries
-             WHERE status IN ('pending', 'failed', 'sending') AND endpoint IS NOT NULL ORDER BY endpoint LIMIT 1)
-            UNION ALL
-            SELECT (SELECT d.endpoint FROM changerelay.deliveries d
-                    WHERE d.status IN ('pending', 'failed', 'sending') AND d.endpoint > e.endpoint
-                    ORDER BY d.endpoint LIMIT 1)
-            FROM endpoints e WHERE e.endpoint IS NOT NULL),
+    static let nextDueStatement = endpointsCTE + """
+        ,
         due AS (
             SELECT (SELECT d.next_attempt_at FROM changerelay.deliveries d
                     WHERE d.endpoint = e.endpoint AND d.status IN ('pending', 'failed') AND d.next_attempt_at > now()
