@@ -6,21 +6,23 @@ import Replication
 enum StateQueries {
     /// Deliveries per (handler, status).
     static func deliveryCounts(on db: PostgresConnection) throws(PostgresError) -> [AdminReports.DeliveryCount] {
-        try db.query(prepared: "changerelay_admin_delivery_counts", """
+        counts(try db.query(prepared: "changerelay_admin_delivery_counts", """
             SELECT handler, status, count(*) FROM changerelay.deliveries GROUP BY handler, status ORDER BY handler, status
-            """, []).rows.compactMap { row in
-            guard let handler = row[0], let status = row[1], let count = row[2].flatMap({ Int($0) }) else { return nil }
-            return AdminReports.DeliveryCount(handler: handler, status: status, count: count)
-        }
+            """, []))
     }
 
     /// Unfinished deliveries per (handler, status): what a scrape needs, read through the
     /// partial index of due rows, so its cost follows the backlog, not the table's history.
     static func unfinishedDeliveryCounts(on db: PostgresConnection) throws(PostgresError) -> [AdminReports.DeliveryCount] {
-        try db.query(prepared: "changerelay_admin_unfinished_counts", """
+        counts(try db.query(prepared: "changerelay_admin_unfinished_counts", """
             SELECT handler, status, count(*) FROM changerelay.deliveries
             WHERE status IN ('pending', 'sending', 'failed') GROUP BY handler, status
-            """, []).rows.compactMap { row in
+            """, []))
+    }
+
+    /// Rows of (handler, status, count).
+    private static func counts(_ result: QueryResult) -> [AdminReports.DeliveryCount] {
+        result.rows.compactMap { row in
             guard let handler = row[0], let status = row[1], let count = row[2].flatMap({ Int($0) }) else { return nil }
             return AdminReports.DeliveryCount(handler: handler, status: status, count: count)
         }
