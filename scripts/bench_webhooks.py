@@ -28,7 +28,7 @@ def drain(cluster, env, planned, delivered, skipped_endpoint="''"):
     The poll reads only the unfinished rows (through the claim's partial indexes): counting
     the finished ones walked the whole table five times a second, beside the service."""
     unfinished = ("SELECT coalesce(max(id), 0) >= %d AND NOT EXISTS (SELECT FROM changerelay.deliveries "
-                  "WHERE status IN ('pending', 'failed', 'sending') AND endpoint IS DISTINCT FROM %s) "
+                  "WHERE completed_at IS NULL AND endpoint IS DISTINCT FROM %s) "
                   "FROM changerelay.deliveries" % (planned, skipped_endpoint))
     session = cluster.session()
     began = time.monotonic()

@@ -12,11 +12,11 @@ enum StateQueries {
     }
 
     /// Unfinished deliveries per (handler, status): what a scrape needs, read through the
-    /// partial index of due rows, so its cost follows the backlog, not the table's history.
+    /// partial indexes of open rows, so its cost follows the backlog, not the table's history.
     static func unfinishedDeliveryCounts(on db: PostgresConnection) throws(PostgresError) -> [AdminReports.DeliveryCount] {
         counts(try db.query(prepared: "changerelay_admin_unfinished_counts", """
             SELECT handler, status, count(*) FROM changerelay.deliveries
-            WHERE status IN ('pending', 'sending', 'failed') GROUP BY handler, status
+            WHERE completed_at IS NULL GROUP BY handler, status
             """, []))
     }
 

@@ -220,6 +220,22 @@ struct DispatchStateMachine {
         }
     }
 
+    /// How many rows of each of `endpoints` the next claim may take: twice the in-flight
+    /// limit (so the next ones wait in the queue and a finished request's slot is refilled
+    /// without a round trip), less what this dispatcher holds of it already: queued, in
+    /// flight, or finished and not yet recorded. Only its own claims count, as only its own
+    /// slots are at stake; another dispatcher sharing the table keeps its own count.
+    func claimShares(for endpoints: [OpenEndpoint]) -> [EndpointShare] {
+        var held = inFlightByEndpoint
+        for delivery in queue { if let endpoint = delivery.endpoint { held[endpoint, default: 0] += 1 } }
+        for record in unrecorded { if let endpoint = record.delivery.endpoint { held[endpoint, default: 0] += 1 } }
+        let most = maxInFlightPerEndpoint >= concurrency ? concurrency : 2 * maxInFlightPerEndpoint
+        return endpoints.compactMap { open in
+            let rows = most - held[open.endpoint, default: 0]
+            return rows > 0 ? EndpointShare(open, rows: min(rows, concurrency)) : nil
+        }
+    }
+
     /// The queued rows that may start now, in queue order: as many as there are free slots,
     /// skipping those of an endpoint at its limit.
     private mutating func takeSendable() -> [ClaimedDelivery]? {

@@ -28,7 +28,7 @@ public final class Dispatcher: Sendable {
         /// log tables works as long as no handler reports into them.
         public var reports: Set<DeliveryLog>
         /// The most requests to one endpoint (a webhook config) this dispatcher has in flight
-        /// at once; twice as many of its rows may be claimed across all dispatchers.
+        /// at once; it claims up to twice as many of its rows (`DispatchStateMachine.claimShares`).
         public var maxInFlightPerEndpoint: Int
         /// Lets webhooks reach loopback, private and other non-public addresses.
         public var allowPrivateTargets: Bool
@@ -77,12 +77,11 @@ public final class Dispatcher: Sendable {
 
     public init(_ settings: Settings, client: HTTPClient, logger: Logger) {
         self.settings = settings
-        // An endpoint's rows are claimed up to twice its in-flight limit, so the next ones wait
-        // in the local queue and a finished request's slot is refilled without a round trip.
-        // A claim outlives the longest a row can wait there (one try of the endpoint's ahead
-        // of it) plus its own try, so a live dispatcher's claims are not taken over.
+        // An endpoint's rows are claimed up to twice its in-flight limit
+        // (`DispatchStateMachine.claimShares`), so a claim outlives the longest a row can wait
+        // in the local queue (one try of the endpoint's ahead of it) plus its own try, and a
+        // live dispatcher's claims are not taken over.
         queue = DeliveryQueue(logs: settings.reports, claimLimit: settings.concurrency,
-                              maxClaimedPerEndpoint: 2 * settings.maxInFlightPerEndpoint,
                               lease: settings.timeout * 2 + .seconds(30), logger: logger)
         targetGuard = WebhookTargetGuard.check(allowPrivateTargets: settings.allowPrivateTargets)
         self.client = client
@@ -101,7 +100,7 @@ public final class Dispatcher: Sendable {
         /// the state database only in between.
         var connection: PostgresConnection?
         let webhooks = WebhookTries(guardTarget: targetGuard, logger: logger)
-        var endpoints = EndpointCache()
+        var endpoints = EndpointCache<OpenDeliveries>()
 
         func woken() -> DispatchStateMachine.Action {
             if stop.isRequested { machine.stopRequested(at: clock.now) }
@@ -125,10 +124,11 @@ public final class Dispatcher: Sendable {
                     try record(attempts, on: connection!)
                     action = machine.recorded(at: clock.now)
                 case .claim:
-                    let known = try endpoints.current(at: clock.now) { () throws(PostgresError) in
-                        try queue.endpointsWithWork(on: connection!)
+                    let open = try endpoints.current(at: clock.now) { () throws(PostgresError) in
+                        try queue.openDeliveries(on: connection!)
                     }
-                    let claimed = try queue.claim(on: connection!, endpoints: known)
+                    let claimed = try queue.claim(on: connection!, shares: machine.claimShares(for: open.endpoints),
+                                                  unroutedFloor: open.unroutedFloor)
                     try webhooks.prepare(claimed, on: connection!)
                     action = machine.claimed(claimed)
                 case .lookAhead:

@@ -1,23 +1,24 @@
 import Replication
 
-/// The endpoints with unfinished deliveries, as the dispatcher last read them
-/// (`DeliveryQueue.endpointsWithWork`). Reading them costs as much as the rest of a claim,
-/// and they change with webhook configs, not with rows: a claim uses the last list while it
-/// is younger than `maxAge`, and a notification (the planner committed rows, perhaps for a
-/// new endpoint) or a new connection makes the next claim read it again. An endpoint listed
-/// with no work left costs its claim one index probe; one not yet listed waits `maxAge` at
-/// most, and only while the dispatcher is busy, since an idle one is woken by the notification.
-struct EndpointCache {
-    static let maxAge: Duration = .milliseconds(250)
+/// Where the unfinished deliveries are, as the dispatcher last read them
+/// (`DeliveryQueue.openDeliveries`). Reading it costs as much as the rest of a claim, and
+/// it changes with webhook configs and the oldest open rows, not with every row: a claim
+/// uses the last reading while it is younger than `maxAge`, and a notification (the planner
+/// committed rows, perhaps for a new endpoint) or a new connection makes the next claim read
+/// it again. An endpoint listed with no work left costs its claim one index probe; one not
+/// yet listed, or a row below its floor, waits `maxAge` at most, and only while the
+/// dispatcher is busy, since an idle one is woken by the notification.
+struct EndpointCache<Reading: Sendable> {
+    static var maxAge: Duration { .milliseconds(250) }
 
-    private var last: (endpoints: [String], at: ContinuousClock.Instant)?
+    private var last: (reading: Reading, at: ContinuousClock.Instant)?
 
     mutating func current(at now: ContinuousClock.Instant,
-                          read: () throws(PostgresError) -> [String]) throws(PostgresError) -> [String] {
-        if let last, now - last.at < Self.maxAge { return last.endpoints }
-        let endpoints = try read()
-        last = (endpoints, now)
-        return endpoints
+                          read: () throws(PostgresError) -> Reading) throws(PostgresError) -> Reading {
+        if let last, now - last.at < Self.maxAge { return last.reading }
+        let reading = try read()
+        last = (reading, now)
+        return reading
     }
 
     mutating func forget() {

@@ -14,8 +14,9 @@ public enum RequiredMigration: Sendable {
     /// 012's `deliveries.endpoint`, written with every planned delivery and read by every
     /// claim, and the staging of `webhook_logs` rows.
     case webhooks
-    /// 013's claim indexes: without them every claim walks every due row.
-    case deliveryThroughput
+    /// 017's claim indexes (keyed on `completed_at`, which replaced 013's): without them
+    /// every claim walks every due row.
+    case claimIndexes
     /// 014's staging of buffer steps and the copy of open buffers' messages.
     case messageBuffering
     /// 015's `changerelay.schedule_runs`: every scheduled run (built-in or configured) is
@@ -31,7 +32,7 @@ public enum RequiredMigration: Sendable {
         case .deliveryRequeue: "009_delivery_requeue.sql"
         case .automationWorkflowLog: "011_automation_workflow_log.sql"
         case .webhooks: "012_webhooks.sql"
-        case .deliveryThroughput: "013_delivery_throughput.sql"
+        case .claimIndexes: "017_hot_claims.sql"
         case .messageBuffering: "014_message_buffering.sql"
         case .schedules: "015_schedules.sql"
         case .backfills: "016_backfills.sql"
@@ -47,8 +48,8 @@ public enum RequiredMigration: Sendable {
             "to_regclass('changerelay.automation_workflow_log') IS NOT NULL"
         case .webhooks:
             "to_regclass('changerelay.webhook_log_ids') IS NOT NULL"
-        case .deliveryThroughput:
-            "to_regclass('changerelay.deliveries_endpoint_due') IS NOT NULL"
+        case .claimIndexes:
+            "to_regclass('changerelay.deliveries_endpoint_open') IS NOT NULL"
         case .messageBuffering:
             "to_regclass('changerelay.message_buffer_staged') IS NOT NULL"
         case .schedules:

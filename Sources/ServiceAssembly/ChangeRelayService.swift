@@ -63,7 +63,7 @@ public struct ChangeRelayService: Sendable {
         let state = try PostgresConnection(url: stateURL)
         if role != .planner {
             try RequiredMigration.deliveryRequeue.require(neededBy: "the dispatcher", on: state)
-            try RequiredMigration.deliveryThroughput.require(neededBy: "the dispatcher", on: state)
+            try RequiredMigration.claimIndexes.require(neededBy: "the dispatcher", on: state)
         }
         try RequiredMigration.webhooks.require(neededBy: role == .dispatcher ? "the dispatcher" : "the batch committer",
                                                on: state)

@@ -21,14 +21,11 @@ public struct DeliveryQueue: Sendable {
     /// - Parameters:
     ///   - logs: the logs its deliveries may keep current (`Router.reports`).
     ///   - claimLimit: the most rows one claim takes.
-    ///   - maxClaimedPerEndpoint: the most rows of one `endpoint` under a live claim at once,
-    ///     across every dispatcher sharing the table.
     ///   - lease: how long a claim holds a row before another dispatcher may take it over;
     ///     longer than a try can last.
-    public init(logs: Set<DeliveryLog>, claimLimit: Int, maxClaimedPerEndpoint: Int = 16, lease: Duration,
-                logger: Logger) {
+    public init(logs: Set<DeliveryLog>, claimLimit: Int, lease: Duration, logger: Logger) {
         let logs = logs.sorted { $0.key < $1.key }
-        claimStatement = Self.claimStatement(limit: claimLimit, maxClaimedPerEndpoint: maxClaimedPerEndpoint, logs: logs)
+        claimStatement = Self.claimStatement(limit: claimLimit, logs: logs)
         recordStatement = Self.recordStatement(logs: logs)
         self.lease = lease
         self.logger = logger
@@ -42,13 +39,15 @@ public struct DeliveryQueue: Sendable {
     }
 
     /// Claims up to the claim limit of due rows, counting the try each is claimed for.
-    /// `endpoints` are those whose rows it may take, as `endpointsWithWork` found them
-    /// (nil: find them now); rows without an endpoint are always looked at.
-    public func claim(on db: PostgresConnection, endpoints: [String]? = nil) throws(PostgresError) -> [ClaimedDelivery] {
-        let listed: [String]
-        if let endpoints { listed = endpoints } else { listed = try endpointsWithWork(on: db) }
+    /// `shares` says how many rows of each endpoint it may take (endpoints not named give
+    /// none) and from where (`OpenDeliveries`); rows without an endpoint are always looked
+    /// at, from `unroutedFloor` on.
+    public func claim(on db: PostgresConnection, shares: [EndpointShare],
+                      unroutedFloor: String?) throws(PostgresError) -> [ClaimedDelivery] {
         let rows = try db.query(prepared: "changerelay_claim", claimStatement,
-                                ["\(lease.components.seconds) seconds", postgresArrayLiteral(listed)]).rows
+                                ["\(lease.components.seconds) seconds", postgresArrayLiteral(shares.map(\.endpoint)),
+                                 postgresArrayLiteral(shares.map { String($0.rows) }),
+                                 postgresArrayLiteral(shares.map(\.floor)), unroutedFloor]).rows
         return rows.compactMap { row in
             guard let decoded = ClaimedDelivery.decode(claimedRow: row) else { return nil }
             if let error = decoded.unreadablePolicy {
@@ -59,31 +58,48 @@ public struct DeliveryQueue: Sendable {
         }
     }
 
-    /// The endpoints with unfinished rows: one index probe each, skipping through
-    /// `deliveries_endpoint_due`. Each probe also walks the index entries that finished rows
-    /// leave until a vacuum removes them, which made this half of a claim's cost; a
-    /// dispatcher reads it again only now and then (`EndpointCache.maxAge`) and on a
-    /// notification, since endpoints (webhook configs) come and go far more slowly than rows.
-    public func endpointsWithWork(on db: PostgresConnection) throws(PostgresError) -> [String] {
+    /// The endpoints with unfinished rows and where each one's rows start: one index probe
+    /// each, skipping through `deliveries_endpoint_open`. Each probe also walks the index
+    /// entries that finished rows leave until a vacuum removes them, which made half of a
+    /// claim's cost when every claim did it; a dispatcher reads this again only now and then
+    /// (`EndpointCache.maxAge`) and on a notification, and its claims start their scans at
+    /// the floors found here, past those entries.
+    public func openDeliveries(on db: PostgresConnection) throws(PostgresError) -> OpenDeliveries {
         // Planned every time, like `nextDue`: a plan kept from when the table was small scans
         // it whole once it is not, and this runs a few times a second at most.
-        try db.query(Self.endpointsStatement, []).rows.compactMap { $0[0] }
+        var open = OpenDeliveries(endpoints: [], unroutedFloor: nil)
+        for row in try db.query(Self.openStatement, []).rows {
+            guard let floor = row[1] else { continue }
+            if let endpoint = row[0] {
+                open.endpoints.append(OpenEndpoint(endpoint: endpoint, floor: floor))
+            } else {
+                open.unroutedFloor = floor
+            }
+        }
+        return open
     }
 
-    /// `endpoints`: every endpoint with unfinished rows, one probe of `deliveries_endpoint_due`
-    /// each, then a NULL row that ends the recursion.
+    /// `endpoints`: every endpoint with unfinished rows and the earliest `next_attempt_at`
+    /// among them, one probe of `deliveries_endpoint_open` each.
     static let endpointsCTE = """
         WITH RECURSIVE endpoints AS (
-            (SELECT endpoint FROM changerelay.deliveries
-             WHERE status IN ('pending', 'failed', 'sending') AND endpoint IS NOT NULL ORDER BY endpoint LIMIT 1)
+            (SELECT endpoint, next_attempt_at FROM changerelay.deliveries
+             WHERE completed_at IS NULL AND endpoint IS NOT NULL ORDER BY endpoint, next_attempt_at LIMIT 1)
             UNION ALL
-            SELECT (SELECT d.endpoint FROM changerelay.deliveries d
-                    WHERE d.status IN ('pending', 'failed', 'sending') AND d.endpoint > e.endpoint
-                    ORDER BY d.endpoint LIMIT 1)
-            FROM endpoints e WHERE e.endpoint IS NOT NULL)
+            SELECT n.endpoint, n.next_attempt_at FROM endpoints e CROSS JOIN LATERAL (
+                SELECT d.endpoint, d.next_attempt_at FROM changerelay.deliveries d
+                WHERE d.completed_at IS NULL AND d.endpoint IS NOT NULL AND d.endpoint > e.endpoint
+                ORDER BY d.endpoint, d.next_attempt_at LIMIT 1) n)
         """
 
-    static let endpointsStatement = endpointsCTE + "\nSELECT endpoint FROM endpoints WHERE endpoint IS NOT NULL"
+    /// The endpoints' rows, then one row without an endpoint: the floor of the rows without one.
+    static let openStatement = endpointsCTE + """
+
+        SELECT endpoint, next_attempt_at::text FROM endpoints
+        UNION ALL
+        SELECT NULL, (SELECT next_attempt_at FROM changerelay.deliveries
+                      WHERE endpoint IS NULL AND completed_at IS NULL ORDER BY next_attempt_at LIMIT 1)::text
+        """
 
     /// How long until the next pending or failed row falls due (`next_attempt_at`); nil when
     /// none is waiting for a time. Rows that wait for something else (a paused endpoint, an
@@ -100,12 +116,13 @@ public struct DeliveryQueue: Sendable {
         ,
         due AS (
             SELECT (SELECT d.next_attempt_at FROM changerelay.deliveries d
-                    WHERE d.endpoint = e.endpoint AND d.status IN ('pending', 'failed') AND d.next_attempt_at > now()
+                    WHERE d.endpoint = e.endpoint AND d.completed_at IS NULL AND d.status <> 'sending'
+                          AND d.next_attempt_at > now()
                     ORDER BY d.next_attempt_at LIMIT 1) AS at
-            FROM endpoints e WHERE e.endpoint IS NOT NULL
+            FROM endpoints e
             UNION ALL
             (SELECT next_attempt_at FROM changerelay.deliveries
-             WHERE endpoint IS NULL AND status IN ('pending', 'failed') AND next_attempt_at > now()
+             WHERE endpoint IS NULL AND completed_at IS NULL AND status <> 'sending' AND next_attempt_at > now()
              ORDER BY next_attempt_at LIMIT 1))
         SELECT extract(epoch FROM min(at) - now()) * 1000 AS ms FROM due
         """
@@ -144,16 +161,19 @@ public struct DeliveryQueue: Sendable {
     /// write (none of `logs` has its key) are left to one that can: sending them here
     /// would lose their log rows.
     ///
-    /// The cost of a claim follows what it takes, not how many rows are due, so that a
-    /// backlog of any size drains at the same rate:
-    /// - rows with an endpoint are read endpoint by endpoint (`$2`, from `endpointsWithWork`):
-    ///   an endpoint that is paused (`DeliveryLog.endpointCondition`) or has no share left
-    ///   (`maxClaimedPerEndpoint` less its rows under a live lease) is not read at all, and
-    ///   each other endpoint gives at most its share, in due order;
-    /// - rows without one come from `deliveries_unrouted_due` in due order, never walking
-    ///   past rows of a saturated endpoint.
-    static func claimStatement(limit: Int, maxClaimedPerEndpoint: Int, logs: [DeliveryLog]) -> String {
-        let unfinished = "status IN ('pending', 'failed', 'sending')"
+    /// The cost of a claim follows what it takes, not how many rows are due or have been
+    /// finished since the last vacuum, so that a backlog of any size drains at the same rate:
+    /// - rows with an endpoint are read endpoint by endpoint (`$2`, with each one's share in
+    ///   `$3`): an endpoint that is paused (`DeliveryLog.endpointCondition`) or has no share
+    ///   left is not read at all, and each other endpoint gives at most its share, in due order;
+    /// - rows without one come from `deliveries_unrouted_open` in due order, never walking
+    ///   past rows of a saturated endpoint;
+    /// - each scan starts at its floor (`$4`, `$5`: `OpenDeliveries`), not at the start of
+    ///   the index, whose first entries are those finished rows leave behind.
+    ///
+    /// The update changes no indexed column (017), so each row's claimed version stays on
+    /// its page (a HOT update) instead of costing an entry in every index.
+    static func claimStatement(limit: Int, logs: [DeliveryLog]) -> String {
         let reportable = logs.isEmpty ? "d.report IS NULL"
             : "(d.report IS NULL OR d.report ?| ARRAY[" + logs.map { quoteLiteral($0.key) }.joined(separator: ", ") + "])"
         let paused = logs.compactMap { log in
@@ -162,34 +182,29 @@ public struct DeliveryQueue: Sendable {
             }
         }.joined()
         let claimable = """
-            d.\(unfinished) AND d.next_attempt_at <= now()
+            d.completed_at IS NULL AND d.next_attempt_at <= now()
                       AND (d.status <> 'sending' OR d.locked_until < now())
                       AND \(reportable)
                       AND (d.ordering_key IS NULL OR NOT EXISTS (
                           SELECT FROM changerelay.deliveries o
-                          WHERE o.ordering_key = d.ordering_key AND o.id < d.id AND o.\(unfinished)))
+                          WHERE o.ordering_key = d.ordering_key AND o.id < d.id AND o.completed_at IS NULL))
             """
         return """
-            WITH endpoints AS (SELECT unnest($2::text[]) AS endpoint),
-            shares AS (
-                SELECT e.endpoint, \(maxClaimedPerEndpoint) - (
-                    SELECT count(*) FROM changerelay.deliveries b
-                    WHERE b.endpoint = e.endpoint AND b.status = 'sending' AND b.locked_until >= now()) AS share
-                FROM endpoints e
-                WHERE e.endpoint IS NOT NULL\(paused)),
+            WITH shares AS (
+                SELECT e.endpoint, e.share, e.floor FROM unnest($2::text[], $3::int[], $4::timestamptz[]) AS e(endpoint, share, floor)
+                WHERE e.endpoint IS NOT NULL AND e.share > 0\(paused)),
             routed AS (
                 SELECT c.* FROM shares s CROSS JOIN LATERAL (
                     SELECT d.id, d.status AS previous_status, d.next_attempt_at
                     FROM changerelay.deliveries d
-                    WHERE d.endpoint = s.endpoint AND \(claimable)
+                    WHERE d.endpoint = s.endpoint AND d.next_attempt_at >= s.floor AND \(claimable)
                     ORDER BY d.next_attempt_at, d.id
                     LIMIT least(s.share, \(limit))
-                    FOR UPDATE OF d SKIP LOCKED) c
-                WHERE s.share > 0),
+                    FOR UPDATE OF d SKIP LOCKED) c),
             unrouted AS (
                 SELECT d.id, d.status AS previous_status, d.next_attempt_at
                 FROM changerelay.deliveries d
-                WHERE d.endpoint IS NULL AND \(claimable)
+                WHERE d.endpoint IS NULL AND d.next_attempt_at >= coalesce($5::timestamptz, '-infinity') AND \(claimable)
                 ORDER BY d.next_attempt_at, d.id
                 LIMIT \(limit)
                 FOR UPDATE OF d SKIP LOCKED),
@@ -223,6 +238,47 @@ public struct DeliveryQueue: Sendable {
             INSERT INTO changerelay.delivery_attempts (delivery_id, attempt, started_at, http_status, error, response_body)
             SELECT id, attempt, to_timestamp(started), http_status, error, body FROM updated
             """
+    }
+}
+
+/// Where a claim's scans start (`DeliveryQueue.openDeliveries`): every row unfinished when
+/// this was read is due no earlier than its floor, and a row that is not (one committed
+/// since by a transaction that began earlier, or planned with a past due time) waits for
+/// the next read, a fraction of a second.
+public struct OpenDeliveries: Sendable, Equatable {
+    public var endpoints: [OpenEndpoint]
+    /// The earliest `next_attempt_at` of the unfinished rows without an endpoint; nil when
+    /// there were none, and the claim then reads those from the start.
+    public var unroutedFloor: String?
+
+    public init(endpoints: [OpenEndpoint], unroutedFloor: String?) {
+        self.endpoints = endpoints
+        self.unroutedFloor = unroutedFloor
+    }
+}
+
+/// An endpoint with unfinished rows, and the earliest `next_attempt_at` among them as
+/// the database wrote it.
+public struct OpenEndpoint: Sendable, Equatable {
+    public var endpoint: String
+    public var floor: String
+
+    public init(endpoint: String, floor: String) {
+        self.endpoint = endpoint
+        self.floor = floor
+    }
+}
+
+/// How many rows of one endpoint a claim may take, and from where.
+public struct EndpointShare: Sendable, Equatable {
+    public var endpoint: String
+    public var floor: String
+    public var rows: Int
+
+    public init(_ open: OpenEndpoint, rows: Int) {
+        endpoint = open.endpoint
+        floor = open.floor
+        self.rows = rows
     }
 }
 

@@ -18,13 +18,13 @@ public enum DeliveryRetention {
             """, age: String(days), on: db)
     }
 
-    /// Dead deliveries last updated more than `seconds` seconds ago (`deliveries purge --dead`).
+    /// Deliveries dead for more than `seconds` seconds (`deliveries purge --dead`).
     public static func purgeDead(olderThanSeconds seconds: Int64, on db: PostgresConnection) throws(PostgresError) -> Int64 {
         try deleteInBatches(name: "changerelay_purge_dead", """
             DELETE FROM changerelay.deliveries WHERE id = ANY (ARRAY(
                 SELECT id FROM changerelay.deliveries
-                WHERE status = 'dead' AND updated_at < now() - make_interval(secs => $1::float8)
-                ORDER BY updated_at LIMIT $2))
+                WHERE status = 'dead' AND completed_at < now() - make_interval(secs => $1::float8)
+                ORDER BY completed_at LIMIT $2))
             """, age: String(seconds), on: db)
     }
 

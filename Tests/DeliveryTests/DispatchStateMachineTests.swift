@@ -105,6 +105,31 @@ import TestSupport
         #expect(machine.woken([Self.answered(hanging[0])], at: Self.start).step == .send([2]))
     }
 
+    /// A claim may take twice an endpoint's in-flight limit less what this dispatcher holds
+    /// of it: queued, in flight, or finished and not yet recorded. An endpoint with nothing
+    /// left to take is not named at all, and a limit above the concurrency is the concurrency.
+    @Test func aClaimsShareOfAnEndpointIsTwiceItsLimitLessWhatIsHeld() {
+        var machine = DispatchStateMachine(concurrency: 4, maxInFlightPerEndpoint: 2, pollInterval: .seconds(1),
+                                           drain: .seconds(10), start: Self.start)
+        #expect(machine.woken(at: Self.start).step == .connect)
+        #expect(machine.connected().step == .claim)
+        let endpoints = (1...3).map { OpenEndpoint(endpoint: "webhook:\($0)", floor: "2026-12-03 07:00:0\($0)+00") }
+        #expect(machine.claimShares(for: endpoints) == endpoints.map { EndpointShare($0, rows: 4) })
+        let first = (1...4).map { Self.delivery($0, endpoint: "webhook:1") }
+        // Two in flight and two queued: webhook:1 has no share left.
+        #expect(machine.claimed(first + [Self.delivery(5, endpoint: "webhook:2")]).step == .send([1, 2, 5]))
+        #expect(machine.claimShares(for: endpoints) == [EndpointShare(endpoints[1], rows: 3), EndpointShare(endpoints[2], rows: 4)])
+        // Finished but not recorded still holds its row; recorded, it frees it.
+        #expect(machine.woken([Self.answered(first[0])], at: Self.start).step == .send([3]))
+        #expect(machine.claimShares(for: [endpoints[0]]).isEmpty)
+        #expect(machine.woken(at: Self.start).step == .record([1]))
+        #expect(machine.recorded().step == .claim)
+        #expect(machine.claimShares(for: [endpoints[0]]) == [EndpointShare(endpoints[0], rows: 1)])
+
+        let unlimited = DispatchStateMachine(concurrency: 3, pollInterval: .seconds(1), drain: .seconds(10), start: Self.start)
+        #expect(unlimited.claimShares(for: [endpoints[0]]) == [EndpointShare(endpoints[0], rows: 3)])
+    }
+
     /// With a free slot and nothing due, the wait ends when the next row falls due (a retry
     /// 300 ms away is tried 300 ms later, not a poll later); the poll interval only bounds
     /// it, and the due times other dispatchers set are looked up at most once an interval.

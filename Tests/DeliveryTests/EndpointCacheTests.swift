@@ -9,7 +9,7 @@ import Testing
         var answer = ["webhook:1"]
     }
 
-    private static func current(_ cache: inout EndpointCache, _ reads: Reads, at now: ContinuousClock.Instant) throws -> [String] {
+    private static func current(_ cache: inout EndpointCache<[String]>, _ reads: Reads, at now: ContinuousClock.Instant) throws -> [String] {
         try cache.current(at: now) { () throws(PostgresError) in
             reads.count += 1
             return reads.answer
@@ -17,19 +17,19 @@ import Testing
     }
 
     @Test func aYoungListIsUsedAgainAndAnOldOneReadAgain() throws {
-        var cache = EndpointCache()
+        var cache = EndpointCache<[String]>()
         let reads = Reads()
         let start = ContinuousClock.now
         #expect(try Self.current(&cache, reads, at: start) == ["webhook:1"])
         reads.answer = ["webhook:1", "webhook:2"]
-        #expect(try Self.current(&cache, reads, at: start + EndpointCache.maxAge - .milliseconds(1)) == ["webhook:1"])
+        #expect(try Self.current(&cache, reads, at: start + EndpointCache<[String]>.maxAge - .milliseconds(1)) == ["webhook:1"])
         #expect(reads.count == 1)
-        #expect(try Self.current(&cache, reads, at: start + EndpointCache.maxAge) == ["webhook:1", "webhook:2"])
+        #expect(try Self.current(&cache, reads, at: start + EndpointCache<[String]>.maxAge) == ["webhook:1", "webhook:2"])
         #expect(reads.count == 2)
     }
 
     @Test func forgettingMakesTheNextClaimReadAgain() throws {
-        var cache = EndpointCache()
+        var cache = EndpointCache<[String]>()
         let reads = Reads()
         let start = ContinuousClock.now
         _ = try Self.current(&cache, reads, at: start)
@@ -40,7 +40,7 @@ import Testing
     }
 
     @Test func aFailedReadKeepsNothing() throws {
-        var cache = EndpointCache()
+        var cache = EndpointCache<[String]>()
         let start = ContinuousClock.now
         #expect(throws: PostgresError.self) {
             try cache.current(at: start) { () throws(PostgresError) in

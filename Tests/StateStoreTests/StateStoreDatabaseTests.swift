@@ -111,7 +111,7 @@ import Testing
         ])
 
         // Only the deliveries whose logs this dispatcher writes are claimed.
-        let claimed = try queue.claim(on: listener)
+        let claimed = try queue.claim(on: listener, shares: [], unroutedFloor: nil)
         #expect(claimed.map(\.url) == ["http://127.0.0.1:9/0", "http://127.0.0.1:9/1"])
         #expect(claimed.allSatisfy { $0.attempt == 1 && $0.requeuedAtAttempt == 0 && $0.previousStatus == .pending })
         #expect(claimed.map { $0.headers.map(\.1) } == [["0"], ["1"]])
@@ -153,11 +153,88 @@ import Testing
         #expect(try DeliveryRequeue.requeue(.ids([claimed[0].id]), logs: BuiltInHandlers.deliveryLogs, on: db) == 0)
 
         // Claimed again as attempt 2, then put back unsent as it was.
-        let again = try queue.claim(on: listener)
+        let again = try queue.claim(on: listener, shares: [], unroutedFloor: nil)
         #expect(again.map(\.id) == [claimed[1].id])
         #expect(again.first?.attempt == 2 && again.first?.requeuedAtAttempt == 1 && again.first?.policyAttempt == 1)
         try queue.release(again, on: listener)
         #expect(try db.query("SELECT status, attempt FROM changerelay.deliveries WHERE id = $1", [String(claimed[1].id)]).rows
                     == [["pending", "1"]])
+    }
+
+    /// A claim changes no indexed column (017): each row's claimed version stays on its page
+    /// and no index gets an entry, which halved what a claim wrote. Each endpoint gives at
+    /// most the share it is asked for, in due order, and an endpoint not named gives none.
+    @Test func aClaimRewritesRowsInPlaceAndTakesEachEndpointsShare() throws {
+        let cluster = try Self.startCluster()
+        defer { try? cluster.stop() }
+        let db = try cluster.connect()
+        try db.execute("""
+            INSERT INTO changerelay.deliveries (idempotency_key, handler, source_lsn, target_url, body, retry_policy, endpoint)
+            SELECT 'k' || g, 'test', '0/300', 'http://127.0.0.1:9/', '{}', '{"kind":"fixed","delay_ms":1000,"max_attempts":1}',
+                   CASE WHEN g % 3 = 0 THEN NULL ELSE 'webhook:' || (g % 3) END
+            FROM generate_series(1, 60) g
+            """)
+        let queue = DeliveryQueue(logs: [], claimLimit: 64, lease: .seconds(45), logger: Logger(label: "test"))
+        let open = try queue.openDeliveries(on: db)
+        #expect(open.endpoints.map(\.endpoint) == ["webhook:1", "webhook:2"])
+        try db.execute("BEGIN")
+        let claimed = try queue.claim(on: db, shares: [EndpointShare(open.endpoints[0], rows: 5)], unroutedFloor: open.unroutedFloor)
+        let written = try db.query("""
+            SELECT pg_stat_get_xact_tuples_updated('changerelay.deliveries'::regclass) AS updated,
+                   pg_stat_get_xact_tuples_hot_updated('changerelay.deliveries'::regclass) AS hot
+            """, [])
+        try db.execute("COMMIT")
+        #expect(claimed.filter { $0.endpoint == "webhook:1" }.count == 5)
+        #expect(claimed.filter { $0.endpoint == nil }.count == 20)
+        #expect(!claimed.contains { $0.endpoint == "webhook:2" })
+        #expect(written.value("updated") == "25")
+        #expect(written.value("hot") == "25")
+        #expect(try db.execute("""
+            SELECT count(*) FROM changerelay.deliveries WHERE status = 'sending' AND completed_at IS NULL
+            """).rows == [["25"]])
+    }
+
+    /// A claim's scans start at the floors read with the endpoints: the earliest due time of
+    /// each one's unfinished rows, in flight included, so rows finished since the last vacuum
+    /// are not walked. A row due before its floor (committed since by a transaction that began
+    /// earlier) waits for the next reading, and is found by it.
+    @Test func aClaimStartsAtTheFloorsAndTheNextReadingFindsARowBelowThem() throws {
+        let cluster = try Self.startCluster()
+        defer { try? cluster.stop() }
+        let db = try cluster.connect()
+        func insert(_ key: String, endpoint: String?, dueMinutesAgo minutes: Int) throws {
+            try db.query("""
+                INSERT INTO changerelay.deliveries (idempotency_key, handler, source_lsn, target_url, body, retry_policy,
+                                                    endpoint, next_attempt_at)
+                VALUES ($1, 'test', '0/300', 'http://127.0.0.1:9/', '{}', '{"kind": "fixed", "delay_ms": 1000, "max_attempts": 1}',
+                        $2, now() - $3::int * interval '1 minute')
+                """, [key, endpoint, String(minutes)])
+        }
+        // Finished rows before the open ones: the floor is past them.
+        try insert("done", endpoint: "webhook:1", dueMinutesAgo: 30)
+        try db.execute("UPDATE changerelay.deliveries SET status = 'succeeded', completed_at = now()")
+        try insert("a", endpoint: "webhook:1", dueMinutesAgo: 10)
+        try insert("b", endpoint: "webhook:1", dueMinutesAgo: 5)
+        try insert("u", endpoint: nil, dueMinutesAgo: 10)
+        let queue = DeliveryQueue(logs: [], claimLimit: 64, lease: .seconds(45), logger: Logger(label: "test"))
+        let open = try queue.openDeliveries(on: db)
+        let floors = try db.query("""
+            SELECT (SELECT next_attempt_at::text FROM changerelay.deliveries WHERE idempotency_key = 'a') AS routed,
+                   (SELECT next_attempt_at::text FROM changerelay.deliveries WHERE idempotency_key = 'u') AS unrouted
+            """, [])
+        #expect(open == OpenDeliveries(endpoints: [OpenEndpoint(endpoint: "webhook:1", floor: floors.value("routed")!)],
+                                       unroutedFloor: floors.value("unrouted")))
+
+        try insert("late", endpoint: "webhook:1", dueMinutesAgo: 20)
+        try insert("late-unrouted", endpoint: nil, dueMinutesAgo: 20)
+        func keys(_ claimed: [ClaimedDelivery]) -> [String] { claimed.map(\.idempotencyKey).sorted() }
+        let first = try queue.claim(on: db, shares: [EndpointShare(open.endpoints[0], rows: 8)], unroutedFloor: open.unroutedFloor)
+        #expect(keys(first) == ["a", "b", "u"])
+        // Rows in flight keep the floor where they are; the next reading finds the late ones.
+        let again = try queue.openDeliveries(on: db)
+        let second = try queue.claim(on: db, shares: [EndpointShare(again.endpoints[0], rows: 8)], unroutedFloor: again.unroutedFloor)
+        #expect(keys(second) == ["late", "late-unrouted"])
+        try queue.release(first + second, on: db)
+        #expect(try queue.openDeliveries(on: db) == again)
     }
 }
