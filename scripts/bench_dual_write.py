@@ -27,7 +27,7 @@ def measure(rows, report=print):
             watch=[service])
         began = time.monotonic()
         for first in range(1, rows + 1, PER_TRANSACTION):
-            cluster.psql(rows_SQL % (first, min(rows, first + PER_TRANSACTION - 1)))
+            cluster.psql(ROWS_SQL % (first, min(rows, first + PER_TRANSACTION - 1)))
         writing = time.monotonic() - began
         wait_until("every row applied", lambda: count(cluster, "SELECT count(*) FROM idempotency_log") == rows,
                    watch=[service])

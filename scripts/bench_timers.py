@@ -29,7 +29,7 @@ def measure(retries, report=print):
                             CHANGERELAY_CONVERSATION_CHECKS_RETRY_DELAY_MS="300",
                             CHANGERELAY_CONVERSATION_CHECKS_MAX_ATTEMPTS="3",
                             CHANGERELAY_MESSAGE_BUFFER_DURATION_MS="1000", CHANGERELAY_AUTOMATIONS_ENABLED="false",
-                            CHANGERELAY_WEBHOOKS_ENABLED="false", CHANGERELAY_DELIVERY_CONCURRENCY="64")
+                            CHANGERELAY_WEBHOOKS_ENABLED="false")
     del env["CHANGERELAY_SOURCE_STATUS_INTERVAL_MS"]
     service = None
     try:

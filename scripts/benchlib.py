@@ -40,9 +40,11 @@ def relay_environment(cluster, **settings):
     """`changerelay` on `cluster` (source and state) with the benchmarks' common settings and
     `settings` (CHANGERELAY_* names) on top. The admin server binds a free port: a second run
     on the machine (another engineer's benchmark) holding 9187 would stop `run` at start."""
-    return dict(os.environ, CHANGERELAY_SOURCE_DATABASE_URL=cluster.url, CHANGERELAY_LOG_LEVEL="warning",
-                CHANGERELAY_SOURCE_STATUS_INTERVAL_MS="200", CHANGERELAY_DELIVERY_CONCURRENCY="64",
-                CHANGERELAY_ADMIN_LISTEN="127.0.0.1:0", **settings)
+    env = dict(os.environ, CHANGERELAY_SOURCE_DATABASE_URL=cluster.url, CHANGERELAY_LOG_LEVEL="warning",
+               CHANGERELAY_SOURCE_STATUS_INTERVAL_MS="200", CHANGERELAY_DELIVERY_CONCURRENCY="64",
+               CHANGERELAY_ADMIN_LISTEN="127.0.0.1:0")
+    env.update(settings)
+    return env
 
 
 def echo_environment(cluster, receiver_url, tables):
