@@ -4,7 +4,7 @@ the reader, the state database and the receiver on CPU 1. Importable: bench_all.
 measure()."""
 import collections, os, subprocess, sys, time
 sys.path.insert(0, os.path.dirname(__file__))
-from benchlib import (Cluster, RELAY, echo_environment, pinned, receiver_latency, recvlogical_options, start_receiver,
+from benchlib import (Cluster, LIVE_CHILDREN, RELAY, echo_environment, pinned, receiver_latency, recvlogical_options, start_receiver,
                       start_relay, stop_receiver, stop_relay, wait_streaming, wait_until)
 from bench_pipeline import pgbench_tps
 
@@ -17,6 +17,7 @@ def recvlogical_phase(source, slot, seconds):
     drain = subprocess.Popen(pinned(["pg_recvlogical", "-d", source.url, "--slot", slot, "--start", "-f", "/dev/null"]
                                     + recvlogical_options("pgoutput", "changerelay_pub"), SERVICE_CPU),
                              stderr=subprocess.PIPE)
+    LIVE_CHILDREN.append(drain)
     wait_streaming(source, slot, watch=[drain])
     tps = pgbench_tps(source, seconds, cpu=SOURCE_CPU)
     if drain.poll() is not None:

@@ -1,6 +1,6 @@
 """Shared pieces of the benchmark drivers: a private Postgres cluster and timed children.
 Standard library only; the cluster runs as the postgres user when started as root."""
-import os, re, shutil, signal, socket, subprocess, sys, tempfile, time
+import atexit, os, re, shutil, signal, socket, subprocess, sys, tempfile, time
 
 BIN = max((p for p in ["/usr/lib/postgresql/%s/bin" % v for v in os.listdir("/usr/lib/postgresql")]
            if os.path.exists(p + "/initdb")), key=lambda p: int(p.split("/")[-2]))
@@ -14,6 +14,7 @@ RECEIVER = os.path.abspath(".build/release/BenchReceiver")
 def start_receiver(cpu=None, env=None):
     """The fast loopback receiver (release BenchReceiver) and the URL it printed."""
     receiver = subprocess.Popen(pinned([RECEIVER], cpu), stdout=subprocess.PIPE, text=True, env=env)
+    LIVE_CHILDREN.append(receiver)
     url = receiver.stdout.readline().strip()
     if not url.startswith("http"):
         sys.exit("BenchReceiver did not print its URL (exit %s); build it: swift build -c release --product BenchReceiver"
@@ -72,6 +73,21 @@ def check_pinned(pid, cpu, what):
         sys.exit("%s (pid %d) runs on CPUs %s, not on CPU %d only" % (what, pid, sorted(allowed), cpu))
 
 
+# What a driver started and has not stopped yet: a driver that exits early (sys.exit on a failed
+# check, an exception) leaves no server, service or receiver running behind it.
+LIVE_CHILDREN, LIVE_CLUSTERS = [], []
+
+
+@atexit.register
+def _clean_up():
+    for child in LIVE_CHILDREN:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    for cluster in list(LIVE_CLUSTERS):
+        cluster.stop()
+
+
 # Peak RSS (MiB, VmHWM) of every `changerelay run` stopped through stop_relay, with its label,
 # in the order they stopped: bench-all reports the largest over all its drivers.
 PEAK_RSS = []
@@ -92,6 +108,7 @@ def start_relay(args, env, cpu=None):
     log = tempfile.TemporaryFile()
     proc = subprocess.Popen(pinned([RELAY] + args, cpu), env=env, stdout=subprocess.DEVNULL, stderr=log)
     proc.log = log
+    LIVE_CHILDREN.append(proc)
     return proc
 
 
@@ -173,6 +190,7 @@ class Cluster:
         subprocess.run(pinned(AS_PG + [BIN + "/pg_ctl", "-D", self.data, "-o", opts, "-l", self.root + "/log", "-w",
                                        "start"], cpu), check=True, stdout=subprocess.DEVNULL)
         self.url = "postgresql://postgres@127.0.0.1:%d/postgres" % self.port
+        LIVE_CLUSTERS.append(self)
         if cpu is not None:
             with open(self.data + "/postmaster.pid") as f:
                 check_pinned(int(f.readline()), cpu, "the postmaster of " + self.data)
@@ -190,6 +208,8 @@ class Cluster:
         return Session(self.url)
 
     def stop(self):
+        if self in LIVE_CLUSTERS:
+            LIVE_CLUSTERS.remove(self)
         subprocess.run(AS_PG + [BIN + "/pg_ctl", "-D", self.data, "-m", "immediate", "stop"], stdout=subprocess.DEVNULL)
         shutil.rmtree(self.root, ignore_errors=True)
 
