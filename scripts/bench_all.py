@@ -22,7 +22,7 @@ HANDLER_TRANSACTIONS = scaled(100_000, bench_handlers.CLIENTS, 1000)
 DUE = scaled(150_000, 1, 1000)
 ECHO_DELIVERIES = 2 * HANDLER_TRANSACTIONS  # the handlers' change count
 DUAL_WRITE_ROWS = scaled(100_000, bench_dual_write.PER_TRANSACTION, 1000)
-RETRIES = scaled(5000, bench_timers.CHECKS_PER_TICK, 200)
+RETRIES = scaled(5000, bench_timers.CHECKS_PER_TICK, 1000)
 LATENCY_SECONDS = max(10, int(round(20 * SCALE)))
 WRITE_PATH_SECONDS = max(5, int(round(30 * SCALE)))
 if BACKLOG < DUE + ECHO_DELIVERIES:

@@ -51,13 +51,15 @@ CONVERSATION_ROWS = ("INSERT INTO user_conversations (clerk_id, agent_id, eleven
 def plan(cluster, env, slot, endpos, label):
     """`run --only planner` on `slot` until its checkpoint reaches `endpos`; returns seconds."""
     env = dict(env, CHANGERELAY_SOURCE_SLOT=slot)
+    session = cluster.session()  # one backend for the polls, not one psql and backend each
     began = time.monotonic()
     planner = start_relay(["run", "--only", "planner"], env)
-    wait_until("the checkpoint of " + slot, lambda: cluster.psql(
+    wait_until("the checkpoint of " + slot, lambda: session.value(
         "SELECT coalesce((SELECT lsn >= '%s' FROM changerelay.checkpoints WHERE slot_name = '%s'), false)"
         % (endpos, slot)) == "t", watch=[planner])
     planning = time.monotonic() - began
     stop_relay(planner, label)
+    session.close()
     return planning
 
 
