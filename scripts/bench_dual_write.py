@@ -2,7 +2,7 @@
 `changerelay run`, against a one-shot SQL copy of the same rows, and drift-check time."""
 import json, os, signal, subprocess, sys, time
 sys.path.insert(0, os.path.dirname(__file__))
-from benchlib import Cluster, RELAY, relay_environment, start_relay, stop_relay, wait_until
+from benchlib import Cluster, RELAY, relay_environment, rss_summary, start_relay, stop_relay, wait_until
 from habit_rows import ONE_SHOT, ROWS_SQL
 
 PER_TRANSACTION = 1000
@@ -69,3 +69,4 @@ def measure(rows, report=print):
 
 if __name__ == "__main__":
     measure(int(sys.argv[1]) if len(sys.argv) > 1 else 100_000)
+    print(rss_summary())

@@ -3,7 +3,8 @@ end to end through `changerelay run` to a fast loopback receiver, and the worklo
 insert TPS with and without the service."""
 import os, signal, subprocess, sys, time
 sys.path.insert(0, os.path.dirname(__file__))
-from benchlib import Cluster, RELAY, relay_environment, start_receiver, start_relay, stop_receiver, stop_relay, wait_until
+from benchlib import (Cluster, RELAY, relay_environment, rss_summary, start_receiver, start_relay, stop_receiver,
+                      stop_relay, wait_until)
 
 USERS, WORKFLOWS_PER_USER, STATUSES = 1000, 10, 5
 CLIENTS = 4
@@ -100,3 +101,4 @@ def measure(transactions, report=print):
 
 if __name__ == "__main__":
     measure(int(sys.argv[1]) if len(sys.argv) > 1 else 100_000)
+    print(rss_summary())

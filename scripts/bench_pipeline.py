@@ -2,9 +2,9 @@
 Importable: bench_all.py calls the phases one by one and reads the figures they return."""
 import os, subprocess, sys, time
 sys.path.insert(0, os.path.dirname(__file__))
-from benchlib import (Cluster, RELAY, echo_environment, pinned, receiver_latency, relay_environment, start_receiver,
-                      start_relay, stop_receiver, stop_relay, timed_drain, recvlogical_options, wait_streaming,
-                      wait_until)
+from benchlib import (Cluster, RELAY, echo_environment, pinned, receiver_latency, recvlogical_options,
+                      relay_environment, rss_summary, start_receiver, start_relay, stop_receiver, stop_relay,
+                      timed_drain, wait_streaming, wait_until)
 from habit_rows import ROWS_SQL
 
 TRANSACTION = 10_000  # backlog rows per transaction
@@ -329,3 +329,4 @@ def main(rows, dispatched):
 
 if __name__ == "__main__":
     main(int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000, int(sys.argv[2]) if len(sys.argv) > 2 else 100_000)
+    print(rss_summary())

@@ -1,7 +1,8 @@
 """Timer lateness benchmark (see bench-timers.sh)."""
 import os, signal, subprocess, sys, tempfile, time
 sys.path.insert(0, os.path.dirname(__file__))
-from benchlib import Cluster, RELAY, relay_environment, start_receiver, start_relay, stop_receiver, stop_relay, wait_until
+from benchlib import (Cluster, RELAY, relay_environment, rss_summary, start_receiver, start_relay, stop_receiver,
+                      stop_relay, wait_until)
 
 CHECKS_PER_TICK = 10
 MESSAGES_PER_TICK = 2
@@ -98,3 +99,4 @@ def measure(retries, report=print):
 
 if __name__ == "__main__":
     measure(int(sys.argv[1]) if len(sys.argv) > 1 else 5000)
+    print(rss_summary())

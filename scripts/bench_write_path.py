@@ -4,11 +4,18 @@ the reader, the state database and the receiver on CPU 1. Importable: bench_all.
 measure()."""
 import collections, os, subprocess, sys, time
 sys.path.insert(0, os.path.dirname(__file__))
-from benchlib import (Cluster, LIVE_CHILDREN, RELAY, echo_environment, pinned, receiver_latency, recvlogical_options, start_receiver,
-                      start_relay, stop_receiver, stop_relay, wait_streaming, wait_until)
+from benchlib import (Cluster, LIVE_CHILDREN, RELAY, echo_environment, pinned, receiver_latency, recvlogical_options,
+                      rss_summary, start_receiver, start_relay, stop_receiver, stop_relay, wait_streaming, wait_until)
 from bench_pipeline import pgbench_tps
 
 SOURCE_CPU, SERVICE_CPU = 0, 1
+
+
+def unsent(source, slot):
+    """Bytes of WAL the slot's walsender has not sent yet: a reader that falls behind lets its
+    walsender wait on a full socket, which hands CPU 0 back to pgbench and flatters the reader."""
+    return int(source.psql("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), r.sent_lsn) FROM pg_stat_replication r "
+                           "JOIN pg_replication_slots s ON s.active_pid = r.pid WHERE s.slot_name = '%s'" % slot))
 
 
 def recvlogical_phase(source, slot, seconds):
@@ -20,12 +27,13 @@ def recvlogical_phase(source, slot, seconds):
     LIVE_CHILDREN.append(drain)
     wait_streaming(source, slot, watch=[drain])
     tps = pgbench_tps(source, seconds, cpu=SOURCE_CPU)
+    behind = unsent(source, slot)
     if drain.poll() is not None:
         sys.exit("pg_recvlogical exited during the phase: %s" % drain.stderr.read().decode()[-2000:])
     drain.terminate()
     drain.wait(timeout=60)
     source.psql("SELECT pg_drop_replication_slot('%s')" % slot)
-    return tps
+    return tps, behind, 0.0
 
 
 def relay_phase(source, state, env, slot, seconds, ranges):
@@ -38,6 +46,8 @@ def relay_phase(source, state, env, slot, seconds, ranges):
     service = start_relay(["run"], dict(env, CHANGERELAY_SOURCE_SLOT=slot), SERVICE_CPU)
     wait_streaming(source, slot, watch=[service])
     tps = pgbench_tps(source, seconds, cpu=SOURCE_CPU)
+    written = time.monotonic()
+    behind = unsent(source, slot)
     high = int(source.psql("SELECT max(id) FROM events"))
     ranges.append((low, high))
     expected = sum(h - l for l, h in ranges)
@@ -45,10 +55,11 @@ def relay_phase(source, state, env, slot, seconds, ranges):
     wait_until("the phase's %d deliveries" % (high - low), lambda: session.value(
         "SELECT count(*) FROM changerelay.deliveries WHERE status = 'succeeded'") == str(expected),
         watch=[service], every=0.2)
+    catch_up = time.monotonic() - written
     session.close()
     stop_relay(service, "run (write path)")
     source.psql("SELECT pg_drop_replication_slot('%s')" % slot)
-    return tps
+    return tps, behind, catch_up
 
 
 def exactness(source, state, ranges, received):
@@ -110,14 +121,20 @@ def measure(seconds, rounds=2, report=print):
         for n in range(rounds):
             tps["alone"].append(pgbench_tps(source, seconds, cpu=SOURCE_CPU))
             order = ["recvlogical", "changerelay"] if n % 2 == 0 else ["changerelay", "recvlogical"]
+            lag = {}
             for reader in order:
                 if reader == "recvlogical":
-                    tps[reader].append(recvlogical_phase(source, "recv_%d" % n, seconds))
+                    value, behind, _ = recvlogical_phase(source, "recv_%d" % n, seconds)
                 else:
-                    tps[reader].append(relay_phase(source, state, env, "relay_%d" % n, seconds, ranges))
+                    value, behind, catch_up = relay_phase(source, state, env, "relay_%d" % n, seconds, ranges)
+                tps[reader].append(value)
+                lag[reader] = behind
             report("round %d (%s first): no reader %.0f TPS, pg_recvlogical %.0f TPS, changerelay run %.0f TPS "
-                   "(ratio %.3f)" % (n + 1, order[0], tps["alone"][-1], tps["recvlogical"][-1], tps["changerelay"][-1],
-                                     tps["recvlogical"][-1] / tps["changerelay"][-1]))
+                   "(ratio %.3f); WAL unsent by the walsender as pgbench ended: %.0f kB with pg_recvlogical, %.0f kB "
+                   "with changerelay, whose last delivery followed %.1f s later"
+                   % (n + 1, order[0], tps["alone"][-1], tps["recvlogical"][-1], tps["changerelay"][-1],
+                      tps["recvlogical"][-1] / tps["changerelay"][-1], lag["recvlogical"] / 1024,
+                      lag["changerelay"] / 1024, catch_up))
         received = receiver_latency(stop_receiver(receiver))
         check = exactness(source, state, ranges, received)
         report(check)
@@ -139,3 +156,4 @@ def main(seconds, rounds):
 
 if __name__ == "__main__":
     main(int(sys.argv[1]) if len(sys.argv) > 1 else 30, int(sys.argv[2]) if len(sys.argv) > 2 else 2)
+    print(rss_summary())

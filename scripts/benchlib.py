@@ -102,6 +102,14 @@ def peak_rss(pid):
     sys.exit("no VmHWM in /proc/%d/status" % pid)
 
 
+def rss_summary():
+    """One line on the largest VmHWM in PEAK_RSS, for a driver's last line."""
+    if not PEAK_RSS:
+        return "peak RSS of changerelay: no run was stopped"
+    label, rss = max(PEAK_RSS, key=lambda item: item[1])
+    return "peak RSS of changerelay: %.1f MiB (VmHWM of %s; %d processes)" % (rss, label, len(PEAK_RSS))
+
+
 def start_relay(args, env, cpu=None):
     """`changerelay ARGS` in the background, stdout discarded, stderr in a temporary file (a
     pipe nobody reads would stop the service once full) that a failure prints."""
