@@ -3,11 +3,10 @@ end to end through `changerelay run` to a fast loopback receiver, and the worklo
 insert TPS with and without the service."""
 import os, signal, subprocess, sys, time
 sys.path.insert(0, os.path.dirname(__file__))
-from benchlib import Cluster, RELAY, wait_until
+from benchlib import (Cluster, RELAY, relay_environment, rss_summary, start_receiver, start_relay, stop_receiver,
+                      stop_relay, wait_until)
 
-TRANSACTIONS = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
 USERS, WORKFLOWS_PER_USER, STATUSES = 1000, 10, 5
-RECEIVER = os.path.abspath(".build/release/BenchReceiver")
 CLIENTS = 4
 
 
@@ -20,7 +19,7 @@ def reset(cluster):
     cluster.psql("VACUUM ANALYZE")
 
 
-def workload(cluster):
+def workload(cluster, transactions):
     """TRANSACTIONS transactions, each one conversation insert and one job status change
     (s0 → s1, every job once), from CLIENTS clients; returns (TPS, seconds)."""
     script = os.path.join(cluster.root, "workload.sql")
@@ -30,19 +29,20 @@ def workload(cluster):
                 "UPDATE jobs SET status = 's1' WHERE n = (SELECT nextval('bench_job'));\n")
     began = time.monotonic()
     out = subprocess.run(["pgbench", "-n", "-f", script, "-c", str(CLIENTS), "-j", "2",
-                          "-t", str(TRANSACTIONS // CLIENTS), cluster.url], check=True, capture_output=True, text=True).stdout
+                          "-t", str(transactions // CLIENTS), cluster.url], check=True, capture_output=True, text=True).stdout
     return float([line for line in out.splitlines() if line.startswith("tps")][0].split()[2]), time.monotonic() - began
 
 
-def main():
+def measure(transactions, report=print):
+    """Returns {"alone", "with_service" (TPS), "changes_per_s", "calls_per_s", "seconds", "calls"}."""
+    if transactions % CLIENTS:
+        sys.exit("TRANSACTIONS must be a multiple of %d" % CLIENTS)
     cluster = Cluster()
-    receiver = subprocess.Popen([RECEIVER], stdout=subprocess.PIPE, text=True)
-    url = receiver.stdout.readline().strip()
+    receiver, url = start_receiver()
     service = None
     try:
-        env = dict(os.environ, CHANGERELAY_SOURCE_DATABASE_URL=cluster.url, CHANGERELAY_LOG_LEVEL="warning",
-                   CHANGERELAY_SOURCE_STATUS_INTERVAL_MS="200", CHANGERELAY_FUNCTIONS_BASE_URL=url + "/functions/v1",
-                   CHANGERELAY_SERVICE_KEY="bench-key", CHANGERELAY_DELIVERY_CONCURRENCY="64")
+        env = relay_environment(cluster, CHANGERELAY_FUNCTIONS_BASE_URL=url + "/functions/v1",
+                                CHANGERELAY_SERVICE_KEY="bench-key")
         subprocess.run([RELAY, "setup"], env=env, check=True, capture_output=True)
         cluster.psql("SELECT pg_drop_replication_slot('changerelay')")
         # Workflow k of each user fires on status s(k mod 5): two workflows per status change.
@@ -55,38 +55,42 @@ def main():
         cluster.psql("ALTER TABLE jobs ADD COLUMN n int UNIQUE; CREATE SEQUENCE bench_job")
         cluster.psql("""INSERT INTO jobs (user_id, title, status, n)
             SELECT ('00000000-0000-0000-0000-' || lpad((g %% %d + 1)::text, 12, '0'))::uuid, 'job ' || g, 's0', g
-            FROM generate_series(1, %d) g""" % (USERS, TRANSACTIONS))
-        print("PostgreSQL %s, %d cores; %d transactions of one conversation insert and one job status change; "
-              "%d users x %d workflows (each status change fires 2)"
-              % (cluster.version, os.cpu_count(), TRANSACTIONS, USERS, WORKFLOWS_PER_USER))
+            FROM generate_series(1, %d) g""" % (USERS, transactions))
+        report("PostgreSQL %s, %d cores; %d transactions of one conversation insert and one job status change; "
+               "%d users x %d workflows (each status change fires 2)"
+               % (cluster.version, os.cpu_count(), transactions, USERS, WORKFLOWS_PER_USER))
 
         reset(cluster)
-        alone, _ = workload(cluster)
+        alone, _ = workload(cluster, transactions)
 
         reset(cluster)
         subprocess.run([RELAY, "setup"], env=env, check=True, capture_output=True)
-        service = subprocess.Popen([RELAY, "run"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        time.sleep(3)
+        service = start_relay(["run"], env)
+        wait_until("the service to stream", lambda: cluster.psql(
+            "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'changerelay'") == "1", 60,
+            watch=[service])
         began = time.monotonic()
-        with_service, writing = workload(cluster)
-        calls = TRANSACTIONS * 3
-        wait_until("every call", lambda: cluster.psql(
-            "SELECT count(*) FROM changerelay.deliveries WHERE status = 'succeeded'") == str(calls))
+        with_service, writing = workload(cluster, transactions)
+        calls = transactions * 3
+        session = cluster.session()
+        wait_until("every call", lambda: session.value(
+            "SELECT count(*) FROM changerelay.deliveries WHERE status = 'succeeded'") == str(calls), watch=[service])
         elapsed = time.monotonic() - began
+        session.close()
         logs = cluster.psql("SELECT (SELECT count(*) FROM trigger_execution_logs) || ' ' || "
                             "(SELECT count(*) FROM automation_execution_logs WHERE status = 'completed')")
-        service.send_signal(signal.SIGTERM)
-        service.wait(timeout=120)
+        stop_relay(service, "run (seed handlers)")
         service = None
-        receiver.send_signal(signal.SIGTERM)
-        summary = receiver.stdout.read().strip()
-        receiver.wait(timeout=120)
-        print("insert TPS  %.0f without ChangeRelay; %.0f with it running (ratio %.3f, cost %.1f %%)"
-              % (alone, with_service, with_service / alone, 100 * (alone - with_service) / alone))
-        print("end to end  %d changes and %d calls in %.1f s from the first write to the last recorded call "
-              "(writes took %.1f s): %.0f changes/s, %.0f calls/s" % (2 * TRANSACTIONS, calls, elapsed, writing,
-                                                                     2 * TRANSACTIONS / elapsed, calls / elapsed))
-        print("log rows    trigger_execution_logs + completed automation_execution_logs: %s; receiver: %s" % (logs, summary))
+        summary = stop_receiver(receiver)
+        report("insert TPS  %.0f without ChangeRelay; %.0f with it running (ratio %.3f, cost %.1f %%)"
+               % (alone, with_service, with_service / alone, 100 * (alone - with_service) / alone))
+        report("end to end  %d changes and %d calls in %.1f s from the first write to the last recorded call "
+               "(writes took %.1f s): %.0f changes/s, %.0f calls/s" % (2 * transactions, calls, elapsed, writing,
+                                                                      2 * transactions / elapsed, calls / elapsed))
+        report("log rows    trigger_execution_logs + completed automation_execution_logs: %s; receiver: %s"
+               % (logs, summary))
+        return {"alone": alone, "with_service": with_service, "changes_per_s": 2 * transactions / elapsed,
+                "calls_per_s": calls / elapsed, "seconds": elapsed, "calls": calls}
     finally:
         if service is not None:
             service.kill()
@@ -95,4 +99,6 @@ def main():
         cluster.stop()
 
 
-main()
+if __name__ == "__main__":
+    measure(int(sys.argv[1]) if len(sys.argv) > 1 else 100_000)
+    print(rss_summary())

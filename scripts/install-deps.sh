@@ -6,8 +6,9 @@ set -euo pipefail
 # `systemd-analyze verify`, prometheus for promtool (about 22 MB to download, 320 MB installed,
 # most of it a time-zone JavaScript library the package depends on). DashboardTests drive the
 # dashboard in headless chromium (over --remote-debugging-pipe, so no Python package is needed);
-# fonts-dejavu-core gives its screenshots a font to render text with.
-packages=(postgresql-15 postgresql-15-wal2json postgresql-client-15 libpq-dev libcurl4-openssl-dev pkg-config
+# fonts-dejavu-core gives its screenshots a font to render text with. util-linux has taskset, with
+# which the benchmarks pin processes to CPUs.
+packages=(postgresql-15 postgresql-15-wal2json postgresql-client-15 libpq-dev libcurl4-openssl-dev pkg-config util-linux
           python3-yaml systemd prometheus chromium fonts-dejavu-core)
 missing=()
 for package in "${packages[@]}"; do
