@@ -79,7 +79,7 @@ struct Deliveries: ParsableCommand {
     /// retention never sweeps dead ones, since each is work an operator may still retry.
     struct Purge: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Delete dead deliveries last updated longer ago than --older-than; print how many.")
+            abstract: "Delete deliveries dead for longer than --older-than; print how many.")
 
         @OptionGroup var options: ConfigOptions
 
