@@ -52,26 +52,17 @@ try:
     bench_pipeline.setup(cluster, env)
     report("PostgreSQL %s" % cluster.version)
     echo = bench_pipeline.plan_echo(cluster, env, BACKLOG)
-    report("planning through echo: %d rows in %.2f s (%.0f rows/s); pg_recvlogical %.2f s (ratio %.2f)"
-           % (BACKLOG, echo["planning"], BACKLOG / echo["planning"], echo["recv"], echo["planning"] / echo["recv"]))
+    report(bench_pipeline.planning_line("echo", BACKLOG, echo))
     checks = bench_pipeline.plan_conversations(cluster, receiver_url, BACKLOG)
-    report("planning through conversation checks: %d rows in %.2f s (%.0f rows/s); pg_recvlogical %.2f s (ratio %.2f)"
-           % (BACKLOG, checks["planning"], BACKLOG / checks["planning"], checks["recv"],
-              checks["planning"] / checks["recv"]))
+    report(bench_pipeline.planning_line("conversation checks", BACKLOG, checks))
     due_rate = bench_pipeline.dispatch(cluster, env, DUE, keep=ECHO_DELIVERIES)
     report("dispatch with %d due: %.0f deliveries/s" % (DUE, due_rate))
     echo_rate = bench_pipeline.dispatch(cluster, env, ECHO_DELIVERIES)
     report("echo dispatch, %d deliveries: %.0f deliveries/s" % (ECHO_DELIVERIES, echo_rate))
     echo_latency = bench_pipeline.echo_latency(cluster, receiver_url, LATENCY_SECONDS)
-    report("latency, echo only, %.0f commits/s: p50 %.1f ms, p99 %.1f ms, max %.1f ms (%d requests)"
-           % (echo_latency["rate"], echo_latency["p50"], echo_latency["p99"], echo_latency["max"],
-              echo_latency["requests"]))
+    report(bench_pipeline.echo_latency_line(echo_latency))
     every = bench_pipeline.all_handlers_latency(cluster, receiver_url, LATENCY_SECONDS)
-    report("latency, every seed handler on, %.0f changes/s (deliveries: %s; %d weeks applied): echo p50 %.1f ms, "
-           "p99 %.1f ms, max %.1f ms (%d requests of every handler); conversation checks' first try - row now() "
-           "p99 %.1f ms"
-           % (every["rate"], every["handlers"], every["applied"], every["p50"], every["p99"], every["max"],
-              every["requests"], every["checks_p99"]))
+    report(bench_pipeline.all_handlers_latency_line(every))
 finally:
     if receiver.poll() is None:
         stop_receiver(receiver)

@@ -289,6 +289,26 @@ def write_path(cluster, env, seconds):
     return {"alone": without, "recvlogical": with_recvlogical, "planner": with_planner, "service": with_service}
 
 
+def planning_line(label, rows, figures):
+    """One line for a plan_echo or plan_conversations result, as both drivers print it."""
+    return ("planning through %s: %d rows in %.2f s (%.0f rows/s); pg_recvlogical drains the same backlog in %.2f s "
+            "(ratio %.2f)" % (label, rows, figures["planning"], rows / figures["planning"], figures["recv"],
+                              figures["planning"] / figures["recv"]))
+
+
+def echo_latency_line(figures):
+    return ("latency, echo only, %.0f commits/s, commit to request arrival: p50 %.1f ms, p99 %.1f ms, max %.1f ms "
+            "(%d requests)" % (figures["rate"], figures["p50"], figures["p99"], figures["max"], figures["requests"]))
+
+
+def all_handlers_latency_line(figures):
+    return ("latency, every seed handler on, %.0f changes/s (deliveries: %s; %d weeks applied), echo commit to request "
+            "arrival: p50 %.1f ms, p99 %.1f ms, max %.1f ms (%d requests of every handler); conversation checks' first "
+            "try - row now(): p99 %.1f ms"
+            % (figures["rate"], figures["handlers"], figures["applied"], figures["p50"], figures["p99"], figures["max"],
+               figures["requests"], figures["checks_p99"]))
+
+
 def main(rows, dispatched):
     cluster = Cluster()
     receiver, receiver_url = start_receiver()
@@ -299,13 +319,9 @@ def main(rows, dispatched):
 
         # Planning: the backlog through the echo handler, deliveries committed but not sent.
         echo = plan_echo(cluster, env, rows)
-        print("planning   %d deliveries in %.2f s = %.0f rows/s; pg_recvlogical drains the same backlog in %.2f s "
-              "(ratio %.2f)" % (echo["planned"], echo["planning"], rows / echo["planning"], echo["recv"],
-                                echo["planning"] / echo["recv"]))
+        print(planning_line("echo", rows, echo))
         checks = plan_conversations(cluster, receiver_url, rows)
-        print("planning   %d conversation checks in %.2f s = %.0f rows/s; pg_recvlogical drains the same backlog in "
-              "%.2f s (ratio %.2f)" % (checks["planned"], checks["planning"], rows / checks["planning"], checks["recv"],
-                                       checks["planning"] / checks["recv"]))
+        print(planning_line("conversation checks", rows, checks))
 
         # Dispatch: DISPATCHED of those deliveries to the fast local receiver, concurrency 64.
         rate = dispatch(cluster, env, dispatched)
@@ -320,16 +336,8 @@ def main(rows, dispatched):
               "changerelay planner only %s; changerelay run (planning and sending) %s"
               % (os.cpu_count(), tps["alone"], cost(tps["recvlogical"]), cost(tps["planner"]), cost(tps["service"])))
 
-        echo_figures = echo_latency(cluster, receiver_url, 20)
-        print("latency    steady %.0f commits/s, echo only, commit to request arrival: p50 %.1f ms, p99 %.1f ms, "
-              "max %.1f ms (%d requests)" % (echo_figures["rate"], echo_figures["p50"], echo_figures["p99"],
-                                             echo_figures["max"], echo_figures["requests"]))
-        every = all_handlers_latency(cluster, receiver_url, 20)
-        print("latency    steady %.0f changes/s, every seed handler on (deliveries: %s; %d weeks applied), echo "
-              "commit to request arrival: p50 %.1f ms, p99 %.1f ms, max %.1f ms (%d requests of every handler); "
-              "conversation checks' first try - row now(): p99 %.1f ms"
-              % (every["rate"], every["handlers"], every["applied"], every["p50"], every["p99"], every["max"],
-                 every["requests"], every["checks_p99"]))
+        print(echo_latency_line(echo_latency(cluster, receiver_url, 20)))
+        print(all_handlers_latency_line(all_handlers_latency(cluster, receiver_url, 20)))
     finally:
         if receiver.poll() is None:
             receiver.kill()

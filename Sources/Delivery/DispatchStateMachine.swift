@@ -229,10 +229,11 @@ struct DispatchStateMachine {
         var held = inFlightByEndpoint
         for delivery in queue { if let endpoint = delivery.endpoint { held[endpoint, default: 0] += 1 } }
         for record in unrecorded { if let endpoint = record.delivery.endpoint { held[endpoint, default: 0] += 1 } }
-        let most = maxInFlightPerEndpoint >= concurrency ? concurrency : 2 * maxInFlightPerEndpoint
+        // Never above the concurrency, which is also a claim's own limit.
+        let most = maxInFlightPerEndpoint > concurrency / 2 ? concurrency : 2 * maxInFlightPerEndpoint
         return endpoints.compactMap { open in
             let rows = most - held[open.endpoint, default: 0]
-            return rows > 0 ? EndpointShare(open, rows: min(rows, concurrency)) : nil
+            return rows > 0 ? EndpointShare(open, rows: rows) : nil
         }
     }
 
