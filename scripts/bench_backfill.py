@@ -3,7 +3,7 @@ new schema in apply mode through `changerelay backfill`, rows/s against the one-
 same projection, and the live stream's commit-to-delivery latency while the backfill runs."""
 import json, os, signal, subprocess, sys, threading, time
 sys.path.insert(0, os.path.dirname(__file__))
-from benchlib import Cluster, RELAY, wait_until
+from benchlib import Cluster, RELAY, wait_deliveries, wait_until
 from habit_rows import ONE_SHOT, ROWS_SQL
 
 ROWS = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
@@ -62,9 +62,8 @@ def main():
         if done.returncode != 0:
             sys.exit("backfill failed: " + done.stderr[-2000:])
         probes = int(session.value("SELECT count(*) FROM live_probe"))
+        wait_deliveries(session, "the live deliveries", timeout=300)
         session.close()
-        wait_until("the live deliveries", lambda: cluster.psql(
-            "SELECT count(*) FROM changerelay.deliveries WHERE status <> 'succeeded'") == "0", 300)
         service.send_signal(signal.SIGTERM)
         service.wait(timeout=120)
         service = None

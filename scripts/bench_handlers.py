@@ -4,7 +4,7 @@ insert TPS with and without the service."""
 import os, signal, subprocess, sys, time
 sys.path.insert(0, os.path.dirname(__file__))
 from benchlib import (Cluster, RELAY, relay_environment, rss_summary, start_receiver, start_relay, stop_receiver,
-                      stop_relay, wait_until)
+                      stop_relay, wait_deliveries, wait_until)
 
 USERS, WORKFLOWS_PER_USER, STATUSES = 1000, 10, 5
 CLIENTS = 4
@@ -73,8 +73,7 @@ def measure(transactions, report=print):
         with_service, writing = workload(cluster, transactions)
         calls = transactions * 3
         session = cluster.session()
-        wait_until("every call", lambda: session.value(
-            "SELECT count(*) FROM changerelay.deliveries WHERE status = 'succeeded'") == str(calls), watch=[service])
+        wait_deliveries(session, "every call", succeeded=calls, watch=[service])
         elapsed = time.monotonic() - began
         session.close()
         logs = cluster.psql("SELECT (SELECT count(*) FROM trigger_execution_logs) || ' ' || "

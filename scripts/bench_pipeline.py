@@ -2,9 +2,9 @@
 Importable: bench_all.py calls the phases one by one and reads the figures they return."""
 import os, subprocess, sys, time
 sys.path.insert(0, os.path.dirname(__file__))
-from benchlib import (Cluster, RELAY, echo_environment, pinned, receiver_latency, recvlogical_options,
+from benchlib import (OPEN, Cluster, RELAY, echo_environment, pinned, receiver_latency, recvlogical_options,
                       relay_environment, rss_summary, start_receiver, start_relay, stop_receiver, stop_relay,
-                      timed_drain, wait_streaming, wait_until)
+                      timed_drain, wait_deliveries, wait_streaming, wait_until)
 from habit_rows import ROWS_SQL
 
 TRANSACTION = 10_000  # backlog rows per transaction
@@ -111,10 +111,6 @@ def plan_conversations(cluster, receiver_url, rows):
     return {"planning": planning, "recv": drain, "recv_rss": rss, "planned": planned}
 
 
-# What an unfinished delivery is, in the terms of the state schema's open-row indexes (sql/017).
-OPEN = "completed_at IS NULL"
-
-
 def dispatch(cluster, env, count, keep=0):
     """Dispatches `count` planned echo deliveries to the receiver (dispatcher only): the
     lowest ids are due now; the next `keep` ones are kept for a later call, due tomorrow,
@@ -170,8 +166,9 @@ def latency(cluster, env, seconds, label, script_for=None):
         wait_streaming(cluster, "changerelay", watch=[service])
         steady = pgbench_tps(cluster, seconds, rate=500, **kwargs)
         written = time.monotonic()
-        wait_until("the latency deliveries", lambda: cluster.psql(
-            "SELECT count(*) FROM changerelay.deliveries WHERE status <> 'succeeded'") == "0", watch=[service])
+        session = cluster.session()
+        wait_deliveries(session, "the latency deliveries", watch=[service])
+        session.close()
         tail = time.monotonic() - written
         stop_relay(service, label)
         return receiver_latency(stop_receiver(receiver)), steady, tail
@@ -283,8 +280,9 @@ def write_path(cluster, env, seconds):
     service = start_relay(["run"], env)
     wait_streaming(cluster, "changerelay", watch=[service])
     with_service = pgbench_tps(cluster, seconds)
-    wait_until("the write-path deliveries", lambda: cluster.psql(
-        "SELECT count(*) FROM changerelay.deliveries WHERE status <> 'succeeded'") == "0", watch=[service])
+    session = cluster.session()
+    wait_deliveries(session, "the write-path deliveries", watch=[service])
+    session.close()
     stop_relay(service, "run (write path)")
     return {"alone": without, "recvlogical": with_recvlogical, "planner": with_planner, "service": with_service}
 

@@ -5,7 +5,8 @@ measure()."""
 import collections, os, subprocess, sys, time
 sys.path.insert(0, os.path.dirname(__file__))
 from benchlib import (Cluster, LIVE_CHILDREN, RELAY, echo_environment, pinned, receiver_latency, recvlogical_options,
-                      rss_summary, start_receiver, start_relay, stop_receiver, stop_relay, wait_streaming, wait_until)
+                      rss_summary, start_receiver, start_relay, stop_receiver, stop_relay, wait_deliveries, wait_streaming,
+                      wait_until)
 from bench_pipeline import pgbench_tps
 
 SOURCE_CPU, SERVICE_CPU = 0, 1
@@ -52,9 +53,7 @@ def relay_phase(source, state, env, slot, seconds, ranges):
     ranges.append((low, high))
     expected = sum(h - l for l, h in ranges)
     session = state.session()
-    wait_until("the phase's %d deliveries" % (high - low), lambda: session.value(
-        "SELECT count(*) FROM changerelay.deliveries WHERE status = 'succeeded'") == str(expected),
-        watch=[service], every=0.2)
+    wait_deliveries(session, "the phase's %d deliveries" % (high - low), succeeded=expected, watch=[service])
     catch_up = time.monotonic() - written
     session.close()
     stop_relay(service, "run (write path)")
