@@ -258,6 +258,25 @@ private func plan(_ handler: AutomationHandler, _ transaction: Transaction) thro
         let evicted = Set(asked.keys.withLock { $0 }.filter { database[$0] != nil })
         #expect(evicted.count >= 40 - 8 && !evicted.contains(key(39)), "only the oldest left memory")
     }
+
+    /// A look-up that fails stops planning with the reason: guessing either way would fire
+    /// a run the rate limit forbids, or skip one it allows.
+    @Test func aFailedLookUpOfAnEvictedCompletionIsAHandlerError() throws {
+        struct Unreachable: Error {}
+        let cache = AutomationCache(rateLimitWindow: .seconds(3600), bound: .init(capacity: 2) { _, _ in throw Unreachable() })
+        let handler = AutomationHandler(.init(baseURL: "http://127.0.0.1:9/functions/v1", maxAttempts: 5), cache: cache,
+                                        logger: Logger(label: "test"))
+        _ = try plan(handler, transaction([workflow("w1")]))
+        for (seconds, status) in [(0, "completed"), (1, "open"), (2, "archived")] as [(Int64, String)] {
+            _ = try plan(handler, transaction([completion(workflow: "w1", status: status)], seconds: seconds))
+            handler.batchEnded(committed: true)
+        }
+        #expect {
+            try plan(handler, transaction([jobUpdate(from: "open", to: "completed")], seconds: 10))
+        } throws: { error in
+            (error as? HandlerError)?.reason.contains("could not look up an evicted completion") == true
+        }
+    }
 }
 
 /// What a bounded cache asked its database about.
