@@ -120,7 +120,9 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "MetricsTestKit", package: "swift-metrics"),
         ]),
-        .testTarget(name: "ServiceAssemblyTests", dependencies: ["RelayConfiguration", "Core", "Scheduling", "ServiceAssembly", "StateStore"]),
+        .testTarget(name: "ServiceAssemblyTests", dependencies: [
+            "RelayConfiguration", "Core", "EmbeddedPostgres", "Handlers", "Replication", "Scheduling", "ServiceAssembly", "StateStore",
+        ]),
         .testTarget(name: "DeliveryHTTPTests", dependencies: ["Delivery", "LocalReceiver"]),
         .testTarget(name: "AdminTests", dependencies: ["Admin", "StateStore"]),
         .testTarget(name: "IntegrationTests", dependencies: [

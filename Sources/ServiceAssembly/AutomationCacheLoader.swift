@@ -5,16 +5,23 @@ import Logging
 import PlannedEffects
 import Replication
 import Schema
+import Synchronization
 
 /// Fills the automation handler's cache at start; the stream keeps it current after that.
 enum AutomationCacheLoader {
+    /// Completions kept in memory (some 250 B each, 2 MiB in all); older ones within the
+    /// window are found again in the state database (`CompletionLookUp`). Unbounded, they
+    /// were most of what `run` grew by: 9 MiB of heap after 40 000 executions.
+    static let completionCapacity = 8192
+
     /// The workflows as of the checkpoint, replayed from `changerelay.automation_workflow_log`
     /// (seeded from the source's `automation_workflows` on the very first start), and the
     /// executions that completed within the rate-limit window from the state database, where
     /// ChangeRelay writes them: the source's own connection serves unless `separateStateURL`
     /// names another database.
     static func load(sourceURL: String, separateStateURL: String?, window: Duration, logger: Logger) throws -> AutomationCache {
-        let cache = AutomationCache(rateLimitWindow: window)
+        let lookUp = CompletionLookUp(stateURL: separateStateURL ?? sourceURL, window: window)
+        let cache = AutomationCache(rateLimitWindow: window, bound: .init(capacity: completionCapacity, lookUp: lookUp.latest))
         let source = try PostgresConnection(url: sourceURL)
         let state = if let separateStateURL { try PostgresConnection(url: separateStateURL) } else { source }
         try RequiredMigration.automationWorkflowLog.require(neededBy: "automations", on: state)
@@ -99,5 +106,43 @@ enum AutomationCacheLoader {
         logger.info("automation workflow log seeded from automation_workflows (first start)", metadata: [
             "workflows": "\(workflows.rows.count)",
         ])
+    }
+}
+
+/// Where the automation cache finds a completion it evicted: the state database, where the
+/// dispatcher recorded it (`completed_at`), as the loader reads completions at start. The
+/// connection is made on first use, and again after a failure.
+final class CompletionLookUp: Sendable {
+    private let stateURL: String
+    private let window: Duration
+    private let connection = Mutex<PostgresConnection?>(nil)
+
+    init(stateURL: String, window: Duration) {
+        self.stateURL = stateURL
+        self.window = window
+    }
+
+    /// The latest completion of the key at or before `time` and within the window. The
+    /// workflow's runs are found through the seed's rate-limit index (workflow_id, created_at).
+    @Sendable func latest(_ key: AutomationCache.CompletionKey, before time: PostgresTimestamp) throws -> PostgresTimestamp? {
+        try connection.withLock { connection in
+            do {
+                let db = try connection ?? PostgresConnection(url: stateURL)
+                connection = db
+                let micros = try db.query(prepared: "changerelay_evicted_completion", """
+                    SELECT max(c.at)::text AS completed
+                    FROM (SELECT (extract(epoch FROM completed_at) * 1000000)::bigint AS at
+                          FROM public.automation_execution_logs
+                          WHERE workflow_id = $1::uuid AND status = 'completed'
+                            AND trigger_data->>'job_id' = $2 AND trigger_data->>'new_status' = $3) c
+                    WHERE c.at <= $4::bigint AND c.at > $4::bigint - $5::bigint
+                    """, [key.workflowID, key.jobID, key.status, String(time.unixMicroseconds),
+                          String(window.wholeMicroseconds)]).value("completed")
+                return micros.flatMap { Int64($0) }.map { PostgresTimestamp(unixMicroseconds: $0) }
+            } catch {
+                connection = nil
+                throw error
+            }
+        }
     }
 }

@@ -3,6 +3,7 @@ import Decoding
 import Handlers
 import Logging
 import PlannedEffects
+import Synchronization
 import Testing
 
 private let userA = "00000000-0000-0000-0000-00000000000a"
@@ -227,4 +228,58 @@ private func plan(_ handler: AutomationHandler, _ transaction: Transaction) thro
         #expect(fields["config_unchanged"] == "t" && fields["trigger_config"] == .some(nil), "the log keeps the last config too")
         #expect(try plan(handler, transaction([jobUpdate(from: "pending", to: "completed")])).deliveries.count == 1)
     }
+
+    /// Past its capacity the cache keeps only a filter of the oldest keys and asks the
+    /// database about them: every answer is the one an unbounded cache gives, and the
+    /// database is asked about every evicted key it is asked about again.
+    @Test func aBoundedCacheAnswersEvictedCompletionsFromTheDatabase() throws {
+        func at(_ seconds: Int64) -> PostgresTimestamp { PostgresTimestamp(microsecondsSince2000: 800_000_000_000_000 + seconds * 1_000_000) }
+        func key(_ n: Int) -> AutomationCache.CompletionKey { .init(jobID: "job-\(n)", workflowID: "w1", status: "done") }
+        let recorded = (0..<40).map { (key($0), at(Int64($0))) }
+        let asked = AskedKeys()
+        let database = Dictionary(uniqueKeysWithValues: recorded)
+        let window = Duration.seconds(3600)
+        let bounded = AutomationCache(rateLimitWindow: window, bound: .init(capacity: 8) { key, time in
+            asked.keys.withLock { $0.append(key) }
+            return database[key].flatMap { $0 <= time && time.microseconds - $0.microseconds < window.wholeMicroseconds ? $0 : nil }
+        })
+        let unbounded = AutomationCache(rateLimitWindow: window)
+        for cache in [bounded, unbounded] {
+            for (key, time) in recorded {
+                cache.recordCompletion(key, at: time)
+                cache.batchEnded(committed: true)
+            }
+        }
+        for n in 0..<42 {
+            for time in [at(39), at(3620)] {
+                #expect(try bounded.recentCompletion(key(n), before: time) == unbounded.recentCompletion(key(n), before: time))
+            }
+        }
+        let evicted = Set(asked.keys.withLock { $0 }.filter { database[$0] != nil })
+        #expect(evicted.count >= 40 - 8 && !evicted.contains(key(39)), "only the oldest left memory")
+    }
+
+    /// A look-up that fails stops planning with the reason: guessing either way would fire
+    /// a run the rate limit forbids, or skip one it allows.
+    @Test func aFailedLookUpOfAnEvictedCompletionIsAHandlerError() throws {
+        struct Unreachable: Error {}
+        let cache = AutomationCache(rateLimitWindow: .seconds(3600), bound: .init(capacity: 2) { _, _ in throw Unreachable() })
+        let handler = AutomationHandler(.init(baseURL: "http://127.0.0.1:9/functions/v1", maxAttempts: 5), cache: cache,
+                                        logger: Logger(label: "test"))
+        _ = try plan(handler, transaction([workflow("w1")]))
+        for (seconds, status) in [(0, "completed"), (1, "open"), (2, "archived")] as [(Int64, String)] {
+            _ = try plan(handler, transaction([completion(workflow: "w1", status: status)], seconds: seconds))
+            handler.batchEnded(committed: true)
+        }
+        #expect {
+            try plan(handler, transaction([jobUpdate(from: "open", to: "completed")], seconds: 10))
+        } throws: { error in
+            (error as? HandlerError)?.reason.contains("could not look up an evicted completion") == true
+        }
+    }
+}
+
+/// What a bounded cache asked its database about.
+private final class AskedKeys: Sendable {
+    let keys = Mutex<[AutomationCache.CompletionKey]>([])
 }

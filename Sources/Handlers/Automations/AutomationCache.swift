@@ -8,6 +8,14 @@ import Synchronization
 /// `automation_execution_logs` rows are published, so a workflow change or a completion
 /// is seen by exactly the job changes that follow it in commit order.
 ///
+/// The completions are bounded when a `Bound` is given: past `capacity` entries, the oldest
+/// half leaves memory at the end of a committed batch, and only a Bloom filter of their keys
+/// stays (`EvictedKeys`, 20 bits a key). A key the filter has never seen was not evicted, so
+/// the answer in memory is exact; a key it may have seen is asked of the database, where the
+/// dispatcher recorded the completion, as a restart would load it; a failed look-up stops
+/// planning with a `HandlerError`, which loses nothing. Without a bound, every completion
+/// within the window stays in memory, some 250 B each.
+///
 /// Planning is sequential; the lock only makes the shared reference safe to hold.
 public final class AutomationCache: Sendable {
     /// One execution's identity for the rate limit.
@@ -23,12 +31,30 @@ public final class AutomationCache: Sendable {
         }
     }
 
+    /// How many completions stay in memory, and where an evicted one is found again.
+    public struct Bound: Sendable {
+        public var capacity: Int
+        /// The latest completion of the key at or before the time and within the window,
+        /// from the database. Called without the cache's lock held.
+        public var lookUp: @Sendable (CompletionKey, _ before: PostgresTimestamp) throws -> PostgresTimestamp?
+
+        public init(capacity: Int, lookUp: @escaping @Sendable (CompletionKey, _ before: PostgresTimestamp) throws -> PostgresTimestamp?) {
+            precondition(capacity >= 2, "a completion cache holds at least 2 entries")
+            self.capacity = capacity
+            self.lookUp = lookUp
+        }
+    }
+
     private struct State {
         var workflows: [String: Workflow] = [:]
         var byUser: [String: Set<String>] = [:]
         /// When each key last completed.
         var completions: [CompletionKey: PostgresTimestamp] = [:]
         var pruneAt = 4096
+        /// The newest completion recorded: the window's horizon follows it.
+        var latest: PostgresTimestamp?
+        /// The keys of evicted completions, oldest first.
+        var evicted: [EvictedKeys] = []
         /// What the uncommitted batch changed, newest last, to undo if it is read again.
         var undo: [Undo] = []
 
@@ -47,8 +73,12 @@ public final class AutomationCache: Sendable {
 
     private let state = Mutex(State())
     private let window: Duration
+    private let bound: Bound?
 
-    public init(rateLimitWindow: Duration) { window = rateLimitWindow }
+    public init(rateLimitWindow: Duration, bound: Bound? = nil) {
+        window = rateLimitWindow
+        self.bound = bound
+    }
 
     /// Adds or replaces a workflow (a changed `user_id` moves it).
     public func upsert(_ workflow: Workflow) {
@@ -84,10 +114,15 @@ public final class AutomationCache: Sendable {
     }
 
     /// Keeps what the batch taught (it was committed), or forgets it (it is read again).
+    /// Completions are pruned and evicted only here, after a commit, so an undo never
+    /// meets a completion that left memory.
     public func batchEnded(committed: Bool) {
         state.withLock { state in
             defer { state.undo.removeAll() }
-            guard !committed else { return }
+            guard !committed else {
+                trim(&state)
+                return
+            }
             for entry in state.undo.reversed() {
                 switch entry {
                 case .workflow(let id, let previous):
@@ -115,24 +150,89 @@ public final class AutomationCache: Sendable {
             if let known = state.completions[key], known >= time { return }
             state.undo.append(.completion(key, previous: state.completions[key]))
             state.completions[key] = time
-            // Completions older than the window can no longer limit anything.
-            if state.completions.count >= state.pruneAt {
-                let horizon = time.microseconds - window.wholeMicroseconds
-                state.completions = state.completions.filter { $0.value.microseconds > horizon }
-                state.pruneAt = max(4096, state.completions.count * 2)
-            }
+            state.latest = max(state.latest ?? time, time)
         }
+    }
+
+    /// Drops the completions older than the window once the map has doubled since the last
+    /// pruning, and with a bound, moves the oldest half out of memory past its capacity.
+    /// Entries are removed in place: the map keeps its storage rather than being copied.
+    private func trim(_ state: inout State) {
+        guard let latest = state.latest else { return }
+        let horizon = latest.microseconds - window.wholeMicroseconds
+        // Completions older than the window can no longer limit anything.
+        state.evicted.removeAll { $0.newest <= horizon }
+        let limit = bound?.capacity ?? state.pruneAt
+        guard state.completions.count > limit else { return }
+        // The keys first: removing while iterating would copy the whole map.
+        for key in state.completions.compactMap({ $0.value.microseconds <= horizon ? $0.key : nil }) {
+            state.completions.removeValue(forKey: key)
+        }
+        state.pruneAt = max(4096, state.completions.count * 2)
+        guard let bound, state.completions.count > bound.capacity else { return }
+        let times = state.completions.values.map(\.microseconds).sorted()
+        let newest = times[times.count - bound.capacity / 2 - 1]
+        let leaving = state.completions.compactMap { $0.value.microseconds <= newest ? $0.key : nil }
+        state.evicted.append(EvictedKeys(leaving, newest: newest))
+        for key in leaving { state.completions.removeValue(forKey: key) }
     }
 
     /// When the same job, workflow and status last completed, if that is within the
     /// window before `time` (the job change's commit time). A completion committed after
     /// the job change (possible when a replay meets a cache loaded later) does not count.
-    public func recentCompletion(_ key: CompletionKey, before time: PostgresTimestamp) -> PostgresTimestamp? {
+    /// Throws only what the bound's database look-up throws.
+    public func recentCompletion(_ key: CompletionKey, before time: PostgresTimestamp) throws -> PostgresTimestamp? {
         guard window > .zero else { return nil }
-        return state.withLock { state in
-            guard let completed = state.completions[key], completed <= time,
-                  time.microseconds - completed.microseconds < window.wholeMicroseconds else { return nil }
-            return completed
+        let horizon = time.microseconds - window.wholeMicroseconds
+        let known: PostgresTimestamp?? = state.withLock { state in
+            if let completed = state.completions[key], completed <= time, completed.microseconds > horizon { return completed }
+            let hashes = EvictedKeys.hashes(key)
+            let perhapsEvicted = state.evicted.contains { $0.newest > horizon && $0.mightContain(hashes) }
+            return perhapsEvicted ? nil : .some(nil)
         }
+        if let known { return known }
+        return try bound?.lookUp(key, time)
+    }
+}
+
+/// The keys of completions evicted together, as a Bloom filter: no false negatives, and
+/// about one false positive in 15 000 keys never added (20 bits and 14 probes a key).
+private struct EvictedKeys: Sendable {
+    /// The newest completion time among them (microseconds since 2000): once it is out of
+    /// the window, none of them can limit anything.
+    let newest: Int64
+    private var bits: [UInt64]
+    private static let bitsPerKey = 20
+    private static let probes = 14
+
+    init(_ keys: [AutomationCache.CompletionKey], newest: Int64) {
+        self.newest = newest
+        bits = Array(repeating: 0, count: max(1, (keys.count * Self.bitsPerKey + 63) / 64))
+        for key in keys {
+            let (first, step) = Self.hashes(key)
+            for probe in 0..<UInt64(Self.probes) {
+                let position = (first &+ probe &* step) % UInt64(bits.count * 64)
+                bits[Int(position / 64)] |= 1 << (position % 64)
+            }
+        }
+    }
+
+    /// Two independent hashes of the key; the probes are their combinations (double hashing).
+    static func hashes(_ key: AutomationCache.CompletionKey) -> (UInt64, UInt64) {
+        var first = Hasher()
+        first.combine(key)
+        var second = Hasher()
+        second.combine(0x5bd1_e995 as UInt32)
+        second.combine(key)
+        return (UInt64(bitPattern: Int64(first.finalize())), UInt64(bitPattern: Int64(second.finalize())) | 1)
+    }
+
+    func mightContain(_ hashes: (UInt64, UInt64)) -> Bool {
+        let (first, step) = hashes
+        for probe in 0..<UInt64(Self.probes) {
+            let position = (first &+ probe &* step) % UInt64(bits.count * 64)
+            if bits[Int(position / 64)] & (1 << (position % 64)) == 0 { return false }
+        }
+        return true
     }
 }

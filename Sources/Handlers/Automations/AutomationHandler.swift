@@ -153,7 +153,11 @@ public struct AutomationHandler: Handler {
             let executionID = StableID.forChange(name, commitLSN: transaction.commitLSN, index: index,
                                                  purpose: "execution:" + workflow.id)
             let key = AutomationCache.CompletionKey(jobID: jobID, workflowID: workflow.id, status: newStatus)
-            if let completed = cache.recentCompletion(key, before: transaction.commitTime) {
+            let recent: PostgresTimestamp?
+            do { recent = try cache.recentCompletion(key, before: transaction.commitTime) } catch {
+                throw failure(change, "the rate limit could not look up an evicted completion: \(error)")
+            }
+            if let completed = recent {
                 effects.rows.append(logRow(executionID, workflow: workflow.id, status: "skipped", triggerData: triggerData,
                                            error: "rate limited: an execution for this job, workflow and status completed at "
                                                + completed.postgresText + ", within the rate-limit window"))
