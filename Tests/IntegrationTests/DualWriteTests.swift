@@ -144,6 +144,77 @@ import Testing
         #expect(run.waitForExit() == 0)
     }
 
+    /// One source transaction is one batch: rows changed several times in it, deleted and
+    /// inserted again, created and deleted, moved to another child or user, next to rows
+    /// that had a week before it. Each ends in its last state, what stays keeps its ids, and
+    /// every change has its log row.
+    @Test func oneBatchTakesEachRowToItsLastStateThroughSeveralChangesOfIt() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let run = try Background(["run"], environment: Self.environment(setup, mode: "apply"))
+        let db = setup.db
+        let two = Self.habits([("Read", Self.week), ("Walk", Self.week)])
+        try Self.insert(db, id: 1, habits: two)
+        try Self.insert(db, id: 2, child: "Bea", habits: two)
+        try Self.insert(db, id: 3, child: "Cy", habits: two)
+        try Self.insert(db, id: 4, child: "Tia", habits: two)
+        try Self.waitForLogRows(db, 4)
+        let before = try db.execute("""
+            SELECT w.id AS week, h.id AS habit FROM weeks w JOIN habits h ON h.week_id = w.id AND h.position = 0
+            WHERE w.source_habit_tracker_id = 1
+            """)
+
+        let done = #"["done", "done", "done", "done", "done", "done", "done"]"#
+        try db.execute("""
+            BEGIN;
+            INSERT INTO habit_tracker (id, child_name, week_start_date, week_period, habits, user_id)
+            VALUES (5, 'Nia', '2026-11-23', 'week', '[{"name": "Swim", "times": \(done)}]', '\(Self.ada)');
+            UPDATE habit_tracker SET habits = habits || '[{"name": "Sing", "times": null}]' WHERE id = 5;
+            UPDATE habit_tracker SET habits = '[{"name": "Dive", "times": \(done)}]', child_name = 'Noa' WHERE id = 5;
+            DELETE FROM habit_tracker WHERE id = 1;
+            INSERT INTO habit_tracker (id, child_name, week_start_date, week_period, habits, user_id)
+            VALUES (1, 'Ada', '2026-11-23', 'week', '[{"name": "Read", "times": \(done)}]', '\(Self.ada)');
+            UPDATE habit_tracker SET child_name = 'Bee', week_period = 'month' WHERE id = 2;
+            UPDATE habit_tracker SET user_id = '\(Self.bob)' WHERE id = 3;
+            DELETE FROM habit_tracker WHERE id = 4;
+            INSERT INTO habit_tracker (id, child_name, week_start_date, week_period, habits, user_id)
+            VALUES (6, 'Ola', '2026-11-23', 'week', '[]', '\(Self.ada)');
+            DELETE FROM habit_tracker WHERE id = 6;
+            COMMIT;
+            """)
+        try Self.waitForLogRows(db, 4 + 10)
+
+        let check = try Self.driftCheck(setup, ["--json", "--threshold", "0"])
+        #expect(check.status == 0, "\(check.stdout) \(check.stderr)")
+        let report = try JSONParser.parse(check.stdout)
+        #expect(report["rows_checked"] == .number("4") && report["rows_drifted"] == .number("0"))
+        #expect(report["children_without_weeks"] == .number("0"))
+        // Row 1 was deleted and inserted again: its week and first habit are the ones it had.
+        let after = try db.execute("""
+            SELECT w.id AS week, h.id AS habit, (SELECT count(*) FROM habits x WHERE x.week_id = w.id) AS habits,
+                   (SELECT string_agg(r.status, ',') FROM habit_records r WHERE r.habit_id = h.id) AS statuses
+            FROM weeks w JOIN habits h ON h.week_id = w.id AND h.position = 0 WHERE w.source_habit_tracker_id = 1
+            """)
+        #expect(after.value("week") == before.value("week") && after.value("habit") == before.value("habit"))
+        #expect(after.value("habits") == "1" && after.value("statuses") == "done,done,done,done,done,done,done")
+        let children = try db.execute("""
+            SELECT string_agg(c.name || '/' || right(c.user_id::text, 1) || ':' || w.source_habit_tracker_id, ','
+                              ORDER BY w.source_habit_tracker_id) AS c
+            FROM children c JOIN weeks w ON w.child_id = c.id
+            """)
+        #expect(children.value("c") == "Ada/a:1,Bee/a:2,Cy/b:3,Noa/a:5")
+        #expect(try Self.count(db, "SELECT count(*) AS n FROM children") == 4)
+        let five = try db.execute("""
+            SELECT string_agg(h.name, ',') AS names, sum((SELECT count(*) FROM habit_records r WHERE r.habit_id = h.id)) AS records
+            FROM habits h JOIN weeks w ON w.id = h.week_id WHERE w.source_habit_tracker_id = 5
+            """)
+        #expect(five.value("names") == "Dive" && five.value("records") == "7")
+        #expect(try Self.count(db, "SELECT count(*) AS n FROM idempotency_log WHERE status <> 'success'") == 0)
+        #expect(try Self.count(db, "SELECT count(*) AS n FROM changerelay.dual_write_staged") == 0)
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0)
+    }
+
     @Test func shadowRecordsExactlyTheSeededDifferencesAndWritesNothing() throws {
         let setup = try RunPipelineTests.prepare()
         defer { try? setup.cluster.stop(); setup.receiver.stop() }

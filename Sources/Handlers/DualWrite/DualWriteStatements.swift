@@ -2,65 +2,133 @@
 /// checkpoint transaction (`Staging.statements`). It leaves the staging table empty and
 /// returns `(kind, count)` of the drift it recorded.
 enum DualWriteStatements {
+    /// The statements of one batch in `mode`.
+    ///
+    /// They are planned on guesses: the staging table is empty between batches and the
+    /// temporary tables of `apply` have no statistics. Guessed high, their costs would have
+    /// JIT compile, for each batch, statements that run in milliseconds (it took longer than
+    /// running them), so JIT is off for the rest of the checkpoint transaction, which only
+    /// runs statements of that kind.
     static func forBatch(in mode: DualWriteHandler.Mode) -> String {
-        (mode == .apply ? apply : "") + finish(comparing: mode == .shadow)
+        "SET LOCAL jit = off;\n" + (mode == .apply ? apply : "") + finish(comparing: mode == .shadow)
     }
 
     /// Takes the new schema to each row's last projectable state in the batch, keeping
     /// the ids of what stays: habits are matched by position, records by habit and date.
     /// A week moves when its child's user or name changes; a child left without weeks goes.
+    ///
+    /// The staged JSON is expanded once, into temporary tables emptied at commit, and the
+    /// work is split by what the batch found: a row without a week before the batch (all of
+    /// a backlog) gets its week, habits and records by plain inserts chained through
+    /// RETURNING, with nothing to compare or delete; only rows whose week existed are diffed
+    /// against it. The new schema's tables are reached through their indexes from the
+    /// batch's ids (`= ANY (ARRAY(...))`), never scanned: the temporary tables have no
+    /// statistics, and a plan guessed from them must not cost the size of the new schema.
+    ///
+    /// The checkpoint transaction is the only writer of these weeks: one missing when the
+    /// batch starts is inserted plainly, so a concurrent writer of the same week makes the
+    /// batch fail and be read again rather than be applied twice.
     static let apply = """
-        UPDATE changerelay.dual_write_staged s SET old_child_id = w.child_id
-        FROM public.weeks w WHERE w.source_habit_tracker_id = s.habit_tracker_id;
+        DO $$
+        BEGIN
+            IF to_regclass('pg_temp.dual_write_prior') IS NULL THEN
+                CREATE TEMPORARY TABLE dual_write_prior (habit_tracker_id bigint, week_id bigint, child_id bigint)
+                    ON COMMIT DELETE ROWS;
+                CREATE TEMPORARY TABLE dual_write_final (habit_tracker_id bigint, user_id uuid, child_name text,
+                    week_start_date date, week_period text, habits jsonb, deleted boolean) ON COMMIT DELETE ROWS;
+                CREATE TEMPORARY TABLE dual_write_habits (habit_tracker_id bigint, position int, name text,
+                    time_period text, records jsonb) ON COMMIT DELETE ROWS;
+            END IF;
+        END $$;
 
-        DELETE FROM public.weeks w USING changerelay.dual_write_final f
-        WHERE w.source_habit_tracker_id = f.habit_tracker_id AND f.projection IS NULL;
+        INSERT INTO pg_temp.dual_write_prior (habit_tracker_id, week_id, child_id)
+        SELECT source_habit_tracker_id, id, child_id FROM public.weeks
+        WHERE source_habit_tracker_id = ANY (ARRAY(SELECT habit_tracker_id FROM changerelay.dual_write_staged));
+
+        INSERT INTO pg_temp.dual_write_final
+            (habit_tracker_id, user_id, child_name, week_start_date, week_period, habits, deleted)
+        SELECT habit_tracker_id, (projection ->> 'user_id')::uuid, projection ->> 'child_name',
+               (projection ->> 'week_start_date')::date, projection ->> 'week_period', projection -> 'habits',
+               projection IS NULL
+        FROM changerelay.dual_write_final;
+
+        INSERT INTO pg_temp.dual_write_habits (habit_tracker_id, position, name, time_period, records)
+        SELECT f.habit_tracker_id, (e.i - 1)::int, e.v ->> 'name', e.v ->> 'time_period', e.v -> 'records'
+        FROM pg_temp.dual_write_final f CROSS JOIN LATERAL jsonb_array_elements(f.habits) WITH ORDINALITY AS e (v, i)
+        WHERE NOT f.deleted;
+
+        DELETE FROM public.weeks
+        WHERE source_habit_tracker_id = ANY (ARRAY(SELECT habit_tracker_id FROM pg_temp.dual_write_final WHERE deleted));
 
         INSERT INTO public.children (user_id, name)
-        SELECT DISTINCT user_id, child_name FROM changerelay.staged_weeks
+        SELECT DISTINCT user_id, child_name FROM pg_temp.dual_write_final WHERE NOT deleted
         ON CONFLICT (user_id, name) DO NOTHING;
 
-        INSERT INTO public.weeks (child_id, week_start_date, week_period, source_habit_tracker_id)
-        SELECT c.id, s.week_start_date, s.week_period, s.habit_tracker_id
-        FROM changerelay.staged_weeks s JOIN public.children c ON c.user_id = s.user_id AND c.name = s.child_name
-        ON CONFLICT (source_habit_tracker_id) DO UPDATE
-            SET child_id = EXCLUDED.child_id, week_start_date = EXCLUDED.week_start_date, week_period = EXCLUDED.week_period
-            WHERE (weeks.child_id, weeks.week_start_date, weeks.week_period)
-                  IS DISTINCT FROM (EXCLUDED.child_id, EXCLUDED.week_start_date, EXCLUDED.week_period);
+        UPDATE public.weeks w SET child_id = c.id, week_start_date = f.week_start_date, week_period = f.week_period
+        FROM pg_temp.dual_write_final f JOIN public.children c ON c.user_id = f.user_id AND c.name = f.child_name
+        WHERE w.id = ANY (ARRAY(SELECT week_id FROM pg_temp.dual_write_prior))
+          AND w.source_habit_tracker_id = f.habit_tracker_id
+          AND (w.child_id, w.week_start_date, w.week_period) IS DISTINCT FROM (c.id, f.week_start_date, f.week_period);
 
-        DELETE FROM public.habits h USING public.weeks w, changerelay.staged_weeks s
-        WHERE h.week_id = w.id AND w.source_habit_tracker_id = s.habit_tracker_id
-          AND NOT EXISTS (SELECT FROM changerelay.staged_habits e
-                          WHERE e.habit_tracker_id = s.habit_tracker_id AND e.position = h.position);
+        DELETE FROM public.habits h USING pg_temp.dual_write_prior p JOIN pg_temp.dual_write_final f USING (habit_tracker_id)
+        WHERE h.week_id = ANY (ARRAY(SELECT week_id FROM pg_temp.dual_write_prior))
+          AND h.week_id = p.week_id AND NOT f.deleted
+          AND NOT EXISTS (SELECT FROM pg_temp.dual_write_habits e
+                          WHERE e.habit_tracker_id = p.habit_tracker_id AND e.position = h.position);
 
         INSERT INTO public.habits (week_id, name, time_period, position)
-        SELECT w.id, e.name, e.time_period, e.position
-        FROM changerelay.staged_habits e JOIN public.weeks w ON w.source_habit_tracker_id = e.habit_tracker_id
+        SELECT p.week_id, e.name, e.time_period, e.position
+        FROM pg_temp.dual_write_habits e JOIN pg_temp.dual_write_prior p USING (habit_tracker_id)
         ON CONFLICT (week_id, position) DO UPDATE SET name = EXCLUDED.name, time_period = EXCLUDED.time_period
             WHERE (habits.name, habits.time_period) IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.time_period);
 
-        DELETE FROM public.habit_records r USING public.habits h, public.weeks w, changerelay.staged_weeks s
-        WHERE r.habit_id = h.id AND h.week_id = w.id AND w.source_habit_tracker_id = s.habit_tracker_id
-          AND NOT EXISTS (SELECT FROM changerelay.staged_records e WHERE e.habit_tracker_id = s.habit_tracker_id
-                          AND e.position = h.position AND e.record_date = r.record_date);
+        DELETE FROM public.habit_records r USING public.habits h, pg_temp.dual_write_prior p, pg_temp.dual_write_habits e
+        WHERE r.habit_id = ANY (ARRAY(SELECT id FROM public.habits
+                                      WHERE week_id = ANY (ARRAY(SELECT week_id FROM pg_temp.dual_write_prior))))
+          AND r.habit_id = h.id AND h.week_id = p.week_id
+          AND e.habit_tracker_id = p.habit_tracker_id AND e.position = h.position
+          AND NOT EXISTS (SELECT FROM jsonb_array_elements(e.records) AS x (v)
+                          WHERE (x.v ->> 'date')::date = r.record_date);
 
         INSERT INTO public.habit_records (habit_id, record_date, status)
-        SELECT h.id, e.record_date, e.status
-        FROM changerelay.staged_records e
-        JOIN public.weeks w ON w.source_habit_tracker_id = e.habit_tracker_id
-        JOIN public.habits h ON h.week_id = w.id AND h.position = e.position
+        SELECT h.id, (x.v ->> 'date')::date, x.v ->> 'status'
+        FROM pg_temp.dual_write_habits e JOIN pg_temp.dual_write_prior p USING (habit_tracker_id)
+        JOIN public.habits h ON h.week_id = p.week_id AND h.position = e.position
+        CROSS JOIN LATERAL jsonb_array_elements(e.records) AS x (v)
+        WHERE h.week_id = ANY (ARRAY(SELECT week_id FROM pg_temp.dual_write_prior))
         ON CONFLICT (habit_id, record_date) DO UPDATE SET status = EXCLUDED.status
             WHERE habit_records.status IS DISTINCT FROM EXCLUDED.status;
 
+        WITH new_weeks AS (
+            INSERT INTO public.weeks (child_id, week_start_date, week_period, source_habit_tracker_id)
+            SELECT c.id, f.week_start_date, f.week_period, f.habit_tracker_id
+            FROM pg_temp.dual_write_final f JOIN public.children c ON c.user_id = f.user_id AND c.name = f.child_name
+            WHERE NOT f.deleted
+              AND NOT EXISTS (SELECT FROM pg_temp.dual_write_prior p WHERE p.habit_tracker_id = f.habit_tracker_id)
+            RETURNING id, source_habit_tracker_id),
+        new_habits AS (
+            INSERT INTO public.habits (week_id, name, time_period, position)
+            SELECT w.id, e.name, e.time_period, e.position
+            FROM new_weeks w JOIN pg_temp.dual_write_habits e ON e.habit_tracker_id = w.source_habit_tracker_id
+            RETURNING id, week_id, position)
+        INSERT INTO public.habit_records (habit_id, record_date, status)
+        SELECT h.id, (x.v ->> 'date')::date, x.v ->> 'status'
+        FROM new_habits h JOIN new_weeks w ON w.id = h.week_id
+        JOIN pg_temp.dual_write_habits e ON e.habit_tracker_id = w.source_habit_tracker_id AND e.position = h.position
+        CROSS JOIN LATERAL jsonb_array_elements(e.records) AS x (v);
+
         DELETE FROM public.children c
-        WHERE c.id IN (SELECT old_child_id FROM changerelay.dual_write_staged)
+        WHERE c.id = ANY (ARRAY(SELECT child_id FROM pg_temp.dual_write_prior))
           AND NOT EXISTS (SELECT FROM public.weeks w WHERE w.child_id = c.id);
 
         """
 
     /// One `idempotency_log` row per change (the seed's operation names), drift for the
     /// rows that cannot be projected and, in shadow mode, for every difference between the
-    /// batch's projections and the new schema; then the staging table is emptied.
+    /// batch's projections and the new schema; the staging table is emptied by the same
+    /// statement, whose rows feed the other two (one read of a table that holds every batch's
+    /// deleted rows until it is vacuumed). A week's id is looked up by its index for each
+    /// change, not by joining (and so scanning) every week.
     static func finish(comparing: Bool) -> String {
         let differences = comparing
             ? HabitDifferences.ctes(
@@ -76,7 +144,8 @@ enum DualWriteStatements {
                 """
             : ""
         return """
-            WITH \(differences)logged AS (
+            WITH \(differences)staged AS MATERIALIZED (DELETE FROM changerelay.dual_write_staged RETURNING *),
+            logged AS (
                 INSERT INTO public.idempotency_log (key, operation, request_data, response_data, status, created_at, expires_at)
                 SELECT s.idempotency_key,
                        CASE s.operation WHEN 'INSERT' THEN 'create_week' WHEN 'UPDATE' THEN 'update_habit_record'
@@ -84,20 +153,19 @@ enum DualWriteStatements {
                        s.request_data,
                        CASE WHEN s.problem IS NOT NULL THEN jsonb_build_object('error', s.problem)
                             WHEN s.mode = 'apply' AND s.operation = 'DELETE' THEN jsonb_build_object('deleted', true)
-                            WHEN s.mode = 'apply' THEN jsonb_build_object('week_id', w.id) END,
+                            WHEN s.mode = 'apply' THEN jsonb_build_object('week_id', (
+                                SELECT w.id FROM public.weeks w WHERE w.source_habit_tracker_id = s.habit_tracker_id)) END,
                        CASE WHEN s.problem IS NOT NULL THEN 'failed' WHEN s.mode = 'log' THEN 'not_implemented'
                             WHEN s.mode = 'shadow' THEN 'shadow' ELSE 'success' END,
                        now(), now() + interval '24 hours'
-                FROM changerelay.dual_write_staged s
-                LEFT JOIN public.weeks w ON w.source_habit_tracker_id = s.habit_tracker_id AND s.mode = 'apply'
+                FROM staged s
                 ORDER BY s.seq
                 ON CONFLICT (key) DO NOTHING),
             drift AS (
                 INSERT INTO changerelay.dual_write_drift (habit_tracker_id, source_lsn, kind, detail, expected, actual)
                 SELECT habit_tracker_id, source_lsn, 'invalid_source', problem, NULL, NULL
-                FROM changerelay.dual_write_staged WHERE problem IS NOT NULL\(compared)
-                RETURNING kind),
-            cleared AS (DELETE FROM changerelay.dual_write_staged)
+                FROM staged WHERE problem IS NOT NULL\(compared)
+                RETURNING kind)
             SELECT kind, count(*)::text AS count FROM drift GROUP BY kind
             """
     }
