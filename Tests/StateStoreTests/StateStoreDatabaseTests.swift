@@ -194,43 +194,6 @@ import Testing
             """).rows == [["25"]])
     }
 
-    /// A batch's webhook_logs rows (018): one per event not logged before, mapped by its
-    /// webhook-id; an event staged again (its batch replayed) gets no second row. Finding
-    /// the logged events probes webhook_log_ids by its key: never a scan of the table, which
-    /// 013's anti-join made once per staged row while the statistics still said empty.
-    @Test func aBatchsWebhookLogsAreInsertedOnceFindingTheLoggedEventsByKey() throws {
-        let cluster = try Self.startCluster()
-        defer { try? cluster.stop() }
-        let db = try cluster.connect()
-        let config = try db.execute("""
-            INSERT INTO public.webhook_configs (name, url, events) VALUES ('c', 'http://127.0.0.1:9/', '{x}') RETURNING id::text AS id
-            """).value("id")!
-        func stage(_ ids: [String]) throws -> (inserted: String?, scans: String?) {
-            try db.execute("BEGIN")
-            for id in ids {
-                try db.query("""
-                    INSERT INTO changerelay.webhook_logs_staged (webhook_id, config_id, event_type, payload)
-                    VALUES ($1, $2, 'x.created', '{"id":"' || $1 || '"}')
-                    """, [id, config])
-            }
-            let inserted = try db.execute("SELECT changerelay.insert_staged_webhook_logs() AS n").value("n")
-            let scans = try db.execute("""
-                SELECT seq_scan::text AS n FROM pg_stat_xact_user_tables WHERE relid = 'changerelay.webhook_log_ids'::regclass
-                """).value("n")
-            try db.execute("COMMIT")
-            return (inserted, scans)
-        }
-        #expect(try stage(["msg_a", "msg_b", "msg_c"]) == ("3", "0"))
-        #expect(try stage(["msg_b", "msg_c", "msg_d"]) == ("1", "0"))
-        let logs = try db.execute("""
-            SELECT m.webhook_id, w.payload->>'id' AS payload, w.webhook_config_id::text AS config
-            FROM changerelay.webhook_log_ids m JOIN public.webhook_logs w ON w.id::text = m.log_id ORDER BY m.webhook_id
-            """).rows
-        #expect(logs == ["a", "b", "c", "d"].map { ["msg_\($0)", "msg_\($0)", config] })
-        #expect(try db.execute("SELECT count(*) FROM public.webhook_logs").rows == [["4"]])
-        #expect(try db.execute("SELECT count(*) FROM changerelay.webhook_logs_staged").rows == [["0"]])
-    }
-
     /// A claim's scans start at the floors read with the endpoints: the earliest due time of
     /// each one's unfinished rows, in flight included, so rows finished since the last vacuum
     /// are not walked. A row due before its floor (committed since by a transaction that began
