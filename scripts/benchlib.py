@@ -166,24 +166,23 @@ def wait_until(what, condition, timeout=1800, every=0.05, watch=()):
 OPEN = "completed_at IS NULL"
 
 
-def wait_deliveries(session, what, succeeded=None, where="", watch=(), timeout=1800):
-    """Waits until no delivery (matching `where`, an extra condition) is open and, when
-    `succeeded` is given, that many have succeeded; exits when one finished without succeeding.
+def wait_deliveries(session, what, succeeded=None, watch=(), timeout=1800):
+    """Waits until no delivery is open and, when `succeeded` is given, that many have
+    succeeded; exits when one finished without succeeding.
     The frequent poll reads the open rows through the claim's own index; the finished rows are
     counted, a scan of the table, only when none is open and at most twice a second: counting
     succeeded rows twenty times a second took a third of a core from the service measured."""
-    extra = " AND (%s)" % where if where else ""
     counted = [0.0]
 
     def finished():
-        if session.value("SELECT EXISTS (SELECT FROM changerelay.deliveries WHERE %s%s)" % (OPEN, extra)) == "t":
+        if session.value("SELECT EXISTS (SELECT FROM changerelay.deliveries WHERE %s)" % OPEN) == "t":
             return False
         if time.monotonic() - counted[0] < 0.5:
             return False
         counted[0] = time.monotonic()
         done, failed = map(int, session.value(
             "SELECT count(*) FILTER (WHERE status = 'succeeded') || ' ' || count(*) FILTER (WHERE status <> 'succeeded') "
-            "FROM changerelay.deliveries WHERE NOT (%s)%s" % (OPEN, extra)).split())
+            "FROM changerelay.deliveries WHERE NOT (%s)" % OPEN).split())
         if failed:
             sys.exit("%d deliveries finished without succeeding while waiting for %s" % (failed, what))
         return succeeded is None or done >= succeeded
