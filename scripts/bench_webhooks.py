@@ -1,7 +1,7 @@
 """Webhook fan-out benchmark (see bench-webhooks.sh)."""
 import os, signal, socket, subprocess, sys, time
 sys.path.insert(0, os.path.dirname(__file__))
-from benchlib import Cluster, RELAY, wait_until
+from benchlib import OPEN, Cluster, RELAY, wait_until
 
 MESSAGES = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
 RECEIVER = os.path.abspath(".build/release/BenchReceiver")
@@ -28,8 +28,8 @@ def drain(cluster, env, planned, delivered, skipped_endpoint="''"):
     The poll reads only the unfinished rows (through the claim's partial indexes): counting
     the finished ones walked the whole table five times a second, beside the service."""
     unfinished = ("SELECT coalesce(max(id), 0) >= %d AND NOT EXISTS (SELECT FROM changerelay.deliveries "
-                  "WHERE completed_at IS NULL AND endpoint IS DISTINCT FROM %s) "
-                  "FROM changerelay.deliveries" % (planned, skipped_endpoint))
+                  "WHERE %s AND endpoint IS DISTINCT FROM %s) "
+                  "FROM changerelay.deliveries" % (planned, OPEN, skipped_endpoint))
     session = cluster.session()
     began = time.monotonic()
     service = subprocess.Popen([RELAY, "run"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -186,6 +186,8 @@ public final class AutomationCache: Sendable {
         let horizon = time.microseconds - window.wholeMicroseconds
         let known: PostgresTimestamp?? = state.withLock { state in
             if let completed = state.completions[key], completed <= time, completed.microseconds > horizon { return completed }
+            // Most look-ups find no filter within the window: the key is hashed only when one is.
+            guard state.evicted.contains(where: { $0.newest > horizon }) else { return .some(nil) }
             let hashes = EvictedKeys.hashes(key)
             let perhapsEvicted = state.evicted.contains { $0.newest > horizon && $0.mightContain(hashes) }
             return perhapsEvicted ? nil : .some(nil)
@@ -209,15 +211,21 @@ private struct EvictedKeys: Sendable {
         self.newest = newest
         bits = Array(repeating: 0, count: max(1, (keys.count * Self.bitsPerKey + 63) / 64))
         for key in keys {
-            let (first, step) = Self.hashes(key)
-            for probe in 0..<UInt64(Self.probes) {
-                let position = (first &+ probe &* step) % UInt64(bits.count * 64)
-                bits[Int(position / 64)] |= 1 << (position % 64)
-            }
+            for (word, mask) in probes(Self.hashes(key)) { bits[word] |= mask }
         }
     }
 
-    /// Two independent hashes of the key; the probes are their combinations (double hashing).
+    /// The word and bit of each probe: the two hashes combined (double hashing).
+    private func probes(_ hashes: (UInt64, UInt64)) -> [(word: Int, mask: UInt64)] {
+        let (first, step) = hashes
+        let size = UInt64(bits.count * 64)
+        return (0..<UInt64(Self.probes)).map { probe in
+            let position = (first &+ probe &* step) % size
+            return (Int(position / 64), 1 << (position % 64))
+        }
+    }
+
+    /// Two independent hashes of the key.
     static func hashes(_ key: AutomationCache.CompletionKey) -> (UInt64, UInt64) {
         var first = Hasher()
         first.combine(key)
@@ -228,11 +236,6 @@ private struct EvictedKeys: Sendable {
     }
 
     func mightContain(_ hashes: (UInt64, UInt64)) -> Bool {
-        let (first, step) = hashes
-        for probe in 0..<UInt64(Self.probes) {
-            let position = (first &+ probe &* step) % UInt64(bits.count * 64)
-            if bits[Int(position / 64)] & (1 << (position % 64)) == 0 { return false }
-        }
-        return true
+        probes(hashes).allSatisfy { bits[$0.word] & $0.mask != 0 }
     }
 }
