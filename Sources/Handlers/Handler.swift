@@ -87,7 +87,11 @@ public struct Router: Sendable {
             staged[staging.table] = handler
         }
         stagingHandlers = staged
+        sessionSetups = handlers.compactMap { $0.staging?.sessionSetup }
     }
+
+    /// What the batch committer runs on each connection it opens (`Staging.sessionSetup`).
+    public let sessionSetups: [String]
 
     private let stagingHandlers: [TableName: any Handler]
     private let timekeepers: [any Handler]

@@ -79,7 +79,7 @@ public final class BatchCommitter: TransactionSink {
         self.logger = logger
         checkpoint = SlotCheckpoint(slot: settings.slot)
         watermarks = settings.backfills.map(BackfillWatermarks.init)
-        let connection = try PostgresConnection(url: settings.stateURL)
+        let connection = try Self.connect(settings.stateURL, router: router)
         policy = BatchPolicy(durable: try checkpoint.read(on: connection),
                              maxChanges: settings.maxBatchChanges, maxAge: settings.maxBatchAge)
         self.connection = connection
@@ -255,8 +255,15 @@ public final class BatchCommitter: TransactionSink {
 
     private func connected() throws(PostgresError) -> PostgresConnection {
         if let connection { return connection }
-        let fresh = try PostgresConnection(url: settings.stateURL)
+        let fresh = try Self.connect(settings.stateURL, router: router)
         connection = fresh
         return fresh
+    }
+
+    /// A connection with the session's own staging tables (`Staging.sessionSetup`).
+    private static func connect(_ url: String, router: Router) throws(PostgresError) -> PostgresConnection {
+        let connection = try PostgresConnection(url: url)
+        for setup in router.sessionSetups { try connection.execute(setup) }
+        return connection
     }
 }

@@ -76,10 +76,18 @@ public struct Staging: Sendable, Hashable {
     public var table: TableName
     /// One or more statements, sent as one simple query.
     public var statements: String
+    /// Creates `table` (in `pg_temp`) as a temporary table of the committer's session; run
+    /// on each connection it opens, before its first batch. nil when `table` is shared.
+    /// A temporary staging table created `ON COMMIT DELETE ROWS` writes no WAL (which the
+    /// service decodes when the state database is the source), holds its own session's
+    /// rows only, and is emptied by Postgres at each commit instead of keeping deleted rows
+    /// for the next batch to walk until autovacuum comes by.
+    public var sessionSetup: String?
 
-    public init(table: TableName, statements: String) {
+    public init(table: TableName, statements: String, sessionSetup: String? = nil) {
         self.table = table
         self.statements = statements
+        self.sessionSetup = sessionSetup
     }
 }
 

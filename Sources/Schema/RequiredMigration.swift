@@ -14,6 +14,9 @@ public enum RequiredMigration: Sendable {
     /// 012's `deliveries.endpoint`, written with every planned delivery and read by every
     /// claim, and the staging of `webhook_logs` rows.
     case webhooks
+    /// 018's temporary staging of `webhook_logs` rows, which the batch committer creates on
+    /// each connection and `insert_staged_webhook_logs()` reads.
+    case webhookLogStaging
     /// 017's claim indexes (keyed on `completed_at`, which replaced 013's): without them
     /// every claim walks every due row.
     case claimIndexes
@@ -33,6 +36,7 @@ public enum RequiredMigration: Sendable {
         case .automationWorkflowLog: "011_automation_workflow_log.sql"
         case .webhooks: "012_webhooks.sql"
         case .claimIndexes: "017_hot_claims.sql"
+        case .webhookLogStaging: "018_webhook_log_session_staging.sql"
         case .messageBuffering: "014_message_buffering.sql"
         case .schedules: "015_schedules.sql"
         case .backfills: "016_backfills.sql"
@@ -50,6 +54,8 @@ public enum RequiredMigration: Sendable {
             "to_regclass('changerelay.webhook_log_ids') IS NOT NULL"
         case .claimIndexes:
             "to_regclass('changerelay.deliveries_endpoint_open') IS NOT NULL"
+        case .webhookLogStaging:
+            "to_regprocedure('changerelay.create_webhook_logs_staging()') IS NOT NULL"
         case .messageBuffering:
             "to_regclass('changerelay.message_buffer_staged') IS NOT NULL"
         case .schedules:

@@ -90,6 +90,30 @@ import Testing
         #expect(!run.stderr.contains(Self.secret) && !run.stderr.contains("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"))
     }
 
+    /// Without 018 the committer would stage log rows where no one reads them: such a
+    /// database is refused by name. Its rollback and a second application leave a database
+    /// that logs every event once.
+    @Test func aDatabaseWithoutSessionStagingIsRefusedByNameAndItsRollbackReapplies() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        try Self.addConfig(setup, name: "chat", events: ["chat.message.created"])
+        let file = repositoryRoot + "/sql/018_webhook_log_session_staging"
+        try setup.db.execute(try String(contentsOfFile: file + ".rollback.sql", encoding: .utf8))
+        let refused = try runChangeRelay(["run"], environment: Self.environment(setup), timeout: .seconds(60))
+        #expect(refused.status != 0 && refused.stderr.contains("sql/018_webhook_log_session_staging.sql"), "\(refused.stderr)")
+
+        try setup.db.execute(try String(contentsOfFile: file + ".sql", encoding: .utf8))
+        try setup.db.execute(try String(contentsOfFile: file + ".sql", encoding: .utf8))
+        let run = try Background(["run"], environment: Self.environment(setup))
+        try Self.chat(setup, messages: 3)
+        try RunPipelineTests.waitFor("three logged events") {
+            try setup.db.execute("SELECT count(*) AS n FROM webhook_logs WHERE completed_at IS NOT NULL").value("n") == "3"
+        }
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0, "\(run.stderr.suffix(2000))")
+        #expect(try setup.db.execute("SELECT count(*) AS n FROM webhook_logs").value("n") == "3")
+    }
+
     @Test func a410StopsTheDeliveryAndDeactivatesTheConfig() throws {
         let setup = try RunPipelineTests.prepare(behavior: .status(410))
         defer { try? setup.cluster.stop(); setup.receiver.stop() }

@@ -237,4 +237,58 @@ import Testing
         try queue.release(first + second, on: db)
         #expect(try queue.openDeliveries(on: db) == again)
     }
+
+    /// A batch's webhook_logs rows (018) are staged in the committing session's own
+    /// temporary table: another session never sees them, a rollback or a commit leaves the
+    /// table empty, and an event staged again (its batch replayed) gets no second row.
+    @Test func webhookLogRowsAreStagedPerSessionAndLoggedOncePerEvent() throws {
+        let cluster = try Self.startCluster()
+        defer { try? cluster.stop() }
+        let db = try cluster.connect()
+        let other = try cluster.connect()
+        let setup = try #require(WebhookHandler(rules: [], cache: WebhookConfigCache(), logger: Logger(label: "test"))
+            .staging?.sessionSetup)
+        // Again on a session that has it already: a reconnect's setup must not fail.
+        for session in [db, db, other] { try session.execute(setup) }
+        let config = try db.execute("""
+            INSERT INTO public.webhook_configs (name, url, events) VALUES ('c', 'http://127.0.0.1:9/', '{x}') RETURNING id::text AS id
+            """).value("id")!
+        func stage(_ ids: [String]) throws {
+            for id in ids {
+                try db.query("""
+                    INSERT INTO pg_temp.webhook_logs_staged (webhook_id, config_id, event_type, payload)
+                    VALUES ($1, $2, 'x.created', '{"id":"' || $1 || '"}')
+                    """, [id, config])
+            }
+        }
+        func staged(on session: PostgresConnection) throws -> String? {
+            try session.execute("SELECT count(*) AS n FROM pg_temp.webhook_logs_staged").value("n")
+        }
+
+        try db.execute("BEGIN")
+        try stage(["msg_a", "msg_b", "msg_c"])
+        #expect(try staged(on: other) == "0")
+        #expect(try db.execute("SELECT changerelay.insert_staged_webhook_logs() AS n").value("n") == "3")
+        try db.execute("COMMIT")
+        #expect(try staged(on: db) == "0")
+
+        try db.execute("BEGIN")
+        try stage(["msg_e"])
+        try db.execute("ROLLBACK")
+        #expect(try staged(on: db) == "0")
+
+        try db.execute("BEGIN")
+        try stage(["msg_b", "msg_c", "msg_d"])
+        #expect(try db.execute("SELECT changerelay.insert_staged_webhook_logs() AS n").value("n") == "1")
+        try db.execute("COMMIT")
+        #expect(try staged(on: db) == "0")
+
+        let logs = try db.execute("""
+            SELECT m.webhook_id, w.payload->>'id' AS payload, w.webhook_config_id::text AS config
+            FROM changerelay.webhook_log_ids m JOIN public.webhook_logs w ON w.id::text = m.log_id ORDER BY m.webhook_id
+            """).rows
+        #expect(logs == ["a", "b", "c", "d"].map { ["msg_\($0)", "msg_\($0)", config] })
+        #expect(try db.execute("SELECT count(*) AS n FROM public.webhook_logs").value("n") == "4")
+        #expect(try db.execute("SELECT to_regclass('changerelay.webhook_logs_staged') IS NULL AS gone").value("gone") == "t")
+    }
 }

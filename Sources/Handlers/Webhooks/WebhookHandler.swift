@@ -21,7 +21,8 @@ import PlannedEffects
 public struct WebhookHandler: Handler {
     public static let configsTable = "public.webhook_configs"
     public static let logTable = TableName(schema: "public", name: "webhook_logs")
-    public static let stagingTable = TableName(schema: "changerelay", name: "webhook_logs_staged")
+    /// The committer session's own (018): `changerelay.create_webhook_logs_staging()` makes it.
+    public static let stagingTable = TableName(schema: "pg_temp", name: "webhook_logs_staged")
     public static let configLog = TableName(schema: "changerelay", name: "webhook_config_log")
     /// The prefix of a webhook delivery's `auth`: the dispatcher signs it with that config's secret.
     public static let signingCredentialPrefix = "webhook:"
@@ -33,7 +34,8 @@ public struct WebhookHandler: Handler {
     public let tables: Set<String>
     public let reports: Set<DeliveryLog> = [.webhookLog]
     public let staging: Staging? = Staging(table: Self.stagingTable,
-                                           statements: "SELECT changerelay.insert_staged_webhook_logs() AS inserted")
+                                           statements: "SELECT changerelay.insert_staged_webhook_logs() AS inserted",
+                                           sessionSetup: "SELECT changerelay.create_webhook_logs_staging()")
     public let cache: WebhookConfigCache
     private let rules: [String: [WebhookRule]]
     private let logger: Logger
