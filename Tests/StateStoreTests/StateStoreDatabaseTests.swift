@@ -291,4 +291,31 @@ import Testing
         #expect(try db.execute("SELECT count(*) AS n FROM public.webhook_logs").value("n") == "4")
         #expect(try db.execute("SELECT to_regclass('changerelay.webhook_logs_staged') IS NULL AS gone").value("gone") == "t")
     }
+
+    /// The record statement is prepared once per connection, and Postgres may keep the plan
+    /// it made for the tables as they were then. Made while `deliveries` was empty, that
+    /// plan scanned the whole table on every record once it had grown; on a dispatcher's
+    /// connection it stays an index lookup whatever the table held when it was made.
+    @Test func aRecordPlannedOnAnEmptyTableStaysAnIndexLookupOnceTheTableGrows() throws {
+        let cluster = try Self.startCluster()
+        defer { try? cluster.stop() }
+        let db = try cluster.connect()
+        try db.execute("VACUUM ANALYZE changerelay.deliveries")
+        let queue = DeliveryQueue(logs: BuiltInHandlers.deliveryLogs, claimLimit: 10, lease: .seconds(45),
+                                  logger: Logger(label: "test"))
+        try queue.listen(on: db)
+        let attempt = RecordedAttempt(deliveryID: 1, attempt: 1, status: .succeeded, httpStatus: 200, error: nil,
+                                      retryIn: .zero, started: Date(), responseBody: "ok")
+        // Past the five custom plans after which Postgres settles on a generic one.
+        for _ in 0..<8 { try queue.record([attempt], on: db) }
+        try db.execute("""
+            INSERT INTO changerelay.deliveries (idempotency_key, handler, source_lsn, target_url, body, retry_policy)
+            SELECT 'k' || g, 'test', '0/1', 'http://127.0.0.1:9/', '{}', '{}' FROM generate_series(1, 20000) g
+            """)
+        let plan = try db.execute("""
+            EXPLAIN EXECUTE changerelay_record('{1}', '{succeeded}', '{200}', '{NULL}', '{0}', '{1}', '{0}', '{ok}')
+            """).rows.compactMap(\.first).compactMap { $0 }.joined(separator: "\n")
+        #expect(!plan.contains("Seq Scan on deliveries"), "\(plan)")
+        #expect(plan.contains("Index Scan using deliveries_pkey on deliveries"), "\(plan)")
+    }
 }
