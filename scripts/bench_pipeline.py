@@ -122,7 +122,7 @@ def dispatch(cluster, env, count, keep=0):
     was sent before it. Deleting them instead left the table's files and indexes at the
     size of every row planned so far, with the due rows' new versions scattered over the
     freed pages: a table no outage leaves behind, which measured the benchmark's own
-    deletion more than the dispatcher (README, "Performance")."""
+    deletion more than the dispatcher (README, "Tests and benchmarks")."""
     excess = "status = 'pending' AND id > (SELECT min(id) - 1 + %d FROM changerelay.deliveries WHERE status = 'pending')"
     cluster.psql("UPDATE changerelay.deliveries SET status = 'succeeded', attempt = 1, completed_at = now() - interval '1 hour', "
                  "updated_at = now() - interval '1 hour' WHERE " + excess % (count + keep))
