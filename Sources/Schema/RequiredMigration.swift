@@ -5,7 +5,7 @@ import Replication
 /// start, naming the file to apply, rather than failing at the first statement that
 /// names them, mid-stream and far from the cause.
 public enum RequiredMigration: Sendable {
-    /// 008's staging table, written in every dual-write checkpoint transaction.
+    /// 008's drift table and the new schema's views, written and read by the dual-write sync.
     case dualWrite
     /// 009's `deliveries.requeued_at_attempt`, read by every claim and set by `deliveries retry`.
     case deliveryRequeue
@@ -20,14 +20,17 @@ public enum RequiredMigration: Sendable {
     /// 017's claim indexes (keyed on `completed_at`, which replaced 013's): without them
     /// every claim walks every due row.
     case claimIndexes
-    /// 014's staging of buffer steps and the copy of open buffers' messages.
+    /// 014's buffer state and the copy of open buffers' messages.
     case messageBuffering
     /// 015's `changerelay.schedule_runs`: every scheduled run (built-in or configured) is
     /// claimed and recorded there.
     case schedules
-    /// 016's `changerelay.backfills` and the staging of chunk progress, applied in every
-    /// checkpoint transaction that handled a chunk.
+    /// 016's `changerelay.backfills`, whose progress every checkpoint transaction that
+    /// handled a chunk applies.
     case backfills
+    /// 019's temporary staging of the dual-write sync's changes, message buffering's steps
+    /// and backfills' progress, which the batch committer creates on each connection.
+    case sessionStaging
 
     var file: String {
         switch self {
@@ -40,6 +43,7 @@ public enum RequiredMigration: Sendable {
         case .messageBuffering: "014_message_buffering.sql"
         case .schedules: "015_schedules.sql"
         case .backfills: "016_backfills.sql"
+        case .sessionStaging: "019_session_staging.sql"
         }
     }
 
@@ -47,7 +51,7 @@ public enum RequiredMigration: Sendable {
     var probe: String {
         switch self {
         case .dualWrite:
-            "to_regclass('changerelay.dual_write_staged') IS NOT NULL"
+            "to_regclass('changerelay.dual_write_drift') IS NOT NULL"
         case .automationWorkflowLog:
             "to_regclass('changerelay.automation_workflow_log') IS NOT NULL"
         case .webhooks:
@@ -57,11 +61,13 @@ public enum RequiredMigration: Sendable {
         case .webhookLogStaging:
             "to_regprocedure('changerelay.create_webhook_logs_staging()') IS NOT NULL"
         case .messageBuffering:
-            "to_regclass('changerelay.message_buffer_staged') IS NOT NULL"
+            "to_regclass('changerelay.buffer_messages') IS NOT NULL"
         case .schedules:
             "to_regclass('changerelay.schedule_runs') IS NOT NULL"
         case .backfills:
-            "to_regclass('changerelay.backfill_progress_staged') IS NOT NULL"
+            "to_regclass('changerelay.backfills') IS NOT NULL"
+        case .sessionStaging:
+            "to_regprocedure('changerelay.create_backfill_progress_staging()') IS NOT NULL"
         case .deliveryRequeue:
             """
             EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass('changerelay.deliveries')

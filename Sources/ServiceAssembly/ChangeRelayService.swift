@@ -68,7 +68,10 @@ public struct ChangeRelayService: Sendable {
         try RequiredMigration.webhooks.require(neededBy: role == .dispatcher ? "the dispatcher" : "the batch committer",
                                                on: state)
         try RequiredMigration.schedules.require(neededBy: "the scheduler", on: state)
-        if role != .dispatcher { try RequiredMigration.backfills.require(neededBy: "the batch committer", on: state) }
+        if role != .dispatcher {
+            try RequiredMigration.backfills.require(neededBy: "the batch committer", on: state)
+            try RequiredMigration.sessionStaging.require(neededBy: "the batch committer", on: state)
+        }
         self.config = config
         self.credentials = credentials
         self.role = role

@@ -56,7 +56,9 @@ enum HandlerAssembly {
                     so the state database must be the source: leave state.database_url unset
                     """)
             }
-            try RequiredMigration.dualWrite.require(neededBy: "dual_write.mode", on: PostgresConnection(url: stateURL))
+            let state = try PostgresConnection(url: stateURL)
+            try RequiredMigration.dualWrite.require(neededBy: "dual_write.mode", on: state)
+            try RequiredMigration.sessionStaging.require(neededBy: "dual_write.mode", on: state)
             handlers.append(DualWriteHandler(mode: mode, logger: Logger(label: "changerelay.dual_write")))
         }
         if config.webhooks.enabled, let handler = try webhooks(config, sourceURL: sourceURL, stateIsSource: stateIsSource,

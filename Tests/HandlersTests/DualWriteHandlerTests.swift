@@ -119,8 +119,11 @@ private func staged(_ effects: Effects) -> [[String: String?]] {
         #expect(shadow.staging?.statements.contains("INSERT INTO public.weeks") == false)
         #expect(apply.staging?.statements.contains("INSERT INTO public.weeks") == true)
         #expect(log.staging?.statements.contains("differences") == false)
-        for statements in [shadow, apply, log].compactMap(\.staging?.statements) {
-            #expect(statements.contains("DELETE FROM changerelay.dual_write_staged"))
+        for handler in [shadow, apply, log] {
+            #expect(handler.staging?.table == TableName(schema: "pg_temp", name: "dual_write_staged"))
+            #expect(handler.staging?.statements.contains("FROM pg_temp.dual_write_staged") == true)
+            #expect(handler.staging?.sessionSetup?.contains("changerelay.create_dual_write_staging()") == true)
+            #expect(handler.staging?.sessionSetup?.contains("dual_write_prior") == (handler.mode == .apply))
         }
         shadow.stagedBatchCommitted(QueryResult(columns: ["kind", "count"], rows: [["missing_record", "2"], ["invalid_source", "1"]]))
         #expect(metrics.counterTotal(label: DualWriteHandler.driftMetric, dimensions: [("kind", "missing_record")]) == 2)

@@ -292,6 +292,75 @@ import Testing
         #expect(try db.execute("SELECT to_regclass('changerelay.webhook_logs_staged') IS NULL AS gone").value("gone") == "t")
     }
 
+    /// The dual-write sync's, message buffering's and backfills' staged rows (019) are the
+    /// committer session's own: another session never sees them, commit and rollback both
+    /// leave the tables empty (no dead rows for the next batch to walk), a reconnect's setup
+    /// runs again without error, and the shared tables of 008, 014 and 016 are gone.
+    @Test func dualWriteBufferAndBackfillRowsAreStagedPerSessionAndEmptiedAtCommit() throws {
+        let cluster = try Self.startCluster()
+        defer { try? cluster.stop() }
+        let db = try cluster.connect()
+        let other = try cluster.connect()
+        let windows = BufferBook.Windows(duration: .seconds(30), maxAge: .seconds(300), maxSize: 3)
+        let handlers: [any Handler] = DualWriteHandler.Mode.allCases.map { DualWriteHandler(mode: $0, logger: Logger(label: "test")) } + [
+            MessageBufferingHandler(.init(baseURL: "http://127.0.0.1:9/", windows: windows),
+                                    state: MessageBufferState(restored: .init(book: BufferBook(windows: windows), buffering: true))),
+            BackfillProgressHandler(),
+        ]
+        let setups = try handlers.map { try #require($0.staging?.sessionSetup, "\($0.name)") }
+        for session in [db, db, other] {
+            for setup in setups { try session.execute(setup) }
+        }
+        let tables = [DualWriteHandler.stagingTable, MessageBufferingHandler.stagingTable, BackfillProgressHandler.stagingTable]
+        #expect(tables.allSatisfy { $0.schema == "pg_temp" })
+        func stage() throws {
+            try db.execute("""
+                INSERT INTO pg_temp.dual_write_staged (habit_tracker_id, source_lsn, operation, mode, idempotency_key, request_data)
+                VALUES (1, '0/10', 'DELETE', 'apply', 'dual_write:0/10:0', '{}');
+                INSERT INTO pg_temp.message_buffer_staged (kind, event_lsn, event_index, buffering) VALUES ('flag', '0/10', 0, true);
+                INSERT INTO pg_temp.backfill_progress_staged (backfill_id, chunk, rows_read, rows_superseded, last)
+                VALUES (1, 1, 10, 0, false);
+                """)
+        }
+        func staged(on session: PostgresConnection) throws -> [String?] {
+            try tables.map { try session.execute("SELECT count(*) AS n FROM \($0)").value("n") }
+        }
+
+        try db.execute("BEGIN")
+        try stage()
+        #expect(try staged(on: db) == ["1", "1", "1"])
+        #expect(try staged(on: other) == ["0", "0", "0"])
+        #expect(try db.execute("SELECT count(*) AS n FROM pg_temp.dual_write_final").value("n") == "1")
+        #expect(try db.execute("SELECT changerelay.apply_staged_message_buffers() AS n").value("n") == "0")
+        #expect(try db.execute("SELECT count(*) AS n FROM changerelay.apply_staged_backfill_progress()").value("n") == "0")
+        try db.execute("COMMIT")
+        #expect(try staged(on: db) == ["0", "0", "0"])
+        #expect(try db.execute("SELECT buffering_enabled::text AS b FROM changerelay.message_buffering_state").value("b") == "true")
+
+        try db.execute("BEGIN")
+        try stage()
+        try db.execute("ROLLBACK")
+        #expect(try staged(on: db) == ["0", "0", "0"])
+        let shared = try db.execute("""
+            SELECT to_regclass('changerelay.dual_write_staged') IS NULL AND to_regclass('changerelay.message_buffer_staged') IS NULL
+                   AND to_regclass('changerelay.backfill_progress_staged') IS NULL AND to_regclass('changerelay.dual_write_final') IS NULL
+                   AS gone
+            """)
+        #expect(shared.value("gone") == "t")
+
+        // The rollback brings back 008's, 014's and 016's shared tables and functions; applied
+        // again (twice), 019 leaves a database whose new sessions stage as above.
+        let file = Self.repositoryRoot + "/sql/019_session_staging"
+        try db.execute(try String(contentsOfFile: file + ".rollback.sql", encoding: .utf8))
+        #expect(try db.execute("SELECT to_regclass('changerelay.dual_write_staged') IS NOT NULL AS back").value("back") == "t")
+        #expect(try db.execute("SELECT changerelay.apply_staged_message_buffers() AS n").value("n") == "0")
+        for _ in 0..<2 { try db.execute(try String(contentsOfFile: file + ".sql", encoding: .utf8)) }
+        let fresh = try cluster.connect()
+        for setup in setups { try fresh.execute(setup) }
+        #expect(try staged(on: fresh) == ["0", "0", "0"])
+        #expect(try db.execute("SELECT to_regclass('changerelay.dual_write_staged') IS NULL AS gone").value("gone") == "t")
+    }
+
     /// The record statement is prepared once per connection, and Postgres may keep the plan
     /// it made for the tables as they were then. Made while `deliveries` was empty, that
     /// plan scanned the whole table on every record once it had grown; on a dispatcher's

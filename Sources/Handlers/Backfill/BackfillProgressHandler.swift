@@ -9,14 +9,16 @@ import PlannedEffects
 /// the checkpoint transaction. So after a crash the cursor is exactly as far as the committed
 /// effects: the next chunk is read, and a finished one never again.
 public final class BackfillProgressHandler: Handler, Sendable {
-    public static let stagingTable = TableName(schema: "changerelay", name: "backfill_progress_staged")
+    /// The committer session's own (019): `changerelay.create_backfill_progress_staging()` makes it.
+    public static let stagingTable = TableName(schema: "pg_temp", name: "backfill_progress_staged")
     public static let rowsMetric = "changerelay_backfill_rows_total"
 
     public let name = "backfill"
     public let tables: Set<String> = []
     public let followsCommitTime = true
     public let staging: Staging? = Staging(table: stagingTable,
-                                           statements: "SELECT * FROM changerelay.apply_staged_backfill_progress()")
+                                           statements: "SELECT * FROM changerelay.apply_staged_backfill_progress()",
+                                           sessionSetup: "SELECT changerelay.create_backfill_progress_staging()")
     private let metrics: any MetricsFactory
 
     public init(metrics: any MetricsFactory = MetricsSystem.factory) {

@@ -25,7 +25,7 @@ public struct DualWriteHandler: Handler {
     }
 
     public static let table = "public.habit_tracker"
-    public static let stagingTable = TableName(schema: "changerelay", name: "dual_write_staged")
+    public static let stagingTable = TableName(schema: "pg_temp", name: "dual_write_staged")
     public static let driftMetric = "changerelay_dual_write_drift_total"
     public static let changesMetric = "changerelay_dual_write_changes_total"
 
@@ -42,7 +42,8 @@ public struct DualWriteHandler: Handler {
     public init(mode: Mode, logger: Logger, metrics: any MetricsFactory = MetricsSystem.factory) {
         self.mode = mode
         self.logger = logger
-        staging = Staging(table: Self.stagingTable, statements: DualWriteStatements.forBatch(in: mode))
+        staging = Staging(table: Self.stagingTable, statements: DualWriteStatements.forBatch(in: mode),
+                          sessionSetup: DualWriteStatements.sessionSetup(in: mode))
         changes = Dictionary(uniqueKeysWithValues: [Change.Operation.insert, .update, .delete].map { operation in
             (operation, Counter(label: Self.changesMetric,
                                 dimensions: [("mode", mode.rawValue), ("operation", operation.rawValue)], factory: metrics))

@@ -1,7 +1,24 @@
 /// The SQL that takes a batch's staged `habit_tracker` changes into effect, in the
-/// checkpoint transaction (`Staging.statements`). It leaves the staging table empty and
-/// returns `(kind, count)` of the drift it recorded.
+/// checkpoint transaction (`Staging.statements`), and returns `(kind, count)` of the
+/// drift it recorded. Postgres empties the session's staging tables at commit.
 enum DualWriteStatements {
+    /// Run on each connection of the batch committer (`Staging.sessionSetup`): the staging
+    /// table and its views (`sql/019`), and in `apply` the tables the staged JSON is
+    /// expanded into once per batch. All are temporary tables of that session, emptied at
+    /// commit, so no batch reads another's rows or their dead versions.
+    static func sessionSetup(in mode: DualWriteHandler.Mode) -> String {
+        "SELECT changerelay.create_dual_write_staging();\n" + (mode == .apply ? expansionTables : "")
+    }
+
+    private static let expansionTables = """
+        CREATE TEMPORARY TABLE IF NOT EXISTS dual_write_prior (habit_tracker_id bigint, week_id bigint, child_id bigint)
+            ON COMMIT DELETE ROWS;
+        CREATE TEMPORARY TABLE IF NOT EXISTS dual_write_rows (habit_tracker_id bigint, user_id uuid, child_name text,
+            week_start_date date, week_period text, habits jsonb, deleted boolean) ON COMMIT DELETE ROWS;
+        CREATE TEMPORARY TABLE IF NOT EXISTS dual_write_habits (habit_tracker_id bigint, position int, name text,
+            time_period text, records jsonb) ON COMMIT DELETE ROWS;
+        """
+
     /// The statements of one batch in `mode`.
     ///
     /// They are planned on guesses: the staging table is empty between batches and the
@@ -29,48 +46,36 @@ enum DualWriteStatements {
     /// batch starts is inserted plainly, so a concurrent writer of the same week makes the
     /// batch fail and be read again rather than be applied twice.
     static let apply = """
-        DO $$
-        BEGIN
-            IF to_regclass('pg_temp.dual_write_prior') IS NULL THEN
-                CREATE TEMPORARY TABLE dual_write_prior (habit_tracker_id bigint, week_id bigint, child_id bigint)
-                    ON COMMIT DELETE ROWS;
-                CREATE TEMPORARY TABLE dual_write_final (habit_tracker_id bigint, user_id uuid, child_name text,
-                    week_start_date date, week_period text, habits jsonb, deleted boolean) ON COMMIT DELETE ROWS;
-                CREATE TEMPORARY TABLE dual_write_habits (habit_tracker_id bigint, position int, name text,
-                    time_period text, records jsonb) ON COMMIT DELETE ROWS;
-            END IF;
-        END $$;
-
         INSERT INTO pg_temp.dual_write_prior (habit_tracker_id, week_id, child_id)
         SELECT source_habit_tracker_id, id, child_id FROM public.weeks
-        WHERE source_habit_tracker_id = ANY (ARRAY(SELECT habit_tracker_id FROM changerelay.dual_write_staged));
+        WHERE source_habit_tracker_id = ANY (ARRAY(SELECT habit_tracker_id FROM pg_temp.dual_write_staged));
 
-        INSERT INTO pg_temp.dual_write_final
+        INSERT INTO pg_temp.dual_write_rows
             (habit_tracker_id, user_id, child_name, week_start_date, week_period, habits, deleted)
         SELECT habit_tracker_id, (projection ->> 'user_id')::uuid, projection ->> 'child_name',
                (projection ->> 'week_start_date')::date, projection ->> 'week_period', projection -> 'habits',
                projection IS NULL
-        FROM changerelay.dual_write_final;
+        FROM pg_temp.dual_write_final;
 
         INSERT INTO pg_temp.dual_write_habits (habit_tracker_id, position, name, time_period, records)
         SELECT f.habit_tracker_id, (e.i - 1)::int, e.v ->> 'name', e.v ->> 'time_period', e.v -> 'records'
-        FROM pg_temp.dual_write_final f CROSS JOIN LATERAL jsonb_array_elements(f.habits) WITH ORDINALITY AS e (v, i)
+        FROM pg_temp.dual_write_rows f CROSS JOIN LATERAL jsonb_array_elements(f.habits) WITH ORDINALITY AS e (v, i)
         WHERE NOT f.deleted;
 
         DELETE FROM public.weeks
-        WHERE source_habit_tracker_id = ANY (ARRAY(SELECT habit_tracker_id FROM pg_temp.dual_write_final WHERE deleted));
+        WHERE source_habit_tracker_id = ANY (ARRAY(SELECT habit_tracker_id FROM pg_temp.dual_write_rows WHERE deleted));
 
         INSERT INTO public.children (user_id, name)
-        SELECT DISTINCT user_id, child_name FROM pg_temp.dual_write_final WHERE NOT deleted
+        SELECT DISTINCT user_id, child_name FROM pg_temp.dual_write_rows WHERE NOT deleted
         ON CONFLICT (user_id, name) DO NOTHING;
 
         UPDATE public.weeks w SET child_id = c.id, week_start_date = f.week_start_date, week_period = f.week_period
-        FROM pg_temp.dual_write_final f JOIN public.children c ON c.user_id = f.user_id AND c.name = f.child_name
+        FROM pg_temp.dual_write_rows f JOIN public.children c ON c.user_id = f.user_id AND c.name = f.child_name
         WHERE w.id = ANY (ARRAY(SELECT week_id FROM pg_temp.dual_write_prior))
           AND w.source_habit_tracker_id = f.habit_tracker_id
           AND (w.child_id, w.week_start_date, w.week_period) IS DISTINCT FROM (c.id, f.week_start_date, f.week_period);
 
-        DELETE FROM public.habits h USING pg_temp.dual_write_prior p JOIN pg_temp.dual_write_final f USING (habit_tracker_id)
+        DELETE FROM public.habits h USING pg_temp.dual_write_prior p JOIN pg_temp.dual_write_rows f USING (habit_tracker_id)
         WHERE h.week_id = ANY (ARRAY(SELECT week_id FROM pg_temp.dual_write_prior))
           AND h.week_id = p.week_id AND NOT f.deleted
           AND NOT EXISTS (SELECT FROM pg_temp.dual_write_habits e
@@ -102,7 +107,7 @@ enum DualWriteStatements {
         WITH new_weeks AS (
             INSERT INTO public.weeks (child_id, week_start_date, week_period, source_habit_tracker_id)
             SELECT c.id, f.week_start_date, f.week_period, f.habit_tracker_id
-            FROM pg_temp.dual_write_final f JOIN public.children c ON c.user_id = f.user_id AND c.name = f.child_name
+            FROM pg_temp.dual_write_rows f JOIN public.children c ON c.user_id = f.user_id AND c.name = f.child_name
             WHERE NOT f.deleted
               AND NOT EXISTS (SELECT FROM pg_temp.dual_write_prior p WHERE p.habit_tracker_id = f.habit_tracker_id)
             RETURNING id, source_habit_tracker_id),
@@ -125,26 +130,24 @@ enum DualWriteStatements {
 
     /// One `idempotency_log` row per change (the seed's operation names), drift for the
     /// rows that cannot be projected and, in shadow mode, for every difference between the
-    /// batch's projections and the new schema; the staging table is emptied by the same
-    /// statement, whose rows feed the other two (one read of a table that holds every batch's
-    /// deleted rows until it is vacuumed). A week's id is looked up by its index for each
-    /// change, not by joining (and so scanning) every week.
+    /// batch's projections and the new schema, from one read of the staged rows. A week's id
+    /// is looked up by its index for each change, not by joining (and so scanning) every week.
     static func finish(comparing: Bool) -> String {
         let differences = comparing
             ? HabitDifferences.ctes(
                 expected: HabitDifferences.staged,
-                actualScope: "habit_tracker_id IN (SELECT habit_tracker_id FROM changerelay.dual_write_final)") + ",\n"
+                actualScope: "habit_tracker_id IN (SELECT habit_tracker_id FROM pg_temp.dual_write_final)") + ",\n"
             : ""
         let compared = comparing
             ? """
 
                 UNION ALL
                 SELECT d.habit_tracker_id, f.source_lsn, d.kind, d.detail, d.expected, d.actual
-                FROM differences d LEFT JOIN changerelay.dual_write_final f USING (habit_tracker_id)
+                FROM differences d LEFT JOIN pg_temp.dual_write_final f USING (habit_tracker_id)
                 """
             : ""
         return """
-            WITH \(differences)staged AS MATERIALIZED (DELETE FROM changerelay.dual_write_staged RETURNING *),
+            WITH \(differences)staged AS MATERIALIZED (SELECT * FROM pg_temp.dual_write_staged),
             logged AS (
                 INSERT INTO public.idempotency_log (key, operation, request_data, response_data, status, created_at, expires_at)
                 SELECT s.idempotency_key,

@@ -2,14 +2,14 @@
 /// shared by the shadow mode (the rows of one batch) and `drift-check` (whole tables), so
 /// both name the same differences the same way.
 ///
-/// Each side has the shape of `sql/008`'s views, keyed by habit_tracker id: weeks (user,
+/// Each side has the shape of `sql/008`'s `actual_*` views, keyed by habit_tracker id: weeks (user,
 /// child name, start date, period), habits by position, records by position and date.
 /// A missing or extra week is one difference, not one more per habit and record; a
 /// missing or extra habit likewise stands for its records. A week without a source id is
 /// an extra week (with a NULL id) whose habits and records are not compared.
 public enum HabitDifferences {
     /// The expected side: three relations (a view name or a parenthesised query) with the
-    /// columns of `changerelay.staged_weeks`, `staged_habits` and `staged_records`.
+    /// columns of the session's `staged_weeks`, `staged_habits` and `staged_records` (`sql/019`).
     public struct Expected: Sendable {
         public var weeks: String
         public var habits: String
@@ -154,5 +154,5 @@ public enum HabitDifferences {
 
     /// The expected side of a batch: the service's projections, each row's last state.
     public static let staged = Expected(
-        weeks: "changerelay.staged_weeks", habits: "changerelay.staged_habits", records: "changerelay.staged_records")
+        weeks: "pg_temp.staged_weeks", habits: "pg_temp.staged_habits", records: "pg_temp.staged_records")
 }

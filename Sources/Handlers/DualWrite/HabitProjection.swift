@@ -121,8 +121,8 @@ public struct HabitProjection: Sendable, Equatable {
 }
 
 extension HabitProjection {
-    /// The form the service stages (`changerelay.dual_write_staged.projection`), which
-    /// `sql/008`'s `staged_*` views read: `{"user_id", "child_name", "week_start_date",
+    /// The form the service stages (`dual_write_staged.projection`), which `sql/019`'s
+    /// `staged_*` views read: `{"user_id", "child_name", "week_start_date",
     /// "week_period", "habits": [{"name", "time_period", "records": [{"date", "status"}]}]}`.
     public var json: String {
         var writer = JSONWriter(capacity: 256 + habits.count * 256)

@@ -36,13 +36,15 @@ public struct MessageBufferingHandler: Handler {
     public static let messagesTable = "public.buffered_messages"
     public static let flagsTable = "public.feature_flags"
     public static let flagName = "message_buffering"
-    public static let stagingTable = TableName(schema: "changerelay", name: "message_buffer_staged")
+    /// The committer session's own (019): `changerelay.create_message_buffer_staging()` makes it.
+    public static let stagingTable = TableName(schema: "pg_temp", name: "message_buffer_staged")
 
     public let name = "message_buffering"
     public let tables: Set<String> = [Self.messagesTable, Self.flagsTable]
     public let reports: Set<DeliveryLog> = [.bufferProcessingJob]
     public let staging: Staging? = Staging(table: Self.stagingTable,
-                                           statements: "SELECT changerelay.apply_staged_message_buffers() AS applied")
+                                           statements: "SELECT changerelay.apply_staged_message_buffers() AS applied",
+                                           sessionSetup: "SELECT changerelay.create_message_buffer_staging()")
     public let followsCommitTime = true
     public let settings: Settings
     public let state: MessageBufferState
