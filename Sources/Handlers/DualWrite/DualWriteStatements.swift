@@ -38,9 +38,11 @@ enum DualWriteStatements {
     /// work is split by what the batch found: a row without a week before the batch (all of
     /// a backlog) gets its week, habits and records by plain inserts chained through
     /// RETURNING, with nothing to compare or delete; only rows whose week existed are diffed
-    /// against it. The new schema's tables are reached through their indexes from the
-    /// batch's ids (`= ANY (ARRAY(...))`), never scanned: the temporary tables have no
-    /// statistics, and a plan guessed from them must not cost the size of the new schema.
+    /// against it, and a batch without such rows skips those statements, planning included
+    /// (it was half the planning of a one-row batch). The new schema's tables are reached
+    /// through their indexes from the batch's ids (`= ANY (ARRAY(...))`), never scanned: the
+    /// temporary tables have no statistics, and a plan guessed from them must not cost the
+    /// size of the new schema.
     ///
     /// The checkpoint transaction is the only writer of these weeks: one missing when the
     /// batch starts is inserted plainly, so a concurrent writer of the same week makes the
@@ -62,47 +64,52 @@ enum DualWriteStatements {
         FROM pg_temp.dual_write_rows f CROSS JOIN LATERAL jsonb_array_elements(f.habits) WITH ORDINALITY AS e (v, i)
         WHERE NOT f.deleted;
 
-        DELETE FROM public.weeks
-        WHERE source_habit_tracker_id = ANY (ARRAY(SELECT habit_tracker_id FROM pg_temp.dual_write_rows WHERE deleted));
-
         INSERT INTO public.children (user_id, name)
         SELECT DISTINCT user_id, child_name FROM pg_temp.dual_write_rows WHERE NOT deleted
         ON CONFLICT (user_id, name) DO NOTHING;
 
-        UPDATE public.weeks w SET child_id = c.id, week_start_date = f.week_start_date, week_period = f.week_period
-        FROM pg_temp.dual_write_rows f JOIN public.children c ON c.user_id = f.user_id AND c.name = f.child_name
-        WHERE w.id = ANY (ARRAY(SELECT week_id FROM pg_temp.dual_write_prior))
-          AND w.source_habit_tracker_id = f.habit_tracker_id
-          AND (w.child_id, w.week_start_date, w.week_period) IS DISTINCT FROM (c.id, f.week_start_date, f.week_period);
+        DO $$
+        BEGIN
+            IF EXISTS (SELECT FROM pg_temp.dual_write_prior) THEN
+                DELETE FROM public.weeks
+                WHERE source_habit_tracker_id = ANY (ARRAY(SELECT habit_tracker_id FROM pg_temp.dual_write_rows WHERE deleted));
 
-        DELETE FROM public.habits h USING pg_temp.dual_write_prior p JOIN pg_temp.dual_write_rows f USING (habit_tracker_id)
-        WHERE h.week_id = ANY (ARRAY(SELECT week_id FROM pg_temp.dual_write_prior))
-          AND h.week_id = p.week_id AND NOT f.deleted
-          AND NOT EXISTS (SELECT FROM pg_temp.dual_write_habits e
-                          WHERE e.habit_tracker_id = p.habit_tracker_id AND e.position = h.position);
+                UPDATE public.weeks w SET child_id = c.id, week_start_date = f.week_start_date, week_period = f.week_period
+                FROM pg_temp.dual_write_rows f JOIN public.children c ON c.user_id = f.user_id AND c.name = f.child_name
+                WHERE w.id = ANY (ARRAY(SELECT week_id FROM pg_temp.dual_write_prior))
+                  AND w.source_habit_tracker_id = f.habit_tracker_id
+                  AND (w.child_id, w.week_start_date, w.week_period) IS DISTINCT FROM (c.id, f.week_start_date, f.week_period);
 
-        INSERT INTO public.habits (week_id, name, time_period, position)
-        SELECT p.week_id, e.name, e.time_period, e.position
-        FROM pg_temp.dual_write_habits e JOIN pg_temp.dual_write_prior p USING (habit_tracker_id)
-        ON CONFLICT (week_id, position) DO UPDATE SET name = EXCLUDED.name, time_period = EXCLUDED.time_period
-            WHERE (habits.name, habits.time_period) IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.time_period);
+                DELETE FROM public.habits h USING pg_temp.dual_write_prior p JOIN pg_temp.dual_write_rows f USING (habit_tracker_id)
+                WHERE h.week_id = ANY (ARRAY(SELECT week_id FROM pg_temp.dual_write_prior))
+                  AND h.week_id = p.week_id AND NOT f.deleted
+                  AND NOT EXISTS (SELECT FROM pg_temp.dual_write_habits e
+                                  WHERE e.habit_tracker_id = p.habit_tracker_id AND e.position = h.position);
 
-        DELETE FROM public.habit_records r USING public.habits h, pg_temp.dual_write_prior p, pg_temp.dual_write_habits e
-        WHERE r.habit_id = ANY (ARRAY(SELECT id FROM public.habits
-                                      WHERE week_id = ANY (ARRAY(SELECT week_id FROM pg_temp.dual_write_prior))))
-          AND r.habit_id = h.id AND h.week_id = p.week_id
-          AND e.habit_tracker_id = p.habit_tracker_id AND e.position = h.position
-          AND NOT EXISTS (SELECT FROM jsonb_array_elements(e.records) AS x (v)
-                          WHERE (x.v ->> 'date')::date = r.record_date);
+                INSERT INTO public.habits (week_id, name, time_period, position)
+                SELECT p.week_id, e.name, e.time_period, e.position
+                FROM pg_temp.dual_write_habits e JOIN pg_temp.dual_write_prior p USING (habit_tracker_id)
+                ON CONFLICT (week_id, position) DO UPDATE SET name = EXCLUDED.name, time_period = EXCLUDED.time_period
+                    WHERE (habits.name, habits.time_period) IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.time_period);
 
-        INSERT INTO public.habit_records (habit_id, record_date, status)
-        SELECT h.id, (x.v ->> 'date')::date, x.v ->> 'status'
-        FROM pg_temp.dual_write_habits e JOIN pg_temp.dual_write_prior p USING (habit_tracker_id)
-        JOIN public.habits h ON h.week_id = p.week_id AND h.position = e.position
-        CROSS JOIN LATERAL jsonb_array_elements(e.records) AS x (v)
-        WHERE h.week_id = ANY (ARRAY(SELECT week_id FROM pg_temp.dual_write_prior))
-        ON CONFLICT (habit_id, record_date) DO UPDATE SET status = EXCLUDED.status
-            WHERE habit_records.status IS DISTINCT FROM EXCLUDED.status;
+                DELETE FROM public.habit_records r USING public.habits h, pg_temp.dual_write_prior p, pg_temp.dual_write_habits e
+                WHERE r.habit_id = ANY (ARRAY(SELECT id FROM public.habits
+                                              WHERE week_id = ANY (ARRAY(SELECT week_id FROM pg_temp.dual_write_prior))))
+                  AND r.habit_id = h.id AND h.week_id = p.week_id
+                  AND e.habit_tracker_id = p.habit_tracker_id AND e.position = h.position
+                  AND NOT EXISTS (SELECT FROM jsonb_array_elements(e.records) AS x (v)
+                                  WHERE (x.v ->> 'date')::date = r.record_date);
+
+                INSERT INTO public.habit_records (habit_id, record_date, status)
+                SELECT h.id, (x.v ->> 'date')::date, x.v ->> 'status'
+                FROM pg_temp.dual_write_habits e JOIN pg_temp.dual_write_prior p USING (habit_tracker_id)
+                JOIN public.habits h ON h.week_id = p.week_id AND h.position = e.position
+                CROSS JOIN LATERAL jsonb_array_elements(e.records) AS x (v)
+                WHERE h.week_id = ANY (ARRAY(SELECT week_id FROM pg_temp.dual_write_prior))
+                ON CONFLICT (habit_id, record_date) DO UPDATE SET status = EXCLUDED.status
+                    WHERE habit_records.status IS DISTINCT FROM EXCLUDED.status;
+            END IF;
+        END $$;
 
         WITH new_weeks AS (
             INSERT INTO public.weeks (child_id, week_start_date, week_period, source_habit_tracker_id)
