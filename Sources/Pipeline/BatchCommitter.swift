@@ -260,10 +260,18 @@ public final class BatchCommitter: TransactionSink {
         return fresh
     }
 
-    /// A connection with the session's own staging tables (`Staging.sessionSetup`).
+    /// A connection with the session's own staging tables (`Staging.sessionSetup`). A role
+    /// that may not create temporary tables is told what to grant, at start.
     private static func connect(_ url: String, router: Router) throws(PostgresError) -> PostgresConnection {
         let connection = try PostgresConnection(url: url)
-        for setup in router.sessionSetups { try connection.execute(setup) }
+        do {
+            for setup in router.sessionSetups { try connection.execute(setup) }
+        } catch where error.sqlState == "42501" {
+            throw PostgresError(error.kind, """
+                the batch committer stages its rows in temporary tables of its own session, and its role may not \
+                create them: GRANT TEMPORARY ON DATABASE <the state database> TO <its role> (\(error.message))
+                """, endpoint: error.endpoint, statement: error.statement)
+        }
         return connection
     }
 }

@@ -115,6 +115,28 @@ import Testing
         #expect(Self.distinctKeys(setup.receiver).count == total)
     }
 
+    /// The batch committer's staging tables are temporary tables of its session (sql/018,
+    /// 019): a role the database denies TEMPORARY is refused at start with the grant to make,
+    /// and with it the same role runs and delivers.
+    @Test func aRoleThatMayNotCreateTemporaryTablesIsToldWhatToGrant() throws {
+        let setup = try Self.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        try setup.db.execute("REVOKE TEMPORARY ON DATABASE postgres FROM PUBLIC")
+        var environment = setup.environment
+        environment["CHANGERELAY_SOURCE_DATABASE_URL"] = "postgresql://changerelay@127.0.0.1:\(setup.cluster.port)/postgres"
+        let refused = try runChangeRelay(["run"], environment: environment, timeout: .seconds(60))
+        #expect(refused.status != 0 && refused.stderr.contains("GRANT TEMPORARY ON DATABASE"), "\(refused.stderr)")
+        #expect(refused.stderr.contains("SQLSTATE 42501"), "\(refused.stderr)")
+
+        try setup.db.execute("GRANT TEMPORARY ON DATABASE postgres TO changerelay")
+        let run = try Background(["run"], environment: environment)
+        try setup.db.execute("INSERT INTO items VALUES (1, 'one')")
+        try Self.waitFor("the delivery") { Self.distinctKeys(setup.receiver).count == 1 }
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0, "\(run.stderr.suffix(2000))")
+        try Self.expectPlannedOnce(setup.db, changes: 1)
+    }
+
     @Test func anEndpointOutageDoesNotHoldTheSlot() throws {
         let setup = try Self.prepare(behavior: .status(500))
         defer { try? setup.cluster.stop(); setup.receiver.stop() }
