@@ -283,13 +283,26 @@ import Testing
         try db.execute("COMMIT")
         #expect(try staged(on: db) == "0")
 
-        let logs = try db.execute("""
+        var logs = try db.execute("""
             SELECT m.webhook_id, w.payload->>'id' AS payload, w.webhook_config_id::text AS config
             FROM changerelay.webhook_log_ids m JOIN public.webhook_logs w ON w.id::text = m.log_id ORDER BY m.webhook_id
             """).rows
         #expect(logs == ["a", "b", "c", "d"].map { ["msg_\($0)", "msg_\($0)", config] })
         #expect(try db.execute("SELECT count(*) AS n FROM public.webhook_logs").value("n") == "4")
         #expect(try db.execute("SELECT to_regclass('changerelay.webhook_logs_staged') IS NULL AS gone").value("gone") == "t")
+
+        // 020's lookup of the events logged already, rolled back to 018's and applied again.
+        let lookup = Self.repositoryRoot + "/sql/020_webhook_log_ids_lookup"
+        for file in [lookup + ".rollback.sql", lookup + ".sql", lookup + ".sql"] {
+            try db.execute(try String(contentsOfFile: file, encoding: .utf8))
+            let fresh = "msg_\(logs.count + 1)"
+            try db.execute("BEGIN")
+            try stage(["msg_a", fresh])
+            #expect(try db.execute("SELECT changerelay.insert_staged_webhook_logs() AS n").value("n") == "1", "\(file)")
+            try db.execute("COMMIT")
+            logs.append([fresh, fresh, config])
+        }
+        #expect(try db.execute("SELECT count(*) AS n FROM public.webhook_logs").value("n") == String(logs.count))
     }
 
     /// The dual-write sync's, message buffering's and backfills' staged rows (019) are the
