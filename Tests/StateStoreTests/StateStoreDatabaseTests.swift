@@ -30,6 +30,7 @@ import Testing
     }
 
     private static let executionID = "6f1d4c1e-5b7a-5d0c-9a57-3f0c2b9e8d11"
+    private static let oneTry = #"'{"kind":"fixed","delay_ms":1000,"max_attempts":1}'::jsonb"#
 
     private static func planned(_ index: Int, report: DeliveryReport?) -> PositionedDelivery {
         PositionedDelivery(
@@ -432,5 +433,69 @@ import Testing
             """).rows.compactMap(\.first).compactMap { $0 }.joined(separator: "\n")
         #expect(!plan.contains("Seq Scan on deliveries") && !plan.contains("Hash"), "\(plan)")
         #expect(plan.contains("Index Cond: (id = ANY"), "\(plan)")
+    }
+
+    /// A try rewrites the seed log row its delivery keeps current (webhook_logs,
+    /// automation_execution_logs) in place (021): none of the columns it sets is indexed,
+    /// and the pages keep room for the new version, so the tries of a batch write no index
+    /// entry. Rolled back, the densely written rows have no room and most rewrites are not.
+    @Test func aTryRewritesItsSeedLogRowInPlace() throws {
+        let cluster = try Self.startCluster()
+        defer { try? cluster.stop() }
+        let db = try cluster.connect()
+        let queue = DeliveryQueue(logs: BuiltInHandlers.deliveryLogs, claimLimit: 400, lease: .seconds(45),
+                                  logger: Logger(label: "test"))
+        let room = Self.repositoryRoot + "/sql/021_log_row_room"
+        for (round, file) in [room + ".sql", room + ".rollback.sql", room + ".sql"].enumerated() {
+            try db.execute(try String(contentsOfFile: file, encoding: .utf8))
+            try db.execute("""
+                TRUNCATE public.webhook_logs, public.webhook_configs, public.automation_execution_logs,
+                         changerelay.webhook_log_ids, changerelay.deliveries CASCADE;
+                INSERT INTO public.webhook_configs (name, url, events) VALUES ('c', 'http://127.0.0.1:9/', '{x}');
+                WITH logged AS (
+                    INSERT INTO public.webhook_logs (webhook_config_id, event_type, payload, attempt_count)
+                    SELECT (SELECT id FROM public.webhook_configs), 'x.created',
+                           jsonb_build_object('n', g, 'text', repeat('payload ', 40)), 0
+                    FROM generate_series(1, 150) g RETURNING id)
+                INSERT INTO changerelay.webhook_log_ids (webhook_id, log_id) SELECT 'msg_' || id, id::text FROM logged;
+                INSERT INTO public.automation_execution_logs (id, status, trigger_data)
+                SELECT md5('e' || g)::uuid, 'processing', jsonb_build_object('text', repeat('trigger ', 40))
+                FROM generate_series(1, 150) g;
+                INSERT INTO changerelay.deliveries (idempotency_key, handler, source_lsn, target_url, body, retry_policy, report)
+                SELECT 'w' || webhook_id, 'webhooks', '0/1'::pg_lsn, 'http://127.0.0.1:9/', '{}', \(Self.oneTry),
+                       jsonb_build_object('webhook_log', jsonb_build_object('webhook_id', webhook_id, 'config_id', '1'))
+                FROM changerelay.webhook_log_ids
+                UNION ALL
+                SELECT 'a' || id, 'automations', '0/1'::pg_lsn, 'http://127.0.0.1:9/', '{}', \(Self.oneTry),
+                       jsonb_build_object('automation_execution', id)
+                FROM public.automation_execution_logs
+                """)
+            let claimed = try queue.claim(on: db, shares: [], unroutedFloor: nil)
+            #expect(claimed.count == 300)
+            // A backend's counts of this transaction's rewrites carry those it has not yet
+            // reported, so the rewrites are the difference across the record.
+            let rewrites = """
+                SELECT t, pg_stat_get_xact_tuples_updated(('public.' || t)::regclass) AS updated,
+                       pg_stat_get_xact_tuples_hot_updated(('public.' || t)::regclass) AS hot
+                FROM unnest(ARRAY['webhook_logs', 'automation_execution_logs']) t ORDER BY t
+                """
+            try db.execute("BEGIN")
+            let before = try db.execute(rewrites).rows
+            try queue.record(claimed.map {
+                RecordedAttempt(deliveryID: $0.id, attempt: $0.attempt, status: .succeeded, httpStatus: 200, error: nil,
+                                retryIn: .zero, started: Date(), responseBody: "ok")
+            }, on: db)
+            let after = try db.execute(rewrites).rows
+            try db.execute("COMMIT")
+            let rolledBack = round == 1
+            for (start, end) in zip(before, after) {
+                let count = { (column: Int) in (Int(end[column] ?? "") ?? 0) - (Int(start[column] ?? "") ?? 0) }
+                #expect(count(1) == 150, "\(file): \(end[0] ?? "")")
+                #expect(rolledBack ? count(2) < 50 : count(2) == 150, "\(file): \(end[0] ?? ""), \(count(2)) in place")
+            }
+            #expect(try db.execute("""
+                SELECT count(*) AS n FROM public.webhook_logs WHERE response_status = 200 AND completed_at IS NOT NULL
+                """).value("n") == "150")
+        }
     }
 }
