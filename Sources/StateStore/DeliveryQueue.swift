@@ -63,8 +63,9 @@ public struct DeliveryQueue: Sendable {
                                 ["\(lease.components.seconds) seconds", postgresArrayLiteral(shares.map(\.endpoint)),
                                  postgresArrayLiteral(shares.map { String($0.rows) }),
                                  postgresArrayLiteral(shares.map(\.floor)), unroutedFloor]).rows
+        var policies: [String: Result<RetryPolicy, any Error>] = [:]
         return rows.compactMap { row in
-            guard let decoded = ClaimedDelivery.decode(claimedRow: row) else { return nil }
+            guard let decoded = ClaimedDelivery.decode(claimedRow: row, policies: &policies) else { return nil }
             if let error = decoded.unreadablePolicy {
                 logger.error("delivery has an unreadable retry policy; it gets one attempt",
                              metadata: ["delivery": "\(decoded.delivery.id)", "error": "\(error)"])
