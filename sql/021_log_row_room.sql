@@ -12,18 +12,26 @@
 --
 -- A storage parameter changes no data and takes a brief lock that does not block reads or
 -- writes (SHARE UPDATE EXCLUSIVE); pages already written keep their layout, new pages get
--- the room. Tables that are absent (an install without that feature's seed tables) are
--- skipped, and a fillfactor an operator set below 100 is kept.
+-- the room. It is an optimisation, not a requirement: tables that are absent (an install
+-- without that feature's seed tables) are skipped, a fillfactor an operator set is kept,
+-- and a table the role running setup does not own (only its owner may set the parameter)
+-- is left as it is, with a NOTICE saying what to run as its owner.
 DO $$
 DECLARE
     t text;
+    relation regclass;
 BEGIN
     PERFORM pg_advisory_xact_lock(27991862643291504);
     FOREACH t IN ARRAY ARRAY['webhook_logs', 'automation_execution_logs', 'buffer_processing_jobs'] LOOP
-        IF to_regclass(format('public.%I', t)) IS NOT NULL
-           AND NOT EXISTS (SELECT FROM pg_class c, unnest(c.reloptions) AS o(option)
-                           WHERE c.oid = format('public.%I', t)::regclass AND o.option LIKE 'fillfactor=%') THEN
-            EXECUTE format('ALTER TABLE public.%I SET (fillfactor = 50)', t);
+        relation := to_regclass(format('public.%I', t));
+        CONTINUE WHEN relation IS NULL
+            OR EXISTS (SELECT FROM pg_class c, unnest(c.reloptions) AS o(option)
+                       WHERE c.oid = relation AND o.option LIKE 'fillfactor=%');
+        IF pg_has_role(current_user, (SELECT relowner FROM pg_class WHERE oid = relation), 'USAGE') THEN
+            EXECUTE format('ALTER TABLE %s SET (fillfactor = 50)', relation);
+        ELSE
+            RAISE NOTICE '% is not owned by %: its rows are rewritten with an entry in each of its indexes; as its owner, run ALTER TABLE % SET (fillfactor = 50)',
+                relation, current_user, relation;
         END IF;
     END LOOP;
 END $$;

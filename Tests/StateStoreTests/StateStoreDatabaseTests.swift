@@ -439,6 +439,7 @@ import Testing
     /// automation_execution_logs) in place (021): none of the columns it sets is indexed,
     /// and the pages keep room for the new version, so the tries of a batch write no index
     /// entry. Rolled back, the densely written rows have no room and most rewrites are not.
+    /// A role that does not own the tables leaves them alone.
     @Test func aTryRewritesItsSeedLogRowInPlace() throws {
         let cluster = try Self.startCluster()
         defer { try? cluster.stop() }
@@ -497,5 +498,26 @@ import Testing
                 SELECT count(*) AS n FROM public.webhook_logs WHERE response_status = 200 AND completed_at IS NOT NULL
                 """).value("n") == "150")
         }
+
+        // Run by a role that does not own the tables (only an owner may set the parameter),
+        // 021 and its rollback leave them as they are instead of failing the setup.
+        func fillfactors() throws -> [[String?]] {
+            try db.execute("""
+                SELECT relname, coalesce(array_to_string(reloptions, ','), '') FROM pg_class
+                WHERE oid IN ('public.webhook_logs'::regclass, 'public.automation_execution_logs'::regclass) ORDER BY relname
+                """).rows
+        }
+        try db.execute(try String(contentsOfFile: room + ".rollback.sql", encoding: .utf8))
+        try db.execute("SET ROLE changerelay")
+        for file in [room + ".sql", room + ".rollback.sql"] {
+            try db.execute(try String(contentsOfFile: file, encoding: .utf8))
+        }
+        try db.execute("RESET ROLE")
+        #expect(try fillfactors() == [["automation_execution_logs", ""], ["webhook_logs", ""]])
+        try db.execute(try String(contentsOfFile: room + ".sql", encoding: .utf8))
+        try db.execute("SET ROLE changerelay")
+        try db.execute(try String(contentsOfFile: room + ".rollback.sql", encoding: .utf8))
+        try db.execute("RESET ROLE")
+        #expect(try fillfactors() == [["automation_execution_logs", "fillfactor=50"], ["webhook_logs", "fillfactor=50"]])
     }
 }
