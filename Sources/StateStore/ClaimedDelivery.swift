@@ -89,8 +89,13 @@ extension ClaimedDelivery {
               let method = row[3], let body = row[6], let policyText = row[7], let attempt = row[8].flatMap({ Int($0) }),
               let previousStatus = row[10].flatMap(DeliveryStatus.init(rawValue:)),
               let requeuedAtAttempt = row[12].flatMap({ Int($0) }) else { return nil }
-        let read = policies[policyText] ?? Result { try JSONDecoder().decode(RetryPolicy.self, from: Data(policyText.utf8)) }
-        policies[policyText] = read
+        let read: Result<RetryPolicy, any Error>
+        if let known = policies[policyText] {
+            read = known
+        } else {
+            read = Result { try JSONDecoder().decode(RetryPolicy.self, from: Data(policyText.utf8)) }
+            policies[policyText] = read
+        }
         var policy = fallbackPolicy
         var unreadablePolicy: (any Error)?
         switch read {
