@@ -375,6 +375,11 @@ import Testing
         #expect(try db.execute("SELECT to_regclass('changerelay.dual_write_staged') IS NULL AS gone").value("gone") == "t")
     }
 
+    /// The plan `EXPLAIN` gives for `statement` on `db`'s session, one line of text per node.
+    private static func plan(of statement: String, on db: PostgresConnection) throws -> String {
+        try db.execute("EXPLAIN " + statement).rows.compactMap(\.first).compactMap { $0 }.joined(separator: "\n")
+    }
+
     /// The record statement is prepared once per connection, and Postgres may keep the plan
     /// it made for the tables as they were then. Made while `deliveries` was empty, that
     /// plan scanned the whole table on every record once it had grown; on a dispatcher's
@@ -395,9 +400,8 @@ import Testing
             INSERT INTO changerelay.deliveries (idempotency_key, handler, source_lsn, target_url, body, retry_policy)
             SELECT 'k' || g, 'test', '0/1', 'http://127.0.0.1:9/', '{}', '{}' FROM generate_series(1, 20000) g
             """)
-        let plan = try db.execute("""
-            EXPLAIN EXECUTE changerelay_record('{1}', '{succeeded}', '{200}', '{NULL}', '{0}', '{1}', '{0}', '{ok}')
-            """).rows.compactMap(\.first).compactMap { $0 }.joined(separator: "\n")
+        let plan = try Self.plan(
+            of: "EXECUTE changerelay_record('{1}', '{succeeded}', '{200}', '{NULL}', '{0}', '{1}', '{0}', '{ok}')", on: db)
         #expect(!plan.contains("Seq Scan on deliveries"), "\(plan)")
         #expect(plan.contains("Index Scan using deliveries_pkey on deliveries"), "\(plan)")
     }
@@ -428,9 +432,8 @@ import Testing
             SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE name = 'changerelay_claim'
             """)
         #expect(plans.rows == [["2", "0"]])
-        let plan = try db.execute("""
-            EXPLAIN EXECUTE changerelay_claim('45 seconds', '{e1,e2}', '{2,2}', '{-infinity,-infinity}', NULL)
-            """).rows.compactMap(\.first).compactMap { $0 }.joined(separator: "\n")
+        let plan = try Self.plan(
+            of: "EXECUTE changerelay_claim('45 seconds', '{e1,e2}', '{2,2}', '{-infinity,-infinity}', NULL)", on: db)
         #expect(!plan.contains("Seq Scan on deliveries") && !plan.contains("Hash"), "\(plan)")
         #expect(plan.contains("Index Cond: (id = ANY"), "\(plan)")
     }
