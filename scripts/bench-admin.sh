@@ -5,6 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
-swift build -c release --product changerelay >&2
+swift build -c release --product changerelay --static-swift-stdlib >&2
 swift build -c release --product BenchReceiver >&2
 exec python3 scripts/bench_admin.py "${1:-300000}" "${2:-50000}" "${3:-2}"

@@ -13,6 +13,6 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 command -v taskset >/dev/null || { echo "taskset is missing (util-linux): run scripts/install-deps.sh" >&2; exit 1; }
 [ "$(nproc)" -ge 2 ] || { echo "bench-all's write-path phase pins to CPUs 0 and 1: it needs 2 CPUs, nproc says $(nproc)" >&2; exit 1; }
-swift build -c release --product changerelay >&2
+swift build -c release --product changerelay --static-swift-stdlib >&2
 swift build -c release --product BenchReceiver >&2
 exec python3 scripts/bench_all.py "${1:-1.0}"

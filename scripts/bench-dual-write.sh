@@ -7,5 +7,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
-swift build -c release --product changerelay >&2
+swift build -c release --product changerelay --static-swift-stdlib >&2
 exec python3 scripts/bench_dual_write.py "${1:-100000}"
