@@ -33,6 +33,19 @@ def workload(cluster, transactions):
     return float([line for line in out.splitlines() if line.startswith("tps")][0].split()[2]), time.monotonic() - began
 
 
+def finish(cluster, service, calls, began, label):
+    """Waits until `calls` deliveries have succeeded, then stops the service; returns the seconds
+    since `began` and the log rows written ("trigger_execution_logs completed_automation_logs")."""
+    session = cluster.session()
+    wait_deliveries(session, "every call (%s)" % label, succeeded=calls, watch=[service])
+    elapsed = time.monotonic() - began
+    session.close()
+    logs = cluster.psql("SELECT (SELECT count(*) FROM trigger_execution_logs) || ' ' || "
+                        "(SELECT count(*) FROM automation_execution_logs WHERE status = 'completed')")
+    stop_relay(service, label)
+    return elapsed, logs
+
+
 def measure(transactions, report=print):
     """Returns {"alone", "with_service" (TPS), "changes_per_s", "calls_per_s", "seconds", "calls"}."""
     if transactions % CLIENTS:
@@ -72,24 +85,35 @@ def measure(transactions, report=print):
         began = time.monotonic()
         with_service, writing = workload(cluster, transactions)
         calls = transactions * 3
-        session = cluster.session()
-        wait_deliveries(session, "every call", succeeded=calls, watch=[service])
-        elapsed = time.monotonic() - began
-        session.close()
-        logs = cluster.psql("SELECT (SELECT count(*) FROM trigger_execution_logs) || ' ' || "
-                            "(SELECT count(*) FROM automation_execution_logs WHERE status = 'completed')")
-        stop_relay(service, "run (seed handlers)")
+        elapsed, logs = finish(cluster, service, calls, began, "run (seed handlers)")
         service = None
+
+        # The same workload written first, with no reader, then drained: the handlers' own rate,
+        # with the cores to themselves as the echo baseline has them.
+        reset(cluster)
+        cluster.psql("SELECT pg_drop_replication_slot('changerelay')")
+        subprocess.run([RELAY, "setup"], env=env, check=True, capture_output=True)
+        workload(cluster, transactions)
+        cluster.psql("VACUUM ANALYZE")
+        drain_began = time.monotonic()
+        service = start_relay(["run"], env)
+        drained, backlog_logs = finish(cluster, service, calls, drain_began, "run (seed handlers, backlog)")
+        service = None
+        if backlog_logs != logs:
+            sys.exit("the backlog's log rows (%s) differ from the live run's (%s)" % (backlog_logs, logs))
         summary = stop_receiver(receiver)
         report("insert TPS  %.0f without ChangeRelay; %.0f with it running (ratio %.3f, cost %.1f %%)"
                % (alone, with_service, with_service / alone, 100 * (alone - with_service) / alone))
         report("end to end  %d changes and %d calls in %.1f s from the first write to the last recorded call "
                "(writes took %.1f s): %.0f changes/s, %.0f calls/s" % (2 * transactions, calls, elapsed, writing,
                                                                       2 * transactions / elapsed, calls / elapsed))
-        report("log rows    trigger_execution_logs + completed automation_execution_logs: %s; receiver: %s"
+        report("backlog     the same %d calls drained from a slot written beforehand: %.1f s from start to the "
+               "last recorded call, %.0f calls/s" % (calls, drained, calls / drained))
+        report("log rows    trigger_execution_logs + completed automation_execution_logs: %s (each run); receiver: %s"
                % (logs, summary))
         return {"alone": alone, "with_service": with_service, "changes_per_s": 2 * transactions / elapsed,
-                "calls_per_s": calls / elapsed, "seconds": elapsed, "calls": calls}
+                "calls_per_s": calls / elapsed, "seconds": elapsed, "calls": calls,
+                "backlog_calls_per_s": calls / drained, "backlog_seconds": drained}
     finally:
         if service is not None:
             service.kill()
