@@ -47,7 +47,8 @@ def finish(cluster, service, calls, began, label):
 
 
 def measure(transactions, report=print):
-    """Returns {"alone", "with_service" (TPS), "changes_per_s", "calls_per_s", "seconds", "calls"}."""
+    """Returns {"alone", "with_service" (TPS), "changes_per_s", "calls_per_s", "seconds", "calls",
+    "backlog_calls_per_s"}."""
     if transactions % CLIENTS:
         sys.exit("TRANSACTIONS must be a multiple of %d" % CLIENTS)
     cluster = Cluster()
@@ -113,7 +114,7 @@ def measure(transactions, report=print):
                % (logs, summary))
         return {"alone": alone, "with_service": with_service, "changes_per_s": 2 * transactions / elapsed,
                 "calls_per_s": calls / elapsed, "seconds": elapsed, "calls": calls,
-                "backlog_calls_per_s": calls / drained, "backlog_seconds": drained}
+                "backlog_calls_per_s": calls / drained}
     finally:
         if service is not None:
             service.kill()
