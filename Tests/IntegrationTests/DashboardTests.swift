@@ -158,13 +158,16 @@ import Testing
                 + "?.dataset.count === '\(figure.count)'"
         }
         steps += [
+            // Every delivery settled before the page opened: nothing succeeds until the Retry.
+            "wait:document.getElementById('deliveries-rate').dataset.rate === '0'",
             "click:#dead-letters button[data-retry=\"\(retried)\"]",
             "wait:document.querySelector('[data-retried=\"\(retried)\"]')?.dataset.outcome === 'requeued'",
+            // The rate, measured from /metrics over the last 10 s, counts that delivery. It is read
+            // first: the counts below are cached for up to 30 s, longer than the rate's window.
+            "wait:Number(document.getElementById('deliveries-rate').dataset.rate) > 0",
             // The retried delivery leaves the dead letters, and the counts show it delivered.
             "wait:!document.querySelector('#dead-letters [data-delivery-id=\"\(retried)\"]')"
                 + " && document.querySelector('td[data-handler=\"echo\"][data-status=\"succeeded\"]')?.dataset.count === '1'",
-            // …and the rate, measured from /metrics over the last 10 s, counts that delivery.
-            "wait:Number(document.getElementById('deliveries-rate').dataset.rate) > 0",
         ]
         if let screenshot = ProcessInfo.processInfo.environment["CHANGERELAY_SCREENSHOT"] {
             steps.append("screenshot:" + screenshot)
