@@ -5,6 +5,14 @@ from benchlib import OPEN, Cluster, RELAY, wait_until
 
 MESSAGES = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
 RECEIVER = os.path.abspath(".build/release/BenchReceiver")
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def busy_seconds():
+    """CPU time the whole machine spent (user, nice, system, irq, softirq) since boot: the
+    service, the receiver, Postgres' backends and walsender, and this script's polls."""
+    fields = [int(v) for v in open("/proc/stat").readline().split()[1:]]
+    return (fields[0] + fields[1] + fields[2] + fields[5] + fields[6]) / TICKS
 
 
 def backlog(cluster, env):
@@ -24,18 +32,21 @@ def backlog(cluster, env):
 def drain(cluster, env, planned, delivered, skipped_endpoint="''"):
     """Runs the service until `planned` deliveries are planned and every one of them but
     those to `skipped_endpoint` (an SQL expression) is finished: `delivered` of them.
-    Returns deliveries/s over that time.
+    Returns deliveries/s over that time and the machine's CPU time per delivery (µs): on two
+    cores the drain is CPU-bound, so the second tells what a delivery costs whatever else
+    moved the machine's speed.
     The poll reads only the unfinished rows (through the claim's partial indexes): counting
     the finished ones walked the whole table five times a second, beside the service."""
     unfinished = ("SELECT coalesce(max(id), 0) >= %d AND NOT EXISTS (SELECT FROM changerelay.deliveries "
                   "WHERE %s AND endpoint IS DISTINCT FROM %s) "
                   "FROM changerelay.deliveries" % (planned, OPEN, skipped_endpoint))
     session = cluster.session()
-    began = time.monotonic()
+    began, busy = time.monotonic(), busy_seconds()
     service = subprocess.Popen([RELAY, "run"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         wait_until("%d deliveries" % delivered, lambda: session.value(unfinished) == "t", every=0.2)
         rate = delivered / (time.monotonic() - began)
+        cpu = 1e6 * (busy_seconds() - busy) / delivered
     finally:
         service.send_signal(signal.SIGTERM)
         service.wait(timeout=120)
@@ -43,7 +54,7 @@ def drain(cluster, env, planned, delivered, skipped_endpoint="''"):
     succeeded = int(cluster.psql("SELECT count(*) FROM changerelay.deliveries WHERE status = 'succeeded'"))
     if succeeded < delivered:
         sys.exit("only %d of %d deliveries succeeded" % (succeeded, delivered))
-    return rate
+    return rate, cpu
 
 
 def main():
@@ -68,7 +79,7 @@ def main():
               % (cluster.version, os.cpu_count(), MESSAGES))
 
         backlog(cluster, echo)
-        echo_rate = drain(cluster, echo, MESSAGES, MESSAGES)
+        echo_rate, echo_cpu = drain(cluster, echo, MESSAGES, MESSAGES)
 
         def configs(urls):
             cluster.psql("DELETE FROM webhook_configs")
@@ -79,15 +90,16 @@ def main():
 
         configs([url + "/hook/%d" % i for i in range(4)])
         backlog(cluster, hooks)
-        fast = drain(cluster, hooks, 4 * MESSAGES, 4 * MESSAGES)
+        fast, fast_cpu = drain(cluster, hooks, 4 * MESSAGES, 4 * MESSAGES)
 
         configs([url + "/hook/%d" % i for i in range(3)] + [hanging_url])
         backlog(cluster, hooks)
-        others = drain(cluster, hooks, 4 * MESSAGES, 3 * MESSAGES, skipped_endpoint="(SELECT 'webhook:' || id FROM webhook_configs "
+        others, _ = drain(cluster, hooks, 4 * MESSAGES, 3 * MESSAGES, skipped_endpoint="(SELECT 'webhook:' || id FROM webhook_configs "
                                                                         "WHERE url = '%s')" % hanging_url)
 
-        print("echo        %8.0f deliveries/s (baseline)" % echo_rate)
-        print("webhooks    %8.0f deliveries/s to 4 endpoints: %.2f x echo (goal >= 0.8)" % (fast, fast / echo_rate))
+        print("echo        %8.0f deliveries/s (baseline), %.0f us of CPU each" % (echo_rate, echo_cpu))
+        print("webhooks    %8.0f deliveries/s to 4 endpoints: %.2f x echo (goal >= 0.8), %.0f us of CPU each: "
+              "echo's cost / theirs %.2f" % (fast, fast / echo_rate, fast_cpu, echo_cpu / fast_cpu))
         # Isolation: the three healthy endpoints against the same three when none hangs (the
         # fast phase spread its deliveries evenly over four).
         print("one hanging %8.0f deliveries/s to the other 3: %.2f x their rate without it (goal >= 0.9)"
