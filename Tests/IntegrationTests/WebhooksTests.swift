@@ -90,17 +90,19 @@ import Testing
         #expect(!run.stderr.contains(Self.secret) && !run.stderr.contains("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"))
     }
 
-    /// Without 018 the committer would stage log rows where no one reads them: such a
-    /// database is refused by name. Its rollback and a second application leave a database
-    /// that logs every event once.
-    @Test func aDatabaseWithoutSessionStagingIsRefusedByNameAndItsRollbackReapplies() throws {
+    /// Without 018 the committer would stage log rows where no one reads them, and without
+    /// 021 it could not prepare their insert: such a database is refused by name, at start.
+    /// The migration's rollback and a second application leave a database that logs every
+    /// event once.
+    @Test(arguments: ["018_webhook_log_session_staging", "021_webhook_log_insert_prepared"])
+    func aDatabaseWithoutTheLogStagingIsRefusedByNameAndItsRollbackReapplies(migration: String) throws {
         let setup = try RunPipelineTests.prepare()
         defer { try? setup.cluster.stop(); setup.receiver.stop() }
         try Self.addConfig(setup, name: "chat", events: ["chat.message.created"])
-        let file = repositoryRoot + "/sql/018_webhook_log_session_staging"
+        let file = repositoryRoot + "/sql/" + migration
         try setup.db.execute(try String(contentsOfFile: file + ".rollback.sql", encoding: .utf8))
         let refused = try runChangeRelay(["run"], environment: Self.environment(setup), timeout: .seconds(60))
-        #expect(refused.status != 0 && refused.stderr.contains("sql/018_webhook_log_session_staging.sql"), "\(refused.stderr)")
+        #expect(refused.status != 0 && refused.stderr.contains("sql/\(migration).sql"), "\(refused.stderr)")
 
         try setup.db.execute(try String(contentsOfFile: file + ".sql", encoding: .utf8))
         try setup.db.execute(try String(contentsOfFile: file + ".sql", encoding: .utf8))

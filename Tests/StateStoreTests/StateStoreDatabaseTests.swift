@@ -241,16 +241,25 @@ import Testing
 
     /// A batch's webhook_logs rows (018) are staged in the committing session's own
     /// temporary table: another session never sees them, a rollback or a commit leaves the
-    /// table empty, and an event staged again (its batch replayed) gets no second row.
+    /// table empty, and an event staged again (its batch replayed) gets no second row. The
+    /// committer inserts them with the statement its session prepared (021); 020's function
+    /// does the same for binaries from before it.
     @Test func webhookLogRowsAreStagedPerSessionAndLoggedOncePerEvent() throws {
         let cluster = try Self.startCluster()
         defer { try? cluster.stop() }
         let db = try cluster.connect()
         let other = try cluster.connect()
-        let setup = try #require(WebhookHandler(rules: [], cache: WebhookConfigCache(), logger: Logger(label: "test"))
-            .staging?.sessionSetup)
+        let staging = try #require(WebhookHandler(rules: [], cache: WebhookConfigCache(), logger: Logger(label: "test")).staging)
+        let setup = try #require(staging.sessionSetup)
         // Again on a session that has it already: a reconnect's setup must not fail.
         for session in [db, db, other] { try session.execute(setup) }
+        /// The batch's insert, as the committer runs it; returns how many events got a row.
+        func insertStaged() throws -> Int {
+            let count = "SELECT count(*) AS n FROM changerelay.webhook_log_ids"
+            let before = try #require(Int(try db.execute(count).value("n") ?? ""))
+            try db.execute(staging.statements)
+            return try #require(Int(try db.execute(count).value("n") ?? "")) - before
+        }
         let config = try db.execute("""
             INSERT INTO public.webhook_configs (name, url, events) VALUES ('c', 'http://127.0.0.1:9/', '{x}') RETURNING id::text AS id
             """).value("id")!
@@ -269,7 +278,7 @@ import Testing
         try db.execute("BEGIN")
         try stage(["msg_a", "msg_b", "msg_c"])
         #expect(try staged(on: other) == "0")
-        #expect(try db.execute("SELECT changerelay.insert_staged_webhook_logs() AS n").value("n") == "3")
+        #expect(try insertStaged() == 3)
         try db.execute("COMMIT")
         #expect(try staged(on: db) == "0")
 
@@ -280,7 +289,7 @@ import Testing
 
         try db.execute("BEGIN")
         try stage(["msg_b", "msg_c", "msg_d"])
-        #expect(try db.execute("SELECT changerelay.insert_staged_webhook_logs() AS n").value("n") == "1")
+        #expect(try insertStaged() == 1)
         try db.execute("COMMIT")
         #expect(try staged(on: db) == "0")
 
@@ -303,7 +312,29 @@ import Testing
             try db.execute("COMMIT")
             logs.append([fresh, fresh, config])
         }
-        #expect(try db.execute("SELECT count(*) AS n FROM public.webhook_logs").value("n") == String(logs.count))
+
+        // 021 applied again, and its insert prepared again on a session that has it: the
+        // prepared statement goes on as before. A config deleted since its event was staged
+        // leaves the row without a reference.
+        let prepared = try String(contentsOfFile: Self.repositoryRoot + "/sql/021_webhook_log_insert_prepared.sql", encoding: .utf8)
+        try db.execute(prepared)
+        try db.execute(setup)
+        let gone = try db.execute("SELECT (max(id) + 1)::text AS id FROM public.webhook_configs").value("id")!
+        try db.execute("BEGIN")
+        try stage(["msg_a", "msg_kept"])
+        try db.query("""
+            INSERT INTO pg_temp.webhook_logs_staged (webhook_id, config_id, event_type, payload)
+            VALUES ('msg_orphan', $1, 'x.created', '{"id":"msg_orphan"}')
+            """, [gone])
+        #expect(try insertStaged() == 2)
+        try db.execute("COMMIT")
+        let added = try db.execute("""
+            SELECT m.webhook_id, w.payload->>'id' AS payload, coalesce(w.webhook_config_id::text, '-') AS config, w.event_type
+            FROM changerelay.webhook_log_ids m JOIN public.webhook_logs w ON w.id::text = m.log_id
+            WHERE m.webhook_id IN ('msg_kept', 'msg_orphan') ORDER BY m.webhook_id
+            """).rows
+        #expect(added == [["msg_kept", "msg_kept", config, "x.created"], ["msg_orphan", "msg_orphan", "-", "x.created"]])
+        #expect(try db.execute("SELECT count(*) AS n FROM public.webhook_logs").value("n") == String(logs.count + 2))
     }
 
     /// The dual-write sync's, message buffering's and backfills' staged rows (019) are the

@@ -34,8 +34,11 @@ public struct WebhookHandler: Handler {
     public let tables: Set<String>
     public let reports: Set<DeliveryLog> = [.webhookLog]
     public let staging: Staging? = Staging(table: Self.stagingTable,
-                                           statements: "SELECT changerelay.insert_staged_webhook_logs() AS inserted",
-                                           sessionSetup: "SELECT changerelay.create_webhook_logs_staging()")
+                                           statements: "EXECUTE changerelay_insert_staged_webhook_logs",
+                                           sessionSetup: """
+                                               SELECT changerelay.create_webhook_logs_staging();
+                                               SELECT changerelay.prepare_webhook_logs_insert()
+                                               """)
     public let cache: WebhookConfigCache
     private let rules: [String: [WebhookRule]]
     private let logger: Logger
