@@ -31,7 +31,7 @@ let package = Package(
         ]),
         .target(name: "Decoding", dependencies: ["Core"]),
         // What handlers plan and the dispatcher executes: deliveries, rows, retry policies, log-row descriptions.
-        .target(name: "PlannedEffects", dependencies: ["Core", "Decoding"]),
+        .target(name: "PlannedEffects", dependencies: ["Core", "Decoding", .product(name: "Crypto", package: "swift-crypto")]),
         // Cron expressions and the scheduler's rules: pure, so the configuration can check an expression.
         .target(name: "Scheduling", dependencies: ["Core"]),
         // Named RelayConfiguration (its folder stays Configuration): Hummingbird's package graph holds

@@ -142,7 +142,8 @@ public struct Router: Sendable {
 
 extension Change {
     /// The row's replica-identity values (`id=7`), from the new row or else the old one:
-    /// what tells one entity from another in keys and logs.
+    /// what tells one entity from another in keys and logs. With REPLICA IDENTITY FULL that
+    /// is every column, so a long one is bounded (`BoundedKey`): it goes into ordering keys.
     public var keyText: String? {
         guard let row = new ?? old else { return nil }
         let parts = zip(row.columns, row.values).filter { $0.0.isKey }.map { column, value -> String in
@@ -153,6 +154,6 @@ extension Change {
             case .unchangedToast: column.name + "=?"
             }
         }
-        return parts.isEmpty ? nil : parts.joined(separator: ",")
+        return parts.isEmpty ? nil : BoundedKey.bounded(parts.joined(separator: ","))
     }
 }

@@ -37,7 +37,9 @@ public struct ChangePosition: Sendable, Hashable {
     }
 }
 
-/// A row by backfill and primary key: `key` is `col=value` pairs in key order (`id=7`).
+/// A row by backfill and primary key: `key` is `col=value` pairs in key order (`id=7`),
+/// each value escaped (`escaped(_:)`) and a binary one as `\x` and two hex digits a byte;
+/// a long one is bounded (`BoundedKey`).
 public struct BackfilledRow: Sendable, Hashable {
     public var backfill: Int64
     public var table: TableName
@@ -47,6 +49,21 @@ public struct BackfilledRow: Sendable, Hashable {
         self.backfill = backfill
         self.table = table
         self.key = key
+    }
+
+    /// A key value as `key` writes it: `\`, `,` and `=` are escaped with `\`, so two rows
+    /// get one key only when their values are the same. Unescaped, (`a` = `x,b=y`, `b` = `z`)
+    /// and (`a` = `x`, `b` = `y,b=z`) both read `a=x,b=y,b=z`, and the second row's deliveries
+    /// would collide with the first's. A value without those characters reads as it is.
+    static func escaped(_ value: String) -> String {
+        guard value.utf8.contains(where: { $0 == 0x5C || $0 == 0x2C || $0 == 0x3D }) else { return value }
+        var escaped = ""
+        escaped.reserveCapacity(value.utf8.count + 4)
+        for character in value {
+            if character == "\\" || character == "," || character == "=" { escaped.append("\\") }
+            escaped.append(character)
+        }
+        return escaped
     }
 }
 
@@ -65,13 +82,13 @@ extension Transaction {
         }
         let key = chunk.keyColumns.map { column -> String in
             let value: String = switch row[column] {
-            case .text(let bytes)?: String(decoding: bytes, as: UTF8.self)
-            case .binary(let bytes)?: "\\x" + bytes.map { String($0, radix: 16) }.joined()
+            case .text(let bytes)?: BackfilledRow.escaped(String(decoding: bytes, as: UTF8.self))
+            case .binary(let bytes)?: "\\x" + bytes.map { ($0 < 0x10 ? "0" : "") + String($0, radix: 16) }.joined()
             case .null?, .unchangedToast?, nil: "null"
             }
             return column + "=" + value
         }.joined(separator: ",")
         return ChangePosition(commitLSN: commitLSN, index: index,
-                              backfilledRow: BackfilledRow(backfill: chunk.backfill, table: chunk.table, key: key))
+                              backfilledRow: BackfilledRow(backfill: chunk.backfill, table: chunk.table, key: BoundedKey.bounded(key)))
     }
 }

@@ -24,4 +24,34 @@ import Testing
                                        retryPolicy: .fixed(delay: .seconds(1), maxAttempts: 1))
         #expect(PositionedDelivery(handler: "echo", position: position, delivery: delivery).idempotencyKey == "echo:1/200:3:echo")
     }
+
+    /// A backfilled row is named by its primary key's values, escaped: two rows get one key
+    /// only when their values are the same, whatever commas and equals signs they hold.
+    @Test func backfilledRowsAreNamedByEscapedKeyValues() throws {
+        func key(_ values: KeyValuePairs<String, TupleValue>) throws -> String {
+            let row = Row(columns: values.map { Column(name: $0.key, typeOID: 25, isKey: true) }, values: values.map(\.value))
+            let change = Change(lsn: LSN(0x1_0000_0100), schema: "public", table: "t", operation: .read, new: row)
+            let transaction = Transaction(
+                xid: 1, commitLSN: LSN(0x1_0000_0200), endLSN: LSN(0x1_0000_0230), commitTime: PostgresTimestamp(microsecondsSince2000: 0),
+                changes: TransactionChanges([change]),
+                backfill: BackfillChunk(backfill: 4, number: 1, table: TableName(schema: "public", name: "t"),
+                                        keyColumns: values.map(\.key), cursor: [], rowsRead: 1, rowsSuperseded: 0, isLast: true))
+            return try #require(transaction.position(of: change, at: 0).backfilledRow?.key)
+        }
+        func text(_ value: String) -> TupleValue { .text(ArraySlice(value.utf8)) }
+        #expect(try key(["id": text("7")]) == "id=7")
+        let first = try key(["a": text("x,b=y"), "b": text("z")])
+        #expect(first == "a=x\\,b\\=y,b=z")
+        #expect(try first != key(["a": text("x"), "b": text("y,b=z")]))
+        #expect(try key(["a": text("x\\"), "b": text("y")]) != key(["a": text("x"), "b": text("\\y")]))
+        // Bytes as two hex digits each: 0x01 0x23 and 0x12 0x03 differ.
+        #expect(try key(["k": .binary([0x01, 0x23])]) == "k=\\x0123")
+        #expect(try key(["k": .binary([0x01, 0x23])]) != key(["k": .binary([0x12, 0x03])]))
+        // A long key is bounded, the same way each time, and a different value gets another.
+        let long = String(repeating: "v", count: 2_000)
+        let bounded = try key(["id": text(long)])
+        #expect(bounded.utf8.count < 200 && bounded.hasPrefix("id=vvv") && bounded.contains("sha256:"), "\(bounded)")
+        #expect(try key(["id": text(long)]) == bounded)
+        #expect(try key(["id": text(long + "w")]) != bounded)
+    }
 }
