@@ -19,7 +19,11 @@ public enum WhereClause {
         }
     }
 
-    /// Throws the first problem found outside quotes and comments.
+    /// Throws the first problem found outside quotes and comments, reading them as the
+    /// server does with `standard_conforming_strings` on (the backfill's sessions set it):
+    /// block comments nest, an `E'…'` string escapes with a backslash, and a `$` after a
+    /// letter or digit belongs to the identifier (`a$b$`), not to a dollar quote. Read any
+    /// other way, a text could hide a parenthesis from this check that the server closes.
     public static func check(_ text: String) throws(Problem) {
         let bytes = Array(text.utf8)
         guard bytes.contains(where: { $0 != 0x20 && $0 != 0x09 && $0 != 0x0A && $0 != 0x0D }) else { throw .empty }
@@ -33,9 +37,36 @@ public enum WhereClause {
             }
             return nil
         }
+        /// Whether the byte at `position` continues an identifier or keyword.
+        func isIdentifierByte(at position: Int) -> Bool {
+            guard position >= 0 else { return false }
+            let byte = bytes[position]
+            return byte >= 0x80 || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "$")
+                || (byte | 0x20) >= 0x61 && (byte | 0x20) <= 0x7A || byte >= 0x30 && byte <= 0x39
+        }
         while index < bytes.count {
             let byte = bytes[index]
             switch byte {
+            case UInt8(ascii: "'") where index > 0 && (bytes[index - 1] | 0x20) == UInt8(ascii: "e") && !isIdentifierByte(at: index - 2):
+                // An escape string: a backslash escapes the byte after it, a doubled quote is one quote.
+                var position = index + 1
+                var end: Int?
+                while position < bytes.count {
+                    if bytes[position] == UInt8(ascii: "\\") {
+                        position += 2
+                    } else if bytes[position] == UInt8(ascii: "'") {
+                        if position + 1 < bytes.count, bytes[position + 1] == UInt8(ascii: "'") {
+                            position += 2
+                        } else {
+                            end = position + 1
+                            break
+                        }
+                    } else {
+                        position += 1
+                    }
+                }
+                guard let end else { throw .unterminated("string") }
+                index = end
             case UInt8(ascii: "'"), UInt8(ascii: "\""):
                 // A doubled quote inside is an escaped one: the scan simply resumes and finds the next.
                 guard let end = skip(until: [byte], from: index + 1) else {
@@ -45,8 +76,24 @@ public enum WhereClause {
             case UInt8(ascii: "-") where index + 1 < bytes.count && bytes[index + 1] == UInt8(ascii: "-"):
                 index = (skip(until: [0x0A], from: index + 2) ?? bytes.count)
             case UInt8(ascii: "/") where index + 1 < bytes.count && bytes[index + 1] == UInt8(ascii: "*"):
-                guard let end = skip(until: Array("*/".utf8), from: index + 2) else { throw .unterminated("comment") }
-                index = end
+                // Block comments nest: each `/*` inside needs its own `*/`.
+                var nesting = 1
+                var position = index + 2
+                while nesting > 0 {
+                    guard position + 1 < bytes.count else { throw .unterminated("comment") }
+                    if bytes[position] == UInt8(ascii: "/") && bytes[position + 1] == UInt8(ascii: "*") {
+                        nesting += 1
+                        position += 2
+                    } else if bytes[position] == UInt8(ascii: "*") && bytes[position + 1] == UInt8(ascii: "/") {
+                        nesting -= 1
+                        position += 2
+                    } else {
+                        position += 1
+                    }
+                }
+                index = position
+            case UInt8(ascii: "$") where isIdentifierByte(at: index - 1):
+                index += 1
             case UInt8(ascii: "$"):
                 // A dollar quote: $$…$$ or $tag$…$tag$ (a `$1` parameter is no quote).
                 var tagEnd = index + 1

@@ -23,7 +23,8 @@ struct BackfillCommand: ParsableCommand {
     static func connect(_ config: Config) throws -> (source: PostgresConnection, state: PostgresConnection) {
         do {
             let sourceURL = try config.requireSourceURL()
-            let source = try PostgresConnection(url: sourceURL)
+            // The --where is checked in the session the runner will read chunks in.
+            let source = try PostgresConnection(url: sourceURL, parameters: [("options", BackfillRunner.sessionOptions)])
             let state = try PostgresConnection(url: config.stateDatabaseURL ?? sourceURL)
             try RequiredMigration.backfills.require(neededBy: "backfill", on: state)
             return (source, state)

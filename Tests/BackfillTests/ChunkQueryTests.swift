@@ -38,6 +38,8 @@ import Testing
     @Test(arguments: [
         "id > 5", "status = 'a;b)'", "name = \"we(ird\"", "x = $$)$$ AND y = $tag$;$tag$", "a IN (1, (2))",
         "id > 5 -- trailing ) ;\n", "id /* ) ; */ > 5", "id = $1",
+        // Nested comments, escape strings and `$` inside identifiers, read as the server reads them.
+        "id /* a /* ) */ ( */ > 5", "name = E'it\\'s (' AND x = e'\\\\'", "a$b$ = 1 AND (c$ > 2)",
     ])
     func oneExpressionPasses(_ text: String) throws {
         try WhereClause.check(text)
@@ -49,6 +51,13 @@ import Testing
         ("(id > 5", .unbalancedParentheses), ("id > 5; DROP TABLE t", .semicolon),
         ("name = 'open", .unterminated("string")), ("x = $q$ never", .unterminated("dollar-quoted string")),
         ("id /* never", .unterminated("comment")), ("\"open", .unterminated("quoted identifier")),
+        // What a scanner that ends a comment at its first `*/`, reads `\'` in an escape string as
+        // its end, or takes `$a$` in an identifier for a dollar quote would let close the chunk
+        // query's parentheses.
+        ("true /* /* */ ( */ ) OR (true /* /* */ ) */", .unbalancedParentheses),
+        ("E'\\'' <> '' ) OR (E'\\'' <> ''", .unbalancedParentheses),
+        ("x$a$ ) OR ( x$a$", .unbalancedParentheses),
+        ("id /* /* */ > 5", .unterminated("comment")), ("x = E'open\\'", .unterminated("string")),
     ])
     func anythingElseIsRefusedWithItsReason(_ text: String, _ problem: WhereClause.Problem) {
         #expect(throws: problem) { try WhereClause.check(text) }

@@ -359,4 +359,32 @@ import Testing
         run.child.signal(SIGTERM)
         #expect(run.waitForExit() == 0)
     }
+
+    /// Key values holding the key's own separators, and a column whose name holds a comma:
+    /// each row is handed on once under a key of its own, with every published column.
+    /// Joined unescaped, the first two rows' keys were one, and the batch holding both failed
+    /// on the deliveries' unique key every time it was read again.
+    @Test func rowsWhoseKeyValuesHoldTheKeysSeparatorsAreEachHandledOnce() throws {
+        let setup = try RunPipelineTests.prepare(extra: ["CHANGERELAY_HANDLERS_ECHO_TABLES": "public.pairs"])
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        try setup.db.execute(#"""
+            CREATE TABLE pairs (a text, b text, "c,d" text, PRIMARY KEY (a, b));
+            ALTER PUBLICATION changerelay_pub ADD TABLE pairs;
+            INSERT INTO pairs VALUES ('x,b=y', 'z', 'one'), ('x', 'y,b=z', 'two'), ('x', 'y', 'three'), ('x', '\y', 'four');
+            """#)
+        try Self.putBehindTheSlot(setup.db)
+        let run = try Background(["run"], environment: setup.environment)
+        try run.waitFor("streaming") { _ in run.stderr.contains("streaming") }
+        let backfill = try Self.backfill(setup, ["--table", "pairs", "--chunk-size", "10"])
+        #expect(backfill.status == 0, "\(backfill.stderr) \(run.stderr.suffix(2000))")
+        try RunPipelineTests.waitFor("four reads") { setup.receiver.requestCount >= 4 }
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0, "\(run.stderr.suffix(2000))")
+        let reads = setup.receiver.requests.filter { $0.bodyText.contains("\"op\":\"read\"") }
+        #expect(Set(reads.compactMap { $0.header("Idempotency-Key") }).count == 4, "\(reads.map(\.bodyText))")
+        for value in ["one", "two", "three", "four"] {
+            #expect(reads.filter { $0.bodyText.contains(#""c,d":"\#(value)""#) }.count == 1, "\(reads.map(\.bodyText))")
+        }
+        #expect(try setup.db.execute("SELECT count(*) AS n FROM changerelay.deliveries WHERE status = 'succeeded'").value("n") == "4")
+    }
 }

@@ -64,12 +64,15 @@ public struct BackfillCatalog {
         guard let schema = found.value("nspname"), let relation = found.value("relname"),
               let oid = found.value("oid") else { throw BackfillRefusal.unknownTable(name) }
         let display = schema + "." + relation
+        // One row per published column: a name may hold any character, a comma too, so the
+        // names are not joined into one text to be split again.
         let published = try connection.query("""
-            SELECT array_to_string(attnames, ',') AS columns, rowfilter FROM pg_publication_tables
-            WHERE pubname = $1 AND schemaname = $2 AND tablename = $3
+            SELECT c.name, p.rowfilter FROM pg_publication_tables p
+            LEFT JOIN LATERAL unnest(p.attnames) AS c (name) ON true
+            WHERE p.pubname = $1 AND p.schemaname = $2 AND p.tablename = $3
             """, [publication, schema, relation])
         guard !published.rows.isEmpty else { throw BackfillRefusal.notPublished(table: display, publication: publication) }
-        let publishedColumns = Set((published.value("columns") ?? "").split(separator: ",").map(String.init))
+        let publishedColumns = Set(published.rows.compactMap { $0[0] })
         let key = try connection.query("""
             SELECT a.attname FROM pg_index i
             CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, position)

@@ -200,12 +200,16 @@ public final class BackfillRunner {
         try BackfillRequests.fail(request.id, error: reason, on: stateConnection())
     }
 
-    /// The source, with the session settings the stream's walsender renders values with: a
-    /// backfilled row's text must be the text the stream would have sent.
+    /// The settings of a session that reads chunks or checks a `--where`: the ones the
+    /// stream's walsender renders values with (a backfilled row's text must be the text the
+    /// stream would have sent), and standard strings, as `WhereClause.check` reads them.
+    public static let sessionOptions = pinnedSessionOptions + " -c standard_conforming_strings=on"
+
+    /// The source, with `sessionOptions`.
     private func sourceConnection() throws(PostgresError) -> PostgresConnection {
         if let source { return source }
         let connection = try PostgresConnection(url: settings.sourceURL, parameters: [
-            ("options", pinnedSessionOptions), ("application_name", "changerelay backfill"),
+            ("options", Self.sessionOptions), ("application_name", "changerelay backfill"),
         ])
         source = connection
         return connection
