@@ -34,6 +34,13 @@ public final class PostgresConnection: @unchecked Sendable {
 
     deinit { PQfinish(handle) }
 
+    /// Whether the session is inside a transaction block (one a statement opened and left
+    /// open, or one that failed and waits for its ROLLBACK).
+    public var isInTransaction: Bool {
+        let status = PQtransactionStatus(handle)
+        return status == PQTRANS_INTRANS || status == PQTRANS_INERROR || status == PQTRANS_ACTIVE
+    }
+
     /// Runs one or more statements with the simple-query protocol (the only one a
     /// replication connection accepts) and returns the last result's rows.
     @discardableResult

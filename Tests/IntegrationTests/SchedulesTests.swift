@@ -133,6 +133,94 @@ import Testing
         #expect(run.waitForExit() == 0, "\(run.stderr.suffix(2000))")
     }
 
+    /// A job's session is kept for its next runs and shared with the other jobs on its
+    /// database: a transaction its SQL leaves open is rolled back and the run recorded as
+    /// failed, and what it set does not reach the next job.
+    @Test func whatAJobLeavesInItsSessionDoesNotReachTheNext() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        try setup.db.execute("CREATE TABLE ticks (id int); CREATE SCHEMA other; CREATE TABLE other.ticks (id int)")
+        for job in ["open", "setter", "after"] { try Self.seedOldRun(setup.db, job: job) }
+        // The same cron: due at the same minute, they run in this order.
+        let path = try Self.configFile(Self.entry("open", cron: "0 3 * * *", sql: "BEGIN; INSERT INTO ticks VALUES (1)")
+            + Self.entry("setter", cron: "0 3 * * *", sql: "SET search_path = other")
+            + Self.entry("after", cron: "0 3 * * *", sql: "INSERT INTO ticks VALUES (3)"))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let run = try Background(["run", "--config", path], environment: setup.environment)
+        try RunPipelineTests.waitFor("the three runs", timeout: .seconds(30)) {
+            try ["open", "setter", "after"].allSatisfy { job in try Self.finished(setup.db, job: job) }
+        }
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0, "\(run.stderr.suffix(2000))")
+        let runs = try setup.db.execute("""
+            SELECT schedule, coalesce(error, '-'), coalesce(rows::text, '-') FROM changerelay.schedule_runs
+            WHERE instance <> 'seed' ORDER BY started_at
+            """).rows
+        #expect(runs.map { $0[0] } == ["open", "setter", "after"], "\(runs)")
+        #expect(runs.first?[1]?.contains("left a transaction open, so it was rolled back") == true, "\(runs)")
+        #expect(runs.dropFirst().allSatisfy { $0[1] == "-" }, "\(runs)")
+        #expect(try setup.db.execute("SELECT string_agg(id::text, ',') AS ids FROM public.ticks").value("ids") == "3")
+        #expect(try setup.db.execute("SELECT count(*) AS n FROM other.ticks").value("n") == "0")
+    }
+
+    /// A run under way when the service is asked to stop finishes, and its outcome is
+    /// recorded before the service exits: its row does not read `running` afterwards.
+    @Test func aRunUnderWayAtStopIsRecorded() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        try Self.seedOldRun(setup.db, job: "slow")
+        let path = try Self.configFile(Self.entry("slow", cron: "0 3 * * *", sql: "SELECT pg_sleep(2)"))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let run = try Background(["run", "--config", path], environment: setup.environment)
+        try RunPipelineTests.waitFor("the run to start", timeout: .seconds(30)) {
+            try setup.db.execute("""
+                SELECT count(*) AS n FROM changerelay.schedule_runs WHERE schedule = 'slow' AND instance <> 'seed'
+                """).value("n") == "1"
+        }
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0, "\(run.stderr.suffix(2000))")
+        let row = try setup.db.execute("""
+            SELECT finished_at IS NOT NULL AS finished, coalesce(error, '-') AS error FROM changerelay.schedule_runs
+            WHERE schedule = 'slow' AND instance <> 'seed'
+            """)
+        #expect(row.value("finished") == "t" && row.value("error") == "-", "\(row.rows) \(run.stderr.suffix(2000))")
+    }
+
+    /// The session a job keeps between its ticks may be cut meanwhile (a restart, a failover,
+    /// an idle timeout): the next tick opens a new one rather than failing on the old.
+    @Test func aJobWhoseSessionWasCutBetweenTicksRunsOnANewOne() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        try setup.db.execute("CREATE TABLE ticks (id int GENERATED ALWAYS AS IDENTITY, at timestamptz DEFAULT clock_timestamp())")
+        try Self.seedOldRun(setup.db, job: "tick")
+        let path = try Self.configFile(Self.entry("tick", sql: "INSERT INTO ticks DEFAULT VALUES"))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let run = try Background(["run", "--config", path], environment: setup.environment)
+        try RunPipelineTests.waitFor("the catch-up run", timeout: .seconds(30)) { try Self.finished(setup.db, job: "tick") }
+        // The job's session is the one whose last statement was the job's, or the reset after it.
+        try RunPipelineTests.waitFor("the job's session to be cut", timeout: .seconds(10)) {
+            try setup.db.execute("""
+                SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity
+                WHERE query IN ('INSERT INTO ticks DEFAULT VALUES', 'DISCARD ALL') AND pid <> pg_backend_pid()
+                """).value("n") == "1"
+        }
+        // The next minute's tick.
+        try RunPipelineTests.waitFor("a second run", timeout: .seconds(90)) {
+            try setup.db.execute("""
+                SELECT count(*) AS n FROM changerelay.schedule_runs WHERE schedule = 'tick' AND instance <> 'seed'
+                AND finished_at IS NOT NULL
+                """).value("n") == "2"
+        }
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0, "\(run.stderr.suffix(2000))")
+        let errors = try setup.db.execute("""
+            SELECT count(error) AS n FROM changerelay.schedule_runs WHERE schedule = 'tick'
+            """).value("n")
+        #expect(errors == "0", "\(run.stderr.suffix(2000))")
+        #expect(try setup.db.execute("SELECT count(*) AS n FROM ticks").value("n")
+            == setup.db.execute("SELECT count(*) AS n FROM changerelay.schedule_runs WHERE schedule = 'tick' AND instance <> 'seed'").value("n"))
+    }
+
     /// `schedules list` reads the configuration and schedule_runs: no instance needs to run.
     @Test func schedulesListShowsEachJobsLastAndNextRun() throws {
         let cluster = try startCluster()

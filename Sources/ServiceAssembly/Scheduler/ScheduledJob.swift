@@ -52,7 +52,21 @@ public struct ScheduledJob: Sendable {
     func run(on db: PostgresConnection) throws(PostgresError) -> Int64? {
         switch work {
         case .statement(let sql):
-            return try db.executeCountingRows(sql)
+            let rows = try db.executeCountingRows(sql)
+            // The session is shared with the next runs, and with the other jobs on the same
+            // database: what a statement leaves in it must not reach them. A transaction left
+            // open (`BEGIN; DELETE …` without COMMIT) would hold its locks and take in every
+            // later run's work, never committed; it is rolled back and the run fails.
+            if db.isInTransaction {
+                _ = try? db.execute("ROLLBACK")
+                throw PostgresError(.queryFailed(sqlState: nil), """
+                    the job's SQL left a transaction open, so it was rolled back: end it with COMMIT, \
+                    or leave out BEGIN (the statement runs in autocommit)
+                    """, endpoint: db.endpoint)
+            }
+            // Settings (`SET search_path`), temporary tables and prepared statements go too.
+            try db.execute("DISCARD ALL")
+            return rows
         case .idempotencyLogCleanup:
             return try db.execute("SELECT public.cleanup_idempotency_log() AS deleted").value("deleted").flatMap { Int64($0) }
         case .deliveryRetention(let days):

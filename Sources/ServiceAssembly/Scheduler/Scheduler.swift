@@ -57,8 +57,12 @@ public final class Scheduler {
         let jobMetadata: Logger.Metadata = ["job": "\(job.name)", "due_at": "\(tick.dueAt)"]
         // Reach the job's database before claiming: a tick claimed while it is down would be
         // recorded as failed although waiting for it would have let the job run.
+        // A session kept open between ticks may have been cut meanwhile (a restart, a failover,
+        // an idle timeout on the way): it is asked first, and opened again if it does not answer.
         guard let target = retrying("connect for \(job.name)", until: stop, { () throws(PostgresError) in
-            try connection(job.database)
+            let target = try connection(job.database)
+            try target.execute("SELECT 1")
+            return target
         }), let claimed = retrying("claim a run of \(job.name)", until: stop, { () throws(PostgresError) in
             try ScheduleRuns.claim(schedule: job.name, dueAt: tick.dueAt, instance: instance, on: try recordConnection())
         }) else { return false }
@@ -81,7 +85,9 @@ public final class Scheduler {
             logger.error("scheduled job failed; it runs again at its next tick",
                          metadata: jobMetadata.merging(["error": "\(reported)"]) { $1 })
         }
-        let recorded: Void? = retrying("record a run of \(job.name)", until: stop, { () throws(PostgresError) in
+        // A stop asked while the job ran does not keep its outcome from being recorded: the
+        // run happened, and its row would otherwise read `running` until the next one.
+        let recorded: Void? = retrying("record a run of \(job.name)", until: stop, evenIfStopped: true, { () throws(PostgresError) in
             try ScheduleRuns.finish(claim, rows: rows, error: failure, on: try recordConnection())
         })
         if failure == nil {
@@ -124,11 +130,14 @@ public final class Scheduler {
     }
 
     /// Runs `body` until it succeeds, waiting with backoff between tries and logging each
-    /// failure; nil when stop was asked first. A failed try drops the connections it may
-    /// have used, so the next one starts on fresh ones.
-    private func retrying<T>(_ what: String, until stop: StopSignal, _ body: () throws(PostgresError) -> T) -> T? {
+    /// failure; nil when stop was asked first (`evenIfStopped`: after its first try). A
+    /// failed try drops the connections it may have used, so the next one starts on fresh ones.
+    private func retrying<T>(_ what: String, until stop: StopSignal, evenIfStopped: Bool = false,
+                             _ body: () throws(PostgresError) -> T) -> T? {
         var backoff = Backoff()
-        while !stop.isRequested {
+        var tried = false
+        while !stop.isRequested || (evenIfStopped && !tried) {
+            tried = true
             do {
                 return try body()
             } catch {
