@@ -48,6 +48,9 @@ import Testing
             (Case(secret: whsec, handedAs: "string", body: body, headers: try headers(whsec)), "verified"),
             (Case(secret: "whsec_AQIDBAU", handedAs: "string", body: body, headers: try headers("whsec_AQIDBAU")), "verified"),
             (Case(secret: whsec, handedAs: "string", body: [], headers: try headers(whsec, body: [])), "verified"),
+            // A rotation's two signatures: a receiver holding either key verifies the try.
+            (Case(secret: whsec, handedAs: "string", body: body, headers: try headers(whsec + " whsec_AQIDBAU")), "verified"),
+            (Case(secret: "whsec_AQIDBAU", handedAs: "string", body: body, headers: try headers(whsec + " whsec_AQIDBAU")), "verified"),
             // A non-whsec secret is its UTF-8 bytes here; the library decodes any string secret as
             // base64, so a receiver must hand it the bytes…
             (Case(secret: text, handedAs: "bytes", body: body, headers: try headers(text)), "verified"),

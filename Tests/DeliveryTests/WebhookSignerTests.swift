@@ -86,6 +86,29 @@ private let knownAnswers: [(secret: String, id: String, timestamp: Int64, body: 
         }
     }
 
+    /// During a key rotation the secret holds several `whsec_` keys: each try carries one
+    /// signature per key, in the order given, each the one that key alone makes.
+    @Test func aRotationsKeysEachSign() throws {
+        let new = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", old = "whsec_AQIDBAU"
+        let body = Array("{}".utf8)
+        let alone = try [new, old].map { try #require(try WebhookSigner(secret: $0).signature(id: "id", timestamp: 1, body: body)) }
+        #expect(try WebhookSigner(secret: new + " " + old).signature(id: "id", timestamp: 1, body: body) == alone.joined(separator: " "))
+        #expect(try WebhookSigner(secret: old + " " + new).signature(id: "id", timestamp: 1, body: body)
+            == alone.reversed().joined(separator: " "))
+        // A secret someone typed, spaces and all, is one key; a whsec_ key followed by text is refused.
+        #expect(try WebhookSigner(secret: "my shared secret").signature(id: "id", timestamp: 1, body: body)?.contains(" ") == false)
+        #expect(throws: WebhookSecretError.self) { try WebhookSigner(secret: old + " plain") }
+        // A bad key of a rotation is named by its place, never quoted.
+        do {
+            _ = try WebhookSigner(secret: new + " whsec_AQ-DBAU")
+            Issue.record("accepted a rotation with a bad key")
+        } catch {
+            #expect(error.reason.hasPrefix("the webhook secret's key 2 of 2") && error.reason.contains("byte 9 "), "\(error)")
+            #expect(!error.reason.contains("MfKQ9r8G") && !error.reason.contains("AQ-DBAU"), "\(error)")
+        }
+        #expect("\(try WebhookSigner(secret: new + " " + old))" == "WebhookSigner(secret: 2 × whsec_<redacted>)")
+    }
+
     @Test func theSecretIsRedactedEverywhere() throws {
         for (secret, shown) in [("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_<redacted>"),
                                 ("hunter2-plain-secret", "<redacted>")] {

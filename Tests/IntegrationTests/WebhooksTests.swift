@@ -436,7 +436,9 @@ import Testing
 
     /// A config deleted while the service was down still gets the events committed before
     /// the deletion planned: their log rows lose the reference (as ON DELETE SET NULL would
-    /// have left them) instead of failing the batch, and the stream goes on.
+    /// have left them) instead of failing the batch, and the stream goes on. Their deliveries
+    /// are not sent: they end dead, saying why, rather than wait unseen for a config that
+    /// will not come back.
     @Test func aConfigDeletedDuringADowntimeDoesNotStopTheStream() throws {
         let setup = try RunPipelineTests.prepare()
         defer { try? setup.cluster.stop(); setup.receiver.stop() }
@@ -452,9 +454,19 @@ import Testing
         try RunPipelineTests.waitFor("the backlog committed") {
             try setup.db.execute("SELECT count(*) AS n FROM webhook_logs WHERE webhook_config_id IS NULL").value("n") == "1"
         }
+        try RunPipelineTests.waitFor("the stranded delivery to end") {
+            try setup.db.execute("SELECT count(*) AS n FROM changerelay.deliveries WHERE status = 'dead'").value("n") == "1"
+        }
         second.child.signal(SIGTERM)
         #expect(second.waitForExit() == 0, "\(second.stderr.suffix(2000))")
         #expect(setup.receiver.requestCount == 0)
+        let dead = try setup.db.execute("SELECT last_error FROM changerelay.deliveries WHERE status = 'dead'")
+        #expect(dead.value("last_error")?.contains("webhook config \(config) no longer exists") == true, "\(dead.rows)")
+        let log = try setup.db.execute("""
+            SELECT error_message, completed_at IS NOT NULL AS completed FROM webhook_logs WHERE webhook_config_id IS NULL
+            """)
+        #expect(log.value("completed") == "t" && log.value("error_message")?.contains("no longer exists") == true, "\(log.rows)")
+        #expect(second.stderr.contains("delivery is dead"))
     }
 }
 

@@ -5,7 +5,9 @@ import Foundation
 ///
 /// A secret `whsec_<base64>` is decoded and its bytes are the HMAC key; any other secret is used
 /// as its UTF-8 bytes (so a secret someone typed works as typed); an empty or absent secret signs
-/// nothing, and a try then carries no `webhook-signature` header.
+/// nothing, and a try then carries no `webhook-signature` header. During a key rotation the
+/// secret holds several `whsec_` keys separated by spaces (`whsec_new whsec_old`): each try is
+/// signed with each, `v1,<new> v1,<old>`, and a receiver holding either key verifies it.
 ///
 /// Receivers built on the reference libraries must be given the key accordingly: the Python
 /// `standardwebhooks` package (1.1.0) base64-decodes *every* string secret, with or without the
@@ -18,7 +20,8 @@ import Foundation
 public struct WebhookSigner: Sendable {
     private enum Secret: Sendable {
         case none
-        case base64(SymmetricKey)
+        /// One key, or a rotation's keys in the order given.
+        case base64([SymmetricKey])
         case text(SymmetricKey)
     }
 
@@ -36,7 +39,21 @@ public struct WebhookSigner: Sendable {
             self.secret = .text(SymmetricKey(data: Array(secret.utf8)))
             return
         }
-        self.secret = .base64(SymmetricKey(data: try Self.decodeBase64(secret.utf8.dropFirst(Self.secretPrefix.utf8.count))))
+        let keys = secret.split(separator: " ")
+        guard keys.count > 1, keys.allSatisfy({ $0.hasPrefix(Self.secretPrefix) }) else {
+            self.secret = .base64([SymmetricKey(data: try Self.decodeBase64(secret.utf8.dropFirst(Self.secretPrefix.utf8.count)))])
+            return
+        }
+        var decoded: [SymmetricKey] = []
+        for (number, key) in keys.enumerated() {
+            do {
+                decoded.append(SymmetricKey(data: try Self.decodeBase64(key.utf8.dropFirst(Self.secretPrefix.utf8.count))))
+            } catch {
+                throw WebhookSecretError(reason: error.reason.replacingOccurrences(
+                    of: "the webhook secret ", with: "the webhook secret's key \(number + 1) of \(keys.count) (a rotation's keys are space-separated) "))
+            }
+        }
+        self.secret = .base64(decoded)
     }
 
     /// Whether tries carry a `webhook-signature` header.
@@ -45,18 +62,23 @@ public struct WebhookSigner: Sendable {
         return true
     }
 
-    /// `v1,<base64 of HMAC-SHA256(key, "<id>.<timestamp>.<body>")>` over the exact body bytes;
-    /// nil without a secret. `timestamp` is the try's Unix time in seconds.
+    /// `v1,<base64 of HMAC-SHA256(key, "<id>.<timestamp>.<body>")>` over the exact body bytes,
+    /// one for each key, separated by spaces; nil without a secret. `timestamp` is the try's
+    /// Unix time in seconds.
     public func signature(id: String, timestamp: Int64, body: [UInt8]) -> String? {
-        let key: SymmetricKey
+        let keys: [SymmetricKey]
         switch secret {
         case .none: return nil
-        case .base64(let bytes), .text(let bytes): key = bytes
+        case .base64(let rotation): keys = rotation
+        case .text(let key): keys = [key]
         }
-        var mac = HMAC<SHA256>(key: key)
-        mac.update(data: Array("\(id).\(timestamp).".utf8))
-        mac.update(data: body)
-        return "v1," + Data(mac.finalize()).base64EncodedString()
+        let signed = Array("\(id).\(timestamp).".utf8)
+        return keys.map { key in
+            var mac = HMAC<SHA256>(key: key)
+            mac.update(data: signed)
+            mac.update(data: body)
+            return "v1," + Data(mac.finalize()).base64EncodedString()
+        }.joined(separator: " ")
     }
 
     /// The headers ChangeRelay sets on every try: `webhook-id` (the same on every try),
@@ -111,6 +133,7 @@ extension WebhookSigner: CustomStringConvertible, CustomDebugStringConvertible, 
     private var redacted: String {
         switch secret {
         case .none: "none"
+        case .base64(let keys) where keys.count > 1: "\(keys.count) × \(Self.secretPrefix)<redacted>"
         case .base64: "\(Self.secretPrefix)<redacted>"
         case .text: "<redacted>"
         }

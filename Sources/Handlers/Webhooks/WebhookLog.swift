@@ -7,7 +7,9 @@ extension DeliveryLog {
     /// `response_status`, `response_body`, `error_message`, `completed_at` on success and on
     /// the final failure). A 410 Gone also sets the config inactive, as Standard Webhooks
     /// asks; the deliveries of an inactive config are not claimed: they wait, paused, in
-    /// their order, until it is active again: its endpoint is paused.
+    /// their order, until it is active again: its endpoint is paused. Those of a config
+    /// deleted meanwhile are claimed, and end dead saying the config no longer exists:
+    /// waiting, they would wait for ever, unseen.
     ///
     /// Ids reach the seed's tables through `jsonb_populate_record`, which converts the text
     /// to the column's own type (the seed's bigint identity or an older uuid), so the
@@ -38,10 +40,10 @@ extension DeliveryLog {
                   AND w.id = (jsonb_populate_record(NULL::public.webhook_logs, jsonb_build_object('id', m.log_id))).id)
             """,
         endpointCondition: EndpointCondition(prefix: WebhookHandler.endpointPrefix, sql: """
-            EXISTS (SELECT FROM public.webhook_configs c
-                    WHERE c.id = (jsonb_populate_record(NULL::public.webhook_configs, jsonb_build_object(
-                                      'id', substr(e.endpoint, \(WebhookHandler.endpointPrefix.count + 1))))).id
-                      AND c.is_active)
+            NOT EXISTS (SELECT FROM public.webhook_configs c
+                        WHERE c.id = (jsonb_populate_record(NULL::public.webhook_configs, jsonb_build_object(
+                                          'id', substr(e.endpoint, \(WebhookHandler.endpointPrefix.count + 1))))).id
+                          AND c.is_active IS NOT TRUE)
             """))
 }
 
