@@ -15,9 +15,9 @@ public enum RequiredMigration: Sendable {
     /// claim, and the staging of `webhook_logs` rows.
     case webhooks
     /// 018's temporary staging of `webhook_logs` rows, which the batch committer creates on
-    /// each connection and its prepared insert (021) reads.
+    /// each connection and its prepared insert (022) reads.
     case webhookLogStaging
-    /// 021's `prepare_webhook_logs_insert()`, which the batch committer calls on each
+    /// 022's `prepare_webhook_log_rows()`, which the batch committer calls on each
     /// connection to prepare the insert of its staged `webhook_logs` rows.
     case webhookLogInsert
     /// 017's claim indexes (keyed on `completed_at`, which replaced 013's): without them
@@ -43,7 +43,7 @@ public enum RequiredMigration: Sendable {
         case .webhooks: "012_webhooks.sql"
         case .claimIndexes: "017_hot_claims.sql"
         case .webhookLogStaging: "018_webhook_log_session_staging.sql"
-        case .webhookLogInsert: "021_webhook_log_insert_prepared.sql"
+        case .webhookLogInsert: "022_webhook_log_rows_conflict.sql"
         case .messageBuffering: "014_message_buffering.sql"
         case .schedules: "015_schedules.sql"
         case .backfills: "016_backfills.sql"
@@ -65,7 +65,7 @@ public enum RequiredMigration: Sendable {
         case .webhookLogStaging:
             "to_regprocedure('changerelay.create_webhook_logs_staging()') IS NOT NULL"
         case .webhookLogInsert:
-            "to_regprocedure('changerelay.prepare_webhook_logs_insert()') IS NOT NULL"
+            "to_regprocedure('changerelay.prepare_webhook_log_rows()') IS NOT NULL"
         case .messageBuffering:
             "to_regclass('changerelay.buffer_messages') IS NOT NULL"
         case .schedules:

@@ -91,10 +91,10 @@ import Testing
     }
 
     /// Without 018 the committer would stage log rows where no one reads them, and without
-    /// 021 it could not prepare their insert: such a database is refused by name, at start.
+    /// 022 it could not prepare their insert: such a database is refused by name, at start.
     /// The migration's rollback and a second application leave a database that logs every
     /// event once.
-    @Test(arguments: ["018_webhook_log_session_staging", "021_webhook_log_insert_prepared"])
+    @Test(arguments: ["018_webhook_log_session_staging", "022_webhook_log_rows_conflict"])
     func aDatabaseWithoutTheLogStagingIsRefusedByNameAndItsRollbackReapplies(migration: String) throws {
         let setup = try RunPipelineTests.prepare()
         defer { try? setup.cluster.stop(); setup.receiver.stop() }

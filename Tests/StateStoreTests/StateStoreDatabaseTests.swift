@@ -242,8 +242,8 @@ import Testing
     /// A batch's webhook_logs rows (018) are staged in the committing session's own
     /// temporary table: another session never sees them, a rollback or a commit leaves the
     /// table empty, and an event staged again (its batch replayed) gets no second row. The
-    /// committer inserts them with the statement its session prepared (021); 020's function
-    /// does the same for binaries from before it.
+    /// committer inserts them with the statement its session prepared (022); 020's function
+    /// and 021's statement do the same for binaries from before it.
     @Test func webhookLogRowsAreStagedPerSessionAndLoggedOncePerEvent() throws {
         let cluster = try Self.startCluster()
         defer { try? cluster.stop() }
@@ -313,15 +313,29 @@ import Testing
             logs.append([fresh, fresh, config])
         }
 
-        // 021 applied again, and its insert prepared again on a session that has it: the
+        // 021's statement, for binaries from before 022, prepared beside 022's.
+        let legacy = try cluster.connect()
+        try legacy.execute("SELECT changerelay.create_webhook_logs_staging(); SELECT changerelay.prepare_webhook_logs_insert()")
+        let legacyFresh = "msg_\(logs.count + 1)"
+        try legacy.execute("BEGIN")
+        try legacy.query("""
+            INSERT INTO pg_temp.webhook_logs_staged (webhook_id, config_id, event_type, payload)
+            SELECT id, $2, 'x.created', '{"id":"' || id || '"}' FROM unnest(ARRAY['msg_a', $1]) id
+            """, [legacyFresh, config])
+        try legacy.execute("EXECUTE changerelay_insert_staged_webhook_logs")
+        try legacy.execute("COMMIT")
+        logs.append([legacyFresh, legacyFresh, config])
+        #expect(try db.execute("SELECT count(*) AS n FROM public.webhook_logs").value("n") == String(logs.count))
+
+        // 022 applied again, and its insert prepared again on a session that has it: the
         // prepared statement goes on as before. A config deleted since its event was staged
-        // leaves the row without a reference.
-        let prepared = try String(contentsOfFile: Self.repositoryRoot + "/sql/021_webhook_log_insert_prepared.sql", encoding: .utf8)
+        // leaves the row without a reference; an event staged twice in one batch gets one row.
+        let prepared = try String(contentsOfFile: Self.repositoryRoot + "/sql/022_webhook_log_rows_conflict.sql", encoding: .utf8)
         try db.execute(prepared)
         try db.execute(setup)
         let gone = try db.execute("SELECT (max(id) + 1)::text AS id FROM public.webhook_configs").value("id")!
         try db.execute("BEGIN")
-        try stage(["msg_a", "msg_kept"])
+        try stage(["msg_a", "msg_kept", "msg_kept"])
         try db.query("""
             INSERT INTO pg_temp.webhook_logs_staged (webhook_id, config_id, event_type, payload)
             VALUES ('msg_orphan', $1, 'x.created', '{"id":"msg_orphan"}')
@@ -467,6 +481,28 @@ import Testing
             of: "EXECUTE changerelay_claim('45 seconds', '{e1,e2}', '{2,2}', '{-infinity,-infinity}', NULL)", on: db)
         #expect(!plan.contains("Seq Scan on deliveries") && !plan.contains("Hash"), "\(plan)")
         #expect(plan.contains("Index Cond: (id = ANY"), "\(plan)")
+    }
+
+    /// The committer's insert of staged webhook_logs rows has no parameters, so its session
+    /// plans it once and keeps that plan. Made while `webhook_log_ids` was empty (a new
+    /// install, a retention sweep), 021's lookup of the events logged already scanned the
+    /// whole table in every batch once it had grown; 022 finds them by the primary key's
+    /// conflict check, which no plan turns into a scan.
+    @Test func theLogRowInsertPlannedOnAnEmptyTableNeverScansTheLoggedEvents() throws {
+        let cluster = try Self.startCluster()
+        defer { try? cluster.stop() }
+        let db = try cluster.connect()
+        try db.execute("VACUUM ANALYZE changerelay.webhook_log_ids")
+        let staging = try #require(WebhookHandler(rules: [], cache: WebhookConfigCache(), logger: Logger(label: "test")).staging)
+        try db.execute(try #require(staging.sessionSetup))
+        try db.execute(staging.statements)
+        try db.execute("""
+            INSERT INTO changerelay.webhook_log_ids (webhook_id, log_id) SELECT 'msg_' || g, g::text FROM generate_series(1, 20000) g;
+            INSERT INTO pg_temp.webhook_logs_staged (webhook_id, config_id, event_type, payload) VALUES ('msg_1', '1', 'x', '{}')
+            """)
+        let plan = try Self.plan(of: staging.statements, on: db)
+        #expect(!plan.split(separator: "\n").contains { $0.contains("Scan") && $0.contains("webhook_log_ids") }, "\(plan)")
+        #expect(plan.contains("Conflict Resolution: NOTHING"), "\(plan)")
     }
 
     /// A try rewrites the seed log row its delivery keeps current (webhook_logs,

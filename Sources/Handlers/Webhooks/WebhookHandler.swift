@@ -34,10 +34,10 @@ public struct WebhookHandler: Handler {
     public let tables: Set<String>
     public let reports: Set<DeliveryLog> = [.webhookLog]
     public let staging: Staging? = Staging(table: Self.stagingTable,
-                                           statements: "EXECUTE changerelay_insert_staged_webhook_logs",
+                                           statements: "EXECUTE changerelay_insert_webhook_log_rows",
                                            sessionSetup: """
                                                SELECT changerelay.create_webhook_logs_staging();
-                                               SELECT changerelay.prepare_webhook_logs_insert()
+                                               SELECT changerelay.prepare_webhook_log_rows()
                                                """)
     public let cache: WebhookConfigCache
     private let rules: [String: [WebhookRule]]

@@ -27,7 +27,7 @@ enum ReplayRowRule: Sendable, Equatable {
     /// The row has no key of its own and belongs to its change's deliveries: written when one
     /// of them is new. The queued `trigger_execution_logs` row of a conversation check (a
     /// second one would be a second check in the seed's logs), and a staged `webhook_logs` row,
-    /// which the committer's insert of staged log rows (021) also skips when its webhook-id has a row already.
+    /// which the committer's insert of staged log rows (022) also skips when its webhook-id has a row already.
     case followsDeliveries
 
     static func rule(for table: TableName) -> ReplayRowRule? {
