@@ -25,6 +25,10 @@ import StateStore
 ///   neither the attempt nor a phantom request in flight with it.
 /// - After a stop nothing is claimed or sent; claims still queued are put back, and the
 ///   requests in flight get up to the drain bound to finish and be recorded.
+/// - An endpoint that pauses when it answers 410 Gone (a webhook config, which the record
+///   sets inactive) gets nothing more from this dispatcher: its rows still queued are put
+///   back, unsent, to wait with the rest of its paused rows, instead of each being sent to an
+///   endpoint that has said it is gone and ending dead.
 struct DispatchStateMachine {
     enum Action {
         /// Open the state connection and listen for the batch committer's notifications; report
@@ -39,8 +43,8 @@ struct DispatchStateMachine {
         /// Claim due rows, at most `concurrency` (the claim statement's own limit); report
         /// `claimed(_:)`.
         case claim
-        /// Put these claims back as they were before, since they were never sent; report
-        /// `released()`.
+        /// Put these claims back as they were before, since they were never sent (a stop, or
+        /// their endpoint answered 410 and is paused); report `released()`.
         case release([ClaimedDelivery])
         /// Ask how long until the next row falls due (a retry another dispatcher or an earlier
         /// run scheduled); report `lookedAhead(_:)`.
@@ -74,6 +78,8 @@ struct DispatchStateMachine {
 
     private let concurrency: Int
     private let maxInFlightPerEndpoint: Int
+    /// The endpoints that a 410 Gone pauses are those whose names start with one of these.
+    private let pausedByGone: [String]
     private let pollInterval: Duration
     private let drain: Duration
     private var state = State.dispatching
@@ -89,14 +95,18 @@ struct DispatchStateMachine {
     /// The time of the last wake: the machine is given time, it does not read a clock.
     private var lastWake: ContinuousClock.Instant
     private var unrecorded: [AttemptRecord] = []
+    /// Queued rows taken off the queue to be put back: their endpoint answered 410.
+    private var heldBack: [ClaimedDelivery] = []
 
     /// `pollInterval` bounds the wait for work when a notification is lost; `drain` is how
-    /// long a stop waits for the requests in flight.
-    init(concurrency: Int, maxInFlightPerEndpoint: Int = .max, pollInterval: Duration, drain: Duration,
-         start: ContinuousClock.Instant = .now) {
+    /// long a stop waits for the requests in flight. `pausedByGone`: the prefixes of the
+    /// endpoints a 410 Gone pauses (`EndpointCondition.prefix`).
+    init(concurrency: Int, maxInFlightPerEndpoint: Int = .max, pausedByGone: [String] = [], pollInterval: Duration,
+         drain: Duration, start: ContinuousClock.Instant = .now) {
         lastWake = start
         self.concurrency = concurrency
         self.maxInFlightPerEndpoint = maxInFlightPerEndpoint
+        self.pausedByGone = pausedByGone
         self.pollInterval = pollInterval
         self.drain = drain
     }
@@ -119,7 +129,9 @@ struct DispatchStateMachine {
             inFlightByEndpoint[endpoint, default: 0] -= 1
             if inFlightByEndpoint[endpoint] == 0 { inFlightByEndpoint[endpoint] = nil }
         }
-        unrecorded += finished.map { AttemptRecord($0, using: &generator) }
+        let records = finished.map { AttemptRecord($0, using: &generator) }
+        unrecorded += records
+        holdBackQueuedRows(ofEndpointsGoneIn: records)
         lastWake = now
         switch state {
         case .dispatching:
@@ -150,8 +162,23 @@ struct DispatchStateMachine {
     }
 
     mutating func released() -> Action {
-        queue.removeAll()
+        heldBack.removeAll()
+        if case .draining = state { queue.removeAll() }
         return nextDatabaseStep()
+    }
+
+    /// Takes the queued rows of each pausing endpoint that has just answered 410 off the
+    /// queue, before anything more is sent from it. The record of that 410 goes first and
+    /// pauses the endpoint, so the claim that follows the release does not take them again.
+    private mutating func holdBackQueuedRows(ofEndpointsGoneIn records: [AttemptRecord]) {
+        let gone = Set(records.compactMap { record -> String? in
+            guard case .dead(.gaveUp(.endpointGone)) = record.decision, let endpoint = record.delivery.endpoint,
+                  pausedByGone.contains(where: { endpoint.hasPrefix($0) }) else { return nil }
+            return endpoint
+        })
+        guard !gone.isEmpty else { return }
+        heldBack += queue.filter { $0.endpoint.map(gone.contains) ?? false }
+        queue.removeAll { $0.endpoint.map(gone.contains) ?? false }
     }
 
     mutating func claimed(_ rows: [ClaimedDelivery]) -> Action {
@@ -208,12 +235,13 @@ struct DispatchStateMachine {
     private func nextDatabaseStep() -> Action {
         guard isConnected else { return .connect }
         if !unrecorded.isEmpty { return .record(unrecorded) }
+        if !heldBack.isEmpty, case .dispatching = state { return .release(heldBack) }
         switch state {
         case .dispatching:
             // Claim in chunks, not one row at a time: a claim is a round trip.
             return inFlight + queue.count <= concurrency ? .claim : .wait(pollInterval)
         case .draining(_, let deadlinePassed):
-            if !queue.isEmpty { return .release(queue) }
+            if !queue.isEmpty || !heldBack.isEmpty { return .release(heldBack + queue) }
             if inFlight == 0 { return .exit(.drained) }
             if deadlinePassed { return .exit(.requestsInFlight(inFlight)) }
             return .wait(Self.drainingWait)

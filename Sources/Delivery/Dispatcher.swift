@@ -94,6 +94,7 @@ public final class Dispatcher: Sendable {
         let clock = ContinuousClock()
         var machine = DispatchStateMachine(concurrency: settings.concurrency,
                                            maxInFlightPerEndpoint: settings.maxInFlightPerEndpoint,
+                                           pausedByGone: settings.reports.compactMap(\.endpointCondition?.prefix),
                                            pollInterval: settings.pollInterval, drain: drain, start: clock.now)
         var random = SystemRandomNumberGenerator()
         /// Open from the machine's `.connect` until the next failure; the machine asks for

@@ -105,6 +105,35 @@ import TestSupport
         #expect(machine.woken([Self.answered(hanging[0])], at: Self.start).step == .send([2]))
     }
 
+    /// A webhook config whose endpoint answers 410 is set inactive by the record of that try,
+    /// and its deliveries wait, paused: the rows of it still queued here are not sent to an
+    /// endpoint that has said it is gone (each would end dead) but put back after the record.
+    /// Another endpoint's queued rows, and those of an endpoint a 410 does not pause, go on.
+    @Test func aGoneEndpointsQueuedRowsArePutBackUnsentAfterTheRecordThatPausesIt() throws {
+        var machine = DispatchStateMachine(concurrency: 4, maxInFlightPerEndpoint: 1, pausedByGone: ["webhook:"],
+                                           pollInterval: .seconds(1), drain: .seconds(10), start: Self.start)
+        #expect(machine.woken(at: Self.start).step == .connect)
+        #expect(machine.connected().step == .claim)
+        let gone = (1...3).map { Self.delivery($0, endpoint: "webhook:1") }
+        let other = (4...5).map { Self.delivery($0, endpoint: "webhook:2") }
+        let plain = (6...7).map { Self.delivery($0, endpoint: "https://example.test") }
+        #expect(machine.claimed(gone + other + plain).step == .send([1, 4, 6]))
+        // webhook:1 answers 410: its next row does not go; the other endpoints' do.
+        #expect(machine.woken([Self.answered(gone[0], status: 410), Self.answered(other[0]),
+                               Self.answered(plain[0], status: 410)], at: Self.start).step == .send([5, 7]))
+        let recorded = try #require(machine.woken(at: Self.start).records)
+        #expect(recorded.map(\.delivery.id) == [1, 4, 6])
+        #expect(recorded.map(\.decision) == [.dead(.gaveUp(.endpointGone)), .succeeded, .dead(.gaveUp(.endpointGone))])
+        #expect(machine.recorded().step == .release([2, 3]))
+        #expect(machine.released().step == .claim)
+        #expect(machine.claimed([]).step == .lookAhead)
+        #expect(machine.lookedAhead(nil).step == .wait(.seconds(1)))
+        // Nothing of webhook:1 is left to send, and a stop has nothing more to put back.
+        #expect(machine.woken([Self.answered(other[1]), Self.answered(plain[1])], at: Self.start).step == .record([5, 7]))
+        machine.stopRequested(at: Self.start)
+        #expect(machine.recorded().step == .exit(.drained))
+    }
+
     /// A claim may take twice an endpoint's in-flight limit less what this dispatcher holds
     /// of it: queued, in flight, or finished and not yet recorded. An endpoint with nothing
     /// left to take is not named at all, and a limit above the concurrency is the concurrency.

@@ -116,12 +116,22 @@ import Testing
         #expect(try setup.db.execute("SELECT count(*) AS n FROM webhook_logs").value("n") == "3")
     }
 
+    /// The first 410 ends its delivery and pauses the config; the config's other deliveries,
+    /// claimed with it and queued behind it, are not sent to the gone endpoint (each would end
+    /// dead) but wait, paused, with the rest.
     @Test func a410StopsTheDeliveryAndDeactivatesTheConfig() throws {
         let setup = try RunPipelineTests.prepare(behavior: .status(410))
         defer { try? setup.cluster.stop(); setup.receiver.stop() }
         let config = try Self.addConfig(setup, name: "gone", events: ["chat.message.created"])
-        let run = try Background(["run"], environment: Self.environment(setup))
-        try Self.chat(setup, messages: 1, role: "assistant")
+        // One transaction, so the service plans them in one batch and claims two at once: one
+        // sent, one queued behind it at the endpoint's limit.
+        try setup.db.execute("""
+            WITH session AS (INSERT INTO chat_sessions (user_id) VALUES ('00000000-0000-4000-8000-000000000001') RETURNING id)
+            INSERT INTO chat_messages (session_id, role, content) SELECT id, 'assistant', 'm' || g FROM session, generate_series(1, 5) g
+            """)
+        var environment = Self.environment(setup)
+        environment["CHANGERELAY_WEBHOOKS_MAX_IN_FLIGHT_PER_ENDPOINT"] = "1"
+        let run = try Background(["run"], environment: environment)
         try RunPipelineTests.waitFor("the config to be deactivated") {
             try setup.db.query("SELECT is_active::text AS a FROM webhook_configs WHERE id::text = $1", [config])
                 .value("a") == "false"
@@ -130,11 +140,21 @@ import Testing
             try setup.db.execute("SELECT response_status FROM webhook_logs WHERE completed_at IS NOT NULL")
                 .value("response_status") == "410"
         }
-        #expect(setup.receiver.requestCount == 1)
-        let delivery = try setup.db.execute("SELECT status, attempt FROM changerelay.deliveries")
-        #expect(delivery.value("status") == "dead" && delivery.value("attempt") == "1")
+        try RunPipelineTests.waitFor("the other four deliveries to wait unclaimed") {
+            try setup.db.execute("""
+                SELECT count(*) FILTER (WHERE status = 'pending' AND attempt = 0 AND locked_until IS NULL) AS paused
+                FROM changerelay.deliveries
+                """).value("paused") == "4"
+        }
         run.child.signal(SIGTERM)
         #expect(run.waitForExit() == 0)
+        #expect(setup.receiver.requestCount == 1)
+        let deliveries = try setup.db.execute("SELECT status, attempt FROM changerelay.deliveries ORDER BY id")
+        #expect(deliveries.rows == [["dead", "1"]] + Array(repeating: ["pending", "0"], count: 4))
+        let logs = try setup.db.execute("""
+            SELECT count(*) FILTER (WHERE completed_at IS NULL AND attempt_count = 0) AS waiting, count(*) AS total FROM webhook_logs
+            """)
+        #expect(logs.value("waiting") == "4" && logs.value("total") == "5")
         #expect(run.stderr.contains("webhook config deactivated"), "\(run.stderr.suffix(2000))")
     }
 
