@@ -218,7 +218,8 @@ struct HTTPClientTests {
     }
 
     @Test func discardPolicyReadsTheRestAndKeepsTheConnection() async throws {
-        let receiver = try LocalReceiver(behavior: .sequence([.tenMegabyteBody, .status(204)]))
+        let rest = OversizedBodyPolicy.discardLimit
+        let receiver = try LocalReceiver(behavior: .sequence([.largeBody(bytes: 100 + rest), .status(204)]))
         let client = try HTTPClient()
         let big = try await client.send(HTTPRequest(url: receiver.url, responseBodyLimit: 100, oversizedBody: .discard))
         #expect(big.body.count == 100)
@@ -227,6 +228,22 @@ struct HTTPClientTests {
         #expect(next.status == 204)
         #expect(next.reusedConnection)
         #expect(receiver.acceptedConnections == 1)
+    }
+
+    /// A 2xx whose body never ends has still been answered: the discard policy stops reading
+    /// past its bound and returns the answer, rather than reading to the timeout and turning
+    /// an accepted request into a failure that would be sent again.
+    @Test func discardPolicyCutsABodyWithoutEndAndReturnsTheAnswer() async throws {
+        let receiver = try LocalReceiver(behavior: .sequence([.largeBody(bytes: 1 << 40), .status(204)]))
+        let client = try HTTPClient()
+        let endless = try await client.send(HTTPRequest(url: receiver.url, timeout: .seconds(600), responseBodyLimit: 100,
+                                                        oversizedBody: .discard))
+        #expect(endless.status == 200)
+        #expect(endless.body == Array(repeating: UInt8(ascii: "a"), count: 100))
+        #expect(endless.bodyTruncated)
+        let next = try await client.send(HTTPRequest(url: receiver.url))
+        #expect(next.status == 204)
+        #expect(!next.reusedConnection)
     }
 
     @Test func bodyExactlyAtTheLimitIsNotTruncated() async throws {

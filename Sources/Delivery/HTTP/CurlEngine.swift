@@ -164,6 +164,8 @@ final class CurlTransfer {
     private var headers: [(String, String)] = []
     private var body: [UInt8] = []
     private var truncated = false
+    /// Body bytes past the limit read and thrown away (`OversizedBodyPolicy.discard`).
+    private var discarded = 0
     private var headerBytes = 0
     private var aborted: Abort?
 
@@ -273,7 +275,10 @@ final class CurlTransfer {
         }
         if room > 0 { body.append(contentsOf: bytes[0..<room]) }
         truncated = true
-        if discardOversizedBody { return bytes.count }
+        if discardOversizedBody && discarded + bytes.count - max(0, room) <= OversizedBodyPolicy.discardLimit {
+            discarded += bytes.count - max(0, room)
+            return bytes.count
+        }
         aborted = .bodyLimit
         return 0
     }

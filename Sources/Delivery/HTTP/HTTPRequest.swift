@@ -5,9 +5,15 @@ public enum OversizedBodyPolicy: Sendable, Equatable {
     /// the first `responseBodyLimit` bytes) is returned with `bodyTruncated` set. Bounded
     /// work whatever the receiver sends; costs one connection. The default.
     case abort
-    /// Keep reading and throw the surplus away, so the connection can be reused. The
-    /// total timeout still bounds the transfer: a body that never ends becomes `.timedOut`.
+    /// Keep reading and throw the surplus away, so the connection can be reused, for up to
+    /// `discardLimit` bytes past the limit; a longer body is cut there as with `.abort`. The
+    /// answer is known once the status line is in: a receiver that streams a body without
+    /// end after a 2xx has accepted the request, and reading to the timeout would make that
+    /// acceptance a failure and the request be sent again.
     case discard
+
+    /// Bytes `.discard` reads and throws away before it gives up on the connection.
+    public static let discardLimit = 1024 * 1024
 }
 
 /// One HTTP request. Plain data: building one has no effect until `HTTPClient.send`.
