@@ -287,10 +287,15 @@ import Testing
 
     /// A dual-write sync switched on after the changes: a replay in apply mode fills the new
     /// schema, and drift-check finds no drift.
-    @Test func aDualWriteSyncSwitchedOnLaterIsFilledByTheReplay() throws {
+    /// Off, or only logging or comparing while the changes went by: a replay in apply mode
+    /// applies every one of them, and brings their `idempotency_log` rows up to date.
+    @Test(arguments: ["off", "log", "shadow"])
+    func aDualWriteSyncSwitchedOnLaterIsFilledByTheReplay(liveMode: String) throws {
         let setup = try Self.prepare()
         defer { try? setup.cluster.stop(); setup.receiver.stop() }
-        let run = try Background(["run"], environment: setup.environment)
+        var live = setup.environment
+        live["CHANGERELAY_DUAL_WRITE_MODE"] = liveMode
+        let run = try Background(["run"], environment: live)
         let db = setup.db
         let week = DualWriteTests.habits([("Read", DualWriteTests.week), ("Walk", DualWriteTests.week)])
         var ids: [String] = []
@@ -305,6 +310,8 @@ import Testing
         run.child.signal(SIGTERM)
         #expect(run.waitForExit() == 0)
         #expect(try DualWriteTests.driftCheck(setup).status == 1, "nothing synced yet")
+        let logged = liveMode == "off" ? 0 : 23
+        #expect(try Self.count(db, "SELECT count(*) AS n FROM idempotency_log") == logged)
 
         let replay = try Self.replay(setup, ["--handlers", "dual_write"], environment: ["CHANGERELAY_DUAL_WRITE_MODE": "apply"])
         #expect(replay.status == 0, "\(replay.stdout)\(replay.stderr.suffix(3000))")
@@ -313,6 +320,8 @@ import Testing
         #expect(drift.status == 0, "\(drift.stdout)\(drift.stderr)")
         #expect(drift.stdout.contains("rows drifted: 0"))
         #expect(try Self.count(db, "SELECT count(*) AS n FROM idempotency_log WHERE status = 'success'") == 23)
+        #expect(try Self.count(db, "SELECT count(*) AS n FROM idempotency_log") == 23)
+
     }
 
     /// A webhook endpoint added after the events: the replay plans them for it (today's

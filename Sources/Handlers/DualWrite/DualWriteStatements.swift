@@ -170,7 +170,9 @@ enum DualWriteStatements {
                        now(), now() + interval '24 hours'
                 FROM staged s
                 ORDER BY s.seq
-                ON CONFLICT (key) DO NOTHING),
+                ON CONFLICT (key) DO UPDATE
+                SET response_data = EXCLUDED.response_data, status = EXCLUDED.status, expires_at = EXCLUDED.expires_at
+                WHERE idempotency_log.status IN ('not_implemented', 'shadow') AND EXCLUDED.status IN ('success', 'failed')),
             drift AS (
                 INSERT INTO changerelay.dual_write_drift (habit_tracker_id, source_lsn, kind, detail, expected, actual)
                 SELECT habit_tracker_id, source_lsn, 'invalid_source', problem, NULL, NULL

@@ -11,8 +11,13 @@ struct KeyLookup: Sendable, Hashable {
 
     static let deliveries = KeyLookup(name: "changerelay_replay_delivery_keys", sql: PlannedDeliveryKeys.lookup)
     /// The dual-write sync's own record of the changes it handled (the seed's table, 24 h).
-    static let idempotencyLog = KeyLookup(name: "changerelay_replay_idempotency_log_keys",
-                                          sql: "SELECT key FROM public.idempotency_log WHERE key = ANY ($1::text[])")
+    /// Only a change it applied (`success`), or refused as invalid (`failed`), is done: one it
+    /// only logged (`not_implemented`) or compared (`shadow`) is planned again, so a replay in
+    /// apply mode fills the new schema with what a live service in log or shadow mode let by.
+    /// Its log row is then brought up to date, not written twice.
+    static let idempotencyLog = KeyLookup(
+        name: "changerelay_replay_idempotency_log_keys",
+        sql: "SELECT key FROM public.idempotency_log WHERE key = ANY ($1::text[]) AND status IN ('success', 'failed')")
 }
 
 /// How a replay keeps one kind of planned row exactly once. The live committer does not need
