@@ -58,6 +58,21 @@ private func project(_ habits: String?, start: String = "2026-11-23") throws(Hab
         #expect(renamed.habits[0].name == "A2")
     }
 
+    /// Counted in bytes, as the children index's entries are: 500 four-byte characters are
+    /// 2 000 bytes, one more is past the limit.
+    @Test func aChildNameLongerThanAnIndexEntryHoldsIsRefused() throws {
+        func child(_ name: String) throws -> HabitProjection {
+            try HabitProjection(id: "7", userID: "00000000-0000-4000-8000-000000000001", childName: name,
+                                weekStartDate: "2026-11-23", weekPeriod: nil, habits: "[]")
+        }
+        #expect(try child(String(repeating: "🪥", count: 500)).child.name.utf8.count == 2000)
+        #expect {
+            try child(String(repeating: "🪥", count: 500) + "a")
+        } throws: { error in
+            (error as? HabitProjectionError)?.problem == "child_name is longer than 2000 bytes"
+        }
+    }
+
     @Test(arguments: [
         (#"{"name": "A"}"#, "not a JSON array"),
         (#"["A"]"#, "habits[0] is not an object"),

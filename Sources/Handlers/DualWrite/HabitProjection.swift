@@ -63,6 +63,11 @@ public struct HabitProjection: Sendable, Equatable {
         text.utf8.allSatisfy { [0x20, 0x09, 0x0A, 0x0D, 0x0B, 0x0C].contains($0) }
     }
 
+    /// `children` is unique on (user_id, name) and a btree entry holds at most 2704 bytes: a
+    /// longer name would fail its batch's transaction on every read and stop the stream.
+    /// `sql/023` gives drift-check the same rule.
+    static let maxChildNameBytes = 2000
+
     public var child: Child
     public var week: Week
     public var habits: [Habit]
@@ -74,6 +79,9 @@ public struct HabitProjection: Sendable, Equatable {
         func fail(_ problem: String) -> HabitProjectionError { HabitProjectionError(row: id, problem: problem) }
         guard let userID else { throw fail("user_id is NULL") }
         guard let childName, !Self.isBlank(childName) else { throw fail("child_name is NULL or blank") }
+        guard childName.utf8.count <= Self.maxChildNameBytes else {
+            throw fail("child_name is longer than \(Self.maxChildNameBytes) bytes")
+        }
         guard let weekStartDate, let start = CivilDate(iso: weekStartDate) else {
             throw fail("week_start_date is NULL or not a date")
         }
