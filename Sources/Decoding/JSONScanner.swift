@@ -17,8 +17,14 @@ struct JSONScanner {
     let input: UnsafeBufferPointer<UInt8>
     var position = 0
     private var depth = 0
+    /// Deeper containers are an error (`nestingTooDeep`): the bound of the callers that
+    /// recurse. One that keeps its own stack passes `.max`.
+    private let maximumDepth: Int
 
-    init(_ input: UnsafeBufferPointer<UInt8>) { self.input = input }
+    init(_ input: UnsafeBufferPointer<UInt8>, maximumDepth: Int = JSONParser.maximumDepth) {
+        self.input = input
+        self.maximumDepth = maximumDepth
+    }
 
     func error(_ reason: JSONParseError.Reason, at offset: Int? = nil) -> JSONParseError {
         JSONParseError(offset: offset ?? position, reason: reason)
@@ -57,7 +63,7 @@ struct JSONScanner {
     mutating func beginContainer(open: UInt8, close: UInt8) throws(JSONParseError) -> Bool {
         try expect(open)
         depth += 1
-        guard depth <= JSONParser.maximumDepth else { throw error(.nestingTooDeep, at: position - 1) }
+        guard depth <= maximumDepth else { throw error(.nestingTooDeep, at: position - 1) }
         if try peek() == close {
             position += 1
             depth -= 1

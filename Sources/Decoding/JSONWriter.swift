@@ -119,15 +119,17 @@ public struct JSONWriter: Sendable {
         }
     }
 
-    /// Validates `json` with the strict parser and writes it as one value with all
+    /// Validates `json` with the strict parser's rules and writes it as one value with all
     /// insignificant whitespace removed; tokens are copied byte for byte, so numbers and
-    /// strings keep their exact text. On error nothing is written.
+    /// strings keep their exact text. On error nothing is written. Any depth is copied: the
+    /// values come from json and jsonb columns, which Postgres accepts nested as deep as its
+    /// stack allows, and one it stored must not be a change the stream cannot get past.
     public mutating func compactJSON<Bytes: Collection<UInt8>>(_ json: Bytes) throws(JSONParseError) {
         let mark = self.mark
         separate()
         do {
             try JSONParser.withContiguousBytes(json) { buffer throws(JSONParseError) in
-                var scanner = JSONScanner(buffer)
+                var scanner = JSONScanner(buffer, maximumDepth: .max)
                 try copyCompact(&scanner)
                 try scanner.expectEnd()
             }
@@ -221,41 +223,47 @@ public struct JSONWriter: Sendable {
         bytes.append(byte)
     }
 
+    /// One value, iteratively: `open` holds the closing byte of each container it is inside,
+    /// so the depth costs heap, not stack.
     private mutating func copyCompact(_ scanner: inout JSONScanner) throws(JSONParseError) {
-        switch try scanner.peek() {
-        case UInt8(ascii: "\""):
-            let token = try scanner.scanString()
-            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: scanner.input[(token.content.lowerBound - 1)...token.content.upperBound]))
-        case UInt8(ascii: "{"):
-            bytes.append(UInt8(ascii: "{"))
-            if try scanner.beginContainer(open: UInt8(ascii: "{"), close: UInt8(ascii: "}")) {
-                repeat {
-                    let key = try scanner.scanString()
-                    bytes.append(contentsOf: UnsafeBufferPointer(rebasing: scanner.input[(key.content.lowerBound - 1)...key.content.upperBound]))
-                    try scanner.expect(UInt8(ascii: ":"))
-                    bytes.append(UInt8(ascii: ":"))
-                    try copyCompact(&scanner)
-                } while try appendSeparator(scanner.nextElement(close: UInt8(ascii: "}")))
+        var open: [UInt8] = []
+        repeat {
+            if open.last == UInt8(ascii: "}") { try copyKey(&scanner) }
+            switch try scanner.peek() {
+            case UInt8(ascii: "\""):
+                let token = try scanner.scanString()
+                bytes.append(contentsOf: UnsafeBufferPointer(rebasing: scanner.input[(token.content.lowerBound - 1)...token.content.upperBound]))
+            case let bracket where bracket == UInt8(ascii: "{") || bracket == UInt8(ascii: "["):
+                let close = bracket == UInt8(ascii: "{") ? UInt8(ascii: "}") : UInt8(ascii: "]")
+                bytes.append(bracket)
+                if try scanner.beginContainer(open: bracket, close: close) {
+                    open.append(close)
+                    continue
+                }
+                bytes.append(close)
+            case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+                let range = try scanner.scanNumber()
+                bytes.append(contentsOf: UnsafeBufferPointer(rebasing: scanner.input[range]))
+            default:
+                switch try scanner.scanLiteral() {
+                case .true: bytes.append(contentsOf: Self.trueBytes)
+                case .false: bytes.append(contentsOf: Self.falseBytes)
+                case .null: bytes.append(contentsOf: Self.nullBytes)
+                }
             }
-            bytes.append(UInt8(ascii: "}"))
-        case UInt8(ascii: "["):
-            bytes.append(UInt8(ascii: "["))
-            if try scanner.beginContainer(open: UInt8(ascii: "["), close: UInt8(ascii: "]")) {
-                repeat {
-                    try copyCompact(&scanner)
-                } while try appendSeparator(scanner.nextElement(close: UInt8(ascii: "]")))
+            // A value is done: close every container it was the last member of.
+            while let close = open.last, try !appendSeparator(scanner.nextElement(close: close)) {
+                bytes.append(close)
+                open.removeLast()
             }
-            bytes.append(UInt8(ascii: "]"))
-        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-            let range = try scanner.scanNumber()
-            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: scanner.input[range]))
-        default:
-            switch try scanner.scanLiteral() {
-            case .true: bytes.append(contentsOf: Self.trueBytes)
-            case .false: bytes.append(contentsOf: Self.falseBytes)
-            case .null: bytes.append(contentsOf: Self.nullBytes)
-            }
-        }
+        } while !open.isEmpty
+    }
+
+    private mutating func copyKey(_ scanner: inout JSONScanner) throws(JSONParseError) {
+        let key = try scanner.scanString()
+        bytes.append(contentsOf: UnsafeBufferPointer(rebasing: scanner.input[(key.content.lowerBound - 1)...key.content.upperBound]))
+        try scanner.expect(UInt8(ascii: ":"))
+        bytes.append(UInt8(ascii: ":"))
     }
 
     private mutating func appendSeparator(_ more: Bool) -> Bool {

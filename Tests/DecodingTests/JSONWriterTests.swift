@@ -66,6 +66,30 @@ import Testing
         #expect(writer.string == "[1,2]")
     }
 
+    /// A json or jsonb column holds values as deep as Postgres' stack allows, far past the
+    /// parser's bound: copying one must neither refuse it nor use the stack for its depth.
+    @Test func compactsValuesNestedFarDeeperThanTheParsersBound() throws {
+        let depth = 200_000
+        let deep = String(repeating: "[ {\"k\" : ", count: depth) + " 1 " + String(repeating: "} ]", count: depth)
+        var writer = JSONWriter()
+        try writer.compactJSON(deep.utf8)
+        #expect(writer.string == String(repeating: #"[{"k":"#, count: depth) + "1" + String(repeating: "}]", count: depth))
+    }
+
+    @Test(arguments: [
+        "[}", "{]", "[1 2]", #"{"a" 1}"#, "{1:2}", #"{"a":1,}"#, "[1,]", "[[1]", "[1]]", #"{"a":{"b":[}}"#,
+        String(repeating: "[", count: 100_000), String(repeating: "[", count: 100_000) + "]",
+        "", " ", "[01]", #"["\x"]"#,
+    ])
+    func refusesMalformedTextAtAnyDepthAndWritesNothing(text: String) {
+        var writer = JSONWriter()
+        writer.beginArray()
+        writer.number(1)
+        #expect(throws: JSONParseError.self) { try writer.compactJSON(text.utf8) }
+        writer.endArray()
+        #expect(writer.string == "[1]")
+    }
+
     @Test func reusesItsStorage() {
         var writer = JSONWriter(capacity: 64)
         writer.string("first")

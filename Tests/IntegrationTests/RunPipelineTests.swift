@@ -112,6 +112,31 @@ import Testing
         #expect(Self.distinctKeys(setup.receiver).count == 3)
     }
 
+    /// Postgres stores json and jsonb nested as deep as its stack allows, far past the 512
+    /// levels the service's own parser takes: such a value is a change like any other, sent
+    /// exactly as Postgres holds it, with both plugins, and the changes after it flow.
+    @Test(arguments: ["pgoutput", "wal2json"])
+    func aJSONValueNestedDeeperThanTheParsersBoundIsDelivered(plugin: String) throws {
+        let setup = try Self.prepare(extra: ["CHANGERELAY_SOURCE_PLUGIN": plugin])
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let depth = 2000
+        try setup.db.execute("""
+            ALTER TABLE items ADD COLUMN doc jsonb, ADD COLUMN raw json;
+            INSERT INTO items SELECT 1, 'deep', (repeat('{"k": [', \(depth)) || '1' || repeat(']}', \(depth)))::jsonb,
+                                     (repeat('[ ', \(depth)) || 'true' || repeat(' ]', \(depth)))::json;
+            INSERT INTO items VALUES (2, 'after')
+            """)
+        let run = try Background(["run"], environment: setup.environment)
+        try Self.waitFor("both changes delivered") { Self.distinctKeys(setup.receiver).count >= 2 }
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0, "\(run.stderr.suffix(2000))")
+        let bodies = setup.receiver.requests.map(\.bodyText)
+        let doc = String(repeating: #"{"k":["#, count: depth) + "1" + String(repeating: "]}", count: depth)
+        let raw = String(repeating: "[", count: depth) + "true" + String(repeating: "]", count: depth)
+        #expect(bodies.contains { $0.contains(#""doc":\#(doc),"raw":\#(raw)}"#) }, "\(bodies.map { $0.prefix(300) })")
+        #expect(bodies.contains { $0.contains(#""v":"after""#) })
+    }
+
     @Test(.tags(.soak), .enabled(if: soaksEnabled)) func killNineAtRandomInstantsLosesAndDoublesNothing() throws {
         let setup = try Self.prepare()
         defer { try? setup.cluster.stop(); setup.receiver.stop() }
