@@ -15,6 +15,7 @@ public final class PostgresConnection: @unchecked Sendable {
     /// Connects with libpq. `url` is a conninfo string or `postgresql://` URI; `parameters`
     /// override what it says (e.g. `replication=database`).
     public init(url: String, parameters: [(String, String)] = []) throws(PostgresError) {
+        try Self.checkReadable(url)
         let keywords = ["dbname", "connect_timeout", "fallback_application_name"] + parameters.map(\.0)
         let values = [url, "10", "changerelay"] + parameters.map(\.1)
         let connection = Self.withCStrings(keywords) { keywordPointers in
@@ -172,6 +173,41 @@ public final class PostgresConnection: @unchecked Sendable {
         if message.isEmpty { message = Self.lastError(handle) }
         let kind: PostgresError.Kind = PQstatus(handle) == CONNECTION_OK ? .queryFailed(sqlState: state) : .connectionLost
         return PostgresError(kind, message.trimmingTrailingWhitespace, endpoint: endpoint, statement: statement)
+    }
+
+    /// Refuses a connection string libpq cannot read before it is used: libpq's own message
+    /// for one quotes the part it stumbled on (a password with an unencoded `%`, a whole URL
+    /// with a stray space or an unknown scheme), and a string it does not recognise as a URL
+    /// or `key=value` list would be taken whole as a database name and printed back. Neither
+    /// may reach a log, so the message keeps libpq's words without the quoted text.
+    static func checkReadable(_ connectionString: String) throws(PostgresError) {
+        var message: UnsafeMutablePointer<CChar>?
+        if let options = PQconninfoParse(connectionString, &message) {
+            PQconninfoFree(options)
+            return
+        }
+        let reason = message.map { String(cString: $0).trimmingTrailingWhitespace } ?? "out of memory"
+        if let message { PQfreemem(message) }
+        throw PostgresError(.connectionFailed, """
+            the connection string cannot be read (\(withoutQuotedText(reason))): write it as \
+            postgresql://user:password@host:port/database, with reserved characters in the user name \
+            and password percent-encoded (% as %25, @ as %40, : as %3A, / as %2F), or as key=value pairs
+            """, endpoint: "(unreadable connection string)")
+    }
+
+    /// `text` with every double-quoted part replaced by `"…"`.
+    static func withoutQuotedText(_ text: String) -> String {
+        var result = ""
+        var quoted = false
+        for character in text {
+            if character == "\"" {
+                if !quoted { result += "\"…\"" }
+                quoted.toggle()
+            } else if !quoted {
+                result.append(character)
+            }
+        }
+        return result
     }
 
     static func lastError(_ handle: OpaquePointer) -> String {

@@ -127,6 +127,25 @@ import Testing
         #expect(result.stderr.contains("127.0.0.1:1"))
     }
 
+    /// A connection string libpq cannot read: its own message quotes the part it stumbled on,
+    /// and one it does not recognise would be taken whole as a database name. The error says
+    /// how to write it, and the password appears nowhere, whichever command reads it.
+    @Test(arguments: [
+        ("postgresql://relay:50%off-s3cret@127.0.0.1:1/app", "50%off-s3cret"),
+        (" postgresql://relay:s3cretpass@127.0.0.1:1/app?sslmode=disable", "s3cretpass"),
+        ("postgresql+asyncpg://relay:s3cretpass@127.0.0.1:1/app", "s3cretpass"),
+        ("postgresql://relay:s3cretpass@127.0.0.1:1/app?bogus_option=1", "s3cretpass"),
+        ("host=127.0.0.1 password='s3cret pass", "s3cret pass"),
+    ])
+    func anUnreadableConnectionStringIsRefusedWithoutItsPassword(url: String, password: String) throws {
+        for command in [["tail", "--limit", "1"], ["deliveries", "list"], ["doctor"], ["run"]] {
+            let result = try runChangeRelay(command, environment: ["CHANGERELAY_SOURCE_DATABASE_URL": url])
+            #expect(result.status != 0, "\(command)")
+            #expect(!result.stderr.contains(password) && !result.stdout.contains(password), "\(command): \(result.stderr)")
+            #expect(result.stderr.contains("connection string cannot be read"), "\(command): \(result.stderr)")
+        }
+    }
+
     @Test func badConfigurationNamesTheKey() throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("bad-\(UUID().uuidString).toml").path
         defer { try? FileManager.default.removeItem(atPath: path) }
