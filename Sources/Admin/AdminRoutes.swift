@@ -34,6 +34,11 @@ struct AdminRoutes: Sendable {
     }
 
     func respond(_ endpoint: AdminEndpoint, request: Request, id: String?) async -> Response {
+        if let refusal = CrossSiteGuard(hasToken: settings.admin.token != nil).refusal(
+            for: endpoint, authority: request.head.authority, origin: request.headers[.origin],
+            fetchSite: request.headers.first { $0.name.canonicalName == "sec-fetch-site" }?.value) {
+            return Self.json(.forbidden, AdminReports.Problem(error: refusal))
+        }
         if !endpoint.isOpen, let token = settings.admin.token, !token.accepts(authorization: request.headers[.authorization]) {
             var response = Self.json(.unauthorized, AdminReports.Problem(error: "unauthorized"))
             response.headers[.wwwAuthenticate] = "Bearer"

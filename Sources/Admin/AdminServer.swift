@@ -62,6 +62,9 @@ public struct AdminServer: Service, CustomStringConvertible {
         let logger = logger
         let application = Application(
             router: router,
+            // A client that opens a connection and sends nothing holds a descriptor, which the
+            // service shares with its deliveries and database connections: idle ones are closed.
+            server: .http1(configuration: .init(idleTimeout: .seconds(30))),
             configuration: .init(address: .hostname(listen.host, port: listen.port), serverName: "changerelay"),
             onServerRunning: { channel in
                 let bound = channel.localAddress.flatMap { address in

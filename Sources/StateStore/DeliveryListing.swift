@@ -1,3 +1,4 @@
+import Core
 import Replication
 
 /// `deliveries list`: the newest deliveries, for a person to read.
@@ -9,6 +10,7 @@ public enum DeliveryListing {
         public var attempt: String
         public var handler: String
         public var idempotencyKey: String
+        /// Without a `user:password@` part: listings are read by people and pages.
         public var url: String
         /// The last try's HTTP status, or `-` when it had none.
         public var lastHTTPStatus: String
@@ -30,7 +32,7 @@ public enum DeliveryListing {
             // Every column is NOT NULL or coalesced; "" only stands in for what cannot happen.
             let text = row.map { $0 ?? "" }
             return Entry(id: text[0], status: text[1], attempt: text[2], handler: text[3], idempotencyKey: text[4],
-                         url: text[5], lastHTTPStatus: text[6], lastError: text[7], nextAttemptAt: text[8])
+                         url: redactedURL(text[5]), lastHTTPStatus: text[6], lastError: text[7], nextAttemptAt: text[8])
         }
     }
 }

@@ -26,13 +26,15 @@ struct Deliveries: ParsableCommand {
         @Option(help: "Only deliveries in this status: pending, sending, succeeded, failed or dead.")
         var status: String?
 
-        @Option(help: "At most this many, newest first.")
+        @Option(help: "At most this many, newest first (1…1000).")
         var limit: Int = 50
 
         func validate() throws {
             if let status, DeliveryStatus(rawValue: status) == nil {
                 throw ValidationError("--status must be pending, sending, succeeded, failed or dead")
             }
+            // As the admin API's: the whole answer is read into memory before it is printed.
+            guard (1...1000).contains(limit) else { throw ValidationError("--limit must be 1 to 1000, got \(limit)") }
         }
 
         func run() throws {
@@ -72,6 +74,12 @@ struct Deliveries: ParsableCommand {
             let requeued = try DeliveryRequeue.requeue(allDead ? .allDead : .ids(ids), logs: BuiltInHandlers.deliveryLogs,
                                                        on: db)
             print("re-queued \(requeued) deliveries")
+            // A script must be able to tell that an id it named was not sent again.
+            let named = Set(ids).count
+            if !allDead, requeued < named {
+                throw failure("\(named - requeued) of the \(named) deliveries named were not re-queued: "
+                              + "they do not exist, or are not failed or dead (deliveries list shows them)")
+            }
         }
     }
 

@@ -34,11 +34,11 @@ import Testing
 
     /// One request through the `curl` command: blocking, so it needs no thread of the
     /// cooperative pool, which the suite's other (blocking) tests may all be holding.
-    static func send(_ url: String, method: String = "GET", token: String? = nil) throws -> Answer {
+    static func send(_ url: String, method: String = "GET", token: String? = nil, headers: [String] = []) throws -> Answer {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
         process.arguments = ["-s", "-m", "30", "-X", method, "-w", "\n%{http_code}", url]
-            + (token.map { ["-H", "Authorization: Bearer " + $0] } ?? [])
+            + (token.map { ["-H", "Authorization: Bearer " + $0] } ?? []) + headers.flatMap { ["-H", $0] }
         let output = Pipe()
         process.standardOutput = output
         try process.run()
@@ -98,9 +98,23 @@ import Testing
         #expect(dead.count == 3)
         let id = try #require(dead.first?["id"] as? Int)
 
+        // A page on another site cannot re-queue it (the browser says where it comes from),
+        // nor read the API under a name of its own that resolves here (DNS rebinding).
+        let port = base.split(separator: ":").last!
+        for header in ["Origin: http://evil.example", "Origin: null", "Sec-Fetch-Site: cross-site"] {
+            let refused = try Self.send(base + "/api/deliveries/\(id)/retry", method: "POST", headers: [header])
+            #expect(refused.status == 403 && refused.bodyText.contains("cannot change anything"), "\(header): \(refused.bodyText)")
+        }
+        let rebound = try Self.send(base + "/api/deliveries?status=dead", headers: ["Host: rebound.example:\(port)"])
+        #expect(rebound.status == 403 && rebound.bodyText.contains("admin.token"), "\(rebound.bodyText)")
+        #expect(try Self.send(base + "/api/deliveries?status=dead", headers: ["Host: localhost:\(port)"]).status == 200)
+        #expect(try setup.db.query("SELECT status FROM changerelay.deliveries WHERE id = $1", [String(id)]).value("status") == "dead")
+
         toggle.failing.withLock { $0 = false }
         let sentBefore = setup.receiver.requests.count
-        let retried = try Self.send(base + "/api/deliveries/\(id)/retry", method: "POST")
+        // The dashboard's own button: a same-origin request.
+        let retried = try Self.send(base + "/api/deliveries/\(id)/retry", method: "POST",
+                                    headers: ["Origin: \(base)", "Sec-Fetch-Site: same-origin"])
         #expect(retried.status == 200, "\(retried.bodyText)")
         try RunPipelineTests.waitFor("the re-queued delivery to be sent again") {
             try setup.db.query("SELECT status FROM changerelay.deliveries WHERE id = $1", [String(id)]).value("status")

@@ -391,6 +391,15 @@ import Testing
         let bad = try runChangeRelay(["deliveries", "retry"], environment: setup.environment)
         #expect(bad.status != 0)
         #expect(bad.stderr.contains("--all-dead"))
+        // Succeeded now, or never there: named, they are not re-queued, and the exit says so.
+        let succeeded = try #require(setup.db.execute("SELECT min(id)::text AS id FROM changerelay.deliveries").value("id"))
+        let notRequeued = try runChangeRelay(["deliveries", "retry", succeeded, "987654"], environment: setup.environment)
+        #expect(notRequeued.status == 1 && notRequeued.stdout.contains("re-queued 0 deliveries"), "\(notRequeued.stdout)")
+        #expect(notRequeued.stderr.contains("2 of the 2 deliveries named were not re-queued"), "\(notRequeued.stderr)")
+        for limit in ["0", "-1", "1001"] {
+            let refused = try runChangeRelay(["deliveries", "list", "--limit=\(limit)"], environment: setup.environment)
+            #expect(refused.status != 0 && refused.stderr.contains("--limit must be 1 to 1000"), "\(limit): \(refused.stderr)")
+        }
     }
 
     /// A database that has not had 009 is refused by name, not by the first claim failing.

@@ -1,3 +1,4 @@
+import Core
 /// The SSRF guard for webhook targets. A webhook URL comes from a table row that anyone
 /// with write access to `webhook_configs` controls, and the service sends it from inside
 /// the network: without the guard such a row could make ChangeRelay post to the cloud

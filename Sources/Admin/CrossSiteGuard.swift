@@ -1,0 +1,57 @@
+/// Keeps web pages on other sites away from the admin server. The default listener is on
+/// loopback without a token, where any page the operator has open can make the browser send
+/// requests to it: a `POST` that re-queues deliveries needs no response to do harm, and a page
+/// whose name is made to resolve to 127.0.0.1 (DNS rebinding) could read the API too. A
+/// bearer token stops both (a browser never adds one by itself); without one, the API answers
+/// only requests addressed to `localhost` or an IP address, and a state-changing request only
+/// from its own origin. curl, Prometheus and the dashboard itself send what passes.
+struct CrossSiteGuard: Sendable {
+    /// Whether a bearer token is required (then the API is safe from pages by itself).
+    var hasToken: Bool
+
+    /// Why the request is refused, or nil. `authority` is the `Host` the client addressed,
+    /// `origin` and `fetchSite` the `Origin` and `Sec-Fetch-Site` headers a browser adds.
+    func refusal(for endpoint: AdminEndpoint, authority: String?, origin: String?, fetchSite: String?) -> String? {
+        if endpoint.method != "GET" {
+            if let fetchSite, fetchSite != "same-origin", fetchSite != "none" {
+                return "a request from another site (Sec-Fetch-Site: \(fetchSite)) cannot change anything here"
+            }
+            if let origin {
+                guard let authority, Self.authority(ofOrigin: origin) == authority.lowercased() else {
+                    return "a request from another origin cannot change anything here"
+                }
+            }
+        }
+        if !hasToken, !endpoint.isOpen, let authority, !Self.isLocalOrLiteral(authority) {
+            return "without admin.token the API answers only requests addressed to localhost or an IP address, not \(authority.prefix(100))"
+        }
+        return nil
+    }
+
+    /// `http://host:port` → `host:port`, lowercased; nil for any other scheme (the admin
+    /// server speaks plain HTTP, so a page of its own origin is an `http:` one).
+    static func authority(ofOrigin origin: String) -> String? {
+        let origin = origin.lowercased()
+        guard origin.hasPrefix("http://") else { return nil }
+        return String(origin.dropFirst("http://".count))
+    }
+
+    /// `localhost`, an IPv4 address or a bracketed IPv6 one, with or without a port.
+    static func isLocalOrLiteral(_ authority: String) -> Bool {
+        var host = Substring(authority.lowercased())
+        if host.hasPrefix("[") {
+            guard let close = host.firstIndex(of: "]") else { return false }
+            let rest = host[host.index(after: close)...]
+            return rest.isEmpty || (rest.hasPrefix(":") && rest.dropFirst().allSatisfy(\.isNumber))
+        }
+        if let colon = host.lastIndex(of: ":") {
+            guard host[host.index(after: colon)...].allSatisfy(\.isNumber) else { return false }
+            host = host[..<colon]
+        }
+        if host == "localhost" { return true }
+        let parts = host.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 4 && parts.allSatisfy { part in
+            !part.isEmpty && part.count <= 3 && part.allSatisfy(\.isNumber) && Int(part)! <= 255
+        }
+    }
+}
