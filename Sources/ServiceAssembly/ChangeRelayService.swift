@@ -139,13 +139,29 @@ public struct ChangeRelayService: Sendable {
     }
 
     /// The service key from `CHANGERELAY_SERVICE_KEY` or `functions.service_key_file`; never from the database.
+    /// White space around it is dropped either way (a secret mounted as a variable often ends
+    /// in a newline); an empty key, or one with a control character inside, is an error naming
+    /// where it came from and never quoting it: it goes into an `Authorization` header.
     public static func credentials(_ config: Config) throws(ConfigError) -> [String: String] {
-        if let key = Config.processEnvironment()["CHANGERELAY_SERVICE_KEY"], !key.isEmpty { return ["service_key": key] }
-        guard let path = config.functions.serviceKeyFile else { return [:] }
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw ConfigError(key: "functions.service_key_file", origin: "configuration", reason: "cannot read \(path)")
+        let raw: String
+        let key: String?, origin: String
+        if let value = Config.processEnvironment()["CHANGERELAY_SERVICE_KEY"], !value.isEmpty {
+            (raw, key, origin) = (value, nil, "CHANGERELAY_SERVICE_KEY")
+        } else if let path = config.functions.serviceKeyFile {
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+                throw ConfigError(key: "functions.service_key_file", origin: "configuration", reason: "cannot read \(path)")
+            }
+            (raw, key, origin) = (text, "functions.service_key_file", path)
+        } else {
+            return [:]
         }
-        return ["service_key": text.trimmingCharacters(in: .whitespacesAndNewlines)]
+        let serviceKey = raw.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !serviceKey.isEmpty else { throw ConfigError(key: key, origin: origin, reason: "the service key is empty") }
+        guard !serviceKey.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            throw ConfigError(key: key, origin: origin, reason: "the service key holds a line break or another control "
+                              + "character, which cannot go into an HTTP header")
+        }
+        return ["service_key": serviceKey]
     }
 }
 

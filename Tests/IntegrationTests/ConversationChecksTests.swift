@@ -23,7 +23,10 @@ import Testing
     @Test func theSeedsVerificationInsertIsCheckedOnceAndLogged() throws {
         let setup = try RunPipelineTests.prepare()
         defer { try? setup.cluster.stop(); setup.receiver.stop() }
-        let run = try Background(["run"], environment: Self.environment(setup))
+        var environment = Self.environment(setup)
+        // As a secret mounted as a variable often is: the white space is not part of the key.
+        environment["CHANGERELAY_SERVICE_KEY"] = " \(Self.serviceKey)\n"
+        let run = try Background(["run"], environment: environment)
         try setup.db.execute("""
             INSERT INTO user_conversations (clerk_id, agent_id, elevenlabs_conversation_id, status)
             VALUES ('test_clerk', 'test_agent', 'test_elevenlabs_id', 'unknown')
@@ -210,6 +213,15 @@ import Testing
         let result = try runChangeRelay(["run"], environment: environment, timeout: .seconds(60))
         #expect(result.status == 1)
         #expect(result.stderr.contains("functions.service_key_file") && result.stderr.contains("CHANGERELAY_SERVICE_KEY"))
+
+        // A key that cannot go into a header is refused by where it came from, never quoted.
+        for (key, reason) in [(" \n\t", "the service key is empty"), ("secret-part\nX-Injected: 1", "line break")] {
+            environment["CHANGERELAY_SERVICE_KEY"] = key
+            let refused = try runChangeRelay(["run"], environment: environment, timeout: .seconds(60))
+            #expect(refused.status == 1 && refused.stderr.contains("CHANGERELAY_SERVICE_KEY") && refused.stderr.contains(reason),
+                    "\(refused.stderr)")
+            #expect(!refused.stderr.contains("secret-part"))
+        }
     }
 
     /// A dispatcher whose handlers do not write `trigger_execution_logs` leaves the checks
