@@ -282,22 +282,29 @@ struct JSONScanner {
     }
 
     /// Validates and passes over one value of any kind.
+    /// Validates one value and moves past it, iteratively: `open` holds the closing byte of
+    /// each container it is inside, so depth costs heap, not stack (the scanner's own bound
+    /// still applies to each container it enters).
     mutating func skipValue() throws(JSONParseError) {
-        switch try peek() {
-        case UInt8(ascii: "\""): _ = try scanString()
-        case UInt8(ascii: "{"):
-            guard try beginContainer(open: UInt8(ascii: "{"), close: UInt8(ascii: "}")) else { return }
-            repeat {
+        var open: [UInt8] = []
+        repeat {
+            if open.last == UInt8(ascii: "}") {
                 _ = try scanString()
                 try expect(UInt8(ascii: ":"))
-                try skipValue()
-            } while try nextElement(close: UInt8(ascii: "}"))
-        case UInt8(ascii: "["):
-            guard try beginContainer(open: UInt8(ascii: "["), close: UInt8(ascii: "]")) else { return }
-            repeat { try skipValue() } while try nextElement(close: UInt8(ascii: "]"))
-        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): _ = try scanNumber()
-        default: _ = try scanLiteral()
-        }
+            }
+            switch try peek() {
+            case UInt8(ascii: "\""): _ = try scanString()
+            case let bracket where bracket == UInt8(ascii: "{") || bracket == UInt8(ascii: "["):
+                let close = bracket == UInt8(ascii: "{") ? UInt8(ascii: "}") : UInt8(ascii: "]")
+                if try beginContainer(open: bracket, close: close) {
+                    open.append(close)
+                    continue
+                }
+            case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): _ = try scanNumber()
+            default: _ = try scanLiteral()
+            }
+            while let close = open.last, try !nextElement(close: close) { open.removeLast() }
+        } while !open.isEmpty
     }
 
     /// Whether `token` decodes to exactly `bytes` (object keys are compared without building a String).

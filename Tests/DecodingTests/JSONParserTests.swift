@@ -80,6 +80,32 @@ import Testing
         _ = try JSONParser.parse(text)
     }
 
+    /// Beyond the bound, `.emptied` checks a container to its end without the stack and
+    /// keeps it empty; what lies above the bound comes back whole, and a malformed deep part
+    /// is still an error.
+    @Test func deepValuesCanBeEmptiedInsteadOfRefused() throws {
+        let depth = 100_000
+        let deep = String(repeating: #"{"a":["#, count: depth) + "1" + String(repeating: "]}", count: depth)
+        let document = try JSONParser.parse(#"[{"name": "kept", "meta": \#(deep)}]"#, deepValues: .emptied)
+        guard case .array(let elements) = document, case .object(let members)? = elements.first else {
+            Issue.record("\(document)")
+            return
+        }
+        #expect(members.first?.value == .string("kept"))
+        var level = try #require(members.last?.value)
+        var kept = 2
+        while case .object(let inner) = level, let next = inner.first?.value, case .array(let items) = next {
+            kept += 2
+            guard let item = items.first else { break }
+            level = item
+        }
+        #expect(kept == JSONParser.maximumDepth)
+        #expect(throws: JSONParseError.self) { try JSONParser.parse(deep, deepValues: .refused) }
+        for broken in [String(deep.dropLast()), String(repeating: "[", count: depth) + "}", deep + "]"] {
+            #expect(throws: JSONParseError.self) { try JSONParser.parse(broken, deepValues: .emptied) }
+        }
+    }
+
     @Test func describesErrors() {
         #expect(JSONParseError(offset: 3, reason: .unexpectedByte(UInt8(ascii: "]"))).description
             == "unexpected character ']' at byte 3")

@@ -337,6 +337,8 @@ import Testing
             nil, "[]", #"[{"name": "a"}]"#, #"[{"name": "a", "times": null, "time_period": null}]"#,
             #"[{"name": "\u00a0", "times": \#(days)}]"#, #"[{"name": " a ", "times": \#(days), "extra": true}]"#,
             #"[{"name": "a", "time_period": "", "times": [null, null, null, null, null, null, null]}]"#,
+            // Nested past the service's parser bound in a member neither side projects.
+            #"[{"name": "a", "meta": "# + String(repeating: "[", count: 600) + String(repeating: "]", count: 600) + "}]",
         ]
         let invalid: [String?] = [
             "null", #"{"name": "a"}"#, "[1]", #"[{"name": ""}]"#, #"[{"name": " \t\n"}]"#, #"[{"name": 5}]"#,

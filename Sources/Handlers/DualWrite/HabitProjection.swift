@@ -90,7 +90,11 @@ public struct HabitProjection: Sendable, Equatable {
         habits = []
         guard let habitsJSON else { return }
         let document: JSONValue
-        do { document = try JSONParser.parse(habitsJSON) } catch { throw fail("habits is not valid JSON: \(error)") }
+        // Postgres stores jsonb at any depth and drift-check's SQL reads it so: members nested past
+        // the parser's bound are never projected, so they must not make the row invalid.
+        do { document = try JSONParser.parse(habitsJSON, deepValues: .emptied) } catch {
+            throw fail("habits is not valid JSON: \(error)")
+        }
         guard case .array(let elements) = document else { throw fail("habits is not a JSON array") }
         for (position, element) in elements.enumerated() {
             let path = "habits[\(position)]"
