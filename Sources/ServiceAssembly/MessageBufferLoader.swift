@@ -9,7 +9,8 @@ import Schema
 /// from `changerelay.buffer_messages`, and the flag from `message_buffering_state`. Both are
 /// written in the checkpoint transaction, so they are exactly what the committed batches
 /// left. On the first start the flag is read from `feature_flags`, and an open buffer the
-/// seed's own code left (no copy of its messages) is adopted with its `buffered_messages`.
+/// seed's own code left (no copy of its messages) is adopted with its `buffered_messages`,
+/// which are copied then.
 enum MessageBufferLoader {
     static func load(from db: PostgresConnection, windows: BufferBook.Windows, logger: Logger) throws
         -> MessageBufferState.Snapshot {
@@ -47,12 +48,23 @@ enum MessageBufferLoader {
         return MessageBufferState.Snapshot(book: BufferBook(windows: windows, open: open), buffering: flag)
     }
 
-    /// The messages of an open buffer the seed's code opened, in insertion order.
+    /// The messages of an open buffer the seed's code opened, in insertion order, copied into
+    /// `changerelay.buffer_messages` as the committer copies its own: a message that joins the
+    /// buffer later is stored after them, and a restart finds them all there. Read and not
+    /// copied, they were known only to this run: the next start found the later messages'
+    /// copies, took the buffer for one of its own, and its flush left the seed's out.
     private static func adopted(buffer id: String, from db: PostgresConnection, logger: Logger) throws
         -> [BufferBook.Message] {
         let rows = try db.query("""
-            SELECT m.id::text, to_jsonb(m)::text, coalesce(m.content, '')
-            FROM public.buffered_messages m WHERE m.buffer_id::text = $1 ORDER BY m.created_at, m.id
+            WITH seed AS (
+                SELECT m.id::text AS message_id, to_jsonb(m)::text AS record, coalesce(m.content, '') AS content,
+                       (row_number() OVER (ORDER BY m.created_at, m.id) - 1)::int AS position
+                FROM public.buffered_messages m WHERE m.buffer_id::text = $1),
+            copied AS (
+                INSERT INTO changerelay.buffer_messages (buffer_id, position, message_id, record, content)
+                SELECT $1, position, message_id, record, content FROM seed
+                ON CONFLICT DO NOTHING)
+            SELECT message_id, record, content FROM seed ORDER BY position
             """, [id]).rows
         logger.info("adopted an open buffer the seed's code opened", metadata: ["buffer": "\(id)", "messages": "\(rows.count)"])
         return rows.compactMap { row in

@@ -150,6 +150,45 @@ import Testing
         #expect(try Self.flushes(setup.receiver).map { Self.ids($0["messages"]) } == [ids])
     }
 
+    /// A buffer the seed's own code opened before the switch is adopted with its messages; a
+    /// message that joins it, a kill -9 and a restart later, its flush still carries them all.
+    @Test func aBufferTheSeedsCodeOpenedKeepsItsMessagesAcrossACrash() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let environment = Self.environment(setup, durationMilliseconds: 60_000, maxSize: 4)
+        // What the seed's trigger left before the slot was made: the service never reads it.
+        let buffer = try setup.db.execute("""
+            INSERT INTO message_buffer (conversation_id, status, message_count, buffer_start_time, last_message_at, flush_due_at)
+            VALUES (42, 'active', 2, now(), now(), now() + interval '60 seconds') RETURNING id::text AS id
+            """).value("id")!
+        var ids = try setup.db.execute("""
+            INSERT INTO buffered_messages (conversation_id, content, message_type, sender, buffer_id)
+            SELECT 42, c, 'incoming', '{"name": "guest"}', \(buffer) FROM unnest(ARRAY['a', 'b']) c RETURNING id::text AS id
+            """).rows.compactMap { $0[0] }
+        try setup.db.execute("""
+            SELECT pg_drop_replication_slot('changerelay');
+            SELECT pg_create_logical_replication_slot('changerelay', 'pgoutput')
+            """)
+
+        let first = try Background(["run"], environment: environment)
+        try first.waitFor("streaming") { _ in first.stderr.contains("streaming") }
+        ids.append(try Self.message(setup.db, conversation: 42, content: "c"))
+        try RunPipelineTests.waitFor("the joining message copied") {
+            try setup.db.execute("SELECT count(*) AS n FROM changerelay.buffer_messages").value("n") == "3"
+        }
+        first.child.signal(SIGKILL)
+        _ = first.waitForExit()
+
+        let run = try Background(["run"], environment: environment)
+        ids.append(try Self.message(setup.db, conversation: 42, content: "d"))
+        try RunPipelineTests.waitFor("the flush") { try Self.flushes(setup.receiver).count >= 1 }
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0)
+        let flushes = try Self.flushes(setup.receiver)
+        #expect(flushes.map { Self.ids($0["messages"]) } == [ids])
+        #expect(flushes.first?["combinedContent"] == .string("a\nb\nc\nd"), "\(flushes)")
+    }
+
     /// Messages read long after they were committed (the service was down) land in the
     /// windows their commit times give, not in one.
     @Test func windowsFollowCommitTimesWhenTheServiceReadsThemLate() throws {
