@@ -66,7 +66,7 @@ private func column(_ name: String, of row: PlannedRow) -> String? {
         let flush = try #require(tick.deliveries.first)
         #expect(tick.deliveries.count == 1)
         #expect(flush.url == "http://127.0.0.1:9/functions/v1/buffer-processor" && flush.auth == "service_key")
-        #expect(flush.idempotencyKey == "message_buffering:buffer:11")
+        #expect(flush.idempotencyKey == "message_buffering:buffer:11@1746684800000000")
         #expect(flush.report == .bufferProcessingJob(bufferID: "11"))
         #expect(flush.retryPolicy == .fixed(delay: .seconds(5), maxAttempts: 3))
         #expect(flush.body == #"{"bufferId":11,"conversationId":7,"messages":[{"id":11,"conversation_id":"7","content":"m11","message_type":"incoming"},{"id":12,"conversation_id":"7","content":"second","message_type":"incoming"}],"combinedContent":"m11\nsecond"}"#)
@@ -89,7 +89,7 @@ private func column(_ name: String, of row: PlannedRow) -> String? {
         let handler = makeHandler()
         let off = try plan(handler, transaction([message(1), flag(false), message(2, conversation: "8")], at: 0, lsn: 0x10))
         // Message 1 was buffered before the flag went off; message 2 is flushed alone.
-        #expect(off.deliveries.map(\.idempotencyKey) == ["message_buffering:buffer:2"])
+        #expect(off.deliveries.map(\.idempotencyKey) == ["message_buffering:buffer:2@1746684800000000"])
         #expect(off.rows.compactMap { column("buffering", of: $0) } == ["f"])
         #expect(handler.state.committed.book.open.keys.sorted() == ["7"])
         let deleted = try plan(handler, transaction([flag(true), flag(true, .delete)], at: 1, lsn: 0x20))
@@ -110,7 +110,7 @@ private func column(_ name: String, of row: PlannedRow) -> String? {
     @Test func aFullWindowIsFlushedWithItsLastMessage() throws {
         let handler = makeHandler()
         let effects = try plan(handler, transaction([message(1), message(2), message(3), message(4)], at: 0, lsn: 0x10))
-        #expect(effects.deliveries.map(\.idempotencyKey) == ["message_buffering:buffer:1"])
+        #expect(effects.deliveries.map(\.idempotencyKey) == ["message_buffering:buffer:1@1746684800000000"])
         #expect(effects.rows.map { column("status", of: $0) } == ["active", "active", "processing", "active"])
         #expect(effects.rows.map { column("buffer_id", of: $0) } == ["1", "1", "1", "4"])
         // Due when it filled up, not when its window would have closed.

@@ -53,11 +53,19 @@ import Testing
         try Self.message(setup.db, conversation: 41, content: "an answer", type: "outgoing")
         let third = try Self.message(setup.db, conversation: 41, content: "hello?")
         try RunPipelineTests.waitFor("the flushes") { setup.receiver.requestCount >= 2 }
-        let request = try #require(setup.receiver.requests.first { $0.header("Idempotency-Key")?.hasSuffix(":" + first) == true })
-        let alone = try #require(setup.receiver.requests.first { $0.header("Idempotency-Key")?.hasSuffix(":" + other) == true })
+        let request = try #require(setup.receiver.requests.first {
+            $0.header("Idempotency-Key")?.hasPrefix("message_buffering:buffer:\(first)@") == true
+        })
+        let alone = try #require(setup.receiver.requests.first {
+            $0.header("Idempotency-Key")?.hasPrefix("message_buffering:buffer:\(other)@") == true
+        })
         #expect(Self.ids(try JSONParser.parse(alone.body)["messages"]) == [other])
         #expect(request.header("Authorization") == "Bearer " + ConversationChecksTests.serviceKey)
-        #expect(request.header("Idempotency-Key") == "message_buffering:buffer:" + first)
+        // Named by the buffer's id and its first message's commit time, which the buffer row keeps.
+        let opened = try setup.db.execute("""
+            SELECT (extract(epoch FROM buffer_start_time) * 1000000)::bigint::text AS t FROM message_buffer WHERE id = \(first)
+            """).value("t")
+        #expect(request.header("Idempotency-Key") == "message_buffering:buffer:\(first)@\(opened ?? "?")")
         let body = try JSONParser.parse(request.body)
         #expect(body["bufferId"] == .number(first) && body["conversationId"] == .number("41"))
         #expect(Self.ids(body["messages"]) == [first, second, third])
@@ -148,6 +156,29 @@ import Testing
         run.child.signal(SIGTERM)
         #expect(run.waitForExit() == 0)
         #expect(try Self.flushes(setup.receiver).map { Self.ids($0["messages"]) } == [ids])
+    }
+
+    /// Message ids an application uses again (`TRUNCATE … RESTART IDENTITY`, or rows deleted and
+    /// inserted with their ids) open buffers with the ids of flushed ones: each flush is its own
+    /// delivery, and the stream goes on.
+    @Test func aMessageIdUsedAgainOpensABufferWithAFlushOfItsOwn() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let run = try Background(["run"], environment: Self.environment(setup))
+        try run.waitFor("streaming") { _ in run.stderr.contains("streaming") }
+        let first = try Self.message(setup.db, conversation: 5, content: "one")
+        try RunPipelineTests.waitFor("the first flush") { try Self.flushes(setup.receiver).count == 1 }
+        try setup.db.execute("TRUNCATE buffered_messages, message_buffer, buffer_processing_jobs RESTART IDENTITY")
+        let again = try Self.message(setup.db, conversation: 5, content: "two")
+        #expect(again == first)
+        try RunPipelineTests.waitFor("the second flush") { try Self.flushes(setup.receiver).count == 2 }
+        try RunPipelineTests.waitFor("the new buffer completed") {
+            try setup.db.execute("SELECT status FROM message_buffer WHERE id = \(again)").value("status") == "completed"
+        }
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0, "\(run.stderr.suffix(2000))")
+        #expect(try Self.flushes(setup.receiver).map { $0["combinedContent"] } == [.string("one"), .string("two")])
+        #expect(Set(setup.receiver.requests.compactMap { $0.header("Idempotency-Key") }).count == 2)
     }
 
     /// A buffer the seed's own code opened before the switch is adopted with its messages; a

@@ -140,7 +140,17 @@ public struct MessageBufferingHandler: Handler {
             orderingKey: "message_buffer:" + buffer.conversationID,
             retryPolicy: .fixed(delay: settings.retryDelay, maxAttempts: settings.maxAttempts),
             report: .bufferProcessingJob(bufferID: buffer.id),
-            idempotencyKey: name + ":buffer:" + buffer.id))
+            idempotencyKey: Self.flushKey(of: buffer)))
+    }
+
+    /// `message_buffering:buffer:<id>@<first commit, Unix µs>`. The id is the first message's,
+    /// which an application can use again (rows deleted and inserted with their ids, a
+    /// `TRUNCATE … RESTART IDENTITY`): named by the id alone, the new buffer's flush took the
+    /// key of the old one, whose delivery row holds it for good, and every batch that planned
+    /// it failed, on every read, stopping the stream. The opening commit's time is the same on
+    /// every read of that message and after a restart (`buffer_start_time`).
+    static func flushKey(of buffer: BufferBook.Buffer) -> String {
+        "message_buffering:buffer:\(buffer.id)@\(buffer.firstCommit.unixMicroseconds)"
     }
 
     /// The buffer as it stands after the event at `position`, with `flush_due_at` = `due`;
