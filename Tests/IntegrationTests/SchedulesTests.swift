@@ -41,6 +41,14 @@ import Testing
             """, [job]).value("n") != "0"
     }
 
+    /// A job `tick` due every minute that inserts a row into `ticks` (with its time), last run
+    /// long ago so that a start catches it up at once; the configuration file's path.
+    static func tickingJob(_ db: PostgresConnection) throws -> String {
+        try db.execute("CREATE TABLE ticks (id int GENERATED ALWAYS AS IDENTITY, at timestamptz DEFAULT clock_timestamp())")
+        try seedOldRun(db, job: "tick")
+        return try configFile(entry("tick", sql: "INSERT INTO ticks DEFAULT VALUES"))
+    }
+
     static func currentMinute(_ db: PostgresConnection) throws -> String {
         try db.execute("SELECT date_trunc('minute', now())::text AS m").value("m")!
     }
@@ -48,9 +56,7 @@ import Testing
     @Test func aJobMissedWhileDownRunsOnceAtStart() throws {
         let setup = try RunPipelineTests.prepare()
         defer { try? setup.cluster.stop(); setup.receiver.stop() }
-        try setup.db.execute("CREATE TABLE ticks (id int GENERATED ALWAYS AS IDENTITY, at timestamptz DEFAULT clock_timestamp())")
-        try Self.seedOldRun(setup.db, job: "tick")
-        let path = try Self.configFile(Self.entry("tick", sql: "INSERT INTO ticks DEFAULT VALUES"))
+        let path = try Self.tickingJob(setup.db)
         defer { try? FileManager.default.removeItem(atPath: path) }
         let startMinute = try Self.currentMinute(setup.db)
         let run = try Background(["run", "--config", path], environment: setup.environment)
@@ -72,9 +78,7 @@ import Testing
     @Test func twoInstancesStartedTogetherRunATickOnce() throws {
         let setup = try RunPipelineTests.prepare()
         defer { try? setup.cluster.stop(); setup.receiver.stop() }
-        try setup.db.execute("CREATE TABLE ticks (id int GENERATED ALWAYS AS IDENTITY, at timestamptz DEFAULT clock_timestamp())")
-        try Self.seedOldRun(setup.db, job: "tick")
-        let path = try Self.configFile(Self.entry("tick", sql: "INSERT INTO ticks DEFAULT VALUES"))
+        let path = try Self.tickingJob(setup.db)
         defer { try? FileManager.default.removeItem(atPath: path) }
         var environment = setup.environment
         environment["CHANGERELAY_LOG_LEVEL"] = "debug"
@@ -191,9 +195,7 @@ import Testing
     @Test func aJobWhoseSessionWasCutBetweenTicksRunsOnANewOne() throws {
         let setup = try RunPipelineTests.prepare()
         defer { try? setup.cluster.stop(); setup.receiver.stop() }
-        try setup.db.execute("CREATE TABLE ticks (id int GENERATED ALWAYS AS IDENTITY, at timestamptz DEFAULT clock_timestamp())")
-        try Self.seedOldRun(setup.db, job: "tick")
-        let path = try Self.configFile(Self.entry("tick", sql: "INSERT INTO ticks DEFAULT VALUES"))
+        let path = try Self.tickingJob(setup.db)
         defer { try? FileManager.default.removeItem(atPath: path) }
         let run = try Background(["run", "--config", path], environment: setup.environment)
         try RunPipelineTests.waitFor("the catch-up run", timeout: .seconds(30)) { try Self.finished(setup.db, job: "tick") }
