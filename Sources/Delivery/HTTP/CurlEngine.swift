@@ -275,8 +275,9 @@ final class CurlTransfer {
         }
         if room > 0 { body.append(contentsOf: bytes[0..<room]) }
         truncated = true
-        if discardOversizedBody && discarded + bytes.count - max(0, room) <= OversizedBodyPolicy.discardLimit {
-            discarded += bytes.count - max(0, room)
+        let surplus = bytes.count - room
+        if discardOversizedBody && discarded + surplus <= OversizedBodyPolicy.discardLimit {
+            discarded += surplus
             return bytes.count
         }
         aborted = .bodyLimit

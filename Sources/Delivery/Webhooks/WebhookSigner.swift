@@ -39,19 +39,14 @@ public struct WebhookSigner: Sendable {
             self.secret = .text(SymmetricKey(data: Array(secret.utf8)))
             return
         }
-        let keys = secret.split(separator: " ")
-        guard keys.count > 1, keys.allSatisfy({ $0.hasPrefix(Self.secretPrefix) }) else {
-            self.secret = .base64([SymmetricKey(data: try Self.decodeBase64(secret.utf8.dropFirst(Self.secretPrefix.utf8.count)))])
-            return
-        }
+        let parts = secret.split(separator: " ")
+        let keys = parts.count > 1 && parts.allSatisfy({ $0.hasPrefix(Self.secretPrefix) }) ? parts : [Substring(secret)]
         var decoded: [SymmetricKey] = []
         for (number, key) in keys.enumerated() {
-            do {
-                decoded.append(SymmetricKey(data: try Self.decodeBase64(key.utf8.dropFirst(Self.secretPrefix.utf8.count))))
-            } catch {
-                throw WebhookSecretError(reason: error.reason.replacingOccurrences(
-                    of: "the webhook secret ", with: "the webhook secret's key \(number + 1) of \(keys.count) (a rotation's keys are space-separated) "))
-            }
+            let subject = keys.count == 1 ? "the webhook secret"
+                : "the webhook secret's key \(number + 1) of \(keys.count) (a rotation's keys are space-separated)"
+            decoded.append(SymmetricKey(data: try Self.decodeBase64(key.utf8.dropFirst(Self.secretPrefix.utf8.count),
+                                                                    subject: subject)))
         }
         self.secret = .base64(decoded)
     }
@@ -97,11 +92,12 @@ public struct WebhookSigner: Sendable {
 
     /// Standard base64, padding optional (as the reference libraries accept it). The error says
     /// what is wrong and where, never what the secret holds.
-    private static func decodeBase64(_ text: Substring.UTF8View) throws(WebhookSecretError) -> [UInt8] {
+    /// `subject` names the key in errors: the secret, or one key of a rotation.
+    private static func decodeBase64(_ text: Substring.UTF8View, subject: String) throws(WebhookSecretError) -> [UInt8] {
         func fail(_ problem: String) -> WebhookSecretError {
-            WebhookSecretError(reason: "the webhook secret starts with \(secretPrefix) but the rest is not base64: \(problem)")
+            WebhookSecretError(reason: "\(subject) starts with \(secretPrefix) but the rest is not base64: \(problem)")
         }
-        guard !text.isEmpty else { throw WebhookSecretError(reason: "the webhook secret is \(secretPrefix) with nothing after it") }
+        guard !text.isEmpty else { throw WebhookSecretError(reason: "\(subject) is \(secretPrefix) with nothing after it") }
         let padding = text.reversed().prefix { $0 == UInt8(ascii: "=") }.count
         let digits = text.dropLast(padding)
         guard !digits.isEmpty else { throw fail("it is only padding") }
