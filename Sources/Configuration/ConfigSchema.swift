@@ -45,7 +45,7 @@ enum ConfigSchema {
         ConfigKey(section: "dual_write", name: "cleanup_interval_s", kind: .integer(0...604_800), defaultValue: .integer(3600)),
         ConfigKey(section: "webhooks", name: "enabled", kind: .boolean, defaultValue: .boolean(true)),
         ConfigKey(section: "webhooks", name: "allow_private_targets", kind: .boolean, defaultValue: .boolean(false)),
-        ConfigKey(section: "webhooks", name: "max_in_flight_per_endpoint", kind: .integer(1...1024), defaultValue: .integer(8)),
+        ConfigKey(section: "webhooks", name: "max_in_flight_per_endpoint", kind: .integer(1...1024), defaultValue: .integer(16)),
         ConfigKey(section: "webhooks", name: "rules", kind: .webhookRules, defaultValue: .array([])),
         ConfigKey(section: "message_buffer", name: "enabled", kind: .boolean, defaultValue: .boolean(true)),
         ConfigKey(section: "message_buffer", name: "duration_ms", kind: .integer(0...86_400_000), defaultValue: .integer(30_000)),

@@ -35,7 +35,7 @@ public final class Dispatcher: Sendable {
 
         public init(stateURL: String, concurrency: Int = 64, timeout: Duration = .seconds(15),
                     pollInterval: Duration = .seconds(1), credentials: [String: String] = [:],
-                    reports: Set<DeliveryLog> = [], maxInFlightPerEndpoint: Int = 8, allowPrivateTargets: Bool = false) {
+                    reports: Set<DeliveryLog> = [], maxInFlightPerEndpoint: Int = 16, allowPrivateTargets: Bool = false) {
             self.maxInFlightPerEndpoint = maxInFlightPerEndpoint
             self.allowPrivateTargets = allowPrivateTargets
             self.stateURL = stateURL

@@ -174,7 +174,7 @@ private func rule(_ schema: String, _ table: String, _ operation: WebhookRule.Op
     @Test func defaults() throws {
         let webhooks = try Config.load(path: nil, environment: [:]).webhooks
         #expect(webhooks.rules.isEmpty)
-        #expect(webhooks.maxInFlightPerEndpoint == 8)
+        #expect(webhooks.maxInFlightPerEndpoint == 16)
     }
 
     @Test func rulesAndLimitFromTheFile() throws {
