@@ -123,7 +123,9 @@ let package = Package(
         .testTarget(name: "ServiceAssemblyTests", dependencies: [
             "RelayConfiguration", "Core", "EmbeddedPostgres", "Handlers", "Replication", "Scheduling", "ServiceAssembly", "StateStore",
         ]),
-        .testTarget(name: "DeliveryHTTPTests", dependencies: ["Delivery", "LocalReceiver"]),
+        .testTarget(name: "DeliveryHTTPTests", dependencies: [
+            "Core", "Delivery", "EmbeddedPostgres", "LocalReceiver", "Replication", .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "AdminTests", dependencies: ["Admin", "StateStore"]),
         .testTarget(name: "IntegrationTests", dependencies: [
             "Replication", "Decoding", "EmbeddedPostgres", "LocalReceiver",

@@ -67,7 +67,7 @@ public final class Dispatcher: Sendable {
     private let settings: Settings
     private let queue: DeliveryQueue
     /// The SSRF guard for webhook targets.
-    private let targetGuard: @Sendable (String) -> Result<String?, TargetRefusal>
+    private let targetGuard: WebhookTargetGuard
     private let client: HTTPClient
     private let logger: Logger
     private let metrics = DeliveryMetrics()
@@ -75,7 +75,8 @@ public final class Dispatcher: Sendable {
     /// Woken by the sending tasks, so the waiting thread wakes for a finished request.
     private let finishedPipe = WakePipe()
 
-    public init(_ settings: Settings, client: HTTPClient, logger: Logger) {
+    /// - Parameter resolver: how the SSRF guard looks up webhook hosts; tests give a table.
+    public init(_ settings: Settings, client: HTTPClient, logger: Logger, resolver: any HostResolver = SystemResolver()) {
         self.settings = settings
         // An endpoint's rows are claimed up to twice its in-flight limit
         // (`DispatchStateMachine.claimShares`), so a claim outlives the longest a row can wait
@@ -83,7 +84,8 @@ public final class Dispatcher: Sendable {
         // live dispatcher's claims are not taken over.
         queue = DeliveryQueue(logs: settings.reports, claimLimit: settings.concurrency,
                               lease: settings.timeout * 2 + .seconds(30), logger: logger)
-        targetGuard = WebhookTargetGuard.check(allowPrivateTargets: settings.allowPrivateTargets)
+        targetGuard = WebhookTargetGuard(allowPrivateTargets: settings.allowPrivateTargets,
+                                         lookups: HostLookups(resolver: resolver))
         self.client = client
         self.logger = logger
     }
@@ -100,7 +102,7 @@ public final class Dispatcher: Sendable {
         /// Open from the machine's `.connect` until the next failure; the machine asks for
         /// the state database only in between.
         var connection: PostgresConnection?
-        let webhooks = WebhookTries(guardTarget: targetGuard, logger: logger)
+        let webhooks = WebhookTries(logger: logger)
         var endpoints = EndpointCache<OpenDeliveries>()
 
         func woken() -> DispatchStateMachine.Action {
@@ -174,31 +176,43 @@ public final class Dispatcher: Sendable {
         logger.info("released claimed deliveries that were not sent", metadata: ["count": "\(unsent.count)"])
     }
 
+    /// Starts one try. A webhook's target is checked in the try's own task: the guard may
+    /// wait on DNS, which must hold up only this endpoint's tries, never the loop.
     private func send(_ delivery: ClaimedDelivery, webhooks: WebhookTries) {
         var body = Array(delivery.body.utf8)
         if let field = delivery.attemptField { Self.setField(field, to: delivery.attempt, in: &body) }
         let started = Date()
         var headers = delivery.headers
-        var pinnedAddress: String?
+        var guarded = false
         if let configID = WebhookTries.configID(of: delivery) {
-            switch webhooks.request(for: delivery, configID: configID, body: body, now: started) {
-            case .success(let prepared):
-                headers = prepared.headers
-                pinnedAddress = prepared.pinnedAddress
+            switch webhooks.headers(for: delivery, configID: configID, body: body, now: started) {
+            case .success(let signed):
+                headers = signed
+                guarded = true
             case .failure(let refusal):
-                let result: TryResult = refusal.isRetryable
-                    ? .notSent(TransportError(.nameResolution, detail: refusal.reason)) : .refused(refusal.reason)
-                finish(Finished(delivery: delivery, started: started, ended: started, result: result))
+                finish(Finished(delivery: delivery, started: started, ended: started, result: .refused(refusal.reason)))
                 return
             }
         } else if let auth = delivery.auth, let secret = settings.credentials[auth] {
             headers.append(("Authorization", "Bearer " + secret))
         }
         headers.append(("Idempotency-Key", delivery.idempotencyKey))
-        let request = HTTPRequest(method: delivery.method, url: delivery.url, headers: headers,
+        let planned = HTTPRequest(method: delivery.method, url: delivery.url, headers: headers,
                                   body: body, connectTimeout: .seconds(5), timeout: settings.timeout,
-                                  responseBodyLimit: 4096, oversizedBody: .discard, pinnedAddress: pinnedAddress)
-        Task { [client] in
+                                  responseBodyLimit: 4096, oversizedBody: .discard)
+        Task { [client, targetGuard] in
+            var request = planned
+            if guarded {
+                switch await targetGuard.check(request.url) {
+                case .success(let address):
+                    request.pinnedAddress = address
+                case .failure(let refusal):
+                    let result: TryResult = refusal.isRetryable
+                        ? .notSent(TransportError(.nameResolution, detail: refusal.reason)) : .refused(refusal.reason)
+                    self.finish(Finished(delivery: delivery, started: started, ended: Date(), result: result))
+                    return
+                }
+            }
             let result: TryResult
             do throws(HTTPError) { result = .response(try await client.send(request)) } catch { result = .failed(error) }
             self.finish(Finished(delivery: delivery, started: started, ended: Date(), result: result))

@@ -11,8 +11,9 @@ import Core
 /// check and connect (rebinding) cannot redirect the request.
 ///
 /// The guard is for webhook targets only; the operator's own endpoints (such as
-/// `functions.base_url`) are not checked. Checking resolves names with a blocking lookup
-/// (see `SystemResolver`): call it from a thread that may block.
+/// `functions.base_url`) are not checked. `check(url:)` resolves names with a blocking
+/// lookup (see `SystemResolver`): call it from a thread that may block. The dispatcher uses
+/// `check(url:lookingUpWith:)`, which never blocks its caller (`HostLookups`).
 public struct TargetGuard: Sendable {
     /// The configuration setting that relaxes the guard, named in every refusal it lifts.
     public static let allowSetting = "webhooks.allow_private_targets"
@@ -31,17 +32,29 @@ public struct TargetGuard: Sendable {
     /// for this URL (send nothing, do not retry) unless `TargetRefused.isRetryable`.
     public func check(url: String) throws(TargetRefused) -> CheckedTarget {
         let target = try TargetURL(parsing: url)
+        if let literal = numericAddress(target.host) { return try verdict(url, target, [literal]) }
         let addresses: [IPAddress]
-        if let literal = numericAddress(target.host) {
-            addresses = [literal]
-        } else {
-            do {
-                addresses = try resolver.addresses(of: target.host)
-            } catch {
-                throw TargetRefused(.unresolvable(error.message), host: target.host)
-            }
-            guard !addresses.isEmpty else { throw TargetRefused(.unresolvable("no address"), host: target.host) }
+        do {
+            addresses = try resolver.addresses(of: target.host)
+        } catch {
+            throw TargetRefused(.unresolvable(error.message), host: target.host)
         }
+        return try verdict(url, target, addresses)
+    }
+
+    /// `check(url:)` with the host's name looked up by `lookups` instead of this guard's
+    /// resolver: off the caller's thread, and shared by the tries that want it at once.
+    public func check(url: String, lookingUpWith lookups: HostLookups) async throws(TargetRefused) -> CheckedTarget {
+        let target = try TargetURL(parsing: url)
+        if let literal = numericAddress(target.host) { return try verdict(url, target, [literal]) }
+        switch await lookups.addresses(of: target.host) {
+        case .success(let addresses): return try verdict(url, target, addresses)
+        case .failure(let error): throw TargetRefused(.unresolvable(error.message), host: target.host)
+        }
+    }
+
+    private func verdict(_ url: String, _ target: TargetURL, _ addresses: [IPAddress]) throws(TargetRefused) -> CheckedTarget {
+        guard !addresses.isEmpty else { throw TargetRefused(.unresolvable("no address"), host: target.host) }
         if !allowPrivateTargets {
             for address in addresses {
                 let range = classify(address)

@@ -1,15 +1,21 @@
 /// The SSRF guard as webhook tries use it: a checked URL gives the address to connect to
 /// (the one that was checked, so DNS rebinding cannot slip through); a refused one, the
-/// reason, which names the host, the address and `webhooks.allow_private_targets`.
-enum WebhookTargetGuard {
-    static func check(allowPrivateTargets: Bool) -> @Sendable (String) -> Result<String?, TargetRefusal> {
-        let guarding = TargetGuard(allowPrivateTargets: allowPrivateTargets)
-        return { url in
-            do throws(TargetRefused) {
-                return .success(try guarding.check(url: url).pinnedAddress)
-            } catch {
-                return .failure(TargetRefusal(reason: error.description, isRetryable: error.isRetryable))
-            }
+/// reason, which names the host, the address and `webhooks.allow_private_targets`. Names
+/// are looked up through `HostLookups`, so no caller waits on DNS on its own thread.
+struct WebhookTargetGuard: Sendable {
+    private let guarding: TargetGuard
+    private let lookups: HostLookups
+
+    init(allowPrivateTargets: Bool, lookups: HostLookups) {
+        guarding = TargetGuard(allowPrivateTargets: allowPrivateTargets)
+        self.lookups = lookups
+    }
+
+    func check(_ url: String) async -> Result<String?, TargetRefusal> {
+        do throws(TargetRefused) {
+            return .success(try await guarding.check(url: url, lookingUpWith: lookups).pinnedAddress)
+        } catch {
+            return .failure(TargetRefusal(reason: error.description, isRetryable: error.isRetryable))
         }
     }
 }

@@ -7,20 +7,17 @@ import StateStore
 /// What a webhook try needs beyond its planned row, decided by the dispatcher's loop (it
 /// is not shared): the config's secret as it is when the delivery is claimed, read from
 /// `webhook_configs` on the dispatcher's own connection so that it never sits in a
-/// delivery row or the stream's memory; the SSRF guard's verdict on the target; and the
-/// Standard Webhooks headers of this try, signed over the exact body sent.
+/// delivery row or the stream's memory, and the Standard Webhooks headers of this try,
+/// signed over the exact body sent. The SSRF guard's verdict comes later, in the try's own
+/// task (`WebhookTargetGuard`): it may wait on DNS, and this runs on the dispatcher's loop.
 final class WebhookTries {
     /// A webhook delivery's `auth`: `webhook:<config id>`.
     static let credentialPrefix = "webhook:"
 
-    private let guardTarget: @Sendable (String) -> Result<String?, TargetRefusal>
     private let logger: Logger
     private var signers: [String: Result<WebhookSigner, WebhookSecretError>] = [:]
 
-    /// - Parameter guardTarget: the SSRF guard: the address to connect to (nil: resolve as
-    ///   usual), or why the URL is refused.
-    init(guardTarget: @escaping @Sendable (String) -> Result<String?, TargetRefusal>, logger: Logger) {
-        self.guardTarget = guardTarget
+    init(logger: Logger) {
         self.logger = logger
     }
 
@@ -42,9 +39,9 @@ final class WebhookTries {
         }
     }
 
-    /// The headers and the address of one try, or why it must not be sent.
-    func request(for delivery: ClaimedDelivery, configID: String, body: [UInt8], now: Date)
-        -> Result<(headers: [(String, String)], pinnedAddress: String?), TargetRefusal>
+    /// The headers of one try, or why it must not be sent.
+    func headers(for delivery: ClaimedDelivery, configID: String, body: [UInt8], now: Date)
+        -> Result<[(String, String)], TargetRefusal>
     {
         let signer: WebhookSigner
         switch signers[configID] {
@@ -54,11 +51,6 @@ final class WebhookTries {
         case nil:
             return .failure(TargetRefusal(reason: "webhook config \(configID) no longer exists"))
         }
-        let pinned: String?
-        switch guardTarget(delivery.url) {
-        case .success(let address): pinned = address
-        case .failure(let refusal): return .failure(refusal)
-        }
         let own = signer.headers(id: delivery.idempotencyKey, timestamp: Int64(now.timeIntervalSince1970), body: body)
         let merged = WebhookHeaders.merge(custom: delivery.headers, into: own)
         for dropped in merged.dropped {
@@ -66,7 +58,7 @@ final class WebhookTries {
                 "config": "\(configID)", "delivery": "\(delivery.id)", "header": "\(dropped)",
             ])
         }
-        return .success((merged.headers, pinned))
+        return .success(merged.headers)
     }
 }
 

@@ -1,0 +1,106 @@
+@testable import Delivery
+import Dispatch
+import Synchronization
+import Testing
+
+/// Answers 127.0.0.1 for every name and counts the lookups of each. A lookup of a name in
+/// `gated` blocks its thread until `open()`, as a name server that never answers would;
+/// a name in `failing` does not resolve.
+private final class GatedResolver: HostResolver {
+    private let gate = DispatchSemaphore(value: 0)
+    private let gated: Set<String>
+    private let failing: Set<String>
+    private let counts = Mutex<[String: Int]>([:])
+
+    init(gated: Set<String> = [], failing: Set<String> = []) {
+        self.gated = gated
+        self.failing = failing
+    }
+
+    func addresses(of host: String) throws(HostResolutionError) -> [IPAddress] {
+        counts.withLock { $0[host, default: 0] += 1 }
+        if gated.contains(host) {
+            gate.wait()
+            gate.signal()
+        }
+        if failing.contains(host) { throw HostResolutionError("Name or service not known") }
+        return [IPAddress("127.0.0.1")!]
+    }
+
+    func open() { gate.signal() }
+
+    func lookups(of host: String) -> Int { counts.withLock { $0[host, default: 0] } }
+}
+
+@Suite struct HostLookupsTests {
+    /// A name whose lookup hangs holds up only the tries that want it.
+    @Test func aHangingLookupDoesNotHoldUpAnotherHost() async throws {
+        let resolver = GatedResolver(gated: ["hang.test"])
+        let lookups = HostLookups(resolver: resolver)
+        let hanging = Task { await lookups.addresses(of: "hang.test") }
+        #expect(try await lookups.addresses(of: "fast.test").get() == [IPAddress("127.0.0.1")!])
+        resolver.open()
+        #expect(try await hanging.value.get() == [IPAddress("127.0.0.1")!])
+    }
+
+    /// Tries that want a host while its lookup runs share that lookup: a dead name server
+    /// costs one thread, not one per try.
+    @Test func triesWaitingForOneHostShareItsLookup() async throws {
+        let resolver = GatedResolver(gated: ["hang.test"])
+        let lookups = HostLookups(resolver: resolver, reuse: .zero)
+        let waiting = (0..<20).map { _ in Task { await lookups.addresses(of: "hang.test") } }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while lookups.waiting(for: "hang.test") < 20, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(lookups.waiting(for: "hang.test") == 20)
+        resolver.open()
+        for task in waiting { #expect(try await task.value.get() == [IPAddress("127.0.0.1")!]) }
+        #expect(resolver.lookups(of: "hang.test") == 1)
+    }
+
+    @Test func anAnswerIsReusedForItsTime() async throws {
+        let resolver = GatedResolver()
+        let reused = HostLookups(resolver: resolver, reuse: .seconds(60))
+        _ = await reused.addresses(of: "hooks.test")
+        _ = await reused.addresses(of: "hooks.test")
+        #expect(resolver.lookups(of: "hooks.test") == 1)
+
+        let expired = HostLookups(resolver: resolver, reuse: .zero)
+        _ = await expired.addresses(of: "other.test")
+        _ = await expired.addresses(of: "other.test")
+        #expect(resolver.lookups(of: "other.test") == 2)
+    }
+
+    /// A failure is the caller's to retry, and the retry asks again.
+    @Test func aFailureIsNotKept() async {
+        let resolver = GatedResolver(failing: ["gone.test"])
+        let lookups = HostLookups(resolver: resolver, reuse: .seconds(60))
+        for _ in 0..<2 {
+            guard case .failure(let error) = await lookups.addresses(of: "gone.test") else {
+                Issue.record("gone.test resolved")
+                return
+            }
+            #expect(error.message == "Name or service not known")
+        }
+        #expect(resolver.lookups(of: "gone.test") == 2)
+    }
+
+    /// The dispatcher's check: a refusal for a name that resolves to loopback, the pinned
+    /// address with the flag, and an unresolvable name refused as retryable.
+    @Test func theGuardLooksNamesUpThroughIt() async throws {
+        let resolver = GatedResolver(failing: ["gone.test"])
+        let lookups = HostLookups(resolver: resolver)
+        await #expect(throws: TargetRefused.self) {
+            try await TargetGuard().check(url: "http://hooks.test/x", lookingUpWith: lookups)
+        }
+        let pinned = try await TargetGuard(allowPrivateTargets: true).check(url: "http://hooks.test/x", lookingUpWith: lookups)
+        #expect(pinned.pinnedAddress == "127.0.0.1")
+        do {
+            _ = try await TargetGuard().check(url: "http://gone.test/x", lookingUpWith: lookups)
+            Issue.record("gone.test passed the guard")
+        } catch {
+            #expect(error.isRetryable)
+            #expect(error.description.contains("host gone.test did not resolve"))
+        }
+        #expect(resolver.lookups(of: "hooks.test") == 1)
+    }
+}
