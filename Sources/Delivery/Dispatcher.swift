@@ -85,7 +85,7 @@ public final class Dispatcher: Sendable {
         queue = DeliveryQueue(logs: settings.reports, claimLimit: settings.concurrency,
                               lease: settings.timeout * 2 + .seconds(30), logger: logger)
         targetGuard = WebhookTargetGuard(allowPrivateTargets: settings.allowPrivateTargets,
-                                         lookups: HostLookups(resolver: resolver))
+                                         lookups: HostLookups(resolver: resolver, patience: settings.timeout))
         self.client = client
         self.logger = logger
     }

@@ -84,6 +84,26 @@ private final class GatedResolver: HostResolver {
         #expect(resolver.lookups(of: "gone.test") == 2)
     }
 
+    /// A try waits for a hanging lookup only so long, and fails as a failed lookup would;
+    /// the lookup is not started again while it runs, and its answer serves the next try.
+    @Test func aTryWaitsAtMostItsPatience() async throws {
+        let resolver = GatedResolver(gated: ["hang.test"])
+        let lookups = HostLookups(resolver: resolver, patience: .milliseconds(50))
+        for _ in 0..<2 {
+            guard case .failure(let error) = await lookups.addresses(of: "hang.test") else {
+                Issue.record("hang.test resolved while its lookup hung")
+                return
+            }
+            #expect(error.message.hasPrefix("no answer within"))
+        }
+        #expect(resolver.lookups(of: "hang.test") == 1)
+        resolver.open()
+        let deadline = ContinuousClock.now + .seconds(10)
+        var answer = await lookups.addresses(of: "hang.test")
+        while case .failure = answer, ContinuousClock.now < deadline { answer = await lookups.addresses(of: "hang.test") }
+        #expect(try answer.get() == [IPAddress("127.0.0.1")!])
+    }
+
     /// The dispatcher's check: a refusal for a name that resolves to loopback, the pinned
     /// address with the flag, and an unresolvable name refused as retryable.
     @Test func theGuardLooksNamesUpThroughIt() async throws {

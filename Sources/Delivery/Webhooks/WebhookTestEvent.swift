@@ -51,7 +51,7 @@ public enum WebhookTestEvent {
             return .failed("webhook config \(target.id): \(error.reason)")
         }
         let pinned: String?
-        switch await WebhookTargetGuard(allowPrivateTargets: allowPrivateTargets, lookups: HostLookups()).check(target.url) {
+        switch await WebhookTargetGuard(allowPrivateTargets: allowPrivateTargets, lookups: HostLookups(patience: timeout)).check(target.url) {
         case .success(let address): pinned = address
         case .failure(let refusal): return .failed(refusal.reason)
         }
