@@ -35,7 +35,7 @@ private final class StalledNameResolver: HostResolver {
     /// A webhook whose host never resolves holds up its own tries only: the lookup runs
     /// off the dispatcher's loop, so another endpoint's deliveries, claimed after it, all
     /// arrive while it waits.
-    @Test func aNameThatNeverResolvesHoldsUpOnlyItsOwnEndpoint() throws {
+    @Test func aNameThatNeverResolvesHoldsUpOnlyItsOwnEndpoint() async throws {
         let cluster = try LocalPostgres()
         try cluster.start()
         defer { try? cluster.stop() }
@@ -69,11 +69,18 @@ private final class StalledNameResolver: HostResolver {
                                           maxInFlightPerEndpoint: 4, allowPrivateTargets: true),
                                     client: try HTTPClient(), logger: Logger(label: "test"), resolver: resolver)
         let stop = StopSignal()
-        let thread = try #require(startThread { dispatcher.run(until: stop, drain: .seconds(5)) })
-        let arrived = receiver.waitForRequestsBlocking(count: 20, timeout: .seconds(30))
+        let stopped = StopSignal()
+        try #require(startThread(detached: true) {
+            dispatcher.run(until: stop, drain: .seconds(5))
+            stopped.request()
+        } != nil)
+        // Waits without holding a thread: the dispatcher's tries need the cooperative pool.
+        let arrived = await receiver.waitForRequests(count: 20, timeout: .seconds(60))
         resolver.release()
         stop.request()
-        pthread_join(thread, nil)
+        let deadline = ContinuousClock.now + .seconds(60)
+        while !stopped.isRequested, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(stopped.isRequested)
 
         #expect(arrived)
         #expect(receiver.requests.allSatisfy { $0.path == "/fast" })
