@@ -26,7 +26,7 @@ struct AdminRoutes: Sendable {
         self.settings = settings
         state = BlockingDatabase(url: settings.stateURL, name: "state")
         source = BlockingDatabase(url: settings.sourceURL, name: "source")
-        readiness = ReadinessProbe(state: state)
+        readiness = ReadinessProbe(state: state, logger: logger)
         self.metrics = metrics
         gauges = ScrapedGauges(metrics, handlers: settings.handlers)
         self.isStreaming = isStreaming

@@ -1,15 +1,22 @@
+import Logging
 import Replication
 import Synchronization
 
 /// `/readyz`: whether the state database answers a `SELECT 1`, remembered for a second so
 /// that an orchestrator probing often costs one query a second at most.
+///
+/// `/readyz` is open (no token), so its reason says what kind of failure it is and never
+/// the database's host, port, name or role, which libpq's messages carry. The whole error
+/// goes to the log instead, once each time it changes.
 final class ReadinessProbe: Sendable {
     private let state: BlockingDatabase
     private let maxAge: Duration
-    private let last = Mutex<(at: ContinuousClock.Instant, problem: String?)?>(nil)
+    private let logger: Logger
+    private let last = Mutex<(at: ContinuousClock.Instant, problem: String?, error: String?)?>(nil)
 
-    init(state: BlockingDatabase, maxAge: Duration = .seconds(1)) {
+    init(state: BlockingDatabase, logger: Logger, maxAge: Duration = .seconds(1)) {
         self.state = state
+        self.logger = logger
         self.maxAge = maxAge
     }
 
@@ -17,14 +24,33 @@ final class ReadinessProbe: Sendable {
     func problem() async -> String? {
         let now = ContinuousClock.now
         if let cached = last.withLock({ $0 }), now - cached.at < maxAge { return cached.problem }
-        let problem: String?
+        var problem: String?
+        var error: String?
         do {
             _ = try await state.run { db throws(PostgresError) in try db.execute("SELECT 1") }
-            problem = nil
-        } catch {
-            problem = "the state database cannot be reached: \(error)"
+        } catch let failure {
+            problem = "the state database cannot be reached: "
+                + ((failure as? PostgresError).map(Self.kind) ?? "\(type(of: failure))")
+            error = "\(failure)"
         }
-        last.withLock { $0 = (now, problem) }
+        let before = last.withLock { last in
+            defer { last = (now, problem, error) }
+            return last?.error
+        }
+        if let error, error != before {
+            logger.warning("not ready: the state database cannot be reached", metadata: ["error": "\(error)"])
+        } else if error == nil, before != nil {
+            logger.notice("ready again: the state database answers")
+        }
         return problem
+    }
+
+    static func kind(of error: PostgresError) -> String {
+        switch error.kind {
+        case .connectionFailed: "connection refused or failed"
+        case .connectionLost: "connection lost"
+        case .protocolViolation: "unexpected reply"
+        case .queryFailed(let state): state.map { "query failed (SQLSTATE \($0))" } ?? "query failed"
+        }
     }
 }
