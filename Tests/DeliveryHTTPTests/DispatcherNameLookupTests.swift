@@ -74,11 +74,12 @@ private final class StalledNameResolver: HostResolver {
             dispatcher.run(until: stop, drain: .seconds(5))
             stopped.request()
         } != nil)
-        // Waits without holding a thread: the dispatcher's tries need the cooperative pool.
-        let arrived = await receiver.waitForRequests(count: 20, timeout: .seconds(60))
+        // Waits without holding a thread: the dispatcher's tries need the cooperative pool, which
+        // the suite's blocking tests can hold for minutes; the deadlines are for a hung run only.
+        let arrived = await receiver.waitForRequests(count: 20, timeout: .seconds(300))
         resolver.release()
         stop.request()
-        let deadline = ContinuousClock.now + .seconds(60)
+        let deadline = ContinuousClock.now + .seconds(300)
         while !stopped.isRequested, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
         #expect(stopped.isRequested)
 
