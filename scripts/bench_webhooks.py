@@ -32,9 +32,11 @@ def backlog(cluster, env):
 def drain(cluster, env, planned, delivered, skipped_endpoint="''"):
     """Runs the service until `planned` deliveries are planned and every one of them but
     those to `skipped_endpoint` (an SQL expression) is finished: `delivered` of them.
-    Returns deliveries/s over that time and the machine's CPU time per delivery (µs): on two
-    cores the drain is CPU-bound, so the second tells what a delivery costs whatever else
-    moved the machine's speed.
+    Returns deliveries/s over that time, the machine's CPU time per delivery (µs) and the WAL
+    written per delivery (bytes): on two cores the drain is CPU-bound, so the second tells
+    what a delivery costs whatever else moved the machine's speed, and the third is most of
+    what Postgres spends on it (every row and index entry the pipeline writes, updated rows
+    in full: with wal_level=logical an UPDATE logs the whole new row).
     The poll reads only the unfinished rows (through the claim's partial indexes): counting
     the finished ones walked the whole table five times a second, beside the service."""
     unfinished = ("SELECT coalesce(max(id), 0) >= %d AND NOT EXISTS (SELECT FROM changerelay.deliveries "
@@ -42,11 +44,13 @@ def drain(cluster, env, planned, delivered, skipped_endpoint="''"):
                   "FROM changerelay.deliveries" % (planned, OPEN, skipped_endpoint))
     session = cluster.session()
     began, busy = time.monotonic(), busy_seconds()
+    wal = session.value("SELECT pg_current_wal_insert_lsn()")
     service = subprocess.Popen([RELAY, "run"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         wait_until("%d deliveries" % delivered, lambda: session.value(unfinished) == "t", every=0.2)
         rate = delivered / (time.monotonic() - began)
         cpu = 1e6 * (busy_seconds() - busy) / delivered
+        wal = float(session.value("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '%s')" % wal)) / delivered
     finally:
         service.send_signal(signal.SIGTERM)
         service.wait(timeout=120)
@@ -54,7 +58,7 @@ def drain(cluster, env, planned, delivered, skipped_endpoint="''"):
     succeeded = int(cluster.psql("SELECT count(*) FROM changerelay.deliveries WHERE status = 'succeeded'"))
     if succeeded < delivered:
         sys.exit("only %d of %d deliveries succeeded" % (succeeded, delivered))
-    return rate, cpu
+    return rate, cpu, wal
 
 
 def main():
@@ -79,7 +83,7 @@ def main():
               % (cluster.version, os.cpu_count(), MESSAGES))
 
         backlog(cluster, echo)
-        echo_rate, echo_cpu = drain(cluster, echo, MESSAGES, MESSAGES)
+        echo_rate, echo_cpu, echo_wal = drain(cluster, echo, MESSAGES, MESSAGES)
 
         def configs(urls):
             cluster.psql("DELETE FROM webhook_configs")
@@ -90,16 +94,18 @@ def main():
 
         configs([url + "/hook/%d" % i for i in range(4)])
         backlog(cluster, hooks)
-        fast, fast_cpu = drain(cluster, hooks, 4 * MESSAGES, 4 * MESSAGES)
+        fast, fast_cpu, fast_wal = drain(cluster, hooks, 4 * MESSAGES, 4 * MESSAGES)
 
         configs([url + "/hook/%d" % i for i in range(3)] + [hanging_url])
         backlog(cluster, hooks)
-        others, _ = drain(cluster, hooks, 4 * MESSAGES, 3 * MESSAGES, skipped_endpoint="(SELECT 'webhook:' || id FROM webhook_configs "
+        others, _, _ = drain(cluster, hooks, 4 * MESSAGES, 3 * MESSAGES, skipped_endpoint="(SELECT 'webhook:' || id FROM webhook_configs "
                                                                         "WHERE url = '%s')" % hanging_url)
 
-        print("echo        %8.0f deliveries/s (baseline), %.0f us of CPU each" % (echo_rate, echo_cpu))
+        print("echo        %8.0f deliveries/s (baseline), %.0f us of CPU and %.0f bytes of WAL each"
+              % (echo_rate, echo_cpu, echo_wal))
         print("webhooks    %8.0f deliveries/s to 4 endpoints: %.2f x echo (goal >= 0.8), %.0f us of CPU each: "
-              "echo's cost / theirs %.2f" % (fast, fast / echo_rate, fast_cpu, echo_cpu / fast_cpu))
+              "echo's cost / theirs %.2f; %.0f bytes of WAL each (the webhook_logs row and its updates, "
+              "webhook_log_ids)" % (fast, fast / echo_rate, fast_cpu, echo_cpu / fast_cpu, fast_wal))
         # Isolation: the three healthy endpoints against the same three when none hangs (the
         # fast phase spread its deliveries evenly over four).
         print("one hanging %8.0f deliveries/s to the other 3: %.2f x their rate without it (goal >= 0.9)"
