@@ -92,9 +92,9 @@ struct TargetGuardHTTPTests {
         let client = try HTTPClient()
         let url = "http://\(host):\(receiver.port)/hook"
 
-        #expect(throws: TargetRefused.self) { try TargetGuard().check(url: url) }
+        await #expect(throws: TargetRefused.self) { try await TargetGuard().check(url: url) }
 
-        let target = try TargetGuard(allowPrivateTargets: true).check(url: url)
+        let target = try await TargetGuard(allowPrivateTargets: true).check(url: url)
         #expect(target.pinnedAddress == "127.0.0.1")
         let response = try await client.send(HTTPRequest(
             method: "POST", url: target.url, body: Array("{}".utf8), connectTimeout: .seconds(2),
@@ -112,7 +112,7 @@ struct TargetGuardHTTPTests {
     func anIPv6TargetIsSentToTheCheckedAddressInBrackets(host: String, pinned: String) async throws {
         let responder = try #require(IPv6LoopbackResponder())
         let client = try HTTPClient()
-        let target = try TargetGuard(allowPrivateTargets: true).check(url: "http://\(host):\(responder.port)/v6")
+        let target = try await TargetGuard(allowPrivateTargets: true).check(url: "http://\(host):\(responder.port)/v6")
         #expect(target.pinnedAddress == pinned)
 
         let request = HTTPRequest(url: target.url, connectTimeout: .seconds(2), timeout: .seconds(10),
@@ -129,8 +129,8 @@ struct TargetGuardHTTPTests {
     func aNameIsSentToTheIPv6AddressItWasCheckedAt() async throws {
         let responder = try #require(IPv6LoopbackResponder())
         let client = try HTTPClient()
-        let guarded = TargetGuard(allowPrivateTargets: true, resolver: IPv6LoopbackResolver())
-        let target = try guarded.check(url: "http://localhost:\(responder.port)/named")
+        let guarded = TargetGuard(allowPrivateTargets: true, lookups: HostLookups(resolver: IPv6LoopbackResolver()))
+        let target = try await guarded.check(url: "http://localhost:\(responder.port)/named")
         #expect(target.pinnedAddress == "::1")
 
         async let response = client.send(HTTPRequest(url: target.url, connectTimeout: .seconds(2), timeout: .seconds(10),

@@ -104,12 +104,12 @@ private func failure(of host: String, in lookups: HostLookups) async -> String? 
         let resolver = GatedResolver(failing: ["gone.test"])
         let lookups = HostLookups(resolver: resolver, reuse: .seconds(3600))
         await #expect(throws: TargetRefused.self) {
-            try await TargetGuard().check(url: "http://hooks.test/x", lookingUpWith: lookups)
+            try await TargetGuard(lookups: lookups).check(url: "http://hooks.test/x")
         }
-        let pinned = try await TargetGuard(allowPrivateTargets: true).check(url: "http://hooks.test/x", lookingUpWith: lookups)
+        let pinned = try await TargetGuard(allowPrivateTargets: true, lookups: lookups).check(url: "http://hooks.test/x")
         #expect(pinned.pinnedAddress == "127.0.0.1")
         do {
-            _ = try await TargetGuard().check(url: "http://gone.test/x", lookingUpWith: lookups)
+            _ = try await TargetGuard(lookups: lookups).check(url: "http://gone.test/x")
             Issue.record("gone.test passed the guard")
         } catch {
             #expect(error.isRetryable)

@@ -30,17 +30,17 @@ private struct TableResolver: HostResolver {
     }
 }
 
-private func refusal(_ url: String, allowPrivateTargets: Bool = false) -> TargetRefused? {
+private func refusal(_ url: String, allowPrivateTargets: Bool = false) async -> TargetRefused? {
     do {
-        _ = try TargetGuard(allowPrivateTargets: allowPrivateTargets, resolver: TableResolver()).check(url: url)
+        _ = try await checked(url, allowPrivateTargets: allowPrivateTargets)
         return nil
     } catch {
         return error
     }
 }
 
-private func checked(_ url: String, allowPrivateTargets: Bool = false) throws -> CheckedTarget {
-    try TargetGuard(allowPrivateTargets: allowPrivateTargets, resolver: TableResolver()).check(url: url)
+private func checked(_ url: String, allowPrivateTargets: Bool = false) async throws(TargetRefused) -> CheckedTarget {
+    try await TargetGuard(allowPrivateTargets: allowPrivateTargets, lookups: HostLookups(resolver: TableResolver())).check(url: url)
 }
 
 @Suite struct TargetGuardTests {
@@ -88,8 +88,8 @@ private func checked(_ url: String, allowPrivateTargets: Bool = false) throws ->
         ("http://[2001:0:808:808::80ff:fffe]/", "2001:0:808:808::80ff:fffe",
          .embedded(.teredoClient, ip("127.0.0.1"), .loopback)),
     ] as [(String, String, AddressClass)])
-    func numericHostsAreJudgedByTheAddressTheyMean(url: String, address: String, expected: AddressClass) throws {
-        let refused = try #require(refusal(url))
+    func numericHostsAreJudgedByTheAddressTheyMean(url: String, address: String, expected: AddressClass) async throws {
+        let refused = try #require(await refusal(url))
         #expect(refused.reason == .forbiddenAddress(ip(address), expected))
         #expect(!refused.isRetryable)
     }
@@ -127,8 +127,8 @@ private func checked(_ url: String, allowPrivateTargets: Bool = false) throws ->
         ("http://mixed6.example/", "::1", .loopback),
         ("http://xn--bcher-kva.example/", "127.0.0.1", .loopback),
     ] as [(String, String, AddressClass)])
-    func hostileFormsAreJudgedByTheHostLibcurlWouldUse(url: String, address: String, expected: AddressClass) throws {
-        let refused = try #require(refusal(url))
+    func hostileFormsAreJudgedByTheHostLibcurlWouldUse(url: String, address: String, expected: AddressClass) async throws {
+        let refused = try #require(await refusal(url))
         #expect(refused.reason == .forbiddenAddress(ip(address), expected))
     }
 
@@ -138,8 +138,8 @@ private func checked(_ url: String, allowPrivateTargets: Bool = false) throws ->
         ("HTTPS://PUBLIC.EXAMPLE/hook", "PUBLIC.EXAMPLE"),
         ("http://user:pass@public.example:8080/x?y#z", "public.example"),
     ])
-    func aPublicHostPassesWhateverTheSpelling(url: String, host: String) throws {
-        let target = try checked(url)
+    func aPublicHostPassesWhateverTheSpelling(url: String, host: String) async throws {
+        let target = try await checked(url)
         #expect(target.host == host)
         #expect(target.pinnedAddress == "93.184.215.14")
         #expect(target.url == url)
@@ -150,9 +150,9 @@ private func checked(_ url: String, allowPrivateTargets: Bool = false) throws ->
         ("dict://public.example/", "dict"), ("ldap://public.example/", "ldap"), ("ws://public.example/", "ws"),
         ("FILE:///etc/passwd", "file"), ("whatever://public.example/", "whatever"),
     ])
-    func onlyHTTPAndHTTPSSchemes(url: String, scheme: String) throws {
+    func onlyHTTPAndHTTPSSchemes(url: String, scheme: String) async throws {
         for allowPrivateTargets in [false, true] {
-            let refused = try #require(refusal(url, allowPrivateTargets: allowPrivateTargets))
+            let refused = try #require(await refusal(url, allowPrivateTargets: allowPrivateTargets))
             #expect(refused.reason == .schemeNotAllowed(scheme))
             #expect(refused.description.contains("only http and https"))
         }
@@ -165,8 +165,8 @@ private func checked(_ url: String, allowPrivateTargets: Bool = false) throws ->
         "http://public\u{0}.example/", "http://public%00.example/", "http://public%0a.example/", "http://u:p@x@127.0.0.1/",
         "http://[fe80::1%25%2F]/", "http://[fe80::1%25eth0%25x]/",
     ])
-    func urlsThatDoNotParseAreRefusedWithAReason(url: String) throws {
-        let refused = try #require(refusal(url, allowPrivateTargets: true))
+    func urlsThatDoNotParseAreRefusedWithAReason(url: String) async throws {
+        let refused = try #require(await refusal(url, allowPrivateTargets: true))
         guard case .malformedURL(let why) = refused.reason else {
             Issue.record("\(url): expected a malformed URL, got \(refused)")
             return
@@ -177,8 +177,8 @@ private func checked(_ url: String, allowPrivateTargets: Bool = false) throws ->
 
     /// The IDN host reaches the resolver in the ASCII form libcurl would look up, or, where
     /// this process's libcurl cannot convert it (no UTF-8 locale), not at all.
-    @Test func internationalisedNamesAreResolvedAsPunycode() throws {
-        let refused = try #require(refusal("http://bücher.example/"))
+    @Test func internationalisedNamesAreResolvedAsPunycode() async throws {
+        let refused = try #require(await refusal("http://bücher.example/"))
         switch refused.reason {
         case .forbiddenAddress(let address, _): #expect(address == ip("127.0.0.1"))
         case .malformedURL(let why): #expect(why.contains("IDNA"))
@@ -186,9 +186,9 @@ private func checked(_ url: String, allowPrivateTargets: Bool = false) throws ->
         }
     }
 
-    @Test func theRefusalNamesHostAddressClassAndSettingButNoSecret() throws {
+    @Test func theRefusalNamesHostAddressClassAndSettingButNoSecret() async throws {
         let url = "https://hookuser:s3cr3t-pass@metadata.example:8443/services/T0/B0/t0k3n?token=q5ery#frag"
-        let refused = try #require(refusal(url))
+        let refused = try #require(await refusal(url))
         let text = refused.description
         #expect(text.contains("metadata.example"))
         #expect(text.contains("169.254.169.254"))
@@ -204,15 +204,15 @@ private func checked(_ url: String, allowPrivateTargets: Bool = false) throws ->
         #expect(refused.host == "metadata.example")
     }
 
-    @Test func userInfoBeforeTheRealHostNeverReachesTheMessage() throws {
-        let refused = try #require(refusal("http://public.example:secret@127.0.0.1/"))
+    @Test func userInfoBeforeTheRealHostNeverReachesTheMessage() async throws {
+        let refused = try #require(await refusal("http://public.example:secret@127.0.0.1/"))
         #expect(refused.description == "webhook URL refused: host 127.0.0.1 is loopback;"
             + " set webhooks.allow_private_targets = true to allow non-public addresses")
     }
 
-    @Test func aNameThatDoesNotResolveIsRetryable() throws {
+    @Test func aNameThatDoesNotResolveIsRetryable() async throws {
         for url in ["http://nowhere.example/", "http://empty.example/"] {
-            let refused = try #require(refusal(url))
+            let refused = try #require(await refusal(url))
             guard case .unresolvable = refused.reason else {
                 Issue.record("\(url): expected unresolvable, got \(refused)")
                 continue
@@ -222,7 +222,7 @@ private func checked(_ url: String, allowPrivateTargets: Bool = false) throws ->
         }
     }
 
-    @Test func allowingPrivateTargetsPassesEveryAddressAndStillPins() throws {
+    @Test func allowingPrivateTargetsPassesEveryAddressAndStillPins() async throws {
         let cases: [(String, String)] = [
             ("http://127.0.0.1:9/", "127.0.0.1"),
             ("http://localhost/", "127.0.0.1"),
@@ -237,24 +237,24 @@ private func checked(_ url: String, allowPrivateTargets: Bool = false) throws ->
             ("http://[::ffff:10.0.0.1]/", "10.0.0.1"),
         ]
         for (url, pinned) in cases {
-            let target = try checked(url, allowPrivateTargets: true)
+            let target = try await checked(url, allowPrivateTargets: true)
             #expect(target.pinnedAddress == pinned, "\(url)")
         }
     }
 
-    @Test func thePinPrefersIPv4AndTheTargetKeepsEveryCheckedAddress() throws {
-        let dual = try checked("https://dual.example/")
+    @Test func thePinPrefersIPv4AndTheTargetKeepsEveryCheckedAddress() async throws {
+        let dual = try await checked("https://dual.example/")
         #expect(dual.addresses == [ip("2606:4700:4700::1111"), ip("1.1.1.1")])
         #expect(dual.pinnedAddress == "1.1.1.1")
         #expect(dual.port == 443)
-        #expect(try checked("http://v6only.example:8080/").pinnedAddress == "2606:4700:4700::1111")
-        #expect(try checked("http://mapped.example/").pinnedAddress == "8.8.8.8")
-        #expect(try checked("http://[2606:4700:4700::1111]/").pinnedAddress == "2606:4700:4700::1111")
-        #expect(try checked("http://8.8.8.8/").host == "8.8.8.8")
+        #expect(try await checked("http://v6only.example:8080/").pinnedAddress == "2606:4700:4700::1111")
+        #expect(try await checked("http://mapped.example/").pinnedAddress == "8.8.8.8")
+        #expect(try await checked("http://[2606:4700:4700::1111]/").pinnedAddress == "2606:4700:4700::1111")
+        #expect(try await checked("http://8.8.8.8/").host == "8.8.8.8")
     }
 
-    @Test func aCheckedTargetPrintsWithoutUserInfo() throws {
-        let target = try checked("https://user:s3cr3t@public.example/hook")
+    @Test func aCheckedTargetPrintsWithoutUserInfo() async throws {
+        let target = try await checked("https://user:s3cr3t@public.example/hook")
         var dumped = ""
         dump(target, to: &dumped)
         for shown in [target.description, target.debugDescription, String(reflecting: target), dumped] {
@@ -264,12 +264,12 @@ private func checked(_ url: String, allowPrivateTargets: Bool = false) throws ->
     }
 
     /// The system resolver on names and numbers this host answers itself (no DNS traffic).
-    @Test func theSystemResolverRefusesLocalhostAndPinsItWhenAllowed() throws {
+    @Test func theSystemResolverRefusesLocalhostAndPinsItWhenAllowed() async throws {
         #expect(try SystemResolver().addresses(of: "localhost").contains(ip("127.0.0.1")))
         let strict = TargetGuard()
         for url in ["http://localhost:9/", "http://127.0.0.1:9/", "http://127.1:9/"] {
             do {
-                _ = try strict.check(url: url)
+                _ = try await strict.check(url: url)
                 Issue.record("\(url) passed")
             } catch {
                 guard case .forbiddenAddress(_, .loopback) = error.reason else {
@@ -279,7 +279,7 @@ private func checked(_ url: String, allowPrivateTargets: Bool = false) throws ->
             }
         }
         let relaxed = TargetGuard(allowPrivateTargets: true)
-        #expect(try relaxed.check(url: "http://localhost:9/").pinnedAddress == "127.0.0.1")
-        #expect(try relaxed.check(url: "http://127.0.0.1:9/").pinnedAddress == "127.0.0.1")
+        #expect(try await relaxed.check(url: "http://localhost:9/").pinnedAddress == "127.0.0.1")
+        #expect(try await relaxed.check(url: "http://127.0.0.1:9/").pinnedAddress == "127.0.0.1")
     }
 }

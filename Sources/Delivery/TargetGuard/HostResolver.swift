@@ -3,8 +3,8 @@ import Glibc
 #endif
 
 /// Turns a host name into the addresses a connection to it could use. The guard asks it
-/// only for names: numeric hosts never reach it (see `numericAddress(_:)`). Tests give
-/// the guard a table instead, so they need no DNS.
+/// only for names, through `HostLookups`: numeric hosts never reach it (see
+/// `numericAddress(_:)`). Tests give the lookups a table instead, so they need no DNS.
 public protocol HostResolver: Sendable {
     /// Every address `host` resolves to, in the order a client should try them. May block.
     func addresses(of host: String) throws(HostResolutionError) -> [IPAddress]
@@ -27,8 +27,8 @@ public struct HostResolutionError: Error, Sendable, Equatable, CustomStringConve
 /// record this host could not route to.
 ///
 /// It blocks the calling thread for as long as the lookup takes (bounded by the resolver's
-/// own timeouts, see resolv.conf). The dispatcher calls it from its own thread, never
-/// from Swift's cooperative pool.
+/// own timeouts, see resolv.conf). `HostLookups` calls it on a thread of its own, never
+/// on the dispatcher's loop or Swift's cooperative pool.
 public struct SystemResolver: HostResolver {
     public init() {}
 

@@ -11,9 +11,8 @@ import Core
 /// check and connect (rebinding) cannot redirect the request.
 ///
 /// The guard is for webhook targets only; the operator's own endpoints (such as
-/// `functions.base_url`) are not checked. `check(url:)` resolves names with a blocking
-/// lookup (see `SystemResolver`): call it from a thread that may block. The dispatcher uses
-/// `check(url:lookingUpWith:)`, which never blocks its caller (`HostLookups`).
+/// `functions.base_url`) are not checked. Names are looked up through `HostLookups`, which
+/// never blocks the caller: the dispatcher's loop must not wait on DNS.
 public struct TargetGuard: Sendable {
     /// The configuration setting that relaxes the guard, named in every refusal it lifts.
     public static let allowSetting = "webhooks.allow_private_targets"
@@ -21,30 +20,17 @@ public struct TargetGuard: Sendable {
     /// `webhooks.allow_private_targets`: when true, any address passes (the scheme rule
     /// still applies, and the request is still pinned to the address that was resolved).
     public let allowPrivateTargets: Bool
-    private let resolver: any HostResolver
+    private let lookups: HostLookups
 
-    public init(allowPrivateTargets: Bool = false, resolver: any HostResolver = SystemResolver()) {
+    public init(allowPrivateTargets: Bool = false, lookups: HostLookups = HostLookups()) {
         self.allowPrivateTargets = allowPrivateTargets
-        self.resolver = resolver
+        self.lookups = lookups
     }
 
     /// The target of `url` and the address to send it to, or why not. A refusal is final
-    /// for this URL (send nothing, do not retry) unless `TargetRefused.isRetryable`.
-    public func check(url: String) throws(TargetRefused) -> CheckedTarget {
-        let target = try TargetURL(parsing: url)
-        if let literal = numericAddress(target.host) { return try verdict(url, target, [literal]) }
-        let addresses: [IPAddress]
-        do {
-            addresses = try resolver.addresses(of: target.host)
-        } catch {
-            throw TargetRefused(.unresolvable(error.message), host: target.host)
-        }
-        return try verdict(url, target, addresses)
-    }
-
-    /// `check(url:)` with the host's name looked up by `lookups` instead of this guard's
-    /// resolver: off the caller's thread, and shared by the tries that want it at once.
-    public func check(url: String, lookingUpWith lookups: HostLookups) async throws(TargetRefused) -> CheckedTarget {
+    /// for this URL (send nothing, do not retry) unless `TargetRefused.isRetryable`. A name
+    /// is looked up through `lookups`, off the caller's thread.
+    public func check(url: String) async throws(TargetRefused) -> CheckedTarget {
         let target = try TargetURL(parsing: url)
         if let literal = numericAddress(target.host) { return try verdict(url, target, [literal]) }
         switch await lookups.addresses(of: target.host) {

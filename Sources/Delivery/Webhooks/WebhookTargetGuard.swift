@@ -4,16 +4,14 @@
 /// are looked up through `HostLookups`, so no caller waits on DNS on its own thread.
 struct WebhookTargetGuard: Sendable {
     private let guarding: TargetGuard
-    private let lookups: HostLookups
 
     init(allowPrivateTargets: Bool, lookups: HostLookups) {
-        guarding = TargetGuard(allowPrivateTargets: allowPrivateTargets)
-        self.lookups = lookups
+        guarding = TargetGuard(allowPrivateTargets: allowPrivateTargets, lookups: lookups)
     }
 
     func check(_ url: String) async -> Result<String?, TargetRefusal> {
         do throws(TargetRefused) {
-            return .success(try await guarding.check(url: url, lookingUpWith: lookups).pinnedAddress)
+            return .success(try await guarding.check(url: url).pinnedAddress)
         } catch {
             return .failure(TargetRefusal(reason: error.description, isRetryable: error.isRetryable))
         }
