@@ -17,7 +17,7 @@ import StateStore
 ///
 /// A handler whose effects are more than inserts stages its rows (`Staging`): after the
 /// batch's rows are copied, its statements apply them in the same transaction, before the
-/// checkpoint.
+/// checkpoint, and the committer empties its tables (`StagingSweep`).
 public final class BatchCommitter: TransactionSink {
     public struct Settings: Sendable {
         public var stateURL: String
@@ -50,6 +50,7 @@ public final class BatchCommitter: TransactionSink {
     private var policy: BatchPolicy
     private var batch = Batch()
     private var deliveryRows = DeliveryRows()
+    private var sweep = StagingSweep()
     private var watermarks: BackfillWatermarks?
     private let metrics = CommitMetrics()
 
@@ -65,8 +66,9 @@ public final class BatchCommitter: TransactionSink {
         /// The target number of the COPY open in that transaction; one at a time.
         var copying: Int?
         var deliveries = 0
-        /// Staging tables this batch copied rows into: their handlers' statements run before the checkpoint.
-        var staged: Set<TableName> = []
+        /// Staging tables this batch copied rows into, with the bytes copied: their handlers'
+        /// statements run before the checkpoint.
+        var staged: [TableName: Int] = [:]
         /// Changes planned in this batch, counted once it commits.
         var changes: [CommitMetrics.ChangeKind: Int] = [:]
     }
@@ -130,8 +132,11 @@ public final class BatchCommitter: TransactionSink {
                 batch.deliveries += 1
             case .row(let row):
                 target = number(of: CopyTarget(table: row.table, columns: row.columns))
+                let before = batch.rows[target].count
                 CopyText.appendRow(row.values, to: &batch.rows[target])
-                if router.stagingHandler(for: row.table) != nil { batch.staged.insert(row.table) }
+                if router.stagingHandler(for: row.table) != nil {
+                    batch.staged[row.table, default: 0] += batch.rows[target].count - before
+                }
             }
             if batch.rows[target].count >= Self.pieceBytes { try send(target) }
         }
@@ -226,11 +231,14 @@ public final class BatchCommitter: TransactionSink {
             let connection = try connected()
             if batch.copying != nil { try connection.endCopy() }
             if !batch.began { try connection.execute("BEGIN") }
-            for table in batch.staged {
+            var ran: [(staging: Staging, bytes: Int)] = []
+            for (table, bytes) in batch.staged {
                 if let handler = router.stagingHandler(for: table), let staging = handler.staging {
                     stagedResults.append((handler, try connection.execute(staging.statements)))
+                    ran.append((staging, bytes))
                 }
             }
+            if let emptying = sweep.statement(emptying: ran) { try connection.execute(emptying) }
             CrashPoint.batchCopied.reach()
             try checkpoint.write(end, on: connection)
             if batch.deliveries > 0 { try DeliveryNotifications.notify(on: connection) }

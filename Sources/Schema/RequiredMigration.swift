@@ -34,6 +34,9 @@ public enum RequiredMigration: Sendable {
     /// 019's temporary staging of the dual-write sync's changes, message buffering's steps
     /// and backfills' progress, which the batch committer creates on each connection.
     case sessionStaging
+    /// 024's staging tables that keep their rows at commit, which the batch committer
+    /// creates on each connection and empties after each batch's statements.
+    case keptStaging
 
     var file: String {
         switch self {
@@ -48,6 +51,7 @@ public enum RequiredMigration: Sendable {
         case .schedules: "015_schedules.sql"
         case .backfills: "016_backfills.sql"
         case .sessionStaging: "019_session_staging.sql"
+        case .keptStaging: "024_staging_emptied_by_committer.sql"
         }
     }
 
@@ -74,6 +78,8 @@ public enum RequiredMigration: Sendable {
             "to_regclass('changerelay.backfills') IS NOT NULL"
         case .sessionStaging:
             "to_regprocedure('changerelay.create_backfill_progress_staging()') IS NOT NULL"
+        case .keptStaging:
+            "to_regprocedure('changerelay.create_backfill_progress_staging_kept()') IS NOT NULL"
         case .deliveryRequeue:
             """
             EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass('changerelay.deliveries')

@@ -71,6 +71,7 @@ public struct ChangeRelayService: Sendable {
         if role != .dispatcher {
             try RequiredMigration.backfills.require(neededBy: "the batch committer", on: state)
             try RequiredMigration.sessionStaging.require(neededBy: "the batch committer", on: state)
+            try RequiredMigration.keptStaging.require(neededBy: "the batch committer", on: state)
         }
         self.config = config
         self.credentials = credentials

@@ -59,6 +59,7 @@ enum HandlerAssembly {
             let state = try PostgresConnection(url: stateURL)
             try RequiredMigration.dualWrite.require(neededBy: "dual_write.mode", on: state)
             try RequiredMigration.sessionStaging.require(neededBy: "dual_write.mode", on: state)
+            try RequiredMigration.keptStaging.require(neededBy: "dual_write.mode", on: state)
             handlers.append(DualWriteHandler(mode: mode, logger: Logger(label: "changerelay.dual_write")))
         }
         if config.webhooks.enabled, let handler = try webhooks(config, sourceURL: sourceURL, stateIsSource: stateIsSource,

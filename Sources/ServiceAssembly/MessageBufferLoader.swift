@@ -16,6 +16,7 @@ enum MessageBufferLoader {
         -> MessageBufferState.Snapshot {
         try RequiredMigration.messageBuffering.require(neededBy: "message buffering", on: db)
         try RequiredMigration.sessionStaging.require(neededBy: "message buffering", on: db)
+        try RequiredMigration.keptStaging.require(neededBy: "message buffering", on: db)
         let buffers = try db.execute("""
             SELECT id::text, conversation_id::text,
                    (extract(epoch FROM buffer_start_time) * 1000000)::bigint AS first_commit,

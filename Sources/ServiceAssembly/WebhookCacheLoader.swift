@@ -11,6 +11,7 @@ enum WebhookCacheLoader {
     static func load(from db: PostgresConnection, logger: Logger) throws -> WebhookConfigCache {
         try RequiredMigration.webhooks.require(neededBy: "webhooks", on: db)
         try RequiredMigration.webhookLogStaging.require(neededBy: "webhooks", on: db)
+        try RequiredMigration.keptStaging.require(neededBy: "webhooks", on: db)
         try RequiredMigration.webhookLogInsert.require(neededBy: "webhooks", on: db)
         try seedIfEmpty(db, logger: logger)
         let log = try db.execute("""

@@ -115,15 +115,19 @@ private func staged(_ effects: Effects) -> [[String: String?]] {
         let shadow = DualWriteHandler(mode: .shadow, logger: logger, metrics: metrics)
         let apply = DualWriteHandler(mode: .apply, logger: logger)
         let log = DualWriteHandler(mode: .log, logger: logger)
-        #expect(shadow.staging?.statements.contains("differences") == true)
-        #expect(shadow.staging?.statements.contains("INSERT INTO public.weeks") == false)
-        #expect(apply.staging?.statements.contains("INSERT INTO public.weeks") == true)
-        #expect(log.staging?.statements.contains("differences") == false)
+        // The session prepares the statements; a batch executes them.
+        #expect(shadow.staging?.sessionSetup?.contains("differences") == true)
+        #expect(shadow.staging?.sessionSetup?.contains("INSERT INTO public.weeks") == false)
+        #expect(apply.staging?.sessionSetup?.contains("INSERT INTO public.weeks") == true)
+        #expect(log.staging?.sessionSetup?.contains("differences") == false)
         for handler in [shadow, apply, log] {
             #expect(handler.staging?.table == TableName(schema: "pg_temp", name: "dual_write_staged"))
-            #expect(handler.staging?.statements.contains("FROM pg_temp.dual_write_staged") == true)
-            #expect(handler.staging?.sessionSetup?.contains("changerelay.create_dual_write_staging()") == true)
+            #expect(handler.staging?.sessionSetup?.contains("FROM pg_temp.dual_write_staged") == true)
+            #expect(handler.staging?.statements.contains("EXECUTE changerelay_dual_write_\(handler.mode.rawValue)_0") == true)
+            #expect(handler.staging?.sessionSetup?.contains("changerelay.create_dual_write_staging_kept()") == true)
             #expect(handler.staging?.sessionSetup?.contains("dual_write_prior") == (handler.mode == .apply))
+            #expect(handler.staging?.scratchTables.map(\.name) == (handler.mode == .apply
+                ? ["dual_write_prior", "dual_write_rows", "dual_write_habits"] : []))
         }
         shadow.stagedBatchCommitted(QueryResult(columns: ["kind", "count"], rows: [["missing_record", "2"], ["invalid_source", "1"]]))
         #expect(metrics.counterTotal(label: DualWriteHandler.driftMetric, dimensions: [("kind", "missing_record")]) == 2)

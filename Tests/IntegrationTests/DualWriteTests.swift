@@ -213,6 +213,48 @@ import Testing
         #expect(run.waitForExit() == 0)
     }
 
+    /// The committer empties its staging and scratch tables after each batch, deleting the
+    /// rows and, once enough has been staged, truncating the tables: batch after batch, each
+    /// change is applied once, and no batch takes an earlier one's rows again (a row left in
+    /// `dual_write_rows` would insert its week a second time). A truncation gives the table a
+    /// new file, which `pg_class` shows to another session.
+    @Test func batchAfterBatchPastTheStagingTruncationAppliesEachChangeOnce() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let run = try Background(["run"], environment: Self.environment(setup, mode: "apply"))
+        let db = setup.db
+        let fileOf = """
+            SELECT string_agg(c.relname || '=' || c.relfilenode, ',' ORDER BY c.relname) AS files FROM pg_class c
+            WHERE c.relpersistence = 't' AND c.relname IN ('dual_write_staged', 'dual_write_rows')
+            """
+        // About 9 KB staged a row (its request and its projection): 60 batches stage twice
+        // StagingSweep's threshold.
+        let habits = Self.habits((0..<40).map { ("habit \($0) " + String(repeating: "x", count: 40), Self.week) })
+        try Self.insert(db, id: 1, habits: habits)
+        try Self.waitForLogRows(db, 1)
+        let first = try #require(try db.execute(fileOf).value("files"))
+        for id in 2...60 {
+            try Self.insert(db, id: id, child: "Child \(id % 7)", habits: habits)
+            try Self.waitForLogRows(db, id)
+        }
+        for id in stride(from: 1, through: 60, by: 3) {
+            try db.query("UPDATE habit_tracker SET week_start_date = '2026-12-07' WHERE id = $1", [String(id)])
+        }
+        try db.execute("DELETE FROM habit_tracker WHERE id % 10 = 0")
+        try Self.waitForLogRows(db, 60 + 20 + 6)
+
+        #expect(try db.execute(fileOf).value("files") != first)
+        let check = try Self.driftCheck(setup, ["--json", "--threshold", "0"])
+        #expect(check.status == 0, "\(check.stdout) \(check.stderr)")
+        let report = try JSONParser.parse(check.stdout)
+        #expect(report["rows_checked"] == .number("54") && report["rows_drifted"] == .number("0"))
+        #expect(try Self.count(db, "SELECT count(*) AS n FROM weeks") == 54)
+        #expect(try Self.count(db, "SELECT count(*) AS n FROM habits") == 54 * 40)
+        #expect(try Self.count(db, "SELECT count(*) AS n FROM idempotency_log WHERE status = 'success'") == 86)
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0)
+    }
+
     @Test func shadowRecordsExactlyTheSeededDifferencesAndWritesNothing() throws {
         let setup = try RunPipelineTests.prepare()
         defer { try? setup.cluster.stop(); setup.receiver.stop() }

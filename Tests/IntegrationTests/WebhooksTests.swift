@@ -90,11 +90,11 @@ import Testing
         #expect(!run.stderr.contains(Self.secret) && !run.stderr.contains("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"))
     }
 
-    /// Without 018 the committer would stage log rows where no one reads them, and without
-    /// 022 it could not prepare their insert: such a database is refused by name, at start.
-    /// The migration's rollback and a second application leave a database that logs every
-    /// event once.
-    @Test(arguments: ["018_webhook_log_session_staging", "022_webhook_log_rows_conflict"])
+    /// Without 018 the committer would stage log rows where no one reads them, without 022
+    /// it could not prepare their insert, and without 024 it could not create staging tables
+    /// that it empties itself: such a database is refused by name, at start. The migration's
+    /// rollback and a second application leave a database that logs every event once.
+    @Test(arguments: ["018_webhook_log_session_staging", "022_webhook_log_rows_conflict", "024_staging_emptied_by_committer"])
     func aDatabaseWithoutTheLogStagingIsRefusedByNameAndItsRollbackReapplies(migration: String) throws {
         let setup = try RunPipelineTests.prepare()
         defer { try? setup.cluster.stop(); setup.receiver.stop() }

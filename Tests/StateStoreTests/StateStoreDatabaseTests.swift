@@ -243,9 +243,10 @@ import Testing
         #expect(try queue.openDeliveries(on: db) == again)
     }
 
-    /// A batch's webhook_logs rows (018) are staged in the committing session's own
-    /// temporary table: another session never sees them, a rollback or a commit leaves the
-    /// table empty, and an event staged again (its batch replayed) gets no second row. The
+    /// A batch's webhook_logs rows (018, 024) are staged in the committing session's own
+    /// temporary table: another session never sees them, a rollback or the committer's
+    /// emptying (a delete or a truncation) leaves the table empty, and an event staged again
+    /// (its batch replayed) gets no second row. The
     /// committer inserts them with the statement its session prepared (022); 020's function
     /// and 021's statement do the same for binaries from before it.
     @Test func webhookLogRowsAreStagedPerSessionAndLoggedOncePerEvent() throws {
@@ -283,6 +284,7 @@ import Testing
         try stage(["msg_a", "msg_b", "msg_c"])
         #expect(try staged(on: other) == "0")
         #expect(try insertStaged() == 3)
+        try db.execute(staging.emptying(truncating: false))
         try db.execute("COMMIT")
         #expect(try staged(on: db) == "0")
 
@@ -294,6 +296,7 @@ import Testing
         try db.execute("BEGIN")
         try stage(["msg_b", "msg_c", "msg_d"])
         #expect(try insertStaged() == 1)
+        try db.execute(staging.emptying(truncating: true))
         try db.execute("COMMIT")
         #expect(try staged(on: db) == "0")
 
@@ -355,11 +358,12 @@ import Testing
         #expect(try db.execute("SELECT count(*) AS n FROM public.webhook_logs").value("n") == String(logs.count + 2))
     }
 
-    /// The dual-write sync's, message buffering's and backfills' staged rows (019) are the
-    /// committer session's own: another session never sees them, commit and rollback both
-    /// leave the tables empty (no dead rows for the next batch to walk), a reconnect's setup
-    /// runs again without error, and the shared tables of 008, 014 and 016 are gone.
-    @Test func dualWriteBufferAndBackfillRowsAreStagedPerSessionAndEmptiedAtCommit() throws {
+    /// The dual-write sync's, message buffering's and backfills' staged rows (019, 024) are
+    /// the committer session's own: another session never sees them, the committer's emptying
+    /// and a rollback both leave the tables empty, the rows are kept at a commit (Postgres
+    /// does not truncate the session's tables at every commit), a reconnect's setup runs again
+    /// without error, and the shared tables of 008, 014 and 016 are gone.
+    @Test func dualWriteBufferAndBackfillRowsAreStagedPerSessionAndEmptiedByTheCommitter() throws {
         let cluster = try Self.startCluster()
         defer { try? cluster.stop() }
         let db = try cluster.connect()
@@ -397,7 +401,14 @@ import Testing
         #expect(try db.execute("SELECT changerelay.apply_staged_message_buffers() AS n").value("n") == "0")
         #expect(try db.execute("SELECT count(*) AS n FROM changerelay.apply_staged_backfill_progress()").value("n") == "0")
         try db.execute("COMMIT")
+        #expect(try staged(on: db) == ["1", "1", "1"])
+        let scratch = "SELECT count(*) AS n FROM pg_temp.dual_write_rows"
+        try db.execute("INSERT INTO pg_temp.dual_write_rows (habit_tracker_id) VALUES (1)")
+        for (index, handler) in handlers.enumerated() {
+            try db.execute(try #require(handler.staging).emptying(truncating: index % 2 == 0))
+        }
         #expect(try staged(on: db) == ["0", "0", "0"])
+        #expect(try db.execute(scratch).value("n") == "0")
         #expect(try db.execute("SELECT buffering_enabled::text AS b FROM changerelay.message_buffering_state").value("b") == "true")
 
         try db.execute("BEGIN")

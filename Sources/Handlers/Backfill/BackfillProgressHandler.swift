@@ -9,7 +9,7 @@ import PlannedEffects
 /// the checkpoint transaction. So after a crash the cursor is exactly as far as the committed
 /// effects: the next chunk is read, and a finished one never again.
 public final class BackfillProgressHandler: Handler, Sendable {
-    /// The committer session's own (019): `changerelay.create_backfill_progress_staging()` makes it.
+    /// The committer session's own (024): `changerelay.create_backfill_progress_staging_kept()` makes it.
     public static let stagingTable = TableName(schema: "pg_temp", name: "backfill_progress_staged")
     public static let rowsMetric = "changerelay_backfill_rows_total"
 
@@ -18,7 +18,7 @@ public final class BackfillProgressHandler: Handler, Sendable {
     public let followsCommitTime = true
     public let staging: Staging? = Staging(table: stagingTable,
                                            statements: "SELECT * FROM changerelay.apply_staged_backfill_progress()",
-                                           sessionSetup: "SELECT changerelay.create_backfill_progress_staging()")
+                                           sessionSetup: "SELECT changerelay.create_backfill_progress_staging_kept()")
     private let metrics: any MetricsFactory
 
     public init(metrics: any MetricsFactory = MetricsSystem.factory) {

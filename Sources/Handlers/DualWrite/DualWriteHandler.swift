@@ -43,7 +43,8 @@ public struct DualWriteHandler: Handler {
         self.mode = mode
         self.logger = logger
         staging = Staging(table: Self.stagingTable, statements: DualWriteStatements.forBatch(in: mode),
-                          sessionSetup: DualWriteStatements.sessionSetup(in: mode))
+                          sessionSetup: DualWriteStatements.sessionSetup(in: mode),
+                          scratchTables: DualWriteStatements.scratchTables(in: mode))
         changes = Dictionary(uniqueKeysWithValues: [Change.Operation.insert, .update, .delete].map { operation in
             (operation, Counter(label: Self.changesMetric,
                                 dimensions: [("mode", mode.rawValue), ("operation", operation.rawValue)], factory: metrics))

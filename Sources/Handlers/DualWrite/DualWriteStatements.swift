@@ -1,45 +1,78 @@
+import Decoding
+
 /// The SQL that takes a batch's staged `habit_tracker` changes into effect, in the
 /// checkpoint transaction (`Staging.statements`), and returns `(kind, count)` of the
-/// drift it recorded. Postgres empties the session's staging tables at commit.
+/// drift it recorded. The committer empties the session's staging tables after them.
 enum DualWriteStatements {
     /// Run on each connection of the batch committer (`Staging.sessionSetup`): the staging
-    /// table and its views (`sql/019`), and in `apply` the tables the staged JSON is
-    /// expanded into once per batch. All are temporary tables of that session, emptied at
-    /// commit, so no batch reads another's rows or their dead versions.
+    /// table and its views (`sql/024`), in `apply` the tables the staged JSON is expanded
+    /// into once per batch (`scratchTables`), and the batch's statements, prepared. All are
+    /// the session's own; the committer empties the tables after each batch, so no batch
+    /// reads another's rows. Run again on a session that has them, it changes nothing.
     static func sessionSetup(in mode: DualWriteHandler.Mode) -> String {
-        "SELECT changerelay.create_dual_write_staging();\n" + (mode == .apply ? expansionTables : "")
+        let prepared = steps(in: mode).enumerated().map { index, step in
+            let name = statementName(mode, index)
+            return """
+                IF NOT EXISTS (SELECT FROM pg_prepared_statements WHERE name = '\(name)') THEN
+                    EXECUTE $statement$PREPARE \(name) AS
+                \(step)$statement$;
+                END IF;
+                """
+        }
+        return "SELECT changerelay.create_dual_write_staging_kept();\n" + (mode == .apply ? expansionTables : "")
+            + "DO $prepare$ BEGIN\n" + prepared.joined(separator: "\n") + "\nEND $prepare$;"
+    }
+
+    /// The tables `apply` fills from the staged rows.
+    static func scratchTables(in mode: DualWriteHandler.Mode) -> [TableName] {
+        guard mode == .apply else { return [] }
+        return ["dual_write_prior", "dual_write_rows", "dual_write_habits"].map { TableName(schema: "pg_temp", name: $0) }
     }
 
     private static let expansionTables = """
         CREATE TEMPORARY TABLE IF NOT EXISTS dual_write_prior (habit_tracker_id bigint, week_id bigint, child_id bigint)
-            ON COMMIT DELETE ROWS;
+            ON COMMIT PRESERVE ROWS;
         CREATE TEMPORARY TABLE IF NOT EXISTS dual_write_rows (habit_tracker_id bigint, user_id uuid, child_name text,
-            week_start_date date, week_period text, habits jsonb, deleted boolean) ON COMMIT DELETE ROWS;
+            week_start_date date, week_period text, habits jsonb, deleted boolean) ON COMMIT PRESERVE ROWS;
         CREATE TEMPORARY TABLE IF NOT EXISTS dual_write_habits (habit_tracker_id bigint, position int, name text,
-            time_period text, records jsonb) ON COMMIT DELETE ROWS;
+            time_period text, records jsonb) ON COMMIT PRESERVE ROWS;
+
         """
 
-    /// The statements of one batch in `mode`.
+    /// The statements of one batch in `mode`: the session's prepared ones, in order.
     ///
-    /// They are planned on guesses: the staging table is empty between batches and the
-    /// temporary tables of `apply` have no statistics. Guessed high, their costs would have
-    /// JIT compile, for each batch, statements that run in milliseconds (it took longer than
-    /// running them), so JIT is off for the rest of the checkpoint transaction, which only
-    /// runs statements of that kind.
+    /// Each is planned once a session, not once a batch: planning was most of a small
+    /// batch's cost (3.7 ms of a batch of a few rows, of which the planning of a dozen
+    /// statements took the most). They have no parameters, so Postgres keeps the plan it
+    /// made at the first batch, and makes it again when a table they read changes, as the
+    /// committer's periodic truncation of the staging tables does (`StagingSweep`). They
+    /// are written to be planned on guesses: the temporary tables have no statistics, and
+    /// guessed high, their costs would have JIT compile statements that run in milliseconds
+    /// (it took longer than running them), so JIT is off for the rest of the checkpoint
+    /// transaction, which only runs statements of that kind.
     static func forBatch(in mode: DualWriteHandler.Mode) -> String {
-        "SET LOCAL jit = off;\n" + (mode == .apply ? apply : "") + finish(comparing: mode == .shadow)
+        "SET LOCAL jit = off;\n" + steps(in: mode).indices.map { "EXECUTE " + statementName(mode, $0) }.joined(separator: ";\n")
+    }
+
+    /// The texts the session prepares; the last one's result is the drift recorded.
+    static func steps(in mode: DualWriteHandler.Mode) -> [String] {
+        (mode == .apply ? apply : []) + [finish(comparing: mode == .shadow)]
+    }
+
+    private static func statementName(_ mode: DualWriteHandler.Mode, _ index: Int) -> String {
+        "changerelay_dual_write_\(mode.rawValue)_\(index)"
     }
 
     /// Takes the new schema to each row's last projectable state in the batch, keeping
     /// the ids of what stays: habits are matched by position, records by habit and date.
     /// A week moves when its child's user or name changes; a child left without weeks goes.
     ///
-    /// The staged JSON is expanded once, into temporary tables emptied at commit, and the
+    /// The staged JSON is expanded once, into temporary tables emptied after the batch, and the
     /// work is split by what the batch found: a row without a week before the batch (all of
     /// a backlog) gets its week, habits and records by plain inserts chained through
     /// RETURNING, with nothing to compare or delete; only rows whose week existed are diffed
-    /// against it, and a batch without such rows skips those statements, planning included
-    /// (it was half the planning of a one-row batch). The new schema's tables are reached
+    /// against it (the statements that do that find nothing to read in a batch without such
+    /// rows, from `dual_write_prior`'s empty id list). The new schema's tables are reached
     /// through their indexes from the batch's ids (`= ANY (ARRAY(...))`), never scanned: the
     /// temporary tables have no statistics, and a plan guessed from them must not cost the
     /// size of the new schema.
@@ -47,70 +80,76 @@ enum DualWriteStatements {
     /// The checkpoint transaction is the only writer of these weeks: one missing when the
     /// batch starts is inserted plainly, so a concurrent writer of the same week makes the
     /// batch fail and be read again rather than be applied twice.
-    static let apply = """
+    static let apply = [
+        """
         INSERT INTO pg_temp.dual_write_prior (habit_tracker_id, week_id, child_id)
         SELECT source_habit_tracker_id, id, child_id FROM public.weeks
-        WHERE source_habit_tracker_id = ANY (ARRAY(SELECT habit_tracker_id FROM pg_temp.dual_write_staged));
-
+        WHERE source_habit_tracker_id = ANY (ARRAY(SELECT habit_tracker_id FROM pg_temp.dual_write_staged))
+        """,
+        """
         INSERT INTO pg_temp.dual_write_rows
             (habit_tracker_id, user_id, child_name, week_start_date, week_period, habits, deleted)
         SELECT habit_tracker_id, (projection ->> 'user_id')::uuid, projection ->> 'child_name',
                (projection ->> 'week_start_date')::date, projection ->> 'week_period', projection -> 'habits',
                projection IS NULL
-        FROM pg_temp.dual_write_final;
-
+        FROM pg_temp.dual_write_final
+        """,
+        """
         INSERT INTO pg_temp.dual_write_habits (habit_tracker_id, position, name, time_period, records)
         SELECT f.habit_tracker_id, (e.i - 1)::int, e.v ->> 'name', e.v ->> 'time_period', e.v -> 'records'
         FROM pg_temp.dual_write_rows f CROSS JOIN LATERAL jsonb_array_elements(f.habits) WITH ORDINALITY AS e (v, i)
-        WHERE NOT f.deleted;
-
+        WHERE NOT f.deleted
+        """,
+        """
         INSERT INTO public.children (user_id, name)
         SELECT DISTINCT user_id, child_name FROM pg_temp.dual_write_rows WHERE NOT deleted
-        ON CONFLICT (user_id, name) DO NOTHING;
-
-        DO $$
-        BEGIN
-            IF EXISTS (SELECT FROM pg_temp.dual_write_prior) THEN
-                DELETE FROM public.weeks
-                WHERE source_habit_tracker_id = ANY (ARRAY(SELECT habit_tracker_id FROM pg_temp.dual_write_rows WHERE deleted));
-
-                UPDATE public.weeks w SET child_id = c.id, week_start_date = f.week_start_date, week_period = f.week_period
-                FROM pg_temp.dual_write_rows f JOIN public.children c ON c.user_id = f.user_id AND c.name = f.child_name
-                WHERE w.id = ANY (ARRAY(SELECT week_id FROM pg_temp.dual_write_prior))
-                  AND w.source_habit_tracker_id = f.habit_tracker_id
-                  AND (w.child_id, w.week_start_date, w.week_period) IS DISTINCT FROM (c.id, f.week_start_date, f.week_period);
-
-                DELETE FROM public.habits h USING pg_temp.dual_write_prior p JOIN pg_temp.dual_write_rows f USING (habit_tracker_id)
-                WHERE h.week_id = ANY (ARRAY(SELECT week_id FROM pg_temp.dual_write_prior))
-                  AND h.week_id = p.week_id AND NOT f.deleted
-                  AND NOT EXISTS (SELECT FROM pg_temp.dual_write_habits e
-                                  WHERE e.habit_tracker_id = p.habit_tracker_id AND e.position = h.position);
-
-                INSERT INTO public.habits (week_id, name, time_period, position)
-                SELECT p.week_id, e.name, e.time_period, e.position
-                FROM pg_temp.dual_write_habits e JOIN pg_temp.dual_write_prior p USING (habit_tracker_id)
-                ON CONFLICT (week_id, position) DO UPDATE SET name = EXCLUDED.name, time_period = EXCLUDED.time_period
-                    WHERE (habits.name, habits.time_period) IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.time_period);
-
-                DELETE FROM public.habit_records r USING public.habits h, pg_temp.dual_write_prior p, pg_temp.dual_write_habits e
-                WHERE r.habit_id = ANY (ARRAY(SELECT id FROM public.habits
-                                              WHERE week_id = ANY (ARRAY(SELECT week_id FROM pg_temp.dual_write_prior))))
-                  AND r.habit_id = h.id AND h.week_id = p.week_id
-                  AND e.habit_tracker_id = p.habit_tracker_id AND e.position = h.position
-                  AND NOT EXISTS (SELECT FROM jsonb_array_elements(e.records) AS x (v)
-                                  WHERE (x.v ->> 'date')::date = r.record_date);
-
-                INSERT INTO public.habit_records (habit_id, record_date, status)
-                SELECT h.id, (x.v ->> 'date')::date, x.v ->> 'status'
-                FROM pg_temp.dual_write_habits e JOIN pg_temp.dual_write_prior p USING (habit_tracker_id)
-                JOIN public.habits h ON h.week_id = p.week_id AND h.position = e.position
-                CROSS JOIN LATERAL jsonb_array_elements(e.records) AS x (v)
-                WHERE h.week_id = ANY (ARRAY(SELECT week_id FROM pg_temp.dual_write_prior))
-                ON CONFLICT (habit_id, record_date) DO UPDATE SET status = EXCLUDED.status
-                    WHERE habit_records.status IS DISTINCT FROM EXCLUDED.status;
-            END IF;
-        END $$;
-
+        ON CONFLICT (user_id, name) DO NOTHING
+        """,
+        """
+        DELETE FROM public.weeks
+        WHERE source_habit_tracker_id = ANY (ARRAY(SELECT habit_tracker_id FROM pg_temp.dual_write_rows WHERE deleted))
+        """,
+        """
+        UPDATE public.weeks w SET child_id = c.id, week_start_date = f.week_start_date, week_period = f.week_period
+        FROM pg_temp.dual_write_rows f JOIN public.children c ON c.user_id = f.user_id AND c.name = f.child_name
+        WHERE w.id = ANY (ARRAY(SELECT week_id FROM pg_temp.dual_write_prior))
+          AND w.source_habit_tracker_id = f.habit_tracker_id
+          AND (w.child_id, w.week_start_date, w.week_period) IS DISTINCT FROM (c.id, f.week_start_date, f.week_period)
+        """,
+        """
+        DELETE FROM public.habits h USING pg_temp.dual_write_prior p JOIN pg_temp.dual_write_rows f USING (habit_tracker_id)
+        WHERE h.week_id = ANY (ARRAY(SELECT week_id FROM pg_temp.dual_write_prior))
+          AND h.week_id = p.week_id AND NOT f.deleted
+          AND NOT EXISTS (SELECT FROM pg_temp.dual_write_habits e
+                          WHERE e.habit_tracker_id = p.habit_tracker_id AND e.position = h.position)
+        """,
+        """
+        INSERT INTO public.habits (week_id, name, time_period, position)
+        SELECT p.week_id, e.name, e.time_period, e.position
+        FROM pg_temp.dual_write_habits e JOIN pg_temp.dual_write_prior p USING (habit_tracker_id)
+        ON CONFLICT (week_id, position) DO UPDATE SET name = EXCLUDED.name, time_period = EXCLUDED.time_period
+            WHERE (habits.name, habits.time_period) IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.time_period)
+        """,
+        """
+        DELETE FROM public.habit_records r USING public.habits h, pg_temp.dual_write_prior p, pg_temp.dual_write_habits e
+        WHERE r.habit_id = ANY (ARRAY(SELECT id FROM public.habits
+                                      WHERE week_id = ANY (ARRAY(SELECT week_id FROM pg_temp.dual_write_prior))))
+          AND r.habit_id = h.id AND h.week_id = p.week_id
+          AND e.habit_tracker_id = p.habit_tracker_id AND e.position = h.position
+          AND NOT EXISTS (SELECT FROM jsonb_array_elements(e.records) AS x (v)
+                          WHERE (x.v ->> 'date')::date = r.record_date)
+        """,
+        """
+        INSERT INTO public.habit_records (habit_id, record_date, status)
+        SELECT h.id, (x.v ->> 'date')::date, x.v ->> 'status'
+        FROM pg_temp.dual_write_habits e JOIN pg_temp.dual_write_prior p USING (habit_tracker_id)
+        JOIN public.habits h ON h.week_id = p.week_id AND h.position = e.position
+        CROSS JOIN LATERAL jsonb_array_elements(e.records) AS x (v)
+        WHERE h.week_id = ANY (ARRAY(SELECT week_id FROM pg_temp.dual_write_prior))
+        ON CONFLICT (habit_id, record_date) DO UPDATE SET status = EXCLUDED.status
+            WHERE habit_records.status IS DISTINCT FROM EXCLUDED.status
+        """,
+        """
         WITH new_weeks AS (
             INSERT INTO public.weeks (child_id, week_start_date, week_period, source_habit_tracker_id)
             SELECT c.id, f.week_start_date, f.week_period, f.habit_tracker_id
@@ -127,13 +166,14 @@ enum DualWriteStatements {
         SELECT h.id, (x.v ->> 'date')::date, x.v ->> 'status'
         FROM new_habits h JOIN new_weeks w ON w.id = h.week_id
         JOIN pg_temp.dual_write_habits e ON e.habit_tracker_id = w.source_habit_tracker_id AND e.position = h.position
-        CROSS JOIN LATERAL jsonb_array_elements(e.records) AS x (v);
-
+        CROSS JOIN LATERAL jsonb_array_elements(e.records) AS x (v)
+        """,
+        """
         DELETE FROM public.children c
         WHERE c.id = ANY (ARRAY(SELECT child_id FROM pg_temp.dual_write_prior))
-          AND NOT EXISTS (SELECT FROM public.weeks w WHERE w.child_id = c.id);
-
-        """
+          AND NOT EXISTS (SELECT FROM public.weeks w WHERE w.child_id = c.id)
+        """,
+    ]
 
     /// One `idempotency_log` row per change (the seed's operation names), drift for the
     /// rows that cannot be projected and, in shadow mode, for every difference between the

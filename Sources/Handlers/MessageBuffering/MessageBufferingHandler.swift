@@ -36,7 +36,7 @@ public struct MessageBufferingHandler: Handler {
     public static let messagesTable = "public.buffered_messages"
     public static let flagsTable = "public.feature_flags"
     public static let flagName = "message_buffering"
-    /// The committer session's own (019): `changerelay.create_message_buffer_staging()` makes it.
+    /// The committer session's own (024): `changerelay.create_message_buffer_staging_kept()` makes it.
     public static let stagingTable = TableName(schema: "pg_temp", name: "message_buffer_staged")
 
     public let name = "message_buffering"
@@ -44,7 +44,7 @@ public struct MessageBufferingHandler: Handler {
     public let reports: Set<DeliveryLog> = [.bufferProcessingJob]
     public let staging: Staging? = Staging(table: Self.stagingTable,
                                            statements: "SELECT changerelay.apply_staged_message_buffers() AS applied",
-                                           sessionSetup: "SELECT changerelay.create_message_buffer_staging()")
+                                           sessionSetup: "SELECT changerelay.create_message_buffer_staging_kept()")
     public let followsCommitTime = true
     public let settings: Settings
     public let state: MessageBufferState

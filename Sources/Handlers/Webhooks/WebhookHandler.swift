@@ -21,7 +21,7 @@ import PlannedEffects
 public struct WebhookHandler: Handler {
     public static let configsTable = "public.webhook_configs"
     public static let logTable = TableName(schema: "public", name: "webhook_logs")
-    /// The committer session's own (018): `changerelay.create_webhook_logs_staging()` makes it.
+    /// The committer session's own (024): `changerelay.create_webhook_logs_staging_kept()` makes it.
     public static let stagingTable = TableName(schema: "pg_temp", name: "webhook_logs_staged")
     public static let configLog = TableName(schema: "changerelay", name: "webhook_config_log")
     /// The prefix of a webhook delivery's `auth`: the dispatcher signs it with that config's secret.
@@ -36,7 +36,7 @@ public struct WebhookHandler: Handler {
     public let staging: Staging? = Staging(table: Self.stagingTable,
                                            statements: "EXECUTE changerelay_insert_webhook_log_rows",
                                            sessionSetup: """
-                                               SELECT changerelay.create_webhook_logs_staging();
+                                               SELECT changerelay.create_webhook_logs_staging_kept();
                                                SELECT changerelay.prepare_webhook_log_rows()
                                                """)
     public let cache: WebhookConfigCache
