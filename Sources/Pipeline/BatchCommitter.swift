@@ -231,6 +231,7 @@ public final class BatchCommitter: TransactionSink {
             let connection = try connected()
             if batch.copying != nil { try connection.endCopy() }
             if !batch.began { try connection.execute("BEGIN") }
+            if StagingSweep.replans(batch.staged) { try connection.execute("DISCARD PLANS") }
             var ran: [(staging: Staging, bytes: Int)] = []
             for (table, bytes) in batch.staged {
                 if let handler = router.stagingHandler(for: table), let staging = handler.staging {

@@ -20,6 +20,16 @@ struct StagingSweep {
 
     /// One simple query that empties, for each staging that ran with `bytes` staged, its
     /// staging table and scratch tables; nil when there are none.
+    /// Whether a batch that staged `staged` (bytes by table) should have its session's plans
+    /// made again before its statements run. Handlers prepare their statements once a session
+    /// (the dual-write sync's, the webhook log rows' insert), and Postgres keeps the plan it
+    /// made for the tables as they were then: one made in a run of small batches (a few rows
+    /// in each temporary table) must not serve a backlog's batch of thousands. A batch this
+    /// large then ends with a truncation, so the next batch plans afresh too.
+    static func replans(_ staged: [TableName: Int]) -> Bool {
+        staged.values.contains { $0 >= truncationBytes }
+    }
+
     mutating func statement(emptying stagings: [(staging: Staging, bytes: Int)]) -> String? {
         let statements = stagings.map { staging, bytes in
             let total = stagedSinceTruncation[staging.table, default: 0] + bytes

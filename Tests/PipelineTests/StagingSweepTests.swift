@@ -34,4 +34,11 @@ struct StagingSweepTests {
             DELETE FROM "pg_temp"."dual_write_rows"
             """)
     }
+
+    @Test func onlyABatchThatStagedATruncationsWorthInOneTablePlansAfresh() {
+        let webhookTable = webhooks.table, dualWriteTable = dualWrite.table
+        #expect(!StagingSweep.replans([:]))
+        #expect(!StagingSweep.replans([webhookTable: StagingSweep.truncationBytes - 1, dualWriteTable: StagingSweep.truncationBytes - 1]))
+        #expect(StagingSweep.replans([webhookTable: 10, dualWriteTable: StagingSweep.truncationBytes]))
+    }
 }

@@ -45,7 +45,8 @@ enum DualWriteStatements {
     /// batch's cost (3.7 ms of a batch of a few rows, of which the planning of a dozen
     /// statements took the most). They have no parameters, so Postgres keeps the plan it
     /// made at the first batch, and makes it again when a table they read changes, as the
-    /// committer's periodic truncation of the staging tables does (`StagingSweep`). They
+    /// committer's periodic truncation of the staging tables does, and before a batch much
+    /// larger than the ones the plans were made for (`StagingSweep`). They
     /// are written to be planned on guesses: the temporary tables have no statistics, and
     /// guessed high, their costs would have JIT compile statements that run in milliseconds
     /// (it took longer than running them), so JIT is off for the rest of the checkpoint
