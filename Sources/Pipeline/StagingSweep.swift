@@ -9,7 +9,8 @@ import PlannedEffects
 /// `TRUNCATE` gives the table a new, empty file, at about 0.35 ms a table. So a table is
 /// truncated once about `truncationBytes` have been staged into it since its last
 /// truncation, and deleted from otherwise: a small batch pays a delete, and what later
-/// batches walk stays under that size.
+/// batches walk stays under that size. The size also marks a batch large enough to plan
+/// afresh (`replans`).
 struct StagingSweep {
     static let truncationBytes = 256 << 10
 
@@ -18,8 +19,6 @@ struct StagingSweep {
     /// then truncated early, never late.
     private var stagedSinceTruncation: [TableName: Int] = [:]
 
-    /// One simple query that empties, for each staging that ran with `bytes` staged, its
-    /// staging table and scratch tables; nil when there are none.
     /// Whether a batch that staged `staged` (bytes by table) should have its session's plans
     /// made again before its statements run. Handlers prepare their statements once a session
     /// (the dual-write sync's, the webhook log rows' insert), and Postgres keeps the plan it
@@ -30,6 +29,8 @@ struct StagingSweep {
         staged.values.contains { $0 >= truncationBytes }
     }
 
+    /// One simple query that empties, for each staging that ran with `bytes` staged, its
+    /// staging table and scratch tables; nil when there are none.
     mutating func statement(emptying stagings: [(staging: Staging, bytes: Int)]) -> String? {
         let statements = stagings.map { staging, bytes in
             let total = stagedSinceTruncation[staging.table, default: 0] + bytes
