@@ -239,11 +239,15 @@ public final class BatchCommitter: TransactionSink {
                     ran.append((staging, bytes))
                 }
             }
-            if let emptying = sweep.statement(emptying: ran) { try connection.execute(emptying) }
+            // The rest in one round trip: the emptying of the staging tables, the checkpoint,
+            // the dispatchers' wake-up and COMMIT. An error in one skips the others, and the
+            // transaction is rolled back with the connection.
+            var closing = sweep.statement(emptying: ran).map { [$0] } ?? []
             CrashPoint.batchCopied.reach()
-            try checkpoint.write(end, on: connection)
-            if batch.deliveries > 0 { try DeliveryNotifications.notify(on: connection) }
-            try connection.execute("COMMIT")
+            closing.append(checkpoint.statement(writing: end))
+            if batch.deliveries > 0 { closing.append(DeliveryNotifications.statement) }
+            closing.append("COMMIT")
+            try connection.execute(closing.joined(separator: ";\n"))
         } catch {
             // The connection is in doubt: drop it. The stream re-sends the batch from the last checkpoint.
             connection = nil

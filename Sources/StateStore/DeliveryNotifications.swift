@@ -8,7 +8,5 @@ public enum DeliveryNotifications {
     static let channel = "changerelay_deliveries"
 
     /// Wakes every listening dispatcher once the caller's open transaction commits.
-    public static func notify(on db: PostgresConnection) throws(PostgresError) {
-        try db.execute("NOTIFY " + channel)
-    }
+    public static let statement = "NOTIFY " + channel
 }

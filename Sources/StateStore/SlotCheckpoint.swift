@@ -17,11 +17,13 @@ public struct SlotCheckpoint: Sendable {
         return row.value("lsn").flatMap { LSN($0) } ?? .zero
     }
 
-    /// Moves the checkpoint to `lsn`, inside the caller's open transaction.
-    public func write(_ lsn: LSN, on db: PostgresConnection) throws(PostgresError) {
-        try db.query("""
-            INSERT INTO changerelay.checkpoints (slot_name, lsn, updated_at) VALUES ($1, $2::pg_lsn, now())
-            ON CONFLICT (slot_name) DO UPDATE SET lsn = EXCLUDED.lsn, updated_at = now()
-            """, [slot, lsn.description])
+    /// The statement that moves the checkpoint to `lsn`, for the caller's open transaction.
+    /// A literal rather than a parameterised query, so the committer can send it in one
+    /// round trip with the rest of its transaction's end (`BatchCommitter`).
+    public func statement(writing lsn: LSN) -> String {
+        """
+        INSERT INTO changerelay.checkpoints (slot_name, lsn, updated_at) VALUES (\(quoteLiteral(slot)), \(quoteLiteral(lsn.description))::pg_lsn, now())
+        ON CONFLICT (slot_name) DO UPDATE SET lsn = EXCLUDED.lsn, updated_at = now()
+        """
     }
 }

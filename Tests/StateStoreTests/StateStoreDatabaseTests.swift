@@ -71,11 +71,16 @@ import Testing
         let checkpoint = SlotCheckpoint(slot: "changerelay")
         #expect(try checkpoint.read(on: db) == .zero)
         try db.execute("BEGIN")
-        try checkpoint.write(LSN(0x1_0000_0230), on: db)
+        try db.execute(checkpoint.statement(writing: LSN(0x1_0000_0230)))
         try db.execute("COMMIT")
-        try checkpoint.write(LSN(0x1_0000_0460), on: db)
+        #expect(try checkpoint.read(on: db) == LSN(0x1_0000_0230))
+        try db.execute(checkpoint.statement(writing: LSN(0x1_0000_0460)))
         #expect(try checkpoint.read(on: db) == LSN(0x1_0000_0460))
         #expect(try SlotCheckpoint(slot: "other").read(on: db) == .zero)
+        // A slot's name is a literal in the statement: one with a quote is written as it is.
+        let quoted = SlotCheckpoint(slot: "it's")
+        try db.execute(quoted.statement(writing: LSN(0x10)))
+        #expect(try quoted.read(on: db) == LSN(0x10))
     }
 
     @Test func aDeliveryIsCopiedClaimedRecordedRequeuedAndReleasedWithItsLogRows() throws {
@@ -98,7 +103,7 @@ import Testing
             try rows.values(of: Self.planned(2, report: DeliveryReport(log: foreign, payload: "1"))),
         ]))
         try db.endCopy()
-        try DeliveryNotifications.notify(on: db)
+        try db.execute(DeliveryNotifications.statement)
         let listener = try cluster.connect()
         let queue = DeliveryQueue(logs: BuiltInHandlers.deliveryLogs, claimLimit: 10, lease: .seconds(45),
                                   logger: Logger(label: "test"))
