@@ -9,7 +9,7 @@ public struct ChunkQuery: Sendable, Hashable {
     public var parameters: [String?]
 
     public init(table: BackfillTable, where condition: String?, after cursor: [String]?, limit: Int) {
-        let quotedTable = quoteIdentifier(table.name.schema) + "." + quoteIdentifier(table.name.name)
+        let quotedTable = table.name.quoted
         let keys = table.keyColumns.map(quoteIdentifier)
         var conditions: [String] = []
         var parameters: [String?] = []

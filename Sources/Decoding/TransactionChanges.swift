@@ -1,3 +1,5 @@
+import Core
+
 /// A table by schema and name.
 public struct TableName: Sendable, Hashable, CustomStringConvertible {
     public var schema: String
@@ -9,6 +11,9 @@ public struct TableName: Sendable, Hashable, CustomStringConvertible {
     }
 
     public var description: String { schema + "." + name }
+
+    /// `"schema"."name"`, for SQL that names the table whatever its spelling.
+    public var quoted: String { quoteIdentifier(schema) + "." + quoteIdentifier(name) }
 }
 
 /// The changes of one transaction, in order. Small transactions live in memory; a large

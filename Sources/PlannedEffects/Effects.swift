@@ -99,7 +99,7 @@ public struct Staging: Sendable, Hashable {
     /// What the committer runs after `statements`, in the same transaction: deletes the rows
     /// of `table` and `scratchTables`, or truncates them (`StagingSweep` says which).
     public func emptying(truncating: Bool) -> String {
-        let tables = ([table] + scratchTables).map { quoteIdentifier($0.schema) + "." + quoteIdentifier($0.name) }
+        let tables = ([table] + scratchTables).map(\.quoted)
         return truncating ? "TRUNCATE " + tables.joined(separator: ", ")
             : tables.map { "DELETE FROM " + $0 }.joined(separator: ";\n")
     }

@@ -15,7 +15,7 @@ public struct CopyTarget: Sendable, Hashable {
 
     /// `COPY "schema"."table" ("a", "b") FROM STDIN`, for rows in COPY's text format.
     public var statement: String {
-        "COPY " + quoteIdentifier(table.schema) + "." + quoteIdentifier(table.name)
+        "COPY " + table.quoted
             + " (" + columns.map(quoteIdentifier).joined(separator: ", ") + ") FROM STDIN"
     }
 }
