@@ -17,7 +17,8 @@ import StateStore
 ///
 /// A handler whose effects are more than inserts stages its rows (`Staging`): after the
 /// batch's rows are copied, its statements apply them in the same transaction, before the
-/// checkpoint, and the committer empties its tables (`StagingSweep`).
+/// checkpoint, and the committer empties its tables (`StagingSweep`). Deliveries whose log
+/// stages them (`DeliveryLog.stagingTable`) are copied there, not into `deliveries`.
 public final class BatchCommitter: TransactionSink {
     public struct Settings: Sendable {
         public var stateURL: String
@@ -125,19 +126,22 @@ public final class BatchCommitter: TransactionSink {
         }
         try planning(transaction) { effect in
             let target: Int
+            let staged: TableName?
+            let before: Int
             switch effect {
             case .delivery(let planned):
-                target = 0
-                CopyText.appendRow(try deliveryRows.values(of: planned), to: &batch.rows[0])
+                staged = router.stagingTable(for: planned.delivery.report)
+                target = staged.map { number(of: CopyTarget(table: $0, columns: DeliveryRows.target.columns)) } ?? 0
+                before = batch.rows[target].count
+                CopyText.appendRow(try deliveryRows.values(of: planned), to: &batch.rows[target])
                 batch.deliveries += 1
             case .row(let row):
+                staged = router.stagingHandler(for: row.table) != nil ? row.table : nil
                 target = number(of: CopyTarget(table: row.table, columns: row.columns))
-                let before = batch.rows[target].count
+                before = batch.rows[target].count
                 CopyText.appendRow(row.values, to: &batch.rows[target])
-                if router.stagingHandler(for: row.table) != nil {
-                    batch.staged[row.table, default: 0] += batch.rows[target].count - before
-                }
             }
+            if let staged { batch.staged[staged, default: 0] += batch.rows[target].count - before }
             if batch.rows[target].count >= Self.pieceBytes { try send(target) }
         }
         try transaction.changes.forEach { _, change in

@@ -29,14 +29,21 @@ public struct DeliveryLog: Sendable, Hashable {
     /// (a webhook whose config is inactive). nil for none. Decided per endpoint, not per
     /// row, so a paused endpoint's backlog costs a claim nothing.
     public var endpointCondition: EndpointCondition?
+    /// Where the deliveries that report into this log are staged, in `deliveries`' own
+    /// columns (`DeliveryRows.target`), instead of being copied into `deliveries`: the
+    /// statements of the handler that stages rows there insert each one together with its
+    /// log row, so the delivery's report can name the row it keeps current. nil: copied
+    /// into `deliveries` directly.
+    public var stagingTable: TableName?
 
     public init(key: String, table: TableName, recordFragment: String, requeueFragment: String? = nil,
-                endpointCondition: EndpointCondition? = nil) {
+                endpointCondition: EndpointCondition? = nil, stagingTable: TableName? = nil) {
         self.key = key
         self.table = table
         self.recordFragment = recordFragment
         self.requeueFragment = requeueFragment
         self.endpointCondition = endpointCondition
+        self.stagingTable = stagingTable
     }
 }
 

@@ -12,14 +12,12 @@ public enum RequiredMigration: Sendable {
     /// 011's workflow log, the automation cache as of the checkpoint.
     case automationWorkflowLog
     /// 012's `deliveries.endpoint`, written with every planned delivery and read by every
-    /// claim, and the staging of `webhook_logs` rows.
+    /// claim, and `webhook_log_ids`, where the tries of deliveries queued before 025 find
+    /// their `webhook_logs` rows.
     case webhooks
-    /// 018's temporary staging of `webhook_logs` rows, which the batch committer creates on
-    /// each connection and its prepared insert (022) reads.
-    case webhookLogStaging
-    /// 022's `prepare_webhook_log_rows()`, which the batch committer calls on each
-    /// connection to prepare the insert of its staged `webhook_logs` rows.
-    case webhookLogInsert
+    /// 025's staging of webhook deliveries and the statement that queues them with their
+    /// `webhook_logs` rows, which the batch committer sets up on each connection.
+    case webhookDeliveryStaging
     /// 017's claim indexes (keyed on `completed_at`, which replaced 013's): without them
     /// every claim walks every due row.
     case claimIndexes
@@ -45,8 +43,7 @@ public enum RequiredMigration: Sendable {
         case .automationWorkflowLog: "011_automation_workflow_log.sql"
         case .webhooks: "012_webhooks.sql"
         case .claimIndexes: "017_hot_claims.sql"
-        case .webhookLogStaging: "018_webhook_log_session_staging.sql"
-        case .webhookLogInsert: "022_webhook_log_rows_conflict.sql"
+        case .webhookDeliveryStaging: "025_webhook_deliveries_staged.sql"
         case .messageBuffering: "014_message_buffering.sql"
         case .schedules: "015_schedules.sql"
         case .backfills: "016_backfills.sql"
@@ -66,10 +63,8 @@ public enum RequiredMigration: Sendable {
             "to_regclass('changerelay.webhook_log_ids') IS NOT NULL"
         case .claimIndexes:
             "to_regclass('changerelay.deliveries_endpoint_open') IS NOT NULL"
-        case .webhookLogStaging:
-            "to_regprocedure('changerelay.create_webhook_logs_staging()') IS NOT NULL"
-        case .webhookLogInsert:
-            "to_regprocedure('changerelay.prepare_webhook_log_rows()') IS NOT NULL"
+        case .webhookDeliveryStaging:
+            "to_regprocedure('changerelay.prepare_webhook_deliveries()') IS NOT NULL"
         case .messageBuffering:
             "to_regclass('changerelay.buffer_messages') IS NOT NULL"
         case .schedules:

@@ -15,6 +15,8 @@ import Testing
         #expect(DeliveryReport.automationExecution(id: "6f1d4c1e-5b7a-5d0c-9a57-3f0c2b9e8d11").json
                     == #"{"automation_execution":"6f1d4c1e-5b7a-5d0c-9a57-3f0c2b9e8d11"}"#)
         #expect(DeliveryReport.bufferProcessingJob(bufferID: "41").json == #"{"buffer_processing_job":{"buffer_id":"41"}}"#)
+        #expect(DeliveryReport.webhookLog(webhookID: "msg_1", configID: "7").json
+                    == #"{"webhook_log":{"webhook_id":"msg_1","config_id":"7"}}"#)
         #expect(DeliveryReport.triggerAttempts(triggerName: #"a "b"\"#, recordID: "\n").json
                     == #"{"trigger_attempts":{"trigger_name":"a \"b\"\\","record_id":"\n"}}"#)
     }
@@ -46,5 +48,17 @@ import Testing
         let router = Router(handlers)
         #expect(router.reports == BuiltInHandlers.deliveryLogs)
         #expect(handlers.allSatisfy { $0.reports.isSubset(of: BuiltInHandlers.deliveryLogs) })
+    }
+
+    /// Only a webhook's delivery is staged, where its handler's statement queues it with its
+    /// log row (sql/025); every other delivery goes straight into `deliveries`.
+    @Test func onlyWebhookDeliveriesAreStagedAndWhereTheirHandlerQueuesThem() throws {
+        let webhooks = WebhookHandler(rules: WebhookRule.builtIn, cache: WebhookConfigCache(), logger: Logger(label: "test"))
+        let router = Router([webhooks, ConversationCheckHandler(.init(baseURL: "http://127.0.0.1:9"))])
+        let table = try #require(router.stagingTable(for: .webhookLog(webhookID: "msg_1", configID: "7")))
+        #expect(table == WebhookHandler.stagingTable && webhooks.staging?.table == table)
+        #expect(router.stagingTable(for: .triggerAttempts(triggerName: "t", recordID: "1")) == nil)
+        #expect(router.stagingTable(for: nil) == nil)
+        #expect(BuiltInHandlers.deliveryLogs.compactMap(\.stagingTable) == [WebhookHandler.stagingTable])
     }
 }

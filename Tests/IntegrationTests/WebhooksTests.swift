@@ -90,11 +90,11 @@ import Testing
         #expect(!run.stderr.contains(Self.secret) && !run.stderr.contains("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"))
     }
 
-    /// Without 018 the committer would stage log rows where no one reads them, without 022
-    /// it could not prepare their insert, and without 024 it could not create staging tables
-    /// that it empties itself: such a database is refused by name, at start. The migration's
-    /// rollback and a second application leave a database that logs every event once.
-    @Test(arguments: ["018_webhook_log_session_staging", "022_webhook_log_rows_conflict", "024_staging_emptied_by_committer"])
+    /// Without 024 the committer could not create staging tables that it empties itself, and
+    /// without 025 it could neither stage webhook deliveries nor queue them with their log
+    /// rows: such a database is refused by name, at start. The migration's rollback and a
+    /// second application leave a database that logs every event once.
+    @Test(arguments: ["024_staging_emptied_by_committer", "025_webhook_deliveries_staged"])
     func aDatabaseWithoutTheLogStagingIsRefusedByNameAndItsRollbackReapplies(migration: String) throws {
         let setup = try RunPipelineTests.prepare()
         defer { try? setup.cluster.stop(); setup.receiver.stop() }

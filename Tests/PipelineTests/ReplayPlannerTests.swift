@@ -53,16 +53,14 @@ import Testing
         #expect(new == ReplayPlanner.Verdict(write: [Self.queued, check], new: 1, alreadyPlanned: 0))
     }
 
-    /// A webhook change fans out to several configs: one config's delivery is new, another's
-    /// is planned; the staged log rows ride along (the staging SQL skips a logged webhook-id).
+    /// A change with several deliveries, one new and one planned: its follower rides along
+    /// with the new one. (A webhook's log row is no planned row: the statement that queues
+    /// its delivery writes it, sql/025.)
     @Test func followersAreWrittenWhenAnyDeliveryOfTheirChangeIsNew() throws {
         let old = Self.delivery("webhooks", index: 0, key: "msg_old")
         let new = Self.delivery("webhooks", index: 0, key: "msg_new")
-        let rows = ["msg_old", "msg_new"].map { id in
-            PlannedEffect.row(PlannedRow(table: WebhookHandler.stagingTable, ["webhook_id": id, "config_id": "1"]))
-        }
-        let decided = try verdict(rows + [old, new], known: [.deliveries: ["msg_old"]])
-        #expect(decided == ReplayPlanner.Verdict(write: rows + [new], new: 1, alreadyPlanned: 1))
+        let decided = try verdict([Self.queued, old, new], known: [.deliveries: ["msg_old"]])
+        #expect(decided == ReplayPlanner.Verdict(write: [Self.queued, new], new: 1, alreadyPlanned: 1))
     }
 
     /// A staged dual-write change is known by its own key in idempotency_log.

@@ -248,19 +248,113 @@ import Testing
         #expect(try queue.openDeliveries(on: db) == again)
     }
 
-    /// A batch's webhook_logs rows (018, 024) are staged in the committing session's own
-    /// temporary table: another session never sees them, a rollback or the committer's
-    /// emptying (a delete or a truncation) leaves the table empty, and an event staged again
-    /// (its batch replayed) gets no second row. The
-    /// committer inserts them with the statement its session prepared (022); 020's function
-    /// and 021's statement do the same for binaries from before it.
-    @Test func webhookLogRowsAreStagedPerSessionAndLoggedOncePerEvent() throws {
+    /// A batch's webhook deliveries (025) are staged in the committing session's own
+    /// temporary table, in `deliveries`' columns: another session never sees them, and a
+    /// rollback or the committer's emptying (a delete or a truncation) leaves the table empty.
+    /// The statement the session prepared queues them in the order they were staged, each
+    /// with one `webhook_logs` row whose id its report names; an event staged again (its
+    /// batch replayed, or twice in one batch) is queued and logged once.
+    @Test func webhookDeliveriesAreStagedPerSessionAndQueuedWithOneLogRowEach() throws {
         let cluster = try Self.startCluster()
         defer { try? cluster.stop() }
         let db = try cluster.connect()
         let other = try cluster.connect()
         let staging = try #require(WebhookHandler(rules: [], cache: WebhookConfigCache(), logger: Logger(label: "test")).staging)
         let setup = try #require(staging.sessionSetup)
+        // Again on a session that has it already: a reconnect's setup must not fail.
+        for session in [db, db, other] { try session.execute(setup) }
+        let config = try db.execute("""
+            INSERT INTO public.webhook_configs (name, url, events) VALUES ('c', 'http://127.0.0.1:9/', '{x}') RETURNING id::text AS id
+            """).value("id")!
+        var rows = DeliveryRows()
+        /// Copies the deliveries of `ids` into the staging table, as the committer does.
+        func stage(_ ids: [String], config: String = config) throws {
+            try db.beginCopy(CopyTarget(table: WebhookHandler.stagingTable, columns: DeliveryRows.target.columns).statement)
+            try db.putCopyData(Self.copyText(try ids.map { id in
+                try rows.values(of: PositionedDelivery(
+                    handler: "webhooks", position: ChangePosition(commitLSN: LSN(0x300), index: 0),
+                    delivery: PlannedDelivery(target: config + ":x.created", url: "http://127.0.0.1:9/",
+                                              body: #"{"type":"x.created","id":"\#(id)"}"#, orderingKey: "webhook:" + config,
+                                              retryPolicy: .fixed(delay: .seconds(1), maxAttempts: 1),
+                                              report: .webhookLog(webhookID: id, configID: config),
+                                              endpoint: "webhook:" + config, idempotencyKey: id)))
+            }))
+            try db.endCopy()
+        }
+        func staged(on session: PostgresConnection) throws -> String? {
+            try session.execute("SELECT count(*) AS n FROM pg_temp.webhook_deliveries_staged").value("n")
+        }
+        /// Every queued delivery in id order: its key, and its log row's payload id, config and event type.
+        func queued() throws -> [[String?]] {
+            try db.execute("""
+                SELECT d.idempotency_key, w.payload->>'id' AS payload, coalesce(w.webhook_config_id::text, '-') AS config,
+                       w.event_type, w.attempt_count::text
+                FROM changerelay.deliveries d
+                LEFT JOIN public.webhook_logs w ON w.id::text = d.report->'webhook_log'->>'id'
+                ORDER BY d.id
+                """).rows
+        }
+        func logged(_ ids: [String], config: String = config) -> [[String?]] {
+            ids.map { [$0, $0, config, "x.created", "0"] }
+        }
+
+        try db.execute("BEGIN")
+        try stage(["msg_c", "msg_a", "msg_b"])
+        #expect(try staged(on: other) == "0")
+        try db.execute(staging.statements)
+        try db.execute(staging.emptying(truncating: false))
+        try db.execute("COMMIT")
+        #expect(try staged(on: db) == "0")
+        #expect(try queued() == logged(["msg_c", "msg_a", "msg_b"]))
+
+        try db.execute("BEGIN")
+        try stage(["msg_e"])
+        try db.execute("ROLLBACK")
+        #expect(try staged(on: db) == "0")
+
+        // Replayed (b, c), twice in one batch (d), and for a config deleted since (orphan).
+        let gone = try db.execute("SELECT (max(id) + 1)::text AS id FROM public.webhook_configs").value("id")!
+        try db.execute("BEGIN")
+        try stage(["msg_b", "msg_d", "msg_c", "msg_d"])
+        try stage(["msg_orphan"], config: gone)
+        try db.execute(staging.statements)
+        try db.execute(staging.emptying(truncating: true))
+        try db.execute("COMMIT")
+        #expect(try staged(on: db) == "0")
+        #expect(try queued() == logged(["msg_c", "msg_a", "msg_b", "msg_d"]) + [["msg_orphan", "msg_orphan", "-", "x.created", "0"]])
+        #expect(try db.execute("SELECT count(*) AS n FROM public.webhook_logs").value("n") == "5")
+        #expect(try db.execute("SELECT count(*) AS n FROM changerelay.webhook_log_ids").value("n") == "0")
+
+        // 025 applied again, and its statement prepared again on a session that has it.
+        try db.execute(try String(contentsOfFile: Self.repositoryRoot + "/sql/025_webhook_deliveries_staged.sql", encoding: .utf8))
+        try db.execute(setup)
+        try db.execute("BEGIN")
+        try stage(["msg_f"])
+        try db.execute(staging.statements)
+        try db.execute(staging.emptying(truncating: false))
+        try db.execute("COMMIT")
+        #expect(try queued().last == logged(["msg_f"])[0])
+
+        // Rolled back, the queued deliveries are mapped for binaries from before 025.
+        try db.execute(try String(contentsOfFile: Self.repositoryRoot + "/sql/025_webhook_deliveries_staged.rollback.sql",
+                                  encoding: .utf8))
+        #expect(try db.execute("""
+            SELECT count(*) AS n FROM changerelay.webhook_log_ids m JOIN public.webhook_logs w ON w.id::text = m.log_id
+            WHERE w.payload->>'id' = m.webhook_id
+            """).value("n") == "6")
+    }
+
+    /// The staged webhook_logs rows of binaries from before 025 (018, 020 to 022, 024) still
+    /// get one row per event through their own statements, which stay for them.
+    @Test func webhookLogRowsOfBinariesFromBefore025AreLoggedOncePerEvent() throws {
+        let cluster = try Self.startCluster()
+        defer { try? cluster.stop() }
+        let db = try cluster.connect()
+        let other = try cluster.connect()
+        // What a binary from before 025 set up and ran: 024's table, 022's statement.
+        let setup = "SELECT changerelay.create_webhook_logs_staging_kept(); SELECT changerelay.prepare_webhook_log_rows()"
+        let staging = Staging(table: TableName(schema: "pg_temp", name: "webhook_logs_staged"),
+                              statements: "EXECUTE changerelay_insert_webhook_log_rows", sessionSetup: setup)
         // Again on a session that has it already: a reconnect's setup must not fail.
         for session in [db, db, other] { try session.execute(setup) }
         /// The batch's insert, as the committer runs it; returns how many events got a row.
@@ -503,25 +597,28 @@ import Testing
         #expect(plan.contains("Index Cond: (id = ANY"), "\(plan)")
     }
 
-    /// The committer's insert of staged webhook_logs rows has no parameters, so its session
-    /// plans it once and keeps that plan. Made while `webhook_log_ids` was empty (a new
-    /// install, a retention sweep), 021's lookup of the events logged already scanned the
-    /// whole table in every batch once it had grown; 022 finds them by the primary key's
-    /// conflict check, which no plan turns into a scan.
-    @Test func theLogRowInsertPlannedOnAnEmptyTableNeverScansTheLoggedEvents() throws {
+    /// The committer's queueing of staged webhook deliveries has no parameters, so its
+    /// session plans it once and keeps that plan. Made while `deliveries` was empty (a new
+    /// install, a retention sweep), it must still find the events queued already by the
+    /// unique key's conflict check, which no plan turns into a scan, once the table has grown.
+    @Test func theWebhookQueueingPlannedOnAnEmptyTableNeverScansTheQueuedEvents() throws {
         let cluster = try Self.startCluster()
         defer { try? cluster.stop() }
         let db = try cluster.connect()
-        try db.execute("VACUUM ANALYZE changerelay.webhook_log_ids")
+        try db.execute("VACUUM ANALYZE changerelay.deliveries")
         let staging = try #require(WebhookHandler(rules: [], cache: WebhookConfigCache(), logger: Logger(label: "test")).staging)
         try db.execute(try #require(staging.sessionSetup))
         try db.execute(staging.statements)
         try db.execute("""
-            INSERT INTO changerelay.webhook_log_ids (webhook_id, log_id) SELECT 'msg_' || g, g::text FROM generate_series(1, 20000) g;
-            INSERT INTO pg_temp.webhook_logs_staged (webhook_id, config_id, event_type, payload) VALUES ('msg_1', '1', 'x', '{}')
+            INSERT INTO changerelay.deliveries (idempotency_key, handler, source_lsn, target_url, body, retry_policy)
+            SELECT 'msg_' || g, 'webhooks', '0/1', 'http://127.0.0.1:9/', '{}', \(Self.oneTry) FROM generate_series(1, 20000) g;
+            INSERT INTO pg_temp.webhook_deliveries_staged (idempotency_key, handler, source_lsn, target_url, method, headers,
+                                                           body, retry_policy, report)
+            VALUES ('msg_1', 'webhooks', '0/1', 'http://127.0.0.1:9/', 'POST', '{}', '{"type":"x"}', \(Self.oneTry),
+                    '{"webhook_log":{"webhook_id":"msg_1","config_id":"1"}}')
             """)
         let plan = try Self.plan(of: staging.statements, on: db)
-        #expect(!plan.split(separator: "\n").contains { $0.contains("Scan") && $0.contains("webhook_log_ids") }, "\(plan)")
+        #expect(!plan.split(separator: "\n").contains { $0.contains("Scan") && $0.contains("on deliveries") }, "\(plan)")
         #expect(plan.contains("Conflict Resolution: NOTHING"), "\(plan)")
     }
 
@@ -529,7 +626,9 @@ import Testing
     /// automation_execution_logs) in place: none of the columns it sets is indexed, and the
     /// tables `sql/002` creates keep room on each page for the new version, so the tries of
     /// a batch write no index entry. Packed full (the default fillfactor, which a table the
-    /// applications created keeps), most rewrites are not in place.
+    /// applications created keeps), most rewrites are not in place. Half the webhook
+    /// deliveries name their row's id in their report (sql/025); the others, as a delivery
+    /// queued before 025, are found through `webhook_log_ids`: every row is rewritten.
     @Test func aTryRewritesItsSeedLogRowInPlace() throws {
         let cluster = try Self.startCluster()
         defer { try? cluster.stop() }
@@ -563,7 +662,8 @@ import Testing
                 FROM generate_series(1, 150) g;
                 INSERT INTO changerelay.deliveries (idempotency_key, handler, source_lsn, target_url, body, retry_policy, report)
                 SELECT 'w' || webhook_id, 'webhooks', '0/1'::pg_lsn, 'http://127.0.0.1:9/', '{}', \(Self.oneTry),
-                       jsonb_build_object('webhook_log', jsonb_build_object('webhook_id', webhook_id, 'config_id', '1'))
+                       jsonb_build_object('webhook_log', jsonb_build_object('webhook_id', webhook_id, 'config_id', '1')
+                           || CASE WHEN log_id::bigint % 2 = 0 THEN jsonb_build_object('id', log_id) ELSE '{}' END)
                 FROM changerelay.webhook_log_ids
                 UNION ALL
                 SELECT 'a' || id, 'automations', '0/1'::pg_lsn, 'http://127.0.0.1:9/', '{}', \(Self.oneTry),

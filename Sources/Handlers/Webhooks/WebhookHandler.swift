@@ -7,7 +7,8 @@ import PlannedEffects
 /// What seed 004's triggers and `send_webhook_with_retry()` did, on the durable pipeline:
 /// event rules turn a change into event types; every active `webhook_configs` row whose
 /// `events` match gets one signed delivery and one `webhook_logs` row, both written with
-/// the checkpoint.
+/// the checkpoint. The deliveries are staged (`DeliveryLog.webhookLog`), and one statement
+/// (sql/025) inserts each with its log row, whose id its report then carries.
 ///
 /// The config cache follows `webhook_configs` through the stream, so a config counts for
 /// exactly the changes committed after it. A row that cannot fire (a malformed `events`,
@@ -21,8 +22,8 @@ import PlannedEffects
 public struct WebhookHandler: Handler {
     public static let configsTable = "public.webhook_configs"
     public static let logTable = TableName(schema: "public", name: "webhook_logs")
-    /// The committer session's own (024): `changerelay.create_webhook_logs_staging_kept()` makes it.
-    public static let stagingTable = TableName(schema: "pg_temp", name: "webhook_logs_staged")
+    /// The committer session's own (025): `changerelay.create_webhook_deliveries_staging()` makes it.
+    public static let stagingTable = TableName(schema: "pg_temp", name: "webhook_deliveries_staged")
     public static let configLog = TableName(schema: "changerelay", name: "webhook_config_log")
     /// The prefix of a webhook delivery's `auth`: the dispatcher signs it with that config's secret.
     public static let signingCredentialPrefix = "webhook:"
@@ -34,10 +35,10 @@ public struct WebhookHandler: Handler {
     public let tables: Set<String>
     public let reports: Set<DeliveryLog> = [.webhookLog]
     public let staging: Staging? = Staging(table: Self.stagingTable,
-                                           statements: "EXECUTE changerelay_insert_webhook_log_rows",
+                                           statements: "EXECUTE changerelay_queue_webhook_deliveries",
                                            sessionSetup: """
-                                               SELECT changerelay.create_webhook_logs_staging_kept();
-                                               SELECT changerelay.prepare_webhook_log_rows()
+                                               SELECT changerelay.create_webhook_deliveries_staging();
+                                               SELECT changerelay.prepare_webhook_deliveries()
                                                """)
     public let cache: WebhookConfigCache
     private let rules: [String: [WebhookRule]]
@@ -72,9 +73,6 @@ public struct WebhookHandler: Handler {
             for config in cache.subscribers(of: eventType) {
                 let webhookID = "msg_" + StableID.uuid5(namespace: StableID.namespace,
                                                         name: position.key(handler: name, suffix: config.id + ":" + eventType))
-                effects.rows.append(PlannedRow(table: Self.stagingTable, [
-                    "webhook_id": webhookID, "config_id": config.id, "event_type": eventType, "payload": body,
-                ]))
                 effects.deliveries.append(PlannedDelivery(
                     target: config.id + ":" + eventType, url: config.url,
                     headers: config.headers,

@@ -2,8 +2,9 @@ import Decoding
 import PlannedEffects
 
 extension DeliveryLog {
-    /// A webhook's `webhook_logs` row, one per delivery: inserted with the batch that planned
-    /// it (`WebhookHandler.staging`), then kept current by each try (`attempt_count`,
+    /// A webhook's `webhook_logs` row, one per delivery: inserted with the delivery, by the
+    /// statement that queues the batch's staged deliveries (`WebhookHandler.staging`, sql/025),
+    /// which adds the row's id to the report (`id`); then kept current by each try (`attempt_count`,
     /// `response_status`, `response_body`, `error_message`, `completed_at` on success and on
     /// the final failure). A 410 Gone also sets the config inactive, as Standard Webhooks
     /// asks; the deliveries of an inactive config are not claimed: they wait, paused, in
@@ -13,7 +14,8 @@ extension DeliveryLog {
     ///
     /// Ids reach the seed's tables through `jsonb_populate_record`, which converts the text
     /// to the column's own type (the seed's bigint identity or an older uuid), so the
-    /// comparisons can use the tables' primary keys.
+    /// comparisons can use the tables' primary keys. A delivery queued before sql/025 has no
+    /// `id` in its report: its row is found through `webhook_log_ids`, as it was then.
     public static let webhookLog = DeliveryLog(
         key: "webhook_log", table: WebhookHandler.logTable,
         recordFragment: """
@@ -22,9 +24,9 @@ extension DeliveryLog {
                 SET attempt_count = u.attempt, response_status = u.http_status, response_body = left(u.body, 4096),
                     error_message = u.error,
                     completed_at = CASE WHEN u.status IN ('succeeded', 'dead') THEN now() ELSE w.completed_at END
-                FROM updated u JOIN changerelay.webhook_log_ids m ON m.webhook_id = u.report->'webhook_log'->>'webhook_id'
+                FROM updated u
                 WHERE u.report ? 'webhook_log'
-                  AND w.id = (jsonb_populate_record(NULL::public.webhook_logs, jsonb_build_object('id', m.log_id))).id),
+                  AND w.id = (jsonb_populate_record(NULL::public.webhook_logs, jsonb_build_object('id', \(logRowID("u"))))).id),
             webhook_gone AS (
                 UPDATE public.webhook_configs c SET is_active = false, updated_at = now()
                 FROM updated u
@@ -35,16 +37,28 @@ extension DeliveryLog {
         requeueFragment: """
             webhook_logs_requeued AS (
                 UPDATE public.webhook_logs w SET completed_at = NULL
-                FROM requeued r JOIN changerelay.webhook_log_ids m ON m.webhook_id = r.report->'webhook_log'->>'webhook_id'
+                FROM requeued r
                 WHERE r.report ? 'webhook_log'
-                  AND w.id = (jsonb_populate_record(NULL::public.webhook_logs, jsonb_build_object('id', m.log_id))).id)
+                  AND w.id = (jsonb_populate_record(NULL::public.webhook_logs, jsonb_build_object('id', \(logRowID("r"))))).id)
             """,
         endpointCondition: EndpointCondition(prefix: WebhookHandler.endpointPrefix, sql: """
             NOT EXISTS (SELECT FROM public.webhook_configs c
                         WHERE c.id = (jsonb_populate_record(NULL::public.webhook_configs, jsonb_build_object(
                                           'id', substr(e.endpoint, \(WebhookHandler.endpointPrefix.count + 1))))).id
                           AND c.is_active IS NOT TRUE)
-            """))
+            """),
+        stagingTable: WebhookHandler.stagingTable)
+
+    /// The `webhook_logs` id, as text, of the delivery whose report is `alias.report`. The
+    /// mapping is read only when the report lacks the id: COALESCE evaluates its subquery
+    /// only then.
+    private static func logRowID(_ alias: String) -> String {
+        """
+        coalesce(\(alias).report->'webhook_log'->>'id',
+                 (SELECT m.log_id FROM changerelay.webhook_log_ids m
+                  WHERE m.webhook_id = \(alias).report->'webhook_log'->>'webhook_id'))
+        """
+    }
 }
 
 extension DeliveryReport {

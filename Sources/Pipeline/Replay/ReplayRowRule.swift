@@ -31,14 +31,14 @@ enum ReplayRowRule: Sendable, Equatable {
     case keyed(column: String, lookup: KeyLookup)
     /// The row has no key of its own and belongs to its change's deliveries: written when one
     /// of them is new. The queued `trigger_execution_logs` row of a conversation check (a
-    /// second one would be a second check in the seed's logs), and a staged `webhook_logs` row,
-    /// which the committer's insert of staged log rows (022) also skips when its webhook-id has a row already.
+    /// second one would be a second check in the seed's logs). A webhook's `webhook_logs` row
+    /// is no planned row: the statement that queues its delivery writes it (sql/025).
     case followsDeliveries
 
     static func rule(for table: TableName) -> ReplayRowRule? {
         switch table {
         case DualWriteHandler.stagingTable: .keyed(column: "idempotency_key", lookup: .idempotencyLog)
-        case ConversationCheckHandler.logTable, WebhookHandler.stagingTable: .followsDeliveries
+        case ConversationCheckHandler.logTable: .followsDeliveries
         default: nil
         }
     }
