@@ -34,7 +34,14 @@ public struct PostgresTimestamp: Sendable, Hashable, Comparable {
 
     /// The text Postgres prints for a `timestamptz` with `TimeZone=UTC` and
     /// `DateStyle=ISO`: `2026-11-23 21:42:07.1234+00`, trailing fraction zeros dropped.
-    public var postgresText: String {
+    public var postgresText: String { formatted(dateTimeSeparator: UInt8(ascii: " "), zone: "+00") }
+
+    /// RFC 3339 in UTC (`2026-11-23T21:42:07.1234Z`), as webhook bodies carry times.
+    public var rfc3339: String { formatted(dateTimeSeparator: UInt8(ascii: "T"), zone: "Z") }
+
+    /// Written digit by digit into one buffer: a webhook's body carries its commit time, so
+    /// this runs for every event planned.
+    private func formatted(dateTimeSeparator: UInt8, zone: StaticString) -> String {
         var seconds = microseconds / 1_000_000
         var fraction = microseconds % 1_000_000
         if fraction < 0 { fraction += 1_000_000; seconds -= 1 }
@@ -42,20 +49,36 @@ public struct PostgresTimestamp: Sendable, Hashable, Comparable {
         var secondOfDay = seconds % 86_400
         if secondOfDay < 0 { secondOfDay += 86_400; days -= 1 }
         let (year, month, day) = CivilCalendar.date(daysSince2000: days)
-        var text = Self.pad(year, 4) + "-" + Self.pad(month, 2) + "-" + Self.pad(day, 2) + " "
-            + Self.pad(secondOfDay / 3600, 2) + ":" + Self.pad(secondOfDay / 60 % 60, 2) + ":"
-            + Self.pad(secondOfDay % 60, 2)
-        if fraction != 0 {
-            var digits = Self.pad(fraction, 6)
-            while digits.hasSuffix("0") { digits.removeLast() }
-            text += "." + digits
+        var text: [UInt8] = []
+        text.reserveCapacity(32)
+        func append(_ value: Int64, digits: Int) {
+            let decimal = Array(String(value).utf8)
+            if decimal.count < digits { text.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: digits - decimal.count)) }
+            text.append(contentsOf: decimal)
         }
-        return text + "+00"
-    }
-
-    /// RFC 3339 in UTC (`2026-11-23T21:42:07.1234Z`), as webhook bodies carry times.
-    public var rfc3339: String {
-        String(postgresText.dropLast(3).map { $0 == " " ? "T" : $0 }) + "Z"
+        func append(_ value: Int64, _ separator: UInt8?) {
+            text.append(UInt8(ascii: "0") + UInt8(value / 10))
+            text.append(UInt8(ascii: "0") + UInt8(value % 10))
+            if let separator { text.append(separator) }
+        }
+        append(year, digits: 4)
+        text.append(UInt8(ascii: "-"))
+        append(month, UInt8(ascii: "-"))
+        append(day, dateTimeSeparator)
+        append(secondOfDay / 3600, UInt8(ascii: ":"))
+        append(secondOfDay / 60 % 60, UInt8(ascii: ":"))
+        append(secondOfDay % 60, nil)
+        if fraction != 0 {
+            text.append(UInt8(ascii: "."))
+            var divisor: Int64 = 100_000
+            while fraction != 0 {
+                text.append(UInt8(ascii: "0") + UInt8(fraction / divisor))
+                fraction %= divisor
+                divisor /= 10
+            }
+        }
+        zone.withUTF8Buffer { text.append(contentsOf: $0) }
+        return String(decoding: text, as: UTF8.self)
     }
 
     /// RFC 3339 in UTC with exactly three fraction digits (`2026-11-23T21:42:07.120Z`), as log lines

@@ -183,11 +183,17 @@ private func eventTypes(_ change: Change) throws -> [String] {
         #expect(try plan(handler, transaction([Self.message], lsn: 0x40)).deliveries.isEmpty)
     }
 
-    @Test func aDiscardedBatchForgetsTheConfigsItTaught() throws {
+    /// Each time after the subscribers of the event were looked up, as the cache keeps them.
+    @Test func aDiscardedBatchOrATruncationForgetsTheConfigsItTaught() throws {
         let handler = makeHandler()
-        _ = try handler.plan(config(id: "1", events: "{*}"), at: 0, in: transaction([], lsn: 0x10))
+        let taught = transaction([config(id: "1", events: "{*}"), Self.message], lsn: 0x10)
+        _ = try handler.plan(config(id: "1", events: "{*}"), at: 0, in: taught)
+        #expect(try handler.plan(Self.message, at: 1, in: taught).deliveries.count == 2)
         handler.batchEnded(committed: false)
         #expect(try plan(handler, transaction([Self.message])).deliveries.isEmpty)
+
+        #expect(try plan(handler, transaction([config(id: "1", events: "{*}"), Self.message], lsn: 0x20)).deliveries.count == 2)
+        #expect(try plan(handler, transaction([change("webhook_configs", .truncate), Self.message], lsn: 0x30)).deliveries.isEmpty)
     }
 
     @Test func anUnchangedToastColumnKeepsWhatWasKnown() throws {

@@ -35,6 +35,19 @@ import Testing
         #expect(PostgresTimestamp(microsecondsSince2000: microseconds).postgresText == text)
     }
 
+    /// As webhook bodies carry commit times: the fraction as Postgres prints it, a year past 9999 whole.
+    @Test(arguments: [
+        (Int64(0), "2000-01-01T00:00:00Z"),
+        (Int64(1), "2000-01-01T00:00:00.000001Z"),
+        (Int64(-1), "1999-12-31T23:59:59.999999Z"),
+        (Int64(120_000), "2000-01-01T00:00:00.12Z"),
+        (Int64(825_505_327_123_456), "2026-02-27T11:02:07.123456Z"),
+        (Int64(252_455_616_000_000_000), "10000-01-01T00:00:00Z"),
+    ])
+    func printsRFC3339(microseconds: Int64, text: String) {
+        #expect(PostgresTimestamp(microsecondsSince2000: microseconds).rfc3339 == text)
+    }
+
     @Test(arguments: [
         (Int64(0), "2000-01-01T00:00:00.000Z"),
         (Int64(1), "2000-01-01T00:00:00.000Z"),

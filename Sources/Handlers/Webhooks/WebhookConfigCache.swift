@@ -9,8 +9,13 @@ import Synchronization
 public final class WebhookConfigCache: Sendable {
     private struct State {
         /// Every known row by id: usable, or why not (kept so a fix replaces it).
-        var configs: [String: Result<WebhookConfig, WebhookConfig.Unusable>] = [:]
+        var configs: [String: Result<WebhookConfig, WebhookConfig.Unusable>] = [:] {
+            didSet { subscribers.removeAll() }
+        }
         var undo: [Undo] = []
+        /// `subscribers(of:)` by event type, until the configs change: every change an event
+        /// rule fires for asks, and the configs change rarely.
+        var subscribers: [String: [WebhookConfig]] = [:]
     }
 
     private enum Undo {
@@ -45,12 +50,15 @@ public final class WebhookConfigCache: Sendable {
     /// same on every replay.
     public func subscribers(of eventType: String) -> [WebhookConfig] {
         state.withLock { state in
-            state.configs.keys.sorted().compactMap { id in
+            if let known = state.subscribers[eventType] { return known }
+            let found = state.configs.keys.sorted().compactMap { id -> WebhookConfig? in
                 guard case .success(let config)? = state.configs[id], config.isActive, config.wants(eventType) else {
                     return nil
                 }
                 return config
             }
+            state.subscribers[eventType] = found
+            return found
         }
     }
 
