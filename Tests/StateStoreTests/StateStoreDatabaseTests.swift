@@ -335,7 +335,32 @@ import Testing
         try db.execute("COMMIT")
         #expect(try queued().last == logged(["msg_f"])[0])
 
-        // Rolled back, the queued deliveries are mapped for binaries from before 025.
+        // sql/README's repair of the rows an older dispatcher sent without logging (a rolling
+        // update): msg_f sent, recorded in deliveries, its log row left as queued. Twice: it
+        // touches only rows behind their delivery.
+        try db.execute("""
+            UPDATE changerelay.deliveries SET status = 'succeeded', attempt = 1, last_http_status = 200, completed_at = now()
+            WHERE idempotency_key = 'msg_f';
+            INSERT INTO changerelay.delivery_attempts (delivery_id, attempt, started_at, http_status, response_body)
+            SELECT id, 1, now(), 200, 'ok' FROM changerelay.deliveries WHERE idempotency_key = 'msg_f'
+            """)
+        let readme = try String(contentsOfFile: Self.repositoryRoot + "/sql/README.md", encoding: .utf8)
+        let upgrading = try #require(readme.range(of: "## Upgrading across 025"))
+        let opening = try #require(readme.range(of: "```sql\n", range: upgrading.upperBound..<readme.endIndex))
+        let closing = try #require(readme.range(of: "```", range: opening.upperBound..<readme.endIndex))
+        let repair = String(readme[opening.upperBound..<closing.lowerBound])
+        for _ in 0..<2 {
+            try db.execute(repair)
+            #expect(try db.execute("""
+                SELECT w.attempt_count::text, w.response_status::text, w.response_body, w.completed_at IS NOT NULL
+                FROM public.webhook_logs w WHERE w.payload->>'id' = 'msg_f'
+                """).rows == [["1", "200", "ok", "t"]])
+            #expect(try db.execute("SELECT count(*) AS n FROM public.webhook_logs WHERE attempt_count > 0").value("n") == "1")
+        }
+
+        // Rolled back, the queued deliveries are mapped for binaries from before 025; an event
+        // mapped already (to a row of an earlier send) is mapped to its delivery's row now.
+        try db.execute("INSERT INTO changerelay.webhook_log_ids (webhook_id, log_id) VALUES ('msg_f', '0')")
         try db.execute(try String(contentsOfFile: Self.repositoryRoot + "/sql/025_webhook_deliveries_staged.rollback.sql",
                                   encoding: .utf8))
         #expect(try db.execute("""
@@ -628,7 +653,8 @@ import Testing
     /// a batch write no index entry. Packed full (the default fillfactor, which a table the
     /// applications created keeps), most rewrites are not in place. Half the webhook
     /// deliveries name their row's id in their report (sql/025); the others, as a delivery
-    /// queued before 025, are found through `webhook_log_ids`: every row is rewritten.
+    /// queued before 025, are found through `webhook_log_ids`: every row is rewritten, and
+    /// reopened by a re-queue.
     @Test func aTryRewritesItsSeedLogRowInPlace() throws {
         let cluster = try Self.startCluster()
         defer { try? cluster.stop() }
@@ -697,5 +723,9 @@ import Testing
                 SELECT count(*) AS n FROM public.webhook_logs WHERE response_status = 200 AND completed_at IS NOT NULL
                 """).value("n") == "150")
         }
+        // `deliveries retry` reopens the rows of both kinds of delivery alike.
+        try db.execute("UPDATE changerelay.deliveries SET status = 'dead' WHERE handler = 'webhooks'")
+        #expect(try DeliveryRequeue.requeue(.allDead, logs: BuiltInHandlers.deliveryLogs, on: db) == 150)
+        #expect(try db.execute("SELECT count(*) AS n FROM public.webhook_logs WHERE completed_at IS NULL").value("n") == "150")
     }
 }
