@@ -58,6 +58,7 @@ public final class BatchCommitter: TransactionSink {
     /// Every target seen so far, numbered; deliveries are 0.
     private var targets: [CopyTarget] = [DeliveryRows.target]
     private var targetNumbers: [CopyTarget: Int] = [DeliveryRows.target: 0]
+    private var stagedDeliveryTargets: [TableName: Int] = [:]
 
     struct Batch {
         /// Rows planned but not yet sent, by target number.
@@ -131,7 +132,7 @@ public final class BatchCommitter: TransactionSink {
             switch effect {
             case .delivery(let planned):
                 staged = router.stagingTable(for: planned.delivery.report)
-                target = staged.map { number(of: CopyTarget(table: $0, columns: DeliveryRows.target.columns)) } ?? 0
+                target = staged.map(number(ofDeliveriesStagedIn:)) ?? 0
                 before = batch.rows[target].count
                 CopyText.appendRow(try deliveryRows.values(of: planned), to: &batch.rows[target])
                 batch.deliveries += 1
@@ -196,6 +197,18 @@ public final class BatchCommitter: TransactionSink {
         }()
         while batch.rows.count <= number { batch.rows.append([]) }
         return number
+    }
+
+    /// The target number of deliveries staged in `table`, looked up by the table alone: every
+    /// such delivery asks, and a `CopyTarget` hashes all of `deliveries`' column names.
+    private func number(ofDeliveriesStagedIn table: TableName) -> Int {
+        let target = stagedDeliveryTargets[table] ?? {
+            let assigned = number(of: CopyTarget(table: table, columns: DeliveryRows.target.columns))
+            stagedDeliveryTargets[table] = assigned
+            return assigned
+        }()
+        while batch.rows.count <= target { batch.rows.append([]) }
+        return target
     }
 
     /// Sends the rows planned for `target` into a COPY in the batch's transaction,
