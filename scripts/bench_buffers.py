@@ -46,7 +46,9 @@ def main():
                           round((percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM a.started_at - b.flush_due_at) * 1000))::numeric, 1),
                           round(max(extract(epoch FROM a.started_at - b.flush_due_at) * 1000)::numeric, 1))
             FROM message_buffer b
-            JOIN changerelay.deliveries d ON d.idempotency_key = 'message_buffering:buffer:' || b.id
+            -- A flush's key is message_buffering:buffer:<first message id>@<first commit, µs>.
+            JOIN changerelay.deliveries d ON split_part(d.idempotency_key, '@', 1) = 'message_buffering:buffer:' || b.id
+                                           AND d.handler = 'message_buffering'
             JOIN changerelay.delivery_attempts a ON a.delivery_id = d.id AND a.attempt = 1"""))
     finally:
         if service:

@@ -14,6 +14,8 @@ def percentiles(cluster, what, lateness_sql, report):
                        "round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 1), round(max(ms)::numeric, 1) "
                        "FROM (%s) lateness(ms)" % lateness_sql)
     count, p50, p99, worst = row.split("|")
+    if int(count) == 0:
+        sys.exit("bench-timers: no %s found to measure: the query matched no rows" % what)
     report("%-9s %6s timers  lateness ms: p50 %6s  p99 %6s  max %6s" % (what, count, p50, p99, worst))
     return {"count": int(count), "p50": float(p50), "p99": float(p99), "max": float(worst)}
 
@@ -83,7 +85,9 @@ def measure(retries, report=print):
         figures["flushes"] = percentiles(cluster, "flushes", """
             SELECT extract(epoch FROM a.started_at - b.flush_due_at) * 1000
             FROM message_buffer b
-            JOIN changerelay.deliveries d ON d.idempotency_key = 'message_buffering:buffer:' || b.id
+            -- A flush's key is message_buffering:buffer:<first message id>@<first commit, µs>.
+            JOIN changerelay.deliveries d ON split_part(d.idempotency_key, '@', 1) = 'message_buffering:buffer:' || b.id
+                                           AND d.handler = 'message_buffering'
             JOIN changerelay.delivery_attempts a ON a.delivery_id = d.id AND a.attempt = 1""", report)
         figures["schedules"] = percentiles(cluster, "schedules", """
             SELECT extract(epoch FROM started_at - due_at) * 1000 FROM changerelay.schedule_runs WHERE schedule = 'tick'""",
