@@ -63,6 +63,30 @@ private func failure(of host: String, in lookups: HostLookups) async -> String? 
         #expect(resolver.lookups(of: "hang.test") == 1)
     }
 
+    /// A try answered before its patience ends stops its timer: a sleeping timer holds a
+    /// task, and the lookups with it, for all of `patience`.
+    @Test func anAnsweredTryStopsItsPatienceTimer() async throws {
+        let resolver = GatedResolver(gated: ["hang.test"])
+        let lookups = HostLookups(resolver: resolver, reuse: .zero, patience: .seconds(3600))
+        let waiting = (0..<5).map { _ in Task { await lookups.addresses(of: "hang.test") } }
+        let deadline = ContinuousClock.now + .seconds(300)
+        while lookups.timersRunning() < 5, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(lookups.timersRunning() == 5)
+        resolver.open()
+        for task in waiting { #expect(try await task.value.get() == [IPAddress("127.0.0.1")!]) }
+        #expect(lookups.timersRunning() == 0)
+
+        weak var released: HostLookups?
+        do {
+            let answered = HostLookups(resolver: GatedResolver(), patience: .seconds(3600))
+            #expect(try await answered.addresses(of: "fast.test").get() == [IPAddress("127.0.0.1")!])
+            released = answered
+        }
+        let gone = ContinuousClock.now + .seconds(30)
+        while released != nil, ContinuousClock.now < gone { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(released == nil, "a cancelled timer still holds the lookups")
+    }
+
     @Test func anAnswerIsReusedForItsTime() async throws {
         let resolver = GatedResolver()
         let reused = HostLookups(resolver: resolver, reuse: .seconds(3600))

@@ -32,6 +32,9 @@ public final class HostLookups: Sendable {
         /// Hosts whose lookup runs: one at a time, even after every try waiting for it gave up.
         var running: Set<String> = []
         var waiters = 0
+        /// Each waiting try's patience timer, cancelled when the lookup answers first: a
+        /// sleeping timer holds a task, and this object, for all of `patience`.
+        var timers: [Int: Task<Void, Never>] = [:]
     }
 
     private let resolver: any HostResolver
@@ -72,12 +75,21 @@ public final class HostLookups: Sendable {
                 }
                 if started == nil { answered(host, .failure(HostResolutionError("no thread could be started for the lookup"))) }
             }
-            Task { [self, patience] in
+            let timer = Task { [self, patience] in
                 try? await Task.sleep(for: patience)
                 gaveUp(on: host, waiter: number)
             }
+            let answeredAlready = state.withLock { state -> Bool in
+                guard state.waiting[host]?.contains(where: { $0.number == number }) == true else { return true }
+                state.timers[number] = timer
+                return false
+            }
+            if answeredAlready { timer.cancel() }
         }
     }
+
+    /// How many tries' patience timers are running.
+    func timersRunning() -> Int { state.withLock { $0.timers.count } }
 
     /// How many tries wait for the running lookup of `host`.
     func waiting(for host: String) -> Int { state.withLock { $0.waiting[host]?.count ?? 0 } }
@@ -91,15 +103,20 @@ public final class HostLookups: Sendable {
                 state.known[host] = Known(addresses: addresses, until: now + reuse)
             }
             state.running.remove(host)
-            return state.waiting.removeValue(forKey: host) ?? []
+            let waiters = state.waiting.removeValue(forKey: host) ?? []
+            return waiters.map { ($0, state.timers.removeValue(forKey: $0.number)) }
         }
-        for waiter in waiters { waiter.continuation.resume(returning: answer) }
+        for (waiter, timer) in waiters {
+            timer?.cancel()
+            waiter.continuation.resume(returning: answer)
+        }
     }
 
     /// Ends one try's wait, if the lookup has not answered it yet; the lookup goes on for
     /// the tries that came later.
     private func gaveUp(on host: String, waiter number: Int) {
         let waiter = state.withLock { state -> Waiter? in
+            state.timers[number] = nil
             guard let index = state.waiting[host]?.firstIndex(where: { $0.number == number }) else { return nil }
             return state.waiting[host]!.remove(at: index)
         }
