@@ -51,23 +51,25 @@ public struct PostgresTimestamp: Sendable, Hashable, Comparable {
         let (year, month, day) = CivilCalendar.date(daysSince2000: days)
         var text: [UInt8] = []
         text.reserveCapacity(32)
-        func append(_ value: Int64, digits: Int) {
+        /// The year: at least four digits, more past 9999.
+        func appendYear(_ value: Int64) {
             let decimal = Array(String(value).utf8)
-            if decimal.count < digits { text.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: digits - decimal.count)) }
+            if decimal.count < 4 { text.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: 4 - decimal.count)) }
             text.append(contentsOf: decimal)
         }
-        func append(_ value: Int64, _ separator: UInt8?) {
+        /// A field below 100, in two digits, then its separator.
+        func appendTwoDigits(_ value: Int64, then separator: UInt8?) {
             text.append(UInt8(ascii: "0") + UInt8(value / 10))
             text.append(UInt8(ascii: "0") + UInt8(value % 10))
             if let separator { text.append(separator) }
         }
-        append(year, digits: 4)
+        appendYear(year)
         text.append(UInt8(ascii: "-"))
-        append(month, UInt8(ascii: "-"))
-        append(day, dateTimeSeparator)
-        append(secondOfDay / 3600, UInt8(ascii: ":"))
-        append(secondOfDay / 60 % 60, UInt8(ascii: ":"))
-        append(secondOfDay % 60, nil)
+        appendTwoDigits(month, then: UInt8(ascii: "-"))
+        appendTwoDigits(day, then: dateTimeSeparator)
+        appendTwoDigits(secondOfDay / 3600, then: UInt8(ascii: ":"))
+        appendTwoDigits(secondOfDay / 60 % 60, then: UInt8(ascii: ":"))
+        appendTwoDigits(secondOfDay % 60, then: nil)
         if fraction != 0 {
             text.append(UInt8(ascii: "."))
             var divisor: Int64 = 100_000

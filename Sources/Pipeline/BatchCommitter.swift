@@ -199,18 +199,20 @@ public final class BatchCommitter: TransactionSink {
             targetNumbers[target] = targets.count - 1
             return targets.count - 1
         }()
-        while batch.rows.count <= number { batch.rows.append([]) }
-        return number
+        return withBuffer(number)
     }
 
     /// The target number of deliveries staged in `table`, looked up by the table alone: every
     /// such delivery asks, and a `CopyTarget` hashes all of `deliveries`' column names.
     private func number(ofDeliveriesStagedIn table: TableName) -> Int {
-        let target = stagedDeliveryTargets[table] ?? {
-            let assigned = number(of: CopyTarget(table: table, columns: DeliveryRows.target.columns))
-            stagedDeliveryTargets[table] = assigned
-            return assigned
-        }()
+        if let known = stagedDeliveryTargets[table] { return withBuffer(known) }
+        let assigned = number(of: CopyTarget(table: table, columns: DeliveryRows.target.columns))
+        stagedDeliveryTargets[table] = assigned
+        return assigned
+    }
+
+    /// `target`, once the current batch has a row buffer for it.
+    private func withBuffer(_ target: Int) -> Int {
         while batch.rows.count <= target { batch.rows.append([]) }
         return target
     }
