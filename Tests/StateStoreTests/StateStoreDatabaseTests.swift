@@ -559,6 +559,36 @@ import Testing
         #expect(try db.execute("SELECT to_regclass('changerelay.dual_write_staged') IS NULL AS gone").value("gone") == "t")
     }
 
+    /// A staged dual-write row lives for one batch: its request and projection, together past
+    /// the 2 KB at which Postgres would compress them, are stored as they came (and never
+    /// decompressed by the batch's statements); a row longer than a page is still moved out.
+    @Test func stagedDualWriteRowsAreStoredUncompressedUpToAPage() throws {
+        let cluster = try Self.startCluster()
+        defer { try? cluster.stop() }
+        let db = try cluster.connect()
+        try db.execute(try #require(DualWriteHandler(mode: .apply, logger: Logger(label: "test")).staging?.sessionSetup))
+        func stage(_ id: Int, days: Int) throws -> (compression: [String?], bytes: Int) {
+            let json = "(SELECT jsonb_agg(jsonb_build_object('date', date '2026-01-05' + g, 'status', 'done')) "
+                + "FROM generate_series(1, \(days)) g)"
+            try db.execute("""
+                INSERT INTO pg_temp.dual_write_staged (habit_tracker_id, source_lsn, operation, mode, idempotency_key,
+                                                       request_data, projection)
+                VALUES (\(id), '0/10', 'INSERT', 'apply', 'dual_write:0/10:\(id)', \(json), \(json))
+                """)
+            let row = try db.execute("""
+                SELECT pg_column_compression(request_data) AS request, pg_column_compression(projection) AS projection,
+                       pg_column_size(s.*) AS bytes
+                FROM pg_temp.dual_write_staged s WHERE habit_tracker_id = \(id)
+                """)
+            return ([row.value("request"), row.value("projection")], Int(row.value("bytes") ?? "") ?? -1)
+        }
+        let week = try stage(1, days: 35)
+        #expect(week.bytes > 2_500 && week.bytes < 8_000, "a staged row of \(week.bytes) bytes")
+        #expect(week.compression == [nil, nil])
+        let long = try stage(2, days: 200)
+        #expect(long.compression.contains("pglz"), "a row longer than a page: \(long.compression), \(long.bytes) bytes")
+    }
+
     /// The plan `EXPLAIN` gives for `statement` on `db`'s session, one line of text per node.
     private static func plan(of statement: String, on db: PostgresConnection) throws -> String {
         try db.execute("EXPLAIN " + statement).rows.compactMap(\.first).compactMap { $0 }.joined(separator: "\n")
