@@ -49,9 +49,9 @@ def drained(source, slot, what, watch=()):
 
 def server_cost(source, slot, seconds, rate, watch):
     """pgbench for SECONDS (at `rate` TPS, or as fast as it goes when None) while the reader of
-    `slot` runs; returns (TPS, WAL unsent as it
-    ended, the server's CPU microseconds a transaction, counted until the walsender has sent
-    the phase's WAL, and the monotonic time pgbench ended)."""
+    `slot` runs; returns (TPS, WAL unsent as it ended, the server's CPU microseconds a
+    transaction counted until the walsender has sent the phase's WAL, the monotonic time
+    pgbench ended)."""
     first = int(source.psql("SELECT coalesce(max(id), 0) FROM events"))
     before = server_cpu(source)
     tps = pgbench_tps(source, seconds, rate=rate, cpu=SOURCE_CPU)
