@@ -561,7 +561,7 @@ import Testing
 
     /// A staged dual-write row lives for one batch: its request and projection, together past
     /// the 2 KB at which Postgres would compress them, are stored as they came (and never
-    /// decompressed by the batch's statements); a row longer than a page is still moved out.
+    /// decompressed by the batch's statements); a row longer than a page is still compressed.
     @Test func stagedDualWriteRowsAreStoredUncompressedUpToAPage() throws {
         let cluster = try Self.startCluster()
         defer { try? cluster.stop() }
