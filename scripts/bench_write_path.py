@@ -68,8 +68,9 @@ def unsent(source, slot):
     phase tens of MB behind: it never sleeps (a handful of voluntary context switches in 20 s),
     so the scheduler gives it the share of any busy process, less than decoding every commit
     takes, and pgbench keeps the rest. ChangeRelay's ends caught up: it sleeps and is woken at
-    each commit (about 7 000 times a second), and a woken process runs first. The decoding left
-    unsent is done after the phase, outside the TPS figure, which this flatters."""
+    each commit (about 7 000 times a second), and the scheduler favours a process just woken.
+    The decoding left unsent is done after the phase, outside the TPS figure, which this
+    flatters."""
     return int(source.psql("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), r.sent_lsn) FROM pg_stat_replication r "
                            "JOIN pg_replication_slots s ON s.active_pid = r.pid WHERE s.slot_name = '%s'" % slot))
 
