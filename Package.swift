@@ -112,7 +112,7 @@ let package = Package(
             "Core", "Delivery", "PlannedEffects", "Replication", "StateStore", "TestSupport",
         ]),
         .testTarget(name: "StateStoreTests", dependencies: [
-            "Core", "Decoding", "EmbeddedPostgres", "Handlers", "PlannedEffects", "Replication", "StateStore",
+            "Core", "Decoding", "EmbeddedPostgres", "Handlers", "PlannedEffects", "Replication", "StateStore", "TestSupport",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "HandlersTests", dependencies: [
@@ -124,7 +124,8 @@ let package = Package(
             "RelayConfiguration", "Core", "EmbeddedPostgres", "Handlers", "Replication", "Scheduling", "ServiceAssembly", "StateStore",
         ]),
         .testTarget(name: "DeliveryHTTPTests", dependencies: [
-            "Core", "Delivery", "EmbeddedPostgres", "LocalReceiver", "Replication", .product(name: "Logging", package: "swift-log"),
+            "Core", "Delivery", "EmbeddedPostgres", "LocalReceiver", "Replication", "TestSupport",
+            .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "AdminTests", dependencies: ["Admin", "StateStore"]),
         .testTarget(name: "IntegrationTests", dependencies: [

@@ -6,6 +6,7 @@ import Foundation
 import LocalReceiver
 import Logging
 import Replication
+import TestSupport
 import Testing
 
 /// Every name is 127.0.0.1, except that a lookup of `hang.test` blocks until `release()`,
@@ -26,12 +27,6 @@ private final class StalledNameResolver: HostResolver {
 /// The dispatcher against the schema `sql/` creates and a receiver on loopback, with the
 /// SSRF guard's lookups answered by a table.
 @Suite struct DispatcherNameLookupTests {
-    private static let repositoryRoot: String = {
-        var url = URL(fileURLWithPath: #filePath)
-        for _ in 0..<3 { url.deleteLastPathComponent() }
-        return url.path
-    }()
-
     /// A webhook whose host never resolves holds up its own tries only: the lookup runs
     /// off the dispatcher's loop, so another endpoint's deliveries, claimed after it, all
     /// arrive while it waits.
@@ -40,11 +35,7 @@ private final class StalledNameResolver: HostResolver {
         try cluster.start()
         defer { try? cluster.stop() }
         let db = try cluster.connect()
-        let sql = Self.repositoryRoot + "/sql"
-        for file in try FileManager.default.contentsOfDirectory(atPath: sql).sorted()
-        where file.hasSuffix(".sql") && !file.hasSuffix(".rollback.sql") && file.first?.isNumber == true {
-            try db.execute(try String(contentsOfFile: sql + "/" + file, encoding: .utf8))
-        }
+        for migration in try SchemaFiles.migrations() { try db.execute(migration) }
         let receiver = try LocalReceiver()
         defer { receiver.stop() }
         let port = receiver.url.split(separator: ":").last!

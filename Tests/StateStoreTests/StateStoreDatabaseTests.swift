@@ -6,26 +6,18 @@ import Handlers
 import Logging
 import PlannedEffects
 import Replication
+import TestSupport
 @testable import StateStore
 import Testing
 
 /// Every statement of the store against the schema `sql/` creates, with the logs of the
 /// built-in handlers: what the dispatcher, the planner and `deliveries` run, one step at a time.
 @Suite struct StateStoreDatabaseTests {
-    private static let repositoryRoot: String = {
-        var url = URL(fileURLWithPath: #filePath)
-        for _ in 0..<3 { url.deleteLastPathComponent() }
-        return url.path
-    }()
 
     private static func startCluster() throws -> LocalPostgres {
         let cluster = try LocalPostgres()
         try cluster.start()
-        let sql = repositoryRoot + "/sql"
-        for file in try FileManager.default.contentsOfDirectory(atPath: sql).sorted()
-        where file.hasSuffix(".sql") && !file.hasSuffix(".rollback.sql") && file.first?.isNumber == true {
-            try cluster.connect().execute(try String(contentsOfFile: sql + "/" + file, encoding: .utf8))
-        }
+        for migration in try SchemaFiles.migrations() { try cluster.connect().execute(migration) }
         return cluster
     }
 
@@ -326,7 +318,7 @@ import Testing
         #expect(try db.execute("SELECT count(*) AS n FROM changerelay.webhook_log_ids").value("n") == "0")
 
         // 025 applied again, and its statement prepared again on a session that has it.
-        try db.execute(try String(contentsOfFile: Self.repositoryRoot + "/sql/025_webhook_deliveries_staged.sql", encoding: .utf8))
+        try db.execute(try String(contentsOfFile: SchemaFiles.directory + "/025_webhook_deliveries_staged.sql", encoding: .utf8))
         try db.execute(setup)
         try db.execute("BEGIN")
         try stage(["msg_f"])
@@ -344,7 +336,7 @@ import Testing
             INSERT INTO changerelay.delivery_attempts (delivery_id, attempt, started_at, http_status, response_body)
             SELECT id, 1, now(), 200, 'ok' FROM changerelay.deliveries WHERE idempotency_key = 'msg_f'
             """)
-        let readme = try String(contentsOfFile: Self.repositoryRoot + "/sql/README.md", encoding: .utf8)
+        let readme = try String(contentsOfFile: SchemaFiles.directory + "/README.md", encoding: .utf8)
         let upgrading = try #require(readme.range(of: "## Upgrading across 025"))
         let opening = try #require(readme.range(of: "```sql\n", range: upgrading.upperBound..<readme.endIndex))
         let closing = try #require(readme.range(of: "```", range: opening.upperBound..<readme.endIndex))
@@ -361,7 +353,7 @@ import Testing
         // Rolled back, the queued deliveries are mapped for binaries from before 025; an event
         // mapped already (to a row of an earlier send) is mapped to its delivery's row now.
         try db.execute("INSERT INTO changerelay.webhook_log_ids (webhook_id, log_id) VALUES ('msg_f', '0')")
-        try db.execute(try String(contentsOfFile: Self.repositoryRoot + "/sql/025_webhook_deliveries_staged.rollback.sql",
+        try db.execute(try String(contentsOfFile: SchemaFiles.directory + "/025_webhook_deliveries_staged.rollback.sql",
                                   encoding: .utf8))
         #expect(try db.execute("""
             SELECT count(*) AS n FROM changerelay.webhook_log_ids m JOIN public.webhook_logs w ON w.id::text = m.log_id
@@ -433,7 +425,7 @@ import Testing
         #expect(try db.execute("SELECT to_regclass('changerelay.webhook_logs_staged') IS NULL AS gone").value("gone") == "t")
 
         // 020's lookup of the events logged already, rolled back to 018's and applied again.
-        let lookup = Self.repositoryRoot + "/sql/020_webhook_log_ids_lookup"
+        let lookup = SchemaFiles.directory + "/020_webhook_log_ids_lookup"
         for file in [lookup + ".rollback.sql", lookup + ".sql", lookup + ".sql"] {
             try db.execute(try String(contentsOfFile: file, encoding: .utf8))
             let fresh = "msg_\(logs.count + 1)"
@@ -461,7 +453,7 @@ import Testing
         // 022 applied again, and its insert prepared again on a session that has it: the
         // prepared statement goes on as before. A config deleted since its event was staged
         // leaves the row without a reference; an event staged twice in one batch gets one row.
-        let prepared = try String(contentsOfFile: Self.repositoryRoot + "/sql/022_webhook_log_rows_conflict.sql", encoding: .utf8)
+        let prepared = try String(contentsOfFile: SchemaFiles.directory + "/022_webhook_log_rows_conflict.sql", encoding: .utf8)
         try db.execute(prepared)
         try db.execute(setup)
         let gone = try db.execute("SELECT (max(id) + 1)::text AS id FROM public.webhook_configs").value("id")!
@@ -548,7 +540,7 @@ import Testing
 
         // The rollback brings back 008's, 014's and 016's shared tables and functions; applied
         // again (twice), 019 leaves a database whose new sessions stage as above.
-        let file = Self.repositoryRoot + "/sql/019_session_staging"
+        let file = SchemaFiles.directory + "/019_session_staging"
         try db.execute(try String(contentsOfFile: file + ".rollback.sql", encoding: .utf8))
         #expect(try db.execute("SELECT to_regclass('changerelay.dual_write_staged') IS NOT NULL AS back").value("back") == "t")
         #expect(try db.execute("SELECT changerelay.apply_staged_message_buffers() AS n").value("n") == "0")
