@@ -107,7 +107,10 @@ let package = Package(
         .testTarget(name: "LogFormatTests", dependencies: ["LogFormat", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "SchedulingTests", dependencies: ["Scheduling"]),
         .testTarget(name: "BackfillTests", dependencies: ["Backfill", "Core", "Decoding"]),
-        .testTarget(name: "PipelineTests", dependencies: ["Core", "Pipeline"]),
+        .testTarget(name: "PipelineTests", dependencies: [
+            "Core", "Decoding", "EmbeddedPostgres", "Handlers", "Pipeline", "PlannedEffects", "Replication", "TestSupport",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "DeliveryTests", dependencies: [
             "Core", "Delivery", "PlannedEffects", "Replication", "StateStore", "TestSupport",
         ]),

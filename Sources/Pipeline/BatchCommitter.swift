@@ -59,6 +59,17 @@ public final class BatchCommitter: TransactionSink {
     private var targets: [CopyTarget] = [DeliveryRows.target]
     private var targetNumbers: [CopyTarget: Int] = [DeliveryRows.target: 0]
     private var stagedDeliveryTargets: [TableName: Int] = [:]
+    /// The last planned row's target. A handler plans its rows for one table with the same
+    /// columns change after change: comparing a row with the last one's target costs less
+    /// than building a `CopyTarget` and hashing every column name for each row.
+    private var lastRowTarget: RowTarget?
+
+    private struct RowTarget {
+        var target: CopyTarget
+        var number: Int
+        /// Its table is a handler's staging table.
+        var staged: Bool
+    }
 
     struct Batch {
         /// Rows planned but not yet sent, by target number.
@@ -137,8 +148,9 @@ public final class BatchCommitter: TransactionSink {
                 CopyText.appendRow(try deliveryRows.values(of: planned), to: &batch.rows[target])
                 batch.deliveries += 1
             case .row(let row):
-                staged = router.stagingHandler(for: row.table) != nil ? row.table : nil
-                target = number(of: CopyTarget(table: row.table, columns: row.columns))
+                let found = rowTarget(of: row)
+                staged = found.staged ? row.table : nil
+                target = found.number
                 before = batch.rows[target].count
                 CopyText.appendRow(row.values, to: &batch.rows[target])
             }
@@ -209,6 +221,18 @@ public final class BatchCommitter: TransactionSink {
         let assigned = number(of: CopyTarget(table: table, columns: DeliveryRows.target.columns))
         stagedDeliveryTargets[table] = assigned
         return assigned
+    }
+
+    /// The target of `row`'s table and columns, with a row buffer for it in the current batch.
+    private func rowTarget(of row: PlannedRow) -> RowTarget {
+        if let last = lastRowTarget, last.target.table == row.table, last.target.columns == row.columns {
+            return RowTarget(target: last.target, number: withBuffer(last.number), staged: last.staged)
+        }
+        let target = CopyTarget(table: row.table, columns: row.columns)
+        let found = RowTarget(target: target, number: number(of: target),
+                              staged: router.stagingHandler(for: row.table) != nil)
+        lastRowTarget = found
+        return found
     }
 
     /// `target`, once the current batch has a row buffer for it.

@@ -1,0 +1,57 @@
+import Core
+import Decoding
+import EmbeddedPostgres
+import Handlers
+import Logging
+import Pipeline
+import PlannedEffects
+import Replication
+import TestSupport
+import Testing
+
+/// Which COPY a planned row goes into, against a real cluster: the committer remembers the
+/// last row's target, and a row must still land in its own table and columns whatever the
+/// rows before it were.
+@Suite struct BatchCommitterTargetTests {
+    @Test func rowsLandInTheirOwnTableAndColumnsWhateverTheRowBeforeThem() throws {
+        let cluster = try LocalPostgres()
+        try cluster.start()
+        defer { try? cluster.stop() }
+        let db = try cluster.connect()
+        for migration in try SchemaFiles.migrations() { try db.execute(migration) }
+        try db.execute("CREATE TABLE public.left_rows (a text, b text); CREATE TABLE public.right_rows (a text, b text)")
+
+        let left = TableName(schema: "public", name: "left_rows")
+        let right = TableName(schema: "public", name: "right_rows")
+        // The same table with its columns in another order, or fewer of them; another table
+        // with the same columns; and back again.
+        let planned: [PlannedRow] = [
+            PlannedRow(table: left, ["a": "1a", "b": "1b"]),
+            PlannedRow(table: left, ["b": "2b", "a": "2a"]),
+            PlannedRow(table: left, ["a": "3a"]),
+            PlannedRow(table: right, ["a": "4a", "b": "4b"]),
+            PlannedRow(table: left, ["a": "5a", "b": "5b"]),
+            PlannedRow(table: right, ["b": "6b"]),
+            PlannedRow(table: right, ["a": "7a", "b": "7b"]),
+        ]
+        let committer = try BatchCommitter(
+            .init(stateURL: cluster.url, slot: "targets"), router: Router([]),
+            planning: { _, effect in for row in planned { try effect(.row(row)) } },
+            logger: Logger(label: "test"))
+        for end in [0x200, 0x300] {
+            let transaction = Transaction(xid: 7, commitLSN: LSN(UInt64(end - 0x10)), endLSN: LSN(UInt64(end)),
+                                          commitTime: PostgresTimestamp(microsecondsSince2000: 0), changes: [])
+            _ = try committer.accept(transaction)
+            #expect(try committer.flush() == LSN(UInt64(end)))
+        }
+
+        func rows(_ table: TableName) throws -> [String] {
+            try db.execute("SELECT coalesce(a, '-') || ' ' || coalesce(b, '-') AS r FROM \(table.quoted) ORDER BY 1")
+                .rows.compactMap { $0.first ?? nil }
+        }
+        let once = ["1a 1b", "2a 2b", "3a -", "5a 5b"]
+        #expect(try rows(left) == (once + once).sorted())
+        let other = ["- 6b", "4a 4b", "7a 7b"]
+        #expect(try rows(right) == (other + other).sorted())
+    }
+}
