@@ -17,22 +17,22 @@ def server_cpu(cluster):
     """CPU seconds the cluster's server has used so far: the postmaster, its live children
     (backends, the walsender, background processes) and the children it has reaped (the
     pgbench clients' backends once they exit). pgbench and the reader are not counted."""
-    def times(pid, fields):
-        with open("/proc/%d/stat" % pid) as f:
-            stat = f.read().rsplit(")", 1)[1].split()
-        return sum(int(stat[i]) for i in fields)
+    def stat(pid):
+        """/proc/PID/stat's fields after the command name: [2] is the parent, [11:15] the
+        process's user and system ticks, then its reaped children's."""
+        with open("/proc/%s/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()
     with open(cluster.data + "/postmaster.pid") as f:
-        postmaster = int(f.readline())
-    ticks = times(postmaster, (11, 12, 13, 14))
+        postmaster = f.readline().strip()
+    ticks = sum(int(v) for v in stat(postmaster)[11:15])
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                with open("/proc/%s/stat" % entry) as f:
-                    parent = int(f.read().rsplit(")", 1)[1].split()[1])
-                if parent == postmaster:
-                    ticks += times(int(entry), (11, 12))
-            except (OSError, ValueError, IndexError):
+                fields = stat(entry)
+            except OSError:
                 continue  # a process that ended meanwhile: its time moved to the postmaster's reaped total
+            if fields[1] == postmaster:
+                ticks += int(fields[11]) + int(fields[12])
     return ticks / TICK
 
 
@@ -47,20 +47,23 @@ def drained(source, slot, what, watch=()):
     session.close()
 
 
+Phase = collections.namedtuple("Phase", "tps behind cost ended ids")
+
+
 def server_cost(source, slot, seconds, rate, watch):
     """pgbench for SECONDS (at `rate` TPS, or as fast as it goes when None) while the reader of
-    `slot` runs; returns (TPS, WAL unsent as it ended, the server's CPU microseconds a
-    transaction counted until the walsender has sent the phase's WAL, the monotonic time
-    pgbench ended)."""
-    first = int(source.psql("SELECT coalesce(max(id), 0) FROM events"))
+    `slot` runs. Returns a Phase: its TPS, the WAL unsent as it ended, the server's CPU
+    microseconds a transaction counted until the walsender has sent the phase's WAL, the
+    monotonic time pgbench ended, and the range (low, high] of the `events` ids it wrote."""
+    low = int(source.psql("SELECT coalesce(max(id), 0) FROM events"))
     before = server_cpu(source)
     tps = pgbench_tps(source, seconds, rate=rate, cpu=SOURCE_CPU)
     ended = time.monotonic()
     behind = unsent(source, slot)
     drained(source, slot, "the walsender to send the phase's WAL", watch)
     spent = server_cpu(source) - before
-    written = int(source.psql("SELECT max(id) FROM events")) - first
-    return tps, behind, spent * 1e6 / max(written, 1), ended
+    high = int(source.psql("SELECT max(id) FROM events"))
+    return Phase(tps, behind, spent * 1e6 / max(high - low, 1), ended, (low, high))
 
 
 def unsent(source, slot):
@@ -83,13 +86,13 @@ def recvlogical_phase(source, slot, seconds, rate):
                              stderr=subprocess.PIPE)
     LIVE_CHILDREN.append(drain)
     wait_streaming(source, slot, watch=[drain])
-    tps, behind, cost, _ = server_cost(source, slot, seconds, rate, [drain])
+    phase = server_cost(source, slot, seconds, rate, [drain])
     if drain.poll() is not None:
         sys.exit("pg_recvlogical exited during the phase: %s" % drain.stderr.read().decode()[-2000:])
     drain.terminate()
     drain.wait(timeout=60)
     source.psql("SELECT pg_drop_replication_slot('%s')" % slot)
-    return tps, behind, cost, 0.0
+    return phase.tps, phase.behind, phase.cost, 0.0
 
 
 def relay_phase(source, state, env, slot, seconds, rate, ranges):
@@ -98,20 +101,19 @@ def relay_phase(source, state, env, slot, seconds, rate, ranges):
     delivered, so the next phase starts with nothing in flight. Appends the phase's id range
     (low, high] to `ranges`."""
     source.psql("SELECT pg_create_logical_replication_slot('%s', 'pgoutput')" % slot)
-    low = int(source.psql("SELECT coalesce(max(id), 0) FROM events"))
     service = start_relay(["run"], dict(env, CHANGERELAY_SOURCE_SLOT=slot), SERVICE_CPU)
     wait_streaming(source, slot, watch=[service])
-    tps, behind, cost, written = server_cost(source, slot, seconds, rate, [service])
-    high = int(source.psql("SELECT max(id) FROM events"))
+    phase = server_cost(source, slot, seconds, rate, [service])
+    low, high = phase.ids
     ranges.append((low, high))
     expected = sum(h - l for l, h in ranges)
     session = state.session()
     wait_deliveries(session, "the phase's %d deliveries" % (high - low), succeeded=expected, watch=[service])
-    catch_up = time.monotonic() - written
+    catch_up = time.monotonic() - phase.ended
     session.close()
     stop_relay(service, "run (write path)")
     source.psql("SELECT pg_drop_replication_slot('%s')" % slot)
-    return tps, behind, cost, catch_up
+    return phase.tps, phase.behind, phase.cost, catch_up
 
 
 def exactness(source, state, ranges, received):

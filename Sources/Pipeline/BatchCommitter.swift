@@ -226,7 +226,8 @@ public final class BatchCommitter: TransactionSink {
     /// The target of `row`'s table and columns, with a row buffer for it in the current batch.
     private func rowTarget(of row: PlannedRow) -> RowTarget {
         if let last = lastRowTarget, last.target.table == row.table, last.target.columns == row.columns {
-            return RowTarget(target: last.target, number: withBuffer(last.number), staged: last.staged)
+            _ = withBuffer(last.number)
+            return last
         }
         let target = CopyTarget(table: row.table, columns: row.columns)
         let found = RowTarget(target: target, number: number(of: target),
