@@ -155,7 +155,7 @@ public final class BatchCommitter: TransactionSink {
                 CopyText.appendRow(row.values, to: &batch.rows[target])
             }
             if let staged { batch.staged[staged, default: 0] += batch.rows[target].count - before }
-            if batch.rows[target].count >= Self.pieceBytes { try send(target) }
+            if batch.rows[target].count >= sendingThreshold(of: target) { try send(target) }
         }
         try transaction.changes.forEach { _, change in
             batch.changes[CommitMetrics.ChangeKind(table: change.table, operation: change.operation), default: 0] += 1
@@ -203,6 +203,19 @@ public final class BatchCommitter: TransactionSink {
     /// planning and its insertion one after the other (a backlog of 100 000 one-row
     /// transactions planned in 1.55–1.64 s instead of 1.77–1.94 s).
     private static let pieceBytes = 1 << 16
+
+    /// Rows for a target other than the open COPY's wait for this many bytes. Ending a COPY
+    /// waits until the server has inserted every row sent into it, and the committer plans
+    /// nothing meanwhile: a handler that plans a delivery and a log row per change switched
+    /// targets every few hundred changes with 64 KiB pieces (300 000 conversation checks
+    /// planned in 6.1-6.9 s; with this, 5.7-6.1 s).
+    private static let switchBytes = 1 << 20
+
+    /// How many bytes of `target`'s rows are sent at once: a piece into the open COPY (or
+    /// the batch's first), more before a switch.
+    private func sendingThreshold(of target: Int) -> Int {
+        batch.copying == nil || batch.copying == target ? Self.pieceBytes : Self.switchBytes
+    }
 
     /// The target's number, with a row buffer for it in the current batch.
     private func number(of target: CopyTarget) -> Int {

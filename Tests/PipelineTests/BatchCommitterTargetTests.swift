@@ -54,4 +54,40 @@ import Testing
         let other = ["- 6b", "4a 4b", "7a 7b"]
         #expect(try rows(right) == (other + other).sorted())
     }
+
+    /// Rows of two tables interleaved in one batch, megabytes of each: the open COPY's rows go
+    /// in pieces, the other table's wait until there are many, and every row lands once.
+    @Test func interleavedTablesOfManyRowsLandWhole() throws {
+        let cluster = try LocalPostgres()
+        try cluster.start()
+        defer { try? cluster.stop() }
+        let db = try cluster.connect()
+        for migration in try SchemaFiles.migrations() { try db.execute(migration) }
+        try db.execute("CREATE TABLE public.often (n int, pad text); CREATE TABLE public.seldom (n int, pad text)")
+
+        let often = TableName(schema: "public", name: "often")
+        let seldom = TableName(schema: "public", name: "seldom")
+        let pad = String(repeating: "p", count: 120)
+        let count = 30_000
+        let committer = try BatchCommitter(
+            .init(stateURL: cluster.url, slot: "interleaved", maxBatchChanges: 1_000_000), router: Router([]),
+            planning: { _, effect in
+                for n in 1...count {
+                    try effect(.row(PlannedRow(table: often, ["n": "\(n)", "pad": pad])))
+                    if n % 3 == 0 { try effect(.row(PlannedRow(table: seldom, ["n": "\(n)", "pad": pad]))) }
+                }
+            },
+            logger: Logger(label: "test"))
+        let transaction = Transaction(xid: 9, commitLSN: LSN(0x3F0), endLSN: LSN(0x400),
+                                      commitTime: PostgresTimestamp(microsecondsSince2000: 0), changes: [])
+        _ = try committer.accept(transaction)
+        #expect(try committer.flush() == LSN(0x400))
+
+        func summary(_ table: TableName) throws -> [String?] {
+            try db.execute("SELECT count(*), count(DISTINCT n), sum(n) FROM \(table.quoted)").rows.first ?? []
+        }
+        #expect(try summary(often) == ["\(count)", "\(count)", "\(count * (count + 1) / 2)"])
+        let thirds = count / 3
+        #expect(try summary(seldom) == ["\(thirds)", "\(thirds)", "\(3 * thirds * (thirds + 1) / 2)"])
+    }
 }
