@@ -3,8 +3,8 @@ end to end through `changerelay run` to a fast loopback receiver, and the worklo
 insert TPS with and without the service."""
 import os, signal, subprocess, sys, time
 sys.path.insert(0, os.path.dirname(__file__))
-from benchlib import (Cluster, RELAY, relay_environment, rss_summary, start_receiver, start_relay, stop_receiver,
-                      stop_relay, wait_deliveries, wait_until)
+from benchlib import (Cluster, RELAY, echo_environment, relay_environment, rss_summary, start_receiver, start_relay,
+                      stop_receiver, stop_relay, wait_deliveries, wait_until)
 
 USERS, WORKFLOWS_PER_USER, STATUSES = 1000, 10, 5
 CLIENTS = 4
@@ -33,6 +33,16 @@ def workload(cluster, transactions):
     return float([line for line in out.splitlines() if line.startswith("tps")][0].split()[2]), time.monotonic() - began
 
 
+def echo_workload(cluster, transactions):
+    """The handlers' workload in shape, for the echo handler: TRANSACTIONS transactions of two
+    single-row inserts into `echo_bench` from CLIENTS clients."""
+    script = os.path.join(cluster.root, "echo-workload.sql")
+    with open(script, "w") as f:
+        f.write("INSERT INTO echo_bench (note) VALUES ('clerk');\nINSERT INTO echo_bench (note) VALUES ('s1');\n")
+    subprocess.run(["pgbench", "-n", "-f", script, "-c", str(CLIENTS), "-j", "2", "-t", str(transactions // CLIENTS),
+                    cluster.url], check=True, capture_output=True)
+
+
 def finish(cluster, service, calls, began, label):
     """Waits until `calls` deliveries have succeeded, then stops the service; returns the seconds
     since `began` and the log rows written ("trigger_execution_logs completed_automation_logs")."""
@@ -48,7 +58,7 @@ def finish(cluster, service, calls, began, label):
 
 def measure(transactions, report=print):
     """Returns {"alone", "with_service" (TPS), "changes_per_s", "calls_per_s", "seconds", "calls",
-    "backlog_calls_per_s"}."""
+    "backlog_calls_per_s", "echo_backlog_per_s"}."""
     if transactions % CLIENTS:
         sys.exit("TRANSACTIONS must be a multiple of %d" % CLIENTS)
     cluster = Cluster()
@@ -102,6 +112,21 @@ def measure(transactions, report=print):
         service = None
         if backlog_logs != logs:
             sys.exit("the backlog's log rows (%s) differ from the live run's (%s)" % (backlog_logs, logs))
+
+        # The echo handler over as many changes in as many transactions, drained the same way:
+        # planning and dispatch both, as the backlog row above has them.
+        reset(cluster)
+        cluster.psql("SELECT pg_drop_replication_slot('changerelay')")
+        cluster.psql("CREATE TABLE echo_bench (id bigserial PRIMARY KEY, note text, at timestamptz DEFAULT now());"
+                     "ALTER PUBLICATION changerelay_pub ADD TABLE echo_bench")
+        echo_env = echo_environment(cluster, url, "public.echo_bench")
+        subprocess.run([RELAY, "setup"], env=echo_env, check=True, capture_output=True)
+        echo_workload(cluster, transactions)
+        cluster.psql("VACUUM ANALYZE")
+        echo_began = time.monotonic()
+        service = start_relay(["run"], echo_env)
+        echo_drained, _ = finish(cluster, service, 2 * transactions, echo_began, "run (echo, backlog)")
+        service = None
         summary = stop_receiver(receiver)
         report("insert TPS  %.0f without ChangeRelay; %.0f with it running (ratio %.3f, cost %.1f %%)"
                % (alone, with_service, with_service / alone, 100 * (alone - with_service) / alone))
@@ -110,11 +135,15 @@ def measure(transactions, report=print):
                                                                       2 * transactions / elapsed, calls / elapsed))
         report("backlog     the same %d calls drained from a slot written beforehand: %.1f s from start to the "
                "last recorded call, %.0f calls/s" % (calls, drained, calls / drained))
-        report("log rows    trigger_execution_logs + completed automation_execution_logs: %s (each run); receiver: %s"
+        report("echo        %d echo changes in as many transactions, drained the same way: %.1f s, %.0f deliveries/s; "
+               "the handlers' backlog calls/s are %.2f× that" % (2 * transactions, echo_drained,
+                                                                2 * transactions / echo_drained,
+                                                                calls / drained / (2 * transactions / echo_drained)))
+        report("log rows    trigger_execution_logs + completed automation_execution_logs: %s (each run); receiver, over the three runs: %s"
                % (logs, summary))
         return {"alone": alone, "with_service": with_service, "changes_per_s": 2 * transactions / elapsed,
                 "calls_per_s": calls / elapsed, "seconds": elapsed, "calls": calls,
-                "backlog_calls_per_s": calls / drained}
+                "backlog_calls_per_s": calls / drained, "echo_backlog_per_s": 2 * transactions / echo_drained}
     finally:
         if service is not None:
             service.kill()
