@@ -42,16 +42,22 @@ struct CrossSiteGuard: Sendable {
         if host.hasPrefix("[") {
             guard let close = host.firstIndex(of: "]") else { return false }
             let rest = host[host.index(after: close)...]
-            return rest.isEmpty || (rest.hasPrefix(":") && rest.dropFirst().allSatisfy(\.isNumber))
+            return rest.isEmpty || (rest.hasPrefix(":") && isASCIIDigits(rest.dropFirst()))
         }
         if let colon = host.lastIndex(of: ":") {
-            guard host[host.index(after: colon)...].allSatisfy(\.isNumber) else { return false }
+            guard isASCIIDigits(host[host.index(after: colon)...]) else { return false }
             host = host[..<colon]
         }
         if host == "localhost" { return true }
         let parts = host.split(separator: ".", omittingEmptySubsequences: false)
         return parts.count == 4 && parts.allSatisfy { part in
-            !part.isEmpty && part.count <= 3 && part.allSatisfy(\.isNumber) && Int(part)! <= 255
+            !part.isEmpty && part.count <= 3 && isASCIIDigits(part) && (Int(part) ?? 256) <= 255
         }
+    }
+
+    /// ASCII digits only, or nothing (an empty port is allowed). Not `Character.isNumber`, which also holds for
+    /// `١` or `½`: the Host header is the client's to choose, and `Int` cannot read those.
+    private static func isASCIIDigits(_ text: Substring) -> Bool {
+        text.utf8.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
     }
 }

@@ -40,4 +40,12 @@ import Testing
             #expect(Self.open.refusal(for: .healthz, authority: authority, origin: nil, fetchSite: nil) == nil, "\(authority)")
         }
     }
+
+    /// The Host header is the client's: digits of other scripts, fractions, signs and
+    /// oversized numbers are refused, never read as a number (`١` once stopped the process).
+    @Test(arguments: ["١.0.0.1", "127.0.0.½", "١٢٧.0.0.1:9187", "127.0.0.1:٩١٨٧", "[::1]:٩", "+1.0.0.1", "1.0.0.-1",
+                      "999.0.0.1", "01234.0.0.1", "１２７.0.0.1"])
+    func hostsThatOnlyLookNumericAreRefused(authority: String) {
+        #expect(Self.open.refusal(for: .metrics, authority: authority, origin: nil, fetchSite: nil) != nil)
+    }
 }
