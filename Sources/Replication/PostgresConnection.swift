@@ -184,12 +184,31 @@ public final class PostgresConnection: @unchecked Sendable {
         var message: UnsafeMutablePointer<CChar>?
         if let options = PQconninfoParse(connectionString, &message) {
             PQconninfoFree(options)
-            return
+            guard let misread = misplacedAtSign(connectionString) else { return }
+            throw unreadable(misread)
         }
         let reason = message.map { String(cString: $0).trimmingTrailingWhitespace } ?? "out of memory"
         if let message { PQfreemem(message) }
-        throw PostgresError(.connectionFailed, """
-            the connection string cannot be read (\(withoutQuotedText(reason))): write it as \
+        throw unreadable(withoutQuotedText(reason))
+    }
+
+    /// Why a URL libpq reads is still not the one meant: libpq ends the user-info at the first
+    /// `@` or `/`, so a password with an unencoded `@` or `/` leaves the rest of it in the host
+    /// or the database name, which every connection error prints. An `@` after the user-info
+    /// (and before the parameters) is that, or a database name that must be encoded anyway.
+    static func misplacedAtSign(_ connectionString: String) -> String? {
+        guard let scheme = ["postgresql://", "postgres://"].first(where: connectionString.hasPrefix) else { return nil }
+        var rest = connectionString.dropFirst(scheme.count)
+        if let end = rest.firstIndex(where: { $0 == "@" || $0 == "/" }), rest[end] == "@" {
+            rest = rest[rest.index(after: end)...]
+        }
+        guard rest.prefix(while: { $0 != "?" }).contains("@") else { return nil }
+        return "an @ after the user name and password"
+    }
+
+    private static func unreadable(_ reason: String) -> PostgresError {
+        PostgresError(.connectionFailed, """
+            the connection string cannot be read (\(reason)): write it as \
             postgresql://user:password@host:port/database, with reserved characters in the user name \
             and password percent-encoded (% as %25, @ as %40, : as %3A, / as %2F), or as key=value pairs
             """, endpoint: "(unreadable connection string)")

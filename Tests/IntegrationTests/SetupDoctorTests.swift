@@ -136,6 +136,10 @@ import Testing
         ("postgresql+asyncpg://relay:s3cretpass@127.0.0.1:1/app", "s3cretpass"),
         ("postgresql://relay:s3cretpass@127.0.0.1:1/app?bogus_option=1", "s3cretpass"),
         ("host=127.0.0.1 password='s3cret pass", "s3cret pass"),
+        // libpq reads these, taking the password's tail for the host or the database name.
+        ("postgresql://relay:P@ssw0rdXY@127.0.0.1:1/app", "ssw0rdXY"),
+        ("postgres://relay:pa/ssw0rdXY@127.0.0.1:1/app", "ssw0rdXY"),
+        ("postgresql://relay:9/ssw0rdXY@127.0.0.1:1/app?sslmode=disable", "ssw0rdXY"),
     ])
     func anUnreadableConnectionStringIsRefusedWithoutItsPassword(url: String, password: String) throws {
         for command in [["tail", "--limit", "1"], ["deliveries", "list"], ["doctor"], ["run"]] {
