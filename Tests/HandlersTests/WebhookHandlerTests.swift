@@ -239,6 +239,19 @@ private func eventTypes(_ change: Change) throws -> [String] {
         #expect(effects.deliveries.isEmpty)
     }
 
+    /// A URL that cannot be used is not quoted in the reason: its user-info, path or query
+    /// may be a credential, and the reason goes to the log.
+    @Test(arguments: ["ftp://alice:hunter2@example.com/x?token=t0ken", "http://alice:hunter2@/x?token=t0ken",
+                      "alice:hunter2@example.com/x?token=t0ken"])
+    func anUnusableURLIsNotQuoted(url: String) {
+        guard case .failure(let problem) = WebhookConfig.parse(["id": "7", "url": url, "events": "{*}", "is_active": "t"]) else {
+            Issue.record("accepted \(url)")
+            return
+        }
+        #expect(problem.description.contains("url"))
+        #expect(!problem.description.contains("hunter2") && !problem.description.contains("t0ken"), "\(problem)")
+    }
+
     @Test func eventsInPostgresArrayForms() throws {
         let parsed = WebhookConfig.parse(["id": "1", "url": "https://a.example/", "is_active": "t",
                                           "events": #"{"chat.message.created","booking.*.booked",NULL,"a\"b"}"#])

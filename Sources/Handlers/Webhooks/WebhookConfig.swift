@@ -38,7 +38,8 @@ public struct WebhookConfig: Sendable, Hashable {
         let url: String
         if let known = kept("url") { url = known.url } else {
             guard let text = row["url"], Self.isHTTPURL(text) else {
-                return unusable("url \(row["url"].map { "'\($0)'" } ?? "NULL") is not an http:// or https:// URL with a host")
+                // Not quoted: its user-info, path or query may be a credential.
+                return unusable(row["url"] == nil ? "url is NULL" : "url is not an http:// or https:// URL with a host")
             }
             url = text
         }
