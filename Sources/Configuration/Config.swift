@@ -167,7 +167,7 @@ public struct Config: Sendable {
         throws(ConfigError)
     {
         let byName = Dictionary(uniqueKeysWithValues: ConfigSchema.keys.map { ($0.environmentName, $0) })
-        let sectionPrefixes = Set(ConfigSchema.keys.map { "CHANGERELAY_" + $0.section.uppercased() + "_" })
+        let sectionPrefixes = Set(ConfigSchema.keys.map(\.environmentPrefix))
         for (name, text) in environment.sorted(by: { $0.key < $1.key }) where name.hasPrefix("CHANGERELAY_") {
             let origin = "environment \(name)"
             if name.hasPrefix("CHANGERELAY_SCHEDULES_") {
@@ -175,7 +175,7 @@ public struct Config: Sendable {
                                   reason: "schedules are set in the configuration file only, as [[schedules]] entries")
             }
             if let key = byName[name] {
-                values[key.path] = try ConfigSchema.validate(.string(text), for: key, origin: origin)
+                values[key.path] = try ConfigSchema.validate(environmentText: text, for: key, origin: origin)
             } else if sectionPrefixes.contains(where: { name.hasPrefix($0) }) {
                 throw ConfigError(key: name, origin: origin, reason: "unknown configuration variable")
             }

@@ -20,8 +20,12 @@ struct ConfigKey: Sendable {
 
     var path: String { section + "." + name }
     /// `CHANGERELAY_SOURCE_DATABASE_URL` for `source.database_url`.
-    var environmentName: String {
-        "CHANGERELAY_" + (section + "_" + name).uppercased().map { $0 == "." ? "_" : String($0) }.joined()
+    var environmentName: String { environmentPrefix + Self.environmentSpelling(name) }
+    /// `CHANGERELAY_HANDLERS_ECHO_` for every key of `handlers.echo`.
+    var environmentPrefix: String { "CHANGERELAY_" + Self.environmentSpelling(section) + "_" }
+
+    private static func environmentSpelling(_ text: String) -> String {
+        text.uppercased().map { $0 == "." ? "_" : String($0) }.joined()
     }
 }
 
@@ -94,9 +98,6 @@ enum ConfigSchema {
                 throw fail("must be between \(range.lowerBound) and \(range.upperBound), got \(number)")
             }
             return value
-        case (.integer, .string(let text)):
-            guard let number = Int64(text) else { throw fail("must be an integer, got '\(text)'") }
-            return try validate(.integer(number), for: key, origin: origin)
         case (.boolean, .boolean):
             return value
         case (.strings, .array(let elements)):
@@ -104,21 +105,11 @@ enum ConfigSchema {
                 throw fail("must be an array of strings")
             }
             return value
-        case (.strings, .string(let text)):
-            return .array(text.split(separator: ",").map { .string($0.trimmingCharacters()) })
         case (.webhookRules, .array(let elements)):
             let texts = elements.compactMap { if case .string(let text) = $0 { text } else { nil } }
             guard texts.count == elements.count else { throw fail("must be an array of strings") }
             try checkWebhookRules(texts, key: key, origins: texts.indices.map { $0 < elementOrigins.count ? elementOrigins[$0] : origin })
             return value
-        case (.webhookRules, .string(let text)):
-            return try validate(.array(WebhookRule.splitList(text).map(TOMLValue.string)), for: key, origin: origin)
-        case (.boolean, .string(let text)):
-            switch text.lowercased() {
-            case "true", "1", "yes", "on": return .boolean(true)
-            case "false", "0", "no", "off": return .boolean(false)
-            default: throw fail("must be true or false, got '\(text)'")
-            }
         case (.string, _), (.choice, _):
             throw fail("must be a string, got \(value.typeName)")
         case (.integer, _):
@@ -128,6 +119,32 @@ enum ConfigSchema {
         case (.boolean, _):
             throw fail("must be true or false, got \(value.typeName)")
         }
+    }
+
+    /// A variable's text as a value of its key's type, then validated: a variable has no types,
+    /// so `10`, `true` or `a,b` are read here. In the file a value must have its key's own
+    /// type (`concurrency = "10"` is an error, as a typo of another kind would be).
+    static func validate(environmentText text: String, for key: ConfigKey, origin: String) throws(ConfigError) -> TOMLValue {
+        func fail(_ reason: String) -> ConfigError { ConfigError(key: key.path, origin: origin, reason: reason) }
+        let value: TOMLValue
+        switch key.kind {
+        case .string, .choice:
+            value = .string(text)
+        case .integer:
+            guard let number = Int64(text) else { throw fail("must be an integer, got '\(text)'") }
+            value = .integer(number)
+        case .boolean:
+            switch text.lowercased() {
+            case "true", "1", "yes", "on": value = .boolean(true)
+            case "false", "0", "no", "off": value = .boolean(false)
+            default: throw fail("must be true or false, got '\(text)'")
+            }
+        case .strings:
+            value = .array(text.split(separator: ",").map { .string($0.trimmingCharacters()) })
+        case .webhookRules:
+            value = .array(WebhookRule.splitList(text).map(TOMLValue.string))
+        }
+        return try validate(value, for: key, origin: origin)
     }
 
     /// Parses each rule; an error names the rule's index, its text, where it came from and what

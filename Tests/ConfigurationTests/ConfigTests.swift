@@ -148,6 +148,21 @@ func loadError(_ text: String, environment: [String: String] = [:]) throws -> Co
         #expect(error.reason.contains("must be an integer"))
     }
 
+    /// The file's values have types: text that would read as the key's type is still text there
+    /// (only environment variables, which have no types, are converted).
+    @Test(arguments: [
+        ("[delivery]\nconcurrency = \"10\"\n", "delivery.concurrency", "must be an integer"),
+        ("[webhooks]\nenabled = \"yes\"\n", "webhooks.enabled", "must be true or false"),
+        ("[webhooks]\nenabled = \"false\"\n", "webhooks.enabled", "must be true or false"),
+        ("[handlers.echo]\ntables = \"public.jobs, public.trips\"\n", "handlers.echo.tables", "must be an array of strings"),
+        ("[webhooks]\nrules = \"public.trips insert -> trip.created\"\n", "webhooks.rules", "must be an array of strings"),
+    ])
+    func aFileValueOfTheWrongTypeIsNamedEvenWhenItsTextWouldRead(text: String, key: String, reason: String) throws {
+        let error = try #require(try loadError(text))
+        #expect(error.key == key)
+        #expect(error.reason.contains(reason), "\(error)")
+    }
+
     @Test func outOfRangeAndBadChoiceAreNamed() throws {
         let range = try #require(try loadError("[conversation_checks]\nmax_attempts = 0\n"))
         #expect(range.key == "conversation_checks.max_attempts")
@@ -163,9 +178,16 @@ func loadError(_ text: String, environment: [String: String] = [:]) throws -> Co
         #expect(error.origin == "environment CHANGERELAY_DELIVERY_TIMEOUT_MS")
     }
 
-    @Test func misspelledEnvironmentKeyIsAnError() throws {
-        let error = try #require(try loadError("", environment: ["CHANGERELAY_SOURCE_DATABSE_URL": "postgresql://x"]))
-        #expect(error.key == "CHANGERELAY_SOURCE_DATABSE_URL")
+    /// Sections with a dot (`handlers.echo`) included: their variables spell it `_`.
+    @Test(arguments: ["CHANGERELAY_SOURCE_DATABSE_URL", "CHANGERELAY_HANDLERS_ECHO_URLS", "CHANGERELAY_HANDLERS_ECHO_TABLE"])
+    func misspelledEnvironmentKeyIsAnError(name: String) throws {
+        let error = try #require(try loadError("", environment: [name: "x"]))
+        #expect(error.key == name)
+    }
+
+    @Test func dottedSectionsAreSetFromTheEnvironment() throws {
+        let config = try Config.load(path: nil, environment: ["CHANGERELAY_HANDLERS_ECHO_TABLES": "public.a,public.b"])
+        #expect(config.echo.tables == ["public.a", "public.b"])
     }
 
     @Test(arguments: [
