@@ -7,6 +7,7 @@ public enum WhereClause {
         case empty
         case unbalancedParentheses
         case semicolon
+        case lineComment
         case unterminated(String)
 
         public var description: String {
@@ -14,6 +15,7 @@ public enum WhereClause {
             case .empty: "is empty"
             case .unbalancedParentheses: "has a parenthesis it does not close (or closes one it did not open)"
             case .semicolon: "contains a semicolon: it must be one expression, not statements"
+            case .lineComment: "contains a -- comment, which would hide the rest of the chunk query (use /* … */)"
             case .unterminated(let what): "has an unterminated \(what)"
             }
         }
@@ -74,7 +76,10 @@ public enum WhereClause {
                 }
                 index = end
             case UInt8(ascii: "-") where index + 1 < bytes.count && bytes[index + 1] == UInt8(ascii: "-"):
-                index = (skip(until: [0x0A], from: index + 2) ?? bytes.count)
+                // The expression is pasted into the chunk query with text after it: a line comment
+                // would hide that text (and the server ends one at a carriage return as well as at
+                // a line feed, a difference a check could miss).
+                throw .lineComment
             case UInt8(ascii: "/") where index + 1 < bytes.count && bytes[index + 1] == UInt8(ascii: "*"):
                 // Block comments nest: each `/*` inside needs its own `*/`.
                 var nesting = 1
@@ -96,8 +101,11 @@ public enum WhereClause {
                 index += 1
             case UInt8(ascii: "$"):
                 // A dollar quote: $$…$$ or $tag$…$tag$ (a `$1` parameter is no quote).
+                // A tag is a letter, `_` or any byte from 0x80 (as the server's lexer reads it),
+                // then digits too.
                 var tagEnd = index + 1
-                while tagEnd < bytes.count, bytes[tagEnd] == UInt8(ascii: "_") || (bytes[tagEnd] | 0x20) >= 0x61 && (bytes[tagEnd] | 0x20) <= 0x7A
+                while tagEnd < bytes.count, bytes[tagEnd] == UInt8(ascii: "_") || bytes[tagEnd] >= 0x80
+                    || (bytes[tagEnd] | 0x20) >= 0x61 && (bytes[tagEnd] | 0x20) <= 0x7A
                     || tagEnd > index + 1 && bytes[tagEnd] >= 0x30 && bytes[tagEnd] <= 0x39 {
                     tagEnd += 1
                 }

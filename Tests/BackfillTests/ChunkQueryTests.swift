@@ -37,7 +37,7 @@ import Testing
 @Suite struct WhereClauseTests {
     @Test(arguments: [
         "id > 5", "status = 'a;b)'", "name = \"we(ird\"", "x = $$)$$ AND y = $tag$;$tag$", "a IN (1, (2))",
-        "id > 5 -- trailing ) ;\n", "id /* ) ; */ > 5", "id = $1",
+        "id /* ) ; */ > 5", "id = $1", "x = $é$)$é$ AND y = $_1$;$_1$",
         // Nested comments, escape strings and `$` inside identifiers, read as the server reads them.
         "id /* a /* ) */ ( */ > 5", "name = E'it\\'s (' AND x = e'\\\\'", "a$b$ = 1 AND (c$ > 2)",
     ])
@@ -58,6 +58,11 @@ import Testing
         ("E'\\'' <> '' ) OR (E'\\'' <> ''", .unbalancedParentheses),
         ("x$a$ ) OR ( x$a$", .unbalancedParentheses),
         ("id /* /* */ > 5", .unterminated("comment")), ("x = E'open\\'", .unterminated("string")),
+        // A line comment hides what the chunk query puts after the expression; the server also
+        // ends one at a carriage return, and takes bytes from 0x80 into a dollar quote's tag.
+        ("id > 5 -- only recent rows", .lineComment), ("false --\r) OR (true", .lineComment),
+        ("id > 5 -- trailing ) ;\n", .lineComment),
+        ("$é$'$é$ IS NULL ) OR ( id = 1 /*'*/", .unbalancedParentheses),
     ])
     func anythingElseIsRefusedWithItsReason(_ text: String, _ problem: WhereClause.Problem) {
         #expect(throws: problem) { try WhereClause.check(text) }

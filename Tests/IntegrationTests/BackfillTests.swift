@@ -95,6 +95,13 @@ import Testing
             CREATE TABLE nothing_identity (id int PRIMARY KEY); ALTER TABLE nothing_identity REPLICA IDENTITY NOTHING;
             ALTER PUBLICATION changerelay_pub ADD TABLE nothing_identity;
             CREATE TABLE "Mixed Case" (id int PRIMARY KEY); ALTER PUBLICATION changerelay_pub ADD TABLE "Mixed Case";
+            CREATE TABLE generated_key (a int NOT NULL, id int GENERATED ALWAYS AS (a * 2) STORED PRIMARY KEY, v text);
+            INSERT INTO generated_key (a, v) SELECT g, 'g' FROM generate_series(1, 30) g;
+            ALTER PUBLICATION changerelay_pub ADD TABLE generated_key;
+            CREATE TABLE parted (id int PRIMARY KEY, region text) PARTITION BY RANGE (id);
+            CREATE TABLE parted_low PARTITION OF parted FOR VALUES FROM (0) TO (100);
+            CREATE TABLE parted_high PARTITION OF parted FOR VALUES FROM (100) TO (200);
+            ALTER PUBLICATION changerelay_pub ADD TABLE parted;
             """)
         let refusals: [([String], String)] = [
             (["--table", "keyless"], "public.keyless has no primary key"),
@@ -107,6 +114,12 @@ import Testing
             (["--table", "items", "--where", "true) OR (true"], "--where for public.items has a parenthesis"),
             (["--table", "items", "--where", "id > 0; DROP TABLE items"], "--where for public.items contains a semicolon"),
             (["--table", "items", "--where", "v"], "--where for public.items is refused by the server"),
+            // Texts a server reads differently from a careless check: a comment ended by a
+            // carriage return, a dollar quote whose tag is not ASCII.
+            (["--table", "items", "--where", "false --\r) OR (true"], "--where for public.items contains a -- comment"),
+            (["--table", "items", "--where", "$é$'$é$ IS NULL ) OR ( id = 1 /*'*/"], "--where for public.items has a parenthesis"),
+            (["--table", "generated_key"], "public.generated_key's primary key column id is generated"),
+            (["--table", "parted"], "backfill each partition (public.parted_high, public.parted_low)"),
             (["--table", "items", "--chunk-size", "0"], "--chunk-size must be between 1 and 1000000"),
         ]
         for (arguments, message) in refusals {

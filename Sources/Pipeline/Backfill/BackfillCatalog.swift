@@ -7,8 +7,11 @@ import Replication
 public enum BackfillRefusal: Error, Sendable, Equatable, CustomStringConvertible {
     case unknownTable(String)
     case notPublished(table: String, publication: String)
+    /// A partitioned table whose publication sends its partitions' changes under their own names.
+    case partitionsPublished(table: String, publication: String, partitions: [String])
     case noPrimaryKey(table: String)
     case keyNotPublished(table: String, column: String)
+    case generatedKey(table: String, column: String)
     case identityWithoutKey(table: String, identity: String)
     case badWhere(table: String, reason: String)
     case badChunkSize(Int)
@@ -20,10 +23,17 @@ public enum BackfillRefusal: Error, Sendable, Equatable, CustomStringConvertible
         case .notPublished(let table, let publication):
             "\(table) is not in publication \(publication): the stream sends none of its changes, so a backfill "
                 + "could not keep up with them (ALTER PUBLICATION \(publication) ADD TABLE \(table))"
+        case .partitionsPublished(let table, let publication, let partitions):
+            "\(table) is partitioned, and publication \(publication) sends its changes under its partitions' names "
+                + "(publish_via_partition_root is off): backfill each partition ("
+                + partitions.prefix(5).joined(separator: ", ") + (partitions.count > 5 ? ", …" : "") + ")"
         case .noPrimaryKey(let table):
             "\(table) has no primary key: a backfill reads in primary-key order and names each row by its key"
         case .keyNotPublished(let table, let column):
             "the publication's column list for \(table) leaves out key column \(column)"
+        case .generatedKey(let table, let column):
+            "\(table)'s primary key column \(column) is generated, and the stream does not carry generated columns: "
+                + "a backfilled row could not be matched to its changes"
         case .identityWithoutKey(let table, let identity):
             "\(table)'s replica identity (\(identity)) does not carry its primary key, so a delete during the backfill "
                 + "could not be matched to its row: ALTER TABLE \(table) REPLICA IDENTITY DEFAULT (or FULL)"
@@ -71,7 +81,18 @@ public struct BackfillCatalog {
             LEFT JOIN LATERAL unnest(p.attnames) AS c (name) ON true
             WHERE p.pubname = $1 AND p.schemaname = $2 AND p.tablename = $3
             """, [publication, schema, relation])
-        guard !published.rows.isEmpty else { throw BackfillRefusal.notPublished(table: display, publication: publication) }
+        guard !published.rows.isEmpty else {
+            let partitions = try connection.query("""
+                SELECT p.schemaname || '.' || p.tablename FROM pg_partition_tree($1::oid) t
+                JOIN pg_class c ON c.oid = t.relid JOIN pg_namespace n ON n.oid = c.relnamespace
+                JOIN pg_publication_tables p ON p.schemaname = n.nspname AND p.tablename = c.relname
+                WHERE p.pubname = $2 AND t.relid <> $1::oid ORDER BY 1
+                """, [oid, publication]).rows.compactMap { $0[0] }
+            if !partitions.isEmpty {
+                throw BackfillRefusal.partitionsPublished(table: display, publication: publication, partitions: partitions)
+            }
+            throw BackfillRefusal.notPublished(table: display, publication: publication)
+        }
         let publishedColumns = Set(published.rows.compactMap { $0[0] })
         let key = try connection.query("""
             SELECT a.attname FROM pg_index i
@@ -108,6 +129,9 @@ public struct BackfillCatalog {
                 return .init(name: name, typeOID: type, typeModifier: modifier, typeName: typeName,
                              isIdentity: identity?.contains(name) ?? true)
             }
+        if let generated = key.first(where: { column in !columns.contains { $0.name == column } }) {
+            throw BackfillRefusal.generatedKey(table: display, column: generated)
+        }
         return BackfillTable(name: TableName(schema: schema, name: relation), columns: columns, keyColumns: key,
                              rowFilter: published.value("rowfilter"))
     }
