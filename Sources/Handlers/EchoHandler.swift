@@ -10,12 +10,16 @@ public struct EchoHandler: Handler {
     public let tables: Set<String>
     public let url: String
     public let retryPolicy: RetryPolicy
+    /// A record's deliveries are ordered by its primary key, whatever the table's replica identity.
+    private let primaryKeys: PrimaryKeys
 
     public init(url: String, tables: [String],
-                retryPolicy: RetryPolicy = .exponential(base: .milliseconds(500), cap: .seconds(60), maxAttempts: 10, jitter: .full)) {
+                retryPolicy: RetryPolicy = .exponential(base: .milliseconds(500), cap: .seconds(60), maxAttempts: 10, jitter: .full),
+                primaryKeys: PrimaryKeys = PrimaryKeys()) {
         self.url = url
         self.tables = Set(tables.map { $0.contains(".") ? $0 : "public." + $0 })
         self.retryPolicy = retryPolicy
+        self.primaryKeys = primaryKeys
     }
 
     public func plan(_ change: Change, at index: Int, in transaction: Transaction) throws(HandlerError) -> Effects {
@@ -24,7 +28,7 @@ public struct EchoHandler: Handler {
             throw HandlerError(handler: name, table: change.schema + "." + change.table, key: change.keyText,
                                reason: error.description)
         }
-        let entity = change.schema + "." + change.table + (change.keyText.map { ":" + $0 } ?? "")
+        let entity = change.schema + "." + change.table + (primaryKeys.recordKey(of: change).map { ":" + $0 } ?? "")
         return Effects(deliveries: [PlannedDelivery(
             target: "echo", url: url, headers: [.init("Content-Type", "application/json")],
             body: body.hasSuffix("\n") ? String(body.dropLast()) : body,

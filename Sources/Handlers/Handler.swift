@@ -161,14 +161,45 @@ extension Change {
     /// is every column, so a long one is bounded (`BoundedKey`): it goes into ordering keys.
     public var keyText: String? {
         guard let row = new ?? old else { return nil }
-        let parts = zip(row.columns, row.values).filter { $0.0.isKey }.map { column, value -> String in
-            switch value {
-            case .text(let bytes): column.name + "=" + String(decoding: bytes, as: UTF8.self)
-            case .binary(let bytes): column.name + "=\\x" + bytes.map { String($0, radix: 16) }.joined()
-            case .null: column.name + "=null"
-            case .unchangedToast: column.name + "=?"
-            }
-        }
+        let parts = zip(row.columns, row.values).filter { $0.0.isKey }.map(Self.keyPart)
         return parts.isEmpty ? nil : BoundedKey.bounded(parts.joined(separator: ","))
+    }
+
+    /// The values of `columns` (`id=7`), from the new row or else the old one, in that order;
+    /// nil when the row lacks one. Under REPLICA IDENTITY FULL every column is a key column,
+    /// and `keyText` changes with any of them: the primary key's columns name the record.
+    public func keyText(columns: [String]) -> String? {
+        guard let row = new ?? old, !columns.isEmpty else { return nil }
+        var parts: [String] = []
+        for name in columns {
+            guard let index = row.columns.firstIndex(where: { $0.name == name }) else { return nil }
+            if case .unchangedToast = row.values[index] { return nil }
+            parts.append(Self.keyPart(row.columns[index], row.values[index]))
+        }
+        return BoundedKey.bounded(parts.joined(separator: ","))
+    }
+
+    private static func keyPart(_ column: Column, _ value: TupleValue) -> String {
+        switch value {
+        case .text(let bytes): column.name + "=" + String(decoding: bytes, as: UTF8.self)
+        case .binary(let bytes): column.name + "=\\x" + bytes.map { String($0, radix: 16) }.joined()
+        case .null: column.name + "=null"
+        case .unchangedToast: column.name + "=?"
+        }
+    }
+}
+
+/// The primary-key columns of the tables a handler orders its deliveries by, read from the
+/// source at start (`qualified table` → columns in key order). A record's deliveries share an
+/// ordering key built from them; a table not known here (no primary key, or created since)
+/// falls back to its replica-identity columns.
+public struct PrimaryKeys: Sendable {
+    private let columns: [String: [String]]
+
+    public init(_ columns: [String: [String]] = [:]) { self.columns = columns }
+
+    /// `id=7` for the record `change` is about.
+    public func recordKey(of change: Change) -> String? {
+        columns[change.schema + "." + change.table].flatMap(change.keyText(columns:)) ?? change.keyText
     }
 }

@@ -75,8 +75,10 @@ enum HandlerAssembly {
             guard !config.echo.tables.isEmpty else {
                 throw ConfigError(key: "handlers.echo.tables", origin: "configuration", reason: "is empty while handlers.echo.url is set")
             }
+            let keys = try PrimaryKeyLoader.load(tables: config.echo.tables, from: PostgresConnection(url: sourceURL))
             handlers.append(EchoHandler(url: url, tables: config.echo.tables, retryPolicy: .exponential(
-                base: .milliseconds(500), cap: config.echo.retryCap, maxAttempts: config.echo.maxAttempts, jitter: .full)))
+                base: .milliseconds(500), cap: config.echo.retryCap, maxAttempts: config.echo.maxAttempts, jitter: .full),
+                primaryKeys: keys))
         }
         return handlers
     }
@@ -133,7 +135,8 @@ enum HandlerAssembly {
                 added (ALTER PUBLICATION \(config.source.publication) ADD TABLE \(table))
                 """, metadata: ["table": "\(table)"])
         }
-        return WebhookHandler(rules: rules, cache: cache, logger: logger)
+        let keys = try PrimaryKeyLoader.load(tables: rules.map { $0.schema + "." + $0.table }, from: source)
+        return WebhookHandler(rules: rules, cache: cache, primaryKeys: keys, logger: logger)
     }
 
     /// Whether the database has every one of these `public` tables (the seed's, which a

@@ -196,6 +196,34 @@ import Testing
         #expect(dispatcher.waitForExit() == 0)
     }
 
+    /// `chat_sessions` is REPLICA IDENTITY FULL (the seed's bodies carry the old record), so
+    /// every column is a key column in the stream: a session's events are still one record's,
+    /// ordered by its primary key. The end of a session waits for its start's retry.
+    @Test func oneRecordsEventsKeepTheirOrderOnAReplicaIdentityFullTable() throws {
+        let setup = try RunPipelineTests.prepare(behavior: .dynamic { request in
+            request.index == 0 ? .status(500) : .status(200)
+        })
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        try Self.addConfig(setup, name: "sessions", events: ["chat.session.*"],
+                           retry: #"{"max_retries": 3, "retry_delay": 1000}"#)
+        let session = try setup.db.execute("""
+            INSERT INTO chat_sessions (user_id) VALUES ('00000000-0000-4000-8000-000000000001') RETURNING id::text AS id
+            """).value("id")!
+        try setup.db.query("UPDATE chat_sessions SET status = 'ended' WHERE id::text = $1", [session])
+        let run = try Background(["run"], environment: Self.environment(setup))
+        try RunPipelineTests.waitFor("both events, one of them twice") { setup.receiver.requestCount >= 3 }
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0)
+        let types = setup.receiver.requests.compactMap { request -> String? in
+            guard case .string(let type)? = try? JSONParser.parse(request.body)["type"] else { return nil }
+            return type
+        }
+        #expect(types == ["chat.session.started", "chat.session.started", "chat.session.ended"])
+        let keys = try setup.db.execute("SELECT DISTINCT ordering_key FROM changerelay.deliveries")
+        #expect(keys.rows.count == 1)
+        #expect(keys.rows.first?.first??.hasSuffix("public.chat_sessions:id=" + session) == true, "\(keys.rows)")
+    }
+
     /// One endpoint that never answers holds at most its own share of the dispatcher:
     /// every delivery to another endpoint arrives while it hangs.
     @Test func aHangingEndpointDoesNotHoldBackAnother() throws {

@@ -42,13 +42,17 @@ public struct WebhookHandler: Handler {
                                                """)
     public let cache: WebhookConfigCache
     private let rules: [String: [WebhookRule]]
+    /// The seed makes four of the rules' tables REPLICA IDENTITY FULL (their bodies carry the
+    /// old record): a record's deliveries are ordered by its primary key, not by every column.
+    private let primaryKeys: PrimaryKeys
     private let logger: Logger
 
     /// `rules` are the built-in ones followed by the operator's.
-    public init(rules: [WebhookRule], cache: WebhookConfigCache, logger: Logger) {
+    public init(rules: [WebhookRule], cache: WebhookConfigCache, primaryKeys: PrimaryKeys = PrimaryKeys(), logger: Logger) {
         self.rules = Dictionary(grouping: rules, by: \.qualifiedTable)
         tables = Set(rules.map(\.qualifiedTable)).union([Self.configsTable])
         self.cache = cache
+        self.primaryKeys = primaryKeys
         self.logger = logger
     }
 
@@ -68,6 +72,7 @@ public struct WebhookHandler: Handler {
 
         let data = try Self.data(of: change, handler: name)
         let position = transaction.position(of: change, at: index)
+        let record = primaryKeys.recordKey(of: change)
         for eventType in eventTypes {
             let body = Self.body(type: eventType, timestamp: transaction.commitTime.rfc3339, data: data)
             for config in cache.subscribers(of: eventType) {
@@ -77,7 +82,7 @@ public struct WebhookHandler: Handler {
                     target: config.id + ":" + eventType, url: config.url,
                     headers: config.headers,
                     auth: Self.signingCredentialPrefix + config.id, body: body,
-                    orderingKey: "webhook:" + config.id + ":" + table + ":" + (change.keyText ?? webhookID),
+                    orderingKey: "webhook:" + config.id + ":" + table + ":" + (record ?? webhookID),
                     retryPolicy: config.retryPolicy,
                     report: .webhookLog(webhookID: webhookID, configID: config.id),
                     endpoint: Self.endpointPrefix + config.id, idempotencyKey: webhookID))

@@ -1,0 +1,28 @@
+import Core
+import Handlers
+import Replication
+
+/// Reads the primary keys of the tables handlers order their deliveries by, from the source's
+/// catalog, once at start. A table that does not exist yet or has no primary key is left
+/// out: its records are then told apart by their replica-identity columns.
+enum PrimaryKeyLoader {
+    /// `tables` as `schema.table`, or `table` for one in `public`.
+    static func load(tables: [String], from source: PostgresConnection) throws(PostgresError) -> PrimaryKeys {
+        let qualified = Set(tables.map { $0.contains(".") ? $0 : "public." + $0 })
+        let rows = try source.query("""
+            SELECT n.nspname || '.' || c.relname AS qualified, a.attname
+            FROM pg_index i
+            JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+            CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, position)
+            JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+            WHERE i.indisprimary AND n.nspname || '.' || c.relname = ANY ($1::text[])
+            ORDER BY 1, k.position
+            """, [postgresArrayLiteral(qualified.sorted())]).rows
+        var columns: [String: [String]] = [:]
+        for row in rows {
+            guard let table = row[0], let column = row[1] else { continue }
+            columns[table, default: []].append(column)
+        }
+        return PrimaryKeys(columns)
+    }
+}

@@ -1,0 +1,39 @@
+import Core
+import Decoding
+import Handlers
+import Testing
+
+/// A record is named by its primary key whatever the table's replica identity: under FULL
+/// every column is a key column, and a key built from all of them changes with any of them.
+@Suite struct PrimaryKeysTests {
+    static func change(_ operation: Change.Operation, new: [(String, TupleValue)]?, old: [(String, TupleValue)]? = nil) -> Change {
+        func row(_ pairs: [(String, TupleValue)]) -> Row {
+            Row(columns: pairs.map { Column(name: $0.0, typeOID: 25, isKey: true) }, values: pairs.map(\.1))
+        }
+        return Change(lsn: LSN(0), schema: "public", table: "chat_sessions", operation: operation, new: new.map(row), old: old.map(row))
+    }
+
+    static func text(_ value: String) -> TupleValue { .text(ArraySlice(value.utf8)) }
+
+    static let keys = PrimaryKeys(["public.chat_sessions": ["id"]])
+
+    @Test func anInsertAnUpdateAndADeleteOfOneRecordShareItsKey() {
+        let inserted = Self.change(.insert, new: [("id", Self.text("7")), ("status", Self.text("active"))])
+        let updated = Self.change(.update, new: [("id", Self.text("7")), ("status", Self.text("ended"))],
+                                  old: [("id", Self.text("7")), ("status", Self.text("active"))])
+        let deleted = Self.change(.delete, new: nil, old: [("id", Self.text("7")), ("status", Self.text("ended"))])
+        #expect([inserted, updated, deleted].map(Self.keys.recordKey) == ["id=7", "id=7", "id=7"])
+        #expect(inserted.keyText != updated.keyText)
+    }
+
+    /// A table not known, or a row without the key's values, falls back to the replica identity.
+    @Test func withoutTheKeysValuesTheReplicaIdentityNamesTheRecord() {
+        let unknown = Change(lsn: LSN(0), schema: "public", table: "other", operation: .insert,
+                             new: Row(columns: [Column(name: "a", typeOID: 25, isKey: true)], values: [Self.text("1")]))
+        #expect(Self.keys.recordKey(of: unknown) == "a=1")
+        let toasted = Self.change(.update, new: [("id", .unchangedToast), ("status", Self.text("ended"))])
+        #expect(Self.keys.recordKey(of: toasted) == toasted.keyText)
+        let missing = Self.change(.insert, new: [("status", Self.text("ended"))])
+        #expect(Self.keys.recordKey(of: missing) == "status=ended")
+    }
+}
