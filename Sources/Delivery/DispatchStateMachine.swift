@@ -28,7 +28,8 @@ import StateStore
 /// - An endpoint that pauses when it answers 410 Gone (a webhook config, which the record
 ///   sets inactive) gets nothing more from this dispatcher: its rows still queued are put
 ///   back, unsent, to wait with the rest of its paused rows, instead of each being sent to an
-///   endpoint that has said it is gone and ending dead.
+///   endpoint that has said it is gone and ending dead. So are the queued rows of an endpoint
+///   a claim finds paused otherwise (an operator turned the webhook config off).
 struct DispatchStateMachine {
     enum Action {
         /// Open the state connection and listen for the batch committer's notifications; report
@@ -181,9 +182,20 @@ struct DispatchStateMachine {
         queue.removeAll { $0.endpoint.map(gone.contains) ?? false }
     }
 
-    mutating func claimed(_ rows: [ClaimedDelivery]) -> Action {
+    /// The rows claimed but not yet sent, in queue order.
+    var queued: [ClaimedDelivery] { queue }
+
+    /// `pausing`: endpoints found paused since their rows were claimed (a webhook config an
+    /// operator turned off); their queued rows are put back unsent, like those of an endpoint
+    /// that answered 410.
+    mutating func claimed(_ rows: [ClaimedDelivery], pausing: Set<String> = []) -> Action {
         queue += rows
+        if !pausing.isEmpty {
+            heldBack += queue.filter { $0.endpoint.map(pausing.contains) ?? false }
+            queue.removeAll { $0.endpoint.map(pausing.contains) ?? false }
+        }
         if let batch = takeSendable() { return .send(batch) }
+        if !heldBack.isEmpty { return nextDatabaseStep() }
         // What fell due by the last wake was claimable by this claim.
         knownDue.removeAll { $0 <= lastWake }
         // Every slot is busy: a finished request comes first.

@@ -132,8 +132,8 @@ public final class Dispatcher: Sendable {
                     }
                     let claimed = try queue.claim(on: connection!, shares: machine.claimShares(for: open.endpoints),
                                                   unroutedFloor: open.unroutedFloor)
-                    try webhooks.prepare(claimed, on: connection!)
-                    action = machine.claimed(claimed)
+                    let inactive = try webhooks.prepare(claimed + machine.queued, on: connection!)
+                    action = machine.claimed(claimed, pausing: inactive)
                 case .lookAhead:
                     action = machine.lookedAhead(try queue.nextDue(on: connection!))
                 case .release(let unsent):

@@ -134,6 +134,27 @@ import TestSupport
         #expect(machine.recorded().step == .exit(.drained))
     }
 
+    /// An operator turns a webhook config off while rows of it wait in the queue: the next
+    /// claim finds it paused, and those rows are put back unsent; the rows in flight finish,
+    /// and another endpoint's queued rows go on.
+    @Test func queuedRowsOfAnEndpointAClaimFindsPausedArePutBackUnsent() {
+        var machine = DispatchStateMachine(concurrency: 4, maxInFlightPerEndpoint: 1, pausedByGone: ["webhook:"],
+                                           pollInterval: .seconds(1), drain: .seconds(10), start: Self.start)
+        #expect(machine.woken(at: Self.start).step == .connect)
+        #expect(machine.connected().step == .claim)
+        let off = (1...3).map { Self.delivery($0, endpoint: "webhook:1") }
+        let other = (4...5).map { Self.delivery($0, endpoint: "webhook:2") }
+        #expect(machine.claimed(off + other).step == .send([1, 4]))
+        #expect(machine.queued.map(\.id) == [2, 3, 5])
+        // Nothing more was due; the claim's look at the configs finds webhook:1 turned off.
+        #expect(machine.claimed([], pausing: ["webhook:1"]).step == .release([2, 3]))
+        #expect(machine.released().step == .claim)
+        #expect(machine.queued.map(\.id) == [5])
+        #expect(machine.claimed([]).step == .lookAhead)
+        #expect(machine.lookedAhead(nil).step == .wait(.seconds(1)))
+        #expect(machine.woken([Self.answered(off[0]), Self.answered(other[0])], at: Self.start).step == .send([5]))
+    }
+
     /// A claim may take twice an endpoint's in-flight limit less what this dispatcher holds
     /// of it: queued, in flight, or finished and not yet recorded. An endpoint with nothing
     /// left to take is not named at all, and a limit above the concurrency is the concurrency.

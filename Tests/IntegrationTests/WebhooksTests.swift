@@ -224,6 +224,65 @@ import Testing
         #expect(keys.rows.first?.first??.hasSuffix("public.chat_sessions:id=" + session) == true, "\(keys.rows)")
     }
 
+    /// An operator turns a config off while its rows wait in the dispatcher's queue behind a
+    /// slow request: the request in flight finishes, the queued rows are put back unsent, and
+    /// they go out, in order, once the config is active again.
+    @Test func turningAConfigOffStopsItsQueuedRowsToo() throws {
+        let setup = try RunPipelineTests.prepare(behavior: .trickle(bytes: 3, interval: .seconds(1)))
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let config = try Self.addConfig(setup, name: "slow", events: ["chat.message.created"])
+        try Self.chat(setup, messages: 4, role: "assistant")
+        var environment = Self.environment(setup)
+        environment["CHANGERELAY_WEBHOOKS_MAX_IN_FLIGHT_PER_ENDPOINT"] = "1"
+        let run = try Background(["run"], environment: environment)
+        try RunPipelineTests.waitFor("the first request") { setup.receiver.requestCount >= 1 }
+        try setup.db.query("UPDATE webhook_configs SET is_active = false WHERE id::text = $1", [config])
+        try RunPipelineTests.waitFor("the first delivery recorded and the other three waiting unclaimed") {
+            try setup.db.execute("""
+                SELECT count(*) FILTER (WHERE status = 'succeeded') = 1
+                   AND count(*) FILTER (WHERE status = 'pending' AND attempt = 0 AND locked_until IS NULL) = 3 AS paused
+                FROM changerelay.deliveries
+                """).value("paused") == "t"
+        }
+        #expect(setup.receiver.requestCount == 1)
+        try setup.db.query("UPDATE webhook_configs SET is_active = true WHERE id::text = $1", [config])
+        try RunPipelineTests.waitFor("all four", timeout: .seconds(60)) {
+            try setup.db.execute("SELECT count(*) AS n FROM changerelay.deliveries WHERE status = 'succeeded'").value("n") == "4"
+        }
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0)
+        let contents = setup.receiver.requests.compactMap { request -> String? in
+            guard case .string(let text)? = try? JSONParser.parse(request.body)["data"]?["record"]?["content"] else { return nil }
+            return text
+        }
+        #expect(contents == ["m0", "m1", "m2", "m3"])
+    }
+
+    /// A config deleted between two tries of a delivery gets no second try: the dispatcher
+    /// that signed the first forgets the config's secret, and the delivery ends dead with its
+    /// log row saying why.
+    @Test func aConfigDeletedBetweenTriesGetsNoFurtherTry() throws {
+        let setup = try RunPipelineTests.prepare(behavior: .status(500))
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let config = try Self.addConfig(setup, name: "deleted", events: ["chat.message.created"],
+                                        retry: #"{"max_retries": 3, "retry_delay": 2000}"#)
+        let run = try Background(["run"], environment: Self.environment(setup))
+        try Self.chat(setup, messages: 1, role: "assistant")
+        try RunPipelineTests.waitFor("the first try recorded") {
+            try setup.db.execute("SELECT count(*) AS n FROM changerelay.delivery_attempts").value("n") == "1"
+        }
+        try setup.db.query("DELETE FROM webhook_configs WHERE id::text = $1", [config])
+        try RunPipelineTests.waitFor("the delivery to end", timeout: .seconds(60)) {
+            try setup.db.execute("SELECT status FROM changerelay.deliveries").value("status") == "dead"
+        }
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0)
+        #expect(setup.receiver.requestCount == 1)
+        let log = try setup.db.execute("SELECT error_message, completed_at IS NOT NULL AS done FROM webhook_logs")
+        #expect(log.value("error_message")?.contains("no longer exists") == true, "\(log.rows)")
+        #expect(log.value("done") == "t")
+    }
+
     /// One endpoint that never answers holds at most its own share of the dispatcher:
     /// every delivery to another endpoint arrives while it hangs.
     @Test func aHangingEndpointDoesNotHoldBackAnother() throws {

@@ -13,6 +13,8 @@ import StateStore
 final class WebhookTries {
     /// A webhook delivery's `auth`: `webhook:<config id>`.
     static let credentialPrefix = "webhook:"
+    /// A webhook delivery's endpoint: `webhook:<config id>` (`WebhookHandler.endpointPrefix`).
+    static let endpointPrefix = "webhook:"
 
     private let logger: Logger
     private var signers: [String: Result<WebhookSigner, WebhookSecretError>] = [:]
@@ -26,17 +28,27 @@ final class WebhookTries {
         return String(auth.dropFirst(credentialPrefix.count))
     }
 
-    /// Reads the secrets of the configs `claimed` names, as they are now. Signers of earlier
-    /// claims stay: their deliveries may still wait in the dispatcher's queue.
-    func prepare(_ claimed: [ClaimedDelivery], on db: PostgresConnection) throws(PostgresError) {
-        let ids = Set(claimed.compactMap(Self.configID))
-        guard !ids.isEmpty else { return }
-        let rows = try db.query("SELECT id::text AS id, secret FROM public.webhook_configs WHERE id::text = ANY($1::text[])",
-                                [postgresArrayLiteral(ids.sorted())])
+    /// Reads the configs `deliveries` (a claim's rows and those still queued) name, as they
+    /// are now: their secrets, and which are inactive. A config deleted since is forgotten, so
+    /// its rows are refused as such rather than signed with its old secret; the endpoints of
+    /// inactive ones are returned, for their queued rows to be put back unsent (an operator
+    /// turned the config off, or another dispatcher's try got 410).
+    func prepare(_ deliveries: [ClaimedDelivery], on db: PostgresConnection) throws(PostgresError) -> Set<String> {
+        let ids = Set(deliveries.compactMap(Self.configID))
+        guard !ids.isEmpty else { return [] }
+        let rows = try db.query("""
+            SELECT id::text AS id, secret, is_active IS TRUE AS active FROM public.webhook_configs WHERE id::text = ANY($1::text[])
+            """, [postgresArrayLiteral(ids.sorted())])
+        var found = Set<String>()
+        var inactive = Set<String>()
         for row in rows.rows {
             guard let id = row[0] else { continue }
+            found.insert(id)
+            if row[2] != "t" { inactive.insert(Self.endpointPrefix + id) }
             signers[id] = Result { () throws(WebhookSecretError) in try WebhookSigner(secret: row[1]) }
         }
+        for gone in ids.subtracting(found) { signers[gone] = nil }
+        return inactive
     }
 
     /// The headers of one try, or why it must not be sent.
