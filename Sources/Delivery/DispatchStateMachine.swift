@@ -325,8 +325,7 @@ struct AttemptRecord {
         switch finished.result {
         case .response(let response):
             httpStatus = response.status
-            // Text columns cannot hold NUL; the body is kept for people to read, so dropping it is fine.
-            responseBody = String(decoding: response.body.filter { $0 != 0 }, as: UTF8.self)
+            responseBody = response.storableBody
             outcome = AttemptOutcome(status: response.status, retryAfter: response.header("Retry-After"),
                                      now: Int64(finished.ended.timeIntervalSince1970))
             if !response.isSuccess { error = "HTTP \(response.status)" }

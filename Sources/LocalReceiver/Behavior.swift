@@ -39,6 +39,9 @@ public indirect enum Behavior: Sendable {
     case invalidHTTP
     /// Closes the connection without a byte of response.
     case closeWithoutAnswer
+    /// Sends a status line and one header, never the blank line that ends the headers, and
+    /// holds the connection open.
+    case unfinishedHeaders
 
     /// A status with an optional text body.
     public static func status(_ status: Int, body: String = "", headers: [(String, String)] = []) -> Behavior {

@@ -87,6 +87,10 @@ final class ReceiverConnection {
             return false
         case .closeWithoutAnswer:
             return false
+        case .unfinishedHeaders:
+            guard sendAll(Array("HTTP/1.1 200 OK\r\nX-Unfinished: yes\r\n".utf8)) else { return false }
+            holdUntilClosed()
+            return false
         }
     }
 

@@ -168,6 +168,8 @@ final class CurlTransfer {
     private var discarded = 0
     private var headerBytes = 0
     private var aborted: Abort?
+    /// The final response's headers have ended: what follows is its body.
+    private var headersComplete = false
 
     init(submission: HTTPSubmission, easy: EasyHandle, maxHeaderBytes: Int) {
         self.submission = submission
@@ -292,10 +294,14 @@ final class CurlTransfer {
         }
         var line = bytes[...]
         while let last = line.last, last == 0x0A || last == 0x0D { line = line.dropLast() }
-        if line.isEmpty { return bytes.count }
+        if line.isEmpty {
+            headersComplete = true  // an interim response's end too; its successor's status line resets it
+            return bytes.count
+        }
         if line.starts(with: "HTTP/".utf8) {
             headers.removeAll()  // a new (interim or final) response begins
             headerBytes = bytes.count
+            headersComplete = false
             return bytes.count
         }
         if let first = line.first, first == 0x20 || first == 0x09 {
@@ -318,7 +324,14 @@ final class CurlTransfer {
         if aborted == .headersTooLarge {
             return .failure(submission.error(.tooLarge, "response headers exceed \(maxHeaderBytes) bytes"))
         }
-        guard code == CURLE_OK || (code == CURLE_WRITE_ERROR && aborted == .bodyLimit) else {
+        // An answer counts from its status line: once a final response's headers are in, a
+        // body cut short (by the timeout, or a connection closed or reset mid-body) leaves the
+        // answer standing with what arrived of its body. A 2xx whose body trickles past the
+        // timeout was received and acted on: sending it again would do the work twice.
+        let status = easy.infoLong(CURLINFO_RESPONSE_CODE)
+        let bodyCutShort = headersComplete && status >= 200
+            && (code == CURLE_OPERATION_TIMEDOUT || code == CURLE_PARTIAL_FILE || code == CURLE_RECV_ERROR)
+        guard code == CURLE_OK || (code == CURLE_WRITE_ERROR && aborted == .bodyLimit) || bodyCutShort else {
             var message = easy.errorMessage
             if message.isEmpty { message = String(cString: curl_easy_strerror(code)) }
             return .failure(submission.error(HTTPError.Kind(curlCode: code), message, curlCode: Int(code.rawValue)))
@@ -328,10 +341,10 @@ final class CurlTransfer {
             firstByte: .microseconds(easy.infoOffset(CURLINFO_STARTTRANSFER_TIME_T)),
             total: .microseconds(easy.infoOffset(CURLINFO_TOTAL_TIME_T)))
         return .success(HTTPResponse(
-            status: easy.infoLong(CURLINFO_RESPONSE_CODE),
+            status: status,
             headers: headers,
             body: body,
-            bodyTruncated: truncated,
+            bodyTruncated: truncated || bodyCutShort,
             timings: timings,
             reusedConnection: easy.infoLong(CURLINFO_NUM_CONNECTS) == 0,
             remoteAddress: easy.infoString(CURLINFO_PRIMARY_IP)))

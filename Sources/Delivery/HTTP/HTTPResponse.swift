@@ -23,7 +23,8 @@ public struct HTTPResponse: Sendable {
     public var headers: [(String, String)]
     /// At most the request's `responseBodyLimit` bytes.
     public var body: [UInt8]
-    /// The receiver sent more than `responseBodyLimit` bytes of body.
+    /// The receiver sent more than `responseBodyLimit` bytes of body, or its body was cut
+    /// short (the timeout, a connection closed mid-body) after the headers had arrived.
     public var bodyTruncated: Bool
     public var timings: HTTPTimings
     /// No new connection was opened for this request: a kept-alive one was reused.
@@ -52,6 +53,24 @@ public struct HTTPResponse: Sendable {
 
     /// The body as UTF-8 text (invalid sequences replaced).
     public var bodyText: String { String(decoding: body, as: UTF8.self) }
+
+    /// The body as a log column keeps it: without NUL bytes (which text columns cannot hold),
+    /// invalid sequences replaced by U+FFFD, and no longer in bytes than the body was, cut at
+    /// a scalar's end. Each replacement takes three bytes for one, and a 4 KiB limit must stay
+    /// 4 KiB whatever a receiver sends.
+    public var storableBody: String {
+        let bytes = body.filter { $0 != 0 }
+        let text = String(decoding: bytes, as: UTF8.self)
+        guard text.utf8.count > bytes.count else { return text }
+        var kept = String.UnicodeScalarView()
+        var length = 0
+        for scalar in text.unicodeScalars {
+            length += UTF8.width(scalar)
+            guard length <= bytes.count else { break }
+            kept.append(scalar)
+        }
+        return String(kept)
+    }
 
     public var isSuccess: Bool { (200..<300).contains(status) }
 }

@@ -62,8 +62,7 @@ public enum WebhookTestEvent {
                                   timeout: timeout, responseBodyLimit: 4096, oversizedBody: .discard, pinnedAddress: pinned)
         do throws(HTTPError) {
             let response = try await client.send(request)
-            return .response(status: response.status,
-                             body: String(decoding: response.body.filter { $0 != 0 }, as: UTF8.self))
+            return .response(status: response.status, body: response.storableBody)
         } catch {
             return .failed(error.description)
         }
