@@ -243,6 +243,48 @@ import Testing
         #expect(run.waitForExit() == 0)
     }
 
+    /// A message's commit can reach the stream before other sessions see its row (here a
+    /// synchronous standby that never answers holds the writer's commit): the buffer opens at
+    /// once, its mark of the message finds no row, and is kept until the row is there.
+    @Test func aMessageWhoseRowIsNotVisibleYetStillGetsItsBufferID() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        // Every session but the writer's commits without waiting for the standby.
+        try setup.db.execute("ALTER ROLE postgres SET synchronous_commit = local")
+        try setup.db.execute("SET synchronous_commit = local")
+        try setup.db.execute("ALTER SYSTEM SET synchronous_standby_names = 'ghost'")
+        try setup.db.execute("SELECT pg_reload_conf()")
+        let run = try Background(["run"], environment: Self.environment(setup))
+        try run.waitFor("streaming") { _ in run.stderr.contains("streaming") }
+        let url = setup.cluster.url
+        let writer = Thread {
+            guard let db = try? PostgresConnection(url: url) else { return }
+            _ = try? db.execute("""
+                SET synchronous_commit = on;
+                INSERT INTO buffered_messages (conversation_id, content, message_type, sender)
+                VALUES (77, 'held back', 'incoming', '{"name": "guest"}')
+                """)
+        }
+        writer.start()
+        try RunPipelineTests.waitFor("the buffer opened while the row is invisible") {
+            try setup.db.execute("""
+                SELECT (SELECT count(*) FROM changerelay.buffer_messages) = 1
+                   AND (SELECT count(*) FROM buffered_messages) = 0 AS opened
+                """).value("opened") == "t"
+        }
+        // Ends the writer's wait: its transaction committed locally, and its row becomes visible.
+        try setup.db.execute("SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE wait_event = 'SyncRep'")
+        try RunPipelineTests.waitFor("the flush") { try Self.flushes(setup.receiver).count == 1 }
+        try RunPipelineTests.waitFor("the message marked with its buffer") {
+            try setup.db.execute("""
+                SELECT buffer_id IS NOT NULL AND buffer_id = id AS marked FROM buffered_messages WHERE conversation_id = 77
+                """).value("marked") == "t"
+        }
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0)
+        #expect(try setup.db.execute("SELECT count(*) AS n FROM changerelay.buffer_message_marks").value("n") == "0")
+    }
+
     @Test func withTheFlagOffEachMessageIsFlushedAloneFromTheFlagsCommitOn() throws {
         let setup = try RunPipelineTests.prepare()
         defer { try? setup.cluster.stop(); setup.receiver.stop() }

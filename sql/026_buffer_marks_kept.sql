@@ -1,0 +1,92 @@
+-- 026: a message's buffer_id is never lost to the instant between its commit reaching the
+-- stream and its row becoming visible to other sessions.
+--
+-- apply_staged_message_buffers() set buffered_messages.buffer_id with one UPDATE in the
+-- checkpoint transaction that opened or joined the buffer. A message committed an instant
+-- before (the walsender sends a commit once it is flushed, which comes before it is visible),
+-- or held back by a synchronous standby, had no visible row yet: the UPDATE found nothing and
+-- the mark was gone for good, while the buffer itself went on and was flushed. Now a mark that
+-- finds no row is kept in changerelay.buffer_message_marks and tried again by every later
+-- call (each batch with a buffering step: a later message, or the buffer's own flush) until
+-- the row is there; a mark applied leaves the table.
+DO $$ BEGIN PERFORM pg_advisory_xact_lock(27991862643291504); END $$;
+
+CREATE TABLE IF NOT EXISTS changerelay.buffer_message_marks (
+    -- The ids as text, as the staging has them: the seed's columns may be bigint or uuid.
+    message_id text        PRIMARY KEY,
+    buffer_id  text        NOT NULL,
+    staged_at  timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE OR REPLACE FUNCTION changerelay.apply_staged_message_buffers() RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    applied integer;
+BEGIN
+    INSERT INTO changerelay.message_buffering_state (buffering_enabled, changed_at_lsn)
+    SELECT buffering, event_lsn FROM pg_temp.message_buffer_staged
+    WHERE kind = 'flag' ORDER BY event_lsn DESC, event_index DESC LIMIT 1
+    ON CONFLICT (singleton) DO UPDATE
+        SET buffering_enabled = EXCLUDED.buffering_enabled, changed_at_lsn = EXCLUDED.changed_at_lsn;
+
+    SELECT count(*) INTO applied FROM pg_temp.message_buffer_latest;
+
+    UPDATE public.message_buffer b
+    SET status = l.status, message_count = l.message_count, buffer_start_time = l.buffer_start_time,
+        last_message_at = l.last_message_at, flush_due_at = l.flush_due_at
+    FROM pg_temp.message_buffer_latest l
+    WHERE b.id = (jsonb_populate_record(NULL::public.message_buffer, jsonb_build_object('id', l.buffer_id))).id;
+
+    INSERT INTO public.message_buffer (id, conversation_id, status, message_count, buffer_start_time,
+                                       last_message_at, flush_due_at)
+    OVERRIDING SYSTEM VALUE
+    SELECT r.id, r.conversation_id, l.status, l.message_count, l.buffer_start_time, l.last_message_at, l.flush_due_at
+    FROM pg_temp.message_buffer_latest l
+    CROSS JOIN LATERAL jsonb_populate_record(NULL::public.message_buffer,
+        jsonb_build_object('id', l.buffer_id, 'conversation_id', l.conversation_id)) r
+    WHERE NOT EXISTS (SELECT FROM public.message_buffer b WHERE b.id = r.id);
+
+    INSERT INTO changerelay.buffer_messages (buffer_id, position, message_id, record, content)
+    SELECT buffer_id, message_position, message_id, message_record, message_content
+    FROM pg_temp.message_buffer_staged
+    WHERE kind = 'buffer' AND message_id IS NOT NULL
+    ON CONFLICT DO NOTHING;
+
+    -- With a state database apart from the source, buffered_messages is not here to mark.
+    -- A message's row may not be visible yet (its commit reached the stream an instant
+    -- before other sessions could see it): a mark that finds no row is kept in
+    -- buffer_message_marks and tried again by each later call, a flush's included.
+    IF to_regclass('public.buffered_messages') IS NOT NULL THEN
+        WITH wanted AS (
+            SELECT s.message_id, s.buffer_id, true AS staged FROM pg_temp.message_buffer_staged s
+            WHERE s.kind = 'buffer' AND s.message_id IS NOT NULL
+            UNION ALL
+            SELECT k.message_id, k.buffer_id, false FROM changerelay.buffer_message_marks k),
+        marked AS (
+            UPDATE public.buffered_messages m
+            SET buffer_id = (jsonb_populate_record(NULL::public.buffered_messages,
+                                                   jsonb_build_object('buffer_id', w.buffer_id))).buffer_id
+            FROM wanted w
+            WHERE m.id = (jsonb_populate_record(NULL::public.buffered_messages, jsonb_build_object('id', w.message_id))).id
+            RETURNING w.message_id),
+        kept AS (
+            INSERT INTO changerelay.buffer_message_marks (message_id, buffer_id)
+            SELECT w.message_id, w.buffer_id FROM wanted w
+            WHERE w.staged AND NOT EXISTS (SELECT FROM marked WHERE marked.message_id = w.message_id)
+            ON CONFLICT (message_id) DO NOTHING)
+        DELETE FROM changerelay.buffer_message_marks k USING marked WHERE k.message_id = marked.message_id;
+    END IF;
+
+    INSERT INTO public.buffer_processing_jobs (buffer_id, status, attempts)
+    SELECT r.buffer_id, 'pending', 0
+    FROM pg_temp.message_buffer_latest l
+    CROSS JOIN LATERAL jsonb_populate_record(NULL::public.buffer_processing_jobs,
+        jsonb_build_object('buffer_id', l.buffer_id)) r
+    WHERE l.status = 'processing'
+      AND NOT EXISTS (SELECT FROM public.buffer_processing_jobs j WHERE j.buffer_id = r.buffer_id);
+
+    DELETE FROM changerelay.buffer_messages m
+    USING pg_temp.message_buffer_latest l
+    WHERE l.status = 'processing' AND m.buffer_id = l.buffer_id;
+    RETURN applied;
+END $$;
