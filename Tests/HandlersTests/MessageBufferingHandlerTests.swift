@@ -85,13 +85,19 @@ private func column(_ name: String, of row: PlannedRow) -> String? {
         #expect(handler.state.committed.book.open.isEmpty)
     }
 
+    /// Turned off, the flag closes the open buffers at its commit: message 1's buffer is
+    /// flushed there, and messages 2 and 3, of its conversation or another, are flushed alone.
     @Test func theFlagIsFollowedFromItsCommitOn() throws {
         let handler = makeHandler()
-        let off = try plan(handler, transaction([message(1), flag(false), message(2, conversation: "8")], at: 0, lsn: 0x10))
-        // Message 1 was buffered before the flag went off; message 2 is flushed alone.
-        #expect(off.deliveries.map(\.idempotencyKey) == ["message_buffering:buffer:2@1746684800000000"])
+        let off = try plan(handler, transaction([message(1), flag(false), message(2, conversation: "8"), message(3)],
+                                                at: 0, lsn: 0x10))
+        #expect(off.deliveries.map(\.idempotencyKey) == ["message_buffering:buffer:1@1746684800000000",
+                                                         "message_buffering:buffer:2@1746684800000000",
+                                                         "message_buffering:buffer:3@1746684800000000"])
+        #expect(off.deliveries.map(\.body).allSatisfy { $0.contains(#""messages":[{"#) })
         #expect(off.rows.compactMap { column("buffering", of: $0) } == ["f"])
-        #expect(handler.state.committed.book.open.keys.sorted() == ["7"])
+        #expect(handler.state.committed.book.open.isEmpty)
+        #expect(handler.state.nextDeadline.current == nil)
         let deleted = try plan(handler, transaction([flag(true), flag(true, .delete)], at: 1, lsn: 0x20))
         #expect(deleted.rows.compactMap { column("buffering", of: $0) } == ["t", "f"])
         #expect(!handler.state.committed.buffering)

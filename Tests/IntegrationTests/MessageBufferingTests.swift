@@ -290,18 +290,20 @@ import Testing
         defer { try? setup.cluster.stop(); setup.receiver.stop() }
         let run = try Background(["run"], environment: Self.environment(setup, durationMilliseconds: 60_000))
         try run.waitFor("streaming") { _ in run.stderr.contains("streaming") }
+        // Buffered before the flag goes off, in a 60 s window: the flag's commit closes it.
+        let before = try Self.message(setup.db, conversation: 3, content: "before")
         try setup.db.execute("UPDATE feature_flags SET is_enabled = false WHERE flag_name = 'message_buffering'")
         let first = try Self.message(setup.db, conversation: 3, content: "a")
         let second = try Self.message(setup.db, conversation: 3, content: "b")
-        try RunPipelineTests.waitFor("two flushes") { try Self.flushes(setup.receiver).count == 2 }
-        #expect(try Self.flushes(setup.receiver).map { Self.ids($0["messages"]) } == [[first], [second]])
+        try RunPipelineTests.waitFor("three flushes") { try Self.flushes(setup.receiver).count == 3 }
+        #expect(try Self.flushes(setup.receiver).map { Self.ids($0["messages"]) } == [[before], [first], [second]])
         // Back on: a 60 s window, so nothing more is sent while the test runs.
         try setup.db.execute("UPDATE feature_flags SET is_enabled = true WHERE flag_name = 'message_buffering'")
         let third = try Self.message(setup.db, conversation: 3, content: "c")
         try RunPipelineTests.waitFor("the open buffer") {
             try setup.db.execute("SELECT status FROM message_buffer WHERE id = \(third)").value("status") == "active"
         }
-        #expect(try Self.flushes(setup.receiver).count == 2)
+        #expect(try Self.flushes(setup.receiver).count == 3)
         run.child.signal(SIGTERM)
         #expect(run.waitForExit() == 0)
         // The open buffer and the flag survive the restart as of the checkpoint.

@@ -95,6 +95,19 @@ public struct BufferBook: Sendable, Hashable {
         return due
     }
 
+    /// Closes every open buffer, in deadline order (then by id): buffering was turned off,
+    /// and each message from then on is flushed alone, after what its conversation buffered.
+    public mutating func closeAll() -> [Buffer] {
+        var closed: [Buffer] = []
+        while let next = deadlines.popFirst() {
+            guard let buffer = open[next.conversationID], buffer.id == next.bufferID,
+                  buffer.deadline(windows) == next.deadline else { continue }
+            open[next.conversationID] = nil
+            closed.append(buffer)
+        }
+        return closed
+    }
+
     /// A message committed at `commitTime` joins its conversation's open buffer, or opens
     /// one; with `buffering` off it is flushed alone. Buffers due before `commitTime` must
     /// have been closed first (`closeDue(before:)`).

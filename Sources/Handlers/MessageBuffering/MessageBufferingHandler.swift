@@ -70,7 +70,7 @@ public struct MessageBufferingHandler: Handler {
         guard change.operation != .read else { return .none }
         let position = transaction.position(ofChange: index)
         if change.schema + "." + change.table == Self.flagsTable {
-            return try followFlag(change, at: position)
+            return try followFlag(change, at: position, committed: transaction.commitTime)
         }
         guard change.operation == .insert, let row = change.new else { return .none }
         let fields = try Fields(row, handler: name, change: change)
@@ -100,8 +100,11 @@ public struct MessageBufferingHandler: Handler {
         state.batchEnded(committed: committed)
     }
 
-    /// `feature_flags.message_buffering`, from its commit on; a deleted flag is off.
-    private func followFlag(_ change: Change, at position: ChangePosition) throws(HandlerError) -> Effects {
+    /// `feature_flags.message_buffering`, from its commit on; a deleted flag is off. Turned
+    /// off, it closes the open buffers at its commit: a message after it is flushed alone, and
+    /// never joins a buffer opened before.
+    private func followFlag(_ change: Change, at position: ChangePosition,
+                            committed commitTime: PostgresTimestamp) throws(HandlerError) -> Effects {
         let enabled: Bool
         switch change.operation {
         case .truncate:
@@ -119,15 +122,18 @@ public struct MessageBufferingHandler: Handler {
             guard fields["flag_name"] == Self.flagName else { return .none }
             enabled = fields["is_enabled"] == "t"
         }
-        let changed = state.update { state in
+        let (changed, closed) = state.update { state in
             defer { state.buffering = enabled }
-            return state.buffering != enabled
+            guard state.buffering != enabled else { return (false, [BufferBook.Buffer]()) }
+            return (true, enabled ? [] : state.book.closeAll())
         }
         guard changed else { return .none }
-        return Effects(rows: [PlannedRow(table: Self.stagingTable, [
+        var effects = Effects(rows: [PlannedRow(table: Self.stagingTable, [
             "kind": "flag", "event_lsn": "\(position.commitLSN)", "event_index": String(position.index),
             "buffering": enabled ? "t" : "f",
         ])])
+        for buffer in closed { flush(buffer, due: commitTime, at: position, with: nil, into: &effects) }
+        return effects
     }
 
     /// The buffer closes (with `message`, when the message closed it): `processing`, its
