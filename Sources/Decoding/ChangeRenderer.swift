@@ -67,7 +67,7 @@ public enum ChangeRenderer {
     /// handlers that pass a whole row on (an automation's `trigger_data.job`).
     public static func appendRow(_ row: Row, of change: Change, to writer: inout JSONWriter) throws(ChangeRenderingError) {
         let mark = writer.mark
-        do { try writeRow(row, &writer) } catch {
+        do { try writeRow(row, secrets: secretColumns(of: change), &writer) } catch {
             writer.rollBack(to: mark)
             throw ChangeRenderingError(lsn: change.lsn, schema: change.schema, table: change.table,
                                        column: error.column.name, typeOID: error.column.typeOID, reason: error.reason)
@@ -116,10 +116,11 @@ public enum ChangeRenderer {
         writer.string(change.table)
         writer.key("op")
         writer.string(change.operation.rawValue)
+        let secrets = secretColumns(of: change)
         writer.key("new")
-        try writeRow(change.new, &writer)
+        try writeRow(change.new, secrets: secrets, &writer)
         writer.key("old")
-        try writeRow(change.old, &writer)
+        try writeRow(change.old, secrets: secrets, &writer)
         if let new = change.new, new.values.contains(where: { if case .unchangedToast = $0 { true } else { false } }) {
             writer.key("unchanged_toast")
             writer.beginArray()
@@ -131,9 +132,16 @@ public enum ChangeRenderer {
         writer.endObject()
     }
 
+    /// The columns of `change`'s table whose values are printed as `<redacted>` wherever a
+    /// change is rendered (`tail`, webhook bodies, automation trigger data): the publication
+    /// carries `webhook_configs` whole, its signing secrets included.
+    private static func secretColumns(of change: Change) -> Set<String> {
+        change.table == "webhook_configs" && change.schema == "public" ? ["secret"] : []
+    }
+
     /// Unchanged TOAST values are left out: they are listed separately for `new`, and
     /// pgoutput never sends one in an old row.
-    private static func writeRow(_ row: Row?, _ writer: inout JSONWriter) throws(ValueFailure) {
+    private static func writeRow(_ row: Row?, secrets: Set<String>, _ writer: inout JSONWriter) throws(ValueFailure) {
         guard let row else {
             writer.null()
             return
@@ -146,6 +154,9 @@ public enum ChangeRenderer {
             case .null:
                 writer.key(column.name)
                 writer.null()
+            case .text where secrets.contains(column.name), .binary where secrets.contains(column.name):
+                writer.key(column.name)
+                writer.string("<redacted>")
             case .text(let text):
                 writer.key(column.name)
                 do { try writeText(text, typeOID: column.typeOID, &writer) } catch { throw ValueFailure(column: column, reason: error.reason) }
