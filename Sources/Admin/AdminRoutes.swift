@@ -102,10 +102,13 @@ struct AdminRoutes: Sendable {
     /// its gauges at their last values rather than failing the scrape: the counters are still worth having.
     private func scrape() async -> Response {
         let slot = settings.slot
+        gauges.update(streaming: isStreaming())
         do {
-            let (checkpoint, buffers) = try await state.run { db throws(PostgresError) in
-                (try SlotCheckpoint(slot: slot).read(on: db), try StateQueries.buffersOpen(on: db))
+            let (checkpoint, buffers, backfills) = try await state.run { db throws(PostgresError) in
+                (try SlotCheckpoint(slot: slot).read(on: db), try StateQueries.buffersOpen(on: db),
+                 try StateQueries.backfillsRunningByTable(on: db))
             }
+            gauges.update(backfillsRunning: backfills)
             let counts = try await unfinishedCounts.value {
                 try await state.run { db throws(PostgresError) in try StateQueries.unfinishedDeliveryCounts(on: db) }
             }

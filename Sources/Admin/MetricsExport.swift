@@ -44,14 +44,20 @@ final class ScrapedGauges: Sendable {
     private let checkpoint: Prometheus.Gauge
     private let lag: Prometheus.Gauge
     private let buffers: Prometheus.Gauge
+    private let slotActive: Prometheus.Gauge
     /// The configured handlers and every other seen with a backlog: one with none pending
     /// reads 0, not its last value.
     private let pendingHandlers: Mutex<Set<String>>
+    /// Every table a backfill was seen running for: one whose backfill ended reads 0.
+    private let backfillTables = Mutex(Set<String>())
 
     static let checkpointName = "changerelay_checkpoint_lsn"
     static let lagName = "changerelay_replication_lag_bytes"
     static let pendingName = "changerelay_deliveries_pending"
     static let buffersName = "changerelay_buffers_open"
+    static let slotActiveName = "changerelay_slot_active"
+    static let backfillsRunningName = "changerelay_backfills_running"
+    static let backfillsRunningHelp = "Backfills running, by table"
     static let pendingHelp = "Deliveries not finished (pending, sending, or failed and due again), by handler"
 
     /// The whole name is the metric's: no namespace or unit to join.
@@ -70,6 +76,25 @@ final class ScrapedGauges: Sendable {
             Self.lagName, "The source server's WAL end (pg_current_wal_lsn) minus the checkpoint"))
         buffers = registry.makeGauge(descriptor: Self.described(
             Self.buffersName, "Message buffers open (collecting messages) as of the checkpoint"))
+        slotActive = registry.makeGauge(descriptor: Self.described(
+            Self.slotActiveName, "1 while this instance holds the slot and streams it, 0 while it stands by"))
+    }
+
+    /// Whether this instance streams the slot: every instance exports the checkpoint it reads
+    /// from the state database, so only this tells an alert that nobody holds the slot.
+    func update(streaming: Bool) {
+        slotActive.set(streaming ? 1.0 : 0.0)
+    }
+
+    func update(backfillsRunning running: [String: Int]) {
+        let tables = backfillTables.withLock { seen in
+            seen.formUnion(running.keys)
+            return seen
+        }
+        for table in tables {
+            registry.makeGauge(descriptor: Self.described(Self.backfillsRunningName, Self.backfillsRunningHelp),
+                               labels: [("table", table)]).set(Double(running[table, default: 0]))
+        }
     }
 
     func update(checkpoint position: UInt64, walEnd: UInt64?, counts: [AdminReports.DeliveryCount], buffersOpen: Int) {

@@ -36,6 +36,18 @@ enum StateQueries {
             """, []).value("n").flatMap { Int($0) } ?? 0
     }
 
+    /// Running backfills by table (`schema.table`).
+    static func backfillsRunningByTable(on db: PostgresConnection) throws(PostgresError) -> [String: Int] {
+        var running: [String: Int] = [:]
+        for row in try db.query("""
+            SELECT table_schema || '.' || table_name AS t, count(*) AS n FROM changerelay.backfills
+            WHERE status = 'running' GROUP BY 1
+            """, []).rows {
+            if let table = row[0], let count = row[1].flatMap({ Int($0) }) { running[table] = count }
+        }
+        return running
+    }
+
     static func backfillsRunning(on db: PostgresConnection) throws(PostgresError) -> Int {
         try db.query("SELECT count(*) AS n FROM changerelay.backfills WHERE status = 'running'", []).value("n")
             .flatMap { Int($0) } ?? 0

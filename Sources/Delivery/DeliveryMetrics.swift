@@ -23,6 +23,15 @@ final class DeliveryMetrics: Sendable {
 
     private let counters = Mutex<[Key: Counter]>([:])
     private let timers = Mutex<[String: Timers]>([:])
+    private static let outcomes = ["succeeded", "retried", "dead", "refused"]
+
+    /// Every series of `handlers` is made now, at zero.
+    init(handlers: [String] = []) {
+        for handler in handlers {
+            for outcome in Self.outcomes { _ = counter(handler: handler, outcome: outcome) }
+            _ = timers(of: handler)
+        }
+    }
 
     func recorded(_ attempt: AttemptRecord) {
         let handler = attempt.delivery.handler
@@ -32,26 +41,35 @@ final class DeliveryMetrics: Sendable {
         case .dead(.gaveUp(.refused)): "refused"
         case .dead: "dead"
         }
+        counter(handler: handler, outcome: outcome).increment()
+        guard outcome != "refused" else { return }
+        let timers = timers(of: handler)
+        timers.duration.record(seconds: attempt.ended.timeIntervalSince(attempt.started))
+        if case .succeeded = attempt.decision, let created = attempt.delivery.createdAt {
+            timers.commitToDelivery.record(seconds: attempt.ended.timeIntervalSince(created))
+        }
+    }
+}
+
+extension DeliveryMetrics {
+    private func counter(handler: String, outcome: String) -> Counter {
         let key = Key(handler: handler, outcome: outcome)
-        let counter = counters.withLock { counters in
+        return counters.withLock { counters in
             if let counter = counters[key] { return counter }
             let counter = Counter(label: "changerelay_deliveries_total", dimensions: [("handler", handler), ("outcome", outcome)])
             counters[key] = counter
             return counter
         }
-        counter.increment()
-        guard outcome != "refused" else { return }
-        let timers = timers.withLock { timers in
+    }
+
+    private func timers(of handler: String) -> Timers {
+        timers.withLock { timers in
             if let found = timers[handler] { return found }
             let made = Timers(
                 duration: Metrics.Timer(label: "changerelay_delivery_duration_seconds", dimensions: [("handler", handler)]),
                 commitToDelivery: Metrics.Timer(label: "changerelay_commit_to_delivery_seconds", dimensions: [("handler", handler)]))
             timers[handler] = made
             return made
-        }
-        timers.duration.record(seconds: attempt.ended.timeIntervalSince(attempt.started))
-        if case .succeeded = attempt.decision, let created = attempt.delivery.createdAt {
-            timers.commitToDelivery.record(seconds: attempt.ended.timeIntervalSince(created))
         }
     }
 }

@@ -32,10 +32,15 @@ public final class Dispatcher: Sendable {
         public var maxInFlightPerEndpoint: Int
         /// Lets webhooks reach loopback, private and other non-public addresses.
         public var allowPrivateTargets: Bool
+        /// The handlers whose deliveries are expected: their metric series exist, at zero,
+        /// from the start, so a rate or an alert over them has a value before the first try.
+        public var handlers: [String]
 
         public init(stateURL: String, concurrency: Int = 64, timeout: Duration = .seconds(15),
                     pollInterval: Duration = .seconds(1), credentials: [String: String] = [:],
-                    reports: Set<DeliveryLog> = [], maxInFlightPerEndpoint: Int = 16, allowPrivateTargets: Bool = false) {
+                    reports: Set<DeliveryLog> = [], maxInFlightPerEndpoint: Int = 16, allowPrivateTargets: Bool = false,
+                    handlers: [String] = []) {
+            self.handlers = handlers
             self.maxInFlightPerEndpoint = maxInFlightPerEndpoint
             self.allowPrivateTargets = allowPrivateTargets
             self.stateURL = stateURL
@@ -70,7 +75,7 @@ public final class Dispatcher: Sendable {
     private let targetGuard: WebhookTargetGuard
     private let client: HTTPClient
     private let logger: Logger
-    private let metrics = DeliveryMetrics()
+    private let metrics: DeliveryMetrics
     private let finished = Mutex<[Finished]>([])
     /// Woken by the sending tasks, so the waiting thread wakes for a finished request.
     private let finishedPipe = WakePipe()
@@ -78,6 +83,7 @@ public final class Dispatcher: Sendable {
     /// - Parameter resolver: how the SSRF guard looks up webhook hosts; tests give a table.
     public init(_ settings: Settings, client: HTTPClient, logger: Logger, resolver: any HostResolver = SystemResolver()) {
         self.settings = settings
+        metrics = DeliveryMetrics(handlers: settings.handlers)
         // An endpoint's rows are claimed up to twice its in-flight limit
         // (`DispatchStateMachine.claimShares`), so a claim outlives the longest a row can wait
         // in the local queue (one try of the endpoint's ahead of it) plus its own try, and a

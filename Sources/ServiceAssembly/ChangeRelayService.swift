@@ -104,7 +104,7 @@ public struct ChangeRelayService: Sendable {
                 .init(stateURL: stateURL, concurrency: config.delivery.concurrency, timeout: config.delivery.timeout,
                       credentials: credentials, reports: router.reports,
                       maxInFlightPerEndpoint: config.webhooks.maxInFlightPerEndpoint,
-                      allowPrivateTargets: config.webhooks.allowPrivateTargets),
+                      allowPrivateTargets: config.webhooks.allowPrivateTargets, handlers: router.handlerNames),
                 client: client, logger: Logger(label: "changerelay.dispatcher"))
             services.append(ThreadService("dispatcher") { stop in dispatcher.run(until: stop) })
         }

@@ -87,6 +87,14 @@ import Testing
         try RunPipelineTests.waitFor("readiness as active") { run.stderr.contains("streaming") }
         let ready = try Self.send(base + "/readyz")
         #expect(ready.status == 200 && ready.bodyText.contains(#""role":"active""#), "\(ready.bodyText)")
+        // Before any try, the delivery series exist at zero, and the instance says it holds the slot.
+        let fresh = try Self.send(base + "/metrics").bodyText
+        for name in [#"changerelay_deliveries_total{handler="echo",outcome="dead"} 0"#,
+                     #"changerelay_deliveries_total{handler="echo",outcome="succeeded"} 0"#,
+                     #"changerelay_delivery_duration_seconds_count{handler="echo"} 0"#,
+                     #"changerelay_commit_to_delivery_seconds_count{handler="echo"} 0"#, "changerelay_slot_active 1"] {
+            #expect(fresh.contains(name), "\(name) missing from:\n\(fresh)")
+        }
 
         try setup.db.execute("INSERT INTO items SELECT g, 'v' || g FROM generate_series(1, 3) g")
         try RunPipelineTests.waitFor("three dead deliveries") {
@@ -143,7 +151,7 @@ import Testing
                      #"changerelay_changes_total{table="items",op="insert"} 3"#,
                      #"changerelay_deliveries_total{handler="echo",outcome="dead"} 3"#,
                      #"changerelay_deliveries_total{handler="echo",outcome="succeeded"} 1"#,
-                     #"changerelay_deliveries_pending{handler="echo"} 0"#, "changerelay_buffers_open 0",
+                     #"changerelay_deliveries_pending{handler="echo"} 0"#, "changerelay_buffers_open 0", "changerelay_slot_active 1",
                      // Four tries: three that failed for good, and the re-queued one.
                      #"changerelay_delivery_duration_seconds_count{handler="echo"} 4"#,
                      #"changerelay_commit_to_delivery_seconds_count{handler="echo"} 1"#,
