@@ -98,21 +98,30 @@ struct AdminRoutes: Sendable {
 
     private var role: String { isStreaming() ? "active" : "standby" }
 
+    /// How long a scrape waits for each database read: well inside Prometheus' own scrape
+    /// timeout (10 s by default), so a database that stops answering leaves its gauges as
+    /// they were and the counters still arrive.
+    static let scrapePatience: Duration = .seconds(3)
+
     /// Sets the scraped gauges, then emits the registry. A database that cannot be read leaves
     /// its gauges at their last values rather than failing the scrape: the counters are still worth having.
     private func scrape() async -> Response {
         let slot = settings.slot
         gauges.update(streaming: isStreaming())
         do {
-            let (checkpoint, buffers, backfills) = try await state.run { db throws(PostgresError) in
+            let (checkpoint, buffers, backfills) = try await state.run(within: Self.scrapePatience) { db throws(PostgresError) in
                 (try SlotCheckpoint(slot: slot).read(on: db), try StateQueries.buffersOpen(on: db),
                  try StateQueries.backfillsRunningByTable(on: db))
             }
             gauges.update(backfillsRunning: backfills)
             let counts = try await unfinishedCounts.value {
-                try await state.run { db throws(PostgresError) in try StateQueries.unfinishedDeliveryCounts(on: db) }
+                try await state.run(within: Self.scrapePatience) { db throws(PostgresError) in
+                    try StateQueries.unfinishedDeliveryCounts(on: db)
+                }
             }
-            let walEnd = try? await source.run { db throws(PostgresError) in try StateQueries.serverWALEnd(on: db) }
+            let walEnd = try? await source.run(within: Self.scrapePatience) { db throws(PostgresError) in
+                try StateQueries.serverWALEnd(on: db)
+            }
             gauges.update(checkpoint: checkpoint.value, walEnd: walEnd?.value, counts: counts, buffersOpen: buffers)
         } catch {
             logger.debug("metrics scrape without the state database's figures", metadata: ["error": "\(error)"])

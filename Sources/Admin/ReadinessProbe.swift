@@ -14,6 +14,10 @@ final class ReadinessProbe: Sendable {
     private let logger: Logger
     private let last = Mutex<(at: ContinuousClock.Instant, problem: String?, error: String?)?>(nil)
 
+    /// How long a probe waits for the `SELECT 1`: an orchestrator's own probe timeout is
+    /// often a few seconds, and an answer after it is no better than none.
+    static let patience: Duration = .seconds(2)
+
     init(state: BlockingDatabase, logger: Logger, maxAge: Duration = .seconds(1)) {
         self.state = state
         self.logger = logger
@@ -27,10 +31,14 @@ final class ReadinessProbe: Sendable {
         var problem: String?
         var error: String?
         do {
-            _ = try await state.run { db throws(PostgresError) in try db.execute("SELECT 1") }
+            _ = try await state.run(within: Self.patience) { db throws(PostgresError) in try db.execute("SELECT 1") }
         } catch let failure {
-            problem = "the state database cannot be reached: "
-                + ((failure as? PostgresError).map(Self.kind) ?? "\(type(of: failure))")
+            let kind = switch failure {
+            case let failure as PostgresError: Self.kind(of: failure)
+            case let failure as BlockingDatabase.NoAnswer: failure.description
+            default: "\(type(of: failure))"
+            }
+            problem = "the state database cannot be reached: " + kind
             error = "\(failure)"
         }
         let before = last.withLock { last in

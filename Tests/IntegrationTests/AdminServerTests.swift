@@ -165,6 +165,36 @@ import Testing
         #expect(run.waitForExit() == 0, "\(run.stderr.suffix(2000))")
     }
 
+    /// A state database that stops answering on a connection already open (here its backend
+    /// is frozen with SIGSTOP: no error, no closed socket) makes `/readyz` answer 503 within
+    /// its patience, and `/metrics` still answers with the counters; both recover with it.
+    @Test func aFrozenStateDatabaseMakesReadinessFailFastAndMetricsStillAnswer() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let run = try Background(["run"], environment: setup.environment)
+        let base = try Self.adminURL(run)
+        try RunPipelineTests.waitFor("readiness") { try Self.send(base + "/readyz").status == 200 }
+        _ = try Self.send(base + "/metrics")
+        let pids = try setup.db.execute("SELECT pid FROM pg_stat_activity WHERE application_name = 'changerelay-admin'")
+            .rows.compactMap { $0[0].flatMap { Int32($0) } }
+        #expect(!pids.isEmpty)
+        for pid in pids { kill(pid, SIGSTOP) }
+        defer { for pid in pids { kill(pid, SIGCONT) } }
+        let clock = ContinuousClock()
+        // Past the probe's one-second memory of its last answer.
+        try RunPipelineTests.waitFor("readiness to fail") { try Self.send(base + "/readyz").status == 503 }
+        let started = clock.now
+        let frozen = try Self.send(base + "/readyz")
+        #expect(frozen.status == 503 && frozen.bodyText.contains("no answer within"), "\(frozen.bodyText)")
+        #expect(clock.now - started < .seconds(8))
+        let metrics = try Self.send(base + "/metrics")
+        #expect(metrics.status == 200 && metrics.bodyText.contains("changerelay_transactions_total"))
+        for pid in pids { kill(pid, SIGCONT) }
+        try RunPipelineTests.waitFor("readiness again") { try Self.send(base + "/readyz").status == 200 }
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0)
+    }
+
     @Test func aNonLoopbackAddressNeedsAReadableTokenFile() throws {
         let open = try runChangeRelay(["run"], environment: ["CHANGERELAY_ADMIN_LISTEN": "0.0.0.0:0"])
         #expect(open.status != 0)
