@@ -24,6 +24,9 @@ public struct ScheduleTick: Sendable, Hashable {
 ///   first tick after both its due time and the moment it was handled: a failure waits
 ///   for the next tick instead of looping, and a run that overran skips the ticks it
 ///   overlapped instead of running them back to back.
+/// - Ticks that fell due before the run even started (other jobs ran long: one scheduler
+///   runs its jobs one after another) are another job's overrun, not this one's: as after a
+///   downtime, the latest of them runs once, at once.
 public struct ScheduleRules: Sendable {
     public struct Job: Sendable {
         public var name: String
@@ -66,9 +69,11 @@ public struct ScheduleRules: Sendable {
     /// The next tick of `job`, for listings and tests.
     public func nextDue(of job: String) -> Date? { nextDue[job] }
 
-    /// Records that `tick` has been handled at `now`, whatever its outcome.
-    public mutating func handled(_ tick: ScheduleTick, at now: Date) {
+    /// Records that `tick` was handled, whatever its outcome: taken up at `started`, done at
+    /// `finished`.
+    public mutating func handled(_ tick: ScheduleTick, started: Date, finished: Date) {
         guard let job = jobs.first(where: { $0.name == tick.job }) else { return }
-        nextDue[job.name] = job.cron.next(after: max(tick.dueAt, now))
+        let missed = job.cron.previous(atOrBefore: started)
+        nextDue[job.name] = missed > tick.dueAt ? missed : job.cron.next(after: max(tick.dueAt, finished))
     }
 }

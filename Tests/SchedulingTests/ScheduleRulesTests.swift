@@ -33,7 +33,7 @@ import Testing
         let tick = ScheduleTick(job: "hourly", dueAt: utc("2026-03-01 13:00"))
         #expect(rules.due(at: utc("2026-03-01 13:00")) == [tick])
         // A failure is handled like a success: the job waits for 14:00 instead of retrying in a loop.
-        rules.handled(tick, at: utc("2026-03-01 13:00:01"))
+        rules.handled(tick, started: utc("2026-03-01 13:00"), finished: utc("2026-03-01 13:00:01"))
         #expect(rules.due(at: utc("2026-03-01 13:00:02")).isEmpty)
         #expect(rules.nextWake == utc("2026-03-01 14:00"))
     }
@@ -41,8 +41,25 @@ import Testing
     @Test func aRunThatOverranSkipsTheTicksItOverlapped() throws {
         var rules = ScheduleRules(jobs: [try Self.job("minutely", "* * * * *")], lastDue: [:], now: utc("2026-03-01 12:00:30"))
         let tick = ScheduleTick(job: "minutely", dueAt: utc("2026-03-01 12:01"))
-        rules.handled(tick, at: utc("2026-03-01 12:04:10"))
+        rules.handled(tick, started: utc("2026-03-01 12:01"), finished: utc("2026-03-01 12:04:10"))
         #expect(rules.nextDue(of: "minutely") == utc("2026-03-01 12:05"))
+    }
+
+    /// One scheduler runs its jobs one after another: a job held up by another's long run
+    /// starts late, and the ticks it missed before starting run once, at once, as after a
+    /// downtime; only its own overrun skips ticks.
+    @Test func ticksMissedWhileAnotherJobRanAreCaughtUpOnce() throws {
+        var rules = ScheduleRules(jobs: [try Self.job("slow", "* * * * *"), try Self.job("quick", "* * * * *")],
+                                  lastDue: [:], now: utc("2026-03-01 12:00:30"))
+        let due = rules.due(at: utc("2026-03-01 12:01"))
+        #expect(due.map(\.job) == ["slow", "quick"])
+        rules.handled(due[0], started: utc("2026-03-01 12:01"), finished: utc("2026-03-01 12:03:10"))
+        rules.handled(due[1], started: utc("2026-03-01 12:03:10"), finished: utc("2026-03-01 12:03:11"))
+        #expect(rules.nextDue(of: "slow") == utc("2026-03-01 12:04"))
+        #expect(rules.due(at: utc("2026-03-01 12:03:11")) == [ScheduleTick(job: "quick", dueAt: utc("2026-03-01 12:03"))])
+        rules.handled(ScheduleTick(job: "quick", dueAt: utc("2026-03-01 12:03")),
+                      started: utc("2026-03-01 12:03:11"), finished: utc("2026-03-01 12:03:12"))
+        #expect(rules.nextDue(of: "quick") == utc("2026-03-01 12:04"))
     }
 
     @Test func dueTicksComeEarliestFirstAndTheWakeIsTheEarliest() throws {
@@ -54,7 +71,7 @@ import Testing
         #expect(rules.due(at: now) == [ScheduleTick(job: "daily", dueAt: utc("2026-03-01 06:00")),
                                        ScheduleTick(job: "hourly", dueAt: utc("2026-03-01 12:00"))])
         var handled = rules
-        for tick in rules.due(at: now) { handled.handled(tick, at: now) }
+        for tick in rules.due(at: now) { handled.handled(tick, started: now, finished: now) }
         #expect(handled.nextWake == utc("2026-03-01 13:00"))
         #expect(handled.nextDue(of: "daily") == utc("2026-03-02 06:00"))
         #expect(handled.nextDue(of: "weekly") == utc("2026-03-08 03:00"))

@@ -45,8 +45,9 @@ public final class Scheduler {
                 continue
             }
             for tick in due {
+                let started = Date()
                 guard run(tick, until: stop) else { return }
-                rules.handled(tick, at: Date())
+                rules.handled(tick, started: started, finished: Date())
             }
         }
     }
