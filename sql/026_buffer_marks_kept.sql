@@ -9,7 +9,21 @@
 -- finds no row is kept in changerelay.buffer_message_marks and tried again by every later
 -- call (each batch with a buffering step: a later message, or the buffer's own flush) until
 -- the row is there; a mark applied leaves the table.
+--
+-- The function also moves message_buffer's identity past the ids it inserts (a buffer's id
+-- is its first message's): until now the sequence stayed where the seed left it, and a row
+-- inserted later by identity failed on a duplicate key.
 DO $$ BEGIN PERFORM pg_advisory_xact_lock(27991862643291504); END $$;
+
+-- The role that runs the service moves message_buffer's identity past the ids it inserts.
+DO $$ BEGIN
+    IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'changerelay')
+       AND to_regclass('public.message_buffer') IS NOT NULL
+       AND pg_get_serial_sequence('public.message_buffer', 'id') IS NOT NULL THEN
+        EXECUTE format('GRANT USAGE, SELECT, UPDATE ON SEQUENCE %s TO changerelay',
+                       pg_get_serial_sequence('public.message_buffer', 'id'));
+    END IF;
+END $$;
 
 CREATE TABLE IF NOT EXISTS changerelay.buffer_message_marks (
     -- The ids as text, as the staging has them: the seed's columns may be bigint or uuid.
@@ -22,6 +36,8 @@ CREATE OR REPLACE FUNCTION changerelay.apply_staged_message_buffers() RETURNS in
 LANGUAGE plpgsql AS $$
 DECLARE
     applied integer;
+    identity_sequence text := pg_get_serial_sequence('public.message_buffer', 'id');
+    highest bigint;
 BEGIN
     INSERT INTO changerelay.message_buffering_state (buffering_enabled, changed_at_lsn)
     SELECT buffering, event_lsn FROM pg_temp.message_buffer_staged
@@ -45,6 +61,16 @@ BEGIN
     CROSS JOIN LATERAL jsonb_populate_record(NULL::public.message_buffer,
         jsonb_build_object('id', l.buffer_id, 'conversation_id', l.conversation_id)) r
     WHERE NOT EXISTS (SELECT FROM public.message_buffer b WHERE b.id = r.id);
+
+    -- Rows inserted with ids of their own leave the table's identity behind them: it is moved
+    -- past them, so a row someone else inserts later (the seed's code, after a rollback) gets
+    -- an id of its own instead of failing on one of these. (A uuid id has no sequence.)
+    IF identity_sequence IS NOT NULL THEN
+        SELECT max(l.buffer_id::bigint) INTO highest FROM pg_temp.message_buffer_latest l WHERE l.buffer_id ~ '^[0-9]{1,18}$';
+        IF highest > coalesce(pg_sequence_last_value(identity_sequence::regclass), 0) THEN
+            PERFORM setval(identity_sequence::regclass, highest);
+        END IF;
+    END IF;
 
     INSERT INTO changerelay.buffer_messages (buffer_id, position, message_id, record, content)
     SELECT buffer_id, message_position, message_id, message_record, message_content

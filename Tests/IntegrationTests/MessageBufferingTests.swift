@@ -285,6 +285,23 @@ import Testing
         #expect(try setup.db.execute("SELECT count(*) AS n FROM changerelay.buffer_message_marks").value("n") == "0")
     }
 
+    /// A buffer's row takes its first message's id: the table's identity is moved past it, so
+    /// a row inserted by identity afterwards (the seed's code after a rollback) gets a new id.
+    @Test func rowsInsertedLaterByIdentityDoNotCollideWithTheBuffersIds() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let run = try Background(["run"], environment: Self.environment(setup))
+        try run.waitFor("streaming") { _ in run.stderr.contains("streaming") }
+        let ids = try (1...3).map { try Self.message(setup.db, conversation: 60 + $0, content: "m\($0)") }
+        try RunPipelineTests.waitFor("three flushes") { try Self.flushes(setup.receiver).count == 3 }
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0)
+        let later = try setup.db.execute("""
+            INSERT INTO message_buffer (conversation_id, status) VALUES (99, 'active') RETURNING id::text AS id
+            """).value("id")
+        #expect(later.flatMap { Int($0) }.map { $0 > ids.compactMap { Int($0) }.max()! } == true, "\(String(describing: later))")
+    }
+
     @Test func withTheFlagOffEachMessageIsFlushedAloneFromTheFlagsCommitOn() throws {
         let setup = try RunPipelineTests.prepare()
         defer { try? setup.cluster.stop(); setup.receiver.stop() }
