@@ -123,8 +123,8 @@ public struct ChangeRelayService: Sendable {
                                          heartbeatInterval: config.pipeline.heartbeatInterval)
         for deadline in deadlines {
             services.append(ThreadService("ticker") { [sourceURL] stop in
-                CommitTicker(sourceURL: sourceURL, deadline: deadline, logger: Logger(label: "changerelay.ticker"))
-                    .run(until: stop)
+                CommitTicker(sourceURL: sourceURL, deadline: deadline, isStreaming: { backfills.streamState.isStreaming },
+                             logger: Logger(label: "changerelay.ticker")).run(until: stop)
             })
         }
         services.append(ThreadService("backfill") { [sourceURL, stateURL, config] stop in
