@@ -49,13 +49,34 @@ public struct AdminServer: Service, CustomStringConvertible {
         self.logger = logger
     }
 
+    /// The methods answered 405 on a path that allows another.
+    private static let otherMethods: [HTTPRequest.Method] = [.get, .head, .post, .put, .patch, .delete, .options]
+
     public func run() async throws {
         let routes = AdminRoutes(settings, metrics: metrics, isStreaming: isStreaming, logger: logger)
         let router = Router()
         for endpoint in AdminEndpoint.allCases {
             let path = RouterPath(endpoint.path.replacingOccurrences(of: "{id}", with: ":id"))
-            router.on(path, method: endpoint.method == "POST" ? .post : .get) { request, context in
+            let method: HTTPRequest.Method = endpoint.method == "POST" ? .post : .get
+            router.on(path, method: method) { request, context in
                 await routes.respond(endpoint, request: request, id: context.parameters.get("id"))
+            }
+            // HEAD is GET without the body (RFC 9110 asks every general-purpose server for it).
+            if method == .get {
+                router.on(path, method: .head) { request, context in
+                    let full = await routes.respond(endpoint, request: request, id: context.parameters.get("id"))
+                    return Response(status: full.status, headers: full.headers)
+                }
+            }
+            // Another method on a path the server has: 405 naming the one it allows, not 404.
+            let allowed = method == .get ? "GET, HEAD" : "POST"
+            for other in Self.otherMethods where other != method && !(method == .get && other == .head) {
+                router.on(path, method: other) { _, _ in
+                    var response = AdminRoutes.json(.methodNotAllowed, AdminReports.Problem(
+                        error: "\(endpoint.path) allows \(allowed) only"))
+                    response.headers[.allow] = allowed
+                    return response
+                }
             }
         }
         let listen = settings.admin.listen

@@ -37,7 +37,8 @@ import Testing
     static func send(_ url: String, method: String = "GET", token: String? = nil, headers: [String] = []) throws -> Answer {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-        process.arguments = ["-s", "-m", "30", "-X", method, "-w", "\n%{http_code}", url]
+        process.arguments = ["-s", "-m", "30"] + (method == "HEAD" ? ["-I", "-o", "/dev/null"] : ["-X", method])
+            + ["-w", "\n%{http_code}", url]
             + (token.map { ["-H", "Authorization: Bearer " + $0] } ?? []) + headers.flatMap { ["-H", $0] }
         let output = Pipe()
         process.standardOutput = output
@@ -191,6 +192,25 @@ import Testing
         #expect(metrics.status == 200 && metrics.bodyText.contains("changerelay_transactions_total"))
         for pid in pids { kill(pid, SIGCONT) }
         try RunPipelineTests.waitFor("readiness again") { try Self.send(base + "/readyz").status == 200 }
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0)
+    }
+
+    /// A path the server has, asked with another method: 405 with `Allow`, not 404; HEAD is
+    /// GET without the body.
+    @Test func otherMethodsGet405AndHeadIsGetWithoutTheBody() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let run = try Background(["run"], environment: setup.environment)
+        let base = try Self.adminURL(run)
+        for (method, path, allowed) in [("POST", "/healthz", "GET, HEAD"), ("PUT", "/api/status", "GET, HEAD"),
+                                        ("DELETE", "/metrics", "GET, HEAD"), ("GET", "/api/deliveries/1/retry", "POST")] {
+            let answer = try Self.send(base + path, method: method)
+            #expect(answer.status == 405 && answer.bodyText.contains("allows \(allowed) only"), "\(method) \(path): \(answer)")
+        }
+        let head = try Self.send(base + "/healthz", method: "HEAD")
+        #expect(head.status == 200, "\(head)")
+        #expect(try Self.send(base + "/nowhere").status == 404)
         run.child.signal(SIGTERM)
         #expect(run.waitForExit() == 0)
     }
