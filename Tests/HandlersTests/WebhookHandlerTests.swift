@@ -263,6 +263,16 @@ private func eventTypes(_ change: Change) throws -> [String] {
         #expect(config.wants("booking.flights.booked"))
         #expect(config.wants("a\"b"))
         #expect(!config.wants("NULL"))
+        // A text[] with a lower bound other than 1 prints its bounds first.
+        guard case .success(let bounded) = WebhookConfig.parse(["id": "2", "url": "https://a.example/", "is_active": "t",
+                                                                "events": "[0:1]={chat.message.created,trip.*}"]) else {
+            Issue.record("refused an array with explicit bounds")
+            return
+        }
+        #expect(bounded.wants("chat.message.created") && bounded.wants("trip.created"))
+        if case .success = WebhookConfig.parse(["id": "3", "url": "https://a.example/", "is_active": "t", "events": "[x]={a}"]) {
+            Issue.record("accepted bounds that are not numbers")
+        }
     }
 }
 

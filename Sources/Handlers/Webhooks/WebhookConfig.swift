@@ -114,9 +114,15 @@ public struct WebhookConfig: Sendable, Hashable {
 
 /// Postgres's text output of a one-dimensional `text[]`: `{a,"b c","d\"e",NULL}`.
 enum PostgresTextArray {
-    /// nil when the text is not such an array; NULL elements are left out.
+    /// nil when the text is not such an array; NULL elements are left out. An array whose
+    /// lower bound is not 1 prints its bounds first (`[0:1]={a,b}`): they are skipped.
     static func parse(_ text: String) -> [String]? {
         var scalars = Substring(text).unicodeScalars[...]
+        if scalars.first == "[" {
+            guard let equals = scalars.firstIndex(of: "="),
+                  scalars[..<equals].allSatisfy({ "[]:-0123456789".unicodeScalars.contains($0) }) else { return nil }
+            scalars = scalars[scalars.index(after: equals)...]
+        }
         guard scalars.popFirst() == "{", scalars.popLast() == "}" else { return nil }
         var elements: [String] = []
         while !scalars.isEmpty {
