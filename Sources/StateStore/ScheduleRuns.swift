@@ -1,12 +1,17 @@
 import Foundation
+import Core
 import Replication
 
 /// `changerelay.schedule_runs` (015): one row per due run of a scheduled job, unique by
 /// (schedule, due_at). Inserting that row is the claim: of all the instances that
-/// compute the same tick, the one whose insert lands runs it.
+/// compute the same tick, the one whose insert lands runs it. A claim also holds a session
+/// advisory lock on the job until its run is finished, so no instance starts a run of a job
+/// while another still runs it (the one instance's rule, a run that overran skips the ticks
+/// it overlapped, holds across instances); a connection lost mid-run releases it.
 public enum ScheduleRuns {
     /// A claimed run, to be finished with `finish`.
     public struct Claim: Sendable, Hashable {
+        public var schedule: String
         public var id: Int64
         public var startedAt: Date
     }
@@ -28,25 +33,51 @@ public enum ScheduleRuns {
         }
     }
 
-    /// Inserts the run row of (schedule, dueAt); nil when another instance has it already.
-    public static func claim(schedule: String, dueAt: Date, instance: String,
-                             on db: PostgresConnection) throws(PostgresError) -> Claim? {
-        let result = try db.query(prepared: "changerelay_schedule_claim", """
-            INSERT INTO changerelay.schedule_runs (schedule, due_at, instance) VALUES ($1, to_timestamp($2::float8), $3)
-            ON CONFLICT (schedule, due_at) DO NOTHING
-            RETURNING id, extract(epoch FROM started_at)::float8 AS started
-            """, [schedule, seconds(dueAt), instance])
-        guard let id = result.value("id").flatMap(Int64.init), let started = result.value("started").flatMap(Double.init) else {
-            return nil
-        }
-        return Claim(id: id, startedAt: Date(timeIntervalSince1970: started))
+    /// Why a tick was not claimed.
+    public enum Refusal: Error, Sendable, Hashable {
+        /// Another instance claimed this tick already.
+        case claimed
+        /// A run of the job is still going (another instance's, holding the job's lock).
+        case running
     }
 
-    /// Records how a claimed run ended: its rows affected, or its error.
+    /// Takes the job's lock and inserts the run row of (schedule, dueAt); the refusal when a
+    /// run of the job is still going, or another instance has the tick already.
+    public static func claim(schedule: String, dueAt: Date, instance: String,
+                             on db: PostgresConnection) throws(PostgresError) -> Result<Claim, Refusal> {
+        guard try db.query(prepared: "changerelay_schedule_lock", "SELECT pg_try_advisory_lock(\(lockKey)) AS held",
+                           [schedule]).value("held") == "t" else { return .failure(.running) }
+        let result: QueryResult
+        do throws(PostgresError) {
+            result = try db.query(prepared: "changerelay_schedule_claim", """
+                INSERT INTO changerelay.schedule_runs (schedule, due_at, instance) VALUES ($1, to_timestamp($2::float8), $3)
+                ON CONFLICT (schedule, due_at) DO NOTHING
+                RETURNING id, extract(epoch FROM started_at)::float8 AS started
+                """, [schedule, seconds(dueAt), instance])
+        } catch {
+            _ = try? unlock(schedule, on: db)
+            throw error
+        }
+        guard let id = result.value("id").flatMap(Int64.init), let started = result.value("started").flatMap(Double.init) else {
+            try unlock(schedule, on: db)
+            return .failure(.claimed)
+        }
+        return .success(Claim(schedule: schedule, id: id, startedAt: Date(timeIntervalSince1970: started)))
+    }
+
+    /// Records how a claimed run ended (its rows affected, or its error) and releases the job.
     public static func finish(_ claim: Claim, rows: Int64?, error: String?, on db: PostgresConnection) throws(PostgresError) {
         try db.query(prepared: "changerelay_schedule_finish", """
             UPDATE changerelay.schedule_runs SET finished_at = clock_timestamp(), rows = $2, error = $3 WHERE id = $1
             """, [String(claim.id), rows.map { String($0) }, error])
+        try unlock(claim.schedule, on: db)
+    }
+
+    /// The job's advisory lock key: its name hashed into a space of its own.
+    private static let lockKey = "hashtextextended('changerelay.schedule:' || $1, 0)"
+
+    private static func unlock(_ schedule: String, on db: PostgresConnection) throws(PostgresError) {
+        try db.query(prepared: "changerelay_schedule_unlock", "SELECT pg_advisory_unlock(\(lockKey))", [schedule])
     }
 
     /// The latest due time recorded for each job that has run.

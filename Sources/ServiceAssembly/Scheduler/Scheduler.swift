@@ -67,8 +67,16 @@ public final class Scheduler {
         }), let claimed = retrying("claim a run of \(job.name)", until: stop, { () throws(PostgresError) in
             try ScheduleRuns.claim(schedule: job.name, dueAt: tick.dueAt, instance: instance, on: try recordConnection())
         }) else { return false }
-        guard let claim = claimed else {
+        let claim: ScheduleRuns.Claim
+        switch claimed {
+        case .success(let won):
+            claim = won
+        case .failure(.claimed):
             logger.debug("scheduled run claimed by another instance", metadata: jobMetadata)
+            return true
+        case .failure(.running):
+            logger.info("scheduled run skipped: the job's previous run is still going on another instance",
+                        metadata: jobMetadata)
             return true
         }
         logger.debug("scheduled run started", metadata: jobMetadata.merging([

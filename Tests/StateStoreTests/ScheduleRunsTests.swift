@@ -1,0 +1,58 @@
+import EmbeddedPostgres
+import Foundation
+import Replication
+import StateStore
+import Testing
+import TestSupport
+
+/// Claims of scheduled runs by two instances (two sessions) of one state database: a tick is
+/// run once, and no run of a job starts while another instance still runs it.
+@Suite struct ScheduleRunsTests {
+    @Test func aJobsNextTickWaitsForItsRunningOneOnAnotherInstance() throws {
+        let cluster = try LocalPostgres()
+        try cluster.start()
+        defer { try? cluster.stop() }
+        let a = try cluster.connect()
+        for migration in try SchemaFiles.migrations() { try a.execute(migration) }
+        var b: PostgresConnection! = try cluster.connect()
+        func tick(_ minute: Int) -> Date { Date(timeIntervalSince1970: 1_772_366_400 + Double(minute) * 60) }
+
+        guard case .success(let running) = try ScheduleRuns.claim(schedule: "slow", dueAt: tick(1), instance: "a", on: a) else {
+            Issue.record("the first claim was refused")
+            return
+        }
+        // The next tick comes while the first run goes on: b skips it; another job is free.
+        #expect(try ScheduleRuns.claim(schedule: "slow", dueAt: tick(2), instance: "b", on: b) == .failure(.running))
+        guard case .success(let other) = try ScheduleRuns.claim(schedule: "quick", dueAt: tick(2), instance: "b", on: b) else {
+            Issue.record("another job's claim was refused")
+            return
+        }
+        try ScheduleRuns.finish(other, rows: 1, error: nil, on: b)
+        try ScheduleRuns.finish(running, rows: 1, error: nil, on: a)
+
+        // Finished: the job is free again, and a tick already run is not run twice.
+        #expect(try ScheduleRuns.claim(schedule: "slow", dueAt: tick(1), instance: "b", on: b) == .failure(.claimed))
+        guard case .success(let next) = try ScheduleRuns.claim(schedule: "slow", dueAt: tick(3), instance: "b", on: b) else {
+            Issue.record("the job stayed locked after its run")
+            return
+        }
+        // A session that ends mid-run frees the job with it.
+        _ = next
+        b = nil
+        try waitUntil { try a.execute("SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory'").value("n") == "0" }
+        guard case .success = try ScheduleRuns.claim(schedule: "slow", dueAt: tick(4), instance: "a", on: a) else {
+            Issue.record("a lost session's lock was kept")
+            return
+        }
+        let runs = try a.execute("SELECT count(*) AS n FROM changerelay.schedule_runs WHERE schedule = 'slow'").value("n")
+        #expect(runs == "3")
+    }
+
+    private func waitUntil(_ condition: () throws -> Bool) throws {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while try !condition() {
+            guard ContinuousClock.now < deadline else { throw PostgresError(.queryFailed(sqlState: nil), "gave up waiting", endpoint: "") }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+    }
+}
