@@ -97,6 +97,10 @@ rows = [
      "echo dispatch)", "%.0f calls/s" % handlers["backlog_calls_per_s"],
      "echo dispatch of %d deliveries: %.0f/s" % (ECHO_DELIVERIES, echo_rate),
      "%.2f×" % (handlers["backlog_calls_per_s"] / echo_rate), "≥ 0.8×"),
+    ("like for like: the same calls drained ÷ the echo handler drained from a slot filled the same way (as many "
+     "changes in as many transactions; planning and dispatch both)", "%.0f calls/s" % handlers["backlog_calls_per_s"],
+     "echo drained from a slot: %.0f deliveries/s" % handlers["echo_backlog_per_s"],
+     "%.2f×" % (handlers["backlog_calls_per_s"] / handlers["echo_backlog_per_s"]), ""),
     ("dispatch with %d deliveries due (echo, concurrency 64)" % DUE, "%.0f deliveries/s" % due_rate,
      "— (pg_net documents about 200/s)", "—", "≥ 10 000/s"),
     ("dual-write apply, %d habit_tracker rows" % DUAL_WRITE_ROWS, "%.0f rows/s" % dual["rows_per_s"],
