@@ -24,9 +24,11 @@ public struct ScheduleTick: Sendable, Hashable {
 ///   first tick after both its due time and the moment it was handled: a failure waits
 ///   for the next tick instead of looping, and a run that overran skips the ticks it
 ///   overlapped instead of running them back to back.
-/// - Ticks that fell due before the run even started (other jobs ran long: one scheduler
-///   runs its jobs one after another) are another job's overrun, not this one's: as after a
-///   downtime, the latest of them runs once, at once.
+/// - Ticks that fell due before the run even started, and after the job's own last run had
+///   ended (other jobs ran long: one scheduler runs its jobs one after another), are another
+///   job's overrun, not this one's: as after a downtime, the latest of them runs once, at once.
+///   A tick inside the job's own last run is skipped, so a job longer than its period that
+///   started late once does not then run back to back.
 public struct ScheduleRules: Sendable {
     public struct Job: Sendable {
         public var name: String
@@ -41,6 +43,8 @@ public struct ScheduleRules: Sendable {
     private let jobs: [Job]
     /// Each job's next tick, by name.
     private var nextDue: [String: Date] = [:]
+    /// When each job's last run handled here finished: ticks before it fell inside that run.
+    private var lastFinished: [String: Date] = [:]
 
     /// `lastDue` is the latest `due_at` recorded for each job that has run.
     public init(jobs: [Job], lastDue: [String: Date], now: Date) {
@@ -73,7 +77,11 @@ public struct ScheduleRules: Sendable {
     /// `finished`.
     public mutating func handled(_ tick: ScheduleTick, started: Date, finished: Date) {
         guard let job = jobs.first(where: { $0.name == tick.job }) else { return }
+        // A tick missed before this run started, and after the job's own last run ended: the
+        // wait was another job's. One inside its own last run was that run's overrun.
         let missed = job.cron.previous(atOrBefore: started)
-        nextDue[job.name] = missed > tick.dueAt ? missed : job.cron.next(after: max(tick.dueAt, finished))
+        let caughtUp = missed > tick.dueAt && missed > (lastFinished[job.name] ?? .distantPast)
+        nextDue[job.name] = caughtUp ? missed : job.cron.next(after: max(tick.dueAt, finished))
+        lastFinished[job.name] = finished
     }
 }

@@ -62,6 +62,23 @@ import Testing
         #expect(rules.nextDue(of: "quick") == utc("2026-03-01 12:04"))
     }
 
+    /// A job longer than its period, started late once behind another: its catch-up run
+    /// overruns the next tick in turn, which is its own overrun and skipped, not caught up.
+    @Test func aLateJobThatOverrunsItsPeriodDoesNotRunBackToBack() throws {
+        var rules = ScheduleRules(jobs: [try Self.job("daily", "0 3 * * *"), try Self.job("vacuum", "0 * * * *")],
+                                  lastDue: [:], now: utc("2026-03-01 02:30"))
+        let due = rules.due(at: utc("2026-03-01 03:00"))
+        #expect(due.map(\.job) == ["daily", "vacuum"])
+        rules.handled(due[0], started: utc("2026-03-01 03:00"), finished: utc("2026-03-01 04:05"))
+        rules.handled(due[1], started: utc("2026-03-01 04:05"), finished: utc("2026-03-01 05:15"))
+        // 04:00 was missed behind the daily job: caught up once, at once.
+        #expect(rules.nextDue(of: "vacuum") == utc("2026-03-01 04:00"))
+        rules.handled(ScheduleTick(job: "vacuum", dueAt: utc("2026-03-01 04:00")),
+                      started: utc("2026-03-01 05:15"), finished: utc("2026-03-01 06:25"))
+        // 05:00 and 06:00 fell inside its own runs: skipped.
+        #expect(rules.nextDue(of: "vacuum") == utc("2026-03-01 07:00"))
+    }
+
     @Test func dueTicksComeEarliestFirstAndTheWakeIsTheEarliest() throws {
         let now = utc("2026-03-01 12:30:10")
         let rules = ScheduleRules(
