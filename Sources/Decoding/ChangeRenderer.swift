@@ -134,9 +134,10 @@ public enum ChangeRenderer {
 
     /// The columns of `change`'s table whose values are printed as `<redacted>` wherever a
     /// change is rendered (`tail`, webhook bodies, automation trigger data): the publication
-    /// carries `webhook_configs` whole, its signing secrets included.
+    /// carries `webhook_configs` whole, its signing secrets and its custom headers (an
+    /// `Authorization` among them) included.
     private static func secretColumns(of change: Change) -> Set<String> {
-        change.table == "webhook_configs" && change.schema == "public" ? ["secret"] : []
+        change.table == "webhook_configs" && change.schema == "public" ? ["secret", "headers"] : []
     }
 
     /// Unchanged TOAST values are left out: they are listed separately for `new`, and

@@ -198,10 +198,13 @@ public final class PostgresConnection: @unchecked Sendable {
     /// (and before the parameters) is that, or a database name that must be encoded anyway.
     static func misplacedAtSign(_ connectionString: String) -> String? {
         guard let scheme = ["postgresql://", "postgres://"].first(where: connectionString.hasPrefix) else { return nil }
-        var rest = connectionString.dropFirst(scheme.count)
-        if let end = rest.firstIndex(where: { $0 == "@" || $0 == "/" }), rest[end] == "@" {
-            rest = rest[rest.index(after: end)...]
+        var rest = connectionString.dropFirst(scheme.count).prefix(while: { $0 != "#" })
+        guard let end = rest.firstIndex(where: { $0 == "@" || $0 == "/" }) else { return nil }
+        if rest[end] == "/" {
+            // No user-info as libpq reads it: an @ further on is a password's, cut at its `/`.
+            return rest.contains("@") ? "an @ after a / (a / in the password, not encoded)" : nil
         }
+        rest = rest[rest.index(after: end)...]
         guard rest.prefix(while: { $0 != "?" }).contains("@") else { return nil }
         return "an @ after the user name and password"
     }

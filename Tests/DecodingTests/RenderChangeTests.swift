@@ -186,17 +186,19 @@ private func row(_ cells: [(String, UInt32, TupleValue)]) -> Row {
 /// rendered (`tail`, webhook bodies), a secret is `<redacted>`, in the new row and the old.
 @Suite struct RenderedSecretsTests {
     @Test func aWebhookSecretIsRedactedInBothRows() throws {
-        let config = row([("id", 20, text("3")), ("secret", 25, text("whsec_TAILSECRETabc=")), ("url", 25, text("https://h.example"))])
+        let config = row([("id", 20, text("3")), ("secret", 25, text("whsec_TAILSECRETabc=")), ("url", 25, text("https://h.example")),
+                          ("headers", 3802, text(#"{"Authorization": "Bearer TAILTOKEN"}"#))])
         let cleared = row([("id", 20, text("3")), ("secret", 25, .null), ("url", 25, text("https://h.example"))])
         let change = Change(lsn: LSN(0x10), schema: "public", table: "webhook_configs", operation: .update, new: cleared, old: config)
         let transaction = Transaction(xid: 1, commitLSN: LSN(0x20), endLSN: LSN(0x28), commitTime: commitTime, changes: [change])
         let rendered = try ChangeRenderer.line(change, of: transaction)
-        #expect(!rendered.contains("TAILSECRET"))
-        #expect(rendered.contains(#""old":{"id":3,"secret":"<redacted>","url":"https://h.example"}"#), "\(rendered)")
+        #expect(!rendered.contains("TAILSECRET") && !rendered.contains("TAILTOKEN"))
+        #expect(rendered.contains(#""old":{"id":3,"secret":"<redacted>","url":"https://h.example","headers":"<redacted>"}"#),
+                "\(rendered)")
         #expect(rendered.contains(#""new":{"id":3,"secret":null,"url":"https://h.example"}"#), "\(rendered)")
         var writer = JSONWriter(capacity: 64)
         try ChangeRenderer.appendRow(config, of: change, to: &writer)
-        #expect(!writer.string.contains("TAILSECRET"))
+        #expect(!writer.string.contains("TAILSECRET") && !writer.string.contains("TAILTOKEN"))
         // Another table's column of that name is data like any other.
         #expect(try line(.insert, new: row([("secret", 25, text("not a credential"))])).contains("not a credential"))
     }

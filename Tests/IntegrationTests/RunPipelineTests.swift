@@ -82,6 +82,30 @@ import Testing
         #expect(table == "items")
     }
 
+    /// Under REPLICA IDENTITY USING INDEX a DELETE carries only the index's columns: every
+    /// change of a record is ordered by those, its insert and update as its delete.
+    @Test func aRecordOfAUsingIndexTableKeepsOneOrderingKey() throws {
+        let setup = try Self.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        try setup.db.execute("""
+            CREATE TABLE indexed (id int PRIMARY KEY, email text NOT NULL, note text);
+            CREATE UNIQUE INDEX indexed_email ON indexed (email);
+            ALTER TABLE indexed REPLICA IDENTITY USING INDEX indexed_email;
+            ALTER PUBLICATION changerelay_pub ADD TABLE indexed
+            """)
+        var environment = setup.environment
+        environment["CHANGERELAY_HANDLERS_ECHO_TABLES"] = "public.indexed"
+        let run = try Background(["run"], environment: environment)
+        try setup.db.execute("INSERT INTO indexed VALUES (1, 'a@example.com', 'x')")
+        try setup.db.execute("UPDATE indexed SET note = 'y' WHERE id = 1")
+        try setup.db.execute("DELETE FROM indexed WHERE id = 1")
+        try Self.waitFor("three deliveries") { Self.distinctKeys(setup.receiver).count >= 3 }
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0, "\(run.stderr.suffix(2000))")
+        let keys = try setup.db.execute("SELECT DISTINCT ordering_key FROM changerelay.deliveries").rows
+        #expect(keys == [["public.indexed:email=a@example.com"]], "\(keys)")
+    }
+
     /// With REPLICA IDENTITY FULL every column is in a row's key, so an ordering key built from
     /// it can be as long as the row. One over Postgres' btree limit failed the batch holding
     /// it, every time it was read again: the stream stopped. A record's ordering key is its

@@ -140,6 +140,7 @@ import Testing
         ("postgresql://relay:P@ssw0rdXY@127.0.0.1:1/app", "ssw0rdXY"),
         ("postgres://relay:pa/ssw0rdXY@127.0.0.1:1/app", "ssw0rdXY"),
         ("postgresql://relay:9/ssw0rdXY@127.0.0.1:1/app?sslmode=disable", "ssw0rdXY"),
+        ("postgresql://relay:9/ss?sslmode=w0rdXY@127.0.0.1:1/app", "w0rdXY"),
     ])
     func anUnreadableConnectionStringIsRefusedWithoutItsPassword(url: String, password: String) throws {
         for command in [["tail", "--limit", "1"], ["deliveries", "list"], ["doctor"], ["run"]] {

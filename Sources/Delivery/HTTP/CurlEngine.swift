@@ -325,12 +325,13 @@ final class CurlTransfer {
             return .failure(submission.error(.tooLarge, "response headers exceed \(maxHeaderBytes) bytes"))
         }
         // An answer counts from its status line: once a final response's headers are in, a
-        // body cut short (by the timeout, or a connection closed or reset mid-body) leaves the
+        // body cut short (by the timeout, a connection closed or reset mid-body, an HTTP/2
+        // stream reset) leaves the
         // answer standing with what arrived of its body. A 2xx whose body trickles past the
         // timeout was received and acted on: sending it again would do the work twice.
         let status = easy.infoLong(CURLINFO_RESPONSE_CODE)
         let bodyCutShort = headersComplete && status >= 200
-            && (code == CURLE_OPERATION_TIMEDOUT || code == CURLE_PARTIAL_FILE || code == CURLE_RECV_ERROR)
+            && [CURLE_OPERATION_TIMEDOUT, CURLE_PARTIAL_FILE, CURLE_RECV_ERROR, CURLE_HTTP2, CURLE_HTTP2_STREAM].contains(code)
         guard code == CURLE_OK || (code == CURLE_WRITE_ERROR && aborted == .bodyLimit) || bodyCutShort else {
             var message = easy.errorMessage
             if message.isEmpty { message = String(cString: curl_easy_strerror(code)) }
