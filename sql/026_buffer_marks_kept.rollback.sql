@@ -12,6 +12,7 @@ DO $$ BEGIN
     END IF;
 END $$;
 
+DROP FUNCTION IF EXISTS changerelay.apply_kept_buffer_marks();
 DROP TABLE IF EXISTS changerelay.buffer_message_marks;
 
 CREATE OR REPLACE FUNCTION changerelay.apply_staged_message_buffers() RETURNS integer

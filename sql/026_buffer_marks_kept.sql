@@ -116,3 +116,26 @@ BEGIN
     WHERE l.status = 'processing' AND m.buffer_id = l.buffer_id;
     RETURN applied;
 END $$;
+
+-- The kept marks alone, for the hourly built-in job `changerelay.buffer_marks`: a mark kept
+-- by the batch that also flushed its buffer (at max_size, or with buffering off) may see no
+-- later batch with a buffering step for a long time. Returns the marks applied.
+CREATE OR REPLACE FUNCTION changerelay.apply_kept_buffer_marks() RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    applied integer;
+BEGIN
+    IF to_regclass('public.buffered_messages') IS NULL THEN
+        RETURN 0;
+    END IF;
+    WITH marked AS (
+        UPDATE public.buffered_messages m
+        SET buffer_id = (jsonb_populate_record(NULL::public.buffered_messages,
+                                               jsonb_build_object('buffer_id', k.buffer_id))).buffer_id
+        FROM changerelay.buffer_message_marks k
+        WHERE m.id = (jsonb_populate_record(NULL::public.buffered_messages, jsonb_build_object('id', k.message_id))).id
+        RETURNING k.message_id)
+    DELETE FROM changerelay.buffer_message_marks k USING marked WHERE k.message_id = marked.message_id;
+    GET DIAGNOSTICS applied = ROW_COUNT;
+    RETURN applied;
+END $$;

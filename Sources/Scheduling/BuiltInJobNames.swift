@@ -5,4 +5,5 @@ public enum BuiltInJobNames {
     public static let reservedPrefix = "changerelay."
     public static let idempotencyLogCleanup = "changerelay.idempotency_log_cleanup"
     public static let deliveryRetention = "changerelay.delivery_retention"
+    public static let bufferMarks = "changerelay.buffer_marks"
 }

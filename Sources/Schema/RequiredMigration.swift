@@ -35,6 +35,8 @@ public enum RequiredMigration: Sendable {
     /// 024's staging tables that keep their rows at commit, which the batch committer
     /// creates on each connection and empties after each batch's statements.
     case keptStaging
+    /// 026's kept `buffered_messages.buffer_id` marks, applied by the hourly built-in job.
+    case bufferMarks
 
     var file: String {
         switch self {
@@ -49,6 +51,7 @@ public enum RequiredMigration: Sendable {
         case .backfills: "016_backfills.sql"
         case .sessionStaging: "019_session_staging.sql"
         case .keptStaging: "024_staging_emptied_by_committer.sql"
+        case .bufferMarks: "026_buffer_marks_kept.sql"
         }
     }
 
@@ -75,6 +78,8 @@ public enum RequiredMigration: Sendable {
             "to_regprocedure('changerelay.create_backfill_progress_staging()') IS NOT NULL"
         case .keptStaging:
             "to_regprocedure('changerelay.create_backfill_progress_staging_kept()') IS NOT NULL"
+        case .bufferMarks:
+            "to_regprocedure('changerelay.apply_kept_buffer_marks()') IS NOT NULL"
         case .deliveryRequeue:
             """
             EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass('changerelay.deliveries')

@@ -15,6 +15,7 @@ enum MessageBufferLoader {
     static func load(from db: PostgresConnection, windows: BufferBook.Windows, logger: Logger) throws
         -> MessageBufferState.Snapshot {
         try RequiredMigration.messageBuffering.require(neededBy: "message buffering", on: db)
+        try RequiredMigration.bufferMarks.require(neededBy: "message buffering", on: db)
         try RequiredMigration.sessionStaging.require(neededBy: "message buffering", on: db)
         try RequiredMigration.keptStaging.require(neededBy: "message buffering", on: db)
         let buffers = try db.execute("""

@@ -254,7 +254,9 @@ import Testing
         try setup.db.execute("SET synchronous_commit = local")
         try setup.db.execute("ALTER SYSTEM SET synchronous_standby_names = 'ghost'")
         try setup.db.execute("SELECT pg_reload_conf()")
-        let run = try Background(["run"], environment: Self.environment(setup))
+        // A window long enough that the flush never comes first; a message of another
+        // conversation, after the row is visible, is the later batch that applies the mark.
+        let run = try Background(["run"], environment: Self.environment(setup, durationMilliseconds: 60_000))
         try run.waitFor("streaming") { _ in run.stderr.contains("streaming") }
         let url = setup.cluster.url
         let writer = Thread {
@@ -266,15 +268,19 @@ import Testing
                 """)
         }
         writer.start()
-        try RunPipelineTests.waitFor("the buffer opened while the row is invisible") {
+        try RunPipelineTests.waitFor("the buffer opened while the row is invisible, its mark kept") {
             try setup.db.execute("""
                 SELECT (SELECT count(*) FROM changerelay.buffer_messages) = 1
+                   AND (SELECT count(*) FROM changerelay.buffer_message_marks) = 1
                    AND (SELECT count(*) FROM buffered_messages) = 0 AS opened
                 """).value("opened") == "t"
         }
         // Ends the writer's wait: its transaction committed locally, and its row becomes visible.
         try setup.db.execute("SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE wait_event = 'SyncRep'")
-        try RunPipelineTests.waitFor("the flush") { try Self.flushes(setup.receiver).count == 1 }
+        try RunPipelineTests.waitFor("the row visible") {
+            try setup.db.execute("SELECT count(*) AS n FROM buffered_messages WHERE conversation_id = 77").value("n") == "1"
+        }
+        try Self.message(setup.db, conversation: 78, content: "a later batch")
         try RunPipelineTests.waitFor("the message marked with its buffer") {
             try setup.db.execute("""
                 SELECT buffer_id IS NOT NULL AND buffer_id = id AS marked FROM buffered_messages WHERE conversation_id = 77

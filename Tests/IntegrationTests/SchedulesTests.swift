@@ -248,7 +248,8 @@ import Testing
         #expect(result.status == 0, "\(result.stderr)")
         let lines = result.stdout.split(separator: "\n").map { $0.split(separator: "\t", omittingEmptySubsequences: false).map(String.init) }
         #expect(lines.first == ["name", "cron", "last_started", "outcome", "rows", "next_run"])
-        #expect(lines.dropFirst().map { $0[0] } == ["changerelay.delivery_retention", "cache", "broken", "weekly"])
+        #expect(lines.dropFirst().map { $0[0] } == ["changerelay.delivery_retention", "changerelay.buffer_marks", "cache", "broken",
+                                                    "weekly"])
         let byName = Dictionary(uniqueKeysWithValues: lines.dropFirst().map { ($0[0], $0) })
         #expect(byName["cache"]?[1...4] == ["*/15 * * * *", "2026-03-01T12:00:00Z", "ok", "17"])
         #expect(byName["broken"]?[3] == #"error: relation "x" does not exist"#)

@@ -22,6 +22,8 @@ public struct ScheduledJob: Sendable {
         case idempotencyLogCleanup
         /// Succeeded deliveries older than this many days, in bounded batches.
         case deliveryRetention(days: Int)
+        /// `buffered_messages.buffer_id` marks kept for rows that were not visible yet (026).
+        case bufferMarks
     }
 
     public let name: String
@@ -29,7 +31,7 @@ public struct ScheduledJob: Sendable {
     public let database: Database
     let work: Work
 
-    /// Both built-in jobs run at minute 0 of every hour, as the seed's clean-up did.
+    /// The built-in jobs run at minute 0 of every hour, as the seed's clean-up did.
     static let hourly: CronSchedule = {
         do { return try CronSchedule(parsing: "0 * * * *") } catch { preconditionFailure("\(error)") }
     }()
@@ -44,6 +46,9 @@ public struct ScheduledJob: Sendable {
         }
         jobs.append(ScheduledJob(name: BuiltInJobNames.deliveryRetention, cron: hourly, database: .state,
                                  work: .deliveryRetention(days: config.delivery.retentionDays)))
+        if config.messageBuffer.enabled {
+            jobs.append(ScheduledJob(name: BuiltInJobNames.bufferMarks, cron: hourly, database: .state, work: .bufferMarks))
+        }
         jobs += config.schedules.map { ScheduledJob(name: $0.name, cron: $0.cron, database: .source, work: .statement($0.sql)) }
         return jobs
     }
@@ -71,6 +76,8 @@ public struct ScheduledJob: Sendable {
             return try db.execute("SELECT public.cleanup_idempotency_log() AS deleted").value("deleted").flatMap { Int64($0) }
         case .deliveryRetention(let days):
             return try DeliveryRetention.sweepSucceeded(olderThanDays: days, on: db)
+        case .bufferMarks:
+            return try db.execute("SELECT changerelay.apply_kept_buffer_marks() AS applied").value("applied").flatMap { Int64($0) }
         }
     }
 }
