@@ -38,6 +38,7 @@ DECLARE
     applied integer;
     identity_sequence text := pg_get_serial_sequence('public.message_buffer', 'id');
     highest bigint;
+    used bigint;
 BEGIN
     INSERT INTO changerelay.message_buffering_state (buffering_enabled, changed_at_lsn)
     SELECT buffering, event_lsn FROM pg_temp.message_buffer_staged
@@ -65,10 +66,20 @@ BEGIN
     -- Rows inserted with ids of their own leave the table's identity behind them: it is moved
     -- past them, so a row someone else inserts later (the seed's code, after a rollback) gets
     -- an id of its own instead of failing on one of these. (A uuid id has no sequence.)
+    -- A role that may not move it leaves it, with a warning: the buffers themselves are written.
     IF identity_sequence IS NOT NULL THEN
         SELECT max(l.buffer_id::bigint) INTO highest FROM pg_temp.message_buffer_latest l WHERE l.buffer_id ~ '^[0-9]{1,18}$';
-        IF highest > coalesce(pg_sequence_last_value(identity_sequence::regclass), 0) THEN
-            PERFORM setval(identity_sequence::regclass, highest);
+        IF highest IS NOT NULL THEN
+            BEGIN
+                -- The last id handed out (or one below the first, before any): never moved back.
+                EXECUTE format('SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM %s', identity_sequence)
+                INTO used;
+                IF highest > used THEN
+                    PERFORM setval(identity_sequence::regclass, highest);
+                END IF;
+            EXCEPTION WHEN insufficient_privilege THEN
+                RAISE WARNING 'message_buffer''s identity stays behind the buffers'' ids: %', SQLERRM;
+            END;
         END IF;
     END IF;
 

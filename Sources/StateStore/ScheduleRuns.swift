@@ -46,7 +46,13 @@ public enum ScheduleRuns {
     public static func claim(schedule: String, dueAt: Date, instance: String,
                              on db: PostgresConnection) throws(PostgresError) -> Result<Claim, Refusal> {
         guard try db.query(prepared: "changerelay_schedule_lock", "SELECT pg_try_advisory_lock(\(lockKey)) AS held",
-                           [schedule]).value("held") == "t" else { return .failure(.running) }
+                           [schedule]).value("held") == "t" else {
+            // Held by the instance running this very tick, or an earlier one still under way.
+            let taken = try db.query(prepared: "changerelay_schedule_taken", """
+                SELECT EXISTS (SELECT FROM changerelay.schedule_runs WHERE schedule = $1 AND due_at = to_timestamp($2::float8)) AS taken
+                """, [schedule, seconds(dueAt)]).value("taken") == "t"
+            return .failure(taken ? .claimed : .running)
+        }
         let result: QueryResult
         do throws(PostgresError) {
             result = try db.query(prepared: "changerelay_schedule_claim", """

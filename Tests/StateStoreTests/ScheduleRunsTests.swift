@@ -21,7 +21,9 @@ import TestSupport
             Issue.record("the first claim was refused")
             return
         }
-        // The next tick comes while the first run goes on: b skips it; another job is free.
+        // The same tick, while a runs it, is a's; the next tick, while a's run goes on, is
+        // skipped; another job is free.
+        #expect(try ScheduleRuns.claim(schedule: "slow", dueAt: tick(1), instance: "b", on: b) == .failure(.claimed))
         #expect(try ScheduleRuns.claim(schedule: "slow", dueAt: tick(2), instance: "b", on: b) == .failure(.running))
         guard case .success(let other) = try ScheduleRuns.claim(schedule: "quick", dueAt: tick(2), instance: "b", on: b) else {
             Issue.record("another job's claim was refused")
