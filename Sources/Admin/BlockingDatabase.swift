@@ -6,7 +6,7 @@ import Synchronization
 /// queue (libpq blocks, and a connection serves one caller at a time), off the cooperative
 /// pool. The connection is opened on first use and dropped after a failure, so the next call
 /// connects again: a state database that comes back is found without a restart.
-final class BlockingDatabase: @unchecked Sendable {
+final class BlockingDatabase: Sendable {
     /// A call that got no answer in time. Its work may still finish on the queue; the caller
     /// has stopped waiting for it.
     struct NoAnswer: Error, CustomStringConvertible {
@@ -14,41 +14,53 @@ final class BlockingDatabase: @unchecked Sendable {
         var description: String { "no answer within \(within.wholeMilliseconds) ms" }
     }
 
+    /// A queue and the connection used on it (touched only there).
+    private final class Lane: @unchecked Sendable {
+        let queue: DispatchQueue
+        var connection: PostgresConnection?
+
+        init(_ label: String) { queue = DispatchQueue(label: label) }
+    }
+
     private let url: String
-    private let queue: DispatchQueue
-    /// Touched only on `queue`.
-    private var connection: PostgresConnection?
+    private let label: String
+    private let lane: Mutex<Lane>
 
     init(url: String, name: String) {
         self.url = url
-        queue = DispatchQueue(label: "changerelay.admin." + name)
+        label = "changerelay.admin." + name
+        lane = Mutex(Lane(label))
     }
 
-    /// Runs `body` with the connection on the queue. A short connect timeout and statement
-    /// timeout keep a probe from hanging on an unreachable database; `deadline` bounds the
-    /// wait for one that stops answering on a connection already open (a frozen server, a
-    /// network that drops packets), which neither timeout sees: the caller gets `NoAnswer`,
-    /// and calls queued behind the stuck one get it too until the queue moves again.
+    /// Runs `body` with the connection on the queue. A short connect timeout, a statement
+    /// timeout and TCP keepalives keep a probe from hanging on an unreachable database;
+    /// `deadline` bounds the wait for one that stops answering on a connection already open
+    /// (a frozen server, a network that drops packets), which the server's timeout never
+    /// sees: the caller gets `NoAnswer`, and the stuck queue and its connection are left
+    /// behind, so the next call connects afresh instead of waiting behind it.
     func run<T: Sendable>(within deadline: Duration = .seconds(10),
                           _ body: @escaping @Sendable (PostgresConnection) throws(PostgresError) -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
+        let current = lane.withLock { $0 }
+        return try await withCheckedThrowingContinuation { continuation in
             let answer = OneAnswer(continuation)
-            queue.async { [self] in
+            current.queue.async { [url] in
                 do {
-                    let db = try connection ?? PostgresConnection(url: url, parameters: [
+                    let db = try current.connection ?? PostgresConnection(url: url, parameters: [
                         ("connect_timeout", "2"), ("options", "-c statement_timeout=5000"),
-                        ("application_name", "changerelay-admin"),
+                        ("application_name", "changerelay-admin"), ("keepalives_idle", "10"),
+                        ("keepalives_interval", "5"), ("keepalives_count", "3"), ("tcp_user_timeout", "20000"),
                     ])
-                    connection = db
+                    current.connection = db
                     answer.give(.success(try body(db)))
                 } catch {
-                    connection = nil
+                    current.connection = nil
                     answer.give(.failure(error))
                 }
             }
             let nanoseconds = Int(min(deadline.wholeMilliseconds, Int64(Int.max / 1_000_000))) * 1_000_000
-            DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(nanoseconds)) {
-                answer.give(.failure(NoAnswer(within: deadline)))
+            DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(nanoseconds)) { [self] in
+                guard answer.give(.failure(NoAnswer(within: deadline))) else { return }
+                lane.withLock { if $0 === current { $0 = Lane(label) } }
             }
         }
     }
@@ -62,7 +74,11 @@ private final class OneAnswer<T: Sendable>: Sendable {
         self.continuation = Mutex(continuation)
     }
 
-    func give(_ result: Result<T, any Error>) {
-        continuation.withLock { $0.take() }?.resume(with: result)
+    /// Whether this was the first result.
+    @discardableResult
+    func give(_ result: Result<T, any Error>) -> Bool {
+        guard let waiting = continuation.withLock({ $0.take() }) else { return false }
+        waiting.resume(with: result)
+        return true
     }
 }
