@@ -185,6 +185,13 @@ struct DispatchStateMachine {
     /// The rows claimed but not yet sent, in queue order.
     var queued: [ClaimedDelivery] { queue }
 
+    /// Rows claimed that cannot be sent (what they need was not read: the connection failed
+    /// right after the claim): put back unsent at the next database step, the release coming
+    /// before any claim once the connection is back.
+    mutating func claimedUnsendable(_ rows: [ClaimedDelivery]) {
+        heldBack += rows
+    }
+
     /// `pausing`: endpoints found paused since their rows were claimed (a webhook config an
     /// operator turned off); their queued rows are put back unsent, like those of an endpoint
     /// that answered 410.

@@ -138,7 +138,15 @@ public final class Dispatcher: Sendable {
                     }
                     let claimed = try queue.claim(on: connection!, shares: machine.claimShares(for: open.endpoints),
                                                   unroutedFloor: open.unroutedFloor)
-                    let inactive = try webhooks.prepare(claimed + machine.queued, on: connection!)
+                    let inactive: Set<String>
+                    do throws(PostgresError) {
+                        inactive = try webhooks.prepare(claimed + machine.queued, on: connection!)
+                    } catch {
+                        // The claim is made but its rows cannot be signed: they are put back
+                        // once the connection is, rather than left to their leases with a try used.
+                        machine.claimedUnsendable(claimed)
+                        throw error
+                    }
                     action = machine.claimed(claimed, pausing: inactive)
                 case .lookAhead:
                     action = machine.lookedAhead(try queue.nextDue(on: connection!))

@@ -155,6 +155,19 @@ import TestSupport
         #expect(machine.woken([Self.answered(off[0]), Self.answered(other[0])], at: Self.start).step == .send([5]))
     }
 
+    /// The claim landed but the read after it failed with the connection: its rows are put
+    /// back unsent once the connection is back, before anything is claimed, instead of waiting
+    /// out their leases with a try used.
+    @Test func rowsClaimedJustBeforeTheConnectionFailedArePutBackFirst() {
+        var machine = Self.claiming(concurrency: 4)
+        let rows = [Self.delivery(1, endpoint: "webhook:1"), Self.delivery(2)]
+        machine.claimedUnsendable(rows)
+        #expect(machine.connectionLost(Self.lost, at: Self.start).step == .reconnect)
+        #expect(machine.woken(at: Self.start).step == .connect)
+        #expect(machine.connected().step == .release([1, 2]))
+        #expect(machine.released().step == .claim)
+    }
+
     /// A claim may take twice an endpoint's in-flight limit less what this dispatcher holds
     /// of it: queued, in flight, or finished and not yet recorded. An endpoint with nothing
     /// left to take is not named at all, and a limit above the concurrency is the concurrency.
