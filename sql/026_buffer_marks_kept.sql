@@ -91,27 +91,14 @@ BEGIN
 
     -- With a state database apart from the source, buffered_messages is not here to mark.
     -- A message's row may not be visible yet (its commit reached the stream an instant
-    -- before other sessions could see it): a mark that finds no row is kept in
-    -- buffer_message_marks and tried again by each later call, a flush's included.
+    -- before other sessions could see it): every mark goes through buffer_message_marks, and
+    -- one that finds no row stays there, tried again by each later call and the hourly job.
     IF to_regclass('public.buffered_messages') IS NOT NULL THEN
-        WITH wanted AS (
-            SELECT s.message_id, s.buffer_id, true AS staged FROM pg_temp.message_buffer_staged s
-            WHERE s.kind = 'buffer' AND s.message_id IS NOT NULL
-            UNION ALL
-            SELECT k.message_id, k.buffer_id, false FROM changerelay.buffer_message_marks k),
-        marked AS (
-            UPDATE public.buffered_messages m
-            SET buffer_id = (jsonb_populate_record(NULL::public.buffered_messages,
-                                                   jsonb_build_object('buffer_id', w.buffer_id))).buffer_id
-            FROM wanted w
-            WHERE m.id = (jsonb_populate_record(NULL::public.buffered_messages, jsonb_build_object('id', w.message_id))).id
-            RETURNING w.message_id),
-        kept AS (
-            INSERT INTO changerelay.buffer_message_marks (message_id, buffer_id)
-            SELECT w.message_id, w.buffer_id FROM wanted w
-            WHERE w.staged AND NOT EXISTS (SELECT FROM marked WHERE marked.message_id = w.message_id)
-            ON CONFLICT (message_id) DO NOTHING)
-        DELETE FROM changerelay.buffer_message_marks k USING marked WHERE k.message_id = marked.message_id;
+        INSERT INTO changerelay.buffer_message_marks (message_id, buffer_id)
+        SELECT s.message_id, s.buffer_id FROM pg_temp.message_buffer_staged s
+        WHERE s.kind = 'buffer' AND s.message_id IS NOT NULL
+        ON CONFLICT (message_id) DO NOTHING;
+        PERFORM changerelay.apply_kept_buffer_marks();
     END IF;
 
     INSERT INTO public.buffer_processing_jobs (buffer_id, status, attempts)
@@ -128,9 +115,10 @@ BEGIN
     RETURN applied;
 END $$;
 
--- The kept marks alone, for the hourly built-in job `changerelay.buffer_marks`: a mark kept
--- by the batch that also flushed its buffer (at max_size, or with buffering off) may see no
--- later batch with a buffering step for a long time. Returns the marks applied.
+-- Applies the marks whose rows are visible and drops them; the others stay. Called by each
+-- batch with a buffering step, and by the hourly built-in job `changerelay.buffer_marks`: a
+-- mark kept by the batch that also flushed its buffer (at max_size, or with buffering off)
+-- may see no later batch for a long time. Returns the marks applied.
 CREATE OR REPLACE FUNCTION changerelay.apply_kept_buffer_marks() RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
