@@ -1,6 +1,7 @@
 import Core
 import Foundation
 import Logging
+import PlannedEffects
 import Replication
 import StateStore
 
@@ -11,11 +12,6 @@ import StateStore
 /// signed over the exact body sent. The SSRF guard's verdict comes later, in the try's own
 /// task (`WebhookTargetGuard`): it may wait on DNS, and this runs on the dispatcher's loop.
 final class WebhookTries {
-    /// A webhook delivery's `auth`: `webhook:<config id>`.
-    static let credentialPrefix = "webhook:"
-    /// A webhook delivery's endpoint: `webhook:<config id>` (`WebhookHandler.endpointPrefix`).
-    static let endpointPrefix = "webhook:"
-
     private let logger: Logger
     private var signers: [String: Result<WebhookSigner, WebhookSecretError>] = [:]
 
@@ -24,8 +20,7 @@ final class WebhookTries {
     }
 
     static func configID(of delivery: ClaimedDelivery) -> String? {
-        guard let auth = delivery.auth, auth.hasPrefix(credentialPrefix) else { return nil }
-        return String(auth.dropFirst(credentialPrefix.count))
+        WebhookDeliveryNames.configID(credential: delivery.auth)
     }
 
     /// Reads the configs `deliveries` (a claim's rows and those still queued) name, as they
@@ -44,7 +39,7 @@ final class WebhookTries {
         for row in rows.rows {
             guard let id = row[0] else { continue }
             found.insert(id)
-            if row[2] != "t" { inactive.insert(Self.endpointPrefix + id) }
+            if row[2] != "t" { inactive.insert(WebhookDeliveryNames.endpoint(configID: id)) }
             signers[id] = Result { () throws(WebhookSecretError) in try WebhookSigner(secret: row[1]) }
         }
         for gone in ids.subtracting(found) { signers[gone] = nil }

@@ -25,11 +25,6 @@ public struct WebhookHandler: Handler {
     /// The committer session's own (025): `changerelay.create_webhook_deliveries_staging()` makes it.
     public static let stagingTable = TableName(schema: "pg_temp", name: "webhook_deliveries_staged")
     public static let configLog = TableName(schema: "changerelay", name: "webhook_config_log")
-    /// The prefix of a webhook delivery's `auth`: the dispatcher signs it with that config's secret.
-    public static let signingCredentialPrefix = "webhook:"
-    /// A webhook delivery's `endpoint` is this and its config's id: a config's deliveries
-    /// share its in-flight limit, and pause together while it is inactive.
-    public static let endpointPrefix = "webhook:"
 
     public let name = "webhooks"
     public let tables: Set<String>
@@ -81,11 +76,11 @@ public struct WebhookHandler: Handler {
                 effects.deliveries.append(PlannedDelivery(
                     target: config.id + ":" + eventType, url: config.url,
                     headers: config.headers,
-                    auth: Self.signingCredentialPrefix + config.id, body: body,
+                    auth: WebhookDeliveryNames.credential(configID: config.id), body: body,
                     orderingKey: "webhook:" + config.id + ":" + table + ":" + (record ?? webhookID),
                     retryPolicy: config.retryPolicy,
                     report: .webhookLog(webhookID: webhookID, configID: config.id),
-                    endpoint: Self.endpointPrefix + config.id, idempotencyKey: webhookID))
+                    endpoint: WebhookDeliveryNames.endpoint(configID: config.id), idempotencyKey: webhookID))
             }
         }
         return effects

@@ -41,10 +41,10 @@ extension DeliveryLog {
                 WHERE r.report ? 'webhook_log'
                   AND w.id = (jsonb_populate_record(NULL::public.webhook_logs, jsonb_build_object('id', \(logRowID("r"))))).id)
             """,
-        endpointCondition: EndpointCondition(prefix: WebhookHandler.endpointPrefix, sql: """
+        endpointCondition: EndpointCondition(prefix: WebhookDeliveryNames.prefix, sql: """
             NOT EXISTS (SELECT FROM public.webhook_configs c
                         WHERE c.id = (jsonb_populate_record(NULL::public.webhook_configs, jsonb_build_object(
-                                          'id', substr(e.endpoint, \(WebhookHandler.endpointPrefix.count + 1))))).id
+                                          'id', substr(e.endpoint, \(WebhookDeliveryNames.prefix.count + 1))))).id
                           AND c.is_active IS NOT TRUE)
             """),
         stagingTable: WebhookHandler.stagingTable)
