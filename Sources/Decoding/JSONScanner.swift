@@ -10,7 +10,17 @@ struct JSONScanner {
     struct StringToken {
         var content: Range<Int>
         var hasEscapes: Bool
+        /// A `\u` escape of half a surrogate pair, only with `.kept` (see `LoneSurrogates`).
+        var hasLoneSurrogate = false
     }
+
+    /// Postgres' `json` stores its text as given and checks only that each `\u` escape has
+    /// four hex digits, so a column may hold `"\uDE00"`; `jsonb` and strict parsers refuse
+    /// it. The values of a json column are scanned with `.kept`, so such a value is a change
+    /// the stream can get past; everything else is refused.
+    enum LoneSurrogates { case refused, kept }
+
+    enum StringBytes { case utf8, any }
 
     enum Literal { case `true`, `false`, null }
 
@@ -20,10 +30,13 @@ struct JSONScanner {
     /// Deeper containers are an error (`nestingTooDeep`): the bound of the callers that
     /// recurse. One that keeps its own stack passes `.max`.
     private let maximumDepth: Int
+    private let loneSurrogates: LoneSurrogates
 
-    init(_ input: UnsafeBufferPointer<UInt8>, maximumDepth: Int = JSONParser.maximumDepth) {
+    init(_ input: UnsafeBufferPointer<UInt8>, maximumDepth: Int = JSONParser.maximumDepth,
+         loneSurrogates: LoneSurrogates = .refused) {
         self.input = input
         self.maximumDepth = maximumDepth
+        self.loneSurrogates = loneSurrogates
     }
 
     func error(_ reason: JSONParseError.Reason, at offset: Int? = nil) -> JSONParseError {
@@ -85,10 +98,13 @@ struct JSONScanner {
         throw error(.unexpectedByte(next))
     }
 
-    mutating func scanString() throws(JSONParseError) -> StringToken {
+    /// `bytes: .any` lets bytes that are not UTF-8 through, for a field whose producer
+    /// copies binary data into the string (wal2json prints a logical message's bytes as they are).
+    mutating func scanString(bytes: StringBytes = .utf8) throws(JSONParseError) -> StringToken {
         try expect(UInt8(ascii: "\""))
         let start = position
         var hasEscapes = false
+        var hasLoneSurrogate = false
         while true {
             // Fast path: printable ASCII that needs no attention, on a local cursor so it stays in a register.
             var cursor = position
@@ -103,20 +119,25 @@ struct JSONScanner {
             switch byte {
             case UInt8(ascii: "\""):
                 position += 1
-                return StringToken(content: start..<(position - 1), hasEscapes: hasEscapes)
+                return StringToken(content: start..<(position - 1), hasEscapes: hasEscapes, hasLoneSurrogate: hasLoneSurrogate)
             case UInt8(ascii: "\\"):
                 hasEscapes = true
-                try scanEscape()
+                if try !scanEscape() { hasLoneSurrogate = true }
             case ..<0x20:
                 throw error(.controlCharacterInString)
             default:
+                if bytes == .any {
+                    position += 1
+                    continue
+                }
                 guard let length = Self.utf8SequenceLength(input, at: position) else { throw error(.invalidUTF8) }
                 position += length
             }
         }
     }
 
-    private mutating func scanEscape() throws(JSONParseError) {
+    /// One escape; false for a lone surrogate half that `loneSurrogates` keeps.
+    private mutating func scanEscape() throws(JSONParseError) -> Bool {
         let escapeStart = position
         position += 1
         guard position < input.count else { throw error(.unexpectedEnd) }
@@ -127,17 +148,19 @@ struct JSONScanner {
         case UInt8(ascii: "u"):
             let unit = try hex4(at: position + 1)
             position += 5
-            if (0xDC00...0xDFFF).contains(unit) { throw error(.unpairedSurrogate, at: escapeStart) }
-            if (0xD800...0xDBFF).contains(unit) {
-                guard position + 1 < input.count, input[position] == UInt8(ascii: "\\"),
-                      input[position + 1] == UInt8(ascii: "u"),
-                      let low = try? hex4(at: position + 2), (0xDC00...0xDFFF).contains(low)
-                else { throw error(.unpairedSurrogate, at: escapeStart) }
+            guard (0xD800...0xDFFF).contains(unit) else { return true }
+            if unit <= 0xDBFF, position + 1 < input.count, input[position] == UInt8(ascii: "\\"),
+               input[position + 1] == UInt8(ascii: "u"),
+               let low = try? hex4(at: position + 2), (0xDC00...0xDFFF).contains(low) {
                 position += 6
+                return true
             }
+            guard loneSurrogates == .kept else { throw error(.unpairedSurrogate, at: escapeStart) }
+            return false
         default:
             throw error(.invalidEscape, at: escapeStart)
         }
+        return true
     }
 
     private func hex4(at offset: Int) throws(JSONParseError) -> UInt32 {
@@ -150,7 +173,7 @@ struct JSONScanner {
         return value
     }
 
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
+    static func hexValue(_ byte: UInt8) -> UInt8? {
         switch byte {
         case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
         case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10

@@ -123,13 +123,16 @@ public struct JSONWriter: Sendable {
     /// insignificant whitespace removed; tokens are copied byte for byte, so numbers and
     /// strings keep their exact text. On error nothing is written. Any depth is copied: the
     /// values come from json and jsonb columns, which Postgres accepts nested as deep as its
-    /// stack allows, and one it stored must not be a change the stream cannot get past.
+    /// stack allows, and one it stored must not be a change the stream cannot get past. For
+    /// the same reason a lone surrogate escape (`"\uDE00"`, which `json` stores) is written
+    /// as `\ufffd`, the replacement character: the output is then valid for every reader,
+    /// `jsonb` included, and differs from the column's text only where no reader could agree.
     public mutating func compactJSON<Bytes: Collection<UInt8>>(_ json: Bytes) throws(JSONParseError) {
         let mark = self.mark
         separate()
         do {
             try JSONParser.withContiguousBytes(json) { buffer throws(JSONParseError) in
-                var scanner = JSONScanner(buffer, maximumDepth: .max)
+                var scanner = JSONScanner(buffer, maximumDepth: .max, loneSurrogates: .kept)
                 try copyCompact(&scanner)
                 try scanner.expectEnd()
             }
@@ -231,8 +234,7 @@ public struct JSONWriter: Sendable {
             if open.last == UInt8(ascii: "}") { try copyKey(&scanner) }
             switch try scanner.peek() {
             case UInt8(ascii: "\""):
-                let token = try scanner.scanString()
-                bytes.append(contentsOf: UnsafeBufferPointer(rebasing: scanner.input[(token.content.lowerBound - 1)...token.content.upperBound]))
+                copyString(try scanner.scanString(), of: scanner)
             case let bracket where bracket == UInt8(ascii: "{") || bracket == UInt8(ascii: "["):
                 let close = bracket == UInt8(ascii: "{") ? UInt8(ascii: "}") : UInt8(ascii: "]")
                 bytes.append(bracket)
@@ -260,10 +262,54 @@ public struct JSONWriter: Sendable {
     }
 
     private mutating func copyKey(_ scanner: inout JSONScanner) throws(JSONParseError) {
-        let key = try scanner.scanString()
-        bytes.append(contentsOf: UnsafeBufferPointer(rebasing: scanner.input[(key.content.lowerBound - 1)...key.content.upperBound]))
+        copyString(try scanner.scanString(), of: scanner)
         try scanner.expect(UInt8(ascii: ":"))
         bytes.append(UInt8(ascii: ":"))
+    }
+
+    /// A scanned string with its quotes, byte for byte but for lone surrogate escapes.
+    private mutating func copyString(_ token: JSONScanner.StringToken, of scanner: JSONScanner) {
+        let quoted = (token.content.lowerBound - 1)...token.content.upperBound
+        guard token.hasLoneSurrogate else {
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: scanner.input[quoted]))
+            return
+        }
+        let input = scanner.input
+        var index = quoted.lowerBound
+        while index <= quoted.upperBound {
+            guard input[index] == UInt8(ascii: "\\"), index < token.content.upperBound else {
+                bytes.append(input[index])
+                index += 1
+                continue
+            }
+            guard input[index + 1] == UInt8(ascii: "u") else {
+                bytes.append(contentsOf: UnsafeBufferPointer(rebasing: input[index..<(index + 2)]))
+                index += 2
+                continue
+            }
+            // The scanner has checked every escape: four hex digits follow, and a high half
+            // followed by a low half's escape is a pair.
+            let unit = Self.hexUnit(input, at: index + 2)
+            if (0xD800...0xDBFF).contains(unit), index + 11 < token.content.upperBound,
+               input[index + 6] == UInt8(ascii: "\\"), input[index + 7] == UInt8(ascii: "u"),
+               (0xDC00...0xDFFF).contains(Self.hexUnit(input, at: index + 8)) {
+                bytes.append(contentsOf: UnsafeBufferPointer(rebasing: input[index..<(index + 12)]))
+                index += 12
+            } else if (0xD800...0xDFFF).contains(unit) {
+                bytes.append(contentsOf: Self.replacementEscape)
+                index += 6
+            } else {
+                bytes.append(contentsOf: UnsafeBufferPointer(rebasing: input[index..<(index + 6)]))
+                index += 6
+            }
+        }
+    }
+
+    private static let replacementEscape = Array("\\ufffd".utf8)
+
+    /// Four hex digits the scanner has already checked.
+    private static func hexUnit(_ input: UnsafeBufferPointer<UInt8>, at offset: Int) -> UInt32 {
+        input[offset..<(offset + 4)].reduce(0) { $0 << 4 | UInt32(JSONScanner.hexValue($1) ?? 0) }
     }
 
     private mutating func appendSeparator(_ more: Bool) -> Bool {

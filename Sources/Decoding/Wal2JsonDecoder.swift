@@ -428,7 +428,9 @@ private struct RecordParser {
         case 9: fields.pk = try columnList(name, withValues: false)
         case 10: fields.transactional = try bool(name)
         case 11: fields.prefix = try string(name)
-        default: fields.content = try string(name)
+        // Another application's binary message comes as its raw bytes (cut at the first zero):
+        // taken as they are, so it cannot stop the stream; ChangeRelay's own are ASCII.
+        default: fields.content = try string(name, bytes: .any)
         }
     }
 
@@ -508,9 +510,10 @@ private struct RecordParser {
 
     // MARK: Typed field readers
 
-    private mutating func string(_ field: @autoclosure () -> String) throws(RecordFailure) -> String {
+    private mutating func string(_ field: @autoclosure () -> String,
+                                 bytes: JSONScanner.StringBytes = .utf8) throws(RecordFailure) -> String {
         guard try peek() == UInt8(ascii: "\"") else { throw failure(field(), .wrongType(expected: "string")) }
-        return scanner.string(try json { s throws(JSONParseError) in try s.scanString() })
+        return scanner.string(try json { s throws(JSONParseError) in try s.scanString(bytes: bytes) })
     }
 
     private mutating func bool(_ field: @autoclosure () -> String) throws(RecordFailure) -> Bool {

@@ -37,9 +37,14 @@ extension PostgresTimestamp {
               (1...CivilCalendar.daysInMonth(year: year, month: month)).contains(day),
               hour < 24, minute < 60, second < 60
         else { return nil }
+        // Postgres stops at 294276 AD; a longer year from a hostile stream must be refused, not trap.
+        guard yearDigits <= 294_277 else { return nil }
         let days = CivilCalendar.daysSince2000(year: year, month: month, day: day)
         let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - sign * offsetSeconds
-        self.init(microsecondsSince2000: seconds * 1_000_000 + fraction)
+        let (whole, overflowed) = seconds.multipliedReportingOverflow(by: 1_000_000)
+        let (microseconds, overflowedAgain) = whole.addingReportingOverflow(fraction)
+        guard !overflowed, !overflowedAgain else { return nil }
+        self.init(microsecondsSince2000: microseconds)
     }
 }
 

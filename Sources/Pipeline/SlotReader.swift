@@ -195,6 +195,10 @@ public final class SlotReader {
                 let transactions: [Transaction]
                 do {
                     transactions = try decoder.consume(payload, at: messageStart)
+                } catch let lost as PostgresError where lost.isRetryable {
+                    // wal2json's catalog lookups: the connection failed, not the message, so
+                    // the stream is retried like any lost connection (the transaction is read again).
+                    throw lost
                 } catch {
                     // Nothing past the last durable transaction is acknowledged: a restart re-reads from there.
                     throw SlotReaderError.undecodable(plugin: settings.plugin, lsn: messageStart,

@@ -2,9 +2,10 @@ import CLibPQ
 import Core
 
 /// The walsender renders text values with its own session settings; pinning them
-/// makes every value's text independent of the server's configuration.
+/// makes every value's text independent of the server's configuration (a database whose
+/// `bytea_output` is `escape` would otherwise send `\000` where the stream expects `\x00`).
 public let pinnedSessionOptions =
-    "-c datestyle=ISO -c intervalstyle=postgres -c extra_float_digits=3 -c TimeZone=UTC"
+    "-c datestyle=ISO -c intervalstyle=postgres -c extra_float_digits=3 -c TimeZone=UTC -c bytea_output=hex"
 
 /// A `replication=database` connection: replication commands plus simple SQL.
 /// The server ends a second START_REPLICATION on the same connection at once, so

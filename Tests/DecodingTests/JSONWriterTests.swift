@@ -90,6 +90,23 @@ import Testing
         #expect(writer.string == "[1]")
     }
 
+    /// Postgres' json keeps a lone surrogate escape as written (`jsonb` refuses it): such a
+    /// value is copied with U+FFFD in its place, so it neither stops the stream nor makes
+    /// output a strict reader or a jsonb column would refuse. Pairs and other escapes stay.
+    @Test(arguments: [
+        (#""\uDE00""#, #""\ufffd""#),
+        (#"["\ud83d", "a\uD83Dx", "\uD83D\u0041"]"#, #"["\ufffd","a\ufffdx","\ufffd\u0041"]"#),
+        (#"{"\udbff": "\uD83D\uDE00 \n \\uDE00 \uDE00\uD83D"}"#, #"{"\ufffd":"\uD83D\uDE00 \n \\uDE00 \ufffd\ufffd"}"#),
+        (#""\uD83D\uD83D\uDE00""#, #""\ufffd\uD83D\uDE00""#),
+    ])
+    func writesLoneSurrogateEscapesAsTheReplacementCharacter(text: String, expected: String) throws {
+        var writer = JSONWriter()
+        try writer.compactJSON(text.utf8)
+        #expect(writer.string == expected)
+        _ = try JSONParser.parse(Array(writer.string.utf8))
+        #expect(throws: JSONParseError.self) { try JSONParser.parse(Array(text.utf8)) }
+    }
+
     @Test func reusesItsStorage() {
         var writer = JSONWriter(capacity: 64)
         writer.string("first")

@@ -185,6 +185,21 @@ private func transaction(_ changeRecords: [String], router: Wal2JsonDecoder.Rout
         #expect(result?.changes == [])
     }
 
+    /// wal2json prints a binary logical message's bytes into its `content` as they are (up to
+    /// the first zero byte): another application's, not UTF-8, must not stop the stream.
+    @Test func takesAnotherApplicationsBinaryMessageAsItsBytes() throws {
+        func record(transactional: Bool) -> [UInt8] {
+            Array(#"{"action":"M","xid":771,"lsn":"0/1","transactional":\#(transactional),"prefix":"other.bin","content":""#.utf8)
+                + [0xFF, 0xC3, 0x28, 0x41] + Array(#""}"#.utf8)
+        }
+        var decoder = Wal2JsonDecoder()
+        #expect(try decoder.decodeEvent(ArraySlice(record(transactional: false)), at: LSN(1))
+            == .message(Wal2JsonMessage(lsn: LSN(1), xid: 771, transactional: false, prefix: "other.bin", content: "\u{FFFD}\u{FFFD}(A")))
+        _ = try decoder.decode(ArraySlice(begin.utf8), at: LSN(2))
+        #expect(try decoder.decode(ArraySlice(record(transactional: true)), at: LSN(3)) == nil)
+        #expect(try decoder.decode(ArraySlice(commit.utf8), at: LSN(4))?.messages == [])
+    }
+
     @Test func usesTheXLogDataPositionWhenAChangeHasNoLSN() throws {
         var decoder = Wal2JsonDecoder()
         _ = try decoder.decode(ArraySlice(begin.utf8), at: LSN(1))
@@ -233,6 +248,11 @@ private func transaction(_ changeRecords: [String], router: Wal2JsonDecoder.Rout
          .invalidValue("4294967296 is not a transaction id")),
         ([#"{"action":"B","xid":1,"timestamp":"2000-13-01 00:00:00+00"}"#], "timestamp", nil,
          .invalidValue("\"2000-13-01 00:00:00+00\" is not an ISO timestamptz")),
+        // Past Postgres' last year the microseconds would overflow: refused, never a trap.
+        ([#"{"action":"B","xid":1,"timestamp":"999999999-12-31 23:59:59+00"}"#], "timestamp", nil,
+         .invalidValue("\"999999999-12-31 23:59:59+00\" is not an ISO timestamptz")),
+        ([#"{"action":"B","xid":1,"timestamp":"294277-12-31 00:00:00+00"}"#], "timestamp", nil,
+         .invalidValue("\"294277-12-31 00:00:00+00\" is not an ISO timestamptz")),
         ([#"{"action":"B","action":"B"}"#], "action", nil, .duplicateField),
         ([#"{"action":"X"}"#], "action", nil, .unknownAction("X")),
         ([#"{"action":"Insert"}"#], "action", nil, .unknownAction("Insert")),

@@ -76,6 +76,31 @@ import Testing
         #expect(tail.stderr.contains("reconnecting"))
     }
 
+    /// wal2json's catalog (publication members, shapes) is read on a connection of its own:
+    /// losing it is a lost connection like the stream's, retried, not an undecodable message.
+    @Test func aLostWal2JsonCatalogConnectionIsRetriedWithoutLossOrRepeat() throws {
+        let (cluster, db, environment) = try Self.prepare()
+        defer { try? cluster.stop() }
+        try db.execute("CREATE TABLE unpublished (id int)")
+        try db.execute("SELECT pg_create_logical_replication_slot('life_w2j', 'wal2json')")
+        let tail = try Background(["tail", "--plugin", "wal2json", "--slot", "life_w2j"], environment: environment)
+        try Self.insert(db, 1...5)
+        try tail.waitFor("five lines") { $0.split(separator: "\n").count == 5 }
+        let ended = try db.execute("""
+            SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity
+            WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
+            """)
+        #expect(ended.value("n") == "1", "the catalog's connection is the tail's only one besides its stream")
+        // A change of a table the catalog has not seen makes it ask the server.
+        try db.execute("INSERT INTO unpublished VALUES (1)")
+        try Self.insert(db, 6...10)
+        try tail.waitFor("ten lines after the reconnect") { $0.split(separator: "\n").count >= 10 }
+        tail.child.signal(SIGTERM)
+        #expect(tail.waitForExit() == 0, "\(tail.stderr)")
+        #expect(try Self.ids(tail.stdout) == Array(1...10))
+        #expect(tail.stderr.contains("reconnecting"))
+    }
+
     @Test func aTemporarySlotSeesOnlyChangesMadeWhileItRuns() throws {
         let (cluster, db, environment) = try Self.prepare()
         defer { try? cluster.stop() }

@@ -297,4 +297,33 @@ import Testing
         #expect(try state.value("triggers") == "0")
         #expect(try state.value("baseline").flatMap { Int($0) } ?? 0 > 0)
     }
+
+    /// Values a server takes that once stopped a stream: `bytea_output = escape` in the
+    /// database's settings, a `json` value with a lone surrogate escape (json keeps its text;
+    /// jsonb would refuse it), and another application's binary logical messages, which
+    /// wal2json prints as their raw bytes. Both plugins print the same lines and go on.
+    @Test func valuesThatOnceStoppedTheStreamPrintTheSameLinesAndTheStreamGoesOn() throws {
+        let cluster = try startCluster(schema: false)
+        defer { try? cluster.stop() }
+        let db = try cluster.connect()
+        try db.execute("""
+            ALTER DATABASE postgres SET bytea_output = 'escape';
+            CREATE TABLE odd (id int PRIMARY KEY, b bytea, j json);
+            CREATE PUBLICATION odd_pub FOR TABLE odd;
+            """)
+        try Self.createSlots(db)
+        try db.execute(#"INSERT INTO odd VALUES (1, '\x00ff41', '["\uDE00x\uD83D", "\uD83D\uDE00", "\u00e9"]')"#)
+        try db.execute(#"SELECT pg_logical_emit_message(true, 'other.bin', '\xff00fe41'::bytea)"#)
+        try db.execute(#"SELECT pg_logical_emit_message(false, 'other.bin', '\xc328'::bytea)"#)
+        try db.execute(#"INSERT INTO odd VALUES (2, '\x', '{"k": "\uDBFF"}')"#)
+        let lines = try Self.tailBoth(cluster, publication: "odd_pub", count: 2)
+        Self.expectSameLines(lines, count: 2)
+        for (plugin, printed) in [("pgoutput", lines.pgoutput), ("wal2json", lines.wal2json)] where printed.count == 2 {
+            #expect(printed[0]["new"]?["b"] == .string(#"\x00ff41"#), "\(plugin): \(printed[0])")
+            #expect(printed[0]["new"]?["j"] == .array([.string("\u{FFFD}x\u{FFFD}"), .string("😀"), .string("é")]),
+                    "\(plugin): \(printed[0])")
+            #expect(printed[1]["new"]?["b"] == .string(#"\x"#), "\(plugin): \(printed[1])")
+            #expect(printed[1]["new"]?["j"] == .object([("k", .string("\u{FFFD}"))]), "\(plugin): \(printed[1])")
+        }
+    }
 }
