@@ -1,6 +1,14 @@
 import Core
 
 extension PostgresTimestamp {
+    /// A `timestamptz` value as a stream pinned to ISO DateStyle renders it (the same text
+    /// wal2json prints for a commit time); nil for anything else.
+    public init?(timestamptzText text: String) {
+        var text = text
+        guard let parsed = text.withUTF8({ PostgresTimestamp(wal2jsonText: $0) }) else { return nil }
+        self = parsed
+    }
+
     /// Parses a `timestamptz` as wal2json prints it with `timestamptz_to_str`: always ISO
     /// style in the session time zone, e.g. `2026-11-23 21:42:07.123456+00`,
     /// `2026-11-23 23:12:07.5+01:30`, `0044-03-15 10:00:00+00 BC`. Nil for anything else.

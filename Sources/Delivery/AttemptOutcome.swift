@@ -1,7 +1,8 @@
 import PlannedEffects
 /// What one HTTP attempt means for its delivery, before the retry policy is consulted.
 ///
-/// The rule is "retry every failure except 410". The seeds retried every failure, and
+/// The rule is "retry every failure", and for a webhook endpoint "except 410" (Standard
+/// Webhooks: the receiver removed the endpoint on purpose). The seeds retried every failure, and
 /// ChangeRelay's promise is at-least-once: a 401, 403 or 404 from an edge function is far
 /// more often a rotated key or a half-finished deploy than a verdict on the request, and a
 /// 400 or 422 can be cured by fixing the receiver. The attempt budget already bounds what a
@@ -17,11 +18,12 @@ public enum AttemptOutcome: Sendable, Hashable {
 
     /// Classifies a response that arrived. `retryAfter` is the raw header value; `now` (Unix
     /// seconds) resolves an HTTP-date in it.
-    public init(status: Int, retryAfter: String? = nil, now: Int64, retryAfterCap: Duration = RetryAfter.defaultCap) {
+    public init(status: Int, retryAfter: String? = nil, now: Int64, retryAfterCap: Duration = RetryAfter.defaultCap,
+                goneEndsDelivery: Bool = false) {
         switch status {
         case 200...299:
             self = .succeeded
-        case 410:
+        case 410 where goneEndsDelivery:
             // Standard Webhooks: the receiver has removed the endpoint on purpose.
             self = .giveUp(.endpointGone)
         case 429, 503:

@@ -130,7 +130,11 @@ struct DispatchStateMachine {
             inFlightByEndpoint[endpoint, default: 0] -= 1
             if inFlightByEndpoint[endpoint] == 0 { inFlightByEndpoint[endpoint] = nil }
         }
-        let records = finished.map { AttemptRecord($0, using: &generator) }
+        let records = finished.map { try_ in
+            AttemptRecord(try_, goneEndsDelivery: try_.delivery.endpoint.map { endpoint in
+                pausedByGone.contains { endpoint.hasPrefix($0) }
+            } ?? false, using: &generator)
+        }
         unrecorded += records
         holdBackQueuedRows(ofEndpointsGoneIn: records)
         lastWake = now
@@ -324,7 +328,10 @@ struct AttemptRecord {
     var responseBody: String?
 
     /// A Retry-After date is read against the time the try ended, when the receiver wrote it.
-    init<Generator: RandomNumberGenerator>(_ finished: Dispatcher.Finished, using generator: inout Generator) {
+    /// `goneEndsDelivery`: a 410 ends the delivery (a webhook endpoint, as Standard Webhooks
+    /// asks); elsewhere it is one more failure to retry, as the seeds retried every failure.
+    init<Generator: RandomNumberGenerator>(_ finished: Dispatcher.Finished, goneEndsDelivery: Bool,
+                                           using generator: inout Generator) {
         delivery = finished.delivery
         started = finished.started
         ended = finished.ended
@@ -334,7 +341,7 @@ struct AttemptRecord {
             httpStatus = response.status
             responseBody = response.storableBody
             outcome = AttemptOutcome(status: response.status, retryAfter: response.header("Retry-After"),
-                                     now: Int64(finished.ended.timeIntervalSince1970))
+                                     now: Int64(finished.ended.timeIntervalSince1970), goneEndsDelivery: goneEndsDelivery)
             if !response.isSuccess { error = "HTTP \(response.status)" }
         case .failed(let failure):
             error = failure.description

@@ -24,4 +24,43 @@ struct Fields {
     subscript(name: String) -> String? { values[name] }
 
     func isUnchanged(_ name: String) -> Bool { unchanged.contains(name) }
+
+    /// The same row with one column's text given (and no longer unchanged).
+    func setting(_ name: String, to value: String) -> Fields {
+        var fields = self
+        fields.values[name] = value
+        fields.unchanged.remove(name)
+        return fields
+    }
+}
+
+extension Fields {
+    /// Whether a column holds the same text in both rows, byte for byte, as Postgres'
+    /// `IS DISTINCT FROM` compares it: Swift's `==` takes canonically equivalent strings
+    /// (`é` and `e` followed by a combining accent) as equal, and a change between them
+    /// would go unseen.
+    func holdsTheSame(_ name: String, as other: Fields) -> Bool {
+        Self.sameText(self[name], other[name])
+    }
+
+    static func sameText(_ left: String?, _ right: String?) -> Bool {
+        switch (left, right) {
+        case (nil, nil): true
+        case (let left?, let right?): left.utf8.elementsEqual(right.utf8)
+        default: false
+        }
+    }
+}
+
+extension Row {
+    /// The new row of an UPDATE with its unchanged TOAST values taken from the old one,
+    /// which REPLICA IDENTITY FULL sends whole: a large value the UPDATE left alone is then
+    /// read as what it is, not as NULL.
+    func fillingUnchangedToast(from old: Row) -> Row {
+        var row = self
+        for index in row.values.indices where index < old.values.count {
+            if case .unchangedToast = row.values[index] { row.values[index] = old.values[index] }
+        }
+        return row
+    }
 }

@@ -48,16 +48,21 @@ public struct HandlerError: Error, Sendable, Hashable, CustomStringConvertible {
     public var table: String
     public var key: String?
     public var reason: String
+    /// The commit LSN of the change's transaction: where the stream stopped, set by the
+    /// `Router` (a handler plans one change and need not know it).
+    public var commitLSN: LSN?
 
-    public init(handler: String, table: String, key: String?, reason: String) {
+    public init(handler: String, table: String, key: String?, reason: String, commitLSN: LSN? = nil) {
         self.handler = handler
         self.table = table
         self.key = key
         self.reason = reason
+        self.commitLSN = commitLSN
     }
 
     public var description: String {
-        "\(handler) cannot plan a change of \(table)\(key.map { " (key \($0))" } ?? ""): \(reason)"
+        "\(handler) cannot plan a change of \(table)\(key.map { " (key \($0))" } ?? "")"
+            + "\(commitLSN.map { " in the transaction committed at \($0)" } ?? ""): \(reason)"
     }
 }
 
@@ -144,7 +149,11 @@ public struct Router: Sendable {
         try transaction.changes.forEach { index, change in
             guard let handlers = byTable[change.schema + "." + change.table] else { return }
             for handler in handlers {
-                let effects = try handler.plan(change, at: index, in: transaction)
+                let effects: Effects
+                do { effects = try handler.plan(change, at: index, in: transaction) } catch var located as HandlerError {
+                    located.commitLSN = located.commitLSN ?? transaction.commitLSN
+                    throw located
+                }
                 for row in effects.rows { try body(.row(row)) }
                 for delivery in effects.deliveries {
                     try body(.delivery(PositionedDelivery(handler: handler.name, position: transaction.position(of: change, at: index),

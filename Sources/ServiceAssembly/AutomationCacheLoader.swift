@@ -55,18 +55,23 @@ enum AutomationCacheLoader {
             logger.warning("workflow cannot fire: its configuration is malformed; it is skipped until it is fixed",
                            metadata: ["workflow": "\(workflow.id)", "reason": "\(problem)"])
         }
+        // Changes read again after a restart may look back past this horizon: the cache asks
+        // the database for those (`completionsLoaded(since:)`), and holds only the recent ones.
+        let since = try state.execute("SELECT (extract(epoch FROM now()) * 1000000)::bigint::text AS now").value("now")
+            .flatMap { Int64($0) }.map { PostgresTimestamp(unixMicroseconds: $0 - window.wholeMicroseconds) }
         let completions = try state.query("""
             SELECT trigger_data->>'job_id', workflow_id::text, trigger_data->>'new_status',
                    (extract(epoch FROM completed_at) * 1000000)::bigint::text
             FROM public.automation_execution_logs
-            WHERE status = 'completed' AND completed_at > now() - $1::bigint * interval '1 microsecond'
-            """, [String(window.wholeMicroseconds)])
+            WHERE status = 'completed' AND (extract(epoch FROM completed_at) * 1000000)::bigint > $1::bigint
+            """, [String(since?.unixMicroseconds ?? 0)])
         for row in completions.rows {
             guard let job = row[0], let workflow = row[1], let status = row[2], let micros = row[3].flatMap({ Int64($0) }) else {
                 continue
             }
             cache.recordCompletion(.init(jobID: job, workflowID: workflow, status: status), at: PostgresTimestamp(unixMicroseconds: micros))
         }
+        if let since { cache.completionsLoaded(since: since) }
         // What was loaded is the starting point, not a batch to undo.
         cache.batchEnded(committed: true)
         logger.info("automation cache loaded", metadata: [

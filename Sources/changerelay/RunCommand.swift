@@ -35,7 +35,10 @@ struct Run: AsyncParsableCommand {
             }
             logger.info("stopped")
         } catch let error as CustomStringConvertible & Error {
-            throw failure(error.description)
+            // With JSON logs every line on standard error is an object: the error is one too.
+            guard config.log.format == .json else { throw failure(error.description) }
+            logger.critical("stopped by an error", metadata: ["error": "\(error.description)"])
+            throw ExitCode.failure
         }
     }
 }

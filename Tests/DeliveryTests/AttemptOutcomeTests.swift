@@ -19,9 +19,10 @@ import Testing
         #expect(AttemptFailure.status(status).description == "HTTP \(status) (redirects are not followed)")
     }
 
-    @Test func goneStopsAtOnce() {
-        #expect(AttemptOutcome(status: 410, retryAfter: "60", now: 0) == .giveUp(.endpointGone))
+    @Test func goneStopsAWebhookDeliveryAtOnceAndIsRetriedElsewhere() {
+        #expect(AttemptOutcome(status: 410, retryAfter: "60", now: 0, goneEndsDelivery: true) == .giveUp(.endpointGone))
         #expect(GiveUpReason.endpointGone.description == "endpoint gone (HTTP 410)")
+        #expect(AttemptOutcome(status: 410, retryAfter: "60", now: 0) == .retry(after: nil, failure: .status(410)))
     }
 
     @Test(arguments: [400, 401, 403, 404, 405, 408, 409, 413, 415, 422, 425, 451])

@@ -16,7 +16,8 @@ import TestSupport
                                             endpoint: "localhost:5432/state")
 
     private static func machine(concurrency: Int) -> DispatchStateMachine {
-        DispatchStateMachine(concurrency: concurrency, pollInterval: .seconds(1), drain: .seconds(10), start: start)
+        DispatchStateMachine(concurrency: concurrency, pausedByGone: ["webhook:"], pollInterval: .seconds(1),
+                             drain: .seconds(10), start: start)
     }
 
     /// Connected and about to claim, where every cycle after the first starts.
@@ -123,7 +124,9 @@ import TestSupport
                                Self.answered(plain[0], status: 410)], at: Self.start).step == .send([5, 7]))
         let recorded = try #require(machine.woken(at: Self.start).records)
         #expect(recorded.map(\.delivery.id) == [1, 4, 6])
-        #expect(recorded.map(\.decision) == [.dead(.gaveUp(.endpointGone)), .succeeded, .dead(.gaveUp(.endpointGone))])
+        // Only a webhook endpoint's 410 ends its delivery; elsewhere it is a failure to retry.
+        #expect(recorded.map(\.status) == [.dead, .succeeded, .failed])
+        #expect(recorded[0].decision == .dead(.gaveUp(.endpointGone)))
         #expect(machine.recorded().step == .release([2, 3]))
         #expect(machine.released().step == .claim)
         #expect(machine.claimed([]).step == .lookAhead)
@@ -397,11 +400,20 @@ import TestSupport
         #expect(record.delay == .seconds(10))
     }
 
-    @Test func anEndpointThatRefusesForGoodIsDeadWithoutRetries() throws {
-        let record = try Self.record(of: Self.answered(Self.delivery(1), status: 410))
+    @Test func aWebhookEndpointThatRefusesForGoodIsDeadWithoutRetries() throws {
+        let record = try Self.record(of: Self.answered(Self.delivery(1, endpoint: "webhook:7"), status: 410))
         #expect(record.status == .dead)
         #expect(record.httpStatus == 410)
         #expect(record.error == "gave up: endpoint gone (HTTP 410)")
+    }
+
+    /// An edge function's 410 (a conversation check, an automation run) says nothing
+    /// Standard Webhooks gives meaning to: it is retried within the budget, as the seeds did.
+    @Test func anotherEndpointsGoneIsRetriedLikeAnyFailure() throws {
+        let record = try Self.record(of: Self.answered(Self.delivery(1), status: 410))
+        #expect(record.status == .failed)
+        #expect(record.httpStatus == 410)
+        #expect(record.error == "HTTP 410")
     }
 }
 

@@ -58,7 +58,7 @@ import Testing
     }
 
     @Test func goneStopsAtOnceWhateverTheBudget() {
-        let decision = decide(.standardWebhooks, attempt: 1, AttemptOutcome(status: 410, now: 0))
+        let decision = decide(.standardWebhooks, attempt: 1, AttemptOutcome(status: 410, now: 0, goneEndsDelivery: true))
         #expect(decision == .dead(.gaveUp(.endpointGone)))
         if case .dead(let reason) = decision {
             #expect(reason.description == "gave up: endpoint gone (HTTP 410)")

@@ -31,10 +31,10 @@ private func workflow(_ id: String, user: String = userA, active: String = "t", 
                      "trigger_config": config, "is_active": active, "status": status]), old: nil)
 }
 
-private func completion(workflow: String, status: String) -> Change {
+private func completion(workflow: String, status: String, completedAt: String? = nil) -> Change {
     Change(lsn: LSN(0x90), schema: "public", table: "automation_execution_logs", operation: .insert,
            new: row(["id": "e", "workflow_id": workflow, "status": "completed",
-                     "trigger_data": #"{"job_id":"\#(job)","new_status":"\#(status)"}"#]), old: nil)
+                     "trigger_data": #"{"job_id":"\#(job)","new_status":"\#(status)"}"#, "completed_at": completedAt]), old: nil)
 }
 
 private func transaction(_ changes: [Change], lsn: UInt64 = 0x1000, seconds: Int64 = 0) -> Transaction {
@@ -227,6 +227,98 @@ private func plan(_ handler: AutomationHandler, _ transaction: Transaction) thro
         let fields = Dictionary(uniqueKeysWithValues: zip(logged.columns, logged.values))
         #expect(fields["config_unchanged"] == "t" && fields["trigger_config"] == .some(nil), "the log keeps the last config too")
         #expect(try plan(handler, transaction([jobUpdate(from: "pending", to: "completed")])).deliveries.count == 1)
+    }
+
+    /// A completion counts from its `completed_at`, as a restart's loader and the database
+    /// look-up read it: one that completed two hours before its row reached the stream does
+    /// not limit a run an hour later. One stamped after its commit counts from the commit.
+    @Test func aCompletionCountsFromItsCompletedAtNeverAfterItsCommit() throws {
+        func at(_ seconds: Int64) -> String { PostgresTimestamp(microsecondsSince2000: 800_000_000_000_000 + seconds * 1_000_000).postgresText }
+        let handler = makeHandler(window: .seconds(3600))
+        _ = try plan(handler, transaction([workflow("w1"), completion(workflow: "w1", status: "completed", completedAt: at(-7200))],
+                                          seconds: 0))
+        #expect(try plan(handler, transaction([jobUpdate(from: "open", to: "completed")], seconds: 10)).deliveries.count == 1)
+
+        let later = makeHandler(window: .seconds(3600))
+        _ = try plan(later, transaction([workflow("w1"), completion(workflow: "w1", status: "completed", completedAt: at(5000))],
+                                        seconds: 0))
+        let limited = try plan(later, transaction([jobUpdate(from: "open", to: "completed")], seconds: 3599))
+        #expect(limited.deliveries.isEmpty, "counted from the commit, within the window")
+    }
+
+    /// The loader reads the completions of the last window back from its start; a change read
+    /// again after a restart may look further back, and asks the database for that key.
+    @Test func aLookUpReachingBeforeWhatWasLoadedAsksTheDatabase() throws {
+        func at(_ seconds: Int64) -> PostgresTimestamp { PostgresTimestamp(microsecondsSince2000: 800_000_000_000_000 + seconds * 1_000_000) }
+        let key = AutomationCache.CompletionKey(jobID: job, workflowID: "w1", status: "done")
+        let asked = AskedKeys()
+        let stored = at(100)
+        let cache = AutomationCache(rateLimitWindow: .seconds(3600), bound: .init(capacity: 64) { key, time in
+            asked.keys.withLock { $0.append(key) }
+            return stored <= time ? stored : nil
+        })
+        cache.completionsLoaded(since: at(4000))
+        cache.recordCompletion(key, at: at(4500))
+        cache.batchEnded(committed: true)
+        #expect(try cache.recentCompletion(key, before: at(200)) == at(100), "replayed from before the restart")
+        #expect(asked.keys.withLock { $0.count } == 1)
+        #expect(try cache.recentCompletion(key, before: at(7700)) == at(4500), "within what was loaded: memory answers")
+        #expect(asked.keys.withLock { $0.count } == 1)
+    }
+
+    /// A workflow whose id changes while its large trigger_config is left alone keeps its
+    /// conditions under the new id, and its log row holds them, so a restart rebuilds it.
+    @Test func aWorkflowWhoseIdChangesKeepsItsUnchangedConfig() throws {
+        let handler = makeHandler()
+        _ = try plan(handler, transaction([workflow("w1")]))
+        var moved = try #require(workflow("w2").new)
+        let configIndex = try #require(moved.columns.firstIndex { $0.name == "trigger_config" })
+        moved.values[configIndex] = .unchangedToast
+        let update = Change(lsn: LSN(0x90), schema: "public", table: "automation_workflows", operation: .update,
+                            new: moved, old: workflow("w1").new)
+        let logged = try plan(handler, transaction([update])).rows
+        let fields = logged.map { Dictionary(uniqueKeysWithValues: zip($0.columns, $0.values)) }
+        #expect(fields.map { $0["operation"] } == ["delete", "upsert"])
+        #expect(fields.last?["config_unchanged"] == "f")
+        let config = try #require(fields.last?["trigger_config"] ?? nil)
+        let rebuilt = Workflow(id: "w2", userID: userA, triggerType: "job_status_changed", isActive: "t", status: "active",
+                               triggerConfig: config)
+        #expect(rebuilt.fires(forStatus: "completed"))
+        #expect(try plan(handler, transaction([jobUpdate(from: "pending", to: "completed")])).deliveries.map(\.target)
+            == ["automation-executor:w2"])
+    }
+
+    /// jsonb compares strings by their bytes: a condition on `café` (precomposed) does not
+    /// match a job status `café` spelled with a combining accent, and a job moving between
+    /// the two spellings changed its status.
+    @Test func canonicallyEquivalentSpellingsAreDifferentStatuses() throws {
+        let composed = "caf\u{E9}", decomposed = "cafe\u{301}"
+        let handler = makeHandler()
+        _ = try plan(handler, transaction([workflow("w1", config: #"{"conditions":[{"field":"status","value":"\#(composed)"}]}"#)]))
+        #expect(try plan(handler, transaction([jobUpdate(from: "open", to: decomposed)])).deliveries.isEmpty)
+        #expect(try plan(handler, transaction([jobUpdate(from: decomposed, to: composed)])).deliveries.count == 1)
+    }
+
+    /// Only `conditions` is read: a value nested past the parser's bound elsewhere in the
+    /// config does not make the workflow unusable (Postgres' `@>` matches it).
+    @Test func aDeepValueBesideTheConditionsDoesNotStopAWorkflow() throws {
+        let deep = String(repeating: "[", count: 600) + String(repeating: "]", count: 600)
+        let handler = makeHandler()
+        _ = try plan(handler, transaction([workflow("w1", config: #"{"conditions":[{"field":"status","value":"completed"}],"deep":\#(deep)}"#)]))
+        #expect(try plan(handler, transaction([jobUpdate(from: "pending", to: "completed")])).deliveries.count == 1)
+    }
+
+    /// A change no handler can plan stops the stream with an error naming where it stopped.
+    @Test func aHandlerErrorNamesTheTransactionsCommitLSN() throws {
+        let router = Router([makeHandler()])
+        let change = Change(lsn: LSN(0x100), schema: "public", table: "jobs", operation: .update,
+                            new: jobRow(status: "completed"), old: nil)
+        #expect {
+            try router.plan(transaction([change], lsn: 0x2A000)) { _ in }
+        } throws: { error in
+            guard let error = error as? HandlerError else { return false }
+            return error.commitLSN == LSN(0x2A000) && error.description.contains("committed at 0/2A000")
+        }
     }
 
     /// Past its capacity the cache keeps only a filter of the oldest keys and asks the

@@ -51,6 +51,39 @@ private let handler = ConversationCheckHandler(.init(baseURL: "http://127.0.0.1:
         #expect(try handler.decide(change(.insert, new: values)) == .skipped(.noElevenLabsID))
     }
 
+    /// REPLICA IDENTITY FULL sends the old row whole: a large ElevenLabs id (or clerk or
+    /// agent id) that the UPDATE left alone is taken from it, not read as NULL.
+    @Test func anUnchangedToastedValueIsTakenFromTheOldRow() throws {
+        let large = String(repeating: "el", count: 20_000)
+        let old: [String?] = ["7", "clerk", "agent", large, "pending"]
+        var update = change(.update, new: ["7", "clerk", "agent", nil, "pending2"], old: old)
+        update.new?.values[3] = .unchangedToast
+        guard case .planned(let effects) = try handler.decide(update) else {
+            Issue.record("a status change of a row with a large id was not checked")
+            return
+        }
+        let body = try JSONParser.parse(try #require(effects.deliveries.first).body)
+        #expect(body["elevenlabs_conversation_id"] == .string(large))
+        #expect(body["status"] == .string("pending2"))
+        // The same row updated in another column only: still unrelated.
+        var unrelated = change(.update, new: ["7", "clerk2", "agent", nil, "pending"], old: old)
+        unrelated.new?.values[3] = .unchangedToast
+        #expect(try handler.decide(unrelated) == .skipped(.unrelatedUpdate))
+    }
+
+    /// Postgres compares text by its bytes: `café` spelled with a combining accent is a
+    /// different value from `café` with a precomposed one, though Swift's `==` calls them equal.
+    @Test func canonicallyEquivalentSpellingsAreDifferentValues() throws {
+        let composed = "caf\u{E9}", decomposed = "cafe\u{301}"
+        let newStatus = try handler.decide(change(.update, new: ["1", "c", "a", "el", decomposed],
+                                                  old: ["1", "c", "a", "el", composed]))
+        #expect(newStatus != .skipped(.unrelatedUpdate))
+        let newID = try handler.decide(change(.update, new: ["1", "c", "a", decomposed, "s"], old: ["1", "c", "a", composed, "s"]))
+        #expect(newID != .skipped(.unrelatedUpdate))
+        #expect(try handler.decide(change(.update, new: ["1", "c2", "a", composed, "s"], old: ["1", "c", "a", composed, "s"]))
+            == .skipped(.unrelatedUpdate))
+    }
+
     @Test func aProcessedConversationIsSkipped() throws {
         let values: [String?] = ["1", "c", "a", "el", "processed"]
         #expect(try handler.decide(change(.insert, new: values)) == .skipped(.processed))

@@ -19,6 +19,7 @@ import Synchronization
 /// Planning is sequential; the lock only makes the shared reference safe to hold.
 public final class AutomationCache: Sendable {
     /// One execution's identity for the rate limit.
+    /// Equal when every part has the same bytes, as the database's look-up compares them.
     public struct CompletionKey: Sendable, Hashable {
         public var jobID: String
         public var workflowID: String
@@ -28,6 +29,18 @@ public final class AutomationCache: Sendable {
             self.jobID = jobID
             self.workflowID = workflowID
             self.status = status
+        }
+
+        public static func == (lhs: Self, rhs: Self) -> Bool {
+            lhs.jobID.utf8.elementsEqual(rhs.jobID.utf8) && lhs.workflowID.utf8.elementsEqual(rhs.workflowID.utf8)
+                && lhs.status.utf8.elementsEqual(rhs.status.utf8)
+        }
+
+        public func hash(into hasher: inout Hasher) {
+            for var part in [jobID, workflowID, status] {
+                part.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+                hasher.combine(part.utf8.count)
+            }
         }
     }
 
@@ -57,6 +70,9 @@ public final class AutomationCache: Sendable {
         var evicted: [EvictedKeys] = []
         /// What the uncommitted batch changed, newest last, to undo if it is read again.
         var undo: [Undo] = []
+        /// Completions before this were not loaded at start: a look-up whose window reaches
+        /// back past it (a change replayed from before the restart) asks the database.
+        var loadedSince: PostgresTimestamp?
 
         mutating func setWorkflow(_ id: String, to workflow: Workflow?) {
             if let previous = workflows[id], let user = previous.userID { byUser[user]?.remove(id) }
@@ -78,6 +94,12 @@ public final class AutomationCache: Sendable {
     public init(rateLimitWindow: Duration, bound: Bound? = nil) {
         window = rateLimitWindow
         self.bound = bound
+    }
+
+    /// The loader read the completions after `time` only (the window back from its start);
+    /// the stream's changes from before the restart may look further back than that.
+    public func completionsLoaded(since time: PostgresTimestamp) {
+        state.withLock { $0.loadedSince = time }
     }
 
     /// Adds or replaces a workflow (a changed `user_id` moves it).
@@ -186,6 +208,7 @@ public final class AutomationCache: Sendable {
         let horizon = time.microseconds - window.wholeMicroseconds
         let known: PostgresTimestamp?? = state.withLock { state in
             if let completed = state.completions[key], completed <= time, completed.microseconds > horizon { return completed }
+            if let loadedSince = state.loadedSince, horizon < loadedSince.microseconds { return nil }
             // Most look-ups find no filter within the window: the key is hashed only when one is.
             guard state.evicted.contains(where: { $0.newest > horizon }) else { return .some(nil) }
             let hashes = EvictedKeys.hashes(key)

@@ -82,24 +82,35 @@ public struct AutomationHandler: Handler {
             guard let new = change.new else { return [] }
             let row = try Fields(new, handler: name, change: change)
             var rows: [PlannedRow] = []
+            guard let id = row["id"] else { throw failure(change, "a workflow without an id") }
+            // A large trigger_config that this UPDATE left alone arrives as "unchanged": keep
+            // what is known of the row, under its old id when the UPDATE changed that too.
+            var known = cache.workflow(id: id)
             if change.operation == .update, let old = change.old, let oldID = try Fields(old, handler: name, change: change)["id"],
-               oldID != row["id"] {
+               !Fields.sameText(oldID, id) {
+                known = cache.workflow(id: oldID)
                 cache.removeWorkflow(id: oldID)
                 rows.append(logRow("delete", id: oldID))
             }
-            guard let id = row["id"] else { throw failure(change, "a workflow without an id") }
             var workflow = Workflow(id: id, userID: row["user_id"], triggerType: row["trigger_type"],
                                     isActive: row["is_active"], status: row["status"], triggerConfig: row["trigger_config"])
-            // A large trigger_config that this UPDATE left alone arrives as "unchanged": keep what is known.
-            let configUnchanged = row.isUnchanged("trigger_config")
-            if configUnchanged, let known = cache.workflow(id: id) { workflow.conditions = known.conditions }
+            var configUnchanged = row.isUnchanged("trigger_config")
+            var loggedRow = row
+            if configUnchanged, let known {
+                workflow.conditions = known.conditions
+                // The log must rebuild this without the old id's entry: it keeps the conditions themselves.
+                if known.id != id, case .success(let conditions) = known.conditions {
+                    loggedRow = row.setting("trigger_config", to: Workflow.triggerConfig(conditions: conditions))
+                    configUnchanged = false
+                }
+            }
             if workflow.isLive, case .failure(let problem) = workflow.conditions {
                 logger.warning("workflow cannot fire: its configuration is malformed; it is skipped until it is fixed", metadata: [
                     "workflow": "\(id)", "lsn": "\(lsn)", "reason": "\(problem)",
                 ])
             }
             cache.upsert(workflow)
-            rows.append(logRow("upsert", id: id, row, configUnchanged: configUnchanged))
+            rows.append(logRow("upsert", id: id, loggedRow, configUnchanged: configUnchanged))
             return rows
         case .delete:
             guard let old = change.old, let id = try Fields(old, handler: name, change: change)["id"] else { return [] }
@@ -113,13 +124,17 @@ public struct AutomationHandler: Handler {
         }
     }
 
+    /// A completion counts from its `completed_at`, as the loader and the database look-up
+    /// read it after a restart, so a run decides the same whether it was live or replayed;
+    /// never later than the commit that made it visible (a clock ahead of the server's).
     private func follow(executionChange change: Change, at commitTime: PostgresTimestamp) throws(HandlerError) {
         guard change.operation == .insert || change.operation == .update, let new = change.new else { return }
-        let row = try Fields(new, handler: name, change: change)
+        let row = try Fields(change.old.map { new.fillingUnchangedToast(from: $0) } ?? new, handler: name, change: change)
         guard row["status"] == "completed", let workflowID = row["workflow_id"],
-              let data = row["trigger_data"].flatMap({ try? JSONParser.parse($0) }),
+              let data = row["trigger_data"].flatMap({ try? JSONParser.parse($0, deepValues: .emptied) }),
               case .string(let jobID)? = data["job_id"], case .string(let status)? = data["new_status"] else { return }
-        cache.recordCompletion(.init(jobID: jobID, workflowID: workflowID, status: status), at: commitTime)
+        let completed = row["completed_at"].flatMap(PostgresTimestamp.init(timestamptzText:)).map { min($0, commitTime) }
+        cache.recordCompletion(.init(jobID: jobID, workflowID: workflowID, status: status), at: completed ?? commitTime)
     }
 
     // MARK: - Job changes
@@ -129,9 +144,10 @@ public struct AutomationHandler: Handler {
         guard let oldRow = change.old, oldRow.columns.count == new.columns.count else {
             throw failure(change, "an UPDATE without the whole old row: jobs needs REPLICA IDENTITY FULL")
         }
-        let row = try Fields(new, handler: name, change: change)
+        let filled = new.fillingUnchangedToast(from: oldRow)
+        let row = try Fields(filled, handler: name, change: change)
         let old = try Fields(oldRow, handler: name, change: change)
-        guard let newStatus = row["status"], old["status"] != newStatus else { return .none }
+        guard let newStatus = row["status"], !old.holdsTheSame("status", as: row) else { return .none }
         guard let jobID = row["id"] else { throw failure(change, "a job without an id") }
         guard let userID = row["user_id"] else {
             logger.warning("job status change skipped: the job has no user_id, so no workflow can match", metadata: [
@@ -143,7 +159,7 @@ public struct AutomationHandler: Handler {
         guard !firing.isEmpty else { return .none }
 
         var jobJSON = JSONWriter(capacity: 256)
-        do { try ChangeRenderer.appendRow(Self.filled(new, from: oldRow), of: change, to: &jobJSON) } catch {
+        do { try ChangeRenderer.appendRow(filled, of: change, to: &jobJSON) } catch {
             throw failure(change, error.description)
         }
         let triggerData = Self.triggerData(jobID: jobID, newStatus: newStatus, oldStatus: old["status"],
@@ -176,16 +192,6 @@ public struct AutomationHandler: Handler {
                 report: .automationExecution(id: executionID)))
         }
         return effects
-    }
-
-    /// The new row with its unchanged TOAST values taken from the old one (jobs has
-    /// REPLICA IDENTITY FULL), so `trigger_data.job` is the whole row.
-    static func filled(_ new: Row, from old: Row) -> Row {
-        var row = new
-        for index in row.values.indices where index < old.values.count {
-            if case .unchangedToast = row.values[index] { row.values[index] = old.values[index] }
-        }
-        return row
     }
 
     private func logRow(_ id: String, workflow: String, status: String, triggerData: String, error: String?) -> PlannedRow {

@@ -20,7 +20,7 @@ extension JSONValue {
         case (.object(let members), .object(let wanted)):
             return wanted.allSatisfy { want in
                 // jsonb keeps the last of duplicate keys.
-                guard let have = members.last(where: { $0.key == want.key }) else { return false }
+                guard let have = members.last(where: { $0.key.utf8.elementsEqual(want.key.utf8) }) else { return false }
                 return have.value.nestedContains(want.value)
             }
         case (.array(let elements), .array(let wanted)):
@@ -39,8 +39,12 @@ extension JSONValue {
         }
     }
 
+    /// Strings by their bytes, as jsonb compares them (Swift's `==` would take canonically
+    /// equivalent spellings as equal); numbers by value.
     private func jsonbEquals(_ other: JSONValue) -> Bool {
         switch (self, other) {
+        case (.string(let a), .string(let b)):
+            return a.utf8.elementsEqual(b.utf8)
         case (.number(let a), .number(let b)):
             if a == b { return true }
             guard let x = Double(a), let y = Double(b) else { return false }

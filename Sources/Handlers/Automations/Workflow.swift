@@ -35,7 +35,8 @@ public struct Workflow: Sendable, Equatable {
     private static func conditions(_ text: String?) -> Result<JSONValue, Problem> {
         guard let text else { return .failure(Problem(reason: "trigger_config is NULL")) }
         let config: JSONValue
-        do { config = try JSONParser.parse(text) } catch {
+        // Only `conditions` is read: a deep value elsewhere must not make the config unusable.
+        do { config = try JSONParser.parse(text, deepValues: .emptied) } catch {
             return .failure(Problem(reason: "trigger_config is not valid JSON: \(error)"))
         }
         guard case .object = config else { return .failure(Problem(reason: "trigger_config is not a JSON object")) }
@@ -46,6 +47,16 @@ public struct Workflow: Sendable, Equatable {
             return .failure(Problem(reason: "trigger_config.conditions is not an array"))
         }
         return .success(conditions)
+    }
+
+    /// A `trigger_config` that holds these conditions, for a log row that must rebuild them.
+    public static func triggerConfig(conditions: JSONValue) -> String {
+        var writer = JSONWriter()
+        writer.beginObject()
+        writer.key("conditions")
+        writer.value(conditions)
+        writer.endObject()
+        return writer.string
     }
 
     /// Whether a job whose status became `status` fires this workflow: the seed's

@@ -76,15 +76,18 @@ public struct ConversationCheckHandler: Handler {
         guard [.insert, .update, .read].contains(change.operation), let new = change.new else {
             return .skipped(.notInsertOrUpdate)
         }
-        let row = try Fields(new, handler: name, change: change)
+        let row: Fields
         if change.operation == .update {
             guard let oldRow = change.old, oldRow.columns.count == new.columns.count else {
                 throw failure(change, "an UPDATE without the whole old row: user_conversations needs REPLICA IDENTITY FULL")
             }
+            row = try Fields(new.fillingUnchangedToast(from: oldRow), handler: name, change: change)
             let old = try Fields(oldRow, handler: name, change: change)
-            if old["elevenlabs_conversation_id"] == row["elevenlabs_conversation_id"], old["status"] == row["status"] {
+            if old.holdsTheSame("elevenlabs_conversation_id", as: row), old.holdsTheSame("status", as: row) {
                 return .skipped(.unrelatedUpdate)
             }
+        } else {
+            row = try Fields(new, handler: name, change: change)
         }
         guard let elevenLabsID = row["elevenlabs_conversation_id"],
               !elevenLabsID.allSatisfy(\.isWhitespace) else { return .skipped(.noElevenLabsID) }
