@@ -19,23 +19,27 @@ struct DriftCheck: ParsableCommand {
 
     @OptionGroup var options: ConfigOptions
 
-    @Option(help: "The highest drift ratio that passes, between 0 and 1.")
-    var threshold = 0.001
+    // Read as text (a leading minus included) and checked in `run`: a gate script tells
+    // "cannot run" (2) from "failed" (1), and a bad value given to a gate is the former, not
+    // the parser's usage error (64).
+    @Option(parsing: .unconditional, help: "The highest drift ratio that passes, between 0 and 1.")
+    var threshold = "0.001"
 
-    @Option(help: "How many differences to show, first by habit_tracker id.")
-    var sample = 10
+    @Option(parsing: .unconditional, help: "How many differences to show, first by habit_tracker id.")
+    var sample = "10"
 
     @Flag(help: "Print one JSON object instead of text.")
     var json = false
 
-    func validate() throws {
-        guard threshold.isFinite, (0...1).contains(threshold) else {
-            throw ValidationError("--threshold must be between 0 and 1, got \(threshold)")
-        }
-        guard sample >= 0 else { throw ValidationError("--sample must be 0 or more, got \(sample)") }
-    }
-
     func run() throws {
+        guard let threshold = Double(threshold), threshold.isFinite, (0...1).contains(threshold) else {
+            FileOutput.standardError.write(line: "changerelay: drift-check: --threshold must be a number between 0 and 1, got \(self.threshold)")
+            throw ExitCode(2)
+        }
+        guard let sample = Int(sample), sample >= 0 else {
+            FileOutput.standardError.write(line: "changerelay: drift-check: --sample must be a whole number, 0 or more, got \(self.sample)")
+            throw ExitCode(2)
+        }
         let report: DriftReport
         let started = ContinuousClock.now
         do {

@@ -103,6 +103,43 @@ private func staged(_ effects: Effects) -> [[String: String?]] {
         #expect(noUser[0]["problem"] == "user_id is NULL")
     }
 
+    /// A column renamed or dropped since is absent from the row, not NULL: projecting it as
+    /// NULL would write an empty week over the real one.
+    @Test(arguments: columnNames.filter { $0 != "id" })
+    func aRowMissingAProjectedColumnIsStagedWithItsProblem(missing: String) throws {
+        let handler = DualWriteHandler(mode: .apply, logger: logger)
+        let kept = columnNames.indices.filter { columnNames[$0] != missing }
+        let full = row(tracker())
+        let partial = Row(columns: kept.map { full.columns[$0] }, values: kept.map { full.values[$0] })
+        let update = Change(lsn: LSN(0x10), schema: "public", table: "habit_tracker", operation: .update, new: partial, old: partial)
+        let stagedRow = try #require(staged(try handler.plan(update, at: 0, in: transaction)).first)
+        #expect(stagedRow["problem"] == .some("habit_tracker has no column \(missing) (renamed or dropped): the row cannot be projected"))
+        #expect(stagedRow["projection"] == .some(nil))
+    }
+
+    /// A habits column changed to text may hold anything: the request stays valid JSON (the
+    /// staging column is jsonb), with the text as a string, and the row is invalid.
+    @Test func habitsThatAreNotJSONAreKeptAsAStringInTheRequest() throws {
+        let handler = DualWriteHandler(mode: .apply, logger: logger)
+        let stagedRow = try #require(staged(try handler.plan(change(.insert, new: tracker(habits: .text("not json {"))),
+                                                             at: 0, in: transaction)).first)
+        let request = try JSONParser.parse(try #require(stagedRow["request_data"] ?? nil))
+        #expect(request["habits"] == .string("not json {"))
+        #expect((stagedRow["problem"] ?? nil)?.contains("habits is not valid JSON") == true)
+    }
+
+    /// REPLICA IDENTITY USING INDEX on another unique index sends a DELETE without the id.
+    @Test func aDeleteWithoutTheIdIsRefusedNamingTheReplicaIdentity() throws {
+        let handler = DualWriteHandler(mode: .apply, logger: logger)
+        let keyOnly = Row(columns: [Column(name: "child_name", typeOID: 25, isKey: true)], values: [.text(ArraySlice("Ada".utf8))])
+        let delete = Change(lsn: LSN(0x10), schema: "public", table: "habit_tracker", operation: .delete, new: nil, old: keyOnly)
+        #expect {
+            try handler.plan(delete, at: 0, in: transaction)
+        } throws: { error in
+            (error as? HandlerError)?.reason.contains("REPLICA IDENTITY FULL") == true
+        }
+    }
+
     @Test func logModeStagesNoProjectionAndATruncateNothing() throws {
         let handler = DualWriteHandler(mode: .log, logger: logger)
         let rows = staged(try handler.plan(change(.insert, new: tracker(habits: .text("42"))), at: 0, in: transaction))

@@ -94,15 +94,33 @@ private func project(_ habits: String?, start: String = "2026-11-23") throws(Hab
         }
     }
 
+    /// The new schema's user_id is a uuid: a habit_tracker whose column was changed to text
+    /// may hold anything, which would fail the batch's cast on every read of it.
+    @Test(arguments: ["not-a-uuid", "", "00000000-0000-0000-0000-00000000000", "00000000000000000000000000000000",
+                      "{00000000-0000-0000-0000-000000000001}", "0000000g-0000-0000-0000-000000000001"])
+    func aUserIDThatIsNotAUUIDIsRefused(userID: String) {
+        #expect {
+            try HabitProjection(id: "7", userID: userID, childName: "Ada", weekStartDate: "2026-11-23", weekPeriod: nil, habits: nil)
+        } throws: { error in
+            (error as? HabitProjectionError)?.problem == "user_id is not a uuid"
+        }
+    }
+
+    @Test func aUserIDInCapitalsIsStoredAsPostgresStoresIt() throws {
+        let projection = try HabitProjection(id: "7", userID: "ABCDEF00-0000-0000-0000-00000000000A", childName: "Ada",
+                                             weekStartDate: "2026-11-23", weekPeriod: nil, habits: nil)
+        #expect(projection.child.userID == "abcdef00-0000-0000-0000-00000000000a")
+    }
+
     @Test func missingKeyColumnsAreRefused() {
         #expect(throws: HabitProjectionError.self) {
             try HabitProjection(id: "7", userID: nil, childName: "Ada", weekStartDate: "2026-11-23", weekPeriod: nil, habits: nil)
         }
         #expect(throws: HabitProjectionError.self) {
-            try HabitProjection(id: "7", userID: "u", childName: " ", weekStartDate: "2026-11-23", weekPeriod: nil, habits: nil)
+            try HabitProjection(id: "7", userID: "00000000-0000-0000-0000-000000000001", childName: " ", weekStartDate: "2026-11-23", weekPeriod: nil, habits: nil)
         }
         #expect(throws: HabitProjectionError.self) {
-            try HabitProjection(id: "7", userID: "u", childName: "Ada", weekStartDate: "2026-02-30", weekPeriod: nil, habits: nil)
+            try HabitProjection(id: "7", userID: "00000000-0000-0000-0000-000000000001", childName: "Ada", weekStartDate: "2026-02-30", weekPeriod: nil, habits: nil)
         }
     }
 }

@@ -311,6 +311,53 @@ import Testing
         #expect(run.waitForExit() == 0)
     }
 
+    /// Shadow mode behind the other writer (a backlog, a restart): the new schema already
+    /// holds each row's latest state, so only a row's latest change is compared with it. A row
+    /// changed three times shows no drift for its first two states; a real difference of
+    /// another row is still found.
+    @Test func shadowBehindTheOtherWriterComparesOnlyEachRowsLatestState() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let db = setup.db
+        try db.execute("SELECT pg_create_logical_replication_slot('behind', 'pgoutput')")
+        let changed = try Self.insert(db, habits: Self.habits([("Read", Self.week)]))
+        for period in ["p2", "p3"] { try db.query("UPDATE habit_tracker SET week_period = $1 WHERE id = $2", [period, changed]) }
+        let tampered = try Self.insert(db, child: "Bea", habits: Self.habits([("Run", Self.week)]))
+        // The other writer: apply mode on the default slot takes the new schema to the latest states.
+        let writer = try Background(["run"], environment: Self.environment(setup, mode: "apply"))
+        try Self.waitForLogRows(db, 4)
+        writer.child.signal(SIGTERM)
+        #expect(writer.waitForExit() == 0)
+        try db.query("UPDATE weeks SET week_period = 'other' WHERE source_habit_tracker_id = $1", [tampered])
+        let end = try db.execute("SELECT pg_current_wal_insert_lsn()::text AS lsn").value("lsn") ?? ""
+
+        let shadow = try Background(["run"], environment: Self.environment(setup, mode: "shadow", extra: [
+            "CHANGERELAY_SOURCE_SLOT": "behind", "CHANGERELAY_PIPELINE_BATCH_MAX_CHANGES": "1",
+        ]))
+        try RunPipelineTests.waitFor("the shadow slot to pass the workload") {
+            // Past the workload, an idle stream acknowledges the WAL's end: every change was handled.
+            try db.query("SELECT confirmed_flush_lsn >= $1::pg_lsn AS done FROM pg_replication_slots WHERE slot_name = 'behind'",
+                         [end]).value("done") == "t"
+        }
+        shadow.child.signal(SIGTERM)
+        #expect(shadow.waitForExit() == 0)
+        let drift = try db.execute("""
+            SELECT string_agg(format('%s %s', habit_tracker_id, kind), '; ' ORDER BY id) AS d FROM changerelay.dual_write_drift
+            """)
+        #expect(drift.value("d") == "\(tampered) week_mismatch")
+    }
+
+    /// A gate script tells "cannot run" (2) from "drifted" (1): a bad threshold or sample is
+    /// the former, named, whatever its spelling, before any database is asked.
+    @Test(arguments: [["--threshold", "1.5"], ["--threshold", "-0.1"], ["--threshold", "nan"], ["--threshold", "abc"],
+                      ["--sample", "-1"], ["--sample", "ten"]])
+    func aBadThresholdOrSampleIsACheckThatCannotRun(arguments: [String]) throws {
+        let result = try runChangeRelay(["drift-check"] + arguments,
+                                        environment: ["CHANGERELAY_SOURCE_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"])
+        #expect(result.status == 2, "\(result.stderr)")
+        #expect(result.stderr.contains(arguments[0]) && result.stderr.contains(arguments[1]), "\(result.stderr)")
+    }
+
     @Test func logModeWritesOneNotImplementedRowPerChangeAndNothingElse() throws {
         let setup = try RunPipelineTests.prepare()
         defer { try? setup.cluster.stop(); setup.receiver.stop() }

@@ -67,6 +67,9 @@ public struct DualWriteHandler: Handler {
         case .insert, .update, .read:
             guard let new = change.new else { throw failure(change, "an \(change.operation.rawValue) without its new row") }
             let row = try RowValues(new: new, old: change.old, handler: name, change: change)
+            guard row["id"] != nil else {
+                throw failure(change, "a row without an id: habit_tracker's id column is missing (renamed or dropped) or NULL")
+            }
             var rows: [PlannedRow] = []
             if let oldRow = change.old, change.operation == .update {
                 let old = try RowValues(new: oldRow, old: nil, handler: name, change: change)
@@ -83,6 +86,10 @@ public struct DualWriteHandler: Handler {
         case .delete:
             guard let oldRow = change.old else { throw failure(change, "a DELETE without its old row") }
             let old = try RowValues(new: oldRow, old: nil, handler: name, change: change)
+            guard old["id"] != nil else {
+                throw failure(change, "a DELETE whose old row has no id: habit_tracker needs REPLICA IDENTITY FULL "
+                    + "(or DEFAULT, with id as its primary key)")
+            }
             return Effects(rows: [stage(old, operation: .delete, key: key, lsn: transaction.commitLSN, change: change)])
         }
     }
@@ -101,7 +108,13 @@ public struct DualWriteHandler: Handler {
         }
         var projection: String?
         var problem: String?
-        if mode != .log, operation != .delete {
+        if mode != .log, operation != .delete, let missing = row.missingColumn {
+            // Read as NULL, it would project an empty week over the real one.
+            problem = "habit_tracker has no column \(missing) (renamed or dropped): the row cannot be projected"
+            logger.warning("a habit_tracker row cannot be projected: it is skipped", metadata: [
+                "id": "\(id ?? "null")", "lsn": "\(lsn)", "problem": "\(problem ?? "")",
+            ])
+        } else if mode != .log, operation != .delete {
             do {
                 projection = try HabitProjection(
                     id: id, userID: row["user_id"], childName: row["child_name"], weekStartDate: row["week_start_date"],
@@ -139,11 +152,17 @@ private struct RowValues {
     private let fields: Fields
     private let old: Fields?
 
+    /// The columns a projection reads.
+    static let projected = ["id", "habits", "child_name", "user_id", "week_start_date", "week_period"]
+
+    /// The first of them the row does not have at all: the relation has lost it since.
+    let missingColumn: String?
+
     init(new: Row, old: Row?, handler: String, change: Change) throws(HandlerError) {
+        missingColumn = Self.projected.first { name in !new.columns.contains { $0.name == name } }
         fields = try Fields(new, handler: handler, change: change)
         self.old = try old.map { row throws(HandlerError) in try Fields(row, handler: handler, change: change) }
-        for column in ["id", "habits", "child_name", "user_id", "week_start_date", "week_period"]
-        where fields.isUnchanged(column) && self.old == nil {
+        for column in Self.projected where fields.isUnchanged(column) && self.old == nil {
             throw HandlerError(handler: handler, table: DualWriteHandler.table, key: change.keyText,
                                reason: "\(column) was left out as unchanged TOAST and there is no old row: "
                                 + "habit_tracker needs REPLICA IDENTITY FULL")
@@ -167,8 +186,13 @@ private struct RowValues {
             if let value = self[column] { writer.string(value) } else { writer.null() }
         }
         writer.key("habits")
-        // A jsonb column's text is JSON, as Postgres printed it.
-        if let habits = self["habits"] { writer.embedded(Array(habits.utf8)) } else { writer.null() }
+        // A jsonb column's text is JSON, as Postgres printed it; a column changed to another
+        // type may hold any text, which is kept as a string (the row is then invalid).
+        if let habits = self["habits"] {
+            if (try? writer.compactJSON(habits.utf8)) == nil { writer.string(habits) }
+        } else {
+            writer.null()
+        }
         writer.endObject()
         return writer.string
     }

@@ -184,15 +184,43 @@ enum DualWriteStatements {
         """,
     ]
 
+    /// Shadow mode compares a row only while the batch's last change of it is the row as it
+    /// is now: the other writer (the application, or the seed's trigger) has already written
+    /// any later state of it into the new schema, and the stream is behind it after a backlog
+    /// or a restart, so an older state compared with that would be drift that is not there.
+    /// Such a row is compared when the stream reaches its latest change. The live row is read
+    /// as `to_jsonb`, so a column renamed or dropped since makes the row not current rather
+    /// than the statement fail; its dates print as the stream's do (ISO), except BC dates,
+    /// which no projection accepts.
+    private static let currentRows = """
+        current_rows AS MATERIALIZED (
+            SELECT l.habit_tracker_id
+            FROM (SELECT DISTINCT ON (habit_tracker_id) habit_tracker_id, operation, request_data
+                  FROM pg_temp.dual_write_staged ORDER BY habit_tracker_id, seq DESC) l
+            LEFT JOIN LATERAL (SELECT to_jsonb(h) AS row FROM public.habit_tracker h WHERE h.id = l.habit_tracker_id) h ON true
+            WHERE CASE WHEN l.operation = 'DELETE' THEN h.row IS NULL
+                       ELSE h.row IS NOT NULL
+                        AND (h.row ->> 'user_id') IS NOT DISTINCT FROM (l.request_data ->> 'user_id')
+                        AND (h.row ->> 'child_name') IS NOT DISTINCT FROM (l.request_data ->> 'child_name')
+                        AND (h.row ->> 'week_start_date') IS NOT DISTINCT FROM (l.request_data ->> 'week_start_date')
+                        AND (h.row ->> 'week_period') IS NOT DISTINCT FROM (l.request_data ->> 'week_period')
+                        AND (h.row -> 'habits') IS NOT DISTINCT FROM (l.request_data -> 'habits') END),
+
+        """
+
     /// One `idempotency_log` row per change (the seed's operation names), drift for the
     /// rows that cannot be projected and, in shadow mode, for every difference between the
     /// batch's projections and the new schema, from one read of the staged rows. A week's id
     /// is looked up by its index for each change, not by joining (and so scanning) every week.
     static func finish(comparing: Bool) -> String {
+        let current = "habit_tracker_id IN (SELECT habit_tracker_id FROM current_rows)"
         let differences = comparing
-            ? HabitDifferences.ctes(
-                expected: HabitDifferences.staged,
-                actualScope: "habit_tracker_id IN (SELECT habit_tracker_id FROM pg_temp.dual_write_final)") + ",\n"
+            ? currentRows + HabitDifferences.ctes(
+                expected: HabitDifferences.Expected(
+                    weeks: "(SELECT * FROM pg_temp.staged_weeks WHERE \(current))",
+                    habits: "(SELECT * FROM pg_temp.staged_habits WHERE \(current))",
+                    records: "(SELECT * FROM pg_temp.staged_records WHERE \(current))"),
+                actualScope: current) + ",\n"
             : ""
         let compared = comparing
             ? """

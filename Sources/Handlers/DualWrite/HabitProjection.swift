@@ -68,6 +68,22 @@ public struct HabitProjection: Sendable, Equatable {
     /// `sql/023` gives drift-check the same rule.
     static let maxChildNameBytes = 2000
 
+    /// `8-4-4-4-12` hex digits in either case, as a uuid column prints them, lowercased as
+    /// Postgres stores them; nil for anything else.
+    static func canonicalUUID(_ text: String) -> String? {
+        let bytes = Array(text.utf8)
+        guard bytes.count == 36 else { return nil }
+        for (index, byte) in bytes.enumerated() {
+            if [8, 13, 18, 23].contains(index) {
+                guard byte == UInt8(ascii: "-") else { return nil }
+            } else if !(byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")),
+                      !(byte | 0x20 >= UInt8(ascii: "a") && byte | 0x20 <= UInt8(ascii: "f")) {
+                return nil
+            }
+        }
+        return text.lowercased()
+    }
+
     public var child: Child
     public var week: Week
     public var habits: [Habit]
@@ -78,6 +94,9 @@ public struct HabitProjection: Sendable, Equatable {
         guard let id, let sourceID = Int64(id) else { throw HabitProjectionError(row: id, problem: "id is not a bigint") }
         func fail(_ problem: String) -> HabitProjectionError { HabitProjectionError(row: id, problem: problem) }
         guard let userID else { throw fail("user_id is NULL") }
+        // The new schema's user_id is a uuid: other text (a column changed to text) would
+        // fail the batch's cast on every read of it.
+        guard let canonicalUserID = Self.canonicalUUID(userID) else { throw fail("user_id is not a uuid") }
         guard let childName, !Self.isBlank(childName) else { throw fail("child_name is NULL or blank") }
         guard childName.utf8.count <= Self.maxChildNameBytes else {
             throw fail("child_name is longer than \(Self.maxChildNameBytes) bytes")
@@ -85,7 +104,7 @@ public struct HabitProjection: Sendable, Equatable {
         guard let weekStartDate, let start = CivilDate(iso: weekStartDate) else {
             throw fail("week_start_date is NULL or not a date")
         }
-        child = Child(userID: userID, name: childName)
+        child = Child(userID: canonicalUserID, name: childName)
         week = Week(sourceID: sourceID, startDate: start.iso, period: weekPeriod)
         habits = []
         guard let habitsJSON else { return }
