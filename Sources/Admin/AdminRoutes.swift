@@ -119,10 +119,11 @@ struct AdminRoutes: Sendable {
                     try StateQueries.unfinishedDeliveryCounts(on: db)
                 }
             }
-            let walEnd = try? await source.run(within: Self.scrapePatience) { db throws(PostgresError) in
-                try StateQueries.serverWALEnd(on: db)
+            let positions = try? await source.run(within: Self.scrapePatience) { db throws(PostgresError) in
+                try StateQueries.sourcePositions(slot: slot, on: db)
             }
-            gauges.update(checkpoint: checkpoint.value, walEnd: walEnd?.value, counts: counts, buffersOpen: buffers)
+            gauges.update(checkpoint: checkpoint.value, lagBytes: positions.map { StateQueries.lagBytes(checkpoint: checkpoint, source: $0) },
+                          counts: counts, buffersOpen: buffers)
         } catch {
             logger.debug("metrics scrape without the state database's figures", metadata: ["error": "\(error)"])
         }
@@ -138,10 +139,10 @@ struct AdminRoutes: Sendable {
         let counts = try await allCounts.value {
             try await state.run { db throws(PostgresError) in try StateQueries.deliveryCounts(on: db) }
         }
-        let walEnd = try? await source.run { db throws(PostgresError) in try StateQueries.serverWALEnd(on: db) }
+        let positions = try? await source.run { db throws(PostgresError) in try StateQueries.sourcePositions(slot: slot, on: db) }
         return Self.json(.ok, AdminReports.Status(
-            role: role, slot: slot, checkpointLSN: checkpoint.description, serverWALEnd: walEnd?.description,
-            lagBytes: walEnd.map { $0.value > checkpoint.value ? $0.value - checkpoint.value : 0 },
+            role: role, slot: slot, checkpointLSN: checkpoint.description, serverWALEnd: positions?.walEnd.description,
+            lagBytes: positions.map { StateQueries.lagBytes(checkpoint: checkpoint, source: $0) },
             deliveries: counts, backfillsRunning: backfills))
     }
 

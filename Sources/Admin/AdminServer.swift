@@ -96,6 +96,10 @@ public struct AdminServer: Service, CustomStringConvertible {
                 ])
             },
             logger: logger)
-        try await application.run()
+        do {
+            try await application.run()
+        } catch {
+            throw AdminSettingsError.serverFailed(listen: listen.description, reason: "\(error)")
+        }
     }
 }

@@ -6,6 +6,8 @@ public enum AdminSettingsError: Error, Hashable, CustomStringConvertible {
     case tokenRequired(listen: String)
     case tokenUnreadable(path: String, reason: String)
     case tokenEmpty(path: String)
+    /// The server could not listen, or stopped: most often the address is in use.
+    case serverFailed(listen: String, reason: String)
 
     public var description: String {
         switch self {
@@ -18,6 +20,8 @@ public enum AdminSettingsError: Error, Hashable, CustomStringConvertible {
             "admin.token_file: cannot read \(path): \(reason)"
         case .tokenEmpty(let path):
             "admin.token_file: \(path) is empty"
+        case .serverFailed(let listen, let reason):
+            "the admin server on admin.listen = \"\(listen)\" failed (set another address, or \"off\"): \(reason)"
         }
     }
 }

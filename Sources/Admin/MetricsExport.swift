@@ -73,7 +73,7 @@ final class ScrapedGauges: Sendable {
         checkpoint = registry.makeGauge(descriptor: Self.described(
             Self.checkpointName, "The slot's checkpoint: the end LSN of the last transaction whose effects are committed"))
         lag = registry.makeGauge(descriptor: Self.described(
-            Self.lagName, "The source server's WAL end (pg_current_wal_lsn) minus the checkpoint"))
+            Self.lagName, "The source server's WAL end (pg_current_wal_lsn) minus the furthest of the checkpoint and the slot's confirmed position"))
         buffers = registry.makeGauge(descriptor: Self.described(
             Self.buffersName, "Message buffers open (collecting messages) as of the checkpoint"))
         slotActive = registry.makeGauge(descriptor: Self.described(
@@ -97,10 +97,10 @@ final class ScrapedGauges: Sendable {
         }
     }
 
-    func update(checkpoint position: UInt64, walEnd: UInt64?, counts: [AdminReports.DeliveryCount], buffersOpen: Int) {
+    func update(checkpoint position: UInt64, lagBytes: UInt64?, counts: [AdminReports.DeliveryCount], buffersOpen: Int) {
         checkpoint.set(Double(position))
         buffers.set(Double(buffersOpen))
-        if let walEnd { lag.set(Double(walEnd > position ? walEnd - position : 0)) }
+        if let lagBytes { lag.set(Double(lagBytes)) }
         var pending: [String: Int] = [:]
         for count in counts where Self.pendingStatuses.contains(count.status) { pending[count.handler, default: 0] += count.count }
         let handlers = pendingHandlers.withLock { seen in

@@ -58,8 +58,24 @@ enum StateQueries {
         try db.query("SELECT status FROM changerelay.deliveries WHERE id = $1", [String(id)]).value("status")
     }
 
-    /// The source server's current WAL end: what the slot has yet to reach.
-    static func serverWALEnd(on db: PostgresConnection) throws(PostgresError) -> LSN? {
-        try db.query("SELECT pg_current_wal_lsn()::text AS lsn", []).value("lsn").flatMap { LSN($0) }
+    /// The source server's current WAL end (what the slot has yet to reach), and how far the
+    /// slot has confirmed: past the last checkpoint when the WAL since holds nothing the
+    /// publication carries (an idle stream confirms the WAL's end), and where a new slot starts.
+    static func sourcePositions(slot: String, on db: PostgresConnection) throws(PostgresError)
+        -> (walEnd: LSN, confirmed: LSN?)?
+    {
+        let result = try db.query("""
+            SELECT pg_current_wal_lsn()::text AS lsn,
+                   (SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1) AS confirmed
+            """, [slot])
+        guard let walEnd = result.value("lsn").flatMap({ LSN($0) }) else { return nil }
+        return (walEnd, result.value("confirmed").flatMap { LSN($0) })
+    }
+
+    /// The WAL the service has yet to handle: from the furthest of its checkpoint and the
+    /// slot's confirmed position to the WAL's end.
+    static func lagBytes(checkpoint: LSN, source: (walEnd: LSN, confirmed: LSN?)) -> UInt64 {
+        let handled = max(checkpoint.value, source.confirmed?.value ?? 0)
+        return source.walEnd.value > handled ? source.walEnd.value - handled : 0
     }
 }

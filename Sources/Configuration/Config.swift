@@ -287,11 +287,21 @@ public struct Config: Sendable {
             throw ConfigError(key: nil, origin: path, reason: "cannot read the file: \(String(cString: strerror(errno)))")
         }
         defer { fclose(file) }
+        // fopen opens a directory too, and reading it gives nothing: an empty configuration.
+        var status = stat()
+        guard fstat(fileno(file), &status) == 0, status.st_mode & S_IFMT == S_IFREG else {
+            throw ConfigError(key: nil, origin: path, reason: "not a regular file")
+        }
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65_536)
         while true {
             let count = fread(&chunk, 1, chunk.count, file)
-            if count == 0 { break }
+            if count == 0 {
+                guard ferror(file) == 0 else {
+                    throw ConfigError(key: nil, origin: path, reason: "cannot read the file: \(String(cString: strerror(errno)))")
+                }
+                break
+            }
             bytes += chunk[..<count]
         }
         guard let text = String(validating: bytes, as: UTF8.self) else {

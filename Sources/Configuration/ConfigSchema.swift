@@ -11,6 +11,14 @@ struct ConfigKey: Sendable {
         /// An array of `WebhookRule`s in their compact syntax; from the environment, comma-separated
         /// (commas inside double quotes are part of a rule).
         case webhookRules
+        /// An `http://` or `https://` URL with a host: refused at start rather than by every
+        /// delivery that would go dead with it.
+        case httpURL
+        /// A replication slot's name as Postgres accepts it (`a-z`, `0-9`, `_`, at most 63
+        /// bytes): refused before `setup` applies anything, and never cut short by the server.
+        case slotName
+        /// `schema.table` names.
+        case tableNames
     }
 
     var section: String
@@ -33,11 +41,11 @@ enum ConfigSchema {
     static let keys: [ConfigKey] = [
         ConfigKey(section: "source", name: "database_url", kind: .string),
         ConfigKey(section: "source", name: "plugin", kind: .choice(["pgoutput", "wal2json"]), defaultValue: .string("pgoutput")),
-        ConfigKey(section: "source", name: "slot", kind: .string, defaultValue: .string("changerelay")),
+        ConfigKey(section: "source", name: "slot", kind: .slotName, defaultValue: .string("changerelay")),
         ConfigKey(section: "source", name: "publication", kind: .string, defaultValue: .string("changerelay_pub")),
         ConfigKey(section: "source", name: "status_interval_ms", kind: .integer(100...3_600_000), defaultValue: .integer(10_000)),
         ConfigKey(section: "state", name: "database_url", kind: .string),
-        ConfigKey(section: "functions", name: "base_url", kind: .string),
+        ConfigKey(section: "functions", name: "base_url", kind: .httpURL),
         ConfigKey(section: "functions", name: "service_key_file", kind: .string),
         ConfigKey(section: "conversation_checks", name: "enabled", kind: .boolean, defaultValue: .boolean(true)),
         ConfigKey(section: "conversation_checks", name: "max_attempts", kind: .integer(1...100), defaultValue: .integer(3)),
@@ -69,8 +77,8 @@ enum ConfigSchema {
         ConfigKey(section: "pipeline", name: "spill_threshold_mb", kind: .integer(1...1_048_576), defaultValue: .integer(64)),
         ConfigKey(section: "pipeline", name: "spill_directory", kind: .string),
         ConfigKey(section: "pipeline", name: "heartbeat_interval_ms", kind: .integer(0...86_400_000), defaultValue: .integer(0)),
-        ConfigKey(section: "handlers.echo", name: "url", kind: .string),
-        ConfigKey(section: "handlers.echo", name: "tables", kind: .strings, defaultValue: .array([])),
+        ConfigKey(section: "handlers.echo", name: "url", kind: .httpURL),
+        ConfigKey(section: "handlers.echo", name: "tables", kind: .tableNames, defaultValue: .array([])),
         ConfigKey(section: "handlers.echo", name: "max_attempts", kind: .integer(1...100), defaultValue: .integer(10)),
         ConfigKey(section: "handlers.echo", name: "retry_cap_ms", kind: .integer(1...86_400_000), defaultValue: .integer(60_000)),
     ]
@@ -110,11 +118,28 @@ enum ConfigSchema {
             guard texts.count == elements.count else { throw fail("must be an array of strings") }
             try checkWebhookRules(texts, key: key, origins: texts.indices.map { $0 < elementOrigins.count ? elementOrigins[$0] : origin })
             return value
-        case (.string, _), (.choice, _):
+        case (.httpURL, .string(let text)):
+            guard Self.isHTTPURL(text) else { throw fail("must be an http:// or https:// URL with a host, got '\(text)'") }
+            return value
+        case (.slotName, .string(let text)):
+            guard !text.isEmpty, text.utf8.count <= 63,
+                  text.utf8.allSatisfy({ (0x61...0x7A).contains($0) || (0x30...0x39).contains($0) || $0 == 0x5F })
+            else { throw fail("must be 1 to 63 lowercase letters, digits or underscores (a replication slot's name), got '\(text)'") }
+            return value
+        case (.tableNames, .array(let elements)):
+            for element in elements {
+                guard case .string(let text) = element else { throw fail("must be an array of strings") }
+                let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+                guard parts.count == 2, parts.allSatisfy({ !$0.isEmpty }) else {
+                    throw fail("each table must be written schema.table, got '\(text)'")
+                }
+            }
+            return value
+        case (.string, _), (.choice, _), (.httpURL, _), (.slotName, _):
             throw fail("must be a string, got \(value.typeName)")
         case (.integer, _):
             throw fail("must be an integer, got \(value.typeName)")
-        case (.strings, _), (.webhookRules, _):
+        case (.strings, _), (.webhookRules, _), (.tableNames, _):
             throw fail("must be an array of strings, got \(value.typeName)")
         case (.boolean, _):
             throw fail("must be true or false, got \(value.typeName)")
@@ -128,7 +153,7 @@ enum ConfigSchema {
         func fail(_ reason: String) -> ConfigError { ConfigError(key: key.path, origin: origin, reason: reason) }
         let value: TOMLValue
         switch key.kind {
-        case .string, .choice:
+        case .string, .choice, .httpURL, .slotName:
             value = .string(text)
         case .integer:
             guard let number = Int64(text) else { throw fail("must be an integer, got '\(text)'") }
@@ -139,12 +164,21 @@ enum ConfigSchema {
             case "false", "0", "no", "off": value = .boolean(false)
             default: throw fail("must be true or false, got '\(text)'")
             }
-        case .strings:
+        case .strings, .tableNames:
             value = .array(text.split(separator: ",").map { .string($0.trimmingCharacters()) })
         case .webhookRules:
             value = .array(WebhookRule.splitList(text).map(TOMLValue.string))
         }
         return try validate(value, for: key, origin: origin)
+    }
+
+    /// `http://` or `https://` (any case), then a host before the path, query or fragment.
+    static func isHTTPURL(_ text: String) -> Bool {
+        let lowered = text.lowercased()
+        guard let scheme = ["http://", "https://"].first(where: lowered.hasPrefix) else { return false }
+        let authority = lowered.dropFirst(scheme.count).prefix { !"/?#".contains($0) }
+        let host = authority.split(separator: "@", omittingEmptySubsequences: false).last ?? ""
+        return !host.isEmpty && !host.hasPrefix(":") && !text.contains(where: \.isWhitespace)
     }
 
     /// Parses each rule; an error names the rule's index, its text, where it came from and what

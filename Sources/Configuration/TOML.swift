@@ -55,6 +55,10 @@ private struct TOMLParser {
     let bytes: [UInt8]
     var index = 0
     var line = 1
+    /// Arrays open around the value being read. No key takes nested arrays; past this depth
+    /// the recursion would be a stack overflow, not an error naming the key.
+    var arrayDepth = 0
+    static let maximumArrayDepth = 32
     var elementLines: [String: [Int]] = [:]
     var arrayTables: [String: [TOMLArrayTable]] = [:]
 
@@ -203,7 +207,12 @@ private struct TOMLParser {
             index += 1
             return .string(String(decoding: bytes[start..<index - 1], as: UTF8.self))
         case UInt8(ascii: "["):
+            guard arrayDepth < Self.maximumArrayDepth else {
+                throw error("arrays nested deeper than \(Self.maximumArrayDepth) levels for '\(key)'")
+            }
             index += 1
+            arrayDepth += 1
+            defer { arrayDepth -= 1 }
             return .array(try arrayElements(for: key).map(\.value))
         default:
             let start = index

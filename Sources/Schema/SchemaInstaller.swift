@@ -12,8 +12,12 @@ public struct SchemaInstaller {
 
     /// `CHANGERELAY_SQL_DIR`, then `sql/` beside the repository the binary was built in, then `./sql`.
     public static func locateSQLDirectory(executablePath: String = CommandLine.arguments[0]) -> String? {
+        // A folder named on purpose is the one meant: falling back past it would install
+        // whatever sql/ happens to lie near the binary.
+        if let configured = ProcessInfo.processInfo.environment["CHANGERELAY_SQL_DIR"] {
+            return FileManager.default.fileExists(atPath: configured + "/001_changerelay_schema.sql") ? configured : nil
+        }
         var candidates: [String] = []
-        if let configured = ProcessInfo.processInfo.environment["CHANGERELAY_SQL_DIR"] { candidates.append(configured) }
         var directory = URL(fileURLWithPath: executablePath).resolvingSymlinksInPath().deletingLastPathComponent()
         for _ in 0..<4 {
             candidates.append(directory.appendingPathComponent("sql").path)
@@ -37,6 +41,7 @@ public struct SchemaInstaller {
     public func apply(to connection: PostgresConnection,
                       starting: (_ index: Int, _ count: Int, _ file: String) -> Void = { _, _, _ in }) throws -> [String] {
         let files = try migrations()
+        guard files.first == "001_changerelay_schema.sql" else { throw SetupError.sqlDirectoryMissing }
         for (index, file) in files.enumerated() {
             starting(index, files.count, file)
             let sql = try String(contentsOfFile: sqlDirectory + "/" + file, encoding: .utf8)
@@ -69,6 +74,35 @@ public struct SchemaInstaller {
     }
 }
 
+extension SchemaInstaller {
+    /// The publication `sql/004` creates and keeps.
+    public static let defaultPublication = "changerelay_pub"
+
+    /// A configured publication of another name gets the members of `changerelay_pub`
+    /// (`sql/004`'s, row filters included) that it lacks: created when missing, added to
+    /// otherwise; members added by hand stay. Returns the members added.
+    public static func ensurePublication(_ name: String, on connection: PostgresConnection) throws -> [String] {
+        guard name != defaultPublication else { return [] }
+        let exists = try connection.query("SELECT EXISTS (SELECT FROM pg_publication WHERE pubname = $1) AS found", [name])
+            .value("found") == "t"
+        let missing = try connection.query("""
+            SELECT format('%I.%I', d.schemaname, d.tablename) || coalesce(' WHERE (' || d.rowfilter || ')', '') AS member
+            FROM pg_publication_tables d
+            WHERE d.pubname = $2
+              AND NOT EXISTS (SELECT FROM pg_publication_tables o
+                              WHERE o.pubname = $1 AND o.schemaname = d.schemaname AND o.tablename = d.tablename)
+            ORDER BY d.schemaname, d.tablename
+            """, [name, defaultPublication]).rows.compactMap { $0[0] }
+        if !exists {
+            try connection.execute("CREATE PUBLICATION \(quoteIdentifier(name))"
+                + (missing.isEmpty ? "" : " FOR TABLE " + missing.joined(separator: ", ")))
+        } else {
+            for member in missing { try connection.execute("ALTER PUBLICATION \(quoteIdentifier(name)) ADD TABLE \(member)") }
+        }
+        return missing
+    }
+}
+
 public enum SetupError: Error, CustomStringConvertible {
     case migrationFailed(file: String, underlying: PostgresError)
     case slotPluginMismatch(slot: String, existing: String, configured: String)
@@ -83,7 +117,8 @@ public enum SetupError: Error, CustomStringConvertible {
             "slot '\(slot)' uses plugin \(existing) but source.plugin is \(configured); drop it with "
                 + "SELECT pg_drop_replication_slot('\(slot)') or set source.plugin = \"\(existing)\""
         case .sqlDirectoryMissing:
-            "cannot find the sql/ directory; set CHANGERELAY_SQL_DIR to the folder holding 001_changerelay_schema.sql"
+            "cannot find the migrations: --sql-dir or CHANGERELAY_SQL_DIR must name the folder holding "
+                + "001_changerelay_schema.sql (without either, the sql/ beside the binary or in the working directory)"
         case .migrationMissing(let file, let neededBy):
             "\(neededBy) needs sql/\(file), which this database has not had: run changerelay setup"
         }

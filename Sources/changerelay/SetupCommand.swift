@@ -25,6 +25,12 @@ struct Setup: ParsableCommand {
             }
             progress.finish("\(applied.count) migrations applied")
             print("applied \(applied.count) migrations from \(directory): \(applied.joined(separator: ", "))")
+            let publication = config.source.publication
+            let added = try SchemaInstaller.ensurePublication(publication, on: connection)
+            if publication != SchemaInstaller.defaultPublication {
+                print("publication \(publication): " + (added.isEmpty ? "has every table of \(SchemaInstaller.defaultPublication)"
+                    : "added \(added.count) tables of \(SchemaInstaller.defaultPublication)"))
+            }
             let created = try SchemaInstaller.ensureSlot(config.source.slot, plugin: config.source.plugin, on: connection)
             print(created ? "created slot \(config.source.slot) (\(config.source.plugin))"
                           : "slot \(config.source.slot) already exists")

@@ -204,6 +204,50 @@ func loadError(_ text: String, environment: [String: String] = [:]) throws -> Co
         #expect(error.origin.hasSuffix(line), "\(error)")
     }
 
+    /// Values refused at start rather than by every delivery, or by the server after
+    /// `setup` applied everything.
+    @Test(arguments: [
+        ("[functions]\nbase_url = \"ftp://x\"\n", "functions.base_url", "http:// or https://"),
+        ("[functions]\nbase_url = \"not a url\"\n", "functions.base_url", "http:// or https://"),
+        ("[functions]\nbase_url = \"https://\"\n", "functions.base_url", "with a host"),
+        ("[handlers.echo]\nurl = \"file:///etc/passwd\"\n", "handlers.echo.url", "http:// or https://"),
+        ("[handlers.echo]\ntables = [\"no_schema\"]\n", "handlers.echo.tables", "schema.table"),
+        ("[handlers.echo]\ntables = [\"\"]\n", "handlers.echo.tables", "schema.table"),
+        ("[source]\nslot = \"Bad-Slot\"\n", "source.slot", "lowercase letters"),
+        ("[source]\nslot = \"\(String(repeating: "a", count: 64))\"\n", "source.slot", "1 to 63"),
+    ])
+    func urlsSlotNamesAndTablesAreCheckedWhenRead(text: String, key: String, reason: String) throws {
+        let error = try #require(try loadError(text))
+        #expect(error.key == key)
+        #expect(error.reason.contains(reason), "\(error)")
+    }
+
+    @Test func goodURLsSlotNamesAndTablesLoad() throws {
+        let config = try Config.load(path: nil, environment: [
+            "CHANGERELAY_FUNCTIONS_BASE_URL": "HTTPS://project.supabase.co/functions/v1",
+            "CHANGERELAY_HANDLERS_ECHO_URL": "http://user:pw@127.0.0.1:8080/echo?x=1",
+            "CHANGERELAY_SOURCE_SLOT": "slot_" + String(repeating: "9", count: 58),
+        ])
+        #expect(config.source.slot.utf8.count == 63)
+    }
+
+    /// `fopen` opens a directory, and reading it gives nothing: it must not load as an empty file.
+    @Test func aDirectoryGivenAsTheFileIsRefused() throws {
+        #expect {
+            try Config.load(path: FileManager.default.temporaryDirectory.path, environment: [:])
+        } throws: { error in
+            "\(error)".contains("not a regular file")
+        }
+    }
+
+    /// No key takes nested arrays: deep nesting is an error naming the key, not a stack overflow.
+    @Test func deeplyNestedArraysAreAnErrorNotACrash() throws {
+        let text = "[webhooks]\nrules = " + String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000) + "\n"
+        let error = try #require(try loadError(text))
+        #expect(error.reason.contains("nested deeper than 32") || error.origin.contains("line 2"), "\(error)")
+        #expect("\(error)".contains("rules"), "\(error)")
+    }
+
     @Test func missingFileIsNamed() throws {
         #expect {
             try Config.load(path: "/nonexistent/changerelay.toml", environment: [:])

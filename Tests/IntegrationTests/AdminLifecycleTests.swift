@@ -108,6 +108,35 @@ import Testing
         #expect(run.waitForExit() == 0, "\(run.stderr.suffix(2000))")
     }
 
+    /// Before its first change a service has no checkpoint: the lag is measured from the slot's
+    /// confirmed position, not from 0/0 (the absolute WAL position, which would page someone).
+    /// And an admin address in use is an error naming admin.listen.
+    @Test func aFreshServiceReportsTheLagFromItsSlotAndABusyAddressIsNamed() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        // WAL that holds nothing the publication carries: the absolute position grows past 32 MiB.
+        try setup.db.execute("CREATE TABLE filler (v text); INSERT INTO filler SELECT repeat('x', 500) FROM generate_series(1, 80000)")
+        let run = try Background(["run"], environment: setup.environment)
+        let admin = try AdminServerTests.adminURL(run)
+        try RunPipelineTests.waitFor("streaming") { run.stderr.contains("streaming") }
+        var lag: Double?
+        try RunPipelineTests.waitFor("a small lag on the idle stream") {
+            let metrics = try AdminServerTests.send(admin + "/metrics").bodyText
+            lag = metrics.split(separator: "\n").first { $0.hasPrefix("changerelay_replication_lag_bytes ") }
+                .flatMap { Double($0.split(separator: " ").last ?? "") }
+            return (lag ?? .infinity) < 1024 * 1024
+        }
+        let port = try #require(admin.split(separator: ":").last)
+        var busy = setup.environment
+        busy["CHANGERELAY_ADMIN_LISTEN"] = "127.0.0.1:\(port)"
+        busy["CHANGERELAY_SOURCE_SLOT"] = "second"
+        let second = try runChangeRelay(["run"], environment: busy, timeout: .seconds(60))
+        #expect(second.status == 1)
+        #expect(second.stderr.contains("admin.listen = \"127.0.0.1:\(port)\""), "\(second.stderr.suffix(1000))")
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0, "\(run.stderr.suffix(2000))")
+    }
+
     @Test func offRunsTheServiceWithoutAnAdminServer() throws {
         let setup = try RunPipelineTests.prepare(extra: ["CHANGERELAY_ADMIN_LISTEN": "off"])
         defer { try? setup.cluster.stop(); setup.receiver.stop() }

@@ -27,6 +27,48 @@ import Testing
         #expect(doctor.stdout.contains("no problems found"))
     }
 
+    /// A configured publication of another name gets changerelay_pub's tables, row filter
+    /// included, and doctor is then happy with it: before, setup made only changerelay_pub.
+    @Test func setupMakesTheConfiguredPublicationWithTheSameTables() throws {
+        let cluster = try startCluster(schema: false)
+        defer { try? cluster.stop() }
+        let environment = Self.environment(cluster, ["CHANGERELAY_SOURCE_PUBLICATION": "other_pub",
+                                                     "CHANGERELAY_SOURCE_SLOT": "other_slot"])
+        let setup = try runChangeRelay(["setup"], environment: environment)
+        #expect(setup.status == 0, "\(setup.stderr)")
+        #expect(setup.stdout.contains("publication other_pub: added "), "\(setup.stdout)")
+        let db = try cluster.connect()
+        let compared = try db.execute("""
+            SELECT (SELECT count(*) FROM pg_publication_tables WHERE pubname = 'other_pub') AS other,
+                   (SELECT count(*) FROM pg_publication_tables WHERE pubname = 'changerelay_pub') AS default,
+                   (SELECT rowfilter FROM pg_publication_tables
+                    WHERE pubname = 'other_pub' AND tablename = 'automation_execution_logs') AS filter
+            """)
+        #expect(compared.value("other") == compared.value("default") && compared.value("other") != "0")
+        #expect(compared.value("filter")?.contains("completed") == true)
+        let again = try runChangeRelay(["setup"], environment: environment)
+        #expect(again.stdout.contains("publication other_pub: has every table of changerelay_pub"), "\(again.stdout)")
+        let doctor = try runChangeRelay(["doctor"], environment: environment)
+        #expect(doctor.status == 0, "\(doctor.stdout)\(doctor.stderr)")
+    }
+
+    /// A migrations folder named on purpose is used or refused, never passed over for another.
+    @Test func aNamedMigrationsFolderWithoutMigrationsIsRefused() throws {
+        let cluster = try startCluster(schema: false)
+        defer { try? cluster.stop() }
+        let empty = FileManager.default.temporaryDirectory.appendingPathComponent("sql-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: empty) }
+        for (arguments, extra) in [(["setup"], ["CHANGERELAY_SQL_DIR": empty + "/missing"]),
+                                   (["setup", "--sql-dir", empty], [:])] {
+            let result = try runChangeRelay(arguments, environment: Self.environment(cluster, extra))
+            #expect(result.status == 1, "\(arguments) \(extra): \(result.stdout)")
+            #expect(result.stderr.contains("001_changerelay_schema.sql"), "\(result.stderr)")
+        }
+        let tables = try cluster.connect().execute("SELECT count(*) AS n FROM pg_namespace WHERE nspname = 'changerelay'")
+        #expect(tables.value("n") == "0", "nothing was applied")
+    }
+
     @Test func setupWithWal2jsonCreatesAWal2jsonSlot() throws {
         let cluster = try startCluster(schema: false)
         defer { try? cluster.stop() }
