@@ -34,11 +34,41 @@ public struct Wal2JsonRoute: Sendable, Hashable {
     public var columns: [String]?
     /// The changed table's generated columns as of the change: pgoutput never sends them.
     public var generated: Set<String>
+    /// What the publication publishes (`WITH (publish = '…')`): pgoutput sends nothing else.
+    public var actions: PublishedActions
+    /// The publication's column list for the reported relation (PostgreSQL 15), nil when it
+    /// has none: pgoutput sends only those columns.
+    public var columnList: Set<String>?
 
-    public init(table: TableName, columns: [String]?, generated: Set<String> = []) {
+    public init(table: TableName, columns: [String]?, generated: Set<String> = [], actions: PublishedActions = .all,
+                columnList: Set<String>? = nil) {
         self.table = table
         self.columns = columns
         self.generated = generated
+        self.actions = actions
+        self.columnList = columnList
+    }
+}
+
+/// A publication's `publish` option.
+public struct PublishedActions: OptionSet, Sendable, Hashable {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+
+    public static let insert = PublishedActions(rawValue: 1)
+    public static let update = PublishedActions(rawValue: 2)
+    public static let delete = PublishedActions(rawValue: 4)
+    public static let truncate = PublishedActions(rawValue: 8)
+    public static let all: PublishedActions = [.insert, .update, .delete, .truncate]
+
+    /// The action of a wal2json record's code (`I`, `U`, `D`, `T`).
+    static func of(code: UInt8) -> PublishedActions {
+        switch code {
+        case UInt8(ascii: "I"): .insert
+        case UInt8(ascii: "U"): .update
+        case UInt8(ascii: "D"): .delete
+        default: .truncate
+        }
     }
 }
 
@@ -205,7 +235,7 @@ public struct Wal2JsonDecoder: Sendable {
             }
         }
         guard let router else { return try layOut(code, fields, record: record, lsn: lsn, table: name, route: nil) }
-        guard let route = router(name, lsn, history) else { return nil }
+        guard let route = router(name, lsn, history), route.actions.contains(.of(code: code)) else { return nil }
         // pgoutput sends a partition's truncate only when the partition itself is what is published.
         if code == UInt8(ascii: "T"), route.table != name { return nil }
         return try layOut(code, fields, record: record, lsn: lsn, table: name, route: route)
@@ -232,10 +262,12 @@ public struct Wal2JsonDecoder: Sendable {
             _ = try fields.require(fields.columns, "columns")
         }
         let generated = route?.generated ?? []
-        let sent = { (list: [ParsedColumn]) in generated.isEmpty ? list : list.filter { !generated.contains($0.name) } }
+        let listed = route?.columnList
+        func isSent(_ name: String) -> Bool { !generated.contains(name) && listed.map { $0.contains(name) } ?? true }
+        let sent = { (list: [ParsedColumn]) in generated.isEmpty && listed == nil ? list : list.filter { isSent($0.name) } }
         let identity = sent(fields.identity ?? [])
         let columns = sent(fields.columns ?? [])
-        let known = route?.columns
+        let known = route?.columns.map { known in listed == nil ? known : known.filter(isSent) }
         func inIdentity(_ name: String) -> Bool { identity.contains { $0.name == name } }
         let identityIsKey = if let known { known.contains { !inIdentity($0) } } else { columns.contains { !inIdentity($0.name) } }
         let keys: [ParsedColumn] = if let pk = fields.pk, !pk.isEmpty { pk } else if identityIsKey { identity } else { [] }

@@ -8,9 +8,10 @@ import Replication
 /// Shapes come from the schema history (`sql/010_schema_history.sql`) as of each change,
 /// and from today's catalog for a table the history does not know (a database where the
 /// event trigger was declined): that is exact as long as no DDL lies between the change
-/// and now. Publication membership is today's; it is read together with the WAL position
-/// it was read at, and a change at or past that position whose table is not a member
-/// reads it again, so a table added to the publication since is not missed.
+/// and now. Publication membership is today's, with the publication's `publish` actions and
+/// column lists; it is read together with the WAL position it was read at, and a change at
+/// or past that position whose table is not a member reads it again, so a table added to
+/// the publication since is not missed.
 ///
 /// Used only from the thread that reads the stream. The decoder cannot throw a catalog
 /// error through its router, so a failed lookup is kept in `failure` and the caller
@@ -19,6 +20,8 @@ final class Wal2JsonCatalog: @unchecked Sendable {
     private let connection: PostgresConnection
     private let publication: String
     private var members: Set<TableName> = []
+    private var actions: PublishedActions = .all
+    private var columnLists: [TableName: Set<String>] = [:]
     private var readAt: LSN = .zero
     private var shapes: [TableName: TableShape?] = [:]
     private var ancestors: [TableName: [TableName]] = [:]
@@ -50,7 +53,8 @@ final class Wal2JsonCatalog: @unchecked Sendable {
             // Each shape looked up once per change: this runs for every change of the stream.
             let own = try history.shape(of: table, at: lsn) ?? catalogShape(of: table)
             let reported = target == table ? own : try history.shape(of: target, at: lsn) ?? catalogShape(of: target)
-            return Wal2JsonRoute(table: target, columns: reported?.sentColumns, generated: own?.generated ?? [])
+            return Wal2JsonRoute(table: target, columns: reported?.sentColumns, generated: own?.generated ?? [],
+                                 actions: actions, columnList: columnLists[target])
         } catch {
             failure = failure ?? error
             return nil
@@ -74,6 +78,28 @@ final class Wal2JsonCatalog: @unchecked Sendable {
             guard let schema = row[0], let table = row[1] else { return nil }
             return TableName(schema: schema, name: table)
         })
+        let flags = try connection.query("""
+            SELECT pubinsert, pubupdate, pubdelete, pubtruncate FROM pg_publication WHERE pubname = $1
+            """, [publication])
+        actions = flags.rows.first.map { row in
+            zip(row, [PublishedActions.insert, .update, .delete, .truncate]).reduce(into: PublishedActions()) { actions, pair in
+                if pair.0 == "t" { actions.insert(pair.1) }
+            }
+        } ?? .all
+        var lists: [TableName: Set<String>] = [:]
+        for row in try connection.query("""
+            SELECT n.nspname, c.relname, a.attname
+            FROM pg_publication_rel r
+            JOIN pg_publication p ON p.oid = r.prpubid
+            JOIN pg_class c ON c.oid = r.prrelid
+            JOIN pg_namespace n ON n.oid = c.relnamespace
+            JOIN pg_attribute a ON a.attrelid = r.prrelid AND a.attnum = ANY (r.prattrs)
+            WHERE p.pubname = $1 AND r.prattrs IS NOT NULL
+            """, [publication]).rows {
+            guard let schema = row[0], let table = row[1], let column = row[2] else { continue }
+            lists[TableName(schema: schema, name: table), default: []].insert(column)
+        }
+        columnLists = lists
         ancestors = [:]
         readAt = position.flatMap { LSN($0) } ?? .zero
     }

@@ -326,4 +326,32 @@ import Testing
             #expect(printed[1]["new"]?["j"] == .object([("k", .string("\u{FFFD}"))]), "\(plugin): \(printed[1])")
         }
     }
+
+    /// A publication's own options: `publish` (which actions) and a column list (PostgreSQL 15).
+    /// pgoutput's server side applies them; wal2json sends everything, and ChangeRelay keeps
+    /// what the publication publishes.
+    @Test func aPublicationsActionsAndColumnListArePrintedAsPgoutputPrintsThem() throws {
+        let cluster = try startCluster(schema: false)
+        defer { try? cluster.stop() }
+        let db = try cluster.connect()
+        try db.execute("""
+            CREATE TABLE narrow (id int PRIMARY KEY, shown text, secret text);
+            CREATE TABLE wide (id int PRIMARY KEY, v text);
+            CREATE PUBLICATION picky FOR TABLE narrow (id, shown), wide WITH (publish = 'insert, delete');
+            """)
+        try Self.createSlots(db)
+        try db.execute("""
+            INSERT INTO narrow VALUES (1, 'a', 's1');
+            INSERT INTO wide VALUES (1, 'w');
+            UPDATE narrow SET shown = 'b' WHERE id = 1;
+            UPDATE wide SET v = 'w2' WHERE id = 1;
+            DELETE FROM narrow WHERE id = 1;
+            TRUNCATE wide;
+            INSERT INTO wide VALUES (2, 'last');
+            """)
+        let lines = try Self.tailBoth(cluster, publication: "picky", count: 4)
+        Self.expectSameLines(lines, count: 4)
+        #expect(lines.wal2json.map(Self.summary) == ["narrow insert 1", "wide insert 1", "narrow delete 1", "wide insert 2"])
+        #expect(lines.wal2json.first?["new"]?["secret"] == nil && lines.wal2json.first?["new"]?["shown"] == .string("a"))
+    }
 }
