@@ -50,6 +50,27 @@ public struct Wal2JsonRoute: Sendable, Hashable {
     }
 }
 
+/// The columns of one wal2json record: its `columns` (an INSERT's or UPDATE's new row), or
+/// its `identity` (a DELETE's).
+public struct SeenColumns: Sendable, Hashable {
+    public enum Extent: Sendable, Hashable {
+        /// Every column of the table (an INSERT).
+        case whole
+        /// Every column but unchanged TOAST values (an UPDATE's new row).
+        case withoutUnchangedToast
+        /// The replica identity only (a DELETE).
+        case identity
+    }
+
+    public var names: [String]
+    public var extent: Extent
+
+    public init(names: [String], extent: Extent) {
+        self.names = names
+        self.extent = extent
+    }
+}
+
 /// A publication's `publish` option.
 public struct PublishedActions: OptionSet, Sendable, Hashable {
     public let rawValue: UInt8
@@ -101,7 +122,10 @@ public struct PublishedActions: OptionSet, Sendable, Hashable {
 /// transaction not acknowledged, from its `B`, so a half-read one must not carry over.
 public struct Wal2JsonDecoder: Sendable {
     /// The route of a change of `table` at `lsn`; nil drops the change (not published).
-    public typealias Router = @Sendable (_ table: TableName, _ lsn: LSN, _ history: SchemaHistory) -> Wal2JsonRoute?
+    /// `seen` gives the columns the record carries, for a router that keeps shapes of its own
+    /// and must tell when one is stale; asked only then, it costs the others nothing.
+    public typealias Router = @Sendable (_ table: TableName, _ lsn: LSN, _ history: SchemaHistory,
+                                         _ seen: () -> SeenColumns) -> Wal2JsonRoute?
 
     private struct OpenTransaction: Sendable {
         var xid: UInt32
@@ -235,7 +259,14 @@ public struct Wal2JsonDecoder: Sendable {
             }
         }
         guard let router else { return try layOut(code, fields, record: record, lsn: lsn, table: name, route: nil) }
-        guard let route = router(name, lsn, history), route.actions.contains(.of(code: code)) else { return nil }
+        let seen = {
+            switch code {
+            case UInt8(ascii: "I"): SeenColumns(names: fields.columns?.map(\.name) ?? [], extent: .whole)
+            case UInt8(ascii: "U"): SeenColumns(names: fields.columns?.map(\.name) ?? [], extent: .withoutUnchangedToast)
+            default: SeenColumns(names: fields.identity?.map(\.name) ?? [], extent: .identity)
+            }
+        }
+        guard let route = router(name, lsn, history, seen), route.actions.contains(.of(code: code)) else { return nil }
         // pgoutput sends a partition's truncate only when the partition itself is what is published.
         if code == UInt8(ascii: "T"), route.table != name { return nil }
         return try layOut(code, fields, record: record, lsn: lsn, table: name, route: route)

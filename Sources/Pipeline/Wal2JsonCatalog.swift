@@ -23,7 +23,8 @@ final class Wal2JsonCatalog: @unchecked Sendable {
     private var actions: PublishedActions = .all
     private var columnLists: [TableName: Set<String>] = [:]
     private var readAt: LSN = .zero
-    private var shapes: [TableName: TableShape?] = [:]
+    /// Today's shapes, each with the WAL position it was read at.
+    private var shapes: [TableName: (shape: TableShape?, readAt: LSN)] = [:]
     private var ancestors: [TableName: [TableName]] = [:]
     private var failure: (any Error)?
     /// The history as loaded at connect; the decoder extends its own copy from the stream.
@@ -38,7 +39,7 @@ final class Wal2JsonCatalog: @unchecked Sendable {
 
     /// The route of a change of `table` at `lsn`: under the topmost published relation
     /// among the table and the partitioned tables it belonged to then, or nil.
-    func route(_ table: TableName, at lsn: LSN, history: SchemaHistory) -> Wal2JsonRoute? {
+    func route(_ table: TableName, at lsn: LSN, history: SchemaHistory, seen: () -> SeenColumns) -> Wal2JsonRoute? {
         do {
             let ancestors = try history.ancestors(of: table, at: lsn) ?? catalogAncestors(of: table)
             func topmostMember() -> TableName? {
@@ -51,8 +52,9 @@ final class Wal2JsonCatalog: @unchecked Sendable {
             }
             guard let target else { return nil }
             // Each shape looked up once per change: this runs for every change of the stream.
-            let own = try history.shape(of: table, at: lsn) ?? catalogShape(of: table)
-            let reported = target == table ? own : try history.shape(of: target, at: lsn) ?? catalogShape(of: target)
+            let own = try history.shape(of: table, at: lsn) ?? catalogShape(of: table, at: lsn, seen: seen)
+            let reported = target == table ? own
+                : try history.shape(of: target, at: lsn) ?? catalogShape(of: target, at: lsn, seen: seen)
             return Wal2JsonRoute(table: target, columns: reported?.sentColumns, generated: own?.generated ?? [],
                                  actions: actions, columnList: columnLists[target])
         } catch {
@@ -120,20 +122,32 @@ final class Wal2JsonCatalog: @unchecked Sendable {
         return found
     }
 
-    /// Today's columns; nil for a table that no longer exists.
-    private func catalogShape(of table: TableName) throws(PostgresError) -> TableShape? {
-        if let known = shapes[table] { return known }
-        let rows = try connection.query("""
-            SELECT a.attname, a.attgenerated <> ''
-            FROM pg_attribute a
-            WHERE a.attrelid = to_regclass(format('%I.%I', $1::text, $2::text))
-              AND a.attnum > 0 AND NOT a.attisdropped
+    /// Today's columns; nil for a table that no longer exists. Without the schema history
+    /// nothing says when a table's columns change, so a kept shape is read again when a
+    /// record contradicts it: a column it does not know (added or renamed since), an INSERT
+    /// without one it knows (dropped since), or an UPDATE without one, after the position the
+    /// shape was read at (a dropped column, or an unchanged TOAST value wal2json leaves out:
+    /// only the catalog tells them apart).
+    private func catalogShape(of table: TableName, at lsn: LSN, seen: () -> SeenColumns) throws(PostgresError) -> TableShape? {
+        if let known = shapes[table] {
+            guard let shape = known.shape else { return nil }
+            let record = seen()
+            let unknown = record.names.contains { !shape.columns.contains($0) }
+            let missing = record.extent != .identity && shape.sentColumns.contains { !record.names.contains($0) }
+            if !unknown && !(missing && (record.extent == .whole || lsn > known.readAt)) { return shape }
+        }
+        let result = try connection.query("""
+            SELECT pg_current_wal_insert_lsn()::text, a.attname, a.attgenerated <> ''
+            FROM (SELECT 1) AS one
+            LEFT JOIN pg_attribute a
+              ON a.attrelid = to_regclass(format('%I.%I', $1::text, $2::text)) AND a.attnum > 0 AND NOT a.attisdropped
             ORDER BY a.attnum
             """, [table.schema, table.name]).rows
+        let rows = result.filter { $0[1] != nil }
         let shape: TableShape? = rows.isEmpty ? nil : TableShape(
-            columns: rows.compactMap { $0[0] },
-            generated: Set(rows.compactMap { $0[1] == "t" ? $0[0] : nil }))
-        shapes[table] = shape
+            columns: rows.compactMap { $0[1] },
+            generated: Set(rows.compactMap { $0[2] == "t" ? $0[1] : nil }))
+        shapes[table] = (shape, result.first?[0].flatMap { LSN($0) } ?? .zero)
         return shape
     }
 
