@@ -62,7 +62,11 @@ private struct TOMLParser {
     var elementLines: [String: [Int]] = [:]
     var arrayTables: [String: [TOMLArrayTable]] = [:]
 
-    init(_ bytes: [UInt8]) { self.bytes = bytes }
+    /// A UTF-8 byte order mark, which some editors write, is not part of the document.
+    init(_ bytes: [UInt8]) {
+        self.bytes = bytes
+        if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { index = 3 }
+    }
 
     mutating func parse() throws(TOMLError) -> [String: (value: TOMLValue, line: Int)] {
         var result: [String: (value: TOMLValue, line: Int)] = [:]
@@ -193,6 +197,12 @@ private struct TOMLParser {
     mutating func value(for key: String) throws(TOMLError) -> TOMLValue {
         guard let byte = peek else { throw error("key '\(key)' has no value") }
         switch byte {
+        case UInt8(ascii: "\"") where startsWith("\"\"\""):
+            index += 3
+            return .string(try multilineString(for: key, literal: false))
+        case UInt8(ascii: "'") where startsWith("'''"):
+            index += 3
+            return .string(try multilineString(for: key, literal: true))
         case UInt8(ascii: "\""):
             index += 1
             return .string(try basicString())
@@ -221,6 +231,16 @@ private struct TOMLParser {
             if token == "true" { return .boolean(true) }
             if token == "false" { return .boolean(false) }
             let digits = token.replacingUnderscores
+            if token.contains(where: { $0.isNumber }) {
+                let unsigned = token.drop { $0 == "+" || $0 == "-" }
+                // TOML: no leading zeros, and an underscore only between two digits.
+                if unsigned.count > 1, unsigned.first == "0", unsigned.dropFirst().first?.isNumber == true {
+                    throw error("'\(token)' has a leading zero, which TOML does not allow, for '\(key)'")
+                }
+                if unsigned.first == "_" || unsigned.last == "_" || token.contains("__") {
+                    throw error("'\(token)' has an underscore that is not between two digits, for '\(key)'")
+                }
+            }
             if let integer = Int64(digits) { return .integer(integer) }
             if token.contains(where: { $0.isNumber }), let float = Double(digits) { return .float(float) }
             throw error("'\(token.isEmpty ? String(UnicodeScalar(byte)) : token)' is not a valid value for '\(key)' (strings need quotes)")
@@ -260,10 +280,61 @@ private struct TOMLParser {
         throw error("unterminated string")
     }
 
+    func startsWith(_ literal: StaticString) -> Bool {
+        let length = literal.utf8CodeUnitCount
+        guard index + length <= bytes.count else { return false }
+        return (0..<length).allSatisfy { bytes[index + $0] == literal.utf8Start[$0] }
+    }
+
+    /// A `"""` or `'''` string whose opening delimiter has been read: a newline right after
+    /// it is dropped; a basic one takes escapes, and a backslash at the end of a line joins
+    /// it to the next non-blank text (the natural way to write a schedule's SQL).
+    mutating func multilineString(for key: String, literal: Bool) throws(TOMLError) -> String {
+        let quote = literal ? UInt8(ascii: "'") : UInt8(ascii: "\"")
+        if consume("\n") {
+            line += 1
+        } else if startsWith("\r\n") {
+            index += 2
+            line += 1
+        }
+        var text: [UInt8] = []
+        while let byte = peek {
+            if byte == quote, index + 2 < bytes.count, bytes[index + 1] == quote, bytes[index + 2] == quote {
+                index += 3
+                // Up to two quotes right before the closing delimiter belong to the string.
+                for _ in 0..<2 where peek == quote {
+                    text.append(quote)
+                    index += 1
+                }
+                return String(decoding: text, as: UTF8.self)
+            }
+            index += 1
+            if byte == UInt8(ascii: "\n") { line += 1 }
+            if byte == UInt8(ascii: "\\"), !literal {
+                var lookahead = index
+                while lookahead < bytes.count, bytes[lookahead] == 0x20 || bytes[lookahead] == 0x09 { lookahead += 1 }
+                if lookahead < bytes.count, bytes[lookahead] == 0x0A || bytes[lookahead] == 0x0D {
+                    index = lookahead
+                    while let next = peek, [0x20, 0x09, 0x0A, 0x0D].contains(next) {
+                        if next == 0x0A { line += 1 }
+                        index += 1
+                    }
+                } else {
+                    text += try escapeSequence()
+                }
+                continue
+            }
+            text.append(byte)
+        }
+        throw error("unterminated multi-line string for '\(key)'")
+    }
+
     mutating func escapeSequence() throws(TOMLError) -> [UInt8] {
         guard let escape = peek else { throw error("unterminated string") }
         index += 1
         switch escape {
+        case UInt8(ascii: "b"): return [0x08]
+        case UInt8(ascii: "f"): return [0x0C]
         case UInt8(ascii: "n"): return [0x0A]
         case UInt8(ascii: "t"): return [0x09]
         case UInt8(ascii: "r"): return [0x0D]

@@ -269,4 +269,39 @@ func loadError(_ text: String, environment: [String: String] = [:]) throws -> Co
         #expect(document.values["handlers.echo.text"]?.value == .string("tab\tquote\"é"))
         #expect(document.values["handlers.echo.ratio"]?.value == .float(0.5))
     }
+
+    /// Valid TOML a schedule's SQL is naturally written in: multi-line strings of both kinds
+    /// (a newline after the opening delimiter dropped, a line-ending backslash joining lines),
+    /// `\b` and `\f`, and a byte order mark before the document.
+    @Test func tomlParsesMultilineStringsAndEveryEscape() throws {
+        let document = try TOMLDocument(parsing: "\u{FEFF}" + #"""
+            [handlers.echo]
+            basic = """
+            DELETE FROM t
+              WHERE "quoted" \
+                    AND x = 'y'"""
+            literal = '''
+            C:\path\n'''
+            quotes = """a""""
+            escapes = "\b\f"
+            after = 1
+            """#)
+        #expect(document.values["handlers.echo.basic"]?.value == .string("DELETE FROM t\n  WHERE \"quoted\" AND x = 'y'"))
+        #expect(document.values["handlers.echo.literal"]?.value == .string("C:\\path\\n"))
+        #expect(document.values["handlers.echo.quotes"]?.value == .string("a\""))
+        #expect(document.values["handlers.echo.escapes"]?.value == .string("\u{08}\u{0C}"))
+        #expect(document.values["handlers.echo.after"]?.line == 10)
+    }
+
+    /// Numbers TOML refuses are refused, naming the key: not read as something else.
+    @Test(arguments: ["010", "+01", "_1", "1_", "1__0"])
+    func tomlRefusesMalformedNumbers(text: String) throws {
+        let error = try #require(try loadError("[delivery]\nconcurrency = \(text)\n"))
+        #expect("\(error)".contains("delivery.concurrency"), "\(error)")
+    }
+
+    @Test func anUnterminatedMultilineStringIsNamed() throws {
+        let error = try #require(try loadError("[functions]\nbase_url = \"\"\"http://x\n"))
+        #expect("\(error)".contains("unterminated multi-line string for 'functions.base_url'"), "\(error)")
+    }
 }
