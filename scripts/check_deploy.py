@@ -136,6 +136,12 @@ def value_problem(path: str, value: object) -> str | None:
     kind, detail = KNOWN_KEYS[path]
     if kind in ("string",):
         return None if isinstance(value, str) and value else "must be a non-empty string"
+    if kind == "httpURL":
+        ok_url = isinstance(value, str) and re.match(r"(?i)^https?://[^/?#\s]+", value) is not None
+        return None if ok_url else f"must be an http:// or https:// URL with a host, got {value!r}"
+    if kind == "slotName":
+        ok_slot = isinstance(value, str) and re.fullmatch(r"[a-z0-9_]{1,63}", value) is not None
+        return None if ok_slot else f"must be 1 to 63 of a-z, 0-9, _, got {value!r}"
     if kind == "choice":
         return None if value in detail else f"must be one of {', '.join(detail)}, got {value!r}"
     if kind == "integer":
@@ -145,7 +151,7 @@ def value_problem(path: str, value: object) -> str | None:
         return None if low <= value <= high else f"must be between {low} and {high}, got {value}"
     if kind == "boolean":
         return None if isinstance(value, bool) else f"must be true or false, got {value!r}"
-    if kind in ("strings", "webhookRules"):
+    if kind in ("strings", "webhookRules", "tableNames"):
         return None if isinstance(value, list) and all(isinstance(v, str) for v in value) else "must be an array of strings"
     return f"unknown kind {kind} in the schema"
 

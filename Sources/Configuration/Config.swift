@@ -288,9 +288,10 @@ public struct Config: Sendable {
         }
         defer { fclose(file) }
         // fopen opens a directory too, and reading it gives nothing: an empty configuration.
+        // (A pipe, `--config <(…)`, is read like a file.)
         var status = stat()
-        guard fstat(fileno(file), &status) == 0, status.st_mode & S_IFMT == S_IFREG else {
-            throw ConfigError(key: nil, origin: path, reason: "not a regular file")
+        guard fstat(fileno(file), &status) == 0, status.st_mode & S_IFMT != S_IFDIR else {
+            throw ConfigError(key: nil, origin: path, reason: "a directory, not a configuration file")
         }
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65_536)

@@ -17,7 +17,7 @@ struct ConfigKey: Sendable {
         /// A replication slot's name as Postgres accepts it (`a-z`, `0-9`, `_`, at most 63
         /// bytes): refused before `setup` applies anything, and never cut short by the server.
         case slotName
-        /// `schema.table` names.
+        /// `schema.table` names, or `table` for one in `public`.
         case tableNames
     }
 
@@ -130,8 +130,8 @@ enum ConfigSchema {
             for element in elements {
                 guard case .string(let text) = element else { throw fail("must be an array of strings") }
                 let parts = text.split(separator: ".", omittingEmptySubsequences: false)
-                guard parts.count == 2, parts.allSatisfy({ !$0.isEmpty }) else {
-                    throw fail("each table must be written schema.table, got '\(text)'")
+                guard parts.count <= 2, parts.allSatisfy({ !$0.isEmpty }) else {
+                    throw fail("each table must be written schema.table (or table, in public), got '\(text)'")
                 }
             }
             return value
@@ -178,6 +178,13 @@ enum ConfigSchema {
         guard let scheme = ["http://", "https://"].first(where: lowered.hasPrefix) else { return false }
         let authority = lowered.dropFirst(scheme.count).prefix { !"/?#".contains($0) }
         let host = authority.split(separator: "@", omittingEmptySubsequences: false).last ?? ""
+        // The port, if any, follows the last colon after an IPv6 literal's closing bracket.
+        let afterLiteral = host.lastIndex(of: "]").map { host[host.index(after: $0)...] } ?? host[...]
+        if let colon = afterLiteral.lastIndex(of: ":") {
+            let port = afterLiteral[afterLiteral.index(after: colon)...]
+            guard !port.isEmpty, port.allSatisfy(\.isASCII), port.allSatisfy(\.isNumber), Int(port).map({ $0 <= 65_535 }) == true
+            else { return false }
+        }
         return !host.isEmpty && !host.hasPrefix(":") && !text.contains(where: \.isWhitespace)
     }
 

@@ -27,7 +27,9 @@ struct PgOutputTransactionDecoder: TransactionDecoder {
 
     static func options(_ settings: SlotReader.Settings) -> [(String, String)] {
         // Messages carry the timers' ticks (`LogicalMessage`) inside their transactions.
-        var options = [("proto_version", "\(settings.protocolVersion)"), ("publication_names", settings.publication),
+        // pgoutput reads the names as SQL identifiers (unquoted ones folded to lower case, commas
+        // separating names): quoted, the configured name is the publication's name as written.
+        var options = [("proto_version", "\(settings.protocolVersion)"), ("publication_names", quoteIdentifier(settings.publication)),
                        ("messages", "true")]
         if settings.streaming && settings.protocolVersion >= 2 { options.append(("streaming", "true")) }
         if settings.binary { options.append(("binary", "true")) }

@@ -19,7 +19,8 @@ enum AutomationCacheLoader {
     /// executions that completed within the rate-limit window from the state database, where
     /// ChangeRelay writes them: the source's own connection serves unless `separateStateURL`
     /// names another database.
-    static func load(sourceURL: String, separateStateURL: String?, window: Duration, logger: Logger) throws -> AutomationCache {
+    static func load(sourceURL: String, separateStateURL: String?, slot: String, window: Duration,
+                     logger: Logger) throws -> AutomationCache {
         let lookUp = CompletionLookUp(stateURL: separateStateURL ?? sourceURL, window: window)
         let cache = AutomationCache(rateLimitWindow: window, bound: .init(capacity: completionCapacity, lookUp: lookUp.latest))
         let source = try PostgresConnection(url: sourceURL)
@@ -55,9 +56,14 @@ enum AutomationCacheLoader {
             logger.warning("workflow cannot fire: its configuration is malformed; it is skipped until it is fixed",
                            metadata: ["workflow": "\(workflow.id)", "reason": "\(problem)"])
         }
-        // Changes read again after a restart may look back past this horizon: the cache asks
-        // the database for those (`completionsLoaded(since:)`), and holds only the recent ones.
-        let since = try state.execute("SELECT (extract(epoch FROM now()) * 1000000)::bigint::text AS now").value("now")
+        // The stream starts again after the checkpoint, whose transactions committed before it
+        // was written: from the window back from then, the completions are in memory; a change
+        // from before the write looks further back, and the cache asks the database for it
+        // (`completionsLoaded(since:)`): the few changes of the last batch in the usual restart.
+        let since = try state.query("""
+            SELECT (extract(epoch FROM least(now(), coalesce(
+                (SELECT updated_at FROM changerelay.checkpoints WHERE slot_name = $1), now()))) * 1000000)::bigint::text AS at
+            """, [slot]).value("at")
             .flatMap { Int64($0) }.map { PostgresTimestamp(unixMicroseconds: $0 - window.wholeMicroseconds) }
         let completions = try state.query("""
             SELECT trigger_data->>'job_id', workflow_id::text, trigger_data->>'new_status',

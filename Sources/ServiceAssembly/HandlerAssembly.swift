@@ -45,7 +45,8 @@ enum HandlerAssembly {
                     """)
             }
             let cache = try AutomationCacheLoader.load(sourceURL: sourceURL, separateStateURL: stateIsSource ? nil : stateURL,
-                                                       window: config.automations.rateLimitWindow, logger: handlerLogger)
+                                                       slot: config.source.slot, window: config.automations.rateLimitWindow,
+                                                       logger: handlerLogger)
             handlers.append(AutomationHandler(.init(baseURL: baseURL, maxAttempts: config.automations.maxAttempts),
                                               cache: cache, logger: handlerLogger))
         }

@@ -264,6 +264,12 @@ private func plan(_ handler: AutomationHandler, _ transaction: Transaction) thro
         #expect(asked.keys.withLock { $0.count } == 1)
         #expect(try cache.recentCompletion(key, before: at(7700)) == at(4500), "within what was loaded: memory answers")
         #expect(asked.keys.withLock { $0.count } == 1)
+        // Memory holds the key's latest completion only: a change before it asks the database
+        // (the answer at 4 500 is in the window of 8 000, and only the database still has it).
+        cache.recordCompletion(key, at: at(9000))
+        cache.batchEnded(committed: true)
+        _ = try cache.recentCompletion(key, before: at(8000))
+        #expect(asked.keys.withLock { $0.count } == 2, "a later completion in memory hides earlier ones")
     }
 
     /// A workflow whose id changes while its large trigger_config is left alone keeps its

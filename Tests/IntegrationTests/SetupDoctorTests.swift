@@ -50,6 +50,13 @@ import Testing
         #expect(again.stdout.contains("publication other_pub: has every table of changerelay_pub"), "\(again.stdout)")
         let doctor = try runChangeRelay(["doctor"], environment: environment)
         #expect(doctor.status == 0, "\(doctor.stdout)\(doctor.stderr)")
+
+        // A name in capitals is the publication's name as written, for setup and the stream alike.
+        let capitals = Self.environment(cluster, ["CHANGERELAY_SOURCE_PUBLICATION": "MyPub", "CHANGERELAY_SOURCE_SLOT": "capitals"])
+        #expect(try runChangeRelay(["setup"], environment: capitals).status == 0)
+        try db.execute("INSERT INTO chat_sessions (user_id) VALUES (gen_random_uuid())")
+        let tail = try runChangeRelay(["tail", "--slot", "capitals", "--limit", "1"], environment: capitals, timeout: .seconds(60))
+        #expect(tail.status == 0 && tail.stdout.contains(#""table":"chat_sessions""#), "\(tail.stdout)\(tail.stderr)")
     }
 
     /// A migrations folder named on purpose is used or refused, never passed over for another.

@@ -37,10 +37,14 @@ public final class AutomationCache: Sendable {
         }
 
         public func hash(into hasher: inout Hasher) {
-            for var part in [jobID, workflowID, status] {
+            func combine(_ part: String) {
+                var part = part
                 part.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
                 hasher.combine(part.utf8.count)
             }
+            combine(jobID)
+            combine(workflowID)
+            combine(status)
         }
     }
 
@@ -96,8 +100,8 @@ public final class AutomationCache: Sendable {
         self.bound = bound
     }
 
-    /// The loader read the completions after `time` only (the window back from its start);
-    /// the stream's changes from before the restart may look further back than that.
+    /// The loader read the completions after `time` only (the window back from the last
+    /// checkpoint's write); a change read again from before that may look further back.
     public func completionsLoaded(since time: PostgresTimestamp) {
         state.withLock { $0.loadedSince = time }
     }
@@ -208,6 +212,9 @@ public final class AutomationCache: Sendable {
         let horizon = time.microseconds - window.wholeMicroseconds
         let known: PostgresTimestamp?? = state.withLock { state in
             if let completed = state.completions[key], completed <= time, completed.microseconds > horizon { return completed }
+            // Memory keeps each key's latest completion: one after `time` (a change read again
+            // after a restart) hides any earlier one, which only the database knows.
+            if let completed = state.completions[key], completed > time { return nil }
             if let loadedSince = state.loadedSince, horizon < loadedSince.microseconds { return nil }
             // Most look-ups find no filter within the window: the key is hashed only when one is.
             guard state.evicted.contains(where: { $0.newest > horizon }) else { return .some(nil) }

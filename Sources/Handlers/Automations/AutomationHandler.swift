@@ -98,9 +98,12 @@ public struct AutomationHandler: Handler {
             var loggedRow = row
             if configUnchanged, let known {
                 workflow.conditions = known.conditions
-                // The log must rebuild this without the old id's entry: it keeps the conditions themselves.
-                if known.id != id, case .success(let conditions) = known.conditions {
-                    loggedRow = row.setting("trigger_config", to: Workflow.triggerConfig(conditions: conditions))
+                // The log must rebuild this without the old id's entry: it keeps the conditions
+                // themselves (a malformed config cannot fire either way; its text is lost with the old id).
+                if known.id != id {
+                    if case .success(let conditions) = known.conditions {
+                        loggedRow = row.setting("trigger_config", to: Workflow.triggerConfig(conditions: conditions))
+                    }
                     configUnchanged = false
                 }
             }
@@ -129,7 +132,8 @@ public struct AutomationHandler: Handler {
     /// never later than the commit that made it visible (a clock ahead of the server's).
     private func follow(executionChange change: Change, at commitTime: PostgresTimestamp) throws(HandlerError) {
         guard change.operation == .insert || change.operation == .update, let new = change.new else { return }
-        let row = try Fields(change.old.map { new.fillingUnchangedToast(from: $0) } ?? new, handler: name, change: change)
+        let filled = change.old.flatMap { $0.columns.count == new.columns.count ? new.fillingUnchangedToast(from: $0) : nil }
+        let row = try Fields(filled ?? new, handler: name, change: change)
         guard row["status"] == "completed", let workflowID = row["workflow_id"],
               let data = row["trigger_data"].flatMap({ try? JSONParser.parse($0, deepValues: .emptied) }),
               case .string(let jobID)? = data["job_id"], case .string(let status)? = data["new_status"] else { return }

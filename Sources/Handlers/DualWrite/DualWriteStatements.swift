@@ -188,17 +188,19 @@ enum DualWriteStatements {
     /// is now: the other writer (the application, or the seed's trigger) has already written
     /// any later state of it into the new schema, and the stream is behind it after a backlog
     /// or a restart, so an older state compared with that would be drift that is not there.
-    /// Such a row is compared when the stream reaches its latest change. The live row is read
+    /// Such a row is compared when the stream reaches its latest change, and not at all while
+    /// that change cannot be projected (it is `invalid_source` only). The live row is read
     /// as `to_jsonb`, so a column renamed or dropped since makes the row not current rather
     /// than the statement fail; its dates print as the stream's do (ISO), except BC dates,
     /// which no projection accepts.
     private static let currentRows = """
         current_rows AS MATERIALIZED (
             SELECT l.habit_tracker_id
-            FROM (SELECT DISTINCT ON (habit_tracker_id) habit_tracker_id, operation, request_data
+            FROM (SELECT DISTINCT ON (habit_tracker_id) habit_tracker_id, operation, request_data, problem
                   FROM pg_temp.dual_write_staged ORDER BY habit_tracker_id, seq DESC) l
             LEFT JOIN LATERAL (SELECT to_jsonb(h) AS row FROM public.habit_tracker h WHERE h.id = l.habit_tracker_id) h ON true
-            WHERE CASE WHEN l.operation = 'DELETE' THEN h.row IS NULL
+            WHERE l.problem IS NULL
+              AND CASE WHEN l.operation = 'DELETE' THEN h.row IS NULL
                        ELSE h.row IS NOT NULL
                         AND (h.row ->> 'user_id') IS NOT DISTINCT FROM (l.request_data ->> 'user_id')
                         AND (h.row ->> 'child_name') IS NOT DISTINCT FROM (l.request_data ->> 'child_name')
