@@ -8,10 +8,10 @@ import Replication
 /// Shapes come from the schema history (`sql/010_schema_history.sql`) as of each change,
 /// and from today's catalog for a table the history does not know (a database where the
 /// event trigger was declined): that is exact as long as no DDL lies between the change
-/// and now. Publication membership is today's, with the publication's `publish` actions and
-/// column lists; it is read together with the WAL position it was read at, and a change at
-/// or past that position whose table is not a member reads it again, so a table added to
-/// the publication since is not missed.
+/// and now. What the publication lists is today's, with its `publish` actions and column
+/// lists; the partitions a listed table had are the change's (from the history). It is read
+/// together with the WAL position it was read at, and a change at or past that position
+/// whose table is not published reads it again, so a table added since is not missed.
 ///
 /// Used only from the thread that reads the stream. The decoder cannot throw a catalog
 /// error through its router, so a failed lookup is kept in `failure` and the caller
@@ -19,13 +19,14 @@ import Replication
 final class Wal2JsonCatalog: @unchecked Sendable {
     private let connection: PostgresConnection
     private let publication: String
-    private var members: Set<TableName> = []
+    private var membership = Membership()
     private var actions: PublishedActions = .all
     private var columnLists: [TableName: Set<String>] = [:]
     private var readAt: LSN = .zero
     /// Today's shapes, each with the WAL position it was read at.
     private var shapes: [TableName: (shape: TableShape?, readAt: LSN)] = [:]
     private var ancestors: [TableName: [TableName]] = [:]
+    private var partitioned: [TableName: Bool] = [:]
     private var failure: (any Error)?
     /// The history as loaded at connect; the decoder extends its own copy from the stream.
     let history: SchemaHistory
@@ -37,18 +38,45 @@ final class Wal2JsonCatalog: @unchecked Sendable {
         try refreshMembers()
     }
 
-    /// The route of a change of `table` at `lsn`: under the topmost published relation
-    /// among the table and the partitioned tables it belonged to then, or nil.
+    /// What the publication lists, as pgoutput's server side reads it: relations (a
+    /// partitioned one stands for its partitions), schemas, or every table; and whether a
+    /// partition's change is reported under its root.
+    private struct Membership {
+        var relations: Set<TableName> = []
+        var schemas: Set<String> = []
+        var allTables = false
+        var viaRoot = false
+
+        func lists(_ table: TableName) -> Bool {
+            allTables || relations.contains(table) || schemas.contains(table.schema)
+        }
+
+        /// The relation a change of the first of `chain` (the table, then the partitioned
+        /// tables it belonged to at the change, parent first) is reported under, or nil.
+        /// Without `viaRoot` a partitioned table is reported only through its partitions (its
+        /// own TRUNCATE comes as theirs), as pgoutput reports it.
+        func target(_ chain: [TableName], isPartitioned: () throws(PostgresError) -> Bool) throws(PostgresError) -> TableName? {
+            guard let table = chain.first, chain.contains(where: lists) else { return nil }
+            if viaRoot { return chain.last(where: lists) }
+            return try isPartitioned() ? nil : table
+        }
+    }
+
+    /// The route of a change of `table` at `lsn`: published when the publication lists the
+    /// table or a partitioned table it belonged to then (so a partition detached since is
+    /// still followed, and one attached since is not, before its attachment), reported under
+    /// the topmost listed one with `publish_via_partition_root`, or else under itself.
     func route(_ table: TableName, at lsn: LSN, history: SchemaHistory, seen: () -> SeenColumns) -> Wal2JsonRoute? {
         do {
-            let ancestors = try history.ancestors(of: table, at: lsn) ?? catalogAncestors(of: table)
-            func topmostMember() -> TableName? {
-                ancestors.last { members.contains($0) } ?? (members.contains(table) ? table : nil)
+            let chain = try [table] + (history.ancestors(of: table, at: lsn) ?? catalogAncestors(of: table))
+            let isPartitioned = { () throws(PostgresError) -> Bool in
+                if let shape = history.shape(of: table, at: lsn) { return !shape.partitions.isEmpty }
+                return try self.catalogIsPartitioned(table)
             }
-            var target = topmostMember()
+            var target = try membership.target(chain, isPartitioned: isPartitioned)
             if target == nil, lsn >= readAt {
                 try refreshMembers()
-                target = topmostMember()
+                target = try membership.target(chain, isPartitioned: isPartitioned)
             }
             guard let target else { return nil }
             // Each shape looked up once per change: this runs for every change of the stream.
@@ -74,17 +102,36 @@ final class Wal2JsonCatalog: @unchecked Sendable {
     /// or detached since are looked up again too.
     private func refreshMembers() throws(PostgresError) {
         let position = try connection.execute("SELECT pg_current_wal_insert_lsn()::text AS position").value("position")
-        let result = try connection.query(
-            "SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = $1", [publication])
-        members = Set(result.rows.compactMap { row in
-            guard let schema = row[0], let table = row[1] else { return nil }
-            return TableName(schema: schema, name: table)
-        })
+        var listed = Membership()
+        for row in try connection.query("""
+            SELECT n.nspname, c.relname
+            FROM pg_publication_rel r
+            JOIN pg_publication p ON p.oid = r.prpubid
+            JOIN pg_class c ON c.oid = r.prrelid
+            JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE p.pubname = $1
+            """, [publication]).rows {
+            guard let schema = row[0], let table = row[1] else { continue }
+            listed.relations.insert(TableName(schema: schema, name: table))
+        }
+        for row in try connection.query("""
+            SELECT n.nspname
+            FROM pg_publication_namespace s
+            JOIN pg_publication p ON p.oid = s.pnpubid
+            JOIN pg_namespace n ON n.oid = s.pnnspid
+            WHERE p.pubname = $1
+            """, [publication]).rows {
+            if let schema = row[0] { listed.schemas.insert(schema) }
+        }
         let flags = try connection.query("""
-            SELECT pubinsert, pubupdate, pubdelete, pubtruncate FROM pg_publication WHERE pubname = $1
+            SELECT puballtables, pubviaroot, pubinsert, pubupdate, pubdelete, pubtruncate FROM pg_publication WHERE pubname = $1
             """, [publication])
+        listed.allTables = flags.value("puballtables") == "t"
+        listed.viaRoot = flags.value("pubviaroot") == "t"
+        membership = listed
         actions = flags.rows.first.map { row in
-            zip(row, [PublishedActions.insert, .update, .delete, .truncate]).reduce(into: PublishedActions()) { actions, pair in
+            zip(row.dropFirst(2), [PublishedActions.insert, .update, .delete, .truncate]).reduce(into: PublishedActions()) {
+                actions, pair in
                 if pair.0 == "t" { actions.insert(pair.1) }
             }
         } ?? .all
@@ -107,6 +154,16 @@ final class Wal2JsonCatalog: @unchecked Sendable {
     }
 
     /// Today's partition ancestors, parent first; none for a table that no longer exists.
+    /// Whether the table is partitioned (it stays so for as long as it exists).
+    private func catalogIsPartitioned(_ table: TableName) throws(PostgresError) -> Bool {
+        if let known = partitioned[table] { return known }
+        let found = try connection.query("""
+            SELECT relkind = 'p' AS partitioned FROM pg_class WHERE oid = to_regclass(format('%I.%I', $1::text, $2::text))
+            """, [table.schema, table.name]).value("partitioned") == "t"
+        partitioned[table] = found
+        return found
+    }
+
     private func catalogAncestors(of table: TableName) throws(PostgresError) -> [TableName] {
         if let known = ancestors[table] { return known }
         let rows = try connection.query("""

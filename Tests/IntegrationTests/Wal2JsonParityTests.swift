@@ -168,22 +168,32 @@ import Testing
         #expect(members.map(\.key) == ["id", "region", "at", "payload"], "the root's order, no generated column")
     }
 
-    @Test func aDetachedPartitionLeavesThePublicationAsItDidOnTheServer() throws {
+    /// Read only after the DDL: a partition detached since was published at its earlier
+    /// changes (it was a partition then), and one attached since was not at its earlier ones,
+    /// whether changes are reported under the root or under the partition itself.
+    @Test(arguments: [true, false])
+    func partitionsDetachedAndAttachedLaterArePublishedAsTheyWereAtEachChange(viaRoot: Bool) throws {
         let cluster = try startCluster(schema: false)
         defer { try? cluster.stop() }
         let db = try cluster.connect()
         try Self.installSchemaHistory(db)
-        try Self.createPartitions(db, viaRoot: true)
+        try Self.createPartitions(db, viaRoot: viaRoot)
+        try db.execute("CREATE TABLE measures_late (id int, k int, v text, PRIMARY KEY (id, k))")
         try Self.createSlots(db)
         try db.execute("""
             INSERT INTO measures VALUES (1, 12, 'before');
+            INSERT INTO measures_late VALUES (4, 25, 'not yet a partition');
             ALTER TABLE measures DETACH PARTITION measures_high;
+            ALTER TABLE measures ATTACH PARTITION measures_late FOR VALUES FROM (20) TO (30);
             INSERT INTO measures_high VALUES ('after', 13, 2);
             INSERT INTO measures VALUES (3, 1, 'still published');
+            INSERT INTO measures_late VALUES (5, 26, 'a partition now');
             """)
-        let lines = try Self.tailBoth(cluster, publication: "parts", count: 2)
-        Self.expectSameLines(lines, count: 2)
-        #expect(lines.wal2json.map(Self.summary) == ["measures insert 1", "measures insert 3"])
+        let lines = try Self.tailBoth(cluster, publication: "parts", count: 3)
+        Self.expectSameLines(lines, count: 3)
+        #expect(lines.wal2json.map(Self.summary) == (viaRoot
+            ? ["measures insert 1", "measures insert 3", "measures insert 5"]
+            : ["measures_high insert 1", "measures_low insert 3", "measures_late insert 5"]))
     }
 
     /// The stream is read only after all the DDL: each change must come out as it was made.
@@ -386,5 +396,24 @@ import Testing
         let pgoutput = try Self.tailBoth(cluster, publication: "live_pub", count: steps.count, wal2jsonParts: []).pgoutput
         Self.expectSameLines((pgoutput, wal2json), count: steps.count)
         #expect(wal2json[1]["unchanged_toast"] == nil, "\(wal2json[1])")
+    }
+
+    /// Publications that list schemas or every table rather than tables.
+    @Test(arguments: ["FOR TABLES IN SCHEMA s1", "FOR ALL TABLES"])
+    func schemaAndAllTablesPublicationsPrintTheSameLines(scope: String) throws {
+        let cluster = try startCluster(schema: false)
+        defer { try? cluster.stop() }
+        let db = try cluster.connect()
+        try db.execute("""
+            CREATE SCHEMA s1; CREATE SCHEMA s2;
+            CREATE TABLE s1.a (id int PRIMARY KEY); CREATE TABLE s2.b (id int PRIMARY KEY);
+            CREATE PUBLICATION scoped \(scope);
+            """)
+        try Self.createSlots(db)
+        try db.execute("INSERT INTO s2.b VALUES (1); INSERT INTO s1.a VALUES (2); INSERT INTO s2.b VALUES (3)")
+        let count = scope == "FOR ALL TABLES" ? 3 : 1
+        let lines = try Self.tailBoth(cluster, publication: "scoped", count: count)
+        Self.expectSameLines(lines, count: count)
+        #expect(lines.wal2json.map(Self.summary) == (count == 3 ? ["b insert 1", "a insert 2", "b insert 3"] : ["a insert 2"]))
     }
 }
