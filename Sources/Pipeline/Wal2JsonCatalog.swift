@@ -53,12 +53,9 @@ final class Wal2JsonCatalog: @unchecked Sendable {
 
         /// The relation a change of the first of `chain` (the table, then the partitioned
         /// tables it belonged to at the change, parent first) is reported under, or nil.
-        /// Without `viaRoot` a partitioned table is reported only through its partitions (its
-        /// own TRUNCATE comes as theirs), as pgoutput reports it.
-        func target(_ chain: [TableName], isPartitioned: () throws(PostgresError) -> Bool) throws(PostgresError) -> TableName? {
+        func target(_ chain: [TableName]) -> TableName? {
             guard let table = chain.first, chain.contains(where: lists) else { return nil }
-            if viaRoot { return chain.last(where: lists) }
-            return try isPartitioned() ? nil : table
+            return viaRoot ? chain.last(where: lists) : table
         }
     }
 
@@ -69,16 +66,15 @@ final class Wal2JsonCatalog: @unchecked Sendable {
     func route(_ table: TableName, at lsn: LSN, history: SchemaHistory, seen: () -> SeenColumns) -> Wal2JsonRoute? {
         do {
             let chain = try [table] + (history.ancestors(of: table, at: lsn) ?? catalogAncestors(of: table))
-            let isPartitioned = { () throws(PostgresError) -> Bool in
-                if let shape = history.shape(of: table, at: lsn) { return !shape.partitions.isEmpty }
-                return try self.catalogIsPartitioned(table)
-            }
-            var target = try membership.target(chain, isPartitioned: isPartitioned)
+            var target = membership.target(chain)
             if target == nil, lsn >= readAt {
                 try refreshMembers()
-                target = try membership.target(chain, isPartitioned: isPartitioned)
+                target = membership.target(chain)
             }
             guard let target else { return nil }
+            // Without publish_via_partition_root a partitioned table is reported only through
+            // its partitions (its own TRUNCATE comes as theirs), as pgoutput reports it.
+            if !membership.viaRoot, try isPartitioned(table, at: lsn, history: history) { return nil }
             // Each shape looked up once per change: this runs for every change of the stream.
             let own = try history.shape(of: table, at: lsn) ?? catalogShape(of: table, at: lsn, seen: seen)
             let reported = target == table ? own
@@ -154,8 +150,10 @@ final class Wal2JsonCatalog: @unchecked Sendable {
     }
 
     /// Today's partition ancestors, parent first; none for a table that no longer exists.
-    /// Whether the table is partitioned (it stays so for as long as it exists).
-    private func catalogIsPartitioned(_ table: TableName) throws(PostgresError) -> Bool {
+    /// Whether the table is partitioned: from the history, or else the catalog (a table stays
+    /// partitioned or not for as long as it exists).
+    private func isPartitioned(_ table: TableName, at lsn: LSN, history: SchemaHistory) throws(PostgresError) -> Bool {
+        if let shape = history.shape(of: table, at: lsn) { return !shape.partitions.isEmpty }
         if let known = partitioned[table] { return known }
         let found = try connection.query("""
             SELECT relkind = 'p' AS partitioned FROM pg_class WHERE oid = to_regclass(format('%I.%I', $1::text, $2::text))
