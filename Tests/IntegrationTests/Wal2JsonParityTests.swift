@@ -29,6 +29,20 @@ import Testing
         try db.execute("SELECT pg_create_logical_replication_slot('p_wal2json', 'wal2json')")
     }
 
+    /// A cluster of its own with `ddl` run, then both plugins' slots made.
+    static func clusterWithSlots(after ddl: String) throws -> (LocalPostgres, PostgresConnection) {
+        let cluster = try startCluster(schema: false)
+        do {
+            let db = try cluster.connect()
+            try db.execute(ddl)
+            try createSlots(db)
+            return (cluster, db)
+        } catch {
+            try? cluster.stop()
+            throw error
+        }
+    }
+
     static func installSchemaHistory(_ db: PostgresConnection) throws {
         try db.execute("CREATE SCHEMA IF NOT EXISTS changerelay")
         try db.execute(try String(contentsOfFile: repositoryRoot + "/sql/010_schema_history.sql", encoding: .utf8))
@@ -253,15 +267,12 @@ import Testing
     }
 
     @Test func generatedColumnsAreLeftOutEvenWithoutTheSchemaHistory() throws {
-        let cluster = try startCluster(schema: false)
-        defer { try? cluster.stop() }
-        let db = try cluster.connect()
-        try db.execute("""
+        let (cluster, db) = try Self.clusterWithSlots(after: """
             CREATE TABLE priced (id int PRIMARY KEY, net numeric, gross numeric GENERATED ALWAYS AS (net * 1.2) STORED, note text);
             ALTER TABLE priced REPLICA IDENTITY FULL;
             CREATE PUBLICATION priced_pub FOR TABLE priced;
             """)
-        try Self.createSlots(db)
+        defer { try? cluster.stop() }
         try db.execute("""
             INSERT INTO priced (id, net, note) VALUES (1, 10, 'n');
             UPDATE priced SET net = 20 WHERE id = 1;
@@ -313,15 +324,12 @@ import Testing
     /// jsonb would refuse it), and another application's binary logical messages, which
     /// wal2json prints as their raw bytes. Both plugins print the same lines and go on.
     @Test func valuesThatOnceStoppedTheStreamPrintTheSameLinesAndTheStreamGoesOn() throws {
-        let cluster = try startCluster(schema: false)
-        defer { try? cluster.stop() }
-        let db = try cluster.connect()
-        try db.execute("""
+        let (cluster, db) = try Self.clusterWithSlots(after: """
             ALTER DATABASE postgres SET bytea_output = 'escape';
             CREATE TABLE odd (id int PRIMARY KEY, b bytea, j json);
             CREATE PUBLICATION odd_pub FOR TABLE odd;
             """)
-        try Self.createSlots(db)
+        defer { try? cluster.stop() }
         try db.execute(#"INSERT INTO odd VALUES (1, '\x00ff41', '["\uDE00x\uD83D", "\uD83D\uDE00", "\u00e9"]')"#)
         try db.execute(#"SELECT pg_logical_emit_message(true, 'other.bin', '\xff00fe41'::bytea)"#)
         try db.execute(#"SELECT pg_logical_emit_message(false, 'other.bin', '\xc328'::bytea)"#)
@@ -341,15 +349,12 @@ import Testing
     /// pgoutput's server side applies them; wal2json sends everything, and ChangeRelay keeps
     /// what the publication publishes.
     @Test func aPublicationsActionsAndColumnListArePrintedAsPgoutputPrintsThem() throws {
-        let cluster = try startCluster(schema: false)
-        defer { try? cluster.stop() }
-        let db = try cluster.connect()
-        try db.execute("""
+        let (cluster, db) = try Self.clusterWithSlots(after: """
             CREATE TABLE narrow (id int PRIMARY KEY, shown text, secret text);
             CREATE TABLE wide (id int PRIMARY KEY, v text);
             CREATE PUBLICATION picky FOR TABLE narrow (id, shown), wide WITH (publish = 'insert, delete');
             """)
-        try Self.createSlots(db)
+        defer { try? cluster.stop() }
         try db.execute("""
             INSERT INTO narrow VALUES (1, 'a', 's1');
             INSERT INTO wide VALUES (1, 'w');
@@ -369,14 +374,11 @@ import Testing
     /// takes shapes from today's catalog: one kept from before an ALTER TABLE is read again
     /// when a record contradicts it, so DDL while streaming prints what pgoutput prints.
     @Test func withoutTheHistoryALiveStreamFollowsColumnsAddedDroppedAndRenamed() throws {
-        let cluster = try startCluster(schema: false)
-        defer { try? cluster.stop() }
-        let db = try cluster.connect()
-        try db.execute("""
+        let (cluster, db) = try Self.clusterWithSlots(after: """
             CREATE TABLE live (id int PRIMARY KEY, a text, b text);
             CREATE PUBLICATION live_pub FOR TABLE live;
             """)
-        try Self.createSlots(db)
+        defer { try? cluster.stop() }
         let environment = ["CHANGERELAY_SOURCE_DATABASE_URL": cluster.url, "CHANGERELAY_SOURCE_PUBLICATION": "live_pub"]
         let tail = try Background(["tail", "--plugin", "wal2json", "--slot", "p_wal2json"], environment: environment)
         let steps = [
@@ -401,15 +403,12 @@ import Testing
     /// Publications that list schemas or every table rather than tables.
     @Test(arguments: ["FOR TABLES IN SCHEMA s1", "FOR ALL TABLES"])
     func schemaAndAllTablesPublicationsPrintTheSameLines(scope: String) throws {
-        let cluster = try startCluster(schema: false)
-        defer { try? cluster.stop() }
-        let db = try cluster.connect()
-        try db.execute("""
+        let (cluster, db) = try Self.clusterWithSlots(after: """
             CREATE SCHEMA s1; CREATE SCHEMA s2;
             CREATE TABLE s1.a (id int PRIMARY KEY); CREATE TABLE s2.b (id int PRIMARY KEY);
             CREATE PUBLICATION scoped \(scope);
             """)
-        try Self.createSlots(db)
+        defer { try? cluster.stop() }
         try db.execute("INSERT INTO s2.b VALUES (1); INSERT INTO s1.a VALUES (2); INSERT INTO s2.b VALUES (3)")
         let count = scope == "FOR ALL TABLES" ? 3 : 1
         let lines = try Self.tailBoth(cluster, publication: "scoped", count: count)
