@@ -163,7 +163,7 @@ struct JSONScanner {
         return true
     }
 
-    private func hex4(at offset: Int) throws(JSONParseError) -> UInt32 {
+    func hex4(at offset: Int) throws(JSONParseError) -> UInt32 {
         guard offset + 4 <= input.count else { throw error(.invalidUnicodeEscape, at: offset - 2) }
         var value: UInt32 = 0
         for index in offset..<(offset + 4) {
@@ -173,7 +173,7 @@ struct JSONScanner {
         return value
     }
 
-    static func hexValue(_ byte: UInt8) -> UInt8? {
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
         switch byte {
         case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
         case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10

@@ -289,10 +289,10 @@ public struct JSONWriter: Sendable {
             }
             // The scanner has checked every escape: four hex digits follow, and a high half
             // followed by a low half's escape is a pair.
-            let unit = Self.hexUnit(input, at: index + 2)
+            let unit = (try? scanner.hex4(at: index + 2)) ?? 0
             if (0xD800...0xDBFF).contains(unit), index + 11 < token.content.upperBound,
                input[index + 6] == UInt8(ascii: "\\"), input[index + 7] == UInt8(ascii: "u"),
-               (0xDC00...0xDFFF).contains(Self.hexUnit(input, at: index + 8)) {
+               (0xDC00...0xDFFF).contains((try? scanner.hex4(at: index + 8)) ?? 0) {
                 bytes.append(contentsOf: UnsafeBufferPointer(rebasing: input[index..<(index + 12)]))
                 index += 12
             } else if (0xD800...0xDFFF).contains(unit) {
@@ -306,11 +306,6 @@ public struct JSONWriter: Sendable {
     }
 
     private static let replacementEscape = Array("\\ufffd".utf8)
-
-    /// Four hex digits the scanner has already checked.
-    private static func hexUnit(_ input: UnsafeBufferPointer<UInt8>, at offset: Int) -> UInt32 {
-        input[offset..<(offset + 4)].reduce(0) { $0 << 4 | UInt32(JSONScanner.hexValue($1) ?? 0) }
-    }
 
     private mutating func appendSeparator(_ more: Bool) -> Bool {
         if more { bytes.append(UInt8(ascii: ",")) }

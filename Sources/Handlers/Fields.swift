@@ -55,10 +55,11 @@ extension Fields {
 extension Row {
     /// The new row of an UPDATE with its unchanged TOAST values taken from the old one,
     /// which REPLICA IDENTITY FULL sends whole: a large value the UPDATE left alone is then
-    /// read as what it is, not as NULL.
+    /// read as what it is, not as NULL. An old row of other columns (a key only) fills nothing.
     func fillingUnchangedToast(from old: Row) -> Row {
+        guard old.columns.count == columns.count else { return self }
         var row = self
-        for index in row.values.indices where index < old.values.count {
+        for index in row.values.indices {
             if case .unchangedToast = row.values[index] { row.values[index] = old.values[index] }
         }
         return row

@@ -99,16 +99,21 @@ final class Wal2JsonCatalog: @unchecked Sendable {
     private func refreshMembers() throws(PostgresError) {
         let position = try connection.execute("SELECT pg_current_wal_insert_lsn()::text AS position").value("position")
         var listed = Membership()
+        var lists: [TableName: Set<String>] = [:]
+        // Each listed relation, once per column of its column list (once, with no column, without one).
         for row in try connection.query("""
-            SELECT n.nspname, c.relname
+            SELECT n.nspname, c.relname, a.attname
             FROM pg_publication_rel r
             JOIN pg_publication p ON p.oid = r.prpubid
             JOIN pg_class c ON c.oid = r.prrelid
             JOIN pg_namespace n ON n.oid = c.relnamespace
+            LEFT JOIN pg_attribute a ON a.attrelid = r.prrelid AND a.attnum = ANY (r.prattrs)
             WHERE p.pubname = $1
             """, [publication]).rows {
             guard let schema = row[0], let table = row[1] else { continue }
-            listed.relations.insert(TableName(schema: schema, name: table))
+            let relation = TableName(schema: schema, name: table)
+            listed.relations.insert(relation)
+            if let column = row[2] { lists[relation, default: []].insert(column) }
         }
         for row in try connection.query("""
             SELECT n.nspname
@@ -131,19 +136,6 @@ final class Wal2JsonCatalog: @unchecked Sendable {
                 if pair.0 == "t" { actions.insert(pair.1) }
             }
         } ?? .all
-        var lists: [TableName: Set<String>] = [:]
-        for row in try connection.query("""
-            SELECT n.nspname, c.relname, a.attname
-            FROM pg_publication_rel r
-            JOIN pg_publication p ON p.oid = r.prpubid
-            JOIN pg_class c ON c.oid = r.prrelid
-            JOIN pg_namespace n ON n.oid = c.relnamespace
-            JOIN pg_attribute a ON a.attrelid = r.prrelid AND a.attnum = ANY (r.prattrs)
-            WHERE p.pubname = $1 AND r.prattrs IS NOT NULL
-            """, [publication]).rows {
-            guard let schema = row[0], let table = row[1], let column = row[2] else { continue }
-            lists[TableName(schema: schema, name: table), default: []].insert(column)
-        }
         columnLists = lists
         ancestors = [:]
         readAt = position.flatMap { LSN($0) } ?? .zero

@@ -132,8 +132,7 @@ public struct AutomationHandler: Handler {
     /// never later than the commit that made it visible (a clock ahead of the server's).
     private func follow(executionChange change: Change, at commitTime: PostgresTimestamp) throws(HandlerError) {
         guard change.operation == .insert || change.operation == .update, let new = change.new else { return }
-        let filled = change.old.flatMap { $0.columns.count == new.columns.count ? new.fillingUnchangedToast(from: $0) : nil }
-        let row = try Fields(filled ?? new, handler: name, change: change)
+        let row = try Fields(change.old.map(new.fillingUnchangedToast) ?? new, handler: name, change: change)
         guard row["status"] == "completed", let workflowID = row["workflow_id"],
               let data = row["trigger_data"].flatMap({ try? JSONParser.parse($0, deepValues: .emptied) }),
               case .string(let jobID)? = data["job_id"], case .string(let status)? = data["new_status"] else { return }
