@@ -101,6 +101,16 @@ public struct Config: Sendable {
     public var echo: Echo
     /// The `[[schedules]]` entries, in file order.
     public var schedules: [Schedule]
+    /// `CHANGERELAY_*` variables that name no section, no key and nothing else ChangeRelay
+    /// reads (`CHANGERELAY_WEBHOOK_ALLOW_PRIVATE_TARGETS`, one letter short): a command logs
+    /// each as a warning. Not an error, as scripts around the service may keep their own
+    /// variables under the same prefix.
+    public var unrecognizedVariables: [String] = []
+
+    /// The `CHANGERELAY_*` variables read outside the configuration's sections.
+    public static let otherVariables: Set<String> = [
+        "CHANGERELAY_SERVICE_KEY", "CHANGERELAY_SQL_DIR", "CHANGERELAY_PG_BINDIR", "CHANGERELAY_CRASH_POINT",
+    ]
 
     public struct Pipeline: Sendable {
         /// A batch of source transactions commits once it holds this many changes…
@@ -158,7 +168,9 @@ public struct Config: Sendable {
             }
         }
         try applyEnvironment(environment, to: &values)
-        return Config(values, schedules: schedules)
+        var config = Config(values, schedules: schedules)
+        config.unrecognizedVariables = unrecognizedVariables(in: environment)
+        return config
     }
 
     /// Overrides from `CHANGERELAY_<SECTION>_<KEY>`. A variable naming a known section
@@ -167,7 +179,6 @@ public struct Config: Sendable {
         throws(ConfigError)
     {
         let byName = Dictionary(uniqueKeysWithValues: ConfigSchema.keys.map { ($0.environmentName, $0) })
-        let sectionPrefixes = Set(ConfigSchema.keys.map(\.environmentPrefix))
         for (name, text) in environment.sorted(by: { $0.key < $1.key }) where name.hasPrefix("CHANGERELAY_") {
             let origin = "environment \(name)"
             if name.hasPrefix("CHANGERELAY_SCHEDULES_") {
@@ -180,6 +191,16 @@ public struct Config: Sendable {
                 throw ConfigError(key: name, origin: origin, reason: "unknown configuration variable")
             }
         }
+    }
+
+    /// `CHANGERELAY_SOURCE_`, `CHANGERELAY_HANDLERS_ECHO_`, …
+    private static let sectionPrefixes = Set(ConfigSchema.keys.map(\.environmentPrefix))
+
+    static func unrecognizedVariables(in environment: [String: String]) -> [String] {
+        environment.keys.filter { name in
+            name.hasPrefix("CHANGERELAY_") && !otherVariables.contains(name)
+                && !sectionPrefixes.contains(where: { name.hasPrefix($0) })
+        }.sorted()
     }
 
     init(_ values: [String: TOMLValue], schedules: [Schedule]) {

@@ -27,8 +27,10 @@ struct ConfigOptions: ParsableArguments {
 /// Logs go to standard error so that standard output stays machine-readable, in the format and at
 /// the level of the configuration's `[log]`. swift-log takes one bootstrap per process, so a command
 /// calls this once, after reading its configuration and before making its first `Logger` (one made
-/// earlier would keep swift-log's default handler).
-func bootstrapLogging(_ settings: Config.Log) {
+/// earlier would keep swift-log's default handler). Variables that look like configuration
+/// but are not are named here, once logging is set up.
+func bootstrapLogging(_ config: Config) {
+    let settings = config.log
     LoggingSystem.bootstrap { label in
         var handler: any LogHandler = switch settings.format {
         case .plain: StreamLogHandler.standardError(label: label)
@@ -36,6 +38,11 @@ func bootstrapLogging(_ settings: Config.Log) {
         }
         handler.logLevel = settings.level
         return handler
+    }
+    let logger = Logger(label: "changerelay.config")
+    for name in config.unrecognizedVariables {
+        logger.warning("\(name) is not a configuration variable and is ignored",
+                       metadata: ["variable": "\(name)"])
     }
 }
 

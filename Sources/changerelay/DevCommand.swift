@@ -25,7 +25,7 @@ struct Dev: AsyncParsableCommand {
         ProcessSignals.prepare()
         let defaults: Config
         do { defaults = try Self.defaults() } catch { throw failure(error.description) }
-        bootstrapLogging(defaults.log)
+        bootstrapLogging(defaults)
         let logger = Logger(label: "changerelay.dev")
         do {
             let absolute = directory.hasPrefix("/") ? directory : FileManager.default.currentDirectoryPath + "/" + directory

@@ -44,7 +44,7 @@ struct DriftCheck: ParsableCommand {
         let started = ContinuousClock.now
         do {
             let config = try Config.load(path: options.config)
-            bootstrapLogging(config.log)
+            bootstrapLogging(config)
             let connection = try PostgresConnection(url: try config.requireSourceURL())
             // One snapshot for every count; the comparison hashes millions of rows, so give it memory.
             try connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL work_mem = '256MB'")

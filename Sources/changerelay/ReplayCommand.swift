@@ -42,7 +42,7 @@ struct Replay: AsyncParsableCommand {
     func run() async throws {
         ProcessSignals.prepare()
         let config = try options.load()
-        bootstrapLogging(config.log)
+        bootstrapLogging(config)
         let outcome = OutcomeBox()
         let replay: SlotReplay
         do {

@@ -16,7 +16,7 @@ struct Run: AsyncParsableCommand {
     func run() async throws {
         ProcessSignals.prepare()
         let config = try options.load()
-        bootstrapLogging(config.log)
+        bootstrapLogging(config)
         let logger = Logger(label: "changerelay.run")
         do {
             // A standby that takes the slot over finds the checkpoint moved on since it loaded

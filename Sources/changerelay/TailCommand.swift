@@ -50,7 +50,7 @@ struct Tail: AsyncParsableCommand {
     func run() async throws {
         ProcessSignals.prepare()
         let config = try options.load()
-        bootstrapLogging(config.log)
+        bootstrapLogging(config)
         let logger = Logger(label: "changerelay.tail")
         let limit = self.limit
         let format = self.format

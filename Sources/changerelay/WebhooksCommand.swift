@@ -22,7 +22,7 @@ struct Webhooks: ParsableCommand {
 
         func run() async throws {
             let config = try options.load()
-            bootstrapLogging(config.log)
+            bootstrapLogging(config)
             let outcome: WebhookTestEvent.Outcome
             let db: PostgresConnection
             let target: WebhookTestEvent.Target

@@ -129,6 +129,19 @@ func loadError(_ text: String, environment: [String: String] = [:]) throws -> Co
         #expect(config.delivery.concurrency == 8)
     }
 
+    @Test func variablesThatNameNoSectionAreListedNotApplied() throws {
+        let config = try Config.load(path: nil, environment: [
+            "CHANGERELAY_WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
+            "CHANGERELAY_SQL_DIR": "/opt/changerelay/sql",
+            "CHANGERELAY_SERVICE_KEY": "read by the service, not the configuration",
+            "CHANGERELAY_DELIVERY_CONCURRENCY": "8",
+            "CHANGERELAYX": "another prefix",
+        ])
+        #expect(config.unrecognizedVariables == ["CHANGERELAY_WEBHOOK_ALLOW_PRIVATE_TARGETS"])
+        #expect(!config.webhooks.allowPrivateTargets)
+        #expect(config.delivery.concurrency == 8)
+    }
+
     @Test func unknownKeyIsNamedWithItsLine() throws {
         let error = try #require(try loadError("[source]\nplugin = \"pgoutput\"\nslott = \"x\"\n"))
         #expect(error.key == "source.slott")
