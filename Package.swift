@@ -61,7 +61,7 @@ let package = Package(
         ]),
         .target(name: "Schema", dependencies: ["Replication", "RelayConfiguration"]),
         .target(name: "Delivery", dependencies: [
-            "CCurl", "Core", "Decoding", "PlannedEffects", "Replication", "StateStore",
+            "CCurl", "Core", "Decoding", "Handlers", "PlannedEffects", "Replication", "StateStore",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),

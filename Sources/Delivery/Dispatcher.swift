@@ -192,16 +192,17 @@ public final class Dispatcher: Sendable {
 
     /// Starts one try. A webhook's target is checked in the try's own task: the guard may
     /// wait on DNS, which must hold up only this endpoint's tries, never the loop.
-    private func send(_ delivery: ClaimedDelivery, webhooks: WebhookTries) {
+    private func send(_ claimed: ClaimedDelivery, webhooks: WebhookTries) {
+        var delivery = claimed
         var body = Array(delivery.body.utf8)
         if let field = delivery.attemptField { Self.setField(field, to: delivery.attempt, in: &body) }
         let started = Date()
         var headers = delivery.headers
         var guarded = false
         if let configID = WebhookTries.configID(of: delivery) {
-            switch webhooks.headers(for: delivery, configID: configID, body: body, now: started) {
-            case .success(let signed):
-                headers = signed
+            switch webhooks.prepared(delivery, configID: configID, body: body, now: started) {
+            case .success(let prepared):
+                (delivery, headers) = prepared
                 guarded = true
             case .failure(let refusal):
                 finish(Finished(delivery: delivery, started: started, ended: started, result: .refused(refusal.reason)))
@@ -275,8 +276,13 @@ public final class Dispatcher: Sendable {
                 "reason": "\(reason)",
             ])
             if case .gaveUp(.endpointGone) = reason, let config = WebhookTries.configID(of: delivery) {
-                logger.warning("webhook config deactivated: its endpoint answered 410 Gone; its deliveries wait until it is active again",
-                               metadata: ["config": "\(config)", "delivery": "\(delivery.id)"])
+                if try WebhookTries.isActive(configID: config, on: db) {
+                    logger.warning("a webhook endpoint answered 410 Gone at a URL its config no longer has; the config stays active",
+                                   metadata: ["config": "\(config)", "delivery": "\(delivery.id)"])
+                } else {
+                    logger.warning("webhook config deactivated: its endpoint answered 410 Gone; its deliveries wait until it is active again",
+                                   metadata: ["config": "\(config)", "delivery": "\(delivery.id)"])
+                }
             }
         }
     }

@@ -171,6 +171,16 @@ public struct DeliveryQueue: Sendable {
                   postgresArrayLiteral(unsent.map(\.previousStatus.rawValue))])
     }
 
+    /// Points claimed rows at the URLs they are now sent to (a webhook config's URL changed
+    /// since they were planned), so that what a try's answer says about its URL is checked
+    /// against the URL it was sent to.
+    public static func retarget(_ rows: [(id: Int64, url: String)], on db: PostgresConnection) throws(PostgresError) {
+        try db.query("""
+            UPDATE changerelay.deliveries d SET target_url = r.url, updated_at = now()
+            FROM unnest($1::bigint[], $2::text[]) AS r(id, url) WHERE d.id = r.id
+            """, [postgresArrayLiteral(rows.map { String($0.id) }), postgresArrayLiteral(rows.map(\.url))])
+    }
+
     /// The limit is part of the statement's text, not a parameter: a prepared statement's
     /// generic plan cannot see a parameter's value, and with a large backlog that plan
     /// walked the whole table to join a few rows. Rows whose report this dispatcher cannot
@@ -252,7 +262,7 @@ public struct DeliveryQueue: Sendable {
                     next_attempt_at = now() + r.delay_ms * interval '1 millisecond', locked_until = NULL,
                     completed_at = CASE WHEN r.status IN ('succeeded', 'dead') THEN now() END, updated_at = now()
                 FROM result r WHERE d.id = r.id AND d.attempt = r.attempt
-                RETURNING r.*, d.report)\(logFragments)
+                RETURNING r.*, d.report, d.target_url)\(logFragments)
             INSERT INTO changerelay.delivery_attempts (delivery_id, attempt, started_at, http_status, error, response_body)
             SELECT id, attempt, to_timestamp(started), http_status, error, body FROM updated
             """

@@ -261,6 +261,80 @@ import Testing
         #expect(contents == ["m0", "m1", "m2", "m3"])
     }
 
+    /// An operator whose endpoint moved (its old URL answers 410, which turned the config off)
+    /// fixes the URL and a header and turns the config on: the deliveries that waited go to
+    /// the new URL with the new header, and the config stays on.
+    @Test func aRepairedConfigsWaitingDeliveriesGoWhereItNowPoints() throws {
+        let setup = try RunPipelineTests.prepare(behavior: .dynamic { request in
+            request.path == "/gone" ? .status(410) : .status(200)
+        })
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let config = try Self.addConfig(setup, name: "moved", events: ["chat.message.created"], path: "/gone",
+                                        headers: #"{"X-Version": "1"}"#)
+        try setup.db.execute("""
+            WITH session AS (INSERT INTO chat_sessions (user_id) VALUES ('00000000-0000-4000-8000-000000000001') RETURNING id)
+            INSERT INTO chat_messages (session_id, role, content) SELECT id, 'assistant', 'm' || g FROM session, generate_series(1, 3) g
+            """)
+        var environment = Self.environment(setup)
+        environment["CHANGERELAY_WEBHOOKS_MAX_IN_FLIGHT_PER_ENDPOINT"] = "1"
+        let run = try Background(["run"], environment: environment)
+        try RunPipelineTests.waitFor("the config to be turned off and two deliveries to wait") {
+            try setup.db.query("""
+                SELECT NOT c.is_active AND (SELECT count(*) FROM changerelay.deliveries WHERE status = 'pending') = 2 AS waiting
+                FROM webhook_configs c WHERE id::text = $1
+                """, [config]).value("waiting") == "t"
+        }
+        try setup.db.query("""
+            UPDATE webhook_configs SET url = $2, headers = '{"X-Version": "2"}', is_active = true WHERE id::text = $1
+            """, [config, setup.receiver.url(path: "/moved")])
+        try RunPipelineTests.waitFor("the two at the new URL") {
+            try setup.db.execute("SELECT count(*) AS n FROM changerelay.deliveries WHERE status = 'succeeded'").value("n") == "2"
+        }
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0)
+        let moved = setup.receiver.requests.filter { $0.path == "/moved" }
+        #expect(moved.count == 2)
+        #expect(moved.allSatisfy { $0.header("X-Version") == "2" })
+        #expect(setup.receiver.requests.filter { $0.path == "/gone" }.count == 1)
+        let state = try setup.db.query("""
+            SELECT c.is_active::text AS active,
+                   (SELECT count(*) FROM changerelay.deliveries WHERE status = 'succeeded' AND target_url = c.url) AS there
+            FROM webhook_configs c WHERE id::text = $1
+            """, [config])
+        #expect(state.value("active") == "true")
+        #expect(state.value("there") == "2")
+    }
+
+    /// A 410 that answers a try sent before the config's URL changed says the old URL is
+    /// gone, not the new one: the config stays on and later events go to the new URL.
+    @Test func a410FromAnOldURLLeavesTheConfigOn() throws {
+        let answer = DispatchSemaphore(value: 0)
+        let setup = try RunPipelineTests.prepare(behavior: .dynamic { request in
+            guard request.path == "/old" else { return .status(200) }
+            _ = answer.wait(timeout: .now() + 60)
+            return .status(410)
+        })
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let config = try Self.addConfig(setup, name: "moving", events: ["chat.message.created"], path: "/old")
+        let run = try Background(["run"], environment: Self.environment(setup))
+        try Self.chat(setup, messages: 1, role: "assistant")
+        try RunPipelineTests.waitFor("the try at the old URL") { setup.receiver.requestCount == 1 }
+        try setup.db.query("UPDATE webhook_configs SET url = $2 WHERE id::text = $1", [config, setup.receiver.url(path: "/new")])
+        answer.signal()
+        try RunPipelineTests.waitFor("the 410 recorded") {
+            try setup.db.execute("SELECT response_status FROM webhook_logs").value("response_status") == "410"
+        }
+        try Self.chat(setup, messages: 1, role: "assistant")
+        try RunPipelineTests.waitFor("the next event at the new URL") {
+            setup.receiver.requests.contains { $0.path == "/new" }
+        }
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0)
+        let active = try setup.db.query("SELECT is_active::text AS a FROM webhook_configs WHERE id::text = $1", [config])
+        #expect(active.value("a") == "true")
+        #expect(!run.stderr.contains("webhook config deactivated"), "\(run.stderr.suffix(2000))")
+    }
+
     /// A config deleted between two tries of a delivery gets no second try: the dispatcher
     /// that signed the first forgets the config's secret, and the delivery ends dead with its
     /// log row saying why.

@@ -1,19 +1,34 @@
 import Core
 import Foundation
+import Handlers
 import Logging
 import PlannedEffects
 import Replication
 import StateStore
 
 /// What a webhook try needs beyond its planned row, decided by the dispatcher's loop (it
-/// is not shared): the config's secret as it is when the delivery is claimed, read from
-/// `webhook_configs` on the dispatcher's own connection so that it never sits in a
-/// delivery row or the stream's memory, and the Standard Webhooks headers of this try,
-/// signed over the exact body sent. The SSRF guard's verdict comes later, in the try's own
-/// task (`WebhookTargetGuard`): it may wait on DNS, and this runs on the dispatcher's loop.
+/// is not shared): the config as it is when the delivery is claimed, read from
+/// `webhook_configs` on the dispatcher's own connection, and the Standard Webhooks headers
+/// of this try, signed over the exact body sent. The secret never sits in a delivery row or
+/// the stream's memory. The SSRF guard's verdict comes later, in the try's own task
+/// (`WebhookTargetGuard`): it may wait on DNS, and this runs on the dispatcher's loop.
+///
+/// A delivery goes to the config's URL, with its headers and retry policy, as they are when
+/// it is sent, not as they were when it was planned: an operator who pauses a config, fixes
+/// its URL and turns it on again expects its waiting deliveries at the new address. The row's
+/// `target_url` follows, so that a 410 turns the config off only when it came from the URL
+/// the config still has (`DeliveryLog.webhookLog`). A config that cannot be read now (its
+/// `headers` made malformed since) keeps its deliveries as planned: nothing is dropped.
 final class WebhookTries {
+    private struct Current {
+        var signer: Result<WebhookSigner, WebhookSecretError>
+        var config: WebhookConfig?
+    }
+
     private let logger: Logger
-    private var signers: [String: Result<WebhookSigner, WebhookSecretError>] = [:]
+    private var configs: [String: Current] = [:]
+    /// The headers each config was told it cannot set: said once, not at every try.
+    private var reportedDrops: [String: Set<String>] = [:]
 
     init(logger: Logger) {
         self.logger = logger
@@ -24,15 +39,17 @@ final class WebhookTries {
     }
 
     /// Reads the configs `deliveries` (a claim's rows and those still queued) name, as they
-    /// are now: their secrets, and which are inactive. A config deleted since is forgotten, so
-    /// its rows are refused as such rather than signed with its old secret; the endpoints of
-    /// inactive ones are returned, for their queued rows to be put back unsent (an operator
-    /// turned the config off, or another dispatcher's try got 410).
+    /// are now, and points the rows of a config whose URL changed at its new one. A config
+    /// deleted since is forgotten, so its rows are refused as such rather than signed with
+    /// its old secret; the endpoints of inactive ones are returned, for their queued rows to
+    /// be put back unsent (an operator turned the config off, or another dispatcher's try got 410).
     func prepare(_ deliveries: [ClaimedDelivery], on db: PostgresConnection) throws(PostgresError) -> Set<String> {
         let ids = Set(deliveries.compactMap(Self.configID))
         guard !ids.isEmpty else { return [] }
         let rows = try db.query("""
-            SELECT id::text AS id, secret, is_active IS TRUE AS active FROM public.webhook_configs WHERE id::text = ANY($1::text[])
+            SELECT id::text AS id, secret, is_active IS TRUE AS active, url, events::text AS events,
+                   headers::text AS headers, retry_config::text AS retry_config
+            FROM public.webhook_configs WHERE id::text = ANY($1::text[])
             """, [postgresArrayLiteral(ids.sorted())])
         var found = Set<String>()
         var inactive = Set<String>()
@@ -40,32 +57,55 @@ final class WebhookTries {
             guard let id = row[0] else { continue }
             found.insert(id)
             if row[2] != "t" { inactive.insert(WebhookDeliveryNames.endpoint(configID: id)) }
-            signers[id] = Result { () throws(WebhookSecretError) in try WebhookSigner(secret: row[1]) }
+            let fields = ["id": id, "is_active": "t", "url": row[3], "events": row[4], "headers": row[5],
+                          "retry_config": row[6]].compactMapValues { $0 }
+            configs[id] = Current(signer: Result { () throws(WebhookSecretError) in try WebhookSigner(secret: row[1]) },
+                                  config: try? WebhookConfig.parse(fields).get())
         }
-        for gone in ids.subtracting(found) { signers[gone] = nil }
+        for gone in ids.subtracting(found) { configs[gone] = nil }
+        let moved = deliveries.compactMap { delivery -> (id: Int64, url: String)? in
+            guard let url = Self.configID(of: delivery).flatMap({ configs[$0]?.config?.url }), url != delivery.url else {
+                return nil
+            }
+            return (delivery.id, url)
+        }
+        if !moved.isEmpty { try DeliveryQueue.retarget(moved, on: db) }
         return inactive
     }
 
-    /// The headers of one try, or why it must not be sent.
-    func headers(for delivery: ClaimedDelivery, configID: String, body: [UInt8], now: Date)
-        -> Result<[(String, String)], TargetRefusal>
+    /// Whether a config is active now: after a 410, whether the record turned it off.
+    static func isActive(configID: String, on db: PostgresConnection) throws(PostgresError) -> Bool {
+        try db.query("SELECT is_active IS TRUE AS active FROM public.webhook_configs WHERE id::text = $1",
+                     [configID]).value("active") == "t"
+    }
+
+    /// `delivery` as it is to be sent now, with the headers of this try, or why it must not
+    /// be sent.
+    func prepared(_ delivery: ClaimedDelivery, configID: String, body: [UInt8], now: Date)
+        -> Result<(delivery: ClaimedDelivery, headers: [(String, String)]), TargetRefusal>
     {
-        let signer: WebhookSigner
-        switch signers[configID] {
-        case .success(let known)?: signer = known
-        case .failure(let problem)?:
-            return .failure(TargetRefusal(reason: "webhook config \(configID): \(problem.reason)"))
-        case nil:
+        guard let current = configs[configID] else {
             return .failure(TargetRefusal(reason: "webhook config \(configID) no longer exists"))
+        }
+        let signer: WebhookSigner
+        switch current.signer {
+        case .success(let known): signer = known
+        case .failure(let problem): return .failure(TargetRefusal(reason: "webhook config \(configID): \(problem.reason)"))
+        }
+        var delivery = delivery
+        if let config = current.config {
+            delivery.url = config.url
+            delivery.headers = config.headers.map { ($0.name, $0.value) }
+            delivery.policy = config.retryPolicy
         }
         let own = signer.headers(id: delivery.idempotencyKey, timestamp: Int64(now.timeIntervalSince1970), body: body)
         let merged = WebhookHeaders.merge(custom: delivery.headers, into: own)
-        for dropped in merged.dropped {
-            logger.warning("webhook header left out", metadata: [
-                "config": "\(configID)", "delivery": "\(delivery.id)", "header": "\(dropped)",
+        for dropped in merged.dropped where reportedDrops[configID, default: []].insert(dropped.description).inserted {
+            logger.warning("webhook header left out of every try", metadata: [
+                "config": "\(configID)", "header": "\(dropped)",
             ])
         }
-        return .success(merged.headers)
+        return .success((delivery, merged.headers))
     }
 }
 

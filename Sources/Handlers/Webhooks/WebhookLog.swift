@@ -7,7 +7,7 @@ extension DeliveryLog {
     /// which adds the row's id to the report (`id`); then kept current by each try (`attempt_count`,
     /// `response_status`, `response_body`, `error_message`, `completed_at` on success and on
     /// the final failure). A 410 Gone also sets the config inactive, as Standard Webhooks
-    /// asks; the deliveries of an inactive config are not claimed: they wait, paused, in
+    /// asks, unless the config's URL is no longer the one the try went to; the deliveries of an inactive config are not claimed: they wait, paused, in
     /// their order, until it is active again: its endpoint is paused. Those of a config
     /// deleted meanwhile are claimed, and end dead saying the config no longer exists:
     /// waiting, they would wait for ever, unseen.
@@ -30,7 +30,7 @@ extension DeliveryLog {
             webhook_gone AS (
                 UPDATE public.webhook_configs c SET is_active = false, updated_at = now()
                 FROM updated u
-                WHERE u.report ? 'webhook_log' AND u.http_status = 410
+                WHERE u.report ? 'webhook_log' AND u.http_status = 410 AND c.url = u.target_url
                   AND c.id = (jsonb_populate_record(NULL::public.webhook_configs,
                                                     jsonb_build_object('id', u.report->'webhook_log'->>'config_id'))).id)
             """,
