@@ -28,7 +28,8 @@ public final class Dispatcher: Sendable {
         /// log tables works as long as no handler reports into them.
         public var reports: Set<DeliveryLog>
         /// The most requests to one endpoint (a webhook config) this dispatcher has in flight
-        /// at once; it claims up to twice as many of its rows (`DispatchStateMachine.claimShares`).
+        /// at once (`endpointLimit`); it claims up to twice as many of its rows
+        /// (`DispatchStateMachine.claimShares`).
         public var maxInFlightPerEndpoint: Int
         /// Lets webhooks reach loopback, private and other non-public addresses.
         public var allowPrivateTargets: Bool
@@ -41,7 +42,7 @@ public final class Dispatcher: Sendable {
                     reports: Set<DeliveryLog> = [], maxInFlightPerEndpoint: Int = 16, allowPrivateTargets: Bool = false,
                     handlers: [String] = []) {
             self.handlers = handlers
-            self.maxInFlightPerEndpoint = maxInFlightPerEndpoint
+            self.maxInFlightPerEndpoint = Self.endpointLimit(configured: maxInFlightPerEndpoint, concurrency: concurrency)
             self.allowPrivateTargets = allowPrivateTargets
             self.stateURL = stateURL
             self.concurrency = concurrency
@@ -49,6 +50,14 @@ public final class Dispatcher: Sendable {
             self.pollInterval = pollInterval
             self.credentials = credentials
             self.reports = reports
+        }
+
+        /// The per-endpoint limit a dispatcher with `concurrency` slots keeps: the configured
+        /// one, but never more than half the slots (at least one), so that one endpoint that
+        /// hangs leaves the others room. `delivery.concurrency = 8` under the default 16 would
+        /// otherwise let a hanging endpoint hold every slot.
+        public static func endpointLimit(configured: Int, concurrency: Int) -> Int {
+            min(configured, max(1, concurrency / 2))
         }
     }
 

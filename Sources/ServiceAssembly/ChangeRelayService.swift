@@ -100,6 +100,14 @@ public struct ChangeRelayService: Sendable {
             Logger(label: "changerelay.admin").notice("admin.listen is off: no admin server, no metrics")
         }
         if role != .planner {
+            let endpointLimit = Dispatcher.Settings.endpointLimit(configured: config.webhooks.maxInFlightPerEndpoint,
+                                                                  concurrency: config.delivery.concurrency)
+            if endpointLimit < config.webhooks.maxInFlightPerEndpoint {
+                Logger(label: "changerelay.dispatcher").warning(
+                    "webhooks.max_in_flight_per_endpoint is lowered to half of delivery.concurrency, so that one endpoint that hangs leaves the others room",
+                    metadata: ["configured": "\(config.webhooks.maxInFlightPerEndpoint)", "used": "\(endpointLimit)",
+                               "concurrency": "\(config.delivery.concurrency)"])
+            }
             let dispatcher = Dispatcher(
                 .init(stateURL: stateURL, concurrency: config.delivery.concurrency, timeout: config.delivery.timeout,
                       credentials: credentials, reports: router.reports,

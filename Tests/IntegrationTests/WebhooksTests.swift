@@ -364,8 +364,10 @@ import Testing
     }
 
     /// One endpoint that never answers holds at most its own share of the dispatcher:
-    /// every delivery to another endpoint arrives while it hangs.
-    @Test func aHangingEndpointDoesNotHoldBackAnother() throws {
+    /// every delivery to another endpoint arrives while it hangs. A limit at or above the
+    /// concurrency (the default 16 with 8 slots) is lowered to half the slots, said at start.
+    @Test(arguments: [(limit: "2", hanging: 2), (limit: nil, hanging: 4)] as [(limit: String?, hanging: Int)])
+    func aHangingEndpointDoesNotHoldBackAnother(limit: String?, hanging: Int) throws {
         let setup = try RunPipelineTests.prepare(behavior: .dynamic { request in
             request.path == "/hang" ? .neverAnswer : .status(200)
         })
@@ -374,16 +376,17 @@ import Testing
         try Self.addConfig(setup, name: "fine", events: ["chat.message.created"], path: "/fine")
         var environment = Self.environment(setup)
         environment["CHANGERELAY_DELIVERY_CONCURRENCY"] = "8"
-        environment["CHANGERELAY_WEBHOOKS_MAX_IN_FLIGHT_PER_ENDPOINT"] = "2"
+        environment["CHANGERELAY_WEBHOOKS_MAX_IN_FLIGHT_PER_ENDPOINT"] = limit
         environment["CHANGERELAY_DELIVERY_TIMEOUT_MS"] = "600000"
         let run = try Background(["run"], environment: environment)
         try Self.chat(setup, messages: 40, role: "assistant")
         try RunPipelineTests.waitFor("every delivery to the fine endpoint") {
             setup.receiver.requests.filter { $0.path == "/fine" }.count == 40
         }
-        #expect(setup.receiver.requests.filter { $0.path == "/hang" }.count == 2)
+        #expect(setup.receiver.requests.filter { $0.path == "/hang" }.count == hanging)
         run.child.signal(SIGTERM)
         #expect(run.waitForExit(timeout: .seconds(60)) == 0)
+        #expect(run.stderr.contains("max_in_flight_per_endpoint is lowered") == (limit == nil), "\(run.stderr.suffix(2000))")
     }
 
     /// Webhooks point at addresses anyone who can write `webhook_configs` chooses: without
