@@ -209,6 +209,27 @@ private func eventTypes(_ change: Change) throws -> [String] {
         #expect(effects.deliveries.map(\.url) == ["https://b.example/"])
     }
 
+    /// A large value an UPDATE left alone is the old row's when the table sends it whole, as
+    /// the seed's trigger sent `NEW` whole; with only the key in the stream, it is named in
+    /// `unchanged_toast` rather than silently missing.
+    @Test func anUnchangedToastValueIsTheOldRowsOrNamed() throws {
+        let handler = makeHandler()
+        _ = try plan(handler, transaction([config(id: "1", events: "{booking.flights.booked}")], lsn: 0x10))
+        let columns = ["id", "status", "airline"].map { Column(name: $0, typeOID: 25, isKey: $0 == "id") }
+        let new = Row(columns: columns, values: [.text(ArraySlice("f".utf8)), .text(ArraySlice("booked".utf8)), .unchangedToast])
+        let whole = Row(columns: columns, values: ["f", "pending", "a long airline"].map { .text(ArraySlice($0.utf8)) })
+        let keyOnly = Row(columns: [columns[0]], values: [.text(ArraySlice("f".utf8))])
+        for (lsn, old, airline, unchanged) in [(0x20, whole, JSONValue.string("a long airline"), nil),
+                                               (0x30, keyOnly, nil, JSONValue.array([.string("airline")]))] {
+            let effects = try plan(handler, transaction([change("flights", .update, new: new, old: old)], lsn: UInt64(lsn)))
+            let delivery = try #require(effects.deliveries.first)
+            let data = try #require(try JSONParser.parse(delivery.body)["data"])
+            #expect(data["record"]?["airline"] == airline)
+            #expect(data["record"]?["status"] == .string("booked"))
+            #expect(data["unchanged_toast"] == unchanged)
+        }
+    }
+
     @Test(arguments: [
         ("{not closed", "{}", "{}", "https://a.example/", "events"),
         ("{\"\"}", "{}", "{}", "https://a.example/", "empty event type"),

@@ -164,7 +164,11 @@ public struct WebhookHandler: Handler {
         return texts
     }
 
-    /// `{"schema", "table", "record", "old_record"}`, values as `tail` renders them.
+    /// `{"schema", "table", "record", "old_record"}`, values as `tail` renders them. A large
+    /// (TOASTed) value an UPDATE left alone is not in the stream's new row: it is taken from
+    /// the old row when the table sends it whole (REPLICA IDENTITY FULL), as the seed's
+    /// trigger sent the whole `NEW`; otherwise its column is named in `unchanged_toast`, as
+    /// `tail` does, so that a receiver can tell "unchanged" from "absent".
     private static func data(of change: Change, handler: String) throws(HandlerError) -> [UInt8] {
         var writer = JSONWriter(capacity: 512)
         writer.beginObject()
@@ -172,14 +176,23 @@ public struct WebhookHandler: Handler {
         writer.string(change.schema)
         writer.key("table")
         writer.string(change.table)
+        let new = change.new.map { new in change.old.map(new.fillingUnchangedToast) ?? new }
         do {
             writer.key("record")
-            if let new = change.new { try ChangeRenderer.appendRow(new, of: change, to: &writer) } else { writer.null() }
+            if let new { try ChangeRenderer.appendRow(new, of: change, to: &writer) } else { writer.null() }
             writer.key("old_record")
             if let old = change.old { try ChangeRenderer.appendRow(old, of: change, to: &writer) } else { writer.null() }
         } catch {
             throw HandlerError(handler: handler, table: change.schema + "." + change.table, key: change.keyText,
                                reason: error.description)
+        }
+        if let new, new.values.contains(where: { if case .unchangedToast = $0 { true } else { false } }) {
+            writer.key("unchanged_toast")
+            writer.beginArray()
+            for (column, value) in zip(new.columns, new.values) {
+                if case .unchangedToast = value { writer.string(column.name) }
+            }
+            writer.endArray()
         }
         writer.endObject()
         return writer.bytes
