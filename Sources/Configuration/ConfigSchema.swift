@@ -1,3 +1,4 @@
+import Core
 /// Every key the configuration accepts, with its type and default. The typed
 /// `Config` is read through this table, so an unknown key or a bad value can be
 /// reported by name before anything starts.
@@ -119,7 +120,7 @@ enum ConfigSchema {
             try checkWebhookRules(texts, key: key, origins: texts.indices.map { $0 < elementOrigins.count ? elementOrigins[$0] : origin })
             return value
         case (.httpURL, .string(let text)):
-            guard Self.isHTTPURL(text) else { throw fail("must be an http:// or https:// URL with a host, got '\(text)'") }
+            guard HTTPURLShape.isValid(text) else { throw fail("must be an http:// or https:// URL with a host, got '\(text)'") }
             return value
         case (.slotName, .string(let text)):
             guard !text.isEmpty, text.utf8.count <= 63,
@@ -170,22 +171,6 @@ enum ConfigSchema {
             value = .array(WebhookRule.splitList(text).map(TOMLValue.string))
         }
         return try validate(value, for: key, origin: origin)
-    }
-
-    /// `http://` or `https://` (any case), then a host before the path, query or fragment.
-    static func isHTTPURL(_ text: String) -> Bool {
-        let lowered = text.lowercased()
-        guard let scheme = ["http://", "https://"].first(where: lowered.hasPrefix) else { return false }
-        let authority = lowered.dropFirst(scheme.count).prefix { !"/?#".contains($0) }
-        let host = authority.split(separator: "@", omittingEmptySubsequences: false).last ?? ""
-        // The port, if any, follows the last colon after an IPv6 literal's closing bracket.
-        let afterLiteral = host.lastIndex(of: "]").map { host[host.index(after: $0)...] } ?? host[...]
-        if let colon = afterLiteral.lastIndex(of: ":") {
-            let port = afterLiteral[afterLiteral.index(after: colon)...]
-            guard !port.isEmpty, port.allSatisfy(\.isASCII), port.allSatisfy(\.isNumber), Int(port).map({ $0 <= 65_535 }) == true
-            else { return false }
-        }
-        return !host.isEmpty && !host.hasPrefix(":") && !text.contains(where: \.isWhitespace)
     }
 
     /// Parses each rule; an error names the rule's index, its text, where it came from and what

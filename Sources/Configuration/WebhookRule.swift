@@ -1,3 +1,4 @@
+import Core
 /// One operator-defined webhook event rule (`webhooks.rules`): changes of one table with one
 /// operation, optionally only when a column has a value, emit one event type.
 ///
@@ -243,7 +244,7 @@ private struct RuleParser {
         }
         let valueStart = index
         while let scalar = peek, !scalar.isSpace, !atArrow {
-            guard scalar != "\"", scalar != "=", scalar != ",", !scalar.properties.generalCategory.isControl else {
+            guard scalar != "\"", scalar != "=", scalar != ",", !scalar.isControlOrFormat else {
                 throw fail("the value of \(Self.excerpt(column.unicodeScalars)) contains \(Self.excerpt([scalar])): write it in double quotes")
             }
             index += 1
@@ -321,7 +322,7 @@ private struct RuleParser {
 
     static func quotedValue(_ value: String) -> String {
         let bare = !value.isEmpty && !value.contains("->") && value.unicodeScalars.allSatisfy {
-            !$0.isSpace && $0 != "\"" && $0 != "=" && $0 != "," && !$0.properties.generalCategory.isControl
+            !$0.isSpace && $0 != "\"" && $0 != "=" && $0 != "," && !$0.isControlOrFormat
         }
         return bare ? value : quote(value)
     }
@@ -333,18 +334,4 @@ extension Unicode.Scalar {
     fileprivate var isSpace: Bool { self == " " || self == "\t" }
     fileprivate var isAlphanumericASCII: Bool { ("a"..."z").contains(self) || ("A"..."Z").contains(self) || ("0"..."9").contains(self) }
     fileprivate var isNameCharacter: Bool { isAlphanumericASCII || self == "_" || self == "$" }
-}
-
-extension Unicode.GeneralCategory {
-    fileprivate var isControl: Bool { self == .control || self == .format || self == .lineSeparator || self == .paragraphSeparator }
-}
-
-/// `text` in single quotes for a message: control and format characters escaped (a rule's text
-/// can hold a newline from a TOML escape), cut after `limit` characters.
-func quotedExcerpt<S: Collection<Unicode.Scalar>>(_ scalars: S, limit: Int) -> String {
-    var text = "'"
-    for scalar in scalars.prefix(limit) {
-        text += scalar.properties.generalCategory.isControl ? scalar.escaped(asASCII: true) : String(scalar)
-    }
-    return text + (scalars.count > limit ? "…'" : "'")
 }

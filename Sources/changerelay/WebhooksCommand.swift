@@ -2,6 +2,7 @@ import ArgumentParser
 import RelayConfiguration
 import Delivery
 import Foundation
+import Handlers
 import Replication
 import StateStore
 
@@ -13,7 +14,7 @@ struct Webhooks: ParsableCommand {
     struct Test: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Send one signed webhook.test event to the active config NAME; exit 0 on 2xx, 1 otherwise, "
-                + "2 when there is no such active config.")
+                + "2 when there is no such active config or it cannot fire (a malformed events, headers, retry_config or url).")
 
         @OptionGroup var options: ConfigOptions
 
@@ -29,19 +30,32 @@ struct Webhooks: ParsableCommand {
             do {
                 db = try PostgresConnection(url: config.requireSourceURL())
                 let found = try db.query("""
-                    SELECT id::text AS id, url, secret, headers::text AS headers, is_active::text AS active
+                    SELECT id::text AS id, url, secret, events::text AS events, headers::text AS headers,
+                           retry_config::text AS retry_config, CASE WHEN is_active THEN 't' ELSE 'f' END AS is_active
                     FROM public.webhook_configs WHERE name = $1
                     """, [name])
-                guard let id = found.value("id"), let url = found.value("url") else {
+                guard let id = found.value("id") else {
                     FileOutput.standardError.write(line: "changerelay: no webhook config is named '\(name)'")
                     throw ExitCode(2)
                 }
-                guard found.value("active") == "true" else {
+                guard found.value("is_active") == "t" else {
                     FileOutput.standardError.write(line: "changerelay: webhook config '\(name)' (id \(id)) is inactive")
                     throw ExitCode(2)
                 }
-                target = WebhookTestEvent.Target(id: id, url: url, secret: found.value("secret"),
-                                                 headers: ClaimedDelivery.headers(found.value("headers")))
+                // What the service would send with, or why it never fires: a test that passed
+                // for a config the service refuses would be a false all-clear.
+                let fields = ["id", "url", "events", "headers", "retry_config", "is_active"].reduce(into: [String: String]()) {
+                    $0[$1] = found.value($1)
+                }
+                let parsed: WebhookConfig
+                switch WebhookConfig.parse(fields) {
+                case .success(let usable): parsed = usable
+                case .failure(let unusable):
+                    FileOutput.standardError.write(line: "changerelay: webhook config '\(name)' (id \(id)) cannot fire: \(unusable.reason)")
+                    throw ExitCode(2)
+                }
+                target = WebhookTestEvent.Target(id: id, url: parsed.url, secret: found.value("secret"),
+                                                 headers: parsed.headers.map { ($0.name, $0.value) })
             } catch let error as ExitCode {
                 throw error
             } catch let error as CustomStringConvertible & Error {

@@ -480,6 +480,21 @@ import Testing
         // Through the guard: loopback without the setting is refused, logged, exit 1.
         let refused = try runChangeRelay(["webhooks", "test", "ops"], environment: Self.environment(setup, allowPrivate: false))
         #expect(refused.status == 1 && refused.stderr.contains("webhooks.allow_private_targets"), "\(refused.stderr)")
+        // A config the service would never fire is not given a passing test.
+        let requests = setup.receiver.requestCount
+        for (column, value, reason) in [("headers", #"'["x"]'"#, "headers is not a JSON object"),
+                                        ("retry_config", #"'"bad"'"#, "retry_config"),
+                                        ("url", "'http://127.0.0.1:99999/x'", "url")] {
+            try setup.db.execute("UPDATE webhook_configs SET \(column) = \(value) WHERE name = 'ops' RETURNING id")
+            let unusable = try runChangeRelay(["webhooks", "test", "ops"], environment: environment)
+            #expect(unusable.status == 2 && unusable.stderr.contains("cannot fire") && unusable.stderr.contains(reason),
+                    "\(column): \(unusable.stderr)")
+            try setup.db.execute("""
+                UPDATE webhook_configs SET headers = '{}', retry_config = '{}', url = '\(setup.receiver.url(path: "/hook"))'
+                WHERE name = 'ops' RETURNING id
+                """)
+        }
+        #expect(setup.receiver.requestCount == requests)
     }
 
     /// kill -9 at the crash points and at random instants during a burst of chat messages:

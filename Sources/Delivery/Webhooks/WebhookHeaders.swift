@@ -1,3 +1,4 @@
+import Core
 /// A webhook config's own headers (`webhook_configs.headers`) next to the ones ChangeRelay sets.
 public enum WebhookHeaders {
     /// Headers a config cannot set, compared case-insensitively: the Standard Webhooks headers
@@ -83,15 +84,11 @@ public struct DroppedHeader: Sendable, Equatable, CustomStringConvertible {
 
     /// One line, safe to log: control characters in the name are escaped, a long name cut.
     public var description: String {
-        var shown = ""
-        for scalar in name.unicodeScalars.prefix(64) {
-            shown += scalar.value < 0x20 || scalar.value == 0x7F ? scalar.escaped(asASCII: true) : String(scalar)
-        }
-        if name.unicodeScalars.count > 64 { shown += "…" }
+        let shown = quotedExcerpt(name, limit: 64)
         return switch reason {
-        case .reserved: "header '\(shown)' not sent: ChangeRelay sets it itself"
-        case .invalidName: "header '\(shown)' not sent: the name is not an HTTP token"
-        case .invalidValue: "header '\(shown)' not sent: its value contains a control character (CR, LF, NUL…)"
+        case .reserved: "header \(shown) not sent: ChangeRelay sets it itself"
+        case .invalidName: "header \(shown) not sent: the name is not an HTTP token"
+        case .invalidValue: "header \(shown) not sent: its value contains a control character (CR, LF, NUL…)"
         }
     }
 }

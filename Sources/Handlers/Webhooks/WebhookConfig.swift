@@ -1,3 +1,4 @@
+import Core
 import Decoding
 import PlannedEffects
 
@@ -37,16 +38,16 @@ public struct WebhookConfig: Sendable, Hashable {
         func kept(_ column: String) -> WebhookConfig? { unchanged.contains(column) ? known : nil }
         let url: String
         if let known = kept("url") { url = known.url } else {
-            guard let text = row["url"], Self.isHTTPURL(text) else {
+            guard let text = row["url"], HTTPURLShape.isValid(text) else {
                 // Not quoted: its user-info, path or query may be a credential.
-                return unusable(row["url"] == nil ? "url is NULL" : "url is not an http:// or https:// URL with a host")
+                return unusable(row["url"] == nil ? "url is NULL" : "url is not an http:// or https:// URL with a host (and a port up to 65535, if any)")
             }
             url = text
         }
         let events: [WebhookEventPattern]
         if let known = kept("events") { events = known.events } else {
             guard let text = row["events"], let types = PostgresTextArray.parse(text) else {
-                return unusable("events \(row["events"].map { "'\($0)'" } ?? "NULL") is not a text array")
+                return unusable("events \(row["events"].map { quotedExcerpt($0) } ?? "NULL") is not a text array")
             }
             if types.contains(where: \.isEmpty) { return unusable("events holds an empty event type") }
             events = types.map(WebhookEventPattern.init)
@@ -81,11 +82,13 @@ public struct WebhookConfig: Sendable, Hashable {
         var headers: [PlannedDelivery.Header] = []
         for member in members {
             guard case .string(let value) = member.value else {
-                return .failure(HeaderProblem(reason: "header '\(member.key)' is not a string"))
+                return .failure(HeaderProblem(reason: "header \(quotedExcerpt(member.key, limit: 64)) is not a string"))
             }
-            guard isToken(member.key) else { return .failure(HeaderProblem(reason: "'\(member.key)' is not a header name")) }
+            guard isToken(member.key) else {
+                return .failure(HeaderProblem(reason: "\(quotedExcerpt(member.key, limit: 64)) is not a header name"))
+            }
             guard !value.unicodeScalars.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\0" }) else {
-                return .failure(HeaderProblem(reason: "header '\(member.key)' holds a line break"))
+                return .failure(HeaderProblem(reason: "header \(quotedExcerpt(member.key, limit: 64)) holds a line break"))
             }
             headers.append(.init(member.key, value))
         }
@@ -97,18 +100,6 @@ public struct WebhookConfig: Sendable, Hashable {
             (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
                 || "!#$%&'*+-.^_`|~".utf8.contains(byte)
         }
-    }
-
-    /// A first check only: the dispatcher's SSRF guard parses the URL as libcurl does
-    /// before every try.
-    static func isHTTPURL(_ url: String) -> Bool {
-        let lower = url.lowercased()
-        guard let rest = ["http://", "https://"].first(where: lower.hasPrefix).map({ lower.dropFirst($0.count) }) else {
-            return false
-        }
-        let authority = rest.prefix { $0 != "/" && $0 != "?" && $0 != "#" }
-        let host = authority.split(separator: "@", omittingEmptySubsequences: false).last ?? ""
-        return !host.isEmpty && !host.hasPrefix(":") && !url.unicodeScalars.contains { $0.value < 0x21 || $0 == "\u{7F}" }
     }
 }
 
