@@ -26,7 +26,9 @@ struct AdminRoutes: Sendable {
         self.settings = settings
         state = BlockingDatabase(url: settings.stateURL, name: "state")
         source = BlockingDatabase(url: settings.sourceURL, name: "source")
-        readiness = ReadinessProbe(state: state, logger: logger)
+        // Its own connection: a probe must not wait behind a slow dashboard or scrape query
+        // and call a healthy database unready.
+        readiness = ReadinessProbe(state: BlockingDatabase(url: settings.stateURL, name: "readiness"), logger: logger)
         self.metrics = metrics
         gauges = ScrapedGauges(metrics, handlers: settings.handlers)
         self.isStreaming = isStreaming
@@ -104,28 +106,38 @@ struct AdminRoutes: Sendable {
     static let scrapePatience: Duration = .seconds(3)
 
     /// Sets the scraped gauges, then emits the registry. A database that cannot be read leaves
-    /// its gauges at their last values rather than failing the scrape: the counters are still worth having.
+    /// its gauges at their last values rather than failing the scrape: the counters are still
+    /// worth having. The lag is read from the source whatever the state database does (a stuck
+    /// state database is when its alert matters), from the slot alone when the checkpoint
+    /// cannot be read, and is NaN, not a stale figure, when the source cannot be read.
     private func scrape() async -> Response {
         let slot = settings.slot
         gauges.update(streaming: isStreaming())
+        var checkpoint: LSN?
         do {
-            let (checkpoint, buffers, backfills) = try await state.run(within: Self.scrapePatience) { db throws(PostgresError) in
+            let (position, buffers, backfills) = try await state.run(within: Self.scrapePatience) { db throws(PostgresError) in
                 (try SlotCheckpoint(slot: slot).read(on: db), try StateQueries.buffersOpen(on: db),
                  try StateQueries.backfillsRunningByTable(on: db))
             }
+            checkpoint = position
             gauges.update(backfillsRunning: backfills)
             let counts = try await unfinishedCounts.value {
                 try await state.run(within: Self.scrapePatience) { db throws(PostgresError) in
                     try StateQueries.unfinishedDeliveryCounts(on: db)
                 }
             }
-            let positions = try? await source.run(within: Self.scrapePatience) { db throws(PostgresError) in
-                try StateQueries.sourcePositions(slot: slot, on: db)
-            }
-            gauges.update(checkpoint: checkpoint.value, lagBytes: positions.map { StateQueries.lagBytes(checkpoint: checkpoint, source: $0) },
-                          counts: counts, buffersOpen: buffers)
+            gauges.update(checkpoint: position.value, counts: counts, buffersOpen: buffers)
         } catch {
             logger.debug("metrics scrape without the state database's figures", metadata: ["error": "\(error)"])
+        }
+        do {
+            let positions = try await source.run(within: Self.scrapePatience) { db throws(PostgresError) in
+                try StateQueries.sourcePositions(slot: slot, on: db)
+            }
+            gauges.update(lagBytes: positions.map { StateQueries.lagBytes(checkpoint: checkpoint ?? LSN(0), source: $0) })
+        } catch {
+            gauges.update(lagBytes: nil)
+            logger.debug("metrics scrape without the source's position", metadata: ["error": "\(error)"])
         }
         return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                         body: .init(byteBuffer: ByteBuffer(bytes: metrics.emit())))

@@ -49,6 +49,9 @@ public struct AdminServer: Service, CustomStringConvertible {
         self.logger = logger
     }
 
+    /// Open admin connections at most: probes, scrapes and a few dashboards need a handful.
+    static let maximumConnections = 128
+
     /// The methods answered 405 on a path that allows another.
     private static let otherMethods: [HTTPRequest.Method] = [.get, .head, .post, .put, .patch, .delete, .options]
 
@@ -86,7 +89,12 @@ public struct AdminServer: Service, CustomStringConvertible {
             // A client that opens a connection and sends nothing holds a descriptor, which the
             // service shares with its deliveries and database connections: idle ones are closed.
             server: .http1(configuration: .init(idleTimeout: .seconds(30))),
-            configuration: .init(address: .hostname(listen.host, port: listen.port), serverName: "changerelay"),
+            // Past this many open connections the server accepts no more until one closes: the
+            // others wait in the kernel's backlog, holding none of the process's descriptors. A
+            // flood of connections otherwise used up every descriptor the process has, and the
+            // runtime (libdispatch) stops the process when it cannot open one.
+            configuration: .init(address: .hostname(listen.host, port: listen.port), serverName: "changerelay",
+                                 availableConnectionsDelegate: .maximum(Self.maximumConnections, logger: logger)),
             onServerRunning: { channel in
                 let bound = channel.localAddress.flatMap { address in
                     address.ipAddress.map { ListenAddress(host: $0, port: address.port ?? listen.port).description }

@@ -97,10 +97,14 @@ final class ScrapedGauges: Sendable {
         }
     }
 
-    func update(checkpoint position: UInt64, lagBytes: UInt64?, counts: [AdminReports.DeliveryCount], buffersOpen: Int) {
+    /// nil: the source could not be read, so the lag is unknown (NaN), not its last value.
+    func update(lagBytes: UInt64?) {
+        lag.set(lagBytes.map(Double.init) ?? .nan)
+    }
+
+    func update(checkpoint position: UInt64, counts: [AdminReports.DeliveryCount], buffersOpen: Int) {
         checkpoint.set(Double(position))
         buffers.set(Double(buffersOpen))
-        if let lagBytes { lag.set(Double(lagBytes)) }
         var pending: [String: Int] = [:]
         for count in counts where Self.pendingStatuses.contains(count.status) { pending[count.handler, default: 0] += count.count }
         let handlers = pendingHandlers.withLock { seen in

@@ -200,6 +200,84 @@ import Testing
         #expect(run.waitForExit() == 0)
     }
 
+    /// The probe has a connection of its own: a dashboard read stuck behind a lock (or a slow
+    /// count over a large table) does not make a healthy database look unready.
+    @Test func readinessDoesNotWaitBehindASlowDashboardRead() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let run = try Background(["run"], environment: setup.environment)
+        let base = try Self.adminURL(run)
+        try RunPipelineTests.waitFor("readiness") { try Self.send(base + "/readyz").status == 200 }
+        let locker = try setup.cluster.connect()
+        try locker.execute("BEGIN; LOCK TABLE changerelay.deliveries IN ACCESS EXCLUSIVE MODE")
+        let status = Thread { _ = try? Self.send(base + "/api/status") }
+        status.start()
+        try RunPipelineTests.waitFor("the dashboard's read to wait on the lock") {
+            try setup.db.execute("""
+                SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'changerelay-admin' AND wait_event_type = 'Lock'
+                """).value("n") == "1"
+        }
+        // Past the probe's one-second memory of its last answer.
+        Thread.sleep(forTimeInterval: 1.1)
+        let clock = ContinuousClock()
+        let started = clock.now
+        let ready = try Self.send(base + "/readyz")
+        #expect(ready.status == 200, "\(ready)")
+        #expect(clock.now - started < .seconds(2))
+        try locker.execute("COMMIT")
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0)
+    }
+
+    /// A flood of connections that send nothing cannot use up the process's descriptors
+    /// (which stopped the whole service once libdispatch could not open one): past
+    /// `AdminServer.maximumConnections` the rest wait in the kernel's backlog, and the
+    /// server answers again as soon as they close.
+    @Test func aConnectionFloodHoldsAtMostTheServersShareOfDescriptors() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let run = try Background(["run"], environment: setup.environment)
+        let base = try Self.adminURL(run)
+        try RunPipelineTests.waitFor("readiness") { try Self.send(base + "/readyz").status == 200 }
+        let port = try #require(base.split(separator: ":").last.flatMap { UInt16($0) })
+        func descriptors() throws -> Int {
+            try FileManager.default.contentsOfDirectory(atPath: "/proc/\(run.child.pid)/fd").count
+        }
+        let limit = 128  // AdminServer.maximumConnections
+        let before = try descriptors()
+        var flood: [Int32] = []
+        defer { for fd in flood { close(fd) } }
+        // Twice the limit and some, within the listen backlog (256): past that, each connect
+        // waits out the kernel's SYN retries.
+        for _ in 0..<(2 * limit + 40) {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = port.bigEndian
+            address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+            let connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard connected == 0 else {
+                close(fd)
+                break
+            }
+            flood.append(fd)
+            _ = "GET /healthz HTTP/1.1\r\nHost: x\r\n".withCString { Glibc.send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
+        }
+        #expect(flood.count > 2 * limit)
+        try RunPipelineTests.waitFor("the server to take its share of the flood") {
+            try descriptors() >= before + limit
+        }
+        #expect(try descriptors() < before + limit + 32)
+        for fd in flood { close(fd) }
+        flood = []
+        try RunPipelineTests.waitFor("answers again") { try Self.send(base + "/healthz").status == 200 }
+        #expect(run.child.poll() == nil)
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0)
+    }
+
     /// A path the server has, asked with another method: 405 with `Allow`, not 404; HEAD is
     /// GET without the body.
     @Test func otherMethodsGet405AndHeadIsGetWithoutTheBody() throws {
