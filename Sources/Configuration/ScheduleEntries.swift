@@ -1,3 +1,4 @@
+import Core
 import Scheduling
 
 /// Reads the `[[schedules]]` entries of a file. Each error names the entry by index and
@@ -31,6 +32,11 @@ enum ScheduleEntries {
                            named: named)
             }
             let name = try string("name", in: nil).text
+            // Names head the tab-separated lines of `schedules list` and go into log lines.
+            if name.unicodeScalars.contains(where: \.isControlOrFormat) {
+                throw fail(table.values["name"]!.line, "key 'name' holds a control character (tab, newline…)",
+                           named: String(quotedExcerpt(name, limit: 64).dropFirst().dropLast()))
+            }
             if name.hasPrefix(BuiltInJobNames.reservedPrefix) {
                 throw fail(table.values["name"]!.line,
                            "names starting with '\(BuiltInJobNames.reservedPrefix)' are reserved for the built-in jobs", named: name)

@@ -74,6 +74,11 @@ private struct TOMLParser {
         var table = ""
         /// The array of tables whose latest entry takes the keys that follow, if a `[[…]]` header came last.
         var arrayTable: String?
+        // TOML forbids the raw control character; Postgres would cut a string at it.
+        if let nul = bytes.firstIndex(of: 0) {
+            throw TOMLError(line: 1 + bytes[..<nul].count { $0 == UInt8(ascii: "\n") },
+                            reason: "a NUL byte: Postgres would read only the text before it")
+        }
         while true {
             skipWhitespaceAndComments(newlines: true)
             guard let byte = peek else { return result }
@@ -345,6 +350,9 @@ private struct TOMLParser {
                   let code = UInt32(String(decoding: bytes[index..<index + length], as: UTF8.self), radix: 16),
                   let scalar = UnicodeScalar(code)
             else { throw error("invalid unicode escape in string") }
+            // Valid TOML, but libpq and Postgres end a string at NUL: a schedule's
+            // `DELETE FROM t\u0000 WHERE …` ran as `DELETE FROM t`.
+            guard code != 0 else { throw error("\\u0000 (NUL) in a string: Postgres would read only the text before it") }
             index += length
             return Array(String(scalar).utf8)
         default:

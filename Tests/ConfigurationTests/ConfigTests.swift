@@ -319,6 +319,15 @@ func loadError(_ text: String, environment: [String: String] = [:]) throws -> Co
         #expect("\(error)".contains("delivery.concurrency"), "\(error)")
     }
 
+    /// libpq and Postgres end a string at NUL: `DELETE FROM t\u0000 WHERE …` would run as
+    /// `DELETE FROM t`. NUL is refused however it is written, naming where.
+    @Test(arguments: [#"sql = "DELETE FROM t\u0000 WHERE false""#, #"sql = "DELETE FROM t\U00000000 WHERE false""#,
+                      "sql = \"DELETE FROM t\u{0} WHERE false\"", "sql = '''DELETE FROM t\u{0} WHERE false'''"])
+    func aNULInAStringIsRefused(line: String) throws {
+        let error = try #require(try loadError("[[schedules]]\nname = \"wipe\"\ncron = \"* * * * *\"\n" + line + "\n"))
+        #expect("\(error)".contains("line 4"), "\(error)")
+    }
+
     @Test func anUnterminatedMultilineStringIsNamed() throws {
         let error = try #require(try loadError("[functions]\nbase_url = \"\"\"http://x\n"))
         #expect("\(error)".contains("unterminated multi-line string for 'functions.base_url'"), "\(error)")

@@ -74,6 +74,8 @@ import Testing
                 error: #"line 13: schedules[2] "x": unknown key 'command'; [[schedules]] accepts name, cron, sql"#),
         BadCase(entries: "[[schedules]]\nnmae = \"x\"\ncron = \"* * * * *\"\nsql = \"SELECT 1\"\n",
                 error: "line 10: schedules[2]: unknown key 'nmae'; [[schedules]] accepts name, cron, sql"),
+        BadCase(entries: "[[schedules]]\nname = \"a\\tb\"\ncron = \"* * * * *\"\nsql = \"SELECT 1\"\n",
+                error: #"line 10: schedules[2] "a\tb": key 'name' holds a control character (tab, newline…)"#),
     ]
 
     @Test(arguments: badCases)
