@@ -6,6 +6,10 @@ extension PostgresConnection {
     /// work (several statements in one query form one implicit transaction, and those
     /// refuse it). Returns the count its command tag carries (`DELETE 12`, `SELECT 3`),
     /// nil for a tag without one (`VACUUM`).
+    ///
+    /// A `COPY … TO STDOUT` is read to its end and its rows dropped; a `COPY … FROM STDIN`
+    /// is ended at once, which fails it. Left alone, either kept the connection in its
+    /// copy state, and `PQgetResult` returned the same copy result for ever.
     public func executeCountingRows(_ sql: String) throws(PostgresError) -> Int64? {
         guard PQsendQuery(handle, sql) == 1 else { throw failure(statement: sql) }
         var firstError: PostgresError?
@@ -15,6 +19,14 @@ extension PostgresConnection {
             switch PQresultStatus(result) {
             case PGRES_TUPLES_OK, PGRES_COMMAND_OK, PGRES_EMPTY_QUERY:
                 count = PQcmdTuples(result).flatMap { Int64(String(cString: $0)) }
+            case PGRES_COPY_OUT:
+                var row: UnsafeMutablePointer<CChar>?
+                while PQgetCopyData(handle, &row, 0) > 0 {
+                    PQfreemem(row)
+                    row = nil
+                }
+            case PGRES_COPY_IN:
+                guard PQputCopyEnd(handle, "COPY FROM STDIN has no input here") == 1 else { throw failure(statement: sql) }
             default:
                 if firstError == nil { firstError = resultError(result, statement: sql) }
             }
