@@ -86,6 +86,30 @@ public enum ScheduleRuns {
         try db.query(prepared: "changerelay_schedule_unlock", "SELECT pg_advisory_unlock(\(lockKey))", [schedule])
     }
 
+    /// Deletes the rows of runs that were interrupted (claimed, never finished, and nobody
+    /// holds their job's lock: the instance or connection running them is gone, and with it
+    /// the statement, rolled back) and returns them, so that `lastDue` does not count them and
+    /// the catch-up at start runs the job once. A kill between a statement's commit and its
+    /// `finish` would run it twice; the window is that of an UPDATE, the statement's own is
+    /// its whole run. An advisory lock on a bigint key shows in `pg_locks` as its high half
+    /// (`classid`) and low half (`objid`) with `objsubid` 1.
+    public static func forgetInterrupted(on db: PostgresConnection) throws(PostgresError) -> [(schedule: String, dueAt: Date)] {
+        try db.query("""
+            WITH interrupted AS (
+                DELETE FROM changerelay.schedule_runs r
+                WHERE r.finished_at IS NULL AND NOT EXISTS (
+                    SELECT FROM pg_locks l, LATERAL (SELECT hashtextextended('changerelay.schedule:' || r.schedule, 0) AS key) k
+                    WHERE l.locktype = 'advisory' AND l.objsubid = 1
+                      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                      AND l.classid::bigint = (k.key >> 32) & 4294967295 AND l.objid::bigint = k.key & 4294967295)
+                RETURNING schedule, due_at)
+            SELECT schedule, extract(epoch FROM due_at)::float8 FROM interrupted ORDER BY due_at, schedule
+            """, []).rows.compactMap { row in
+            guard let name = row[0], let due = row[1].flatMap(Double.init) else { return nil }
+            return (name, Date(timeIntervalSince1970: due))
+        }
+    }
+
     /// The latest due time recorded for each job that has run.
     public static func lastDue(on db: PostgresConnection) throws(PostgresError) -> [String: Date] {
         var result: [String: Date] = [:]

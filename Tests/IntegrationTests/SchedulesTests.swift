@@ -196,6 +196,43 @@ import Testing
         #expect(row.value("finished") == "t" && row.value("error") == "-", "\(row.rows) \(run.stderr.suffix(2000))")
     }
 
+    /// kill -9 while a job's statement runs: the server sees the service gone and rolls the
+    /// statement back, and the next start runs the job once more (its interrupted run is
+    /// forgotten, not counted as done).
+    @Test func aRunKilledMidwayRunsOnceMoreAtTheNextStart() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        try setup.db.execute("CREATE TABLE marks (n int)")
+        try Self.seedOldRun(setup.db, job: "slow")
+        let path = try Self.configFile(Self.entry("slow", cron: "0 3 * * *", sql: "INSERT INTO marks SELECT 1 FROM pg_sleep(4)"))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let killed = try Background(["run", "--config", path], environment: setup.environment)
+        try RunPipelineTests.waitFor("the statement under way", timeout: .seconds(30)) {
+            try setup.db.execute("SELECT count(*) AS n FROM pg_stat_activity WHERE query LIKE 'INSERT INTO marks%'")
+                .value("n") == "1"
+        }
+        killed.child.signal(SIGKILL)
+        _ = killed.waitForExit()
+        try RunPipelineTests.waitFor("the server to end the orphaned statement", timeout: .seconds(10)) {
+            try setup.db.execute("""
+                SELECT count(*) AS n FROM pg_stat_activity WHERE query LIKE 'INSERT INTO marks%' AND state = 'active'
+                """).value("n") == "0"
+        }
+        #expect(try setup.db.execute("SELECT count(*) AS n FROM marks").value("n") == "0")
+
+        let run = try Background(["run", "--config", path], environment: setup.environment)
+        try RunPipelineTests.waitFor("the run again", timeout: .seconds(30)) { try Self.finished(setup.db, job: "slow") }
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0, "\(run.stderr.suffix(2000))")
+        #expect(try setup.db.execute("SELECT count(*) AS n FROM marks").value("n") == "1")
+        let runs = try setup.db.execute("""
+            SELECT count(*) AS n, count(*) FILTER (WHERE finished_at IS NOT NULL AND error IS NULL) AS ok
+            FROM changerelay.schedule_runs WHERE schedule = 'slow' AND instance <> 'seed'
+            """)
+        #expect(runs.value("n") == "1" && runs.value("ok") == "1", "\(runs.rows)")
+        #expect(run.stderr.contains("was interrupted"), "\(run.stderr.suffix(2000))")
+    }
+
     /// The session a job keeps between its ticks may be cut meanwhile (a restart, a failover,
     /// an idle timeout): the next tick opens a new one rather than failing on the old.
     @Test func aJobWhoseSessionWasCutBetweenTicksRunsOnANewOne() throws {

@@ -57,6 +57,11 @@ public struct ScheduledJob: Sendable {
     func run(on db: PostgresConnection) throws(PostgresError) -> Int64? {
         switch work {
         case .statement(let sql):
+            // The server checks every second that the service is still there: otherwise a
+            // statement whose service was killed ran on to its end and committed, and the
+            // catch-up at the next start (`ScheduleRuns.forgetInterrupted`) ran it again.
+            // Set before each run, as the `DISCARD ALL` after the last one reset it.
+            try db.execute("SET client_connection_check_interval = 1000")
             let rows = try db.executeCountingRows(sql)
             // The session is shared with the next runs, and with the other jobs on the same
             // database: what a statement leaves in it must not reach them. A transaction left

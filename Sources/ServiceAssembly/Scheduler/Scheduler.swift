@@ -33,9 +33,17 @@ public final class Scheduler {
 
     /// Runs until `stop` is asked.
     public func run(until stop: StopSignal) {
-        guard let lastDue = retrying("read the last scheduled runs", until: stop, { () throws(PostgresError) in
-            try ScheduleRuns.lastDue(on: try recordConnection())
+        guard let (interrupted, recorded) = retrying("read the last scheduled runs", until: stop, { () throws(PostgresError) in
+            let db = try recordConnection()
+            return (try ScheduleRuns.forgetInterrupted(on: db), try ScheduleRuns.lastDue(on: db))
         }) else { return }
+        var lastDue = recorded
+        for run in interrupted {
+            // A job whose only run was interrupted has still missed it.
+            if lastDue[run.schedule] == nil { lastDue[run.schedule] = run.dueAt.addingTimeInterval(-1) }
+            logger.warning("a scheduled run was interrupted (the instance running it stopped); it is caught up now",
+                           metadata: ["schedule": "\(run.schedule)", "due_at": "\(run.dueAt)"])
+        }
         var rules = ScheduleRules(jobs: order, lastDue: lastDue, now: Date())
         while !stop.isRequested {
             let due = rules.due(at: Date())
