@@ -38,11 +38,13 @@ public struct Doctor {
     public var slot: String
     public var plugin: Config.Plugin
     public var publication: String
-    public var role: String
+    /// The service's role; nil: the role doctor connects as (the service's own URL), or
+    /// `changerelay`, the role setup creates, when that is a superuser.
+    public var role: String?
     /// An inactive slot holding back more WAL than this is a problem.
     public var maxRetainedBytes: Int64
 
-    public init(slot: String, plugin: Config.Plugin, publication: String, role: String = "changerelay",
+    public init(slot: String, plugin: Config.Plugin, publication: String, role: String? = nil,
                 maxRetainedBytes: Int64 = 1 << 30) {
         self.slot = slot
         self.plugin = plugin
@@ -197,7 +199,18 @@ public struct Doctor {
         }
     }
 
+    /// The role doctor connects as (with the service's own URL, the service's), or the
+    /// `changerelay` role setup creates when that is a superuser, for whom every check passes.
+    func serviceRole(_ db: PostgresConnection) throws(PostgresError) -> String {
+        try db.execute("""
+            SELECT CASE WHEN rolsuper THEN 'changerelay' ELSE rolname END AS role FROM pg_roles WHERE rolname = current_user
+            """).value("role") ?? "changerelay"
+    }
+
     func privileges(_ db: PostgresConnection) throws(PostgresError) -> [Finding] {
+        let role: String
+        if let configured = self.role { role = configured } else { role = try serviceRole(db) }
+        let quotedRole = quoteIdentifier(role)
         let roleRow = try db.query("SELECT rolreplication, rolcanlogin FROM pg_roles WHERE rolname = $1", [role])
         guard !roleRow.rows.isEmpty else {
             return [.problem("role", "role \(role) does not exist", fix: "changerelay setup")]
@@ -205,29 +218,35 @@ public struct Doctor {
         var findings: [Finding] = []
         findings.append(roleRow.value("rolreplication") == "t"
             ? .ok("role", "\(role) has REPLICATION")
-            : .problem("role", "role \(role) lacks REPLICATION", fix: "ALTER ROLE \(role) REPLICATION;"))
+            : .problem("role", "role \(role) lacks REPLICATION", fix: "ALTER ROLE \(quotedRole) REPLICATION;"))
+        // By oid: a table's name, resolved for the check, made Postgres evaluate it over
+        // pg_class (pg_toast included), and a role without access to pg_toast got an error
+        // instead of a report.
         let unreadable = try db.query("""
-            SELECT tablename FROM pg_publication_tables
-            WHERE pubname = $1 AND NOT has_table_privilege($2, format('%I.%I', schemaname, tablename), 'SELECT')
-            ORDER BY tablename
+            SELECT format('%I.%I', t.schemaname, t.tablename) FROM pg_publication_tables t
+            JOIN pg_namespace n ON n.nspname = t.schemaname
+            JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.tablename
+            WHERE t.pubname = $1 AND NOT has_table_privilege($2, c.oid, 'SELECT')
+            ORDER BY 1
             """, [publication, role]).rows.compactMap { $0[0] }
         findings.append(unreadable.isEmpty
             ? .ok("privileges", "\(role) can read every published table")
             : .problem("privileges", "\(role) cannot SELECT \(unreadable.joined(separator: ", "))",
-                       fix: "GRANT SELECT ON " + unreadable.map { "public.\($0)" }.joined(separator: ", ") + " TO \(role);"))
+                       fix: "GRANT SELECT ON " + unreadable.joined(separator: ", ") + " TO \(quotedRole);"))
         let schemaUsage = try db.query("""
             SELECT has_schema_privilege($1, 'changerelay', 'USAGE') AND has_schema_privilege($1, 'changerelay', 'CREATE') AS ok
             FROM pg_namespace WHERE nspname = 'changerelay'
             """, [role])
         findings.append(schemaUsage.value("ok") == "t"
             ? .ok("privileges", "\(role) can write its schema changerelay")
-            : .problem("privileges", "\(role) cannot use schema changerelay", fix: "changerelay setup -- or GRANT ALL ON SCHEMA changerelay TO \(role);"))
+            : .problem("privileges", "\(role) cannot use schema changerelay", fix: "changerelay setup -- or GRANT ALL ON SCHEMA changerelay TO \(quotedRole);"))
         return findings
     }
 
     func slotRow(_ db: PostgresConnection) throws(PostgresError) -> [String: String?]? {
         let result = try db.query("""
-            SELECT plugin, active, wal_status, safe_wal_size,
+            SELECT plugin, active, wal_status, safe_wal_size, database,
+                   database IS DISTINCT FROM current_database() AS elsewhere,
                    pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint AS retained,
                    pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint AS lag
             FROM pg_replication_slots WHERE slot_name = $1
@@ -244,6 +263,12 @@ public struct Doctor {
             let walStatus = (row["wal_status"] ?? nil) ?? "?"
             let active = row["active"] == "t"
             let plugin = (row["plugin"] ?? nil) ?? "?"
+            if row["elsewhere"] == "t" {
+                let database = (row["database"] ?? nil) ?? "none (a physical slot)"
+                findings.append(.problem("slot", "slot \(slot) belongs to database \(database), not this one; the stream would be refused",
+                                         fix: "-- set source.slot to another name, then changerelay setup"))
+                return findings + (try retainingSlots(db))
+            }
             if plugin != self.plugin.rawValue {
                 findings.append(.problem("slot", "slot \(slot) uses \(plugin), configured plugin is \(self.plugin.rawValue)",
                                          fix: "SELECT pg_drop_replication_slot('\(slot)'); -- then changerelay setup"))

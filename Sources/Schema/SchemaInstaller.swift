@@ -61,9 +61,16 @@ public struct SchemaInstaller {
     public static func ensureSlot(_ slot: String, plugin: Config.Plugin, on connection: PostgresConnection)
         throws -> Bool
     {
-        let existing = try connection.query(
-            "SELECT plugin, slot_type FROM pg_replication_slots WHERE slot_name = $1", [slot])
-        if let found = existing.value("plugin") {
+        let existing = try connection.query("""
+            SELECT plugin, slot_type, database, database IS DISTINCT FROM current_database() AS elsewhere
+            FROM pg_replication_slots WHERE slot_name = $1
+            """, [slot])
+        if let found = existing.value("plugin") ?? existing.value("slot_type") {
+            // Slot names are the cluster's, not a database's: one made for another database
+            // would be accepted here and refused by the stream.
+            guard existing.value("elsewhere") != "t" else {
+                throw SetupError.slotInAnotherDatabase(slot: slot, database: existing.value("database") ?? "none (a physical slot)")
+            }
             guard found == plugin.rawValue else {
                 throw SetupError.slotPluginMismatch(slot: slot, existing: found, configured: plugin.rawValue)
             }
@@ -106,6 +113,7 @@ extension SchemaInstaller {
 public enum SetupError: Error, CustomStringConvertible {
     case migrationFailed(file: String, underlying: PostgresError)
     case slotPluginMismatch(slot: String, existing: String, configured: String)
+    case slotInAnotherDatabase(slot: String, database: String)
     case sqlDirectoryMissing
     case migrationMissing(file: String, neededBy: String)
 
@@ -116,6 +124,9 @@ public enum SetupError: Error, CustomStringConvertible {
         case .slotPluginMismatch(let slot, let existing, let configured):
             "slot '\(slot)' uses plugin \(existing) but source.plugin is \(configured); drop it with "
                 + "SELECT pg_drop_replication_slot('\(slot)') or set source.plugin = \"\(existing)\""
+        case .slotInAnotherDatabase(let slot, let database):
+            "slot '\(slot)' belongs to database \(database), not this one; set source.slot to another name, "
+                + "or drop it there with SELECT pg_drop_replication_slot('\(slot)') if it is unused"
         case .sqlDirectoryMissing:
             "cannot find the migrations: --sql-dir or CHANGERELAY_SQL_DIR must name the folder holding "
                 + "001_changerelay_schema.sql (without either, the sql/ beside the binary or in the working directory)"

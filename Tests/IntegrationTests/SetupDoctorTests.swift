@@ -128,6 +128,45 @@ import Testing
         #expect(out.contains("slot changerelay is inactive and retains"))
     }
 
+    /// doctor run with the service's own URL checks the role it connects as (here `svc`,
+    /// not `changerelay`), by table oid: with a thousand tables, a name-based check was
+    /// evaluated over pg_class and failed on pg_toast instead of reporting.
+    @Test func doctorChecksTheRoleOfItsURLWithoutTouchingPgToast() throws {
+        let cluster = try startCluster(schema: false)
+        defer { try? cluster.stop() }
+        #expect(try runChangeRelay(["setup"], environment: Self.environment(cluster)).status == 0)
+        let db = try cluster.connect()
+        try db.execute("""
+            CREATE ROLE svc LOGIN;
+            DO $$ BEGIN FOR i IN 1..1000 LOOP EXECUTE format('CREATE TABLE filler_%s (id int, t text)', i); END LOOP; END $$;
+            ANALYZE pg_class;
+            """)
+        let url = cluster.url.replacingOccurrences(of: "postgres@", with: "svc@")
+        let doctor = try runChangeRelay(["doctor"], environment: ["CHANGERELAY_SOURCE_DATABASE_URL": url])
+        #expect(doctor.status == 1)
+        #expect(doctor.stdout.contains("role svc lacks REPLICATION"), "\(doctor.stdout)\(doctor.stderr)")
+        #expect(doctor.stdout.contains(#"fix: ALTER ROLE "svc" REPLICATION;"#))
+        #expect(doctor.stdout.contains("svc cannot SELECT public.") && doctor.stdout.contains(#" TO "svc";"#), "\(doctor.stdout)")
+        #expect(!doctor.stderr.contains("pg_toast"), "\(doctor.stderr)")
+    }
+
+    /// Slot names are the cluster's: a slot of that name made for another database is named
+    /// as such by setup and doctor, not taken for this database's (the stream refuses it).
+    @Test func aSlotOfAnotherDatabaseIsNamed() throws {
+        let cluster = try startCluster(schema: false)
+        defer { try? cluster.stop() }
+        let db = try cluster.connect()
+        try db.execute("CREATE DATABASE other")
+        let other = try PostgresConnection(url: String(cluster.url.dropLast("postgres".count)) + "other")
+        try other.execute("SELECT pg_create_logical_replication_slot('changerelay', 'pgoutput')")
+        let setup = try runChangeRelay(["setup"], environment: Self.environment(cluster))
+        #expect(setup.status != 0)
+        #expect(setup.stderr.contains("slot 'changerelay' belongs to database other"), "\(setup.stderr)")
+        let doctor = try runChangeRelay(["doctor"], environment: Self.environment(cluster))
+        #expect(doctor.status == 1)
+        #expect(doctor.stdout.contains("slot changerelay belongs to database other"), "\(doctor.stdout)")
+    }
+
     /// A slot kept for a replay that holds back more WAL than --max-retained-bytes is a
     /// warning with its way out, not a problem: doctor still passes.
     @Test func aRetainedReplaySlotIsAWarningWithItsFix() throws {
