@@ -337,6 +337,26 @@ import Testing
         #expect(follower.stderr.contains("backfill 2: cancelled after 0 rows"), "\(follower.stderr)")
     }
 
+    /// A long transaction that never touched the table (here, on another table; as well in
+    /// another database) does not hold the backfill up: only the table's writers can commit
+    /// before a low watermark and still be invisible to the chunk's snapshot.
+    @Test func aLongTransactionElsewhereDoesNotHoldTheBackfillUp() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        try setup.db.execute("INSERT INTO items SELECT g, 'existing ' || g FROM generate_series(1, 200) g; CREATE TABLE elsewhere (v int)")
+        try Self.putBehindTheSlot(setup.db)
+        let run = try Background(["run"], environment: setup.environment)
+        try run.waitFor("streaming") { _ in run.stderr.contains("streaming") }
+        let holder = try setup.cluster.connect()
+        try holder.execute("BEGIN; INSERT INTO elsewhere VALUES (1)")
+        let follower = try Background(["backfill", "--table", "items", "--chunk-size", "20"], environment: setup.environment)
+        #expect(follower.waitForExit(timeout: .seconds(60)) == 0, "\(follower.stderr)")
+        #expect(try setup.db.execute("SELECT status FROM changerelay.backfills").value("status") == "done")
+        try holder.execute("COMMIT")
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0)
+    }
+
     /// The live stream keeps flowing while a large backfill runs: a change committed
     /// mid-backfill is delivered before the backfill ends, and backfilled rows reach the echo
     /// handler as `read` changes with keys named by their rows.

@@ -121,7 +121,8 @@ public final class BackfillRunner {
             let read: (rows: [[String?]], isLast: Bool)
             do {
                 try emit(Watermark(.low, token))
-                try waitForOlderTransactions(until: stop, metadata: metadata)
+                try waitForOlderTransactions(quoteIdentifier(request.schema) + "." + quoteIdentifier(request.table),
+                                             until: stop, metadata: metadata)
                 let query = ChunkQuery(table: table, where: request.whereClause, after: cursor, limit: request.chunkSize)
                 let rows = try sourceConnection().query(query.sql, query.parameters).rows
                 read = (rows, rows.count < request.chunkSize)
@@ -164,14 +165,28 @@ public final class BackfillRunner {
         _ = try sourceConnection().query("SELECT pg_logical_emit_message(true, $1, $2)", [watermark.prefix, watermark.content])
     }
 
-    /// Waits until every transaction that held an xid when the low watermark committed has
-    /// ended. One whose commit record is in the WAL before the watermark can still be
-    /// invisible to a snapshot taken now; the stream handles it before the watermark, so it
-    /// is not among the window's changes, and the chunk would hand on the older row.
-    private func waitForOlderTransactions(until stop: StopSignal, metadata: Logger.Metadata) throws {
+    /// Waits until every transaction that held an xid and a lock on the table (or one of its
+    /// partitions) when the low watermark committed has ended. One whose commit record is in
+    /// the WAL before the watermark can still be invisible to a snapshot taken now (a backend
+    /// leaves the running set after writing its commit record, and lets its locks go after
+    /// that); the stream handles it before the watermark, so it is not among the window's
+    /// changes, and the chunk would hand on the older row. Only writers of the table count: a
+    /// transaction that wrote it holds its lock to the end, and one that had not yet touched
+    /// it can write it only after the watermark, where the window sees it. Waiting for every
+    /// transaction on the cluster held a backfill behind any long one, in any database (a
+    /// second service's claim over a large backlog slowed one from 180 chunks/s to 1).
+    /// Prepared transactions of this database count whatever they locked.
+    private func waitForOlderTransactions(_ table: String, until stop: StopSignal, metadata: Logger.Metadata) throws {
         let source = try sourceConnection()
-        let running = try source.execute("SELECT coalesce(array_agg(x)::text, '{}') AS xids FROM pg_snapshot_xip(pg_current_snapshot()) x")
-            .value("xids") ?? "{}"
+        let running = try source.query("""
+            SELECT coalesce(array_agg(x)::text, '{}') AS xids FROM pg_snapshot_xip(pg_current_snapshot()) x
+            WHERE (x::text::bigint % 4294967296)::text IN (
+                SELECT a.backend_xid::text FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid
+                WHERE a.datname = current_database() AND a.backend_xid IS NOT NULL AND l.locktype = 'relation'
+                  AND l.relation IN (SELECT $1::regclass UNION SELECT relid FROM pg_partition_tree($1::regclass))
+                UNION ALL
+                SELECT transaction::text FROM pg_prepared_xacts WHERE database = current_database())
+            """, [table]).value("xids") ?? "{}"
         guard running != "{}" else { return }
         let clock = ContinuousClock()
         let started = clock.now
