@@ -175,14 +175,17 @@ public final class BackfillRunner {
     /// it can write it only after the watermark, where the window sees it. Waiting for every
     /// transaction on the cluster held a backfill behind any long one, in any database (a
     /// second service's claim over a large backlog slowed one from 180 chunks/s to 1).
-    /// Prepared transactions of this database count whatever they locked.
+    /// Prepared transactions of this database count whatever they locked. Only `pg_locks`
+    /// is read (each transaction holds its own xid's lock): `pg_stat_activity` hides other
+    /// roles' xids from a role without `pg_read_all_stats`, which would wait for none.
     private func waitForOlderTransactions(_ table: String, until stop: StopSignal, metadata: Logger.Metadata) throws {
         let source = try sourceConnection()
         let running = try source.query("""
             SELECT coalesce(array_agg(x)::text, '{}') AS xids FROM pg_snapshot_xip(pg_current_snapshot()) x
             WHERE (x::text::bigint % 4294967296)::text IN (
-                SELECT a.backend_xid::text FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid
-                WHERE a.datname = current_database() AND a.backend_xid IS NOT NULL AND l.locktype = 'relation'
+                SELECT x.transactionid::text FROM pg_locks x JOIN pg_locks l ON l.pid = x.pid
+                WHERE x.locktype = 'transactionid' AND x.mode = 'ExclusiveLock' AND x.granted
+                  AND l.locktype = 'relation' AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
                   AND l.relation IN (SELECT $1::regclass UNION SELECT relid FROM pg_partition_tree($1::regclass))
                 UNION ALL
                 SELECT transaction::text FROM pg_prepared_xacts WHERE database = current_database())
