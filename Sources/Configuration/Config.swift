@@ -217,17 +217,22 @@ public struct Config: Sendable {
             if case .boolean(let flag)? = value(path) { return flag }
             preconditionFailure("\(path) has a boolean default")
         }
+        /// Without the line break a secret's file (or `kubectl create secret --from-file`)
+        /// ends with, which libpq read as part of the database name.
+        func databaseURL(_ path: String) -> String? {
+            string(path).map { String($0.reversed().drop { $0 == "\n" || $0 == "\r" || $0 == "\r\n" }.reversed()) }
+        }
         func strings(_ path: String) -> [String] {
             guard case .array(let elements)? = value(path) else { return [] }
             return elements.compactMap { if case .string(let text) = $0 { text } else { nil } }
         }
         source = Source(
-            databaseURL: string("source.database_url"),
+            databaseURL: databaseURL("source.database_url"),
             plugin: Plugin(rawValue: string("source.plugin")!)!,
             slot: string("source.slot")!,
             publication: string("source.publication")!,
             statusInterval: .milliseconds(integer("source.status_interval_ms")))
-        stateDatabaseURL = string("state.database_url") ?? source.databaseURL
+        stateDatabaseURL = databaseURL("state.database_url") ?? source.databaseURL
         functions = Functions(baseURL: string("functions.base_url"), serviceKeyFile: string("functions.service_key_file"))
         conversationChecks = ConversationChecks(
             enabled: boolean("conversation_checks.enabled"),

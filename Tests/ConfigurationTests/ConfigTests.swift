@@ -110,6 +110,15 @@ func loadError(_ text: String, environment: [String: String] = [:]) throws -> Co
         #expect(misspelled.key == "CHANGERELAY_LOG_FROMAT")
     }
 
+    /// A URL read from a secret's file ends with its line break, which libpq took as part of
+    /// the database name (`database "app\n" does not exist`).
+    @Test func aDatabaseURLLosesTheLineBreakItsFileEndedWith() throws {
+        let config = try Config.load(path: nil, environment: ["CHANGERELAY_SOURCE_DATABASE_URL": "postgresql://x/app\n",
+                                                               "CHANGERELAY_STATE_DATABASE_URL": "postgresql://y/state\r\n"])
+        #expect(config.source.databaseURL == "postgresql://x/app")
+        #expect(config.stateDatabaseURL == "postgresql://y/state")
+    }
+
     @Test func stateDefaultsToTheSource() throws {
         let config = try Config.load(path: nil, environment: ["CHANGERELAY_SOURCE_DATABASE_URL": "postgresql://x/y"])
         #expect(config.stateDatabaseURL == "postgresql://x/y")
