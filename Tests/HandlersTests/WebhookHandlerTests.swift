@@ -106,6 +106,33 @@ private func eventTypes(_ change: Change) throws -> [String] {
         ]))
         #expect(fired.deliveries.count == 1)
     }
+
+    /// A condition on a boolean column compares booleans: `paid=true` (as the body shows the
+    /// value) fires on the change the stream carries as `t`, and `paid=t` still does.
+    @Test(arguments: ["true", "t", "yes"])
+    func aConditionOnABooleanColumnComparesBooleans(value: String) throws {
+        let paid = WebhookRule(schema: "public", table: "orders", operation: .update,
+                               condition: .init(column: "paid", value: value), eventType: "order.paid")
+        let handler = makeHandler(extra: [paid])
+        _ = try plan(handler, transaction([config(id: "1", events: "{order.paid}")], lsn: 0x10))
+        func order(paid: String) -> Row {
+            Row(columns: [Column(name: "id", typeOID: 25, isKey: true), Column(name: "paid", typeOID: 16, isKey: false)],
+                values: [.text(ArraySlice("o".utf8)), .text(ArraySlice(paid.utf8))])
+        }
+        let fired = try plan(handler, transaction([
+            change("orders", .update, new: order(paid: "t"), old: order(paid: "f")),
+            change("orders", .update, new: order(paid: "t"), old: order(paid: "t")),
+            change("orders", .update, new: order(paid: "f"), old: order(paid: "t")),
+        ]))
+        #expect(fired.deliveries.count == 1)
+        // On a text column the value is compared as written.
+        let text = WebhookRule(schema: "public", table: "notes", operation: .insert,
+                               condition: .init(column: "flag", value: "true"), eventType: "note.flagged")
+        let notes = makeHandler(extra: [text])
+        _ = try plan(notes, transaction([config(id: "1", events: "{note.flagged}")], lsn: 0x10))
+        let written = try plan(notes, transaction([change("notes", .insert, new: row(["id": "n", "flag": "t"]))]))
+        #expect(written.deliveries.isEmpty)
+    }
 }
 
 @Suite struct WebhookEventPatternTests {

@@ -62,7 +62,11 @@ public struct WebhookHandler: Handler {
         guard let operation = Self.operation(of: change), let tableRules = rules[table] else { return effects }
         let new: [String: String]? = if let row = change.new { try Self.texts(row, change: change, handler: name) } else { nil }
         let old: [String: String]? = if let row = change.old { try Self.texts(row, change: change, handler: name) } else { nil }
-        let eventTypes = tableRules.filter { $0.fires(for: operation, new: new, old: old) }.map(\.eventType)
+        let columns = (change.new ?? change.old)?.columns ?? []
+        let booleans = Set(tableRules.compactMap(\.condition?.column).filter { column in
+            columns.contains { $0.name == column && $0.typeOID == Self.boolOID }
+        })
+        let eventTypes = tableRules.filter { $0.fires(for: operation, new: new, old: old, booleans: booleans) }.map(\.eventType)
         guard !eventTypes.isEmpty else { return effects }
 
         let data = try Self.data(of: change, handler: name)
@@ -139,6 +143,8 @@ public struct WebhookHandler: Handler {
     }
 
     // MARK: - Events
+
+    private static let boolOID: UInt32 = 16
 
     private static func operation(of change: Change) -> WebhookRule.Operation? {
         switch change.operation {

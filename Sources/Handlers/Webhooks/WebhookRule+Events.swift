@@ -31,16 +31,34 @@ extension WebhookRule {
     /// Whether this rule fires for a change (a `read` change only for `read` rules). `new`
     /// and `old` are the change's rows by column name (text values; NULL absent). For UPDATE
     /// a condition means "changed to": the new row has the value and the old one did not.
-    func fires(for operation: Operation, new: [String: String]?, old: [String: String]?) -> Bool {
+    ///
+    /// On a boolean column (`booleans`) the value is compared as a boolean: `paid=true`, as
+    /// the event's body shows the value, matches what the stream carries as `t`.
+    func fires(for operation: Operation, new: [String: String]?, old: [String: String]?,
+               booleans: Set<String> = []) -> Bool {
         guard operation == self.operation else { return false }
         guard let condition else { return true }
+        func holds(_ row: [String: String]?) -> Bool {
+            guard let text = row?[condition.column] else { return false }
+            guard booleans.contains(condition.column) else { return text == condition.value }
+            return Self.boolean(text).map { $0 == Self.boolean(condition.value) } ?? false
+        }
         switch operation {
         case .insert, .read:
-            return new?[condition.column] == condition.value
+            return holds(new)
         case .delete:
-            return old?[condition.column] == condition.value
+            return holds(old)
         case .update:
-            return new?[condition.column] == condition.value && old?[condition.column] != condition.value
+            return holds(new) && !holds(old)
+        }
+    }
+
+    /// A Postgres boolean literal (`t`, `true`, `yes`, `on`, `1` and their opposites, any case).
+    static func boolean(_ text: String) -> Bool? {
+        switch text.lowercased() {
+        case "t", "true", "y", "yes", "on", "1": true
+        case "f", "false", "n", "no", "off", "0": false
+        default: nil
         }
     }
 }
