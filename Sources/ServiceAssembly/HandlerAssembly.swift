@@ -130,11 +130,12 @@ enum HandlerAssembly {
         let published = Set(try source.query("""
             SELECT schemaname || '.' || tablename FROM pg_publication_tables WHERE pubname = $1
             """, [config.source.publication]).rows.compactMap { $0[0] })
-        for table in Set(config.webhooks.rules.map { $0.schema + "." + $0.table }).subtracting(published).sorted() {
+        for rule in config.webhooks.rules where !published.contains(rule.schema + "." + rule.table) {
+            let quoted = quoteIdentifier(rule.schema) + "." + quoteIdentifier(rule.table)
             logger.warning("""
                 a webhook rule names a table the publication does not include; it cannot fire until the table is \
-                added (ALTER PUBLICATION \(config.source.publication) ADD TABLE \(table))
-                """, metadata: ["table": "\(table)"])
+                added (ALTER PUBLICATION \(quoteIdentifier(config.source.publication)) ADD TABLE \(quoted))
+                """, metadata: ["table": "\(rule.schema + "." + rule.table)", "event": "\(rule.eventType)"])
         }
         let keys = try PrimaryKeyLoader.load(tables: rules.map { $0.schema + "." + $0.table }, from: source)
         return WebhookHandler(rules: rules, cache: cache, primaryKeys: keys, logger: logger)
