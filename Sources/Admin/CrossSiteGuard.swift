@@ -28,12 +28,12 @@ struct CrossSiteGuard: Sendable {
         return nil
     }
 
-    /// `http://host:port` → `host:port`, lowercased; nil for any other scheme (the admin
-    /// server speaks plain HTTP, so a page of its own origin is an `http:` one).
+    /// `http://host:port` → `host:port`, lowercased; an `https:` origin too (the dashboard
+    /// behind a TLS-terminating proxy that passes the `Host` on); nil for any other scheme.
     static func authority(ofOrigin origin: String) -> String? {
         let origin = origin.lowercased()
-        guard origin.hasPrefix("http://") else { return nil }
-        return String(origin.dropFirst("http://".count))
+        guard let scheme = ["http://", "https://"].first(where: origin.hasPrefix) else { return nil }
+        return String(origin.dropFirst(scheme.count))
     }
 
     /// `localhost`, an IPv4 address or a bracketed IPv6 one, with or without a port.

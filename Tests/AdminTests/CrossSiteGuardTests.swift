@@ -14,10 +14,20 @@ import Testing
         #expect(Self.open.refusal(for: .retryDelivery, authority: authority, origin: origin, fetchSite: fetchSite) == nil)
     }
 
+    /// The dashboard behind a TLS-terminating proxy that passes the Host on: its page's origin
+    /// is an https one, of the very host the request is addressed to.
+    @Test func theDashboardBehindAnHTTPSProxyMayRetry() {
+        #expect(Self.tokened.refusal(for: .retryDelivery, authority: "relay.example.com", origin: "https://relay.example.com",
+                                     fetchSite: "same-origin") == nil)
+        #expect(Self.tokened.refusal(for: .retryDelivery, authority: "relay.example.com", origin: "https://evil.example",
+                                     fetchSite: nil) != nil)
+    }
+
     /// A page elsewhere can make the browser POST without reading the answer: refused with or
     /// without a token, by Origin or by Sec-Fetch-Site, whichever the browser sent.
     @Test(arguments: [
-        ("http://evil.example", nil), ("null", nil), ("http://127.0.0.1:9188", nil), ("https://127.0.0.1:9187", nil),
+        ("http://evil.example", nil), ("null", nil), ("http://127.0.0.1:9188", nil), ("https://127.0.0.1:9188", nil),
+        ("ftp://127.0.0.1:9187", nil),
         (nil, "cross-site"), (nil, "same-site"), ("http://127.0.0.1:9187", "cross-site"),
     ] as [(String?, String?)])
     func otherOriginsCannotRetry(origin: String?, fetchSite: String?) {
