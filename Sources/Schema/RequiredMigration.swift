@@ -37,6 +37,8 @@ public enum RequiredMigration: Sendable {
     case keptStaging
     /// 026's kept `buffered_messages.buffer_id` marks, applied by the hourly built-in job.
     case bufferMarks
+    /// 027's release of a finished buffer's id that a new buffer takes, run by the committer.
+    case bufferIDsReused
 
     var file: String {
         switch self {
@@ -52,6 +54,7 @@ public enum RequiredMigration: Sendable {
         case .sessionStaging: "019_session_staging.sql"
         case .keptStaging: "024_staging_emptied_by_committer.sql"
         case .bufferMarks: "026_buffer_marks_kept.sql"
+        case .bufferIDsReused: "027_buffer_ids_reused.sql"
         }
     }
 
@@ -80,6 +83,8 @@ public enum RequiredMigration: Sendable {
             "to_regprocedure('changerelay.create_backfill_progress_staging_kept()') IS NOT NULL"
         case .bufferMarks:
             "to_regprocedure('changerelay.apply_kept_buffer_marks()') IS NOT NULL"
+        case .bufferIDsReused:
+            "to_regprocedure('changerelay.release_reused_buffer_ids()') IS NOT NULL"
         case .deliveryRequeue:
             """
             EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass('changerelay.deliveries')

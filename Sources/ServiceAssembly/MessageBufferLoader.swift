@@ -16,6 +16,7 @@ enum MessageBufferLoader {
         -> MessageBufferState.Snapshot {
         try RequiredMigration.messageBuffering.require(neededBy: "message buffering", on: db)
         try RequiredMigration.bufferMarks.require(neededBy: "message buffering", on: db)
+        try RequiredMigration.bufferIDsReused.require(neededBy: "message buffering", on: db)
         try RequiredMigration.sessionStaging.require(neededBy: "message buffering", on: db)
         try RequiredMigration.keptStaging.require(neededBy: "message buffering", on: db)
         let buffers = try db.execute("""

@@ -181,6 +181,39 @@ import Testing
         #expect(Set(setup.receiver.requests.compactMap { $0.header("Idempotency-Key") }).count == 2)
     }
 
+    /// A message id used again while the old buffer's row stays (the message deleted and
+    /// inserted again with its id, in another conversation): the new buffer takes the id, the
+    /// finished row goes, and the stream goes on. The old row was made active again under the
+    /// new conversation, and with the old conversation's next buffer open that was a unique
+    /// violation on every read of the batch: the stream stopped for good.
+    @Test func aMessageIdUsedAgainBesideItsFinishedBufferDoesNotStopTheStream() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let run = try Background(["run"], environment: Self.environment(setup, durationMilliseconds: 2_000))
+        try run.waitFor("streaming") { _ in run.stderr.contains("streaming") }
+        let first = try Self.message(setup.db, conversation: 1, content: "one")
+        try RunPipelineTests.waitFor("the first flush") { try Self.flushes(setup.receiver).count == 1 }
+        try setup.db.execute("""
+            INSERT INTO buffered_messages (id, conversation_id, content, message_type) VALUES (\(first) + 100, 1, 'next', 'incoming');
+            DELETE FROM buffered_messages WHERE id = \(first);
+            INSERT INTO buffered_messages (id, conversation_id, content, message_type) VALUES (\(first), 5, 'again', 'incoming');
+            """)
+        try RunPipelineTests.waitFor("both new buffers flushed") { try Self.flushes(setup.receiver).count == 3 }
+        try RunPipelineTests.waitFor("the reused id's buffer completed") {
+            try setup.db.execute("SELECT status || ':' || conversation_id AS s FROM message_buffer WHERE id = \(first)")
+                .value("s") == "completed:5"
+        }
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0, "\(run.stderr.suffix(2000))")
+        let contents = try Self.flushes(setup.receiver).compactMap { flush -> String? in
+            guard case .string(let text)? = flush["combinedContent"] else { return nil }
+            return text
+        }
+        #expect(contents.first == "one" && Set(contents.dropFirst()) == ["next", "again"], "\(contents)")
+        let jobs = try setup.db.execute("SELECT count(*) AS n FROM buffer_processing_jobs WHERE buffer_id = \(first)")
+        #expect(jobs.value("n") == "1")
+    }
+
     /// A buffer the seed's own code opened before the switch is adopted with its messages; a
     /// message that joins it, a kill -9 and a restart later, its flush still carries them all.
     @Test func aBufferTheSeedsCodeOpenedKeepsItsMessagesAcrossACrash() throws {

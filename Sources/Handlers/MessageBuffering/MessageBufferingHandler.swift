@@ -43,7 +43,8 @@ public struct MessageBufferingHandler: Handler {
     public let tables: Set<String> = [Self.messagesTable, Self.flagsTable]
     public let reports: Set<DeliveryLog> = [.bufferProcessingJob]
     public let staging: Staging? = Staging(table: Self.stagingTable,
-                                           statements: "SELECT changerelay.apply_staged_message_buffers() AS applied",
+                                           statements: "SELECT changerelay.release_reused_buffer_ids(); "
+                                               + "SELECT changerelay.apply_staged_message_buffers() AS applied",
                                            sessionSetup: "SELECT changerelay.create_message_buffer_staging_kept()")
     public let followsCommitTime = true
     public let settings: Settings
