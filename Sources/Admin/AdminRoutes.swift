@@ -20,9 +20,12 @@ struct AdminRoutes: Sendable {
     private let unfinishedCounts = RecentValue<[AdminReports.DeliveryCount]>(maxAge: .seconds(15))
     private let allCounts = RecentValue<[AdminReports.DeliveryCount]>(maxAge: .seconds(30))
     private let isStreaming: @Sendable () -> Bool
+    private let streamFailure: @Sendable () -> PostgresError?
     private let logger: Logger
 
-    init(_ settings: AdminServer.Settings, metrics: MetricsExport, isStreaming: @escaping @Sendable () -> Bool, logger: Logger) {
+    init(_ settings: AdminServer.Settings, metrics: MetricsExport, isStreaming: @escaping @Sendable () -> Bool,
+         streamFailure: @escaping @Sendable () -> PostgresError?, logger: Logger) {
+        self.streamFailure = streamFailure
         self.settings = settings
         state = BlockingDatabase(url: settings.stateURL, name: "state")
         source = BlockingDatabase(url: settings.sourceURL, name: "source")
@@ -94,6 +97,11 @@ struct AdminRoutes: Sendable {
     private func ready() async -> Response {
         if let problem = await readiness.problem() {
             return Self.json(.serviceUnavailable, AdminReports.Readiness(reason: problem))
+        }
+        // Standing by is waiting for the slot, not for a source that refuses the stream.
+        if let failure = streamFailure() {
+            return Self.json(.serviceUnavailable, AdminReports.Readiness(
+                reason: "the source cannot be streamed: " + ReadinessProbe.kind(of: failure)))
         }
         return Self.json(.ok, AdminReports.Readiness(role: role))
     }

@@ -39,13 +39,17 @@ public struct AdminServer: Service, CustomStringConvertible {
     private let settings: Settings
     private let metrics: MetricsExport
     private let isStreaming: @Sendable () -> Bool
+    private let streamFailure: @Sendable () -> PostgresError?
     private let logger: Logger
 
-    /// `isStreaming` tells whether this instance streams the slot now (`/readyz` says active) or not (standby).
-    public init(_ settings: Settings, metrics: MetricsExport, isStreaming: @escaping @Sendable () -> Bool, logger: Logger) {
+    /// `isStreaming` tells whether this instance streams the slot now (`/readyz` says active) or not (standby);
+    /// `streamFailure` why it does not when it should (the source refuses or drops the stream: `/readyz` 503).
+    public init(_ settings: Settings, metrics: MetricsExport, isStreaming: @escaping @Sendable () -> Bool,
+                streamFailure: @escaping @Sendable () -> PostgresError? = { nil }, logger: Logger) {
         self.settings = settings
         self.metrics = metrics
         self.isStreaming = isStreaming
+        self.streamFailure = streamFailure
         self.logger = logger
     }
 
@@ -56,7 +60,7 @@ public struct AdminServer: Service, CustomStringConvertible {
     private static let otherMethods: [HTTPRequest.Method] = [.get, .head, .post, .put, .patch, .delete, .options]
 
     public func run() async throws {
-        let routes = AdminRoutes(settings, metrics: metrics, isStreaming: isStreaming, logger: logger)
+        let routes = AdminRoutes(settings, metrics: metrics, isStreaming: isStreaming, streamFailure: streamFailure, logger: logger)
         let router = Router()
         for endpoint in AdminEndpoint.allCases {
             let path = RouterPath(endpoint.path.replacingOccurrences(of: "{id}", with: ":id"))

@@ -106,9 +106,11 @@ public final class SlotReader {
     /// Streams into a sink that may hold transactions back (batching): the slot is
     /// acknowledged only as far as the sink says everything is durable.
     /// When `stop` is asked, the batch in hand is committed and acknowledged before it returns.
-    /// `onStreamEnded` runs each time a stream that had started ends, however it ended.
+    /// `onStreamEnded` runs each time a stream that had started ends, however it ended;
+    /// `onRetrying` each time the source refused or dropped the stream and it is tried again
+    /// (with nil while another instance holds the slot: standing by is no failure).
     public func run(into sink: inout some TransactionSink, until stop: StopSignal, onStreaming: () -> Void = {},
-                    onStreamEnded: () -> Void = {}) throws {
+                    onStreamEnded: () -> Void = {}, onRetrying: (PostgresError?) -> Void = { _ in }) throws {
         var resumeFrom = max(settings.startLSN, sink.durablePosition)
         var standingBy = false
         while !stop.isRequested {
@@ -120,6 +122,7 @@ public final class SlotReader {
             } catch let error as PostgresError where settings.slot != nil && error.isSlotInUse {
                 // Another instance streams the slot: this one is its standby, and asks again at
                 // a steady pace (not a growing backoff) so that it takes over within seconds.
+                onRetrying(nil)
                 if !standingBy {
                     logger.notice("the slot is in use by another instance; standing by until it is free", metadata: [
                         "slot": "\(settings.slot ?? "")", "poll_ms": "\(Self.standbyPoll.wholeMilliseconds)",
@@ -128,6 +131,7 @@ public final class SlotReader {
                 }
                 stop.sleep(for: Self.standbyPoll)
             } catch let error as PostgresError where settings.slot != nil && error.isRetryable {
+                onRetrying(error)
                 let delay = backoff.nextDelay()
                 logger.warning("replication connection failed; reconnecting", metadata: [
                     "error": "\(error)", "retry_in_ms": "\(delay.wholeMilliseconds)",

@@ -88,6 +88,7 @@ public struct ChangeRelayService: Sendable {
     /// In start order; the group shuts them down in reverse.
     private func services(client: HTTPClient) throws -> [any Service] {
         let backfills = ChunkExchange()
+        let streamFailure = StreamFailure()
         var services: [any Service] = []
         if let admin {
             let adminSettings = AdminServer.Settings(
@@ -95,6 +96,7 @@ public struct ChangeRelayService: Sendable {
                 deliveryLogs: BuiltInHandlers.deliveryLogs, handlers: router.handlerNames,
                 schedules: ScheduledJob.all(config).map { AdminSchedule(name: $0.name, cron: $0.cron) })
             services.append(AdminServer(adminSettings, metrics: metrics, isStreaming: { backfills.streamState.isStreaming },
+                                        streamFailure: { streamFailure.current },
                                         logger: Logger(label: "changerelay.admin")))
         } else {
             Logger(label: "changerelay.admin").notice("admin.listen is off: no admin server, no metrics")
@@ -142,7 +144,10 @@ public struct ChangeRelayService: Sendable {
         services.append(ThreadService("stream") { [router] stop in
             var committer = try BatchCommitter(settings, router: router, logger: Logger(label: "changerelay.planner"))
             try SlotReader(source, logger: Logger(label: "changerelay.source"))
-                .run(into: &committer, until: stop, onStreaming: backfills.streamStarted, onStreamEnded: backfills.streamEnded)
+                .run(into: &committer, until: stop, onStreaming: {
+                    streamFailure.set(nil)
+                    backfills.streamStarted()
+                }, onStreamEnded: backfills.streamEnded, onRetrying: streamFailure.set)
         })
         return services
     }

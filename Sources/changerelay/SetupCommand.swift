@@ -25,6 +25,16 @@ struct Setup: ParsableCommand {
             }
             progress.finish("\(applied.count) migrations applied")
             print("applied \(applied.count) migrations from \(directory): \(applied.joined(separator: ", "))")
+            // A state database of its own holds the service's tables (and the seed's log
+            // tables the handlers write): `run` refuses one that lacks them.
+            if let stateURL = config.stateDatabaseURL, stateURL != url {
+                var stateProgress = ProgressReporter(label: "setup (state database)", unit: "migrations")
+                let state = try SchemaInstaller(sqlDirectory: directory).apply(to: try PostgresConnection(url: stateURL)) {
+                    index, count, file in stateProgress.update(done: Int64(index), total: Int64(count), detail: "applying " + file)
+                }
+                stateProgress.finish("\(state.count) migrations applied")
+                print("applied \(state.count) migrations to the state database")
+            }
             let publication = config.source.publication
             let added = try SchemaInstaller.ensurePublication(publication, on: connection)
             if publication != SchemaInstaller.defaultPublication {

@@ -72,6 +72,42 @@ import Testing
         #expect(standby.waitForExit() == 0, "\(standby.stderr.suffix(2000))")
     }
 
+    /// With a state database of its own (prepared by `setup`), a source that goes away makes
+    /// `/readyz` 503, naming the source, not `standby`: a standby waits for another instance's
+    /// slot, and calling this one ready hid the outage. It is ready again once it streams.
+    @Test func readinessFailsWhileTheSourceCannotBeStreamed() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let state = try LocalPostgres()
+        try state.start()
+        defer { try? state.stop() }
+        var environment = setup.environment
+        environment["CHANGERELAY_STATE_DATABASE_URL"] = state.url
+        let prepared = try runChangeRelay(["setup"], environment: environment)
+        #expect(prepared.status == 0 && prepared.stdout.contains("to the state database"), "\(prepared.stderr)")
+        let run = try Background(["run"], environment: environment)
+        let base = try AdminServerTests.adminURL(run)
+        try RunPipelineTests.waitFor("readiness as active") { try Self.readiness(base).role == "active" }
+
+        try setup.cluster.stop(keepingData: true)
+        var down = Readiness(status: 0)
+        try RunPipelineTests.waitFor("readiness to fail", timeout: .seconds(30)) {
+            down = try Self.readiness(base)
+            return down.status == 503
+        }
+        #expect(down.reason?.contains("the source cannot be streamed") == true, "\(down)")
+        #expect(down.reason?.contains(String(setup.cluster.port)) == false, "\(down)")
+
+        try setup.cluster.start()
+        try RunPipelineTests.waitFor("readiness as active again", timeout: .seconds(60)) {
+            try Self.readiness(base).role == "active"
+        }
+        try setup.cluster.connect().execute("INSERT INTO items VALUES (1, 'after')")
+        try RunPipelineTests.waitFor("the change delivered") { RunPipelineTests.distinctKeys(setup.receiver).count == 1 }
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0, "\(run.stderr.suffix(2000))")
+    }
+
     @Test func readinessSaysWhyWhileTheStateDatabaseIsDownAndRecovers() throws {
         let setup = try RunPipelineTests.prepare()
         defer { try? setup.cluster.stop(); setup.receiver.stop() }
@@ -83,11 +119,11 @@ import Testing
 
         try setup.cluster.stop(keepingData: true)
         var down = Readiness(status: 0)
-        try RunPipelineTests.waitFor("readiness to fail", timeout: .seconds(30)) {
+        // The source is down too: the first 503 may name the stream, the probe's next the state database.
+        try RunPipelineTests.waitFor("readiness to fail naming the state database", timeout: .seconds(30)) {
             down = try Self.readiness(base)
-            return down.status == 503
+            return down.status == 503 && down.reason?.contains("state database") == true
         }
-        #expect(down.reason?.contains("state database") == true, "\(down)")
         // /readyz is open: its reason names the failure, not where the database is or who connects.
         let reason = down.reason ?? ""
         #expect(!reason.contains("127.0.0.1") && !reason.contains(String(setup.cluster.port)) && !reason.contains("postgres"),
