@@ -11,8 +11,10 @@
 -- release_reused_buffer_ids(), run by the batch committer just before it in the same
 -- transaction, deletes a finished buffer row whose id a staged buffer of another start takes:
 -- its processing jobs go with it (ON DELETE CASCADE), its messages keep their rows with
--- buffer_id NULL (ON DELETE SET NULL), and its kept messages go. An open buffer is never
--- deleted. Returns the rows released.
+-- buffer_id NULL (ON DELETE SET NULL), and its kept messages go. Only a buffer whose flush
+-- has ended (completed or failed) is released: an open one, or one whose flush is still
+-- under way (its delivery's record finds its row by id), is left alone. Returns the rows
+-- released.
 DO $$ BEGIN PERFORM pg_advisory_xact_lock(27991862643291504); END $$;
 
 CREATE OR REPLACE FUNCTION changerelay.release_reused_buffer_ids() RETURNS integer
@@ -24,7 +26,7 @@ BEGIN
         DELETE FROM public.message_buffer b
         USING pg_temp.message_buffer_latest l
         WHERE b.id = (jsonb_populate_record(NULL::public.message_buffer, jsonb_build_object('id', l.buffer_id))).id
-          AND b.buffer_start_time IS DISTINCT FROM l.buffer_start_time AND b.status <> 'active'
+          AND b.buffer_start_time IS DISTINCT FROM l.buffer_start_time AND b.status IN ('completed', 'failed')
         RETURNING b.id::text AS id),
     kept AS (
         DELETE FROM changerelay.buffer_messages m USING reused WHERE m.buffer_id = reused.id)

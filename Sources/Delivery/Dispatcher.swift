@@ -285,11 +285,17 @@ public final class Dispatcher: Sendable {
                 "reason": "\(reason)",
             ])
             if case .gaveUp(.endpointGone) = reason, let config = WebhookTries.configID(of: delivery) {
-                if try WebhookTries.isActive(configID: config, on: db) {
+                // Only to say what happened: the attempts are recorded, and a failure here must
+                // not make the loop record them again.
+                switch try? WebhookTries.isActive(configID: config, on: db) {
+                case false?:
+                    logger.warning("webhook config deactivated: its endpoint answered 410 Gone; its deliveries wait until it is active again",
+                                   metadata: ["config": "\(config)", "delivery": "\(delivery.id)"])
+                case true?:
                     logger.warning("a webhook endpoint answered 410 Gone at a URL its config no longer has; the config stays active",
                                    metadata: ["config": "\(config)", "delivery": "\(delivery.id)"])
-                } else {
-                    logger.warning("webhook config deactivated: its endpoint answered 410 Gone; its deliveries wait until it is active again",
+                case nil:
+                    logger.warning("a webhook endpoint answered 410 Gone; its config no longer exists or could not be read",
                                    metadata: ["config": "\(config)", "delivery": "\(delivery.id)"])
                 }
             }

@@ -110,9 +110,8 @@ extension ClaimedDelivery {
         return Decoded(delivery: delivery, unreadablePolicy: unreadablePolicy)
     }
 
-    /// The string members of a `headers` JSON object (a delivery's, a webhook config's);
-    /// anything else is left out.
-    public static func headers(_ json: String?) -> [(String, String)] {
+    /// The string members of a delivery's `headers` JSON object; anything else is left out.
+    static func headers(_ json: String?) -> [(String, String)] {
         guard let json, case .object(let members)? = try? JSONParser.parse(json) else { return [] }
         return members.compactMap { member in
             guard case .string(let value) = member.value else { return nil }

@@ -89,10 +89,11 @@ public enum ScheduleRuns {
     /// Deletes the rows of runs that were interrupted (claimed, never finished, and nobody
     /// holds their job's lock: the instance or connection running them is gone, and with it
     /// the statement, rolled back) and returns them, so that `lastDue` does not count them and
-    /// the catch-up at start runs the job once. A kill between a statement's commit and its
-    /// `finish` would run it twice; the window is that of an UPDATE, the statement's own is
-    /// its whole run. An advisory lock on a bigint key shows in `pg_locks` as its high half
-    /// (`classid`) and low half (`objid`) with `objsubid` 1.
+    /// the catch-up at start runs the job once. A run whose statement committed but whose
+    /// `finish` was never recorded (a kill in between, or the state connection lost then and
+    /// the service stopped before it came back) runs twice; the statement's own window, its
+    /// whole run, is what the catch-up covers. An advisory lock on a bigint key shows in
+    /// `pg_locks` as its high half (`classid`) and low half (`objid`) with `objsubid` 1.
     public static func forgetInterrupted(on db: PostgresConnection) throws(PostgresError) -> [(schedule: String, dueAt: Date)] {
         try db.query("""
             WITH interrupted AS (
@@ -107,6 +108,22 @@ public enum ScheduleRuns {
             """, []).rows.compactMap { row in
             guard let name = row[0], let due = row[1].flatMap(Double.init) else { return nil }
             return (name, Date(timeIntervalSince1970: due))
+        }
+    }
+
+    /// `forgetInterrupted` and `lastDue` in one transaction: read apart, a failure between
+    /// them made the next try find no interrupted run, and the job lost its catch-up.
+    public static func startingState(on db: PostgresConnection) throws(PostgresError)
+        -> (interrupted: [(schedule: String, dueAt: Date)], lastDue: [String: Date])
+    {
+        try db.execute("BEGIN")
+        do {
+            let state = (try forgetInterrupted(on: db), try lastDue(on: db))
+            try db.execute("COMMIT")
+            return state
+        } catch {
+            _ = try? db.execute("ROLLBACK")
+            throw error
         }
     }
 

@@ -192,7 +192,9 @@ import Testing
         let run = try Background(["run"], environment: Self.environment(setup, durationMilliseconds: 2_000))
         try run.waitFor("streaming") { _ in run.stderr.contains("streaming") }
         let first = try Self.message(setup.db, conversation: 1, content: "one")
-        try RunPipelineTests.waitFor("the first flush") { try Self.flushes(setup.receiver).count == 1 }
+        try RunPipelineTests.waitFor("the first buffer completed") {
+            try setup.db.execute("SELECT status FROM message_buffer WHERE id = \(first)").value("status") == "completed"
+        }
         try setup.db.execute("""
             INSERT INTO buffered_messages (id, conversation_id, content, message_type) VALUES (\(first) + 100, 1, 'next', 'incoming');
             DELETE FROM buffered_messages WHERE id = \(first);

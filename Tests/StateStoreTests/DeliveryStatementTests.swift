@@ -37,7 +37,7 @@ import Testing
     @Test func theRecordCarriesEachLogsFragmentOnceInKeyOrder() {
         let statement = Self.queue([Self.log("zeta", cte: "z"), Self.log("alpha", cte: "a")]).recordStatement
         #expect(statement.contains("""
-            RETURNING r.*, d.report),
+            RETURNING r.*, d.report, d.target_url),
             a AS (SELECT 1 FROM updated u WHERE u.report ? 'alpha'),
             z AS (SELECT 1 FROM updated u WHERE u.report ? 'zeta')
             INSERT INTO changerelay.delivery_attempts
@@ -45,6 +45,6 @@ import Testing
     }
 
     @Test func aRecordWithoutLogsWritesOnlyTheAttempts() {
-        #expect(Self.queue([]).recordStatement.contains("RETURNING r.*, d.report)\nINSERT INTO changerelay.delivery_attempts"))
+        #expect(Self.queue([]).recordStatement.contains("RETURNING r.*, d.report, d.target_url)\nINSERT INTO changerelay.delivery_attempts"))
     }
 }

@@ -57,4 +57,40 @@ import TestSupport
             Thread.sleep(forTimeInterval: 0.02)
         }
     }
+
+    /// A run still held by a live instance (its job's advisory lock taken) is kept; once that
+    /// instance's session is gone, the unfinished run is forgotten, and `lastDue` no longer
+    /// counts it, so the next start catches the job up.
+    @Test func onlyARunNobodyHoldsIsForgottenAsInterrupted() throws {
+        let cluster = try LocalPostgres()
+        try cluster.start()
+        defer { try? cluster.stop() }
+        let a = try cluster.connect()
+        for migration in try SchemaFiles.migrations() { try a.execute(migration) }
+        var holder: PostgresConnection! = try cluster.connect()
+        let due = Date(timeIntervalSince1970: 1_772_366_400)
+        guard case .success = try ScheduleRuns.claim(schedule: "slow", dueAt: due, instance: "holder", on: holder) else {
+            Issue.record("the claim was refused")
+            return
+        }
+        guard case .success = try ScheduleRuns.claim(schedule: "other", dueAt: due, instance: "holder", on: holder) else {
+            Issue.record("the second claim was refused")
+            return
+        }
+        let held = try ScheduleRuns.startingState(on: a)
+        #expect(held.interrupted.isEmpty)
+        #expect(held.lastDue["slow"] == due)
+
+        holder = nil
+        var state = try ScheduleRuns.startingState(on: a)
+        let clock = ContinuousClock()
+        let deadline = clock.now.advanced(by: .seconds(10))
+        // The server ends the closed session's locks when its backend exits.
+        while state.interrupted.isEmpty, clock.now < deadline {
+            usleep(20_000)
+            state = try ScheduleRuns.startingState(on: a)
+        }
+        #expect(state.interrupted.map(\.schedule).sorted() == ["other", "slow"])
+        #expect(state.lastDue["slow"] == nil)
+    }
 }

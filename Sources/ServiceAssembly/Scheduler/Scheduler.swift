@@ -34,8 +34,7 @@ public final class Scheduler {
     /// Runs until `stop` is asked.
     public func run(until stop: StopSignal) {
         guard let (interrupted, recorded) = retrying("read the last scheduled runs", until: stop, { () throws(PostgresError) in
-            let db = try recordConnection()
-            return (try ScheduleRuns.forgetInterrupted(on: db), try ScheduleRuns.lastDue(on: db))
+            try ScheduleRuns.startingState(on: try recordConnection())
         }) else { return }
         var lastDue = recorded
         for run in interrupted {
