@@ -61,7 +61,8 @@ struct AdminRoutes: Sendable {
             case .deliveries:
                 let query = try DeliveryQuery(parameters: request.uri.queryParameters.map { (String($0.key), String($0.value)) })
                 let entries = try await state.run { db throws(PostgresError) in
-                    try DeliveryListing.newest(status: query.status, handler: query.handler, limit: query.limit, on: db)
+                    try DeliveryListing.newest(status: query.status, handler: query.handler, limit: query.limit,
+                                               logs: settings.deliveryLogs, on: db)
                 }
                 return Self.json(.ok, entries.map(AdminReports.Delivery.init))
             case .retryDelivery: return try await retry(id)

@@ -6,11 +6,11 @@ public struct DeliveryQuery: Sendable, Hashable {
     public static let defaultLimit = 100
     public static let maxLimit = 1000
 
-    public var status: DeliveryStatus?
+    public var status: DeliveryListing.Filter?
     public var handler: String?
     public var limit: Int
 
-    public init(status: DeliveryStatus? = nil, handler: String? = nil, limit: Int = Self.defaultLimit) {
+    public init(status: DeliveryListing.Filter? = nil, handler: String? = nil, limit: Int = Self.defaultLimit) {
         self.status = status
         self.handler = handler
         self.limit = limit
@@ -21,8 +21,8 @@ public struct DeliveryQuery: Sendable, Hashable {
         for (name, value) in parameters {
             switch name {
             case "status":
-                guard let status = DeliveryStatus(rawValue: value) else {
-                    throw BadParameter(name, "must be one of " + DeliveryStatus.allCases.map(\.rawValue).joined(separator: ", "))
+                guard let status = DeliveryListing.Filter(value) else {
+                    throw BadParameter(name, "must be one of " + (DeliveryStatus.allCases.map(\.rawValue) + ["paused"]).joined(separator: ", "))
                 }
                 self.status = status
             case "handler":

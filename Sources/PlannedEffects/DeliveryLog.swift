@@ -24,6 +24,10 @@ public struct DeliveryLog: Sendable, Hashable {
     /// `id`, `report`), run in the statement that re-queues them; nil where the log has
     /// nothing to undo when a delivery is tried again.
     public var requeueFragment: String?
+    /// A data-modifying CTE over `cancelled` (the deliveries `deliveries cancel` ends: `id`,
+    /// `report`) that finishes their log rows, run in the statement that ends them; nil where
+    /// the log cannot say so, and then its deliveries are not cancelled.
+    public var cancelFragment: String?
     /// Pauses whole endpoints: the deliveries of an endpoint this log's handler names are
     /// claimed only while the condition holds, and otherwise wait, paused, in their order
     /// (a webhook whose config is inactive). nil for none. Decided per endpoint, not per
@@ -36,12 +40,16 @@ public struct DeliveryLog: Sendable, Hashable {
     /// into `deliveries` directly.
     public var stagingTable: TableName?
 
+    /// The error a cancelled delivery and its log rows end with.
+    public static let cancelReason = "cancelled by an operator"
+
     public init(key: String, table: TableName, recordFragment: String, requeueFragment: String? = nil,
-                endpointCondition: EndpointCondition? = nil, stagingTable: TableName? = nil) {
+                cancelFragment: String? = nil, endpointCondition: EndpointCondition? = nil, stagingTable: TableName? = nil) {
         self.key = key
         self.table = table
         self.recordFragment = recordFragment
         self.requeueFragment = requeueFragment
+        self.cancelFragment = cancelFragment
         self.endpointCondition = endpointCondition
         self.stagingTable = stagingTable
     }

@@ -8,8 +8,8 @@ import StateStore
 
 struct Deliveries: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Inspect deliveries, re-queue failed or dead ones, purge old dead ones.",
-        subcommands: [List.self, Retry.self, Purge.self])
+        abstract: "Inspect deliveries, re-queue failed or dead ones, cancel unfinished ones, purge old dead ones.",
+        subcommands: [List.self, Retry.self, Cancel.self, Purge.self])
 
     static func connect(_ options: ConfigOptions) throws -> PostgresConnection {
         let config = try options.load()
@@ -21,17 +21,20 @@ struct Deliveries: ParsableCommand {
     }
 
     struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "The newest deliveries, tab-separated; a paused one waits for its webhook config to be active.")
+
         @OptionGroup var options: ConfigOptions
 
-        @Option(help: "Only deliveries in this status: pending, sending, succeeded, failed or dead.")
+        @Option(help: "Only deliveries in this status: pending, sending, succeeded, failed, dead, or paused (waiting for their webhook config).")
         var status: String?
 
         @Option(help: "At most this many, newest first (1…1000).")
         var limit: Int = 50
 
         func validate() throws {
-            if let status, DeliveryStatus(rawValue: status) == nil {
-                throw ValidationError("--status must be pending, sending, succeeded, failed or dead")
+            if let status, DeliveryListing.Filter(status) == nil {
+                throw ValidationError("--status must be pending, sending, succeeded, failed, dead or paused")
             }
             // As the admin API's: the whole answer is read into memory before it is printed.
             guard (1...1000).contains(limit) else { throw ValidationError("--limit must be 1 to 1000, got \(limit)") }
@@ -39,8 +42,8 @@ struct Deliveries: ParsableCommand {
 
         func run() throws {
             let db = try Deliveries.connect(options)
-            let deliveries = try DeliveryListing.newest(status: status.flatMap(DeliveryStatus.init(rawValue:)), limit: limit,
-                                                        on: db)
+            let deliveries = try DeliveryListing.newest(status: status.flatMap(DeliveryListing.Filter.init), limit: limit,
+                                                        logs: BuiltInHandlers.deliveryLogs, on: db)
             print(["id", "status", "attempt", "handler", "idempotency_key", "url", "http", "error", "next_attempt_at"]
                 .joined(separator: "\t"))
             for delivery in deliveries {
@@ -79,6 +82,33 @@ struct Deliveries: ParsableCommand {
             if !allDead, requeued < named {
                 throw failure("\(named - requeued) of the \(named) deliveries named were not re-queued: "
                               + "they do not exist, or are not failed or dead (deliveries list shows them)")
+            }
+        }
+    }
+
+    /// Ends unfinished deliveries an operator gives up on (`DeliveryCancel`); their log rows
+    /// are finished in the same statement, and `deliveries retry` can send them again.
+    struct Cancel: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "End these unfinished deliveries (pending, failed or paused) as dead, cancelled by an operator.")
+
+        @OptionGroup var options: ConfigOptions
+
+        @Argument(help: "Delivery ids.")
+        var ids: [Int64] = []
+
+        func validate() throws {
+            if ids.isEmpty { throw ValidationError("give the ids of the deliveries to cancel (deliveries list shows them)") }
+        }
+
+        func run() throws {
+            let db = try Deliveries.connect(options)
+            let cancelled = try DeliveryCancel.cancel(ids, logs: BuiltInHandlers.deliveryLogs, on: db)
+            print("cancelled \(cancelled) deliveries")
+            let named = Set(ids).count
+            if cancelled < named {
+                throw failure("\(named - cancelled) of the \(named) deliveries named were not cancelled: they do not exist, "
+                              + "are finished, have a try under way, or keep a log that cannot record a cancellation")
             }
         }
     }

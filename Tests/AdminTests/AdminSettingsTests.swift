@@ -77,7 +77,8 @@ struct AdminTokenTests {
 struct DeliveryQueryTests {
     @Test func readsEveryParameter() throws {
         let query = try DeliveryQuery(parameters: [("status", "dead"), ("handler", "webhooks"), ("limit", "5")])
-        #expect(query == DeliveryQuery(status: .dead, handler: "webhooks", limit: 5))
+        #expect(query == DeliveryQuery(status: .status(.dead), handler: "webhooks", limit: 5))
+        #expect(try DeliveryQuery(parameters: [("status", "paused")]) == DeliveryQuery(status: .paused))
         #expect(try DeliveryQuery(parameters: []) == DeliveryQuery())
     }
 

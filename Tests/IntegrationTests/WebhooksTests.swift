@@ -196,6 +196,74 @@ import Testing
         #expect(dispatcher.waitForExit() == 0)
     }
 
+    /// The deliveries of an inactive config are listed as paused, and an operator who gives
+    /// up on them cancels them: dead, saying so, their log rows finished; `deliveries retry`
+    /// brings them back, and they go out once the config is active again.
+    @Test func pausedDeliveriesAreListedAndCanBeCancelledAndRetried() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let config = try Self.addConfig(setup, name: "paused", events: ["chat.message.created"])
+        let environment = Self.environment(setup)
+        let planner = try Background(["run", "--only", "planner"], environment: environment)
+        try Self.chat(setup, messages: 3, role: "assistant")
+        try RunPipelineTests.waitFor("three planned deliveries") {
+            try setup.db.execute("SELECT count(*) AS n FROM changerelay.deliveries").value("n") == "3"
+        }
+        planner.child.signal(SIGTERM)
+        #expect(planner.waitForExit() == 0)
+        try setup.db.query("UPDATE webhook_configs SET is_active = false WHERE id::text = $1", [config])
+
+        let listed = try runChangeRelay(["deliveries", "list", "--status", "paused"], environment: environment)
+        let rows = listed.stdout.split(separator: "\n").dropFirst()
+        #expect(listed.status == 0 && rows.count == 3 && rows.allSatisfy { $0.split(separator: "\t")[1] == "paused" },
+                "\(listed.stdout)\(listed.stderr)")
+        let ids = rows.map { String($0.split(separator: "\t")[0]) }
+        let cancelled = try runChangeRelay(["deliveries", "cancel"] + ids + ["999999"], environment: environment)
+        #expect(cancelled.status == 1 && cancelled.stdout.contains("cancelled 3 deliveries")
+                && cancelled.stderr.contains("1 of the 4 deliveries named were not cancelled"), "\(cancelled.stdout)\(cancelled.stderr)")
+        let ended = try setup.db.execute("""
+            SELECT (SELECT count(*) FROM changerelay.deliveries WHERE status = 'dead' AND last_error = 'cancelled by an operator') AS dead,
+                   (SELECT count(*) FROM webhook_logs WHERE completed_at IS NOT NULL AND error_message = 'cancelled by an operator') AS logs
+            """)
+        #expect(ended.value("dead") == "3" && ended.value("logs") == "3", "\(ended.rows)")
+
+        #expect(try runChangeRelay(["deliveries", "retry", "--all-dead"], environment: environment).status == 0)
+        try setup.db.query("UPDATE webhook_configs SET is_active = true WHERE id::text = $1", [config])
+        let dispatcher = try Background(["run", "--only", "dispatcher"], environment: environment)
+        try RunPipelineTests.waitFor("the three sent") { setup.receiver.requests.filter { $0.path == "/hook" }.count == 3 }
+        dispatcher.child.signal(SIGTERM)
+        #expect(dispatcher.waitForExit() == 0)
+    }
+
+    /// A config made unreadable after its deliveries were planned (here its `headers`) holds
+    /// them back, said once, until it is fixed: nothing is sent half as planned, and nothing
+    /// is dropped.
+    @Test func aConfigMadeUnreadableHoldsItsDeliveriesUntilFixed() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let config = try Self.addConfig(setup, name: "broken", events: ["chat.message.created"], headers: #"{"X-Version": "1"}"#)
+        let environment = Self.environment(setup)
+        let planner = try Background(["run", "--only", "planner"], environment: environment)
+        try Self.chat(setup, messages: 2, role: "assistant")
+        try RunPipelineTests.waitFor("two planned deliveries") {
+            try setup.db.execute("SELECT count(*) AS n FROM changerelay.deliveries").value("n") == "2"
+        }
+        planner.child.signal(SIGTERM)
+        #expect(planner.waitForExit() == 0)
+        try setup.db.query(#"UPDATE webhook_configs SET headers = '["X-Version"]' WHERE id::text = $1"#, [config])
+        let dispatcher = try Background(["run", "--only", "dispatcher"], environment: environment)
+        try RunPipelineTests.waitFor("the config named as unreadable") {
+            dispatcher.stderr.contains("webhook config cannot be sent to; its deliveries wait until it is fixed")
+        }
+        #expect(setup.receiver.requestCount == 0)
+        try setup.db.query(#"UPDATE webhook_configs SET headers = '{"X-Version": "2"}' WHERE id::text = $1"#, [config])
+        try RunPipelineTests.waitFor("both sent once it is fixed") { setup.receiver.requestCount == 2 }
+        #expect(setup.receiver.requests.allSatisfy { $0.header("X-Version") == "2" })
+        dispatcher.child.signal(SIGTERM)
+        #expect(dispatcher.waitForExit() == 0)
+        #expect(dispatcher.stderr.components(separatedBy: "cannot be sent to").count == 2, "said once")
+    }
+
     /// `chat_sessions` is REPLICA IDENTITY FULL (the seed's bodies carry the old record), so
     /// every column is a key column in the stream: a session's events are still one record's,
     /// ordered by its primary key. The end of a session waits for its start's retry.
@@ -484,7 +552,7 @@ import Testing
         let requests = setup.receiver.requestCount
         for (column, value, reason) in [("headers", #"'["x"]'"#, "headers is not a JSON object"),
                                         ("retry_config", #"'"bad"'"#, "retry_config"),
-                                        ("url", "'http://127.0.0.1:99999/x'", "url")] {
+                                        ("url", "'http://127.0.0.1:99999/x'", "url is not an http")] {
             try setup.db.execute("UPDATE webhook_configs SET \(column) = \(value) WHERE name = 'ops' RETURNING id")
             let unusable = try runChangeRelay(["webhooks", "test", "ops"], environment: environment)
             #expect(unusable.status == 2 && unusable.stderr.contains("cannot fire") && unusable.stderr.contains(reason),

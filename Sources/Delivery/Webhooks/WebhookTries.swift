@@ -17,18 +17,25 @@ import StateStore
 /// it is sent, not as they were when it was planned: an operator who pauses a config, fixes
 /// its URL and turns it on again expects its waiting deliveries at the new address. The row's
 /// `target_url` follows, so that a 410 turns the config off only when it came from the URL
-/// the config still has (`DeliveryLog.webhookLog`). A config that cannot be read now (its
-/// `headers` made malformed since) keeps its deliveries as planned: nothing is dropped.
+/// the config still has (`DeliveryLog.webhookLog`). A config whose URL, headers or retry
+/// policy cannot be read now (made malformed since) holds its deliveries back, as an inactive
+/// one does, until it is fixed: nothing is dropped, and nothing is sent half as planned and
+/// half as it is now.
 final class WebhookTries {
     private struct Current {
         var signer: Result<WebhookSigner, WebhookSecretError>
-        var config: WebhookConfig?
+        var config: WebhookConfig
     }
 
     private let logger: Logger
     private var configs: [String: Current] = [:]
+    /// The URL each claimed row's `target_url` was last moved to, where that is not the URL it
+    /// was claimed with; only rows still claimed are kept.
+    private var targets: [Int64: String] = [:]
     /// The headers each config was told it cannot set: said once, not at every try.
     private var reportedDrops: [String: Set<String>] = [:]
+    /// The configs said to be unreadable, with their reason: said again only when it changes.
+    private var reportedUnusable: [String: String] = [:]
 
     init(logger: Logger) {
         self.logger = logger
@@ -47,8 +54,8 @@ final class WebhookTries {
         let ids = Set(deliveries.compactMap(Self.configID))
         guard !ids.isEmpty else { return [] }
         let rows = try db.query("""
-            SELECT id::text AS id, secret, is_active IS TRUE AS active, url, events::text AS events,
-                   headers::text AS headers, retry_config::text AS retry_config
+            SELECT id::text AS id, secret, is_active IS TRUE AS active, url, headers::text AS headers,
+                   retry_config::text AS retry_config
             FROM public.webhook_configs WHERE id::text = ANY($1::text[])
             """, [postgresArrayLiteral(ids.sorted())])
         var found = Set<String>()
@@ -56,27 +63,45 @@ final class WebhookTries {
         for row in rows.rows {
             guard let id = row[0] else { continue }
             found.insert(id)
-            if row[2] != "t" { inactive.insert(WebhookDeliveryNames.endpoint(configID: id)) }
-            let fields = ["id": id, "is_active": "t", "url": row[3], "events": row[4], "headers": row[5],
-                          "retry_config": row[6]].compactMapValues { $0 }
-            configs[id] = Current(signer: Result { () throws(WebhookSecretError) in try WebhookSigner(secret: row[1]) },
-                                  config: try? WebhookConfig.parse(fields).get())
+            let endpoint = WebhookDeliveryNames.endpoint(configID: id)
+            if row[2] != "t" { inactive.insert(endpoint) }
+            // What sending needs; `events` only decides what is planned.
+            let fields = ["id": id, "is_active": "t", "url": row[3], "events": "{}", "headers": row[4],
+                          "retry_config": row[5]].compactMapValues { $0 }
+            switch WebhookConfig.parse(fields) {
+            case .success(let config):
+                configs[id] = Current(signer: Result { () throws(WebhookSecretError) in try WebhookSigner(secret: row[1]) },
+                                      config: config)
+                reportedUnusable[id] = nil
+            case .failure(let unusable):
+                configs[id] = nil
+                inactive.insert(endpoint)
+                if reportedUnusable.updateValue(unusable.reason, forKey: id) != unusable.reason {
+                    logger.warning("webhook config cannot be sent to; its deliveries wait until it is fixed",
+                                   metadata: ["config": "\(id)", "reason": "\(unusable.reason)"])
+                }
+            }
         }
         for gone in ids.subtracting(found) { configs[gone] = nil }
+        let claimed = Set(deliveries.map(\.id))
+        targets = targets.filter { claimed.contains($0.key) }
         let moved = deliveries.compactMap { delivery -> (id: Int64, url: String)? in
-            guard let url = Self.configID(of: delivery).flatMap({ configs[$0]?.config?.url }), url != delivery.url else {
-                return nil
-            }
+            guard let url = Self.configID(of: delivery).flatMap({ configs[$0]?.config.url }),
+                  url != targets[delivery.id] ?? delivery.url else { return nil }
             return (delivery.id, url)
         }
-        if !moved.isEmpty { try DeliveryQueue.retarget(moved, on: db) }
+        if !moved.isEmpty {
+            try DeliveryQueue.retarget(moved, on: db)
+            for row in moved { targets[row.id] = row.url }
+        }
         return inactive
     }
 
-    /// Whether a config is active now: after a 410, whether the record turned it off.
-    static func isActive(configID: String, on db: PostgresConnection) throws(PostgresError) -> Bool {
+    /// Whether a config is active now (nil: it no longer exists): after a 410, whether the
+    /// record turned it off.
+    static func isActive(configID: String, on db: PostgresConnection) throws(PostgresError) -> Bool? {
         try db.query("SELECT is_active IS TRUE AS active FROM public.webhook_configs WHERE id::text = $1",
-                     [configID]).value("active") == "t"
+                     [configID]).value("active").map { $0 == "t" }
     }
 
     /// `delivery` as it is to be sent now, with the headers of this try, or why it must not
@@ -93,11 +118,9 @@ final class WebhookTries {
         case .failure(let problem): return .failure(TargetRefusal(reason: "webhook config \(configID): \(problem.reason)"))
         }
         var delivery = delivery
-        if let config = current.config {
-            delivery.url = config.url
-            delivery.headers = config.headers.map { ($0.name, $0.value) }
-            delivery.policy = config.retryPolicy
-        }
+        delivery.url = current.config.url
+        delivery.headers = current.config.headers.map { ($0.name, $0.value) }
+        delivery.policy = current.config.retryPolicy
         let own = signer.headers(id: delivery.idempotencyKey, timestamp: Int64(now.timeIntervalSince1970), body: body)
         let merged = WebhookHeaders.merge(custom: delivery.headers, into: own)
         for dropped in merged.dropped where reportedDrops[configID, default: []].insert(dropped.description).inserted {

@@ -1,3 +1,4 @@
+import Core
 import Decoding
 import PlannedEffects
 
@@ -7,10 +8,11 @@ extension DeliveryLog {
     /// which adds the row's id to the report (`id`); then kept current by each try (`attempt_count`,
     /// `response_status`, `response_body`, `error_message`, `completed_at` on success and on
     /// the final failure). A 410 Gone also sets the config inactive, as Standard Webhooks
-    /// asks, unless the config's URL is no longer the one the try went to; the deliveries of an inactive config are not claimed: they wait, paused, in
-    /// their order, until it is active again: its endpoint is paused. Those of a config
-    /// deleted meanwhile are claimed, and end dead saying the config no longer exists:
-    /// waiting, they would wait for ever, unseen.
+    /// asks, unless the config's URL is no longer the one the try went to. The deliveries of
+    /// an inactive config are not claimed: they wait, paused, in their order, until it is
+    /// active again (or an operator cancels them: the cancel fragment finishes their rows).
+    /// Those of a config deleted meanwhile are claimed, and end dead saying the config no
+    /// longer exists: waiting, they would wait for ever, unseen.
     ///
     /// Ids reach the seed's tables through `jsonb_populate_record`, which converts the text
     /// to the column's own type (the seed's bigint identity or an older uuid), so the
@@ -40,6 +42,13 @@ extension DeliveryLog {
                 FROM requeued r
                 WHERE r.report ? 'webhook_log'
                   AND w.id = (jsonb_populate_record(NULL::public.webhook_logs, jsonb_build_object('id', \(logRowID("r"))))).id)
+            """,
+        cancelFragment: """
+            webhook_logs_cancelled AS (
+                UPDATE public.webhook_logs w SET error_message = \(quoteLiteral(DeliveryLog.cancelReason)), completed_at = now()
+                FROM cancelled c
+                WHERE c.report ? 'webhook_log'
+                  AND w.id = (jsonb_populate_record(NULL::public.webhook_logs, jsonb_build_object('id', \(logRowID("c"))))).id)
             """,
         endpointCondition: EndpointCondition(prefix: WebhookDeliveryNames.prefix, sql: """
             NOT EXISTS (SELECT FROM public.webhook_configs c

@@ -1,0 +1,36 @@
+import Core
+import PlannedEffects
+import Replication
+
+/// `deliveries cancel`: unfinished deliveries an operator gives up on (the waiting deliveries
+/// of a webhook config that is off for good, say). Each ends dead, saying so, with the logs it
+/// keeps current finished in the same statement; `deliveries retry` can send it again later.
+/// A delivery whose try is under way (`sending`) is left to finish, and one that reports into
+/// a log that cannot be closed (`DeliveryLog.cancelFragment` nil) is left alone: ending it
+/// would leave that log saying it is still to come.
+public enum DeliveryCancel {
+    /// Cancels those of `ids` that can be and returns how many it cancelled. `logs` are every
+    /// log a delivery in the table may keep current; only those whose table this database has
+    /// are named, since no delivery can report into a table that does not exist.
+    public static func cancel(_ ids: [Int64], logs: Set<DeliveryLog>, on db: PostgresConnection) throws(PostgresError) -> Int {
+        var fragments = ""
+        var unclosable: [String] = []
+        for log in logs.sorted(by: { $0.key < $1.key }) {
+            guard try db.query("SELECT to_regclass($1) IS NOT NULL AS present", [log.table.description]).value("present") == "t"
+            else { continue }
+            if let fragment = log.cancelFragment { fragments += ",\n" + fragment } else { unclosable.append(log.key) }
+        }
+        let closable = unclosable.isEmpty ? "true"
+            : "coalesce(NOT (d.report ?| ARRAY[" + unclosable.map(quoteLiteral).joined(separator: ", ") + "]), true)"
+        let result = try db.query("""
+            WITH cancelled AS (
+                UPDATE changerelay.deliveries d
+                SET status = 'dead', last_error = \(quoteLiteral(DeliveryLog.cancelReason)), locked_until = NULL, completed_at = now(),
+                    updated_at = now()
+                WHERE d.id = ANY($1::bigint[]) AND d.completed_at IS NULL AND d.status <> 'sending' AND \(closable)
+                RETURNING d.id, d.report)\(fragments)
+            SELECT count(*) AS n FROM cancelled
+            """, [postgresArrayLiteral(ids.map { String($0) })])
+        return result.value("n").flatMap { Int($0) } ?? 0
+    }
+}
