@@ -63,6 +63,13 @@ public final class LocalPostgres: @unchecked Sendable {
     /// Starts the server and waits until it accepts connections. A free port can be taken
     /// by someone else between choosing and binding it: then a new one is tried.
     public func start() throws(LocalPostgresError) {
+        if let running = Self.runningServer(dataDirectory) {
+            // A server left running on this directory (a `changerelay dev` killed with -9, or
+            // one still running): another start would fail on its lock file, after moving its
+            // port under it.
+            throw .failed("start", "a Postgres server (pid \(running)) is already running on \(dataDirectory), "
+                          + "left by an earlier run or still in use; stop it with: pg_ctl -D '\(dataDirectory)' stop")
+        }
         for attempt in 1...3 {
             do {
                 try run("pg_ctl", ["-D", dataDirectory, "-l", directory + "/server.log", "-w", "-t", "60", "start"])
@@ -75,6 +82,18 @@ public final class LocalPostgres: @unchecked Sendable {
                 try writeSettings()
             }
         }
+    }
+
+    /// The pid in the directory's `postmaster.pid` when that process is alive and a Postgres
+    /// server; nil otherwise (no file, or one a crash left behind, whose pid may since be
+    /// another program's: Postgres itself clears such a file on start).
+    static func runningServer(_ dataDirectory: String) -> Int32? {
+        guard let text = try? String(contentsOfFile: dataDirectory + "/postmaster.pid", encoding: .utf8),
+              let pid = text.split(separator: "\n").first.flatMap({ Int32($0.trimmingCharacters(in: .whitespaces)) }),
+              pid > 0,
+              let name = try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8),
+              name.hasPrefix("postgres") else { return nil }
+        return pid
     }
 
     /// `pg_ctl stop -m fast`; removes a temporary cluster's directory unless `keepingData`

@@ -99,7 +99,7 @@ public struct CronSchedule: Sendable, Hashable, CustomStringConvertible {
             let pieces = item.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
             var step = 1
             if pieces.count == 2 {
-                guard let number = Int(pieces[1]), number >= 1 else {
+                guard pieces[1].utf8.allSatisfy({ (0x30...0x39).contains($0) }), let number = Int(pieces[1]), number >= 1 else {
                     throw CronError(field: field, reason: "step '\(pieces[1])' in '\(item)' is not a positive number")
                 }
                 guard number <= field.range.count else {
@@ -129,7 +129,8 @@ public struct CronSchedule: Sendable, Hashable, CustomStringConvertible {
 
     private static func value(_ text: Substring, _ field: CronField) throws(CronError) -> Int {
         if let index = field.names.firstIndex(of: text.uppercased()) { return field.range.lowerBound + index }
-        guard !text.isEmpty, text.allSatisfy(\.isASCII), let number = Int(text) else {
+        // Digits only: `Int` also reads `+5`, which no cron accepts.
+        guard !text.isEmpty, text.utf8.allSatisfy({ (0x30...0x39).contains($0) }), let number = Int(text) else {
             let names = field.names.isEmpty ? "" : " or a name (\(field.names.first!)…\(field.names.last!))"
             throw CronError(field: field, reason: "'\(text)' is not a number\(names)")
         }

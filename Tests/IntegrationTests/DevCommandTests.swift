@@ -1,5 +1,6 @@
 import Core
 import Decoding
+import EmbeddedPostgres
 import Foundation
 import Testing
 
@@ -34,5 +35,23 @@ import Testing
         #expect(dev.waitForExit(timeout: .seconds(60)) == 0, "\(dev.stderr)")
         #expect(!dev.stderr.contains("error"), "\(dev.stderr)")
         #expect(!FileManager.default.fileExists(atPath: directory + "/pg/data/postmaster.pid"), "Postgres still running")
+    }
+
+    /// A server left running on `dev`'s directory (a `dev` killed with -9 leaves its Postgres
+    /// behind) is named with the command that stops it, not started over on other ports until
+    /// its lock file fails the start.
+    @Test func aServerLeftRunningOnTheDirectoryIsNamed() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("dev-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let first = try LocalPostgres(.init(directory: directory, removeOnStop: false))
+        try first.start()
+        defer { try? first.stop() }
+        let second = try LocalPostgres(.init(directory: directory, removeOnStop: false))
+        #expect {
+            try second.start()
+        } throws: { error in
+            "\(error)".contains("is already running on \(first.dataDirectory)") && "\(error)".contains("pg_ctl -D")
+        }
+        #expect(try first.connect().execute("SELECT 1 AS one").value("one") == "1")
     }
 }

@@ -113,6 +113,8 @@ func utc(_ text: String) -> Date {
         BadCase(cron: "20-10 * * * *", error: #"cron field "minute": range '20-10' goes backwards"#),
         BadCase(cron: "*/0 * * * *", error: #"cron field "minute": step '0' in '*/0' is not a positive number"#),
         BadCase(cron: "*/x * * * *", error: #"cron field "minute": step 'x' in '*/x' is not a positive number"#),
+        BadCase(cron: "+5 * * * *", error: #"cron field "minute": '+5' is not a number"#),
+        BadCase(cron: "*/+5 * * * *", error: #"cron field "minute": step '+5' in '*/+5' is not a positive number"#),
         BadCase(cron: "*/61 * * * *", error: #"cron field "minute": step 61 in '*/61' is larger than the field's range 0-59"#),
         BadCase(cron: "5/10 * * * *", error: #"cron field "minute": a step needs '*' or a range before it, got '5/10'"#),
         BadCase(cron: "1,,2 * * * *", error: #"cron field "minute": empty item in '1,,2'"#),

@@ -74,66 +74,74 @@ public struct BackfillCatalog {
         guard let schema = found.value("nspname"), let relation = found.value("relname"),
               let oid = found.value("oid") else { throw BackfillRefusal.unknownTable(name) }
         let display = schema + "." + relation
-        // One row per published column: a name may hold any character, a comma too, so the
-        // names are not joined into one text to be split again.
-        let published = try connection.query("""
-            SELECT c.name, p.rowfilter FROM pg_publication_tables p
-            LEFT JOIN LATERAL unnest(p.attnames) AS c (name) ON true
-            WHERE p.pubname = $1 AND p.schemaname = $2 AND p.tablename = $3
-            """, [publication, schema, relation])
-        guard !published.rows.isEmpty else {
-            let partitions = try connection.query("""
-                SELECT p.schemaname || '.' || p.tablename FROM pg_partition_tree($1::oid) t
-                JOIN pg_class c ON c.oid = t.relid JOIN pg_namespace n ON n.oid = c.relnamespace
-                JOIN pg_publication_tables p ON p.schemaname = n.nspname AND p.tablename = c.relname
-                WHERE p.pubname = $2 AND t.relid <> $1::oid ORDER BY 1
-                """, [oid, publication]).rows.compactMap { $0[0] }
-            if !partitions.isEmpty {
-                throw BackfillRefusal.partitionsPublished(table: display, publication: publication, partitions: partitions)
+        do {
+            // One row per published column: a name may hold any character, a comma too, so the
+            // names are not joined into one text to be split again.
+            let published = try connection.query("""
+                SELECT c.name, p.rowfilter FROM pg_publication_tables p
+                LEFT JOIN LATERAL unnest(p.attnames) AS c (name) ON true
+                WHERE p.pubname = $1 AND p.schemaname = $2 AND p.tablename = $3
+                """, [publication, schema, relation])
+            guard !published.rows.isEmpty else {
+                let partitions = try connection.query("""
+                    SELECT p.schemaname || '.' || p.tablename FROM pg_partition_tree($1::oid) t
+                    JOIN pg_class c ON c.oid = t.relid JOIN pg_namespace n ON n.oid = c.relnamespace
+                    JOIN pg_publication_tables p ON p.schemaname = n.nspname AND p.tablename = c.relname
+                    WHERE p.pubname = $2 AND t.relid <> $1::oid ORDER BY 1
+                    """, [oid, publication]).rows.compactMap { $0[0] }
+                if !partitions.isEmpty {
+                    throw BackfillRefusal.partitionsPublished(table: display, publication: publication, partitions: partitions)
+                }
+                throw BackfillRefusal.notPublished(table: display, publication: publication)
             }
-            throw BackfillRefusal.notPublished(table: display, publication: publication)
-        }
-        let publishedColumns = Set(published.rows.compactMap { $0[0] })
-        let key = try connection.query("""
-            SELECT a.attname FROM pg_index i
-            CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, position)
-            JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-            WHERE i.indrelid = $1::oid AND i.indisprimary ORDER BY k.position
-            """, [oid]).rows.compactMap { $0[0] }
-        guard !key.isEmpty else { throw BackfillRefusal.noPrimaryKey(table: display) }
-        if let missing = key.first(where: { !publishedColumns.contains($0) }) {
-            throw BackfillRefusal.keyNotPublished(table: display, column: missing)
-        }
-        let identity: Set<String>?
-        switch found.value("relreplident") {
-        case "f": identity = nil
-        case "d": identity = Set(key)
-        case "i":
-            identity = Set(try connection.query("""
-                SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
-                WHERE i.indrelid = $1::oid AND i.indisreplident
-                """, [oid]).rows.compactMap { $0[0] })
-        default:
-            throw BackfillRefusal.identityWithoutKey(table: display, identity: "NOTHING")
-        }
-        if let identity, !Set(key).isSubset(of: identity) {
-            throw BackfillRefusal.identityWithoutKey(table: display, identity: "USING INDEX " + identity.sorted().joined(separator: ", "))
-        }
-        let columns = try connection.query("""
-            SELECT attname, atttypid::bigint AS type, atttypmod, format_type(atttypid, atttypmod) AS type_name
-            FROM pg_attribute WHERE attrelid = $1::oid AND attnum > 0 AND NOT attisdropped AND attgenerated = ''
-            ORDER BY attnum
-            """, [oid]).rows.compactMap { row -> BackfillTable.Column? in
-                guard let name = row[0], publishedColumns.contains(name), let type = row[1].flatMap(UInt32.init),
-                      let modifier = row[2].flatMap(Int32.init), let typeName = row[3] else { return nil }
-                return .init(name: name, typeOID: type, typeModifier: modifier, typeName: typeName,
-                             isIdentity: identity?.contains(name) ?? true)
+            let publishedColumns = Set(published.rows.compactMap { $0[0] })
+            let key = try connection.query("""
+                SELECT a.attname FROM pg_index i
+                CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, position)
+                JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                WHERE i.indrelid = $1::oid AND i.indisprimary ORDER BY k.position
+                """, [oid]).rows.compactMap { $0[0] }
+            guard !key.isEmpty else { throw BackfillRefusal.noPrimaryKey(table: display) }
+            if let missing = key.first(where: { !publishedColumns.contains($0) }) {
+                throw BackfillRefusal.keyNotPublished(table: display, column: missing)
             }
-        if let generated = key.first(where: { column in !columns.contains { $0.name == column } }) {
-            throw BackfillRefusal.generatedKey(table: display, column: generated)
+            let identity: Set<String>?
+            switch found.value("relreplident") {
+            case "f": identity = nil
+            case "d": identity = Set(key)
+            case "i":
+                identity = Set(try connection.query("""
+                    SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+                    WHERE i.indrelid = $1::oid AND i.indisreplident
+                    """, [oid]).rows.compactMap { $0[0] })
+            default:
+                throw BackfillRefusal.identityWithoutKey(table: display, identity: "NOTHING")
+            }
+            if let identity, !Set(key).isSubset(of: identity) {
+                throw BackfillRefusal.identityWithoutKey(table: display, identity: "USING INDEX " + identity.sorted().joined(separator: ", "))
+            }
+            let columns = try connection.query("""
+                SELECT attname, atttypid::bigint AS type, atttypmod, format_type(atttypid, atttypmod) AS type_name
+                FROM pg_attribute WHERE attrelid = $1::oid AND attnum > 0 AND NOT attisdropped AND attgenerated = ''
+                ORDER BY attnum
+                """, [oid]).rows.compactMap { row -> BackfillTable.Column? in
+                    guard let name = row[0], publishedColumns.contains(name), let type = row[1].flatMap(UInt32.init),
+                          let modifier = row[2].flatMap(Int32.init), let typeName = row[3] else { return nil }
+                    return .init(name: name, typeOID: type, typeModifier: modifier, typeName: typeName,
+                                 isIdentity: identity?.contains(name) ?? true)
+                }
+            if let generated = key.first(where: { column in !columns.contains { $0.name == column } }) {
+                throw BackfillRefusal.generatedKey(table: display, column: generated)
+            }
+            return BackfillTable(name: TableName(schema: schema, name: relation), columns: columns, keyColumns: key,
+                                 rowFilter: published.value("rowfilter"))
+        } catch let refusal as BackfillRefusal {
+            // Read with several statements: a table dropped meanwhile looked like one without
+            // a key or a publication, and the backfill failed for a reason that was not so.
+            let exists = try connection.query("SELECT EXISTS (SELECT FROM pg_class WHERE oid = $1::oid) AS found", [oid])
+            guard exists.value("found") == "t" else { throw BackfillRefusal.unknownTable(name) }
+            throw refusal
         }
-        return BackfillTable(name: TableName(schema: schema, name: relation), columns: columns, keyColumns: key,
-                             rowFilter: published.value("rowfilter"))
     }
 
     /// Checks an operator's WHERE (one expression, accepted by the server for this table) and
