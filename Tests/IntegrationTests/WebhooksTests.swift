@@ -40,6 +40,18 @@ import Testing
         }
     }
 
+    /// `messages` assistant messages planned by a planner-only run, which is then stopped:
+    /// their deliveries wait in the table, none sent, for a test to change their configs.
+    static func planOnly(_ setup: RunPipelineTests.Setup, messages: Int, deliveries: Int) throws {
+        let planner = try Background(["run", "--only", "planner"], environment: Self.environment(setup))
+        try Self.chat(setup, messages: messages, role: "assistant")
+        try RunPipelineTests.waitFor("\(deliveries) planned deliveries") {
+            try setup.db.execute("SELECT count(*) AS n FROM changerelay.deliveries").value("n") == String(deliveries)
+        }
+        planner.child.signal(SIGTERM)
+        #expect(planner.waitForExit() == 0)
+    }
+
     @Test func aMatchingConfigGetsSignedEventsAndTheirLogRows() throws {
         let setup = try RunPipelineTests.prepare()
         defer { try? setup.cluster.stop(); setup.receiver.stop() }
@@ -166,13 +178,7 @@ import Testing
         let config = try Self.addConfig(setup, name: "paused", events: ["chat.message.created"])
         // Active throughout: once its events arrive, the dispatcher has claimed past the paused ones.
         try Self.addConfig(setup, name: "witness", events: ["chat.message.created"], path: "/witness")
-        let planner = try Background(["run", "--only", "planner"], environment: Self.environment(setup))
-        try Self.chat(setup, messages: 3, role: "assistant")
-        try RunPipelineTests.waitFor("six planned deliveries") {
-            try setup.db.execute("SELECT count(*) AS n FROM changerelay.deliveries").value("n") == "6"
-        }
-        planner.child.signal(SIGTERM)
-        #expect(planner.waitForExit() == 0)
+        try Self.planOnly(setup, messages: 3, deliveries: 6)
         try setup.db.query("UPDATE webhook_configs SET is_active = false WHERE id::text = $1", [config])
         let dispatcher = try Background(["run", "--only", "dispatcher"], environment: Self.environment(setup))
         try RunPipelineTests.waitFor("the witness's three events") {
@@ -204,13 +210,7 @@ import Testing
         defer { try? setup.cluster.stop(); setup.receiver.stop() }
         let config = try Self.addConfig(setup, name: "paused", events: ["chat.message.created"])
         let environment = Self.environment(setup)
-        let planner = try Background(["run", "--only", "planner"], environment: environment)
-        try Self.chat(setup, messages: 3, role: "assistant")
-        try RunPipelineTests.waitFor("three planned deliveries") {
-            try setup.db.execute("SELECT count(*) AS n FROM changerelay.deliveries").value("n") == "3"
-        }
-        planner.child.signal(SIGTERM)
-        #expect(planner.waitForExit() == 0)
+        try Self.planOnly(setup, messages: 3, deliveries: 3)
         try setup.db.query("UPDATE webhook_configs SET is_active = false WHERE id::text = $1", [config])
 
         let listed = try runChangeRelay(["deliveries", "list", "--status", "paused"], environment: environment)
@@ -243,13 +243,7 @@ import Testing
         defer { try? setup.cluster.stop(); setup.receiver.stop() }
         let config = try Self.addConfig(setup, name: "broken", events: ["chat.message.created"], headers: #"{"X-Version": "1"}"#)
         let environment = Self.environment(setup)
-        let planner = try Background(["run", "--only", "planner"], environment: environment)
-        try Self.chat(setup, messages: 2, role: "assistant")
-        try RunPipelineTests.waitFor("two planned deliveries") {
-            try setup.db.execute("SELECT count(*) AS n FROM changerelay.deliveries").value("n") == "2"
-        }
-        planner.child.signal(SIGTERM)
-        #expect(planner.waitForExit() == 0)
+        try Self.planOnly(setup, messages: 2, deliveries: 2)
         try setup.db.query(#"UPDATE webhook_configs SET headers = '["X-Version"]' WHERE id::text = $1"#, [config])
         let dispatcher = try Background(["run", "--only", "dispatcher"], environment: environment)
         try RunPipelineTests.waitFor("the config named as unreadable") {
