@@ -121,15 +121,20 @@ public enum ChangeRenderer {
         try writeRow(change.new, secrets: secrets, &writer)
         writer.key("old")
         try writeRow(change.old, secrets: secrets, &writer)
-        if let new = change.new, new.values.contains(where: { if case .unchangedToast = $0 { true } else { false } }) {
-            writer.key("unchanged_toast")
-            writer.beginArray()
-            for (column, value) in zip(new.columns, new.values) {
-                if case .unchangedToast = value { writer.string(column.name) }
-            }
-            writer.endArray()
-        }
+        if let new = change.new { appendUnchangedToast(of: new, to: &writer) }
         writer.endObject()
+    }
+
+    /// `"unchanged_toast": [names]` when some of `row`'s values are unchanged TOAST (left out
+    /// of the row itself); nothing otherwise.
+    public static func appendUnchangedToast(of row: Row, to writer: inout JSONWriter) {
+        guard row.values.contains(where: { if case .unchangedToast = $0 { true } else { false } }) else { return }
+        writer.key("unchanged_toast")
+        writer.beginArray()
+        for (column, value) in zip(row.columns, row.values) {
+            if case .unchangedToast = value { writer.string(column.name) }
+        }
+        writer.endArray()
     }
 
     /// The columns of `change`'s table whose values are printed as `<redacted>` wherever a

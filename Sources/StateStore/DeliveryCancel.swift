@@ -13,13 +13,9 @@ public enum DeliveryCancel {
     /// log a delivery in the table may keep current; only those whose table this database has
     /// are named, since no delivery can report into a table that does not exist.
     public static func cancel(_ ids: [Int64], logs: Set<DeliveryLog>, on db: PostgresConnection) throws(PostgresError) -> Int {
-        var fragments = ""
-        var unclosable: [String] = []
-        for log in logs.sorted(by: { $0.key < $1.key }) {
-            guard try db.query("SELECT to_regclass($1) IS NOT NULL AS present", [log.table.description]).value("present") == "t"
-            else { continue }
-            if let fragment = log.cancelFragment { fragments += ",\n" + fragment } else { unclosable.append(log.key) }
-        }
+        let present = try DeliveryLog.present(logs, on: db)
+        let fragments = present.compactMap(\.cancelFragment).map { ",\n" + $0 }.joined()
+        let unclosable = present.filter { $0.cancelFragment == nil }.map(\.key)
         let closable = unclosable.isEmpty ? "true"
             : "coalesce(NOT (d.report ?| ARRAY[" + unclosable.map(quoteLiteral).joined(separator: ", ") + "]), true)"
         let result = try db.query("""

@@ -46,12 +46,8 @@ public enum DeliveryListing {
     /// delivery; those whose table this database lacks are left out.
     public static func newest(status: Filter?, handler: String? = nil, limit: Int, logs: Set<DeliveryLog> = [],
                               on db: PostgresConnection) throws(PostgresError) -> [Entry] {
-        var paused: [String] = []
-        for log in logs.sorted(by: { $0.key < $1.key }) {
-            guard let condition = log.endpointCondition,
-                  try db.query("SELECT to_regclass($1) IS NOT NULL AS present", [log.table.description]).value("present") == "t"
-            else { continue }
-            paused.append("(starts_with(e.endpoint, \(quoteLiteral(condition.prefix))) AND NOT (\(condition.sql)))")
+        let paused = try DeliveryLog.present(logs, on: db).compactMap(\.endpointCondition).map { condition in
+            "(starts_with(e.endpoint, \(quoteLiteral(condition.prefix))) AND NOT (\(condition.sql)))"
         }
         let shown = paused.isEmpty ? "d.status" : """
             CASE WHEN d.completed_at IS NULL AND d.status <> 'sending' AND EXISTS (

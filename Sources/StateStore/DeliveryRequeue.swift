@@ -20,13 +20,7 @@ public enum DeliveryRequeue {
     /// has are named, since no delivery can report into a table that does not exist.
     public static func requeue(_ selection: Selection, logs: Set<DeliveryLog>,
                                on db: PostgresConnection) throws(PostgresError) -> Int {
-        var logFragments = ""
-        for log in logs.sorted(by: { $0.key < $1.key }) {
-            guard let fragment = log.requeueFragment,
-                  try db.query("SELECT to_regclass($1) IS NOT NULL AS present", [log.table.description]).value("present") == "t"
-            else { continue }
-            logFragments += ",\n" + fragment
-        }
+        let logFragments = try DeliveryLog.present(logs, on: db).compactMap(\.requeueFragment).map { ",\n" + $0 }.joined()
         let (allDead, ids): (Bool, [Int64]) = switch selection {
         case .allDead: (true, [])
         case .ids(let ids): (false, ids)

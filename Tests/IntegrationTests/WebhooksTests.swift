@@ -40,6 +40,15 @@ import Testing
         }
     }
 
+    /// A chat session and `count` assistant messages in one transaction: the service plans
+    /// them in one batch, and a dispatcher claims several of them at once.
+    static func chatInOneTransaction(_ setup: RunPipelineTests.Setup, messages count: Int) throws {
+        try setup.db.execute("""
+            WITH session AS (INSERT INTO chat_sessions (user_id) VALUES ('00000000-0000-4000-8000-000000000001') RETURNING id)
+            INSERT INTO chat_messages (session_id, role, content) SELECT id, 'assistant', 'm' || g FROM session, generate_series(1, \(count)) g
+            """)
+    }
+
     /// `messages` assistant messages planned by a planner-only run, which is then stopped:
     /// their deliveries wait in the table, none sent, for a test to change their configs.
     static func planOnly(_ setup: RunPipelineTests.Setup, messages: Int, deliveries: Int) throws {
@@ -137,10 +146,7 @@ import Testing
         let config = try Self.addConfig(setup, name: "gone", events: ["chat.message.created"])
         // One transaction, so the service plans them in one batch and claims two at once: one
         // sent, one queued behind it at the endpoint's limit.
-        try setup.db.execute("""
-            WITH session AS (INSERT INTO chat_sessions (user_id) VALUES ('00000000-0000-4000-8000-000000000001') RETURNING id)
-            INSERT INTO chat_messages (session_id, role, content) SELECT id, 'assistant', 'm' || g FROM session, generate_series(1, 5) g
-            """)
+        try Self.chatInOneTransaction(setup, messages: 5)
         var environment = Self.environment(setup)
         environment["CHANGERELAY_WEBHOOKS_MAX_IN_FLIGHT_PER_ENDPOINT"] = "1"
         let run = try Background(["run"], environment: environment)
@@ -333,10 +339,7 @@ import Testing
         defer { try? setup.cluster.stop(); setup.receiver.stop() }
         let config = try Self.addConfig(setup, name: "moved", events: ["chat.message.created"], path: "/gone",
                                         headers: #"{"X-Version": "1"}"#)
-        try setup.db.execute("""
-            WITH session AS (INSERT INTO chat_sessions (user_id) VALUES ('00000000-0000-4000-8000-000000000001') RETURNING id)
-            INSERT INTO chat_messages (session_id, role, content) SELECT id, 'assistant', 'm' || g FROM session, generate_series(1, 3) g
-            """)
+        try Self.chatInOneTransaction(setup, messages: 3)
         var environment = Self.environment(setup)
         environment["CHANGERELAY_WEBHOOKS_MAX_IN_FLIGHT_PER_ENDPOINT"] = "1"
         let run = try Background(["run"], environment: environment)

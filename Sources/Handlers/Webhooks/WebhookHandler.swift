@@ -63,10 +63,11 @@ public struct WebhookHandler: Handler {
         let new: [String: String]? = if let row = change.new { try Self.texts(row, change: change, handler: name) } else { nil }
         let old: [String: String]? = if let row = change.old { try Self.texts(row, change: change, handler: name) } else { nil }
         let columns = (change.new ?? change.old)?.columns ?? []
-        let booleans = Set(tableRules.compactMap(\.condition?.column).filter { column in
-            columns.contains { $0.name == column && $0.typeOID == Self.boolOID }
-        })
-        let eventTypes = tableRules.filter { $0.fires(for: operation, new: new, old: old, booleans: booleans) }.map(\.eventType)
+        let eventTypes = tableRules.filter { rule in
+            rule.fires(for: operation, new: new, old: old) { column in
+                columns.contains { $0.name == column && $0.typeOID == Self.boolOID }
+            }
+        }.map(\.eventType)
         guard !eventTypes.isEmpty else { return effects }
 
         let data = try Self.data(of: change, handler: name)
@@ -192,14 +193,7 @@ public struct WebhookHandler: Handler {
             throw HandlerError(handler: handler, table: change.schema + "." + change.table, key: change.keyText,
                                reason: error.description)
         }
-        if let new, new.values.contains(where: { if case .unchangedToast = $0 { true } else { false } }) {
-            writer.key("unchanged_toast")
-            writer.beginArray()
-            for (column, value) in zip(new.columns, new.values) {
-                if case .unchangedToast = value { writer.string(column.name) }
-            }
-            writer.endArray()
-        }
+        if let new { ChangeRenderer.appendUnchangedToast(of: new, to: &writer) }
         writer.endObject()
         return writer.bytes
     }

@@ -32,15 +32,17 @@ extension WebhookRule {
     /// and `old` are the change's rows by column name (text values; NULL absent). For UPDATE
     /// a condition means "changed to": the new row has the value and the old one did not.
     ///
-    /// On a boolean column (`booleans`) the value is compared as a boolean: `paid=true`, as
-    /// the event's body shows the value, matches what the stream carries as `t`.
+    /// On a boolean column (`isBoolean`, asked only for a condition's column) the value is
+    /// compared as a boolean: `paid=true`, as the event's body shows the value, matches what
+    /// the stream carries as `t`.
     func fires(for operation: Operation, new: [String: String]?, old: [String: String]?,
-               booleans: Set<String> = []) -> Bool {
+               isBoolean: (String) -> Bool = { _ in false }) -> Bool {
         guard operation == self.operation else { return false }
         guard let condition else { return true }
+        let boolean = isBoolean(condition.column)
         func holds(_ row: [String: String]?) -> Bool {
             guard let text = row?[condition.column] else { return false }
-            guard booleans.contains(condition.column) else { return text == condition.value }
+            guard boolean else { return text == condition.value }
             return Self.boolean(text).map { $0 == Self.boolean(condition.value) } ?? false
         }
         switch operation {
