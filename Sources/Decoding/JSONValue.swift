@@ -13,10 +13,29 @@ public enum JSONValue: Sendable, Equatable {
     case array([JSONValue])
     case object([(key: String, value: JSONValue)])
 
-    /// The value of the first member named `key`, for objects; nil otherwise.
+    /// The value of the last member named `key`, for objects; nil otherwise. The last, as
+    /// Postgres reads a repeated key (`json -> key`, a cast to jsonb): a config that repeats
+    /// one means what the database says it means.
     public subscript(key: String) -> JSONValue? {
         guard case .object(let members) = self else { return nil }
-        return members.first { $0.key == key }?.value
+        return members.last { $0.key == key }?.value
+    }
+
+    /// An object's members with a repeated key kept once, where it first appears, with its
+    /// last value (what jsonb keeps); nil for anything but an object.
+    public var distinctMembers: [(key: String, value: JSONValue)]? {
+        guard case .object(let members) = self else { return nil }
+        var positions: [String: Int] = [:]
+        var distinct: [(key: String, value: JSONValue)] = []
+        for member in members {
+            if let position = positions[member.key] {
+                distinct[position].value = member.value
+            } else {
+                positions[member.key] = distinct.count
+                distinct.append(member)
+            }
+        }
+        return distinct
     }
 
     public static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {

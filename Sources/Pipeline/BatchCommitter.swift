@@ -63,6 +63,8 @@ public final class BatchCommitter: TransactionSink {
     /// columns change after change: comparing a row with the last one's target costs less
     /// than building a `CopyTarget` and hashing every column name for each row.
     private var lastRowTarget: RowTarget?
+    /// The end of the transaction admitted last: the batch's end, or the one being planned.
+    private var admittedThrough: LSN?
 
     private struct RowTarget {
         var target: CopyTarget
@@ -131,6 +133,7 @@ public final class BatchCommitter: TransactionSink {
         // A restart can be sent transactions it already planned; their effects are committed.
         guard policy.admit(endingAt: transaction.endLSN) == .plan else { return .proceed(durableThrough: nil) }
         let transaction = try watermarks?.admit(transaction) ?? transaction
+        admittedThrough = transaction.endLSN
         if transaction.changes.isSpilled {
             logger.info("planning a large transaction from its spill file", metadata: [
                 "xid": "\(transaction.xid)", "commit_lsn": "\(transaction.commitLSN)", "changes": "\(transaction.changes.count)",
@@ -276,7 +279,7 @@ public final class BatchCommitter: TransactionSink {
         } catch {
             // The connection is in doubt: drop it. The stream re-sends the batch from the last checkpoint.
             connection = nil
-            throw error
+            throw rejected(error, writing: "copying rows into \(targets[batch.copying ?? target].table)")
         }
     }
 
@@ -288,14 +291,19 @@ public final class BatchCommitter: TransactionSink {
         if let open = batch.copying { try send(open) }
         for target in batch.rows.indices { try send(target) }
         var stagedResults: [(any Handler, QueryResult)] = []
+        var writing = "beginning the batch"
         do {
             let connection = try connected()
-            if batch.copying != nil { try connection.endCopy() }
+            if let open = batch.copying {
+                writing = "copying rows into \(targets[open].table)"
+                try connection.endCopy()
+            }
             if !batch.began { try connection.execute("BEGIN") }
             if StagingSweep.replans(batch.staged) { try connection.execute("DISCARD PLANS") }
             var ran: [(staging: Staging, bytes: Int)] = []
             for (table, bytes) in batch.staged {
                 if let handler = router.stagingHandler(for: table), let staging = handler.staging {
+                    writing = "applying the rows \(handler.name) staged in \(table)"
                     stagedResults.append((handler, try connection.execute(staging.statements)))
                     ran.append((staging, bytes))
                 }
@@ -308,11 +316,12 @@ public final class BatchCommitter: TransactionSink {
             closing.append(checkpoint.statement(writing: end))
             if batch.deliveries > 0 { closing.append(DeliveryNotifications.statement) }
             closing.append("COMMIT")
+            writing = "writing the checkpoint"
             try connection.execute(closing.joined(separator: ";\n"))
         } catch {
             // The connection is in doubt: drop it. The stream re-sends the batch from the last checkpoint.
             connection = nil
-            throw error
+            throw rejected(error, writing: writing)
         }
         logger.debug("batch committed", metadata: [
             "checkpoint": "\(end)", "transactions": "\(policy.transactions)", "changes": "\(policy.changes)",
@@ -325,6 +334,10 @@ public final class BatchCommitter: TransactionSink {
         for (handler, result) in stagedResults { handler.stagedBatchCommitted(result) }
         batchEnded(committed: true)
         return end
+    }
+
+    private func rejected(_ error: any Error, writing: String) -> any Error {
+        BatchRejected.wrapping(error, after: policy.durable, through: admittedThrough ?? policy.end, writing: writing)
     }
 
     private func connected() throws(PostgresError) -> PostgresConnection {

@@ -26,10 +26,9 @@ enum WebhookCacheLoader {
                     fields[name] = row[index + 2]
                 }
                 let unchanged = Set(row[8].map { $0.dropFirst().dropLast().split(separator: ",").map(String.init) } ?? [])
-                let known: WebhookConfig? = if case .success(let config)? = cache.config(id: id) { config } else { nil }
-                cache.set(id, to: WebhookConfig.parse(fields, unchanged: unchanged, known: known))
+                cache.record(id, fields: fields, unchanged: unchanged)
             case "delete":
-                if let id = row[1] { cache.set(id, to: nil) }
+                if let id = row[1] { cache.remove(id) }
             case "truncate":
                 cache.removeEverything()
             default:

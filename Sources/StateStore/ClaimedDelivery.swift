@@ -110,9 +110,10 @@ extension ClaimedDelivery {
         return Decoded(delivery: delivery, unreadablePolicy: unreadablePolicy)
     }
 
-    /// The string members of a delivery's `headers` JSON object; anything else is left out.
+    /// The string members of a delivery's `headers` JSON object (a repeated name once, with
+    /// its last value, as jsonb keeps it); anything else is left out.
     static func headers(_ json: String?) -> [(String, String)] {
-        guard let json, case .object(let members)? = try? JSONParser.parse(json) else { return [] }
+        guard let json, let members = (try? JSONParser.parse(json, deepValues: .emptied))?.distinctMembers else { return [] }
         return members.compactMap { member in
             guard case .string(let value) = member.value else { return nil }
             return (member.key, value)

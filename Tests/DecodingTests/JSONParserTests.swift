@@ -17,6 +17,15 @@ import Testing
         #expect(value["missing"] == nil)
     }
 
+    /// As Postgres reads a `json` value: a repeated key means its last value.
+    @Test func aRepeatedKeyReadsAsItsLastValue() throws {
+        let document = try JSONParser.parse(#"{"a": 1, "b": 2, "a": 3}"#)
+        #expect(document["a"] == .number("3"))
+        #expect(document.distinctMembers?.map(\.key) == ["a", "b"])
+        #expect(document.distinctMembers?.map(\.value) == [.number("3"), .number("2")])
+        #expect(JSONValue.array([]).distinctMembers == nil)
+    }
+
     @Test func keepsNumberTextExactly() throws {
         let numeric = "1234567890123456789012345678.0123456789"
         let value = try JSONParser.parse("[\(numeric), 9223372036854775807, -9223372036854775808, -0, 1E-7, 0.10]")

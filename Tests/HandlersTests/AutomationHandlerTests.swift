@@ -305,6 +305,15 @@ private func plan(_ handler: AutomationHandler, _ transaction: Transaction) thro
         #expect(try plan(handler, transaction([jobUpdate(from: decomposed, to: composed)])).deliveries.count == 1)
     }
 
+    /// A `json` column may repeat a key; Postgres reads the last (`->`, a cast to jsonb),
+    /// and so does the handler.
+    @Test func aRepeatedConditionsKeyMeansItsLastValue() throws {
+        let handler = makeHandler()
+        _ = try plan(handler, transaction([workflow("w1", config: #"{"conditions":[{"field":"status","value":"first"}],"conditions":[{"field":"status","value":"last"}]}"#)]))
+        #expect(try plan(handler, transaction([jobUpdate(from: "new", to: "first")])).deliveries.isEmpty)
+        #expect(try plan(handler, transaction([jobUpdate(from: "first", to: "last")])).deliveries.count == 1)
+    }
+
     /// Only `conditions` is read: a value nested past the parser's bound elsewhere in the
     /// config does not make the workflow unusable (Postgres' `@>` matches it).
     @Test func aDeepValueBesideTheConditionsDoesNotStopAWorkflow() throws {

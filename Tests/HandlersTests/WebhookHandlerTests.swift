@@ -236,6 +236,30 @@ private func eventTypes(_ change: Change) throws -> [String] {
         #expect(effects.deliveries.map(\.url) == ["https://b.example/"])
     }
 
+    /// An UPDATE brings only the columns it changed when the others are in TOAST: a row that
+    /// could not fire is fixed by the columns it brings over the ones known from before, and
+    /// a column never known makes it unusable, saying so, rather than read as NULL.
+    @Test func aFixLeavingAColumnInToastTakesItFromTheUnusableRow() throws {
+        let handler = makeHandler()
+        _ = try plan(handler, transaction([config(id: "1", events: "{chat.message.created}", url: "not a url")], lsn: 0x10))
+        func update(_ id: String, url: String) -> Change {
+            Change(lsn: LSN(0x20), schema: "public", table: "webhook_configs", operation: .update,
+                   new: Row(columns: ["id", "url", "events", "headers", "retry_config", "is_active"].map {
+                       Column(name: $0, typeOID: 25, isKey: $0 == "id")
+                   }, values: [.text(ArraySlice(id.utf8)), .text(ArraySlice(url.utf8)),
+                               .unchangedToast, .unchangedToast, .unchangedToast, .text(ArraySlice("t".utf8))]))
+        }
+        _ = try plan(handler, transaction([update("1", url: "https://fixed.example/")], lsn: 0x20))
+        #expect(try plan(handler, transaction([Self.message], lsn: 0x30)).deliveries.map(\.url) == ["https://fixed.example/"])
+
+        _ = try plan(handler, transaction([update("2", url: "https://never-seen.example/")], lsn: 0x40))
+        guard case .failure(let problem)? = handler.cache.config(id: "2") else {
+            Issue.record("config 2 is usable: \(String(describing: handler.cache.config(id: "2")))")
+            return
+        }
+        #expect(problem.description.contains("events, headers, retry_config left unchanged in TOAST"), "\(problem)")
+    }
+
     /// A large value an UPDATE left alone is the old row's when the table sends it whole, as
     /// the seed's trigger sent `NEW` whole; with only the key in the stream, it is named in
     /// `unchanged_toast` rather than silently missing.
@@ -285,6 +309,28 @@ private func eventTypes(_ change: Change) throws -> [String] {
             config(id: "7", events: events, url: url, headers: headers, retry: retry), Self.message,
         ]))
         #expect(effects.deliveries.isEmpty)
+    }
+
+    /// A `json` headers column may repeat a name or nest a value past the parser's bound:
+    /// the name is sent once with its last value, as jsonb keeps it, and the deep value is
+    /// named as what it is, not as a headers column that is not an object.
+    @Test func repeatedAndDeepHeadersReadAsPostgresReadsThem() throws {
+        let parsed = WebhookConfig.parse(["id": "7", "url": "https://a.example/", "events": "{*}", "is_active": "t",
+                                          "headers": #"{"X-A": "1", "X-B": "b", "X-A": "2"}"#])
+        guard case .success(let config) = parsed else {
+            Issue.record("refused: \(parsed)")
+            return
+        }
+        #expect(config.headers == [.init("X-A", "2"), .init("X-B", "b")])
+        let deep = String(repeating: "[", count: 600) + String(repeating: "]", count: 600)
+        guard case .failure(let problem) = WebhookConfig.parse(["id": "7", "url": "https://a.example/", "events": "{*}",
+                                                                "is_active": "t", "headers": #"{"X-A": \#(deep)}"#]) else {
+            Issue.record("accepted a header that is not a string")
+            return
+        }
+        #expect(problem.reason == "header 'X-A' is not a string")
+        let retry = try WebhookRetryConfig(json: #"{"max_retries": 1, "deep": \#(deep), "max_retries": 2}"#)
+        #expect(retry.maxRetries == 2)
     }
 
     /// A URL that cannot be used is not quoted in the reason: its user-info, path or query

@@ -79,8 +79,8 @@ import Testing
         #"{"a": tru}"#, "{} x", "[] x", "{'max_retries': 1}", #"{"max_retries": 3 "retry_delay": 1}"#,
         #"{"a": "\x"}"#, #"{"a": "\u12"}"#, "{\"a\": \"tab\tinside\"}", #"{"a": 1.}"#, #"{"a": -}"#,
         #"{"a": 1e}"#, #"{"a": "open}"#, #"{max_retries: 3}"#,
-        // Deeper than the parser's nesting limit: refused, never a stack overflow.
-        "{\"a\": " + String(repeating: "[", count: 600) + String(repeating: "]", count: 600) + "}",
+        // Deeper than the parser's nesting limit and unclosed: refused, never a stack overflow.
+        "{\"a\": " + String(repeating: "[", count: 600) + String(repeating: "]", count: 599) + "}",
     ])
     func malformedJSONIsRefused(json: String) {
         #expect {

@@ -90,4 +90,36 @@ import Testing
         let thirds = count / 3
         #expect(try summary(seldom) == ["\(thirds)", "\(thirds)", "\(3 * thirds * (thirds + 1) / 2)"])
     }
+
+    /// A row its table refuses (the application changed a column's type) stops the batch
+    /// with an error that says which transactions and which table, and nothing of the batch
+    /// is kept: the checkpoint stays where it was.
+    @Test func aRowItsTableRefusesNamesTheBatchAndTheTable() throws {
+        let cluster = try LocalPostgres()
+        try cluster.start()
+        defer { try? cluster.stop() }
+        let db = try cluster.connect()
+        for migration in try SchemaFiles.migrations() { try db.execute(migration) }
+        try db.execute("CREATE TABLE public.counted (n bigint)")
+        let counted = TableName(schema: "public", name: "counted")
+        let committer = try BatchCommitter(
+            .init(stateURL: cluster.url, slot: "refused"), router: Router([]),
+            planning: { transaction, effect in
+                try effect(.row(PlannedRow(table: counted, ["n": transaction.xid == 1 ? "1" : "conv-abc"])))
+            },
+            logger: Logger(label: "test"))
+        for (xid, end) in [(UInt32(1), 0x200), (2, 0x300)] {
+            _ = try committer.accept(Transaction(xid: xid, commitLSN: LSN(UInt64(end - 0x10)), endLSN: LSN(UInt64(end)),
+                                                 commitTime: PostgresTimestamp(microsecondsSince2000: 0), changes: []))
+        }
+        #expect {
+            try committer.flush()
+        } throws: { error in
+            guard let rejected = error as? BatchRejected else { return false }
+            return rejected.after == .zero && rejected.through == LSN(0x300) && rejected.writing == "copying rows into public.counted"
+                && rejected.underlying.sqlState == "22P02" && rejected.description.contains("conv-abc")
+        }
+        #expect(try db.execute("SELECT count(*) AS n FROM public.counted").value("n") == "0")
+        #expect(try db.execute("SELECT count(*) AS n FROM changerelay.checkpoints WHERE slot_name = 'refused'").value("n") == "0")
+    }
 }

@@ -25,47 +25,35 @@ public struct WebhookConfig: Sendable, Hashable {
         public var description: String { "webhook config \(id) cannot fire: \(reason)" }
     }
 
-    /// Reads a row by column name (text values as pgoutput sends them; NULL absent).
-    /// Columns named in `unchanged` (TOASTed values an UPDATE left alone, which the stream
-    /// does not carry) keep their values from `known`, the config as it was.
-    public static func parse(_ row: [String: String], unchanged: Set<String> = [],
-                             known: WebhookConfig? = nil) -> Result<WebhookConfig, Unusable> {
+    /// The columns a config is read from: the secret is not among them.
+    public static let columns: Set<String> = ["id", "name", "url", "events", "headers", "retry_config", "is_active"]
+
+    /// Reads a whole row by column name (text values as pgoutput sends them; NULL absent).
+    /// `WebhookConfigCache.record` fills the columns an UPDATE left in TOAST first.
+    public static func parse(_ row: [String: String]) -> Result<WebhookConfig, Unusable> {
         let isActive = row["is_active"] == "t"
         guard let id = row["id"] else { return .failure(Unusable(id: "?", reason: "the row has no id", isActive: isActive)) }
         func unusable(_ reason: String) -> Result<WebhookConfig, Unusable> {
             .failure(Unusable(id: id, reason: reason, isActive: isActive))
         }
-        func kept(_ column: String) -> WebhookConfig? { unchanged.contains(column) ? known : nil }
-        let url: String
-        if let known = kept("url") { url = known.url } else {
-            guard let text = row["url"], HTTPURLShape.isValid(text) else {
-                // Not quoted: its user-info, path or query may be a credential.
-                return unusable(row["url"] == nil ? "url is NULL" : "url is not an http:// or https:// URL with a host (and a port up to 65535, if any)")
-            }
-            url = text
+        guard let url = row["url"], HTTPURLShape.isValid(url) else {
+            // Not quoted: its user-info, path or query may be a credential.
+            return unusable(row["url"] == nil ? "url is NULL" : "url is not an http:// or https:// URL with a host (and a port up to 65535, if any)")
         }
-        let events: [WebhookEventPattern]
-        if let known = kept("events") { events = known.events } else {
-            guard let text = row["events"], let types = PostgresTextArray.parse(text) else {
-                return unusable("events \(row["events"].map { quotedExcerpt($0) } ?? "NULL") is not a text array")
-            }
-            if types.contains(where: \.isEmpty) { return unusable("events holds an empty event type") }
-            events = types.map(WebhookEventPattern.init)
+        guard let eventsText = row["events"], let types = PostgresTextArray.parse(eventsText) else {
+            return unusable("events \(row["events"].map { quotedExcerpt($0) } ?? "NULL") is not a text array")
         }
+        if types.contains(where: \.isEmpty) { return unusable("events holds an empty event type") }
         let headers: [PlannedDelivery.Header]
-        if let known = kept("headers") { headers = known.headers } else {
-            switch Self.headers(row["headers"] ?? "{}") {
-            case .success(let parsed): headers = parsed
-            case .failure(let problem): return unusable(problem.reason)
-            }
+        switch Self.headers(row["headers"] ?? "{}") {
+        case .success(let parsed): headers = parsed
+        case .failure(let problem): return unusable(problem.reason)
         }
         let retryPolicy: RetryPolicy
-        if let known = kept("retry_config") { retryPolicy = known.retryPolicy } else {
-            do { retryPolicy = try WebhookRetryConfig(json: row["retry_config"] ?? "{}").policy() } catch {
-                return unusable(error.description)
-            }
+        do { retryPolicy = try WebhookRetryConfig(json: row["retry_config"] ?? "{}").policy() } catch {
+            return unusable(error.description)
         }
-        return .success(WebhookConfig(id: id, name: row["name"] ?? known?.name ?? "", url: url, events: events,
+        return .success(WebhookConfig(id: id, name: row["name"] ?? "", url: url, events: types.map(WebhookEventPattern.init),
                                       headers: headers, retryPolicy: retryPolicy, isActive: isActive))
     }
 
@@ -76,7 +64,8 @@ public struct WebhookConfig: Sendable, Hashable {
     /// `headers` must be a JSON object of string values whose names are HTTP tokens and
     /// whose values hold no line breaks: anything else could smuggle a header in.
     private static func headers(_ json: String) -> Result<[PlannedDelivery.Header], HeaderProblem> {
-        guard let document = try? JSONParser.parse(json), case .object(let members) = document else {
+        // A repeated name is sent once, with its last value: what a jsonb column would hold.
+        guard let members = (try? JSONParser.parse(json, deepValues: .emptied))?.distinctMembers else {
             return .failure(HeaderProblem(reason: "headers is not a JSON object"))
         }
         var headers: [PlannedDelivery.Header] = []

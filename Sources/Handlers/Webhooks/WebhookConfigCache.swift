@@ -7,9 +7,18 @@ import Synchronization
 ///
 /// Planning is sequential; the lock only makes the shared reference safe to hold.
 public final class WebhookConfigCache: Sendable {
+    /// One row as last seen: its columns' texts (`WebhookConfig.columns`; never the secret)
+    /// and what they parse to. The texts are kept for a row that cannot fire as well: an
+    /// UPDATE that fixes its `url` and leaves a large `events` in TOAST brings only the url,
+    /// and the fixed row is the known `events` with the new url.
+    private struct Entry {
+        var fields: [String: String]
+        var config: Result<WebhookConfig, WebhookConfig.Unusable>
+    }
+
     private struct State {
-        /// Every known row by id: usable, or why not (kept so a fix replaces it).
-        var configs: [String: Result<WebhookConfig, WebhookConfig.Unusable>] = [:] {
+        /// Every known row by id, usable or not (kept so a fix replaces it).
+        var entries: [String: Entry] = [:] {
             didSet { subscribers.removeAll() }
         }
         var undo: [Undo] = []
@@ -19,31 +28,62 @@ public final class WebhookConfigCache: Sendable {
     }
 
     private enum Undo {
-        case config(id: String, previous: Result<WebhookConfig, WebhookConfig.Unusable>?)
-        case everything([String: Result<WebhookConfig, WebhookConfig.Unusable>])
+        case entry(id: String, previous: Entry?)
+        case everything([String: Entry])
     }
 
     private let state = Mutex(State())
 
     public init() {}
 
-    public func set(_ id: String, to config: Result<WebhookConfig, WebhookConfig.Unusable>?) {
+    /// Records row `id` as `fields` (text values by column name; NULL absent) and returns
+    /// what it parses to. Columns named in `unchanged`, TOASTed values an UPDATE left alone
+    /// (the stream does not carry them), keep their last known texts; one never known makes
+    /// the row unusable, saying so, rather than read as NULL.
+    @discardableResult
+    public func record(_ id: String, fields: [String: String], unchanged: Set<String> = [])
+        -> Result<WebhookConfig, WebhookConfig.Unusable>
+    {
         state.withLock { state in
-            state.undo.append(.config(id: id, previous: state.configs[id]))
-            state.configs[id] = config
+            var merged = fields.filter { WebhookConfig.columns.contains($0.key) }
+            merged["id"] = id
+            let previous = state.entries[id]?.fields
+            var unknown: [String] = []
+            for column in unchanged.sorted() where WebhookConfig.columns.contains(column) {
+                if let text = previous?[column] { merged[column] = text } else { unknown.append(column) }
+            }
+            let config: Result<WebhookConfig, WebhookConfig.Unusable> = if unknown.isEmpty {
+                WebhookConfig.parse(merged)
+            } else {
+                .failure(WebhookConfig.Unusable(
+                    id: id, reason: "\(unknown.joined(separator: ", ")) left unchanged in TOAST by an update and not known; "
+                        + "give it a new value (an UPDATE setting it to itself leaves it in TOAST)",
+                    isActive: merged["is_active"] == "t"))
+            }
+            state.undo.append(.entry(id: id, previous: state.entries[id]))
+            state.entries[id] = Entry(fields: merged, config: config)
+            return config
+        }
+    }
+
+    /// The row was deleted (or its id changed).
+    public func remove(_ id: String) {
+        state.withLock { state in
+            state.undo.append(.entry(id: id, previous: state.entries[id]))
+            state.entries[id] = nil
         }
     }
 
     /// `TRUNCATE webhook_configs`.
     public func removeEverything() {
         state.withLock { state in
-            state.undo.append(.everything(state.configs))
-            state.configs = [:]
+            state.undo.append(.everything(state.entries))
+            state.entries = [:]
         }
     }
 
     public func config(id: String) -> Result<WebhookConfig, WebhookConfig.Unusable>? {
-        state.withLock { $0.configs[id] }
+        state.withLock { $0.entries[id]?.config }
     }
 
     /// The active, usable configs that want `eventType`, in id order so that planning is the
@@ -51,8 +91,8 @@ public final class WebhookConfigCache: Sendable {
     public func subscribers(of eventType: String) -> [WebhookConfig] {
         state.withLock { state in
             if let known = state.subscribers[eventType] { return known }
-            let found = state.configs.keys.sorted().compactMap { id -> WebhookConfig? in
-                guard case .success(let config)? = state.configs[id], config.isActive, config.wants(eventType) else {
+            let found = state.entries.keys.sorted().compactMap { id -> WebhookConfig? in
+                guard case .success(let config)? = state.entries[id]?.config, config.isActive, config.wants(eventType) else {
                     return nil
                 }
                 return config
@@ -65,8 +105,8 @@ public final class WebhookConfigCache: Sendable {
     /// Why each active row that cannot fire cannot, in id order.
     public func unusableActiveConfigs() -> [WebhookConfig.Unusable] {
         state.withLock { state in
-            state.configs.keys.sorted().compactMap { id in
-                guard case .failure(let problem)? = state.configs[id], problem.isActive else { return nil }
+            state.entries.keys.sorted().compactMap { id in
+                guard case .failure(let problem)? = state.entries[id]?.config, problem.isActive else { return nil }
                 return problem
             }
         }
@@ -79,8 +119,8 @@ public final class WebhookConfigCache: Sendable {
             guard !committed else { return }
             for entry in state.undo.reversed() {
                 switch entry {
-                case .config(let id, let previous): state.configs[id] = previous
-                case .everything(let configs): state.configs = configs
+                case .entry(let id, let previous): state.entries[id] = previous
+                case .everything(let entries): state.entries = entries
                 }
             }
         }

@@ -112,7 +112,7 @@ public struct WebhookHandler: Handler {
             var rows: [PlannedRow] = []
             if change.operation == .update, let old = change.old,
                let oldID = try Self.texts(old, change: change, handler: name)["id"], oldID != row["id"] {
-                cache.set(oldID, to: nil)
+                cache.remove(oldID)
                 rows.append(logRow("delete", id: oldID))
             }
             guard let id = row["id"] else { return rows }
@@ -120,19 +120,17 @@ public struct WebhookHandler: Handler {
             let unchanged = Set(zip(new.columns, new.values).compactMap { column, value in
                 if case .unchangedToast = value { column.name } else { nil }
             })
-            let known: WebhookConfig? = if case .success(let config)? = cache.config(id: id) { config } else { nil }
-            let parsed = WebhookConfig.parse(row, unchanged: unchanged, known: known)
+            let parsed = cache.record(id, fields: row, unchanged: unchanged)
             if case .failure(let problem) = parsed, row["is_active"] == "t" {
                 logger.warning("webhook config cannot fire; it is skipped until it is fixed", metadata: [
                     "config": "\(id)", "lsn": "\(lsn)", "reason": "\(problem.reason)",
                 ])
             }
-            cache.set(id, to: parsed)
             rows.append(logRow("upsert", id: id, row, unchanged: unchanged))
             return rows
         case .delete:
             guard let old = change.old, let id = try Self.texts(old, change: change, handler: name)["id"] else { return [] }
-            cache.set(id, to: nil)
+            cache.remove(id)
             return [logRow("delete", id: id)]
         case .truncate:
             cache.removeEverything()

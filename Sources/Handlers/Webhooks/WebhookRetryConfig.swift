@@ -24,7 +24,7 @@ public struct WebhookRetryConfig: Sendable, Hashable {
 
     public init(json: String) throws(RetryConfigError) {
         let document: JSONValue
-        do { document = try JSONParser.parse(json) } catch {
+        do { document = try JSONParser.parse(json, deepValues: .emptied) } catch {
             throw .malformedJSON(offset: error.offset, reason: String(error.description.prefix { $0 != "@" }))
         }
         guard case .object(let pairs) = document else { throw .notAnObject }

@@ -79,7 +79,7 @@ enum ReplayAssembly {
                 value.map { (column, $0) }
             })
             guard let id = fields["id"] else { continue }
-            cache.set(id, to: WebhookConfig.parse(fields))
+            cache.record(id, fields: fields)
         }
         // What was read is the starting point, not a batch to undo.
         cache.batchEnded(committed: true)
