@@ -26,9 +26,17 @@ public struct TableShape: Sendable, Hashable {
 public struct SchemaHistoryError: Error, Sendable, Hashable, CustomStringConvertible {
     public var id: String?
     public var reason: String
+    /// The history table the row is in.
+    public var table: TableName
+
+    public init(id: String?, reason: String, table: TableName = SchemaHistory.table) {
+        self.id = id
+        self.reason = reason
+        self.table = table
+    }
 
     public var description: String {
-        "changerelay.schema_history row \(id ?? "without an id") cannot be read: \(reason)"
+        "\(table) row \(id ?? "without an id") cannot be read: \(reason)"
     }
 }
 
@@ -43,16 +51,23 @@ public struct SchemaHistoryError: Error, Sendable, Hashable, CustomStringConvert
 ///
 /// Entries arrive twice over: loaded at start, and as the stream carries their rows.
 /// Their ids make the second arrival a no-op.
+///
+/// It holds each publication's membership the same way (`changerelay.publication_history`,
+/// sql/028): an entry applies to the changes above its position, the oldest (the baseline)
+/// to every change before it.
 public struct SchemaHistory: Sendable {
     public static let table = TableName(schema: "changerelay", name: "schema_history")
+    public static let publicationTable = TableName(schema: "changerelay", name: "publication_history")
 
-    private struct Entry: Sendable {
+    private struct Entry<Value: Sendable>: Sendable {
         var position: LSN
-        var shape: TableShape
+        var value: Value
     }
 
-    private var entries: [TableName: [Entry]] = [:]
+    private var entries: [TableName: [Entry<TableShape>]] = [:]
     private var ids: Set<Int64> = []
+    private var publications: [String: [Entry<PublicationMembership>]] = [:]
+    private var publicationIDs: Set<Int64> = []
 
     public init() {}
 
@@ -70,15 +85,33 @@ public struct SchemaHistory: Sendable {
         do { json = try JSONParser.parse(shape) } catch { throw failure("shape is not JSON: \(error)") }
         let parsed = try Self.shape(json, failure)
         ids.insert(number)
-        let name = TableName(schema: schema, name: table)
-        var list = entries[name, default: []]
-        let index = list.firstIndex { $0.position > lsn } ?? list.endIndex
-        list.insert(Entry(position: lsn, shape: parsed), at: index)
-        entries[name] = list
+        Self.insert(Entry(position: lsn, value: parsed), into: &entries[TableName(schema: schema, name: table), default: []])
     }
 
-    /// Adds the row a streamed INSERT into the history table carries; other operations
-    /// on it (an operator's clean-up) change nothing already known.
+    /// Adds one row of `changerelay.publication_history`; `membership` is its jsonb text.
+    public mutating func recordPublication(id: String?, position: String?, publication: String?,
+                                           membership: some Collection<UInt8>) throws(SchemaHistoryError) {
+        func failure(_ reason: String) -> SchemaHistoryError {
+            SchemaHistoryError(id: id, reason: reason, table: Self.publicationTable)
+        }
+        guard let id, let number = Int64(id) else { throw failure("its id is not a number") }
+        guard !publicationIDs.contains(number) else { return }
+        guard let position, let lsn = LSN(position) else { throw failure("position '\(position ?? "null")' is not an LSN") }
+        guard let publication else { throw failure("it names no publication") }
+        let json: JSONValue
+        do { json = try JSONParser.parse(membership) } catch { throw failure("membership is not JSON: \(error)") }
+        let parsed = try PublicationMembership(json: json, failure)
+        publicationIDs.insert(number)
+        Self.insert(Entry(position: lsn, value: parsed), into: &publications[publication, default: []])
+    }
+
+    private static func insert<Value>(_ entry: Entry<Value>, into list: inout [Entry<Value>]) {
+        let index = list.firstIndex { $0.position > entry.position } ?? list.endIndex
+        list.insert(entry, at: index)
+    }
+
+    /// Adds the row a streamed INSERT into one of the history tables carries; other
+    /// operations on them (an operator's clean-up) change nothing already known.
     public mutating func record(_ change: Change) throws(SchemaHistoryError) {
         guard change.operation == .insert, let row = change.new else { return }
         func text(_ name: String) -> ArraySlice<UInt8>? {
@@ -86,6 +119,14 @@ public struct SchemaHistory: Sendable {
             return nil
         }
         let string = { (name: String) in text(name).map { String(decoding: $0, as: UTF8.self) } }
+        if change.schema == Self.publicationTable.schema, change.table == Self.publicationTable.name {
+            guard let membership = text("membership") else {
+                throw SchemaHistoryError(id: string("id"), reason: "the streamed row has no membership", table: Self.publicationTable)
+            }
+            try recordPublication(id: string("id"), position: string("position"), publication: string("publication"),
+                                  membership: membership)
+            return
+        }
         guard let shape = text("shape") else {
             throw SchemaHistoryError(id: string("id"), reason: "the streamed row has no shape")
         }
@@ -95,8 +136,17 @@ public struct SchemaHistory: Sendable {
 
     /// The table's shape at `lsn`, nil when the history has no entry for it.
     public func shape(of table: TableName, at lsn: LSN) -> TableShape? {
-        guard let list = entries[table], let oldest = list.first else { return nil }
-        return list.last { $0.position < lsn }?.shape ?? oldest.shape
+        entries[table].flatMap { Self.value(in: $0, at: lsn) }
+    }
+
+    /// What `publication` published at `lsn`, nil when the history has no entry for it.
+    public func membership(of publication: String, at lsn: LSN) -> PublicationMembership? {
+        publications[publication].flatMap { Self.value(in: $0, at: lsn) }
+    }
+
+    private static func value<Value>(in list: [Entry<Value>], at lsn: LSN) -> Value? {
+        guard let oldest = list.first else { return nil }
+        return list.last { $0.position < lsn }?.value ?? oldest.value
     }
 
     /// The partitioned tables `table` belonged to at `lsn`, parent first; nil when the

@@ -252,7 +252,7 @@ public struct Wal2JsonDecoder: Sendable {
     private mutating func makeChange(_ code: UInt8, _ fields: RecordFields, record: ArraySlice<UInt8>, lsn: LSN) throws(RecordFailure) -> Change? {
         let name = TableName(schema: try fields.require(fields.schema, "schema"), name: try fields.require(fields.table, "table"))
         let lsn = fields.lsn ?? lsn
-        if name == SchemaHistory.table, code == UInt8(ascii: "I") {
+        if name == SchemaHistory.table || name == SchemaHistory.publicationTable, code == UInt8(ascii: "I") {
             let entry = try layOut(code, fields, record: record, lsn: lsn, table: name, route: nil)
             do { try history.record(entry) } catch {
                 throw RecordFailure(field: nil, table: fields.qualifiedTable, reason: .schemaHistory(error))

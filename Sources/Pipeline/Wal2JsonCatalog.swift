@@ -8,10 +8,12 @@ import Replication
 /// Shapes come from the schema history (`sql/010_schema_history.sql`) as of each change,
 /// and from today's catalog for a table the history does not know (a database where the
 /// event trigger was declined): that is exact as long as no DDL lies between the change
-/// and now. What the publication lists is today's, with its `publish` actions and column
-/// lists; the partitions a listed table had are the change's (from the history). It is read
-/// together with the WAL position it was read at, and a change at or past that position
-/// whose table is not published reads it again, so a table added since is not missed.
+/// and now. What the publication lists, with its `publish` actions, column lists and
+/// `publish_via_partition_root`, comes from its history (`sql/028_publication_history.sql`)
+/// as of each change, as pgoutput reads it, while 028's event trigger exists. Without it, it
+/// is the catalog's, read together with the WAL position it was read at; a change at or past
+/// that position whose table is not published reads it again, so a table added since is not
+/// missed, but one dropped since, or a changed setting, counts only from a reconnect.
 ///
 /// Used only from the thread that reads the stream. The decoder cannot throw a catalog
 /// error through its router, so a failed lookup is kept in `failure` and the caller
@@ -19,9 +21,10 @@ import Replication
 final class Wal2JsonCatalog: @unchecked Sendable {
     private let connection: PostgresConnection
     private let publication: String
-    private var membership = Membership()
-    private var actions: PublishedActions = .all
-    private var columnLists: [TableName: Set<String>] = [:]
+    /// The catalog's membership, for a database without 028's trigger.
+    private var membership = PublicationMembership()
+    /// 028's event trigger exists: the history holds every change of the membership.
+    private let followsPublicationHistory: Bool
     private var readAt: LSN = .zero
     /// Today's shapes, each with the WAL position it was read at.
     private var shapes: [TableName: (shape: TableShape?, readAt: LSN)] = [:]
@@ -35,28 +38,11 @@ final class Wal2JsonCatalog: @unchecked Sendable {
         connection = try PostgresConnection(url: url)
         self.publication = publication
         history = try Self.loadHistory(connection)
+        followsPublicationHistory = try connection.execute("""
+            SELECT EXISTS (SELECT FROM pg_event_trigger WHERE evtname = 'changerelay_publication_history' AND evtenabled <> 'D')
+                   AND to_regclass('changerelay.publication_history') IS NOT NULL AS follows
+            """).value("follows") == "t"
         try refreshMembers()
-    }
-
-    /// What the publication lists, as pgoutput's server side reads it: relations (a
-    /// partitioned one stands for its partitions), schemas, or every table; and whether a
-    /// partition's change is reported under its root.
-    private struct Membership {
-        var relations: Set<TableName> = []
-        var schemas: Set<String> = []
-        var allTables = false
-        var viaRoot = false
-
-        func lists(_ table: TableName) -> Bool {
-            allTables || relations.contains(table) || schemas.contains(table.schema)
-        }
-
-        /// The relation a change of the first of `chain` (the table, then the partitioned
-        /// tables it belonged to at the change, parent first) is reported under, or nil.
-        func target(_ chain: [TableName]) -> TableName? {
-            guard let table = chain.first, chain.contains(where: lists) else { return nil }
-            return viaRoot ? chain.last(where: lists) : table
-        }
     }
 
     /// The route of a change of `table` at `lsn`: published when the publication lists the
@@ -66,21 +52,23 @@ final class Wal2JsonCatalog: @unchecked Sendable {
     func route(_ table: TableName, at lsn: LSN, history: SchemaHistory, seen: () -> SeenColumns) -> Wal2JsonRoute? {
         do {
             let chain = try [table] + (history.ancestors(of: table, at: lsn) ?? catalogAncestors(of: table))
-            var target = membership.target(chain)
-            if target == nil, lsn >= readAt {
-                try refreshMembers()
-                target = membership.target(chain)
+            let published: PublicationMembership
+            if followsPublicationHistory, let recorded = history.membership(of: publication, at: lsn) {
+                published = recorded
+            } else {
+                if membership.target(chain) == nil, lsn >= readAt { try refreshMembers() }
+                published = membership
             }
-            guard let target else { return nil }
+            guard let target = published.target(chain) else { return nil }
             // Without publish_via_partition_root a partitioned table is reported only through
             // its partitions (its own TRUNCATE comes as theirs), as pgoutput reports it.
-            if !membership.viaRoot, try isPartitioned(table, at: lsn, history: history) { return nil }
+            if !published.viaRoot, try isPartitioned(table, at: lsn, history: history) { return nil }
             // Each shape looked up once per change: this runs for every change of the stream.
             let own = try history.shape(of: table, at: lsn) ?? catalogShape(of: table, at: lsn, seen: seen)
             let reported = target == table ? own
                 : try history.shape(of: target, at: lsn) ?? catalogShape(of: target, at: lsn, seen: seen)
             return Wal2JsonRoute(table: target, columns: reported?.sentColumns, generated: own?.generated ?? [],
-                                 actions: actions, columnList: columnLists[target])
+                                 actions: published.actions, columnList: published.columnLists[target])
         } catch {
             failure = failure ?? error
             return nil
@@ -98,8 +86,7 @@ final class Wal2JsonCatalog: @unchecked Sendable {
     /// or detached since are looked up again too.
     private func refreshMembers() throws(PostgresError) {
         let position = try connection.execute("SELECT pg_current_wal_insert_lsn()::text AS position").value("position")
-        var listed = Membership()
-        var lists: [TableName: Set<String>] = [:]
+        var listed = PublicationMembership()
         // Each listed relation, once per column of its column list (once, with no column, without one).
         for row in try connection.query("""
             SELECT n.nspname, c.relname, a.attname
@@ -113,7 +100,7 @@ final class Wal2JsonCatalog: @unchecked Sendable {
             guard let schema = row[0], let table = row[1] else { continue }
             let relation = TableName(schema: schema, name: table)
             listed.relations.insert(relation)
-            if let column = row[2] { lists[relation, default: []].insert(column) }
+            if let column = row[2] { listed.columnLists[relation, default: []].insert(column) }
         }
         for row in try connection.query("""
             SELECT n.nspname
@@ -129,14 +116,13 @@ final class Wal2JsonCatalog: @unchecked Sendable {
             """, [publication])
         listed.allTables = flags.value("puballtables") == "t"
         listed.viaRoot = flags.value("pubviaroot") == "t"
-        membership = listed
-        actions = flags.rows.first.map { row in
+        listed.actions = flags.rows.first.map { row in
             zip(row.dropFirst(2), [PublishedActions.insert, .update, .delete, .truncate]).reduce(into: PublishedActions()) {
                 actions, pair in
                 if pair.0 == "t" { actions.insert(pair.1) }
             }
         } ?? .all
-        columnLists = lists
+        membership = listed
         ancestors = [:]
         readAt = position.flatMap { LSN($0) } ?? .zero
     }
@@ -198,18 +184,29 @@ final class Wal2JsonCatalog: @unchecked Sendable {
         return shape
     }
 
-    /// Every recorded shape; empty where 010 is not installed.
+    /// Every recorded shape and membership; none of those whose file (010, 028) is not installed.
     private static func loadHistory(_ connection: PostgresConnection) throws -> SchemaHistory {
         var history = SchemaHistory()
-        let installed = try connection.execute(
-            "SELECT to_regclass('changerelay.schema_history') IS NOT NULL AS installed").value("installed")
-        guard installed == "t" else { return history }
-        let rows = try connection.execute("""
-            SELECT id::text, position::text, schema_name, table_name, shape::text
-            FROM changerelay.schema_history ORDER BY id
-            """).rows
-        for row in rows {
-            try history.record(id: row[0], position: row[1], schema: row[2], table: row[3], shape: Array((row[4] ?? "").utf8))
+        let installed = try connection.execute("""
+            SELECT to_regclass('changerelay.schema_history') IS NOT NULL AS shapes,
+                   to_regclass('changerelay.publication_history') IS NOT NULL AS publications
+            """)
+        if installed.value("shapes") == "t" {
+            for row in try connection.execute("""
+                SELECT id::text, position::text, schema_name, table_name, shape::text
+                FROM changerelay.schema_history ORDER BY id
+                """).rows {
+                try history.record(id: row[0], position: row[1], schema: row[2], table: row[3], shape: Array((row[4] ?? "").utf8))
+            }
+        }
+        if installed.value("publications") == "t" {
+            for row in try connection.execute("""
+                SELECT id::text, position::text, publication, membership::text
+                FROM changerelay.publication_history ORDER BY id
+                """).rows {
+                try history.recordPublication(id: row[0], position: row[1], publication: row[2],
+                                              membership: Array((row[3] ?? "").utf8))
+            }
         }
         return history
     }

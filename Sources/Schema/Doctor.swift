@@ -56,7 +56,7 @@ public struct Doctor {
     public func run(on db: PostgresConnection) throws(PostgresError) -> [Finding] {
         var findings = try serverSettings(db)
         findings.append(try pluginAvailability(db))
-        if plugin == .wal2json { findings.append(try schemaHistory(db)) }
+        if plugin == .wal2json { findings += [try schemaHistory(db), try publicationHistory(db)] }
         findings += try publicationMembership(db)
         findings += try replicaIdentity(db)
         findings += try privileges(db)
@@ -148,6 +148,26 @@ public struct Doctor {
                             + "(phantom unchanged TOAST columns, misplaced or missing ones) and a partition attached or "
                             + "detached since is reported under today's root",
                         fix: "apply sql/010_schema_history.sql as a superuser (changerelay setup does)")
+    }
+
+    /// wal2json publishes every table: without the history the decoder decides by the
+    /// publication as it was when the service connected.
+    func publicationHistory(_ db: PostgresConnection) throws(PostgresError) -> Finding {
+        let state = try db.execute("""
+            SELECT to_regclass('changerelay.publication_history') IS NOT NULL AS has_table,
+                   (SELECT evtenabled FROM pg_event_trigger WHERE evtname = 'changerelay_publication_history') AS trigger
+            """)
+        let trigger = state.value("trigger")
+        guard state.value("has_table") != "t" || trigger == nil || trigger == "D" else {
+            return .ok("publication history", "ALTER PUBLICATION is recorded; wal2json changes are published as of their time")
+        }
+        let what = state.value("has_table") != "t" ? "changerelay.publication_history does not exist"
+            : trigger == nil ? "the event trigger changerelay_publication_history does not exist"
+            : "the event trigger changerelay_publication_history is disabled"
+        return .problem("publication history", what + "; wal2json changes are published by the publication as it was when "
+                            + "the service connected: a table dropped from it or a changed publish setting counts only from "
+                            + "a restart, and a backlog or a replay is decided by today's publication",
+                        fix: "apply sql/028_publication_history.sql as a superuser (changerelay setup does)")
     }
 
     func publicationMembership(_ db: PostgresConnection) throws(PostgresError) -> [Finding] {

@@ -88,6 +88,7 @@ import Testing
         #expect(doctor.status == 0, "\(doctor.stdout)")
         #expect(doctor.stdout.contains("ok       plugin: wal2json is in use by an existing slot"))
         #expect(doctor.stdout.contains("ok       schema history: DDL is recorded"))
+        #expect(doctor.stdout.contains("ok       publication history: ALTER PUBLICATION is recorded"))
 
         // An operator who declined the event trigger is told what wal2json loses without it.
         try cluster.connect().execute("DROP EVENT TRIGGER changerelay_schema_history")
@@ -96,6 +97,12 @@ import Testing
         #expect(declined.stdout.contains("PROBLEM  schema history: the event trigger changerelay_schema_history does not exist; "
                                          + "wal2json changes read after an ALTER TABLE are laid out with today's columns"))
         #expect(declined.stdout.contains("fix: apply sql/010_schema_history.sql as a superuser"))
+
+        try cluster.connect().execute("DROP EVENT TRIGGER changerelay_publication_history")
+        let undated = try runChangeRelay(["doctor"], environment: environment)
+        #expect(undated.stdout.contains("PROBLEM  publication history: the event trigger changerelay_publication_history does not "
+                                        + "exist; wal2json changes are published by the publication as it was when the service connected"))
+        #expect(undated.stdout.contains("fix: apply sql/028_publication_history.sql as a superuser"))
     }
 
     @Test func doctorReportsEachProblemWithItsFix() throws {

@@ -415,4 +415,81 @@ import Testing
         Self.expectSameLines(lines, count: count)
         #expect(lines.wal2json.map(Self.summary) == (count == 3 ? ["b insert 1", "a insert 2", "b insert 3"] : ["a insert 2"]))
     }
+
+    static func installPublicationHistory(_ db: PostgresConnection) throws {
+        try installSchemaHistory(db)
+        try db.execute(try String(contentsOfFile: repositoryRoot + "/sql/028_publication_history.sql", encoding: .utf8))
+    }
+
+    /// Each step changes what the publication publishes, then writes. `flipsViaRoot` turns
+    /// publish_via_partition_root on on the way: pgoutput follows that from its commit in a live
+    /// stream, but a walsender reading a backlog reported a change made before the switch under
+    /// the root when its transaction also wrote another table, and under its partition when it
+    /// did not (the SQL interface, always under the partition), so the backlog comparison leaves
+    /// the switch out.
+    static func publicationChanges(flipsViaRoot: Bool) -> [String] {
+        [
+            "INSERT INTO measures VALUES (1, 1, 'a'); INSERT INTO t1 VALUES (1, 'x')",
+            (flipsViaRoot ? "ALTER PUBLICATION parts SET (publish_via_partition_root = true); " : "")
+                + "INSERT INTO measures VALUES (2, 12, 'b')",
+            "ALTER PUBLICATION parts DROP TABLE t1; INSERT INTO t1 VALUES (2, 'y')",
+            "ALTER PUBLICATION parts SET (publish = 'insert'); UPDATE measures SET v = 'a2' WHERE id = 1",
+            "INSERT INTO measures VALUES (3, 5, 'c')",
+            "ALTER TABLE t1 RENAME TO t2; ALTER PUBLICATION parts ADD TABLE t2 (id); INSERT INTO t2 VALUES (3, 'z')",
+            "ALTER SCHEMA public RENAME TO app; INSERT INTO app.measures VALUES (4, 6, 'd')",
+        ]
+    }
+
+    static func publishedAsOfEachChange(flipsViaRoot: Bool) -> [String] {
+        flipsViaRoot
+            ? ["measures_low insert 1", "t1 insert 1", "measures insert 2", "measures insert 3", "t2 insert 3", "measures insert 4"]
+            : ["measures_low insert 1", "t1 insert 1", "measures_high insert 2", "measures_low insert 3", "t2 insert 3",
+               "measures_low insert 4"]
+    }
+
+    static func createPublicationWorkloadTables(_ db: PostgresConnection) throws {
+        try createPartitions(db, viaRoot: false)
+        try db.execute("CREATE TABLE t1 (id int PRIMARY KEY, v text); ALTER PUBLICATION parts ADD TABLE t1")
+    }
+
+    /// What a publication publishes changes while a backlog waits (tables dropped and added
+    /// back, publish actions, publish_via_partition_root, a table and a schema renamed): read
+    /// later, each change is published as the publication was when it was made, as pgoutput
+    /// decides, not as it is when the backlog is read.
+    @Test func publicationChangesReadLaterArePublishedAsOfEachChange() throws {
+        let cluster = try startCluster(schema: false)
+        defer { try? cluster.stop() }
+        let db = try cluster.connect()
+        try Self.installPublicationHistory(db)
+        try Self.createPublicationWorkloadTables(db)
+        try Self.createSlots(db)
+        for step in Self.publicationChanges(flipsViaRoot: false) { try db.execute(step) }
+        let expected = Self.publishedAsOfEachChange(flipsViaRoot: false)
+        let lines = try Self.tailBoth(cluster, publication: "parts", count: expected.count)
+        Self.expectSameLines(lines, count: expected.count)
+        #expect(lines.wal2json.map(Self.summary) == expected)
+        #expect(lines.wal2json[4]["new"]?["v"] == nil, "t2's column list leaves v out: \(lines.wal2json[4])")
+    }
+
+    /// The same while streaming: the membership read at connect is not what decides.
+    @Test func publicationChangesWhileStreamingCountFromTheirCommit() throws {
+        let cluster = try startCluster(schema: false)
+        defer { try? cluster.stop() }
+        let db = try cluster.connect()
+        try Self.installPublicationHistory(db)
+        try Self.createPublicationWorkloadTables(db)
+        try Self.createSlots(db)
+        let tail = try Background(["tail", "--plugin", "wal2json", "--slot", "p_wal2json"], environment: [
+            "CHANGERELAY_SOURCE_DATABASE_URL": cluster.url, "CHANGERELAY_SOURCE_PUBLICATION": "parts",
+        ])
+        try tail.waitFor("the stream starts") { _ in tail.stderr.contains("streaming") }
+        for step in Self.publicationChanges(flipsViaRoot: true) { try db.execute(step) }
+        // A marker after every step: once it is printed, nothing before it can still come.
+        try db.execute("INSERT INTO app.measures VALUES (99, 7, 'marker')")
+        try tail.waitFor("the marker") { $0.contains("marker") }
+        tail.child.signal(SIGTERM)
+        #expect(tail.waitForExit() == 0, "\(tail.stderr)")
+        let lines = try tail.stdout.split(separator: "\n").map { try JSONParser.parse(Array($0.utf8)) }
+        #expect(lines.map(Self.summary) == Self.publishedAsOfEachChange(flipsViaRoot: true) + ["measures insert 99"])
+    }
 }
