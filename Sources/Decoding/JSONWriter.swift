@@ -7,8 +7,14 @@
 public struct JSONWriter: Sendable {
     public private(set) var bytes: [UInt8]
     private var needsComma = false
+    /// What it writes goes into a jsonb column: JSON copied in (`compactJSON`, a `json`
+    /// column's value) has its `\u0000` escapes replaced with `\ufffd` and its numbers that
+    /// Postgres' numeric cannot hold written as strings. A `json` column keeps both, and jsonb
+    /// refuses them: without this, one such row fails every read of its batch.
+    public var storableAsJSONB: Bool
 
-    public init(capacity: Int = 1024) {
+    public init(capacity: Int = 1024, storableAsJSONB: Bool = false) {
+        self.storableAsJSONB = storableAsJSONB
         bytes = []
         bytes.reserveCapacity(capacity)
     }
@@ -244,8 +250,14 @@ public struct JSONWriter: Sendable {
                 }
                 bytes.append(close)
             case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-                let range = try scanner.scanNumber()
-                bytes.append(contentsOf: UnsafeBufferPointer(rebasing: scanner.input[range]))
+                let number = UnsafeBufferPointer(rebasing: scanner.input[try scanner.scanNumber()])
+                if storableAsJSONB, !NumericLimits.holds(number) {
+                    bytes.append(UInt8(ascii: "\""))
+                    bytes.append(contentsOf: number)
+                    bytes.append(UInt8(ascii: "\""))
+                } else {
+                    bytes.append(contentsOf: number)
+                }
             default:
                 switch try scanner.scanLiteral() {
                 case .true: bytes.append(contentsOf: Self.trueBytes)
@@ -267,10 +279,13 @@ public struct JSONWriter: Sendable {
         bytes.append(UInt8(ascii: ":"))
     }
 
-    /// A scanned string with its quotes, byte for byte but for lone surrogate escapes.
+    /// A scanned string with its quotes, byte for byte but for lone surrogate escapes (and
+    /// `\u0000`, when storable as jsonb).
     private mutating func copyString(_ token: JSONScanner.StringToken, of scanner: JSONScanner) {
         let quoted = (token.content.lowerBound - 1)...token.content.upperBound
-        guard token.hasLoneSurrogate else {
+        let replacesNUL = storableAsJSONB && token.hasEscapes
+            && Self.mayHoldNULEscape(UnsafeBufferPointer(rebasing: scanner.input[token.content]))
+        guard token.hasLoneSurrogate || replacesNUL else {
             bytes.append(contentsOf: UnsafeBufferPointer(rebasing: scanner.input[quoted]))
             return
         }
@@ -295,7 +310,7 @@ public struct JSONWriter: Sendable {
                (0xDC00...0xDFFF).contains((try? scanner.hex4(at: index + 8)) ?? 0) {
                 bytes.append(contentsOf: UnsafeBufferPointer(rebasing: input[index..<(index + 12)]))
                 index += 12
-            } else if (0xD800...0xDFFF).contains(unit) {
+            } else if (0xD800...0xDFFF).contains(unit) || (unit == 0 && replacesNUL) {
                 bytes.append(contentsOf: Self.replacementEscape)
                 index += 6
             } else {
@@ -306,6 +321,18 @@ public struct JSONWriter: Sendable {
     }
 
     private static let replacementEscape = Array("\\ufffd".utf8)
+
+    /// Whether `content` holds the bytes `\u0000` (perhaps after an escaped backslash: the
+    /// copy, which reads escape by escape, tells).
+    private static func mayHoldNULEscape(_ content: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard content.count >= 6 else { return false }
+        for index in 0...(content.count - 6) where content[index] == UInt8(ascii: "\\") && content[index + 1] == UInt8(ascii: "u")
+            && content[index + 2] == UInt8(ascii: "0") && content[index + 3] == UInt8(ascii: "0")
+            && content[index + 4] == UInt8(ascii: "0") && content[index + 5] == UInt8(ascii: "0") {
+            return true
+        }
+        return false
+    }
 
     private mutating func appendSeparator(_ more: Bool) -> Bool {
         if more { bytes.append(UInt8(ascii: ",")) }

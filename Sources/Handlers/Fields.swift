@@ -7,9 +7,12 @@ struct Fields {
     private var values: [String: String] = [:]
     /// Unchanged TOAST columns: present in the row, but their values were not sent.
     private var unchanged: Set<String> = []
+    /// Every column the row carries, NULL or not: a key-only old row carries the key alone.
+    private var carried: Set<String> = []
 
     init(_ row: Row, handler: String, change: Change) throws(HandlerError) {
         for (column, value) in zip(row.columns, row.values) {
+            carried.insert(column.name)
             switch value {
             case .text(let bytes): values[column.name] = String(decoding: bytes, as: UTF8.self)
             case .null: break
@@ -24,6 +27,8 @@ struct Fields {
     subscript(name: String) -> String? { values[name] }
 
     func isUnchanged(_ name: String) -> Bool { unchanged.contains(name) }
+
+    func carries(_ name: String) -> Bool { carried.contains(name) }
 
     /// The same row with one column's text given (and no longer unchanged).
     func setting(_ name: String, to value: String) -> Fields {

@@ -9,6 +9,31 @@ import Testing
         #expect(writer.string == #""a\"b\\c/\n\r\t\b\f\u0001\u001f"# + "\u{7F} é 中 😀\"")
     }
 
+    /// A json column's value copied for a jsonb column: the NUL escape jsonb refuses becomes
+    /// U+FFFD, a number numeric cannot hold becomes a string; the rest is copied as it is, and
+    /// without the setting nothing changes.
+    @Test func copiesForJSONBWithoutWhatJSONBRefuses() throws {
+        let json = #"{"a": "x\u0000y", "\u0000k": 1e1000000, "kept": "\\u0000", "n": [1e131071, 1e131072, 1e-16383, -15e-16384, 0e99999999, -0.5]}"#
+        var storable = JSONWriter(storableAsJSONB: true)
+        try storable.compactJSON(json.utf8)
+        #expect(storable.string == #"{"a":"x\ufffdy","\ufffdk":"1e1000000","kept":"\\u0000","n":[1e131071,"1e131072",1e-16383,"-15e-16384",0e99999999,-0.5]}"#)
+        var plain = JSONWriter()
+        try plain.compactJSON(json.utf8)
+        #expect(plain.string == #"{"a":"x\u0000y","\u0000k":1e1000000,"kept":"\\u0000","n":[1e131071,1e131072,1e-16383,-15e-16384,0e99999999,-0.5]}"#)
+    }
+
+    /// Postgres' numeric limits, each side of each (checked against PostgreSQL 15's jsonb input).
+    @Test(arguments: [
+        ("1e131071", true), ("1e131072", false), ("1" + String(repeating: "0", count: 131_071), true),
+        ("1" + String(repeating: "0", count: 131_072), false), ("0.001e131074", true), ("0.001e131075", false),
+        ("1e-16383", true), ("1e-16384", false), ("1.5e-16383", false), ("0." + String(repeating: "0", count: 16_382) + "1", true),
+        ("0." + String(repeating: "0", count: 16_383) + "1", false), ("0e99999999", true), ("1e2147483648", false),
+        ("-12.50e+3", true), ("0", true), ("-0.0", true),
+    ])
+    func numericLimits(number: String, holds: Bool) {
+        #expect(Array(number.utf8).withUnsafeBufferPointer { NumericLimits.holds($0) } == holds)
+    }
+
     @Test func replacesInvalidUTF8InByteStrings() {
         var writer = JSONWriter()
         writer.string(utf8: [0x61, 0xFF, 0x62, 0xC3, 0xA9, 0xE2, 0x82, 0x0A] as [UInt8])

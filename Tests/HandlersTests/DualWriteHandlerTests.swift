@@ -128,6 +128,38 @@ private func staged(_ effects: Effects) -> [[String: String?]] {
         #expect((stagedRow["problem"] ?? nil)?.contains("habits is not valid JSON") == true)
     }
 
+    /// A habits column changed to json or text may spell what jsonb and text refuse: the
+    /// request keeps it storable and the row is invalid (the one-shot copy's `habits::jsonb`
+    /// fails on it too), rather than the batch failing on every read.
+    @Test func habitsJSONBRefusesAreKeptStorableAndTheRowInvalid() throws {
+        let handler = DualWriteHandler(mode: .apply, logger: logger)
+        let nul = #"[{"name": "Re\u0000ad", "times": null}]"#
+        let stagedRow = try #require(staged(try handler.plan(change(.insert, new: tracker(habits: .text(nul))),
+                                                             at: 0, in: transaction)).first)
+        #expect((stagedRow["request_data"] ?? nil)?.contains(#""name":"Re\ufffdad""#) == true, "\(stagedRow)")
+        #expect(stagedRow["problem"] == .some("habits[0].name holds U+0000, which text cannot hold"))
+        let huge = #"[{"name": "Read", "score": 1e1000000, "times": null}]"#
+        let hugeRow = try #require(staged(try handler.plan(change(.insert, new: tracker(habits: .text(huge))),
+                                                           at: 0, in: transaction)).first)
+        #expect((hugeRow["request_data"] ?? nil)?.contains(#""score":"1e1000000""#) == true, "\(hugeRow)")
+        #expect(hugeRow["problem"] == .some(nil))
+    }
+
+    /// Under REPLICA IDENTITY DEFAULT a new id brings the old key alone: habits left in TOAST
+    /// cannot be read from it, and reading them as NULL would write an empty week.
+    @Test func unchangedHabitsWithAKeyOnlyOldRowAreRefused() throws {
+        let handler = DualWriteHandler(mode: .apply, logger: logger)
+        let keyOnly = Row(columns: [columns[0]], values: [.text(ArraySlice("7".utf8))])
+        let update = Change(lsn: LSN(0x10), schema: "public", table: "habit_tracker", operation: .update,
+                            new: row(tracker(id: "8", habits: .unchanged)), old: keyOnly)
+        #expect {
+            try handler.plan(update, at: 0, in: transaction)
+        } throws: { error in
+            (error as? HandlerError)?.reason == "habits was left out as unchanged TOAST and the old row does not carry it: "
+                + "habit_tracker needs REPLICA IDENTITY FULL"
+        }
+    }
+
     /// REPLICA IDENTITY USING INDEX on another unique index sends a DELETE without the id.
     @Test func aDeleteWithoutTheIdIsRefusedNamingTheReplicaIdentity() throws {
         let handler = DualWriteHandler(mode: .apply, logger: logger)

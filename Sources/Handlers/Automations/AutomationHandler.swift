@@ -161,7 +161,7 @@ public struct AutomationHandler: Handler {
         let firing = cache.workflows(ofUser: userID).filter { $0.fires(forStatus: newStatus) }
         guard !firing.isEmpty else { return .none }
 
-        var jobJSON = JSONWriter(capacity: 256)
+        var jobJSON = JSONWriter(capacity: 256, storableAsJSONB: true)
         do { try ChangeRenderer.appendRow(filled, of: change, to: &jobJSON) } catch {
             throw failure(change, error.description)
         }

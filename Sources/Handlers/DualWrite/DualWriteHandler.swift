@@ -162,10 +162,13 @@ private struct RowValues {
         missingColumn = Self.projected.first { name in !new.columns.contains { $0.name == name } }
         fields = try Fields(new, handler: handler, change: change)
         self.old = try old.map { row throws(HandlerError) in try Fields(row, handler: handler, change: change) }
-        for column in Self.projected where fields.isUnchanged(column) && self.old == nil {
+        // Under DEFAULT a key change brings the old key alone: reading the column from it
+        // would project the week with no habits.
+        for column in Self.projected where fields.isUnchanged(column) && !(self.old?.carries(column) ?? false) {
             throw HandlerError(handler: handler, table: DualWriteHandler.table, key: change.keyText,
-                               reason: "\(column) was left out as unchanged TOAST and there is no old row: "
-                                + "habit_tracker needs REPLICA IDENTITY FULL")
+                               reason: "\(column) was left out as unchanged TOAST and "
+                                + (self.old == nil ? "there is no old row" : "the old row does not carry it")
+                                + ": habit_tracker needs REPLICA IDENTITY FULL")
         }
     }
 
@@ -173,7 +176,7 @@ private struct RowValues {
 
     /// The row as the seed's trigger logged it: `idempotency_log.request_data`.
     func requestData(operation: Change.Operation, lsn: LSN) -> String {
-        var writer = JSONWriter(capacity: 512)
+        var writer = JSONWriter(capacity: 512, storableAsJSONB: true)
         writer.beginObject()
         writer.key("operation")
         writer.string(operation.rawValue.uppercased())

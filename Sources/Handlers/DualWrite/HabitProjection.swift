@@ -121,9 +121,13 @@ public struct HabitProjection: Sendable, Equatable {
             guard case .string(let name)? = element["name"], !Self.isBlank(name) else {
                 throw fail("\(path) has no non-blank string \"name\"")
             }
+            // A json or text column may spell U+0000 (`\u0000`); a text column cannot hold it.
+            guard !name.unicodeScalars.contains("\0") else { throw fail("\(path).name holds U+0000, which text cannot hold") }
             let timePeriod: String?
             switch element["time_period"] {
             case nil, .null?: timePeriod = nil
+            case .string(let text)? where text.unicodeScalars.contains("\0"):
+                throw fail("\(path).time_period holds U+0000, which text cannot hold")
             case .string(let text)?: timePeriod = text
             default: throw fail("\(path).time_period is not a string")
             }

@@ -78,7 +78,7 @@ public struct MessageBufferingHandler: Handler {
         guard fields["message_type"] == "incoming", let id = fields["id"], let conversation = fields["conversation_id"] else {
             return .none
         }
-        var record = JSONWriter(capacity: 256)
+        var record = JSONWriter(capacity: 256, storableAsJSONB: true)
         do { try ChangeRenderer.appendRow(row, of: change, to: &record) } catch {
             throw HandlerError(handler: name, table: Self.messagesTable, key: change.keyText, reason: error.description)
         }

@@ -175,7 +175,7 @@ public struct WebhookHandler: Handler {
     /// trigger sent the whole `NEW`; otherwise its column is named in `unchanged_toast`, as
     /// `tail` does, so that a receiver can tell "unchanged" from "absent".
     private static func data(of change: Change, handler: String) throws(HandlerError) -> [UInt8] {
-        var writer = JSONWriter(capacity: 512)
+        var writer = JSONWriter(capacity: 512, storableAsJSONB: true)
         writer.beginObject()
         writer.key("schema")
         writer.string(change.schema)
