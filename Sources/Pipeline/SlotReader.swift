@@ -39,11 +39,15 @@ public final class SlotReader {
         public var spill: SpillSettings
         /// How often to write a heartbeat message into the source's WAL; nil for never.
         public var heartbeatInterval: Duration?
+        /// A slot another process streams is waited for (a standby `run`); otherwise that is
+        /// an error (`PostgresError.isSlotInUse`), for a reader that must not wait (a replay).
+        public var standsByWhileSlotInUse: Bool
 
         public init(databaseURL: String, plugin: Config.Plugin, slot: String?, publication: String,
                     startLSN: LSN = .zero, statusInterval: Duration = .seconds(10), protocolVersion: Int = 2,
                     streaming: Bool = true, binary: Bool = false, spill: SpillSettings = .default,
-                    heartbeatInterval: Duration? = nil) {
+                    heartbeatInterval: Duration? = nil, standsByWhileSlotInUse: Bool = true) {
+            self.standsByWhileSlotInUse = standsByWhileSlotInUse
             self.databaseURL = databaseURL
             self.plugin = plugin
             self.slot = slot
@@ -120,6 +124,7 @@ public final class SlotReader {
                 standingBy = false
                 if stopped { return }
             } catch let error as PostgresError where settings.slot != nil && error.isSlotInUse {
+                guard settings.standsByWhileSlotInUse else { throw error }
                 // Another instance streams the slot: this one is its standby, and asks again at
                 // a steady pace (not a growing backoff) so that it takes over within seconds.
                 onRetrying(nil)
@@ -259,7 +264,7 @@ public enum SlotReaderError: Error, CustomStringConvertible {
 
 extension PostgresError {
     /// `object_in_use`: START_REPLICATION on a slot another walsender holds.
-    var isSlotInUse: Bool {
+    public var isSlotInUse: Bool {
         if case .queryFailed(sqlState: "55006"?) = kind { return true }
         return false
     }

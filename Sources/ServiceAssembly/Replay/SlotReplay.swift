@@ -102,9 +102,12 @@ public struct SlotReplay: Sendable {
         let planner = ReplayPlanner(handlers: handlers, stateURL: stateURL)
         let router = Router(handlers)
         let logger = Logger(label: "changerelay.replay")
+        // Two replays of one slot started together both pass the check for an active slot:
+        // the second is refused when it asks for the stream, rather than waiting its turn.
         let source = SlotReader.Settings(databaseURL: sourceURL, plugin: config.source.plugin, slot: request.slot,
                                          publication: config.source.publication,
-                                         statusInterval: config.source.statusInterval, spill: config.spillSettings)
+                                         statusInterval: config.source.statusInterval, spill: config.spillSettings,
+                                         standsByWhileSlotInUse: false)
         if request.dryRun {
             var transactions = 0
             try SlotPeek(source, end: end.lsn).run(until: stop) { transaction in
@@ -122,8 +125,12 @@ public struct SlotReplay: Sendable {
                   maxBatchAge: config.pipeline.batchMaxAge),
             router: router, planning: planner.plan, logger: logger)
         var sink = ReplaySink(committer: committer, end: end.lsn, progress: progress)
-        try SlotReader(source, logger: logger).run(into: &sink, until: stop)
-        return outcome(reachedEnd: sink.reachedEnd, position: sink.durablePosition)
+        do {
+            try SlotReader(source, logger: logger).run(into: &sink, until: stop)
+        } catch let error as PostgresError where error.isSlotInUse {
+            throw ReplayError.active(slot: request.slot, pid: nil)
+        }
+        return outcome(reachedEnd: sink.reachedEnd, position: max(start, sink.durablePosition))
     }
 
     private func outcome(reachedEnd: Bool, position: LSN) -> Outcome {
