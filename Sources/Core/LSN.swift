@@ -6,11 +6,13 @@ public struct LSN: Sendable, Hashable, Comparable, CustomStringConvertible {
 
     public init(_ value: UInt64) { self.value = value }
 
-    /// Parses `X/X` (each half 1–8 hex digits). Returns nil for anything else.
+    /// Parses `X/X` (each half 1–8 hex digits). Returns nil for anything else: a sign too,
+    /// which Swift's integer parsing would take and Postgres' pg_lsn refuses.
     public init?(_ text: some StringProtocol) {
         let parts = text.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 2,
               (1...8).contains(parts[0].count), (1...8).contains(parts[1].count),
+              parts.allSatisfy({ $0.utf8.allSatisfy { byte in byte &- 0x30 < 10 || (byte | 0x20) &- 0x61 < 6 } }),
               let high = UInt32(parts[0], radix: 16), let low = UInt32(parts[1], radix: 16)
         else { return nil }
         value = UInt64(high) << 32 | UInt64(low)

@@ -271,7 +271,7 @@ import Testing
             #expect(!result.stdout.contains("handler\t"), sourceLocation: sourceLocation)
         }
         try refused(["--slot", "changerelay"], "slot changerelay is the service's own (source.slot)")
-        try refused(["--slot", "nope"], "slot nope does not exist")
+        try refused(["--slot", "nope"], "slot 'nope' does not exist")
         try refused(["--slot", "other_plugin"], "slot other_plugin uses wal2json, but source.plugin is pgoutput")
         try refused(["--slot", "physical"], "slot physical is a physical slot")
         try refused(["--slot", Self.slot, "--handlers", "echo,bogus"], "unknown handler 'bogus' in --handlers")

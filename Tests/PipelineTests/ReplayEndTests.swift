@@ -56,7 +56,11 @@ import Testing
 
     @Test func eachRefusalNamesTheSlot() {
         #expect(refusal(readable, name: "changerelay") == .ownSlot("changerelay"))
-        #expect(refusal(nil) == .noSuchSlot("retained"))
+        #expect(refusal(nil) == .noSuchSlot("retained", plugin: "pgoutput"))
+        // The advice is SQL an operator pastes: the name is a quoted literal there, whatever it holds.
+        #expect(ReplayError.noSuchSlot("x'; drop table jobs; --", plugin: "wal2json").description
+            == "slot 'x'; drop table jobs; --' does not exist (pg_replication_slots); a retained slot is created with "
+            + "SELECT pg_create_logical_replication_slot('x''; drop table jobs; --', 'wal2json') and keeps WAL from then on")
         var slot = readable
         slot.isLogical = false
         slot.plugin = nil

@@ -11,7 +11,7 @@ import Testing
         #expect(lsn.description == text.uppercased())
     }
 
-    @Test(arguments: ["", "/", "1/", "/1", "1/2/3", "G/0", "123456789/0", "0/123456789", " 0/1", "0x1/2", "-1/0"])
+    @Test(arguments: ["", "/", "1/", "/1", "1/2/3", "G/0", "123456789/0", "0/123456789", " 0/1", "0x1/2", "-1/0", "+1/0", "1/+0", "１/0"])
     func rejectsMalformedText(text: String) {
         #expect(LSN(text) == nil)
     }

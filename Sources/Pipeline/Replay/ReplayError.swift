@@ -5,7 +5,7 @@ import Decoding
 /// and, where there is one, the way out.
 public enum ReplayError: Error, Sendable, Equatable, CustomStringConvertible {
     case ownSlot(String)
-    case noSuchSlot(String)
+    case noSuchSlot(String, plugin: String)
     case physicalSlot(String)
     case otherDatabase(slot: String, database: String, connected: String)
     case otherPlugin(slot: String, plugin: String, configured: String)
@@ -25,9 +25,10 @@ public enum ReplayError: Error, Sendable, Equatable, CustomStringConvertible {
         switch self {
         case .ownSlot(let slot):
             "slot \(slot) is the service's own (source.slot): replay drives another slot, a retained copy of the stream"
-        case .noSuchSlot(let slot):
-            "slot \(slot) does not exist (pg_replication_slots); a retained slot is created with "
-                + "SELECT pg_create_logical_replication_slot('\(slot)', 'pgoutput') and keeps WAL from then on"
+        case .noSuchSlot(let slot, let plugin):
+            "slot \(quotedExcerpt(slot, limit: 64)) does not exist (pg_replication_slots); a retained slot is created with "
+                + "SELECT pg_create_logical_replication_slot(\(quoteLiteral(slot)), \(quoteLiteral(plugin))) "
+                + "and keeps WAL from then on"
         case .physicalSlot(let slot):
             "slot \(slot) is a physical slot: replay reads logical slots only"
         case .otherDatabase(let slot, let database, let connected):

@@ -46,7 +46,7 @@ public struct ReplaySlot: Sendable, Equatable {
     public static func refusal(_ name: String, slot: ReplaySlot?, serviceSlot: String, plugin: Config.Plugin,
                                database: String) -> ReplayError? {
         if name == serviceSlot { return .ownSlot(name) }
-        guard let slot else { return .noSuchSlot(name) }
+        guard let slot else { return .noSuchSlot(name, plugin: plugin.rawValue) }
         guard slot.isLogical else { return .physicalSlot(name) }
         if let other = slot.database, other != database {
             return .otherDatabase(slot: name, database: other, connected: database)
