@@ -199,9 +199,12 @@ extension Change {
 }
 
 /// The primary-key columns of the tables a handler orders its deliveries by, read from the
-/// source at start (`qualified table` → columns in key order). A record's deliveries share an
-/// ordering key built from them; a table not known here (no primary key, or created since)
-/// falls back to its replica-identity columns.
+/// source at start (`qualified table` → columns in key order). Under REPLICA IDENTITY FULL a
+/// record's deliveries share an ordering key built from them; under any other identity, and
+/// for a table not known here (no primary key, or created since), the replica-identity
+/// columns name it: under USING INDEX a DELETE carries only the index's, so its UPDATEs must
+/// be named by them too. The identity is read from each change, not from the start, so a
+/// table switched to FULL (or back) while the service runs keeps its records together.
 public struct PrimaryKeys: Sendable {
     private let columns: [String: [String]]
 
@@ -209,6 +212,15 @@ public struct PrimaryKeys: Sendable {
 
     /// `id=7` for the record `change` is about.
     public func recordKey(of change: Change) -> String? {
-        columns[change.schema + "." + change.table].flatMap(change.keyText(columns:)) ?? change.keyText
+        guard let key = columns[change.schema + "." + change.table], Self.sendsWholeRowAsIdentity(change) else {
+            return change.keyText
+        }
+        return change.keyText(columns: key) ?? change.keyText
+    }
+
+    /// REPLICA IDENTITY FULL: pgoutput marks every column a key column.
+    private static func sendsWholeRowAsIdentity(_ change: Change) -> Bool {
+        guard let row = change.new ?? change.old else { return false }
+        return row.columns.allSatisfy(\.isKey)
     }
 }

@@ -2,11 +2,11 @@ import Core
 import Handlers
 import Replication
 
-/// Reads the primary keys of the REPLICA IDENTITY FULL tables handlers order their deliveries
-/// by, from the source's catalog, once at start. Only those: under DEFAULT the identity is the
-/// primary key already, and under USING INDEX a DELETE carries only the index's columns, so
-/// every change of a record is told by those. A table that does not exist yet or has no
-/// primary key is left out too: its records are told apart by their replica-identity columns.
+/// Reads the primary keys of the tables handlers order their deliveries by, from the source's
+/// catalog, once at start, whatever their replica identity now: `PrimaryKeys` uses one only for
+/// a change that carries the whole row as its identity (FULL, perhaps set since). A table
+/// that does not exist yet or has no primary key is left out: its records are told apart by
+/// their replica-identity columns.
 enum PrimaryKeyLoader {
     /// `tables` as `schema.table`, or `table` for one in `public`.
     static func load(tables: [String], from source: PostgresConnection) throws(PostgresError) -> PrimaryKeys {
@@ -17,7 +17,7 @@ enum PrimaryKeyLoader {
             JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
             CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, position)
             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-            WHERE i.indisprimary AND c.relreplident = 'f' AND n.nspname || '.' || c.relname = ANY ($1::text[])
+            WHERE i.indisprimary AND n.nspname || '.' || c.relname = ANY ($1::text[])
             ORDER BY 1, k.position
             """, [postgresArrayLiteral(qualified.sorted())]).rows
         var columns: [String: [String]] = [:]

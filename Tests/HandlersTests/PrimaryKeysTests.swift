@@ -36,4 +36,18 @@ import Testing
         let missing = Self.change(.insert, new: [("status", Self.text("ended"))])
         #expect(Self.keys.recordKey(of: missing) == "status=ended")
     }
+
+    /// Under USING INDEX only the index's columns are keys, and a DELETE carries those alone:
+    /// every change of the record is named by them, not by the primary key, whatever the
+    /// table's identity was when the service started.
+    @Test func anIdentityOtherThanTheWholeRowNamesTheRecordByItsOwnColumns() {
+        func row(_ pairs: [(String, String, Bool)]) -> Row {
+            Row(columns: pairs.map { Column(name: $0.0, typeOID: 25, isKey: $0.2) }, values: pairs.map { Self.text($0.1) })
+        }
+        let updated = Change(lsn: LSN(0), schema: "public", table: "chat_sessions", operation: .update,
+                             new: row([("id", "7", false), ("a", "10", true), ("v", "x", false)]))
+        let deleted = Change(lsn: LSN(0), schema: "public", table: "chat_sessions", operation: .delete,
+                             old: row([("a", "10", true)]))
+        #expect([updated, deleted].map(Self.keys.recordKey) == ["a=10", "a=10"])
+    }
 }
