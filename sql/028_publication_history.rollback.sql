@@ -4,7 +4,7 @@
 DO $$ BEGIN PERFORM pg_advisory_xact_lock(27991862643291504); END $$;
 
 DROP EVENT TRIGGER IF EXISTS changerelay_publication_history;
-DROP EVENT TRIGGER IF EXISTS changerelay_schema_renames;
+DROP EVENT TRIGGER IF EXISTS changerelay_schema_cascades;
 DROP FUNCTION IF EXISTS changerelay.record_publication_change();
 DROP FUNCTION IF EXISTS changerelay.record_publications(text);
 DROP FUNCTION IF EXISTS changerelay.publication_membership(oid);

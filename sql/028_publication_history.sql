@@ -17,9 +17,10 @@
 -- routes each later change by the entry of its time, as it lays it out by 010's shapes.
 -- A baseline entry of each publication is taken when this file is first applied.
 --
--- It also records table shapes on ALTER SCHEMA (010's trigger did not): a schema renamed
--- took the partitions of its tables out of the publication for the wal2json path, since
--- their recorded ancestors kept the old schema's name.
+-- It also records the table shapes 010's trigger missed: on ALTER SCHEMA (a schema renamed
+-- took the partitions of its tables out of the publication for the wal2json path, since their
+-- recorded ancestors kept the old schema's name), on ALTER TYPE … CASCADE (typed tables), and
+-- for the inheritance children of an altered table (their dropped and renamed columns).
 --
 -- The triggers need a superuser: run by another role, the table is created, the triggers are
 -- skipped with a WARNING, and the wal2json path keeps deciding by the publication of when it
@@ -110,7 +111,10 @@ BEGIN
     PERFORM changerelay.record_publications('ddl');
 END $$;
 
--- 010's trigger function, which now also takes a renamed schema's tables.
+-- 010's trigger function, which now also takes the tables a command changed without naming
+-- them: a renamed schema's tables, the typed tables of an ALTER TYPE … CASCADE, and the
+-- inheritance children an ALTER TABLE of their parent changed (010's partition trees were
+-- taken already; inheritance children were not).
 CREATE OR REPLACE FUNCTION changerelay.record_schema_change()
 RETURNS event_trigger
 LANGUAGE plpgsql
@@ -120,8 +124,7 @@ AS $$
 DECLARE
     touched oid[];
 BEGIN
-    SELECT array_agg(DISTINCT relid) INTO touched
-    FROM (
+    WITH RECURSIVE named AS (
         SELECT objid AS relid
         FROM pg_event_trigger_ddl_commands()
         WHERE classid = 'pg_class'::regclass AND object_type IN ('table', 'table column')
@@ -129,7 +132,24 @@ BEGIN
         SELECT c.oid
         FROM pg_event_trigger_ddl_commands() d
         JOIN pg_class c ON c.relnamespace = d.objid
-        WHERE d.classid = 'pg_namespace'::regclass AND c.relkind IN ('r', 'p')) AS changed;
+        WHERE d.classid = 'pg_namespace'::regclass AND c.relkind IN ('r', 'p')
+        UNION
+        -- ALTER TYPE … ATTRIBUTE alters the composite type's own relation (relkind 'c').
+        SELECT c.oid
+        FROM pg_event_trigger_ddl_commands() d
+        JOIN pg_class composite ON composite.oid = d.objid AND composite.relkind = 'c'
+        JOIN pg_class c ON c.reloftype = composite.reltype
+        WHERE d.classid = 'pg_class'::regclass AND c.relkind IN ('r', 'p')
+        UNION
+        SELECT c.oid
+        FROM pg_event_trigger_ddl_commands() d
+        JOIN pg_class c ON c.reloftype = d.objid
+        WHERE d.classid = 'pg_type'::regclass AND c.relkind IN ('r', 'p')),
+    descendants AS (
+        SELECT relid FROM named
+        UNION
+        SELECT i.inhrelid FROM pg_inherits i JOIN descendants d ON i.inhparent = d.relid)
+    SELECT array_agg(DISTINCT relid) INTO touched FROM descendants;
     IF touched IS NOT NULL THEN
         PERFORM changerelay.record_table_shapes(touched, 'ddl');
     END IF;
@@ -146,9 +166,9 @@ BEGIN
                          'ALTER TABLE', 'ALTER SCHEMA', 'DROP TABLE', 'DROP SCHEMA')
             EXECUTE FUNCTION changerelay.record_publication_change();
     END IF;
-    IF NOT EXISTS (SELECT FROM pg_event_trigger WHERE evtname = 'changerelay_schema_renames') THEN
-        CREATE EVENT TRIGGER changerelay_schema_renames ON ddl_command_end
-            WHEN TAG IN ('ALTER SCHEMA')
+    IF NOT EXISTS (SELECT FROM pg_event_trigger WHERE evtname = 'changerelay_schema_cascades') THEN
+        CREATE EVENT TRIGGER changerelay_schema_cascades ON ddl_command_end
+            WHEN TAG IN ('ALTER SCHEMA', 'ALTER TYPE')
             EXECUTE FUNCTION changerelay.record_schema_change();
     END IF;
 EXCEPTION WHEN insufficient_privilege THEN

@@ -492,4 +492,44 @@ import Testing
         let lines = try tail.stdout.split(separator: "\n").map { try JSONParser.parse(Array($0.utf8)) }
         #expect(lines.map(Self.summary) == Self.publishedAsOfEachChange(flipsViaRoot: true) + ["measures insert 99"])
     }
+
+    /// Tables a DDL changes without naming them: the inheritance children of an altered
+    /// parent and the typed tables of an `ALTER TYPE … CASCADE` get their shapes recorded too,
+    /// so their later changes read back print the columns pgoutput prints.
+    @Test func inheritanceChildrenAndTypedTablesFollowTheirParentsDDL() throws {
+        let cluster = try startCluster(schema: false)
+        defer { try? cluster.stop() }
+        let db = try cluster.connect()
+        try Self.installPublicationHistory(db)
+        try db.execute("""
+            CREATE TABLE ipar (id int PRIMARY KEY, a text, b text, c text);
+            CREATE TABLE ichild (extra int) INHERITS (ipar);
+            ALTER TABLE ichild ADD PRIMARY KEY (id);
+            CREATE TYPE ty AS (id int, a text, b text);
+            CREATE TABLE typed OF ty (PRIMARY KEY (id));
+            CREATE PUBLICATION inh FOR TABLE ichild, typed;
+            """)
+        try Self.createSlots(db)
+        try db.execute("""
+            INSERT INTO ichild VALUES (1, 'a', 'b', 'c', 1);
+            INSERT INTO typed VALUES (1, 'a', 'b');
+            ALTER TABLE ipar DROP COLUMN b;
+            ALTER TABLE ipar RENAME COLUMN c TO c2;
+            ALTER TABLE ipar ADD COLUMN d int DEFAULT 5;
+            UPDATE ichild SET a = 'a2';
+            ALTER TYPE ty DROP ATTRIBUTE b CASCADE;
+            ALTER TYPE ty RENAME ATTRIBUTE a TO a2 CASCADE;
+            ALTER TYPE ty ADD ATTRIBUTE e int CASCADE;
+            UPDATE typed SET a2 = 'z';
+            """)
+        let lines = try Self.tailBoth(cluster, publication: "inh", count: 4)
+        Self.expectSameLines(lines, count: 4)
+        guard case .object(let child)? = lines.wal2json[2]["new"], case .object(let typed)? = lines.wal2json[3]["new"] else {
+            Issue.record("no new rows: \(lines.wal2json)")
+            return
+        }
+        #expect(child.map(\.key) == ["id", "a", "c2", "extra", "d"])
+        #expect(typed.map(\.key) == ["id", "a2", "e"])
+        #expect(lines.wal2json[2]["unchanged_toast"] == nil && lines.wal2json[3]["unchanged_toast"] == nil)
+    }
 }
