@@ -160,6 +160,21 @@ private func staged(_ effects: Effects) -> [[String: String?]] {
         }
     }
 
+    /// Under USING INDEX on another index an UPDATE brings no old row unless the index's
+    /// columns changed, so a new id would go unseen: the sync stops, naming the identity,
+    /// rather than leave the old week beside the new one. Log mode projects nothing and goes on.
+    @Test func anUpdateWhoseIdentityLacksTheIdIsRefused() throws {
+        let indexKeyed = Row(columns: columnNames.map { Column(name: $0, typeOID: $0 == "id" ? 20 : 25, isKey: $0 == "user_id") },
+                             values: row(tracker(id: "8")).values)
+        let update = Change(lsn: LSN(0x10), schema: "public", table: "habit_tracker", operation: .update, new: indexKeyed, old: nil)
+        #expect {
+            try DualWriteHandler(mode: .apply, logger: logger).plan(update, at: 0, in: transaction)
+        } throws: { error in
+            (error as? HandlerError)?.reason.contains("replica identity does not hold the id") == true
+        }
+        #expect(try DualWriteHandler(mode: .log, logger: logger).plan(update, at: 0, in: transaction).rows.count == 1)
+    }
+
     /// REPLICA IDENTITY USING INDEX on another unique index sends a DELETE without the id.
     @Test func aDeleteWithoutTheIdIsRefusedNamingTheReplicaIdentity() throws {
         let handler = DualWriteHandler(mode: .apply, logger: logger)

@@ -71,6 +71,14 @@ public struct DualWriteHandler: Handler {
                 throw failure(change, "a row without an id: habit_tracker's id column is missing (renamed or dropped) or NULL")
             }
             var rows: [PlannedRow] = []
+            // Under REPLICA IDENTITY USING INDEX on another index an UPDATE brings no old row
+            // unless the index's columns changed: a new id would go unseen, and the old week
+            // would stay beside the new one.
+            if mode != .log, change.operation == .update, change.old == nil,
+               new.columns.first(where: { $0.name == "id" })?.isKey == false {
+                throw failure(change, "an UPDATE whose replica identity does not hold the id: a new id would leave the "
+                    + "old week behind; habit_tracker needs REPLICA IDENTITY FULL (or DEFAULT, with id as its primary key)")
+            }
             if let oldRow = change.old, change.operation == .update {
                 let old = try RowValues(new: oldRow, old: nil, handler: name, change: change)
                 if let oldID = old["id"], oldID != row["id"] {
