@@ -11,16 +11,21 @@
 -- An event trigger now records every publication's membership (its tables with their
 -- column lists, its schemas, FOR ALL TABLES, publish_via_partition_root and the published
 -- actions) in changerelay.publication_history, in the transaction of each command that can
--- change it: CREATE/ALTER/DROP PUBLICATION, and ALTER TABLE/ALTER SCHEMA/DROP TABLE/DROP
--- SCHEMA (a renamed table is listed under its new name from then on), when it differs from
--- the last entry. The rows reach the wal2json stream in that transaction, and the decoder
--- routes each later change by the entry of its time, as it lays it out by 010's shapes.
--- A baseline entry of each publication is taken when this file is first applied.
+-- change it: CREATE/ALTER/DROP PUBLICATION, and ALTER TABLE/ALTER SCHEMA/ALTER TYPE/DROP
+-- TABLE/DROP SCHEMA/DROP TYPE/DROP OWNED (a renamed table or column is listed under its new
+-- name from then on), when it differs from the last entry. The rows reach the wal2json stream
+-- in that transaction, and the decoder routes each later change by the entry of its time, as
+-- it lays it out by 010's shapes. An entry counts from its statement's position: a change
+-- another transaction makes between that statement and its commit (ALTER PUBLICATION locks
+-- no table against writes) is decided by the new membership, where pgoutput uses the old.
+-- A baseline entry of each publication is taken when this file is first applied; applied
+-- again, it records what changed while no trigger did.
 --
--- It also records the table shapes 010's trigger missed: on ALTER SCHEMA (a schema renamed
--- took the partitions of its tables out of the publication for the wal2json path, since their
--- recorded ancestors kept the old schema's name), on ALTER TYPE … CASCADE (typed tables), and
--- for the inheritance children of an altered table (their dropped and renamed columns).
+-- A second trigger records the table shapes 010's trigger misses: on ALTER SCHEMA (a schema
+-- renamed took the partitions of its tables out of the publication for the wal2json path,
+-- since their recorded ancestors kept the old schema's name), on ALTER TYPE … CASCADE (typed
+-- tables), and for the inheritance children of an altered table (their dropped and renamed
+-- columns).
 --
 -- The triggers need a superuser: run by another role, the table is created, the triggers are
 -- skipped with a WARNING, and the wal2json path keeps deciding by the publication of when it
@@ -69,8 +74,31 @@ AS $$
     WHERE p.oid = publication
 $$;
 
--- Records each publication whose membership differs from its last entry; a publication
--- dropped since its last entry is recorded as publishing nothing.
+-- Each publication's membership as the catalog has it now, beside its last entry; a
+-- publication dropped since its last entry is {"dropped": true}: the wal2json path stops
+-- there, as pgoutput does on a publication that no longer exists, rather than skip every
+-- change as unpublished.
+CREATE OR REPLACE VIEW changerelay.publication_changes AS
+    WITH latest AS (
+        SELECT DISTINCT ON (publication) publication, membership
+        FROM changerelay.publication_history
+        ORDER BY publication, id DESC),
+    current_state AS (
+        SELECT p.pubname::text AS publication, changerelay.publication_membership(p.oid) AS membership
+        FROM pg_catalog.pg_publication p
+        UNION ALL
+        SELECT l.publication, '{"dropped": true}'::jsonb
+        FROM latest l
+        WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_publication p WHERE p.pubname = l.publication))
+    SELECT s.publication, s.membership
+    FROM current_state s LEFT JOIN latest l ON l.publication = s.publication
+    WHERE l.membership IS DISTINCT FROM s.membership;
+
+-- Records each publication whose membership differs from its last entry. Two DDL
+-- transactions at once each see the catalog without the other's uncommitted change: the
+-- one that records waits for the other to commit (the lock, held to commit), then reads the
+-- catalog again with a new snapshot, so no entry leaves out a change committed before it.
+-- DDL that changes no membership takes no lock.
 CREATE OR REPLACE FUNCTION changerelay.record_publications(entry_kind text)
 RETURNS integer
 LANGUAGE plpgsql
@@ -80,23 +108,13 @@ AS $$
 DECLARE
     recorded integer := 0;
 BEGIN
-    WITH latest AS (
-        SELECT DISTINCT ON (publication) publication, membership
-        FROM changerelay.publication_history
-        ORDER BY publication, id DESC),
-    current_state AS (
-        SELECT p.pubname::text AS publication, changerelay.publication_membership(p.oid) AS membership
-        FROM pg_publication p
-        UNION ALL
-        SELECT l.publication, jsonb_build_object(
-                   'relations', '[]'::jsonb, 'schemas', '[]'::jsonb, 'all_tables', false, 'via_root', false,
-                   'actions', jsonb_build_object('insert', false, 'update', false, 'delete', false, 'truncate', false))
-        FROM latest l
-        WHERE NOT EXISTS (SELECT FROM pg_publication p WHERE p.pubname = l.publication))
+    IF NOT EXISTS (SELECT FROM changerelay.publication_changes) THEN
+        RETURN 0;
+    END IF;
+    PERFORM pg_advisory_xact_lock(27991862643291528);
     INSERT INTO changerelay.publication_history (position, publication, membership, kind)
-    SELECT pg_current_wal_insert_lsn(), s.publication, s.membership, entry_kind
-    FROM current_state s LEFT JOIN latest l ON l.publication = s.publication
-    WHERE l.membership IS DISTINCT FROM s.membership;
+    SELECT pg_current_wal_insert_lsn(), c.publication, c.membership, entry_kind
+    FROM changerelay.publication_changes c;
     GET DIAGNOSTICS recorded = ROW_COUNT;
     RETURN recorded;
 END $$;
@@ -111,11 +129,11 @@ BEGIN
     PERFORM changerelay.record_publications('ddl');
 END $$;
 
--- 010's trigger function, which now also takes the tables a command changed without naming
--- them: a renamed schema's tables, the typed tables of an ALTER TYPE … CASCADE, and the
--- inheritance children an ALTER TABLE of their parent changed (010's partition trees were
--- taken already; inheritance children were not).
-CREATE OR REPLACE FUNCTION changerelay.record_schema_change()
+-- The tables a command changes without naming them, which 010's trigger does not take: a
+-- renamed schema's tables, the typed tables of an ALTER TYPE … CASCADE, and the inheritance
+-- children of an altered table (010 takes partition trees; children by inheritance that are
+-- not partitions are not in them).
+CREATE OR REPLACE FUNCTION changerelay.record_schema_cascades()
 RETURNS event_trigger
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -125,31 +143,31 @@ DECLARE
     touched oid[];
 BEGIN
     WITH RECURSIVE named AS (
-        SELECT objid AS relid
-        FROM pg_event_trigger_ddl_commands()
-        WHERE classid = 'pg_class'::regclass AND object_type IN ('table', 'table column')
-        UNION
-        SELECT c.oid
+        SELECT c.oid AS relid, false AS own
         FROM pg_event_trigger_ddl_commands() d
         JOIN pg_class c ON c.relnamespace = d.objid
         WHERE d.classid = 'pg_namespace'::regclass AND c.relkind IN ('r', 'p')
         UNION
         -- ALTER TYPE … ATTRIBUTE alters the composite type's own relation (relkind 'c').
-        SELECT c.oid
+        SELECT c.oid, false
         FROM pg_event_trigger_ddl_commands() d
         JOIN pg_class composite ON composite.oid = d.objid AND composite.relkind = 'c'
         JOIN pg_class c ON c.reloftype = composite.reltype
         WHERE d.classid = 'pg_class'::regclass AND c.relkind IN ('r', 'p')
         UNION
-        SELECT c.oid
+        SELECT d.objid, true
         FROM pg_event_trigger_ddl_commands() d
-        JOIN pg_class c ON c.reloftype = d.objid
-        WHERE d.classid = 'pg_type'::regclass AND c.relkind IN ('r', 'p')),
+        WHERE d.classid = 'pg_class'::regclass AND d.object_type IN ('table', 'table column')),
     descendants AS (
-        SELECT relid FROM named
+        SELECT relid, own FROM named
         UNION
-        SELECT i.inhrelid FROM pg_inherits i JOIN descendants d ON i.inhparent = d.relid)
-    SELECT array_agg(DISTINCT relid) INTO touched FROM descendants;
+        SELECT i.inhrelid, false
+        FROM pg_inherits i
+        JOIN descendants d ON i.inhparent = d.relid
+        JOIN pg_class c ON c.oid = i.inhrelid
+        WHERE NOT c.relispartition)
+    -- The tables the command named are 010's to record.
+    SELECT array_agg(DISTINCT relid) INTO touched FROM descendants WHERE NOT own;
     IF touched IS NOT NULL THEN
         PERFORM changerelay.record_table_shapes(touched, 'ddl');
     END IF;
@@ -157,28 +175,32 @@ END $$;
 
 REVOKE ALL ON FUNCTION changerelay.record_publications(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION changerelay.record_publication_change() FROM PUBLIC;
+REVOKE ALL ON FUNCTION changerelay.record_schema_cascades() FROM PUBLIC;
 
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_event_trigger WHERE evtname = 'changerelay_publication_history') THEN
         CREATE EVENT TRIGGER changerelay_publication_history ON ddl_command_end
             WHEN TAG IN ('CREATE PUBLICATION', 'ALTER PUBLICATION', 'DROP PUBLICATION',
-                         'ALTER TABLE', 'ALTER SCHEMA', 'DROP TABLE', 'DROP SCHEMA')
+                         'ALTER TABLE', 'ALTER SCHEMA', 'ALTER TYPE', 'DROP TABLE', 'DROP SCHEMA',
+                         'DROP TYPE', 'DROP OWNED')
             EXECUTE FUNCTION changerelay.record_publication_change();
     END IF;
     IF NOT EXISTS (SELECT FROM pg_event_trigger WHERE evtname = 'changerelay_schema_cascades') THEN
         CREATE EVENT TRIGGER changerelay_schema_cascades ON ddl_command_end
-            WHEN TAG IN ('ALTER SCHEMA', 'ALTER TYPE')
-            EXECUTE FUNCTION changerelay.record_schema_change();
+            WHEN TAG IN ('ALTER SCHEMA', 'ALTER TYPE', 'ALTER TABLE')
+            EXECUTE FUNCTION changerelay.record_schema_cascades();
     END IF;
 EXCEPTION WHEN insufficient_privilege THEN
     RAISE WARNING 'changerelay: the publication-history event triggers need a superuser and were not created; '
         'the wal2json path will decide by the publication as it is when the service connects (see changerelay doctor)';
 END $$;
 
+-- The first time, a baseline of every publication; every later time, whatever changed while
+-- no trigger recorded it (installed without a superuser, dropped or disabled a while): an
+-- entry is written only where the membership differs from the last one.
 DO $$
 BEGIN
-    IF NOT EXISTS (SELECT FROM changerelay.publication_history WHERE kind = 'baseline') THEN
-        PERFORM changerelay.record_publications('baseline');
-    END IF;
+    PERFORM changerelay.record_publications(
+        CASE WHEN EXISTS (SELECT FROM changerelay.publication_history) THEN 'ddl' ELSE 'baseline' END);
 END $$;

@@ -12,6 +12,8 @@ public struct PublicationMembership: Sendable, Hashable {
     public var allTables: Bool
     public var viaRoot: Bool
     public var actions: PublishedActions
+    /// The publication was dropped: pgoutput refuses to go on, and so does the wal2json path.
+    public var isDropped = false
 
     public init(relations: Set<TableName> = [], columnLists: [TableName: Set<String>] = [:], schemas: Set<String> = [],
                 allTables: Bool = false, viaRoot: Bool = false, actions: PublishedActions = .all) {
@@ -35,9 +37,14 @@ public struct PublicationMembership: Sendable, Hashable {
     }
 
     /// sql/028's `membership` jsonb: `{"relations": [[schema, table, [column, …] or null], …],
-    /// "schemas": […], "all_tables", "via_root", "actions": {"insert", "update", "delete", "truncate"}}`.
+    /// "schemas": […], "all_tables", "via_root", "actions": {"insert", "update", "delete", "truncate"}}`,
+    /// or `{"dropped": true}`.
     init(json: JSONValue, _ failure: (String) -> SchemaHistoryError) throws(SchemaHistoryError) {
         self.init()
+        if json["dropped"] == .bool(true) {
+            isDropped = true
+            return
+        }
         func flag(_ value: JSONValue?, _ name: String) throws(SchemaHistoryError) -> Bool {
             guard case .bool(let set)? = value else { throw failure("membership.\(name) is not a boolean") }
             return set

@@ -54,6 +54,7 @@ final class Wal2JsonCatalog: @unchecked Sendable {
             let chain = try [table] + (history.ancestors(of: table, at: lsn) ?? catalogAncestors(of: table))
             let published: PublicationMembership
             if followsPublicationHistory, let recorded = history.membership(of: publication, at: lsn) {
+                if recorded.isDropped { throw PublicationDropped(publication: publication, lsn: lsn) }
                 published = recorded
             } else {
                 if membership.target(chain) == nil, lsn >= readAt { try refreshMembers() }
@@ -209,5 +210,18 @@ final class Wal2JsonCatalog: @unchecked Sendable {
             }
         }
         return history
+    }
+}
+
+/// The configured publication did not exist when a change was made: pgoutput stops there
+/// ("publication does not exist"), and so does the wal2json path, rather than skip every
+/// change as unpublished and acknowledge them.
+struct PublicationDropped: Error, CustomStringConvertible {
+    var publication: String
+    var lsn: LSN
+
+    var description: String {
+        "publication \(publication) had been dropped when the change at \(lsn) was made "
+            + "(changerelay.publication_history): create it again, or stream with another publication"
     }
 }

@@ -472,7 +472,7 @@ import Testing
     }
 
     /// The same while streaming: the membership read at connect is not what decides.
-    @Test func publicationChangesWhileStreamingCountFromTheirCommit() throws {
+    @Test func publicationChangesWhileStreamingAreFollowed() throws {
         let cluster = try startCluster(schema: false)
         defer { try? cluster.stop() }
         let db = try cluster.connect()
@@ -531,5 +531,50 @@ import Testing
         #expect(child.map(\.key) == ["id", "a", "c2", "extra", "d"])
         #expect(typed.map(\.key) == ["id", "a2", "e"])
         #expect(lines.wal2json[2]["unchanged_toast"] == nil && lines.wal2json[3]["unchanged_toast"] == nil)
+    }
+
+    /// A publication dropped (and made again later) while a backlog waits: pgoutput refuses to
+    /// go past a change made while it did not exist, and so does the wal2json path, naming it,
+    /// rather than skip every change as unpublished.
+    @Test func aDroppedPublicationStopsTheStreamNamingIt() throws {
+        let cluster = try startCluster(schema: false)
+        defer { try? cluster.stop() }
+        let db = try cluster.connect()
+        try Self.installPublicationHistory(db)
+        try db.execute("CREATE TABLE kept (id int PRIMARY KEY); CREATE PUBLICATION brief FOR TABLE kept")
+        try Self.createSlots(db)
+        try db.execute("INSERT INTO kept VALUES (1)")
+        try db.execute("DROP PUBLICATION brief")
+        try db.execute("INSERT INTO kept VALUES (2)")
+        try db.execute("CREATE PUBLICATION brief FOR TABLE kept; INSERT INTO kept VALUES (3)")
+        let result = try runChangeRelay(["tail", "--plugin", "wal2json", "--slot", "p_wal2json", "--limit", "2"], environment: [
+            "CHANGERELAY_SOURCE_DATABASE_URL": cluster.url, "CHANGERELAY_SOURCE_PUBLICATION": "brief",
+        ], timeout: .seconds(60))
+        #expect(result.status != 0)
+        #expect(result.stdout.split(separator: "\n").map { try? JSONParser.parse(Array($0.utf8)) }.compactMap { $0 }
+            .map(Self.summary) == ["kept insert 1"])
+        #expect(result.stderr.contains("publication brief had been dropped when the change at"), "\(result.stderr.suffix(1500))")
+    }
+
+    /// Membership changed while the trigger was away (dropped, or never installed by a role
+    /// that could not): applying 028 again records the difference, so the history is not
+    /// trusted stale.
+    @Test func reapplyingTheFileRecordsWhatChangedWithoutTheTrigger() throws {
+        let cluster = try startCluster(schema: false)
+        defer { try? cluster.stop() }
+        let db = try cluster.connect()
+        try Self.installPublicationHistory(db)
+        try db.execute("CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE b (id int PRIMARY KEY); CREATE PUBLICATION gap FOR TABLE a")
+        try db.execute("DROP EVENT TRIGGER changerelay_publication_history")
+        try db.execute("ALTER PUBLICATION gap ADD TABLE b")
+        func latestRelations() throws -> String? {
+            try db.execute("""
+                SELECT membership->'relations' AS relations FROM changerelay.publication_history
+                WHERE publication = 'gap' ORDER BY id DESC LIMIT 1
+                """).value("relations")
+        }
+        #expect(try latestRelations() == #"[["public", "a", null]]"#)
+        try Self.installPublicationHistory(db)
+        #expect(try latestRelations() == #"[["public", "a", null], ["public", "b", null]]"#)
     }
 }
