@@ -204,7 +204,9 @@ extension Change {
 /// for a table not known here (no primary key, or created since), the replica-identity
 /// columns name it: under USING INDEX a DELETE carries only the index's, so its UPDATEs must
 /// be named by them too. The identity is read from each change, not from the start, so a
-/// table switched to FULL (or back) while the service runs keeps its records together.
+/// table switched to FULL (or back) while the service runs keeps its records together:
+/// pgoutput marks every column a key column under FULL, and wal2json 2.5 marks none (it
+/// sends no `pk` for such a table).
 public struct PrimaryKeys: Sendable {
     private let columns: [String: [String]]
 
@@ -218,9 +220,9 @@ public struct PrimaryKeys: Sendable {
         return change.keyText(columns: key) ?? change.keyText
     }
 
-    /// REPLICA IDENTITY FULL: pgoutput marks every column a key column.
+    /// REPLICA IDENTITY FULL: every column a key column (pgoutput), or none (wal2json).
     private static func sendsWholeRowAsIdentity(_ change: Change) -> Bool {
         guard let row = change.new ?? change.old else { return false }
-        return row.columns.allSatisfy(\.isKey)
+        return row.columns.allSatisfy(\.isKey) || !row.columns.contains(where: \.isKey)
     }
 }

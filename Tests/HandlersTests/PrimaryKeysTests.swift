@@ -3,8 +3,9 @@ import Decoding
 import Handlers
 import Testing
 
-/// A record is named by its primary key whatever the table's replica identity: under FULL
-/// every column is a key column, and a key built from all of them changes with any of them.
+/// Under REPLICA IDENTITY FULL a record is named by its primary key: pgoutput marks every
+/// column a key column (wal2json none), and a key built from all of them changes with any of
+/// them. Under any other identity its own columns name it.
 @Suite struct PrimaryKeysTests {
     static func change(_ operation: Change.Operation, new: [(String, TupleValue)]?, old: [(String, TupleValue)]? = nil) -> Change {
         func row(_ pairs: [(String, TupleValue)]) -> Row {
@@ -49,5 +50,14 @@ import Testing
         let deleted = Change(lsn: LSN(0), schema: "public", table: "chat_sessions", operation: .delete,
                              old: row([("a", "10", true)]))
         #expect([updated, deleted].map(Self.keys.recordKey) == ["a=10", "a=10"])
+    }
+
+    /// wal2json 2.5 sends no `pk` for a REPLICA IDENTITY FULL table: no column is a key, and
+    /// the primary key read at start names the record, as through pgoutput.
+    @Test func aRowWithNoKeyColumnIsNamedByThePrimaryKey() {
+        let updated = Change(lsn: LSN(0), schema: "public", table: "chat_sessions", operation: .update,
+                             new: Row(columns: ["id", "status"].map { Column(name: $0, typeOID: 25, isKey: false) },
+                                      values: [Self.text("7"), Self.text("ended")]))
+        #expect(Self.keys.recordKey(of: updated) == "id=7")
     }
 }

@@ -265,12 +265,14 @@ import Testing
     }
 
     /// `chat_sessions` is REPLICA IDENTITY FULL (the seed's bodies carry the old record), so
-    /// every column is a key column in the stream: a session's events are still one record's,
-    /// ordered by its primary key. The end of a session waits for its start's retry.
-    @Test func oneRecordsEventsKeepTheirOrderOnAReplicaIdentityFullTable() throws {
+    /// every column is a key column in pgoutput's stream and none in wal2json's: a session's
+    /// events are still one record's, ordered by its primary key. The end of a session waits
+    /// for its start's retry.
+    @Test(arguments: ["pgoutput", "wal2json"])
+    func oneRecordsEventsKeepTheirOrderOnAReplicaIdentityFullTable(plugin: String) throws {
         let setup = try RunPipelineTests.prepare(behavior: .dynamic { request in
             request.index == 0 ? .status(500) : .status(200)
-        })
+        }, extra: ["CHANGERELAY_SOURCE_PLUGIN": plugin])
         defer { try? setup.cluster.stop(); setup.receiver.stop() }
         try Self.addConfig(setup, name: "sessions", events: ["chat.session.*"],
                            retry: #"{"max_retries": 3, "retry_delay": 1000}"#)
