@@ -11,3 +11,4 @@ DROP FUNCTION IF EXISTS changerelay.record_publications(text);
 DROP VIEW IF EXISTS changerelay.publication_changes;
 DROP FUNCTION IF EXISTS changerelay.publication_membership(oid);
 DROP TABLE IF EXISTS changerelay.publication_history;
+DROP FUNCTION IF EXISTS changerelay.settle_publication_entry();

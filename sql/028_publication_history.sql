@@ -11,13 +11,13 @@
 -- An event trigger now records every publication's membership (its tables with their
 -- column lists, its schemas, FOR ALL TABLES, publish_via_partition_root and the published
 -- actions) in changerelay.publication_history, in the transaction of each command that can
--- change it: CREATE/ALTER/DROP PUBLICATION, and ALTER TABLE/ALTER SCHEMA/ALTER TYPE/DROP
--- TABLE/DROP SCHEMA/DROP TYPE/DROP OWNED (a renamed table or column is listed under its new
--- name from then on), when it differs from the last entry. The rows reach the wal2json stream
+-- change it: CREATE/ALTER/DROP PUBLICATION, and ALTER TABLE/ALTER INDEX (which can rename a
+-- table)/ALTER SCHEMA/ALTER TYPE/DROP TABLE/DROP SCHEMA/DROP TYPE/DROP OWNED/DROP EXTENSION (a
+-- renamed table or column is listed under its new name from then on), when it differs from the
+-- last entry. The rows reach the wal2json stream
 -- in that transaction, and the decoder routes each later change by the entry of its time, as
--- it lays it out by 010's shapes. An entry counts from its statement's position: a change
--- another transaction makes between that statement and its commit (ALTER PUBLICATION locks
--- no table against writes) is decided by the new membership, where pgoutput uses the old.
+-- it lays it out by 010's shapes: from the statement for its own transaction, and from its
+-- commit for the others (see the table).
 -- A baseline entry of each publication is taken when this file is first applied; applied
 -- again, it records what changed while no trigger did.
 --
@@ -32,14 +32,43 @@
 -- connected (it uses the history only while the trigger exists).
 DO $$ BEGIN PERFORM pg_advisory_xact_lock(27991862643291504); END $$;
 
+-- `position` is where the statement recorded the entry: its own transaction's later changes
+-- follow it from there. Other transactions follow it from `settled_at`, written by a deferred
+-- trigger as the transaction commits, after all of its statements: a change another
+-- transaction makes before that (ALTER PUBLICATION blocks no writer) was made under the old
+-- membership, as pgoutput decides it. `xid` (32 bits, as the stream numbers transactions)
+-- tells the two apart.
 CREATE TABLE IF NOT EXISTS changerelay.publication_history (
     id          bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     position    pg_lsn      NOT NULL,
     publication text        NOT NULL,
     membership  jsonb       NOT NULL,
     kind        text        NOT NULL CHECK (kind IN ('baseline', 'ddl')),
+    xid         bigint      NOT NULL DEFAULT (pg_current_xact_id()::text::bigint % 4294967296),
+    settled_at  pg_lsn,
     recorded_at timestamptz NOT NULL DEFAULT now()
 );
+
+CREATE OR REPLACE FUNCTION changerelay.settle_publication_entry()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    UPDATE changerelay.publication_history SET settled_at = pg_current_wal_insert_lsn() WHERE id = NEW.id;
+    RETURN NULL;
+END $$;
+
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_trigger WHERE tgname = 'publication_history_settled'
+                                           AND tgrelid = 'changerelay.publication_history'::regclass) THEN
+        CREATE CONSTRAINT TRIGGER publication_history_settled AFTER INSERT ON changerelay.publication_history
+            DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION changerelay.settle_publication_entry();
+    END IF;
+    -- Also for a session in session_replication_role = replica (a restore, a replication tool).
+    ALTER TABLE changerelay.publication_history ENABLE ALWAYS TRIGGER publication_history_settled;
+END $$;
 CREATE INDEX IF NOT EXISTS publication_history_latest ON changerelay.publication_history (publication, id);
 
 -- {"relations": [[schema, table, [column, …] or null], …], "schemas": [schema, …],
@@ -119,6 +148,10 @@ BEGIN
     RETURN recorded;
 END $$;
 
+-- An ALTER TABLE or ALTER INDEX changes a membership only through a table a publication
+-- lists by name (renamed, or a listed column renamed): any other is let through without
+-- reading every publication, which on a publication of thousands of tables costs more than
+-- the ALTER itself.
 CREATE OR REPLACE FUNCTION changerelay.record_publication_change()
 RETURNS event_trigger
 LANGUAGE plpgsql
@@ -126,6 +159,12 @@ SECURITY DEFINER
 SET search_path = pg_catalog
 AS $$
 BEGIN
+    IF TG_TAG IN ('ALTER TABLE', 'ALTER INDEX') AND NOT EXISTS (
+        SELECT FROM pg_event_trigger_ddl_commands() d
+        JOIN pg_publication_rel r ON r.prrelid = d.objid
+        WHERE d.classid = 'pg_class'::regclass) THEN
+        RETURN;
+    END IF;
     PERFORM changerelay.record_publications('ddl');
 END $$;
 
@@ -182,8 +221,8 @@ BEGIN
     IF NOT EXISTS (SELECT FROM pg_event_trigger WHERE evtname = 'changerelay_publication_history') THEN
         CREATE EVENT TRIGGER changerelay_publication_history ON ddl_command_end
             WHEN TAG IN ('CREATE PUBLICATION', 'ALTER PUBLICATION', 'DROP PUBLICATION',
-                         'ALTER TABLE', 'ALTER SCHEMA', 'ALTER TYPE', 'DROP TABLE', 'DROP SCHEMA',
-                         'DROP TYPE', 'DROP OWNED')
+                         'ALTER TABLE', 'ALTER INDEX', 'ALTER SCHEMA', 'ALTER TYPE', 'DROP TABLE',
+                         'DROP SCHEMA', 'DROP TYPE', 'DROP OWNED', 'DROP EXTENSION')
             EXECUTE FUNCTION changerelay.record_publication_change();
     END IF;
     IF NOT EXISTS (SELECT FROM pg_event_trigger WHERE evtname = 'changerelay_schema_cascades') THEN
@@ -191,6 +230,9 @@ BEGIN
             WHEN TAG IN ('ALTER SCHEMA', 'ALTER TYPE', 'ALTER TABLE')
             EXECUTE FUNCTION changerelay.record_schema_cascades();
     END IF;
+    -- Event triggers enabled the default way do not fire under session_replication_role = replica.
+    ALTER EVENT TRIGGER changerelay_publication_history ENABLE ALWAYS;
+    ALTER EVENT TRIGGER changerelay_schema_cascades ENABLE ALWAYS;
 EXCEPTION WHEN insufficient_privilege THEN
     RAISE WARNING 'changerelay: the publication-history event triggers need a superuser and were not created; '
         'the wal2json path will decide by the publication as it is when the service connects (see changerelay doctor)';

@@ -52,9 +52,10 @@ public struct SchemaHistoryError: Error, Sendable, Hashable, CustomStringConvert
 /// Entries arrive twice over: loaded at start, and as the stream carries their rows.
 /// Their ids make the second arrival a no-op.
 ///
-/// It holds each publication's membership the same way (`changerelay.publication_history`,
-/// sql/028): an entry applies to the changes above its position, the oldest (the baseline)
-/// to every change before it.
+/// It holds each publication's membership too (`changerelay.publication_history`, sql/028):
+/// an entry applies to its own transaction's changes above its position and to other
+/// transactions' changes above the position it settled at (its commit), the oldest (the
+/// baseline) to every change before those.
 public struct SchemaHistory: Sendable {
     public static let table = TableName(schema: "changerelay", name: "schema_history")
     public static let publicationTable = TableName(schema: "changerelay", name: "publication_history")
@@ -66,8 +67,23 @@ public struct SchemaHistory: Sendable {
 
     private var entries: [TableName: [Entry<TableShape>]] = [:]
     private var ids: Set<Int64> = []
-    private var publications: [String: [Entry<PublicationMembership>]] = [:]
-    private var publicationIDs: Set<Int64> = []
+    private struct PublicationEntry: Sendable {
+        var id: Int64
+        var position: LSN
+        var xid: UInt32?
+        var settled: LSN?
+        var membership: PublicationMembership
+
+        func applies(at lsn: LSN, xid changeXID: UInt32?) -> Bool {
+            if let xid, xid == changeXID { return position < lsn }
+            return settled.map { $0 < lsn } ?? false
+        }
+    }
+
+    private var publications: [String: [PublicationEntry]] = [:]
+    /// The publication of the entry recorded last under each id: a streamed settlement names
+    /// only the id.
+    private var publicationIDs: [Int64: String] = [:]
 
     public init() {}
 
@@ -89,20 +105,48 @@ public struct SchemaHistory: Sendable {
     }
 
     /// Adds one row of `changerelay.publication_history`; `membership` is its jsonb text.
-    public mutating func recordPublication(id: String?, position: String?, publication: String?,
-                                           membership: some Collection<UInt8>) throws(SchemaHistoryError) {
+    /// A row read from the table has settled (its transaction committed): one written before
+    /// 028 kept `settled_at` counts from its position.
+    public mutating func recordPublication(id: String?, position: String?, publication: String?, membership: some Collection<UInt8>,
+                                           xid: String?, settledAt: String?, committed: Bool) throws(SchemaHistoryError) {
         func failure(_ reason: String) -> SchemaHistoryError {
             SchemaHistoryError(id: id, reason: reason, table: Self.publicationTable)
         }
         guard let id, let number = Int64(id) else { throw failure("its id is not a number") }
-        guard !publicationIDs.contains(number) else { return }
         guard let position, let lsn = LSN(position) else { throw failure("position '\(position ?? "null")' is not an LSN") }
         guard let publication else { throw failure("it names no publication") }
+        // The same row again (loaded, then streamed); an id the table numbered again after 028
+        // was rolled back and applied anew is another row, at another position.
+        if let known = publicationIDs[number], publications[known]?.contains(where: { $0.id == number && $0.position == lsn }) == true {
+            return
+        }
+        let settled: LSN?
+        if let settledAt {
+            guard let parsed = LSN(settledAt) else { throw failure("settled_at '\(settledAt)' is not an LSN") }
+            settled = parsed
+        } else {
+            settled = committed ? lsn : nil
+        }
         let json: JSONValue
         do { json = try JSONParser.parse(membership) } catch { throw failure("membership is not JSON: \(error)") }
         let parsed = try PublicationMembership(json: json, failure)
-        publicationIDs.insert(number)
-        Self.insert(Entry(position: lsn, value: parsed), into: &publications[publication, default: []])
+        publicationIDs[number] = publication
+        var list = publications[publication, default: []]
+        let index = list.firstIndex { $0.position > lsn } ?? list.endIndex
+        list.insert(PublicationEntry(id: number, position: lsn, xid: xid.flatMap { UInt32($0) }, settled: settled,
+                                     membership: parsed), at: index)
+        publications[publication] = list
+    }
+
+    /// The deferred trigger's update, as its transaction commits: from here on the entry
+    /// counts for every transaction.
+    public mutating func settlePublication(id: String?, settledAt: String?) throws(SchemaHistoryError) {
+        guard let id, let number = Int64(id), let publication = publicationIDs[number] else { return }
+        guard let settledAt, let lsn = LSN(settledAt) else {
+            throw SchemaHistoryError(id: id, reason: "settled_at '\(settledAt ?? "null")' is not an LSN", table: Self.publicationTable)
+        }
+        guard let index = publications[publication]?.lastIndex(where: { $0.id == number }) else { return }
+        publications[publication]?[index].settled = lsn
     }
 
     private static func insert<Value>(_ entry: Entry<Value>, into list: inout [Entry<Value>]) {
@@ -110,23 +154,33 @@ public struct SchemaHistory: Sendable {
         list.insert(entry, at: index)
     }
 
-    /// Adds the row a streamed INSERT into one of the history tables carries; other
-    /// operations on them (an operator's clean-up) change nothing already known.
+    /// Adds the row a streamed INSERT into one of the history tables carries, and a streamed
+    /// settlement of a publication entry; other operations on them (an operator's clean-up)
+    /// change nothing already known.
     public mutating func record(_ change: Change) throws(SchemaHistoryError) {
-        guard change.operation == .insert, let row = change.new else { return }
+        guard let row = change.new else { return }
         func text(_ name: String) -> ArraySlice<UInt8>? {
             if case .text(let bytes)? = row[name] { return bytes }
             return nil
         }
         let string = { (name: String) in text(name).map { String(decoding: $0, as: UTF8.self) } }
         if change.schema == Self.publicationTable.schema, change.table == Self.publicationTable.name {
-            guard let membership = text("membership") else {
-                throw SchemaHistoryError(id: string("id"), reason: "the streamed row has no membership", table: Self.publicationTable)
+            switch change.operation {
+            case .insert:
+                guard let membership = text("membership") else {
+                    throw SchemaHistoryError(id: string("id"), reason: "the streamed row has no membership", table: Self.publicationTable)
+                }
+                try recordPublication(id: string("id"), position: string("position"), publication: string("publication"),
+                                      membership: membership, xid: string("xid"), settledAt: string("settled_at"),
+                                      committed: false)
+            case .update:
+                if string("settled_at") != nil { try settlePublication(id: string("id"), settledAt: string("settled_at")) }
+            default:
+                break
             }
-            try recordPublication(id: string("id"), position: string("position"), publication: string("publication"),
-                                  membership: membership)
             return
         }
+        guard change.operation == .insert else { return }
         guard let shape = text("shape") else {
             throw SchemaHistoryError(id: string("id"), reason: "the streamed row has no shape")
         }
@@ -139,9 +193,11 @@ public struct SchemaHistory: Sendable {
         entries[table].flatMap { Self.value(in: $0, at: lsn) }
     }
 
-    /// What `publication` published at `lsn`, nil when the history has no entry for it.
-    public func membership(of publication: String, at lsn: LSN) -> PublicationMembership? {
-        publications[publication].flatMap { Self.value(in: $0, at: lsn) }
+    /// What `publication` published for a change at `lsn` of transaction `xid`, nil when the
+    /// history has no entry for it.
+    public func membership(of publication: String, at lsn: LSN, xid: UInt32?) -> PublicationMembership? {
+        guard let list = publications[publication], let oldest = list.first else { return nil }
+        return (list.last { $0.applies(at: lsn, xid: xid) } ?? oldest).membership
     }
 
     private static func value<Value>(in list: [Entry<Value>], at lsn: LSN) -> Value? {

@@ -124,7 +124,7 @@ public struct Wal2JsonDecoder: Sendable {
     /// The route of a change of `table` at `lsn`; nil drops the change (not published).
     /// `seen` gives the columns the record carries, for a router that keeps shapes of its own
     /// and must tell when one is stale; asked only then, it costs the others nothing.
-    public typealias Router = @Sendable (_ table: TableName, _ lsn: LSN, _ history: SchemaHistory,
+    public typealias Router = @Sendable (_ table: TableName, _ lsn: LSN, _ xid: UInt32?, _ history: SchemaHistory,
                                          _ seen: () -> SeenColumns) -> Wal2JsonRoute?
 
     private struct OpenTransaction: Sendable {
@@ -252,7 +252,8 @@ public struct Wal2JsonDecoder: Sendable {
     private mutating func makeChange(_ code: UInt8, _ fields: RecordFields, record: ArraySlice<UInt8>, lsn: LSN) throws(RecordFailure) -> Change? {
         let name = TableName(schema: try fields.require(fields.schema, "schema"), name: try fields.require(fields.table, "table"))
         let lsn = fields.lsn ?? lsn
-        if name == SchemaHistory.table || name == SchemaHistory.publicationTable, code == UInt8(ascii: "I") {
+        if (name == SchemaHistory.table && code == UInt8(ascii: "I"))
+            || (name == SchemaHistory.publicationTable && (code == UInt8(ascii: "I") || code == UInt8(ascii: "U"))) {
             let entry = try layOut(code, fields, record: record, lsn: lsn, table: name, route: nil)
             do { try history.record(entry) } catch {
                 throw RecordFailure(field: nil, table: fields.qualifiedTable, reason: .schemaHistory(error))
@@ -266,7 +267,7 @@ public struct Wal2JsonDecoder: Sendable {
             default: SeenColumns(names: fields.identity?.map(\.name) ?? [], extent: .identity)
             }
         }
-        guard let route = router(name, lsn, history, seen), route.actions.contains(.of(code: code)) else { return nil }
+        guard let route = router(name, lsn, open?.xid, history, seen), route.actions.contains(.of(code: code)) else { return nil }
         // pgoutput sends a partition's truncate only when the partition itself is what is published.
         if code == UInt8(ascii: "T"), route.table != name { return nil }
         return try layOut(code, fields, record: record, lsn: lsn, table: name, route: route)

@@ -44,7 +44,9 @@ struct Wal2JsonTransactionDecoder: TransactionDecoder {
     let catalog: Wal2JsonCatalog
 
     init(catalog: Wal2JsonCatalog, spill: SpillSettings) {
-        decoder = Wal2JsonDecoder(router: { table, lsn, history, seen in catalog.route(table, at: lsn, history: history, seen: seen) },
+        decoder = Wal2JsonDecoder(router: { table, lsn, xid, history, seen in
+            catalog.route(table, at: lsn, xid: xid, history: history, seen: seen)
+        },
                                   history: catalog.history, spill: spill)
         self.catalog = catalog
     }

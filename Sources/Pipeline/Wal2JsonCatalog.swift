@@ -49,11 +49,11 @@ final class Wal2JsonCatalog: @unchecked Sendable {
     /// table or a partitioned table it belonged to then (so a partition detached since is
     /// still followed, and one attached since is not, before its attachment), reported under
     /// the topmost listed one with `publish_via_partition_root`, or else under itself.
-    func route(_ table: TableName, at lsn: LSN, history: SchemaHistory, seen: () -> SeenColumns) -> Wal2JsonRoute? {
+    func route(_ table: TableName, at lsn: LSN, xid: UInt32?, history: SchemaHistory, seen: () -> SeenColumns) -> Wal2JsonRoute? {
         do {
             let chain = try [table] + (history.ancestors(of: table, at: lsn) ?? catalogAncestors(of: table))
             let published: PublicationMembership
-            if followsPublicationHistory, let recorded = history.membership(of: publication, at: lsn) {
+            if followsPublicationHistory, let recorded = history.membership(of: publication, at: lsn, xid: xid) {
                 if recorded.isDropped { throw PublicationDropped(publication: publication, lsn: lsn) }
                 published = recorded
             } else {
@@ -202,11 +202,12 @@ final class Wal2JsonCatalog: @unchecked Sendable {
         }
         if installed.value("publications") == "t" {
             for row in try connection.execute("""
-                SELECT id::text, position::text, publication, membership::text
+                SELECT id::text, position::text, publication, membership::text, xid::text, settled_at::text
                 FROM changerelay.publication_history ORDER BY id
                 """).rows {
                 try history.recordPublication(id: row[0], position: row[1], publication: row[2],
-                                              membership: Array((row[3] ?? "").utf8))
+                                              membership: Array((row[3] ?? "").utf8), xid: row[4], settledAt: row[5],
+                                              committed: true)
             }
         }
         return history

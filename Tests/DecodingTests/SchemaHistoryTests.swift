@@ -27,6 +27,39 @@ private func shape(columns: [String], generated: [String] = [], ancestors: [Tabl
         #expect(history.shape(of: TableName(schema: "public", name: "other"), at: LSN(0x300)) == nil)
     }
 
+    /// A publication entry counts for its own transaction from its statement and for the
+    /// others from its settlement (its commit); before that, the entry before it, or the oldest.
+    @Test func aPublicationEntryCountsForItsOwnTransactionFirstAndForTheOthersFromItsCommit() throws {
+        func membership(_ tables: [String]) -> [UInt8] {
+            let relations = tables.map { #"["public","\#($0)",null]"# }.joined(separator: ",")
+            return Array(#"{"relations":[\#(relations)],"schemas":[],"all_tables":false,"via_root":false,"actions":{"insert":true,"update":true,"delete":true,"truncate":true}}"#.utf8)
+        }
+        var history = SchemaHistory()
+        try history.recordPublication(id: "1", position: "0/100", publication: "pub", membership: membership(["a"]),
+                                      xid: "700", settledAt: "0/110", committed: true)
+        try history.recordPublication(id: "2", position: "0/200", publication: "pub", membership: membership(["a", "b"]),
+                                      xid: "701", settledAt: nil, committed: false)
+        func tables(at lsn: UInt64, xid: UInt32) -> Set<String>? {
+            history.membership(of: "pub", at: LSN(lsn), xid: xid).map { Set($0.relations.map(\.name)) }
+        }
+        #expect(tables(at: 0x250, xid: 701) == ["a", "b"], "its own transaction, past the statement")
+        #expect(tables(at: 0x250, xid: 702) == ["a"], "another transaction, before the commit")
+        try history.settlePublication(id: "2", settledAt: "0/300")
+        #expect(tables(at: 0x250, xid: 702) == ["a"], "made before the commit")
+        #expect(tables(at: 0x301, xid: 702) == ["a", "b"])
+        #expect(tables(at: 0x50, xid: 702) == ["a"], "older than every entry: the oldest")
+        #expect(history.membership(of: "other", at: LSN(0x301), xid: nil) == nil)
+
+        // The same row loaded and streamed is one entry; an id numbered again (028 rolled back
+        // and applied anew) at another position is another.
+        try history.recordPublication(id: "2", position: "0/200", publication: "pub", membership: membership(["z"]),
+                                      xid: "701", settledAt: "0/300", committed: true)
+        #expect(tables(at: 0x301, xid: 702) == ["a", "b"])
+        try history.recordPublication(id: "1", position: "0/400", publication: "pub", membership: membership(["c"]),
+                                      xid: "900", settledAt: "0/410", committed: true)
+        #expect(tables(at: 0x411, xid: 902) == ["c"])
+    }
+
     @Test func theSameRowTwiceIsOneEntry() throws {
         var history = SchemaHistory()
         try history.record(id: "7", position: "0/100", schema: "s", table: "t", shape: shape(columns: ["a"]))

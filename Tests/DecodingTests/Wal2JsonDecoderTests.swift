@@ -21,7 +21,7 @@ private func decode(_ records: [String], decoder: inout Wal2JsonDecoder) throws(
 
 /// A router that publishes every table under its own name, with `columns` as its columns where given.
 private func knownColumns(_ columns: @escaping @Sendable (TableName) -> [String]?) -> Wal2JsonDecoder.Router {
-    { table, _, _, _ in Wal2JsonRoute(table: table, columns: columns(table)) }
+    { table, _, _, _, _ in Wal2JsonRoute(table: table, columns: columns(table)) }
 }
 
 private func transaction(_ changeRecords: [String], router: Wal2JsonDecoder.Router? = nil) throws -> Transaction {
@@ -340,7 +340,7 @@ private func transaction(_ changeRecords: [String], router: Wal2JsonDecoder.Rout
     static let leaf = TableName(schema: "public", name: "p2")
 
     /// p2's columns stand in another order than its root's, and `g` is generated.
-    static let viaRoot: Wal2JsonDecoder.Router = { table, _, _, _ in
+    static let viaRoot: Wal2JsonDecoder.Router = { table, _, _, _, _ in
         switch table {
         case leaf: Wal2JsonRoute(table: root, columns: ["id", "k", "v"], generated: ["g"])
         case root: Wal2JsonRoute(table: root, columns: ["id", "k", "v"])
@@ -374,7 +374,7 @@ private func transaction(_ changeRecords: [String], router: Wal2JsonDecoder.Rout
 
     @Test func aSchemaHistoryRowAppliesToTheChangesAfterItInTheSameTransaction() throws {
         let t = TableName(schema: "public", name: "t")
-        let router: Wal2JsonDecoder.Router = { table, lsn, history, _ in
+        let router: Wal2JsonDecoder.Router = { table, lsn, _, history, _ in
             table == t ? Wal2JsonRoute(table: t, columns: history.shape(of: t, at: lsn)?.sentColumns) : nil
         }
         func historyRow(id: Int, position: String, columns: String) -> String {

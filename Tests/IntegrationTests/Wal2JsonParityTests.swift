@@ -577,4 +577,30 @@ import Testing
         try Self.installPublicationHistory(db)
         #expect(try latestRelations() == #"[["public", "a", null], ["public", "b", null]]"#)
     }
+
+    /// `ALTER PUBLICATION` blocks no writer: another transaction's change made while it is not
+    /// yet committed was made under the old membership (pgoutput's view), whether that other
+    /// transaction commits before it or after; its own later changes see the new one.
+    @Test func concurrentWritesAreDecidedByTheMembershipBeforeTheAltersCommit() throws {
+        let cluster = try startCluster(schema: false)
+        defer { try? cluster.stop() }
+        let db = try cluster.connect()
+        let other = try cluster.connect()
+        try Self.installPublicationHistory(db)
+        try db.execute("""
+            CREATE TABLE dropped (id int PRIMARY KEY); CREATE TABLE added (id int PRIMARY KEY);
+            CREATE PUBLICATION racing FOR TABLE dropped;
+            """)
+        try Self.createSlots(db)
+        try db.execute("BEGIN; ALTER PUBLICATION racing DROP TABLE dropped; ALTER PUBLICATION racing ADD TABLE added")
+        try other.execute("INSERT INTO dropped VALUES (1); INSERT INTO added VALUES (1)")
+        try other.execute("BEGIN; INSERT INTO dropped VALUES (2); INSERT INTO added VALUES (2)")
+        try db.execute("INSERT INTO dropped VALUES (3); INSERT INTO added VALUES (3); COMMIT")
+        try other.execute("COMMIT")
+        try db.execute("INSERT INTO dropped VALUES (4); INSERT INTO added VALUES (4)")
+        let expected = ["dropped insert 1", "added insert 3", "dropped insert 2", "added insert 4"]
+        let lines = try Self.tailBoth(cluster, publication: "racing", count: expected.count)
+        Self.expectSameLines(lines, count: expected.count)
+        #expect(lines.wal2json.map(Self.summary) == expected)
+    }
 }
