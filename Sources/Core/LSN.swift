@@ -12,10 +12,14 @@ public struct LSN: Sendable, Hashable, Comparable, CustomStringConvertible {
         let parts = text.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 2,
               (1...8).contains(parts[0].count), (1...8).contains(parts[1].count),
-              parts.allSatisfy({ $0.utf8.allSatisfy { byte in byte &- 0x30 < 10 || (byte | 0x20) &- 0x61 < 6 } }),
+              parts.allSatisfy({ $0.utf8.allSatisfy(Self.isHexDigit) }),
               let high = UInt32(parts[0], radix: 16), let low = UInt32(parts[1], radix: 16)
         else { return nil }
         value = UInt64(high) << 32 | UInt64(low)
+    }
+
+    private static func isHexDigit(_ byte: UInt8) -> Bool {
+        byte &- UInt8(ascii: "0") < 10 || (byte | 0x20) &- UInt8(ascii: "a") < 6
     }
 
     public var description: String {

@@ -11,7 +11,7 @@ public struct JSONWriter: Sendable {
     /// column's value) has its `\u0000` escapes replaced with `\ufffd` and its numbers that
     /// Postgres' numeric cannot hold written as strings. A `json` column keeps both, and jsonb
     /// refuses them: without this, one such row fails every read of its batch.
-    public var storableAsJSONB: Bool
+    public let storableAsJSONB: Bool
 
     public init(capacity: Int = 1024, storableAsJSONB: Bool = false) {
         self.storableAsJSONB = storableAsJSONB
@@ -325,14 +325,10 @@ public struct JSONWriter: Sendable {
     /// Whether `content` holds the bytes `\u0000` (perhaps after an escaped backslash: the
     /// copy, which reads escape by escape, tells).
     private static func mayHoldNULEscape(_ content: UnsafeBufferPointer<UInt8>) -> Bool {
-        guard content.count >= 6 else { return false }
-        for index in 0...(content.count - 6) where content[index] == UInt8(ascii: "\\") && content[index + 1] == UInt8(ascii: "u")
-            && content[index + 2] == UInt8(ascii: "0") && content[index + 3] == UInt8(ascii: "0")
-            && content[index + 4] == UInt8(ascii: "0") && content[index + 5] == UInt8(ascii: "0") {
-            return true
-        }
-        return false
+        content.indices.contains { start in content[start...].starts(with: nulEscape) }
     }
+
+    private static let nulEscape = Array("\\u0000".utf8)
 
     private mutating func appendSeparator(_ more: Bool) -> Bool {
         if more { bytes.append(UInt8(ascii: ",")) }

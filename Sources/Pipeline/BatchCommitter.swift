@@ -316,7 +316,7 @@ public final class BatchCommitter: TransactionSink {
             closing.append(checkpoint.statement(writing: end))
             if batch.deliveries > 0 { closing.append(DeliveryNotifications.statement) }
             closing.append("COMMIT")
-            writing = "writing the checkpoint"
+            writing = "emptying the staging tables and writing the checkpoint"
             try connection.execute(closing.joined(separator: ";\n"))
         } catch {
             // The connection is in doubt: drop it. The stream re-sends the batch from the last checkpoint.

@@ -22,10 +22,13 @@ public struct BatchRejected: Error, CustomStringConvertible {
             + "on every start until the table or the row is fixed"
     }
 
-    /// `error` as a rejection of the batch when the server refused a statement; a lost
-    /// connection (which a reconnect retries) stays what it is.
+    /// `error` as a rejection of the batch when the server refused what the batch holds: a
+    /// value (class 22), a constraint (23), a statement on a table changed under it (42) or a
+    /// handler's function raising (P0). Anything else (a lost connection, a deadlock, a
+    /// timeout, a full disk) stays what it is: another try may well pass.
     static func wrapping(_ error: any Error, after: LSN, through: LSN?, writing: String) -> any Error {
-        guard let error = error as? PostgresError, error.sqlState != nil, !error.isRetryable, let through else {
+        guard let error = error as? PostgresError, let state = error.sqlState,
+              ["22", "23", "42", "P0"].contains(state.prefix(2)), let through else {
             return error
         }
         return BatchRejected(after: after, through: through, writing: writing, underlying: error)

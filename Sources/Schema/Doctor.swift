@@ -157,13 +157,13 @@ public struct Doctor {
             SELECT to_regclass('changerelay.publication_history') IS NOT NULL AS has_table,
                    (SELECT evtenabled FROM pg_event_trigger WHERE evtname = 'changerelay_publication_history') AS trigger
             """)
-        let trigger = state.value("trigger")
-        guard state.value("has_table") != "t" || trigger == nil || trigger == "D" else {
-            return .ok("publication history", "ALTER PUBLICATION is recorded; wal2json changes are published as of their time")
+        let what: String
+        switch (state.value("has_table"), state.value("trigger")) {
+        case (let table, _) where table != "t": what = "changerelay.publication_history does not exist"
+        case (_, nil): what = "the event trigger changerelay_publication_history does not exist"
+        case (_, "D"): what = "the event trigger changerelay_publication_history is disabled"
+        default: return .ok("publication history", "ALTER PUBLICATION is recorded; wal2json changes are published as of their time")
         }
-        let what = state.value("has_table") != "t" ? "changerelay.publication_history does not exist"
-            : trigger == nil ? "the event trigger changerelay_publication_history does not exist"
-            : "the event trigger changerelay_publication_history is disabled"
         return .problem("publication history", what + "; wal2json changes are published by the publication as it was when "
                             + "the service connected: a table dropped from it or a changed publish setting counts only from "
                             + "a restart, and a backlog or a replay is decided by today's publication",

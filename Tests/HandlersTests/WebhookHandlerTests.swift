@@ -260,6 +260,26 @@ private func eventTypes(_ change: Change) throws -> [String] {
         #expect(problem.description.contains("events, headers, retry_config left unchanged in TOAST"), "\(problem)")
     }
 
+    /// An UPDATE that changes a config's id and leaves a large column in TOAST: the column is
+    /// the one known under the former id, and the log row holds it, so a restart that rebuilds
+    /// the cache from the log alone has it too.
+    @Test func anIdChangeKeepsTheColumnsLeftInToastAndLogsThem() throws {
+        let handler = makeHandler()
+        _ = try plan(handler, transaction([config(id: "1", events: "{chat.message.created}")], lsn: 0x10))
+        let columns = ["id", "url", "events", "headers", "retry_config", "is_active"].map {
+            Column(name: $0, typeOID: 25, isKey: $0 == "id")
+        }
+        let moved = Change(lsn: LSN(0x20), schema: "public", table: "webhook_configs", operation: .update,
+                           new: Row(columns: columns, values: [.text(ArraySlice("2".utf8)), .text(ArraySlice("https://b.example/".utf8)),
+                                                               .unchangedToast, .unchangedToast, .unchangedToast, .text(ArraySlice("t".utf8))]),
+                           old: Row(columns: [columns[0]], values: [.text(ArraySlice("1".utf8))]))
+        let logged = try plan(handler, transaction([moved], lsn: 0x20)).rows
+        #expect(try plan(handler, transaction([Self.message], lsn: 0x30)).deliveries.map(\.url) == ["https://b.example/"])
+        let upsert = try #require(logged.last.map { Dictionary(uniqueKeysWithValues: zip($0.columns, $0.values)) })
+        #expect(upsert["operation"] == "upsert" && upsert["config_id"] == "2")
+        #expect(upsert["events"] == "{chat.message.created}" && upsert["unchanged"] == "{}")
+    }
+
     /// A large value an UPDATE left alone is the old row's when the table sends it whole, as
     /// the seed's trigger sent `NEW` whole; with only the key in the stream, it is named in
     /// `unchanged_toast` rather than silently missing.

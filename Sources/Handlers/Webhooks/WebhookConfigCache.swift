@@ -40,14 +40,15 @@ public final class WebhookConfigCache: Sendable {
     /// what it parses to. Columns named in `unchanged`, TOASTed values an UPDATE left alone
     /// (the stream does not carry them), keep their last known texts; one never known makes
     /// the row unusable, saying so, rather than read as NULL.
+    /// `formerID` is the id an UPDATE changed: its texts are the known ones.
     @discardableResult
-    public func record(_ id: String, fields: [String: String], unchanged: Set<String> = [])
+    public func record(_ id: String, fields: [String: String], unchanged: Set<String> = [], formerID: String? = nil)
         -> Result<WebhookConfig, WebhookConfig.Unusable>
     {
         state.withLock { state in
             var merged = fields.filter { WebhookConfig.columns.contains($0.key) }
             merged["id"] = id
-            let previous = state.entries[id]?.fields
+            let previous = state.entries[formerID ?? id]?.fields
             var unknown: [String] = []
             for column in unchanged.sorted() where WebhookConfig.columns.contains(column) {
                 if let text = previous?[column] { merged[column] = text } else { unknown.append(column) }
@@ -84,6 +85,11 @@ public final class WebhookConfigCache: Sendable {
 
     public func config(id: String) -> Result<WebhookConfig, WebhookConfig.Unusable>? {
         state.withLock { $0.entries[id]?.config }
+    }
+
+    /// The texts row `id` was last recorded with, the columns an UPDATE left in TOAST filled.
+    public func fields(id: String) -> [String: String]? {
+        state.withLock { $0.entries[id]?.fields }
     }
 
     /// The active, usable configs that want `eventType`, in id order so that planning is the

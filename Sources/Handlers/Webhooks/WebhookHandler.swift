@@ -110,23 +110,31 @@ public struct WebhookHandler: Handler {
             guard let new = change.new else { return [] }
             let row = try Self.texts(new, change: change, handler: name)
             var rows: [PlannedRow] = []
+            var formerID: String?
             if change.operation == .update, let old = change.old,
                let oldID = try Self.texts(old, change: change, handler: name)["id"], oldID != row["id"] {
-                cache.remove(oldID)
+                formerID = oldID
                 rows.append(logRow("delete", id: oldID))
             }
-            guard let id = row["id"] else { return rows }
-            // Columns this UPDATE left alone in TOAST keep what is known of them.
+            guard let id = row["id"] else {
+                if let formerID { cache.remove(formerID) }
+                return rows
+            }
+            // Columns this UPDATE left alone in TOAST keep what is known of them, under the
+            // id the row had before if the UPDATE changed it.
             let unchanged = Set(zip(new.columns, new.values).compactMap { column, value in
                 if case .unchangedToast = value { column.name } else { nil }
             })
-            let parsed = cache.record(id, fields: row, unchanged: unchanged)
+            let parsed = cache.record(id, fields: row, unchanged: unchanged, formerID: formerID)
+            if let formerID { cache.remove(formerID) }
             if case .failure(let problem) = parsed, row["is_active"] == "t" {
                 logger.warning("webhook config cannot fire; it is skipped until it is fixed", metadata: [
                     "config": "\(id)", "lsn": "\(lsn)", "reason": "\(problem.reason)",
                 ])
             }
-            rows.append(logRow("upsert", id: id, row, unchanged: unchanged))
+            // The log holds the row as known, so a restart rebuilds it without the former id.
+            let known = cache.fields(id: id) ?? row
+            rows.append(logRow("upsert", id: id, known, unchanged: unchanged.filter { known[$0] == nil }))
             return rows
         case .delete:
             guard let old = change.old, let id = try Self.texts(old, change: change, handler: name)["id"] else { return [] }

@@ -110,13 +110,17 @@ public struct SlotReplay: Sendable {
                                          standsByWhileSlotInUse: false)
         if request.dryRun {
             var transactions = 0
-            try SlotPeek(source, end: end.lsn).run(until: stop) { transaction in
-                guard transaction.endLSN > start else { return }
-                try planner.plan(transaction) { _ in }
-                // Nothing is written: what the transaction came to counts as it is.
-                router.batchEnded(committed: true)
-                transactions += 1
-                progress(transaction.endLSN, transactions)
+            do {
+                try SlotPeek(source, end: end.lsn).run(until: stop) { transaction in
+                    guard transaction.endLSN > start else { return }
+                    try planner.plan(transaction) { _ in }
+                    // Nothing is written: what the transaction came to counts as it is.
+                    router.batchEnded(committed: true)
+                    transactions += 1
+                    progress(transaction.endLSN, transactions)
+                }
+            } catch let error as PostgresError where error.isSlotInUse {
+                throw ReplayError.active(slot: request.slot, pid: nil)
             }
             return outcome(reachedEnd: !stop.isRequested, position: start)
         }
