@@ -150,8 +150,8 @@ public final class SlotReader {
     /// One connection's worth of streaming. Returns true when asked to stop.
     private func stream(from start: LSN, until stop: StopSignal, onStreaming: () -> Void, onStreamEnded: () -> Void = {},
                         sink: inout some TransactionSink, acknowledged: inout LSN) throws -> Bool {
+        try requirePublishedTables()
         let connection = try ReplicationConnection(url: settings.databaseURL)
-        try requirePublishedTables(connection.connection)
         let slot: String
         if let configured = settings.slot {
             slot = configured
@@ -240,7 +240,13 @@ public final class SlotReader {
         }
     }
 
-    private func requirePublishedTables(_ connection: PostgresConnection) throws {
+    /// Asked on a connection of its own, never the walsender's: a catalog query there caches
+    /// today's publication in that backend, and pgoutput then decides the stream by it instead
+    /// of by the publication of each change's time (a publication dropped and created again
+    /// since made every earlier change look unpublished, and a `publish_via_partition_root`
+    /// set since moved earlier changes under the root).
+    private func requirePublishedTables() throws {
+        let connection = try PostgresConnection(url: settings.databaseURL)
         let rows = try connection.execute(
             "SELECT 1 FROM pg_publication_tables WHERE pubname = \(quoteLiteral(settings.publication)) LIMIT 1").rows
         guard !rows.isEmpty else { throw SlotReaderError.emptyPublication(settings.publication) }

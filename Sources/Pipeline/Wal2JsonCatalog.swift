@@ -54,7 +54,12 @@ final class Wal2JsonCatalog: @unchecked Sendable {
             let chain = try [table] + (history.ancestors(of: table, at: lsn) ?? catalogAncestors(of: table))
             let published: PublicationMembership
             if followsPublicationHistory, let recorded = history.membership(of: publication, at: lsn, xid: xid) {
-                if recorded.isDropped { throw PublicationDropped(publication: publication, lsn: lsn) }
+                if recorded.isDropped {
+                    // The history's own rows, written by the very DDL that dropped it (and perhaps
+                    // made it again), are bookkeeping, not changes a handler waits for.
+                    if table == SchemaHistory.table || table == SchemaHistory.publicationTable { return nil }
+                    throw PublicationDropped(publication: publication, lsn: lsn)
+                }
                 published = recorded
             } else {
                 if membership.target(chain) == nil, lsn >= readAt { try refreshMembers() }
