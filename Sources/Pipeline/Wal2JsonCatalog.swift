@@ -37,7 +37,7 @@ final class Wal2JsonCatalog: @unchecked Sendable {
     init(url: String, publication: String) throws {
         connection = try PostgresConnection(url: url)
         self.publication = publication
-        history = try Self.loadHistory(connection)
+        history = try Self.loadHistory(connection, publication: publication)
         followsPublicationHistory = try connection.execute("""
             SELECT EXISTS (SELECT FROM pg_event_trigger WHERE evtname = 'changerelay_publication_history' AND evtenabled <> 'D')
                    AND to_regclass('changerelay.publication_history') IS NOT NULL AS follows
@@ -190,8 +190,10 @@ final class Wal2JsonCatalog: @unchecked Sendable {
         return shape
     }
 
-    /// Every recorded shape and membership; none of those whose file (010, 028) is not installed.
-    private static func loadHistory(_ connection: PostgresConnection) throws -> SchemaHistory {
+    /// Every recorded shape, and every membership of `publication` (the others' would only
+    /// take memory: a publication of thousands of tables grown one table at a time has as many
+    /// entries); none of those whose file (010, 028) is not installed.
+    private static func loadHistory(_ connection: PostgresConnection, publication: String) throws -> SchemaHistory {
         var history = SchemaHistory()
         let installed = try connection.execute("""
             SELECT to_regclass('changerelay.schema_history') IS NOT NULL AS shapes,
@@ -206,10 +208,10 @@ final class Wal2JsonCatalog: @unchecked Sendable {
             }
         }
         if installed.value("publications") == "t" {
-            for row in try connection.execute("""
+            for row in try connection.query("""
                 SELECT id::text, position::text, publication, membership::text, xid::text, settled_at::text
-                FROM changerelay.publication_history ORDER BY id
-                """).rows {
+                FROM changerelay.publication_history WHERE publication = $1 ORDER BY id
+                """, [publication]).rows {
                 try history.recordPublication(id: row[0], position: row[1], publication: row[2],
                                               membership: Array((row[3] ?? "").utf8), xid: row[4], settledAt: row[5],
                                               committed: true)
