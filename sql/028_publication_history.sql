@@ -49,9 +49,13 @@ CREATE TABLE IF NOT EXISTS changerelay.publication_history (
     recorded_at timestamptz NOT NULL DEFAULT now()
 );
 
+-- SECURITY DEFINER: it fires at the commit of whoever ran the DDL (the application's role,
+-- which may not even see the changerelay schema), after the event trigger's own function
+-- has returned.
 CREATE OR REPLACE FUNCTION changerelay.settle_publication_entry()
 RETURNS trigger
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = pg_catalog
 AS $$
 BEGIN
@@ -215,6 +219,7 @@ END $$;
 REVOKE ALL ON FUNCTION changerelay.record_publications(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION changerelay.record_publication_change() FROM PUBLIC;
 REVOKE ALL ON FUNCTION changerelay.record_schema_cascades() FROM PUBLIC;
+REVOKE ALL ON FUNCTION changerelay.settle_publication_entry() FROM PUBLIC;
 
 DO $$
 BEGIN

@@ -29,11 +29,13 @@ import Testing
         try db.execute("SELECT pg_create_logical_replication_slot('p_wal2json', 'wal2json')")
     }
 
-    /// A cluster of its own with `ddl` run, then both plugins' slots made.
-    static func clusterWithSlots(after ddl: String) throws -> (LocalPostgres, PostgresConnection) {
+    /// A cluster of its own with `ddl` run, then both plugins' slots made; with `histories`,
+    /// the schema and publication histories (sql/010, sql/028) are installed first.
+    static func clusterWithSlots(after ddl: String, histories: Bool = false) throws -> (LocalPostgres, PostgresConnection) {
         let cluster = try startCluster(schema: false)
         do {
             let db = try cluster.connect()
+            if histories { try installPublicationHistory(db) }
             try db.execute(ddl)
             try createSlots(db)
             return (cluster, db)
@@ -73,15 +75,19 @@ import Testing
         INSERT INTO unpublished VALUES (1);
         """
 
+    static func partitions(viaRoot: Bool) -> String {
+        """
+        CREATE TABLE measures (id int, k int, v text, PRIMARY KEY (id, k)) PARTITION BY RANGE (k);
+        CREATE TABLE measures_low PARTITION OF measures FOR VALUES FROM (0) TO (10);
+        CREATE TABLE measures_high (v text, k int, id int, PRIMARY KEY (id, k));
+        ALTER TABLE measures ATTACH PARTITION measures_high FOR VALUES FROM (10) TO (20);
+        CREATE TABLE unpublished (id int PRIMARY KEY);
+        CREATE PUBLICATION parts FOR TABLE measures WITH (publish_via_partition_root = \(viaRoot));
+        """
+    }
+
     static func createPartitions(_ db: PostgresConnection, viaRoot: Bool) throws {
-        try db.execute("""
-            CREATE TABLE measures (id int, k int, v text, PRIMARY KEY (id, k)) PARTITION BY RANGE (k);
-            CREATE TABLE measures_low PARTITION OF measures FOR VALUES FROM (0) TO (10);
-            CREATE TABLE measures_high (v text, k int, id int, PRIMARY KEY (id, k));
-            ALTER TABLE measures ATTACH PARTITION measures_high FOR VALUES FROM (10) TO (20);
-            CREATE TABLE unpublished (id int PRIMARY KEY);
-            CREATE PUBLICATION parts FOR TABLE measures WITH (publish_via_partition_root = \(viaRoot));
-            """)
+        try db.execute(partitions(viaRoot: viaRoot))
     }
 
     @Test(arguments: [true, false])
@@ -434,22 +440,16 @@ import Testing
     static let publishedAsOfEachChange = ["measures_low insert 1", "t1 insert 1", "measures insert 2", "measures insert 3",
                                           "t2 insert 3", "measures insert 4"]
 
-    static func createPublicationWorkloadTables(_ db: PostgresConnection) throws {
-        try createPartitions(db, viaRoot: false)
-        try db.execute("CREATE TABLE t1 (id int PRIMARY KEY, v text); ALTER PUBLICATION parts ADD TABLE t1")
-    }
+    static let publicationWorkloadTables = partitions(viaRoot: false)
+        + "; CREATE TABLE t1 (id int PRIMARY KEY, v text); ALTER PUBLICATION parts ADD TABLE t1"
 
     /// What a publication publishes changes while a backlog waits (tables dropped and added
     /// back, publish actions, publish_via_partition_root, a table and a schema renamed): read
     /// later, each change is published as the publication was when it was made, as pgoutput
     /// decides, not as it is when the backlog is read.
     @Test func publicationChangesReadLaterArePublishedAsOfEachChange() throws {
-        let cluster = try startCluster(schema: false)
+        let (cluster, db) = try Self.clusterWithSlots(after: Self.publicationWorkloadTables, histories: true)
         defer { try? cluster.stop() }
-        let db = try cluster.connect()
-        try Self.installPublicationHistory(db)
-        try Self.createPublicationWorkloadTables(db)
-        try Self.createSlots(db)
         for step in Self.publicationChanges { try db.execute(step) }
         let expected = Self.publishedAsOfEachChange
         let lines = try Self.tailBoth(cluster, publication: "parts", count: expected.count)
@@ -460,12 +460,8 @@ import Testing
 
     /// The same while streaming: the membership read at connect is not what decides.
     @Test func publicationChangesWhileStreamingAreFollowed() throws {
-        let cluster = try startCluster(schema: false)
+        let (cluster, db) = try Self.clusterWithSlots(after: Self.publicationWorkloadTables, histories: true)
         defer { try? cluster.stop() }
-        let db = try cluster.connect()
-        try Self.installPublicationHistory(db)
-        try Self.createPublicationWorkloadTables(db)
-        try Self.createSlots(db)
         let tail = try Background(["tail", "--plugin", "wal2json", "--slot", "p_wal2json"], environment: [
             "CHANGERELAY_SOURCE_DATABASE_URL": cluster.url, "CHANGERELAY_SOURCE_PUBLICATION": "parts",
         ])
@@ -484,19 +480,15 @@ import Testing
     /// parent and the typed tables of an `ALTER TYPE … CASCADE` get their shapes recorded too,
     /// so their later changes read back print the columns pgoutput prints.
     @Test func inheritanceChildrenAndTypedTablesFollowTheirParentsDDL() throws {
-        let cluster = try startCluster(schema: false)
-        defer { try? cluster.stop() }
-        let db = try cluster.connect()
-        try Self.installPublicationHistory(db)
-        try db.execute("""
+        let (cluster, db) = try Self.clusterWithSlots(after: """
             CREATE TABLE ipar (id int PRIMARY KEY, a text, b text, c text);
             CREATE TABLE ichild (extra int) INHERITS (ipar);
             ALTER TABLE ichild ADD PRIMARY KEY (id);
             CREATE TYPE ty AS (id int, a text, b text);
             CREATE TABLE typed OF ty (PRIMARY KEY (id));
             CREATE PUBLICATION inh FOR TABLE ichild, typed;
-            """)
-        try Self.createSlots(db)
+            """, histories: true)
+        defer { try? cluster.stop() }
         try db.execute("""
             INSERT INTO ichild VALUES (1, 'a', 'b', 'c', 1);
             INSERT INTO typed VALUES (1, 'a', 'b');
@@ -524,12 +516,8 @@ import Testing
     /// go past a change made while it did not exist, and so does the wal2json path, naming it,
     /// rather than skip every change as unpublished.
     @Test func aDroppedPublicationStopsTheStreamNamingIt() throws {
-        let cluster = try startCluster(schema: false)
+        let (cluster, db) = try Self.clusterWithSlots(after: "CREATE TABLE kept (id int PRIMARY KEY); CREATE PUBLICATION brief FOR TABLE kept", histories: true)
         defer { try? cluster.stop() }
-        let db = try cluster.connect()
-        try Self.installPublicationHistory(db)
-        try db.execute("CREATE TABLE kept (id int PRIMARY KEY); CREATE PUBLICATION brief FOR TABLE kept")
-        try Self.createSlots(db)
         try db.execute("INSERT INTO kept VALUES (1)")
         try db.execute("DROP PUBLICATION brief")
         try db.execute("INSERT INTO kept VALUES (2)")
@@ -569,16 +557,12 @@ import Testing
     /// yet committed was made under the old membership (pgoutput's view), whether that other
     /// transaction commits before it or after; its own later changes see the new one.
     @Test func concurrentWritesAreDecidedByTheMembershipBeforeTheAltersCommit() throws {
-        let cluster = try startCluster(schema: false)
-        defer { try? cluster.stop() }
-        let db = try cluster.connect()
-        let other = try cluster.connect()
-        try Self.installPublicationHistory(db)
-        try db.execute("""
+        let (cluster, db) = try Self.clusterWithSlots(after: """
             CREATE TABLE dropped (id int PRIMARY KEY); CREATE TABLE added (id int PRIMARY KEY);
             CREATE PUBLICATION racing FOR TABLE dropped;
-            """)
-        try Self.createSlots(db)
+            """, histories: true)
+        defer { try? cluster.stop() }
+        let other = try cluster.connect()
         try db.execute("BEGIN; ALTER PUBLICATION racing DROP TABLE dropped; ALTER PUBLICATION racing ADD TABLE added")
         try other.execute("INSERT INTO dropped VALUES (1); INSERT INTO added VALUES (1)")
         try other.execute("BEGIN; INSERT INTO dropped VALUES (2); INSERT INTO added VALUES (2)")
@@ -599,12 +583,8 @@ import Testing
     /// stops at the first change after the publication was made again, "publication does not
     /// exist"; the wal2json path goes on.)
     @Test func aPublicationMadeAgainKeepsTheChangesBeforeIt() throws {
-        let cluster = try startCluster(schema: false)
+        let (cluster, db) = try Self.clusterWithSlots(after: "CREATE TABLE kept (id int PRIMARY KEY); CREATE PUBLICATION again FOR TABLE kept", histories: true)
         defer { try? cluster.stop() }
-        let db = try cluster.connect()
-        try Self.installPublicationHistory(db)
-        try db.execute("CREATE TABLE kept (id int PRIMARY KEY); CREATE PUBLICATION again FOR TABLE kept")
-        try Self.createSlots(db)
         try db.execute("INSERT INTO kept VALUES (1)")
         try db.execute("INSERT INTO kept VALUES (2)")
         try db.execute("BEGIN; DROP PUBLICATION again; CREATE PUBLICATION again FOR TABLE kept; COMMIT")
@@ -618,5 +598,42 @@ import Testing
         #expect(rest.status == 0, "\(rest.stderr.suffix(1500))")
         #expect(rest.stdout.split(separator: "\n").compactMap { try? JSONParser.parse(Array($0.utf8)) }.map(Self.summary)
             == ["kept insert 3"])
+    }
+
+    /// Publication DDL by an ordinary role: the entries are written and settled by functions
+    /// that run as their owner (the settlement fires at that role's commit, long after the
+    /// event trigger's function returned), and the role cannot write them itself. Installed
+    /// by a role that cannot create event triggers, 028 leaves the table and its baseline.
+    @Test func publicationDDLByAnOrdinaryRoleIsRecordedAndSettled() throws {
+        let cluster = try startCluster(schema: false)
+        defer { try? cluster.stop() }
+        let db = try cluster.connect()
+        try Self.installPublicationHistory(db)
+        try db.execute("CREATE ROLE app LOGIN; GRANT CREATE ON SCHEMA public TO app; GRANT CREATE ON DATABASE postgres TO app")
+        try db.execute("CREATE DATABASE declined OWNER app")
+        try db.execute("""
+            SET ROLE app; CREATE TABLE app_owned (id int PRIMARY KEY); CREATE PUBLICATION app_pub FOR TABLE app_owned;
+            ALTER TABLE app_owned RENAME TO app_renamed; RESET ROLE
+            """)
+        let entries = try db.execute("""
+            SELECT count(*) AS rows, count(settled_at) AS settled, max(membership->'relations'->0->>1) FILTER (WHERE id = (
+                       SELECT max(id) FROM changerelay.publication_history WHERE publication = 'app_pub')) AS latest
+            FROM changerelay.publication_history WHERE publication = 'app_pub'
+            """)
+        #expect(entries.value("rows") == "2" && entries.value("settled") == "2" && entries.value("latest") == "app_renamed")
+        #expect(throws: PostgresError.self) {
+            try db.execute("SET ROLE app; SELECT changerelay.record_publications('ddl')")
+        }
+        try db.execute("RESET ROLE")
+
+        let other = try cluster.connect(database: "declined")
+        try other.execute("SET ROLE app; CREATE SCHEMA changerelay")
+        try other.execute(try String(contentsOfFile: repositoryRoot + "/sql/010_schema_history.sql", encoding: .utf8))
+        try other.execute(try String(contentsOfFile: repositoryRoot + "/sql/028_publication_history.sql", encoding: .utf8))
+        let state = try other.execute("""
+            SELECT to_regclass('changerelay.publication_history') IS NOT NULL AS has_table,
+                   (SELECT count(*) FROM pg_event_trigger) AS triggers
+            """)
+        #expect(state.value("has_table") == "t" && state.value("triggers") == "0")
     }
 }
