@@ -60,12 +60,12 @@ public struct SchemaHistory: Sendable {
     public static let table = TableName(schema: "changerelay", name: "schema_history")
     public static let publicationTable = TableName(schema: "changerelay", name: "publication_history")
 
-    private struct Entry<Value: Sendable>: Sendable {
+    private struct Entry: Sendable {
         var position: LSN
-        var value: Value
+        var shape: TableShape
     }
 
-    private var entries: [TableName: [Entry<TableShape>]] = [:]
+    private var entries: [TableName: [Entry]] = [:]
     private var ids: Set<Int64> = []
     private struct PublicationEntry: Sendable {
         var id: Int64
@@ -101,12 +101,16 @@ public struct SchemaHistory: Sendable {
         do { json = try JSONParser.parse(shape) } catch { throw failure("shape is not JSON: \(error)") }
         let parsed = try Self.shape(json, failure)
         ids.insert(number)
-        Self.insert(Entry(position: lsn, value: parsed), into: &entries[TableName(schema: schema, name: table), default: []])
+        let name = TableName(schema: schema, name: table)
+        var list = entries[name, default: []]
+        let index = list.firstIndex { $0.position > lsn } ?? list.endIndex
+        list.insert(Entry(position: lsn, shape: parsed), at: index)
+        entries[name] = list
     }
 
     /// Adds one row of `changerelay.publication_history`; `membership` is its jsonb text.
-    /// A row read from the table has settled (its transaction committed): one written before
-    /// 028 kept `settled_at` counts from its position.
+    /// A row read from the table (`committed`) without `settled_at`, whose settlement trigger
+    /// did not fire, counts for every transaction from its position.
     public mutating func recordPublication(id: String?, position: String?, publication: String?, membership: some Collection<UInt8>,
                                            xid: String?, settledAt: String?, committed: Bool) throws(SchemaHistoryError) {
         func failure(_ reason: String) -> SchemaHistoryError {
@@ -149,11 +153,6 @@ public struct SchemaHistory: Sendable {
         publications[publication]?[index].settled = lsn
     }
 
-    private static func insert<Value>(_ entry: Entry<Value>, into list: inout [Entry<Value>]) {
-        let index = list.firstIndex { $0.position > entry.position } ?? list.endIndex
-        list.insert(entry, at: index)
-    }
-
     /// Adds the row a streamed INSERT into one of the history tables carries, and a streamed
     /// settlement of a publication entry; other operations on them (an operator's clean-up)
     /// change nothing already known.
@@ -190,7 +189,8 @@ public struct SchemaHistory: Sendable {
 
     /// The table's shape at `lsn`, nil when the history has no entry for it.
     public func shape(of table: TableName, at lsn: LSN) -> TableShape? {
-        entries[table].flatMap { Self.value(in: $0, at: lsn) }
+        guard let list = entries[table], let oldest = list.first else { return nil }
+        return list.last { $0.position < lsn }?.shape ?? oldest.shape
     }
 
     /// What `publication` published for a change at `lsn` of transaction `xid`, nil when the
@@ -200,10 +200,6 @@ public struct SchemaHistory: Sendable {
         return (list.last { $0.applies(at: lsn, xid: xid) } ?? oldest).membership
     }
 
-    private static func value<Value>(in list: [Entry<Value>], at lsn: LSN) -> Value? {
-        guard let oldest = list.first else { return nil }
-        return list.last { $0.position < lsn }?.value ?? oldest.value
-    }
 
     /// The partitioned tables `table` belonged to at `lsn`, parent first; nil when the
     /// history does not know it. An ancestor whose own shape at `lsn` no longer lists the
