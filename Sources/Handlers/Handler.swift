@@ -223,6 +223,7 @@ public struct PrimaryKeys: Sendable {
     /// REPLICA IDENTITY FULL: every column a key column (pgoutput), or none (wal2json).
     private static func sendsWholeRowAsIdentity(_ change: Change) -> Bool {
         guard let row = change.new ?? change.old else { return false }
-        return row.columns.allSatisfy(\.isKey) || !row.columns.contains(where: \.isKey)
+        let keys = row.columns.count { $0.isKey }
+        return keys == row.columns.count || keys == 0
     }
 }

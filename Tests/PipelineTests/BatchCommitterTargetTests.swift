@@ -13,12 +13,23 @@ import Testing
 /// last row's target, and a row must still land in its own table and columns whatever the
 /// rows before it were.
 @Suite struct BatchCommitterTargetTests {
-    @Test func rowsLandInTheirOwnTableAndColumnsWhateverTheRowBeforeThem() throws {
+    /// A cluster of its own with every migration applied, and a connection to it.
+    static func migratedCluster() throws -> (LocalPostgres, PostgresConnection) {
         let cluster = try LocalPostgres()
         try cluster.start()
+        do {
+            let db = try cluster.connect()
+            for migration in try SchemaFiles.migrations() { try db.execute(migration) }
+            return (cluster, db)
+        } catch {
+            try? cluster.stop()
+            throw error
+        }
+    }
+
+    @Test func rowsLandInTheirOwnTableAndColumnsWhateverTheRowBeforeThem() throws {
+        let (cluster, db) = try Self.migratedCluster()
         defer { try? cluster.stop() }
-        let db = try cluster.connect()
-        for migration in try SchemaFiles.migrations() { try db.execute(migration) }
         try db.execute("CREATE TABLE public.left_rows (a text, b text); CREATE TABLE public.right_rows (a text, b text)")
 
         let left = TableName(schema: "public", name: "left_rows")
@@ -58,11 +69,8 @@ import Testing
     /// Rows of two tables interleaved in one batch, megabytes of each: the open COPY's rows go
     /// in pieces, the other table's wait until there are many, and every row lands once.
     @Test func interleavedTablesOfManyRowsLandWhole() throws {
-        let cluster = try LocalPostgres()
-        try cluster.start()
+        let (cluster, db) = try Self.migratedCluster()
         defer { try? cluster.stop() }
-        let db = try cluster.connect()
-        for migration in try SchemaFiles.migrations() { try db.execute(migration) }
         try db.execute("CREATE TABLE public.often (n int, pad text); CREATE TABLE public.seldom (n int, pad text)")
 
         let often = TableName(schema: "public", name: "often")
@@ -95,11 +103,8 @@ import Testing
     /// with an error that says which transactions and which table, and nothing of the batch
     /// is kept: the checkpoint stays where it was.
     @Test func aRowItsTableRefusesNamesTheBatchAndTheTable() throws {
-        let cluster = try LocalPostgres()
-        try cluster.start()
+        let (cluster, db) = try Self.migratedCluster()
         defer { try? cluster.stop() }
-        let db = try cluster.connect()
-        for migration in try SchemaFiles.migrations() { try db.execute(migration) }
         try db.execute("CREATE TABLE public.counted (n bigint)")
         let counted = TableName(schema: "public", name: "counted")
         let committer = try BatchCommitter(
