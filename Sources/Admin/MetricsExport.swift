@@ -98,8 +98,10 @@ final class ScrapedGauges: Sendable {
     }
 
     /// nil: the source could not be read, so the lag is unknown (NaN), not its last value.
+    /// The conversion is spelled out: `map(Double.init)` on a `UInt64` picks
+    /// `Double(bitPattern:)`, which exported 12 MB of lag as 5.9e-317.
     func update(lagBytes: UInt64?) {
-        lag.set(lagBytes.map(Double.init) ?? .nan)
+        lag.set(lagBytes.map { Double($0) } ?? .nan)
     }
 
     func update(checkpoint position: UInt64, counts: [AdminReports.DeliveryCount], buffersOpen: Int) {

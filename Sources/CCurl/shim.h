@@ -47,6 +47,10 @@ static inline CURLcode cr_easy_setopt_headerfunction(CURL *handle, curl_write_ca
     return curl_easy_setopt(handle, CURLOPT_HEADERFUNCTION, callback);
 }
 
+static inline CURLcode cr_easy_setopt_prereqfunction(CURL *handle, curl_prereq_callback callback) {
+    return curl_easy_setopt(handle, CURLOPT_PREREQFUNCTION, callback);
+}
+
 /* ---- easy info ---- */
 
 static inline CURLcode cr_easy_getinfo_long(CURL *handle, CURLINFO info, long *value) {

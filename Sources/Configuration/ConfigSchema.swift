@@ -15,6 +15,9 @@ struct ConfigKey: Sendable {
         /// An `http://` or `https://` URL with a host: refused at start rather than by every
         /// delivery that would go dead with it.
         case httpURL
+        /// An `httpURL` that paths are appended to (`{base_url}/check-conversation`), so
+        /// without a query or fragment, which would end up before the path.
+        case httpBaseURL
         /// A replication slot's name as Postgres accepts it (`a-z`, `0-9`, `_`, at most 63
         /// bytes): refused before `setup` applies anything, and never cut short by the server.
         case slotName
@@ -46,7 +49,7 @@ enum ConfigSchema {
         ConfigKey(section: "source", name: "publication", kind: .string, defaultValue: .string("changerelay_pub")),
         ConfigKey(section: "source", name: "status_interval_ms", kind: .integer(100...3_600_000), defaultValue: .integer(10_000)),
         ConfigKey(section: "state", name: "database_url", kind: .string),
-        ConfigKey(section: "functions", name: "base_url", kind: .httpURL),
+        ConfigKey(section: "functions", name: "base_url", kind: .httpBaseURL),
         ConfigKey(section: "functions", name: "service_key_file", kind: .string),
         ConfigKey(section: "conversation_checks", name: "enabled", kind: .boolean, defaultValue: .boolean(true)),
         ConfigKey(section: "conversation_checks", name: "max_attempts", kind: .integer(1...100), defaultValue: .integer(3)),
@@ -120,7 +123,18 @@ enum ConfigSchema {
             try checkWebhookRules(texts, key: key, origins: texts.indices.map { $0 < elementOrigins.count ? elementOrigins[$0] : origin })
             return value
         case (.httpURL, .string(let text)):
-            guard HTTPURLShape.isValid(text) else { throw fail("must be an http:// or https:// URL with a host, got '\(text)'") }
+            // Quoted redacted: a URL may carry a password or a token in its query.
+            guard HTTPURLShape.isValid(text) else {
+                throw fail("must be an http:// or https:// URL with a host, got '\(redactedURL(text))'")
+            }
+            return value
+        case (.httpBaseURL, .string(let text)):
+            guard HTTPURLShape.isValid(text) else {
+                throw fail("must be an http:// or https:// URL with a host, got '\(redactedURL(text))'")
+            }
+            guard !text.contains("?"), !text.contains("#") else {
+                throw fail("must have no query or fragment (each function's name is appended to its path), got '\(redactedURL(text))'")
+            }
             return value
         case (.slotName, .string(let text)):
             guard !text.isEmpty, text.utf8.count <= 63,
@@ -136,7 +150,7 @@ enum ConfigSchema {
                 }
             }
             return value
-        case (.string, _), (.choice, _), (.httpURL, _), (.slotName, _):
+        case (.string, _), (.choice, _), (.httpURL, _), (.httpBaseURL, _), (.slotName, _):
             throw fail("must be a string, got \(value.typeName)")
         case (.integer, _):
             throw fail("must be an integer, got \(value.typeName)")
@@ -154,7 +168,7 @@ enum ConfigSchema {
         func fail(_ reason: String) -> ConfigError { ConfigError(key: key.path, origin: origin, reason: reason) }
         let value: TOMLValue
         switch key.kind {
-        case .string, .choice, .httpURL, .slotName:
+        case .string, .choice, .httpURL, .httpBaseURL, .slotName:
             value = .string(text)
         case .integer:
             guard let number = Int64(text) else { throw fail("must be an integer, got '\(text)'") }

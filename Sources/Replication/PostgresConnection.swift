@@ -168,9 +168,18 @@ public final class PostgresConnection: @unchecked Sendable {
     }
 
     func resultError(_ result: OpaquePointer, statement: String?) -> PostgresError {
-        let state = PQresultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) }
-        var message = PQresultErrorMessage(result).map { String(cString: $0) } ?? ""
-        if message.isEmpty { message = Self.lastError(handle) }
+        func field(_ code: Character) -> String? {
+            PQresultErrorField(result, Int32(code.asciiValue!)).map { String(cString: $0).trimmingTrailingWhitespace }
+        }
+        let state = field("C")
+        let message: String
+        if let primary = field("M") {
+            message = ServerErrorText(severity: field("S"), primary: primary, detail: field("D"), hint: field("H"),
+                                      context: field("W")).rendered
+        } else {
+            message = PQresultErrorMessage(result).map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 }
+                ?? Self.lastError(handle)
+        }
         let kind: PostgresError.Kind = PQstatus(handle) == CONNECTION_OK ? .queryFailed(sqlState: state) : .connectionLost
         return PostgresError(kind, message.trimmingTrailingWhitespace, endpoint: endpoint, statement: statement)
     }

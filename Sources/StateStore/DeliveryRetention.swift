@@ -15,6 +15,7 @@ public enum DeliveryRetention {
                 SELECT id FROM changerelay.deliveries
                 WHERE status = 'succeeded' AND completed_at < now() - make_interval(days => $1::int)
                 ORDER BY completed_at LIMIT $2))
+              AND status = 'succeeded' AND completed_at < now() - make_interval(days => $1::int)
             """, age: String(days), on: db)
     }
 
@@ -25,6 +26,7 @@ public enum DeliveryRetention {
                 SELECT id FROM changerelay.deliveries
                 WHERE status = 'dead' AND completed_at < now() - make_interval(secs => $1::float8)
                 ORDER BY completed_at LIMIT $2))
+              AND status = 'dead' AND completed_at < now() - make_interval(secs => $1::float8)
             """, age: String(seconds), on: db)
     }
 
@@ -32,6 +34,9 @@ public enum DeliveryRetention {
     /// than a whole batch; the total deleted. Each batch's ids are collected first, oldest
     /// first, from 015's partial index, and deleted through the primary key
     /// (`id = ANY (ARRAY(…))`): with `id IN (…)` the planner may hash-join the whole table.
+    /// The DELETE repeats the status and age: a row an operator re-queued (`deliveries retry`)
+    /// after its id was collected is checked again, in its new version, when the DELETE waits
+    /// for the re-queue's lock, and the id list alone would delete a pending delivery.
     private static func deleteInBatches(name: String, _ sql: String, age: String,
                                         on db: PostgresConnection) throws(PostgresError) -> Int64 {
         var total: Int64 = 0

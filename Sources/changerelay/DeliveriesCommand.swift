@@ -129,10 +129,17 @@ struct Deliveries: ParsableCommand {
 
         func validate() throws {
             guard dead else { throw ValidationError("--dead is required: only dead deliveries can be purged") }
-            guard Duration(age: olderThan) != nil else {
+            guard let age = Duration(age: olderThan) else {
                 throw ValidationError("--older-than must be a whole number and a unit s, m, h or d (30d, 12h), got '\(olderThan)'")
             }
+            // Further back than Postgres' timestamps reach is "every dead delivery" in intent,
+            // but the server refuses the subtraction: a century says it.
+            guard age <= Self.longestAge else {
+                throw ValidationError("--older-than must be at most 36500d (a century), got '\(olderThan)'")
+            }
         }
+
+        static let longestAge = Duration.seconds(36_500 * 86_400)
 
         func run() throws {
             let db = try Deliveries.connect(options)

@@ -232,6 +232,8 @@ func loadError(_ text: String, environment: [String: String] = [:]) throws -> Co
         ("[functions]\nbase_url = \"ftp://x\"\n", "functions.base_url", "http:// or https://"),
         ("[functions]\nbase_url = \"not a url\"\n", "functions.base_url", "http:// or https://"),
         ("[functions]\nbase_url = \"https://\"\n", "functions.base_url", "with a host"),
+        ("[functions]\nbase_url = \"https://h/functions/v1?apikey=k\"\n", "functions.base_url", "no query or fragment"),
+        ("[functions]\nbase_url = \"https://h/functions/v1#top\"\n", "functions.base_url", "no query or fragment"),
         ("[handlers.echo]\nurl = \"file:///etc/passwd\"\n", "handlers.echo.url", "http:// or https://"),
         ("[handlers.echo]\ntables = [\"a.b.c\"]\n", "handlers.echo.tables", "schema.table"),
         ("[handlers.echo]\nurl = \"https://h:notaport/x\"\n", "handlers.echo.url", "http:// or https://"),
@@ -244,6 +246,21 @@ func loadError(_ text: String, environment: [String: String] = [:]) throws -> Co
         let error = try #require(try loadError(text))
         #expect(error.key == key)
         #expect(error.reason.contains(reason), "\(error)")
+    }
+
+    /// A refused URL is quoted as `redactedURL` shows it: its user-info and query values may
+    /// be the credentials.
+    @Test(arguments: [
+        ("CHANGERELAY_HANDLERS_ECHO_URL", "htp://user:Pw_SECRET@127.0.0.1:8/x?token=Q_SECRET"),
+        ("CHANGERELAY_FUNCTIONS_BASE_URL", "https://h/functions/v1?apikey=K_SECRET"),
+        ("CHANGERELAY_FUNCTIONS_BASE_URL", "http://user:Pw_SECRET@h:99999/"),
+    ])
+    func aRefusedURLIsQuotedWithoutItsCredentials(variable: String, url: String) throws {
+        #expect {
+            try Config.load(path: nil, environment: [variable: url])
+        } throws: { error in
+            "\(error)".contains("<redacted>") && !"\(error)".contains("SECRET")
+        }
     }
 
     @Test func goodURLsSlotNamesAndTablesLoad() throws {

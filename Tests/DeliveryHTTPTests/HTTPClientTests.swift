@@ -283,6 +283,33 @@ struct HTTPClientTests {
         #expect(try await client.send(HTTPRequest(url: receiver.url)).status == 200)
     }
 
+    /// A receiver that reads a request and closes without answering, on a kept-alive
+    /// connection: libcurl would send the request again on a new connection, unasked, within
+    /// the same try. The try fails instead, the request having arrived once.
+    @Test func aRequestIsSentOnceWhenItsKeptAliveConnectionDiesUnderIt() async throws {
+        let receiver = try LocalReceiver()
+        let client = try HTTPClient()
+        for index in 0..<3 { _ = try await client.send(.post(receiver.url(path: "/warm/\(index)"), body: "w")) }
+        #expect(receiver.acceptedConnections == 1)
+        receiver.behavior = .closeWithoutAnswer
+        let error = try #require(await failure(client, .post(receiver.url(path: "/once"), body: "x")))
+        #expect(error.kind == .receiveFailed)
+        #expect(error.message.contains("not sent again within this try"), "\(error)")
+        #expect(receiver.requests.filter { $0.path == "/once" }.count == 1)
+
+        receiver.behavior = .status(200)
+        #expect(try await client.send(.post(receiver.url(path: "/after"), body: "y")).status == 200)
+    }
+
+    /// A header line past libcurl's own limit is a response too large, not "out of memory".
+    @Test func aHeaderLinePastLibcurlsLimitIsTooLarge() async throws {
+        let huge = String(repeating: "h", count: 300_000)
+        let receiver = try LocalReceiver(behavior: .respond(ReceiverResponse(status: 200, headers: [("X-Huge", huge)])))
+        let client = try HTTPClient(configuration: .init(maxResponseHeaderBytes: 1024 * 1024))
+        let error = try #require(await failure(client, HTTPRequest(url: receiver.url)))
+        #expect(error.kind == .tooLarge, "\(error)")
+    }
+
     @Test func oversizedResponseHeadersAreTooLarge() async throws {
         let huge = String(repeating: "h", count: 40_000)
         let receiver = try LocalReceiver(behavior: .respond(ReceiverResponse(status: 200, headers: [("X-Huge", huge)])))

@@ -127,4 +127,31 @@ import Testing
         #expect(try db.execute("SELECT count(*) AS n FROM public.counted").value("n") == "0")
         #expect(try db.execute("SELECT count(*) AS n FROM changerelay.checkpoints WHERE slot_name = 'refused'").value("n") == "0")
     }
+
+    /// A constraint that refuses a planned row names itself and the table, never the row:
+    /// rows the pipeline writes carry webhook headers and URLs with their credentials, and
+    /// the server's detail ("Failing row contains …") and a COPY's context quote them.
+    @Test func aRefusedRowIsNotQuotedInTheError() throws {
+        let (cluster, db) = try Self.migratedCluster()
+        defer { try? cluster.stop() }
+        try db.execute("CREATE TABLE public.guarded (url text, headers jsonb, CONSTRAINT short_urls CHECK (length(url) < 20))")
+        let guarded = TableName(schema: "public", name: "guarded")
+        let secret = "Bearer-SECRET-7f3a"
+        let committer = try BatchCommitter(
+            .init(stateURL: cluster.url, slot: "quoted"), router: Router([]),
+            planning: { _, effect in
+                try effect(.row(PlannedRow(table: guarded, ["url": "http://user:\(secret)@example.com/hook",
+                                                            "headers": #"{"Authorization": "\#(secret)"}"#])))
+            },
+            logger: Logger(label: "test"))
+        _ = try committer.accept(Transaction(xid: 1, commitLSN: LSN(0x1F0), endLSN: LSN(0x200),
+                                             commitTime: PostgresTimestamp(microsecondsSince2000: 0), changes: []))
+        #expect {
+            try committer.flush()
+        } throws: { error in
+            let text = "\(error)"
+            return (error as? BatchRejected)?.underlying.sqlState == "23514" && text.contains("short_urls")
+                && text.contains("COPY guarded, line 1") && !text.contains("SECRET")
+        }
+    }
 }

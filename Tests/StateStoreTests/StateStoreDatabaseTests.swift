@@ -750,4 +750,51 @@ import Testing
         #expect(try DeliveryRequeue.requeue(.allDead, logs: BuiltInHandlers.deliveryLogs, on: db) == 150)
         #expect(try db.execute("SELECT count(*) AS n FROM public.webhook_logs WHERE completed_at IS NULL").value("n") == "150")
     }
+
+    /// A purge that waits for an operator's re-queue of a row it collected must not delete
+    /// the row once the re-queue commits: it is pending again, work to be sent.
+    @Test func aPurgeWaitingForARequeueLeavesTheRequeuedRow() throws {
+        let cluster = try Self.startCluster()
+        defer { try? cluster.stop() }
+        let operatorSession = try cluster.connect()
+        try operatorSession.execute("""
+            INSERT INTO changerelay.deliveries (idempotency_key, handler, source_lsn, target_url, body, retry_policy, status,
+                                                completed_at, updated_at)
+            VALUES ('dead-one', 'echo', '0/0', 'http://127.0.0.1:9/', '{}', '{}', 'dead', now() - interval '1 day', now())
+            """)
+        try operatorSession.execute("""
+            BEGIN;
+            UPDATE changerelay.deliveries SET status = 'pending', completed_at = NULL WHERE idempotency_key = 'dead-one'
+            """)
+        let purge = PurgeOutcome()
+        let url = cluster.url
+        Thread {
+            purge.finish(Result { () throws(PostgresError) -> Int64 in
+                let db = try PostgresConnection(url: url, parameters: [("application_name", "purger")])
+                return try DeliveryRetention.purgeDead(olderThanSeconds: 0, on: db)
+            })
+        }.start()
+        let watcher = try cluster.connect()
+        let deadline = ContinuousClock.now + .seconds(30)
+        while try watcher.execute("SELECT wait_event_type AS w FROM pg_stat_activity WHERE application_name = 'purger'")
+            .value("w") != "Lock" {
+            try #require(ContinuousClock.now < deadline, "the purge never waited for the re-queue's lock")
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+        try operatorSession.execute("COMMIT")
+        #expect(purge.done.wait(timeout: .now() + 30) == .success)
+        #expect(try purge.result?.get() == 0)
+        #expect(try watcher.execute("SELECT status FROM changerelay.deliveries WHERE idempotency_key = 'dead-one'")
+            .value("status") == "pending")
+    }
+}
+
+private final class PurgeOutcome: @unchecked Sendable {
+    let done = DispatchSemaphore(value: 0)
+    private(set) var result: Result<Int64, PostgresError>?
+
+    func finish(_ result: Result<Int64, PostgresError>) {
+        self.result = result
+        done.signal()
+    }
 }

@@ -150,7 +150,7 @@ final class CurlEngine {
 
 /// One request on one easy handle, from `curl_multi_add_handle` to completion.
 final class CurlTransfer {
-    enum Abort { case bodyLimit, headersTooLarge }
+    enum Abort { case bodyLimit, headersTooLarge, resend }
 
     let submission: HTTPSubmission
     let easy: EasyHandle
@@ -170,6 +170,8 @@ final class CurlTransfer {
     private var aborted: Abort?
     /// The final response's headers have ended: what follows is its body.
     private var headersComplete = false
+    /// How many times libcurl was about to send the request (`CURLOPT_PREREQFUNCTION`).
+    private var sends = 0
 
     init(submission: HTTPSubmission, easy: EasyHandle, maxHeaderBytes: Int) {
         self.submission = submission
@@ -213,6 +215,11 @@ final class CurlTransfer {
             return transfer.receiveHeader(UnsafeRawBufferPointer(start: data, count: size * count))
         })
         check(CURLOPT_HEADERDATA, easy.set(CURLOPT_HEADERDATA, pointer: context))
+        check(CURLOPT_PREREQFUNCTION, cr_easy_setopt_prereqfunction(easy.raw) { context, _, _, _, _ in
+            let transfer = Unmanaged<CurlTransfer>.fromOpaque(context!).takeUnretainedValue()
+            return transfer.aboutToSend()
+        })
+        check(CURLOPT_PREREQDATA, easy.set(CURLOPT_PREREQDATA, pointer: context))
 
         // Method and body.
         let method = request.method
@@ -267,6 +274,18 @@ final class CurlTransfer {
     }
 
     // MARK: Callbacks (inside curl_multi_perform, on the client thread)
+
+    /// One request is sent once. When a kept-alive connection dies before any answer comes,
+    /// libcurl sends the same request again on another one, up to five times, with no delay,
+    /// inside one transfer: a receiver that read the request and then closed got it six times
+    /// for one try, whatever the retry policy said. A second send ends the transfer instead,
+    /// as a failed try, and the policy decides when the request goes again.
+    func aboutToSend() -> Int32 {
+        sends += 1
+        guard sends > 1 else { return CURL_PREREQFUNC_OK }
+        aborted = .resend
+        return CURL_PREREQFUNC_ABORT
+    }
 
     /// Returns the bytes taken; anything else makes libcurl abort with CURLE_WRITE_ERROR.
     func receiveBody(_ bytes: UnsafeRawBufferPointer) -> Int {
@@ -323,6 +342,14 @@ final class CurlTransfer {
     func outcome(_ code: CURLcode) -> Result<HTTPResponse, HTTPError> {
         if aborted == .headersTooLarge {
             return .failure(submission.error(.tooLarge, "response headers exceed \(maxHeaderBytes) bytes"))
+        }
+        if aborted == .resend {
+            return .failure(submission.error(.receiveFailed, "the kept-alive connection closed before any answer came "
+                + "(the receiver may have read the request); it is not sent again within this try"))
+        }
+        // libcurl refuses a single header line past its own limit (100 KB) as out of memory.
+        if code == CURLE_OUT_OF_MEMORY && !headersComplete {
+            return .failure(submission.error(.tooLarge, "a response header line is longer than libcurl accepts"))
         }
         // An answer counts from its status line: once a final response's headers are in, a
         // body cut short (by the timeout, a connection closed or reset mid-body, an HTTP/2
