@@ -91,8 +91,12 @@ public struct AdminServer: Service, CustomStringConvertible {
         let application = Application(
             router: router,
             // A client that opens a connection and sends nothing holds a descriptor, which the
-            // service shares with its deliveries and database connections: idle ones are closed.
-            server: .http1(configuration: .init(idleTimeout: .seconds(30))),
+            // service shares with its deliveries and database connections, and one of the
+            // connections below: idle ones are closed soon, or a handful of silent clients
+            // would keep the liveness probe waiting past its timeout (the kubelet's is 3 s).
+            // Every client of this server (probes, Prometheus, the dashboard, curl) sends its
+            // request at once, and one that reconnects for its next request loses nothing.
+            server: .http1(configuration: .init(idleTimeout: .seconds(2))),
             // Past this many open connections the server accepts no more until one closes: the
             // others wait in the kernel's backlog, holding none of the process's descriptors. A
             // flood of connections otherwise used up every descriptor the process has, and the

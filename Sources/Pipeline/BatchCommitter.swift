@@ -161,7 +161,7 @@ public final class BatchCommitter: TransactionSink {
             if batch.rows[target].count >= sendingThreshold(of: target) { try send(target) }
         }
         try transaction.changes.forEach { _, change in
-            batch.changes[CommitMetrics.ChangeKind(table: change.table, operation: change.operation), default: 0] += 1
+            batch.changes[CommitMetrics.ChangeKind(schema: change.schema, table: change.table, operation: change.operation), default: 0] += 1
         }
         let full = policy.planned(endingAt: transaction.endLSN, changes: transaction.changes.count, at: clock.now)
         return .proceed(durableThrough: full ? try commit() : nil)

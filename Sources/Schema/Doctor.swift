@@ -198,24 +198,26 @@ public struct Doctor {
 
     func replicaIdentity(_ db: PostgresConnection) throws(PostgresError) -> [Finding] {
         let rows = try db.query("""
-            SELECT c.relname, c.relreplident,
+            SELECT format('%I.%I', p.schemaname, p.tablename), p.schemaname, c.relname, c.relreplident,
                    EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) AS has_pk
             FROM pg_publication_tables p
             JOIN pg_class c ON c.relname = p.tablename AND c.relnamespace = p.schemaname::regnamespace
-            WHERE p.pubname = $1 ORDER BY c.relname
+            WHERE p.pubname = $1 ORDER BY p.schemaname, c.relname
             """, [publication]).rows
         return rows.map { row in
-            let table = row[0] ?? "?", identity = row[1] ?? "d", hasKey = row[2] == "t"
-            if SeedTables.needFullIdentity.contains(table), identity != "f" {
-                return .problem("replica identity", "public.\(table) needs REPLICA IDENTITY FULL (handlers compare old and new values)",
-                                fix: "ALTER TABLE public.\(table) REPLICA IDENTITY FULL;")
+            // Quoted as an identifier: a name with a quote, a dot or a line break stays one name.
+            let table = row[0] ?? "?", identity = row[3] ?? "d", hasKey = row[4] == "t"
+            if row[1] == "public", let name = row[2], SeedTables.needFullIdentity.contains(name), identity != "f" {
+                return .problem("replica identity", "\(table) needs REPLICA IDENTITY FULL (handlers compare old and new values)",
+                                fix: "ALTER TABLE \(table) REPLICA IDENTITY FULL;")
             }
             if identity == "n" || (identity == "d" && !hasKey) {
-                return .problem("replica identity", "public.\(table) has no replica identity; its UPDATEs and DELETEs fail while it is published",
-                                fix: "ALTER TABLE public.\(table) ADD PRIMARY KEY (...); -- or REPLICA IDENTITY FULL")
+                return .problem("replica identity", "\(table) has no replica identity; its UPDATEs and DELETEs fail while it is published",
+                                fix: hasKey ? "ALTER TABLE \(table) REPLICA IDENTITY DEFAULT;"
+                                    : "ALTER TABLE \(table) ADD PRIMARY KEY (...); -- or REPLICA IDENTITY FULL")
             }
             let name = ["f": "full", "d": "primary key", "i": "index"][identity] ?? identity
-            return .ok("replica identity", "public.\(table): \(name)")
+            return .ok("replica identity", "\(table): \(name)")
         }
     }
 
@@ -260,7 +262,33 @@ public struct Doctor {
         findings.append(schemaUsage.value("ok") == "t"
             ? .ok("privileges", "\(role) can write its schema changerelay")
             : .problem("privileges", "\(role) cannot use schema changerelay", fix: "changerelay setup -- or GRANT ALL ON SCHEMA changerelay TO \(quotedRole);"))
+        findings.append(try writableTables(role: role, quotedRole: quotedRole, db))
         return findings
+    }
+
+    /// The tables the service writes: its own (`changerelay.*`, and their sequences) and
+    /// the seed's effect and log tables that exist. Usage of the schema alone passed here
+    /// while `run` stopped at its first batch, denied a table. Each privilege is asked
+    /// apart: given a list, `has_table_privilege` is true when any one of them is held.
+    func writableTables(role: String, quotedRole: String, _ db: PostgresConnection) throws(PostgresError) -> Finding {
+        let denied = try db.query("""
+            SELECT format('%I.%I', n.nspname, c.relname), c.relkind = 'S' AS sequence
+            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE ((n.nspname = 'changerelay' AND c.relkind IN ('r', 'p', 'S'))
+                   OR (n.nspname = 'public' AND c.relkind IN ('r', 'p') AND c.relname = ANY($2)))
+              AND NOT CASE WHEN c.relkind = 'S' THEN has_sequence_privilege($1, c.oid, 'USAGE')
+                           ELSE has_table_privilege($1, c.oid, 'SELECT') AND has_table_privilege($1, c.oid, 'INSERT')
+                                AND has_table_privilege($1, c.oid, 'UPDATE') AND has_table_privilege($1, c.oid, 'DELETE') END
+            ORDER BY 1
+            """, [role, postgresArray(SeedTables.written)]).rows
+        guard !denied.isEmpty else { return .ok("privileges", "\(role) can write the tables it keeps") }
+        let tables = denied.filter { $0[1] != "t" }.compactMap { $0[0] }
+        let sequences = denied.filter { $0[1] == "t" }.compactMap { $0[0] }
+        var grants: [String] = []
+        if !tables.isEmpty { grants.append("GRANT SELECT, INSERT, UPDATE, DELETE ON \(tables.joined(separator: ", ")) TO \(quotedRole);") }
+        if !sequences.isEmpty { grants.append("GRANT USAGE ON SEQUENCE \(sequences.joined(separator: ", ")) TO \(quotedRole);") }
+        return .problem("privileges", "\(role) cannot write \((tables + sequences).joined(separator: ", "))",
+                        fix: (role == "changerelay" ? "changerelay setup -- or " : "") + grants.joined(separator: " "))
     }
 
     func slotRow(_ db: PostgresConnection) throws(PostgresError) -> [String: String?]? {

@@ -16,4 +16,11 @@ public enum SeedTables {
     /// rules read the old row of the last four ("status changed to", `old_record`).
     public static let needFullIdentity = ["jobs", "habit_tracker", "user_conversations", "automation_execution_logs",
                                           "trip_collaborators", "chat_sessions", "flights", "accommodations"]
+
+    /// The application tables the handlers write their effects and logs into (`sql/005`
+    /// grants them to `changerelay`): a role that cannot write one stops the stream at the
+    /// first batch that does.
+    public static let written = ["trigger_execution_logs", "automation_execution_logs", "communication_logs",
+                                 "idempotency_log", "webhook_logs", "children", "weeks", "habits", "habit_records",
+                                 "message_buffer", "buffer_processing_jobs"]
 }

@@ -34,10 +34,12 @@ import Testing
 
     /// One request through the `curl` command: blocking, so it needs no thread of the
     /// cooperative pool, which the suite's other (blocking) tests may all be holding.
-    static func send(_ url: String, method: String = "GET", token: String? = nil, headers: [String] = []) throws -> Answer {
+    static func send(_ url: String, method: String = "GET", token: String? = nil, headers: [String] = [],
+                     maxSeconds: Int = 30) throws -> Answer {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-        process.arguments = ["-s", "-m", "30"] + (method == "HEAD" ? ["-I", "-o", "/dev/null"] : ["-X", method])
+        let limit: [String] = ["-s", "-m", String(maxSeconds)]
+        process.arguments = limit + (method == "HEAD" ? ["-I", "-o", "/dev/null"] : ["-X", method])
             + ["-w", "\n%{http_code}", url]
             + (token.map { ["-H", "Authorization: Bearer " + $0] } ?? []) + headers.flatMap { ["-H", $0] }
         let output = Pipe()
@@ -274,6 +276,36 @@ import Testing
         flood = []
         try RunPipelineTests.waitFor("answers again") { try Self.send(base + "/healthz").status == 200 }
         #expect(run.child.poll() == nil)
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0)
+    }
+
+    /// Clients that connect and send nothing, more than the server keeps open, hold the
+    /// probes back only until they are closed for idling (2 s, `AdminServer.run`):
+    /// with the 30 s it had, 140 of them failed every liveness probe for half a minute.
+    @Test func silentConnectionsHoldTheProbesBackOnlyBriefly() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let run = try Background(["run"], environment: setup.environment)
+        let base = try Self.adminURL(run)
+        try RunPipelineTests.waitFor("readiness") { try Self.send(base + "/readyz").status == 200 }
+        let port = try #require(base.split(separator: ":").last.flatMap { UInt16($0) })
+        var silent: [Int32] = []
+        defer { for fd in silent { close(fd) } }
+        for _ in 0..<140 {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = port.bigEndian
+            address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+            let connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            try #require(connected == 0)
+            silent.append(fd)
+        }
+        // Within a probe's patience plus the idle timeout, far below the 30 s it took before.
+        #expect(try Self.send(base + "/healthz", maxSeconds: 10).status == 200)
         run.child.signal(SIGTERM)
         #expect(run.waitForExit() == 0)
     }

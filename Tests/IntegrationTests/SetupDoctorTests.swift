@@ -115,6 +115,15 @@ import Testing
             ALTER PUBLICATION changerelay_pub DROP TABLE chat_messages;
             CREATE TABLE no_key (v text);
             ALTER PUBLICATION changerelay_pub ADD TABLE no_key;
+            CREATE TABLE keyed_but_nothing (id int PRIMARY KEY);
+            ALTER TABLE keyed_but_nothing REPLICA IDENTITY NOTHING;
+            ALTER PUBLICATION changerelay_pub ADD TABLE keyed_but_nothing;
+            CREATE SCHEMA other;
+            CREATE TABLE other.jobs (id int PRIMARY KEY);
+            CREATE TABLE other."we.ird" (id int PRIMARY KEY);
+            ALTER PUBLICATION changerelay_pub ADD TABLE other.jobs, other."we.ird";
+            REVOKE INSERT ON public.trigger_execution_logs FROM changerelay;
+            REVOKE ALL ON changerelay.deliveries FROM changerelay;
             """)
         try db.execute("SELECT pg_create_logical_replication_slot('forgotten', 'pgoutput')")
         try db.execute("""
@@ -128,6 +137,13 @@ import Testing
         #expect(out.contains("public.chat_messages is not in publication changerelay_pub"))
         #expect(out.contains("fix: ALTER PUBLICATION changerelay_pub ADD TABLE public.chat_messages;"))
         #expect(out.contains("public.no_key has no replica identity"))
+        #expect(out.contains("fix: ALTER TABLE public.keyed_but_nothing REPLICA IDENTITY DEFAULT;"), "\(out)")
+        // Only public.jobs is the seed's: a table of that name in another schema is any table.
+        #expect(out.contains("ok       replica identity: other.jobs: primary key"), "\(out)")
+        #expect(out.contains(#"ok       replica identity: other."we.ird": primary key"#), "\(out)")
+        #expect(out.contains("changerelay cannot write changerelay.deliveries, public.trigger_execution_logs"), "\(out)")
+        #expect(out.contains("fix: changerelay setup -- or GRANT SELECT, INSERT, UPDATE, DELETE ON changerelay.deliveries, "
+                             + #"public.trigger_execution_logs TO "changerelay";"#), "\(out)")
         #expect(out.contains("WARNING  slot: slot forgotten (inactive, logical) retains "))
         #expect(out.contains("more than --max-retained-bytes 1000000"))
         #expect(out.contains("fix: changerelay replay --slot forgotten (reads it to the end, so it lets the WAL go), "
