@@ -42,17 +42,23 @@ struct PgOutputTransactionDecoder: TransactionDecoder {
 struct Wal2JsonTransactionDecoder: TransactionDecoder {
     var decoder: Wal2JsonDecoder
     let catalog: Wal2JsonCatalog
+    /// Set for a stream from a database not in UTF-8: its records come in its encoding.
+    private let recoder: ServerEncodingRecoder?
 
-    init(catalog: Wal2JsonCatalog, spill: SpillSettings) {
+    /// `recoding`: the records are wal2json's bytes as the walsender sends them, in the
+    /// database's encoding; the peek functions' rows are text the server converted already.
+    init(catalog: Wal2JsonCatalog, spill: SpillSettings, recoding: Bool) throws {
         decoder = Wal2JsonDecoder(router: { table, lsn, xid, history, seen in
             catalog.route(table, at: lsn, xid: xid, history: history, seen: seen)
         },
                                   history: catalog.history, spill: spill)
         self.catalog = catalog
+        recoder = recoding ? try ServerEncodingRecoder(serverEncoding: catalog.serverEncoding) : nil
     }
 
     mutating func consume(_ payload: [UInt8], at lsn: LSN) throws -> [Transaction] {
-        let transaction = try decoder.decode(payload[...], at: lsn)
+        let record = try recoder?.utf8(payload) ?? payload
+        let transaction = try decoder.decode(record[...], at: lsn)
         if let failure = catalog.takeFailure() { throw failure }
         return transaction.map { [$0] } ?? []
     }
@@ -68,12 +74,13 @@ struct Wal2JsonTransactionDecoder: TransactionDecoder {
 extension SlotReader.Settings {
     /// A decoder for the plugin, new for each stream: a relation cache and an open
     /// transaction belong to the stream that sent them. The dry run of a replay decodes the
-    /// peek functions' rows with the same ones.
-    func makeDecoder() throws -> any TransactionDecoder {
+    /// peek functions' rows with the same ones (`fromStream` false: text the server has
+    /// converted to the session's UTF-8 already).
+    func makeDecoder(fromStream: Bool) throws -> any TransactionDecoder {
         switch plugin {
         case .pgoutput: PgOutputTransactionDecoder(protocolVersion: protocolVersion, spill: spill)
-        case .wal2json: Wal2JsonTransactionDecoder(catalog: try Wal2JsonCatalog(url: databaseURL, publication: publication),
-                                                   spill: spill)
+        case .wal2json: try Wal2JsonTransactionDecoder(catalog: try Wal2JsonCatalog(url: databaseURL, publication: publication),
+                                                       spill: spill, recoding: fromStream)
         }
     }
 

@@ -159,7 +159,7 @@ public final class SlotReader {
             slot = "changerelay_tail_\(getpid())"
             _ = try connection.createSlot(slot, plugin: settings.plugin.rawValue, temporary: true)
         }
-        var decoder = try settings.makeDecoder()
+        var decoder = try settings.makeDecoder(fromStream: true)
         let stream = try connection.startReplication(slot: slot, from: start, options: settings.pluginOptions,
                                                      statusInterval: settings.statusInterval)
         backoff.reset()

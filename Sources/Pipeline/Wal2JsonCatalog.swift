@@ -33,10 +33,13 @@ final class Wal2JsonCatalog: @unchecked Sendable {
     private var failure: (any Error)?
     /// The history as loaded at connect; the decoder extends its own copy from the stream.
     let history: SchemaHistory
+    /// The database's encoding, which wal2json writes its records in.
+    let serverEncoding: String
 
     init(url: String, publication: String) throws {
         connection = try PostgresConnection(url: url)
         self.publication = publication
+        serverEncoding = try connection.execute("SHOW server_encoding").rows.first?.first.flatMap { $0 } ?? "UTF8"
         history = try Self.loadHistory(connection, publication: publication)
         followsPublicationHistory = try connection.execute("""
             SELECT EXISTS (SELECT FROM pg_event_trigger WHERE evtname = 'changerelay_publication_history' AND evtenabled <> 'D')

@@ -14,10 +14,15 @@ public final class PostgresConnection: @unchecked Sendable {
 
     /// Connects with libpq. `url` is a conninfo string or `postgresql://` URI; `parameters`
     /// override what it says (e.g. `replication=database`).
+    ///
+    /// The session's client encoding is UTF-8 whatever the database's: everything read is
+    /// decoded as UTF-8, and a session's default is the database's own encoding, so a LATIN1
+    /// database's text (pgoutput's values included: the walsender converts them to the
+    /// client's encoding) came back as bytes that are not UTF-8, shown as U+FFFD.
     public init(url: String, parameters: [(String, String)] = []) throws(PostgresError) {
         try Self.checkReadable(url)
-        let keywords = ["dbname", "connect_timeout", "fallback_application_name"] + parameters.map(\.0)
-        let values = [url, "10", "changerelay"] + parameters.map(\.1)
+        let keywords = ["dbname", "connect_timeout", "fallback_application_name", "client_encoding"] + parameters.map(\.0)
+        let values = [url, "10", "changerelay", "UTF8"] + parameters.map(\.1)
         let connection = Self.withCStrings(keywords) { keywordPointers in
             Self.withCStrings(values) { valuePointers in
                 PQconnectdbParams(keywordPointers, valuePointers, 1)

@@ -636,4 +636,41 @@ import Testing
             """)
         #expect(state.value("has_table") == "t" && state.value("triggers") == "0")
     }
+
+    /// A database in LATIN1 (or any encoding but UTF-8): pgoutput's values are converted
+    /// by the walsender to the session's encoding, which is UTF-8 whatever the database's;
+    /// wal2json's records come in the database's encoding and are converted as they are read.
+    /// Before, pgoutput printed U+FFFD for every non-ASCII letter and wal2json stopped for good
+    /// at the first record holding one, published or not.
+    @Test func aDatabaseNotInUTF8PrintsItsTextThroughBothPlugins() throws {
+        let cluster = try startCluster(schema: false)
+        defer { try? cluster.stop() }
+        try cluster.connect().execute("CREATE DATABASE lat ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0")
+        let url = String(cluster.url.dropLast("postgres".count)) + "lat"
+        let db = try PostgresConnection(url: url)
+        try db.execute("""
+            CREATE TABLE t (id int PRIMARY KEY, v text, j json, b jsonb);
+            CREATE TABLE unpublished (v text);
+            CREATE PUBLICATION lat_pub FOR TABLE t;
+            """)
+        try Self.createSlots(db)
+        try db.execute("""
+            INSERT INTO unpublished VALUES ('déjà vu');
+            INSERT INTO t VALUES (1, 'café ÿ', '{"k": "crème"}', '{"ß": "à"}');
+            UPDATE t SET v = 'garçon' WHERE id = 1;
+            """)
+        let environment = ["CHANGERELAY_SOURCE_DATABASE_URL": url, "CHANGERELAY_SOURCE_PUBLICATION": "lat_pub"]
+        func tail(_ plugin: String) throws -> [JSONValue] {
+            let result = try runChangeRelay(["tail", "--plugin", plugin, "--slot", "p_\(plugin)", "--limit", "2"],
+                                            environment: environment, timeout: .seconds(120))
+            #expect(result.status == 0, "tail --plugin \(plugin): \(result.stderr.suffix(2000))")
+            return try result.stdout.split(separator: "\n").map { try JSONParser.parse(Array($0.utf8)) }
+        }
+        let lines = (pgoutput: try tail("pgoutput"), wal2json: try tail("wal2json"))
+        Self.expectSameLines(lines, count: 2)
+        #expect(lines.pgoutput.first?["new"]?["v"] == .string("café ÿ"), "\(lines.pgoutput)")
+        #expect(lines.pgoutput.first?["new"]?["j"]?["k"] == .string("crème"))
+        #expect(lines.pgoutput.first?["new"]?["b"]?["ß"] == .string("à"))
+        #expect(lines.pgoutput.last?["new"]?["v"] == .string("garçon"))
+    }
 }

@@ -27,7 +27,7 @@ public struct SlotPeek {
     public func run(until stop: StopSignal, handle: (Transaction) throws -> Void) throws {
         guard let slot = settings.slot else { preconditionFailure("a peek reads a named slot") }
         let connection = try PostgresConnection(url: settings.databaseURL, parameters: [("options", pinnedSessionOptions)])
-        var decoder = try settings.makeDecoder()
+        var decoder = try settings.makeDecoder(fromStream: false)
         let function = settings.plugin == .pgoutput ? "pg_logical_slot_peek_binary_changes" : "pg_logical_slot_peek_changes"
         let options = settings.pluginOptions.flatMap { [quoteLiteral($0.0), quoteLiteral($0.1)] }
         try connection.execute("BEGIN")
