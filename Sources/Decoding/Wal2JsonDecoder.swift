@@ -300,8 +300,16 @@ public struct Wal2JsonDecoder: Sendable {
         let identity = sent(fields.identity ?? [])
         let columns = sent(fields.columns ?? [])
         let known = route?.columns.map { known in listed == nil ? known : known.filter(isSent) }
-        func inIdentity(_ name: String) -> Bool { identity.contains { $0.name == name } }
-        let identityIsKey = if let known { known.contains { !inIdentity($0) } } else { columns.contains { !inIdentity($0.name) } }
+        // wal2json does not say whether the identity is FULL: it is when every column the row
+        // has is in it. Decided on what wal2json sent, before a column list or generated
+        // columns are left out (a publication carrying only the key made every sent column an
+        // identity column, read as FULL: an old row where pgoutput sends none), and on the
+        // shape, which knows the unchanged TOAST columns the record leaves out. A table whose
+        // every column is in its key reads as FULL either way: only the catalog could tell.
+        let rawIdentity = fields.identity ?? []
+        func inIdentity(_ name: String) -> Bool { rawIdentity.contains { $0.name == name } }
+        let identityIsKey = (route?.columns?.contains { !inIdentity($0) } ?? false)
+            || (fields.columns ?? []).contains { !inIdentity($0.name) }
         let keys: [ParsedColumn] = if let pk = fields.pk, !pk.isEmpty { pk } else if identityIsKey { identity } else { [] }
         func isKey(_ name: String) -> Bool { keys.contains { $0.name == name } }
 

@@ -673,4 +673,32 @@ import Testing
         #expect(lines.pgoutput.first?["new"]?["b"]?["ß"] == .string("à"))
         #expect(lines.pgoutput.last?["new"]?["v"] == .string("garçon"))
     }
+
+    /// An UPDATE that keeps its key has no old row through pgoutput unless the identity is
+    /// FULL. wal2json does not say which identity a table has: it was read as FULL whenever
+    /// every column sent was an identity column, which a column list of the key alone, or a
+    /// table whose only other column is generated, makes so.
+    @Test func anUpdateKeepingItsKeyHasNoOldRowWhateverTheColumnListLeavesOut() throws {
+        let (cluster, db) = try Self.clusterWithSlots(after: """
+            CREATE TABLE gen (id int PRIMARY KEY, g int GENERATED ALWAYS AS (id * 2) STORED);
+            CREATE TABLE listed (id int PRIMARY KEY, v text);
+            CREATE TABLE by_index (a int NOT NULL, b int, c text);
+            CREATE UNIQUE INDEX by_index_a ON by_index (a);
+            ALTER TABLE by_index REPLICA IDENTITY USING INDEX by_index_a;
+            CREATE TABLE full_listed (id int PRIMARY KEY, v text);
+            ALTER TABLE full_listed REPLICA IDENTITY FULL;
+            CREATE PUBLICATION keys_pub FOR TABLE gen, listed (id), by_index (a), full_listed;
+            """)
+        defer { try? cluster.stop() }
+        try db.execute("""
+            INSERT INTO gen VALUES (1); UPDATE gen SET id = id;
+            INSERT INTO listed VALUES (1, 'a'); UPDATE listed SET v = 'b';
+            INSERT INTO by_index VALUES (1, 2, 'x'); UPDATE by_index SET c = 'y';
+            INSERT INTO full_listed VALUES (1, 'a'); UPDATE full_listed SET v = 'b';
+            """)
+        let lines = try Self.tailBoth(cluster, publication: "keys_pub", count: 8)
+        Self.expectSameLines(lines, count: 8)
+        let updates = lines.wal2json.filter { $0["op"] == .string("update") }
+        #expect(updates.map { $0["old"] == .null } == [true, true, true, false], "\(updates)")
+    }
 }
