@@ -15,10 +15,15 @@ BEGIN
              || (SELECT string_agg(format('public.%I', s), ', ') FROM unnest(sources) AS s);
     ELSE
         FOREACH t IN ARRAY sources LOOP
-            -- pg_publication_tables also counts FOR ALL TABLES / TABLES IN SCHEMA members.
+            -- pg_publication_tables also counts FOR ALL TABLES / TABLES IN SCHEMA members, but
+            -- shows a partitioned table published without publish_via_partition_root as its
+            -- partitions: pg_publication_rel has the table itself (adding it again fails).
             IF NOT EXISTS (
                 SELECT FROM pg_publication_tables
                 WHERE pubname = 'changerelay_pub' AND schemaname = 'public' AND tablename = t
+            ) AND NOT EXISTS (
+                SELECT FROM pg_publication_rel r JOIN pg_publication p ON p.oid = r.prpubid
+                WHERE p.pubname = 'changerelay_pub' AND r.prrelid = to_regclass(format('public.%I', t))
             ) THEN
                 EXECUTE format('ALTER PUBLICATION changerelay_pub ADD TABLE public.%I', t);
             END IF;

@@ -19,6 +19,9 @@ BEGIN
     IF NOT EXISTS (
         SELECT FROM pg_publication_tables
         WHERE pubname = 'changerelay_pub' AND schemaname = 'public' AND tablename = 'automation_execution_logs'
+    ) AND NOT EXISTS (  -- a partitioned table published as its partitions (see 004)
+        SELECT FROM pg_publication_rel r JOIN pg_publication p ON p.oid = r.prpubid
+        WHERE p.pubname = 'changerelay_pub' AND r.prrelid = 'public.automation_execution_logs'::regclass
     ) THEN
         ALTER PUBLICATION changerelay_pub ADD TABLE public.automation_execution_logs WHERE (status = 'completed');
     END IF;

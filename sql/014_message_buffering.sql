@@ -16,7 +16,9 @@ BEGIN
     IF EXISTS (SELECT FROM pg_publication WHERE pubname = 'changerelay_pub')
        AND to_regclass('public.feature_flags') IS NOT NULL
        AND NOT EXISTS (SELECT FROM pg_publication_tables
-                       WHERE pubname = 'changerelay_pub' AND schemaname = 'public' AND tablename = 'feature_flags') THEN
+                       WHERE pubname = 'changerelay_pub' AND schemaname = 'public' AND tablename = 'feature_flags')
+       AND NOT EXISTS (SELECT FROM pg_publication_rel r JOIN pg_publication p ON p.oid = r.prpubid  -- see 004
+                       WHERE p.pubname = 'changerelay_pub' AND r.prrelid = 'public.feature_flags'::regclass) THEN
         ALTER PUBLICATION changerelay_pub ADD TABLE public.feature_flags;
     END IF;
 END $$;

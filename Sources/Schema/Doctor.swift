@@ -178,21 +178,38 @@ public struct Doctor {
                                 + SeedTables.published.map { table in table + (SeedTables.rowFilters[table].map { " WHERE (\($0))" } ?? "") }
                                     .joined(separator: ", ") + ";")]
         }
-        let members = Set(try db.query(
-            "SELECT tablename FROM pg_publication_tables WHERE pubname = $1 AND schemaname = 'public'", [publication]
-        ).rows.compactMap { $0[0] })
-        let existing = Set(try db.query(
-            "SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind IN ('r','p') AND relname = ANY($1)",
-            [postgresArray(SeedTables.published)]).rows.compactMap { $0[0] })
+        // A partitioned table published without publish_via_partition_root shows in
+        // pg_publication_tables as its partitions, and its changes are reported under their
+        // names, which no handler follows: it is a member (adding it again fails), but not
+        // one whose changes reach a handler.
+        let members = Set(try db.query("""
+            SELECT tablename FROM pg_publication_tables WHERE pubname = $1 AND schemaname = 'public'
+            UNION
+            SELECT c.relname FROM pg_publication_rel r JOIN pg_publication p ON p.oid = r.prpubid
+            JOIN pg_class c ON c.oid = r.prrelid
+            WHERE p.pubname = $1 AND c.relnamespace = 'public'::regnamespace
+            """, [publication]).rows.compactMap { $0[0] })
+        let viaRoot = try db.query("SELECT pubviaroot FROM pg_publication WHERE pubname = $1", [publication])
+            .value("pubviaroot") == "t"
+        let tables = Dictionary(try db.query(
+            "SELECT relname, relkind FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind IN ('r','p') AND relname = ANY($1)",
+            [postgresArray(SeedTables.published)]).rows.compactMap { row in row[0].map { ($0, row[1] ?? "r") } },
+            uniquingKeysWith: { first, _ in first })
         return SeedTables.published.map { table in
-            if !existing.contains(table) {
+            guard let kind = tables[table] else {
                 return .problem("publication", "table public.\(table) does not exist", fix: "changerelay setup")
             }
-            return members.contains(table)
-                ? .ok("publication", "public.\(table) is in \(publication)")
-                : .problem("publication", "public.\(table) is not in publication \(publication); its changes are never sent",
-                           fix: "ALTER PUBLICATION \(publication) ADD TABLE public.\(table)"
-                                + (SeedTables.rowFilters[table].map { " WHERE (\($0))" } ?? "") + ";")
+            guard members.contains(table) else {
+                return .problem("publication", "public.\(table) is not in publication \(publication); its changes are never sent",
+                                fix: "ALTER PUBLICATION \(quoteIdentifier(publication)) ADD TABLE public.\(table)"
+                                    + (SeedTables.rowFilters[table].map { " WHERE (\($0))" } ?? "") + ";")
+            }
+            if kind == "p" && !viaRoot {
+                return .problem("publication", "public.\(table) is partitioned and \(publication) publishes its changes under "
+                                    + "the partitions' names, which no handler follows",
+                                fix: "ALTER PUBLICATION \(quoteIdentifier(publication)) SET (publish_via_partition_root = true);")
+            }
+            return .ok("publication", "public.\(table) is in \(publication)")
         }
     }
 
