@@ -103,6 +103,27 @@ private func column(_ name: String, of row: PlannedRow) -> String? {
         #expect(!handler.state.committed.buffering)
     }
 
+    /// The flag's row renamed away is the flag gone, as a delete is (flag_name is the key,
+    /// so the update carries the old name); renamed back, it is followed again. Another
+    /// row renamed leaves buffering alone.
+    @Test func theFlagRenamedAwayTurnsBufferingOff() throws {
+        let handler = makeHandler()
+        func rename(_ from: String, to: String) -> Change {
+            Change(lsn: LSN(0x100), schema: "public", table: "feature_flags", operation: .update,
+                   new: row(["flag_name": to, "is_enabled": "t"]), old: row(["flag_name": from]))
+        }
+        let other = try plan(handler, transaction([rename("dark_mode", to: "dark_theme")], at: 0, lsn: 0x10))
+        #expect(other.rows.isEmpty)
+        #expect(handler.state.committed.buffering)
+        let away = try plan(handler, transaction([message(1), rename("message_buffering", to: "renamed")], at: 1, lsn: 0x20))
+        #expect(away.rows.compactMap { column("buffering", of: $0) } == ["f"])
+        #expect(away.deliveries.count == 1, "the open buffer is flushed when the flag goes")
+        #expect(!handler.state.committed.buffering)
+        let back = try plan(handler, transaction([rename("renamed", to: "message_buffering")], at: 2, lsn: 0x30))
+        #expect(back.rows.compactMap { column("buffering", of: $0) } == ["t"])
+        #expect(handler.state.committed.buffering)
+    }
+
     @Test func aBatchReadAgainLandsInTheSameWindows() throws {
         let handler = makeHandler()
         _ = try plan(handler, transaction([message(1)], at: 0, lsn: 0x10))

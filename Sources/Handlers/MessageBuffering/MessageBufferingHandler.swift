@@ -120,8 +120,16 @@ public struct MessageBufferingHandler: Handler {
         case .insert, .update:
             guard let new = change.new else { return .none }
             let fields = try Fields(new, handler: name, change: change)
-            guard fields["flag_name"] == Self.flagName else { return .none }
-            enabled = fields["is_enabled"] == "t"
+            if fields["flag_name"] == Self.flagName {
+                enabled = fields["is_enabled"] == "t"
+            } else if change.operation == .update, let old = change.old,
+                      try Fields(old, handler: name, change: change)["flag_name"] == Self.flagName {
+                // Renamed away (flag_name is the key, so the old row names it): the flag is
+                // gone, as when deleted.
+                enabled = false
+            } else {
+                return .none
+            }
         }
         let (changed, closed) = state.update { state in
             defer { state.buffering = enabled }
