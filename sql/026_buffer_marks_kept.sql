@@ -94,10 +94,13 @@ BEGIN
     -- before other sessions could see it): every mark goes through buffer_message_marks, and
     -- one that finds no row stays there, tried again by each later call and the hourly job.
     IF to_regclass('public.buffered_messages') IS NOT NULL THEN
+        -- A mark still kept for the same id is an earlier message's whose row was deleted
+        -- before it could be marked: the id's new message takes its place (DO NOTHING marked
+        -- the new row with the old message's buffer). A batch read again stages the same marks.
         INSERT INTO changerelay.buffer_message_marks (message_id, buffer_id)
         SELECT s.message_id, s.buffer_id FROM pg_temp.message_buffer_staged s
         WHERE s.kind = 'buffer' AND s.message_id IS NOT NULL
-        ON CONFLICT (message_id) DO NOTHING;
+        ON CONFLICT (message_id) DO UPDATE SET buffer_id = EXCLUDED.buffer_id, staged_at = EXCLUDED.staged_at;
         PERFORM changerelay.apply_kept_buffer_marks();
     END IF;
 

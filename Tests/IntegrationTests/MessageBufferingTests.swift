@@ -216,6 +216,31 @@ import Testing
         #expect(jobs.value("n") == "1")
     }
 
+    /// A message deleted before its mark could be applied leaves the mark kept; when its id
+    /// is used again, the new message's mark replaces it. The kept one won, and the new row
+    /// was marked with the deleted message's buffer.
+    @Test func aMarkLeftForADeletedMessageGivesWayToItsIdsNextMessage() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        try setup.db.execute("INSERT INTO buffered_messages (id, conversation_id, content, message_type) VALUES (4, 1, 'm4', 'incoming')")
+        try setup.db.execute("INSERT INTO buffered_messages (id, conversation_id, content, message_type) VALUES (5, 1, 'm5', 'incoming')")
+        try setup.db.execute("DELETE FROM buffered_messages WHERE id = 5")
+        let run = try Background(["run"], environment: Self.environment(setup))
+        try RunPipelineTests.waitFor("buffer 4 flushed, message 5's mark kept") {
+            try Self.flushes(setup.receiver).count == 1
+                && setup.db.execute("SELECT buffer_id FROM changerelay.buffer_message_marks WHERE message_id = '5'").value("buffer_id") == "4"
+        }
+        try setup.db.execute("INSERT INTO buffered_messages (id, conversation_id, content, message_type) VALUES (5, 2, 'again', 'incoming')")
+        try RunPipelineTests.waitFor("buffer 5 completed") {
+            try setup.db.execute("SELECT status FROM message_buffer WHERE id = 5").value("status") == "completed"
+        }
+        try RunPipelineTests.waitFor("the new message 5 marked with its own buffer") {
+            try setup.db.execute("SELECT buffer_id FROM buffered_messages WHERE id = 5").value("buffer_id") == "5"
+        }
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0, "\(run.stderr.suffix(2000))")
+    }
+
     /// A buffer the seed's own code opened before the switch is adopted with its messages; a
     /// message that joins it, a kill -9 and a restart later, its flush still carries them all.
     @Test func aBufferTheSeedsCodeOpenedKeepsItsMessagesAcrossACrash() throws {
