@@ -96,9 +96,10 @@ public final class Dispatcher: Sendable {
         // An endpoint's rows are claimed up to twice its in-flight limit
         // (`DispatchStateMachine.claimShares`), so a claim outlives the longest a row can wait
         // in the local queue (one try of the endpoint's ahead of it) plus its own try, and a
-        // live dispatcher's claims are not taken over.
+        // live dispatcher's claims are not taken over. A try is at most the guard's look-up of
+        // a webhook's host (as patient as the timeout) and then the request: two timeouts each.
         queue = DeliveryQueue(logs: settings.reports, claimLimit: settings.concurrency,
-                              lease: settings.timeout * 2 + .seconds(30), logger: logger)
+                              lease: settings.timeout * 4 + .seconds(30), logger: logger)
         targetGuard = WebhookTargetGuard(allowPrivateTargets: settings.allowPrivateTargets,
                                          lookups: HostLookups(resolver: resolver, patience: settings.timeout))
         self.client = client
