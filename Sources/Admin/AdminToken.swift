@@ -13,7 +13,9 @@ public struct AdminToken: Sendable {
     public init(file path: String) throws(AdminSettingsError) {
         let text: String
         do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
-            let reason = !FileManager.default.fileExists(atPath: path) ? "no such file"
+            var isDirectory: ObjCBool = false
+            let exists = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
+            let reason = !exists ? "no such file" : isDirectory.boolValue ? "a directory, not a file"
                 : FileManager.default.isReadableFile(atPath: path) ? "not UTF-8 text" : "permission denied"
             throw .tokenUnreadable(path: path, reason: reason)
         }

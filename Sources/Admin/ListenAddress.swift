@@ -29,7 +29,8 @@ public struct ListenAddress: Sendable, Hashable, CustomStringConvertible {
             if hostPart.contains(":") { throw bad("write an IPv6 address in brackets, [::1]:9187") }
         }
         guard !hostPart.isEmpty else { throw bad("the host is empty") }
-        guard let port = Int(portPart), (0...65_535).contains(port) else { throw bad("the port must be 0…65535") }
+        guard !portPart.isEmpty, portPart.utf8.allSatisfy({ (0x30...0x39).contains($0) }), let port = Int(portPart),
+              (0...65_535).contains(port) else { throw bad("the port must be 0…65535, digits only") }
         host = String(hostPart)
         self.port = port
     }

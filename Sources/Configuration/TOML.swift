@@ -247,8 +247,24 @@ private struct TOMLParser {
                 }
             }
             if let integer = Int64(digits) { return .integer(integer) }
+            // TOML's hexadecimal, octal and binary integers, unsigned.
+            for (prefix, radix) in [("0x", 16), ("0o", 8), ("0b", 2)] where digits.hasPrefix(prefix) {
+                guard let integer = Int64(digits.dropFirst(2), radix: radix), !digits.dropFirst(2).hasPrefix("+"),
+                      !digits.dropFirst(2).hasPrefix("-") else {
+                    throw error("'\(token)' is not a base-\(radix) integer a 64-bit signed integer holds, for '\(key)'")
+                }
+                return .integer(integer)
+            }
+            let unsigned = digits.drop { $0 == "+" || $0 == "-" }
+            if !unsigned.isEmpty, unsigned.allSatisfy(\.isASCIIDigit) {
+                throw error("'\(token)' is out of the range of a 64-bit signed integer, for '\(key)'")
+            }
             if token.contains(where: { $0.isNumber }), let float = Double(digits) { return .float(float) }
-            throw error("'\(token.isEmpty ? String(UnicodeScalar(byte)) : token)' is not a valid value for '\(key)' (strings need quotes)")
+            guard !token.isEmpty else {
+                // What stopped the value is quoted escaped: it may be the line's end.
+                throw error("'\(key)' has no value (found \(String(UnicodeScalar(byte)).debugDescription))")
+            }
+            throw error("'\(token)' is not a valid value for '\(key)' (strings need quotes)")
         }
     }
 
@@ -374,4 +390,8 @@ extension UInt8 {
 
 extension String {
     fileprivate var replacingUnderscores: String { String(filter { $0 != "_" }) }
+}
+
+private extension Character {
+    var isASCIIDigit: Bool { isASCII && isNumber }
 }

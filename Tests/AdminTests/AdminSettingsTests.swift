@@ -12,7 +12,8 @@ struct ListenAddressTests {
     }
 
     @Test func refusesWhatIsNotHostAndPort() {
-        for text in ["9187", "127.0.0.1", ":9187", "127.0.0.1:65536", "127.0.0.1:x", "::1:9187", "[::1]9187", "[::1:9187"] {
+        for text in ["9187", "127.0.0.1", ":9187", "127.0.0.1:65536", "127.0.0.1:x", "::1:9187", "[::1]9187", "[::1:9187",
+                     "127.0.0.1:+80", "127.0.0.1:-0", "127.0.0.1: 80", "127.0.0.1:"] {
             #expect(throws: AdminSettingsError.self, "\(text)") { try ListenAddress(parsing: text) }
         }
     }
@@ -58,6 +59,10 @@ struct AdminTokenTests {
         defer { unlink(path) }
         try Data("  \n".utf8).write(to: URL(fileURLWithPath: path))
         #expect(throws: AdminSettingsError.tokenEmpty(path: path)) { try AdminSettings(listen: "0.0.0.0:1", tokenFile: path) }
+        let directory = FileManager.default.temporaryDirectory.path
+        #expect(throws: AdminSettingsError.tokenUnreadable(path: directory, reason: "a directory, not a file")) {
+            try AdminSettings(listen: "0.0.0.0:1", tokenFile: directory)
+        }
         try Data("hunter2\n".utf8).write(to: URL(fileURLWithPath: path))
         let settings = try AdminSettings(listen: "0.0.0.0:1", tokenFile: path)
         #expect(settings.token?.accepts(authorization: "Bearer hunter2") == true)

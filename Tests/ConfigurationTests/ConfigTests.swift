@@ -345,6 +345,23 @@ func loadError(_ text: String, environment: [String: String] = [:]) throws -> Co
         #expect("\(error)".contains("delivery.concurrency"), "\(error)")
     }
 
+    /// TOML's other integer forms are integers; a number past 64 bits, or no value at all,
+    /// is said to be that (not "a float", and not a quoted line break).
+    @Test func integersInEveryBaseAndTheirBadFormsAreNamed() throws {
+        for (text, value) in [("0x10", 16), ("0o20", 16), ("0b10000", 16), ("0x1_0", 16)] {
+            let config = try Config.load(path: try write("[delivery]\nconcurrency = \(text)\n"), environment: [:])
+            #expect(config.delivery.concurrency == value, "\(text)")
+        }
+        for (text, reason) in [("99999999999999999999999", "out of the range of a 64-bit signed integer"),
+                               ("-99999999999999999999999", "out of the range of a 64-bit signed integer"),
+                               ("0xFFFFFFFFFFFFFFFFFF", "base-16 integer"), ("0x-1", "base-16 integer"), ("0b2", "base-2 integer"),
+                               ("", "'delivery.concurrency' has no value (found \"\\n\")")] {
+            let error = try #require(try loadError("[delivery]\nconcurrency = \(text)\n"), "\(text)")
+            #expect(error.reason.contains(reason), "\(text): \(error)")
+            #expect(!"\(error)".contains("\n"), "\(error)")
+        }
+    }
+
     /// libpq and Postgres end a string at NUL: `DELETE FROM t\u0000 WHERE …` would run as
     /// `DELETE FROM t`. NUL is refused however it is written, naming where.
     @Test(arguments: [#"sql = "DELETE FROM t\u0000 WHERE false""#, #"sql = "DELETE FROM t\U00000000 WHERE false""#,
