@@ -39,6 +39,8 @@ public enum RequiredMigration: Sendable {
     case bufferMarks
     /// 027's release of a finished buffer's id that a new buffer takes, run by the committer.
     case bufferIDsReused
+    /// 029's `backfills.high_key`, which the backfill runner reads and writes.
+    case backfillHighKey
 
     var file: String {
         switch self {
@@ -55,6 +57,7 @@ public enum RequiredMigration: Sendable {
         case .keptStaging: "024_staging_emptied_by_committer.sql"
         case .bufferMarks: "026_buffer_marks_kept.sql"
         case .bufferIDsReused: "027_buffer_ids_reused.sql"
+        case .backfillHighKey: "029_backfill_high_key.sql"
         }
     }
 
@@ -89,6 +92,11 @@ public enum RequiredMigration: Sendable {
             """
             EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass('changerelay.deliveries')
                     AND attname = 'requeued_at_attempt' AND NOT attisdropped)
+            """
+        case .backfillHighKey:
+            """
+            EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass('changerelay.backfills')
+                    AND attname = 'high_key' AND NOT attisdropped)
             """
         }
     }

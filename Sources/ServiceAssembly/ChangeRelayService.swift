@@ -70,6 +70,7 @@ public struct ChangeRelayService: Sendable {
         try RequiredMigration.schedules.require(neededBy: "the scheduler", on: state)
         if role != .dispatcher {
             try RequiredMigration.backfills.require(neededBy: "the batch committer", on: state)
+            try RequiredMigration.backfillHighKey.require(neededBy: "the backfill runner", on: state)
             try RequiredMigration.sessionStaging.require(neededBy: "the batch committer", on: state)
             try RequiredMigration.keptStaging.require(neededBy: "the batch committer", on: state)
         }

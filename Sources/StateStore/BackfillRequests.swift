@@ -21,6 +21,9 @@ public enum BackfillRequests {
         public var keyColumns: [String]
         public var status: Status
         public var cursor: [String]?
+        /// The highest key matching the request when its runner started (029); nil before
+        /// that, empty when no row matched.
+        public var highKey: [String]?
         public var chunksDone: Int
         public var rowsDone: Int64
         public var rowsSuperseded: Int64
@@ -44,7 +47,7 @@ public enum BackfillRequests {
         rows_superseded, rows_estimated, rows_per_second, eta_seconds, error,
         to_char(requested_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
         to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
-        to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+        to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), high_key
         """
 
     /// Records a request and wakes the runner; returns its id.
@@ -88,6 +91,15 @@ public enum BackfillRequests {
             """, [String(id)]).rows.count == 1
     }
 
+    /// Records where the request ends (`Entry.highKey`), once: a runner that read it before
+    /// and crashed keeps the first. Returns the one recorded.
+    public static func bound(_ id: Int64, highKey: [String], on db: PostgresConnection) throws(PostgresError) -> [String] {
+        let stored = try db.query("""
+            UPDATE changerelay.backfills SET high_key = coalesce(high_key, $2::text[]) WHERE id = $1 RETURNING high_key::text
+            """, [String(id), postgresArrayLiteral(highKey)]).value("high_key")
+        return stored.map { postgresArrayElements($0).compactMap { $0 } } ?? highKey
+    }
+
     public static func fail(_ id: Int64, error: String, on db: PostgresConnection) throws(PostgresError) {
         _ = try db.query("""
             UPDATE changerelay.backfills SET status = 'failed', error = $2, finished_at = clock_timestamp(),
@@ -114,12 +126,13 @@ public enum BackfillRequests {
     }
 
     private static func entry(_ row: [String?]) -> Entry? {
-        guard row.count == 18, let id = row[0].flatMap(Int64.init), let schema = row[1], let table = row[2],
+        guard row.count == 19, let id = row[0].flatMap(Int64.init), let schema = row[1], let table = row[2],
               let chunkSize = row[4].flatMap(Int.init), let status = row[6].flatMap(Status.init(rawValue:)),
               let requestedAt = row[15] else { return nil }
         return Entry(id: id, schema: schema, table: table, whereClause: row[3], chunkSize: chunkSize,
                      keyColumns: row[5].map { postgresArrayElements($0).compactMap { $0 } } ?? [], status: status,
-                     cursor: row[7].map { postgresArrayElements($0).compactMap { $0 } }, chunksDone: row[8].flatMap(Int.init) ?? 0,
+                     cursor: row[7].map { postgresArrayElements($0).compactMap { $0 } },
+                     highKey: row[18].map { postgresArrayElements($0).compactMap { $0 } }, chunksDone: row[8].flatMap(Int.init) ?? 0,
                      rowsDone: row[9].flatMap(Int64.init) ?? 0, rowsSuperseded: row[10].flatMap(Int64.init) ?? 0,
                      rowsEstimated: row[11].flatMap(Int64.init), rowsPerSecond: row[12].flatMap(Double.init),
                      etaSeconds: row[13].flatMap(Double.init), error: row[14], requestedAt: requestedAt,

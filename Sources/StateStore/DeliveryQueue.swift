@@ -164,7 +164,9 @@ public struct DeliveryQueue: Sendable {
         try db.query("""
             UPDATE changerelay.deliveries d
             SET status = CASE WHEN r.status = 'sending' THEN 'failed' ELSE r.status END,
-                attempt = d.attempt - 1, locked_until = NULL, updated_at = now()
+                attempt = d.attempt - 1,
+                requeued_at_attempt = d.requeued_at_attempt - CASE WHEN r.status = 'sending' THEN 1 ELSE 0 END,
+                locked_until = NULL, updated_at = now()
             FROM unnest($1::bigint[], $2::int[], $3::text[]) AS r(id, attempt, status)
             WHERE d.id = r.id AND d.attempt = r.attempt AND d.status = 'sending'
             """, [postgresArrayLiteral(unsent.map { String($0.id) }), postgresArrayLiteral(unsent.map { String($0.attempt) }),
@@ -196,6 +198,12 @@ public struct DeliveryQueue: Sendable {
     ///   past rows of a saturated endpoint;
     /// - each scan starts at its floor (`$4`, `$5`: `OpenDeliveries`), not at the start of
     ///   the index, whose first entries are those finished rows leave behind.
+    ///
+    /// A row taken over from a lease that ran out (its dispatcher died between claim and
+    /// record) gets its attempt number moved on, as every try does, but not a try of its
+    /// retry allowance (`requeued_at_attempt`, which the policy counts from, moves with it):
+    /// whether the lost claim was ever sent is unknown, and counting it let a delivery go dead
+    /// after fewer tries than its policy gives, one fewer for every kill.
     ///
     /// The update changes no indexed column (017), so each row's claimed version stays on
     /// its page (a HOT update) instead of costing an entry in every index. It finds its rows
@@ -241,7 +249,9 @@ public struct DeliveryQueue: Sendable {
                 ORDER BY next_attempt_at, id
                 LIMIT \(limit))
             UPDATE changerelay.deliveries d
-            SET status = 'sending', attempt = d.attempt + 1, locked_until = now() + $1::interval, updated_at = now()
+            SET status = 'sending', attempt = d.attempt + 1,
+                requeued_at_attempt = d.requeued_at_attempt + CASE WHEN due.previous_status = 'sending' THEN 1 ELSE 0 END,
+                locked_until = now() + $1::interval, updated_at = now()
             FROM due WHERE d.id = due.id AND d.id = ANY (ARRAY(SELECT id FROM due))
             RETURNING \(ClaimedDelivery.claimedColumns.joined(separator: ", "))
             """

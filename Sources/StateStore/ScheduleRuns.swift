@@ -47,11 +47,14 @@ public enum ScheduleRuns {
                              on db: PostgresConnection) throws(PostgresError) -> Result<Claim, Refusal> {
         guard try db.query(prepared: "changerelay_schedule_lock", "SELECT pg_try_advisory_lock(\(lockKey)) AS held",
                            [schedule]).value("held") == "t" else {
-            // Held by the instance running this very tick, or an earlier one still under way.
-            let taken = try db.query(prepared: "changerelay_schedule_taken", """
-                SELECT EXISTS (SELECT FROM changerelay.schedule_runs WHERE schedule = $1 AND due_at = to_timestamp($2::float8)) AS taken
-                """, [schedule, seconds(dueAt)]).value("taken") == "t"
-            return .failure(taken ? .claimed : .running)
+            // Held by the instance claiming or running this very tick, or by an earlier run
+            // still under way: only an unfinished run of an earlier tick says the latter (the
+            // instance claiming this one holds the lock a moment before its row is there).
+            let earlier = try db.query(prepared: "changerelay_schedule_overrun", """
+                SELECT EXISTS (SELECT FROM changerelay.schedule_runs
+                               WHERE schedule = $1 AND due_at < to_timestamp($2::float8) AND finished_at IS NULL) AS running
+                """, [schedule, seconds(dueAt)]).value("running") == "t"
+            return .failure(earlier ? .running : .claimed)
         }
         let result: QueryResult
         do throws(PostgresError) {

@@ -19,7 +19,7 @@ struct BackfillCommand: ParsableCommand {
             """,
         subcommands: [Start.self, Status.self, Cancel.self], defaultSubcommand: Start.self)
 
-    /// The source and the state database, with 016 applied.
+    /// The source and the state database, with 016 and 029 applied.
     static func connect(_ config: Config) throws -> (source: PostgresConnection, state: PostgresConnection) {
         do {
             let sourceURL = try config.requireSourceURL()
@@ -27,6 +27,7 @@ struct BackfillCommand: ParsableCommand {
             let source = try PostgresConnection(url: sourceURL, parameters: [("options", BackfillRunner.sessionOptions)])
             let state = try PostgresConnection(url: config.stateDatabaseURL ?? sourceURL)
             try RequiredMigration.backfills.require(neededBy: "backfill", on: state)
+            try RequiredMigration.backfillHighKey.require(neededBy: "backfill", on: state)
             return (source, state)
         } catch let error as CustomStringConvertible & Error {
             throw failure("backfill: \(error)")

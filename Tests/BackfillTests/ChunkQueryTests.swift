@@ -11,7 +11,7 @@ import Testing
         keyColumns: ["tenant", "id"], rowFilter: "(tenant > 0)")
 
     @Test func theFirstChunkReadsFromTheStartInKeyOrder() {
-        let query = ChunkQuery(table: table, where: nil, after: nil, limit: 500)
+        let query = ChunkQuery(table: table, where: nil, after: nil, through: nil, limit: 500)
         #expect(query.sql == #"""
             SELECT "tenant", "id", "body" FROM "public"."Odd ""Name""" WHERE ((tenant > 0)) \#
             ORDER BY "tenant", "id" LIMIT 500
@@ -20,12 +20,32 @@ import Testing
     }
 
     @Test func laterChunksReadPastTheCursorAsARowComparisonOfTheKeysTypes() {
-        let query = ChunkQuery(table: table, where: "body <> ''", after: ["3", "0b0e…"], limit: 10)
+        let query = ChunkQuery(table: table, where: "body <> ''", after: ["3", "0b0e…"], through: nil, limit: 10)
         #expect(query.sql == #"""
             SELECT "tenant", "id", "body" FROM "public"."Odd ""Name""" WHERE ("tenant", "id") > ($1::integer, $2::uuid) \#
             AND (body <> '') AND ((tenant > 0)) ORDER BY "tenant", "id" LIMIT 10
             """#)
         #expect(query.parameters == ["3", "0b0e…"])
+    }
+
+    /// A backfill reads up to the highest key it found when it started: rows inserted since
+    /// are the stream's. No row found then, nothing is read.
+    @Test func chunksStopAtTheHighestKeyFoundAtTheStart() {
+        let query = ChunkQuery(table: table, where: nil, after: ["3", "0b0e…"], through: ["9", "ffff…"], limit: 10)
+        #expect(query.sql == #"""
+            SELECT "tenant", "id", "body" FROM "public"."Odd ""Name""" WHERE ("tenant", "id") > ($1::integer, $2::uuid) \#
+            AND ("tenant", "id") <= ($3::integer, $4::uuid) AND ((tenant > 0)) ORDER BY "tenant", "id" LIMIT 10
+            """#)
+        #expect(query.parameters == ["3", "0b0e…", "9", "ffff…"])
+        let first = ChunkQuery(table: table, where: nil, after: nil, through: ["9", "ffff…"], limit: 10)
+        #expect(first.sql.contains(#"WHERE ("tenant", "id") <= ($1::integer, $2::uuid) AND"#), "\(first.sql)")
+        let none = ChunkQuery(table: table, where: "body <> ''", after: nil, through: [], limit: 10)
+        #expect(none.sql.contains("WHERE false AND (body <> '')"), "\(none.sql)")
+        #expect(none.parameters.isEmpty)
+        #expect(ChunkQuery.highestKey(table: table, where: "body <> ''") == #"""
+            SELECT "tenant", "id" FROM "public"."Odd ""Name""" WHERE (body <> '') AND ((tenant > 0)) \#
+            ORDER BY "tenant" DESC, "id" DESC LIMIT 1
+            """#)
     }
 
     @Test func theCursorIsTheLastRowsKey() {

@@ -383,12 +383,14 @@ import Testing
         try RunPipelineTests.waitFor("the backfill to finish", timeout: .seconds(300)) {
             try setup.db.execute("SELECT status FROM changerelay.backfills").value("status") == "done"
         }
-        // The live row is read too: it existed when the backfill reached its key.
-        try RunPipelineTests.waitFor("every row") { setup.receiver.requestCount >= 5_002 }
+        // The live row, inserted after the backfill started and past its highest key then, is
+        // the stream's alone: it is not read again.
+        try RunPipelineTests.waitFor("every row") { setup.receiver.requestCount >= 5_001 }
         let reads = setup.receiver.requests.filter { $0.bodyText.contains("\"op\":\"read\"") }
-        #expect(reads.count == 5_001)
+        #expect(reads.count == 5_000)
         #expect(reads.first?.header("Idempotency-Key")?.hasPrefix("echo:backfill:1:public.items:id=") == true)
-        #expect(Set(reads.compactMap { $0.header("Idempotency-Key") }).count == 5_001)
+        #expect(Set(reads.compactMap { $0.header("Idempotency-Key") }).count == 5_000)
+        #expect(!reads.contains { $0.bodyText.contains(#""v":"live""#) })
         run.child.signal(SIGTERM)
         #expect(run.waitForExit() == 0)
     }
@@ -419,5 +421,68 @@ import Testing
             #expect(reads.filter { $0.bodyText.contains(#""c,d":"\#(value)""#) }.count == 1, "\(reads.map(\.bodyText))")
         }
         #expect(try setup.db.execute("SELECT count(*) AS n FROM changerelay.deliveries WHERE status = 'succeeded'").value("n") == "4")
+    }
+
+    /// A backfill reads the rows that exist when it starts, up to the highest key then: a row
+    /// inserted after that reaches the handler once, through the stream, not again as a
+    /// `read` (a second conversation check, in a review), and a table written faster than it
+    /// is read still ends. The insert is held open across the start by a transaction the
+    /// first chunk waits for, so it commits after the bound was taken and before any chunk.
+    @Test func rowsInsertedAfterTheBackfillStartedAreTheStreamsAlone() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        try setup.db.execute("INSERT INTO items SELECT g, 'old' FROM generate_series(1, 50) g")
+        try Self.putBehindTheSlot(setup.db)
+        let run = try Background(["run"], environment: setup.environment)
+        try run.waitFor("streaming") { _ in run.stderr.contains("streaming") }
+        let writer = try setup.cluster.connect()
+        try writer.execute("BEGIN; INSERT INTO items VALUES (1000, 'new')")
+        let requested = try Self.backfill(setup, ["--table", "items", "--chunk-size", "10", "--detach"])
+        #expect(requested.status == 0, "\(requested.stderr)")
+        try RunPipelineTests.waitFor("the backfill's bound") {
+            try setup.db.execute("SELECT high_key::text AS k FROM changerelay.backfills WHERE id = 1").value("k") == "{50}"
+        }
+        try writer.execute("COMMIT")
+        try RunPipelineTests.waitFor("the backfill done") {
+            try setup.db.execute("SELECT status FROM changerelay.backfills WHERE id = 1").value("status") == "done"
+        }
+        try Self.waitForStreamToCatchUp(setup.db)
+        try RunPipelineTests.waitFor("every delivery sent") { setup.receiver.requestCount >= 51 }
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0, "\(run.stderr.suffix(2000))")
+        let new = setup.receiver.requests.filter { $0.bodyText.contains(#""v":"new""#) }
+        #expect(new.count == 1 && new.first?.bodyText.contains("\"op\":\"insert\"") == true, "\(new.map(\.bodyText))")
+        #expect(setup.receiver.requests.filter { $0.bodyText.contains("\"op\":\"read\"") }.count == 50)
+        #expect(try setup.db.execute("SELECT rows_done FROM changerelay.backfills WHERE id = 1").value("rows_done") == "50")
+    }
+
+    /// A table empty of matching rows when the backfill starts reads nothing, and ends.
+    /// A `--where` that changes the session's settings does not change how a later
+    /// backfill's rows are rendered: each chunk starts from the session's own settings.
+    @Test func aWhereThatSetsTheSessionsTimeZoneDoesNotLeakIntoLaterChunks() throws {
+        let setup = try RunPipelineTests.prepare(extra: ["CHANGERELAY_HANDLERS_ECHO_TABLES": "public.items,public.stamps"])
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        try setup.db.execute("""
+            CREATE TABLE stamps (at timestamptz PRIMARY KEY);
+            ALTER PUBLICATION changerelay_pub ADD TABLE stamps;
+            INSERT INTO items VALUES (1, 'one');
+            INSERT INTO stamps VALUES ('2024-01-01 00:00+00');
+            """)
+        try Self.putBehindTheSlot(setup.db)
+        let run = try Background(["run"], environment: setup.environment)
+        try run.waitFor("streaming") { _ in run.stderr.contains("streaming") }
+        let none = try Self.backfill(setup, ["--table", "items", "--where", "id > 100"])
+        #expect(none.status == 0, "\(none.stderr)")
+        let zoned = try Self.backfill(setup, ["--table", "items", "--where", "set_config('TimeZone', 'Asia/Kolkata', false) IS NOT NULL"])
+        #expect(zoned.status == 0, "\(zoned.stderr)")
+        let stamps = try Self.backfill(setup, ["--table", "stamps"])
+        #expect(stamps.status == 0, "\(stamps.stderr)")
+        try RunPipelineTests.waitFor("two reads sent") { setup.receiver.requestCount >= 2 }
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0, "\(run.stderr.suffix(2000))")
+        #expect(try setup.db.execute("SELECT rows_done::text || ':' || status AS s FROM changerelay.backfills WHERE id = 1")
+            .value("s") == "0:done")
+        let stamp = setup.receiver.requests.first { $0.bodyText.contains("\"table\":\"stamps\"") }
+        #expect(stamp?.bodyText.contains("2024-01-01 00:00:00+00") == true, "\(stamp?.bodyText ?? "none")")
     }
 }

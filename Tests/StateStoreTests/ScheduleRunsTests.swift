@@ -8,6 +8,21 @@ import TestSupport
 /// Claims of scheduled runs by two instances (two sessions) of one state database: a tick is
 /// run once, and no run of a job starts while another instance still runs it.
 @Suite struct ScheduleRunsTests {
+    /// Two instances computing the same tick: the one that lost the race for the job's lock,
+    /// while the winner has not yet inserted its run row, is told the tick is claimed, not
+    /// that an earlier run is still going (which it logged at almost every tick).
+    @Test func aTickBeingClaimedElsewhereIsClaimedNotRunning() throws {
+        let cluster = try LocalPostgres()
+        try cluster.start()
+        defer { try? cluster.stop() }
+        let a = try cluster.connect()
+        for migration in try SchemaFiles.migrations() { try a.execute(migration) }
+        let b = try cluster.connect()
+        let tick = Date(timeIntervalSince1970: 1_772_366_400)
+        try a.execute("SELECT pg_advisory_lock(hashtextextended('changerelay.schedule:' || 'job', 0))")
+        #expect(try ScheduleRuns.claim(schedule: "job", dueAt: tick, instance: "b", on: b) == .failure(.claimed))
+    }
+
     @Test func aJobsNextTickWaitsForItsRunningOneOnAnotherInstance() throws {
         let cluster = try LocalPostgres()
         try cluster.start()

@@ -163,6 +163,28 @@ import Testing
                     == [["pending", "1"]])
     }
 
+    /// A row whose lease ran out (its dispatcher died between claim and record) is claimed
+    /// with its attempt number moved on but its retry allowance kept: the lost claim may never
+    /// have been sent. Put back unsent, it is as it was before the takeover.
+    @Test func aTakeOverKeepsTheRetryAllowanceAndAReleaseUndoesIt() throws {
+        let cluster = try Self.startCluster()
+        defer { try? cluster.stop() }
+        let db = try cluster.connect()
+        try db.execute("""
+            INSERT INTO changerelay.deliveries (idempotency_key, handler, source_lsn, target_url, body, retry_policy,
+                                                status, attempt, locked_until)
+            VALUES ('lost', 'test', '0/300', 'http://127.0.0.1:9/', '{}', \(Self.oneTry), 'sending', 1, now() - interval '1 second')
+            """)
+        let queue = DeliveryQueue(logs: [], claimLimit: 10, lease: .seconds(45), logger: Logger(label: "test"))
+        let taken = try queue.claim(on: db, shares: [], unroutedFloor: nil)
+        #expect(taken.map(\.attempt) == [2])
+        #expect(taken.map(\.policyAttempt) == [1], "the lost claim's try is this one again")
+        #expect(taken.map(\.previousStatus) == [.sending])
+        try queue.release(taken, on: db)
+        #expect(try db.execute("SELECT status || ':' || attempt || ':' || requeued_at_attempt AS s FROM changerelay.deliveries")
+            .value("s") == "failed:1:0")
+    }
+
     /// A claim changes no indexed column (017): each row's claimed version stays on its page
     /// and no index gets an entry, which halved what a claim wrote. Each endpoint gives at
     /// most the share it is asked for, in due order, and an endpoint not named gives none.

@@ -151,7 +151,7 @@ public struct BackfillCatalog {
         if let condition {
             do { try WhereClause.check(condition) } catch { throw BackfillRefusal.badWhere(table: display, reason: error.description) }
         }
-        let query = ChunkQuery(table: table, where: condition, after: nil, limit: Int(Int32.max))
+        let query = ChunkQuery(table: table, where: condition, after: nil, through: nil, limit: Int(Int32.max))
         let plan: QueryResult
         do {
             plan = try connection.query("EXPLAIN (FORMAT JSON) " + query.sql, query.parameters)

@@ -91,6 +91,7 @@ public final class BackfillRunner {
             "chunk_size": "\(request.chunkSize)", "chunks_done": "\(current.chunksDone)", "rows_done": "\(current.rowsDone)",
         ]) { $1 })
         var cursor = current.cursor
+        var high = current.highKey
         var chunk = current.chunksDone
         attempts += 1
         let epoch = run + "." + String(attempts)
@@ -114,6 +115,10 @@ public final class BackfillRunner {
                 try fail(request, reason: refusal.description, metadata: metadata)
                 return
             }
+            if high == nil {
+                guard let found = try highestKey(of: table, for: request, metadata: metadata) else { return }
+                high = try BackfillRequests.bound(request.id, highKey: found, on: state)
+            }
             chunk += 1
             metadata["chunk"] = "\(chunk)"
             let token = ChunkToken(run: epoch, backfill: request.id, chunk: chunk)
@@ -123,7 +128,12 @@ public final class BackfillRunner {
                 try emit(Watermark(.low, token))
                 try waitForOlderTransactions(quoteIdentifier(request.schema) + "." + quoteIdentifier(request.table),
                                              until: stop, metadata: metadata)
-                let query = ChunkQuery(table: table, where: request.whereClause, after: cursor, limit: request.chunkSize)
+                let query = ChunkQuery(table: table, where: request.whereClause, after: cursor, through: high,
+                                       limit: request.chunkSize)
+                // A `--where` runs in this session and may call set_config(): the session's
+                // own settings (`sessionOptions`, its start's) come back before each chunk, so
+                // no request renders its rows other than the stream does.
+                try sourceConnection().execute("RESET ALL")
                 let rows = try sourceConnection().query(query.sql, query.parameters).rows
                 read = (rows, rows.count < request.chunkSize)
             } catch let error as PostgresError where error.sqlState != nil && !error.isRetryable {
@@ -158,6 +168,22 @@ public final class BackfillRunner {
                 return
             }
         }
+    }
+
+    /// Where a backfill ends, read once, before its first chunk: the highest key of the rows
+    /// that exist now (empty when none match). Those inserted later reach the handlers
+    /// through the stream. Nil when the server refuses the query: the request is failed.
+    private func highestKey(of table: BackfillTable, for request: BackfillRequests.Entry,
+                            metadata: Logger.Metadata) throws -> [String]? {
+        let found: QueryResult
+        do {
+            found = try sourceConnection().query(ChunkQuery.highestKey(table: table, where: request.whereClause), [])
+        } catch {
+            guard error.sqlState != nil, !error.isRetryable else { throw error }
+            try fail(request, reason: "its highest key cannot be read: \(error.message)", metadata: metadata)
+            return nil
+        }
+        return found.rows.first.map { $0.compactMap { $0 } } ?? []
     }
 
     /// Writes a watermark into the source's WAL, in a transaction of its own.
