@@ -145,7 +145,8 @@ public struct DeliveryQueue: Sendable {
 
     /// Records the attempts and moves their rows on (succeeded, failed to retry later, or
     /// dead) in one statement, with the log rows they keep current. A row whose attempt
-    /// number moved on (its lease ran out and another dispatcher took it) is left alone.
+    /// number moved on (its lease ran out and another dispatcher took it), or that is no
+    /// longer `sending` (an operator cancelled it once its lease ran out), is left alone.
     public func record(_ attempts: [RecordedAttempt], on db: PostgresConnection) throws(PostgresError) {
         var columns = Array(repeating: [String?](), count: 8)
         for attempt in attempts {
@@ -271,7 +272,7 @@ public struct DeliveryQueue: Sendable {
                 SET status = r.status, last_http_status = r.http_status, last_error = r.error,
                     next_attempt_at = now() + r.delay_ms * interval '1 millisecond', locked_until = NULL,
                     completed_at = CASE WHEN r.status IN ('succeeded', 'dead') THEN now() END, updated_at = now()
-                FROM result r WHERE d.id = r.id AND d.attempt = r.attempt
+                FROM result r WHERE d.id = r.id AND d.attempt = r.attempt AND d.status = 'sending'
                 RETURNING r.*, d.report, d.target_url)\(logFragments)
             INSERT INTO changerelay.delivery_attempts (delivery_id, attempt, started_at, http_status, error, response_body)
             SELECT id, attempt, to_timestamp(started), http_status, error, body FROM updated

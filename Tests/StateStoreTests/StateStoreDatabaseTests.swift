@@ -185,6 +185,31 @@ import Testing
             .value("s") == "failed:1:0")
     }
 
+    /// A try whose dispatcher died (its lease ran out) can be cancelled, with no dispatcher
+    /// running to take it over first; one still within its lease cannot. A late record of the
+    /// cancelled try leaves it cancelled.
+    @Test func aTryWhoseLeaseRanOutCanBeCancelledAndItsLateRecordIsIgnored() throws {
+        let cluster = try Self.startCluster()
+        defer { try? cluster.stop() }
+        let db = try cluster.connect()
+        try db.execute("""
+            INSERT INTO changerelay.deliveries (idempotency_key, handler, source_lsn, target_url, body, retry_policy,
+                                                status, attempt, locked_until)
+            VALUES ('stale', 'test', '0/300', 'http://127.0.0.1:9/', '{}', \(Self.oneTry), 'sending', 1, now() - interval '1 second'),
+                   ('live', 'test', '0/300', 'http://127.0.0.1:9/', '{}', \(Self.oneTry), 'sending', 1, now() + interval '1 hour')
+            """)
+        let ids = try db.execute("SELECT string_agg(id::text, ',' ORDER BY idempotency_key DESC) AS ids FROM changerelay.deliveries")
+            .value("ids")!.split(separator: ",").compactMap { Int64($0) }
+        #expect(try DeliveryCancel.cancel(ids, logs: [], on: db) == 1)
+        let queue = DeliveryQueue(logs: [], claimLimit: 10, lease: .seconds(45), logger: Logger(label: "test"))
+        try queue.record([RecordedAttempt(deliveryID: ids[0], attempt: 1, status: .succeeded, httpStatus: 200, error: nil,
+                                          retryIn: .zero, started: Date(), responseBody: nil)], on: db)
+        #expect(try db.execute("""
+            SELECT string_agg(idempotency_key || ':' || status, ',' ORDER BY idempotency_key) AS s FROM changerelay.deliveries
+            """).value("s") == "live:sending,stale:dead")
+        #expect(try db.execute("SELECT count(*) AS n FROM changerelay.delivery_attempts").value("n") == "0")
+    }
+
     /// A claim changes no indexed column (017): each row's claimed version stays on its page
     /// and no index gets an entry, which halved what a claim wrote. Each endpoint gives at
     /// most the share it is asked for, in due order, and an endpoint not named gives none.
