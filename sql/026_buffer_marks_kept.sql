@@ -96,10 +96,12 @@ BEGIN
     IF to_regclass('public.buffered_messages') IS NOT NULL THEN
         -- A mark still kept for the same id is an earlier message's whose row was deleted
         -- before it could be marked: the id's new message takes its place (DO NOTHING marked
-        -- the new row with the old message's buffer). A batch read again stages the same marks.
+        -- the new row with the old message's buffer). Of one id staged twice in a batch (used
+        -- again within it), the later message's. A batch read again stages the same marks.
         INSERT INTO changerelay.buffer_message_marks (message_id, buffer_id)
-        SELECT s.message_id, s.buffer_id FROM pg_temp.message_buffer_staged s
+        SELECT DISTINCT ON (s.message_id) s.message_id, s.buffer_id FROM pg_temp.message_buffer_staged s
         WHERE s.kind = 'buffer' AND s.message_id IS NOT NULL
+        ORDER BY s.message_id, s.event_lsn DESC, s.event_index DESC
         ON CONFLICT (message_id) DO UPDATE SET buffer_id = EXCLUDED.buffer_id, staged_at = EXCLUDED.staged_at;
         PERFORM changerelay.apply_kept_buffer_marks();
     END IF;

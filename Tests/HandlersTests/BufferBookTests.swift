@@ -25,6 +25,29 @@ import Testing
         return (closed, arrival)
     }
 
+    /// A message id used again while the buffer it named is still open, in another
+    /// conversation: the new buffer takes the id negated, then pushed on by 2^40, so that no
+    /// two open buffers share a `message_buffer` row; a book restored with the same open
+    /// buffers chooses the same ids. A uuid id is kept.
+    @Test func aMessageIdUsedAgainWhileItsBufferIsOpenOpensABufferOfAnotherId() {
+        var book = BufferBook(windows: Self.windows)
+        _ = Self.arrive(&book, 100, conversation: "c1", at: 0)
+        #expect(Self.arrive(&book, 100, conversation: "c2", at: 1).arrival.buffer.id == "-100")
+        #expect(Self.arrive(&book, 100, conversation: "c3", at: 2).arrival.buffer.id == "-1099511627876")
+        #expect(Self.arrive(&book, 100, conversation: "c1", at: 3).arrival.buffer.id == "100", "its own buffer: joined")
+        var restored = BufferBook(windows: Self.windows, open: Array(book.open.values))
+        #expect(Self.arrive(&restored, 100, conversation: "c4", at: 4).arrival.buffer.id == "-2199023255652")
+        #expect(Set(book.closeDue(before: Self.at(100)).map(\.id)) == ["100", "-100", "-1099511627876"])
+
+        var uuids = BufferBook(windows: Self.windows)
+        let id = "6f1d4c1e-5b7a-5d0c-9a57-3f0c2b9e8d11"
+        for conversation in ["c1", "c2"] {
+            _ = uuids.add(BufferBook.Message(id: id, record: "{}", content: ""), conversationID: conversation, at: Self.at(0),
+                          buffering: true)
+        }
+        #expect(uuids.open.values.map(\.id) == [id, id])
+    }
+
     @Test func messagesWithinTheWindowJoinAndTheDeadlineFollowsTheLast() {
         var book = BufferBook(windows: Self.windows)
         #expect(Self.arrive(&book, 1, at: 0).arrival.buffer.id == "1")

@@ -216,6 +216,42 @@ import Testing
         #expect(jobs.value("n") == "1")
     }
 
+    /// A message id used again while the buffer it named is open, in another conversation:
+    /// the new buffer gets an id of its own (the old one negated), so each has its own
+    /// `message_buffer` row and kept messages, and a restart inside the window flushes both.
+    /// They shared one row before, and the second conversation's message was lost.
+    @Test func aMessageIdUsedAgainWhileItsBufferIsOpenLosesNothingAcrossARestart() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let environment = Self.environment(setup, durationMilliseconds: 4_000)
+        let first = try Background(["run"], environment: environment)
+        try first.waitFor("streaming") { _ in first.stderr.contains("streaming") }
+        // One transaction, so one batch stages both messages of id 100 (and both marks).
+        try setup.db.execute("""
+            INSERT INTO buffered_messages (id, conversation_id, content, message_type) VALUES (100, 1, 'conv1', 'incoming');
+            DELETE FROM buffered_messages WHERE id = 100;
+            INSERT INTO buffered_messages (id, conversation_id, content, message_type) VALUES (100, 2, 'conv2', 'incoming');
+            """)
+        try RunPipelineTests.waitFor("two open buffers, the row marked with the second") {
+            try setup.db.execute("""
+                SELECT (SELECT string_agg(id || ':' || conversation_id || ':' || status, ',' ORDER BY id) FROM message_buffer)
+                       || ' ' || (SELECT buffer_id FROM buffered_messages WHERE id = 100) AS b
+                """).value("b") == "-100:2:active,100:1:active -100"
+        }
+        first.child.signal(SIGTERM)
+        #expect(first.waitForExit() == 0, "\(first.stderr.suffix(2000))")
+        #expect(try Self.flushes(setup.receiver).isEmpty, "the window outlives the restart")
+        let second = try Background(["run"], environment: environment)
+        try RunPipelineTests.waitFor("both flushes") { try Self.flushes(setup.receiver).count == 2 }
+        second.child.signal(SIGTERM)
+        #expect(second.waitForExit() == 0, "\(second.stderr.suffix(2000))")
+        let contents = try Self.flushes(setup.receiver).compactMap { flush -> String? in
+            guard case .string(let text)? = flush["combinedContent"] else { return nil }
+            return text
+        }
+        #expect(Set(contents) == ["conv1", "conv2"], "\(contents)")
+    }
+
     /// A message deleted before its mark could be applied leaves the mark kept; when its id
     /// is used again, the new message's mark replaces it. The kept one won, and the new row
     /// was marked with the deleted message's buffer.

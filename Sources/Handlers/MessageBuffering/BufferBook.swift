@@ -38,7 +38,8 @@ public struct BufferBook: Sendable, Hashable {
 
     public struct Buffer: Sendable, Hashable {
         /// The id of its first message: stable on every replay, and above every id the seed's
-        /// own buffers took, since each of those had a message before it.
+        /// own buffers took, since each of those had a message before it; negated when another
+        /// open buffer has that id (`BufferBook.freeID`).
         public var id: String
         public var conversationID: String
         public var firstCommit: PostgresTimestamp
@@ -120,13 +121,34 @@ public struct BufferBook: Sendable, Hashable {
             joined.lastCommit = commitTime
             buffer = joined
         } else {
-            buffer = Buffer(id: message.id, conversationID: conversationID, firstCommit: commitTime,
+            buffer = Buffer(id: freeID(for: message.id), conversationID: conversationID, firstCommit: commitTime,
                             lastCommit: commitTime, messages: [message])
         }
         let closes = !buffering || buffer.messages.count >= windows.maxSize
         if closes { open[conversationID] = nil } else { track(buffer) }
         dropStaleDeadlines()
         return Arrival(buffer: buffer, closed: closes)
+    }
+
+    /// The id a new buffer takes: its first message's, unless another conversation's open
+    /// buffer has that id already (the application deleted that message and used its id
+    /// again within the window, or restarted its identity): two open buffers with one id
+    /// shared one `message_buffer` row, and the second one's messages were lost at the next
+    /// restart. Then it is the id negated, pushed on by 2^40 while that is taken too: no
+    /// identity sequence gives a negative id, and the choice depends only on the open buffers,
+    /// which a restart or a replay restores as they were. An id that is not an integer (a
+    /// uuid) is kept as it is.
+    private func freeID(for messageID: String) -> String {
+        let taken = Set(open.values.map(\.id))
+        guard taken.contains(messageID), let number = Int64(messageID), number > 0 else { return messageID }
+        var step: Int64 = 0
+        while true {
+            let (shifted, overflow) = number.addingReportingOverflow(step << 40)
+            guard !overflow else { return messageID }
+            let candidate = String(-shifted)
+            if !taken.contains(candidate) { return candidate }
+            step += 1
+        }
     }
 
     private mutating func track(_ buffer: Buffer) {
