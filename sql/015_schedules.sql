@@ -2,7 +2,7 @@
 --
 -- Every instance of `changerelay run` computes the same due times from the same cron
 -- expressions, and each due run must happen once across all of them: an instance runs a
--- tick only if its INSERT … ON CONFLICT DO NOTHING of (schedule, due_at) inserted the row.
+-- tick only if its INSERT ... ON CONFLICT DO NOTHING of (schedule, due_at) inserted the row.
 -- The row then records the run (start, end, rows affected, error), which is what
 -- `schedules list` shows and how a run missed while nothing was up is found at start.
 DO $$ BEGIN PERFORM pg_advisory_xact_lock(27991862643291504); END $$;

@@ -1,7 +1,7 @@
 -- 027: a buffer whose id an application used again.
 --
 -- A buffer's id is its first message's (stable on every replay). An application may use a
--- message id again: rows deleted and inserted with their ids, TRUNCATE … RESTART IDENTITY. The
+-- message id again: rows deleted and inserted with their ids, TRUNCATE ... RESTART IDENTITY. The
 -- new buffer then met the old one's message_buffer row, and apply_staged_message_buffers()
 -- updated it: a finished buffer made active again under another conversation (a unique
 -- violation on idx_message_buffer_active_conversation when the old conversation had an open

@@ -23,7 +23,7 @@
 --
 -- A second trigger records the table shapes 010's trigger misses: on ALTER SCHEMA (a schema
 -- renamed took the partitions of its tables out of the publication for the wal2json path,
--- since their recorded ancestors kept the old schema's name), on ALTER TYPE … CASCADE (typed
+-- since their recorded ancestors kept the old schema's name), on ALTER TYPE ... CASCADE (typed
 -- tables), and for the inheritance children of an altered table (their dropped and renamed
 -- columns).
 --
@@ -75,7 +75,7 @@ BEGIN
 END $$;
 CREATE INDEX IF NOT EXISTS publication_history_latest ON changerelay.publication_history (publication, id);
 
--- {"relations": [[schema, table, [column, …] or null], …], "schemas": [schema, …],
+-- {"relations": [[schema, table, [column, ...] or null], ...], "schemas": [schema, ...],
 --  "all_tables": bool, "via_root": bool, "actions": {"insert", "update", "delete", "truncate"}}
 CREATE OR REPLACE FUNCTION changerelay.publication_membership(publication oid)
 RETURNS jsonb
@@ -173,7 +173,7 @@ BEGIN
 END $$;
 
 -- The tables a command changes without naming them, which 010's trigger does not take: a
--- renamed schema's tables, the typed tables of an ALTER TYPE … CASCADE, and the inheritance
+-- renamed schema's tables, the typed tables of an ALTER TYPE ... CASCADE, and the inheritance
 -- children of an altered table (010 takes partition trees; children by inheritance that are
 -- not partitions are not in them).
 CREATE OR REPLACE FUNCTION changerelay.record_schema_cascades()
@@ -191,7 +191,7 @@ BEGIN
         JOIN pg_class c ON c.relnamespace = d.objid
         WHERE d.classid = 'pg_namespace'::regclass AND c.relkind IN ('r', 'p')
         UNION
-        -- ALTER TYPE … ATTRIBUTE alters the composite type's own relation (relkind 'c').
+        -- ALTER TYPE ... ATTRIBUTE alters the composite type's own relation (relkind 'c').
         SELECT c.oid, false
         FROM pg_event_trigger_ddl_commands() d
         JOIN pg_class composite ON composite.oid = d.objid AND composite.relkind = 'c'

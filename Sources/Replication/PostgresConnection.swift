@@ -18,7 +18,10 @@ public final class PostgresConnection: @unchecked Sendable {
     /// The session's client encoding is UTF-8 whatever the database's: everything read is
     /// decoded as UTF-8, and a session's default is the database's own encoding, so a LATIN1
     /// database's text (pgoutput's values included: the walsender converts them to the
-    /// client's encoding) came back as bytes that are not UTF-8, shown as U+FFFD.
+    /// client's encoding) came back as bytes that are not UTF-8, shown as U+FFFD. But not for
+    /// a SQL_ASCII database, whose bytes have no encoding to convert from: asked for UTF-8,
+    /// the server checks them, and a walsender stopped for good at the first that were not;
+    /// as they are, those read as U+FFFD.
     public init(url: String, parameters: [(String, String)] = []) throws(PostgresError) {
         try Self.checkReadable(url)
         let keywords = ["dbname", "connect_timeout", "fallback_application_name", "client_encoding"] + parameters.map(\.0)
@@ -34,6 +37,10 @@ public final class PostgresConnection: @unchecked Sendable {
         handle = connection
         endpoint = Self.describeEndpoint(connection)
         guard PQstatus(connection) == CONNECTION_OK else {
+            throw PostgresError(.connectionFailed, Self.lastError(connection), endpoint: endpoint)
+        }
+        if PQparameterStatus(connection, "server_encoding").map({ String(cString: $0) }) == "SQL_ASCII",
+           PQsetClientEncoding(connection, "SQL_ASCII") != 0 {
             throw PostgresError(.connectionFailed, Self.lastError(connection), endpoint: endpoint)
         }
     }
@@ -179,8 +186,8 @@ public final class PostgresConnection: @unchecked Sendable {
         let state = field("C")
         let message: String
         if let primary = field("M") {
-            message = ServerErrorText(severity: field("S"), primary: primary, detail: field("D"), hint: field("H"),
-                                      context: field("W")).rendered
+            message = ServerErrorText(severity: field("S"), sqlState: state, primary: primary, detail: field("D"),
+                                      hint: field("H"), context: field("W")).rendered
         } else {
             message = PQresultErrorMessage(result).map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 }
                 ?? Self.lastError(handle)

@@ -151,6 +151,22 @@ import Testing
         #expect(out.contains("slot changerelay is inactive and retains"))
     }
 
+    /// Every session asks for UTF-8, and the server converts each statement to the
+    /// database's encoding, comments included: a `…` in a migration's comment failed setup on
+    /// a LATIN1 database. The files are ASCII, and setup runs on such a database.
+    @Test func setupRunsOnADatabaseNotInUTF8() throws {
+        for file in try FileManager.default.contentsOfDirectory(atPath: repositoryRoot + "/sql") where file.hasSuffix(".sql") {
+            let bytes = try Data(contentsOf: URL(fileURLWithPath: repositoryRoot + "/sql/" + file))
+            #expect(bytes.allSatisfy { $0 < 0x80 }, "\(file) holds a byte that is not ASCII")
+        }
+        let cluster = try startCluster(schema: false)
+        defer { try? cluster.stop() }
+        try cluster.connect().execute("CREATE DATABASE lat ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0")
+        let url = String(cluster.url.dropLast("postgres".count)) + "lat"
+        let setup = try runChangeRelay(["setup"], environment: ["CHANGERELAY_SOURCE_DATABASE_URL": url])
+        #expect(setup.status == 0, "\(setup.stderr.suffix(2000))")
+    }
+
     /// A seed table an application made partitioned: setup runs again (adding it to the
     /// publication again failed, as pg_publication_tables shows its partitions instead), and
     /// doctor says its changes reach no handler until the publication reports them under it.

@@ -701,4 +701,29 @@ import Testing
         let updates = lines.wal2json.filter { $0["op"] == .string("update") }
         #expect(updates.map { $0["old"] == .null } == [true, true, true, false], "\(updates)")
     }
+
+    /// A SQL_ASCII database stores bytes with no encoding: its sessions keep SQL_ASCII, so
+    /// the walsender passes pgoutput's values on unchecked (asked for UTF-8, it stopped for
+    /// good at the first byte that was not), and both plugins print such bytes as U+FFFD.
+    @Test func aSQLASCIIDatabasesBytesThatAreNotUTF8PrintAsReplacementsThroughBothPlugins() throws {
+        let cluster = try startCluster(schema: false)
+        defer { try? cluster.stop() }
+        try cluster.connect().execute("CREATE DATABASE bytes ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0")
+        let url = String(cluster.url.dropLast("postgres".count)) + "bytes"
+        let db = try PostgresConnection(url: url)
+        try db.execute("CREATE TABLE t (id int PRIMARY KEY, v text); CREATE PUBLICATION bytes_pub FOR TABLE t")
+        try Self.createSlots(db)
+        try db.execute(#"INSERT INTO t VALUES (1, 'a' || convert_from('\xe9ff'::bytea, 'SQL_ASCII') || 'b'), (2, 'café')"#)
+        let environment = ["CHANGERELAY_SOURCE_DATABASE_URL": url, "CHANGERELAY_SOURCE_PUBLICATION": "bytes_pub"]
+        func tail(_ plugin: String) throws -> [JSONValue] {
+            let result = try runChangeRelay(["tail", "--plugin", plugin, "--slot", "p_\(plugin)", "--limit", "2"],
+                                            environment: environment, timeout: .seconds(120))
+            #expect(result.status == 0, "tail --plugin \(plugin): \(result.stderr.suffix(2000))")
+            return try result.stdout.split(separator: "\n").map { try JSONParser.parse(Array($0.utf8)) }
+        }
+        let lines = (pgoutput: try tail("pgoutput"), wal2json: try tail("wal2json"))
+        Self.expectSameLines(lines, count: 2)
+        #expect(lines.pgoutput.first?["new"]?["v"] == .string("a\u{FFFD}\u{FFFD}b"), "\(lines.pgoutput)")
+        #expect(lines.pgoutput.last?["new"]?["v"] == .string("café"))
+    }
 }

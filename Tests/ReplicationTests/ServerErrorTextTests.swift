@@ -8,7 +8,7 @@ import Testing
                                    detail: "Key (id)=(7) already exists.", hint: "Look.", context: "SQL function \"f\"")
         #expect(text.rendered == """
             ERROR:  duplicate key value violates unique constraint "k"
-            DETAIL:  Key (id)=(7) already exists.
+            DETAIL:  Key (id)=(…) already exists.
             HINT:  Look.
             CONTEXT:  SQL function "f"
             """)
@@ -31,6 +31,33 @@ import Testing
     ])
     func aCopysContextLosesTheDataItQuotes(context: String, kept: String) {
         #expect(ServerErrorText.withoutCopiedData(context) == kept)
+    }
+
+    /// A key violation names the key's columns, not its values; an exclusion violation's
+    /// other row too.
+    @Test(arguments: [
+        ("Key (target_url)=(http://alice:pw-SECRET@h/) already exists.", "Key (target_url)=(…) already exists."),
+        (#"Key (ordering_key)=(a)b=(c) is not present in table "fkt"."#, #"Key (ordering_key)=(…) is not present in table "fkt"."#),
+        (#"Key (id)=(7) is still referenced from table "child"."#, #"Key (id)=(…) is still referenced from table "child"."#),
+        ("Key (during)=([1,5)) conflicts with existing key (during)=([2,3)).", "Key (during)=(…) conflicts with existing key (…)."),
+        ("Key (a, b)=(1, x)", "Key (a, b)=(…)"),
+        ("A field with precision 5, scale 2 must round to an absolute value less than 10^3.",
+         "A field with precision 5, scale 2 must round to an absolute value less than 10^3."),
+    ])
+    func aKeysValuesAreNotShown(detail: String, shown: String) {
+        #expect(ServerErrorText.withoutRow(detail) == shown)
+    }
+
+    /// A data error (class 22) quotes the value it could not read; other errors' quotes are names.
+    @Test func aValueTheServerCouldNotReadIsNotShown() {
+        let data = ServerErrorText(sqlState: "22P02", primary: #"invalid input syntax for type integer: "Bearer x""#)
+        #expect(data.rendered == "ERROR:  invalid input syntax for type integer: (the value is not shown)")
+        let json = ServerErrorText(sqlState: "22P02", primary: "invalid input syntax for type json",
+                                   detail: #"Token "secret" is invalid."#, context: #"JSON data, line 1: {"a": secret"#)
+        #expect(json.rendered.contains("CONTEXT:  JSON data, line 1") && !json.rendered.contains("secret"), "\(json.rendered)")
+        #expect(json.rendered.contains(#"DETAIL:  Token "…" is invalid."#), "\(json.rendered)")
+        let named = ServerErrorText(sqlState: "42P01", primary: #"relation "missing" does not exist"#)
+        #expect(named.rendered == #"ERROR:  relation "missing" does not exist"#)
     }
 
     @Test func aMissingSeverityReadsAsAnError() {
