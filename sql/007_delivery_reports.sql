@@ -4,6 +4,8 @@
 -- The automation handler learns of completed executions through the stream, which is
 -- what its rate limit needs: only completed runs are published.
 DO $$
+DECLARE
+    part regclass;
 BEGIN
     PERFORM pg_advisory_xact_lock(27991862643291504);
     -- {"trigger_attempts": {"trigger_name", "record_id"}}: one trigger_execution_logs row per try;
@@ -12,10 +14,13 @@ BEGIN
     -- A top-level field of the JSON body set to the attempt number at send time.
     ALTER TABLE changerelay.deliveries ADD COLUMN IF NOT EXISTS attempt_field text;
 
-    -- A row filter on UPDATE may only use replica-identity columns.
-    IF (SELECT relreplident FROM pg_class WHERE oid = 'public.automation_execution_logs'::regclass) <> 'f' THEN
-        ALTER TABLE public.automation_execution_logs REPLICA IDENTITY FULL;
-    END IF;
+    -- A row filter on UPDATE may only use replica-identity columns; a partitioned table's
+    -- partitions each need it too (see 003).
+    FOR part IN SELECT c.oid FROM pg_class c
+                WHERE c.oid IN (SELECT 'public.automation_execution_logs'::regclass UNION SELECT relid FROM pg_partition_tree('public.automation_execution_logs'::regclass))
+                  AND c.relkind IN ('r', 'p') AND c.relreplident <> 'f' LOOP
+        EXECUTE format('ALTER TABLE %s REPLICA IDENTITY FULL', part);
+    END LOOP;
     IF NOT EXISTS (
         SELECT FROM pg_publication_tables
         WHERE pubname = 'changerelay_pub' AND schemaname = 'public' AND tablename = 'automation_execution_logs'

@@ -13,13 +13,17 @@
 DO $$
 DECLARE
     t text;
+    part regclass;
 BEGIN
     PERFORM pg_advisory_xact_lock(27991862643291504);
     FOREACH t IN ARRAY ARRAY['trip_collaborators', 'chat_sessions', 'flights', 'accommodations'] LOOP
-        IF to_regclass(format('public.%I', t)) IS NOT NULL
-           AND (SELECT relreplident FROM pg_class WHERE oid = format('public.%I', t)::regclass) <> 'f' THEN
-            EXECUTE format('ALTER TABLE public.%I REPLICA IDENTITY FULL', t);
-        END IF;
+        CONTINUE WHEN to_regclass(format('public.%I', t)) IS NULL;
+        -- A partitioned table's partitions too (see 003).
+        FOR part IN SELECT c.oid FROM pg_class c
+                    WHERE c.oid IN (SELECT format('public.%I', t)::regclass UNION SELECT relid FROM pg_partition_tree(format('public.%I', t)::regclass))
+                      AND c.relkind IN ('r', 'p') AND c.relreplident <> 'f' LOOP
+            EXECUTE format('ALTER TABLE %s REPLICA IDENTITY FULL', part);
+        END LOOP;
     END LOOP;
 END $$;
 

@@ -214,9 +214,15 @@ public struct Doctor {
     }
 
     func replicaIdentity(_ db: PostgresConnection) throws(PostgresError) -> [Finding] {
+        // A partitioned table's partitions log their own old rows: the root's FULL does not
+        // reach them, and a handler then gets no old row from a change to one.
         let rows = try db.query("""
             SELECT format('%I.%I', p.schemaname, p.tablename), p.schemaname, c.relname, c.relreplident,
-                   EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) AS has_pk
+                   EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) AS has_pk,
+                   (SELECT string_agg(format('%I.%I', n.nspname, pc.relname), ', ' ORDER BY n.nspname, pc.relname)
+                    FROM pg_partition_tree(c.oid) t JOIN pg_class pc ON pc.oid = t.relid
+                    JOIN pg_namespace n ON n.oid = pc.relnamespace
+                    WHERE t.relid <> c.oid AND pc.relkind IN ('r', 'p') AND pc.relreplident <> 'f') AS partitions_not_full
             FROM pg_publication_tables p
             JOIN pg_class c ON c.relname = p.tablename AND c.relnamespace = p.schemaname::regnamespace
             WHERE p.pubname = $1 ORDER BY p.schemaname, c.relname
@@ -224,9 +230,16 @@ public struct Doctor {
         return rows.map { row in
             // Quoted as an identifier: a name with a quote, a dot or a line break stays one name.
             let table = row[0] ?? "?", identity = row[3] ?? "d", hasKey = row[4] == "t"
-            if row[1] == "public", let name = row[2], SeedTables.needFullIdentity.contains(name), identity != "f" {
-                return .problem("replica identity", "\(table) needs REPLICA IDENTITY FULL (handlers compare old and new values)",
-                                fix: "ALTER TABLE \(table) REPLICA IDENTITY FULL;")
+            if row[1] == "public", let name = row[2], SeedTables.needFullIdentity.contains(name) {
+                let partitions = row[5].map { $0.split(separator: ", ").map(String.init) } ?? []
+                let lacking = (identity == "f" ? [] : [table]) + partitions
+                if !lacking.isEmpty {
+                    let subject = lacking.joined(separator: ", ") + (lacking.count == 1 ? " needs" : " need")
+                    return .problem("replica identity",
+                                    "\(subject) REPLICA IDENTITY FULL (handlers compare old and new values)"
+                                        + (partitions.isEmpty ? "" : "; each partition of \(table) logs its own old rows"),
+                                    fix: lacking.map { "ALTER TABLE \($0) REPLICA IDENTITY FULL;" }.joined(separator: " "))
+                }
             }
             if identity == "n" || (identity == "d" && !hasKey) {
                 return .problem("replica identity", "\(table) has no replica identity; its UPDATEs and DELETEs fail while it is published",

@@ -167,6 +167,43 @@ import Testing
         #expect(setup.status == 0, "\(setup.stderr.suffix(2000))")
     }
 
+    /// A seed table whose handler needs whole old rows, made partitioned: setup makes every
+    /// partition FULL (the root's setting does not reach them, and the handler got no old
+    /// row from a change to one), and doctor names a partition attached since that is not.
+    @Test func setupMakesAPartitionedSeedTablesPartitionsFullAndDoctorNamesOneThatIsNot() throws {
+        let cluster = try startCluster(schema: false)
+        defer { try? cluster.stop() }
+        #expect(try runChangeRelay(["setup"], environment: Self.environment(cluster)).status == 0)
+        let db = try cluster.connect()
+        try db.execute("""
+            DROP TABLE flights;
+            CREATE TABLE flights (
+                id uuid DEFAULT gen_random_uuid(), trip_id uuid NOT NULL REFERENCES trips (id) ON DELETE CASCADE,
+                status text NOT NULL DEFAULT 'pending', airline text, flight_number text, departure_time timestamptz,
+                arrival_time timestamptz, created_at timestamptz NOT NULL DEFAULT now(), updated_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (id, status)
+            ) PARTITION BY LIST (status);
+            CREATE TABLE flights_pending PARTITION OF flights FOR VALUES IN ('pending');
+            CREATE TABLE flights_other PARTITION OF flights DEFAULT;
+            ALTER PUBLICATION changerelay_pub SET (publish_via_partition_root = true);
+            """)
+        #expect(try runChangeRelay(["setup"], environment: Self.environment(cluster)).status == 0)
+        #expect(try db.execute("""
+            SELECT string_agg(c.relname || ':' || c.relreplident::text, ',' ORDER BY c.relname) AS r
+            FROM pg_partition_tree('flights') t JOIN pg_class c ON c.oid = t.relid
+            """).value("r") == "flights:f,flights_other:f,flights_pending:f")
+        try db.execute("""
+            ALTER TABLE flights DETACH PARTITION flights_other;
+            CREATE TABLE flights_booked PARTITION OF flights FOR VALUES IN ('booked');
+            ALTER TABLE flights ATTACH PARTITION flights_other DEFAULT;
+            """)
+        let doctor = try runChangeRelay(["doctor"], environment: Self.environment(cluster))
+        #expect(doctor.status == 1)
+        #expect(doctor.stdout.contains("public.flights_booked needs REPLICA IDENTITY FULL (handlers compare old and new values); "
+                                       + "each partition of public.flights logs its own old rows"), "\(doctor.stdout)")
+        #expect(doctor.stdout.contains("fix: ALTER TABLE public.flights_booked REPLICA IDENTITY FULL;"))
+    }
+
     /// A seed table an application made partitioned: setup runs again (adding it to the
     /// publication again failed, as pg_publication_tables shows its partitions instead), and
     /// doctor says its changes reach no handler until the publication reports them under it.

@@ -145,7 +145,7 @@ public struct AutomationHandler: Handler {
     private func plan(jobChange change: Change, at index: Int, in transaction: Transaction) throws(HandlerError) -> Effects {
         guard change.operation == .update, let new = change.new else { return .none }
         guard let oldRow = change.old, oldRow.columns.count == new.columns.count else {
-            throw failure(change, "an UPDATE without the whole old row: jobs needs REPLICA IDENTITY FULL")
+            throw failure(change, "an UPDATE without the whole old row: jobs needs REPLICA IDENTITY FULL, on each partition too if it is partitioned (changerelay doctor names them)")
         }
         let filled = new.fillingUnchangedToast(from: oldRow)
         let row = try Fields(filled, handler: name, change: change)
