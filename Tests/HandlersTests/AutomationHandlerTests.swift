@@ -389,4 +389,21 @@ private func plan(_ handler: AutomationHandler, _ transaction: Transaction) thro
 /// What a bounded cache asked its database about.
 private final class AskedKeys: Sendable {
     let keys = Mutex<[AutomationCache.CompletionKey]>([])
+
+    /// A jobs table whose status column was renamed: no workflow can fire on it, and one
+    /// warning says which column is gone (it read as "status unchanged", silently).
+    @Test func aRenamedStatusColumnFiresNothingAndIsSaidOnce() throws {
+        let logs = CapturedLogs()
+        let handler = AutomationHandler(.init(baseURL: "http://127.0.0.1:9/functions/v1", maxAttempts: 5),
+                                        cache: AutomationCache(rateLimitWindow: .seconds(3600)), logger: logs.logger)
+        _ = try plan(handler, transaction([workflow("w1")], lsn: 0x10))
+        func renamed(_ state: String) -> Row {
+            row(["id": job, "user_id": userA, "title": "Fix the sink", "state": state], typeOIDs: ["id": 2950, "user_id": 2950])
+        }
+        let update = Change(lsn: LSN(0x100), schema: "public", table: "jobs", operation: .update,
+                            new: renamed("completed"), old: renamed("open"))
+        #expect(try plan(handler, transaction([update, update])).deliveries.isEmpty)
+        let warnings = logs.all.filter { $0.level == .warning }
+        #expect(warnings.count == 1 && warnings.first?.metadata["missing"] == "status", "\(warnings.map(\.metadata))")
+    }
 }

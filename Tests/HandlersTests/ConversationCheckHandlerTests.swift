@@ -2,6 +2,7 @@ import Core
 import Decoding
 import Foundation
 import Handlers
+import Logging
 import MetricsTestKit
 import PlannedEffects
 import Testing
@@ -138,5 +139,22 @@ private let handler = ConversationCheckHandler(.init(baseURL: "http://127.0.0.1:
         #expect(metrics.counterTotal(label: label, dimensions: [("reason", "no_elevenlabs_id")]) == 2)
         #expect(metrics.counterTotal(label: label, dimensions: [("reason", "processed")]) == 1)
         #expect(metrics.counterTotal(label: label) == 3)
+    }
+
+    /// A table whose ElevenLabs id column was renamed: every change is skipped as missing a
+    /// column (it read as "no ElevenLabs id", silently), with one warning naming the column.
+    @Test func aColumnTheCheckDecidesByThatIsGoneIsSkippedAndSaidOnce() throws {
+        let logs = CapturedLogs()
+        let renamed = ConversationCheckHandler(.init(baseURL: "http://127.0.0.1:9"), logger: logs.logger)
+        let names = ["id", "clerk_id", "agent_id", "el_id", "status"]
+        let row = Row(columns: names.map { Column(name: $0, typeOID: 25, isKey: $0 == "id") },
+                      values: ["1", "c", "a", "el_1", "unknown"].map { .text(ArraySlice($0.utf8)) })
+        let insert = Change(lsn: LSN(0x10), schema: "public", table: "user_conversations", operation: .insert, new: row)
+        #expect(try renamed.decide(insert) == .skipped(.missingColumn))
+        #expect(try renamed.decide(insert) == .skipped(.missingColumn))
+        let warnings = logs.all.filter { $0.level == .warning }
+        #expect(warnings.count == 1)
+        #expect(warnings.first?.metadata["missing"] == "elevenlabs_conversation_id")
+        #expect(warnings.first?.metadata["table"] == "public.user_conversations")
     }
 }

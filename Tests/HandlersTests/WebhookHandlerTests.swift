@@ -133,6 +133,19 @@ private func eventTypes(_ change: Change) throws -> [String] {
         let written = try plan(notes, transaction([change("notes", .insert, new: row(["id": "n", "flag": "t"]))]))
         #expect(written.deliveries.isEmpty)
     }
+
+    /// A rule's condition on a column the table no longer has never holds: the event does not
+    /// fire, and one warning names the column.
+    @Test func aConditionOnAColumnThatIsGoneIsSaidOnce() throws {
+        let logs = CapturedLogs()
+        let handler = WebhookHandler(rules: WebhookRule.builtIn, cache: WebhookConfigCache(), logger: logs.logger)
+        _ = try plan(handler, transaction([config(id: "1", events: "{*}")], lsn: 0x10))
+        let update = change("flights", .update, new: row(["id": "f", "state": "booked"]), old: row(["id": "f", "state": "pending"]))
+        #expect(try plan(handler, transaction([update, update])).deliveries.isEmpty)
+        let warnings = logs.all.filter { $0.level == .warning }
+        #expect(warnings.count == 1 && warnings.first?.metadata["missing"] == "status", "\(warnings.map(\.metadata))")
+        #expect(warnings.first?.metadata["table"] == "public.flights")
+    }
 }
 
 @Suite struct WebhookEventPatternTests {

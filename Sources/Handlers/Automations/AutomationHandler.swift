@@ -41,11 +41,13 @@ public struct AutomationHandler: Handler {
     public let settings: Settings
     public let cache: AutomationCache
     private let logger: Logger
+    private let missingColumns: MissingColumns
 
     public init(_ settings: Settings, cache: AutomationCache, logger: Logger) {
         self.settings = settings
         self.cache = cache
         self.logger = logger
+        missingColumns = MissingColumns(handler: "automations", logger: logger)
     }
 
     public func batchEnded(committed: Bool) { cache.batchEnded(committed: committed) }
@@ -143,7 +145,8 @@ public struct AutomationHandler: Handler {
     // MARK: - Job changes
 
     private func plan(jobChange change: Change, at index: Int, in transaction: Transaction) throws(HandlerError) -> Effects {
-        guard change.operation == .update, let new = change.new else { return .none }
+        guard change.operation == .update, let new = change.new,
+              missingColumns.check(new, needs: ["id", "status", "user_id"], change: change).isEmpty else { return .none }
         guard let oldRow = change.old, oldRow.columns.count == new.columns.count else {
             throw failure(change, "an UPDATE without the whole old row: jobs needs REPLICA IDENTITY FULL, on each partition too if it is partitioned (changerelay doctor names them)")
         }

@@ -1,5 +1,6 @@
 import Core
 import Decoding
+import Logging
 import Metrics
 import PlannedEffects
 
@@ -40,8 +41,12 @@ public struct ConversationCheckHandler: Handler {
 
     public static let skippedMetric = "changerelay_conversation_checks_skipped_total"
 
-    public init(_ settings: Settings, metrics: any MetricsFactory = MetricsSystem.factory) {
+    private let missingColumns: MissingColumns
+
+    public init(_ settings: Settings, metrics: any MetricsFactory = MetricsSystem.factory,
+                logger: Logger = Logger(label: "changerelay.conversation_checks")) {
         self.settings = settings
+        missingColumns = MissingColumns(handler: "conversation_checks", logger: logger)
         skipped = Dictionary(uniqueKeysWithValues: Skip.allCases.map { reason in
             (reason, Counter(label: Self.skippedMetric, dimensions: [("reason", reason.rawValue)], factory: metrics))
         })
@@ -53,6 +58,8 @@ public struct ConversationCheckHandler: Handler {
         case processed
         case unrelatedUpdate = "unrelated_update"
         case notInsertOrUpdate = "not_insert_or_update"
+        /// The table has no column the check decides by (renamed or dropped): warned once.
+        case missingColumn = "missing_column"
     }
 
     public func plan(_ change: Change, at index: Int, in transaction: Transaction) throws(HandlerError) -> Effects {
@@ -75,6 +82,9 @@ public struct ConversationCheckHandler: Handler {
         // A backfilled row is checked as an INSERT would be: the skip rules apply.
         guard [.insert, .update, .read].contains(change.operation), let new = change.new else {
             return .skipped(.notInsertOrUpdate)
+        }
+        guard missingColumns.check(new, needs: ["id", "elevenlabs_conversation_id", "status"], change: change).isEmpty else {
+            return .skipped(.missingColumn)
         }
         let row: Fields
         if change.operation == .update {

@@ -41,6 +41,7 @@ public struct WebhookHandler: Handler {
     /// old record): a record's deliveries are ordered by its primary key, not by every column.
     private let primaryKeys: PrimaryKeys
     private let logger: Logger
+    private let missingColumns: MissingColumns
 
     /// `rules` are the built-in ones followed by the operator's.
     public init(rules: [WebhookRule], cache: WebhookConfigCache, primaryKeys: PrimaryKeys = PrimaryKeys(), logger: Logger) {
@@ -49,6 +50,7 @@ public struct WebhookHandler: Handler {
         self.cache = cache
         self.primaryKeys = primaryKeys
         self.logger = logger
+        missingColumns = MissingColumns(handler: "webhooks", logger: logger)
     }
 
     public func batchEnded(committed: Bool) { cache.batchEnded(committed: committed) }
@@ -60,6 +62,10 @@ public struct WebhookHandler: Handler {
             effects.rows = try follow(configChange: change, at: index, lsn: transaction.commitLSN)
         }
         guard let operation = Self.operation(of: change), let tableRules = rules[table] else { return effects }
+        if let row = change.new {
+            // A rule's condition on a column the row lacks never holds: said, not silent.
+            _ = missingColumns.check(row, needs: Set(tableRules.compactMap(\.condition?.column)).sorted(), change: change)
+        }
         let new: [String: String]? = if let row = change.new { try Self.texts(row, change: change, handler: name) } else { nil }
         let old: [String: String]? = if let row = change.old { try Self.texts(row, change: change, handler: name) } else { nil }
         let columns = (change.new ?? change.old)?.columns ?? []
