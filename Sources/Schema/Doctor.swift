@@ -64,6 +64,13 @@ public struct Doctor {
         return findings
     }
 
+    /// The problems of what the handlers read: their tables in the publication, reported
+    /// under names they follow, with the old rows they compare. `run` warns of each at start:
+    /// without them changes are skipped or fire twice, which only `doctor` said before.
+    public func handlerPrerequisites(on db: PostgresConnection) throws(PostgresError) -> [Finding] {
+        try (publicationMembership(db) + replicaIdentity(db)).filter(\.isProblem)
+    }
+
     func setting(_ name: String, _ db: PostgresConnection) throws(PostgresError) -> String? {
         try db.query("SELECT setting FROM pg_settings WHERE name = $1", [name]).value("setting")
     }

@@ -15,6 +15,7 @@ enum HandlerAssembly {
     static func handlers(_ config: Config, sourceURL: String, stateURL: String, credentials: [String: String],
                          logger: Logger) throws -> [any Handler] {
         var handlers: [any Handler] = []
+        try warnOfSourceProblems(config, sourceURL: sourceURL, logger: logger)
         // Asked of the servers, not read from the URLs: the same database can be spelled many ways.
         let stateIsSource = try DatabaseIdentity.sameDatabase(sourceURL, stateURL)
         /// The base URL of the edge functions, for a handler that calls them; nil (with a
@@ -139,6 +140,19 @@ enum HandlerAssembly {
         }
         let keys = try PrimaryKeyLoader.load(tables: rules.map { $0.schema + "." + $0.table }, from: source)
         return WebhookHandler(rules: rules, cache: cache, primaryKeys: keys, logger: logger)
+    }
+
+    /// Says at start what `doctor` would: a seed table out of the publication, one reported
+    /// under its partitions' names, one without the old rows its handler compares. The
+    /// service runs on (an operator may mean it), but each is a reason its effects do not come.
+    private static func warnOfSourceProblems(_ config: Config, sourceURL: String, logger: Logger) throws {
+        let doctor = Doctor(slot: config.source.slot, plugin: config.source.plugin, publication: config.source.publication)
+        let source = try PostgresConnection(url: sourceURL)
+        for finding in try doctor.handlerPrerequisites(on: source) {
+            logger.warning("the source is not as the handlers need it: \(finding.problem ?? "")", metadata: [
+                "check": "\(finding.check)", "fix": "\(finding.fix ?? "")",
+            ])
+        }
     }
 
     /// Whether the database has every one of these `public` tables (the seed's, which a

@@ -231,6 +231,13 @@ import Testing
         #expect(doctor.stdout.contains("public.buffered_messages is partitioned and changerelay_pub publishes its changes under "
                                        + "the partitions' names"), "\(doctor.stdout)")
         #expect(doctor.stdout.contains(#"fix: ALTER PUBLICATION "changerelay_pub" SET (publish_via_partition_root = true);"#))
+        // run says so too, at start: the changes would be skipped without a word.
+        let run = try Background(["run"], environment: Self.environment(cluster))
+        try run.waitFor("streaming") { _ in run.stderr.contains("streaming") }
+        #expect(run.stderr.contains("the source is not as the handlers need it: public.buffered_messages is partitioned"),
+                "\(run.stderr.suffix(2000))")
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0, "\(run.stderr.suffix(2000))")
         try db.execute("ALTER PUBLICATION changerelay_pub SET (publish_via_partition_root = true)")
         let fixed = try runChangeRelay(["doctor"], environment: Self.environment(cluster))
         #expect(fixed.stdout.contains("ok       publication: public.buffered_messages is in changerelay_pub"), "\(fixed.stdout)")
