@@ -231,6 +231,23 @@ import Testing
         #expect(run.waitForExit() == 0)
     }
 
+    /// A TCP connection to 127.0.0.1:`port`, open until the caller closes it; nil when refused.
+    static func connectToLoopback(port: UInt16) -> Int32? {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else {
+            close(fd)
+            return nil
+        }
+        return fd
+    }
+
     /// A flood of connections that send nothing cannot use up the process's descriptors
     /// (which stopped the whole service once libdispatch could not open one): past
     /// `AdminServer.maximumConnections` the rest wait in the kernel's backlog, and the
@@ -252,18 +269,7 @@ import Testing
         // Twice the limit and some, within the listen backlog (256): past that, each connect
         // waits out the kernel's SYN retries.
         for _ in 0..<(2 * limit + 40) {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = port.bigEndian
-            address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
-            let connected = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-            guard connected == 0 else {
-                close(fd)
-                break
-            }
+            guard let fd = Self.connectToLoopback(port: port) else { break }
             flood.append(fd)
             _ = "GET /healthz HTTP/1.1\r\nHost: x\r\n".withCString { Glibc.send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
         }
@@ -293,16 +299,7 @@ import Testing
         var silent: [Int32] = []
         defer { for fd in silent { close(fd) } }
         for _ in 0..<140 {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = port.bigEndian
-            address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
-            let connected = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-            try #require(connected == 0)
-            silent.append(fd)
+            silent.append(try #require(Self.connectToLoopback(port: port)))
         }
         // Within a probe's patience plus the idle timeout, far below the 30 s it took before.
         #expect(try Self.send(base + "/healthz", maxSeconds: 10).status == 200)

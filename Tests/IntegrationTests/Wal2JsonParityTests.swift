@@ -14,7 +14,13 @@ import Testing
     /// it printed, so a later run starts after DDL it must know from the stored history.
     static func tailBoth(_ cluster: LocalPostgres, publication: String, count: Int,
                          wal2jsonParts: [Int]? = nil) throws -> (pgoutput: [JSONValue], wal2json: [JSONValue]) {
-        let environment = ["CHANGERELAY_SOURCE_DATABASE_URL": cluster.url, "CHANGERELAY_SOURCE_PUBLICATION": publication]
+        try tailBoth(url: cluster.url, publication: publication, count: count, wal2jsonParts: wal2jsonParts)
+    }
+
+    /// The same, for the database `url` names.
+    static func tailBoth(url: String, publication: String, count: Int,
+                         wal2jsonParts: [Int]? = nil) throws -> (pgoutput: [JSONValue], wal2json: [JSONValue]) {
+        let environment = ["CHANGERELAY_SOURCE_DATABASE_URL": url, "CHANGERELAY_SOURCE_PUBLICATION": publication]
         func tail(_ plugin: String, _ limit: Int) throws -> [JSONValue] {
             let result = try runChangeRelay(["tail", "--plugin", plugin, "--slot", "p_\(plugin)", "--limit", "\(limit)"],
                                             environment: environment, timeout: .seconds(120))
@@ -659,14 +665,7 @@ import Testing
             INSERT INTO t VALUES (1, 'café ÿ', '{"k": "crème"}', '{"ß": "à"}');
             UPDATE t SET v = 'garçon' WHERE id = 1;
             """)
-        let environment = ["CHANGERELAY_SOURCE_DATABASE_URL": url, "CHANGERELAY_SOURCE_PUBLICATION": "lat_pub"]
-        func tail(_ plugin: String) throws -> [JSONValue] {
-            let result = try runChangeRelay(["tail", "--plugin", plugin, "--slot", "p_\(plugin)", "--limit", "2"],
-                                            environment: environment, timeout: .seconds(120))
-            #expect(result.status == 0, "tail --plugin \(plugin): \(result.stderr.suffix(2000))")
-            return try result.stdout.split(separator: "\n").map { try JSONParser.parse(Array($0.utf8)) }
-        }
-        let lines = (pgoutput: try tail("pgoutput"), wal2json: try tail("wal2json"))
+        let lines = try Self.tailBoth(url: url, publication: "lat_pub", count: 2)
         Self.expectSameLines(lines, count: 2)
         #expect(lines.pgoutput.first?["new"]?["v"] == .string("café ÿ"), "\(lines.pgoutput)")
         #expect(lines.pgoutput.first?["new"]?["j"]?["k"] == .string("crème"))
@@ -714,14 +713,7 @@ import Testing
         try db.execute("CREATE TABLE t (id int PRIMARY KEY, v text); CREATE PUBLICATION bytes_pub FOR TABLE t")
         try Self.createSlots(db)
         try db.execute(#"INSERT INTO t VALUES (1, 'a' || convert_from('\xe9ff'::bytea, 'SQL_ASCII') || 'b'), (2, 'café')"#)
-        let environment = ["CHANGERELAY_SOURCE_DATABASE_URL": url, "CHANGERELAY_SOURCE_PUBLICATION": "bytes_pub"]
-        func tail(_ plugin: String) throws -> [JSONValue] {
-            let result = try runChangeRelay(["tail", "--plugin", plugin, "--slot", "p_\(plugin)", "--limit", "2"],
-                                            environment: environment, timeout: .seconds(120))
-            #expect(result.status == 0, "tail --plugin \(plugin): \(result.stderr.suffix(2000))")
-            return try result.stdout.split(separator: "\n").map { try JSONParser.parse(Array($0.utf8)) }
-        }
-        let lines = (pgoutput: try tail("pgoutput"), wal2json: try tail("wal2json"))
+        let lines = try Self.tailBoth(url: url, publication: "bytes_pub", count: 2)
         Self.expectSameLines(lines, count: 2)
         #expect(lines.pgoutput.first?["new"]?["v"] == .string("a\u{FFFD}\u{FFFD}b"), "\(lines.pgoutput)")
         #expect(lines.pgoutput.last?["new"]?["v"] == .string("café"))

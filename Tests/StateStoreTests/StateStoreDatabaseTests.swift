@@ -163,6 +163,15 @@ import Testing
                     == [["pending", "1"]])
     }
 
+    /// Deliveries with a first try under way, by idempotency key, each leased until the SQL
+    /// expression given.
+    private static func insertTries(_ db: PostgresConnection, _ leases: [String: String]) throws {
+        try db.execute("INSERT INTO changerelay.deliveries (idempotency_key, handler, source_lsn, target_url, body, retry_policy, "
+            + "status, attempt, locked_until) VALUES " + leases.sorted { $0.key < $1.key }.map { key, until in
+                "(\(quoteLiteral(key)), 'test', '0/300', 'http://127.0.0.1:9/', '{}', \(oneTry), 'sending', 1, \(until))"
+            }.joined(separator: ", "))
+    }
+
     /// A row whose lease ran out (its dispatcher died between claim and record) is claimed
     /// with its attempt number moved on but its retry allowance kept: the lost claim may never
     /// have been sent. Put back unsent, it is as it was before the takeover.
@@ -170,11 +179,7 @@ import Testing
         let cluster = try Self.startCluster()
         defer { try? cluster.stop() }
         let db = try cluster.connect()
-        try db.execute("""
-            INSERT INTO changerelay.deliveries (idempotency_key, handler, source_lsn, target_url, body, retry_policy,
-                                                status, attempt, locked_until)
-            VALUES ('lost', 'test', '0/300', 'http://127.0.0.1:9/', '{}', \(Self.oneTry), 'sending', 1, now() - interval '1 second')
-            """)
+        try Self.insertTries(db, ["lost": "now() - interval '1 second'"])
         let queue = DeliveryQueue(logs: [], claimLimit: 10, lease: .seconds(45), logger: Logger(label: "test"))
         let taken = try queue.claim(on: db, shares: [], unroutedFloor: nil)
         #expect(taken.map(\.attempt) == [2])
@@ -192,12 +197,7 @@ import Testing
         let cluster = try Self.startCluster()
         defer { try? cluster.stop() }
         let db = try cluster.connect()
-        try db.execute("""
-            INSERT INTO changerelay.deliveries (idempotency_key, handler, source_lsn, target_url, body, retry_policy,
-                                                status, attempt, locked_until)
-            VALUES ('stale', 'test', '0/300', 'http://127.0.0.1:9/', '{}', \(Self.oneTry), 'sending', 1, now() - interval '1 second'),
-                   ('live', 'test', '0/300', 'http://127.0.0.1:9/', '{}', \(Self.oneTry), 'sending', 1, now() + interval '1 hour')
-            """)
+        try Self.insertTries(db, ["stale": "now() - interval '1 second'", "live": "now() + interval '1 hour'"])
         let ids = try db.execute("SELECT string_agg(id::text, ',' ORDER BY idempotency_key DESC) AS ids FROM changerelay.deliveries")
             .value("ids")!.split(separator: ",").compactMap { Int64($0) }
         #expect(try DeliveryCancel.cancel(ids, logs: [], on: db) == 1)
