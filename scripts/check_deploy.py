@@ -139,6 +139,9 @@ def value_problem(path: str, value: object) -> str | None:
     if kind == "httpURL":
         ok_url = isinstance(value, str) and re.match(r"(?i)^https?://[^/?#\s]+", value) is not None
         return None if ok_url else f"must be an http:// or https:// URL with a host, got {value!r}"
+    if kind == "httpBaseURL":
+        ok_url = isinstance(value, str) and re.match(r"(?i)^https?://[^/?#\s]+[^?#\s]*$", value) is not None
+        return None if ok_url else f"must be an http:// or https:// URL with a host and no query or fragment, got {value!r}"
     if kind == "slotName":
         ok_slot = isinstance(value, str) and re.fullmatch(r"[a-z0-9_]{1,63}", value) is not None
         return None if ok_slot else f"must be 1 to 63 of a-z, 0-9, _, got {value!r}"
