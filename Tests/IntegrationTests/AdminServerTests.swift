@@ -231,6 +231,13 @@ import Testing
         #expect(run.waitForExit() == 0)
     }
 
+    /// The admin server's base URL and port, once it answers ready.
+    static func readyAdmin(_ run: Background) throws -> (base: String, port: UInt16) {
+        let base = try adminURL(run)
+        try RunPipelineTests.waitFor("readiness") { try send(base + "/readyz").status == 200 }
+        return (base, try #require(base.split(separator: ":").last.flatMap { UInt16($0) }))
+    }
+
     /// A TCP connection to 127.0.0.1:`port`, open until the caller closes it; nil when refused.
     static func connectToLoopback(port: UInt16) -> Int32? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -256,9 +263,7 @@ import Testing
         let setup = try RunPipelineTests.prepare()
         defer { try? setup.cluster.stop(); setup.receiver.stop() }
         let run = try Background(["run"], environment: setup.environment)
-        let base = try Self.adminURL(run)
-        try RunPipelineTests.waitFor("readiness") { try Self.send(base + "/readyz").status == 200 }
-        let port = try #require(base.split(separator: ":").last.flatMap { UInt16($0) })
+        let (base, port) = try Self.readyAdmin(run)
         func descriptors() throws -> Int {
             try FileManager.default.contentsOfDirectory(atPath: "/proc/\(run.child.pid)/fd").count
         }
@@ -293,9 +298,7 @@ import Testing
         let setup = try RunPipelineTests.prepare()
         defer { try? setup.cluster.stop(); setup.receiver.stop() }
         let run = try Background(["run"], environment: setup.environment)
-        let base = try Self.adminURL(run)
-        try RunPipelineTests.waitFor("readiness") { try Self.send(base + "/readyz").status == 200 }
-        let port = try #require(base.split(separator: ":").last.flatMap { UInt16($0) })
+        let (base, port) = try Self.readyAdmin(run)
         var silent: [Int32] = []
         defer { for fd in silent { close(fd) } }
         for _ in 0..<140 {

@@ -42,10 +42,13 @@ public struct WebhookHandler: Handler {
     private let primaryKeys: PrimaryKeys
     private let logger: Logger
     private let missingColumns: MissingColumns
+    /// The columns each table's rule conditions read, by `schema.table`: what a change of it must carry.
+    private let conditionColumns: [String: [String]]
 
     /// `rules` are the built-in ones followed by the operator's.
     public init(rules: [WebhookRule], cache: WebhookConfigCache, primaryKeys: PrimaryKeys = PrimaryKeys(), logger: Logger) {
         self.rules = Dictionary(grouping: rules, by: \.qualifiedTable)
+        conditionColumns = self.rules.mapValues { Set($0.compactMap(\.condition?.column)).sorted() }
         tables = Set(rules.map(\.qualifiedTable)).union([Self.configsTable])
         self.cache = cache
         self.primaryKeys = primaryKeys
@@ -64,7 +67,7 @@ public struct WebhookHandler: Handler {
         guard let operation = Self.operation(of: change), let tableRules = rules[table] else { return effects }
         if let row = change.new {
             // A rule's condition on a column the row lacks never holds: said, not silent.
-            _ = missingColumns.check(row, needs: Set(tableRules.compactMap(\.condition?.column)).sorted(), change: change)
+            _ = missingColumns.check(row, needs: conditionColumns[table] ?? [], change: change)
         }
         let new: [String: String]? = if let row = change.new { try Self.texts(row, change: change, handler: name) } else { nil }
         let old: [String: String]? = if let row = change.old { try Self.texts(row, change: change, handler: name) } else { nil }
