@@ -43,6 +43,10 @@ def drain(cluster, env, planned, delivered, skipped_endpoint="''"):
     unfinished = ("SELECT coalesce(max(id), 0) >= %d AND NOT EXISTS (SELECT FROM changerelay.deliveries "
                   "WHERE %s AND endpoint IS DISTINCT FROM %s) "
                   "FROM changerelay.deliveries" % (planned, OPEN, skipped_endpoint))
+    # Each phase starts from a checkpoint: one triggered by the WAL of the phases before
+    # (every ~2 GB at max_wal_size 4 GB) would otherwise fall inside whichever phase
+    # happened to be running, and every page it touched first after it would be logged whole.
+    cluster.psql("CHECKPOINT")
     session = cluster.session()
     began, busy = time.monotonic(), busy_seconds()
     wal = session.value("SELECT pg_current_wal_insert_lsn()")
