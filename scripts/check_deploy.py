@@ -205,7 +205,11 @@ def check_config(source: Path | str, text: str) -> dict[str, object] | None:
             if key not in SCHEDULE_KEYS:
                 problems.append(f"{label}: unknown key '{key}' ([[schedules]] accepts {', '.join(SCHEDULE_KEYS)})")
         for key in SCHEDULE_KEYS:
-            if not isinstance(entry.get(key), str) or not entry[key].strip():
+            if key == "timeout_ms":
+                value = entry.get(key)
+                if value is not None and (type(value) is not int or not 1 <= value <= 2**31 - 1):
+                    problems.append(f"{label}: 'timeout_ms' must be an integer from 1 to {2**31 - 1}")
+            elif not isinstance(entry.get(key), str) or not entry[key].strip():
                 problems.append(f"{label}: '{key}' must be a non-empty string")
         name = entry.get("name")
         if isinstance(name, str):

@@ -81,6 +81,11 @@ public struct Config: Sendable {
         public var name: String
         public var cron: CronSchedule
         public var sql: String
+        /// How long one run may take (`timeout_ms`, the session's `statement_timeout`); none
+        /// when unset, as pg_cron had none. A run past it is cancelled by the server and
+        /// recorded as failed, so a job that hangs (a lock it waits for) lets the others,
+        /// which run one at a time, and shutdown go on.
+        public var timeout: Duration?
     }
 
     public var source: Source

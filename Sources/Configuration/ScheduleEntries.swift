@@ -7,7 +7,9 @@ import Scheduling
 /// as meant stops `run` before anything starts.
 enum ScheduleEntries {
     static let key = "schedules"
-    static let accepted = ["name", "cron", "sql"]
+    static let accepted = ["name", "cron", "sql", "timeout_ms"]
+    /// `statement_timeout` is an int4 of milliseconds.
+    static let timeoutRange: ClosedRange<Int64> = 1...Int64(Int32.max)
 
     static func read(_ tables: [TOMLArrayTable], path: String) throws(ConfigError) -> [Config.Schedule] {
         var schedules: [Config.Schedule] = []
@@ -50,7 +52,18 @@ enum ScheduleEntries {
             let schedule: CronSchedule
             do { schedule = try CronSchedule(parsing: cron.text) } catch { throw fail(cron.line, error.description, named: name) }
             let sql = try string("sql", in: name)
-            schedules.append(Config.Schedule(name: name, cron: schedule, sql: sql.text))
+            var timeout: Duration?
+            if let entry = table.values["timeout_ms"] {
+                guard case .integer(let milliseconds) = entry.value else {
+                    throw fail(entry.line, "key 'timeout_ms' must be an integer, got \(entry.value.typeName)", named: name)
+                }
+                guard timeoutRange.contains(milliseconds) else {
+                    throw fail(entry.line, "key 'timeout_ms' must be between \(timeoutRange.lowerBound) and "
+                               + "\(timeoutRange.upperBound) (milliseconds), got \(milliseconds)", named: name)
+                }
+                timeout = .milliseconds(milliseconds)
+            }
+            schedules.append(Config.Schedule(name: name, cron: schedule, sql: sql.text, timeout: timeout))
         }
         return schedules
     }

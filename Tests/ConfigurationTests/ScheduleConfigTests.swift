@@ -17,6 +17,7 @@ import Testing
             name = "cache"
             cron = "*/15 * * * *"
             sql = '''DELETE FROM search_cache WHERE expires_at < now()'''
+            timeout_ms = 60000
 
             [delivery]
             retention_days = 30
@@ -27,6 +28,8 @@ import Testing
         #expect(config.schedules[0].cron.description == "0 3 * * sun")
         #expect(config.schedules[0].sql == "VACUUM (ANALYZE)")
         #expect(config.schedules[1].sql == "DELETE FROM search_cache WHERE expires_at < now()")
+        #expect(config.schedules[0].timeout == nil)
+        #expect(config.schedules[1].timeout == .seconds(60))
         #expect(config.delivery.retentionDays == 30)
     }
 
@@ -71,9 +74,19 @@ import Testing
         BadCase(entries: "[[schedules]]\nname = \"changerelay.delivery_retention\"\ncron = \"* * * * *\"\nsql = \"SELECT 1\"\n",
                 error: #"line 10: schedules[2] "changerelay.delivery_retention": names starting with 'changerelay.' are reserved for the built-in jobs"#),
         BadCase(entries: "[[schedules]]\nname = \"x\"\ncron = \"* * * * *\"\nsql = \"SELECT 1\"\ncommand = \"SELECT 2\"\n",
-                error: #"line 13: schedules[2] "x": unknown key 'command'; [[schedules]] accepts name, cron, sql"#),
+                error: #"line 13: schedules[2] "x": unknown key 'command'; [[schedules]] accepts name, cron, sql, timeout_ms"#),
         BadCase(entries: "[[schedules]]\nnmae = \"x\"\ncron = \"* * * * *\"\nsql = \"SELECT 1\"\n",
-                error: "line 10: schedules[2]: unknown key 'nmae'; [[schedules]] accepts name, cron, sql"),
+                error: "line 10: schedules[2]: unknown key 'nmae'; [[schedules]] accepts name, cron, sql, timeout_ms"),
+        BadCase(entries: "[[schedules]]\nname = \"x\"\ncron = \"* * * * *\"\nsql = \"SELECT 1\"\ntimeout_ms = \"5s\"\n",
+                error: #"line 13: schedules[2] "x": key 'timeout_ms' must be an integer, got a string"#),
+        BadCase(entries: "[[schedules]]\nname = \"x\"\ncron = \"* * * * *\"\nsql = \"SELECT 1\"\ntimeout_ms = 0\n",
+                error: #"line 13: schedules[2] "x": key 'timeout_ms' must be between 1 and 2147483647 (milliseconds), got 0"#),
+        BadCase(entries: "[[schedules]]\nname = \"x\"\ncron = \"* * * * *\"\nsql = \"SELECT 1\"\ntimeout_ms = -5\n",
+                error: #"line 13: schedules[2] "x": key 'timeout_ms' must be between 1 and 2147483647 (milliseconds), got -5"#),
+        BadCase(entries: "[[schedules]]\nname = \"x\"\ncron = \"* * * * *\"\nsql = \"SELECT 1\"\ntimeout_ms = 2147483648\n",
+                error: #"line 13: schedules[2] "x": key 'timeout_ms' must be between 1 and 2147483647 (milliseconds), got 2147483648"#),
+        BadCase(entries: "[[schedules]]\nname = \"x\"\ncron = \"* * * * *\"\nsql = \"SELECT 1\"\ntimeout_ms = 1.5\n",
+                error: #"line 13: schedules[2] "x": key 'timeout_ms' must be an integer, got a float"#),
         BadCase(entries: "[[schedules]]\nname = \"a\\tb\"\ncron = \"* * * * *\"\nsql = \"SELECT 1\"\n",
                 error: #"line 10: schedules[2] "a\tb": key 'name' holds a control character (tab, newline…)"#),
     ]

@@ -173,6 +173,36 @@ import Testing
         #expect(try setup.db.execute("SELECT count(*) AS n FROM other.ticks").value("n") == "0")
     }
 
+    /// A job past its `timeout_ms` (one waiting for a lock that is never released) is
+    /// cancelled by the server and recorded as failed, saying so; the job due after it runs,
+    /// and a later job keeps the session's default again: no limit.
+    @Test func aJobPastItsTimeoutIsCancelledAndTheNextRuns() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        try setup.db.execute("CREATE TABLE ticks (id int); CREATE TABLE seen (setting text)")
+        for job in ["hung", "after"] { try Self.seedOldRun(setup.db, job: job) }
+        let holder = try PostgresConnection(url: setup.cluster.url)
+        try holder.execute("BEGIN; LOCK TABLE ticks IN ACCESS EXCLUSIVE MODE")
+        let path = try Self.configFile(Self.entry("hung", cron: "0 3 * * *", sql: "INSERT INTO ticks VALUES (1)") + "timeout_ms = 300\n"
+            + Self.entry("after", cron: "0 3 * * *", sql: "INSERT INTO seen SELECT current_setting('statement_timeout')"))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let run = try Background(["run", "--config", path], environment: setup.environment)
+        try RunPipelineTests.waitFor("both runs", timeout: .seconds(30)) {
+            try Self.finished(setup.db, job: "hung") && Self.finished(setup.db, job: "after")
+        }
+        let runs = try setup.db.execute("""
+            SELECT schedule, coalesce(error, '-') FROM changerelay.schedule_runs WHERE instance <> 'seed' ORDER BY started_at
+            """).rows
+        #expect(runs.map { $0[0] } == ["hung", "after"], "\(runs)")
+        #expect(runs.first?[1]?.contains("canceling statement due to statement timeout") == true, "\(runs)")
+        #expect(runs.last?[1] == "-", "\(runs)")
+        try holder.execute("ROLLBACK")
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0, "\(run.stderr.suffix(2000))")
+        #expect(try setup.db.execute("SELECT count(*) AS n FROM ticks").value("n") == "0")
+        #expect(try setup.db.execute("SELECT string_agg(setting, ',') AS s FROM seen").value("s") == "0")
+    }
+
     /// A run under way when the service is asked to stop finishes, and its outcome is
     /// recorded before the service exits: its row does not read `running` afterwards.
     @Test func aRunUnderWayAtStopIsRecorded() throws {

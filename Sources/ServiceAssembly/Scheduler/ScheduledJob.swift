@@ -1,3 +1,4 @@
+import Core
 import RelayConfiguration
 import Replication
 import Scheduling
@@ -16,8 +17,9 @@ public struct ScheduledJob: Sendable {
     }
 
     enum Work: Sendable {
-        /// One operator statement, outside any transaction block so `VACUUM` works.
-        case statement(String)
+        /// One operator statement, outside any transaction block so `VACUUM` works, with
+        /// its `timeout_ms` if it has one.
+        case statement(String, timeout: Duration?)
         /// The seed's hourly `cleanup_idempotency_log()`.
         case idempotencyLogCleanup
         /// Succeeded deliveries older than this many days, in bounded batches.
@@ -49,19 +51,23 @@ public struct ScheduledJob: Sendable {
         if config.messageBuffer.enabled {
             jobs.append(ScheduledJob(name: BuiltInJobNames.bufferMarks, cron: hourly, database: .state, work: .bufferMarks))
         }
-        jobs += config.schedules.map { ScheduledJob(name: $0.name, cron: $0.cron, database: .source, work: .statement($0.sql)) }
+        jobs += config.schedules.map {
+            ScheduledJob(name: $0.name, cron: $0.cron, database: .source, work: .statement($0.sql, timeout: $0.timeout))
+        }
         return jobs
     }
 
     /// Does the work once; the rows it affected, when it can tell.
     func run(on db: PostgresConnection) throws(PostgresError) -> Int64? {
         switch work {
-        case .statement(let sql):
+        case .statement(let sql, let timeout):
             // The server checks every second that the service is still there: otherwise a
             // statement whose service was killed ran on to its end and committed, and the
             // catch-up at the next start (`ScheduleRuns.forgetInterrupted`) ran it again.
-            // Set before each run, as the `DISCARD ALL` after the last one reset it.
+            // Set before each run, as the `DISCARD ALL` after the last one reset it; so is
+            // the run's time limit, whose absence leaves the role's or database's own.
             try db.execute("SET client_connection_check_interval = 1000")
+            if let timeout { try db.execute("SET statement_timeout = \(timeout.wholeMilliseconds)") }
             let rows = try db.executeCountingRows(sql)
             // The session is shared with the next runs, and with the other jobs on the same
             // database: what a statement leaves in it must not reach them. A transaction left
