@@ -46,7 +46,7 @@ struct BackfillCommand: ParsableCommand {
         @Option(name: .customLong("where"), help: "Only rows for which this SQL expression is true.")
         var condition: String?
 
-        @Option(help: "Rows per chunk (1 to 1000000).")
+        @Option(parsing: .unconditional, help: "Rows per chunk (1 to 1000000).")
         var chunkSize = 1000
 
         @Flag(help: "Return as soon as the request is recorded, instead of following it to the end.")
@@ -125,8 +125,12 @@ struct BackfillCommand: ParsableCommand {
 
         @OptionGroup var options: ConfigOptions
 
-        @Option(help: "At most this many.")
+        @Option(parsing: .unconditional, help: "At most this many (1…1000).")
         var limit = 20
+
+        func validate() throws {
+            guard (1...1000).contains(limit) else { throw ValidationError("--limit must be 1 to 1000, got \(limit)") }
+        }
 
         func run() throws {
             let config = try options.load()

@@ -11,6 +11,14 @@ struct Deliveries: ParsableCommand {
         abstract: "Inspect deliveries, re-queue failed or dead ones, cancel unfinished ones, purge old dead ones.",
         subcommands: [List.self, Retry.self, Cancel.self, Purge.self])
 
+    /// Ids are taken from every argument no option claims, so that `-5` is named as a bad
+    /// id rather than mistaken for an option.
+    static func checkIDs(_ ids: [Int64]) throws {
+        if let bad = ids.first(where: { $0 < 1 }) {
+            throw ValidationError("delivery ids are whole numbers from 1 (deliveries list shows them), got \(bad)")
+        }
+    }
+
     static func connect(_ options: ConfigOptions) throws -> PostgresConnection {
         let config = try options.load()
         do {
@@ -29,7 +37,7 @@ struct Deliveries: ParsableCommand {
         @Option(help: "Only deliveries in this status: pending, sending, succeeded, failed, dead, or paused (waiting for their webhook config).")
         var status: String?
 
-        @Option(help: "At most this many, newest first (1…1000).")
+        @Option(parsing: .unconditional, help: "At most this many, newest first (1…1000).")
         var limit: Int = 50
 
         func validate() throws {
@@ -61,7 +69,7 @@ struct Deliveries: ParsableCommand {
 
         @OptionGroup var options: ConfigOptions
 
-        @Argument(help: "Delivery ids.")
+        @Argument(parsing: .allUnrecognized, help: "Delivery ids.")
         var ids: [Int64] = []
 
         @Flag(help: "Every dead delivery.")
@@ -69,6 +77,7 @@ struct Deliveries: ParsableCommand {
 
         func validate() throws {
             if ids.isEmpty == !allDead { throw ValidationError("give delivery ids or --all-dead (not both)") }
+            try Deliveries.checkIDs(ids)
         }
 
         func run() throws {
@@ -94,11 +103,12 @@ struct Deliveries: ParsableCommand {
 
         @OptionGroup var options: ConfigOptions
 
-        @Argument(help: "Delivery ids.")
+        @Argument(parsing: .allUnrecognized, help: "Delivery ids.")
         var ids: [Int64] = []
 
         func validate() throws {
             if ids.isEmpty { throw ValidationError("give the ids of the deliveries to cancel (deliveries list shows them)") }
+            try Deliveries.checkIDs(ids)
         }
 
         func run() throws {

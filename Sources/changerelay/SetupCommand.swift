@@ -56,8 +56,14 @@ struct Doctor: ParsableCommand {
 
     @OptionGroup var options: ConfigOptions
 
-    @Option(help: "The service's inactive slot retaining more WAL than this many bytes is a problem; another slot, a warning.")
+    @Option(parsing: .unconditional, help: "The service's inactive slot retaining more WAL than this many bytes is a problem; another slot, a warning.")
     var maxRetainedBytes: Int64 = 1 << 30
+
+    func validate() throws {
+        guard maxRetainedBytes >= 0 else {
+            throw ValidationError("--max-retained-bytes must be 0 or more, got \(maxRetainedBytes)")
+        }
+    }
 
     func run() throws {
         let config = try options.load()

@@ -28,7 +28,7 @@ struct Tail: AsyncParsableCommand {
     @Option(help: "Start at this LSN (X/X); the slot's confirmed position wins when it is later.")
     var startLSN: String?
 
-    @Option(help: "Stop after this many changes.")
+    @Option(parsing: .unconditional, help: "Stop after this many changes.")
     var limit: Int?
 
     @Option(help: "json prints the changes; none only counts them (for benchmarks).")

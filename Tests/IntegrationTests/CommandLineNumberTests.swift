@@ -1,0 +1,31 @@
+import Testing
+
+/// Numbers on the command line, negative ones included, are read as the option's value or
+/// the command's ids and refused by what is wrong with them, before any connection: a `-5`
+/// is not taken for an option (`Missing value for '--limit'`) or dropped.
+@Suite struct CommandLineNumberTests {
+    /// Where no server listens: a command that got past its checks fails to connect instead.
+    static let environment = ["CHANGERELAY_SOURCE_DATABASE_URL": "postgresql://relay@127.0.0.1:1/app"]
+
+    static let refusals: [(arguments: [String], message: String)] = [
+        (["deliveries", "list", "--limit", "-1"], "--limit must be 1 to 1000, got -1"),
+        (["deliveries", "retry", "-5"], "delivery ids are whole numbers from 1 (deliveries list shows them), got -5"),
+        (["deliveries", "retry", "3", "0"], "delivery ids are whole numbers from 1 (deliveries list shows them), got 0"),
+        (["deliveries", "cancel", "-1"], "delivery ids are whole numbers from 1 (deliveries list shows them), got -1"),
+        (["deliveries", "cancel", "--bogus"], "The value '--bogus' is invalid for '<ids>'"),
+        (["backfill", "--table", "jobs", "--chunk-size", "-3"], "--chunk-size must be between 1 and 1000000, not -3"),
+        (["backfill", "status", "--limit", "-1"], "--limit must be 1 to 1000, got -1"),
+        (["backfill", "status", "--limit", "0"], "--limit must be 1 to 1000, got 0"),
+        (["tail", "--limit", "-1"], "--limit must be at least 1"),
+        (["doctor", "--max-retained-bytes", "-5"], "--max-retained-bytes must be 0 or more, got -5"),
+    ]
+
+    @Test(arguments: refusals.indices)
+    func aBadNumberIsRefusedByName(_ index: Int) throws {
+        let (arguments, message) = Self.refusals[index]
+        let result = try runChangeRelay(arguments, environment: Self.environment)
+        #expect(result.status == 64, "\(arguments): \(result.status) \(result.stderr)")
+        #expect(result.stderr.contains(message), "\(arguments): \(result.stderr)")
+        #expect(!result.stderr.contains("cannot connect"), "\(arguments): \(result.stderr)")
+    }
+}
