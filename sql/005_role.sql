@@ -33,6 +33,10 @@ TO changerelay;
 -- A buffered message is only ever assigned to its buffer.
 GRANT UPDATE (buffer_id) ON public.buffered_messages TO changerelay;
 
+-- A 410 Gone sets its webhook config inactive (Standard Webhooks), in the statement that
+-- records every try, whatever its handler: without this no try could be recorded.
+GRANT UPDATE (is_active, updated_at) ON public.webhook_configs TO changerelay;
+
 -- The identity sequences of the effect tables, whatever they are called.
 DO $$
 DECLARE
@@ -40,8 +44,9 @@ DECLARE
     seq text;
 BEGIN
     FOREACH t IN ARRAY ARRAY[
-        'trigger_execution_logs', 'communication_logs', 'children', 'weeks', 'habits',
-        'habit_records', 'message_buffer', 'buffer_processing_jobs'] LOOP
+        'trigger_execution_logs', 'automation_execution_logs', 'communication_logs', 'idempotency_log',
+        'webhook_logs', 'children', 'weeks', 'habits', 'habit_records', 'message_buffer',
+        'buffer_processing_jobs'] LOOP
         seq := pg_get_serial_sequence(format('public.%I', t), 'id');
         IF seq IS NOT NULL THEN
             EXECUTE format('GRANT USAGE ON SEQUENCE %s TO changerelay', seq);

@@ -149,9 +149,11 @@ struct DispatchStateMachine {
         return nextDatabaseStep()
     }
 
+    /// The pause before the next reconnect is not reset here but by the first statement
+    /// that works: one the server refuses every time (a privilege the role lacks) would
+    /// otherwise be tried again several times a second, for as long as it is refused.
     mutating func connected() -> Action {
         isConnected = true
-        backoff.reset()
         return nextDatabaseStep()
     }
 
@@ -163,10 +165,12 @@ struct DispatchStateMachine {
             if case .retry(let after) = record.decision { expect((now ?? lastWake).advanced(by: after)) }
         }
         unrecorded.removeAll()
+        backoff.reset()
         return nextDatabaseStep()
     }
 
     mutating func released() -> Action {
+        backoff.reset()
         heldBack.removeAll()
         if case .draining = state { queue.removeAll() }
         return nextDatabaseStep()
@@ -200,6 +204,7 @@ struct DispatchStateMachine {
     /// operator turned off); their queued rows are put back unsent, like those of an endpoint
     /// that answered 410.
     mutating func claimed(_ rows: [ClaimedDelivery], pausing: Set<String> = []) -> Action {
+        backoff.reset()
         queue += rows
         if !pausing.isEmpty {
             heldBack += queue.filter { $0.endpoint.map(pausing.contains) ?? false }
@@ -220,6 +225,7 @@ struct DispatchStateMachine {
 
     /// `nextDue`: how long from now until the next row falls due, nil when none is waiting.
     mutating func lookedAhead(_ nextDue: Duration?) -> Action {
+        backoff.reset()
         lastLookAhead = lastWake
         if let nextDue { expect(lastWake.advanced(by: max(.zero, nextDue))) }
         return waitForDue()

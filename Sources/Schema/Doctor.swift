@@ -303,28 +303,53 @@ public struct Doctor {
         return findings
     }
 
-    /// The tables the service writes: its own (`changerelay.*`, and their sequences) and
-    /// the seed's effect and log tables that exist. Usage of the schema alone passed here
-    /// while `run` stopped at its first batch, denied a table. Each privilege is asked
-    /// apart: given a list, `has_table_privilege` is true when any one of them is held.
+    /// The tables the service writes: its own (`changerelay.*`, and their sequences), the
+    /// seed's effect and log tables that exist and their identity sequences (the webhook
+    /// deliveries number their log rows with `nextval`), and the columns it updates in tables
+    /// it otherwise only reads. Usage of the schema alone passed here while `run` stopped at
+    /// its first batch, denied a table; a role without the update of `webhook_configs` that a
+    /// 410 makes could record no try at all, and sent each again at every restart. Each
+    /// privilege is asked apart: given a list, `has_table_privilege` is true when any one of
+    /// them is held.
     func writableTables(role: String, quotedRole: String, _ db: PostgresConnection) throws(PostgresError) -> Finding {
         let denied = try db.query("""
+            WITH seed AS (
+                SELECT format('public.%I', t) AS name FROM unnest($2::text[]) t
+                WHERE to_regclass(format('public.%I', t)) IS NOT NULL),
+            seed_sequences AS (
+                SELECT CASE WHEN EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = s.name::regclass AND a.attname = 'id'
+                                                                    AND NOT a.attisdropped)
+                            THEN pg_get_serial_sequence(s.name, 'id') END AS name
+                FROM seed s)
             SELECT format('%I.%I', n.nspname, c.relname), c.relkind = 'S' AS sequence
             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE ((n.nspname = 'changerelay' AND c.relkind IN ('r', 'p', 'S'))
-                   OR (n.nspname = 'public' AND c.relkind IN ('r', 'p') AND c.relname = ANY($2)))
+                   OR (n.nspname = 'public' AND c.relkind IN ('r', 'p') AND c.relname = ANY($2))
+                   OR c.oid IN (SELECT name::regclass FROM seed_sequences WHERE name IS NOT NULL))
               AND NOT CASE WHEN c.relkind = 'S' THEN has_sequence_privilege($1, c.oid, 'USAGE')
                            ELSE has_table_privilege($1, c.oid, 'SELECT') AND has_table_privilege($1, c.oid, 'INSERT')
                                 AND has_table_privilege($1, c.oid, 'UPDATE') AND has_table_privilege($1, c.oid, 'DELETE') END
             ORDER BY 1
             """, [role, postgresArray(SeedTables.written)]).rows
-        guard !denied.isEmpty else { return .ok("privileges", "\(role) can write the tables it keeps") }
+        let columns = try db.query("""
+            SELECT format('public.%I', u.name), string_agg(quote_ident(u.column_name), ', ' ORDER BY u.ordinal)
+            FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS u(name, column_name, ordinal)
+            JOIN pg_attribute a ON a.attrelid = to_regclass(format('public.%I', u.name)) AND a.attname = u.column_name
+                               AND NOT a.attisdropped
+            WHERE NOT has_column_privilege($1, a.attrelid, a.attnum, 'UPDATE')
+            GROUP BY u.name ORDER BY 1
+            """, [role, postgresArray(SeedTables.columnsUpdated.map(\.table)),
+                  postgresArray(SeedTables.columnsUpdated.map(\.column))]).rows
+        guard !denied.isEmpty || !columns.isEmpty else { return .ok("privileges", "\(role) can write the tables it keeps") }
         let tables = denied.filter { $0[1] != "t" }.compactMap { $0[0] }
         let sequences = denied.filter { $0[1] == "t" }.compactMap { $0[0] }
+        let updates = columns.compactMap { row in row[0].flatMap { table in row[1].map { (table, $0) } } }
         var grants: [String] = []
         if !tables.isEmpty { grants.append("GRANT SELECT, INSERT, UPDATE, DELETE ON \(tables.joined(separator: ", ")) TO \(quotedRole);") }
         if !sequences.isEmpty { grants.append("GRANT USAGE ON SEQUENCE \(sequences.joined(separator: ", ")) TO \(quotedRole);") }
-        return .problem("privileges", "\(role) cannot write \((tables + sequences).joined(separator: ", "))",
+        grants += updates.map { "GRANT UPDATE (\($0.1)) ON \($0.0) TO \(quotedRole);" }
+        let named = tables + sequences + updates.map { "\($0.0) (\($0.1))" }
+        return .problem("privileges", "\(role) cannot write \(named.joined(separator: ", "))",
                         fix: (role == "changerelay" ? "changerelay setup -- or " : "") + grants.joined(separator: " "))
     }
 

@@ -23,4 +23,10 @@ public enum SeedTables {
     public static let written = ["trigger_execution_logs", "automation_execution_logs", "communication_logs",
                                  "idempotency_log", "webhook_logs", "children", "weeks", "habits", "habit_records",
                                  "message_buffer", "buffer_processing_jobs"]
+
+    /// Columns the handlers update in tables they otherwise only read (`sql/005` grants
+    /// them): a buffered message's buffer, and the config a 410 Gone sets inactive.
+    public static let columnsUpdated: [(table: String, column: String)] = [
+        ("buffered_messages", "buffer_id"), ("webhook_configs", "is_active"), ("webhook_configs", "updated_at"),
+    ]
 }

@@ -296,7 +296,9 @@ import TestSupport
         #expect(machine.claimed([Self.delivery(2)]).step == .send([2]))
     }
 
-    @Test func reconnectsAfterAGrowingPauseThatAConnectionResets() throws {
+    /// The pause grows while connecting fails, and while a statement fails on every new
+    /// connection (a privilege the role lacks): only a statement that works resets it.
+    @Test func reconnectsAfterAGrowingPauseThatAWorkingStatementResets() throws {
         var machine = Self.machine(concurrency: 1)
         _ = machine.woken(at: Self.start)
         var pauses: [Duration] = []
@@ -307,6 +309,12 @@ import TestSupport
         #expect(pauses[0] >= .milliseconds(100) && pauses[0] <= .milliseconds(200))
         #expect(pauses[2] >= .milliseconds(400) && pauses[2] <= .milliseconds(800))
         #expect(machine.connected().step == .claim)
+        // The claim is refused on the new connection: the pause goes on growing.
+        let refused = try #require(machine.connectionLost(Self.lost, at: Self.start).pause)
+        #expect(refused >= .milliseconds(800) && refused <= .milliseconds(1600))
+        #expect(machine.woken(at: Self.start).step == .connect)
+        #expect(machine.connected().step == .claim)
+        _ = machine.claimed([])
         let pause = try #require(machine.connectionLost(Self.lost, at: Self.start).pause)
         #expect(pause >= .milliseconds(100) && pause <= .milliseconds(200))
     }

@@ -124,6 +124,8 @@ import Testing
             ALTER PUBLICATION changerelay_pub ADD TABLE other.jobs, other."we.ird";
             REVOKE INSERT ON public.trigger_execution_logs FROM changerelay;
             REVOKE ALL ON changerelay.deliveries FROM changerelay;
+            REVOKE USAGE ON SEQUENCE public.webhook_logs_id_seq FROM changerelay;
+            REVOKE UPDATE (is_active) ON public.webhook_configs FROM changerelay;
             """)
         try db.execute("SELECT pg_create_logical_replication_slot('forgotten', 'pgoutput')")
         try db.execute("""
@@ -141,9 +143,12 @@ import Testing
         // Only public.jobs is the seed's: a table of that name in another schema is any table.
         #expect(out.contains("ok       replica identity: other.jobs: primary key"), "\(out)")
         #expect(out.contains(#"ok       replica identity: other."we.ird": primary key"#), "\(out)")
-        #expect(out.contains("changerelay cannot write changerelay.deliveries, public.trigger_execution_logs"), "\(out)")
+        #expect(out.contains("changerelay cannot write changerelay.deliveries, public.trigger_execution_logs, "
+                             + "public.webhook_logs_id_seq, public.webhook_configs (is_active)"), "\(out)")
         #expect(out.contains("fix: changerelay setup -- or GRANT SELECT, INSERT, UPDATE, DELETE ON changerelay.deliveries, "
-                             + #"public.trigger_execution_logs TO "changerelay";"#), "\(out)")
+                             + #"public.trigger_execution_logs TO "changerelay"; GRANT USAGE ON SEQUENCE "#
+                             + #"public.webhook_logs_id_seq TO "changerelay"; GRANT UPDATE (is_active) ON "#
+                             + #"public.webhook_configs TO "changerelay";"#), "\(out)")
         #expect(out.contains("WARNING  slot: slot forgotten (inactive, logical) retains "))
         #expect(out.contains("more than --max-retained-bytes 1000000"))
         #expect(out.contains("fix: changerelay replay --slot forgotten (reads it to the end, so it lets the WAL go), "

@@ -137,6 +137,36 @@ import Testing
         #expect(try setup.db.execute("SELECT count(*) AS n FROM webhook_logs").value("n") == "3")
     }
 
+    /// `run` as the role `setup` creates, with nothing granted by hand: a try is recorded (the
+    /// statement that records every try also sets a config a 410 made gone inactive) and
+    /// each event's log row is numbered from `webhook_logs`' own sequence. Tests that log in as
+    /// a superuser could not see either grant missing; without them the first batch stopped
+    /// `run`, and every try went unrecorded and was sent again at each restart.
+    @Test func theServiceRoleAloneSendsAndRecords() throws {
+        let setup = try RunPipelineTests.prepare(behavior: .status(410))
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let config = try Self.addConfig(setup, name: "gone", events: ["chat.message.created"])
+        var environment = Self.environment(setup)
+        environment["CHANGERELAY_SOURCE_DATABASE_URL"] = setup.cluster.url.replacingOccurrences(of: "//postgres@", with: "//changerelay@")
+        #expect(environment["CHANGERELAY_SOURCE_DATABASE_URL"] != setup.cluster.url)
+        #expect(try setup.db.execute("SELECT rolsuper FROM pg_roles WHERE rolname = 'changerelay'").value("rolsuper") == "f")
+        let run = try Background(["run"], environment: environment)
+        try Self.chatInOneTransaction(setup, messages: 1)
+        try RunPipelineTests.waitFor("the try recorded and the config deactivated") {
+            try setup.db.query("""
+                SELECT (SELECT is_active FROM webhook_configs WHERE id::text = $1) = false
+                   AND (SELECT response_status FROM webhook_logs WHERE completed_at IS NOT NULL) = 410 AS done
+                """, [config]).value("done") == "t"
+        }
+        #expect(run.child.poll() == nil, "the service stopped: \(run.stderr.suffix(2000))")
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0, "\(run.stderr.suffix(2000))")
+        #expect(!run.stderr.contains("permission denied"), "\(run.stderr.suffix(2000))")
+        #expect(setup.receiver.requestCount == 1)
+        let delivery = try setup.db.execute("SELECT status, attempt FROM changerelay.deliveries")
+        #expect(delivery.rows == [["dead", "1"]], "\(delivery.rows)")
+    }
+
     /// The first 410 ends its delivery and pauses the config; the config's other deliveries,
     /// claimed with it and queued behind it, are not sent to the gone endpoint (each would end
     /// dead) but wait, paused, with the rest.
