@@ -51,6 +51,21 @@ public final class LocalPostgres: @unchecked Sendable {
         do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
             throw .failed("create \(directory)", "\(error)")
         }
+        guard Self.serverCanReach(directory) else {
+            throw .failed("use \(directory)", """
+                the postgres user, which runs the cluster when changerelay runs as root, cannot reach it (a directory \
+                above it, such as /root, is closed to other users); choose one it can, e.g. /var/tmp/changerelay-dev
+                """)
+        }
+        if let running = Self.runningServer(directory + "/data") {
+            // A server left running on this directory (a `changerelay dev` killed with -9, or
+            // one still running): starting another would fail on its lock file, and rewriting
+            // its settings would move its port under it.
+            let data = directory + "/data"
+            let stop = (geteuid() == 0 ? "runuser -u postgres -- " : "") + "\(binDirectory)/pg_ctl -D '\(data)' stop"
+            throw .failed("start", "a Postgres server (pid \(running)) is already running on \(data), "
+                          + "left by an earlier run or still in use; stop it with: \(stop)")
+        }
         port = try Self.freePort()
         if !FileManager.default.fileExists(atPath: dataDirectory + "/PG_VERSION") {
             try initialize()
@@ -63,13 +78,6 @@ public final class LocalPostgres: @unchecked Sendable {
     /// Starts the server and waits until it accepts connections. A free port can be taken
     /// by someone else between choosing and binding it: then a new one is tried.
     public func start() throws(LocalPostgresError) {
-        if let running = Self.runningServer(dataDirectory) {
-            // A server left running on this directory (a `changerelay dev` killed with -9, or
-            // one still running): another start would fail on its lock file, after moving its
-            // port under it.
-            throw .failed("start", "a Postgres server (pid \(running)) is already running on \(dataDirectory), "
-                          + "left by an earlier run or still in use; stop it with: pg_ctl -D '\(dataDirectory)' stop")
-        }
         for attempt in 1...3 {
             do {
                 try run("pg_ctl", ["-D", dataDirectory, "-l", directory + "/server.log", "-w", "-t", "60", "start"])
@@ -186,6 +194,17 @@ public final class LocalPostgres: @unchecked Sendable {
         return text
     }
 
+    /// Whether the server's user can enter and write `path`: always when this process is not
+    /// root (the server runs as it); as root, the cluster runs as `postgres`, which a parent
+    /// directory closed to other users (root's home) keeps out, and initdb failed with
+    /// nothing but "Permission denied".
+    public static func serverCanReach(_ path: String) -> Bool {
+        guard geteuid() == 0 else { return true }
+        guard let status = try? ChildProcess(["/usr/sbin/runuser", "-u", "postgres", "--", "/usr/bin/test", "-x", path],
+                                             outputPath: "/dev/null").wait() else { return false }
+        return status == 0
+    }
+
     private func ownForServer(_ path: String) throws(LocalPostgresError) {
         guard geteuid() == 0 else { return }
         guard let user = getpwnam("postgres") else {
@@ -198,7 +217,12 @@ public final class LocalPostgres: @unchecked Sendable {
 
     /// `CHANGERELAY_PG_BINDIR`, else the newest `/usr/lib/postgresql/N/bin` holding initdb.
     private static func findBinaries() throws(LocalPostgresError) -> String {
-        if let configured = ProcessInfo.processInfo.environment["CHANGERELAY_PG_BINDIR"] { return configured }
+        if let configured = ProcessInfo.processInfo.environment["CHANGERELAY_PG_BINDIR"] {
+            guard FileManager.default.isExecutableFile(atPath: configured + "/initdb") else {
+                throw .failed("find Postgres", "CHANGERELAY_PG_BINDIR is \(configured), which holds no initdb")
+            }
+            return configured
+        }
         let root = "/usr/lib/postgresql"
         let versions = ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? [])
             .compactMap(Int.init).sorted(by: >)

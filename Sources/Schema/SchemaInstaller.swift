@@ -42,6 +42,10 @@ public struct SchemaInstaller {
                       starting: (_ index: Int, _ count: Int, _ file: String) -> Void = { _, _, _ in }) throws -> [String] {
         let files = try migrations()
         guard files.first == "001_changerelay_schema.sql" else { throw SetupError.sqlDirectoryMissing }
+        // Every migration runs again on each setup: its `IF NOT EXISTS` notices ("relation …
+        // already exists, skipping", 84 lines a run) went to stderr raw, between the log
+        // lines, unreadable as JSON logs. The warnings a migration raises on purpose stay.
+        try connection.execute("SET client_min_messages = warning")
         for (index, file) in files.enumerated() {
             starting(index, files.count, file)
             let sql = try String(contentsOfFile: sqlDirectory + "/" + file, encoding: .utf8)

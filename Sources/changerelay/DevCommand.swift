@@ -15,29 +15,35 @@ struct Dev: AsyncParsableCommand {
         abstract: "The embedded default: a local Postgres it starts itself, the schema, the whole service, "
             + "a local receiver standing in for the edge functions, and sample rows flowing through.")
 
-    @Option(help: "Where the local cluster lives (kept between runs, with the slot and what was sent).")
-    var directory = ".dev/postgres"
+    @Option(help: """
+        Where the local cluster lives, kept between runs with the slot and what was sent (default: .dev/postgres; \
+        run as root from a directory the postgres user cannot reach, /var/tmp/changerelay-dev/… instead).
+        """)
+    var directory: String?
 
     @Option(help: "Output plugin to stream with.")
     var plugin: Config.Plugin = .pgoutput
 
     func run() async throws {
         ProcessSignals.prepare()
+        StartupStop.install()
         let defaults: Config
         do { defaults = try Self.defaults() } catch { throw failure(error.description) }
         bootstrapLogging(defaults)
         let logger = Logger(label: "changerelay.dev")
         do {
-            let absolute = directory.hasPrefix("/") ? directory : FileManager.default.currentDirectoryPath + "/" + directory
-            let cluster = try LocalPostgres(.init(directory: absolute, removeOnStop: false, fsync: true))
+            let cluster = try LocalPostgres(.init(directory: Self.clusterDirectory(directory, logger: logger),
+                                                  removeOnStop: false, fsync: true))
             try cluster.start()
             defer { try? cluster.stop() }
             logger.info("local Postgres running", metadata: ["url": "\(cluster.url)", "data": "\(cluster.dataDirectory)"])
+            try StartupStop.check()
             guard let sql = SchemaInstaller.locateSQLDirectory() else { throw SetupError.sqlDirectoryMissing }
             let connection = try cluster.connect()
             let applied = try SchemaInstaller(sqlDirectory: sql).apply(to: connection)
             // One slot per plugin: switching plugins between runs must not meet a slot of the other.
             let slot = "changerelay_dev_" + plugin.rawValue
+            try Self.dropOtherPluginsSlots(keeping: slot, on: connection, logger: logger)
             try SchemaInstaller.ensureSlot(slot, plugin: plugin, on: connection)
             logger.info("schema applied", metadata: ["migrations": "\(applied.count)", "slot": "\(slot)"])
 
@@ -58,11 +64,44 @@ struct Dev: AsyncParsableCommand {
             DevSamples.write(to: connection, webhookURL: receiver.url(path: "/webhooks"), logger: logger)
             logger.notice("the service is running against the local database; Ctrl-C stops", metadata: [
                 "edge_functions": "\(baseURL)",
-                "try": "psql '\(cluster.url)' -c \"UPDATE jobs SET status = 'completed' WHERE status = 'pending'\"",
+                "try": "psql '\(cluster.url)' -c \"UPDATE jobs SET status = 'pending'\" -c \"UPDATE jobs SET status = 'completed'\"",
             ])
+            try StartupStop.check()
             try await service.run()
+        } catch is StartupStop {
+            logger.notice("asked to stop during start-up; the local Postgres is stopped")
         } catch let error as CustomStringConvertible & Error {
             throw failure(error.description)
+        }
+    }
+
+    /// `requested` as an absolute path, or the default. Run as root, the cluster runs as the
+    /// postgres user: a default under a directory closed to it (a checkout in /root) moves to
+    /// /var/tmp, under a name made from the checkout's path so each keeps its own; a directory
+    /// asked for by name is used as it is, and refused by `LocalPostgres` if it cannot be.
+    static func clusterDirectory(_ requested: String?, logger: Logger) -> String {
+        let cwd = FileManager.default.currentDirectoryPath
+        if let requested { return requested.hasPrefix("/") ? requested : cwd + "/" + requested }
+        let local = cwd + "/.dev/postgres"
+        try? FileManager.default.createDirectory(atPath: local, withIntermediateDirectories: true)
+        guard !LocalPostgres.serverCanReach(local) else { return local }
+        let name = cwd.split(separator: "/").joined(separator: "-")
+        let moved = "/var/tmp/changerelay-dev/" + (name.isEmpty ? "root" : name)
+        logger.notice("the postgres user cannot reach \(local), so the local cluster lives in \(moved)",
+                      metadata: ["hint": "--directory chooses another place"])
+        return moved
+    }
+
+    /// The slot of the other plugin is dropped: its position is where that plugin's last
+    /// run left it, and a later run with it would read again what the runs in between
+    /// planned, stopping on their idempotency keys.
+    static func dropOtherPluginsSlots(keeping slot: String, on connection: PostgresConnection, logger: Logger) throws {
+        let dropped = try connection.query("""
+            SELECT slot_name, pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+            WHERE slot_name LIKE 'changerelay\\_dev\\_%' AND slot_name <> $1 AND NOT active
+            """, [slot]).rows.compactMap { $0[0] }
+        for name in dropped {
+            logger.notice("dropped the other plugin's slot, which would read again what this one plans", metadata: ["slot": "\(name)"])
         }
     }
 
