@@ -51,6 +51,8 @@ public final class LocalPostgres: @unchecked Sendable {
         do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
             throw .failed("create \(directory)", "\(error)")
         }
+        // As root the server runs as postgres: the directory is its (mkdtemp makes it 0700).
+        try Self.ownForServer(directory)
         guard Self.serverCanReach(directory) else {
             throw .failed("use \(directory)", """
                 the postgres user, which runs the cluster when changerelay runs as root, cannot reach it (a directory \
@@ -135,7 +137,7 @@ public final class LocalPostgres: @unchecked Sendable {
     }
 
     private func initialize() throws(LocalPostgresError) {
-        try ownForServer(directory)
+        try Self.ownForServer(directory)
         try run("initdb", ["-D", dataDirectory, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C",
                            "--no-sync"])
         let configuration = dataDirectory + "/postgresql.conf"
@@ -173,7 +175,7 @@ public final class LocalPostgres: @unchecked Sendable {
         do { try text.write(toFile: path, atomically: true, encoding: .utf8) } catch {
             throw .failed("write \(path)", "\(error)")
         }
-        try ownForServer(path)
+        try Self.ownForServer(path)
     }
 
     @discardableResult
@@ -205,7 +207,7 @@ public final class LocalPostgres: @unchecked Sendable {
         return status == 0
     }
 
-    private func ownForServer(_ path: String) throws(LocalPostgresError) {
+    private static func ownForServer(_ path: String) throws(LocalPostgresError) {
         guard geteuid() == 0 else { return }
         guard let user = getpwnam("postgres") else {
             throw .failed("running as root", "there is no 'postgres' user to run the cluster as (initdb refuses root)")

@@ -231,7 +231,8 @@ public struct Doctor {
                     JOIN pg_namespace n ON n.oid = pc.relnamespace
                     WHERE t.relid <> c.oid AND pc.relkind IN ('r', 'p') AND pc.relreplident <> 'f') AS partitions_not_full
             FROM pg_publication_tables p
-            JOIN pg_class c ON c.relname = p.tablename AND c.relnamespace = p.schemaname::regnamespace
+            JOIN pg_namespace pn ON pn.nspname = p.schemaname
+            JOIN pg_class c ON c.relname = p.tablename AND c.relnamespace = pn.oid
             WHERE p.pubname = $1 ORDER BY p.schemaname, c.relname
             """, [publication]).rows
         return rows.map { row in

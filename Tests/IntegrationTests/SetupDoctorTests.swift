@@ -122,6 +122,9 @@ import Testing
             CREATE TABLE other.jobs (id int PRIMARY KEY);
             CREATE TABLE other."we.ird" (id int PRIMARY KEY);
             ALTER PUBLICATION changerelay_pub ADD TABLE other.jobs, other."we.ird";
+            CREATE SCHEMA "Sales"; CREATE TABLE "Sales".unpublished (id int PRIMARY KEY);
+            CREATE SCHEMA "My S"; CREATE TABLE "My S"."T x" (id int PRIMARY KEY);
+            ALTER PUBLICATION changerelay_pub ADD TABLE "My S"."T x";
             REVOKE INSERT ON public.trigger_execution_logs FROM changerelay;
             REVOKE ALL ON changerelay.deliveries FROM changerelay;
             REVOKE USAGE ON SEQUENCE public.webhook_logs_id_seq FROM changerelay;
@@ -143,6 +146,8 @@ import Testing
         // Only public.jobs is the seed's: a table of that name in another schema is any table.
         #expect(out.contains("ok       replica identity: other.jobs: primary key"), "\(out)")
         #expect(out.contains(#"ok       replica identity: other."we.ird": primary key"#), "\(out)")
+        // Schemas whose names need quotes, published or not: read as names, not cast from text.
+        #expect(out.contains(#"ok       replica identity: "My S"."T x": primary key"#), "\(out)")
         #expect(out.contains("changerelay cannot write changerelay.deliveries, public.trigger_execution_logs, "
                              + "public.webhook_logs_id_seq, public.webhook_configs (is_active)"), "\(out)")
         #expect(out.contains("fix: changerelay setup -- or GRANT SELECT, INSERT, UPDATE, DELETE ON changerelay.deliveries, "
