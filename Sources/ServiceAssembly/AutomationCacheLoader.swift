@@ -9,6 +9,12 @@ import Synchronization
 
 /// Fills the automation handler's cache at start; the stream keeps it current after that.
 enum AutomationCacheLoader {
+    /// Completion times that microseconds since 1970 in an Int64 can hold: one row written
+    /// `infinity` (or past the year 200 000) stopped every start with "cannot convert infinity
+    /// to bigint". No time in it can fall in a rate-limit window anyway. Tested before any
+    /// cast: the select list is computed only for the rows it lets through.
+    static let representable = "isfinite(completed_at) AND completed_at < timestamptz '200000-01-01 00:00:00+00'"
+
     /// Completions kept in memory (some 250 B each, 2 MiB in all); older ones within the
     /// window are found again in the state database (`CompletionLookUp`). Unbounded, they
     /// were most of what `run` grew by: 9 MiB of heap after 40 000 executions.
@@ -69,7 +75,7 @@ enum AutomationCacheLoader {
             SELECT trigger_data->>'job_id', workflow_id::text, trigger_data->>'new_status',
                    (extract(epoch FROM completed_at) * 1000000)::bigint::text
             FROM public.automation_execution_logs
-            WHERE status = 'completed' AND (extract(epoch FROM completed_at) * 1000000)::bigint > $1::bigint
+            WHERE status = 'completed' AND \(Self.representable) AND completed_at > to_timestamp($1::bigint / 1e6)
             """, [String(since?.unixMicroseconds ?? 0)])
         for row in completions.rows {
             guard let job = row[0], let workflow = row[1], let status = row[2], let micros = row[3].flatMap({ Int64($0) }) else {
@@ -147,7 +153,7 @@ final class CompletionLookUp: Sendable {
                     SELECT max(c.at)::text AS completed
                     FROM (SELECT (extract(epoch FROM completed_at) * 1000000)::bigint AS at
                           FROM public.automation_execution_logs
-                          WHERE workflow_id = $1::uuid AND status = 'completed'
+                          WHERE workflow_id = $1::uuid AND status = 'completed' AND \(AutomationCacheLoader.representable)
                             AND trigger_data->>'job_id' = $2 AND trigger_data->>'new_status' = $3) c
                     WHERE c.at <= $4::bigint AND c.at > $4::bigint - $5::bigint
                     """, [key.workflowID, key.jobID, key.status, String(time.unixMicroseconds),

@@ -186,4 +186,29 @@ import Testing
         let requests = Self.executorRequests(setup.receiver)
         #expect(try requests.map { try JSONParser.parse($0.body)["workflowId"] } == [.string(good)])
     }
+
+    /// Completed rows whose time no rate-limit window can hold (`infinity`, `-infinity`, the
+    /// far future), written by anyone who can write the table, are left out when the cache
+    /// loads: one such row stopped every start with "cannot convert infinity to bigint".
+    @Test func completionsAtUnrepresentableTimesDoNotStopTheStart() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let workflow = try Self.insertWorkflow(setup.db)
+        // Another job's: the stream hands these rows to the cache as completions too.
+        try setup.db.query("""
+            INSERT INTO automation_execution_logs (workflow_id, trigger_type, status, trigger_data, completed_at)
+            SELECT $1::uuid, 'job_status_changed', 'completed',
+                   jsonb_build_object('job_id', $2::text, 'new_status', 'completed'), t
+            FROM unnest(ARRAY['infinity', '-infinity', '250000-01-01 00:00:00+00']::timestamptz[]) t
+            """, [workflow, "another job"])
+        let run = try Background(["run"], environment: ConversationChecksTests.environment(setup))
+        try RunPipelineTests.waitFor("the service to start") { run.stderr.contains("automation cache loaded") }
+        let job = try Self.insertJob(setup.db)
+        try setup.db.query("UPDATE jobs SET status = 'completed' WHERE id = $1", [job])
+        try RunPipelineTests.waitFor("the job's execution") { try Self.logs(setup.db, status: "completed") == 4 }
+        #expect(run.child.poll() == nil, "\(run.stderr.suffix(2000))")
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0, "\(run.stderr.suffix(2000))")
+        #expect(Self.executorRequests(setup.receiver).count == 1)
+    }
 }
