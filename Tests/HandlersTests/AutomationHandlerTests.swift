@@ -147,6 +147,7 @@ private func plan(_ handler: AutomationHandler, _ transaction: Transaction) thro
             try plan(handler, transaction([change]))
         } throws: { error in
             (error as? HandlerError)?.reason.contains("REPLICA IDENTITY FULL") == true
+                && (error as? HandlerError)?.reason.contains("run once with automations.enabled = false") == true
         }
     }
 

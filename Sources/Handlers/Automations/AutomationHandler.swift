@@ -148,7 +148,8 @@ public struct AutomationHandler: Handler {
         guard change.operation == .update, let new = change.new,
               missingColumns.check(new, needs: ["id", "status", "user_id"], change: change).isEmpty else { return .none }
         guard let oldRow = change.old, oldRow.columns.count == new.columns.count else {
-            throw failure(change, "an UPDATE without the whole old row: jobs needs REPLICA IDENTITY FULL, on each partition too if it is partitioned (changerelay doctor names them)")
+            throw failure(change, "an UPDATE without the whole old row: jobs needs REPLICA IDENTITY FULL, on each partition too if it is partitioned (changerelay doctor names them); "
+                           + "updates already in the slot stay without it: to get past them, run once with automations.enabled = false")
         }
         let filled = new.fillingUnchangedToast(from: oldRow)
         let row = try Fields(filled, handler: name, change: change)

@@ -89,7 +89,8 @@ public struct ConversationCheckHandler: Handler {
         let row: Fields
         if change.operation == .update {
             guard let oldRow = change.old, oldRow.columns.count == new.columns.count else {
-                throw failure(change, "an UPDATE without the whole old row: user_conversations needs REPLICA IDENTITY FULL, on each partition too if it is partitioned (changerelay doctor names them)")
+                throw failure(change, "an UPDATE without the whole old row: user_conversations needs REPLICA IDENTITY FULL, on each partition too if it is partitioned (changerelay doctor names them); "
+                           + "updates already in the slot stay without it: to get past them, run once with conversation_checks.enabled = false")
             }
             row = try Fields(new.fillingUnchangedToast(from: oldRow), handler: name, change: change)
             let old = try Fields(oldRow, handler: name, change: change)
