@@ -279,7 +279,11 @@ extension PostgresError {
     var isRetryable: Bool {
         switch kind {
         case .connectionFailed, .connectionLost: true
-        case .queryFailed(let state): state == "55006" || state?.hasPrefix("57P") == true || state?.hasPrefix("08") == true
+        // Class 40 is a deadlock or a serialization failure: the batch was rolled back, and
+        // planned again from the checkpoint it goes through another writer's locks.
+        case .queryFailed(let state):
+            state == "55006" || state?.hasPrefix("57P") == true || state?.hasPrefix("08") == true
+                || state?.hasPrefix("40") == true
         case .protocolViolation: false
         }
     }

@@ -147,6 +147,40 @@ import Testing
     /// inserted again, created and deleted, moved to another child or user, next to rows
     /// that had a week before it. Each ends in its last state, what stays keeps its ids, and
     /// every change has its log row.
+    /// Another writer deleting a row's week (a hand edit, a trigger left from the seed) while
+    /// the batch that updates the row runs: the batch waits for it and sees its commit. Read
+    /// from a snapshot taken before that commit, it wrote habits for a week that was gone, and
+    /// `run` stopped on the foreign key, saying it would on every start.
+    @Test func aWeekDeletedByAnotherWriterMeanwhileIsWaitedForAndWrittenAgain() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let run = try Background(["run"], environment: Self.environment(setup, mode: "apply"))
+        let id = try Self.insert(setup.db, habits: Self.habits([("Read", Self.week)]))
+        try Self.waitForLogRows(setup.db, 1)
+        let other = try setup.cluster.connect()
+        try other.execute("BEGIN")
+        try other.query("DELETE FROM weeks WHERE source_habit_tracker_id = $1::bigint", [id])
+        try setup.db.query("UPDATE habit_tracker SET week_period = 'changed', habits = $2::jsonb WHERE id = $1::bigint",
+                           [id, Self.habits([("Write", Self.week)])])
+        try RunPipelineTests.waitFor("the batch to wait for the other writer's lock") {
+            try Self.count(setup.db, """
+                SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%changerelay_dual_write_apply%'
+                """) == 1
+        }
+        try other.execute("COMMIT")
+        try Self.waitForLogRows(setup.db, 2)
+        #expect(run.child.poll() == nil, "the service stopped: \(run.stderr.suffix(2000))")
+        let week = try setup.db.query("""
+            SELECT w.week_period, (SELECT string_agg(name, ',') FROM habits h WHERE h.week_id = w.id) AS habits
+            FROM weeks w WHERE source_habit_tracker_id = $1::bigint
+            """, [id])
+        #expect(week.rows == [["changed", "Write"]], "\(week.rows)")
+        let drift = try Self.driftCheck(setup)
+        #expect(drift.status == 0, "\(drift.stdout) \(drift.stderr)")
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0, "\(run.stderr.suffix(2000))")
+    }
+
     @Test func oneBatchTakesEachRowToItsLastStateThroughSeveralChangesOfIt() throws {
         let setup = try RunPipelineTests.prepare()
         defer { try? setup.cluster.stop(); setup.receiver.stop() }

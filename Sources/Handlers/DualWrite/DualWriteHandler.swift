@@ -70,6 +70,7 @@ public struct DualWriteHandler: Handler {
             guard row["id"] != nil else {
                 throw failure(change, "a row without an id: habit_tracker's id column is missing (renamed or dropped) or NULL")
             }
+            try checkID(row["id"], change)
             var rows: [PlannedRow] = []
             // Under REPLICA IDENTITY USING INDEX on another index an UPDATE brings no old row
             // unless the index's columns changed: a new id would go unseen, and the old week
@@ -82,6 +83,7 @@ public struct DualWriteHandler: Handler {
             if let oldRow = change.old, change.operation == .update {
                 let old = try RowValues(new: oldRow, old: nil, handler: name, change: change)
                 if let oldID = old["id"], oldID != row["id"] {
+                    try checkID(oldID, change)
                     // A new primary key is a new row: the old one's week goes.
                     rows.append(stage(old, operation: .delete, key: position.key(handler: name, suffix: "old"),
                                       lsn: transaction.commitLSN, change: change))
@@ -98,6 +100,7 @@ public struct DualWriteHandler: Handler {
                 throw failure(change, "a DELETE whose old row has no id: habit_tracker needs REPLICA IDENTITY FULL "
                     + "(or DEFAULT, with id as its primary key)")
             }
+            try checkID(old["id"], change)
             return Effects(rows: [stage(old, operation: .delete, key: key, lsn: transaction.commitLSN, change: change)])
         }
     }
@@ -147,6 +150,15 @@ public struct DualWriteHandler: Handler {
             else { continue }
             drift[kind]?.increment(by: count)
         }
+    }
+
+    /// The new schema keys each week by its row's id (`weeks.source_habit_tracker_id`, and
+    /// the staging table's, are bigint): an id of another type (the column changed to
+    /// numeric or text) cannot be staged, and the batch's COPY failed naming no row.
+    private func checkID(_ id: String?, _ change: Change) throws(HandlerError) {
+        guard let id, Int64(id) == nil else { return }
+        throw failure(change, "habit_tracker's id \(quotedExcerpt(id, limit: 64)) is not a bigint (was the column's type "
+            + "changed?): the new schema keys each week by it; to get past such rows, run once with dual_write.mode = \"off\"")
     }
 
     private func failure(_ change: Change, _ reason: String) -> HandlerError {

@@ -87,13 +87,17 @@ enum DualWriteStatements {
     /// size of the new schema.
     ///
     /// The checkpoint transaction is the only writer of these weeks: one missing when the
-    /// batch starts is inserted plainly, so a concurrent writer of the same week makes the
-    /// batch fail and be read again rather than be applied twice.
+    /// batch starts is inserted plainly, so a concurrent inserter of the same week makes the
+    /// batch fail rather than be applied twice. The weeks it finds are locked as they are
+    /// read: a writer deleting or changing one (a hand edit, a trigger left from the seed) is
+    /// waited for and its commit seen, where a snapshot read before it committed had the
+    /// batch write habits for a week that was gone, and `run` stopped on the foreign key.
     static let apply = [
         """
         INSERT INTO pg_temp.dual_write_prior (habit_tracker_id, week_id, child_id)
         SELECT source_habit_tracker_id, id, child_id FROM public.weeks
         WHERE source_habit_tracker_id = ANY (ARRAY(SELECT habit_tracker_id FROM pg_temp.dual_write_staged))
+        FOR UPDATE
         """,
         """
         INSERT INTO pg_temp.dual_write_rows
