@@ -89,6 +89,50 @@ public final class PostgresConnection: @unchecked Sendable {
         }
     }
 
+    /// `query(_:_:)`, cancelled on the server when `descriptor` turns readable (a
+    /// `StopSignal`'s): a statement that runs for minutes (a backfill's chunk under a slow
+    /// `--where`) no longer holds up shutdown until it ends. Cancelled, it throws the
+    /// server's error (SQLSTATE 57014); one that ends first returns as it would have.
+    @discardableResult
+    public func query(_ sql: String, _ parameters: [String?], cancelledWhenReadable descriptor: Int32) throws(PostgresError) -> QueryResult {
+        let sent = Self.withOptionalCStrings(parameters) { pointers in
+            PQsendQueryParams(handle, sql, Int32(parameters.count), nil, pointers, nil, nil, 0)
+        }
+        guard sent == 1 else { throw failure(statement: sql) }
+        var cancelled = false
+        while PQisBusy(handle) == 1 {
+            var descriptors = [pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)]
+            if !cancelled { descriptors.append(pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)) }
+            _ = poll(&descriptors, nfds_t(descriptors.count), -1)
+            if !cancelled, descriptors[1].revents != 0 {
+                cancelRunningStatement()
+                cancelled = true
+            }
+            guard PQconsumeInput(handle) == 1 else { throw failure(statement: sql) }
+        }
+        var outcome: Result<QueryResult, PostgresError> = .failure(failure(statement: sql))
+        var first = true
+        while let result = PQgetResult(handle) {
+            defer { PQclear(result) }
+            guard first else { continue }
+            first = false
+            switch PQresultStatus(result) {
+            case PGRES_TUPLES_OK, PGRES_COMMAND_OK: outcome = .success(QueryResult(result))
+            default: outcome = .failure(resultError(result, statement: sql))
+            }
+        }
+        return try outcome.get()
+    }
+
+    /// Asks the server to cancel what this connection runs, over a connection of its own
+    /// (libpq's cancel request); nothing happens when nothing runs.
+    private func cancelRunningStatement() {
+        guard let request = PQgetCancel(handle) else { return }
+        defer { PQfreeCancel(request) }
+        var reason = [CChar](repeating: 0, count: 256)
+        _ = PQcancel(request, &reason, Int32(reason.count))
+    }
+
     /// How long a prepared statement's plan is kept. A table that grows from empty to a
     /// backlog of millions between two ANALYZEs would otherwise keep the plan made while it
     /// was empty (sequential scans, 0.5 s a look-up at 80 000 rows), so it is made again

@@ -428,6 +428,39 @@ import Testing
     /// `read` (a second conversation check, in a review), and a table written faster than it
     /// is read still ends. The insert is held open across the start by a transaction the
     /// first chunk waits for, so it commits after the bound was taken and before any chunk.
+    /// A chunk whose `--where` is slow is cancelled when the service is asked to stop, rather
+    /// than holding the stop up until it ends (a kubelet kills a pod 30 s after its SIGTERM);
+    /// the backfill is not failed, and the next start reads the chunk again.
+    @Test func aStopCancelsTheChunkBeingReadAndTheNextStartReadsItAgain() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        try setup.db.execute("INSERT INTO items SELECT g, 'old' FROM generate_series(1, 30) g")
+        try Self.putBehindTheSlot(setup.db)
+        let run = try Background(["run"], environment: setup.environment)
+        try run.waitFor("streaming") { _ in run.stderr.contains("streaming") }
+        // 30 rows at 2 s each: a minute for the one chunk, unless the slow rows are gone.
+        let requested = try Self.backfill(setup, ["--table", "items", "--chunk-size", "100", "--detach",
+                                                  "--where", "v = 'new' OR pg_sleep(2) IS NOT NULL"])
+        #expect(requested.status == 0, "\(requested.stderr)")
+        try RunPipelineTests.waitFor("the chunk's query to run") {
+            try DualWriteTests.count(setup.db, """
+                SELECT count(*) AS n FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%pg_sleep(2)%' AND pid <> pg_backend_pid()
+                """) == 1
+        }
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit(timeout: .seconds(15)) == 0, "\(run.stderr.suffix(2000))")
+        #expect(try setup.db.execute("SELECT status FROM changerelay.backfills WHERE id = 1").value("status") == "running")
+        // Made fast: the same request, read again from its start, ends.
+        try setup.db.execute("UPDATE items SET v = 'new'")
+        let again = try Background(["run"], environment: setup.environment)
+        try RunPipelineTests.waitFor("the backfill done") {
+            try setup.db.execute("SELECT status FROM changerelay.backfills WHERE id = 1").value("status") == "done"
+        }
+        #expect(try setup.db.execute("SELECT rows_done FROM changerelay.backfills WHERE id = 1").value("rows_done") == "30")
+        again.child.signal(SIGTERM)
+        #expect(again.waitForExit() == 0, "\(again.stderr.suffix(2000))")
+    }
+
     @Test func rowsInsertedAfterTheBackfillStartedAreTheStreamsAlone() throws {
         let setup = try RunPipelineTests.prepare()
         defer { try? setup.cluster.stop(); setup.receiver.stop() }

@@ -134,8 +134,13 @@ public final class BackfillRunner {
                 // own settings (`sessionOptions`, its start's) come back before each chunk, so
                 // no request renders its rows other than the stream does.
                 try sourceConnection().execute("RESET ALL")
-                let rows = try sourceConnection().query(query.sql, query.parameters).rows
+                // Cancelled when the service stops: a slow `--where` held up shutdown for as long
+                // as its chunk ran. The chunk is read again at the next start.
+                let rows = try sourceConnection().query(query.sql, query.parameters, cancelledWhenReadable: stop.descriptor).rows
                 read = (rows, rows.count < request.chunkSize)
+            } catch _ where stop.isRequested {
+                exchange.release([token])
+                return
             } catch let error as PostgresError where error.sqlState != nil && !error.isRetryable {
                 exchange.release([token])
                 try fail(request, reason: "chunk \(chunk) cannot be read: \(error.message)", metadata: metadata)
