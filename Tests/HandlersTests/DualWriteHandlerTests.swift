@@ -7,7 +7,8 @@ import PlannedEffects
 import Testing
 
 private let columnNames = ["id", "child_name", "week_start_date", "week_period", "habits", "user_id"]
-private let columns = columnNames.map { Column(name: $0, typeOID: $0 == "id" ? 20 : 25, isKey: true) }
+/// As the seed's table: id bigint, habits jsonb, the rest text.
+private let columns = columnNames.map { Column(name: $0, typeOID: $0 == "id" ? 20 : $0 == "habits" ? 3802 : 25, isKey: true) }
 private let user = "00000000-0000-0000-0000-000000000001"
 private let habits = #"[{"name": "Read", "times": ["done", "", null, "", "", "", "missed"]}]"#
 
@@ -207,6 +208,20 @@ private func staged(_ effects: Effects) -> [[String: String?]] {
         }
         #expect(try DualWriteHandler(mode: .apply, logger: logger).plan(change(.insert, new: tracker(id: "-12")), at: 0,
                                                                         in: transaction).rows.count == 1)
+    }
+
+    /// `habits` changed to text holds its JSON as a string: `request_data` keeps it one, as
+    /// `to_jsonb` of the row gives it, which shadow mode compares it with; the projection
+    /// still reads the JSON in it.
+    @Test func habitsInATextColumnStayAStringInTheRequest() throws {
+        let textHabits = Row(columns: columnNames.map { Column(name: $0, typeOID: $0 == "id" ? 20 : 25, isKey: true) },
+                             values: tracker().map { if case .text(let text) = $0 { .text(ArraySlice(text.utf8)) } else { .null } })
+        let insert = Change(lsn: LSN(0x10), schema: "public", table: "habit_tracker", operation: .insert, new: textHabits, old: nil)
+        let staged = staged(try DualWriteHandler(mode: .shadow, logger: logger).plan(insert, at: 0, in: transaction))
+        let text = try #require(staged[0]["request_data"] ?? nil)
+        let request = try JSONParser.parse(Array(text.utf8))
+        #expect(request["habits"] == .string(habits))
+        #expect(staged[0]["projection"] != .some(nil) && staged[0]["problem"] == .some(nil))
     }
 
     @Test func logModeStagesNoProjectionAndATruncateNothing() throws {

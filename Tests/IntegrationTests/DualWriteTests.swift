@@ -349,6 +349,28 @@ import Testing
     /// holds each row's latest state, so only a row's latest change is compared with it. A row
     /// changed three times shows no drift for its first two states; a real difference of
     /// another row is still found.
+    /// `habits` changed to text: a row holding valid JSON is compared like any other (its
+    /// missing week is drift), where it used to be passed over without a word.
+    @Test func shadowComparesRowsWhoseHabitsColumnIsText() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let db = setup.db
+        try db.execute("ALTER TABLE habit_tracker ALTER COLUMN habits TYPE text")
+        let run = try Background(["run"], environment: Self.environment(setup, mode: "shadow"))
+        try db.query("""
+            INSERT INTO habit_tracker (id, child_name, week_start_date, week_period, habits, user_id)
+            VALUES (1, 'Ada', '2026-11-23', 'week', $1, $2::uuid), (2, 'Ada', '2026-11-30', 'week', NULL, $2::uuid)
+            """, [Self.habits([("Read", Self.week)]), Self.ada])
+        try Self.waitForLogRows(db, 2)
+        let drift = try db.execute("""
+            SELECT string_agg(format('%s %s', habit_tracker_id, kind), '; ' ORDER BY habit_tracker_id) AS d
+            FROM changerelay.dual_write_drift
+            """)
+        #expect(drift.value("d") == "1 missing_week; 2 missing_week", "\(drift.rows)")
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0, "\(run.stderr.suffix(2000))")
+    }
+
     @Test func shadowBehindTheOtherWriterComparesOnlyEachRowsLatestState() throws {
         let setup = try RunPipelineTests.prepare()
         defer { try? setup.cluster.stop(); setup.receiver.stop() }
