@@ -17,6 +17,13 @@ public struct SpillSettings: Sendable, Hashable {
 
     public static let `default` = SpillSettings()
 
+    /// Creates and removes a file in `directory`, as a spill does: a directory that is
+    /// missing, not a directory or not writable was found only at the first transaction large
+    /// enough to spill, which then stopped the stream on every start.
+    public func checkDirectory() throws(SpillError) {
+        _ = try ChangeSpillFile(directory: directory)
+    }
+
     public static var defaultDirectory: String {
         guard let tmp = getenv("TMPDIR").map({ String(cString: $0) }), !tmp.isEmpty else { return "/tmp" }
         return tmp

@@ -54,6 +54,7 @@ public struct ChangeRelayService: Sendable {
         self.metrics = metrics
         sourceURL = try config.requireSourceURL()
         stateURL = config.stateDatabaseURL ?? sourceURL
+        if role != .dispatcher { _ = try config.checkedSpillSettings() }
         let handlers = try HandlerAssembly.handlers(config, sourceURL: sourceURL, stateURL: stateURL,
                                                     credentials: credentials, logger: logger)
         if handlers.isEmpty { logger.warning("no handler is configured: changes are read and acknowledged, nothing is sent") }
@@ -130,7 +131,7 @@ public struct ChangeRelayService: Sendable {
                                                maxBatchAge: config.pipeline.batchMaxAge, backfills: backfills)
         let source = SlotReader.Settings(databaseURL: sourceURL, plugin: config.source.plugin, slot: config.source.slot,
                                          publication: config.source.publication,
-                                         statusInterval: config.source.statusInterval, spill: config.spillSettings,
+                                         statusInterval: config.source.statusInterval, spill: try config.checkedSpillSettings(),
                                          heartbeatInterval: config.pipeline.heartbeatInterval)
         for deadline in deadlines {
             services.append(ThreadService("ticker") { [sourceURL] stop in
@@ -185,5 +186,18 @@ extension Config {
     public var spillSettings: SpillSettings {
         SpillSettings(threshold: pipeline.spillThreshold,
                       directory: pipeline.spillDirectory ?? SpillSettings.defaultDirectory)
+    }
+
+    /// `spillSettings`, once a file could be made in its directory: a configuration error
+    /// naming the key (or TMPDIR, the default's source) at start, not a stopped stream later.
+    public func checkedSpillSettings() throws(ConfigError) -> SpillSettings {
+        let settings = spillSettings
+        do { try settings.checkDirectory() } catch {
+            let named = pipeline.spillDirectory == nil
+            throw ConfigError(key: named ? "TMPDIR" : "pipeline.spill_directory",
+                              origin: named ? "the environment (the default spill directory)" : "configuration",
+                              reason: error.description)
+        }
+        return settings
     }
 }

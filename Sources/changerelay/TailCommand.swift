@@ -60,7 +60,7 @@ struct Tail: AsyncParsableCommand {
                 slot: slot, publication: config.source.publication,
                 startLSN: startLSN.flatMap { LSN($0) } ?? .zero, statusInterval: config.source.statusInterval,
                 protocolVersion: protoVersion, streaming: protoVersion >= 2, binary: binary,
-                spill: config.spillSettings)
+                spill: try config.checkedSpillSettings())
             try await ThreadService.runGroup([ThreadService("tail") { stop in
                 let output = FileOutput(descriptor: 1)
                 var writer = JSONWriter(capacity: 1 << 16)

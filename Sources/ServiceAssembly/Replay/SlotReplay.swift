@@ -106,7 +106,7 @@ public struct SlotReplay: Sendable {
         // the second is refused when it asks for the stream, rather than waiting its turn.
         let source = SlotReader.Settings(databaseURL: sourceURL, plugin: config.source.plugin, slot: request.slot,
                                          publication: config.source.publication,
-                                         statusInterval: config.source.statusInterval, spill: config.spillSettings,
+                                         statusInterval: config.source.statusInterval, spill: try config.checkedSpillSettings(),
                                          standsByWhileSlotInUse: false)
         if request.dryRun {
             var transactions = 0
