@@ -1,3 +1,4 @@
+import Core
 import Foundation
 
 /// The admin API's bearer token, read from `admin.token_file`. It has no description, so it
@@ -13,11 +14,7 @@ public struct AdminToken: Sendable {
     public init(file path: String) throws(AdminSettingsError) {
         let text: String
         do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
-            var isDirectory: ObjCBool = false
-            let exists = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
-            let reason = !exists ? "no such file" : isDirectory.boolValue ? "a directory, not a file"
-                : FileManager.default.isReadableFile(atPath: path) ? "not UTF-8 text" : "permission denied"
-            throw .tokenUnreadable(path: path, reason: reason)
+            throw .tokenUnreadable(path: path, reason: unreadableFileReason(path))
         }
         let token = text.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !token.isEmpty else { throw .tokenEmpty(path: path) }

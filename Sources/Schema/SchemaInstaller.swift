@@ -132,7 +132,7 @@ public enum SetupError: Error, CustomStringConvertible {
             "slot '\(slot)' belongs to database \(database), not this one; set source.slot to another name, "
                 + "or drop it there with SELECT pg_drop_replication_slot('\(slot)') if it is unused"
         case .sqlDirectoryMissing:
-            "cannot find the migrations: --sql-dir or CHANGERELAY_SQL_DIR must name the folder holding "
+            "cannot find the migrations: CHANGERELAY_SQL_DIR (or setup's --sql-dir) must name the folder holding "
                 + "001_changerelay_schema.sql (without either, the sql/ beside the binary or in the working directory)"
         case .migrationMissing(let file, let neededBy):
             "\(neededBy) needs sql/\(file), which this database has not had: run changerelay setup"

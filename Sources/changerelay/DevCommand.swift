@@ -32,13 +32,14 @@ struct Dev: AsyncParsableCommand {
         bootstrapLogging(defaults)
         let logger = Logger(label: "changerelay.dev")
         do {
+            // Before the server starts: without them it would start only to be stopped.
+            guard let sql = SchemaInstaller.locateSQLDirectory() else { throw SetupError.sqlDirectoryMissing }
             let cluster = try LocalPostgres(.init(directory: Self.clusterDirectory(directory, logger: logger),
                                                   removeOnStop: false, fsync: true))
             try cluster.start()
             defer { try? cluster.stop() }
             logger.info("local Postgres running", metadata: ["url": "\(cluster.url)", "data": "\(cluster.dataDirectory)"])
             try StartupStop.check()
-            guard let sql = SchemaInstaller.locateSQLDirectory() else { throw SetupError.sqlDirectoryMissing }
             let connection = try cluster.connect()
             let applied = try SchemaInstaller(sqlDirectory: sql).apply(to: connection)
             // One slot per plugin: switching plugins between runs must not meet a slot of the other.

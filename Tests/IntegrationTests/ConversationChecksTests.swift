@@ -215,12 +215,21 @@ import Testing
         #expect(result.stderr.contains("functions.service_key_file") && result.stderr.contains("CHANGERELAY_SERVICE_KEY"))
 
         // A key that cannot go into a header is refused by where it came from, never quoted.
-        for (key, reason) in [(" \n\t", "the service key is empty"), ("secret-part\nX-Injected: 1", "line break")] {
+        for (key, reason) in [(" \n\t", "the service key is empty"), ("", "the service key is empty"),
+                              ("secret-part\nX-Injected: 1", "line break")] {
             environment["CHANGERELAY_SERVICE_KEY"] = key
             let refused = try runChangeRelay(["run"], environment: environment, timeout: .seconds(60))
             #expect(refused.status == 1 && refused.stderr.contains("CHANGERELAY_SERVICE_KEY") && refused.stderr.contains(reason),
                     "\(refused.stderr)")
             #expect(!refused.stderr.contains("secret-part"))
+        }
+        // A key file that cannot be read says why.
+        environment["CHANGERELAY_SERVICE_KEY"] = nil
+        for (path, reason) in [("/nonexistent/key", "no such file"), ("/tmp", "a directory, not a file")] {
+            environment["CHANGERELAY_FUNCTIONS_SERVICE_KEY_FILE"] = path
+            let refused = try runChangeRelay(["run"], environment: environment, timeout: .seconds(60))
+            #expect(refused.status == 1 && refused.stderr.contains("functions.service_key_file")
+                        && refused.stderr.contains("cannot read \(path): \(reason)"), "\(refused.stderr)")
         }
     }
 
