@@ -305,6 +305,9 @@ public struct Config: Sendable {
 
     private static func suggestion(for name: String) -> String {
         let section = name.split(separator: ".").first.map(String.init) ?? ""
+        if section == ScheduleEntries.key {
+            return "; a scheduled job is a [[\(ScheduleEntries.key)]] entry, with two brackets: [\(section)] is a section"
+        }
         let known = ConfigSchema.keys.filter { $0.section == section }.map(\.name)
         if known.isEmpty {
             let sections = Array(Set(ConfigSchema.keys.map(\.section))).sorted()

@@ -100,6 +100,12 @@ import Testing
         #expect(error.reason == String(test.error.dropFirst(expectedLine.count + 2)), "\(error)")
     }
 
+    @Test func aSingleBracketedSchedulesSectionSaysToUseTwo() throws {
+        let error = try #require(try loadError("[schedules]\nname = \"x\"\ncron = \"* * * * *\"\nsql = \"SELECT 1\"\n"))
+        #expect(error.key == "schedules.name" || error.key == "schedules.cron" || error.key == "schedules.sql", "\(error)")
+        #expect(error.reason.contains("a scheduled job is a [[schedules]] entry, with two brackets"), "\(error)")
+    }
+
     @Test func otherArraysOfTablesAndScheduleVariablesAreRefused() throws {
         let other = try #require(try loadError("[[jobs]]\nname = \"x\"\n"))
         #expect(other.key == "jobs")
