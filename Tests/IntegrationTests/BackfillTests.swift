@@ -131,6 +131,13 @@ import Testing
         // A quoted mixed-case name is a table like any other.
         let accepted = try Self.backfill(setup, ["--table", "public.\"Mixed Case\"", "--detach"])
         #expect(accepted.status == 0, "\(accepted.stderr)")
+        // Published through its root, a partition is named with the table to backfill instead:
+        // adding it to the publication, as for a table that is not in it, would change nothing.
+        try setup.db.execute("ALTER PUBLICATION changerelay_pub SET (publish_via_partition_root = true)")
+        let partition = try Self.backfill(setup, ["--table", "parted_low"])
+        #expect(partition.status != 0 && partition.stderr.contains(
+            "public.parted_low is a partition of public.parted, under whose name publication changerelay_pub sends its changes "
+                + "(publish_via_partition_root): backfill public.parted"), "\(partition.stderr)")
     }
 
     /// Writes into the table while it is backfilled, until stopped: updates, deletes, inserts

@@ -9,6 +9,8 @@ public enum BackfillRefusal: Error, Sendable, Equatable, CustomStringConvertible
     case notPublished(table: String, publication: String)
     /// A partitioned table whose publication sends its partitions' changes under their own names.
     case partitionsPublished(table: String, publication: String, partitions: [String])
+    /// A partition whose changes the publication sends under a partitioned table above it.
+    case partitionOfPublishedRoot(table: String, publication: String, root: String)
     case noPrimaryKey(table: String)
     case keyNotPublished(table: String, column: String)
     case generatedKey(table: String, column: String)
@@ -27,6 +29,9 @@ public enum BackfillRefusal: Error, Sendable, Equatable, CustomStringConvertible
             "\(table) is partitioned, and publication \(publication) sends its changes under its partitions' names "
                 + "(publish_via_partition_root is off): backfill each partition ("
                 + partitions.prefix(5).joined(separator: ", ") + (partitions.count > 5 ? ", …" : "") + ")"
+        case .partitionOfPublishedRoot(let table, let publication, let root):
+            "\(table) is a partition of \(root), under whose name publication \(publication) sends its changes "
+                + "(publish_via_partition_root): backfill \(root), with a --where that keeps this partition's rows"
         case .noPrimaryKey(let table):
             "\(table) has no primary key: a backfill reads in primary-key order and names each row by its key"
         case .keyNotPublished(let table, let column):
@@ -91,6 +96,16 @@ public struct BackfillCatalog {
                     """, [oid, publication]).rows.compactMap { $0[0] }
                 if !partitions.isEmpty {
                     throw BackfillRefusal.partitionsPublished(table: display, publication: publication, partitions: partitions)
+                }
+                // Adding the partition to the publication changes nothing then: say what does.
+                if let root = try connection.query("""
+                    SELECT p.schemaname || '.' || p.tablename AS root
+                    FROM pg_partition_ancestors($1::oid) WITH ORDINALITY AS a(relid, depth)
+                    JOIN pg_class c ON c.oid = a.relid JOIN pg_namespace n ON n.oid = c.relnamespace
+                    JOIN pg_publication_tables p ON p.schemaname = n.nspname AND p.tablename = c.relname
+                    WHERE p.pubname = $2 AND a.relid <> $1::oid ORDER BY a.depth DESC LIMIT 1
+                    """, [oid, publication]).value("root") {
+                    throw BackfillRefusal.partitionOfPublishedRoot(table: display, publication: publication, root: root)
                 }
                 throw BackfillRefusal.notPublished(table: display, publication: publication)
             }
