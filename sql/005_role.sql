@@ -34,8 +34,19 @@ TO changerelay;
 GRANT UPDATE (buffer_id) ON public.buffered_messages TO changerelay;
 
 -- A 410 Gone sets its webhook config inactive (Standard Webhooks), in the statement that
--- records every try, whatever its handler: without this no try could be recorded.
-GRANT UPDATE (is_active, updated_at) ON public.webhook_configs TO changerelay;
+-- records every try, whatever its handler: without this no try could be recorded. Only the
+-- columns the table has: a table without one still sets up, and doctor names the column.
+DO $$
+DECLARE
+    present text;
+BEGIN
+    SELECT string_agg(quote_ident(attname), ', ' ORDER BY attname) INTO present
+    FROM pg_attribute
+    WHERE attrelid = 'public.webhook_configs'::regclass AND attname IN ('is_active', 'updated_at') AND NOT attisdropped;
+    IF present IS NOT NULL THEN
+        EXECUTE format('GRANT UPDATE (%s) ON public.webhook_configs TO changerelay', present);
+    END IF;
+END $$;
 
 -- The identity sequences of the effect tables, whatever they are called.
 DO $$

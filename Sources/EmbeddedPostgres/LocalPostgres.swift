@@ -181,7 +181,10 @@ public final class LocalPostgres: @unchecked Sendable {
     @discardableResult
     private func run(_ tool: String, _ arguments: [String]) throws(LocalPostgresError) -> String {
         var command = [binDirectory + "/" + tool] + arguments
-        if geteuid() == 0 { command = ["/usr/sbin/runuser", "-u", "postgres", "--"] + command }
+        // As root the tools run as postgres, in the cluster's directory: the caller's (a checkout
+        // in /root) may be closed to it, and `postgres --version` then printed a warning about
+        // it before its version.
+        if geteuid() == 0 { command = ["/usr/sbin/runuser", "-u", "postgres", "--", "/usr/bin/env", "-C", directory] + command }
         let outputPath = directory + "/.\(tool)-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).out"
         defer { unlink(outputPath) }
         let status = try ChildProcess(command, outputPath: outputPath).wait()

@@ -138,7 +138,10 @@ public final class SlotReader {
             } catch let error as PostgresError where settings.slot != nil && error.isRetryable {
                 onRetrying(error)
                 let delay = backoff.nextDelay()
-                logger.warning("replication connection failed; reconnecting", metadata: [
+                let what: Logger.Message = error.sqlState?.hasPrefix("40") == true
+                    ? "the state database rolled the batch back (a deadlock or a serialization failure); reading again from the checkpoint"
+                    : "replication connection failed; reconnecting"
+                logger.warning(what, metadata: [
                     "error": "\(error)", "retry_in_ms": "\(delay.wholeMilliseconds)",
                     "resume_lsn": "\(resumeFrom)",
                 ])

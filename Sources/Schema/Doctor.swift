@@ -301,6 +301,7 @@ public struct Doctor {
             ? .ok("privileges", "\(role) can write its schema changerelay")
             : .problem("privileges", "\(role) cannot use schema changerelay", fix: "changerelay setup -- or GRANT ALL ON SCHEMA changerelay TO \(quotedRole);"))
         findings.append(try writableTables(role: role, quotedRole: quotedRole, db))
+        if let missing = try updatedColumnsMissing(db) { findings.append(missing) }
         return findings
     }
 
@@ -352,6 +353,26 @@ public struct Doctor {
         let named = tables + sequences + updates.map { "\($0.0) (\($0.1))" }
         return .problem("privileges", "\(role) cannot write \(named.joined(separator: ", "))",
                         fix: (role == "changerelay" ? "changerelay setup -- or " : "") + grants.joined(separator: " "))
+    }
+
+    /// The columns the handlers update in tables they otherwise only read, when the table is
+    /// there without one: every try's record sets a config a 410 made gone inactive, so a
+    /// `webhook_configs` without `updated_at` left every try unrecorded, sent again at each
+    /// restart, while the privilege check, which looks only at columns that exist, passed.
+    func updatedColumnsMissing(_ db: PostgresConnection) throws(PostgresError) -> Finding? {
+        let missing = try db.query("""
+            SELECT format('public.%I', u.name) || '.' || quote_ident(u.column_name)
+            FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS u(name, column_name, ordinal)
+            WHERE to_regclass(format('public.%I', u.name)) IS NOT NULL
+              AND NOT EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = to_regclass(format('public.%I', u.name))
+                                                           AND a.attname = u.column_name AND NOT a.attisdropped)
+            ORDER BY u.ordinal
+            """, [postgresArray(SeedTables.columnsUpdated.map(\.table)),
+                  postgresArray(SeedTables.columnsUpdated.map(\.column))]).rows.compactMap { $0[0] }
+        guard !missing.isEmpty else { return nil }
+        return .problem("tables", "the service updates \(missing.joined(separator: ", ")), which "
+                            + (missing.count == 1 ? "does" : "do") + " not exist: every try's record (or every buffer) fails on it",
+                        fix: "add the column back as sql/002_application_tables.sql defines it")
     }
 
     func slotRow(_ db: PostgresConnection) throws(PostgresError) -> [String: String?]? {

@@ -198,9 +198,12 @@ extension Config {
     public func checkedSpillSettings() throws(ConfigError) -> SpillSettings {
         let settings = spillSettings
         do { try settings.checkDirectory() } catch {
-            let named = pipeline.spillDirectory == nil
-            throw ConfigError(key: named ? "TMPDIR" : "pipeline.spill_directory",
-                              origin: named ? "the environment (the default spill directory)" : "configuration",
+            guard pipeline.spillDirectory != nil else {
+                throw ConfigError(key: nil, origin: "environment TMPDIR, the default spill directory", reason: error.description)
+            }
+            let variable = "CHANGERELAY_PIPELINE_SPILL_DIRECTORY"
+            throw ConfigError(key: "pipeline.spill_directory",
+                              origin: Config.processEnvironment()[variable] != nil ? "environment \(variable)" : "configuration",
                               reason: error.description)
         }
         return settings

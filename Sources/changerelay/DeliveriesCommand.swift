@@ -11,12 +11,25 @@ struct Deliveries: ParsableCommand {
         abstract: "Inspect deliveries, re-queue failed or dead ones, cancel unfinished ones, purge old dead ones.",
         subcommands: [List.self, Retry.self, Cancel.self, Purge.self])
 
-    /// Ids are taken from every argument no option claims, so that `-5` is named as a bad
-    /// id rather than mistaken for an option.
-    static func checkIDs(_ ids: [Int64]) throws {
-        if let bad = ids.first(where: { $0 < 1 }) {
-            throw ValidationError("delivery ids are whole numbers from 1 (deliveries list shows them), got \(bad)")
+    /// The ids among `arguments`, every argument no option claimed: so `-5` is named as a
+    /// bad id rather than mistaken for an option, while `--help` (and `-h`) still asks for
+    /// help, `--` ends the options, and a misspelled option is named as one.
+    static func ids(_ arguments: [String], of command: any ParsableCommand) throws -> [Int64] {
+        var ids: [Int64] = []
+        for argument in arguments where argument != "--" {
+            if argument == "--help" || argument == "-h" { throw CleanExit.helpRequest(command) }
+            if let id = Int64(argument) {
+                guard id >= 1 else {
+                    throw ValidationError("delivery ids are whole numbers from 1 (deliveries list shows them), got \(id)")
+                }
+                ids.append(id)
+            } else if argument.hasPrefix("--") {
+                throw ValidationError("unknown option '\(argument)'")
+            } else {
+                throw ValidationError("'\(argument)' is not a delivery id: ids are whole numbers from 1 (deliveries list shows them)")
+            }
         }
+        return ids
     }
 
     static func connect(_ options: ConfigOptions) throws -> PostgresConnection {
@@ -69,18 +82,19 @@ struct Deliveries: ParsableCommand {
 
         @OptionGroup var options: ConfigOptions
 
-        @Argument(parsing: .allUnrecognized, help: "Delivery ids.")
-        var ids: [Int64] = []
+        @Argument(parsing: .allUnrecognized, help: ArgumentHelp("Delivery ids.", valueName: "ids"))
+        var arguments: [String] = []
 
         @Flag(help: "Every dead delivery.")
         var allDead = false
 
         func validate() throws {
+            let ids = try Deliveries.ids(arguments, of: self)
             if ids.isEmpty == !allDead { throw ValidationError("give delivery ids or --all-dead (not both)") }
-            try Deliveries.checkIDs(ids)
         }
 
         func run() throws {
+            let ids = try Deliveries.ids(arguments, of: self)
             let db = try Deliveries.connect(options)
             try RequiredMigration.deliveryRequeue.require(neededBy: "deliveries retry", on: db)
             let requeued = try DeliveryRequeue.requeue(allDead ? .allDead : .ids(ids), logs: BuiltInHandlers.deliveryLogs,
@@ -103,15 +117,17 @@ struct Deliveries: ParsableCommand {
 
         @OptionGroup var options: ConfigOptions
 
-        @Argument(parsing: .allUnrecognized, help: "Delivery ids.")
-        var ids: [Int64] = []
+        @Argument(parsing: .allUnrecognized, help: ArgumentHelp("Delivery ids.", valueName: "ids"))
+        var arguments: [String] = []
 
         func validate() throws {
-            if ids.isEmpty { throw ValidationError("give the ids of the deliveries to cancel (deliveries list shows them)") }
-            try Deliveries.checkIDs(ids)
+            if try Deliveries.ids(arguments, of: self).isEmpty {
+                throw ValidationError("give the ids of the deliveries to cancel (deliveries list shows them)")
+            }
         }
 
         func run() throws {
+            let ids = try Deliveries.ids(arguments, of: self)
             let db = try Deliveries.connect(options)
             let cancelled = try DeliveryCancel.cancel(ids, logs: BuiltInHandlers.deliveryLogs, on: db)
             print("cancelled \(cancelled) deliveries")

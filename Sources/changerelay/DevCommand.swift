@@ -84,9 +84,9 @@ struct Dev: AsyncParsableCommand {
         let cwd = FileManager.default.currentDirectoryPath
         if let requested { return requested.hasPrefix("/") ? requested : cwd + "/" + requested }
         let local = cwd + "/.dev/postgres"
-        try? FileManager.default.createDirectory(atPath: local, withIntermediateDirectories: true)
-        guard !LocalPostgres.serverCanReach(local) else { return local }
-        let name = cwd.split(separator: "/").joined(separator: "-")
+        guard !LocalPostgres.serverCanReach(cwd) else { return local }
+        // One directory per checkout: a `-` of the path doubled, so /a-b and /a/b differ.
+        let name = cwd.replacingOccurrences(of: "-", with: "--").split(separator: "/").joined(separator: "-")
         let moved = "/var/tmp/changerelay-dev/" + (name.isEmpty ? "root" : name)
         logger.notice("the postgres user cannot reach \(local), so the local cluster lives in \(moved)",
                       metadata: ["hint": "--directory chooses another place"])

@@ -217,11 +217,23 @@ private func staged(_ effects: Effects) -> [[String: String?]] {
         let textHabits = Row(columns: columnNames.map { Column(name: $0, typeOID: $0 == "id" ? 20 : 25, isKey: true) },
                              values: tracker().map { if case .text(let text) = $0 { .text(ArraySlice(text.utf8)) } else { .null } })
         let insert = Change(lsn: LSN(0x10), schema: "public", table: "habit_tracker", operation: .insert, new: textHabits, old: nil)
-        let staged = staged(try DualWriteHandler(mode: .shadow, logger: logger).plan(insert, at: 0, in: transaction))
-        let text = try #require(staged[0]["request_data"] ?? nil)
+        let rows = staged(try DualWriteHandler(mode: .shadow, logger: logger).plan(insert, at: 0, in: transaction))
+        let text = try #require(rows[0]["request_data"] ?? nil)
         let request = try JSONParser.parse(Array(text.utf8))
         #expect(request["habits"] == .string(habits))
-        #expect(staged[0]["projection"] != .some(nil) && staged[0]["problem"] == .some(nil))
+        #expect(rows[0]["projection"] != .some(nil) && rows[0]["problem"] == .some(nil))
+        // A domain over jsonb comes under the domain's own type, not a text one: read as JSON.
+        let domainHabits = Row(columns: columnNames.map { Column(name: $0, typeOID: $0 == "id" ? 20 : $0 == "habits" ? 16_500 : 25,
+                                                                 isKey: true) },
+                               values: textHabits.values)
+        let domainInsert = Change(lsn: LSN(0x10), schema: "public", table: "habit_tracker", operation: .insert,
+                                  new: domainHabits, old: nil)
+        let domainStaged = staged(try DualWriteHandler(mode: .shadow, logger: logger).plan(domainInsert, at: 0, in: transaction))
+        let domainRequest = try JSONParser.parse(Array(try #require(domainStaged[0]["request_data"] ?? nil).utf8))
+        guard case .array? = domainRequest["habits"] else {
+            Issue.record("habits of a domain over jsonb became \(String(describing: domainRequest["habits"]))")
+            return
+        }
     }
 
     @Test func logModeStagesNoProjectionAndATruncateNothing() throws {

@@ -12,13 +12,29 @@ import Testing
         (["deliveries", "retry", "-5"], "delivery ids are whole numbers from 1 (deliveries list shows them), got -5"),
         (["deliveries", "retry", "3", "0"], "delivery ids are whole numbers from 1 (deliveries list shows them), got 0"),
         (["deliveries", "cancel", "-1"], "delivery ids are whole numbers from 1 (deliveries list shows them), got -1"),
-        (["deliveries", "cancel", "--bogus"], "The value '--bogus' is invalid for '<ids>'"),
+        (["deliveries", "cancel", "--bogus"], "unknown option '--bogus'"),
+        (["deliveries", "retry", "--all-daed"], "unknown option '--all-daed'"),
+        (["deliveries", "cancel", "abc"], "'abc' is not a delivery id"),
         (["backfill", "--table", "jobs", "--chunk-size", "-3"], "--chunk-size must be between 1 and 1000000, not -3"),
         (["backfill", "status", "--limit", "-1"], "--limit must be 1 to 1000, got -1"),
         (["backfill", "status", "--limit", "0"], "--limit must be 1 to 1000, got 0"),
         (["tail", "--limit", "-1"], "--limit must be at least 1"),
         (["doctor", "--max-retained-bytes", "-5"], "--max-retained-bytes must be 0 or more, got -5"),
     ]
+
+    /// The ids take every argument no option claims; help still answers, and `--` still ends
+    /// the options.
+    @Test func helpAndTheEndOfOptionsStillWorkBesideTheIds() throws {
+        for command in ["retry", "cancel"] {
+            for flag in ["--help", "-h"] {
+                let help = try runChangeRelay(["deliveries", command, flag], environment: Self.environment)
+                #expect(help.status == 0 && help.stdout.contains("USAGE: changerelay deliveries \(command)"), "\(help.stdout)")
+            }
+        }
+        // Past the checks: the ids were read, and the connection is what fails.
+        let ended = try runChangeRelay(["deliveries", "retry", "--", "3", "4"], environment: Self.environment)
+        #expect(ended.status == 1 && ended.stderr.contains("cannot connect"), "\(ended.stderr)")
+    }
 
     @Test(arguments: refusals.indices)
     func aBadNumberIsRefusedByName(_ index: Int) throws {

@@ -129,6 +129,7 @@ import Testing
             REVOKE ALL ON changerelay.deliveries FROM changerelay;
             REVOKE USAGE ON SEQUENCE public.webhook_logs_id_seq FROM changerelay;
             REVOKE UPDATE (is_active) ON public.webhook_configs FROM changerelay;
+            ALTER TABLE public.webhook_configs DROP COLUMN updated_at;
             """)
         try db.execute("SELECT pg_create_logical_replication_slot('forgotten', 'pgoutput')")
         try db.execute("""
@@ -154,11 +155,19 @@ import Testing
                              + #"public.trigger_execution_logs TO "changerelay"; GRANT USAGE ON SEQUENCE "#
                              + #"public.webhook_logs_id_seq TO "changerelay"; GRANT UPDATE (is_active) ON "#
                              + #"public.webhook_configs TO "changerelay";"#), "\(out)")
+        // A column the service updates, gone: the privilege check sees only columns that exist.
+        #expect(out.contains("the service updates public.webhook_configs.updated_at, which does not exist"), "\(out)")
         #expect(out.contains("WARNING  slot: slot forgotten (inactive, logical) retains "))
         #expect(out.contains("more than --max-retained-bytes 1000000"))
         #expect(out.contains("fix: changerelay replay --slot forgotten (reads it to the end, so it lets the WAL go), "
                              + "or SELECT pg_drop_replication_slot('forgotten'); if nothing will read it"))
         #expect(out.contains("slot changerelay is inactive and retains"))
+        // setup grants the columns a table has: without updated_at it still runs, and doctor names it.
+        let again = try runChangeRelay(["setup"], environment: Self.environment(cluster))
+        #expect(again.status == 0, "\(again.stderr)")
+        let second = try runChangeRelay(["doctor"], environment: Self.environment(cluster))
+        #expect(second.stdout.contains("the service updates public.webhook_configs.updated_at, which does not exist"),
+                "\(second.stdout)")
     }
 
     /// Every session asks for UTF-8, and the server converts each statement to the

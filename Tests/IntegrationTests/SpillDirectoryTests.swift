@@ -8,10 +8,10 @@ import Testing
 
     static let refusals: [(arguments: [String], environment: [String: String], message: String)] = [
         (["run"], ["CHANGERELAY_PIPELINE_SPILL_DIRECTORY": "/nonexistent"],
-         "key 'pipeline.spill_directory' (configuration): cannot create a change spill file in /nonexistent: No such file or directory"),
+         "key 'pipeline.spill_directory' (environment CHANGERELAY_PIPELINE_SPILL_DIRECTORY): cannot create a change spill file in /nonexistent: No such file or directory"),
         (["run"], ["CHANGERELAY_PIPELINE_SPILL_DIRECTORY": "/etc/passwd"],
          "cannot create a change spill file in /etc/passwd: Not a directory"),
-        (["tail"], ["TMPDIR": "/nonexistent"], "key 'TMPDIR' (the environment (the default spill directory))"),
+        (["tail"], ["TMPDIR": "/nonexistent"], "(environment TMPDIR, the default spill directory): cannot create a change spill file in /nonexistent"),
     ]
 
     @Test(arguments: refusals.indices)

@@ -177,15 +177,17 @@ private struct RowValues {
 
     /// The first of them the row does not have at all: the relation has lost it since.
     let missingColumn: String?
-    /// Whether `habits` is still a json or jsonb column. A column changed to text holds
-    /// JSON as a string: `request_data` keeps it one, as `to_jsonb` of the row does, which
-    /// shadow mode compares it with to tell the row's latest state (parsed, it never matched,
-    /// and such rows were never compared).
-    let habitsIsJSON: Bool
+    /// Whether `habits` was changed to a text type. Such a column holds JSON as a string:
+    /// `request_data` keeps it one, as `to_jsonb` of the row does, which shadow mode compares
+    /// it with to tell the row's latest state (parsed, it never matched, and such rows were
+    /// never compared). Any other type (json, jsonb, a domain over either, which the stream
+    /// names by the domain's own type) is read as JSON.
+    let habitsIsText: Bool
 
     init(new: Row, old: Row?, handler: String, change: Change) throws(HandlerError) {
         missingColumn = Self.projected.first { name in !new.columns.contains { $0.name == name } }
-        habitsIsJSON = new.columns.first { $0.name == "habits" }.map { [114, 3802].contains($0.typeOID) } ?? true
+        // text, varchar, bpchar, name.
+        habitsIsText = new.columns.first { $0.name == "habits" }.map { [25, 1043, 1042, 19].contains($0.typeOID) } ?? false
         fields = try Fields(new, handler: handler, change: change)
         self.old = try old.map { row throws(HandlerError) in try Fields(row, handler: handler, change: change) }
         // Under DEFAULT a key change brings the old key alone: reading the column from it
@@ -218,7 +220,7 @@ private struct RowValues {
         // A jsonb column's text is JSON, as Postgres printed it; a column changed to another
         // type is kept as a string, its text as it is (invalid JSON makes the row invalid).
         if let habits = self["habits"] {
-            if !habitsIsJSON || (try? writer.compactJSON(habits.utf8)) == nil { writer.string(habits) }
+            if habitsIsText || (try? writer.compactJSON(habits.utf8)) == nil { writer.string(habits) }
         } else {
             writer.null()
         }

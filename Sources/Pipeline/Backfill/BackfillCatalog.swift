@@ -99,7 +99,7 @@ public struct BackfillCatalog {
                 }
                 // Adding the partition to the publication changes nothing then: say what does.
                 if let root = try connection.query("""
-                    SELECT p.schemaname || '.' || p.tablename AS root
+                    SELECT format('%I.%I', p.schemaname, p.tablename) AS root
                     FROM pg_partition_ancestors($1::oid) WITH ORDINALITY AS a(relid, depth)
                     JOIN pg_class c ON c.oid = a.relid JOIN pg_namespace n ON n.oid = c.relnamespace
                     JOIN pg_publication_tables p ON p.schemaname = n.nspname AND p.tablename = c.relname
