@@ -48,6 +48,7 @@ struct DriftCheck: ParsableCommand {
             let connection = try PostgresConnection(url: try config.requireSourceURL())
             // One snapshot for every count; the comparison hashes millions of rows, so give it memory.
             try connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL work_mem = '256MB'")
+            if let problem = try Self.unreadableShape(on: connection) { throw problem }
             let estimate = try connection.query("""
                 SELECT greatest(reltuples, 0)::bigint AS n FROM pg_class WHERE oid = 'public.habit_tracker'::regclass
                 """, []).value("n") ?? "?"
@@ -72,6 +73,36 @@ struct DriftCheck: ParsableCommand {
             }
         }
         if !passed { throw ExitCode(1) }
+    }
+}
+
+extension DriftCheck {
+    /// Why the comparison cannot read `habit_tracker` as the seed defines it, named by
+    /// column, rather than the server's message about a function or column it did not find:
+    /// a projected column renamed or dropped, or `habits` of a type other than jsonb (or a
+    /// domain over it). The service itself reads such rows (or reports them as invalid).
+    struct UnreadableShape: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    static func unreadableShape(on connection: PostgresConnection) throws(PostgresError) -> UnreadableShape? {
+        let columns = try connection.query("""
+            SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS type,
+                   coalesce(nullif(t.typbasetype, 0), t.oid) = 'jsonb'::regtype AS jsonb
+            FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+            WHERE a.attrelid = 'public.habit_tracker'::regclass AND a.attnum > 0 AND NOT a.attisdropped
+            """, []).rows
+        let names = Set(columns.compactMap { $0[0] })
+        let missing = ["id", "user_id", "child_name", "week_start_date", "week_period", "habits"].filter { !names.contains($0) }
+        if !missing.isEmpty {
+            return UnreadableShape(description: "public.habit_tracker has no column \(missing.joined(separator: ", ")) "
+                + "(renamed or dropped?): drift-check compares the seed's columns; the service reports such rows as invalid_source")
+        }
+        if let habits = columns.first(where: { $0[0] == "habits" }), habits[2] != "t" {
+            return UnreadableShape(description: "public.habit_tracker.habits is \(habits[1] ?? "?"), not jsonb: drift-check "
+                + "reads it as jsonb (ALTER TABLE public.habit_tracker ALTER COLUMN habits TYPE jsonb USING habits::jsonb)")
+        }
+        return nil
     }
 }
 

@@ -418,6 +418,24 @@ import Testing
         #expect(result.stderr.contains(arguments[0]) && result.stderr.contains(arguments[1]), "\(result.stderr)")
     }
 
+    /// A habit_tracker the comparison cannot read as the seed defines it is named by column
+    /// (exit 2), not by the function or column the server did not find.
+    @Test(arguments: [
+        ("ALTER TABLE habit_tracker ALTER COLUMN habits TYPE text",
+         "public.habit_tracker.habits is text, not jsonb: drift-check reads it as jsonb"),
+        ("ALTER TABLE habit_tracker ALTER COLUMN habits TYPE json",
+         "public.habit_tracker.habits is json, not jsonb"),
+        ("ALTER TABLE habit_tracker RENAME COLUMN week_period TO period",
+         "public.habit_tracker has no column week_period (renamed or dropped?)"),
+    ])
+    func driftCheckNamesAColumnItCannotRead(_ change: String, _ message: String) throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        try setup.db.execute(change)
+        let result = try Self.driftCheck(setup)
+        #expect(result.status == 2 && result.stderr.contains(message), "\(result.stderr)")
+    }
+
     @Test func logModeWritesOneNotImplementedRowPerChangeAndNothingElse() throws {
         let setup = try RunPipelineTests.prepare()
         defer { try? setup.cluster.stop(); setup.receiver.stop() }
