@@ -42,7 +42,8 @@ public struct ChangeRenderingError: Error, Sendable, Hashable, CustomStringConve
 /// `"unchanged_toast":[names]` when some new value is an unchanged TOAST (those columns are
 /// left out of `new`).
 ///
-/// Values follow the column's type OID. bool → `true`/`false`; int2/int4/int8/float4/float8
+/// Values follow the column's type OID (a domain's base type: the decoders resolve it,
+/// `BaseTypes`). bool → `true`/`false`; int2/int4/int8/float4/float8
 /// → JSON numbers with Postgres' exact text (NaN and ±Infinity as strings); json/jsonb →
 /// embedded, re-emitted on one line; NULL → null; every other type → a string holding
 /// Postgres' text output. Binary (pgoutput `binary 'true'`) values are decoded for bool,

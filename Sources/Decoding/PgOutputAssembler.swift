@@ -134,11 +134,13 @@ public struct PgOutputAssembler: Sendable {
     private var streamXID: UInt32?
     private var streamed: [UInt32: StreamedTransaction] = [:]
     private let spillSettings: SpillSettings
+    private let baseTypes: BaseTypes
     /// Memory bytes of every held transaction's changes.
     private var buffered = 0
 
-    public init(spill: SpillSettings = .default) {
+    public init(spill: SpillSettings = .default, baseTypes: BaseTypes = .unresolved) {
         spillSettings = spill
+        self.baseTypes = baseTypes
     }
 
     /// True between Begin and its Commit. A keepalive's
@@ -160,7 +162,8 @@ public struct PgOutputAssembler: Sendable {
                                 messages: transaction.messages)
         case .origin, .type:
             break
-        case let .relation(relation, _):
+        case .relation(var relation, _):
+            relation.columns = relation.columns.map(baseTypes.resolved)
             relations[relation.oid] = CachedRelation(relation)
         case let .insert(oid, new, xid):
             let relation = try cached(oid, lsn)

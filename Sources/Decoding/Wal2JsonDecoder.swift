@@ -136,6 +136,7 @@ public struct Wal2JsonDecoder: Sendable {
 
     private let router: Router?
     private let spillSettings: SpillSettings
+    private let baseTypes: BaseTypes
     private var open: OpenTransaction?
     /// Every table's shape as of any position: loaded at start, extended by the stream.
     public private(set) var history: SchemaHistory
@@ -146,10 +147,14 @@ public struct Wal2JsonDecoder: Sendable {
     /// a DELETE's key-only `identity` is told from a FULL one by the table's columns.
     /// wal2json sends a transaction whole at its commit: past `spill.threshold` bytes its
     /// changes move to a spill file.
-    public init(router: Router? = nil, history: SchemaHistory = SchemaHistory(), spill: SpillSettings = .default) {
+    /// A column's type is its base type (`baseTypes`) once its value is read: wal2json quotes a
+    /// domain's values as the text Postgres prints, whatever the base type.
+    public init(router: Router? = nil, history: SchemaHistory = SchemaHistory(), spill: SpillSettings = .default,
+                baseTypes: BaseTypes = .unresolved) {
         self.router = router
         self.history = history
         spillSettings = spill
+        self.baseTypes = baseTypes
     }
 
     /// Whether a `B` has been seen without its `C`: the stream position is then mid-transaction
@@ -314,7 +319,7 @@ public struct Wal2JsonDecoder: Sendable {
         func isKey(_ name: String) -> Bool { keys.contains { $0.name == name } }
 
         func row(_ parsed: [ParsedColumn]) -> Row {
-            Row(columns: parsed.map { Column(name: $0.name, typeOID: $0.typeOID, isKey: isKey($0.name)) },
+            Row(columns: parsed.map { Column(name: $0.name, typeOID: baseTypes.base(of: $0.typeOID), isKey: isKey($0.name)) },
                 values: parsed.map { resolve($0.value) })
         }
         /// A partition's columns can stand in another order than its root's.

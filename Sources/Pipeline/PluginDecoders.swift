@@ -7,9 +7,9 @@ struct PgOutputTransactionDecoder: TransactionDecoder {
     var decoder: PgOutputDecoder
     var assembler: PgOutputAssembler
 
-    init(protocolVersion: Int, spill: SpillSettings) {
+    init(protocolVersion: Int, spill: SpillSettings, baseTypes: BaseTypes) {
         decoder = PgOutputDecoder(protoVersion: protocolVersion)
-        assembler = PgOutputAssembler(spill: spill)
+        assembler = PgOutputAssembler(spill: spill, baseTypes: baseTypes)
     }
 
     mutating func consume(_ payload: [UInt8], at lsn: LSN) throws -> [Transaction] {
@@ -47,11 +47,11 @@ struct Wal2JsonTransactionDecoder: TransactionDecoder {
 
     /// `recoding`: the records are wal2json's bytes as the walsender sends them, in the
     /// database's encoding; the peek functions' rows are text the server converted already.
-    init(catalog: Wal2JsonCatalog, spill: SpillSettings, recoding: Bool) throws {
+    init(catalog: Wal2JsonCatalog, spill: SpillSettings, recoding: Bool, baseTypes: BaseTypes) throws {
         decoder = Wal2JsonDecoder(router: { table, lsn, xid, history, seen in
             catalog.route(table, at: lsn, xid: xid, history: history, seen: seen)
         },
-                                  history: catalog.history, spill: spill)
+                                  history: catalog.history, spill: spill, baseTypes: baseTypes)
         self.catalog = catalog
         recoder = recoding ? try ServerEncodingRecoder(serverEncoding: catalog.serverEncoding) : nil
     }
@@ -77,10 +77,12 @@ extension SlotReader.Settings {
     /// peek functions' rows with the same ones (`fromStream` false: text the server has
     /// converted to the session's UTF-8 already).
     func makeDecoder(fromStream: Bool) throws -> any TransactionDecoder {
+        // Domains render as their base types, through either plugin.
+        let baseTypes = DomainLookup(url: databaseURL).baseTypes
         switch plugin {
-        case .pgoutput: PgOutputTransactionDecoder(protocolVersion: protocolVersion, spill: spill)
-        case .wal2json: try Wal2JsonTransactionDecoder(catalog: try Wal2JsonCatalog(url: databaseURL, publication: publication),
-                                                       spill: spill, recoding: fromStream)
+        case .pgoutput: return PgOutputTransactionDecoder(protocolVersion: protocolVersion, spill: spill, baseTypes: baseTypes)
+        case .wal2json: return try Wal2JsonTransactionDecoder(catalog: try Wal2JsonCatalog(url: databaseURL, publication: publication),
+                                                              spill: spill, recoding: fromStream, baseTypes: baseTypes)
         }
     }
 

@@ -121,7 +121,8 @@ import Testing
         guard let text else { return .null }
         switch column {
         case "b": return .bool(text == "true")
-        case "id", "s", "i", "l": return .number(text)
+        // `p` is a domain over int: rendered as its base type.
+        case "id", "s", "i", "l", "p": return .number(text)
         case "f4", "f8": return ["NaN", "Infinity", "-Infinity"].contains(text) ? .string(text) : .number(text)
         case "j", "jb": return try JSONParser.parse(Array(text.utf8))
         default: return .string(text)

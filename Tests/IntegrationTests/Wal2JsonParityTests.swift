@@ -357,6 +357,47 @@ import Testing
         }
     }
 
+    /// Domains render as their base types through both plugins and pgoutput's binary mode:
+    /// a domain over int4 prints 5, over bool true, over jsonb the document; both plugins
+    /// name the column by the domain's own type, and it printed "5" and "t", and binary mode
+    /// refused it. A domain over float8 keeps its NaN (wal2json quotes a domain's values,
+    /// where it prints a plain float8's NaN as null).
+    @Test func domainsRenderAsTheirBaseTypesThroughBothPluginsAndBinaryMode() throws {
+        let (cluster, db) = try Self.clusterWithSlots(after: """
+            CREATE DOMAIN positive AS int CHECK (VALUE > 0); CREATE DOMAIN small_positive AS positive CHECK (VALUE < 100);
+            CREATE DOMAIN flag AS boolean; CREATE DOMAIN doc AS jsonb; CREATE DOMAIN blob AS bytea; CREATE DOMAIN amount AS float8;
+            CREATE DOMAIN label AS text;
+            CREATE TABLE typed (id positive PRIMARY KEY, n small_positive, f flag, d doc, b blob, a amount, l label);
+            CREATE PUBLICATION typed_pub FOR TABLE typed;
+            """)
+        defer { try? cluster.stop() }
+        try db.execute("SELECT pg_create_logical_replication_slot('p_binary', 'pgoutput')")
+        try db.execute("""
+            INSERT INTO typed VALUES (1, 7, true, '{"k": [1, 2]}', '\\x0102', 'NaN', 'x'), (2, NULL, false, 'null', '\\x', '1.5', '');
+            CREATE DOMAIN late AS int8; ALTER TABLE typed ADD COLUMN z late;
+            UPDATE typed SET z = 9007199254740993 WHERE id = 2;
+            """)
+        let lines = try Self.tailBoth(cluster, publication: "typed_pub", count: 3)
+        Self.expectSameLines(lines, count: 3)
+        let binary = try runChangeRelay(["tail", "--slot", "p_binary", "--limit", "3", "--binary"], environment: [
+            "CHANGERELAY_SOURCE_DATABASE_URL": cluster.url, "CHANGERELAY_SOURCE_PUBLICATION": "typed_pub",
+        ])
+        #expect(binary.status == 0, "\(binary.stderr)")
+        let binaryLines = try binary.stdout.split(separator: "\n").map { try JSONParser.parse(Array($0.utf8)) }
+        for (plugin, printed) in [("pgoutput", lines.pgoutput), ("wal2json", lines.wal2json), ("binary", binaryLines)]
+        where printed.count == 3 {
+            let first = printed[0]["new"]
+            #expect(first?["id"] == .number("1") && first?["n"] == .number("7") && first?["f"] == .bool(true), "\(plugin): \(printed[0])")
+            #expect(first?["d"] == .object([("k", .array([.number("1"), .number("2")]))]), "\(plugin): \(printed[0])")
+            #expect(first?["b"] == .string(#"\x0102"#) && first?["a"] == .string("NaN") && first?["l"] == .string("x"),
+                    "\(plugin): \(printed[0])")
+            #expect(printed[1]["new"]?["d"] == .null && printed[1]["new"]?["f"] == .bool(false)
+                        && printed[1]["new"]?["a"] == .number("1.5"), "\(plugin): \(printed[1])")
+            // A domain made while the stream runs is looked up when a relation first names it.
+            #expect(printed[2]["new"]?["z"] == .number("9007199254740993"), "\(plugin): \(printed[2])")
+        }
+    }
+
     /// A publication's own options: `publish` (which actions) and a column list (PostgreSQL 15).
     /// pgoutput's server side applies them; wal2json sends everything, and ChangeRelay keeps
     /// what the publication publishes.

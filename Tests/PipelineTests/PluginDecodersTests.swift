@@ -21,7 +21,8 @@ import Testing
 
     @Test func onlyChangeRelaysTransactionalMessagesComeWithTheTransaction() throws {
         var decoder = PgOutputTransactionDecoder(protocolVersion: 1,
-                                                 spill: SpillSettings(threshold: 1 << 20, directory: NSTemporaryDirectory()))
+                                                 spill: SpillSettings(threshold: 1 << 20, directory: NSTemporaryDirectory()),
+                                                 baseTypes: .unresolved)
         #expect(try decoder.consume(Self.bytes("B", [Self.int64(0x200), Self.int64(1_000), Self.int32(9)]), at: LSN(0x100)).isEmpty)
         #expect(try decoder.consume(Self.message(lsn: 0x110, prefix: "other.app", content: "x"), at: LSN(0x110)).isEmpty)
         #expect(try decoder.consume(Self.message(lsn: 0x120, prefix: "changerelay.tick", content: ""), at: LSN(0x120)).isEmpty)
