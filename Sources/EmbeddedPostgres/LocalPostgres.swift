@@ -199,7 +199,7 @@ public final class LocalPostgres: @unchecked Sendable {
         return text
     }
 
-    /// Whether the server's user can enter and write `path`: always when this process is not
+    /// Whether the server's user can enter `path`: always when this process is not
     /// root (the server runs as it); as root, the cluster runs as `postgres`, which a parent
     /// directory closed to other users (root's home) keeps out, and initdb failed with
     /// nothing but "Permission denied".

@@ -282,8 +282,8 @@ extension PostgresError {
     var isRetryable: Bool {
         switch kind {
         case .connectionFailed, .connectionLost: true
-        // Class 40 is a deadlock or a serialization failure: the batch was rolled back, and
-        // planned again from the checkpoint it goes through another writer's locks.
+        // Class 40 is a deadlock or a serialization failure: the server rolled the batch back
+        // to break a tie with another writer, and planned again from the checkpoint it passes.
         case .queryFailed(let state):
             state == "55006" || state?.hasPrefix("57P") == true || state?.hasPrefix("08") == true
                 || state?.hasPrefix("40") == true
