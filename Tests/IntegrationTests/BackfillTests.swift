@@ -468,6 +468,33 @@ import Testing
         #expect(again.waitForExit() == 0, "\(again.stderr.suffix(2000))")
     }
 
+    /// A backfilled row renders a domain as its base type, as the stream renders the same
+    /// table's live rows: a domain over int is a number in both.
+    @Test func aDomainRendersAlikeInBackfilledAndLiveRows() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        try setup.db.execute("""
+            CREATE DOMAIN positive AS int CHECK (VALUE > 0); CREATE DOMAIN small AS positive CHECK (VALUE < 100);
+            CREATE TABLE counted (id positive PRIMARY KEY, n small, f boolean);
+            ALTER PUBLICATION changerelay_pub ADD TABLE counted;
+            INSERT INTO counted VALUES (1, 7, true);
+            """)
+        try Self.putBehindTheSlot(setup.db)
+        var environment = setup.environment
+        environment["CHANGERELAY_HANDLERS_ECHO_TABLES"] = "public.counted"
+        let run = try Background(["run"], environment: environment)
+        try run.waitFor("streaming") { _ in run.stderr.contains("streaming") }
+        let backfilled = try Self.backfill(setup, environment: environment, ["--table", "counted"])
+        #expect(backfilled.status == 0, "\(backfilled.stderr)")
+        try setup.db.execute("INSERT INTO counted VALUES (2, 8, false)")
+        try RunPipelineTests.waitFor("both rows sent") { setup.receiver.requestCount >= 2 }
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0, "\(run.stderr.suffix(2000))")
+        let bodies = setup.receiver.requests.map(\.bodyText)
+        #expect(bodies.contains { $0.contains(#""op":"read""#) && $0.contains(#""n":7"#) && $0.contains(#""id":1"#) }, "\(bodies)")
+        #expect(bodies.contains { $0.contains(#""op":"insert""#) && $0.contains(#""n":8"#) && $0.contains(#""id":2"#) }, "\(bodies)")
+    }
+
     @Test func rowsInsertedAfterTheBackfillStartedAreTheStreamsAlone() throws {
         let setup = try RunPipelineTests.prepare()
         defer { try? setup.cluster.stop(); setup.receiver.stop() }

@@ -135,10 +135,18 @@ public struct BackfillCatalog {
             if let identity, !Set(key).isSubset(of: identity) {
                 throw BackfillRefusal.identityWithoutKey(table: display, identity: "USING INDEX " + identity.sorted().joined(separator: ", "))
             }
+            // A domain's rows render as its base type's, as the stream's do (`BaseTypes`).
             let columns = try connection.query("""
-                SELECT attname, atttypid::bigint AS type, atttypmod, format_type(atttypid, atttypmod) AS type_name
-                FROM pg_attribute WHERE attrelid = $1::oid AND attnum > 0 AND NOT attisdropped AND attgenerated = ''
-                ORDER BY attnum
+                SELECT a.attname,
+                       (WITH RECURSIVE chain (oid, depth) AS (
+                            SELECT a.atttypid, 0
+                            UNION ALL
+                            SELECT t.typbasetype, c.depth + 1 FROM chain c JOIN pg_type t ON t.oid = c.oid
+                            WHERE t.typtype = 'd')
+                        SELECT oid FROM chain ORDER BY depth DESC LIMIT 1)::bigint AS type,
+                       a.atttypmod, format_type(a.atttypid, a.atttypmod) AS type_name
+                FROM pg_attribute a WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+                ORDER BY a.attnum
                 """, [oid]).rows.compactMap { row -> BackfillTable.Column? in
                     guard let name = row[0], publishedColumns.contains(name), let type = row[1].flatMap(UInt32.init),
                           let modifier = row[2].flatMap(Int32.init), let typeName = row[3] else { return nil }
