@@ -58,6 +58,9 @@ BEGIN
         'trigger_execution_logs', 'automation_execution_logs', 'communication_logs', 'idempotency_log',
         'webhook_logs', 'children', 'weeks', 'habits', 'habit_records', 'message_buffer',
         'buffer_processing_jobs'] LOOP
+        -- A table of the seed's own making may be missing, or have no id column.
+        CONTINUE WHEN NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass(format('public.%I', t))
+                                                             AND attname = 'id' AND NOT attisdropped);
         seq := pg_get_serial_sequence(format('public.%I', t), 'id');
         IF seq IS NOT NULL THEN
             EXECUTE format('GRANT USAGE ON SEQUENCE %s TO changerelay', seq);
