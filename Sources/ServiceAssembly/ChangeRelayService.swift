@@ -161,8 +161,7 @@ public struct ChangeRelayService: Sendable {
     public static func credentials(_ config: Config) throws(ConfigError) -> [String: String] {
         let raw: String
         let key: String?, origin: String
-        let variable = Config.processEnvironment()["CHANGERELAY_SERVICE_KEY"]
-        if let variable, !variable.isEmpty {
+        if let variable = Config.processEnvironment()["CHANGERELAY_SERVICE_KEY"], !variable.isEmpty {
             (raw, key, origin) = (variable, nil, "CHANGERELAY_SERVICE_KEY")
         } else if let path = config.functions.serviceKeyFile {
             guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
@@ -170,9 +169,6 @@ public struct ChangeRelayService: Sendable {
                                   reason: "cannot read \(path): \(unreadableFileReason(path))")
             }
             (raw, key, origin) = (text, "functions.service_key_file", path)
-        } else if variable != nil {
-            // Set but empty (a `${KEY}` a deployment forgot to fill): said so, not "set it".
-            (raw, key, origin) = ("", nil, "CHANGERELAY_SERVICE_KEY")
         } else {
             return [:]
         }

@@ -26,9 +26,13 @@ enum HandlerAssembly {
                 return nil
             }
             guard credentials["service_key"] != nil else {
+                // Set but empty (a `${KEY}` a deployment forgot to fill) reads as unset, which
+                // a service with no edge functions to call may well be: said so here.
+                let empty = Config.processEnvironment()["CHANGERELAY_SERVICE_KEY"]?.isEmpty == true
                 throw ConfigError(key: "functions.service_key_file", origin: "configuration",
                                   reason: "\(handler) call edge functions, which need a service key: "
-                                    + "set CHANGERELAY_SERVICE_KEY or functions.service_key_file")
+                                    + (empty ? "CHANGERELAY_SERVICE_KEY is set but empty; give it the key, or set "
+                                               + "functions.service_key_file" : "set CHANGERELAY_SERVICE_KEY or functions.service_key_file"))
             }
             return baseURL
         }

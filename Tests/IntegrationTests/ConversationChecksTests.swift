@@ -215,7 +215,7 @@ import Testing
         #expect(result.stderr.contains("functions.service_key_file") && result.stderr.contains("CHANGERELAY_SERVICE_KEY"))
 
         // A key that cannot go into a header is refused by where it came from, never quoted.
-        for (key, reason) in [(" \n\t", "the service key is empty"), ("", "the service key is empty"),
+        for (key, reason) in [(" \n\t", "the service key is empty"), ("", "CHANGERELAY_SERVICE_KEY is set but empty"),
                               ("secret-part\nX-Injected: 1", "line break")] {
             environment["CHANGERELAY_SERVICE_KEY"] = key
             let refused = try runChangeRelay(["run"], environment: environment, timeout: .seconds(60))
