@@ -22,21 +22,28 @@ final class DomainLookup: Sendable {
 
     var baseTypes: BaseTypes { BaseTypes { [self] oid in base(of: oid) } }
 
+    /// SQL for the base type of the type `oid` (an SQL expression of type oid): down through
+    /// domains over domains to the first type that is not one, the type itself when it is
+    /// not a domain. The stream's look-ups and a backfill's column list both read it.
+    static func baseType(of oid: String) -> String {
+        """
+        (WITH RECURSIVE chain (oid, depth) AS (
+             SELECT \(oid), 0
+             UNION ALL
+             SELECT t.typbasetype, c.depth + 1 FROM chain c JOIN pg_type t ON t.oid = c.oid WHERE t.typtype = 'd')
+         SELECT oid FROM chain ORDER BY depth DESC LIMIT 1)
+        """
+    }
+
     private func base(of oid: UInt32) -> UInt32 {
         state.withLock { state in
             if let known = state.bases[oid] { return known }
             do {
                 let connection = try state.connection ?? PostgresConnection(url: url)
                 state.connection = connection
-                var type = oid
-                // A domain over a domain: down to the first type that is not one.
-                for _ in 0..<32 {
-                    let row = try connection.query(prepared: "changerelay_domain_base", """
-                        SELECT typbasetype::text AS base FROM pg_type WHERE oid = $1::oid AND typtype = 'd'
-                        """, [String(type)])
-                    guard let base = row.value("base").flatMap(UInt32.init) else { break }
-                    type = base
-                }
+                let type = try connection.query(prepared: "changerelay_domain_base",
+                                                "SELECT \(Self.baseType(of: "$1::oid"))::text AS base", [String(oid)])
+                    .value("base").flatMap(UInt32.init) ?? oid
                 state.bases[oid] = type
                 return type
             } catch {

@@ -137,14 +137,7 @@ public struct BackfillCatalog {
             }
             // A domain's rows render as its base type's, as the stream's do (`BaseTypes`).
             let columns = try connection.query("""
-                SELECT a.attname,
-                       (WITH RECURSIVE chain (oid, depth) AS (
-                            SELECT a.atttypid, 0
-                            UNION ALL
-                            SELECT t.typbasetype, c.depth + 1 FROM chain c JOIN pg_type t ON t.oid = c.oid
-                            WHERE t.typtype = 'd')
-                        SELECT oid FROM chain ORDER BY depth DESC LIMIT 1)::bigint AS type,
-                       a.atttypmod, format_type(a.atttypid, a.atttypmod) AS type_name
+                SELECT a.attname, \(DomainLookup.baseType(of: "a.atttypid"))::bigint AS type, a.atttypmod, format_type(a.atttypid, a.atttypmod) AS type_name
                 FROM pg_attribute a WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
                 ORDER BY a.attnum
                 """, [oid]).rows.compactMap { row -> BackfillTable.Column? in
