@@ -102,7 +102,7 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "CoreTests", dependencies: ["Core"]),
         .testTarget(name: "DecodingTests", dependencies: ["Core", "Decoding", "TestSupport"]),
-        .testTarget(name: "ReplicationTests", dependencies: ["Replication", "EmbeddedPostgres"]),
+        .testTarget(name: "ReplicationTests", dependencies: ["Core", "Replication", "EmbeddedPostgres"]),
         .testTarget(name: "ConfigurationTests", dependencies: ["RelayConfiguration", "Scheduling"]),
         .testTarget(name: "LogFormatTests", dependencies: ["LogFormat", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "SchedulingTests", dependencies: ["Scheduling"]),

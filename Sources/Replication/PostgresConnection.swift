@@ -92,9 +92,16 @@ public final class PostgresConnection: @unchecked Sendable {
     /// `query(_:_:)`, cancelled on the server when `descriptor` turns readable (a
     /// `StopSignal`'s): a statement that runs for minutes (a backfill's chunk under a slow
     /// `--where`) no longer holds up shutdown until it ends. Cancelled, it throws the
-    /// server's error (SQLSTATE 57014); one that ends first returns as it would have.
+    /// server's error (SQLSTATE 57014); one that ends first returns as it would have. A
+    /// statement is not sent once the descriptor is readable, and the cancel is asked again
+    /// every `cancelRepeat` while the statement runs on: the server drops a cancel that
+    /// reaches it before it has read the statement, which left a stop waiting a minute.
     @discardableResult
     public func query(_ sql: String, _ parameters: [String?], cancelledWhenReadable descriptor: Int32) throws(PostgresError) -> QueryResult {
+        var stop = [pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)]
+        guard poll(&stop, 1, 0) == 0 else {
+            throw PostgresError(.queryFailed(sqlState: "57014"), "not sent: stop was asked", endpoint: endpoint, statement: sql)
+        }
         let sent = Self.withOptionalCStrings(parameters) { pointers in
             PQsendQueryParams(handle, sql, Int32(parameters.count), nil, pointers, nil, nil, 0)
         }
@@ -103,7 +110,11 @@ public final class PostgresConnection: @unchecked Sendable {
         while PQisBusy(handle) == 1 {
             var descriptors = [pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)]
             if !cancelled { descriptors.append(pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)) }
-            _ = poll(&descriptors, nfds_t(descriptors.count), -1)
+            let ready = poll(&descriptors, nfds_t(descriptors.count), cancelled ? Int32(Self.cancelRepeat / .milliseconds(1)) : -1)
+            if cancelled, ready == 0 {
+                cancelRunningStatement()
+                continue
+            }
             if !cancelled, descriptors[1].revents != 0 {
                 cancelRunningStatement()
                 cancelled = true
@@ -123,6 +134,9 @@ public final class PostgresConnection: @unchecked Sendable {
         }
         return try outcome.get()
     }
+
+    /// How often a cancel is asked again while the statement it was for still runs.
+    static let cancelRepeat: Duration = .milliseconds(500)
 
     /// Asks the server to cancel what this connection runs, over a connection of its own
     /// (libpq's cancel request); nothing happens when nothing runs.

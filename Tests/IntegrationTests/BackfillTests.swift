@@ -449,15 +449,51 @@ import Testing
         let requested = try Self.backfill(setup, ["--table", "items", "--chunk-size", "100", "--detach",
                                                   "--where", "v = 'new' OR pg_sleep(2) IS NOT NULL"])
         #expect(requested.status == 0, "\(requested.stderr)")
+        // The chunk's own query: the highest key's runs the same `--where` first, ordered DESC.
         try RunPipelineTests.waitFor("the chunk's query to run") {
             try DualWriteTests.count(setup.db, """
-                SELECT count(*) AS n FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%pg_sleep(2)%' AND pid <> pg_backend_pid()
+                SELECT count(*) AS n FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%pg_sleep(2)%'
+                  AND query NOT LIKE '%DESC LIMIT 1' AND pid <> pg_backend_pid()
                 """) == 1
         }
         run.child.signal(SIGTERM)
         #expect(run.waitForExit(timeout: .seconds(15)) == 0, "\(run.stderr.suffix(2000))")
         #expect(try setup.db.execute("SELECT status FROM changerelay.backfills WHERE id = 1").value("status") == "running")
         // Made fast: the same request, read again from its start, ends.
+        try setup.db.execute("UPDATE items SET v = 'new'")
+        let again = try Background(["run"], environment: setup.environment)
+        try RunPipelineTests.waitFor("the backfill done") {
+            try setup.db.execute("SELECT status FROM changerelay.backfills WHERE id = 1").value("status") == "done"
+        }
+        #expect(try setup.db.execute("SELECT rows_done FROM changerelay.backfills WHERE id = 1").value("rows_done") == "30")
+        again.child.signal(SIGTERM)
+        #expect(again.waitForExit() == 0, "\(again.stderr.suffix(2000))")
+    }
+
+    /// The highest key is read under the request's `--where` too, and may scan as long as a
+    /// chunk (a selective condition over a large table): a stop cancels it the same way, the
+    /// request stays running without a bound, and the next start reads the bound again.
+    @Test func aStopCancelsTheHighestKeyBeingRead() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        try setup.db.execute("INSERT INTO items SELECT g, 'old' FROM generate_series(1, 30) g")
+        try Self.putBehindTheSlot(setup.db)
+        let run = try Background(["run"], environment: setup.environment)
+        try run.waitFor("streaming") { _ in run.stderr.contains("streaming") }
+        let requested = try Self.backfill(setup, ["--table", "items", "--detach",
+                                                  "--where", "v = 'new' OR pg_sleep(600) IS NOT NULL"])
+        #expect(requested.status == 0, "\(requested.stderr)")
+        try RunPipelineTests.waitFor("the highest key's query to run") {
+            try DualWriteTests.count(setup.db, """
+                SELECT count(*) AS n FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%pg_sleep(600)%DESC LIMIT 1'
+                  AND pid <> pg_backend_pid()
+                """) == 1
+        }
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit(timeout: .seconds(15)) == 0, "\(run.stderr.suffix(2000))")
+        let entry = try setup.db.execute("SELECT status, high_key IS NULL AS unbound FROM changerelay.backfills WHERE id = 1")
+        #expect(entry.value("status") == "running")
+        #expect(entry.value("unbound") == "t")
         try setup.db.execute("UPDATE items SET v = 'new'")
         let again = try Background(["run"], environment: setup.environment)
         try RunPipelineTests.waitFor("the backfill done") {

@@ -116,7 +116,7 @@ public final class BackfillRunner {
                 return
             }
             if high == nil {
-                guard let found = try highestKey(of: table, for: request, metadata: metadata) else { return }
+                guard let found = try highestKey(of: table, for: request, until: stop, metadata: metadata) else { return }
                 high = try BackfillRequests.bound(request.id, highKey: found, on: state)
             }
             chunk += 1
@@ -177,13 +177,17 @@ public final class BackfillRunner {
 
     /// Where a backfill ends, read once, before its first chunk: the highest key of the rows
     /// that exist now (empty when none match). Those inserted later reach the handlers
-    /// through the stream. Nil when the server refuses the query: the request is failed.
+    /// through the stream. Nil when the server refuses the query (the request is failed) or
+    /// when stop is asked: it runs the `--where` as a chunk does, and may scan as long, so it
+    /// is cancelled the same way and read again at the next start.
     private func highestKey(of table: BackfillTable, for request: BackfillRequests.Entry,
-                            metadata: Logger.Metadata) throws -> [String]? {
+                            until stop: StopSignal, metadata: Logger.Metadata) throws -> [String]? {
         let found: QueryResult
         do {
-            found = try sourceConnection().query(ChunkQuery.highestKey(table: table, where: request.whereClause), [])
+            found = try sourceConnection().query(ChunkQuery.highestKey(table: table, where: request.whereClause), [],
+                                                 cancelledWhenReadable: stop.descriptor)
         } catch {
+            guard !stop.isRequested else { return nil }
             guard error.sqlState != nil, !error.isRetryable else { throw error }
             try fail(request, reason: "its highest key cannot be read: \(error.message)", metadata: metadata)
             return nil
