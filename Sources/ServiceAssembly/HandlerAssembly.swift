@@ -85,6 +85,8 @@ enum HandlerAssembly {
             handlers.append(EchoHandler(url: url, tables: config.echo.tables, retryPolicy: .exponential(
                 base: .milliseconds(500), cap: config.echo.retryCap, maxAttempts: config.echo.maxAttempts, jitter: .full),
                 primaryKeys: keys))
+        } else if !config.echo.tables.isEmpty {
+            logger.warning("handlers.echo.tables is set but handlers.echo.url is not: the echo handler is off")
         }
         return handlers
     }

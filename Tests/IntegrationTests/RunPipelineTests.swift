@@ -443,6 +443,21 @@ import Testing
         }
     }
 
+    /// Echo tables without an address stay off, as the edge-function handlers do without
+    /// `functions.base_url`, and say so instead of passing over the tables in silence.
+    @Test func echoTablesWithoutAnAddressAreNamedInAWarning() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        var environment = setup.environment
+        environment["CHANGERELAY_HANDLERS_ECHO_URL"] = nil
+        let run = try Background(["run"], environment: environment)
+        try run.waitFor("streaming") { _ in run.stderr.contains("streaming") }
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0, "\(run.stderr.suffix(2000))")
+        #expect(run.stderr.contains("handlers.echo.tables is set but handlers.echo.url is not: the echo handler is off"),
+                "\(run.stderr.suffix(2000))")
+    }
+
     /// A database that has not had 009 is refused by name, not by the first claim failing.
     @Test func aDatabaseWithoutTheRequeueMigrationIsRefusedByName() throws {
         let setup = try RunPipelineTests.prepare()
