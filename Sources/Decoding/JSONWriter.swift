@@ -133,20 +133,33 @@ public struct JSONWriter: Sendable {
     /// the same reason a lone surrogate escape (`"\uDE00"`, which `json` stores) is written
     /// as `\ufffd`, the replacement character: the output is then valid for every reader,
     /// `jsonb` included, and differs from the column's text only where no reader could agree.
+    /// Bytes that are not UTF-8 (a SQL_ASCII database's `json` keeps them) become U+FFFD as
+    /// in any other text (`UTF8Repair`), rather than a value the stream cannot get past.
     public mutating func compactJSON<Bytes: Collection<UInt8>>(_ json: Bytes) throws(JSONParseError) {
         let mark = self.mark
         separate()
         do {
             try JSONParser.withContiguousBytes(json) { buffer throws(JSONParseError) in
-                var scanner = JSONScanner(buffer, maximumDepth: .max, loneSurrogates: .kept)
-                try copyCompact(&scanner)
-                try scanner.expectEnd()
+                do throws(JSONParseError) {
+                    try copyWhole(buffer)
+                } catch {
+                    guard error.reason == .invalidUTF8, let repaired = UTF8Repair.repaired(buffer) else { throw error }
+                    rollBack(to: mark)
+                    separate()
+                    try repaired.withUnsafeBufferPointer { buffer throws(JSONParseError) in try copyWhole(buffer) }
+                }
             }
         } catch {
             rollBack(to: mark)
             throw error
         }
         needsComma = true
+    }
+
+    private mutating func copyWhole(_ buffer: UnsafeBufferPointer<UInt8>) throws(JSONParseError) {
+        var scanner = JSONScanner(buffer, maximumDepth: .max, loneSurrogates: .kept)
+        try copyCompact(&scanner)
+        try scanner.expectEnd()
     }
 
     /// Ends the current line; the next value starts a new top-level document.
@@ -216,9 +229,10 @@ public struct JSONWriter: Sendable {
                 bytes.append(Self.hexDigits[Int(byte >> 4)])
                 bytes.append(Self.hexDigits[Int(byte & 0xF)])
             default:
-                bytes.append(0xEF)
-                bytes.append(0xBF)
-                bytes.append(0xBD)
+                bytes.append(contentsOf: UTF8Repair.replacement)
+                index += UTF8Repair.maximalSubpartLength(text, at: index)
+                runStart = index
+                continue
             }
             index += 1
             runStart = index

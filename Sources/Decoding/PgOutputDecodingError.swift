@@ -11,7 +11,6 @@ public struct PgOutputDecodingError: Error, Sendable, Hashable, CustomStringConv
         case unexpectedTupleMarker(found: UInt8, expected: [UInt8])
         case unknownReplicaIdentity(UInt8)
         case unterminatedString
-        case invalidUTF8
         case negativeLength(Int32)
         case trailingBytes(Int)
         /// A Stream Start inside a stream block: the previous block's Stream Stop is missing.
@@ -58,8 +57,6 @@ public struct PgOutputDecodingError: Error, Sendable, Hashable, CustomStringConv
             "unknown replica identity \(Self.show(identity))"
         case .unterminatedString:
             "bad string: no NUL terminator"
-        case .invalidUTF8:
-            "bad string: not valid UTF-8"
         case let .negativeLength(length):
             "negative length \(length)"
         case let .trailingBytes(count):

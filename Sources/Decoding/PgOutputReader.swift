@@ -81,14 +81,15 @@ struct PgOutputReader: ~Copyable {
         return offset
     }
 
-    /// Names are checked to be UTF-8 rather than repaired: a name that is not is a sign of
-    /// a misread layout (or a non-UTF8 database, which ChangeRelay does not support).
+    /// Names arrive converted to the session's UTF-8, except from a SQL_ASCII database, which
+    /// converts nothing: a name holding bytes that are not UTF-8 gets U+FFFD for them (the
+    /// `UTF8Repair` rule `String(decoding:as:)` follows), as wal2json's records do, rather
+    /// than a Relation message the stream could never get past.
     mutating func string() throws(PgOutputDecodingError) -> String {
         var end = offset
         while end < buffer.count, buffer[end] != 0 { end += 1 }
         if end == buffer.count { throw failure(.unterminatedString, at: offset) }
-        guard let text = String(validating: UnsafeRawBufferPointer(rebasing: buffer[offset..<end]), as: UTF8.self)
-        else { throw failure(.invalidUTF8, at: offset) }
+        let text = String(decoding: UnsafeRawBufferPointer(rebasing: buffer[offset..<end]), as: UTF8.self)
         offset = end + 1
         return text
     }

@@ -34,8 +34,8 @@ struct Tail: AsyncParsableCommand {
     @Option(help: "json prints the changes; none only counts them (for benchmarks).")
     var format: Format = .json
 
-    @Option(help: "pgoutput protocol version (1, 2 or 3); 2 and 3 stream large transactions.")
-    var protoVersion: Int = 2
+    @Option(help: "pgoutput protocol version (1, 2 or 3; default 2); 2 and 3 stream large transactions.")
+    var protoVersion: Int?
 
     @Flag(help: "Ask pgoutput for binary values (send format).")
     var binary = false
@@ -44,7 +44,9 @@ struct Tail: AsyncParsableCommand {
         if slot != nil && temporary { throw ValidationError("--slot and --temporary exclude each other") }
         if let startLSN, LSN(startLSN) == nil { throw ValidationError("--start-lsn '\(startLSN)' is not an LSN like 16/B374D848") }
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
-        if !(1...3).contains(protoVersion) { throw ValidationError("--proto-version must be 1, 2 or 3 (PostgreSQL 15)") }
+        if let protoVersion, !(1...3).contains(protoVersion) {
+            throw ValidationError("--proto-version must be 1, 2 or 3 (PostgreSQL 15)")
+        }
     }
 
     func run() async throws {
@@ -54,9 +56,16 @@ struct Tail: AsyncParsableCommand {
         let logger = Logger(label: "changerelay.tail")
         let limit = self.limit
         let format = self.format
+        let plugin = self.plugin ?? config.source.plugin
+        // pgoutput's own options: passed over in silence, they made a wal2json line look binary-checked.
+        if plugin == .wal2json, binary || protoVersion != nil {
+            throw ValidationError("\(binary ? "--binary" : "--proto-version") is pgoutput's, and the plugin is wal2json "
+                                  + "(from \(self.plugin == nil ? "source.plugin" : "--plugin"))")
+        }
+        let protoVersion = self.protoVersion ?? 2
         do {
             let settings = SlotReader.Settings(
-                databaseURL: try config.requireSourceURL(), plugin: plugin ?? config.source.plugin,
+                databaseURL: try config.requireSourceURL(), plugin: plugin,
                 slot: slot, publication: config.source.publication,
                 startLSN: startLSN.flatMap { LSN($0) } ?? .zero, statusInterval: config.source.statusInterval,
                 protocolVersion: protoVersion, streaming: protoVersion >= 2, binary: binary,

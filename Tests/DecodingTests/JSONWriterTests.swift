@@ -34,10 +34,45 @@ import Testing
         #expect(Array(number.utf8).withUnsafeBufferPointer { NumericLimits.holds($0) } == holds)
     }
 
+    /// One U+FFFD for each maximal subpart: `E2 82` (a three-byte sequence cut short) is one,
+    /// `C0 AF` (a lead byte no sequence starts with, then a stray continuation) two.
     @Test func replacesInvalidUTF8InByteStrings() {
         var writer = JSONWriter()
-        writer.string(utf8: [0x61, 0xFF, 0x62, 0xC3, 0xA9, 0xE2, 0x82, 0x0A] as [UInt8])
-        #expect(writer.string == "\"a\u{FFFD}bé\u{FFFD}\u{FFFD}\\n\"")
+        writer.string(utf8: [0x61, 0xFF, 0x62, 0xC3, 0xA9, 0xE2, 0x82, 0x0A, 0xC0, 0xAF, 0xF0, 0x9F, 0x98] as [UInt8])
+        #expect(writer.string == "\"a\u{FFFD}bé\u{FFFD}\\n\u{FFFD}\u{FFFD}\u{FFFD}\"")
+    }
+
+    /// The wal2json path decodes its records with `String(decoding:as:)`: the pgoutput path
+    /// must replace the same bytes the same way, whatever they are, so a SQL_ASCII database's
+    /// text prints alike through both.
+    @Test func repairsBytesAsStringDecodingDoes() {
+        var generator = SystemRandomNumberGenerator()
+        let alphabet: [UInt8] = [0x41, 0x80, 0x8F, 0x9F, 0xA0, 0xBF, 0xC0, 0xC2, 0xDF, 0xE0, 0xE1, 0xED, 0xEE, 0xF0, 0xF1, 0xF4, 0xF5, 0xFF]
+        for _ in 0..<20_000 {
+            let bytes = (0..<Int.random(in: 1...8, using: &generator)).map { _ in alphabet.randomElement(using: &generator)! }
+            var writer = JSONWriter()
+            writer.string(utf8: bytes)
+            #expect(writer.string == "\"" + String(decoding: bytes, as: UTF8.self) + "\"", "\(bytes)")
+            let repaired = bytes.withUnsafeBufferPointer { UTF8Repair.repaired($0) } ?? bytes
+            #expect(repaired == Array(String(decoding: bytes, as: UTF8.self).utf8), "\(bytes)")
+        }
+    }
+
+    /// A SQL_ASCII database's `json` column keeps bytes that are not UTF-8 inside its strings:
+    /// they become U+FFFD, for jsonb too; bytes outside a string are still no JSON.
+    @Test func compactsJSONWhoseStringsAreNotUTF8() throws {
+        let json: [UInt8] = Array(#"{"k": "v"#.utf8) + [0xE2, 0x82] + Array(#"", "\#u{E9}": [1]}"#.utf8)
+        for storable in [false, true] {
+            var writer = JSONWriter(storableAsJSONB: storable)
+            writer.beginArray()
+            writer.number(1)
+            try writer.compactJSON(json)
+            writer.endArray()
+            #expect(writer.string == "[1,{\"k\":\"v\u{FFFD}\",\"é\":[1]}]")
+        }
+        var writer = JSONWriter()
+        #expect(throws: JSONParseError.self) { try writer.compactJSON([0x5B, 0xFF, 0x5D] as [UInt8]) }
+        #expect(writer.string.isEmpty)
     }
 
     @Test func placesCommasAndWritesScalars() {

@@ -269,11 +269,16 @@ struct PgOutputDecoderErrorTests {
         #expect(error?.description == "pgoutput Origin ('O') at offset 9: bad string: no NUL terminator")
     }
 
-    @Test func invalidUTF8String() {
-        var bytes = W.relation(oid: 1, name: "abc", columns: [])
+    /// A SQL_ASCII database sends its names unconverted: bytes that are not UTF-8 become
+    /// U+FFFD, one per maximal subpart, as wal2json's records do, and the stream goes on.
+    @Test func aNameThatIsNotUTF8IsRepairedNotRefused() throws {
+        var bytes = W.relation(oid: 1, name: "abc", columns: [.init(name: "xyz")])
         bytes[13] = 0xFF // the 'b' of the relation name
-        #expect(decodeError(bytes) == PgOutputDecodingError(messageType: UInt8(ascii: "R"), offset: 12,
-                                                            reason: .invalidUTF8))
+        let at = bytes.firstIndex(of: UInt8(ascii: "y"))!
+        bytes[at] = 0xE2 // "x", then E2 'z' – a lead byte its continuation does not follow
+        guard case .relation(let relation, _) = try decode(bytes) else { Issue.record("not a relation"); return }
+        #expect(relation.name == "a\u{FFFD}c")
+        #expect(relation.columns.map(\.name) == ["x\u{FFFD}z"])
     }
 
     @Test func unknownReplicaIdentity() {

@@ -148,6 +148,20 @@ import Testing
         #expect(try TailLifecycleTests.ids(proto1.stdout) == [1, 2, 3])
     }
 
+    /// pgoutput's options are refused with wal2json, from `--plugin` or the configuration,
+    /// rather than passed over: a line read as text must not look binary-checked.
+    @Test func pgoutputsOwnOptionsAreRefusedWithWal2Json() throws {
+        let environment = ["CHANGERELAY_SOURCE_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none"]
+        for (arguments, named) in [(["--plugin", "wal2json", "--binary"], "--binary is pgoutput's, and the plugin is wal2json (from --plugin)"),
+                                   (["--plugin", "wal2json", "--proto-version", "1"], "--proto-version is pgoutput's"),
+                                   (["--binary"], "(from source.plugin)")] {
+            var environment = environment
+            if !arguments.contains("--plugin") { environment["CHANGERELAY_SOURCE_PLUGIN"] = "wal2json" }
+            let refused = try runChangeRelay(["tail"] + arguments, environment: environment)
+            #expect(refused.status != 0 && refused.stderr.contains(named), "\(arguments): \(refused.stderr)")
+        }
+    }
+
     @Test func startLSNSkipsWhatCameBefore() throws {
         let (cluster, db, environment) = try TailLifecycleTests.prepare()
         defer { try? cluster.stop() }

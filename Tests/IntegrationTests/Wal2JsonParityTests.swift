@@ -744,19 +744,35 @@ import Testing
 
     /// A SQL_ASCII database stores bytes with no encoding: its sessions keep SQL_ASCII, so
     /// the walsender passes pgoutput's values on unchecked (asked for UTF-8, it stopped for
-    /// good at the first byte that was not), and both plugins print such bytes as U+FFFD.
+    /// good at the first byte that was not), and both plugins print such bytes as U+FFFD, one
+    /// per maximal subpart: in text, inside a `json` value, and in a column's name, each of
+    /// which once stopped the pgoutput stream for good or printed differently from wal2json.
     @Test func aSQLASCIIDatabasesBytesThatAreNotUTF8PrintAsReplacementsThroughBothPlugins() throws {
         let cluster = try startCluster(schema: false)
         defer { try? cluster.stop() }
         try cluster.connect().execute("CREATE DATABASE bytes ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0")
         let url = String(cluster.url.dropLast("postgres".count)) + "bytes"
         let db = try PostgresConnection(url: url)
-        try db.execute("CREATE TABLE t (id int PRIMARY KEY, v text); CREATE PUBLICATION bytes_pub FOR TABLE t")
+        let badName = #"convert_from('\x63ff'::bytea, 'SQL_ASCII')"#
+        try db.execute(#"""
+            CREATE TABLE t (id int PRIMARY KEY, v text, j json);
+            DO $$ BEGIN EXECUTE format('ALTER TABLE t ADD COLUMN %I int', \#(badName)); END $$;
+            CREATE PUBLICATION bytes_pub FOR TABLE t
+            """#)
         try Self.createSlots(db)
-        try db.execute(#"INSERT INTO t VALUES (1, 'a' || convert_from('\xe9ff'::bytea, 'SQL_ASCII') || 'b'), (2, 'café')"#)
-        let lines = try Self.tailBoth(url: url, publication: "bytes_pub", count: 2)
-        Self.expectSameLines(lines, count: 2)
+        try db.execute(#"""
+            INSERT INTO t VALUES
+                (1, 'a' || convert_from('\xe9ff'::bytea, 'SQL_ASCII') || 'b', NULL, 7),
+                (2, 'café', '{"k": "ok"}', NULL),
+                (3, convert_from('\x61e282206df09f98'::bytea, 'SQL_ASCII'),
+                    convert_from('\x7b226b223a202276e282227d'::bytea, 'SQL_ASCII')::json, NULL)
+            """#)
+        let lines = try Self.tailBoth(url: url, publication: "bytes_pub", count: 3)
+        Self.expectSameLines(lines, count: 3)
         #expect(lines.pgoutput.first?["new"]?["v"] == .string("a\u{FFFD}\u{FFFD}b"), "\(lines.pgoutput)")
-        #expect(lines.pgoutput.last?["new"]?["v"] == .string("café"))
+        #expect(lines.pgoutput.first?["new"]?["c\u{FFFD}"] == .number("7"), "\(lines.pgoutput)")
+        #expect(lines.pgoutput[1]["new"]?["v"] == .string("café"))
+        #expect(lines.pgoutput.last?["new"]?["v"] == .string("a\u{FFFD} m\u{FFFD}"), "\(lines.pgoutput)")
+        #expect(lines.pgoutput.last?["new"]?["j"]?["k"] == .string("v\u{FFFD}"), "\(lines.pgoutput)")
     }
 }
