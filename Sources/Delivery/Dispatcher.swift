@@ -171,7 +171,12 @@ public final class Dispatcher: Sendable {
                     finishedPipe.drain()
                     action = woken()
                 case .reconnect(let delay, let cause):
-                    logger.warning("state database unavailable; retrying", metadata: ["error": "\(cause)", "retry_in": "\(delay)"])
+                    // A statement the server refused (a constraint or trigger on a seed log
+                    // table) is no lost connection: said so, since every handler's deliveries
+                    // wait until it is accepted, and the error names the table and the rule.
+                    logger.warning(cause.sqlState == nil ? "state database unavailable; retrying"
+                                       : "the state database refused the dispatcher's statement; every delivery waits until it is accepted; retrying",
+                                   metadata: ["error": "\(cause)", "retry_in": "\(delay)"])
                     // Once stopping, the signal (readable for good) must not cut the pause short:
                     // a lost state database is not hammered while the drain runs out.
                     if stop.isRequested { sleepThread(for: delay) } else { stop.sleep(for: delay) }

@@ -264,6 +264,31 @@ import Testing
 }
 
 @Suite struct RunResilienceTests {
+    /// A record the state database refuses (a constraint or a trigger an operator added) is
+    /// said to be that, not a lost connection; the try is kept, and recorded once it is accepted.
+    @Test func aRecordTheStateDatabaseRefusesIsNamedAndKept() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        try setup.db.execute("""
+            CREATE FUNCTION refuse_success() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION 'successes refused for now'; END $$;
+            CREATE TRIGGER refuse_success BEFORE UPDATE ON changerelay.deliveries
+                FOR EACH ROW WHEN (NEW.status = 'succeeded') EXECUTE FUNCTION refuse_success();
+            """)
+        let run = try Background(["run"], environment: setup.environment)
+        try setup.db.execute("INSERT INTO items VALUES (1, 'x')")
+        try run.waitFor("the refusal named") { _ in run.stderr.contains("the state database refused the dispatcher's statement") }
+        #expect(run.stderr.contains("successes refused for now"), "\(run.stderr.suffix(2000))")
+        #expect(!run.stderr.contains("state database unavailable"), "\(run.stderr.suffix(2000))")
+        try setup.db.execute("DROP TRIGGER refuse_success ON changerelay.deliveries")
+        try RunPipelineTests.waitFor("the try recorded") {
+            try DualWriteTests.count(setup.db, "SELECT count(*) AS n FROM changerelay.deliveries WHERE status = 'succeeded'") == 1
+        }
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0, "\(run.stderr.suffix(2000))")
+        try RunPipelineTests.expectPlannedOnce(setup.db, changes: 1)
+    }
+
     @Test func aPostgresCrashMidBurstLosesAndDoublesNothing() throws {
         let setup = try RunPipelineTests.prepare()
         defer { try? setup.cluster.stop(); setup.receiver.stop() }
