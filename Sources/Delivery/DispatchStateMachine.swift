@@ -253,15 +253,23 @@ struct DispatchStateMachine {
     /// whatever was not recorded or released yet is asked for again.
     mutating func connectionLost(_ error: PostgresError, at now: ContinuousClock.Instant) -> Action {
         isConnected = false
-        if case .draining(let deadline, _) = state, now >= deadline {
-            return .exit(.stateDatabaseLost(error, unrecorded: unrecorded.count))
+        let pause = backoff.nextDelay()
+        if case .draining(let deadline, _) = state {
+            guard now < deadline else { return .exit(.stateDatabaseLost(error, unrecorded: unrecorded.count)) }
+            // A stop waits for the state database no longer than the drain allows.
+            return .reconnect(after: min(pause, now.duration(to: deadline)), cause: error)
         }
-        return .reconnect(after: backoff.nextDelay(), cause: error)
+        return .reconnect(after: pause, cause: error)
     }
 
     /// Recording comes first, so that a stop or a claim never waits on attempts that have
     /// already happened.
     private func nextDatabaseStep() -> Action {
+        // A stop with nothing to record, put back or wait for needs no database: waiting to
+        // reconnect to one that is down held a SIGTERM up for a backoff or two.
+        if case .draining = state, unrecorded.isEmpty, queue.isEmpty, heldBack.isEmpty, inFlight == 0 {
+            return .exit(.drained)
+        }
         guard isConnected else { return .connect }
         if !unrecorded.isEmpty { return .record(unrecorded) }
         if !heldBack.isEmpty, case .dispatching = state { return .release(heldBack) }

@@ -28,7 +28,7 @@ public struct ChangePosition: Sendable, Hashable {
     /// which de-duplicate on them: this text must never change.
     public func key(handler: String, suffix: String? = nil) -> String {
         let key = if let row = backfilledRow {
-            "\(handler):backfill:\(row.backfill):\(row.table):\(row.key)"
+            "\(handler):backfill:\(row.backfill):\(BackfilledRow.withoutLineBreaks("\(row.table)")):\(row.key)"
         } else {
             "\(handler):\(commitLSN):\(index)"
         }
@@ -54,16 +54,38 @@ public struct BackfilledRow: Sendable, Hashable {
     /// A key value as `key` writes it: `\`, `,` and `=` are escaped with `\`, so two rows
     /// get one key only when their values are the same. Unescaped, (`a` = `x,b=y`, `b` = `z`)
     /// and (`a` = `x`, `b` = `y,b=z`) both read `a=x,b=y,b=z`, and the second row's deliveries
-    /// would collide with the first's. A value without those characters reads as it is.
+    /// would collide with the first's. A line break is written `\n` or `\r`: the key is sent
+    /// as the `Idempotency-Key` header, which cannot hold one, and such a row went dead on
+    /// every try. Scalar by scalar, so a comma under a combining mark is escaped too. A value
+    /// without those characters reads as it is.
     static func escaped(_ value: String) -> String {
-        guard value.utf8.contains(where: { $0 == 0x5C || $0 == 0x2C || $0 == 0x3D }) else { return value }
-        var escaped = ""
-        escaped.reserveCapacity(value.utf8.count + 4)
-        for character in value {
-            if character == "\\" || character == "," || character == "=" { escaped.append("\\") }
-            escaped.append(character)
+        guard value.utf8.contains(where: { $0 == 0x5C || $0 == 0x2C || $0 == 0x3D || $0 == 0x0A || $0 == 0x0D })
+        else { return value }
+        var escaped = String.UnicodeScalarView()
+        for scalar in value.unicodeScalars {
+            switch scalar {
+            case "\\", ",", "=": escaped.append("\\"); escaped.append(scalar)
+            case "\n": escaped.append(contentsOf: "\\n".unicodeScalars)
+            case "\r": escaped.append(contentsOf: "\\r".unicodeScalars)
+            default: escaped.append(scalar)
+            }
         }
-        return escaped
+        return String(escaped)
+    }
+
+    /// A table's name in a key, its line breaks written `\n` and `\r` for the header's sake;
+    /// the backfill's id names one table, so this cannot make two keys one.
+    static func withoutLineBreaks(_ name: String) -> String {
+        guard name.utf8.contains(where: { $0 == 0x0A || $0 == 0x0D }) else { return name }
+        var written = String.UnicodeScalarView()
+        for scalar in name.unicodeScalars {
+            switch scalar {
+            case "\n": written.append(contentsOf: "\\n".unicodeScalars)
+            case "\r": written.append(contentsOf: "\\r".unicodeScalars)
+            default: written.append(scalar)
+            }
+        }
+        return String(written)
     }
 }
 

@@ -354,6 +354,25 @@ import TestSupport
             == .exit(.stateDatabaseLost(unrecorded: 1)))
     }
 
+    /// Stopping while the state database is down: with nothing to record or put back the run
+    /// ends at once, and otherwise no pause outlasts the drain deadline.
+    @Test func aStopWithoutTheStateDatabaseWaitsOnlyForWhatNeedsIt() throws {
+        var idle = Self.claiming(concurrency: 2)
+        #expect(idle.claimed([]).step == .lookAhead)
+        #expect(idle.connectionLost(Self.lost, at: Self.start).step == .reconnect)
+        idle.stopRequested(at: Self.start)
+        #expect(idle.woken(at: Self.later(.seconds(1))).step == .exit(.drained))
+
+        var busy = Self.stoppingWithTwoInFlight()
+        #expect(busy.woken([Self.answered(Self.delivery(1)), Self.answered(Self.delivery(2))], at: Self.start).step == .record([1, 2]))
+        var pauses: [Duration] = []
+        for second in 1...9 {
+            pauses.append(try #require(busy.connectionLost(Self.lost, at: Self.later(.seconds(second))).pause))
+        }
+        #expect(pauses.last! <= .seconds(1), "\(pauses)")
+        #expect(zip(pauses, 1...9).allSatisfy { pause, second in pause <= .seconds(10 - second) }, "\(pauses)")
+    }
+
     @Test func a2xxSucceeds() throws {
         let record = try Self.record(of: Self.answered(Self.delivery(1), status: 204, body: "ok"))
         #expect(record.decision == .succeeded)
