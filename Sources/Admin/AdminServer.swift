@@ -57,7 +57,7 @@ public struct AdminServer: Service, CustomStringConvertible {
     static let maximumConnections = 128
 
     /// The methods answered 405 on a path that allows another.
-    private static let otherMethods: [HTTPRequest.Method] = [.get, .head, .post, .put, .patch, .delete, .options]
+    private static let otherMethods: [HTTPRequest.Method] = [.get, .head, .post, .put, .patch, .delete, .options, .trace]
 
     public func run() async throws {
         let routes = AdminRoutes(settings, metrics: metrics, isStreaming: isStreaming, streamFailure: streamFailure, logger: logger)

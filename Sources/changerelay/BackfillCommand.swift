@@ -140,11 +140,11 @@ struct BackfillCommand: ParsableCommand {
             print(["id", "table", "status", "rows", "estimated", "superseded", "rows_per_s", "eta", "requested_at",
                    "finished_at", "error"].joined(separator: "\t"))
             for entry in entries {
-                print([String(entry.id), entry.qualifiedTable + (entry.whereClause.map { " where " + $0 } ?? ""),
+                print(TabSeparated.line([String(entry.id), entry.qualifiedTable + (entry.whereClause.map { " where " + $0 } ?? ""),
                        entry.status.rawValue, String(entry.rowsDone), entry.rowsEstimated.map(String.init) ?? "-",
                        String(entry.rowsSuperseded), entry.rowsPerSecond.map { String(Int64($0.rounded())) } ?? "-",
                        entry.status == .running ? entry.etaSeconds.map { ProgressEstimate.duration(.milliseconds(Int64($0 * 1000))) } ?? "-" : "-",
-                       entry.requestedAt, entry.finishedAt ?? "-", entry.error ?? ""].joined(separator: "\t"))
+                       entry.requestedAt, entry.finishedAt ?? "-", entry.error ?? ""]))
             }
         }
     }
@@ -155,10 +155,17 @@ struct BackfillCommand: ParsableCommand {
 
         @OptionGroup var options: ConfigOptions
 
-        @Argument(help: "The backfill's id (see `backfill status`).")
-        var id: Int64
+        /// Every argument no option claimed, so `-1` is named as a bad id, not taken for an option.
+        @Argument(parsing: .allUnrecognized, help: ArgumentHelp("The backfill's id (see `backfill status`).", valueName: "id"))
+        var arguments: [String] = []
+
+        func validate() throws {
+            let ids = try Deliveries.ids(arguments, of: self, what: "backfill", shownBy: "backfill status")
+            guard ids.count == 1 else { throw ValidationError("give one backfill id (backfill status shows them)") }
+        }
 
         func run() throws {
+            let id = try Deliveries.ids(arguments, of: self, what: "backfill", shownBy: "backfill status")[0]
             let config = try options.load()
             let (_, state) = try BackfillCommand.connect(config)
             let result: (cancelled: Bool, status: BackfillRequests.Status?)

@@ -14,19 +14,21 @@ struct Deliveries: ParsableCommand {
     /// The ids among `arguments`, every argument no option claimed: so `-5` is named as a
     /// bad id rather than mistaken for an option, while `--help` (and `-h`) still asks for
     /// help, `--` ends the options, and a misspelled option is named as one.
-    static func ids(_ arguments: [String], of command: any ParsableCommand) throws -> [Int64] {
+    /// `what` names the ids (`delivery`) and `shownBy` the command that lists them.
+    static func ids(_ arguments: [String], of command: any ParsableCommand, what: String = "delivery",
+                    shownBy: String = "deliveries list") throws -> [Int64] {
         var ids: [Int64] = []
         for argument in arguments where argument != "--" {
             if argument == "--help" || argument == "-h" { throw CleanExit.helpRequest(command) }
             if let id = Int64(argument) {
                 guard id >= 1 else {
-                    throw ValidationError("delivery ids are whole numbers from 1 (deliveries list shows them), got \(id)")
+                    throw ValidationError("\(what) ids are whole numbers from 1 (\(shownBy) shows them), got \(id)")
                 }
                 ids.append(id)
             } else if argument.hasPrefix("--") {
                 throw ValidationError("unknown option '\(argument)'")
             } else {
-                throw ValidationError("'\(argument)' is not a delivery id: ids are whole numbers from 1 (deliveries list shows them)")
+                throw ValidationError("'\(argument)' is not a \(what) id: ids are whole numbers from 1 (\(shownBy) shows them)")
             }
         }
         return ids
@@ -63,13 +65,14 @@ struct Deliveries: ParsableCommand {
 
         func run() throws {
             let db = try Deliveries.connect(options)
+            try RequiredMigration.deliveryRequeue.require(neededBy: "deliveries list", on: db)
             let deliveries = try DeliveryListing.newest(status: status.flatMap(DeliveryListing.Filter.init), limit: limit,
                                                         logs: BuiltInHandlers.deliveryLogs, on: db)
             print(["id", "status", "attempt", "handler", "idempotency_key", "url", "http", "error", "next_attempt_at"]
                 .joined(separator: "\t"))
             for delivery in deliveries {
-                print([delivery.id, delivery.status, delivery.attempt, delivery.handler, delivery.idempotencyKey, delivery.url,
-                       delivery.lastHTTPStatus, delivery.lastError, delivery.nextAttemptAt].joined(separator: "\t"))
+                print(TabSeparated.line([delivery.id, delivery.status, delivery.attempt, delivery.handler, delivery.idempotencyKey,
+                                         delivery.url, delivery.lastHTTPStatus, delivery.lastError, delivery.nextAttemptAt]))
             }
         }
     }
@@ -129,6 +132,7 @@ struct Deliveries: ParsableCommand {
         func run() throws {
             let ids = try Deliveries.ids(arguments, of: self)
             let db = try Deliveries.connect(options)
+            try RequiredMigration.deliveryRequeue.require(neededBy: "deliveries cancel", on: db)
             let cancelled = try DeliveryCancel.cancel(ids, logs: BuiltInHandlers.deliveryLogs, on: db)
             print("cancelled \(cancelled) deliveries")
             let named = Set(ids).count

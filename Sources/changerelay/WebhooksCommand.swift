@@ -4,6 +4,7 @@ import Delivery
 import Foundation
 import Handlers
 import Replication
+import Schema
 import StateStore
 
 struct Webhooks: ParsableCommand {
@@ -29,6 +30,7 @@ struct Webhooks: ParsableCommand {
             let target: WebhookTestEvent.Target
             do {
                 db = try PostgresConnection(url: config.requireSourceURL())
+                try RequiredMigration.webhooks.require(neededBy: "webhooks test", on: db)
                 let found = try db.query("""
                     SELECT id::text AS id, url, secret, events::text AS events, headers::text AS headers,
                            retry_config::text AS retry_config, CASE WHEN is_active THEN 't' ELSE 'f' END AS is_active

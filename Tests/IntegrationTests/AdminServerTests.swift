@@ -318,7 +318,8 @@ import Testing
         let run = try Background(["run"], environment: setup.environment)
         let base = try Self.adminURL(run)
         for (method, path, allowed) in [("POST", "/healthz", "GET, HEAD"), ("PUT", "/api/status", "GET, HEAD"),
-                                        ("DELETE", "/metrics", "GET, HEAD"), ("GET", "/api/deliveries/1/retry", "POST")] {
+                                        ("DELETE", "/metrics", "GET, HEAD"), ("GET", "/api/deliveries/1/retry", "POST"),
+                                        ("TRACE", "/api/status", "GET, HEAD"), ("OPTIONS", "/metrics", "GET, HEAD")] {
             let answer = try Self.send(base + path, method: method)
             #expect(answer.status == 405 && answer.bodyText.contains("allows \(allowed) only"), "\(method) \(path): \(answer)")
         }

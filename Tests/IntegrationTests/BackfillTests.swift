@@ -323,13 +323,16 @@ import Testing
     @Test func detachStatusAndCancelWorkWithoutAService() throws {
         let setup = try RunPipelineTests.prepare()
         defer { try? setup.cluster.stop(); setup.receiver.stop() }
-        let detached = try Self.backfill(setup, ["--table", "items", "--where", "id > 10", "--detach"])
+        // A `--where` over lines, with a tab: one record is still one line of fields (escaped as COPY does).
+        let detached = try Self.backfill(setup, ["--table", "items", "--where", "id > 10\n\tAND v <> '\\'", "--detach"])
         #expect(detached.status == 0 && detached.stdout.contains("backfill 1 requested: public.items where id > 10"))
         let status = try Self.backfill(setup, ["status"])
         #expect(status.status == 0)
         let lines = status.stdout.split(separator: "\n")
+        #expect(lines.count == 2, "\(status.stdout)")
         #expect(lines.first?.hasPrefix("id\ttable\tstatus\trows") == true)
-        #expect(lines.dropFirst().first?.hasPrefix("1\tpublic.items where id > 10\tpending\t0\t") == true, "\(status.stdout)")
+        #expect(lines.dropFirst().first?.hasPrefix("1\tpublic.items where id > 10\\n\\tAND v <> '\\\\'\tpending\t0\t") == true,
+                "\(status.stdout)")
         let cancelled = try Self.backfill(setup, ["cancel", "1"])
         #expect(cancelled.status == 0 && cancelled.stdout.contains("backfill 1 cancelled"))
         let again = try Self.backfill(setup, ["cancel", "1"])

@@ -18,6 +18,10 @@ import Testing
         (["backfill", "--table", "jobs", "--chunk-size", "-3"], "--chunk-size must be between 1 and 1000000, not -3"),
         (["backfill", "status", "--limit", "-1"], "--limit must be 1 to 1000, got -1"),
         (["backfill", "status", "--limit", "0"], "--limit must be 1 to 1000, got 0"),
+        (["backfill", "cancel", "-1"], "backfill ids are whole numbers from 1 (backfill status shows them), got -1"),
+        (["backfill", "cancel", "1", "2"], "give one backfill id"),
+        (["backfill", "cancel"], "give one backfill id"),
+        (["backfill", "cancel", "x"], "'x' is not a backfill id"),
         (["tail", "--limit", "-1"], "--limit must be at least 1"),
         (["doctor", "--max-retained-bytes", "-5"], "--max-retained-bytes must be 0 or more, got -5"),
     ]
@@ -34,6 +38,21 @@ import Testing
         // Past the checks: the ids were read, and the connection is what fails.
         let ended = try runChangeRelay(["deliveries", "retry", "--", "3", "4"], environment: Self.environment)
         #expect(ended.status == 1 && ended.stderr.contains("cannot connect"), "\(ended.stderr)")
+    }
+
+    /// Against a database `setup` never saw, each command names the migration it needs
+    /// rather than printing the server's missing-relation error and its statement.
+    @Test func commandsOnADatabaseWithoutTheSchemaNameTheMigration() throws {
+        let cluster = try startCluster(schema: false)
+        defer { try? cluster.stop() }
+        let environment = ["CHANGERELAY_SOURCE_DATABASE_URL": cluster.url]
+        for (arguments, file) in [(["deliveries", "list"], "sql/009_delivery_requeue.sql"),
+                                  (["deliveries", "cancel", "1"], "sql/009_delivery_requeue.sql"),
+                                  (["webhooks", "test", "hook"], "sql/012_webhooks.sql")] {
+            let refused = try runChangeRelay(arguments, environment: environment)
+            #expect(refused.status != 0 && refused.stderr.contains(file) && !refused.stderr.contains("SQLSTATE"),
+                    "\(arguments): \(refused.stderr)")
+        }
     }
 
     @Test(arguments: refusals.indices)
