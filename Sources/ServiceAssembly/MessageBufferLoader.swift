@@ -8,7 +8,7 @@ import Schema
 /// handler to carry on from: the open (`active`) `message_buffer` rows with their messages
 /// from `changerelay.buffer_messages`, and the flag from `message_buffering_state`. Both are
 /// written in the checkpoint transaction, so they are exactly what the committed batches
-/// left. On the first start the flag is read from `feature_flags`, and an open buffer the
+/// left. On the first start the flag is read from `feature_flags` and written down, and an open buffer the
 /// seed's own code left (no copy of its messages) is adopted with its `buffered_messages`,
 /// which are copied then.
 enum MessageBufferLoader {
@@ -42,11 +42,18 @@ enum MessageBufferLoader {
                                           firstCommit: PostgresTimestamp(unixMicroseconds: first),
                                           lastCommit: PostgresTimestamp(unixMicroseconds: last), messages: contents))
         }
-        let flag = try db.execute("""
-            SELECT coalesce((SELECT buffering_enabled FROM changerelay.message_buffering_state),
-                            (SELECT is_enabled FROM public.feature_flags WHERE flag_name = 'message_buffering'),
-                            false) AS enabled
-            """).value("enabled") == "t"
+        // The first start writes down the flag it starts from, and every later start reads
+        // it there, as of the checkpoint: read from `feature_flags` while the stream had not
+        // yet brought a change of it, a flag turned off while the service was stopped was
+        // already off at the restart, the change then read changed nothing, and the buffers
+        // opened before it took in messages committed after it.
+        try db.execute("""
+            INSERT INTO changerelay.message_buffering_state (buffering_enabled, changed_at_lsn)
+            SELECT coalesce((SELECT is_enabled FROM public.feature_flags WHERE flag_name = 'message_buffering'), false), '0/0'
+            ON CONFLICT (singleton) DO NOTHING
+            """)
+        let flag = try db.execute("SELECT buffering_enabled AS enabled FROM changerelay.message_buffering_state")
+            .value("enabled") == "t"
         logger.info("message buffers restored", metadata: ["open": "\(open.count)", "buffering": "\(flag)"])
         return MessageBufferState.Snapshot(book: BufferBook(windows: windows, open: open), buffering: flag)
     }

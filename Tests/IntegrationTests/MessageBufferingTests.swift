@@ -61,6 +61,7 @@ import Testing
         })
         #expect(Self.ids(try JSONParser.parse(alone.body)["messages"]) == [other])
         #expect(request.header("Authorization") == "Bearer " + ConversationChecksTests.serviceKey)
+        #expect(request.header("Content-Type") == "application/json")
         // Named by the buffer's id and its first message's commit time, which the buffer row keeps.
         let opened = try setup.db.execute("""
             SELECT (extract(epoch FROM buffer_start_time) * 1000000)::bigint::text AS t FROM message_buffer WHERE id = \(first)
@@ -429,6 +430,29 @@ import Testing
         let state = try setup.db.execute("SELECT buffering_enabled FROM changerelay.message_buffering_state")
         #expect(state.rows == [["t"]])
         #expect(try setup.db.execute("SELECT message_id FROM changerelay.buffer_messages").rows == [[third]])
+    }
+
+    /// The flag is read as of the checkpoint, not as it is at a restart: turned off while the
+    /// service was stopped, its change still closes the buffer opened before it, and the
+    /// message committed after it is flushed alone.
+    @Test func theFlagTurnedOffWhileStoppedStillClosesTheBuffersOpenedBeforeIt() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let environment = Self.environment(setup, durationMilliseconds: 5000)
+        let run = try Background(["run"], environment: environment)
+        let before = try Self.message(setup.db, conversation: 4, content: "before")
+        try RunPipelineTests.waitFor("the open buffer") {
+            try setup.db.execute("SELECT count(*) AS n FROM changerelay.buffer_messages").value("n") == "1"
+        }
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0)
+        try setup.db.execute("UPDATE feature_flags SET is_enabled = false WHERE flag_name = 'message_buffering'")
+        let after = try Self.message(setup.db, conversation: 4, content: "after")
+        let again = try Background(["run"], environment: environment)
+        try RunPipelineTests.waitFor("two flushes") { try Self.flushes(setup.receiver).count == 2 }
+        again.child.signal(SIGTERM)
+        #expect(again.waitForExit() == 0)
+        #expect(try Self.flushes(setup.receiver).map { Self.ids($0["messages"]) } == [[before], [after]])
     }
 
     @Test func aFlushThatFailsOnceIsCompletedByItsSecondTry() throws {

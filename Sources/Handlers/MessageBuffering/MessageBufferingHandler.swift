@@ -151,7 +151,8 @@ public struct MessageBufferingHandler: Handler {
                        with message: BufferBook.Message?, into effects: inout Effects) {
         effects.rows.append(stagedBuffer(buffer, status: "processing", due: due, at: position, message: message))
         effects.deliveries.append(PlannedDelivery(
-            target: "buffer-processor", url: settings.url, auth: "service_key", body: Self.body(of: buffer),
+            target: "buffer-processor", url: settings.url, headers: [.init("Content-Type", "application/json")],
+            auth: "service_key", body: Self.body(of: buffer),
             orderingKey: "message_buffer:" + buffer.conversationID,
             retryPolicy: .fixed(delay: settings.retryDelay, maxAttempts: settings.maxAttempts),
             report: .bufferProcessingJob(bufferID: buffer.id),
@@ -202,7 +203,9 @@ public struct MessageBufferingHandler: Handler {
         return writer.string
     }
 
+    /// A number when the id's text is one as Postgres prints it (the seed's bigint ids);
+    /// otherwise its text, so two text ids (`007` and `7`, `+5` and `5`) stay two.
     private static func identifier(_ text: String, to writer: inout JSONWriter) {
-        if let number = Int64(text) { writer.number(number) } else { writer.string(text) }
+        if let number = Int64(text), String(number) == text { writer.number(number) } else { writer.string(text) }
     }
 }
