@@ -24,13 +24,21 @@ public final class ReplicationStream: @unchecked Sendable {
     private let clock = ContinuousClock()
     private var lastStatusSent: ContinuousClock.Instant
     private var received: LSN
-    public private(set) var acknowledged: LSN = .zero
+    public private(set) var acknowledged: LSN
     private var finished = false
+    /// Events returned since the status was last looked at: a stream that always has data
+    /// buffered never reached the check before the wait, and sent its position only when
+    /// the server asked, so the slot fell behind the checkpoint for minutes at a time.
+    private var eventsSinceStatusCheck = 0
 
+    /// `startedAt`, where the stream starts, is acknowledged from the first update: the
+    /// caller starts there because everything before it is handled. Starting from zero, a
+    /// reconnected stream told the server nothing new until its next batch was durable.
     init(connection: PostgresConnection, startedAt: LSN, statusInterval: Duration) {
         self.connection = connection
         self.statusInterval = statusInterval
         received = startedAt
+        acknowledged = startedAt
         lastStatusSent = clock.now
     }
 
@@ -48,6 +56,11 @@ public final class ReplicationStream: @unchecked Sendable {
     /// Waits up to `timeout` for the next event; nil when none arrived in time or the
     /// server ended the stream. Sends status updates when they are due.
     public func next(timeout: Duration) throws(PostgresError) -> ReplicationEvent? {
+        eventsSinceStatusCheck += 1
+        if eventsSinceStatusCheck >= 256 {
+            eventsSinceStatusCheck = 0
+            try sendStatusIfDue()
+        }
         let deadline = clock.now.advanced(by: timeout)
         while true {
             if let event = try readBuffered() { return event }
