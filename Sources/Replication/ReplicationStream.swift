@@ -3,6 +3,7 @@ import Core
 #if canImport(Glibc)
 import Glibc
 #endif
+import Synchronization
 
 /// What the server sends inside the CopyBoth stream.
 public enum ReplicationEvent: Sendable {
@@ -18,8 +19,17 @@ public enum ReplicationEvent: Sendable {
 /// `PQgetCopyData`, so a wait can be bounded and status updates go out on time.
 /// It blocks only the thread that calls `next`: run it on a thread of its own,
 /// never on Swift's cooperative pool.
+///
+/// A heartbeat thread sends the status update when the reader has not been back for a
+/// status interval: a batch whose commit took longer than `wal_sender_timeout` (a 60 000-row
+/// dual-write apply, 78 s in a review) left the server without a reply, and it ended the
+/// walsender; each reconnect decoded again from the slot's restart point. Every use of the
+/// connection holds `gate`, so the two threads never use libpq at once; the heartbeat only
+/// takes it when it is free, so it never holds a reader up.
 public final class ReplicationStream: @unchecked Sendable {
     private let connection: PostgresConnection
+    private let gate = Mutex<Void>(())
+    private let heartbeatStop = StopSignal()
     private let statusInterval: Duration
     private let clock = ContinuousClock()
     private var lastStatusSent: ContinuousClock.Instant
@@ -40,22 +50,58 @@ public final class ReplicationStream: @unchecked Sendable {
         received = startedAt
         acknowledged = startedAt
         lastStatusSent = clock.now
+        startHeartbeat()
     }
+
+    deinit { heartbeatStop.request() }
 
     public var endpoint: String { connection.endpoint }
 
     /// The server ended the stream (CopyDone); `next` returns nil from then on.
-    public var isFinished: Bool { finished }
+    public var isFinished: Bool { gate.withLock { _ in finished } }
 
     /// Marks everything up to `lsn` as durably handled. Only ever moves forward:
     /// the slot's `confirmed_flush_lsn` follows it at the next status update.
     public func acknowledge(_ lsn: LSN) {
-        if lsn > acknowledged { acknowledged = lsn }
+        gate.withLock { _ in if lsn > acknowledged { acknowledged = lsn } }
     }
 
     /// Waits up to `timeout` for the next event; nil when none arrived in time or the
     /// server ended the stream. Sends status updates when they are due.
     public func next(timeout: Duration) throws(PostgresError) -> ReplicationEvent? {
+        try gate.withLock { _ throws(PostgresError) in try nextHoldingGate(timeout: timeout) }
+    }
+
+    /// Sends a standby status update now (e.g. right after a checkpoint commit).
+    public func sendStatus(replyRequested: Bool = false) throws(PostgresError) {
+        try gate.withLock { _ throws(PostgresError) in try sendStatusHoldingGate(replyRequested: replyRequested) }
+    }
+
+    /// Ends the stream cleanly: a last status update with the acknowledged position,
+    /// CopyDone, then drains what the server still sends until it confirms.
+    public func finish(timeout: Duration = .seconds(5)) throws(PostgresError) {
+        heartbeatStop.request()
+        try gate.withLock { _ throws(PostgresError) in try finishHoldingGate(timeout: timeout) }
+    }
+
+    /// Wakes every status interval and sends the update if it is due and the reader is away
+    /// (the gate is free). It holds the stream weakly: the stream's end, or its `finish`,
+    /// ends it.
+    private func startHeartbeat() {
+        let stop = heartbeatStop
+        let interval = statusInterval
+        startThread(detached: true) { [weak self] in
+            while !stop.sleep(for: interval) {
+                guard let stream = self else { return }
+                _ = stream.gate.withLockIfAvailable { _ in
+                    guard !stream.finished else { return }
+                    try? stream.sendStatusIfDue()
+                }
+            }
+        }
+    }
+
+    private func nextHoldingGate(timeout: Duration) throws(PostgresError) -> ReplicationEvent? {
         eventsSinceStatusCheck += 1
         if eventsSinceStatusCheck >= 256 {
             eventsSinceStatusCheck = 0
@@ -77,8 +123,7 @@ public final class ReplicationStream: @unchecked Sendable {
         }
     }
 
-    /// Sends a standby status update now (e.g. right after a checkpoint commit).
-    public func sendStatus(replyRequested: Bool = false) throws(PostgresError) {
+    private func sendStatusHoldingGate(replyRequested: Bool = false) throws(PostgresError) {
         var message = [UInt8](repeating: 0, count: 34)
         message[0] = UInt8(ascii: "r")
         let written = max(received, acknowledged)
@@ -96,11 +141,9 @@ public final class ReplicationStream: @unchecked Sendable {
         lastStatusSent = clock.now
     }
 
-    /// Ends the stream cleanly: a last status update with the acknowledged position,
-    /// CopyDone, then drains what the server still sends until it confirms.
-    public func finish(timeout: Duration = .seconds(5)) throws(PostgresError) {
+    private func finishHoldingGate(timeout: Duration) throws(PostgresError) {
         guard !finished else { return }
-        try sendStatus()
+        try sendStatusHoldingGate()
         guard PQputCopyEnd(connection.handle, nil) == 1, PQflush(connection.handle) == 0 else {
             throw PostgresError(.connectionLost, PostgresConnection.lastError(connection.handle), endpoint: connection.endpoint)
         }
@@ -142,7 +185,7 @@ public final class ReplicationStream: @unchecked Sendable {
             if walEnd > received { received = walEnd }
             let time = PostgresTimestamp(microsecondsSince2000: Int64(bitPattern: bytes.loadBigEndian(at: 9)))
             let replyRequested = bytes[17] == 1
-            if replyRequested { try sendStatus() }
+            if replyRequested { try sendStatusHoldingGate() }
             return .keepalive(walEnd: walEnd, serverTime: time, replyRequested: replyRequested)
         default:
             let kind = bytes.first.map { String(UnicodeScalar($0)) } ?? "empty"
@@ -172,7 +215,7 @@ public final class ReplicationStream: @unchecked Sendable {
 
     private func sendStatusIfDue() throws(PostgresError) {
         if clock.now - lastStatusSent >= statusInterval {
-            try sendStatus()
+            try sendStatusHoldingGate()
         }
     }
 
