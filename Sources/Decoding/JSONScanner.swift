@@ -241,19 +241,7 @@ struct JSONScanner {
     /// The length of the well-formed UTF-8 sequence starting at a byte >= 0x80, or nil
     /// (overlong forms, surrogates, values past U+10FFFF and truncated sequences are rejected).
     static func utf8SequenceLength(_ bytes: UnsafeBufferPointer<UInt8>, at index: Int) -> Int? {
-        let lead = bytes[index]
-        let length: Int
-        var secondRange: ClosedRange<UInt8> = 0x80...0xBF
-        switch lead {
-        case 0xC2...0xDF: length = 2
-        case 0xE0: length = 3; secondRange = 0xA0...0xBF
-        case 0xE1...0xEC, 0xEE...0xEF: length = 3
-        case 0xED: length = 3; secondRange = 0x80...0x9F
-        case 0xF0: length = 4; secondRange = 0x90...0xBF
-        case 0xF1...0xF3: length = 4
-        case 0xF4: length = 4; secondRange = 0x80...0x8F
-        default: return nil
-        }
+        guard let (length, secondRange) = UTF8Repair.shape(lead: bytes[index]) else { return nil }
         guard index + length <= bytes.count, secondRange.contains(bytes[index + 1]) else { return nil }
         for offset in 2..<length where bytes[index + offset] & 0xC0 != 0x80 { return nil }
         return length

@@ -7,25 +7,31 @@
 enum UTF8Repair {
     static let replacement: [UInt8] = [0xEF, 0xBF, 0xBD]
 
+    /// What a sequence led by `lead` must be: its length and the range of its second byte
+    /// (its others are 80…BF), from the Unicode standard's table of well-formed UTF-8; nil
+    /// for a byte that leads none. Shared with `JSONScanner.utf8SequenceLength`.
+    @inline(__always)
+    static func shape(lead: UInt8) -> (length: Int, second: ClosedRange<UInt8>)? {
+        switch lead {
+        case 0xC2...0xDF: (2, 0x80...0xBF)
+        case 0xE0: (3, 0xA0...0xBF)
+        case 0xE1...0xEC, 0xEE...0xEF: (3, 0x80...0xBF)
+        case 0xED: (3, 0x80...0x9F)
+        case 0xF0: (4, 0x90...0xBF)
+        case 0xF1...0xF3: (4, 0x80...0xBF)
+        case 0xF4: (4, 0x80...0x8F)
+        default: nil
+        }
+    }
+
     /// The length (at least 1) of the ill-formed sequence at `index`, which
     /// `JSONScanner.utf8SequenceLength` did not accept.
     static func maximalSubpartLength(_ bytes: UnsafeBufferPointer<UInt8>, at index: Int) -> Int {
-        let length: Int
-        var secondRange: ClosedRange<UInt8> = 0x80...0xBF
-        switch bytes[index] {
-        case 0xC2...0xDF: length = 2
-        case 0xE0: length = 3; secondRange = 0xA0...0xBF
-        case 0xE1...0xEC, 0xEE...0xEF: length = 3
-        case 0xED: length = 3; secondRange = 0x80...0x9F
-        case 0xF0: length = 4; secondRange = 0x90...0xBF
-        case 0xF1...0xF3: length = 4
-        case 0xF4: length = 4; secondRange = 0x80...0x8F
-        default: return 1
-        }
+        guard let (length, second) = shape(lead: bytes[index]) else { return 1 }
         var taken = 1
         while taken < length, index + taken < bytes.count {
             let byte = bytes[index + taken]
-            guard taken == 1 ? secondRange.contains(byte) : byte & 0xC0 == 0x80 else { break }
+            guard taken == 1 ? second.contains(byte) : byte & 0xC0 == 0x80 else { break }
             taken += 1
         }
         return taken

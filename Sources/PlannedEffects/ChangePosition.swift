@@ -59,29 +59,26 @@ public struct BackfilledRow: Sendable, Hashable {
     /// every try. Scalar by scalar, so a comma under a combining mark is escaped too. A value
     /// without those characters reads as it is.
     static func escaped(_ value: String) -> String {
-        guard value.utf8.contains(where: { $0 == 0x5C || $0 == 0x2C || $0 == 0x3D || $0 == 0x0A || $0 == 0x0D })
-        else { return value }
-        var escaped = String.UnicodeScalarView()
-        for scalar in value.unicodeScalars {
-            switch scalar {
-            case "\\", ",", "=": escaped.append("\\"); escaped.append(scalar)
-            case "\n": escaped.append(contentsOf: "\\n".unicodeScalars)
-            case "\r": escaped.append(contentsOf: "\\r".unicodeScalars)
-            default: escaped.append(scalar)
-            }
-        }
-        return String(escaped)
+        written(value, separatorsEscaped: true)
     }
 
     /// A table's name in a key, its line breaks written `\n` and `\r` for the header's sake;
     /// the backfill's id names one table, so this cannot make two keys one.
     static func withoutLineBreaks(_ name: String) -> String {
-        guard name.utf8.contains(where: { $0 == 0x0A || $0 == 0x0D }) else { return name }
+        written(name, separatorsEscaped: false)
+    }
+
+    private static func written(_ text: String, separatorsEscaped: Bool) -> String {
+        guard text.utf8.contains(where: { $0 == 0x0A || $0 == 0x0D || separatorsEscaped && ($0 == 0x5C || $0 == 0x2C || $0 == 0x3D) })
+        else { return text }
         var written = String.UnicodeScalarView()
-        for scalar in name.unicodeScalars {
+        for scalar in text.unicodeScalars {
             switch scalar {
             case "\n": written.append(contentsOf: "\\n".unicodeScalars)
             case "\r": written.append(contentsOf: "\\r".unicodeScalars)
+            case "\\", ",", "=":
+                if separatorsEscaped { written.append("\\") }
+                written.append(scalar)
             default: written.append(scalar)
             }
         }

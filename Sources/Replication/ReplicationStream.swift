@@ -36,9 +36,8 @@ public final class ReplicationStream: @unchecked Sendable {
     private var received: LSN
     public private(set) var acknowledged: LSN
     private var finished = false
-    /// Events returned since the status was last looked at: a stream that always has data
-    /// buffered never reached the check before the wait, and sent its position only when
-    /// the server asked, so the slot fell behind the checkpoint for minutes at a time.
+    /// Events returned since the status was last looked at: a stream whose data stays
+    /// buffered reaches the check before the wait only when its buffer runs dry.
     private var eventsSinceStatusCheck = 0
 
     /// `startedAt`, where the stream starts, is acknowledged from the first update: the

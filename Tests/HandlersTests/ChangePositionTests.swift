@@ -61,4 +61,13 @@ import Testing
         #expect(try key(["id": text(long)]) == bounded)
         #expect(try key(["id": text(long + "w")]) != bounded)
     }
+
+    /// A table's name keeps its text in a key but for its line breaks, which the header
+    /// cannot carry: a backslash or comma in it is not escaped, so no key made before changes.
+    @Test func aTablesNameInAKeyLosesOnlyItsLineBreaks() {
+        let row = BackfilledRow(backfill: 2, table: TableName(schema: "public", name: "a\\b,c=\r\nd"), key: "id=1")
+        let key = ChangePosition(commitLSN: LSN(1), index: 0, backfilledRow: row).key(handler: "echo")
+        #expect(!key.utf8.contains(0x0A) && !key.utf8.contains(0x0D), "\(key)")
+        #expect(key.contains(#"a\b,c=\r\nd"#) && key.hasPrefix("echo:backfill:2:") && key.hasSuffix(":id=1"), "\(key)")
+    }
 }

@@ -433,70 +433,46 @@ import Testing
         #expect(try setup.db.execute("SELECT count(*) AS n FROM changerelay.deliveries WHERE status = 'succeeded'").value("n") == "4")
     }
 
-    /// A backfill reads the rows that exist when it starts, up to the highest key then: a row
-    /// inserted after that reaches the handler once, through the stream, not again as a
-    /// `read` (a second conversation check, in a review), and a table written faster than it
-    /// is read still ends. The insert is held open across the start by a transaction the
-    /// first chunk waits for, so it commits after the bound was taken and before any chunk.
     /// A chunk whose `--where` is slow is cancelled when the service is asked to stop, rather
     /// than holding the stop up until it ends (a kubelet kills a pod 30 s after its SIGTERM);
-    /// the backfill is not failed, and the next start reads the chunk again.
+    /// the backfill is not failed, and the next start reads the chunk again. 30 rows at 2 s
+    /// each: a minute for the one chunk. The chunk's own query is waited for: the highest
+    /// key's runs the same `--where` first, ordered DESC.
     @Test func aStopCancelsTheChunkBeingReadAndTheNextStartReadsItAgain() throws {
-        let setup = try RunPipelineTests.prepare()
-        defer { try? setup.cluster.stop(); setup.receiver.stop() }
-        try setup.db.execute("INSERT INTO items SELECT g, 'old' FROM generate_series(1, 30) g")
-        try Self.putBehindTheSlot(setup.db)
-        let run = try Background(["run"], environment: setup.environment)
-        try run.waitFor("streaming") { _ in run.stderr.contains("streaming") }
-        // 30 rows at 2 s each: a minute for the one chunk, unless the slow rows are gone.
-        let requested = try Self.backfill(setup, ["--table", "items", "--chunk-size", "100", "--detach",
-                                                  "--where", "v = 'new' OR pg_sleep(2) IS NOT NULL"])
-        #expect(requested.status == 0, "\(requested.stderr)")
-        // The chunk's own query: the highest key's runs the same `--where` first, ordered DESC.
-        try RunPipelineTests.waitFor("the chunk's query to run") {
-            try DualWriteTests.count(setup.db, """
-                SELECT count(*) AS n FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%pg_sleep(2)%'
-                  AND query NOT LIKE '%DESC LIMIT 1' AND pid <> pg_backend_pid()
-                """) == 1
-        }
-        run.child.signal(SIGTERM)
-        #expect(run.waitForExit(timeout: .seconds(15)) == 0, "\(run.stderr.suffix(2000))")
-        #expect(try setup.db.execute("SELECT status FROM changerelay.backfills WHERE id = 1").value("status") == "running")
-        // Made fast: the same request, read again from its start, ends.
-        try setup.db.execute("UPDATE items SET v = 'new'")
-        let again = try Background(["run"], environment: setup.environment)
-        try RunPipelineTests.waitFor("the backfill done") {
-            try setup.db.execute("SELECT status FROM changerelay.backfills WHERE id = 1").value("status") == "done"
-        }
-        #expect(try setup.db.execute("SELECT rows_done FROM changerelay.backfills WHERE id = 1").value("rows_done") == "30")
-        again.child.signal(SIGTERM)
-        #expect(again.waitForExit() == 0, "\(again.stderr.suffix(2000))")
+        try Self.expectAStopCancels("the chunk's query", where: "v = 'new' OR pg_sleep(2) IS NOT NULL",
+                                    running: "query LIKE '%pg_sleep(2)%' AND query NOT LIKE '%DESC LIMIT 1'", bound: true)
     }
 
     /// The highest key is read under the request's `--where` too, and may scan as long as a
     /// chunk (a selective condition over a large table): a stop cancels it the same way, the
     /// request stays running without a bound, and the next start reads the bound again.
     @Test func aStopCancelsTheHighestKeyBeingRead() throws {
+        try Self.expectAStopCancels("the highest key's query", where: "v = 'new' OR pg_sleep(600) IS NOT NULL",
+                                    running: "query LIKE '%pg_sleep(600)%DESC LIMIT 1'", bound: false)
+    }
+
+    /// Stops `run` while the query `running` matches is active, and expects a prompt exit
+    /// with the request still running (`bound`: its high key taken); then, the rows made
+    /// fast, the next start ends the same request with all 30 rows.
+    static func expectAStopCancels(_ what: String, where condition: String, running: String, bound: Bool) throws {
         let setup = try RunPipelineTests.prepare()
         defer { try? setup.cluster.stop(); setup.receiver.stop() }
         try setup.db.execute("INSERT INTO items SELECT g, 'old' FROM generate_series(1, 30) g")
         try Self.putBehindTheSlot(setup.db)
         let run = try Background(["run"], environment: setup.environment)
         try run.waitFor("streaming") { _ in run.stderr.contains("streaming") }
-        let requested = try Self.backfill(setup, ["--table", "items", "--detach",
-                                                  "--where", "v = 'new' OR pg_sleep(600) IS NOT NULL"])
+        let requested = try Self.backfill(setup, ["--table", "items", "--chunk-size", "100", "--detach", "--where", condition])
         #expect(requested.status == 0, "\(requested.stderr)")
-        try RunPipelineTests.waitFor("the highest key's query to run") {
+        try RunPipelineTests.waitFor("\(what) to run") {
             try DualWriteTests.count(setup.db, """
-                SELECT count(*) AS n FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%pg_sleep(600)%DESC LIMIT 1'
-                  AND pid <> pg_backend_pid()
+                SELECT count(*) AS n FROM pg_stat_activity WHERE state = 'active' AND \(running) AND pid <> pg_backend_pid()
                 """) == 1
         }
         run.child.signal(SIGTERM)
         #expect(run.waitForExit(timeout: .seconds(15)) == 0, "\(run.stderr.suffix(2000))")
-        let entry = try setup.db.execute("SELECT status, high_key IS NULL AS unbound FROM changerelay.backfills WHERE id = 1")
+        let entry = try setup.db.execute("SELECT status, high_key IS NOT NULL AS bound FROM changerelay.backfills WHERE id = 1")
         #expect(entry.value("status") == "running")
-        #expect(entry.value("unbound") == "t")
+        #expect(entry.value("bound") == (bound ? "t" : "f"))
         try setup.db.execute("UPDATE items SET v = 'new'")
         let again = try Background(["run"], environment: setup.environment)
         try RunPipelineTests.waitFor("the backfill done") {
@@ -534,6 +510,11 @@ import Testing
         #expect(bodies.contains { $0.contains(#""op":"insert""#) && $0.contains(#""n":8"#) && $0.contains(#""id":2"#) }, "\(bodies)")
     }
 
+    /// A backfill reads the rows that exist when it starts, up to the highest key then: a row
+    /// inserted after that reaches the handler once, through the stream, not again as a
+    /// `read` (a second conversation check, in a review), and a table written faster than it
+    /// is read still ends. The insert is held open across the start by a transaction the
+    /// first chunk waits for, so it commits after the bound was taken and before any chunk.
     @Test func rowsInsertedAfterTheBackfillStartedAreTheStreamsAlone() throws {
         let setup = try RunPipelineTests.prepare()
         defer { try? setup.cluster.stop(); setup.receiver.stop() }
