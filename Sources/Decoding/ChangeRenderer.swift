@@ -224,7 +224,7 @@ public enum ChangeRenderer {
             writeFloat(Float(bitPattern: UInt32(try bigEndian(bytes, size: 4))), &writer)
         case TypeOID.float8:
             writeFloat(Double(bitPattern: try bigEndian(bytes, size: 8)), &writer)
-        case TypeOID.text, TypeOID.varchar, TypeOID.bpchar, TypeOID.name:
+        case let oid where TypeOID.isText(oid):
             writer.string(utf8: bytes)
         case TypeOID.bytea:
             var text: [UInt8] = [UInt8(ascii: "\\"), UInt8(ascii: "x")]
@@ -331,25 +331,4 @@ public enum ChangeRenderer {
         }
         writer.number(text: text)
     }
-}
-
-/// The built-in type OIDs the renderer treats specially (from `pg_type.dat`).
-private enum TypeOID {
-    static let bool: UInt32 = 16
-    static let bytea: UInt32 = 17
-    static let name: UInt32 = 19
-    static let int8: UInt32 = 20
-    static let int2: UInt32 = 21
-    static let int4: UInt32 = 23
-    static let text: UInt32 = 25
-    static let json: UInt32 = 114
-    static let float4: UInt32 = 700
-    static let float8: UInt32 = 701
-    static let bpchar: UInt32 = 1042
-    static let varchar: UInt32 = 1043
-    static let date: UInt32 = 1082
-    static let timestamp: UInt32 = 1114
-    static let timestamptz: UInt32 = 1184
-    static let uuid: UInt32 = 2950
-    static let jsonb: UInt32 = 3802
 }

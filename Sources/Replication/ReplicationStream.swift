@@ -36,9 +36,6 @@ public final class ReplicationStream: @unchecked Sendable {
     private var received: LSN
     public private(set) var acknowledged: LSN
     private var finished = false
-    /// Events returned since the status was last looked at: a stream whose data stays
-    /// buffered reaches the check before the wait only when its buffer runs dry.
-    private var eventsSinceStatusCheck = 0
 
     /// `startedAt`, where the stream starts, is acknowledged from the first update: the
     /// caller starts there because everything before it is handled. Starting from zero, a
@@ -101,12 +98,11 @@ public final class ReplicationStream: @unchecked Sendable {
     }
 
     private func nextHoldingGate(timeout: Duration) throws(PostgresError) -> ReplicationEvent? {
-        eventsSinceStatusCheck += 1
-        if eventsSinceStatusCheck >= 256 {
-            eventsSinceStatusCheck = 0
-            try sendStatusIfDue()
-        }
-        let deadline = clock.now.advanced(by: timeout)
+        // Looked at before each event too: a stream whose data stays buffered reaches the
+        // check before the wait only when its buffer runs dry.
+        let start = clock.now
+        try sendStatusIfDue(at: start)
+        let deadline = start.advanced(by: timeout)
         while true {
             if let event = try readBuffered() { return event }
             if finished { return nil }
@@ -212,8 +208,8 @@ public final class ReplicationStream: @unchecked Sendable {
         if let firstError { throw firstError }
     }
 
-    private func sendStatusIfDue() throws(PostgresError) {
-        if clock.now - lastStatusSent >= statusInterval {
+    private func sendStatusIfDue(at now: ContinuousClock.Instant? = nil) throws(PostgresError) {
+        if (now ?? clock.now) - lastStatusSent >= statusInterval {
             try sendStatusHoldingGate()
         }
     }

@@ -186,8 +186,7 @@ private struct RowValues {
 
     init(new: Row, old: Row?, handler: String, change: Change) throws(HandlerError) {
         missingColumn = Self.projected.first { name in !new.columns.contains { $0.name == name } }
-        // text, varchar, bpchar, name.
-        habitsIsText = new.columns.first { $0.name == "habits" }.map { [25, 1043, 1042, 19].contains($0.typeOID) } ?? false
+        habitsIsText = new.columns.first { $0.name == "habits" }.map { TypeOID.isText($0.typeOID) } ?? false
         fields = try Fields(new, handler: handler, change: change)
         self.old = try old.map { row throws(HandlerError) in try Fields(row, handler: handler, change: change) }
         // Under DEFAULT a key change brings the old key alone: reading the column from it
