@@ -7,7 +7,7 @@ import Synchronization
 /// cannot change (`ALTER DOMAIN` has no such form), so an answer never goes stale while the
 /// domain lives. A catalog that cannot be read leaves the type as it is, and asks again next
 /// time: the value then renders as a string, as a domain always did.
-final class DomainLookup: Sendable {
+public final class DomainLookup: Sendable {
     private struct State {
         var connection: PostgresConnection?
         var bases: [UInt32: UInt32] = [:]
@@ -24,8 +24,8 @@ final class DomainLookup: Sendable {
 
     /// SQL for the base type of the type `oid` (an SQL expression of type oid): down through
     /// domains over domains to the first type that is not one, the type itself when it is
-    /// not a domain. The stream's look-ups and a backfill's column list both read it.
-    static func baseType(of oid: String) -> String {
+    /// not a domain. The stream's look-ups, a backfill's column list and `drift-check` read it.
+    public static func baseType(of oid: String) -> String {
         """
         (WITH RECURSIVE chain (oid, depth) AS (
              SELECT \(oid), 0

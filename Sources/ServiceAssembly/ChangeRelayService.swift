@@ -40,6 +40,8 @@ public struct ChangeRelayService: Sendable {
     private let stateURL: String
     private let credentials: [String: String]
     private let role: Role
+    /// Checked once, at construction, for the roles that read the stream.
+    private let spill: SpillSettings
     private let admin: AdminSettings?
     private let metrics: MetricsExport
 
@@ -54,7 +56,7 @@ public struct ChangeRelayService: Sendable {
         self.metrics = metrics
         sourceURL = try config.requireSourceURL()
         stateURL = config.stateDatabaseURL ?? sourceURL
-        if role != .dispatcher { _ = try config.checkedSpillSettings() }
+        spill = role != .dispatcher ? try config.checkedSpillSettings() : config.spillSettings
         let handlers = try HandlerAssembly.handlers(config, sourceURL: sourceURL, stateURL: stateURL,
                                                     credentials: credentials, logger: logger)
         if handlers.isEmpty { logger.warning("no handler is configured: changes are read and acknowledged, nothing is sent") }
@@ -131,7 +133,7 @@ public struct ChangeRelayService: Sendable {
                                                maxBatchAge: config.pipeline.batchMaxAge, backfills: backfills)
         let source = SlotReader.Settings(databaseURL: sourceURL, plugin: config.source.plugin, slot: config.source.slot,
                                          publication: config.source.publication,
-                                         statusInterval: config.source.statusInterval, spill: try config.checkedSpillSettings(),
+                                         statusInterval: config.source.statusInterval, spill: spill,
                                          heartbeatInterval: config.pipeline.heartbeatInterval)
         for deadline in deadlines {
             services.append(ThreadService("ticker") { [sourceURL] stop in

@@ -4,6 +4,7 @@ import Core
 import Decoding
 import Foundation
 import Handlers
+import Pipeline
 import PlannedEffects
 import Replication
 
@@ -88,8 +89,8 @@ extension DriftCheck {
     static func unreadableShape(on connection: PostgresConnection) throws(PostgresError) -> UnreadableShape? {
         let columns = try connection.query("""
             SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS type,
-                   coalesce(nullif(t.typbasetype, 0), t.oid) = 'jsonb'::regtype AS jsonb
-            FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+                   \(DomainLookup.baseType(of: "a.atttypid")) = 'jsonb'::regtype AS jsonb
+            FROM pg_attribute a
             WHERE a.attrelid = 'public.habit_tracker'::regclass AND a.attnum > 0 AND NOT a.attisdropped
             """, []).rows
         let names = Set(columns.compactMap { $0[0] })

@@ -436,6 +436,19 @@ import Testing
         #expect(result.status == 2 && result.stderr.contains(message), "\(result.stderr)")
     }
 
+    /// A `habits` of a domain over a domain over jsonb is jsonb to the comparison, as to the
+    /// stream: the shape check follows the chain the decoders follow (`DomainLookup`).
+    @Test func driftCheckReadsHabitsThroughDomainsOverDomains() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        try setup.db.execute("""
+            CREATE DOMAIN habit_json AS jsonb; CREATE DOMAIN habit_list AS habit_json;
+            ALTER TABLE habit_tracker ALTER COLUMN habits TYPE habit_list
+            """)
+        let result = try Self.driftCheck(setup)
+        #expect(result.status == 0 && !result.stderr.contains("not jsonb"), "\(result.stdout)\(result.stderr)")
+    }
+
     @Test func logModeWritesOneNotImplementedRowPerChangeAndNothingElse() throws {
         let setup = try RunPipelineTests.prepare()
         defer { try? setup.cluster.stop(); setup.receiver.stop() }
