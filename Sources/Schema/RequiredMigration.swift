@@ -41,6 +41,8 @@ public enum RequiredMigration: Sendable {
     case bufferIDsReused
     /// 029's `backfills.high_key`, which the backfill runner reads and writes.
     case backfillHighKey
+    /// 030's completion log, the automations' rate limit as of the checkpoint.
+    case automationCompletionLog
 
     var file: String {
         switch self {
@@ -58,6 +60,7 @@ public enum RequiredMigration: Sendable {
         case .bufferMarks: "026_buffer_marks_kept.sql"
         case .bufferIDsReused: "027_buffer_ids_reused.sql"
         case .backfillHighKey: "029_backfill_high_key.sql"
+        case .automationCompletionLog: "030_automation_completion_log.sql"
         }
     }
 
@@ -68,6 +71,8 @@ public enum RequiredMigration: Sendable {
             "to_regclass('changerelay.dual_write_drift') IS NOT NULL"
         case .automationWorkflowLog:
             "to_regclass('changerelay.automation_workflow_log') IS NOT NULL"
+        case .automationCompletionLog:
+            "to_regclass('changerelay.automation_completion_log') IS NOT NULL"
         case .webhooks:
             "to_regclass('changerelay.webhook_log_ids') IS NOT NULL"
         case .claimIndexes:

@@ -22,16 +22,16 @@ enum AutomationCacheLoader {
 
     /// The workflows as of the checkpoint, replayed from `changerelay.automation_workflow_log`
     /// (seeded from the source's `automation_workflows` on the very first start), and the
-    /// executions that completed within the rate-limit window from the state database, where
-    /// ChangeRelay writes them: the source's own connection serves unless `separateStateURL`
-    /// names another database.
+    /// executions that completed within the rate-limit window (`Completions`). The source's
+    /// own connection serves as the state database unless `separateStateURL` names another.
     static func load(sourceURL: String, separateStateURL: String?, slot: String, window: Duration,
                      logger: Logger) throws -> AutomationCache {
-        let lookUp = CompletionLookUp(stateURL: separateStateURL ?? sourceURL, window: window)
-        let cache = AutomationCache(rateLimitWindow: window, bound: .init(capacity: completionCapacity, lookUp: lookUp.latest))
         let source = try PostgresConnection(url: sourceURL)
         let state = if let separateStateURL { try PostgresConnection(url: separateStateURL) } else { source }
         try RequiredMigration.automationWorkflowLog.require(neededBy: "automations", on: state)
+        let completions = try Completions(on: state, logged: separateStateURL == nil, window: window)
+        let lookUp = CompletionLookUp(stateURL: separateStateURL ?? sourceURL, completions: completions)
+        let cache = AutomationCache(rateLimitWindow: window, bound: .init(capacity: completionCapacity, lookUp: lookUp.latest))
         try seedIfEmpty(state, from: source, logger: logger)
         let log = try state.execute("""
             SELECT operation, workflow_id, user_id, trigger_type, is_active, status, trigger_config, config_unchanged
@@ -71,23 +71,13 @@ enum AutomationCacheLoader {
                 (SELECT updated_at FROM changerelay.checkpoints WHERE slot_name = $1), now()))) * 1000000)::bigint::text AS at
             """, [slot]).value("at")
             .flatMap { Int64($0) }.map { PostgresTimestamp(unixMicroseconds: $0 - window.wholeMicroseconds) }
-        let completions = try state.query("""
-            SELECT trigger_data->>'job_id', workflow_id::text, trigger_data->>'new_status',
-                   (extract(epoch FROM completed_at) * 1000000)::bigint::text
-            FROM public.automation_execution_logs
-            WHERE status = 'completed' AND \(Self.representable) AND completed_at > to_timestamp($1::bigint / 1e6)
-            """, [String(since?.unixMicroseconds ?? 0)])
-        for row in completions.rows {
-            guard let job = row[0], let workflow = row[1], let status = row[2], let micros = row[3].flatMap({ Int64($0) }) else {
-                continue
-            }
-            cache.recordCompletion(.init(jobID: job, workflowID: workflow, status: status), at: PostgresTimestamp(unixMicroseconds: micros))
-        }
+        let loaded = try completions.all(after: since ?? PostgresTimestamp(unixMicroseconds: 0), on: state)
+        for completion in loaded { cache.recordCompletion(completion.key, at: completion.time) }
         if let since { cache.completionsLoaded(since: since) }
         // What was loaded is the starting point, not a batch to undo.
         cache.batchEnded(committed: true)
         logger.info("automation cache loaded", metadata: [
-            "workflows": "\(workflows.count)", "log_entries": "\(log.rows.count)", "malformed": "\(malformed)", "recent_completions": "\(completions.rows.count)",
+            "workflows": "\(workflows.count)", "log_entries": "\(log.rows.count)", "malformed": "\(malformed)", "recent_completions": "\(loaded.count)",
         ])
         return cache
     }
@@ -126,43 +116,143 @@ enum AutomationCacheLoader {
     }
 }
 
-/// Where the automation cache finds a completion it evicted: the state database, where the
-/// dispatcher recorded it (`completed_at`), as the loader reads completions at start. The
-/// connection is made on first use, and again after a failure.
+/// Where the automation cache finds a completion it evicted: the state database, as the
+/// loader reads completions at start (`Completions`). The connection is made on first use,
+/// and again after a failure.
 final class CompletionLookUp: Sendable {
     private let stateURL: String
-    private let window: Duration
+    private let completions: Completions
     private let connection = Mutex<PostgresConnection?>(nil)
 
-    init(stateURL: String, window: Duration) {
+    init(stateURL: String, completions: Completions) {
         self.stateURL = stateURL
-        self.window = window
+        self.completions = completions
     }
 
-    /// The latest completion of the key at or before `time` and within the window. The
-    /// workflow's runs are found through the seed's rate-limit index (workflow_id, created_at)
-    /// by its first column only: a run that completed within the window may have been created
-    /// long before it, so no bound on created_at is safe, and every run of the workflow is
-    /// read. Only keys a Bloom filter may hold get here (once in 40 000 checks in the benchmark).
+    /// The latest completion of the key at or before `time` and within the window. Only keys
+    /// a Bloom filter may hold get here (once in 40 000 checks in the benchmark).
     @Sendable func latest(_ key: AutomationCache.CompletionKey, before time: PostgresTimestamp) throws -> PostgresTimestamp? {
         try connection.withLock { connection in
             do {
                 let db = try connection ?? PostgresConnection(url: stateURL)
                 connection = db
-                let micros = try db.query(prepared: "changerelay_evicted_completion", """
-                    SELECT max(c.at)::text AS completed
-                    FROM (SELECT (extract(epoch FROM completed_at) * 1000000)::bigint AS at
-                          FROM public.automation_execution_logs
-                          WHERE workflow_id = $1::uuid AND status = 'completed' AND \(AutomationCacheLoader.representable)
-                            AND trigger_data->>'job_id' = $2 AND trigger_data->>'new_status' = $3) c
-                    WHERE c.at <= $4::bigint AND c.at > $4::bigint - $5::bigint
-                    """, [key.workflowID, key.jobID, key.status, String(time.unixMicroseconds),
-                          String(window.wholeMicroseconds)]).value("completed")
-                return micros.flatMap { Int64($0) }.map { PostgresTimestamp(unixMicroseconds: $0) }
+                return try completions.latest(key, before: time, on: db)
             } catch {
                 connection = nil
                 throw error
             }
         }
+    }
+}
+
+/// Where the completions that limit a job change are read from after a restart: those
+/// committed before it, as the stream brought them to the live service.
+///
+/// Where the state database is the source, the handler appends each completion the stream
+/// brings to `changerelay.automation_completion_log` with the checkpoint, so the log holds
+/// exactly the completions committed up to the checkpoint: one committed after it comes
+/// again through the stream, after the job changes that committed before it. Reading
+/// `automation_execution_logs` by `completed_at` instead also found those, and a job change
+/// read again after a crash skipped the run it had planned the first time. Completions from
+/// before the log's first start (its baseline row) are read from that table, as before.
+///
+/// With a separate state database the dispatcher's completions are written where the
+/// stream cannot see them: the table there is all there is.
+struct Completions: Sendable {
+    /// The log's first start: completions before it are only in `automation_execution_logs`.
+    /// Nil without the log.
+    let baseline: PostgresTimestamp?
+    let window: Duration
+
+    /// Reads the log's baseline, writing it at the log's first start, and forgets the log's
+    /// completions that no job change still to come can be limited by: those a window
+    /// (and a minute, for commit times a little out of order) older than the newest one the
+    /// stream brought, since every job change still to come commits after it.
+    init(on state: PostgresConnection, logged: Bool, window: Duration) throws {
+        self.window = window
+        guard logged else {
+            baseline = nil
+            return
+        }
+        try RequiredMigration.automationCompletionLog.require(neededBy: "automations", on: state)
+        try state.execute("""
+            INSERT INTO changerelay.automation_completion_log (commit_lsn, completed_at)
+            SELECT '0/0', now() WHERE NOT EXISTS (SELECT FROM changerelay.automation_completion_log WHERE job_id IS NULL)
+            """)
+        try state.query("""
+            DELETE FROM changerelay.automation_completion_log
+            WHERE job_id IS NOT NULL AND completed_at < (SELECT max(completed_at) FROM changerelay.automation_completion_log
+                                                         WHERE job_id IS NOT NULL) - $1::bigint * interval '1 microsecond' - interval '1 minute'
+            """, [String(window.wholeMicroseconds)])
+        baseline = try state.execute("""
+            SELECT (extract(epoch FROM min(completed_at)) * 1000000)::bigint::text AS at
+            FROM changerelay.automation_completion_log WHERE job_id IS NULL
+            """).value("at").flatMap { Int64($0) }.map { PostgresTimestamp(unixMicroseconds: $0) }
+    }
+
+    /// Every completion after `time`.
+    func all(after time: PostgresTimestamp, on db: PostgresConnection) throws(PostgresError)
+        -> [(key: AutomationCache.CompletionKey, time: PostgresTimestamp)]
+    {
+        let rows = try db.query(sources(where: "completed_at > \(Self.instant("$1"))", log: true, table: true),
+                                [String(time.unixMicroseconds)]).rows
+        return rows.compactMap { row in
+            guard let job = row[0], let workflow = row[1], let status = row[2], let micros = row[3].flatMap({ Int64($0) }) else {
+                return nil
+            }
+            return (.init(jobID: job, workflowID: workflow, status: status), PostgresTimestamp(unixMicroseconds: micros))
+        }
+    }
+
+    /// The latest completion of `key` at or before `time` and within the window. The table is
+    /// read only when the window reaches back before the baseline. There the workflow's runs
+    /// are found through the seed's rate-limit index (workflow_id, created_at) by its first
+    /// column only: a run that completed within the window may have been created long before
+    /// it, so no bound on created_at is safe, and every run of the workflow is read.
+    func latest(_ key: AutomationCache.CompletionKey, before time: PostgresTimestamp,
+                on db: PostgresConnection) throws(PostgresError) -> PostgresTimestamp? {
+        let horizon = time.unixMicroseconds - window.wholeMicroseconds
+        let table = baseline.map { horizon < $0.unixMicroseconds } ?? true
+        let matching = """
+            job_id = $1::text AND workflow_id = $2::text AND new_status = $3::text
+            AND completed_at > \(Self.instant("$4")) AND completed_at <= \(Self.instant("$5"))
+            """
+        let statement = sources(where: matching, log: baseline != nil, table: table, tableIndexed: " AND workflow_id = $2::text::uuid")
+        let micros = try db.query(prepared: "changerelay_evicted_completion_\(baseline != nil)_\(table)", """
+            SELECT max(c.at::bigint)::text AS completed FROM (\(statement)) c (j, w, s, at)
+            """, [key.jobID, key.workflowID, key.status, String(horizon), String(time.unixMicroseconds)]).value("completed")
+        return micros.flatMap { Int64($0) }.map { PostgresTimestamp(unixMicroseconds: $0) }
+    }
+
+    /// Job, workflow, status and completion time (microseconds since 1970) of the completions
+    /// that `condition` selects, from the log and from the table as `baseline` says; a
+    /// condition names `job_id`, `workflow_id`, `new_status` and `completed_at`; `tableIndexed`
+    /// is the same condition as the table's own columns can answer it through an index.
+    private func sources(where condition: String, log: Bool, table: Bool, tableIndexed: String = "") -> String {
+        var parts: [String] = []
+        if log, baseline != nil {
+            parts.append("""
+                SELECT job_id, workflow_id, new_status, (extract(epoch FROM completed_at) * 1000000)::bigint::text
+                FROM changerelay.automation_completion_log WHERE job_id IS NOT NULL AND \(condition)
+                """)
+        }
+        if table {
+            let before = baseline.map { " AND completed_at < \(Self.instant(String($0.unixMicroseconds)))" } ?? ""
+            parts.append("""
+                SELECT job_id, workflow_id, new_status, (extract(epoch FROM completed_at) * 1000000)::bigint::text
+                FROM (SELECT trigger_data->>'job_id' AS job_id, workflow_id::text AS workflow_id,
+                             trigger_data->>'new_status' AS new_status, completed_at
+                      FROM public.automation_execution_logs
+                      WHERE status = 'completed' AND \(AutomationCacheLoader.representable)\(before)\(tableIndexed)) e
+                WHERE \(condition)
+                """)
+        }
+        return parts.isEmpty ? "SELECT NULL::text, NULL::text, NULL::text, NULL::text WHERE false" : parts.joined(separator: "\nUNION ALL\n")
+    }
+
+    /// The instant `micros` microseconds after 1970, exactly (`to_timestamp` goes through a
+    /// double), as an expression an index on a timestamptz can use.
+    private static func instant(_ micros: String) -> String {
+        "(timestamptz 'epoch' + \(micros)::bigint * interval '1 microsecond')"
     }
 }

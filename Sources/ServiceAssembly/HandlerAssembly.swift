@@ -52,7 +52,8 @@ enum HandlerAssembly {
             let cache = try AutomationCacheLoader.load(sourceURL: sourceURL, separateStateURL: stateIsSource ? nil : stateURL,
                                                        slot: config.source.slot, window: config.automations.rateLimitWindow,
                                                        logger: handlerLogger)
-            handlers.append(AutomationHandler(.init(baseURL: baseURL, maxAttempts: config.automations.maxAttempts),
+            handlers.append(AutomationHandler(.init(baseURL: baseURL, maxAttempts: config.automations.maxAttempts,
+                                                    logsCompletions: stateIsSource),
                                               cache: cache, logger: handlerLogger))
         }
         if let mode = DualWriteHandler.Mode(rawValue: config.dualWrite.mode.rawValue) {

@@ -208,6 +208,29 @@ private func plan(_ handler: AutomationHandler, _ transaction: Transaction) thro
         #expect(try plan(handler, transaction([jobUpdate(from: "pending", to: "completed")])).deliveries.count == 1)
     }
 
+    /// Each completion the stream brings is appended to the completion log with its commit
+    /// position and the time it counts from, for a restart to load exactly the completions
+    /// committed up to the checkpoint; with a separate state database there is no log.
+    @Test func aCompletionIsLoggedWithItsCommitPosition() throws {
+        let handler = makeHandler()
+        let effects = try plan(handler, transaction([completion(workflow: "w1", status: "completed",
+                                                                 completedAt: "2025-05-07 10:00:00+00")],
+                                                    lsn: 0x2000, seconds: 0))
+        let row = try #require(effects.rows.first)
+        #expect(effects.rows.count == 1 && effects.deliveries.isEmpty)
+        #expect(row.table == AutomationHandler.completionLog)
+        let fields = Dictionary(uniqueKeysWithValues: zip(row.columns, row.values))
+        #expect(fields["commit_lsn"] == "0/2000" && fields["job_id"] == job && fields["workflow_id"] == "w1")
+        #expect(fields["new_status"] == "completed" && fields["completed_at"] == "2025-05-07 10:00:00+00")
+
+        var failed = completion(workflow: "w1", status: "completed")
+        failed.new?.values[2] = .text(ArraySlice("failed".utf8))
+        #expect(try plan(handler, transaction([failed])) == .none)
+        let separate = AutomationHandler(.init(baseURL: "http://127.0.0.1:9/functions/v1", logsCompletions: false),
+                                         cache: AutomationCache(rateLimitWindow: .seconds(3600)), logger: Logger(label: "test"))
+        #expect(try plan(separate, transaction([completion(workflow: "w1", status: "completed")])) == .none)
+    }
+
     /// A completion committed after the job change cannot limit it.
     @Test func aLaterCompletionDoesNotLimitAnEarlierChange() throws {
         let handler = makeHandler()

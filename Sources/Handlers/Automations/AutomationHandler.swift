@@ -20,12 +20,19 @@ public struct AutomationHandler: Handler {
         public var maxAttempts: Int
         public var retryBase: Duration
         public var retryCap: Duration
+        /// Whether each completion the stream brings is appended to `completionLog` with the
+        /// checkpoint: where the state database is the source, the rate limit is rebuilt from
+        /// it after a restart. Elsewhere the dispatcher's completions never reach the stream,
+        /// and the loader reads them from the state database's table instead.
+        public var logsCompletions: Bool
 
-        public init(baseURL: String, maxAttempts: Int = 5, retryBase: Duration = .seconds(1), retryCap: Duration = .seconds(60)) {
+        public init(baseURL: String, maxAttempts: Int = 5, retryBase: Duration = .seconds(1), retryCap: Duration = .seconds(60),
+                    logsCompletions: Bool = true) {
             url = (baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL) + "/automation-executor"
             self.maxAttempts = maxAttempts
             self.retryBase = retryBase
             self.retryCap = retryCap
+            self.logsCompletions = logsCompletions
         }
     }
 
@@ -34,6 +41,7 @@ public struct AutomationHandler: Handler {
     public static let executionLogs = "public.automation_execution_logs"
     public static let logTable = TableName(schema: "public", name: "automation_execution_logs")
     public static let workflowLog = TableName(schema: "changerelay", name: "automation_workflow_log")
+    public static let completionLog = TableName(schema: "changerelay", name: "automation_completion_log")
 
     public let name = "automations"
     public let tables: Set<String> = [Self.jobs, Self.workflowsTable, Self.executionLogs]
@@ -59,8 +67,13 @@ public struct AutomationHandler: Handler {
         case Self.workflowsTable:
             return Effects(rows: try follow(workflowChange: change, at: index, lsn: transaction.commitLSN))
         case Self.executionLogs:
-            try follow(executionChange: change, at: transaction.commitTime)
-            return .none
+            guard let completion = try follow(executionChange: change, at: transaction.commitTime),
+                  settings.logsCompletions else { return .none }
+            return Effects(rows: [PlannedRow(table: Self.completionLog, [
+                "commit_lsn": "\(transaction.commitLSN)", "job_id": completion.key.jobID,
+                "workflow_id": completion.key.workflowID, "new_status": completion.key.status,
+                "completed_at": completion.time.postgresText,
+            ])])
         default:
             return try plan(jobChange: change, at: index, in: transaction)
         }
@@ -132,14 +145,21 @@ public struct AutomationHandler: Handler {
     /// A completion counts from its `completed_at`, as the loader and the database look-up
     /// read it after a restart, so a run decides the same whether it was live or replayed;
     /// never later than the commit that made it visible (a clock ahead of the server's).
-    private func follow(executionChange change: Change, at commitTime: PostgresTimestamp) throws(HandlerError) {
-        guard change.operation == .insert || change.operation == .update, let new = change.new else { return }
+    /// It limits only the job changes after it in commit order, as a restart's loader reads
+    /// it (`completionLog`, kept with its commit position): a `completed_at` can precede a
+    /// job change that commits first.
+    private func follow(executionChange change: Change, at commitTime: PostgresTimestamp) throws(HandlerError)
+        -> (key: AutomationCache.CompletionKey, time: PostgresTimestamp)?
+    {
+        guard change.operation == .insert || change.operation == .update, let new = change.new else { return nil }
         let row = try Fields(change.old.map(new.fillingUnchangedToast) ?? new, handler: name, change: change)
         guard row["status"] == "completed", let workflowID = row["workflow_id"],
               let data = row["trigger_data"].flatMap({ try? JSONParser.parse($0, deepValues: .emptied) }),
-              case .string(let jobID)? = data["job_id"], case .string(let status)? = data["new_status"] else { return }
+              case .string(let jobID)? = data["job_id"], case .string(let status)? = data["new_status"] else { return nil }
         let completed = row["completed_at"].flatMap(PostgresTimestamp.init(timestamptzText:)).map { min($0, commitTime) }
-        cache.recordCompletion(.init(jobID: jobID, workflowID: workflowID, status: status), at: completed ?? commitTime)
+        let key = AutomationCache.CompletionKey(jobID: jobID, workflowID: workflowID, status: status)
+        cache.recordCompletion(key, at: completed ?? commitTime)
+        return (key, completed ?? commitTime)
     }
 
     // MARK: - Job changes
