@@ -7,9 +7,10 @@ set -euo pipefail
 # most of it a time-zone JavaScript library the package depends on). DashboardTests drive the
 # dashboard in headless chromium (over --remote-debugging-pipe, so no Python package is needed);
 # fonts-dejavu-core gives its screenshots a font to render text with. util-linux has taskset, with
-# which the benchmarks pin processes to CPUs.
+# which the benchmarks pin processes to CPUs. git is how SwiftPM fetches the dependencies; AdminServerTests
+# call the curl command line as an independent HTTP client (libcurl4-openssl-dev does not bring it).
 packages=(postgresql-15 postgresql-15-wal2json postgresql-client-15 libpq-dev libcurl4-openssl-dev pkg-config util-linux
-          python3-yaml systemd prometheus chromium fonts-dejavu-core)
+          git curl ca-certificates python3-yaml systemd prometheus chromium fonts-dejavu-core)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -21,7 +21,8 @@ public enum AdminSettingsError: Error, Hashable, CustomStringConvertible {
         case .tokenEmpty(let path):
             "admin.token_file: \(path) is empty"
         case .serverFailed(let listen, let reason):
-            "the admin server on admin.listen = \"\(listen)\" failed (set another address, or \"off\"): \(reason)"
+            "the admin server on admin.listen = \"\(listen)\" failed: \(reason); set another address "
+                + "(CHANGERELAY_ADMIN_LISTEN=127.0.0.1:0 takes a free port) or \"off\""
         }
     }
 }
