@@ -30,9 +30,13 @@ public protocol Handler: Sendable {
     /// it has been read: what is due by then (a buffer whose window closed before it). Its
     /// deliveries carry their own idempotency keys: they belong to no change.
     func committed(_ transaction: Transaction) throws(HandlerError) -> Effects
+    /// It is off, and only follows the stream to keep its logs current for when it is on
+    /// again: it plans no effect, and is not listed among the handlers that run.
+    var isFollowingOnly: Bool { get }
 }
 
 extension Handler {
+    public var isFollowingOnly: Bool { false }
     public var reports: Set<DeliveryLog> { [] }
     public func batchEnded(committed: Bool) {}
     public var staging: Staging? { nil }
@@ -128,7 +132,7 @@ public struct Router: Sendable {
     public var isEmpty: Bool { byTable.isEmpty && timekeepers.isEmpty }
 
     /// The names of the handlers it routes to, as deliveries record them.
-    public var handlerNames: [String] { handlers.map(\.name) }
+    public var handlerNames: [String] { handlers.filter { !$0.isFollowingOnly }.map(\.name) }
 
     /// Every log the handlers' deliveries keep current, each under its own key.
     public let reports: Set<DeliveryLog>

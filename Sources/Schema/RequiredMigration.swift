@@ -108,8 +108,10 @@ public enum RequiredMigration: Sendable {
 
     /// Throws `SetupError.migrationMissing` unless the database has had the migration.
     public func require(neededBy: String, on db: PostgresConnection) throws {
-        guard try db.query("SELECT (\(probe)) AS present", []).value("present") == "t" else {
-            throw SetupError.migrationMissing(file: file, neededBy: neededBy)
-        }
+        guard try isApplied(on: db) else { throw SetupError.migrationMissing(file: file, neededBy: neededBy) }
+    }
+
+    public func isApplied(on db: PostgresConnection) throws(PostgresError) -> Bool {
+        try db.query("SELECT (\(probe)) AS present", []).value("present") == "t"
     }
 }

@@ -59,7 +59,9 @@ public struct ChangeRelayService: Sendable {
         spill = role != .dispatcher ? try config.checkedSpillSettings() : config.spillSettings
         let handlers = try HandlerAssembly.handlers(config, sourceURL: sourceURL, stateURL: stateURL,
                                                     credentials: credentials, logger: logger)
-        if handlers.isEmpty { logger.warning("no handler is configured: changes are read and acknowledged, nothing is sent") }
+        if handlers.allSatisfy(\.isFollowingOnly) {
+            logger.warning("no handler is configured: changes are read and acknowledged, nothing is sent")
+        }
         // Backfills' progress is committed with their chunks' effects, whatever handlers there are.
         router = Router(handlers + [BackfillProgressHandler()])
         deadlines = handlers.compactMap { ($0 as? MessageBufferingHandler)?.state.nextDeadline }

@@ -12,8 +12,12 @@ enum HandlerAssembly {
     /// `functions.base_url` and a service key: enabled without a base URL they stay off
     /// with a warning; with a base URL but no key, `run` refuses to start, since every
     /// request would be sent without its `Authorization` header.
+    ///
+    /// `followingWhatIsOff`: the automations and webhooks, when off, still have their logs
+    /// follow the stream (`automationsFollowing`, `webhooksFollowing`); a replay, which must
+    /// not write the live service's logs, leaves that out.
     static func handlers(_ config: Config, sourceURL: String, stateURL: String, credentials: [String: String],
-                         logger: Logger) throws -> [any Handler] {
+                         followingWhatIsOff: Bool = true, logger: Logger) throws -> [any Handler] {
         var handlers: [any Handler] = []
         try warnOfSourceProblems(config, sourceURL: sourceURL, logger: logger)
         // Asked of the servers, not read from the URLs: the same database can be spelled many ways.
@@ -55,6 +59,9 @@ enum HandlerAssembly {
             handlers.append(AutomationHandler(.init(baseURL: baseURL, maxAttempts: config.automations.maxAttempts,
                                                     logsCompletions: stateIsSource),
                                               cache: cache, logger: handlerLogger))
+        } else if followingWhatIsOff, let following = try automationsFollowing(config, sourceURL: sourceURL, stateURL: stateURL,
+                                                                               stateIsSource: stateIsSource) {
+            handlers.append(following)
         }
         if let mode = DualWriteHandler.Mode(rawValue: config.dualWrite.mode.rawValue) {
             guard stateIsSource else {
@@ -69,9 +76,13 @@ enum HandlerAssembly {
             try RequiredMigration.keptStaging.require(neededBy: "dual_write.mode", on: state)
             handlers.append(DualWriteHandler(mode: mode, logger: Logger(label: "changerelay.dual_write")))
         }
-        if config.webhooks.enabled, let handler = try webhooks(config, sourceURL: sourceURL, stateIsSource: stateIsSource,
-                                                               logger: Logger(label: "changerelay.webhooks")) {
-            handlers.append(handler)
+        if config.webhooks.enabled {
+            if let handler = try webhooks(config, sourceURL: sourceURL, stateIsSource: stateIsSource,
+                                          logger: Logger(label: "changerelay.webhooks")) {
+                handlers.append(handler)
+            }
+        } else if followingWhatIsOff, stateIsSource, let following = try webhooksFollowing(sourceURL: sourceURL) {
+            handlers.append(following)
         }
         if config.messageBuffer.enabled, let baseURL = try functionsBaseURL(for: "message buffers"),
            let handler = try messageBuffering(config, baseURL: baseURL, sourceURL: sourceURL, stateIsSource: stateIsSource,
@@ -147,6 +158,41 @@ enum HandlerAssembly {
         }
         let keys = try PrimaryKeyLoader.load(tables: rules.map { $0.schema + "." + $0.table }, from: source)
         return WebhookHandler(rules: rules, cache: cache, primaryKeys: keys, logger: logger)
+    }
+
+    /// The automations off (or without `functions.base_url`): their workflow log, and their
+    /// completion log where the state database is the source, still follow the stream, so that
+    /// turning them on again plans with the workflows and the rate limit of the checkpoint.
+    /// Otherwise the changes made while they were off were never read, and they fired the
+    /// workflows of the last run before. Only where that is set up (the seed's tables, 011,
+    /// and 030 with state = source); otherwise nothing follows, as before those existed.
+    private static func automationsFollowing(_ config: Config, sourceURL: String, stateURL: String,
+                                             stateIsSource: Bool) throws -> AutomationHandler? {
+        let source = try PostgresConnection(url: sourceURL)
+        let state = stateIsSource ? source : try PostgresConnection(url: stateURL)
+        guard try hasTables(["automation_workflows", "automation_execution_logs"], on: source),
+              try RequiredMigration.automationWorkflowLog.isApplied(on: state),
+              try !stateIsSource || RequiredMigration.automationCompletionLog.isApplied(on: state) else { return nil }
+        let logger = Logger(label: "changerelay.automations")
+        let cache = try AutomationCacheLoader.load(sourceURL: sourceURL, separateStateURL: stateIsSource ? nil : stateURL,
+                                                   slot: config.source.slot, window: config.automations.rateLimitWindow,
+                                                   logger: logger)
+        logger.info("automations are off: only their workflow and completion logs follow the stream")
+        return AutomationHandler(.init(baseURL: "", logsCompletions: stateIsSource), cache: cache, logger: logger,
+                                 followingOnly: true)
+    }
+
+    /// Webhooks off: their config log still follows the stream, as the automations' does
+    /// (`automationsFollowing`), where that is set up (the seed's tables, 012 and 025).
+    private static func webhooksFollowing(sourceURL: String) throws -> WebhookHandler? {
+        let source = try PostgresConnection(url: sourceURL)
+        guard try hasTables(["webhook_configs", "webhook_logs"], on: source),
+              try RequiredMigration.webhooks.isApplied(on: source),
+              try RequiredMigration.webhookDeliveryStaging.isApplied(on: source) else { return nil }
+        let logger = Logger(label: "changerelay.webhooks")
+        let following = WebhookHandler.followingOnly(cache: try WebhookCacheLoader.load(from: source, logger: logger), logger: logger)
+        logger.info("webhooks are off: only their config log follows the stream")
+        return following
     }
 
     /// Says at start what `doctor` would: a seed table out of the publication, one reported

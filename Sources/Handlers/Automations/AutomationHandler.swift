@@ -44,17 +44,26 @@ public struct AutomationHandler: Handler {
     public static let completionLog = TableName(schema: "changerelay", name: "automation_completion_log")
 
     public let name = "automations"
-    public let tables: Set<String> = [Self.jobs, Self.workflowsTable, Self.executionLogs]
-    public let reports: Set<DeliveryLog> = [.automationExecution]
+    public let tables: Set<String>
+    public let reports: Set<DeliveryLog>
     public let settings: Settings
     public let cache: AutomationCache
+    public let isFollowingOnly: Bool
     private let logger: Logger
     private let missingColumns: MissingColumns
 
-    public init(_ settings: Settings, cache: AutomationCache, logger: Logger) {
+    /// `followingOnly`: the automations are off, and only their logs follow the stream
+    /// (workflow changes, and completions where `settings.logsCompletions`): no job change is
+    /// read and nothing is planned or sent, but turning them on again starts from the
+    /// workflows and completions of the checkpoint, not from those of the last run before
+    /// they went off. Its deliveries already queued are not its to send.
+    public init(_ settings: Settings, cache: AutomationCache, logger: Logger, followingOnly: Bool = false) {
         self.settings = settings
         self.cache = cache
         self.logger = logger
+        isFollowingOnly = followingOnly
+        tables = followingOnly ? [Self.workflowsTable, Self.executionLogs] : [Self.jobs, Self.workflowsTable, Self.executionLogs]
+        reports = followingOnly ? [] : [.automationExecution]
         missingColumns = MissingColumns(handler: "automations", logger: logger)
     }
 
@@ -74,8 +83,10 @@ public struct AutomationHandler: Handler {
                 "workflow_id": completion.key.workflowID, "new_status": completion.key.status,
                 "completed_at": completion.time.postgresText,
             ])])
-        default:
+        case Self.jobs where !isFollowingOnly:
             return try plan(jobChange: change, at: index, in: transaction)
+        default:
+            return .none
         }
     }
 

@@ -28,13 +28,9 @@ public struct WebhookHandler: Handler {
 
     public let name = "webhooks"
     public let tables: Set<String>
-    public let reports: Set<DeliveryLog> = [.webhookLog]
-    public let staging: Staging? = Staging(table: Self.stagingTable,
-                                           statements: "EXECUTE changerelay_queue_webhook_deliveries",
-                                           sessionSetup: """
-                                               SELECT changerelay.create_webhook_deliveries_staging();
-                                               SELECT changerelay.prepare_webhook_deliveries()
-                                               """)
+    public let reports: Set<DeliveryLog>
+    public let staging: Staging?
+    public let isFollowingOnly: Bool
     public let cache: WebhookConfigCache
     private let rules: [String: [WebhookRule]]
     /// The seed makes four of the rules' tables REPLICA IDENTITY FULL (their bodies carry the
@@ -47,6 +43,24 @@ public struct WebhookHandler: Handler {
 
     /// `rules` are the built-in ones followed by the operator's.
     public init(rules: [WebhookRule], cache: WebhookConfigCache, primaryKeys: PrimaryKeys = PrimaryKeys(), logger: Logger) {
+        self.init(rules: rules, cache: cache, primaryKeys: primaryKeys, logger: logger, sends: true)
+    }
+
+    /// Webhooks that are off: only the config log follows the stream, so that turning them on
+    /// again starts from the configs of the checkpoint, not from those of the last run before
+    /// they went off. Nothing is planned; deliveries already queued are not its to send.
+    public static func followingOnly(cache: WebhookConfigCache, logger: Logger) -> WebhookHandler {
+        WebhookHandler(rules: [], cache: cache, primaryKeys: PrimaryKeys(), logger: logger, sends: false)
+    }
+
+    private init(rules: [WebhookRule], cache: WebhookConfigCache, primaryKeys: PrimaryKeys, logger: Logger, sends: Bool) {
+        isFollowingOnly = !sends
+        reports = sends ? [.webhookLog] : []
+        staging = sends ? Staging(table: Self.stagingTable, statements: "EXECUTE changerelay_queue_webhook_deliveries",
+                                  sessionSetup: """
+                                      SELECT changerelay.create_webhook_deliveries_staging();
+                                      SELECT changerelay.prepare_webhook_deliveries()
+                                      """) : nil
         self.rules = Dictionary(grouping: rules, by: \.qualifiedTable)
         conditionColumns = self.rules.mapValues { Set($0.compactMap(\.condition?.column)).sorted() }
         tables = Set(rules.map(\.qualifiedTable)).union([Self.configsTable])

@@ -24,7 +24,7 @@ enum ReplayAssembly {
         replayed.webhooks.enabled = false
         var handlers: [ReplayedHandler] = []
         for handler in try HandlerAssembly.handlers(replayed, sourceURL: sourceURL, stateURL: stateURL,
-                                                    credentials: credentials, logger: logger) {
+                                                    credentials: credentials, followingWhatIsOff: false, logger: logger) {
             // Only the handlers whose effects replay knows how to keep once (`ReplayHandlerSelection.known`).
             guard wanted.contains(handler.name) else {
                 logger.info("replay leaves out a handler it does not know", metadata: ["handler": "\(handler.name)"])
