@@ -25,7 +25,7 @@ public struct EchoHandler: Handler {
     public func plan(_ change: Change, at index: Int, in transaction: Transaction) throws(HandlerError) -> Effects {
         let body: String
         do { body = try ChangeRenderer.line(change, of: transaction) } catch {
-            throw HandlerError(handler: name, table: change.schema + "." + change.table, key: change.keyText,
+            throw HandlerError(handler: name, table: change.schema + "." + change.table, key: change.loggedKey,
                                reason: error.description)
         }
         let entity = change.schema + "." + change.table + (primaryKeys.recordKey(of: change).map { ":" + $0 } ?? "")

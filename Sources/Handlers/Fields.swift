@@ -18,7 +18,7 @@ struct Fields {
             case .null: break
             case .unchangedToast: unchanged.insert(column.name)
             case .binary:
-                throw HandlerError(handler: handler, table: change.schema + "." + change.table, key: change.keyText,
+                throw HandlerError(handler: handler, table: change.schema + "." + change.table, key: change.loggedKey,
                                    reason: "column \(column.name) arrived in binary form; run without pgoutput binary mode")
             }
         }

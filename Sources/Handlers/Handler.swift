@@ -169,6 +169,16 @@ public struct Router: Sendable {
 }
 
 extension Change {
+    /// What names the row in a log line or a `HandlerError`: its replica identity, except
+    /// that a row sent whole as its identity (REPLICA IDENTITY FULL through pgoutput, which
+    /// flags every column as a key) is named by its `id` column when it has one, as every
+    /// seed table does: a warning about one column otherwise carried every value of the row.
+    public var loggedKey: String? {
+        guard let row = new ?? old, row.columns.count > 1, row.columns.allSatisfy(\.isKey),
+              let id = keyText(columns: ["id"]) else { return keyText }
+        return id
+    }
+
     /// The row's replica-identity values (`id=7`), from the new row or else the old one:
     /// what tells one entity from another in keys and logs. With REPLICA IDENTITY FULL that
     /// is every column, so a long one is bounded (`BoundedKey`): it goes into ordering keys.

@@ -27,7 +27,7 @@ final class MissingColumns: Sendable {
         if first {
             logger.warning("changes are skipped: the table has no column the handler decides by (renamed or dropped?)", metadata: [
                 "handler": "\(handler)", "table": "\(table)", "missing": "\(missing.joined(separator: ", "))",
-                "lsn": "\(change.lsn)", "key": "\(change.keyText ?? "?")",
+                "lsn": "\(change.lsn)", "key": "\(change.loggedKey ?? "?")",
             ])
         }
         return missing

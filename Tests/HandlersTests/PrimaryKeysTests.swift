@@ -27,6 +27,20 @@ import Testing
         #expect(inserted.keyText != updated.keyText)
     }
 
+    /// A log line or a handler's error names a row sent whole by its `id`, not by every value
+    /// it holds; a row with a narrower identity, or no `id`, by its identity.
+    @Test func aRowSentWholeIsNamedInLogsByItsID() {
+        let whole = Self.change(.insert, new: [("id", Self.text("7")), ("email", Self.text("ada@example.com"))])
+        #expect(whole.loggedKey == "id=7")
+        #expect(whole.keyText == "id=7,email=ada@example.com", "keys and ordering keep the whole identity")
+        let noID = Self.change(.insert, new: [("a", Self.text("1")), ("b", Self.text("2"))])
+        #expect(noID.loggedKey == "a=1,b=2")
+        let narrow = Change(lsn: LSN(0), schema: "public", table: "t", operation: .insert,
+                            new: Row(columns: [Column(name: "code", typeOID: 25, isKey: true), Column(name: "id", typeOID: 25, isKey: false)],
+                                     values: [Self.text("x"), Self.text("9")]))
+        #expect(narrow.loggedKey == "code=x")
+    }
+
     /// A table not known, or a row without the key's values, falls back to the replica identity.
     @Test func withoutTheKeysValuesTheReplicaIdentityNamesTheRecord() {
         let unknown = Change(lsn: LSN(0), schema: "public", table: "other", operation: .insert,

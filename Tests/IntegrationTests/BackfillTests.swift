@@ -108,6 +108,8 @@ import Testing
             (["--table", "unpublished"], "public.unpublished is not in publication changerelay_pub"),
             (["--table", "no_such_table"], "no table no_such_table on the source"),
             (["--table", "a.b.c.d"], "no table a.b.c.d on the source"),
+            // Three parts read as database.schema.table, which the server refuses as cross-database.
+            (["--table", "otherdb.public.items"], "no table otherdb.public.items on the source"),
             (["--table", "\"open"], "no table \"open on the source"),
             (["--table", "nothing_identity"], "replica identity (NOTHING)"),
             (["--table", "items", "--where", "no_such_column > 1"], "--where for public.items is refused by the server"),

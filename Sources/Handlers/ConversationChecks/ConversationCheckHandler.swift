@@ -139,6 +139,6 @@ public struct ConversationCheckHandler: Handler {
     }
 
     private func failure(_ change: Change, _ reason: String) -> HandlerError {
-        HandlerError(handler: name, table: change.schema + "." + change.table, key: change.keyText, reason: reason)
+        HandlerError(handler: name, table: change.schema + "." + change.table, key: change.loggedKey, reason: reason)
     }
 }

@@ -162,7 +162,7 @@ public struct DualWriteHandler: Handler {
     }
 
     private func failure(_ change: Change, _ reason: String) -> HandlerError {
-        HandlerError(handler: name, table: Self.table, key: change.keyText, reason: reason)
+        HandlerError(handler: name, table: Self.table, key: change.loggedKey, reason: reason)
     }
 }
 
@@ -192,7 +192,7 @@ private struct RowValues {
         // Under DEFAULT a key change brings the old key alone: reading the column from it
         // would project the week with no habits.
         for column in Self.projected where fields.isUnchanged(column) && !(self.old?.carries(column) ?? false) {
-            throw HandlerError(handler: handler, table: DualWriteHandler.table, key: change.keyText,
+            throw HandlerError(handler: handler, table: DualWriteHandler.table, key: change.loggedKey,
                                reason: "\(column) was left out as unchanged TOAST and "
                                 + (self.old == nil ? "there is no old row" : "the old row does not carry it")
                                 + ": habit_tracker needs REPLICA IDENTITY FULL")

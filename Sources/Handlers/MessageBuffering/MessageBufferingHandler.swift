@@ -80,7 +80,7 @@ public struct MessageBufferingHandler: Handler {
         }
         var record = JSONWriter(capacity: 256, storableAsJSONB: true)
         do { try ChangeRenderer.appendRow(row, of: change, to: &record) } catch {
-            throw HandlerError(handler: name, table: Self.messagesTable, key: change.keyText, reason: error.description)
+            throw HandlerError(handler: name, table: Self.messagesTable, key: change.loggedKey, reason: error.description)
         }
         let message = BufferBook.Message(id: id, record: record.string, content: fields["content"] ?? "")
         let arrival = state.update { state in

@@ -193,7 +193,7 @@ public struct WebhookHandler: Handler {
             case .text(let bytes): texts[column.name] = String(decoding: bytes, as: UTF8.self)
             case .null, .unchangedToast: break
             case .binary:
-                throw HandlerError(handler: handler, table: change.schema + "." + change.table, key: change.keyText,
+                throw HandlerError(handler: handler, table: change.schema + "." + change.table, key: change.loggedKey,
                                    reason: "column \(column.name) arrived in binary form; run without pgoutput binary mode")
             }
         }
@@ -219,7 +219,7 @@ public struct WebhookHandler: Handler {
             writer.key("old_record")
             if let old = change.old { try ChangeRenderer.appendRow(old, of: change, to: &writer) } else { writer.null() }
         } catch {
-            throw HandlerError(handler: handler, table: change.schema + "." + change.table, key: change.keyText,
+            throw HandlerError(handler: handler, table: change.schema + "." + change.table, key: change.loggedKey,
                                reason: error.description)
         }
         if let new { ChangeRenderer.appendUnchangedToast(of: new, to: &writer) }

@@ -72,8 +72,9 @@ public struct BackfillCatalog {
                 WHERE c.oid = to_regclass($1) AND c.relkind IN ('r', 'p')
                 """, [name])
         } catch {
-            // A name to_regclass cannot even parse (`a.b.c.d`, an open quote) names no table.
-            guard error.sqlState?.hasPrefix("42") == true || error.sqlState?.hasPrefix("22") == true else { throw error }
+            // A name to_regclass cannot even parse (`a.b.c.d`, an open quote) names no table;
+            // nor does one in another database (`db.schema.table`: 0A000, not supported).
+            guard let state = error.sqlState, ["42", "22", "0A"].contains(where: state.hasPrefix) else { throw error }
             throw BackfillRefusal.unknownTable(name)
         }
         guard let schema = found.value("nspname"), let relation = found.value("relname"),
