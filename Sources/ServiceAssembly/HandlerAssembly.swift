@@ -93,7 +93,9 @@ enum HandlerAssembly {
             guard !config.echo.tables.isEmpty else {
                 throw ConfigError(key: "handlers.echo.tables", origin: "configuration", reason: "is empty while handlers.echo.url is set")
             }
-            let keys = try PrimaryKeyLoader.load(tables: config.echo.tables, from: PostgresConnection(url: sourceURL))
+            let source = try PostgresConnection(url: sourceURL)
+            try warnOfUnfollowedEchoTables(config.echo.tables, publication: config.source.publication, on: source, logger: logger)
+            let keys = try PrimaryKeyLoader.load(tables: config.echo.tables, from: source)
             handlers.append(EchoHandler(url: url, tables: config.echo.tables, retryPolicy: .exponential(
                 base: .milliseconds(500), cap: config.echo.retryCap, maxAttempts: config.echo.maxAttempts, jitter: .full),
                 primaryKeys: keys))
@@ -193,6 +195,48 @@ enum HandlerAssembly {
         let following = WebhookHandler.followingOnly(cache: try WebhookCacheLoader.load(from: source, logger: logger), logger: logger)
         logger.info("webhooks are off: only their config log follows the stream")
         return following
+    }
+
+    /// An echo table whose changes the stream never brings under the name it is listed by is
+    /// said at start, with the fix: echo follows changes by the name they arrive under, and
+    /// would otherwise pass over it in silence. A table the source lacks; one out of the
+    /// publication; a partitioned table published as its partitions (without
+    /// `publish_via_partition_root`), or a partition published as its root (with it).
+    static func warnOfUnfollowedEchoTables(_ tables: [String], publication: String, on source: PostgresConnection,
+                                            logger: Logger) throws(PostgresError) {
+        let found = try source.query("""
+            SELECT t.name, c.relkind::text AS kind, c.relispartition AS partition,
+                   EXISTS (SELECT FROM pg_publication_tables p
+                           WHERE p.pubname = $2 AND p.schemaname = n.nspname AND p.tablename = c.relname) AS published,
+                   coalesce((SELECT pubviaroot FROM pg_publication WHERE pubname = $2), false) AS via_root
+            FROM unnest($1::text[]) t (name)
+            LEFT JOIN pg_namespace n ON n.nspname = split_part(t.name, '.', 1)
+            LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = substr(t.name, length(split_part(t.name, '.', 1)) + 2)
+                                  AND c.relkind IN ('r', 'p')
+            """, [postgresArrayLiteral(tables), publication])
+        for row in found.rows {
+            guard let name = row[0], row[3] != "t" else { continue }
+            let reason: String
+            let fix: String
+            let alter = "ALTER PUBLICATION \(quoteIdentifier(publication))"
+            if row[1] == nil {
+                reason = "the source has no such table"
+                fix = "create it, or take it out of handlers.echo.tables"
+            } else if row[1] == "p", row[4] != "t" {
+                reason = "it is partitioned, and the publication sends its changes under its partitions' names"
+                fix = "\(alter) SET (publish_via_partition_root = true), or list the partitions in handlers.echo.tables"
+            } else if row[2] == "t", row[4] == "t" {
+                reason = "it is a partition, and the publication sends its changes under its root's name"
+                fix = "list the root in handlers.echo.tables"
+            } else {
+                reason = "it is not in the publication"
+                let parts = name.split(separator: ".", maxSplits: 1).map(String.init)
+                fix = "\(alter) ADD TABLE " + parts.map(quoteIdentifier).joined(separator: ".")
+            }
+            logger.warning("an echo table's changes never reach the echo handler: \(reason)", metadata: [
+                "table": "\(name)", "fix": "\(fix)",
+            ])
+        }
     }
 
     /// Says at start what `doctor` would: a seed table out of the publication, one reported

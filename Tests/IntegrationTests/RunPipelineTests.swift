@@ -483,6 +483,33 @@ import Testing
                 "\(run.stderr.suffix(2000))")
     }
 
+    /// Echo follows changes by the name they arrive under: a listed table the stream never
+    /// names is said at start with its fix, instead of never being sent.
+    @Test func echoTablesTheStreamNeverNamesAreNamedInAWarning() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        try setup.db.execute("""
+            CREATE TABLE parted (id int PRIMARY KEY) PARTITION BY RANGE (id);
+            CREATE TABLE parted_low PARTITION OF parted FOR VALUES FROM (0) TO (100);
+            CREATE TABLE unpublished (id int PRIMARY KEY);
+            ALTER PUBLICATION changerelay_pub ADD TABLE parted;
+            """)
+        var environment = setup.environment
+        environment["CHANGERELAY_HANDLERS_ECHO_TABLES"] = "public.items,public.parted,public.parted_low,public.unpublished,public.gone"
+        let run = try Background(["run"], environment: environment)
+        try run.waitFor("streaming") { _ in run.stderr.contains("streaming") }
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0, "\(run.stderr.suffix(2000))")
+        let warnings = run.stderr.split(separator: "\n").filter { $0.contains("an echo table's changes never reach") }
+        func warned(_ table: String, _ words: String) -> Bool {
+            warnings.contains { $0.contains("table=\(table) ") && $0.contains(words) }
+        }
+        #expect(warnings.count == 3, "\(warnings)")
+        #expect(warned("public.parted", "publish_via_partition_root = true"))
+        #expect(warned("public.unpublished", "it is not in the publication") && warned("public.unpublished", "ADD TABLE"))
+        #expect(warned("public.gone", "the source has no such table"))
+    }
+
     /// A database that has not had 009 is refused by name, not by the first claim failing.
     @Test func aDatabaseWithoutTheRequeueMigrationIsRefusedByName() throws {
         let setup = try RunPipelineTests.prepare()
