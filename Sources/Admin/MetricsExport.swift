@@ -72,6 +72,8 @@ final class ScrapedGauges: Sendable {
         pendingHandlers = Mutex(Set(handlers))
         checkpoint = registry.makeGauge(descriptor: Self.described(
             Self.checkpointName, "The slot's checkpoint: the end LSN of the last transaction whose effects are committed"))
+        // Unknown until the state database has answered once: 0 would read as a position, beside a lag of NaN.
+        checkpoint.set(.nan)
         lag = registry.makeGauge(descriptor: Self.described(
             Self.lagName, "The source server's WAL end (pg_current_wal_lsn) minus the furthest of the checkpoint and the slot's confirmed position"))
         buffers = registry.makeGauge(descriptor: Self.described(

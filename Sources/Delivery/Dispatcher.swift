@@ -176,7 +176,7 @@ public final class Dispatcher: Sendable {
                     // wait until it is accepted, and the error names the table and the rule.
                     logger.warning(cause.sqlState == nil ? "state database unavailable; retrying"
                                        : "the state database refused the dispatcher's statement; every delivery waits until it is accepted; retrying",
-                                   metadata: ["error": "\(cause)", "retry_in": "\(delay)"])
+                                   metadata: ["error": "\(cause)", "retry_in_ms": "\(delay.wholeMilliseconds)"])
                     // Once stopping, the signal (readable for good) must not cut the pause short:
                     // a lost state database is not hammered while the drain runs out.
                     if stop.isRequested { sleepThread(for: delay) } else { stop.sleep(for: delay) }
