@@ -1,4 +1,5 @@
 import Decoding
+import Logging
 import Replication
 import Synchronization
 
@@ -6,7 +7,9 @@ import Synchronization
 /// first user type a relation names, each answer kept for the stream. A domain's base type
 /// cannot change (`ALTER DOMAIN` has no such form), so an answer never goes stale while the
 /// domain lives. A catalog that cannot be read leaves the type as it is, and asks again next
-/// time: the value then renders as a string, as a domain always did.
+/// time: the value then renders as a string, as a domain always did. So does a type dropped
+/// since the change was written (a backlog read after `DROP DOMAIN`): that is said once per
+/// type, since the same change read before the drop rendered as its base type.
 public final class DomainLookup: Sendable {
     private struct State {
         var connection: PostgresConnection?
@@ -15,6 +18,7 @@ public final class DomainLookup: Sendable {
 
     private let url: String
     private let state = Mutex(State())
+    private let logger = Logger(label: "changerelay.source")
 
     init(url: String) {
         self.url = url
@@ -41,9 +45,14 @@ public final class DomainLookup: Sendable {
             do {
                 let connection = try state.connection ?? PostgresConnection(url: url)
                 state.connection = connection
-                let type = try connection.query(prepared: "changerelay_domain_base",
-                                                "SELECT \(Self.baseType(of: "$1::oid"))::text AS base", [String(oid)])
-                    .value("base").flatMap(UInt32.init) ?? oid
+                let found = try connection.query(prepared: "changerelay_domain_base", """
+                    SELECT \(Self.baseType(of: "$1::oid"))::text AS base, EXISTS (SELECT FROM pg_type WHERE oid = $1::oid) AS known
+                    """, [String(oid)])
+                let type = found.value("base").flatMap(UInt32.init) ?? oid
+                if found.value("known") != "t" {
+                    logger.warning("a column's type is no longer in the source's catalog (dropped since the change was written): its values are rendered as strings",
+                                   metadata: ["type_oid": "\(oid)"])
+                }
                 state.bases[oid] = type
                 return type
             } catch {
