@@ -3,6 +3,7 @@ import Glibc
 #endif
 import CLibPQ
 import Core
+import Logging
 
 /// One libpq connection. libpq handles are not thread-safe: an instance is used by
 /// one task or thread at a time, and closes its handle when released.
@@ -39,6 +40,7 @@ public final class PostgresConnection: @unchecked Sendable {
         guard PQstatus(connection) == CONNECTION_OK else {
             throw PostgresError(.connectionFailed, Self.lastError(connection), endpoint: endpoint)
         }
+        PQsetNoticeReceiver(connection, Self.noticeReceiver, nil)
         if PQparameterStatus(connection, "server_encoding").map({ String(cString: $0) }) == "SQL_ASCII",
            PQsetClientEncoding(connection, "SQL_ASCII") != 0 {
             throw PostgresError(.connectionFailed, Self.lastError(connection), endpoint: endpoint)
@@ -237,10 +239,28 @@ public final class PostgresConnection: @unchecked Sendable {
         return PostgresError(kind, Self.lastError(handle), endpoint: endpoint, statement: statement)
     }
 
+    /// A field of an error or notice (`C` its SQLSTATE, `M` its message, `V` its severity).
+    private static func field(_ code: Character, of result: OpaquePointer) -> String? {
+        PQresultErrorField(result, Int32(code.asciiValue!)).map { String(cString: $0).trimmingTrailingWhitespace }
+    }
+
+    private static let noticeLogger = Logger(label: "changerelay.postgres")
+
+    /// Where the server's notices go: to the log, a WARNING as a warning and the rest
+    /// (`NOTICE`, `INFO`: a scheduled job's `RAISE NOTICE`, "already exists, skipping") at
+    /// debug. libpq's default printed each raw on standard error, between the log's records
+    /// (breaking a JSON log's one object a line), and a job raising 20 000 flooded it.
+    private static let noticeReceiver: PQnoticeReceiver = { _, result in
+        guard let result else { return }
+        let severity = field("V", of: result) ?? "NOTICE"
+        noticeLogger.log(level: severity == "WARNING" ? .warning : .debug, "the server sent a notice", metadata: [
+            "severity": "\(severity)", "message": "\(field("M", of: result) ?? "")",
+            "sqlstate": "\(field("C", of: result) ?? "")",
+        ])
+    }
+
     func resultError(_ result: OpaquePointer, statement: String?) -> PostgresError {
-        func field(_ code: Character) -> String? {
-            PQresultErrorField(result, Int32(code.asciiValue!)).map { String(cString: $0).trimmingTrailingWhitespace }
-        }
+        func field(_ code: Character) -> String? { Self.field(code, of: result) }
         let state = field("C")
         let message: String
         if let primary = field("M") {

@@ -22,7 +22,8 @@ public struct CronSchedule: Sendable, Hashable, CustomStringConvertible {
     private let dayOfWeekRestricted: Bool
 
     public init(parsing text: String) throws(CronError) {
-        let parts = text.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+        // Any white space separates, a line break too: a TOML multi-line string ends in one.
+        let parts = text.split(whereSeparator: \.isWhitespace).map(String.init)
         guard parts.count == CronField.allCases.count else {
             throw CronError(field: nil, reason: "expected 5 fields (minute hour day-of-month month day-of-week), got \(parts.count)")
         }
@@ -95,15 +96,15 @@ public struct CronSchedule: Sendable, Hashable, CustomStringConvertible {
     private static func values(_ text: String, _ field: CronField) throws(CronError) -> CronValues {
         var values = CronValues()
         for item in text.split(separator: ",", omittingEmptySubsequences: false) {
-            guard !item.isEmpty else { throw CronError(field: field, reason: "empty item in '\(text)'") }
+            guard !item.isEmpty else { throw CronError(field: field, reason: "empty item in \(quotedExcerpt(text))") }
             let pieces = item.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
             var step = 1
             if pieces.count == 2 {
                 guard pieces[1].utf8.allSatisfy({ (0x30...0x39).contains($0) }), let number = Int(pieces[1]), number >= 1 else {
-                    throw CronError(field: field, reason: "step '\(pieces[1])' in '\(item)' is not a positive number")
+                    throw CronError(field: field, reason: "step \(quotedExcerpt(String(pieces[1]))) in \(quotedExcerpt(String(item))) is not a positive number")
                 }
                 guard number <= field.range.count else {
-                    throw CronError(field: field, reason: "step \(number) in '\(item)' is larger than the field's range \(field.range.lowerBound)-\(field.range.upperBound)")
+                    throw CronError(field: field, reason: "step \(number) in \(quotedExcerpt(String(item))) is larger than the field's range \(field.range.lowerBound)-\(field.range.upperBound)")
                 }
                 step = number
             }
@@ -112,12 +113,15 @@ public struct CronSchedule: Sendable, Hashable, CustomStringConvertible {
             if base == "*" {
                 range = field == .dayOfWeek ? 0...6 : field.range
             } else if let dash = base.firstIndex(of: "-") {
+                guard dash != base.startIndex, base.index(after: dash) != base.endIndex else {
+                    throw CronError(field: field, reason: "range \(quotedExcerpt(String(base))) lacks a bound (no value is negative)")
+                }
                 let low = try value(base[..<dash], field), high = try value(base[base.index(after: dash)...], field)
-                guard low <= high else { throw CronError(field: field, reason: "range '\(base)' goes backwards") }
+                guard low <= high else { throw CronError(field: field, reason: "range \(quotedExcerpt(String(base))) goes backwards") }
                 range = low...high
             } else {
                 guard pieces.count == 1 else {
-                    throw CronError(field: field, reason: "a step needs '*' or a range before it, got '\(item)'")
+                    throw CronError(field: field, reason: "a step needs '*' or a range before it, got \(quotedExcerpt(String(item)))")
                 }
                 let single = try value(base, field)
                 range = single...single
@@ -130,9 +134,13 @@ public struct CronSchedule: Sendable, Hashable, CustomStringConvertible {
     private static func value(_ text: Substring, _ field: CronField) throws(CronError) -> Int {
         if let index = field.names.firstIndex(of: text.uppercased()) { return field.range.lowerBound + index }
         // Digits only: `Int` also reads `+5`, which no cron accepts.
-        guard !text.isEmpty, text.utf8.allSatisfy({ (0x30...0x39).contains($0) }), let number = Int(text) else {
+        let digits = !text.isEmpty && text.utf8.allSatisfy({ (0x30...0x39).contains($0) })
+        guard digits, let number = Int(text) else {
+            if digits {
+                throw CronError(field: field, reason: "\(quotedExcerpt(String(text))) is out of range \(field.range.lowerBound)-\(field.range.upperBound)")
+            }
             let names = field.names.isEmpty ? "" : " or a name (\(field.names.first!)…\(field.names.last!))"
-            throw CronError(field: field, reason: "'\(text)' is not a number\(names)")
+            throw CronError(field: field, reason: "\(quotedExcerpt(String(text))) is not a number\(names)")
         }
         guard field.range.contains(number) else {
             throw CronError(field: field, reason: "\(number) is out of range \(field.range.lowerBound)-\(field.range.upperBound)")

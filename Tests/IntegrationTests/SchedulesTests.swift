@@ -1,4 +1,5 @@
 import Core
+import Decoding
 import EmbeddedPostgres
 import Foundation
 import Replication
@@ -141,6 +142,28 @@ import Testing
         #expect(run.child.poll() == nil, "the service stopped: \(run.stderr.suffix(2000))")
         run.child.signal(SIGTERM)
         #expect(run.waitForExit() == 0, "\(run.stderr.suffix(2000))")
+    }
+
+    /// The server's notices go to the log, not raw to standard error: a JSON log stays one
+    /// object a line, a WARNING is a warning record, and a NOTICE is kept for debug.
+    @Test func aJobsNoticesGoToTheLog() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        try Self.seedOldRun(setup.db, job: "noisy")
+        let path = try Self.configFile(Self.entry("noisy", cron: "0 3 * * *",
+                                                  sql: "DO $$ BEGIN RAISE NOTICE 'quiet note'; RAISE WARNING 'loud note'; END $$"))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var environment = setup.environment
+        environment["CHANGERELAY_LOG_FORMAT"] = "json"
+        let run = try Background(["run", "--config", path], environment: environment)
+        try RunPipelineTests.waitFor("the run", timeout: .seconds(30)) { try Self.finished(setup.db, job: "noisy") }
+        try RunPipelineTests.waitFor("the warning in the log", timeout: .seconds(10)) { run.stderr.contains("loud note") }
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0, "\(run.stderr.suffix(2000))")
+        let lines = run.stderr.split(separator: "\n")
+        for line in lines { #expect((try? JSONParser.parse(Array(line.utf8))) != nil, "not JSON: \(line)") }
+        #expect(lines.contains { $0.contains("loud note") && $0.contains(#""level":"warning""#) }, "\(run.stderr.suffix(2000))")
+        #expect(!run.stderr.contains("quiet note"))
     }
 
     /// A job's session is kept for its next runs and shared with the other jobs on its

@@ -118,11 +118,21 @@ func utc(_ text: String) -> Date {
         BadCase(cron: "*/61 * * * *", error: #"cron field "minute": step 61 in '*/61' is larger than the field's range 0-59"#),
         BadCase(cron: "5/10 * * * *", error: #"cron field "minute": a step needs '*' or a range before it, got '5/10'"#),
         BadCase(cron: "1,,2 * * * *", error: #"cron field "minute": empty item in '1,,2'"#),
-        BadCase(cron: "1- * * * *", error: #"cron field "minute": '' is not a number"#),
-        BadCase(cron: "-1 * * * *", error: #"cron field "minute": '' is not a number"#),
+        BadCase(cron: "1- * * * *", error: #"cron field "minute": range '1-' lacks a bound (no value is negative)"#),
+        BadCase(cron: "-1 * * * *", error: #"cron field "minute": range '-1' lacks a bound (no value is negative)"#),
+        BadCase(cron: "99999999999999999999 * * * *", error: #"cron field "minute": '99999999999999999999' is out of range 0-59"#),
+        // A control character is shown escaped, never raw: it could forge a second log line.
+        BadCase(cron: "0 0 * * 1\u{7}", error: #"cron field "day-of-week": '1\u{07}' is not a number or a name (SUN…SAT)"#),
         BadCase(cron: "0 0 30 2 *", error: #"cron field "day-of-month": day 30 never occurs in the months of the month field"#),
         BadCase(cron: "0 0 31 4,6 *", error: #"cron field "day-of-month": day 31 never occurs in the months of the month field"#),
     ]
+
+    /// Any white space separates fields: a TOML multi-line string ends in a line break, and
+    /// a file written on Windows in a carriage return too.
+    @Test func lineBreaksSeparateFieldsAsSpacesDo() throws {
+        #expect(try CronSchedule(parsing: "0 0 * * *\r\n") == CronSchedule(parsing: "0 0 * * *"))
+        #expect(try CronSchedule(parsing: "0\t0 *\n* *") == CronSchedule(parsing: "0 0 * * *"))
+    }
 
     @Test(arguments: badCases)
     func badExpressionsNameTheirField(_ test: BadCase) {
