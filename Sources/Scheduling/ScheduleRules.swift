@@ -46,17 +46,27 @@ public struct ScheduleRules: Sendable {
     /// When each job's last run handled here finished: ticks before it fell inside that run.
     private var lastFinished: [String: Date] = [:]
 
-    /// `lastDue` is the latest `due_at` recorded for each job that has run.
-    public init(jobs: [Job], lastDue: [String: Date], now: Date) {
+    /// `lastDue` is the latest `due_at` recorded for each job that has run; `lastRunSpans`,
+    /// when that run started and finished (`.distantFuture` for one still going): a tick
+    /// that fell due within it was skipped by its own overrun, not missed while nothing was
+    /// up, and a start does not run it.
+    public init(jobs: [Job], lastDue: [String: Date], lastRunSpans: [String: ClosedRange<Date>] = [:], now: Date) {
         self.jobs = jobs
         for job in jobs {
             let latest = job.cron.previous(atOrBefore: now)
-            if let last = lastDue[job.name], latest > last {
+            if let last = lastDue[job.name], latest > last, !(lastRunSpans[job.name]?.contains(latest) ?? false) {
                 nextDue[job.name] = latest
             } else {
                 nextDue[job.name] = job.cron.next(after: now)
             }
         }
+    }
+
+    /// `tick` was claimed by an instance that died before finishing it (its run was rolled
+    /// back): its job is due again under that tick, at once, unless it is due earlier.
+    public mutating func catchUp(_ tick: ScheduleTick) {
+        guard let due = nextDue[tick.job] else { return }
+        nextDue[tick.job] = min(due, tick.dueAt)
     }
 
     /// The ticks due at `now`, earliest first (jobs due at the same minute in the order given).

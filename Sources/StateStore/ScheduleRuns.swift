@@ -114,32 +114,20 @@ public enum ScheduleRuns {
         }
     }
 
-    /// `forgetInterrupted` and `lastDue` in one transaction: read apart, a failure between
+    /// `forgetInterrupted` and `lastRuns` in one transaction: read apart, a failure between
     /// them made the next try find no interrupted run, and the job lost its catch-up.
-    public static func startingState(on db: PostgresConnection) throws(PostgresError)
-        -> (interrupted: [(schedule: String, dueAt: Date)], lastDue: [String: Date])
+    public static func sweep(on db: PostgresConnection) throws(PostgresError)
+        -> (interrupted: [(schedule: String, dueAt: Date)], lastRuns: [String: LastRun])
     {
         try db.execute("BEGIN")
         do {
-            let state = (try forgetInterrupted(on: db), try lastDue(on: db))
+            let state = (try forgetInterrupted(on: db), try lastRuns(on: db))
             try db.execute("COMMIT")
             return state
         } catch {
             _ = try? db.execute("ROLLBACK")
             throw error
         }
-    }
-
-    /// The latest due time recorded for each job that has run.
-    public static func lastDue(on db: PostgresConnection) throws(PostgresError) -> [String: Date] {
-        var result: [String: Date] = [:]
-        for row in try db.query("""
-            SELECT schedule, extract(epoch FROM max(due_at))::float8 FROM changerelay.schedule_runs GROUP BY schedule
-            """, []).rows {
-            guard let name = row[0], let due = row[1].flatMap(Double.init) else { continue }
-            result[name] = Date(timeIntervalSince1970: due)
-        }
-        return result
     }
 
     /// The latest run of each job, by name.

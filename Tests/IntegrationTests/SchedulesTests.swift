@@ -249,6 +249,41 @@ import Testing
         #expect(row.value("finished") == "t" && row.value("error") == "-", "\(row.rows) \(run.stderr.suffix(2000))")
     }
 
+    /// Another instance claims a tick and dies before finishing it: this one, running, saw the
+    /// tick claimed and passed over it, and catches it up within its sweep instead of leaving
+    /// it lost until some instance starts again.
+    @Test func aRunAnotherInstanceLeftUnfinishedIsCaughtUpWhileThisOneRuns() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        try setup.db.execute("CREATE TABLE marks (n int)")
+        try Self.seedOldRun(setup.db, job: "nightly")
+        var holder: PostgresConnection? = try setup.cluster.connect()
+        try holder?.execute("""
+            SELECT pg_advisory_lock(hashtextextended('changerelay.schedule:nightly', 0));
+            INSERT INTO changerelay.schedule_runs (schedule, due_at, instance)
+            VALUES ('nightly', (date_trunc('day', (now() AT TIME ZONE 'UTC') - interval '3 hours') + interval '3 hours') AT TIME ZONE 'UTC',
+                    'holder:1')
+            """)
+        let path = try Self.configFile(Self.entry("nightly", cron: "0 3 * * *", sql: "INSERT INTO marks VALUES (1)"))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let run = try Background(["run", "--config", path], environment: setup.environment)
+        try RunPipelineTests.waitFor("the service to stream") { run.stderr.contains("streaming") }
+        #expect(try setup.db.execute("SELECT count(*) AS n FROM marks").value("n") == "0", "the tick is the holder's")
+        holder = nil
+        try RunPipelineTests.waitFor("the interrupted tick to run here", timeout: .seconds(40)) {
+            try setup.db.execute("SELECT count(*) AS n FROM marks").value("n") == "1"
+        }
+        try RunPipelineTests.waitFor("its run to be recorded", timeout: .seconds(10)) { try Self.finished(setup.db, job: "nightly") }
+        let runs = try setup.db.execute("""
+            SELECT instance, finished_at IS NOT NULL AS finished FROM changerelay.schedule_runs
+            WHERE schedule = 'nightly' AND instance <> 'seed'
+            """).rows
+        #expect(runs.count == 1 && runs[0][0] != "holder:1" && runs[0][1] == "t", "\(runs)")
+        #expect(run.stderr.contains("a scheduled run was interrupted"))
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0, "\(run.stderr.suffix(2000))")
+    }
+
     /// kill -9 while a job's statement runs: the server sees the service gone and rolls the
     /// statement back, and the next start runs the job once more (its interrupted run is
     /// forgotten, not counted as done).

@@ -28,6 +28,36 @@ import Testing
         #expect(rules.nextWake == utc("2026-03-01 13:00"))
     }
 
+    /// A tick that fell due while the job's last run was still going was skipped by that
+    /// run's overrun: a start does not run it, as the instance that ran it did not. One due
+    /// after the run ended was missed, and is caught up.
+    @Test func aStartDoesNotRunATickTheLastRunsOverrunSkipped() throws {
+        let job = try Self.job("minutely", "* * * * *")
+        let now = utc("2026-03-01 12:23:28")
+        let overran = ScheduleRules(jobs: [job], lastDue: ["minutely": utc("2026-03-01 12:22")],
+                                    lastRunSpans: ["minutely": utc("2026-03-01 12:22")...utc("2026-03-01 12:23:15")], now: now)
+        #expect(overran.due(at: now).isEmpty)
+        #expect(overran.nextWake == utc("2026-03-01 12:24"))
+        let stillGoing = ScheduleRules(jobs: [job], lastDue: ["minutely": utc("2026-03-01 12:22")],
+                                       lastRunSpans: ["minutely": utc("2026-03-01 12:22")...Date.distantFuture], now: now)
+        #expect(stillGoing.due(at: now).isEmpty)
+        let ended = ScheduleRules(jobs: [job], lastDue: ["minutely": utc("2026-03-01 12:22")],
+                                  lastRunSpans: ["minutely": utc("2026-03-01 12:22")...utc("2026-03-01 12:22:40")], now: now)
+        #expect(ended.due(at: now) == [ScheduleTick(job: "minutely", dueAt: utc("2026-03-01 12:23"))])
+    }
+
+    /// A tick another instance claimed and never finished is due again under its own time,
+    /// at once; a job already due earlier keeps its earlier tick; an unknown job is ignored.
+    @Test func anInterruptedTickIsCaughtUp() throws {
+        var rules = ScheduleRules(jobs: [try Self.job("hourly", "0 * * * *")], lastDue: [:], now: utc("2026-03-01 12:30"))
+        rules.catchUp(ScheduleTick(job: "hourly", dueAt: utc("2026-03-01 12:00")))
+        rules.catchUp(ScheduleTick(job: "elsewhere", dueAt: utc("2026-03-01 12:00")))
+        #expect(rules.due(at: utc("2026-03-01 12:30")) == [ScheduleTick(job: "hourly", dueAt: utc("2026-03-01 12:00"))])
+        rules.handled(ScheduleTick(job: "hourly", dueAt: utc("2026-03-01 12:00")),
+                      started: utc("2026-03-01 12:30"), finished: utc("2026-03-01 12:30:01"))
+        #expect(rules.nextWake == utc("2026-03-01 13:00"))
+    }
+
     @Test func handledTicksMoveToTheNextTickWhateverTheOutcome() throws {
         var rules = ScheduleRules(jobs: [try Self.job("hourly", "0 * * * *")], lastDue: [:], now: utc("2026-03-01 12:30"))
         let tick = ScheduleTick(job: "hourly", dueAt: utc("2026-03-01 13:00"))

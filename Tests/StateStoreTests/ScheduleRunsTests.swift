@@ -74,7 +74,7 @@ import TestSupport
     }
 
     /// A run still held by a live instance (its job's advisory lock taken) is kept; once that
-    /// instance's session is gone, the unfinished run is forgotten, and `lastDue` no longer
+    /// instance's session is gone, the unfinished run is forgotten, and `lastRuns` no longer
     /// counts it, so the next start catches the job up.
     @Test func onlyARunNobodyHoldsIsForgottenAsInterrupted() throws {
         let cluster = try LocalPostgres()
@@ -92,20 +92,20 @@ import TestSupport
             Issue.record("the second claim was refused")
             return
         }
-        let held = try ScheduleRuns.startingState(on: a)
+        let held = try ScheduleRuns.sweep(on: a)
         #expect(held.interrupted.isEmpty)
-        #expect(held.lastDue["slow"] == due)
+        #expect(held.lastRuns["slow"]?.dueAt == due)
 
         holder = nil
-        var state = try ScheduleRuns.startingState(on: a)
+        var state = try ScheduleRuns.sweep(on: a)
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: .seconds(10))
         // The server ends the closed session's locks when its backend exits.
         while state.interrupted.isEmpty, clock.now < deadline {
             usleep(20_000)
-            state = try ScheduleRuns.startingState(on: a)
+            state = try ScheduleRuns.sweep(on: a)
         }
         #expect(state.interrupted.map(\.schedule).sorted() == ["other", "slow"])
-        #expect(state.lastDue["slow"] == nil)
+        #expect(state.lastRuns["slow"] == nil)
     }
 }

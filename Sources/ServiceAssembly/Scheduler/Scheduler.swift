@@ -31,24 +31,35 @@ public final class Scheduler {
         self.logger = logger
     }
 
+    /// How often a running scheduler looks for runs another instance claimed and never
+    /// finished (`catchUpInterrupted`), at most: it wakes for that even when no job is due.
+    static let interruptedSweep: TimeInterval = 10
+
     /// Runs until `stop` is asked.
     public func run(until stop: StopSignal) {
         guard let (interrupted, recorded) = retrying("read the last scheduled runs", until: stop, { () throws(PostgresError) in
-            try ScheduleRuns.startingState(on: try recordConnection())
+            try ScheduleRuns.sweep(on: try recordConnection())
         }) else { return }
-        var lastDue = recorded
+        var lastDue = recorded.mapValues(\.dueAt)
         for run in interrupted {
             // A job whose only run was interrupted has still missed it.
             if lastDue[run.schedule] == nil { lastDue[run.schedule] = run.dueAt.addingTimeInterval(-1) }
             logger.warning("a scheduled run was interrupted (the instance running it stopped); it is caught up now",
                            metadata: ["schedule": "\(run.schedule)", "due_at": "\(run.dueAt)"])
         }
-        var rules = ScheduleRules(jobs: order, lastDue: lastDue, now: Date())
+        let spans = recorded.mapValues { run in run.startedAt...max(run.startedAt, run.finishedAt ?? .distantFuture) }
+        var rules = ScheduleRules(jobs: order, lastDue: lastDue, lastRunSpans: spans, now: Date())
+        var lastSweep = Date()
         while !stop.isRequested {
+            if Date().timeIntervalSince(lastSweep) >= Self.interruptedSweep {
+                catchUpInterrupted(&rules)
+                lastSweep = Date()
+            }
             let due = rules.due(at: Date())
             guard !due.isEmpty else {
                 connectAhead()
-                guard let wake = rules.nextWake, !sleep(until: wake, stop) else { return }
+                guard let wake = rules.nextWake,
+                      !sleep(until: min(wake, lastSweep.addingTimeInterval(Self.interruptedSweep)), stop) else { return }
                 continue
             }
             for tick in due {
@@ -56,6 +67,25 @@ public final class Scheduler {
                 guard run(tick, until: stop) else { return }
                 rules.handled(tick, started: started, finished: Date())
             }
+        }
+    }
+
+    /// Runs that another instance claimed and never finished, because it died running them
+    /// (its statement rolled back with its session), are caught up here as well as at the next
+    /// start: this instance saw their ticks claimed and passed over them, and until some
+    /// instance started again the runs were lost. One is caught up only when its job has no
+    /// later run recorded; a sweep that fails is logged and tried again at the next.
+    private func catchUpInterrupted(_ rules: inout ScheduleRules) {
+        do {
+            let found = try ScheduleRuns.sweep(on: try recordConnection())
+            for run in found.interrupted where (found.lastRuns[run.schedule]?.dueAt ?? .distantPast) < run.dueAt {
+                logger.warning("a scheduled run was interrupted (the instance running it stopped); it is caught up now",
+                               metadata: ["schedule": "\(run.schedule)", "due_at": "\(run.dueAt)"])
+                rules.catchUp(ScheduleTick(job: run.schedule, dueAt: run.dueAt))
+            }
+        } catch {
+            records = nil
+            logger.warning("scheduler cannot look for interrupted runs; it looks again shortly", metadata: ["error": "\(error)"])
         }
     }
 
