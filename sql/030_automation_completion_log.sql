@@ -10,8 +10,10 @@
 -- the handler follows is appended here in the checkpoint transaction instead, with its
 -- commit position, and a start loads exactly those the stream will not bring again.
 --
--- The first start after this file writes a baseline row (no job, completed_at = then):
--- completions before it are still read from automation_execution_logs.
+-- The handler writes a baseline row (no job; completed_at = the commit time of the first
+-- change it plans) with the checkpoint of its first batch, so only an instance that streams
+-- marks where the log begins: completions before it are still read from
+-- automation_execution_logs, and until it exists the table answers for every time.
 DO $$ BEGIN PERFORM pg_advisory_xact_lock(27991862643291504); END $$;
 
 CREATE TABLE IF NOT EXISTS changerelay.automation_completion_log (

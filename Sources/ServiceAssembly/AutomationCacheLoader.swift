@@ -24,14 +24,16 @@ enum AutomationCacheLoader {
     /// (seeded from the source's `automation_workflows` on the very first start), and the
     /// executions that completed within the rate-limit window (`Completions`). The source's
     /// own connection serves as the state database unless `separateStateURL` names another.
-    static func load(sourceURL: String, separateStateURL: String?, slot: String, window: Duration,
+    /// `logsCompletions`: the handler keeps the completion log (`AutomationHandler.Settings`).
+    static func load(sourceURL: String, separateStateURL: String?, logsCompletions: Bool, slot: String, window: Duration,
                      logger: Logger) throws -> AutomationCache {
         let source = try PostgresConnection(url: sourceURL)
         let state = if let separateStateURL { try PostgresConnection(url: separateStateURL) } else { source }
         try RequiredMigration.automationWorkflowLog.require(neededBy: "automations", on: state)
-        let completions = try Completions(on: state, logged: separateStateURL == nil, window: window)
+        let completions = try Completions(on: state, logged: logsCompletions, window: window)
         let lookUp = CompletionLookUp(stateURL: separateStateURL ?? sourceURL, completions: completions)
         let cache = AutomationCache(rateLimitWindow: window, bound: .init(capacity: completionCapacity, lookUp: lookUp.latest))
+        if logsCompletions, completions.baseline == nil { cache.completionLogNeedsBaseline() }
         try seedIfEmpty(state, from: source, logger: logger)
         let log = try state.execute("""
             SELECT operation, workflow_id, user_id, trigger_type, is_active, status, trigger_config, config_unchanged
@@ -154,31 +156,32 @@ final class CompletionLookUp: Sendable {
 /// again through the stream, after the job changes that committed before it. Reading
 /// `automation_execution_logs` by `completed_at` instead also found those, and a job change
 /// read again after a crash skipped the run it had planned the first time. Completions from
-/// before the log's first start (its baseline row) are read from that table, as before.
+/// before the log's baseline row are read from that table, as before: the handler writes it
+/// with the first change it plans (`AutomationCache.planBaseline`), at that change's commit
+/// time, so until then the table answers for everything.
 ///
 /// With a separate state database the dispatcher's completions are written where the
 /// stream cannot see them: the table there is all there is.
 struct Completions: Sendable {
-    /// The log's first start: completions before it are only in `automation_execution_logs`.
-    /// Nil without the log.
+    /// The handler keeps the completion log.
+    let logged: Bool
+    /// Where the log begins: completions before it are only in `automation_execution_logs`.
+    /// Nil without the log, or before the handler first planned a change.
     let baseline: PostgresTimestamp?
     let window: Duration
 
-    /// Reads the log's baseline, writing it at the log's first start, and forgets the log's
-    /// completions that no job change still to come can be limited by: those a window
-    /// (and a minute, for commit times a little out of order) older than the newest one the
-    /// stream brought, since every job change still to come commits after it.
+    /// Reads the log's baseline, and forgets the log's completions that no job change still
+    /// to come can be limited by: those a window (and a minute, for commit times a little
+    /// out of order) older than the newest one the stream brought, since every job change
+    /// still to come commits after it.
     init(on state: PostgresConnection, logged: Bool, window: Duration) throws {
         self.window = window
+        self.logged = logged
         guard logged else {
             baseline = nil
             return
         }
         try RequiredMigration.automationCompletionLog.require(neededBy: "automations", on: state)
-        try state.execute("""
-            INSERT INTO changerelay.automation_completion_log (commit_lsn, completed_at)
-            SELECT '0/0', now() WHERE NOT EXISTS (SELECT FROM changerelay.automation_completion_log WHERE job_id IS NULL)
-            """)
         try state.query("""
             DELETE FROM changerelay.automation_completion_log
             WHERE job_id IS NOT NULL AND completed_at < (SELECT max(completed_at) FROM changerelay.automation_completion_log
@@ -212,13 +215,13 @@ struct Completions: Sendable {
     func latest(_ key: AutomationCache.CompletionKey, before time: PostgresTimestamp,
                 on db: PostgresConnection) throws(PostgresError) -> PostgresTimestamp? {
         let horizon = time.unixMicroseconds - window.wholeMicroseconds
-        let table = baseline.map { horizon < $0.unixMicroseconds } ?? true
+        let table = !logged || baseline.map { horizon < $0.unixMicroseconds } ?? true
         let matching = """
             job_id = $1::text AND workflow_id = $2::text AND new_status = $3::text
             AND completed_at > \(Self.instant("$4")) AND completed_at <= \(Self.instant("$5"))
             """
-        let statement = sources(where: matching, log: baseline != nil, table: table, tableIndexed: " AND workflow_id = $2::text::uuid")
-        let micros = try db.query(prepared: "changerelay_evicted_completion_\(baseline != nil)_\(table)", """
+        let statement = sources(where: matching, log: logged, table: table, tableIndexed: " AND workflow_id = $2::text::uuid")
+        let micros = try db.query(prepared: "changerelay_evicted_completion_\(logged)_\(table)", """
             SELECT max(c.at::bigint)::text AS completed FROM (\(statement)) c (j, w, s, at)
             """, [key.jobID, key.workflowID, key.status, String(horizon), String(time.unixMicroseconds)]).value("completed")
         return micros.flatMap { Int64($0) }.map { PostgresTimestamp(unixMicroseconds: $0) }
@@ -230,14 +233,14 @@ struct Completions: Sendable {
     /// is the same condition as the table's own columns can answer it through an index.
     private func sources(where condition: String, log: Bool, table: Bool, tableIndexed: String = "") -> String {
         var parts: [String] = []
-        if log, baseline != nil {
+        if log, logged {
             parts.append("""
                 SELECT job_id, workflow_id, new_status, (extract(epoch FROM completed_at) * 1000000)::bigint::text
                 FROM changerelay.automation_completion_log WHERE job_id IS NOT NULL AND \(condition)
                 """)
         }
         if table {
-            let before = baseline.map { " AND completed_at < \(Self.instant(String($0.unixMicroseconds)))" } ?? ""
+            let before = logged ? baseline.map { " AND completed_at < \(Self.instant(String($0.unixMicroseconds)))" } ?? "" : ""
             parts.append("""
                 SELECT job_id, workflow_id, new_status, (extract(epoch FROM completed_at) * 1000000)::bigint::text
                 FROM (SELECT trigger_data->>'job_id' AS job_id, workflow_id::text AS workflow_id,

@@ -54,8 +54,8 @@ enum HandlerAssembly {
                     """)
             }
             let cache = try AutomationCacheLoader.load(sourceURL: sourceURL, separateStateURL: stateIsSource ? nil : stateURL,
-                                                       slot: config.source.slot, window: config.automations.rateLimitWindow,
-                                                       logger: handlerLogger)
+                                                       logsCompletions: stateIsSource, slot: config.source.slot,
+                                                       window: config.automations.rateLimitWindow, logger: handlerLogger)
             handlers.append(AutomationHandler(.init(baseURL: baseURL, maxAttempts: config.automations.maxAttempts,
                                                     logsCompletions: stateIsSource),
                                               cache: cache, logger: handlerLogger))
@@ -94,7 +94,9 @@ enum HandlerAssembly {
                 throw ConfigError(key: "handlers.echo.tables", origin: "configuration", reason: "is empty while handlers.echo.url is set")
             }
             let source = try PostgresConnection(url: sourceURL)
-            try warnOfUnfollowedEchoTables(config.echo.tables, publication: config.source.publication, on: source, logger: logger)
+            // A name without a schema is in `public`, as the echo handler reads it.
+            try warnOfUnfollowedEchoTables(config.echo.tables.map { $0.contains(".") ? $0 : "public." + $0 },
+                                           publication: config.source.publication, on: source, logger: logger)
             let keys = try PrimaryKeyLoader.load(tables: config.echo.tables, from: source)
             handlers.append(EchoHandler(url: url, tables: config.echo.tables, retryPolicy: .exponential(
                 base: .milliseconds(500), cap: config.echo.retryCap, maxAttempts: config.echo.maxAttempts, jitter: .full),
@@ -166,32 +168,43 @@ enum HandlerAssembly {
     /// completion log where the state database is the source, still follow the stream, so that
     /// turning them on again plans with the workflows and the rate limit of the checkpoint.
     /// Otherwise the changes made while they were off were never read, and they fired the
-    /// workflows of the last run before. Only where that is set up (the seed's tables, 011,
-    /// and 030 with state = source); otherwise nothing follows, as before those existed.
+    /// workflows of the last run before. Not where the seed's tables are missing (nothing to
+    /// follow); without 011 it is said, since turning them on needs it anyway. Without 030
+    /// only the workflows follow: the first start with it reads older completions from the table.
     private static func automationsFollowing(_ config: Config, sourceURL: String, stateURL: String,
                                              stateIsSource: Bool) throws -> AutomationHandler? {
         let source = try PostgresConnection(url: sourceURL)
         let state = stateIsSource ? source : try PostgresConnection(url: stateURL)
-        guard try hasTables(["automation_workflows", "automation_execution_logs"], on: source),
-              try RequiredMigration.automationWorkflowLog.isApplied(on: state),
-              try !stateIsSource || RequiredMigration.automationCompletionLog.isApplied(on: state) else { return nil }
+        guard try hasTables(["automation_workflows", "automation_execution_logs"], on: source) else { return nil }
         let logger = Logger(label: "changerelay.automations")
+        guard try RequiredMigration.automationWorkflowLog.isApplied(on: state) else {
+            logger.warning("""
+                automations are off and their workflow changes are not followed: sql/011 is not applied (run setup);                 turned on, they would plan with the workflows of their last run
+                """)
+            return nil
+        }
+        let logsCompletions = try stateIsSource && RequiredMigration.automationCompletionLog.isApplied(on: state)
         let cache = try AutomationCacheLoader.load(sourceURL: sourceURL, separateStateURL: stateIsSource ? nil : stateURL,
-                                                   slot: config.source.slot, window: config.automations.rateLimitWindow,
-                                                   logger: logger)
+                                                   logsCompletions: logsCompletions, slot: config.source.slot,
+                                                   window: config.automations.rateLimitWindow, logger: logger)
         logger.info("automations are off: only their workflow and completion logs follow the stream")
-        return AutomationHandler(.init(baseURL: "", logsCompletions: stateIsSource), cache: cache, logger: logger,
+        return AutomationHandler(.init(baseURL: "", logsCompletions: logsCompletions), cache: cache, logger: logger,
                                  followingOnly: true)
     }
 
     /// Webhooks off: their config log still follows the stream, as the automations' does
-    /// (`automationsFollowing`), where that is set up (the seed's tables, 012 and 025).
+    /// (`automationsFollowing`), where the seed's tables are; without 012 and 025 it is said.
     private static func webhooksFollowing(sourceURL: String) throws -> WebhookHandler? {
         let source = try PostgresConnection(url: sourceURL)
-        guard try hasTables(["webhook_configs", "webhook_logs"], on: source),
-              try RequiredMigration.webhooks.isApplied(on: source),
-              try RequiredMigration.webhookDeliveryStaging.isApplied(on: source) else { return nil }
+        guard try hasTables(["webhook_configs", "webhook_logs"], on: source) else { return nil }
         let logger = Logger(label: "changerelay.webhooks")
+        guard try RequiredMigration.webhooks.isApplied(on: source), try RequiredMigration.webhookDeliveryStaging.isApplied(on: source)
+        else {
+            logger.warning("""
+                webhooks are off and their config changes are not followed: sql/012 or sql/025 is not applied (run setup);                 turned on, they would send with the configs of their last run
+                """)
+            return nil
+        }
         let following = WebhookHandler.followingOnly(cache: try WebhookCacheLoader.load(from: source, logger: logger), logger: logger)
         logger.info("webhooks are off: only their config log follows the stream")
         return following

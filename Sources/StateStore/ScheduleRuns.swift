@@ -97,18 +97,22 @@ public enum ScheduleRuns {
     /// the service stopped before it came back) runs twice; the statement's own window, its
     /// whole run, is what the catch-up covers. An advisory lock on a bigint key shows in
     /// `pg_locks` as its high half (`classid`) and low half (`objid`) with `objsubid` 1.
-    public static func forgetInterrupted(on db: PostgresConnection) throws(PostgresError) -> [(schedule: String, dueAt: Date)] {
+    /// Only the runs of `schedules` (the caller's jobs) are forgotten: one of a job the caller
+    /// does not have (another instance's configuration) is left for an instance that has it.
+    public static func forgetInterrupted(of schedules: [String], on db: PostgresConnection) throws(PostgresError)
+        -> [(schedule: String, dueAt: Date)]
+    {
         try db.query("""
             WITH interrupted AS (
                 DELETE FROM changerelay.schedule_runs r
-                WHERE r.finished_at IS NULL AND NOT EXISTS (
+                WHERE r.finished_at IS NULL AND r.schedule = ANY($1::text[]) AND NOT EXISTS (
                     SELECT FROM pg_locks l, LATERAL (SELECT hashtextextended('changerelay.schedule:' || r.schedule, 0) AS key) k
                     WHERE l.locktype = 'advisory' AND l.objsubid = 1
                       AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
                       AND l.classid::bigint = (k.key >> 32) & 4294967295 AND l.objid::bigint = k.key & 4294967295)
                 RETURNING schedule, due_at)
             SELECT schedule, extract(epoch FROM due_at)::float8 FROM interrupted ORDER BY due_at, schedule
-            """, []).rows.compactMap { row in
+            """, [postgresArrayLiteral(schedules)]).rows.compactMap { row in
             guard let name = row[0], let due = row[1].flatMap(Double.init) else { return nil }
             return (name, Date(timeIntervalSince1970: due))
         }
@@ -116,12 +120,12 @@ public enum ScheduleRuns {
 
     /// `forgetInterrupted` and `lastRuns` in one transaction: read apart, a failure between
     /// them made the next try find no interrupted run, and the job lost its catch-up.
-    public static func sweep(on db: PostgresConnection) throws(PostgresError)
+    public static func sweep(of schedules: [String], on db: PostgresConnection) throws(PostgresError)
         -> (interrupted: [(schedule: String, dueAt: Date)], lastRuns: [String: LastRun])
     {
         try db.execute("BEGIN")
         do {
-            let state = (try forgetInterrupted(on: db), try lastRuns(on: db))
+            let state = (try forgetInterrupted(of: schedules, on: db), try lastRuns(on: db))
             try db.execute("COMMIT")
             return state
         } catch {

@@ -231,6 +231,27 @@ private func plan(_ handler: AutomationHandler, _ transaction: Transaction) thro
         #expect(try plan(separate, transaction([completion(workflow: "w1", status: "completed")])) == .none)
     }
 
+    /// A log without a baseline gets one with the first change planned (here a completion),
+    /// at its commit time, and only once; a batch thrown away to be read again plans it again.
+    @Test func theFirstCompletionLoggedBringsTheBaseline() throws {
+        let cache = AutomationCache(rateLimitWindow: .seconds(3600))
+        cache.completionLogNeedsBaseline()
+        let handler = AutomationHandler(.init(baseURL: "http://127.0.0.1:9/functions/v1"), cache: cache, logger: Logger(label: "test"))
+        func logged() throws -> [[String: String?]] {
+            try plan(handler, transaction([completion(workflow: "w1", status: "completed")], lsn: 0x3000, seconds: 7)).rows.map {
+                Dictionary(uniqueKeysWithValues: zip($0.columns, $0.values))
+            }
+        }
+        let first = try logged()
+        #expect(first.count == 2)
+        #expect(first.first?["job_id"] == .some(nil) && first.first?["commit_lsn"] == "0/3000")
+        #expect(first.first?["completed_at"] == .some(PostgresTimestamp(microsecondsSince2000: 800_000_007_000_000).postgresText))
+        handler.batchEnded(committed: false)
+        #expect(try logged().count == 2, "read again, the batch plans the baseline again")
+        handler.batchEnded(committed: true)
+        #expect(try logged().count == 1)
+    }
+
     /// A completion committed after the job change cannot limit it.
     @Test func aLaterCompletionDoesNotLimitAnEarlierChange() throws {
         let handler = makeHandler()

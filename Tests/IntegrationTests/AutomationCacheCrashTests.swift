@@ -76,8 +76,11 @@ import Testing
         let late = try AutomationsTests.insertJob(db)
         let early = try AutomationsTests.insertJob(db)
         let environment = ConversationChecksTests.environment(setup)
+        // The first run reads the workflow's insert, and with it the completion log begins.
         var run = try Background(["run"], environment: environment)
-        try RunPipelineTests.waitFor("the service to stream") { run.stderr.contains("streaming") }
+        try RunPipelineTests.waitFor("the workflow to be read") { try Self.loggedChanges(db) == 1 }
+        #expect(try db.execute("SELECT count(*) AS n FROM changerelay.automation_completion_log WHERE job_id IS NULL")
+            .value("n") == "1")
         run.child.signal(SIGTERM)
         #expect(run.waitForExit() == 0, "\(run.stderr.suffix(2000))")
 

@@ -495,7 +495,8 @@ import Testing
             ALTER PUBLICATION changerelay_pub ADD TABLE parted;
             """)
         var environment = setup.environment
-        environment["CHANGERELAY_HANDLERS_ECHO_TABLES"] = "public.items,public.parted,public.parted_low,public.unpublished,public.gone"
+        // `items` without its schema is public.items, which is published.
+        environment["CHANGERELAY_HANDLERS_ECHO_TABLES"] = "items,public.parted,public.parted_low,public.unpublished,public.gone"
         let run = try Background(["run"], environment: environment)
         try run.waitFor("streaming") { _ in run.stderr.contains("streaming") }
         run.child.signal(SIGTERM)

@@ -34,6 +34,15 @@ import Testing
             """, [workflow, status, job, newStatus, String(micros)])
     }
 
+    /// The baseline row the handler writes with the first change it plans; its time.
+    @discardableResult
+    static func insertBaseline(_ db: PostgresConnection) throws -> Int64 {
+        Int64(try db.execute("""
+            INSERT INTO changerelay.automation_completion_log (commit_lsn, completed_at) VALUES ('0/8', now())
+            RETURNING (extract(epoch FROM completed_at) * 1000000)::bigint::text AS at
+            """).value("at") ?? "") ?? -1
+    }
+
     static func insertLogged(_ db: PostgresConnection, status: String = "done", at micros: Int64) throws {
         try db.query("""
             INSERT INTO changerelay.automation_completion_log (commit_lsn, job_id, workflow_id, new_status, completed_at)
@@ -76,8 +85,9 @@ import Testing
         try cluster.start()
         defer { try? cluster.stop() }
         let db = try Self.database(cluster)
+        let baseline = try Self.insertBaseline(db)
         let completions = try Completions(on: db, logged: true, window: .seconds(3600))
-        let baseline = try #require(completions.baseline).unixMicroseconds
+        #expect(completions.baseline?.unixMicroseconds == baseline)
         let tableOnly = baseline + 1_000_000
         let logged = baseline + 2_000_000
         try Self.insertExecution(db, at: tableOnly)
@@ -91,14 +101,31 @@ import Testing
         #expect(loaded.map(\.key) == [Self.key])
     }
 
+    /// Until the handler has planned its first change there is no baseline, and the table
+    /// answers for every time: a start writes none, since one that never streams (a standby,
+    /// a dispatcher) would mark a time after which completions were in neither place.
+    @Test func withoutABaselineTheTableAnswersForEveryTime() throws {
+        let cluster = try LocalPostgres()
+        try cluster.start()
+        defer { try? cluster.stop() }
+        let db = try Self.database(cluster)
+        let completions = try Completions(on: db, logged: true, window: .seconds(3600))
+        #expect(completions.baseline == nil)
+        #expect(try db.execute("SELECT count(*) AS n FROM changerelay.automation_completion_log").value("n") == "0")
+        let recent = Int64(Date().timeIntervalSince1970 * 1_000_000) + 1_000_000
+        try Self.insertExecution(db, at: recent)
+        let lookUp = CompletionLookUp(stateURL: cluster.url, completions: completions)
+        #expect(try lookUp.latest(Self.key, before: PostgresTimestamp(unixMicroseconds: recent + 1))?.unixMicroseconds == recent)
+    }
+
     /// The log forgets what no job change still to come can be limited by: completions a
-    /// window and a minute older than the newest one. The baseline stays, and a second start
-    /// does not move it.
+    /// window and a minute older than the newest one. The baseline stays.
     @Test func aStartForgetsCompletionsNoLaterJobChangeCanMeet() throws {
         let cluster = try LocalPostgres()
         try cluster.start()
         defer { try? cluster.stop() }
         let db = try Self.database(cluster)
+        try Self.insertBaseline(db)
         let first = try Completions(on: db, logged: true, window: .seconds(60))
         let newest = Self.base + 600_000_000
         for micros in [newest, newest - 60_000_000, newest - 119_000_000, newest - 121_000_000, Self.base] {

@@ -92,18 +92,18 @@ import TestSupport
             Issue.record("the second claim was refused")
             return
         }
-        let held = try ScheduleRuns.sweep(on: a)
+        let held = try ScheduleRuns.sweep(of: ["slow", "other"], on: a)
         #expect(held.interrupted.isEmpty)
         #expect(held.lastRuns["slow"]?.dueAt == due)
 
         holder = nil
-        var state = try ScheduleRuns.sweep(on: a)
+        var state = try ScheduleRuns.sweep(of: ["slow", "other"], on: a)
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: .seconds(10))
         // The server ends the closed session's locks when its backend exits.
         while state.interrupted.isEmpty, clock.now < deadline {
             usleep(20_000)
-            state = try ScheduleRuns.sweep(on: a)
+            state = try ScheduleRuns.sweep(of: ["slow", "other"], on: a)
         }
         #expect(state.interrupted.map(\.schedule).sorted() == ["other", "slow"])
         #expect(state.lastRuns["slow"] == nil)

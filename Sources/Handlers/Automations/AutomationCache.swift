@@ -77,6 +77,8 @@ public final class AutomationCache: Sendable {
         /// Completions before this were not loaded at start: a look-up whose window reaches
         /// back past it (a change replayed from before the restart) asks the database.
         var loadedSince: PostgresTimestamp?
+        /// The completion log has no baseline yet: the first change planned brings one.
+        var needsBaseline = false
 
         mutating func setWorkflow(_ id: String, to workflow: Workflow?) {
             if let previous = workflows[id], let user = previous.userID { byUser[user]?.remove(id) }
@@ -89,6 +91,7 @@ public final class AutomationCache: Sendable {
         case workflow(id: String, previous: Workflow?)
         case completion(CompletionKey, previous: PostgresTimestamp?)
         case everyWorkflow([String: Workflow])
+        case baselinePlanned
     }
 
     private let state = Mutex(State())
@@ -104,6 +107,25 @@ public final class AutomationCache: Sendable {
     /// checkpoint's write); a change read again from before that may look further back.
     public func completionsLoaded(since time: PostgresTimestamp) {
         state.withLock { $0.loadedSince = time }
+    }
+
+    /// The completion log has no baseline row: it is written with the first change the
+    /// handler plans (`planBaseline`), so only an instance that streams marks where the log
+    /// begins. One that loaded and never streamed (a standby, a dispatcher) would have marked a
+    /// time after which completions were neither logged nor read from the table.
+    public func completionLogNeedsBaseline() {
+        state.withLock { $0.needsBaseline = true }
+    }
+
+    /// Whether the change being planned must bring the log's baseline: true once, and again
+    /// when the batch that planned it is thrown away to be read again.
+    public func planBaseline() -> Bool {
+        state.withLock { state in
+            guard state.needsBaseline else { return false }
+            state.needsBaseline = false
+            state.undo.append(.baselinePlanned)
+            return true
+        }
     }
 
     /// Adds or replaces a workflow (a changed `user_id` moves it).
@@ -159,6 +181,8 @@ public final class AutomationCache: Sendable {
                     state.workflows = [:]
                     state.byUser = [:]
                     for (id, workflow) in workflows { state.setWorkflow(id, to: workflow) }
+                case .baselinePlanned:
+                    state.needsBaseline = true
                 }
             }
         }

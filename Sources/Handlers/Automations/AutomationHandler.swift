@@ -72,22 +72,35 @@ public struct AutomationHandler: Handler {
     public func plan(_ change: Change, at index: Int, in transaction: Transaction) throws(HandlerError) -> Effects {
         // A backfilled row is a state, not a transition: no run is due, and the caches are current already.
         guard change.operation != .read else { return .none }
+        var effects = Effects()
+        if settings.logsCompletions, cache.planBaseline() {
+            // The completion log begins at the first change this streaming handler reads: every
+            // completion the stream brings from here on is logged, and those committed before
+            // completed before this commit, where the table holds them.
+            effects.rows.append(PlannedRow(table: Self.completionLog, [
+                "commit_lsn": "\(transaction.commitLSN)", "job_id": nil, "workflow_id": nil, "new_status": nil,
+                "completed_at": transaction.commitTime.postgresText,
+            ]))
+        }
         switch change.schema + "." + change.table {
         case Self.workflowsTable:
-            return Effects(rows: try follow(workflowChange: change, at: index, lsn: transaction.commitLSN))
+            effects.rows += try follow(workflowChange: change, at: index, lsn: transaction.commitLSN)
         case Self.executionLogs:
             guard let completion = try follow(executionChange: change, at: transaction.commitTime),
-                  settings.logsCompletions else { return .none }
-            return Effects(rows: [PlannedRow(table: Self.completionLog, [
+                  settings.logsCompletions else { break }
+            effects.rows.append(PlannedRow(table: Self.completionLog, [
                 "commit_lsn": "\(transaction.commitLSN)", "job_id": completion.key.jobID,
                 "workflow_id": completion.key.workflowID, "new_status": completion.key.status,
                 "completed_at": completion.time.postgresText,
-            ])])
+            ]))
         case Self.jobs where !isFollowingOnly:
-            return try plan(jobChange: change, at: index, in: transaction)
+            let planned = try plan(jobChange: change, at: index, in: transaction)
+            effects.rows += planned.rows
+            effects.deliveries += planned.deliveries
         default:
-            return .none
+            break
         }
+        return effects
     }
 
     // MARK: - The cache, from the stream

@@ -38,7 +38,7 @@ public final class Scheduler {
     /// Runs until `stop` is asked.
     public func run(until stop: StopSignal) {
         guard let (interrupted, recorded) = retrying("read the last scheduled runs", until: stop, { () throws(PostgresError) in
-            try ScheduleRuns.sweep(on: try recordConnection())
+            try ScheduleRuns.sweep(of: order.map(\.name), on: try recordConnection())
         }) else { return }
         var lastDue = recorded.mapValues(\.dueAt)
         for run in interrupted {
@@ -77,7 +77,7 @@ public final class Scheduler {
     /// later run recorded; a sweep that fails is logged and tried again at the next.
     private func catchUpInterrupted(_ rules: inout ScheduleRules) {
         do {
-            let found = try ScheduleRuns.sweep(on: try recordConnection())
+            let found = try ScheduleRuns.sweep(of: order.map(\.name), on: try recordConnection())
             for run in found.interrupted where (found.lastRuns[run.schedule]?.dueAt ?? .distantPast) < run.dueAt {
                 logger.warning("a scheduled run was interrupted (the instance running it stopped); it is caught up now",
                                metadata: ["schedule": "\(run.schedule)", "due_at": "\(run.dueAt)"])
