@@ -17,9 +17,14 @@ public struct EchoHandler: Handler {
                 retryPolicy: RetryPolicy = .exponential(base: .milliseconds(500), cap: .seconds(60), maxAttempts: 10, jitter: .full),
                 primaryKeys: PrimaryKeys = PrimaryKeys()) {
         self.url = url
-        self.tables = Set(tables.map { $0.contains(".") ? $0 : "public." + $0 })
+        self.tables = Set(tables.map(Self.qualified))
         self.retryPolicy = retryPolicy
         self.primaryKeys = primaryKeys
+    }
+
+    /// `schema.table` for a configured name: one without a schema is in `public`.
+    public static func qualified(_ table: String) -> String {
+        table.contains(".") ? table : "public." + table
     }
 
     public func plan(_ change: Change, at index: Int, in transaction: Transaction) throws(HandlerError) -> Effects {

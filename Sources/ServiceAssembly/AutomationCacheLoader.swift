@@ -197,7 +197,7 @@ struct Completions: Sendable {
     func all(after time: PostgresTimestamp, on db: PostgresConnection) throws(PostgresError)
         -> [(key: AutomationCache.CompletionKey, time: PostgresTimestamp)]
     {
-        let rows = try db.query(sources(where: "completed_at > \(Self.instant("$1"))", log: true, table: true),
+        let rows = try db.query(sources(where: "completed_at > \(Self.instant("$1"))", table: true),
                                 [String(time.unixMicroseconds)]).rows
         return rows.compactMap { row in
             guard let job = row[0], let workflow = row[1], let status = row[2], let micros = row[3].flatMap({ Int64($0) }) else {
@@ -220,7 +220,7 @@ struct Completions: Sendable {
             job_id = $1::text AND workflow_id = $2::text AND new_status = $3::text
             AND completed_at > \(Self.instant("$4")) AND completed_at <= \(Self.instant("$5"))
             """
-        let statement = sources(where: matching, log: logged, table: table, tableIndexed: " AND workflow_id = $2::text::uuid")
+        let statement = sources(where: matching, table: table, tableIndexed: " AND workflow_id = $2::text::uuid")
         let micros = try db.query(prepared: "changerelay_evicted_completion_\(logged)_\(table)", """
             SELECT max(c.at::bigint)::text AS completed FROM (\(statement)) c (j, w, s, at)
             """, [key.jobID, key.workflowID, key.status, String(horizon), String(time.unixMicroseconds)]).value("completed")
@@ -228,12 +228,13 @@ struct Completions: Sendable {
     }
 
     /// Job, workflow, status and completion time (microseconds since 1970) of the completions
-    /// that `condition` selects, from the log and from the table as `baseline` says; a
-    /// condition names `job_id`, `workflow_id`, `new_status` and `completed_at`; `tableIndexed`
-    /// is the same condition as the table's own columns can answer it through an index.
-    private func sources(where condition: String, log: Bool, table: Bool, tableIndexed: String = "") -> String {
+    /// that `condition` selects, from the log (when kept) and, when `table`, from the table
+    /// before the baseline; a condition names `job_id`, `workflow_id`, `new_status` and
+    /// `completed_at`; `tableIndexed` is the same condition as the table's own columns can
+    /// answer it through an index. `table` is false only with the log, so a source is read.
+    private func sources(where condition: String, table: Bool, tableIndexed: String = "") -> String {
         var parts: [String] = []
-        if log, logged {
+        if logged {
             parts.append("""
                 SELECT job_id, workflow_id, new_status, (extract(epoch FROM completed_at) * 1000000)::bigint::text
                 FROM changerelay.automation_completion_log WHERE job_id IS NOT NULL AND \(condition)
@@ -250,7 +251,7 @@ struct Completions: Sendable {
                 WHERE \(condition)
                 """)
         }
-        return parts.isEmpty ? "SELECT NULL::text, NULL::text, NULL::text, NULL::text WHERE false" : parts.joined(separator: "\nUNION ALL\n")
+        return parts.joined(separator: "\nUNION ALL\n")
     }
 
     /// The instant `micros` microseconds after 1970, exactly (`to_timestamp` goes through a

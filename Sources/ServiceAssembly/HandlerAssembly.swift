@@ -94,8 +94,7 @@ enum HandlerAssembly {
                 throw ConfigError(key: "handlers.echo.tables", origin: "configuration", reason: "is empty while handlers.echo.url is set")
             }
             let source = try PostgresConnection(url: sourceURL)
-            // A name without a schema is in `public`, as the echo handler reads it.
-            try warnOfUnfollowedEchoTables(config.echo.tables.map { $0.contains(".") ? $0 : "public." + $0 },
+            try warnOfUnfollowedEchoTables(config.echo.tables.map(EchoHandler.qualified),
                                            publication: config.source.publication, on: source, logger: logger)
             let keys = try PrimaryKeyLoader.load(tables: config.echo.tables, from: source)
             handlers.append(EchoHandler(url: url, tables: config.echo.tables, retryPolicy: .exponential(

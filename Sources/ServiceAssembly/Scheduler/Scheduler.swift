@@ -44,8 +44,7 @@ public final class Scheduler {
         for run in interrupted {
             // A job whose only run was interrupted has still missed it.
             if lastDue[run.schedule] == nil { lastDue[run.schedule] = run.dueAt.addingTimeInterval(-1) }
-            logger.warning("a scheduled run was interrupted (the instance running it stopped); it is caught up now",
-                           metadata: ["schedule": "\(run.schedule)", "due_at": "\(run.dueAt)"])
+            logCaughtUp(run)
         }
         let spans = recorded.mapValues { run in run.startedAt...max(run.startedAt, run.finishedAt ?? .distantFuture) }
         var rules = ScheduleRules(jobs: order, lastDue: lastDue, lastRunSpans: spans, now: Date())
@@ -79,14 +78,18 @@ public final class Scheduler {
         do {
             let found = try ScheduleRuns.sweep(of: order.map(\.name), on: try recordConnection())
             for run in found.interrupted where (found.lastRuns[run.schedule]?.dueAt ?? .distantPast) < run.dueAt {
-                logger.warning("a scheduled run was interrupted (the instance running it stopped); it is caught up now",
-                               metadata: ["schedule": "\(run.schedule)", "due_at": "\(run.dueAt)"])
+                logCaughtUp(run)
                 rules.catchUp(ScheduleTick(job: run.schedule, dueAt: run.dueAt))
             }
         } catch {
             records = nil
             logger.warning("scheduler cannot look for interrupted runs; it looks again shortly", metadata: ["error": "\(error)"])
         }
+    }
+
+    private func logCaughtUp(_ run: (schedule: String, dueAt: Date)) {
+        logger.warning("a scheduled run was interrupted (the instance running it stopped); it is caught up now",
+                       metadata: ["schedule": "\(run.schedule)", "due_at": "\(run.dueAt)"])
     }
 
     /// Claims and runs one tick; false when stop was asked before it could be recorded.
