@@ -33,10 +33,12 @@ public struct EchoHandler: Handler {
             throw HandlerError(handler: name, table: change.schema + "." + change.table, key: change.loggedKey,
                                reason: error.description)
         }
-        let entity = change.schema + "." + change.table + (primaryKeys.recordKey(of: change).map { ":" + $0 } ?? "")
+        let table = change.schema + "." + change.table
+        let entity = table + (primaryKeys.recordKey(of: change).map { ":" + $0 } ?? "")
         return Effects(deliveries: [PlannedDelivery(
             target: "echo", url: url, headers: [.init("Content-Type", "application/json")],
             body: body.hasSuffix("\n") ? String(body.dropLast()) : body,
-            orderingKey: entity, retryPolicy: retryPolicy)])
+            orderingKey: entity, formerOrderingKey: primaryKeys.formerRecordKey(of: change).map { table + ":" + $0 },
+            retryPolicy: retryPolicy)])
     }
 }

@@ -234,6 +234,16 @@ public struct PrimaryKeys: Sendable {
         return change.keyText(columns: key) ?? change.keyText
     }
 
+    /// The record key an UPDATE moved its row from, when it changed it; nil for any other change.
+    /// The old row is there when the key changed (or under REPLICA IDENTITY FULL, when it may not have).
+    public func formerRecordKey(of change: Change) -> String? {
+        guard change.operation == .update, change.new != nil, change.old != nil else { return nil }
+        var before = change
+        before.new = nil
+        guard let former = recordKey(of: before), former != recordKey(of: change) else { return nil }
+        return former
+    }
+
     /// REPLICA IDENTITY FULL: every column a key column (pgoutput), or none (wal2json).
     private static func sendsWholeRowAsIdentity(_ change: Change) -> Bool {
         guard let row = change.new ?? change.old else { return false }

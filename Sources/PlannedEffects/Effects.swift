@@ -13,6 +13,10 @@ public struct PlannedDelivery: Sendable, Hashable {
     public var body: String
     /// Deliveries with the same key are sent one at a time, in order.
     public var orderingKey: String?
+    /// The key the record had before this change moved it to `orderingKey` (an UPDATE of its
+    /// primary key): the delivery is also ordered among that key's deliveries, after the
+    /// earlier ones and before the later ones, or the record's two keys race.
+    public var formerOrderingKey: String?
     public var retryPolicy: RetryPolicy
     /// The log row this delivery keeps current, if any: its handler lists that log in `Handler.reports`.
     public var report: DeliveryReport?
@@ -36,8 +40,9 @@ public struct PlannedDelivery: Sendable, Hashable {
     }
 
     public init(target: String, url: String, method: String = "POST", headers: [Header] = [], auth: String? = nil,
-                body: String, orderingKey: String?, retryPolicy: RetryPolicy, report: DeliveryReport? = nil,
-                attemptField: String? = nil, endpoint: String? = nil, idempotencyKey: String? = nil) {
+                body: String, orderingKey: String?, formerOrderingKey: String? = nil, retryPolicy: RetryPolicy,
+                report: DeliveryReport? = nil, attemptField: String? = nil, endpoint: String? = nil,
+                idempotencyKey: String? = nil) {
         self.target = target
         self.url = url
         self.method = method
@@ -45,6 +50,7 @@ public struct PlannedDelivery: Sendable, Hashable {
         self.auth = auth
         self.body = body
         self.orderingKey = orderingKey
+        self.formerOrderingKey = formerOrderingKey
         self.retryPolicy = retryPolicy
         self.report = report
         self.attemptField = attemptField

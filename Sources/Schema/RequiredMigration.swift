@@ -43,6 +43,8 @@ public enum RequiredMigration: Sendable {
     case backfillHighKey
     /// 030's completion log, the automations' rate limit as of the checkpoint.
     case automationCompletionLog
+    /// 031's former ordering key, which the claim and the committer's rows name.
+    case formerOrderingKeys
 
     var file: String {
         switch self {
@@ -61,6 +63,7 @@ public enum RequiredMigration: Sendable {
         case .bufferIDsReused: "027_buffer_ids_reused.sql"
         case .backfillHighKey: "029_backfill_high_key.sql"
         case .automationCompletionLog: "030_automation_completion_log.sql"
+        case .formerOrderingKeys: "031_ordering_across_key_changes.sql"
         }
     }
 
@@ -102,6 +105,11 @@ public enum RequiredMigration: Sendable {
             """
             EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass('changerelay.backfills')
                     AND attname = 'high_key' AND NOT attisdropped)
+            """
+        case .formerOrderingKeys:
+            """
+            EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass('changerelay.deliveries')
+                    AND attname = 'former_ordering_key' AND NOT attisdropped)
             """
         }
     }

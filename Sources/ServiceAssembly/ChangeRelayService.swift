@@ -70,6 +70,8 @@ public struct ChangeRelayService: Sendable {
             try RequiredMigration.deliveryRequeue.require(neededBy: "the dispatcher", on: state)
             try RequiredMigration.claimIndexes.require(neededBy: "the dispatcher", on: state)
         }
+        try RequiredMigration.formerOrderingKeys.require(
+            neededBy: role == .dispatcher ? "the dispatcher" : "the batch committer", on: state)
         try RequiredMigration.webhooks.require(neededBy: role == .dispatcher ? "the dispatcher" : "the batch committer",
                                                on: state)
         try RequiredMigration.schedules.require(neededBy: "the scheduler", on: state)

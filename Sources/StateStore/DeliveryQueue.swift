@@ -200,6 +200,10 @@ public struct DeliveryQueue: Sendable {
     /// - each scan starts at its floor (`$4`, `$5`: `OpenDeliveries`), not at the start of
     ///   the index, whose first entries are those finished rows leave behind.
     ///
+    /// A row waits while an unfinished row before it shares its ordering key, or has it as its
+    /// former key, or has its former key as its own (031): a record's key-changing UPDATE is
+    /// sent after the earlier deliveries of both its keys, and before the later ones.
+    ///
     /// A row taken over from a lease that ran out (its dispatcher died between claim and
     /// record) gets its attempt number moved on, as every try does, but not a try of its
     /// retry allowance (`requeued_at_attempt`, which the policy counts from, moves with it):
@@ -224,7 +228,13 @@ public struct DeliveryQueue: Sendable {
                       AND \(reportable)
                       AND (d.ordering_key IS NULL OR NOT EXISTS (
                           SELECT FROM changerelay.deliveries o
-                          WHERE o.ordering_key = d.ordering_key AND o.id < d.id AND o.completed_at IS NULL))
+                          WHERE o.ordering_key = d.ordering_key AND o.id < d.id AND o.completed_at IS NULL)
+                          AND NOT EXISTS (
+                          SELECT FROM changerelay.deliveries o
+                          WHERE o.former_ordering_key = d.ordering_key AND o.id < d.id AND o.completed_at IS NULL))
+                      AND (d.former_ordering_key IS NULL OR NOT EXISTS (
+                          SELECT FROM changerelay.deliveries o
+                          WHERE o.ordering_key = d.former_ordering_key AND o.id < d.id AND o.completed_at IS NULL))
             """
         return """
             WITH shares AS (

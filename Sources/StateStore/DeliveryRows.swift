@@ -8,7 +8,7 @@ import PlannedEffects
 public struct DeliveryRows {
     public static let target = CopyTarget(
         table: TableName(schema: "changerelay", name: "deliveries"),
-        columns: ["idempotency_key", "ordering_key", "handler", "source_lsn", "target_url", "method", "headers",
+        columns: ["idempotency_key", "ordering_key", "former_ordering_key", "handler", "source_lsn", "target_url", "method", "headers",
                   "auth", "body", "retry_policy", "report", "attempt_field", "endpoint"])
 
     /// Handlers reuse a few policies and header sets: each is encoded once.
@@ -22,7 +22,7 @@ public struct DeliveryRows {
     public mutating func values(of planned: PositionedDelivery) throws -> [String?] {
         let delivery = planned.delivery
         return [
-            planned.idempotencyKey, delivery.orderingKey, planned.handler, planned.position.commitLSN.description,
+            planned.idempotencyKey, delivery.orderingKey, delivery.formerOrderingKey, planned.handler, planned.position.commitLSN.description,
             delivery.url, delivery.method, encoded(delivery.headers), delivery.auth, delivery.body,
             try encoded(delivery.retryPolicy), delivery.report?.json, delivery.attemptField, delivery.endpoint,
         ]

@@ -74,4 +74,38 @@ import Testing
                                       values: [Self.text("7"), Self.text("ended")]))
         #expect(Self.keys.recordKey(of: updated) == "id=7")
     }
+
+    /// An UPDATE names the key it moved its record from only when the key changed: under a
+    /// key identity (the old key sent because it changed), under FULL (the old row always
+    /// sent, only its primary key compared), and never for an insert, a delete or an UPDATE
+    /// without an old row.
+    @Test func onlyAnUpdateThatChangedTheKeyHasAFormerKey() {
+        func row(_ pairs: [(String, String, Bool)]) -> Row {
+            Row(columns: pairs.map { Column(name: $0.0, typeOID: 25, isKey: $0.2) }, values: pairs.map { Self.text($0.1) })
+        }
+        func update(new: Row?, old: Row?) -> Change {
+            Change(lsn: LSN(0), schema: "public", table: "chat_sessions", operation: .update, new: new, old: old)
+        }
+        let movedByKey = update(new: row([("id", "8", true), ("status", "x", false)]), old: row([("id", "7", true)]))
+        #expect(Self.keys.formerRecordKey(of: movedByKey) == "id=7")
+        let movedWhole = Self.change(.update, new: [("id", Self.text("8")), ("status", Self.text("x"))],
+                                     old: [("id", Self.text("7")), ("status", Self.text("x"))])
+        #expect(Self.keys.formerRecordKey(of: movedWhole) == "id=7")
+        let keptWhole = Self.change(.update, new: [("id", Self.text("7")), ("status", Self.text("y"))],
+                                    old: [("id", Self.text("7")), ("status", Self.text("x"))])
+        #expect(Self.keys.formerRecordKey(of: keptWhole) == nil, "another column changed, not the key")
+        let noOld = update(new: row([("id", "7", true), ("status", "x", false)]), old: nil)
+        #expect(Self.keys.formerRecordKey(of: noOld) == nil)
+        let keptKeySentAnyway = update(new: row([("id", "7", true), ("status", "x", false)]), old: row([("id", "7", true)]))
+        #expect(Self.keys.formerRecordKey(of: keptKeySentAnyway) == nil)
+        let deleted = Self.change(.delete, new: nil, old: [("id", Self.text("7"))])
+        let inserted = Self.change(.insert, new: [("id", Self.text("7"))])
+        #expect(Self.keys.formerRecordKey(of: deleted) == nil && Self.keys.formerRecordKey(of: inserted) == nil)
+        // wal2json marks no column a key under FULL: the primary key read at start decides.
+        let unmarked = update(new: Row(columns: ["id", "status"].map { Column(name: $0, typeOID: 25, isKey: false) },
+                                       values: [Self.text("8"), Self.text("x")]),
+                              old: Row(columns: ["id", "status"].map { Column(name: $0, typeOID: 25, isKey: false) },
+                                       values: [Self.text("7"), Self.text("x")]))
+        #expect(Self.keys.formerRecordKey(of: unmarked) == "id=7")
+    }
 }

@@ -107,6 +107,20 @@ private func eventTypes(_ change: Change) throws -> [String] {
         #expect(fired.deliveries.count == 1)
     }
 
+    /// A record's events are ordered by its key: an UPDATE that changed the key names the
+    /// one it had, so its deliveries wait for the old key's earlier ones (031), per config.
+    @Test func anUpdateThatChangedTheKeyNamesTheFormerOneInItsOrdering() throws {
+        let updated = WebhookRule(schema: "public", table: "orders", operation: .update, condition: nil, eventType: "order.updated")
+        let handler = makeHandler(extra: [updated])
+        _ = try plan(handler, transaction([config(id: "1", events: "{order.updated}")], lsn: 0x10))
+        let planned = try plan(handler, transaction([
+            change("orders", .update, new: row(["id": "o2", "status": "paid"]), old: row(["id": "o1"])),
+            change("orders", .update, new: row(["id": "o2", "status": "sent"])),
+        ]))
+        #expect(planned.deliveries.map(\.orderingKey) == ["webhook:1:public.orders:id=o2", "webhook:1:public.orders:id=o2"])
+        #expect(planned.deliveries.map(\.formerOrderingKey) == ["webhook:1:public.orders:id=o1", nil])
+    }
+
     /// A condition on a boolean column compares booleans: `paid=true` (as the body shows the
     /// value) fires on the change the stream carries as `t`, and `paid=t` still does.
     @Test(arguments: ["true", "t", "yes"])

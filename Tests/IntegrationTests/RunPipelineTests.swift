@@ -4,6 +4,7 @@ import EmbeddedPostgres
 import Foundation
 import LocalReceiver
 import Replication
+import Synchronization
 import Testing
 
 /// `changerelay run` end to end: a real cluster, the real binary, a real receiver.
@@ -104,6 +105,56 @@ import Testing
         #expect(run.waitForExit() == 0, "\(run.stderr.suffix(2000))")
         let keys = try setup.db.execute("SELECT DISTINCT ordering_key FROM changerelay.deliveries").rows
         #expect(keys == [["public.indexed:email=a@example.com"]], "\(keys)")
+    }
+
+    /// An UPDATE that changes a record's primary key is ordered under both keys (031): it is
+    /// sent only after the earlier change of its old key has gone (here retried until the
+    /// receiver takes it), and a row inserted later with the freed key waits for it in turn.
+    /// Ordered by its new key alone, the UPDATE went out while the old key's insert was
+    /// still being retried, and the later insert went out before the UPDATE.
+    @Test(arguments: ["pgoutput", "wal2json"])
+    func anUpdateOfThePrimaryKeyIsOrderedAfterTheOldKeysChangesAndBeforeItsLaterOnes(plugin: String) throws {
+        final class Gate: Sendable {
+            let open = Mutex<Set<String>>([])
+            /// (value, status) of every request, in arrival order.
+            let answered = Mutex<[(String, Int)]>([])
+        }
+        let gate = Gate()
+        let values = ["first", "moved", "again", "later"]
+        let behavior = Behavior.dynamic { request in
+            let value = values.first { request.bodyText.contains("\"" + $0 + "\"") } ?? "?"
+            let held = ["first", "moved"].contains(value) && !gate.open.withLock { $0.contains(value) }
+            gate.answered.withLock { $0.append((value, held ? 503 : 200)) }
+            return .status(held ? 503 : 200)
+        }
+        func tries(_ value: String) -> Int { gate.answered.withLock { $0.count { $0.0 == value } } }
+        let setup = try Self.prepare(behavior: behavior, extra: ["CHANGERELAY_SOURCE_PLUGIN": plugin])
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let run = try Background(["run"], environment: setup.environment)
+        try setup.db.execute("INSERT INTO items VALUES (1, 'first')")
+        try setup.db.execute("UPDATE items SET id = 2, v = 'moved' WHERE id = 1")
+        try setup.db.execute("INSERT INTO items VALUES (1, 'again')")
+        try setup.db.execute("UPDATE items SET v = 'later' WHERE id = 2")
+        // Three tries of the old key's insert: the UPDATE, ready since its commit, had every chance to go.
+        try Self.waitFor("three tries of the first insert") { tries("first") >= 3 }
+        #expect(tries("moved") == 0, "the key-changing UPDATE went before the old key's earlier change")
+        gate.open.withLock { _ = $0.insert("first") }
+        try Self.waitFor("three tries of the UPDATE") { tries("moved") >= 3 }
+        #expect(tries("again") == 0, "the freed key's later insert went before the UPDATE that freed it")
+        #expect(tries("later") == 0, "the new key's later change went before the UPDATE")
+        gate.open.withLock { _ = $0.insert("moved") }
+        try Self.waitFor("four deliveries") { Self.distinctKeys(setup.receiver).count >= 4 && tries("later") >= 1 && tries("again") >= 1 }
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0, "\(run.stderr.suffix(2000))")
+        let succeeded = gate.answered.withLock { $0.filter { $0.1 == 200 }.map(\.0) }
+        #expect(succeeded.count == 4 && succeeded.firstIndex(of: "first")! < succeeded.firstIndex(of: "moved")!
+                && succeeded.firstIndex(of: "moved")! < succeeded.firstIndex(of: "again")!
+                && succeeded.firstIndex(of: "moved")! < succeeded.firstIndex(of: "later")!, "\(succeeded)")
+        let keys = try setup.db.execute("""
+            SELECT ordering_key, coalesce(former_ordering_key, '-') AS former FROM changerelay.deliveries ORDER BY id
+            """).rows
+        #expect(keys == [["public.items:id=1", "-"], ["public.items:id=2", "public.items:id=1"],
+                         ["public.items:id=1", "-"], ["public.items:id=2", "-"]], "\(keys)")
     }
 
     /// With REPLICA IDENTITY FULL every column is in a row's key, so an ordering key built from

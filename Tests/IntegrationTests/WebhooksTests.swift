@@ -111,11 +111,13 @@ import Testing
         #expect(!run.stderr.contains(Self.secret) && !run.stderr.contains("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"))
     }
 
-    /// Without 024 the committer could not create staging tables that it empties itself, and
+    /// Without 024 the committer could not create staging tables that it empties itself,
     /// without 025 it could neither stage webhook deliveries nor queue them with their log
-    /// rows: such a database is refused by name, at start. The migration's rollback and a
-    /// second application leave a database that logs every event once.
-    @Test(arguments: ["024_staging_emptied_by_committer", "025_webhook_deliveries_staged"])
+    /// rows, and without 031 neither holds a delivery's former ordering key: such a database
+    /// is refused by name, at start. The migration's rollback, a second application of it,
+    /// and `setup` (which brings the later files that redefine what it defined: 031 the
+    /// staging of 025) leave a database that logs every event once.
+    @Test(arguments: ["024_staging_emptied_by_committer", "025_webhook_deliveries_staged", "031_ordering_across_key_changes"])
     func aDatabaseWithoutTheLogStagingIsRefusedByNameAndItsRollbackReapplies(migration: String) throws {
         let setup = try RunPipelineTests.prepare()
         defer { try? setup.cluster.stop(); setup.receiver.stop() }
@@ -127,6 +129,8 @@ import Testing
 
         try setup.db.execute(try String(contentsOfFile: file + ".sql", encoding: .utf8))
         try setup.db.execute(try String(contentsOfFile: file + ".sql", encoding: .utf8))
+        let again = try runChangeRelay(["setup"], environment: Self.environment(setup))
+        #expect(again.status == 0, "\(again.stderr)")
         let run = try Background(["run"], environment: Self.environment(setup))
         try Self.chat(setup, messages: 3)
         try RunPipelineTests.waitFor("three logged events") {
@@ -322,6 +326,40 @@ import Testing
         let keys = try setup.db.execute("SELECT DISTINCT ordering_key FROM changerelay.deliveries")
         #expect(keys.rows.count == 1)
         #expect(keys.rows.first?.first??.hasSuffix("public.chat_sessions:id=" + session) == true, "\(keys.rows)")
+    }
+
+    /// A session's end that also changed its id is ordered after the start under the old id
+    /// (031): the start's delivery is retried, and the end, under a key nothing else holds,
+    /// still waits for it. The delivery went through the webhook staging table with its
+    /// former key.
+    @Test(arguments: ["pgoutput", "wal2json"])
+    func anEventThatChangedItsRecordsKeyWaitsForTheOldKeysEvents(plugin: String) throws {
+        let setup = try RunPipelineTests.prepare(behavior: .dynamic { request in
+            request.index == 0 ? .status(500) : .status(200)
+        }, extra: ["CHANGERELAY_SOURCE_PLUGIN": plugin])
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        try Self.addConfig(setup, name: "sessions", events: ["chat.session.*"],
+                           retry: #"{"max_retries": 3, "retry_delay": 1000}"#)
+        let session = try setup.db.execute("""
+            INSERT INTO chat_sessions (user_id) VALUES ('00000000-0000-4000-8000-000000000001') RETURNING id::text AS id
+            """).value("id")!
+        let moved = try setup.db.query("""
+            UPDATE chat_sessions SET id = gen_random_uuid(), status = 'ended' WHERE id::text = $1 RETURNING id::text AS id
+            """, [session]).value("id")!
+        let run = try Background(["run"], environment: Self.environment(setup))
+        try RunPipelineTests.waitFor("both events, one of them twice") { setup.receiver.requestCount >= 3 }
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0)
+        let types = setup.receiver.requests.compactMap { request -> String? in
+            guard case .string(let type)? = try? JSONParser.parse(request.body)["type"] else { return nil }
+            return type
+        }
+        #expect(types == ["chat.session.started", "chat.session.started", "chat.session.ended"])
+        let keys = try setup.db.execute("""
+            SELECT ordering_key, coalesce(former_ordering_key, '-') AS former FROM changerelay.deliveries ORDER BY id
+            """).rows.map { $0.map { $0 ?? "" } }
+        #expect(keys.count == 2 && keys[0][0].hasSuffix("public.chat_sessions:id=" + session) && keys[0][1] == "-"
+                && keys[1][0].hasSuffix("public.chat_sessions:id=" + moved) && keys[1][1] == keys[0][0], "\(keys)")
     }
 
     /// An operator turns a config off while its rows wait in the dispatcher's queue behind a

@@ -96,6 +96,7 @@ public struct WebhookHandler: Handler {
         let data = try Self.data(of: change, handler: name)
         let position = transaction.position(of: change, at: index)
         let record = primaryKeys.recordKey(of: change)
+        let formerRecord = primaryKeys.formerRecordKey(of: change)
         for eventType in eventTypes {
             let body = Self.body(type: eventType, timestamp: transaction.commitTime.rfc3339, data: data)
             for config in cache.subscribers(of: eventType) {
@@ -106,6 +107,7 @@ public struct WebhookHandler: Handler {
                     headers: config.headers,
                     auth: WebhookDeliveryNames.credential(configID: config.id), body: body,
                     orderingKey: "webhook:" + config.id + ":" + table + ":" + (record ?? webhookID),
+                    formerOrderingKey: formerRecord.map { "webhook:" + config.id + ":" + table + ":" + $0 },
                     retryPolicy: config.retryPolicy,
                     report: .webhookLog(webhookID: webhookID, configID: config.id),
                     endpoint: WebhookDeliveryNames.endpoint(configID: config.id), idempotencyKey: webhookID))

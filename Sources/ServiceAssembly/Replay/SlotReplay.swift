@@ -4,6 +4,7 @@ import Handlers
 import Logging
 import Pipeline
 import Replication
+import Schema
 import StateStore
 
 /// `changerelay replay`: drives a slot other than the service's own (a retained copy of the
@@ -74,6 +75,7 @@ public struct SlotReplay: Sendable {
         // The live service's position only moves forward: read once, it stays a safe end.
         let walEnd = try source.execute("SELECT pg_current_wal_lsn()::text AS lsn").value("lsn").flatMap { LSN($0) } ?? .zero
         let state = try PostgresConnection(url: stateURL)
+        if !request.dryRun { try RequiredMigration.formerOrderingKeys.require(neededBy: "replay", on: state) }
         let liveSlot = try ReplaySlot.read(config.source.slot, on: source)
         let live = try liveSlot.map { liveSlot in
             ReplayEnd.LivePosition(slot: config.source.slot, lsn: max(
