@@ -68,7 +68,7 @@ public enum ChangeRenderer {
     /// handlers that pass a whole row on (an automation's `trigger_data.job`).
     public static func appendRow(_ row: Row, of change: Change, to writer: inout JSONWriter) throws(ChangeRenderingError) {
         let mark = writer.mark
-        do { try writeRow(row, secrets: secretColumns(of: change), &writer) } catch {
+        do { try writeRow(row, redacting: Redactions(of: change), &writer) } catch {
             writer.rollBack(to: mark)
             throw ChangeRenderingError(lsn: change.lsn, schema: change.schema, table: change.table,
                                        column: error.column.name, typeOID: error.column.typeOID, reason: error.reason)
@@ -117,11 +117,11 @@ public enum ChangeRenderer {
         writer.string(change.table)
         writer.key("op")
         writer.string(change.operation.rawValue)
-        let secrets = secretColumns(of: change)
+        let redactions = Redactions(of: change)
         writer.key("new")
-        try writeRow(change.new, secrets: secrets, &writer)
+        try writeRow(change.new, redacting: redactions, &writer)
         writer.key("old")
-        try writeRow(change.old, secrets: secrets, &writer)
+        try writeRow(change.old, redacting: redactions, &writer)
         if let new = change.new { appendUnchangedToast(of: new, to: &writer) }
         writer.endObject()
     }
@@ -138,17 +138,26 @@ public enum ChangeRenderer {
         writer.endArray()
     }
 
-    /// The columns of `change`'s table whose values are printed as `<redacted>` wherever a
-    /// change is rendered (`tail`, webhook bodies, automation trigger data): the publication
-    /// carries `webhook_configs` whole, its signing secrets and its custom headers (an
-    /// `Authorization` among them) included.
-    private static func secretColumns(of change: Change) -> Set<String> {
-        change.table == "webhook_configs" && change.schema == "public" ? ["secret", "headers"] : []
+    /// What of `change`'s table is not printed as stored wherever a change is rendered
+    /// (`tail`, echo and webhook bodies, automation trigger data): the publication carries
+    /// `webhook_configs` whole, its signing secrets and its custom headers (an `Authorization`
+    /// among them) included, which are `<redacted>`; its endpoint's URL is printed as logs
+    /// print it (`redactedURL`), since a `user:password@` part or a signed query is a
+    /// credential too.
+    private struct Redactions {
+        var secrets: Set<String> = []
+        var urls: Set<String> = []
+
+        init(of change: Change) {
+            guard change.table == "webhook_configs" && change.schema == "public" else { return }
+            secrets = ["secret", "headers"]
+            urls = ["url"]
+        }
     }
 
     /// Unchanged TOAST values are left out: they are listed separately for `new`, and
     /// pgoutput never sends one in an old row.
-    private static func writeRow(_ row: Row?, secrets: Set<String>, _ writer: inout JSONWriter) throws(ValueFailure) {
+    private static func writeRow(_ row: Row?, redacting redactions: Redactions, _ writer: inout JSONWriter) throws(ValueFailure) {
         guard let row else {
             writer.null()
             return
@@ -161,9 +170,13 @@ public enum ChangeRenderer {
             case .null:
                 writer.key(column.name)
                 writer.null()
-            case .text where secrets.contains(column.name), .binary where secrets.contains(column.name):
+            case .text where redactions.secrets.contains(column.name), .binary where redactions.secrets.contains(column.name):
                 writer.key(column.name)
                 writer.string("<redacted>")
+            case .text(let text) where redactions.urls.contains(column.name),
+                 .binary(let text) where redactions.urls.contains(column.name):
+                writer.key(column.name)
+                writer.string(redactedURL(String(decoding: text, as: UTF8.self)))
             case .text(let text):
                 writer.key(column.name)
                 do { try writeText(text, typeOID: column.typeOID, &writer) } catch { throw ValueFailure(column: column, reason: error.reason) }

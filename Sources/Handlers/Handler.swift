@@ -184,7 +184,7 @@ extension Change {
     /// is every column, so a long one is bounded (`BoundedKey`): it goes into ordering keys.
     public var keyText: String? {
         guard let row = new ?? old else { return nil }
-        let parts = zip(row.columns, row.values).filter { $0.0.isKey }.map(Self.keyPart)
+        let parts = row.columns.indices.filter { row.columns[$0].isKey }.map { Self.keyPart(row.columns[$0], keyValue(row, at: $0)) }
         return parts.isEmpty ? nil : BoundedKey.bounded(parts.joined(separator: ","))
     }
 
@@ -196,10 +196,23 @@ extension Change {
         var parts: [String] = []
         for name in columns {
             guard let index = row.columns.firstIndex(where: { $0.name == name }) else { return nil }
-            if case .unchangedToast = row.values[index] { return nil }
-            parts.append(Self.keyPart(row.columns[index], row.values[index]))
+            let value = keyValue(row, at: index)
+            if case .unchangedToast = value { return nil }
+            parts.append(Self.keyPart(row.columns[index], value))
         }
         return BoundedKey.bounded(parts.joined(separator: ","))
+    }
+
+    /// The value of `row`'s column `index`, where a new row's unchanged TOAST value is taken
+    /// from the old row: a key stored out of line and left as it was is sent only there (the
+    /// server sends the old key for it, and the whole old row under FULL). Read as `?`, every
+    /// such record shared one ordering key, and an UPDATE could go before its own INSERT.
+    private func keyValue(_ row: Row, at index: Int) -> TupleValue {
+        guard case .unchangedToast = row.values[index], new != nil, let old,
+              let oldIndex = old.columns.firstIndex(where: { $0.name == row.columns[index].name }) else {
+            return row.values[index]
+        }
+        return old.values[oldIndex]
     }
 
     private static func keyPart(_ column: Column, _ value: TupleValue) -> String {

@@ -129,7 +129,7 @@ enum HandlerAssembly {
                                          maxSize: config.messageBuffer.maxSize)
         let restored = try MessageBufferLoader.load(from: source, windows: windows, logger: logger)
         return MessageBufferingHandler(.init(baseURL: baseURL, windows: windows, retryDelay: config.messageBuffer.retryDelay),
-                                       state: MessageBufferState(restored: restored))
+                                       state: MessageBufferState(restored: restored), logger: logger)
     }
 
     /// The webhook fan-out, unless the databases cannot carry it: its deliveries' claims

@@ -49,7 +49,8 @@ enum MessageBufferLoader {
         // opened before it took in messages committed after it.
         try db.execute("""
             INSERT INTO changerelay.message_buffering_state (buffering_enabled, changed_at_lsn)
-            SELECT coalesce((SELECT is_enabled FROM public.feature_flags WHERE flag_name = 'message_buffering'), false), '0/0'
+            SELECT coalesce((SELECT is_enabled::text FROM public.feature_flags WHERE flag_name = 'message_buffering')::boolean,
+                            false), '0/0'
             ON CONFLICT (singleton) DO NOTHING
             """)
         let flag = try db.execute("SELECT buffering_enabled AS enabled FROM changerelay.message_buffering_state")

@@ -80,8 +80,10 @@ struct DriftCheck: ParsableCommand {
 extension DriftCheck {
     /// Why the comparison cannot read `habit_tracker` as the seed defines it, named by
     /// column, rather than the server's message about a function or column it did not find:
-    /// a projected column renamed or dropped, or `habits` of a type other than jsonb (or a
-    /// domain over it). The service itself reads such rows (or reports them as invalid).
+    /// a projected column renamed or dropped, or `habits`, `user_id` or `week_start_date` of
+    /// a type other than the seed's (or a domain over it), which the projection rules
+    /// (`changerelay.habit_tracker_problem`) take. The service itself reads such rows (or
+    /// reports them as invalid).
     struct UnreadableShape: Error, CustomStringConvertible {
         var description: String
     }
@@ -89,7 +91,7 @@ extension DriftCheck {
     static func unreadableShape(on connection: PostgresConnection) throws(PostgresError) -> UnreadableShape? {
         let columns = try connection.query("""
             SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS type,
-                   \(DomainLookup.baseType(of: "a.atttypid")) = 'jsonb'::regtype AS jsonb
+                   format_type(\(DomainLookup.baseType(of: "a.atttypid")), NULL) AS base
             FROM pg_attribute a
             WHERE a.attrelid = 'public.habit_tracker'::regclass AND a.attnum > 0 AND NOT a.attisdropped
             """, []).rows
@@ -99,9 +101,10 @@ extension DriftCheck {
             return UnreadableShape(description: "public.habit_tracker has no column \(missing.joined(separator: ", ")) "
                 + "(renamed or dropped?): drift-check compares the seed's columns; the service reports such rows as invalid_source")
         }
-        if let habits = columns.first(where: { $0[0] == "habits" }), habits[2] != "t" {
-            return UnreadableShape(description: "public.habit_tracker.habits is \(habits[1] ?? "?"), not jsonb: drift-check "
-                + "reads it as jsonb (ALTER TABLE public.habit_tracker ALTER COLUMN habits TYPE jsonb USING habits::jsonb)")
+        for (name, type) in [("habits", "jsonb"), ("user_id", "uuid"), ("week_start_date", "date")] {
+            guard let column = columns.first(where: { $0[0] == name }), column[2] != type else { continue }
+            return UnreadableShape(description: "public.habit_tracker.\(name) is \(column[1] ?? "?"), not \(type): drift-check "
+                + "reads it as \(type) (ALTER TABLE public.habit_tracker ALTER COLUMN \(name) TYPE \(type) USING \(name)::\(type))")
         }
         return nil
     }

@@ -202,4 +202,20 @@ private func row(_ cells: [(String, UInt32, TupleValue)]) -> Row {
         // Another table's column of that name is data like any other.
         #expect(try line(.insert, new: row([("secret", 25, text("not a credential"))])).contains("not a credential"))
     }
+
+    /// A config's URL is printed as logs print it: credentials in its user part, its query
+    /// or its fragment are redacted, in both plugins' forms (text and binary) and both rows.
+    @Test(arguments: [false, true])
+    func aWebhookURLsCredentialsAreRedacted(binary: Bool) throws {
+        let url = "http://alice:PASSW0RD@hooks.example:8080/in?token=QUERYSECRET#FRAGSECRET"
+        let value: TupleValue = binary ? .binary(ArraySlice(url.utf8)) : text(url)
+        let config = row([("id", 20, text("3")), ("url", 25, value)])
+        let change = Change(lsn: LSN(0x10), schema: "public", table: "webhook_configs", operation: .update, new: config, old: config)
+        let transaction = Transaction(xid: 1, commitLSN: LSN(0x20), endLSN: LSN(0x28), commitTime: commitTime, changes: [change])
+        let rendered = try ChangeRenderer.line(change, of: transaction)
+        #expect(!rendered.contains("PASSW0RD") && !rendered.contains("QUERYSECRET") && !rendered.contains("FRAGSECRET"), "\(rendered)")
+        #expect(rendered.components(separatedBy: #""url":"http://<redacted>@hooks.example:8080/in?token=<redacted>#<redacted>""#).count == 3,
+                "\(rendered)")
+        #expect(try line(.insert, new: row([("url", 25, text(url))])).contains("PASSW0RD"), "another table's url is data")
+    }
 }

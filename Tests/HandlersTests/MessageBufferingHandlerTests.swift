@@ -144,4 +144,57 @@ private func column(_ name: String, of row: PlannedRow) -> String? {
         #expect(column("flush_due_at", of: effects.rows[2]) == start.postgresText)
         #expect(column("flush_due_at", of: effects.rows[3]) == start.advanced(by: .seconds(30)).postgresText)
     }
+
+    /// A column the handler reads, renamed or dropped, is said and the message skipped: read
+    /// as NULL it was skipped (no conversation, not incoming) or joined with no content,
+    /// without a word. One warning per table and set of missing columns.
+    @Test(arguments: ["id", "conversation_id", "message_type", "content"])
+    func aMessageLackingAColumnTheHandlerReadsIsSkippedAndSaid(column: String) throws {
+        let logs = CapturedLogs()
+        let handler = MessageBufferingHandler(.init(baseURL: "http://127.0.0.1:9/functions/v1/", windows: windows),
+                                              state: MessageBufferState(restored: .init(book: BufferBook(windows: windows),
+                                                                                        buffering: true)),
+                                              logger: logs.logger)
+        func lacking(_ id: Int) -> Change {
+            var change = message(id)
+            let row = change.new!
+            let kept = row.columns.indices.filter { row.columns[$0].name != column }
+            change.new = Row(columns: kept.map { row.columns[$0] }, values: kept.map { row.values[$0] })
+            return change
+        }
+        let planned = try plan(handler, transaction([lacking(11), lacking(12)], at: 0, lsn: 0x10))
+        #expect(planned.rows.isEmpty && planned.deliveries.isEmpty)
+        let warnings = logs.all.filter { $0.level == .warning }
+        #expect(warnings.count == 1 && warnings.first?.metadata["missing"] == .string(column), "\(warnings)")
+        #expect(warnings.first?.metadata["lsn"] == .string("0/100"))
+    }
+
+    /// The flag's value is read as Postgres reads a boolean's text (a column retyped to text
+    /// holds `true`); a value that is none, or a flag row without the column, leaves
+    /// buffering as it was, with a warning: it turned buffering off unseen.
+    @Test func aFlagTheHandlerCannotReadLeavesBufferingAsItWas() throws {
+        let logs = CapturedLogs()
+        let handler = MessageBufferingHandler(.init(baseURL: "http://127.0.0.1:9/functions/v1/", windows: windows),
+                                              state: MessageBufferState(restored: .init(book: BufferBook(windows: windows),
+                                                                                        buffering: true)),
+                                              logger: logs.logger)
+        func flagged(_ value: String?, column: String = "is_enabled") -> Change {
+            Change(lsn: LSN(0x100), schema: "public", table: "feature_flags", operation: .update,
+                   new: row(["flag_name": "message_buffering", column: value]))
+        }
+        _ = try plan(handler, transaction([flagged("false")], at: 0, lsn: 0x10))
+        #expect(!handler.state.committed.buffering)
+        _ = try plan(handler, transaction([flagged("TRUE")], at: 1, lsn: 0x20))
+        #expect(handler.state.committed.buffering)
+        _ = try plan(handler, transaction([flagged("maybe")], at: 2, lsn: 0x30))
+        #expect(handler.state.committed.buffering)
+        _ = try plan(handler, transaction([flagged("f", column: "enabled")], at: 3, lsn: 0x40))
+        #expect(handler.state.committed.buffering)
+        let warnings = logs.all.filter { $0.level == .warning }
+        #expect(warnings.count == 2, "\(warnings)")
+        #expect(warnings.first?.metadata["value"] == .string("'maybe'"))
+        #expect(warnings.last?.metadata["missing"] == .string("is_enabled"))
+        _ = try plan(handler, transaction([flagged(nil)], at: 4, lsn: 0x50))
+        #expect(!handler.state.committed.buffering, "NULL is off, as the seed's coalesce made it")
+    }
 }

@@ -108,4 +108,29 @@ import Testing
                                        values: [Self.text("7"), Self.text("x")]))
         #expect(Self.keys.formerRecordKey(of: unmarked) == "id=7")
     }
+
+    /// A key stored out of line and left as it was is not in the new row (an unchanged TOAST
+    /// value) but in the old one, which the server sends for it: the record keeps its key,
+    /// under a key identity and under FULL. Read as `?`, every such record of the table shared
+    /// one ordering key, and an UPDATE could go before its own INSERT.
+    @Test func aKeyLeftInToastIsTakenFromTheOldRow() {
+        let long = String(repeating: "k", count: 3000)
+        let byKey = Change(lsn: LSN(0), schema: "public", table: "bigpk", operation: .update,
+                           new: Row(columns: [Column(name: "k", typeOID: 25, isKey: true), Column(name: "v", typeOID: 23, isKey: false)],
+                                    values: [.unchangedToast, Self.text("11")]),
+                           old: Row(columns: [Column(name: "k", typeOID: 25, isKey: true), Column(name: "v", typeOID: 23, isKey: false)],
+                                    values: [Self.text(long), .null]))
+        let inserted = Change(lsn: LSN(0), schema: "public", table: "bigpk", operation: .insert,
+                              new: Row(columns: [Column(name: "k", typeOID: 25, isKey: true), Column(name: "v", typeOID: 23, isKey: false)],
+                                       values: [Self.text(long), Self.text("10")]))
+        #expect(byKey.keyText == inserted.keyText && byKey.keyText?.contains("?") == false)
+        #expect(PrimaryKeys().formerRecordKey(of: byKey) == nil, "the key did not change")
+        let keys = PrimaryKeys(["public.chat_sessions": ["k"]])
+        let whole = Self.change(.update, new: [("k", .unchangedToast), ("status", Self.text("ended"))],
+                                old: [("k", Self.text(long)), ("status", Self.text("active"))])
+        let insertedWhole = Self.change(.insert, new: [("k", Self.text(long)), ("status", Self.text("active"))])
+        #expect(keys.recordKey(of: whole) == keys.recordKey(of: insertedWhole))
+        #expect(keys.recordKey(of: whole)?.contains("?") == false)
+        #expect(keys.formerRecordKey(of: whole) == nil)
+    }
 }

@@ -60,6 +60,16 @@ import Testing
         }
     }
 
+    /// A value as long as a row can hold is named by its first 120 characters, not quoted whole.
+    @Test func aLongBadValueIsCutInTheMessage() {
+        let long = String(repeating: "A", count: 1_000_000)
+        #expect(throws: RetryConfigError.invalidField(
+            name: "max_retries", value: "\"" + String(repeating: "A", count: 119) + "…", expected: "an integer from 0 to 100"
+        )) {
+            try WebhookRetryConfig(json: #"{"max_retries": ""# + long + #""}"#)
+        }
+    }
+
     @Test func theErrorMessageNamesTheField() {
         do {
             _ = try WebhookRetryConfig(json: #"{"max_retries": "3"}"#)

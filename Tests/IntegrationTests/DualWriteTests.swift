@@ -427,6 +427,12 @@ import Testing
          "public.habit_tracker.habits is json, not jsonb"),
         ("ALTER TABLE habit_tracker RENAME COLUMN week_period TO period",
          "public.habit_tracker has no column week_period (renamed or dropped?)"),
+        ("ALTER TABLE habit_tracker ALTER COLUMN user_id TYPE text",
+         "public.habit_tracker.user_id is text, not uuid: drift-check reads it as uuid"),
+        ("ALTER TABLE habit_tracker ALTER COLUMN week_start_date TYPE text",
+         "public.habit_tracker.week_start_date is text, not date"),
+        ("ALTER TABLE habit_tracker ALTER COLUMN week_start_date TYPE timestamp",
+         "public.habit_tracker.week_start_date is timestamp without time zone, not date"),
     ])
     func driftCheckNamesAColumnItCannotRead(_ change: String, _ message: String) throws {
         let setup = try RunPipelineTests.prepare()

@@ -278,6 +278,7 @@ import Testing
         try refused(["--slot", Self.slot, "--handlers", "automations"], "replay cannot run the handler automations: ")
         try refused(["--slot", Self.slot, "--handlers", "dual_write"], "the handler dual_write is not configured")
         try refused(["--slot", Self.slot, "--to-lsn", "0/zz"], "--to-lsn '0/zz' is not an LSN")
+        try refused(["--slot", "BAD-NAME"], "'BAD-NAME' is not a slot name")
 
         let reader = try Background(["tail", "--slot", Self.slot], environment: setup.environment)
         try RunPipelineTests.waitFor("tail to hold the slot") {
@@ -286,6 +287,34 @@ import Testing
         try refused(["--slot", Self.slot], "slot \(Self.slot) is active (held by process ")
         reader.child.signal(SIGTERM)
         _ = reader.waitForExit()
+    }
+
+    /// The live service is found by `source.slot`. A replay whose configuration names no slot
+    /// there (the service runs as `prod`, the command was run without its configuration) could
+    /// not see it, ran to the WAL end, and planned keys the live service then failed to plan
+    /// on every start: refused, unless a `--to-lsn` says where to end.
+    @Test func aSourceSlotThatNamesNoSlotIsRefusedWithoutAnEnd() throws {
+        let setup = try Self.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        try setup.db.execute("""
+            SELECT pg_drop_replication_slot('changerelay');
+            SELECT pg_create_logical_replication_slot('prod', 'pgoutput')
+            """)
+        try Self.insertItems(setup.db, from: 1, transactions: 3, rows: 1)
+        for dryRun in [[], ["--dry-run"]] {
+            let refused = try Self.replay(setup, dryRun)
+            #expect(refused.status != 0 && refused.stderr.contains("source.slot 'changerelay' names no slot on the source"),
+                    "\(refused.stderr.suffix(2000))")
+        }
+        #expect(try Self.count(setup.db, "SELECT count(*) AS n FROM changerelay.deliveries") == 0)
+        // The test cluster commits asynchronously: the slot's reader sees only flushed WAL.
+        let end = try setup.db.execute("SELECT pg_current_wal_insert_lsn()::text AS lsn").value("lsn")!
+        try RunPipelineTests.waitFor("the WAL flushed") {
+            try setup.db.query("SELECT pg_current_wal_flush_lsn() >= $1::pg_lsn AS flushed", [end]).value("flushed") == "t"
+        }
+        let bounded = try Self.replay(setup, ["--to-lsn", end])
+        #expect(bounded.status == 0, "\(bounded.stderr.suffix(2000))")
+        #expect(Self.counts(bounded)["echo"]?.new == 3, "\(bounded.stdout)")
     }
 
     /// A dual-write sync switched on after the changes: a replay in apply mode fills the new

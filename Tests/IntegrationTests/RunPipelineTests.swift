@@ -157,6 +157,38 @@ import Testing
                          ["public.items:id=1", "-"], ["public.items:id=2", "-"]], "\(keys)")
     }
 
+    /// A primary key long enough to be stored out of line is left out of an UPDATE's new row
+    /// that does not change it, and sent in the old key instead: the UPDATE is still the
+    /// record's, ordered after its INSERT (here retried once). It was ordered under `k=?`,
+    /// shared by every such record, and went out before the INSERT.
+    @Test(arguments: ["pgoutput", "wal2json"])
+    func anUpdateOfARowWhoseKeyIsInToastWaitsForItsInsert(plugin: String) throws {
+        let setup = try Self.prepare(behavior: .dynamic { request in
+            request.index == 0 ? .status(503) : .status(200)
+        }, extra: ["CHANGERELAY_SOURCE_PLUGIN": plugin])
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        try setup.db.execute("""
+            CREATE TABLE bigpk (k text PRIMARY KEY, v int);
+            ALTER TABLE bigpk ALTER COLUMN k SET STORAGE EXTERNAL;
+            ALTER PUBLICATION changerelay_pub ADD TABLE bigpk
+            """)
+        var environment = setup.environment
+        environment["CHANGERELAY_HANDLERS_ECHO_TABLES"] = "public.bigpk"
+        try setup.db.execute("INSERT INTO bigpk SELECT string_agg(md5(g::text), ''), 10 FROM generate_series(1, 80) g")
+        try setup.db.execute("UPDATE bigpk SET v = 11")
+        let run = try Background(["run"], environment: environment)
+        try Self.waitFor("the insert twice and the update") { setup.receiver.requestCount >= 3 }
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0, "\(run.stderr.suffix(2000))")
+        let operations = setup.receiver.requests.compactMap { request -> String? in
+            guard case .string(let operation)? = try? JSONParser.parse(request.body)["op"] else { return nil }
+            return operation
+        }
+        #expect(operations == ["insert", "insert", "update"])
+        let keys = try setup.db.execute("SELECT DISTINCT ordering_key FROM changerelay.deliveries").rows
+        #expect(keys.count == 1 && keys.first?.first??.contains("?") == false, "\(keys.map { $0.first??.prefix(40) })")
+    }
+
     /// With REPLICA IDENTITY FULL every column is in a row's key, so an ordering key built from
     /// it can be as long as the row. One over Postgres' btree limit failed the batch holding
     /// it, every time it was read again: the stream stopped. A record's ordering key is its

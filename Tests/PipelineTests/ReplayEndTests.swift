@@ -82,6 +82,18 @@ import Testing
         #expect(ReplayError.lost(slot: "retained").description.contains("slot retained has lost WAL it needed (wal_status = lost)"))
     }
 
+    /// A name no slot can have is said to be one, not advised to be created.
+    @Test(arguments: ["BAD-NAME", "", "Upper", "with space", "x'; drop table jobs; --", String(repeating: "a", count: 64)])
+    func aNameNoSlotCanHaveIsRefusedAsSuch(name: String) {
+        #expect(refusal(nil, name: name) == .invalidSlotName(name))
+        #expect(!ReplayError.invalidSlotName(name).description.contains("pg_create_logical_replication_slot"))
+    }
+
+    @Test func theLongestValidNameIsAdvisedToBeCreated() {
+        let name = "a_1" + String(repeating: "z", count: 60)
+        #expect(refusal(nil, name: name) == .noSuchSlot(name, plugin: "pgoutput"))
+    }
+
     /// Its own slot is refused whatever the server holds under the name.
     @Test func theServicesOwnSlotIsRefusedFirst() {
         #expect(refusal(nil, name: "changerelay") == .ownSlot("changerelay"))

@@ -1,5 +1,6 @@
 import Core
 import Decoding
+import Logging
 import PlannedEffects
 
 /// What seed 002's `buffered_messages` trigger, its `message_buffer` tables and the
@@ -49,10 +50,15 @@ public struct MessageBufferingHandler: Handler {
     public let followsCommitTime = true
     public let settings: Settings
     public let state: MessageBufferState
+    private let logger: Logger
+    private let missingColumns: MissingColumns
 
-    public init(_ settings: Settings, state: MessageBufferState) {
+    public init(_ settings: Settings, state: MessageBufferState,
+                logger: Logger = Logger(label: "changerelay.message_buffering")) {
         self.settings = settings
         self.state = state
+        self.logger = logger
+        missingColumns = MissingColumns(handler: "message_buffering", logger: logger)
     }
 
     public func committed(_ transaction: Transaction) throws(HandlerError) -> Effects {
@@ -73,7 +79,11 @@ public struct MessageBufferingHandler: Handler {
         if change.schema + "." + change.table == Self.flagsTable {
             return try followFlag(change, at: position, committed: transaction.commitTime)
         }
-        guard change.operation == .insert, let row = change.new else { return .none }
+        // A column renamed or dropped is said, not read as NULL: the message would have been
+        // skipped (no conversation, not incoming) or joined with no content, without a word.
+        guard change.operation == .insert, let row = change.new,
+              missingColumns.check(row, needs: ["id", "conversation_id", "message_type", "content"], change: change).isEmpty
+        else { return .none }
         let fields = try Fields(row, handler: name, change: change)
         guard fields["message_type"] == "incoming", let id = fields["id"], let conversation = fields["conversation_id"] else {
             return .none
@@ -95,6 +105,17 @@ public struct MessageBufferingHandler: Handler {
                                              at: position, message: message))
         }
         return effects
+    }
+
+    /// `is_enabled` as Postgres reads a boolean's text (a column retyped to text keeps
+    /// `true`); NULL is off, as the seed's `coalesce` made it; nil for anything else.
+    static func boolean(_ text: String?) -> Bool? {
+        guard let text else { return false }
+        switch text.lowercased() {
+        case "t", "true", "y", "yes", "on", "1": return true
+        case "f", "false", "n", "no", "off", "0": return false
+        default: return nil
+        }
     }
 
     public func batchEnded(committed: Bool) {
@@ -121,7 +142,17 @@ public struct MessageBufferingHandler: Handler {
             guard let new = change.new else { return .none }
             let fields = try Fields(new, handler: name, change: change)
             if fields["flag_name"] == Self.flagName {
-                enabled = fields["is_enabled"] == "t"
+                // A flag the handler cannot read leaves buffering as it was, said: read as
+                // off, a column renamed or retyped to text turned buffering off unseen.
+                guard missingColumns.check(new, needs: ["is_enabled"], change: change).isEmpty else { return .none }
+                guard let value = Self.boolean(fields["is_enabled"]) else {
+                    logger.warning("the message_buffering flag's is_enabled is not a boolean: buffering stays as it was", metadata: [
+                        "value": "\(quotedExcerpt(fields["is_enabled"] ?? ""))", "lsn": "\(change.lsn)",
+                        "buffering": "\(state.update { $0.buffering })",
+                    ])
+                    return .none
+                }
+                enabled = value
             } else if change.operation == .update, let old = change.old,
                       try Fields(old, handler: name, change: change)["flag_name"] == Self.flagName {
                 // Renamed away (flag_name is the key, so the old row names it): the flag is

@@ -50,8 +50,11 @@ public struct WebhookRetryConfig: Sendable, Hashable {
         guard let member = members[name], member != .null else { return fallback }
         var quoted = JSONWriter(capacity: 32)
         quoted.value(member)
+        // Shown as JSON (escaped already), and cut: a megabyte string made a megabyte log line.
+        let written = quoted.string.unicodeScalars
+        let shown = written.count > 120 ? String(String.UnicodeScalarView(written.prefix(120))) + "…" : quoted.string
         let invalid = RetryConfigError.invalidField(
-            name: name, value: quoted.string,
+            name: name, value: shown,
             expected: "an integer from \(range.lowerBound) to \(range.upperBound)")
         // Double holds every integer in these ranges exactly, and reads `1e3` or `1000.0`
         // (which jsonb keeps as written) as the integers they denote.

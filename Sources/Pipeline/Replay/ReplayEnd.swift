@@ -28,8 +28,10 @@ public struct ReplayEnd: Sendable, Equatable {
     /// The `--to-lsn` asked for, when one was.
     public var requested: LSN?
 
-    /// Where the live service stands: nil when its slot does not exist, so nothing can plan
-    /// past the WAL end of now (a slot created later starts beyond it).
+    /// Where the live service stands: nil when its slot does not exist, which replay accepts
+    /// only with a `--to-lsn` (`ReplayError.noLiveSlot`): a slot created later starts beyond
+    /// the WAL end of now, but a live service reading a slot under another name than the
+    /// configured one would be passed unseen.
     public struct LivePosition: Sendable, Equatable {
         public var slot: String
         public var lsn: LSN

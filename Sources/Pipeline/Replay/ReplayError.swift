@@ -6,6 +6,10 @@ import Decoding
 public enum ReplayError: Error, Sendable, Equatable, CustomStringConvertible {
     case ownSlot(String)
     case noSuchSlot(String, plugin: String)
+    /// No slot could have the name: advice to create it would be refused too.
+    case invalidSlotName(String)
+    /// `source.slot` names no slot, and no `--to-lsn` says where to end.
+    case noLiveSlot(String)
     case physicalSlot(String)
     case otherDatabase(slot: String, database: String, connected: String)
     case otherPlugin(slot: String, plugin: String, configured: String)
@@ -29,6 +33,14 @@ public enum ReplayError: Error, Sendable, Equatable, CustomStringConvertible {
             "slot \(quotedExcerpt(slot, limit: 64)) does not exist (pg_replication_slots); a retained slot is created with "
                 + "SELECT pg_create_logical_replication_slot(\(quoteLiteral(slot)), \(quoteLiteral(plugin))) "
                 + "and keeps WAL from then on"
+        case .invalidSlotName(let slot):
+            "\(quotedExcerpt(slot, limit: 64)) is not a slot name: a slot's name is 1 to 63 lower-case letters, digits "
+                + "and underscores"
+        case .noLiveSlot(let slot):
+            "source.slot \(quotedExcerpt(slot, limit: 64)) names no slot on the source, so replay cannot tell where the "
+                + "live service stands, and a key planned past it would stop the live service's batches: set source.slot "
+                + "(CHANGERELAY_SOURCE_SLOT) to the live service's slot, or give --to-lsn to end the replay where you know "
+                + "the live service has planned everything already"
         case .physicalSlot(let slot):
             "slot \(slot) is a physical slot: replay reads logical slots only"
         case .otherDatabase(let slot, let database, let connected):

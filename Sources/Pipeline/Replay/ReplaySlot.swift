@@ -40,13 +40,20 @@ public struct ReplaySlot: Sendable, Equatable {
                           confirmedFlush: result.value("confirmed_flush").flatMap { LSN($0) })
     }
 
+    /// Postgres' rule for a slot's name: lower-case letters, digits and underscores, 1 to 63 of them.
+    static func isValidName(_ name: String) -> Bool {
+        (1...63).contains(name.utf8.count) && name.utf8.allSatisfy { (0x61...0x7A).contains($0) || (0x30...0x39).contains($0) || $0 == 0x5F }
+    }
+
     /// Why replay must not read the slot named `name` (`slot` is what the server holds under
     /// that name, nil for nothing), or nil when it may. The service's own slot is refused
     /// first, whatever its state: its position is the live service's to move.
     public static func refusal(_ name: String, slot: ReplaySlot?, serviceSlot: String, plugin: Config.Plugin,
                                database: String) -> ReplayError? {
         if name == serviceSlot { return .ownSlot(name) }
-        guard let slot else { return .noSuchSlot(name, plugin: plugin.rawValue) }
+        guard let slot else {
+            return isValidName(name) ? .noSuchSlot(name, plugin: plugin.rawValue) : .invalidSlotName(name)
+        }
         guard slot.isLogical else { return .physicalSlot(name) }
         if let other = slot.database, other != database {
             return .otherDatabase(slot: name, database: other, connected: database)

@@ -77,6 +77,9 @@ public struct SlotReplay: Sendable {
         let state = try PostgresConnection(url: stateURL)
         if !request.dryRun { try RequiredMigration.formerOrderingKeys.require(neededBy: "replay", on: state) }
         let liveSlot = try ReplaySlot.read(config.source.slot, on: source)
+        // A live service reading a slot under another name than this configuration's (a
+        // one-off command run without the service's --config) would be passed unseen.
+        guard liveSlot != nil || request.toLSN != nil else { throw ReplayError.noLiveSlot(config.source.slot) }
         let live = try liveSlot.map { liveSlot in
             ReplayEnd.LivePosition(slot: config.source.slot, lsn: max(
                 liveSlot.confirmedFlush ?? .zero, try SlotCheckpoint(slot: config.source.slot).read(on: state)))
