@@ -27,14 +27,17 @@ public final class BatchCommitter: TransactionSink {
         public var maxBatchAge: Duration
         /// Where the backfill runner leaves its chunks; nil when nothing is backfilled.
         public var backfills: ChunkExchange?
+        /// What the checkpoint says wrote it: the live service, or a replay.
+        public var writer: SlotCheckpoint.Writer
 
         public init(stateURL: String, slot: String, maxBatchChanges: Int = 1000, maxBatchAge: Duration = .milliseconds(20),
-                    backfills: ChunkExchange? = nil) {
+                    backfills: ChunkExchange? = nil, writer: SlotCheckpoint.Writer = .run) {
             self.stateURL = stateURL
             self.slot = slot
             self.maxBatchChanges = maxBatchChanges
             self.maxBatchAge = maxBatchAge
             self.backfills = backfills
+            self.writer = writer
         }
     }
 
@@ -94,7 +97,7 @@ public final class BatchCommitter: TransactionSink {
         self.settings = settings
         self.router = router
         self.logger = logger
-        checkpoint = SlotCheckpoint(slot: settings.slot)
+        checkpoint = SlotCheckpoint(slot: settings.slot, writer: settings.writer)
         watermarks = settings.backfills.map(BackfillWatermarks.init)
         let connection = try Self.connect(settings.stateURL, router: router)
         policy = BatchPolicy(durable: try checkpoint.read(on: connection),

@@ -45,6 +45,8 @@ public enum RequiredMigration: Sendable {
     case automationCompletionLog
     /// 031's former ordering key, which the claim and the committer's rows name.
     case formerOrderingKeys
+    /// 032's checkpoint writer, which the committer writes and replay reads.
+    case checkpointWriters
 
     var file: String {
         switch self {
@@ -64,6 +66,7 @@ public enum RequiredMigration: Sendable {
         case .backfillHighKey: "029_backfill_high_key.sql"
         case .automationCompletionLog: "030_automation_completion_log.sql"
         case .formerOrderingKeys: "031_ordering_across_key_changes.sql"
+        case .checkpointWriters: "032_checkpoint_writers.sql"
         }
     }
 
@@ -105,6 +108,11 @@ public enum RequiredMigration: Sendable {
             """
             EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass('changerelay.backfills')
                     AND attname = 'high_key' AND NOT attisdropped)
+            """
+        case .checkpointWriters:
+            """
+            EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass('changerelay.checkpoints')
+                    AND attname = 'written_by' AND NOT attisdropped)
             """
         case .formerOrderingKeys:
             """

@@ -80,6 +80,7 @@ public struct ChangeRelayService: Sendable {
             try RequiredMigration.backfillHighKey.require(neededBy: "the backfill runner", on: state)
             try RequiredMigration.sessionStaging.require(neededBy: "the batch committer", on: state)
             try RequiredMigration.keptStaging.require(neededBy: "the batch committer", on: state)
+            try RequiredMigration.checkpointWriters.require(neededBy: "the batch committer", on: state)
         }
         self.config = config
         self.credentials = credentials

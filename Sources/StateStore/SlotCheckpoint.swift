@@ -5,10 +5,24 @@ import Replication
 /// are committed. The batch committer writes it in the transaction that commits those effects, so
 /// a crash keeps both or neither, and the slot is acknowledged up to it.
 public struct SlotCheckpoint: Sendable {
-    public let slot: String
+    /// The command that writes it (032's `written_by`): a replay refuses a live service's slot
+    /// by it, whatever name the replay's configuration gives the service's own.
+    public enum Writer: String, Sendable {
+        case run, replay
+    }
 
-    public init(slot: String) {
+    public let slot: String
+    public let writer: Writer
+
+    public init(slot: String, writer: Writer = .run) {
         self.slot = slot
+        self.writer = writer
+    }
+
+    /// Who wrote the stored checkpoint last; nil for none, or one written before 032.
+    public func storedWriter(on db: PostgresConnection) throws(PostgresError) -> Writer? {
+        let row = try db.query("SELECT written_by FROM changerelay.checkpoints WHERE slot_name = $1", [slot])
+        return row.value("written_by").flatMap(Writer.init(rawValue:))
     }
 
     /// The stored checkpoint; zero for a slot that never committed a batch.
@@ -22,8 +36,9 @@ public struct SlotCheckpoint: Sendable {
     /// round trip with the rest of its transaction's end (`BatchCommitter`).
     public func statement(writing lsn: LSN) -> String {
         """
-        INSERT INTO changerelay.checkpoints (slot_name, lsn, updated_at) VALUES (\(quoteLiteral(slot)), \(quoteLiteral(lsn.description))::pg_lsn, now())
-        ON CONFLICT (slot_name) DO UPDATE SET lsn = EXCLUDED.lsn, updated_at = now()
+        INSERT INTO changerelay.checkpoints (slot_name, lsn, updated_at, written_by)
+        VALUES (\(quoteLiteral(slot)), \(quoteLiteral(lsn.description))::pg_lsn, now(), '\(writer.rawValue)')
+        ON CONFLICT (slot_name) DO UPDATE SET lsn = EXCLUDED.lsn, updated_at = now(), written_by = EXCLUDED.written_by
         """
     }
 }

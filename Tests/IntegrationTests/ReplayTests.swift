@@ -317,6 +317,43 @@ import Testing
         #expect(Self.counts(bounded)["echo"]?.new == 3, "\(bounded.stdout)")
     }
 
+    /// A live service's slot is known by its checkpoint (032), not only by `source.slot`: a
+    /// replay whose configuration names another slot (a second service's, or none given) read
+    /// the live one, moved it, and the service then started past changes it never planned.
+    /// A replay's own checkpoint says it is a replay's, and a second replay continues it; a
+    /// database without 032 is refused by name.
+    @Test func aSlotWhoseCheckpointTheLiveServiceWroteIsRefused() throws {
+        let setup = try Self.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let run = try Background(["run"], environment: setup.environment)
+        try setup.db.execute("INSERT INTO items VALUES (1, 'live')")
+        try RunPipelineTests.waitFor("the live delivery") { setup.receiver.requestCount >= 1 }
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0, "\(run.stderr.suffix(2000))")
+        #expect(try setup.db.execute("SELECT written_by FROM changerelay.checkpoints WHERE slot_name = 'changerelay'")
+            .value("written_by") == "run")
+        try Self.insertItems(setup.db, from: 2, transactions: 2, rows: 1)
+        try setup.db.execute("SELECT pg_create_logical_replication_slot('svcb', 'pgoutput')")
+        var otherService = setup.environment
+        otherService["CHANGERELAY_SOURCE_SLOT"] = "svcb"
+        let refused = try runChangeRelay(["replay", "--slot", "changerelay"], environment: otherService)
+        #expect(refused.status != 0 && refused.stderr.contains("slot changerelay is a live service's (changerelay run wrote its checkpoint)"),
+                "\(refused.stderr.suffix(2000))")
+        #expect(try Self.count(setup.db, "SELECT count(*) AS n FROM changerelay.deliveries") == 1, "nothing planned")
+
+        try Self.liveServiceReadEverything(setup.db)
+        let replayed = try Self.replay(setup)
+        #expect(replayed.status == 0, "\(replayed.stderr.suffix(2000))")
+        #expect(try setup.db.query("SELECT written_by FROM changerelay.checkpoints WHERE slot_name = $1", [Self.slot])
+            .value("written_by") == "replay")
+
+        try setup.db.execute(try String(contentsOfFile: repositoryRoot + "/sql/032_checkpoint_writers.rollback.sql", encoding: .utf8))
+        for command in [["run"], ["replay", "--slot", Self.slot]] {
+            let missing = try runChangeRelay(command, environment: setup.environment, timeout: .seconds(60))
+            #expect(missing.status != 0 && missing.stderr.contains("sql/032_checkpoint_writers.sql"), "\(missing.stderr.suffix(2000))")
+        }
+    }
+
     /// A dual-write sync switched on after the changes: a replay in apply mode fills the new
     /// schema, and drift-check finds no drift.
     /// Off, or only logging or comparing while the changes went by: a replay in apply mode

@@ -8,6 +8,8 @@ public enum ReplayError: Error, Sendable, Equatable, CustomStringConvertible {
     case noSuchSlot(String, plugin: String)
     /// No slot could have the name: advice to create it would be refused too.
     case invalidSlotName(String)
+    /// A live service's slot under another name than `source.slot`: `run` wrote its checkpoint.
+    case liveSlot(String)
     /// `source.slot` names no slot, and no `--to-lsn` says where to end.
     case noLiveSlot(String)
     case physicalSlot(String)
@@ -36,6 +38,11 @@ public enum ReplayError: Error, Sendable, Equatable, CustomStringConvertible {
         case .invalidSlotName(let slot):
             "\(quotedExcerpt(slot, limit: 64)) is not a slot name: a slot's name is 1 to 63 lower-case letters, digits "
                 + "and underscores"
+        case .liveSlot(let slot):
+            "slot \(slot) is a live service's (changerelay run wrote its checkpoint): replay drives another slot, a retained "
+                + "copy of the stream, and moving this one would make that service start past changes it never planned. "
+                + "If no service will read it again, drop its checkpoint first: "
+                + "DELETE FROM changerelay.checkpoints WHERE slot_name = \(quoteLiteral(slot))"
         case .noLiveSlot(let slot):
             "source.slot \(quotedExcerpt(slot, limit: 64)) names no slot on the source, so replay cannot tell where the "
                 + "live service stands, and a key planned past it would stop the live service's batches: set source.slot "

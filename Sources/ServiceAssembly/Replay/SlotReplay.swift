@@ -75,7 +75,9 @@ public struct SlotReplay: Sendable {
         // The live service's position only moves forward: read once, it stays a safe end.
         let walEnd = try source.execute("SELECT pg_current_wal_lsn()::text AS lsn").value("lsn").flatMap { LSN($0) } ?? .zero
         let state = try PostgresConnection(url: stateURL)
+        try RequiredMigration.checkpointWriters.require(neededBy: "replay", on: state)
         if !request.dryRun { try RequiredMigration.formerOrderingKeys.require(neededBy: "replay", on: state) }
+        if try SlotCheckpoint(slot: request.slot).storedWriter(on: state) == .run { throw ReplayError.liveSlot(request.slot) }
         let liveSlot = try ReplaySlot.read(config.source.slot, on: source)
         // A live service reading a slot under another name than this configuration's (a
         // one-off command run without the service's --config) would be passed unseen.
@@ -131,7 +133,7 @@ public struct SlotReplay: Sendable {
         }
         let committer = try BatchCommitter(
             .init(stateURL: stateURL, slot: request.slot, maxBatchChanges: config.pipeline.batchMaxChanges,
-                  maxBatchAge: config.pipeline.batchMaxAge),
+                  maxBatchAge: config.pipeline.batchMaxAge, writer: .replay),
             router: router, planning: planner.plan, logger: logger)
         var sink = ReplaySink(committer: committer, end: end.lsn, progress: progress)
         do {
