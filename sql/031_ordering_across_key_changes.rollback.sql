@@ -1,11 +1,18 @@
 -- Undoes 031: the column and its index go, and 025's staging table and queueing statement
--- come back as 025 wrote them. Deliveries of key-changing UPDATEs still unfinished are then
--- ordered by their new key alone, as before 031.
+-- come back as 025 wrote them, where they still exist (run again after 025's rollback, this
+-- file must not bring them back). Deliveries of key-changing UPDATEs still unfinished are
+-- then ordered by their new key alone, as before 031.
 DO $$ BEGIN PERFORM pg_advisory_xact_lock(27991862643291504); END $$;
 
 DROP INDEX IF EXISTS changerelay.deliveries_former_ordering_open;
 ALTER TABLE changerelay.deliveries DROP COLUMN IF EXISTS former_ordering_key;
 
+DO $rollback$
+BEGIN
+    IF to_regprocedure('changerelay.prepare_webhook_deliveries()') IS NULL THEN
+        RETURN;
+    END IF;
+    EXECUTE $restore$
 -- ON COMMIT PRESERVE ROWS, as 024's: the committer empties it after each batch's statement.
 -- `ordinal` numbers the rows in the order the COPY sent them: the planning order.
 CREATE OR REPLACE FUNCTION changerelay.create_webhook_deliveries_staging() RETURNS void
@@ -79,3 +86,5 @@ BEGIN
         LEFT JOIN public.webhook_configs c ON c.id = (s.report->'webhook_log'->>'config_id')::%3$s
         $sql$, new_id, id_type, config_type);
 END $$;
+    $restore$;
+END $rollback$;

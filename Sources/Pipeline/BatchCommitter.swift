@@ -100,6 +100,7 @@ public final class BatchCommitter: TransactionSink {
         checkpoint = SlotCheckpoint(slot: settings.slot, writer: settings.writer)
         watermarks = settings.backfills.map(BackfillWatermarks.init)
         let connection = try Self.connect(settings.stateURL, router: router)
+        try checkpoint.stamp(on: connection)
         policy = BatchPolicy(durable: try checkpoint.read(on: connection),
                              maxChanges: settings.maxBatchChanges, maxAge: settings.maxBatchAge)
         self.connection = connection

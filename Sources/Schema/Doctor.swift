@@ -55,6 +55,7 @@ public struct Doctor {
 
     public func run(on db: PostgresConnection) throws(PostgresError) -> [Finding] {
         var findings = try serverSettings(db)
+        findings.append(try migrations(db))
         findings.append(try pluginAvailability(db))
         if plugin == .wal2json { findings += [try schemaHistory(db), try publicationHistory(db)] }
         findings += try publicationMembership(db)
@@ -100,6 +101,18 @@ public struct Doctor {
             : .problem("max_wal_senders", "\(senders) of \(maxSenders) WAL senders busy",
                        fix: "ALTER SYSTEM SET max_wal_senders = \(max(10, senders + 4)); -- then restart Postgres"))
         return findings
+    }
+
+    /// The migrations running code names (`RequiredMigration`): a database `run` or `replay`
+    /// would refuse passed here before, with "no problems found".
+    func migrations(_ db: PostgresConnection) throws(PostgresError) -> Finding {
+        var missing: [String] = []
+        for migration in RequiredMigration.allCases where try !migration.isApplied(on: db) {
+            missing.append("sql/" + migration.file)
+        }
+        guard !missing.isEmpty else { return .ok("migrations", "every migration the service needs is applied") }
+        return .problem("migrations", "not applied: \(missing.sorted().joined(separator: ", "))",
+                        fix: "changerelay setup, as a superuser (or the database's owner): it applies every missing file in order")
     }
 
     func pluginAvailability(_ db: PostgresConnection) throws(PostgresError) -> Finding {

@@ -4,7 +4,7 @@ import Replication
 /// A migration whose objects running code names. A database without it is refused at
 /// start, naming the file to apply, rather than failing at the first statement that
 /// names them, mid-stream and far from the cause.
-public enum RequiredMigration: Sendable {
+public enum RequiredMigration: Sendable, CaseIterable {
     /// 008's drift table and the new schema's views, written and read by the dual-write sync.
     case dualWrite
     /// 009's `deliveries.requeued_at_attempt`, read by every claim and set by `deliveries retry`.

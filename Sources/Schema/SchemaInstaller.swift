@@ -135,7 +135,8 @@ public enum SetupError: Error, CustomStringConvertible {
             "cannot find the migrations: CHANGERELAY_SQL_DIR (or setup's --sql-dir) must name the folder holding "
                 + "001_changerelay_schema.sql (without either, the sql/ beside the binary or in the working directory)"
         case .migrationMissing(let file, let neededBy):
-            "\(neededBy) needs sql/\(file), which this database has not had: run changerelay setup"
+            "\(neededBy) needs sql/\(file), which this database has not had: run changerelay setup as a superuser "
+                + "(or the database's owner); the service's own role cannot"
         }
     }
 }

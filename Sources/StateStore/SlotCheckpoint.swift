@@ -31,6 +31,16 @@ public struct SlotCheckpoint: Sendable {
         return row.value("lsn").flatMap { LSN($0) } ?? .zero
     }
 
+    /// Marks a stored checkpoint as this writer's without moving it (nor its `updated_at`,
+    /// which the automations' loader reads as the time of the last batch): a service upgraded
+    /// to 032 says the slot is its own at start, not at its first batch, which an idle one
+    /// may not commit for a long time.
+    public func stamp(on db: PostgresConnection) throws(PostgresError) {
+        try db.query("""
+            UPDATE changerelay.checkpoints SET written_by = $2 WHERE slot_name = $1 AND written_by IS DISTINCT FROM $2
+            """, [slot, writer.rawValue])
+    }
+
     /// The statement that moves the checkpoint to `lsn`, for the caller's open transaction.
     /// A literal rather than a parameterised query, so the committer can send it in one
     /// round trip with the rest of its transaction's end (`BatchCommitter`).

@@ -26,8 +26,8 @@ struct BackfillCommand: ParsableCommand {
             // The --where is checked in the session the runner will read chunks in.
             let source = try PostgresConnection(url: sourceURL, parameters: [("options", BackfillRunner.sessionOptions)])
             let state = try PostgresConnection(url: config.stateDatabaseURL ?? sourceURL)
-            try RequiredMigration.backfills.require(neededBy: "backfill", on: state)
-            try RequiredMigration.backfillHighKey.require(neededBy: "backfill", on: state)
+            try RequiredMigration.backfills.require(neededBy: "it", on: state)
+            try RequiredMigration.backfillHighKey.require(neededBy: "it", on: state)
             return (source, state)
         } catch let error as CustomStringConvertible & Error {
             throw failure("backfill: \(error)")

@@ -66,6 +66,7 @@ struct Deliveries: ParsableCommand {
         func run() throws {
             let db = try Deliveries.connect(options)
             try RequiredMigration.deliveryRequeue.require(neededBy: "deliveries list", on: db)
+            try RequiredMigration.webhooks.require(neededBy: "deliveries list", on: db)
             let deliveries = try DeliveryListing.newest(status: status.flatMap(DeliveryListing.Filter.init), limit: limit,
                                                         logs: BuiltInHandlers.deliveryLogs, on: db)
             print(["id", "status", "attempt", "handler", "idempotency_key", "url", "http", "error", "next_attempt_at"]
@@ -100,6 +101,7 @@ struct Deliveries: ParsableCommand {
             let ids = try Deliveries.ids(arguments, of: self)
             let db = try Deliveries.connect(options)
             try RequiredMigration.deliveryRequeue.require(neededBy: "deliveries retry", on: db)
+            try RequiredMigration.webhooks.require(neededBy: "deliveries retry", on: db)
             let requeued = try DeliveryRequeue.requeue(allDead ? .allDead : .ids(ids), logs: BuiltInHandlers.deliveryLogs,
                                                        on: db)
             print("re-queued \(requeued) deliveries")
@@ -133,6 +135,7 @@ struct Deliveries: ParsableCommand {
             let ids = try Deliveries.ids(arguments, of: self)
             let db = try Deliveries.connect(options)
             try RequiredMigration.deliveryRequeue.require(neededBy: "deliveries cancel", on: db)
+            try RequiredMigration.webhooks.require(neededBy: "deliveries cancel", on: db)
             let cancelled = try DeliveryCancel.cancel(ids, logs: BuiltInHandlers.deliveryLogs, on: db)
             print("cancelled \(cancelled) deliveries")
             let named = Set(ids).count

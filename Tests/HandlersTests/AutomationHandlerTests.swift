@@ -451,4 +451,34 @@ private final class AskedKeys: Sendable {
         let warnings = logs.all.filter { $0.level == .warning }
         #expect(warnings.count == 1 && warnings.first?.metadata["missing"] == "status", "\(warnings.map(\.metadata))")
     }
+
+    /// `is_active` is read as Postgres reads a boolean's text: a column retyped to text holds
+    /// `true`, which counted as inactive; a value that is no boolean is inactive.
+    @Test(arguments: [("t", true), ("true", true), ("YES", true), ("on", true), ("f", false), ("false", false), ("maybe", false)])
+    func isActiveIsReadAsABoolean(active: String, fires: Bool) throws {
+        let handler = makeHandler()
+        _ = try plan(handler, transaction([workflow("w1", active: active)]))
+        let effects = try plan(handler, transaction([jobUpdate(from: "pending", to: "completed")], lsn: 0x2000))
+        #expect(effects.deliveries.count == (fires ? 1 : 0))
+    }
+
+    /// A workflow column renamed or dropped is said once and the change passed over: read
+    /// as NULL, the workflow stopped firing without a word. The workflow stays as last read.
+    @Test(arguments: ["id", "user_id", "trigger_type", "is_active", "status", "trigger_config"])
+    func aWorkflowChangeLackingAColumnIsSaidAndPassedOver(column: String) throws {
+        let logs = CapturedLogs()
+        let handler = AutomationHandler(.init(baseURL: "http://127.0.0.1:9/functions/v1", maxAttempts: 5),
+                                        cache: AutomationCache(rateLimitWindow: .seconds(3600)), logger: logs.logger)
+        _ = try plan(handler, transaction([workflow("w1")]))
+        var renamed = workflow("w1", active: "f")
+        renamed.operation = .update
+        let kept = renamed.new!.columns.indices.filter { renamed.new!.columns[$0].name != column }
+        renamed.new = Row(columns: kept.map { renamed.new!.columns[$0] }, values: kept.map { renamed.new!.values[$0] })
+        let followed = try plan(handler, transaction([renamed, renamed], lsn: 0x1800))
+        #expect(followed.rows.isEmpty, "nothing logged for a change that was passed over")
+        let warnings = logs.all.filter { $0.level == .warning }
+        #expect(warnings.count == 1 && warnings.first?.metadata["missing"] == .string(column), "\(warnings)")
+        let effects = try plan(handler, transaction([jobUpdate(from: "pending", to: "completed")], lsn: 0x2000))
+        #expect(effects.deliveries.count == 1, "the workflow as last read still fires")
+    }
 }

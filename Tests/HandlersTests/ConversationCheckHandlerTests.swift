@@ -46,6 +46,17 @@ private let handler = ConversationCheckHandler(.init(baseURL: "http://127.0.0.1:
         #expect(Array(queued.values.prefix(4)) == ["check_conversations_trigger", "1", "0", "queued"])
     }
 
+    /// An id that is not a number (the table's id retyped to text or uuid) is sent as the
+    /// string it is, as the seed's trigger would have: it stopped the stream on every start.
+    @Test func anIdThatIsNotANumberIsSentAsAString() throws {
+        guard case .planned(let effects) = try handler.decide(change(.insert, new: [#"conv-"x""#, "c", "a", "el", "unknown"])) else {
+            Issue.record("expected a planned check")
+            return
+        }
+        #expect(effects.deliveries.first?.body.hasPrefix(#"{"conversation_id":"conv-\"x\"","#) == true,
+                "\(effects.deliveries.first?.body ?? "")")
+    }
+
     @Test(arguments: [nil, "", "   "])
     func aMissingOrBlankElevenLabsIDIsSkipped(id: String?) throws {
         let values: [String?] = ["1", "c", "a", id, "unknown"]

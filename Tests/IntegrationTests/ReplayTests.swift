@@ -347,6 +347,16 @@ import Testing
         #expect(try setup.db.query("SELECT written_by FROM changerelay.checkpoints WHERE slot_name = $1", [Self.slot])
             .value("written_by") == "replay")
 
+        // A checkpoint from before 032 is stamped at the service's start, not at its first batch.
+        try setup.db.execute("UPDATE changerelay.checkpoints SET written_by = NULL WHERE slot_name = 'changerelay'")
+        let idle = try Background(["run"], environment: setup.environment)
+        try RunPipelineTests.waitFor("the idle service to stamp its checkpoint") {
+            try setup.db.execute("SELECT written_by FROM changerelay.checkpoints WHERE slot_name = 'changerelay'")
+                .value("written_by") == "run"
+        }
+        idle.child.signal(SIGTERM)
+        #expect(idle.waitForExit() == 0, "\(idle.stderr.suffix(2000))")
+
         try setup.db.execute(try String(contentsOfFile: repositoryRoot + "/sql/032_checkpoint_writers.rollback.sql", encoding: .utf8))
         for command in [["run"], ["replay", "--slot", Self.slot]] {
             let missing = try runChangeRelay(command, environment: setup.environment, timeout: .seconds(60))

@@ -25,6 +25,20 @@ import Testing
         let doctor = try runChangeRelay(["doctor"], environment: Self.environment(cluster))
         #expect(doctor.status == 0, "\(doctor.stdout)\(doctor.stderr)")
         #expect(doctor.stdout.contains("no problems found"))
+        #expect(doctor.stdout.contains("ok       migrations: every migration the service needs is applied"))
+
+        // A migration rolled back is named, as `run` would name it when it refuses to start.
+        let db = try cluster.connect()
+        for file in ["032_checkpoint_writers", "031_ordering_across_key_changes"] {
+            try db.execute(try String(contentsOfFile: repositoryRoot + "/sql/\(file).rollback.sql", encoding: .utf8))
+        }
+        let missing = try runChangeRelay(["doctor"], environment: Self.environment(cluster))
+        #expect(missing.status == 1)
+        #expect(missing.stdout.contains(
+            "migrations: not applied: sql/031_ordering_across_key_changes.sql, sql/032_checkpoint_writers.sql"), "\(missing.stdout)")
+        #expect(missing.stdout.contains("fix: changerelay setup, as a superuser"))
+        let run = try runChangeRelay(["run"], environment: Self.environment(cluster), timeout: .seconds(60))
+        #expect(run.status != 0 && run.stderr.contains("run changerelay setup as a superuser"), "\(run.stderr.suffix(2000))")
     }
 
     /// A configured publication of another name gets changerelay_pub's tables, row filter

@@ -118,7 +118,11 @@ public struct AutomationHandler: Handler {
         }
         switch change.operation {
         case .insert, .update:
-            guard let new = change.new else { return [] }
+            // A column the workflow is decided by, renamed or dropped, is said and the change
+            // passed over: read as NULL, the workflow stopped firing without a word.
+            guard let new = change.new,
+                  missingColumns.check(new, needs: ["id", "user_id", "trigger_type", "is_active", "status", "trigger_config"],
+                                       change: change).isEmpty else { return [] }
             let row = try Fields(new, handler: name, change: change)
             var rows: [PlannedRow] = []
             guard let id = row["id"] else { throw failure(change, "a workflow without an id") }

@@ -20,12 +20,13 @@ public struct Workflow: Sendable, Equatable {
 
     public static let triggerType = "job_status_changed"
 
-    /// From the row's text values (`is_active` as `t`/`f`, `trigger_config` as JSON text).
+    /// From the row's text values (`is_active` as Postgres reads a boolean's text, so a column
+    /// retyped to text still counts `true`; `trigger_config` as JSON text).
     public init(id: String, userID: String?, triggerType: String?, isActive: String?, status: String?,
                 triggerConfig: String?) {
         self.id = id
         self.userID = userID
-        isLive = triggerType == Self.triggerType && isActive == "t" && status == "active"
+        isLive = triggerType == Self.triggerType && isActive.flatMap(postgresBoolean) == true && status == "active"
         conditions = Self.conditions(triggerConfig)
     }
 

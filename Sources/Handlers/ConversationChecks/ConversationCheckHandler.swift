@@ -103,12 +103,14 @@ public struct ConversationCheckHandler: Handler {
         guard let elevenLabsID = row["elevenlabs_conversation_id"],
               !elevenLabsID.allSatisfy(\.isWhitespace) else { return .skipped(.noElevenLabsID) }
         if row["status"] == "processed" { return .skipped(.processed) }
-        guard let id = row["id"], Int64(id) != nil else { throw failure(change, "the row has no numeric id") }
+        guard let id = row["id"] else { throw failure(change, "the row has no id") }
 
         var body = JSONWriter(capacity: 256)
         body.beginObject()
         body.key("conversation_id")
-        body.number(text: Array(id.utf8))
+        // The seed's bigint as a number; an id of another type (a table retyped to text or
+        // uuid) as the string it is, as the seed's trigger would have sent it.
+        if Int64(id) != nil { body.number(text: Array(id.utf8)) } else { body.string(id) }
         for field in ["elevenlabs_conversation_id", "clerk_id", "agent_id", "status"] {
             body.key(field)
             if let value = row[field] { body.string(value) } else { body.null() }

@@ -107,17 +107,6 @@ public struct MessageBufferingHandler: Handler {
         return effects
     }
 
-    /// `is_enabled` as Postgres reads a boolean's text (a column retyped to text keeps
-    /// `true`); NULL is off, as the seed's `coalesce` made it; nil for anything else.
-    static func boolean(_ text: String?) -> Bool? {
-        guard let text else { return false }
-        switch text.lowercased() {
-        case "t", "true", "y", "yes", "on", "1": return true
-        case "f", "false", "n", "no", "off", "0": return false
-        default: return nil
-        }
-    }
-
     public func batchEnded(committed: Bool) {
         state.batchEnded(committed: committed)
     }
@@ -145,7 +134,8 @@ public struct MessageBufferingHandler: Handler {
                 // A flag the handler cannot read leaves buffering as it was, said: read as
                 // off, a column renamed or retyped to text turned buffering off unseen.
                 guard missingColumns.check(new, needs: ["is_enabled"], change: change).isEmpty else { return .none }
-                guard let value = Self.boolean(fields["is_enabled"]) else {
+                // NULL is off, as the seed's `coalesce` made it.
+                guard let value = fields["is_enabled"].map(postgresBoolean) ?? false else {
                     logger.warning("the message_buffering flag's is_enabled is not a boolean: buffering stays as it was", metadata: [
                         "value": "\(quotedExcerpt(fields["is_enabled"] ?? ""))", "lsn": "\(change.lsn)",
                         "buffering": "\(state.update { $0.buffering })",

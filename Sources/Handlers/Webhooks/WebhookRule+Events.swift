@@ -1,3 +1,4 @@
+import Core
 import RelayConfiguration
 
 /// The event rules as the webhook handler runs them: `WebhookRule` (Configuration) is the
@@ -43,7 +44,7 @@ extension WebhookRule {
         func holds(_ row: [String: String]?) -> Bool {
             guard let text = row?[condition.column] else { return false }
             guard boolean else { return text == condition.value }
-            return Self.boolean(text).map { $0 == Self.boolean(condition.value) } ?? false
+            return postgresBoolean(text).map { $0 == postgresBoolean(condition.value) } ?? false
         }
         switch operation {
         case .insert, .read:
@@ -55,14 +56,6 @@ extension WebhookRule {
         }
     }
 
-    /// A Postgres boolean literal (`t`, `true`, `yes`, `on`, `1` and their opposites, any case).
-    static func boolean(_ text: String) -> Bool? {
-        switch text.lowercased() {
-        case "t", "true", "y", "yes", "on", "1": true
-        case "f", "false", "n", "no", "off", "0": false
-        default: nil
-        }
-    }
 }
 
 /// A `webhook_configs.events` entry: an event type, `*` standing for one dot-separated
