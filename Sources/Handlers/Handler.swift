@@ -234,14 +234,25 @@ extension Change {
 /// table switched to FULL (or back) while the service runs keeps its records together:
 /// pgoutput marks every column a key column under FULL, and wal2json 2.5 marks none (it
 /// sends no `pk` for such a table).
+///
+/// A table whose identity was USING INDEX at start is named by that index's columns (read
+/// then too) whenever a row carries them: wal2json marks the primary key's columns as keys,
+/// not the index's, and its DELETE carries only the index's, so its changes of one record
+/// were ordered under two keys (or none), where pgoutput's were under one.
 public struct PrimaryKeys: Sendable {
     private let columns: [String: [String]]
+    private let identities: [String: [String]]
 
-    public init(_ columns: [String: [String]] = [:]) { self.columns = columns }
+    public init(_ columns: [String: [String]] = [:], identities: [String: [String]] = [:]) {
+        self.columns = columns
+        self.identities = identities
+    }
 
     /// `id=7` for the record `change` is about.
     public func recordKey(of change: Change) -> String? {
-        guard let key = columns[change.schema + "." + change.table], Self.sendsWholeRowAsIdentity(change) else {
+        let table = change.schema + "." + change.table
+        if let identity = identities[table], let key = change.keyText(columns: identity) { return key }
+        guard let key = columns[table], Self.sendsWholeRowAsIdentity(change) else {
             return change.keyText
         }
         return change.keyText(columns: key) ?? change.keyText

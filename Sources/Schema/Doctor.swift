@@ -107,8 +107,15 @@ public struct Doctor {
     /// would refuse passed here before, with "no problems found".
     func migrations(_ db: PostgresConnection) throws(PostgresError) -> Finding {
         var missing: [String] = []
-        for migration in RequiredMigration.allCases where try !migration.isApplied(on: db) {
-            missing.append("sql/" + migration.file)
+        do {
+            for migration in RequiredMigration.allCases where try !migration.isApplied(on: db) {
+                missing.append("sql/" + migration.file)
+            }
+        } catch where error.sqlState == "42501" {
+            // A role without USAGE on the schema cannot look its tables up; the privileges
+            // check says what it lacks.
+            return .warning("migrations", "cannot be checked as this role: \(error.message)",
+                            fix: "run doctor as the service's role once it has its grants, or as a superuser")
         }
         guard !missing.isEmpty else { return .ok("migrations", "every migration the service needs is applied") }
         return .problem("migrations", "not applied: \(missing.sorted().joined(separator: ", "))",

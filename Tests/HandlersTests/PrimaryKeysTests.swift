@@ -133,4 +133,22 @@ import Testing
         #expect(keys.recordKey(of: whole)?.contains("?") == false)
         #expect(keys.formerRecordKey(of: whole) == nil)
     }
+
+    /// A USING INDEX identity read at start names the record by the index's columns, whichever
+    /// columns the stream marks: wal2json marks the primary key's (`id`), and its DELETE
+    /// carries only the index's (`email`), which no key was then made of.
+    @Test func aUsingIndexIdentityReadAtStartNamesTheRecordWhateverTheStreamMarks() {
+        let keys = PrimaryKeys(["public.indexed": ["id"]], identities: ["public.indexed": ["email"]])
+        func change(_ operation: Change.Operation, new: Row? = nil, old: Row? = nil) -> Change {
+            Change(lsn: LSN(0), schema: "public", table: "indexed", operation: operation, new: new, old: old)
+        }
+        let marked = Row(columns: [Column(name: "id", typeOID: 23, isKey: true), Column(name: "email", typeOID: 25, isKey: false)],
+                         values: [Self.text("1"), Self.text("a@example.com")])
+        let identityOnly = Row(columns: [Column(name: "email", typeOID: 25, isKey: false)], values: [Self.text("a@example.com")])
+        let records = [change(.insert, new: marked), change(.update, new: marked), change(.delete, old: identityOnly)]
+        #expect(records.map(keys.recordKey) == ["email=a@example.com", "email=a@example.com", "email=a@example.com"])
+        // A row without the index's columns (the identity switched since the start) falls back as before.
+        let withoutIndex = change(.delete, old: Row(columns: [Column(name: "id", typeOID: 23, isKey: true)], values: [Self.text("1")]))
+        #expect(keys.recordKey(of: withoutIndex) == "id=1")
+    }
 }

@@ -84,9 +84,11 @@ import Testing
     }
 
     /// Under REPLICA IDENTITY USING INDEX a DELETE carries only the index's columns: every
-    /// change of a record is ordered by those, its insert and update as its delete.
-    @Test func aRecordOfAUsingIndexTableKeepsOneOrderingKey() throws {
-        let setup = try Self.prepare()
+    /// change of a record is ordered by those, its insert and update as its delete, through
+    /// both plugins (wal2json marks the primary key's columns as keys, and its DELETE had none).
+    @Test(arguments: ["pgoutput", "wal2json"])
+    func aRecordOfAUsingIndexTableKeepsOneOrderingKey(plugin: String) throws {
+        let setup = try Self.prepare(extra: ["CHANGERELAY_SOURCE_PLUGIN": plugin])
         defer { try? setup.cluster.stop(); setup.receiver.stop() }
         try setup.db.execute("""
             CREATE TABLE indexed (id int PRIMARY KEY, email text NOT NULL, note text);
