@@ -188,14 +188,21 @@ extension Change {
         return parts.isEmpty ? nil : BoundedKey.bounded(parts.joined(separator: ","))
     }
 
-    /// The values of `columns` (`id=7`), from the new row or else the old one, in that order;
-    /// nil when the row lacks one. Under REPLICA IDENTITY FULL every column is a key column,
-    /// and `keyText` changes with any of them: the primary key's columns name the record.
+    /// The values of `columns` (`id=7`), from the new row or else the old one, in the row's
+    /// order, as `keyText` writes them; nil when the row lacks one. Under REPLICA IDENTITY
+    /// FULL every column is a key column, and `keyText` changes with any of them: the primary
+    /// key's columns name the record. In the key's own order, a primary key declared in
+    /// another order than the table's columns (`PRIMARY KEY (b, a)`) was written one way for
+    /// a new row and the other for an old key, and a record's changes got two keys.
     public func keyText(columns: [String]) -> String? {
         guard let row = new ?? old, !columns.isEmpty else { return nil }
-        var parts: [String] = []
+        var indices: [Int] = []
         for name in columns {
             guard let index = row.columns.firstIndex(where: { $0.name == name }) else { return nil }
+            indices.append(index)
+        }
+        var parts: [String] = []
+        for index in indices.sorted() {
             let value = keyValue(row, at: index)
             if case .unchangedToast = value { return nil }
             parts.append(Self.keyPart(row.columns[index], value))

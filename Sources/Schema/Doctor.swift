@@ -53,9 +53,10 @@ public struct Doctor {
         self.maxRetainedBytes = maxRetainedBytes
     }
 
-    public func run(on db: PostgresConnection) throws(PostgresError) -> [Finding] {
+    /// `state`: the state database, when it is not the source.
+    public func run(on db: PostgresConnection, state: PostgresConnection? = nil) throws(PostgresError) -> [Finding] {
         var findings = try serverSettings(db)
-        findings.append(try migrations(db))
+        findings.append(try migrations(state ?? db))
         findings.append(try pluginAvailability(db))
         if plugin == .wal2json { findings += [try schemaHistory(db), try publicationHistory(db)] }
         findings += try publicationMembership(db)

@@ -115,9 +115,13 @@ public enum RequiredMigration: Sendable, CaseIterable {
                     AND attname = 'written_by' AND NOT attisdropped)
             """
         case .formerOrderingKeys:
+            // 025 run again alone puts back its staging, which lacks the column: the
+            // committer's first webhook batch would fail on every restart.
             """
             EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass('changerelay.deliveries')
                     AND attname = 'former_ordering_key' AND NOT attisdropped)
+            AND coalesce(pg_get_functiondef(to_regprocedure('changerelay.create_webhook_deliveries_staging()'))
+                         LIKE '%former_ordering_key%', true)
             """
         }
     }

@@ -47,16 +47,39 @@ enum MessageBufferLoader {
         // yet brought a change of it, a flag turned off while the service was stopped was
         // already off at the restart, the change then read changed nothing, and the buffers
         // opened before it took in messages committed after it.
-        try db.execute("""
-            INSERT INTO changerelay.message_buffering_state (buffering_enabled, changed_at_lsn)
-            SELECT coalesce((SELECT is_enabled::text FROM public.feature_flags WHERE flag_name = 'message_buffering')::boolean,
-                            false), '0/0'
-            ON CONFLICT (singleton) DO NOTHING
-            """)
+        if try db.execute("SELECT count(*) AS n FROM changerelay.message_buffering_state").value("n") == "0" {
+            try db.query("""
+                INSERT INTO changerelay.message_buffering_state (buffering_enabled, changed_at_lsn) VALUES ($1::boolean, '0/0')
+                ON CONFLICT (singleton) DO NOTHING
+                """, [try startingFlag(db, logger: logger) ? "true" : "false"])
+        }
         let flag = try db.execute("SELECT buffering_enabled AS enabled FROM changerelay.message_buffering_state")
             .value("enabled") == "t"
         logger.info("message buffers restored", metadata: ["open": "\(open.count)", "buffering": "\(flag)"])
         return MessageBufferState.Snapshot(book: BufferBook(windows: windows, open: open), buffering: flag)
+    }
+
+    /// `feature_flags.message_buffering` as the stream reads it (`postgresBoolean`, NULL or no
+    /// row off), at the very first start: a column the handler cannot read is off, said, not
+    /// a start that fails, as the handler leaves such a flag on the stream.
+    private static func startingFlag(_ db: PostgresConnection, logger: Logger) throws(PostgresError) -> Bool {
+        let hasColumn = try db.execute("""
+            SELECT EXISTS (SELECT FROM pg_attribute WHERE attrelid = 'public.feature_flags'::regclass
+                           AND attname = 'is_enabled' AND NOT attisdropped) AS present
+            """).value("present") == "t"
+        guard hasColumn else {
+            logger.warning("feature_flags has no is_enabled column (renamed or dropped?): message buffering starts off")
+            return false
+        }
+        guard let text = try db.execute("""
+            SELECT is_enabled::text AS enabled FROM public.feature_flags WHERE flag_name = 'message_buffering'
+            """).value("enabled") else { return false }
+        guard let enabled = postgresBoolean(text) else {
+            logger.warning("the message_buffering flag's is_enabled is not a boolean: message buffering starts off",
+                           metadata: ["value": "\(quotedExcerpt(text))"])
+            return false
+        }
+        return enabled
     }
 
     /// The messages of an open buffer the seed's code opened, in insertion order, copied into

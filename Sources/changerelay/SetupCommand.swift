@@ -69,10 +69,13 @@ struct Doctor: ParsableCommand {
         let config = try options.load()
         let findings: [Finding]
         do {
-            let connection = try PostgresConnection(url: try config.requireSourceURL())
+            let sourceURL = try config.requireSourceURL()
+            let connection = try PostgresConnection(url: sourceURL)
+            // The migrations are the state database's, where `run` and `replay` look for them.
+            let state = try config.stateDatabaseURL.map { try PostgresConnection(url: $0) }
             findings = try Schema.Doctor(slot: config.source.slot, plugin: config.source.plugin,
                                          publication: config.source.publication,
-                                         maxRetainedBytes: maxRetainedBytes).run(on: connection)
+                                         maxRetainedBytes: maxRetainedBytes).run(on: connection, state: state)
         } catch let error as CustomStringConvertible & Error {
             throw failure(error.description)
         }

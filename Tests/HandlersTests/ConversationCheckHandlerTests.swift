@@ -48,13 +48,16 @@ private let handler = ConversationCheckHandler(.init(baseURL: "http://127.0.0.1:
 
     /// An id that is not a number (the table's id retyped to text or uuid) is sent as the
     /// string it is, as the seed's trigger would have: it stopped the stream on every start.
-    @Test func anIdThatIsNotANumberIsSentAsAString() throws {
-        guard case .planned(let effects) = try handler.decide(change(.insert, new: [#"conv-"x""#, "c", "a", "el", "unknown"])) else {
+    @Test(arguments: [(#"conv-"x""#, #""conv-\"x\"""#), ("007", #""007""#), ("+5", #""+5""#), ("-5", "-5"),
+                      ("9223372036854775807", "9223372036854775807")])
+    func anIdThatIsNotANumberIsSentAsAString(id: String, json: String) throws {
+        guard case .planned(let effects) = try handler.decide(change(.insert, new: [id, "c", "a", "el", "unknown"])) else {
             Issue.record("expected a planned check")
             return
         }
-        #expect(effects.deliveries.first?.body.hasPrefix(#"{"conversation_id":"conv-\"x\"","#) == true,
-                "\(effects.deliveries.first?.body ?? "")")
+        let body = try #require(effects.deliveries.first?.body)
+        #expect(body.hasPrefix(#"{"conversation_id":"# + json + ","), "\(body)")
+        #expect((try? JSONParser.parse(body)) != nil, "the body is JSON: \(body)")
     }
 
     @Test(arguments: [nil, "", "   "])

@@ -151,4 +151,25 @@ import Testing
         let withoutIndex = change(.delete, old: Row(columns: [Column(name: "id", typeOID: 23, isKey: true)], values: [Self.text("1")]))
         #expect(keys.recordKey(of: withoutIndex) == "id=1")
     }
+
+    /// A composite primary key declared in another order than the table's columns names a
+    /// record the same way from a new row (its flagged columns, in the row's order) and from
+    /// an old key (all flagged, read by the primary key's columns): a key-changing UPDATE's
+    /// former key is then the key its record's earlier changes had.
+    @Test func aCompositeKeyDeclaredInAnotherOrderIsWrittenInTheRowsOrder() {
+        let keys = PrimaryKeys(["public.pairs": ["b", "a"]])
+        func row(_ values: [String], keys flagged: Set<String>) -> Row {
+            let names = ["a", "b", "c"].prefix(values.count)
+            return Row(columns: names.map { Column(name: $0, typeOID: 23, isKey: flagged.contains($0)) }, values: values.map(Self.text))
+        }
+        func change(_ operation: Change.Operation, new: Row? = nil, old: Row? = nil) -> Change {
+            Change(lsn: LSN(0), schema: "public", table: "pairs", operation: operation, new: new, old: old)
+        }
+        let inserted = change(.insert, new: row(["1", "2", "x"], keys: ["a", "b"]))
+        let moved = change(.update, new: row(["1", "3", "x"], keys: ["a", "b"]), old: row(["1", "2"], keys: ["a", "b"]))
+        let deleted = change(.delete, old: row(["1", "3"], keys: ["a", "b"]))
+        #expect(keys.recordKey(of: inserted) == "a=1,b=2")
+        #expect(keys.formerRecordKey(of: moved) == "a=1,b=2")
+        #expect(keys.recordKey(of: moved) == "a=1,b=3" && keys.recordKey(of: deleted) == "a=1,b=3")
+    }
 }

@@ -95,6 +95,40 @@ import Testing
 
     /// A full buffer is flushed at once; one that keeps receiving messages is closed
     /// `max_age_ms` after its first.
+    /// A flag the first start cannot read (`is_enabled` retyped to text holding no boolean, or
+    /// renamed) starts buffering off with a warning, as the stream leaves such a flag: the
+    /// start's own read failed on the cast, or on the missing column, and the service stopped.
+    @Test(arguments: [
+        "ALTER TABLE feature_flags ALTER COLUMN is_enabled TYPE text; UPDATE feature_flags SET is_enabled = 'maybe' WHERE flag_name = 'message_buffering'",
+        "ALTER TABLE feature_flags RENAME COLUMN is_enabled TO enabled",
+    ])
+    func aFlagTheFirstStartCannotReadStartsBufferingOff(change: String) throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        try setup.db.execute(change)
+        let run = try Background(["run"], environment: Self.environment(setup))
+        try run.waitFor("streaming") { _ in run.stderr.contains("streaming") }
+        #expect(run.stderr.contains("message buffering starts off"), "\(run.stderr.suffix(2000))")
+        #expect(try setup.db.execute("SELECT buffering_enabled FROM changerelay.message_buffering_state").value("buffering_enabled") == "f")
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0, "\(run.stderr.suffix(2000))")
+    }
+
+    /// A flag retyped to text keeps working: `true` is read at the first start as Postgres reads it.
+    @Test func aFlagRetypedToTextIsReadAtTheFirstStart() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        try setup.db.execute("""
+            ALTER TABLE feature_flags ALTER COLUMN is_enabled TYPE text;
+            UPDATE feature_flags SET is_enabled = ' TRUE ' WHERE flag_name = 'message_buffering'
+            """)
+        let run = try Background(["run"], environment: Self.environment(setup))
+        try run.waitFor("streaming") { _ in run.stderr.contains("streaming") }
+        #expect(try setup.db.execute("SELECT buffering_enabled FROM changerelay.message_buffering_state").value("buffering_enabled") == "t")
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0, "\(run.stderr.suffix(2000))")
+    }
+
     @Test func maxSizeAndMaxAgeCloseABufferThatKeepsGrowing() throws {
         let setup = try RunPipelineTests.prepare()
         defer { try? setup.cluster.stop(); setup.receiver.stop() }

@@ -349,11 +349,14 @@ import Testing
 
         // A checkpoint from before 032 is stamped at the service's start, not at its first batch.
         try setup.db.execute("UPDATE changerelay.checkpoints SET written_by = NULL WHERE slot_name = 'changerelay'")
+        let checkpoint = "SELECT lsn::text || ' ' || updated_at::text AS at FROM changerelay.checkpoints WHERE slot_name = 'changerelay'"
+        let before = try setup.db.execute(checkpoint).value("at")
         let idle = try Background(["run"], environment: setup.environment)
         try RunPipelineTests.waitFor("the idle service to stamp its checkpoint") {
             try setup.db.execute("SELECT written_by FROM changerelay.checkpoints WHERE slot_name = 'changerelay'")
                 .value("written_by") == "run"
         }
+        #expect(try setup.db.execute(checkpoint).value("at") == before, "stamped, not written by a batch")
         idle.child.signal(SIGTERM)
         #expect(idle.waitForExit() == 0, "\(idle.stderr.suffix(2000))")
 

@@ -298,30 +298,48 @@ import Testing
         #expect(dispatcher.stderr.components(separatedBy: "cannot be sent to").count == 2, "said once")
     }
 
+    /// A cluster whose first request fails once, a config for every session event, and one
+    /// session started and then changed by `change` (SQL with `$1` for the session's id,
+    /// returning the id it has after it); the service runs until both events have arrived,
+    /// one of them twice. The event types in arrival order, and the ids before and after.
+    static func sessionEventsWithTheFirstRetried(plugin: String, change: String) throws
+        -> (setup: RunPipelineTests.Setup, types: [String], session: String, after: String) {
+        let setup = try RunPipelineTests.prepare(behavior: .dynamic { request in
+            request.index == 0 ? .status(500) : .status(200)
+        }, extra: ["CHANGERELAY_SOURCE_PLUGIN": plugin])
+        do {
+            try Self.addConfig(setup, name: "sessions", events: ["chat.session.*"],
+                               retry: #"{"max_retries": 3, "retry_delay": 1000}"#)
+            let session = try setup.db.execute("""
+                INSERT INTO chat_sessions (user_id) VALUES ('00000000-0000-4000-8000-000000000001') RETURNING id::text AS id
+                """).value("id")!
+            let after = try setup.db.query(change, [session]).value("id")!
+            let run = try Background(["run"], environment: Self.environment(setup))
+            try RunPipelineTests.waitFor("both events, one of them twice") { setup.receiver.requestCount >= 3 }
+            run.child.signal(SIGTERM)
+            #expect(run.waitForExit() == 0)
+            let types = setup.receiver.requests.compactMap { request -> String? in
+                guard case .string(let type)? = try? JSONParser.parse(request.body)["type"] else { return nil }
+                return type
+            }
+            return (setup, types, session, after)
+        } catch {
+            try? setup.cluster.stop()
+            setup.receiver.stop()
+            throw error
+        }
+    }
+
     /// `chat_sessions` is REPLICA IDENTITY FULL (the seed's bodies carry the old record), so
     /// every column is a key column in pgoutput's stream and none in wal2json's: a session's
     /// events are still one record's, ordered by its primary key. The end of a session waits
     /// for its start's retry.
     @Test(arguments: ["pgoutput", "wal2json"])
     func oneRecordsEventsKeepTheirOrderOnAReplicaIdentityFullTable(plugin: String) throws {
-        let setup = try RunPipelineTests.prepare(behavior: .dynamic { request in
-            request.index == 0 ? .status(500) : .status(200)
-        }, extra: ["CHANGERELAY_SOURCE_PLUGIN": plugin])
+        let (setup, types, session, _) = try Self.sessionEventsWithTheFirstRetried(plugin: plugin, change: """
+            UPDATE chat_sessions SET status = 'ended' WHERE id::text = $1 RETURNING id::text AS id
+            """)
         defer { try? setup.cluster.stop(); setup.receiver.stop() }
-        try Self.addConfig(setup, name: "sessions", events: ["chat.session.*"],
-                           retry: #"{"max_retries": 3, "retry_delay": 1000}"#)
-        let session = try setup.db.execute("""
-            INSERT INTO chat_sessions (user_id) VALUES ('00000000-0000-4000-8000-000000000001') RETURNING id::text AS id
-            """).value("id")!
-        try setup.db.query("UPDATE chat_sessions SET status = 'ended' WHERE id::text = $1", [session])
-        let run = try Background(["run"], environment: Self.environment(setup))
-        try RunPipelineTests.waitFor("both events, one of them twice") { setup.receiver.requestCount >= 3 }
-        run.child.signal(SIGTERM)
-        #expect(run.waitForExit() == 0)
-        let types = setup.receiver.requests.compactMap { request -> String? in
-            guard case .string(let type)? = try? JSONParser.parse(request.body)["type"] else { return nil }
-            return type
-        }
         #expect(types == ["chat.session.started", "chat.session.started", "chat.session.ended"])
         let keys = try setup.db.execute("SELECT DISTINCT ordering_key FROM changerelay.deliveries")
         #expect(keys.rows.count == 1)
@@ -334,26 +352,10 @@ import Testing
     /// former key.
     @Test(arguments: ["pgoutput", "wal2json"])
     func anEventThatChangedItsRecordsKeyWaitsForTheOldKeysEvents(plugin: String) throws {
-        let setup = try RunPipelineTests.prepare(behavior: .dynamic { request in
-            request.index == 0 ? .status(500) : .status(200)
-        }, extra: ["CHANGERELAY_SOURCE_PLUGIN": plugin])
-        defer { try? setup.cluster.stop(); setup.receiver.stop() }
-        try Self.addConfig(setup, name: "sessions", events: ["chat.session.*"],
-                           retry: #"{"max_retries": 3, "retry_delay": 1000}"#)
-        let session = try setup.db.execute("""
-            INSERT INTO chat_sessions (user_id) VALUES ('00000000-0000-4000-8000-000000000001') RETURNING id::text AS id
-            """).value("id")!
-        let moved = try setup.db.query("""
+        let (setup, types, session, moved) = try Self.sessionEventsWithTheFirstRetried(plugin: plugin, change: """
             UPDATE chat_sessions SET id = gen_random_uuid(), status = 'ended' WHERE id::text = $1 RETURNING id::text AS id
-            """, [session]).value("id")!
-        let run = try Background(["run"], environment: Self.environment(setup))
-        try RunPipelineTests.waitFor("both events, one of them twice") { setup.receiver.requestCount >= 3 }
-        run.child.signal(SIGTERM)
-        #expect(run.waitForExit() == 0)
-        let types = setup.receiver.requests.compactMap { request -> String? in
-            guard case .string(let type)? = try? JSONParser.parse(request.body)["type"] else { return nil }
-            return type
-        }
+            """)
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
         #expect(types == ["chat.session.started", "chat.session.started", "chat.session.ended"])
         let keys = try setup.db.execute("""
             SELECT ordering_key, coalesce(former_ordering_key, '-') AS former FROM changerelay.deliveries ORDER BY id

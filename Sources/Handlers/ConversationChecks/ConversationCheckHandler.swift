@@ -109,8 +109,9 @@ public struct ConversationCheckHandler: Handler {
         body.beginObject()
         body.key("conversation_id")
         // The seed's bigint as a number; an id of another type (a table retyped to text or
-        // uuid) as the string it is, as the seed's trigger would have sent it.
-        if Int64(id) != nil { body.number(text: Array(id.utf8)) } else { body.string(id) }
+        // uuid) as the string it is, as the seed's trigger would have sent it: text such as
+        // `007` or `+5` reads as an integer but is no JSON number.
+        if let number = Int64(id), String(number) == id { body.number(text: Array(id.utf8)) } else { body.string(id) }
         for field in ["elevenlabs_conversation_id", "clerk_id", "agent_id", "status"] {
             body.key(field)
             if let value = row[field] { body.string(value) } else { body.null() }

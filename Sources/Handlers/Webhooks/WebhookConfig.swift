@@ -31,7 +31,7 @@ public struct WebhookConfig: Sendable, Hashable {
     /// Reads a whole row by column name (text values as pgoutput sends them; NULL absent).
     /// `WebhookConfigCache.record` fills the columns an UPDATE left in TOAST first.
     public static func parse(_ row: [String: String]) -> Result<WebhookConfig, Unusable> {
-        let isActive = row["is_active"] == "t"
+        let isActive = row["is_active"].flatMap(postgresBoolean) == true
         guard let id = row["id"] else { return .failure(Unusable(id: "?", reason: "the row has no id", isActive: isActive)) }
         func unusable(_ reason: String) -> Result<WebhookConfig, Unusable> {
             .failure(Unusable(id: id, reason: reason, isActive: isActive))

@@ -1,3 +1,4 @@
+import Core
 import Synchronization
 
 /// The `webhook_configs` rows the handler plans with: read at start, then kept current by
@@ -59,7 +60,7 @@ public final class WebhookConfigCache: Sendable {
                 .failure(WebhookConfig.Unusable(
                     id: id, reason: "\(unknown.joined(separator: ", ")) left unchanged in TOAST by an update and not known; "
                         + "give it a new value (an UPDATE setting it to itself leaves it in TOAST)",
-                    isActive: merged["is_active"] == "t"))
+                    isActive: merged["is_active"].flatMap(postgresBoolean) == true))
             }
             state.undo.append(.entry(id: id, previous: state.entries[id]))
             state.entries[id] = Entry(fields: merged, config: config)

@@ -152,7 +152,7 @@ public struct WebhookHandler: Handler {
             })
             let parsed = cache.record(id, fields: row, unchanged: unchanged, formerID: formerID)
             if let formerID { cache.remove(formerID) }
-            if case .failure(let problem) = parsed, row["is_active"] == "t" {
+            if case .failure(let problem) = parsed, row["is_active"].flatMap(postgresBoolean) == true {
                 logger.warning("webhook config cannot fire; it is skipped until it is fixed", metadata: [
                     "config": "\(id)", "lsn": "\(lsn)", "reason": "\(problem.reason)",
                 ])

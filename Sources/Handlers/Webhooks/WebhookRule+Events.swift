@@ -55,7 +55,6 @@ extension WebhookRule {
             return holds(new) && !holds(old)
         }
     }
-
 }
 
 /// A `webhook_configs.events` entry: an event type, `*` standing for one dot-separated
