@@ -100,30 +100,29 @@ public enum RequiredMigration: Sendable, CaseIterable {
         case .bufferIDsReused:
             "to_regprocedure('changerelay.release_reused_buffer_ids()') IS NOT NULL"
         case .deliveryRequeue:
-            """
-            EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass('changerelay.deliveries')
-                    AND attname = 'requeued_at_attempt' AND NOT attisdropped)
-            """
+            Self.hasColumn("deliveries", "requeued_at_attempt")
         case .backfillHighKey:
-            """
-            EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass('changerelay.backfills')
-                    AND attname = 'high_key' AND NOT attisdropped)
-            """
+            Self.hasColumn("backfills", "high_key")
         case .checkpointWriters:
-            """
-            EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass('changerelay.checkpoints')
-                    AND attname = 'written_by' AND NOT attisdropped)
-            """
+            Self.hasColumn("checkpoints", "written_by")
         case .formerOrderingKeys:
             // 025 run again alone puts back its staging, which lacks the column: the
             // committer's first webhook batch would fail on every restart.
-            """
-            EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass('changerelay.deliveries')
-                    AND attname = 'former_ordering_key' AND NOT attisdropped)
+            Self.hasColumn("deliveries", "former_ordering_key") + """
+
             AND coalesce(pg_get_functiondef(to_regprocedure('changerelay.create_webhook_deliveries_staging()'))
                          LIKE '%former_ordering_key%', true)
             """
         }
+    }
+
+    /// True once `changerelay.table` has `column`: the probe of a migration that adds a
+    /// column to a table an earlier one created.
+    private static func hasColumn(_ table: String, _ column: String) -> String {
+        """
+        EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass('changerelay.\(table)')
+                AND attname = '\(column)' AND NOT attisdropped)
+        """
     }
 
     /// Throws `SetupError.migrationMissing` unless the database has had the migration.
