@@ -18,25 +18,31 @@ import Foundation
 /// The secret never leaves this value: `description`, `debugDescription` and the mirror show
 /// only whether there is one, and errors never quote it.
 public struct WebhookSigner: Sendable {
-    private enum Secret: Sendable {
+    /// What the secret was, for the redacted descriptions.
+    private enum Form: Sendable {
         case none
-        /// One key, or a rotation's keys in the order given.
-        case base64([SymmetricKey])
-        case text(SymmetricKey)
+        /// One key, or a rotation of this many.
+        case base64(keys: Int)
+        case text
     }
 
-    private let secret: Secret
+    private let form: Form
+    /// One MAC per key, in the order given, keyed already: each signature copies one and
+    /// feeds it the message, instead of deriving the key's pads again for every try.
+    private let keyed: [HMAC<SHA256>]
 
     public static let secretPrefix = "whsec_"
 
     /// - Throws: `WebhookSecretError` for a `whsec_` secret whose rest is not base64.
     public init(secret: String?) throws(WebhookSecretError) {
         guard let secret, !secret.isEmpty else {
-            self.secret = .none
+            form = .none
+            keyed = []
             return
         }
         guard secret.hasPrefix(Self.secretPrefix) else {
-            self.secret = .text(SymmetricKey(data: Array(secret.utf8)))
+            form = .text
+            keyed = [HMAC(key: SymmetricKey(data: Array(secret.utf8)))]
             return
         }
         let parts = secret.split(separator: " ")
@@ -48,32 +54,35 @@ public struct WebhookSigner: Sendable {
             decoded.append(SymmetricKey(data: try Self.decodeBase64(key.utf8.dropFirst(Self.secretPrefix.utf8.count),
                                                                     subject: subject)))
         }
-        self.secret = .base64(decoded)
+        form = .base64(keys: decoded.count)
+        keyed = decoded.map { HMAC(key: $0) }
     }
 
     /// Whether tries carry a `webhook-signature` header.
     public var signs: Bool {
-        if case .none = secret { return false }
-        return true
+        !keyed.isEmpty
     }
 
     /// `v1,<base64 of HMAC-SHA256(key, "<id>.<timestamp>.<body>")>` over the exact body bytes,
     /// one for each key, separated by spaces; nil without a secret. `timestamp` is the try's
     /// Unix time in seconds.
     public func signature(id: String, timestamp: Int64, body: [UInt8]) -> String? {
-        let keys: [SymmetricKey]
-        switch secret {
-        case .none: return nil
-        case .base64(let rotation): keys = rotation
-        case .text(let key): keys = [key]
-        }
-        let signed = Array("\(id).\(timestamp).".utf8)
-        return keys.map { key in
-            var mac = HMAC<SHA256>(key: key)
-            mac.update(data: signed)
+        guard !keyed.isEmpty else { return nil }
+        var prefix = id
+        prefix.append(".")
+        prefix.append(String(timestamp))
+        prefix.append(".")
+        var signatures = ""
+        for (number, prototype) in keyed.enumerated() {
+            var mac = prototype
+            var signed = prefix
+            signed.withUTF8 { mac.update(data: UnsafeRawBufferPointer($0)) }
             mac.update(data: body)
-            return "v1," + Data(mac.finalize()).base64EncodedString()
-        }.joined(separator: " ")
+            if number > 0 { signatures.append(" ") }
+            signatures.append("v1,")
+            signatures.append(Data(mac.finalize()).base64EncodedString())
+        }
+        return signatures
     }
 
     /// The headers ChangeRelay sets on every try: `webhook-id` (the same on every try),
@@ -127,9 +136,9 @@ public struct WebhookSigner: Sendable {
 
 extension WebhookSigner: CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     private var redacted: String {
-        switch secret {
+        switch form {
         case .none: "none"
-        case .base64(let keys) where keys.count > 1: "\(keys.count) × \(Self.secretPrefix)<redacted>"
+        case .base64(let keys) where keys > 1: "\(keys) × \(Self.secretPrefix)<redacted>"
         case .base64: "\(Self.secretPrefix)<redacted>"
         case .text: "<redacted>"
         }

@@ -25,6 +25,9 @@ final class WebhookTries {
     private struct Current {
         var signer: Result<WebhookSigner, WebhookSecretError>
         var config: WebhookConfig
+        /// The row's columns this was made from: an unchanged row is not parsed and its
+        /// secret not decoded again at every claim.
+        var row: [String?]
     }
 
     private let logger: Logger
@@ -53,9 +56,12 @@ final class WebhookTries {
     func prepare(_ deliveries: [ClaimedDelivery], on db: PostgresConnection) throws(PostgresError) -> Set<String> {
         let ids = Set(deliveries.compactMap(Self.configID))
         guard !ids.isEmpty else { return [] }
-        let rows = try db.query("""
-            SELECT id::text AS id, secret, is_active IS TRUE AS active, url, headers::text AS headers,
-                   retry_config::text AS retry_config
+        // Prepared: it runs at every claim, and planning it again each time cost more than
+        // reading the few rows. Every column is text, so that a column's type changed by an
+        // operator replans the statement instead of failing it.
+        let rows = try db.query(prepared: "changerelay_webhook_configs", """
+            SELECT id::text AS id, secret::text AS secret, is_active IS TRUE AS active, url::text AS url,
+                   headers::text AS headers, retry_config::text AS retry_config
             FROM public.webhook_configs WHERE id::text = ANY($1::text[])
             """, [postgresArrayLiteral(ids.sorted())])
         var found = Set<String>()
@@ -65,13 +71,15 @@ final class WebhookTries {
             found.insert(id)
             let endpoint = WebhookDeliveryNames.endpoint(configID: id)
             if row[2] != "t" { inactive.insert(endpoint) }
+            let columns = Array(row[1...5])
+            if configs[id]?.row == columns { continue }
             // What sending needs; `events` only decides what is planned.
             let fields = ["id": id, "is_active": "t", "url": row[3], "events": "{}", "headers": row[4],
                           "retry_config": row[5]].compactMapValues { $0 }
             switch WebhookConfig.parse(fields) {
             case .success(let config):
                 configs[id] = Current(signer: Result { () throws(WebhookSecretError) in try WebhookSigner(secret: row[1]) },
-                                      config: config)
+                                      config: config, row: columns)
                 reportedUnusable[id] = nil
             case .failure(let unusable):
                 configs[id] = nil
