@@ -34,10 +34,15 @@ struct Deliveries: ParsableCommand {
         return ids
     }
 
-    static func connect(_ options: ConfigOptions) throws -> PostgresConnection {
+    /// Runs `work` on the state database. An error (a missing migration, a statement the
+    /// server refused) is said on one line as every command says it, not as the argument
+    /// parser's `Error:`.
+    static func withDatabase(_ options: ConfigOptions, _ work: (PostgresConnection) throws -> Void) throws {
         let config = try options.load()
         do {
-            return try PostgresConnection(url: config.stateDatabaseURL ?? config.requireSourceURL())
+            try work(try PostgresConnection(url: config.stateDatabaseURL ?? config.requireSourceURL()))
+        } catch let exit as ExitCode {
+            throw exit
         } catch let error as CustomStringConvertible & Error {
             throw failure(error.description)
         }
@@ -64,16 +69,17 @@ struct Deliveries: ParsableCommand {
         }
 
         func run() throws {
-            let db = try Deliveries.connect(options)
-            try RequiredMigration.deliveryRequeue.require(neededBy: "deliveries list", on: db)
-            try RequiredMigration.webhooks.require(neededBy: "deliveries list", on: db)
-            let deliveries = try DeliveryListing.newest(status: status.flatMap(DeliveryListing.Filter.init), limit: limit,
-                                                        logs: BuiltInHandlers.deliveryLogs, on: db)
-            print(["id", "status", "attempt", "handler", "idempotency_key", "url", "http", "error", "next_attempt_at"]
-                .joined(separator: "\t"))
-            for delivery in deliveries {
-                print(TabSeparated.line([delivery.id, delivery.status, delivery.attempt, delivery.handler, delivery.idempotencyKey,
-                                         delivery.url, delivery.lastHTTPStatus, delivery.lastError, delivery.nextAttemptAt]))
+            try Deliveries.withDatabase(options) { db in
+                try RequiredMigration.deliveryRequeue.require(neededBy: "deliveries list", on: db)
+                try RequiredMigration.webhooks.require(neededBy: "deliveries list", on: db)
+                let deliveries = try DeliveryListing.newest(status: status.flatMap(DeliveryListing.Filter.init), limit: limit,
+                                                            logs: BuiltInHandlers.deliveryLogs, on: db)
+                print(["id", "status", "attempt", "handler", "idempotency_key", "url", "http", "error", "next_attempt_at"]
+                    .joined(separator: "\t"))
+                for delivery in deliveries {
+                    print(TabSeparated.line([delivery.id, delivery.status, delivery.attempt, delivery.handler, delivery.idempotencyKey,
+                                             delivery.url, delivery.lastHTTPStatus, delivery.lastError, delivery.nextAttemptAt]))
+                }
             }
         }
     }
@@ -99,17 +105,18 @@ struct Deliveries: ParsableCommand {
 
         func run() throws {
             let ids = try Deliveries.ids(arguments, of: self)
-            let db = try Deliveries.connect(options)
-            try RequiredMigration.deliveryRequeue.require(neededBy: "deliveries retry", on: db)
-            try RequiredMigration.webhooks.require(neededBy: "deliveries retry", on: db)
-            let requeued = try DeliveryRequeue.requeue(allDead ? .allDead : .ids(ids), logs: BuiltInHandlers.deliveryLogs,
-                                                       on: db)
-            print("re-queued \(requeued) deliveries")
-            // A script must be able to tell that an id it named was not sent again.
-            let named = Set(ids).count
-            if !allDead, requeued < named {
-                throw failure("\(named - requeued) of the \(named) deliveries named were not re-queued: "
-                              + "they do not exist, or are not failed or dead (deliveries list shows them)")
+            try Deliveries.withDatabase(options) { db in
+                try RequiredMigration.deliveryRequeue.require(neededBy: "deliveries retry", on: db)
+                try RequiredMigration.webhooks.require(neededBy: "deliveries retry", on: db)
+                let requeued = try DeliveryRequeue.requeue(allDead ? .allDead : .ids(ids), logs: BuiltInHandlers.deliveryLogs,
+                                                           on: db)
+                print("re-queued \(requeued) deliveries")
+                // A script must be able to tell that an id it named was not sent again.
+                let named = Set(ids).count
+                if !allDead, requeued < named {
+                    throw failure("\(named - requeued) of the \(named) deliveries named were not re-queued: "
+                                  + "they do not exist, or are not failed or dead (deliveries list shows them)")
+                }
             }
         }
     }
@@ -133,15 +140,16 @@ struct Deliveries: ParsableCommand {
 
         func run() throws {
             let ids = try Deliveries.ids(arguments, of: self)
-            let db = try Deliveries.connect(options)
-            try RequiredMigration.deliveryRequeue.require(neededBy: "deliveries cancel", on: db)
-            try RequiredMigration.webhooks.require(neededBy: "deliveries cancel", on: db)
-            let cancelled = try DeliveryCancel.cancel(ids, logs: BuiltInHandlers.deliveryLogs, on: db)
-            print("cancelled \(cancelled) deliveries")
-            let named = Set(ids).count
-            if cancelled < named {
-                throw failure("\(named - cancelled) of the \(named) deliveries named were not cancelled: they do not exist, "
-                              + "are finished, have a try under way, or keep a log that cannot record a cancellation")
+            try Deliveries.withDatabase(options) { db in
+                try RequiredMigration.deliveryRequeue.require(neededBy: "deliveries cancel", on: db)
+                try RequiredMigration.webhooks.require(neededBy: "deliveries cancel", on: db)
+                let cancelled = try DeliveryCancel.cancel(ids, logs: BuiltInHandlers.deliveryLogs, on: db)
+                print("cancelled \(cancelled) deliveries")
+                let named = Set(ids).count
+                if cancelled < named {
+                    throw failure("\(named - cancelled) of the \(named) deliveries named were not cancelled: they do not exist, "
+                                  + "are finished, have a try under way, or keep a log that cannot record a cancellation")
+                }
             }
         }
     }
@@ -175,11 +183,12 @@ struct Deliveries: ParsableCommand {
         static let longestAge = Duration.seconds(36_500 * 86_400)
 
         func run() throws {
-            let db = try Deliveries.connect(options)
-            try RequiredMigration.schedules.require(neededBy: "deliveries purge", on: db)
             let age = Duration(age: olderThan)!
-            let purged = try DeliveryRetention.purgeDead(olderThanSeconds: age.components.seconds, on: db)
-            print("purged \(purged) dead deliveries")
+            try Deliveries.withDatabase(options) { db in
+                try RequiredMigration.schedules.require(neededBy: "deliveries purge", on: db)
+                let purged = try DeliveryRetention.purgeDead(olderThanSeconds: age.components.seconds, on: db)
+                print("purged \(purged) dead deliveries")
+            }
         }
     }
 }

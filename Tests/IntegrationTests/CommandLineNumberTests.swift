@@ -41,17 +41,21 @@ import Testing
     }
 
     /// Against a database `setup` never saw, each command names the migration it needs
-    /// rather than printing the server's missing-relation error and its statement.
+    /// rather than printing the server's missing-relation error and its statement, on one
+    /// line that starts as every command's errors do (not the argument parser's `Error:`).
     @Test func commandsOnADatabaseWithoutTheSchemaNameTheMigration() throws {
         let cluster = try startCluster(schema: false)
         defer { try? cluster.stop() }
         let environment = ["CHANGERELAY_SOURCE_DATABASE_URL": cluster.url]
         for (arguments, file) in [(["deliveries", "list"], "sql/009_delivery_requeue.sql"),
                                   (["deliveries", "cancel", "1"], "sql/009_delivery_requeue.sql"),
+                                  (["deliveries", "retry", "1"], "sql/009_delivery_requeue.sql"),
+                                  (["deliveries", "purge", "--dead", "--older-than", "1d"], "sql/015_schedules.sql"),
                                   (["webhooks", "test", "hook"], "sql/012_webhooks.sql")] {
             let refused = try runChangeRelay(arguments, environment: environment)
-            #expect(refused.status != 0 && refused.stderr.contains(file) && !refused.stderr.contains("SQLSTATE"),
+            #expect(refused.status == 1 && refused.stderr.contains(file) && !refused.stderr.contains("SQLSTATE"),
                     "\(arguments): \(refused.stderr)")
+            #expect(refused.stderr.hasPrefix("changerelay: "), "\(arguments): \(refused.stderr)")
         }
     }
 
