@@ -125,9 +125,16 @@ public enum RequiredMigration: Sendable, CaseIterable {
         """
     }
 
-    /// Throws `SetupError.migrationMissing` unless the database has had the migration.
+    /// Throws `SetupError.migrationMissing` unless the database has had the migration. The
+    /// error also names every other migration the database lacks: an operator who applies
+    /// only the one named would otherwise meet the next at the next start, one at a time.
     public func require(neededBy: String, on db: PostgresConnection) throws {
-        guard try isApplied(on: db) else { throw SetupError.migrationMissing(file: file, neededBy: neededBy) }
+        guard try !isApplied(on: db) else { return }
+        let others = Self.allCases.filter { $0 != self }
+        // Only to say more: a role that may not read every probe's catalog still gets the refusal.
+        let present = (try? db.query("SELECT " + others.map { "(\($0.probe))" }.joined(separator: ", "), []))?.rows.first ?? []
+        let missing = zip(others, present).filter { $0.1 != "t" }.map(\.0.file).sorted()
+        throw SetupError.migrationMissing(file: file, neededBy: neededBy, alsoMissing: missing)
     }
 
     public func isApplied(on db: PostgresConnection) throws(PostgresError) -> Bool {

@@ -119,7 +119,9 @@ public enum SetupError: Error, CustomStringConvertible {
     case slotPluginMismatch(slot: String, existing: String, configured: String)
     case slotInAnotherDatabase(slot: String, database: String)
     case sqlDirectoryMissing
-    case migrationMissing(file: String, neededBy: String)
+    /// `alsoMissing`: the other migrations the database lacks, which the next start would
+    /// refuse one at a time.
+    case migrationMissing(file: String, neededBy: String, alsoMissing: [String] = [])
 
     public var description: String {
         switch self {
@@ -134,9 +136,10 @@ public enum SetupError: Error, CustomStringConvertible {
         case .sqlDirectoryMissing:
             "cannot find the migrations: CHANGERELAY_SQL_DIR (or setup's --sql-dir) must name the folder holding "
                 + "001_changerelay_schema.sql (without either, the sql/ beside the binary or in the working directory)"
-        case .migrationMissing(let file, let neededBy):
-            "\(neededBy) needs sql/\(file), which this database has not had: run changerelay setup as a superuser "
-                + "(or the database's owner); the service's own role cannot"
+        case .migrationMissing(let file, let neededBy, let alsoMissing):
+            "\(neededBy) needs sql/\(file), which this database has not had"
+                + (alsoMissing.isEmpty ? "" : " (nor " + alsoMissing.map { "sql/" + $0 }.joined(separator: ", ") + ")")
+                + ": run changerelay setup as a superuser (or the database's owner); the service's own role cannot"
         }
     }
 }

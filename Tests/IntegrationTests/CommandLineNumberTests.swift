@@ -56,6 +56,8 @@ import Testing
             #expect(refused.status == 1 && refused.stderr.contains(file) && !refused.stderr.contains("SQLSTATE"),
                     "\(arguments): \(refused.stderr)")
             #expect(refused.stderr.hasPrefix("changerelay: "), "\(arguments): \(refused.stderr)")
+            // Every other migration the database lacks is named too, not one per start.
+            #expect(refused.stderr.contains("sql/032_checkpoint_writers.sql"), "\(arguments): \(refused.stderr)")
         }
     }
 
