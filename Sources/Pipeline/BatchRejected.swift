@@ -19,7 +19,17 @@ public struct BatchRejected: Error, CustomStringConvertible {
     public var description: String {
         "the state database refused the batch of the transactions after \(after) through the one ending at \(through) "
             + "while \(writing): \(underlying). Planning them again gives the same rows, so the service stops here "
-            + "on every start until the table or the row is fixed"
+            + "on every start until the table or the row is fixed" + (ownObjectMissing ? Self.setupHint : "")
+    }
+
+    static let setupHint = "; the missing object is one of ChangeRelay's own (dropped by hand, or with CASCADE "
+        + "along with a table it depends on): changerelay setup creates it again"
+
+    /// Whether the server named a relation or function of the `changerelay` schema that does
+    /// not exist: an operator's `DROP … CASCADE` on an application table takes the sync's
+    /// views with it, and the server's message alone does not say that `setup` mends it.
+    var ownObjectMissing: Bool {
+        ["42P01", "42883"].contains(underlying.sqlState ?? "") && underlying.message.contains("changerelay.")
     }
 
     /// `error` as a rejection of the batch when the server refused what the batch holds: a
