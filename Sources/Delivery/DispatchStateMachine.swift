@@ -25,6 +25,11 @@ import StateStore
 ///   neither the attempt nor a phantom request in flight with it.
 /// - After a stop nothing is claimed or sent; claims still queued are put back, and the
 ///   requests in flight get up to the drain bound to finish and be recorded.
+/// - A connection opened while it holds no claims (at start, or after a lost connection
+///   once everything held is recorded or put back) first takes over the claims of
+///   dispatcher sessions that no longer exist: those of a dispatcher killed mid-try, or of
+///   a claim whose answer the lost connection took with it. Holding claims, it does not:
+///   its own, made under the session it lost, are still its to send.
 /// - An endpoint that pauses when it answers 410 Gone (a webhook config, which the record
 ///   sets inactive) gets nothing more from this dispatcher: its rows still queued are put
 ///   back, unsent, to wait with the rest of its paused rows, instead of each being sent to an
@@ -50,6 +55,9 @@ struct DispatchStateMachine {
         /// Ask how long until the next row falls due (a retry another dispatcher or an earlier
         /// run scheduled); report `lookedAhead(_:)`.
         case lookAhead
+        /// Make the claims of dispatcher sessions that no longer exist due now
+        /// (`DeliveryQueue.takeOverOrphans`); report `tookOverOrphans()`.
+        case takeOverOrphans
         /// Sleep until a notification, a finished request or the timeout; report `woken`.
         case wait(Duration)
         /// Pause before connecting again; report `woken`.
@@ -98,6 +106,9 @@ struct DispatchStateMachine {
     private var unrecorded: [AttemptRecord] = []
     /// Queued rows taken off the queue to be put back: their endpoint answered 410.
     private var heldBack: [ClaimedDelivery] = []
+    /// The connection is new and nothing was held when it opened: orphaned claims are
+    /// taken over before the first claim.
+    private var orphansToTakeOver = false
 
     /// `pollInterval` bounds the wait for work when a notification is lost; `drain` is how
     /// long a stop waits for the requests in flight. `pausedByGone`: the prefixes of the
@@ -154,6 +165,12 @@ struct DispatchStateMachine {
     /// otherwise be tried again several times a second, for as long as it is refused.
     mutating func connected() -> Action {
         isConnected = true
+        orphansToTakeOver = unrecorded.isEmpty && queue.isEmpty && heldBack.isEmpty && inFlight == 0
+        return nextDatabaseStep()
+    }
+
+    mutating func tookOverOrphans() -> Action {
+        orphansToTakeOver = false
         return nextDatabaseStep()
     }
 
@@ -275,6 +292,7 @@ struct DispatchStateMachine {
         if !heldBack.isEmpty, case .dispatching = state { return .release(heldBack) }
         switch state {
         case .dispatching:
+            if orphansToTakeOver { return .takeOverOrphans }
             // Claim in chunks, not one row at a time: a claim is a round trip.
             return inFlight + queue.count <= concurrency ? .claim : .wait(pollInterval)
         case .draining(_, let deadlinePassed):

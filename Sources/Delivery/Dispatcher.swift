@@ -118,6 +118,8 @@ public final class Dispatcher: Sendable {
         /// Open from the machine's `.connect` until the next failure; the machine asks for
         /// the state database only in between.
         var connection: PostgresConnection?
+        /// The connection's session, as its claims name it.
+        var session = ""
         let webhooks = WebhookTries(logger: logger)
         var endpoints = EndpointCache<OpenDeliveries>()
 
@@ -133,6 +135,7 @@ public final class Dispatcher: Sendable {
                 case .connect:
                     let db = try PostgresConnection(url: settings.stateURL)
                     try queue.listen(on: db)
+                    session = try DeliveryQueue.session(on: db)
                     connection = db
                     endpoints.forget()
                     action = machine.connected()
@@ -146,7 +149,8 @@ public final class Dispatcher: Sendable {
                     let open = try endpoints.current(at: clock.now) { () throws(PostgresError) in
                         try queue.openDeliveries(on: connection!)
                     }
-                    let claimed = try queue.claim(on: connection!, shares: machine.claimShares(for: open.endpoints),
+                    let claimed = try queue.claim(on: connection!, session: session,
+                                                  shares: machine.claimShares(for: open.endpoints),
                                                   unroutedFloor: open.unroutedFloor)
                     let inactive: Set<String>
                     do throws(PostgresError) {
@@ -160,6 +164,13 @@ public final class Dispatcher: Sendable {
                     action = machine.claimed(claimed, pausing: inactive)
                 case .lookAhead:
                     action = machine.lookedAhead(try queue.nextDue(on: connection!))
+                case .takeOverOrphans:
+                    let taken = try DeliveryQueue.takeOverOrphans(on: connection!)
+                    if taken > 0 {
+                        logger.warning("took over deliveries claimed by a dispatcher session that no longer exists; they are sent again now, not when their leases end",
+                                       metadata: ["count": "\(taken)"])
+                    }
+                    action = machine.tookOverOrphans()
                 case .release(let unsent):
                     try release(unsent, on: connection!)
                     action = machine.released()

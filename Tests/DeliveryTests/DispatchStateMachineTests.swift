@@ -24,7 +24,8 @@ import TestSupport
     private static func claiming(concurrency: Int) -> DispatchStateMachine {
         var machine = machine(concurrency: concurrency)
         #expect(machine.woken(at: start).step == .connect)
-        #expect(machine.connected().step == .claim)
+        #expect(machine.connected().step == .takeOverOrphans)
+        #expect(machine.tookOverOrphans().step == .claim)
         return machine
     }
 
@@ -68,7 +69,8 @@ import TestSupport
         var machine = Self.machine(concurrency: 2)
         let rows = (1...5).map { Self.delivery($0) }
         #expect(machine.woken(at: Self.start).step == .connect)
-        #expect(machine.connected().step == .claim)
+        #expect(machine.connected().step == .takeOverOrphans)
+        #expect(machine.tookOverOrphans().step == .claim)
         #expect(machine.claimed(Array(rows[0...2])).step == .send([1, 2]))
         // Two in flight and one queued is more than the concurrency: no claim, only a wait.
         #expect(machine.woken(at: Self.start).step == .wait(.seconds(1)))
@@ -91,7 +93,8 @@ import TestSupport
         var machine = DispatchStateMachine(concurrency: 4, maxInFlightPerEndpoint: 1, pollInterval: .seconds(1),
                                            drain: .seconds(10), start: Self.start)
         #expect(machine.woken(at: Self.start).step == .connect)
-        #expect(machine.connected().step == .claim)
+        #expect(machine.connected().step == .takeOverOrphans)
+        #expect(machine.tookOverOrphans().step == .claim)
         let hanging = (1...2).map { Self.delivery($0, endpoint: "webhook:1") }
         let other = Self.delivery(5, endpoint: "webhook:2")
         #expect(machine.claimed(hanging + [other, Self.delivery(6)]).step == .send([1, 5, 6]))
@@ -114,7 +117,8 @@ import TestSupport
         var machine = DispatchStateMachine(concurrency: 4, maxInFlightPerEndpoint: 1, pausedByGone: ["webhook:"],
                                            pollInterval: .seconds(1), drain: .seconds(10), start: Self.start)
         #expect(machine.woken(at: Self.start).step == .connect)
-        #expect(machine.connected().step == .claim)
+        #expect(machine.connected().step == .takeOverOrphans)
+        #expect(machine.tookOverOrphans().step == .claim)
         let gone = (1...3).map { Self.delivery($0, endpoint: "webhook:1") }
         let other = (4...5).map { Self.delivery($0, endpoint: "webhook:2") }
         let plain = (6...7).map { Self.delivery($0, endpoint: "https://example.test") }
@@ -144,7 +148,8 @@ import TestSupport
         var machine = DispatchStateMachine(concurrency: 4, maxInFlightPerEndpoint: 1, pausedByGone: ["webhook:"],
                                            pollInterval: .seconds(1), drain: .seconds(10), start: Self.start)
         #expect(machine.woken(at: Self.start).step == .connect)
-        #expect(machine.connected().step == .claim)
+        #expect(machine.connected().step == .takeOverOrphans)
+        #expect(machine.tookOverOrphans().step == .claim)
         let off = (1...3).map { Self.delivery($0, endpoint: "webhook:1") }
         let other = (4...5).map { Self.delivery($0, endpoint: "webhook:2") }
         #expect(machine.claimed(off + other).step == .send([1, 4]))
@@ -178,7 +183,8 @@ import TestSupport
         var machine = DispatchStateMachine(concurrency: 4, maxInFlightPerEndpoint: 2, pollInterval: .seconds(1),
                                            drain: .seconds(10), start: Self.start)
         #expect(machine.woken(at: Self.start).step == .connect)
-        #expect(machine.connected().step == .claim)
+        #expect(machine.connected().step == .takeOverOrphans)
+        #expect(machine.tookOverOrphans().step == .claim)
         let endpoints = (1...3).map { OpenEndpoint(endpoint: "webhook:\($0)", floor: "2026-12-03 07:00:0\($0)+00") }
         #expect(machine.claimShares(for: endpoints) == endpoints.map { EndpointShare($0, rows: 4) })
         let first = (1...4).map { Self.delivery($0, endpoint: "webhook:1") }
@@ -275,6 +281,34 @@ import TestSupport
         #expect(machine.woken([Self.answered(rows[1])], at: Self.start).step == .send([5]))
     }
 
+    /// Orphaned claims (a dispatcher killed mid-try) are taken over by a connection opened
+    /// holding nothing, before its first claim; a connection opened while this dispatcher
+    /// still holds claims made under the session it lost does not, since those are its own
+    /// to send, and a later connection holding nothing does again.
+    @Test func orphanedClaimsAreTakenOverOnlyByAConnectionThatHoldsNothing() {
+        var machine = Self.machine(concurrency: 2)
+        #expect(machine.woken(at: Self.start).step == .connect)
+        #expect(machine.connected().step == .takeOverOrphans)
+        #expect(machine.tookOverOrphans().step == .claim)
+        let first = Self.delivery(1), second = Self.delivery(2), third = Self.delivery(3)
+        #expect(machine.claimed([first, second, third]).step == .send([1, 2]))
+        #expect(machine.connectionLost(Self.lost, at: Self.start).step == .reconnect)
+        // One in flight, one queued: the new connection claims, and takes over nothing.
+        #expect(machine.woken([Self.answered(first)], at: Self.start).step == .send([3]))
+        #expect(machine.woken(at: Self.start).step == .connect)
+        #expect(machine.connected().step == .record([1]))
+        #expect(machine.recorded().step == .claim)
+        #expect(machine.claimed([]).step == .wait(.seconds(1)))
+        #expect(machine.woken([Self.answered(second), Self.answered(third)], at: Self.start).step == .record([2, 3]))
+        #expect(machine.recorded().step == .claim)
+        // Everything recorded: a connection lost now leaves nothing of this dispatcher's.
+        #expect(machine.claimed([]).step == .lookAhead)
+        #expect(machine.connectionLost(Self.lost, at: Self.start).step == .reconnect)
+        #expect(machine.woken(at: Self.start).step == .connect)
+        #expect(machine.connected().step == .takeOverOrphans)
+        #expect(machine.tookOverOrphans().step == .claim)
+    }
+
     @Test func aFinishedTryOutlivesALostStateConnectionAndFreesItsSlot() {
         var machine = Self.claiming(concurrency: 1)
         let first = Self.delivery(1)
@@ -308,12 +342,14 @@ import TestSupport
         }
         #expect(pauses[0] >= .milliseconds(100) && pauses[0] <= .milliseconds(200))
         #expect(pauses[2] >= .milliseconds(400) && pauses[2] <= .milliseconds(800))
-        #expect(machine.connected().step == .claim)
+        #expect(machine.connected().step == .takeOverOrphans)
+        #expect(machine.tookOverOrphans().step == .claim)
         // The claim is refused on the new connection: the pause goes on growing.
         let refused = try #require(machine.connectionLost(Self.lost, at: Self.start).pause)
         #expect(refused >= .milliseconds(800) && refused <= .milliseconds(1600))
         #expect(machine.woken(at: Self.start).step == .connect)
-        #expect(machine.connected().step == .claim)
+        #expect(machine.connected().step == .takeOverOrphans)
+        #expect(machine.tookOverOrphans().step == .claim)
         _ = machine.claimed([])
         let pause = try #require(machine.connectionLost(Self.lost, at: Self.start).pause)
         #expect(pause >= .milliseconds(100) && pause <= .milliseconds(200))
@@ -458,6 +494,7 @@ private enum Step: Equatable {
     case claim
     case release([Int64])
     case lookAhead
+    case takeOverOrphans
     case wait(Duration)
     case reconnect
     case exit(Exit)
@@ -472,6 +509,7 @@ extension DispatchStateMachine.Action {
         case .claim: .claim
         case .release(let unsent): .release(unsent.map(\.id))
         case .lookAhead: .lookAhead
+        case .takeOverOrphans: .takeOverOrphans
         case .wait(let timeout): .wait(timeout)
         case .reconnect: .reconnect
         case .exit(.drained): .exit(.drained)

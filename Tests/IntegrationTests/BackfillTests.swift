@@ -257,6 +257,8 @@ import Testing
         #expect(try DualWriteTests.count(setup.db, "SELECT rows_done AS n FROM changerelay.backfills") < 20_000,
                 "the kills all came after the backfill had finished")
         let final = try Background(["run"], environment: environment)
+        // Its SIGTERM must find the service running, not starting: what it waits for may all be done by then.
+        try RunPipelineTests.waitFor("the last run to stream") { final.stderr.contains("streaming") }
         try RunPipelineTests.waitFor("the backfill to finish", timeout: .seconds(300)) {
             try setup.db.execute("SELECT status FROM changerelay.backfills").value("status") == "done"
         }

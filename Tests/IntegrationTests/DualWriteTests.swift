@@ -678,7 +678,7 @@ import Testing
                 "the kills all came after the last change was applied")
         let final = try Background(["run"], environment: environment)
         try Self.waitForLogRows(setup.db, changes, timeout: .seconds(300))
-        try RunPipelineTests.waitFor("the last run to be ready for SIGTERM") { final.stderr.contains("planner ready") }
+        try RunPipelineTests.waitFor("the last run to be ready for SIGTERM") { final.stderr.contains("streaming") }
         final.child.signal(SIGTERM)
         #expect(final.waitForExit() == 0)
 

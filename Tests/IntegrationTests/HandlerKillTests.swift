@@ -44,6 +44,8 @@ import Testing
         }
         let total = perBatch * batches
         let final = try Background(["run"], environment: environment)
+        // Its SIGTERM must find the service running, not starting: what it waits for may all be done by then.
+        try RunPipelineTests.waitFor("the last run to stream") { final.stderr.contains("streaming") }
         try RunPipelineTests.waitFor("every change planned and sent", timeout: .seconds(300)) {
             let counts = try setup.db.execute("""
                 SELECT (SELECT count(*) FROM user_conversations) AS conversations,

@@ -540,6 +540,8 @@ import Testing
             try setup.db.execute("SELECT count(*) AS n FROM buffered_messages").value("n") == String(total)
         }
         let final = try Background(["run"], environment: environment)
+        // Its SIGTERM must find the service running, not starting: what it waits for may all be done by then.
+        try RunPipelineTests.waitFor("the last run to stream") { final.stderr.contains("streaming") }
         try RunPipelineTests.waitFor("every buffer completed", timeout: .seconds(180)) {
             try setup.db.execute("""
                 SELECT count(*) FILTER (WHERE buffer_id IS NULL) = 0

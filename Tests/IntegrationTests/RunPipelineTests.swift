@@ -286,6 +286,9 @@ import Testing
             _ = run.waitForExit()
         }
         let final = try Background(["run"], environment: setup.environment)
+        // Its SIGTERM must find the service running: the killed runs' claims are taken over
+        // at its start, so everything may be delivered before it is.
+        try Self.waitFor("the final run to stream") { final.stderr.contains("streaming") }
         try Self.waitFor("every change planned", timeout: .seconds(240)) {
             try setup.db.execute("SELECT count(*) AS n FROM changerelay.deliveries").value("n") == String(total)
         }
@@ -464,6 +467,40 @@ import Testing
             """)
         #expect(states.value("sending") == "2")
         #expect(states.value("pending") == "8")
+    }
+
+    /// A run killed with requests in flight and more claimed leaves claims leased for four
+    /// request timeouts and 30 s (here 270 s). The next run's dispatcher finds the killed
+    /// run's session gone when it connects and sends them again at once, each with the
+    /// Idempotency-Key its first try had.
+    @Test func claimsOfARunKilledMidTryAreSentAgainAtTheNextStartNotAfterTheirLeases() throws {
+        let setup = try RunPipelineTests.prepare(extra: ["CHANGERELAY_DELIVERY_CONCURRENCY": "2",
+                                                         "CHANGERELAY_DELIVERY_TIMEOUT_MS": "60000"])
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        setup.receiver.behavior = .neverAnswer
+        let killed = try Background(["run"], environment: setup.environment)
+        try setup.db.execute("INSERT INTO items SELECT g, 'x' FROM generate_series(1, 10) g")
+        try RunPipelineTests.waitFor("two requests in flight and two more claimed") {
+            let claimed = try setup.db.execute("SELECT count(*) AS n FROM changerelay.deliveries WHERE status = 'sending'")
+            return setup.receiver.requestCount == 2 && claimed.value("n") == "4"
+        }
+        let unanswered = Set(setup.receiver.requests.compactMap { $0.header("Idempotency-Key") })
+        killed.child.signal(SIGKILL)
+        #expect(killed.waitForExit() != nil)
+        setup.receiver.behavior = .status(200)
+        let next = try Background(["run"], environment: setup.environment)
+        try RunPipelineTests.waitFor("every delivery to succeed well inside the killed run's leases", timeout: .seconds(60)) {
+            try setup.db.execute("SELECT count(*) AS n FROM changerelay.deliveries WHERE status = 'succeeded'").value("n") == "10"
+        }
+        next.child.signal(SIGTERM)
+        #expect(next.waitForExit() == 0)
+        #expect(next.stderr.contains("took over deliveries claimed by a dispatcher session that no longer exists"), "\(next.stderr)")
+        // The two sent before the kill went again under their keys; no try of the four counts
+        // against its allowance, since whether it was sent is unknown.
+        let keys = setup.receiver.requests.compactMap { $0.header("Idempotency-Key") }
+        #expect(Set(keys).count == 10 && unanswered.allSatisfy { key in keys.filter { $0 == key }.count == 2 })
+        #expect(try setup.db.execute("SELECT count(*) AS n FROM changerelay.deliveries WHERE requeued_at_attempt = 1")
+            .value("n") == "4")
     }
 
     /// SIGTERM ends the service in order: the stream stops and acknowledges what it

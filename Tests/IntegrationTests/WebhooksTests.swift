@@ -663,6 +663,8 @@ import Testing
         // a: every message created; b: every message created, and the users' ones to process.
         let events = messages + messages + messages / 2
         let final = try Background(["run"], environment: environment)
+        // Its SIGTERM must find the service running, not starting: what it waits for may all be done by then.
+        try RunPipelineTests.waitFor("the last run to stream") { final.stderr.contains("streaming") }
         try RunPipelineTests.waitFor("every event delivered", timeout: .seconds(300)) {
             try setup.db.execute("SELECT count(*) AS n FROM changerelay.deliveries WHERE status = 'succeeded'").value("n")
                 == String(events)
