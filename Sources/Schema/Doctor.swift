@@ -162,20 +162,32 @@ public struct Doctor {
     func schemaHistory(_ db: PostgresConnection) throws(PostgresError) -> Finding {
         let state = try db.execute("""
             SELECT to_regclass('changerelay.schema_history') IS NOT NULL AS has_table,
-                   (SELECT evtenabled FROM pg_event_trigger WHERE evtname = 'changerelay_schema_history') AS trigger
+                   (SELECT evtenabled FROM pg_event_trigger WHERE evtname = 'changerelay_schema_history') AS trigger,
+                   (SELECT evtenabled FROM pg_event_trigger WHERE evtname = 'changerelay_schema_drops') AS drops
             """)
         let hasTable = state.value("has_table") == "t"
         let trigger = state.value("trigger")
-        guard !hasTable || trigger == nil || trigger == "D" else {
-            return .ok("schema history", "DDL is recorded; wal2json changes are laid out with the columns of their time")
+        if !hasTable || trigger == nil || trigger == "D" {
+            let what = !hasTable ? "changerelay.schema_history does not exist"
+                : trigger == nil ? "the event trigger changerelay_schema_history does not exist"
+                : "the event trigger changerelay_schema_history is disabled"
+            return .problem("schema history", what + "; wal2json changes read after an ALTER TABLE are laid out with today's columns "
+                                + "(phantom unchanged TOAST columns, misplaced or missing ones) and a partition attached or "
+                                + "detached since is reported under today's root",
+                            fix: "apply sql/010_schema_history.sql as a superuser (changerelay setup does)")
         }
-        let what = !hasTable ? "changerelay.schema_history does not exist"
-            : trigger == nil ? "the event trigger changerelay_schema_history does not exist"
-            : "the event trigger changerelay_schema_history is disabled"
-        return .problem("schema history", what + "; wal2json changes read after an ALTER TABLE are laid out with today's columns "
-                            + "(phantom unchanged TOAST columns, misplaced or missing ones) and a partition attached or "
-                            + "detached since is reported under today's root",
-                        fix: "apply sql/010_schema_history.sql as a superuser (changerelay setup does)")
+        // 034: cascaded column drops, ALTER VIEW renames, and sessions replicating as replica.
+        let drops = state.value("drops")
+        guard trigger == "A", drops == "A" else {
+            let what = drops == nil ? "the event trigger changerelay_schema_drops does not exist"
+                : drops != "A" ? "the event trigger changerelay_schema_drops does not fire in every session (evtenabled \(drops!))"
+                : "the event trigger changerelay_schema_history does not fire in every session (evtenabled \(trigger!))"
+            return .problem("schema history", what + "; a column dropped by DROP TYPE, DROP DOMAIN or DROP EXTENSION ... CASCADE, "
+                                + "a rename through ALTER VIEW or ALTER INDEX, or DDL run with session_replication_role = replica "
+                                + "is not recorded, and wal2json changes read after it are laid out with the older columns",
+                            fix: "apply sql/034_schema_history_drops.sql as a superuser (changerelay setup does)")
+        }
+        return .ok("schema history", "DDL is recorded; wal2json changes are laid out with the columns of their time")
     }
 
     /// wal2json publishes every table: without the history the decoder decides by the

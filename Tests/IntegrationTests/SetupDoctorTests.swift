@@ -104,6 +104,14 @@ import Testing
         #expect(doctor.stdout.contains("ok       schema history: DDL is recorded"))
         #expect(doctor.stdout.contains("ok       publication history: ALTER PUBLICATION is recorded"))
 
+        // 034's trigger only firing in sessions replicating as origin, or gone, is said with its file.
+        try cluster.connect().execute("ALTER EVENT TRIGGER changerelay_schema_drops ENABLE")
+        let originOnly = try runChangeRelay(["doctor"], environment: environment)
+        #expect(originOnly.status == 1)
+        #expect(originOnly.stdout.contains("PROBLEM  schema history: the event trigger changerelay_schema_drops does not fire in every "
+                                           + "session (evtenabled O); a column dropped by DROP TYPE"), "\(originOnly.stdout)")
+        #expect(originOnly.stdout.contains("fix: apply sql/034_schema_history_drops.sql as a superuser"))
+
         // An operator who declined the event trigger is told what wal2json loses without it.
         try cluster.connect().execute("DROP EVENT TRIGGER changerelay_schema_history")
         let declined = try runChangeRelay(["doctor"], environment: environment)

@@ -469,9 +469,12 @@ import Testing
         #expect(lines.wal2json.map(Self.summary) == (count == 3 ? ["b insert 1", "a insert 2", "b insert 3"] : ["a insert 2"]))
     }
 
+    /// The schema history and the publication history, with 034's triggers on both.
     static func installPublicationHistory(_ db: PostgresConnection) throws {
         try installSchemaHistory(db)
-        try db.execute(try String(contentsOfFile: repositoryRoot + "/sql/028_publication_history.sql", encoding: .utf8))
+        for file in ["028_publication_history", "034_schema_history_drops"] {
+            try db.execute(try String(contentsOfFile: repositoryRoot + "/sql/\(file).sql", encoding: .utf8))
+        }
     }
 
     /// Each step changes what the publication publishes, then writes.
@@ -557,6 +560,42 @@ import Testing
         #expect(child.map(\.key) == ["id", "a", "c2", "extra", "d"])
         #expect(typed.map(\.key) == ["id", "a2", "e"])
         #expect(lines.wal2json[2]["unchanged_toast"] == nil && lines.wal2json[3]["unchanged_toast"] == nil)
+    }
+
+    /// Commands that change a table's columns without an ALTER TABLE or CREATE TABLE tag, and
+    /// DDL in a session replicating as replica, are recorded (sql/034): a backlog read after
+    /// all of them prints what pgoutput prints, without phantom unchanged TOAST columns,
+    /// columns out of order or a listed column's value left out.
+    @Test func cascadedColumnDropsViewAndIndexRenamesAndReplicaSessionDDLAreRecorded() throws {
+        let (cluster, db) = try Self.clusterWithSlots(after: """
+            CREATE TYPE mood AS ENUM ('ok');
+            CREATE DOMAIN positive AS int CHECK (VALUE > 0);
+            CREATE TABLE moods (id int PRIMARY KEY, m mood, f positive, x text, y int);
+            CREATE TABLE listed (id int PRIMARY KEY, a text, b int);
+            CREATE TABLE renamed (id int PRIMARY KEY, a text, b text, c int);
+            CREATE PUBLICATION cascades FOR TABLE moods, listed (id, a), renamed;
+            """, histories: true)
+        defer { try? cluster.stop() }
+        for statement in [
+            "INSERT INTO moods VALUES (1, 'ok', 1, 'x', 1); INSERT INTO listed VALUES (1, 'a', 1); "
+                + "INSERT INTO renamed VALUES (1, 'a', 'b', 1)",
+            "DROP TYPE mood CASCADE", "UPDATE moods SET y = 2",
+            "DROP DOMAIN positive CASCADE", "UPDATE moods SET y = 3",
+            "ALTER VIEW listed RENAME COLUMN a TO a_v", "INSERT INTO listed VALUES (2, 'x', 2)",
+            "ALTER MATERIALIZED VIEW renamed RENAME COLUMN a TO a_m", "UPDATE renamed SET c = 2",
+            "SET session_replication_role = replica; ALTER TABLE renamed DROP COLUMN b; "
+                + "ALTER TABLE renamed ADD COLUMN z int DEFAULT 9; RESET session_replication_role",
+            "UPDATE renamed SET c = 3",
+            "ALTER INDEX renamed RENAME TO renamed_again", "UPDATE renamed_again SET c = 4",
+            "ALTER TABLE renamed_again ADD COLUMN w int",
+        ] { try db.execute(statement) }
+        let lines = try Self.tailBoth(cluster, publication: "cascades", count: 9)
+        Self.expectSameLines(lines, count: 9)
+        for line in lines.wal2json { #expect(line["unchanged_toast"] == nil, "\(line)") }
+        #expect(lines.wal2json.map(Self.summary) == ["moods insert 1", "listed insert 1", "renamed insert 1", "moods update 1",
+                                                     "moods update 1", "listed insert 2", "renamed update 1", "renamed update 1",
+                                                     "renamed_again update 1"])
+        #expect(lines.wal2json[5]["new"]?["a_v"] == .string("x"), "the listed column renamed through ALTER VIEW")
     }
 
     /// A publication dropped (and made again later) while a backlog waits: pgoutput refuses to
