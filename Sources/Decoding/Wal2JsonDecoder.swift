@@ -304,7 +304,10 @@ public struct Wal2JsonDecoder: Sendable {
         let sent = { (list: [ParsedColumn]) in generated.isEmpty && listed == nil ? list : list.filter { isSent($0.name) } }
         let identity = sent(fields.identity ?? [])
         let columns = sent(fields.columns ?? [])
-        let known = route?.columns.map { known in listed == nil ? known : known.filter(isSent) }
+        // A partition's own generated column under a root's plain one: the root's shape names
+        // it, but wal2json never sends a generated column, so it is left out rather than said
+        // to be an unchanged TOAST value.
+        let known = route?.columns.map { known in generated.isEmpty && listed == nil ? known : known.filter(isSent) }
         // wal2json does not say whether the identity is FULL: it is when every column the row
         // has is in it. Decided on what wal2json sent, before a column list or generated
         // columns are left out (a publication carrying only the key made every sent column an

@@ -233,6 +233,10 @@ struct PublicationDropped: Error, CustomStringConvertible {
 
     var description: String {
         "publication \(publication) had been dropped when the change at \(lsn) was made "
-            + "(changerelay.publication_history): create it again, or stream with another publication"
+            + "(changerelay.publication_history), so no change made until it was created again can be decided, "
+            + "as pgoutput cannot either; creating it now does not change that. Stream with a publication that "
+            + "existed then (source.publication), or move the slot past the gap with "
+            + "pg_replication_slot_advance(<slot>, <an LSN after it was created again>): what was written in between "
+            + "was published by no publication of this name"
     }
 }

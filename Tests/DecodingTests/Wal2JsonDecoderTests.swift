@@ -365,6 +365,23 @@ private func transaction(_ changeRecords: [String], router: Wal2JsonDecoder.Rout
         #expect(changes[1].old?.values == [text("2"), text("12")])
     }
 
+    /// A leaf's own generated column `g` under the root's plain `g` (Postgres 15 allows it):
+    /// pgoutput sends the value computed in the leaf, wal2json never sends a generated column,
+    /// so the column is left out of the change, not marked as an unchanged TOAST value.
+    @Test func aLeafsOwnGeneratedColumnUnderAPlainRootColumnIsLeftOutNotUnchanged() throws {
+        let router: Wal2JsonDecoder.Router = { table, _, _, _, _ in
+            table == Self.leaf ? Wal2JsonRoute(table: Self.root, columns: ["id", "k", "g"], generated: ["g"]) : nil
+        }
+        let update = #"{"action":"U","lsn":"0/16B3800","schema":"public","table":"p2","columns":["#
+            + [Self.column("id", "101"), Self.column("k", "1")].joined(separator: ",")
+            + #"],"identity":["# + [Self.column("id", "1"), Self.column("k", "1")].joined(separator: ",")
+            + #"],"pk":[{"name":"id"},{"name":"k"}]}"#
+        let changes = try transaction([update], router: router).changes.all
+        #expect(changes.map(\.table) == ["p"])
+        #expect(changes[0].new?.columns.map(\.name) == ["id", "k"])
+        #expect(changes[0].new?.values == [text("101"), text("1")])
+    }
+
     @Test func unpublishedTablesAndALeafsTruncateUnderItsRootAreDropped() throws {
         let other = #"{"action":"I","lsn":"0/16B3800","schema":"public","table":"other","columns":["# + Self.column("x", "1") + "]}"
         let truncates = ["p", "p1", "p2"].map { #"{"action":"T","lsn":"0/16B3900","schema":"public","table":"\#($0)"}"# }

@@ -615,6 +615,8 @@ import Testing
         #expect(result.stdout.split(separator: "\n").map { try? JSONParser.parse(Array($0.utf8)) }.compactMap { $0 }
             .map(Self.summary) == ["kept insert 1"])
         #expect(result.stderr.contains("publication brief had been dropped when the change at"), "\(result.stderr.suffix(1500))")
+        // Made again already, it does not help: the way out is another publication or the slot moved past the gap.
+        #expect(result.stderr.contains("pg_replication_slot_advance") && !result.stderr.contains("create it again"))
     }
 
     /// Membership changed while the trigger was away (dropped, or never installed by a role
