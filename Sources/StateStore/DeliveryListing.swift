@@ -42,7 +42,8 @@ public enum DeliveryListing {
     }
 
     /// At most `limit` deliveries, newest first, only those `status` names and of `handler`
-    /// when they are given. `logs` are the logs whose endpoint conditions may pause a
+    /// when they are given. The due time is UTC, as every other time the API and the commands
+    /// show, whatever the session's time zone. `logs` are the logs whose endpoint conditions may pause a
     /// delivery; those whose table this database lacks are left out.
     public static func newest(status: Filter?, handler: String? = nil, limit: Int, logs: Set<DeliveryLog> = [],
                               on db: PostgresConnection) throws(PostgresError) -> [Entry] {
@@ -56,7 +57,8 @@ public enum DeliveryListing {
             """
         return try db.query("""
             SELECT id, \(shown), attempt, handler, idempotency_key, target_url, coalesce(last_http_status::text, '-'),
-                   coalesce(last_error, ''), to_char(next_attempt_at, 'YYYY-MM-DD HH24:MI:SS')
+                   coalesce(last_error, ''),
+                   to_char(next_attempt_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
             FROM changerelay.deliveries d WHERE ($1::text IS NULL OR \(shown) = $1) AND ($3::text IS NULL OR handler = $3)
             ORDER BY id DESC LIMIT $2
             """, [status?.text, String(limit), handler]).rows.map { row in

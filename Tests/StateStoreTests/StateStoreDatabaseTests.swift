@@ -135,7 +135,13 @@ import Testing
         #expect(try db.execute("SELECT response_body FROM changerelay.delivery_attempts ORDER BY id").rows.map { $0[0] }
                     == [#"{"ok":"yes, \"quoted\""}"#, "broken, {really}"])
 
+        // The due time is UTC whatever the session's zone.
+        try db.execute("SET timezone = 'Asia/Kolkata'")
         let listed = try DeliveryListing.newest(status: nil, limit: 10, on: db)
+        let due = try db.query("SELECT floor(extract(epoch FROM next_attempt_at))::bigint FROM changerelay.deliveries ORDER BY id DESC",
+                               []).rows.map { ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double($0[0]!)!)) }
+        #expect(listed.map(\.nextAttemptAt) == due)
+        try db.execute("RESET timezone")
         #expect(listed.map(\.status) == ["pending", "dead", "succeeded"])
         #expect(listed[1].lastHTTPStatus == "500" && listed[0].lastHTTPStatus == "-" && listed[0].lastError == "")
         #expect(try DeliveryListing.newest(status: .status(.dead), limit: 10, on: db).map(\.id) == [String(claimed[1].id)])
