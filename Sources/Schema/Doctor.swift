@@ -315,17 +315,26 @@ public struct Doctor {
         // By oid: a table's name, resolved for the check, made Postgres evaluate it over
         // pg_class (pg_toast included), and a role without access to pg_toast got an error
         // instead of a report.
+        // A table is read through its schema: SELECT on it without USAGE on the schema still
+        // fails (a backfill said there was no such table).
         let unreadable = try db.query("""
-            SELECT format('%I.%I', t.schemaname, t.tablename) FROM pg_publication_tables t
+            SELECT format('%I.%I', t.schemaname, t.tablename), format('%I', t.schemaname),
+                   has_schema_privilege($2, n.oid, 'USAGE') AS usage
+            FROM pg_publication_tables t
             JOIN pg_namespace n ON n.nspname = t.schemaname
             JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.tablename
-            WHERE t.pubname = $1 AND NOT has_table_privilege($2, c.oid, 'SELECT')
+            WHERE t.pubname = $1 AND NOT (has_table_privilege($2, c.oid, 'SELECT') AND has_schema_privilege($2, n.oid, 'USAGE'))
             ORDER BY 1
-            """, [publication, role]).rows.compactMap { $0[0] }
-        findings.append(unreadable.isEmpty
+            """, [publication, role]).rows
+        let tables = unreadable.compactMap { $0[0] }
+        let schemas = Set(unreadable.filter { $0[2] != "t" }.compactMap { $0[1] }).sorted()
+        let grants = (schemas.isEmpty ? [] : ["GRANT USAGE ON SCHEMA " + schemas.joined(separator: ", ") + " TO \(quotedRole);"])
+            + ["GRANT SELECT ON " + tables.joined(separator: ", ") + " TO \(quotedRole);"]
+        findings.append(tables.isEmpty
             ? .ok("privileges", "\(role) can read every published table")
-            : .problem("privileges", "\(role) cannot SELECT \(unreadable.joined(separator: ", "))",
-                       fix: "GRANT SELECT ON " + unreadable.joined(separator: ", ") + " TO \(quotedRole);"))
+            : .problem("privileges", "\(role) cannot SELECT \(tables.joined(separator: ", "))"
+                           + (schemas.isEmpty ? "" : " (no USAGE on schema \(schemas.joined(separator: ", ")))"),
+                       fix: grants.joined(separator: " ")))
         let schemaUsage = try db.query("""
             SELECT has_schema_privilege($1, 'changerelay', 'USAGE') AND has_schema_privilege($1, 'changerelay', 'CREATE') AS ok
             FROM pg_namespace WHERE nspname = 'changerelay'

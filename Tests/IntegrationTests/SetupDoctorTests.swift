@@ -321,6 +321,27 @@ import Testing
         #expect(!doctor.stderr.contains("pg_toast"), "\(doctor.stderr)")
     }
 
+    /// SELECT on a published table in a schema the role may not use reads nothing: doctor
+    /// names the schema and gives both grants, and with them it is satisfied.
+    @Test func aPublishedTableInASchemaTheRoleMayNotUseIsNamedWithTheGrant() throws {
+        let cluster = try startCluster(schema: false)
+        defer { try? cluster.stop() }
+        #expect(try runChangeRelay(["setup"], environment: Self.environment(cluster)).status == 0)
+        let db = try cluster.connect()
+        try db.execute("""
+            CREATE SCHEMA other; CREATE TABLE other.t (id int PRIMARY KEY);
+            ALTER PUBLICATION changerelay_pub ADD TABLE other.t; GRANT SELECT ON other.t TO changerelay;
+            """)
+        let doctor = try runChangeRelay(["doctor"], environment: Self.environment(cluster))
+        #expect(doctor.status == 1)
+        #expect(doctor.stdout.contains("changerelay cannot SELECT other.t (no USAGE on schema other)"), "\(doctor.stdout)")
+        #expect(doctor.stdout.contains(#"fix: GRANT USAGE ON SCHEMA other TO "changerelay"; GRANT SELECT ON other.t TO "changerelay";"#),
+                "\(doctor.stdout)")
+        try db.execute("GRANT USAGE ON SCHEMA other TO changerelay")
+        let granted = try runChangeRelay(["doctor"], environment: Self.environment(cluster))
+        #expect(granted.stdout.contains("ok       privileges: changerelay can read every published table"), "\(granted.stdout)")
+    }
+
     /// Slot names are the cluster's: a slot of that name made for another database is named
     /// as such by setup and doctor, not taken for this database's (the stream refuses it).
     @Test func aSlotOfAnotherDatabaseIsNamed() throws {
