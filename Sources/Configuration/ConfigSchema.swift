@@ -23,6 +23,10 @@ struct ConfigKey: Sendable {
         case slotName
         /// `schema.table` names, or `table` for one in `public`.
         case tableNames
+        /// A libpq connection string. In URI form its percent escapes must be whole: a
+        /// password with a bare `%` made every command say only that the connection string
+        /// could not be read, naming neither the key nor the fix.
+        case connectionString
     }
 
     var section: String
@@ -43,12 +47,12 @@ struct ConfigKey: Sendable {
 
 enum ConfigSchema {
     static let keys: [ConfigKey] = [
-        ConfigKey(section: "source", name: "database_url", kind: .string),
+        ConfigKey(section: "source", name: "database_url", kind: .connectionString),
         ConfigKey(section: "source", name: "plugin", kind: .choice(["pgoutput", "wal2json"]), defaultValue: .string("pgoutput")),
         ConfigKey(section: "source", name: "slot", kind: .slotName, defaultValue: .string("changerelay")),
         ConfigKey(section: "source", name: "publication", kind: .string, defaultValue: .string("changerelay_pub")),
         ConfigKey(section: "source", name: "status_interval_ms", kind: .integer(100...3_600_000), defaultValue: .integer(10_000)),
-        ConfigKey(section: "state", name: "database_url", kind: .string),
+        ConfigKey(section: "state", name: "database_url", kind: .connectionString),
         ConfigKey(section: "functions", name: "base_url", kind: .httpBaseURL),
         ConfigKey(section: "functions", name: "service_key_file", kind: .string),
         ConfigKey(section: "conversation_checks", name: "enabled", kind: .boolean, defaultValue: .boolean(true)),
@@ -150,7 +154,14 @@ enum ConfigSchema {
                 }
             }
             return value
-        case (.string, _), (.choice, _), (.httpURL, _), (.httpBaseURL, _), (.slotName, _):
+        case (.connectionString, .string(let text)):
+            guard !text.isEmpty else { throw fail("must not be empty") }
+            // Not quoted: the string may hold a password.
+            if text.hasPrefix("postgres://") || text.hasPrefix("postgresql://"), let problem = Self.brokenEscape(in: text) {
+                throw fail(problem + " (the value is not shown: it may hold a password)")
+            }
+            return value
+        case (.string, _), (.choice, _), (.httpURL, _), (.httpBaseURL, _), (.slotName, _), (.connectionString, _):
             throw fail("must be a string, got \(value.typeName)")
         case (.integer, _):
             throw fail("must be an integer, got \(value.typeName)")
@@ -161,6 +172,22 @@ enum ConfigSchema {
         }
     }
 
+    /// Why a URI's percent escapes cannot be decoded, naming the first bad one's place; nil
+    /// when they all can.
+    static func brokenEscape(in uri: String) -> String? {
+        let bytes = Array(uri.utf8)
+        func isHex(_ byte: UInt8) -> Bool {
+            (0x30...0x39).contains(byte) || (0x41...0x46).contains(byte) || (0x61...0x66).contains(byte)
+        }
+        for (index, byte) in bytes.enumerated() where byte == UInt8(ascii: "%") {
+            guard index + 2 < bytes.count, isHex(bytes[index + 1]), isHex(bytes[index + 2]) else {
+                return "the '%' at character \(index + 1) is not followed by two hex digits: "
+                    + "a connection URI writes a literal % as %25 (in a password too)"
+            }
+        }
+        return nil
+    }
+
     /// A variable's text as a value of its key's type, then validated: a variable has no types,
     /// so `10`, `true` or `a,b` are read here. In the file a value must have its key's own
     /// type (`concurrency = "10"` is an error, as a typo of another kind would be).
@@ -168,7 +195,7 @@ enum ConfigSchema {
         func fail(_ reason: String) -> ConfigError { ConfigError(key: key.path, origin: origin, reason: reason) }
         let value: TOMLValue
         switch key.kind {
-        case .string, .choice, .httpURL, .httpBaseURL, .slotName:
+        case .string, .choice, .httpURL, .httpBaseURL, .slotName, .connectionString:
             value = .string(text)
         case .integer:
             guard let number = Int64(text) else { throw fail("must be an integer, got '\(text)'") }
