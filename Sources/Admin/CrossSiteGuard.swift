@@ -23,7 +23,7 @@ struct CrossSiteGuard: Sendable {
             }
         }
         if !hasToken, !endpoint.isOpen, let authority, !Self.isLocalOrLiteral(authority) {
-            return "without admin.token the API answers only requests addressed to localhost or an IP address, not \(authority.prefix(100))"
+            return "without admin.token_file the API answers only requests addressed to localhost or an IP address, not \(authority.prefix(100))"
         }
         return nil
     }

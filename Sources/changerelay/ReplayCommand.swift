@@ -26,7 +26,7 @@ struct Replay: AsyncParsableCommand {
     @Option(help: "Stop after the last transaction whose commit ends at or before this LSN (X/X).")
     var toLSN: String?
 
-    @Option(help: "Only these handlers, comma-separated: echo, conversation_checks, dual_write, webhooks.")
+    @Option(help: ArgumentHelp("Only these handlers, comma-separated: " + ReplayHandlerSelection.known.joined(separator: ", ") + "."))
     var handlers: String?
 
     @Flag(help: "Read without consuming and print per handler how many effects would be new; write nothing.")

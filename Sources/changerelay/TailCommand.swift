@@ -59,8 +59,11 @@ struct Tail: AsyncParsableCommand {
         let plugin = self.plugin ?? config.source.plugin
         // pgoutput's own options: passed over in silence, they made a wal2json line look binary-checked.
         if plugin == .wal2json, binary || protoVersion != nil {
-            throw ValidationError("\(binary ? "--binary" : "--proto-version") is pgoutput's, and the plugin is wal2json "
-                                  + "(from \(self.plugin == nil ? "source.plugin" : "--plugin"))")
+            // Known only once the configuration is read, so not in `validate()`: said as a usage
+            // error of `tail` itself (exit 64), not with the usage of the whole command.
+            FileOutput.standardError.write(line: "changerelay: tail: \(binary ? "--binary" : "--proto-version") is pgoutput's, "
+                                               + "and the plugin is wal2json (from \(self.plugin == nil ? "source.plugin" : "--plugin"))")
+            throw ExitCode.validationFailure
         }
         let protoVersion = self.protoVersion ?? 2
         do {

@@ -158,7 +158,9 @@ import Testing
             var environment = environment
             if !arguments.contains("--plugin") { environment["CHANGERELAY_SOURCE_PLUGIN"] = "wal2json" }
             let refused = try runChangeRelay(["tail"] + arguments, environment: environment)
-            #expect(refused.status != 0 && refused.stderr.contains(named), "\(arguments): \(refused.stderr)")
+            // A usage error of tail's own, not the whole command's usage.
+            #expect(refused.status == 64 && refused.stderr.contains(named), "\(arguments): \(refused.stderr)")
+            #expect(refused.stderr.hasPrefix("changerelay: tail: ") && !refused.stderr.contains("Usage:"), "\(refused.stderr)")
         }
     }
 
