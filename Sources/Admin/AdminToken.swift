@@ -57,7 +57,11 @@ public struct AdminSettings: Sendable {
     }
 
     public init(listen text: String, tokenFile: String?) throws(AdminSettingsError) {
-        listen = try ListenAddress(parsing: text)
+        do {
+            listen = try ListenAddress(parsing: text)
+        } catch {
+            throw .badListenAddress(text, reason: error.reason)
+        }
         token = try tokenFile.map { path throws(AdminSettingsError) in try AdminToken(file: path) }
         if token == nil, !listen.isLoopback { throw .tokenRequired(listen: text) }
     }

@@ -23,6 +23,8 @@ struct ConfigKey: Sendable {
         case slotName
         /// `schema.table` names, or `table` for one in `public`.
         case tableNames
+        /// `host:port`, `[v6-address]:port`, or `off`.
+        case listenAddress
         /// A libpq connection string. In URI form its percent escapes must be whole: a
         /// password with a bare `%` made every command say only that the connection string
         /// could not be read, naming neither the key nor the fix.
@@ -75,7 +77,7 @@ enum ConfigSchema {
         ConfigKey(section: "delivery", name: "concurrency", kind: .integer(1...1024), defaultValue: .integer(64)),
         ConfigKey(section: "delivery", name: "timeout_ms", kind: .integer(100...600_000), defaultValue: .integer(15_000)),
         ConfigKey(section: "delivery", name: "retention_days", kind: .integer(1...36_500), defaultValue: .integer(7)),
-        ConfigKey(section: "admin", name: "listen", kind: .string, defaultValue: .string("127.0.0.1:9187")),
+        ConfigKey(section: "admin", name: "listen", kind: .listenAddress, defaultValue: .string("127.0.0.1:9187")),
         ConfigKey(section: "admin", name: "token_file", kind: .string),
         ConfigKey(section: "log", name: "format", kind: .choice(["plain", "json"]), defaultValue: .string("plain")),
         ConfigKey(section: "log", name: "level", kind: .choice(["trace", "debug", "info", "notice", "warning", "error", "critical"]),
@@ -154,6 +156,13 @@ enum ConfigSchema {
                 }
             }
             return value
+        case (.listenAddress, .string(let text)):
+            if text != "off" {
+                do throws(ListenAddressError) { _ = try ListenAddress(parsing: text) } catch {
+                    throw fail("\(error.reason) (host:port, [v6-address]:port, or off), got '\(text)'")
+                }
+            }
+            return value
         case (.connectionString, .string(let text)):
             guard !text.isEmpty else { throw fail("must not be empty") }
             // Not quoted: the string may hold a password.
@@ -161,7 +170,8 @@ enum ConfigSchema {
                 throw fail(problem + " (the value is not shown: it may hold a password)")
             }
             return value
-        case (.string, _), (.choice, _), (.httpURL, _), (.httpBaseURL, _), (.slotName, _), (.connectionString, _):
+        case (.string, _), (.choice, _), (.httpURL, _), (.httpBaseURL, _), (.slotName, _), (.connectionString, _),
+             (.listenAddress, _):
             throw fail("must be a string, got \(value.typeName)")
         case (.integer, _):
             throw fail("must be an integer, got \(value.typeName)")
@@ -195,7 +205,7 @@ enum ConfigSchema {
         func fail(_ reason: String) -> ConfigError { ConfigError(key: key.path, origin: origin, reason: reason) }
         let value: TOMLValue
         switch key.kind {
-        case .string, .choice, .httpURL, .httpBaseURL, .slotName, .connectionString:
+        case .string, .choice, .httpURL, .httpBaseURL, .slotName, .connectionString, .listenAddress:
             value = .string(text)
         case .integer:
             guard let number = Int64(text) else { throw fail("must be an integer, got '\(text)'") }

@@ -138,6 +138,23 @@ func loadError(_ text: String, environment: [String: String] = [:]) throws -> Co
         }
     }
 
+    /// `admin.listen` is read where the rest is: a bad one is a configuration error naming
+    /// the key and its origin for every command, not only for `run`; `off` is a value.
+    @Test func aBadAdminListenAddressIsAConfigurationErrorWithItsOrigin() throws {
+        let error = try #require(throws: ConfigError.self) {
+            try Config.load(path: nil, environment: ["CHANGERELAY_ADMIN_LISTEN": "127.0.0.1"])
+        }
+        #expect(error.key == "admin.listen" && error.origin == "environment CHANGERELAY_ADMIN_LISTEN")
+        #expect(error.description.contains("expected host:port") && error.description.contains("got '127.0.0.1'"), "\(error)")
+        let path = try write("[admin]\nlisten = \"[::1]9187\"\n")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let fromFile = try #require(throws: ConfigError.self) { try Config.load(path: path, environment: [:]) }
+        #expect(fromFile.origin == "\(path) line 2", "\(fromFile)")
+        for fine in ["off", "[::1]:0", "0.0.0.0:9187"] {
+            #expect(try Config.load(path: nil, environment: ["CHANGERELAY_ADMIN_LISTEN": fine]).adminListen == fine)
+        }
+    }
+
     @Test func stateDefaultsToTheSource() throws {
         let config = try Config.load(path: nil, environment: ["CHANGERELAY_SOURCE_DATABASE_URL": "postgresql://x/y"])
         #expect(config.stateDatabaseURL == "postgresql://x/y")

@@ -2,7 +2,15 @@
 import Glibc
 #endif
 
+/// Why a text is not a listen address; `text` is what was given.
+public struct ListenAddressError: Error, Sendable, Equatable {
+    public var text: String
+    public var reason: String
+}
+
 /// `admin.listen`: `host:port`, or `[v6-address]:port`. Port 0 asks the system for a free port.
+/// Read here, beside the configuration's other shapes, so that a bad one is a configuration
+/// error naming where it came from, before any command runs.
 public struct ListenAddress: Sendable, Hashable, CustomStringConvertible {
     public var host: String
     public var port: Int
@@ -12,8 +20,8 @@ public struct ListenAddress: Sendable, Hashable, CustomStringConvertible {
         self.port = port
     }
 
-    public init(parsing text: String) throws(AdminSettingsError) {
-        func bad(_ reason: String) -> AdminSettingsError { .badListenAddress(text, reason: reason) }
+    public init(parsing text: String) throws(ListenAddressError) {
+        func bad(_ reason: String) -> ListenAddressError { ListenAddressError(text: text, reason: reason) }
         let hostPart: Substring
         let portPart: Substring
         if text.hasPrefix("[") {
