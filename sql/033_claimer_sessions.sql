@@ -1,17 +1,19 @@
--- 033: a claim names the dispatcher session that made it, so that the claims of a dispatcher
--- that died are sent again when the next one connects, not when their leases end.
+-- 033: a claim names the dispatcher process that made it, so that the claims of a dispatcher
+-- that died are sent again when the next one on its machine connects, not when their leases end.
 --
 -- A claimed delivery is held by its lease (`locked_until`) until its try is recorded. A
--- dispatcher killed mid-try (kill -9, an OOM kill, a node lost) leaves its claims to wait
--- out their leases: four request timeouts and 30 s, 90 s by default, for every delivery it
--- had in flight or queued. The claim now writes the claiming session (`pid:start`, from
--- pg_stat_activity) in `claimed_by`; a dispatcher that connects holding nothing makes the
--- claims of sessions that no longer exist claimable at once. A live dispatcher's session
--- exists, so its claims are never taken; a session hidden from the role (another role's)
--- counts as live by its pid.
+-- dispatcher killed mid-try (kill -9, an OOM kill) leaves its claims to wait out their leases:
+-- four request timeouts and 30 s, 90 s by default, for every delivery it had in flight or
+-- queued. The claim now writes the claiming process and the attempt it makes in `claimed_by`
+-- (`host|pid namespace|pid|start ticks#attempt`); a dispatcher that connects holding nothing
+-- looks up the processes of its own host and PID namespace that hold claims, and makes the
+-- claims of those that have ended due at once. A process that runs is never taken for ended,
+-- whatever its database connection is doing (cut by a Postgres restart, it lives on with its
+-- requests in flight); one on another host is left to its leases.
 --
 -- The column is not indexed, so a claim that sets it stays a heap-only update (017).
--- Binaries from before this file leave it null, and their claims wait out their leases.
+-- Binaries from before this file leave it as it was: a claim they make keeps the name and
+-- attempt of the claim before it, whose attempt is then not the row's, and waits out its lease.
 DO $$ BEGIN PERFORM pg_advisory_xact_lock(27991862643291504); END $$;
 
 ALTER TABLE changerelay.deliveries ADD COLUMN IF NOT EXISTS claimed_by text;

@@ -27,9 +27,8 @@ import StateStore
 ///   requests in flight get up to the drain bound to finish and be recorded.
 /// - A connection opened while it holds no claims (at start, or after a lost connection
 ///   once everything held is recorded or put back) first takes over the claims of
-///   dispatcher sessions that no longer exist: those of a dispatcher killed mid-try, or of
-///   a claim whose answer the lost connection took with it. Holding claims, it does not:
-///   its own, made under the session it lost, are still its to send.
+///   dispatcher processes of this machine that have ended (killed mid-try), before its
+///   first claim.
 /// - An endpoint that pauses when it answers 410 Gone (a webhook config, which the record
 ///   sets inactive) gets nothing more from this dispatcher: its rows still queued are put
 ///   back, unsent, to wait with the rest of its paused rows, instead of each being sent to an
@@ -55,7 +54,7 @@ struct DispatchStateMachine {
         /// Ask how long until the next row falls due (a retry another dispatcher or an earlier
         /// run scheduled); report `lookedAhead(_:)`.
         case lookAhead
-        /// Make the claims of dispatcher sessions that no longer exist due now
+        /// Make the claims of dispatcher processes that have ended due now
         /// (`DeliveryQueue.takeOverOrphans`); report `tookOverOrphans()`.
         case takeOverOrphans
         /// Sleep until a notification, a finished request or the timeout; report `woken`.

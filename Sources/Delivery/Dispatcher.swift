@@ -85,6 +85,8 @@ public final class Dispatcher: Sendable {
     private let client: HTTPClient
     private let logger: Logger
     private let metrics: DeliveryMetrics
+    /// This process, as its claims name it.
+    private let claimer = ProcessIdentity.current()
     private let finished = Mutex<[Finished]>([])
     /// Woken by the sending tasks, so the waiting thread wakes for a finished request.
     private let finishedPipe = WakePipe()
@@ -118,8 +120,6 @@ public final class Dispatcher: Sendable {
         /// Open from the machine's `.connect` until the next failure; the machine asks for
         /// the state database only in between.
         var connection: PostgresConnection?
-        /// The connection's session, as its claims name it.
-        var session = ""
         let webhooks = WebhookTries(logger: logger)
         var endpoints = EndpointCache<OpenDeliveries>()
 
@@ -135,7 +135,6 @@ public final class Dispatcher: Sendable {
                 case .connect:
                     let db = try PostgresConnection(url: settings.stateURL)
                     try queue.listen(on: db)
-                    session = try DeliveryQueue.session(on: db)
                     connection = db
                     endpoints.forget()
                     action = machine.connected()
@@ -149,7 +148,7 @@ public final class Dispatcher: Sendable {
                     let open = try endpoints.current(at: clock.now) { () throws(PostgresError) in
                         try queue.openDeliveries(on: connection!)
                     }
-                    let claimed = try queue.claim(on: connection!, session: session,
+                    let claimed = try queue.claim(on: connection!, claimer: claimer?.description,
                                                   shares: machine.claimShares(for: open.endpoints),
                                                   unroutedFloor: open.unroutedFloor)
                     let inactive: Set<String>
@@ -165,9 +164,11 @@ public final class Dispatcher: Sendable {
                 case .lookAhead:
                     action = machine.lookedAhead(try queue.nextDue(on: connection!))
                 case .takeOverOrphans:
-                    let taken = try DeliveryQueue.takeOverOrphans(on: connection!)
+                    let taken = try claimer.map { own throws(PostgresError) in
+                        try DeliveryQueue.takeOverOrphans(on: connection!) { ProcessIdentity(parsing: $0)?.hasEnded(seenFrom: own) ?? false }
+                    } ?? 0
                     if taken > 0 {
-                        logger.warning("took over deliveries claimed by a dispatcher session that no longer exists; they are sent again now, not when their leases end",
+                        logger.warning("took over deliveries claimed by a dispatcher process of this machine that has ended; they are sent again now, not when their leases end",
                                        metadata: ["count": "\(taken)"])
                     }
                     action = machine.tookOverOrphans()

@@ -57,13 +57,14 @@ public struct DeliveryQueue: Sendable {
     /// `shares` says how many rows of each endpoint it may take (endpoints not named give
     /// none) and from where (`OpenDeliveries`); rows without an endpoint are always looked
     /// at, from `unroutedFloor` on.
-    /// `session`: the claiming connection's `session(on:)`, written in each claimed row.
-    public func claim(on db: PostgresConnection, session: String, shares: [EndpointShare],
+    /// `claimer`: the claiming process (`ProcessIdentity`), written in each claimed row with
+    /// the attempt it makes; nil writes none.
+    public func claim(on db: PostgresConnection, claimer: String?, shares: [EndpointShare],
                       unroutedFloor: String?) throws(PostgresError) -> [ClaimedDelivery] {
         let rows = try db.query(prepared: "changerelay_claim", claimStatement,
                                 ["\(lease.components.seconds) seconds", postgresArrayLiteral(shares.map(\.endpoint)),
                                  postgresArrayLiteral(shares.map { String($0.rows) }),
-                                 postgresArrayLiteral(shares.map(\.floor)), unroutedFloor, session]).rows
+                                 postgresArrayLiteral(shares.map(\.floor)), unroutedFloor, claimer]).rows
         var policies: [String: Result<RetryPolicy, any Error>] = [:]
         return rows.compactMap { row in
             guard let decoded = ClaimedDelivery.decode(claimedRow: row, policies: &policies) else { return nil }
@@ -75,44 +76,35 @@ public struct DeliveryQueue: Sendable {
         }
     }
 
-    /// The server session `db` is, as a claim names it (`claimed_by`, sql/033): its backend's
-    /// pid and start time, which tell it from a later session given the same pid.
-    public static func session(on db: PostgresConnection) throws(PostgresError) -> String {
-        let found = try db.query("SELECT \(sessionName) AS session FROM pg_stat_activity WHERE pid = pg_backend_pid()", [])
-        guard let session = found.value("session") else {
-            throw PostgresError(.queryFailed(sqlState: nil), "the state database does not show this session in pg_stat_activity",
-                                endpoint: db.endpoint)
-        }
-        return session
-    }
-
-    /// A `pg_stat_activity` row's session as claims name it; NULL for a session the role may not see.
-    private static let sessionName = "pid::text || ':' || (extract(epoch FROM backend_start) * 1000000)::bigint::text"
-
-    /// Makes the claims of dispatcher sessions that no longer exist due now, rather than when
-    /// their leases end; returns how many. A dispatcher killed mid-try leaves its claims
-    /// `sending` under a lease of four request timeouts and 30 s: a dispatcher that connects
-    /// holding no claims of its own runs this, and the next claim takes them over as it
-    /// takes over an expired lease (its try not counted, since whether it was sent is
-    /// unknown). A session that exists is live, whatever it is doing, so a live
-    /// dispatcher's claims are never taken; one the role may not see (another role's,
-    /// `backend_start` hidden) counts as live by its pid. Claims from before sql/033 name no
-    /// session and wait out their leases.
+    /// Makes due now, rather than when their leases end, the claims of dispatcher processes
+    /// `ended` says have ended; returns how many. A claim names its process and the attempt
+    /// it made (`claimed_by`, sql/033: `ProcessIdentity#attempt`). A dispatcher killed mid-try
+    /// leaves its claims `sending` under a lease of four request timeouts and 30 s; a
+    /// dispatcher that connects holding no claims of its own runs this, and the next claim
+    /// takes them over as it takes over an expired lease (its try not counted, since whether
+    /// it was sent is unknown).
     ///
-    /// It reads every unfinished row (no index can find the claimed ones without costing
-    /// every claim its heap-only update), so it runs when a dispatcher connects, not per claim.
-    public static func takeOverOrphans(on db: PostgresConnection) throws(PostgresError) -> Int {
-        try db.query("""
-            WITH live AS MATERIALIZED (
-                SELECT coalesce(array_agg(\(sessionName)) FILTER (WHERE backend_start IS NOT NULL), '{}') AS sessions,
-                       coalesce(array_agg(pid::text) FILTER (WHERE backend_start IS NULL), '{}') AS hidden
-                FROM pg_stat_activity)
+    /// Only the process can say it has ended: its database session does not (a process whose
+    /// connection was cut lives on, its requests in flight), so `ended` looks the process up,
+    /// and can only for processes of its own machine. A claim whose attempt is not the row's
+    /// was overwritten by a binary from before 033, which leaves the name of the claim before,
+    /// and is left to its lease. It reads every unfinished row (no index can find the claimed
+    /// ones without costing every claim its heap-only update), so it runs when a dispatcher
+    /// connects, not per claim; an ended process claims nothing more, so no claim made since
+    /// the read can be taken.
+    public static func takeOverOrphans(on db: PostgresConnection, ended: (String) -> Bool) throws(PostgresError) -> Int {
+        let claimers = try db.query("""
+            SELECT DISTINCT split_part(claimed_by, '#', 1) FROM changerelay.deliveries
+            WHERE completed_at IS NULL AND status = 'sending' AND locked_until > now() AND claimed_by IS NOT NULL
+            """, []).rows.compactMap { $0[0] }
+        let gone = claimers.filter(ended)
+        guard !gone.isEmpty else { return 0 }
+        return try db.query("""
             UPDATE changerelay.deliveries d SET locked_until = now(), updated_at = now()
-            FROM live
-            WHERE d.completed_at IS NULL AND d.status = 'sending' AND d.locked_until > now() AND d.claimed_by IS NOT NULL
-              AND d.claimed_by <> ALL (live.sessions) AND split_part(d.claimed_by, ':', 1) <> ALL (live.hidden)
+            WHERE d.completed_at IS NULL AND d.status = 'sending' AND d.locked_until > now()
+              AND split_part(d.claimed_by, '#', 1) = ANY ($1::text[]) AND split_part(d.claimed_by, '#', 2) = d.attempt::text
             RETURNING d.id
-            """, []).rows.count
+            """, [postgresArrayLiteral(gone)]).rows.count
     }
 
     /// The endpoints with unfinished rows and where each one's rows start: one index probe
@@ -303,7 +295,7 @@ public struct DeliveryQueue: Sendable {
             UPDATE changerelay.deliveries d
             SET status = 'sending', attempt = d.attempt + 1,
                 requeued_at_attempt = d.requeued_at_attempt + CASE WHEN due.previous_status = 'sending' THEN 1 ELSE 0 END,
-                locked_until = now() + $1::interval, claimed_by = $6, updated_at = now()
+                locked_until = now() + $1::interval, claimed_by = $6 || '#' || (d.attempt + 1), updated_at = now()
             FROM due WHERE d.id = due.id AND d.id = ANY (ARRAY(SELECT id FROM due))
             RETURNING \(ClaimedDelivery.claimedColumns.joined(separator: ", "))
             """

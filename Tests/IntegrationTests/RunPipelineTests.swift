@@ -494,13 +494,41 @@ import Testing
         }
         next.child.signal(SIGTERM)
         #expect(next.waitForExit() == 0)
-        #expect(next.stderr.contains("took over deliveries claimed by a dispatcher session that no longer exists"), "\(next.stderr)")
+        #expect(next.stderr.contains("took over deliveries claimed by a dispatcher process of this machine that has ended"),
+                "\(next.stderr)")
         // The two sent before the kill went again under their keys; no try of the four counts
         // against its allowance, since whether it was sent is unknown.
         let keys = setup.receiver.requests.compactMap { $0.header("Idempotency-Key") }
         #expect(Set(keys).count == 10 && unanswered.allSatisfy { key in keys.filter { $0 == key }.count == 2 })
         #expect(try setup.db.execute("SELECT count(*) AS n FROM changerelay.deliveries WHERE requeued_at_attempt = 1")
             .value("n") == "4")
+    }
+
+    /// A run whose state-database connections are all cut (a Postgres restart, a failover)
+    /// lives on with its requests in flight. A dispatcher that starts meanwhile sees claims
+    /// whose session is gone, but their process runs: it must not take them over and send
+    /// them a second time while the first tries are still open.
+    @Test func aRunWhoseConnectionsAreCutKeepsItsClaimsFromADispatcherThatStarts() throws {
+        let setup = try RunPipelineTests.prepare(extra: ["CHANGERELAY_DELIVERY_TIMEOUT_MS": "60000"])
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        // Each answer takes about 4 s to arrive whole.
+        setup.receiver.behavior = .trickle(bytes: 8, interval: .milliseconds(500))
+        let cut = try Background(["run"], environment: setup.environment)
+        try setup.db.execute("INSERT INTO items SELECT g, 'x' FROM generate_series(1, 6) g")
+        try RunPipelineTests.waitFor("six requests in flight") { setup.receiver.requestCount == 6 }
+        try setup.db.execute("""
+            SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+            WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
+            """)
+        let other = try Background(["run", "--only", "dispatcher"], environment: setup.environment)
+        try RunPipelineTests.waitFor("every delivery to succeed") {
+            try setup.db.execute("SELECT count(*) AS n FROM changerelay.deliveries WHERE status = 'succeeded'").value("n") == "6"
+        }
+        other.child.signal(SIGTERM)
+        cut.child.signal(SIGTERM)
+        #expect(other.waitForExit() == 0 && cut.waitForExit() == 0)
+        #expect(setup.receiver.requestCount == 6, "a request sent twice: \(setup.receiver.requests.compactMap { $0.header("Idempotency-Key") })")
+        #expect(!other.stderr.contains("took over"), "\(other.stderr.suffix(2000))")
     }
 
     /// SIGTERM ends the service in order: the stream stops and acknowledges what it

@@ -109,7 +109,7 @@ import Testing
         ])
 
         // Only the deliveries whose logs this dispatcher writes are claimed.
-        let claimed = try queue.claim(on: listener, session: "test:1", shares: [], unroutedFloor: nil)
+        let claimed = try queue.claim(on: listener, claimer: "test|1|1|1", shares: [], unroutedFloor: nil)
         #expect(claimed.map(\.url) == ["http://127.0.0.1:9/0", "http://127.0.0.1:9/1"])
         #expect(claimed.allSatisfy { $0.attempt == 1 && $0.requeuedAtAttempt == 0 && $0.previousStatus == .pending })
         #expect(claimed.map { $0.headers.map(\.1) } == [["0"], ["1"]])
@@ -161,7 +161,7 @@ import Testing
         #expect(try DeliveryRequeue.requeue(.ids([claimed[0].id]), logs: BuiltInHandlers.deliveryLogs, on: db) == 0)
 
         // Claimed again as attempt 2, then put back unsent as it was.
-        let again = try queue.claim(on: listener, session: "test:1", shares: [], unroutedFloor: nil)
+        let again = try queue.claim(on: listener, claimer: "test|1|1|1", shares: [], unroutedFloor: nil)
         #expect(again.map(\.id) == [claimed[1].id])
         #expect(again.first?.attempt == 2 && again.first?.requeuedAtAttempt == 1 && again.first?.policyAttempt == 1)
         try queue.release(again, on: listener)
@@ -178,41 +178,41 @@ import Testing
             }.joined(separator: ", "))
     }
 
-    /// A claim names the session that made it (sql/033). A session that has ended (its
-    /// dispatcher was killed mid-try) leaves claims that a connecting dispatcher makes due at
-    /// once, and the next claim takes them over as it takes over an expired lease; a live
-    /// session's claims, and claims that name no session (made before 033), keep their leases.
-    @Test func theClaimsOfASessionThatEndedAreTakenOverAndALiveOnesAreNot() throws {
+    /// A claim names its process and the attempt it makes (sql/033). The claims of a process
+    /// of this machine that has ended (its pid gone, or taken by a later process) are made due
+    /// at once and taken over by the next claim as an expired lease is; those of a running
+    /// process, of another host, and a claim whose attempt is not the row's (a binary from
+    /// before 033 claimed the row again under the older name) keep their leases.
+    @Test func theClaimsOfAnEndedProcessAreTakenOverAndOthersKeepTheirLeases() throws {
         let cluster = try Self.startCluster()
         defer { try? cluster.stop() }
         let db = try cluster.connect()
+        let own = try #require(ProcessIdentity.current())
+        var reused = own
+        reused.start += 1
+        var vanished = own
+        vanished.pid = 2_000_000_000
+        var elsewhere = own
+        elsewhere.host = "another-host"
+        let claimers = ["reused": reused, "vanished": vanished, "overwritten": vanished, "running": own, "elsewhere": elsewhere]
         try db.execute("INSERT INTO changerelay.deliveries (idempotency_key, handler, source_lsn, target_url, body, retry_policy) "
-            + "VALUES ('dead', 'test', '0/300', 'http://127.0.0.1:9/', '{}', \(Self.oneTry)), "
-            + "('live', 'test', '0/300', 'http://127.0.0.1:9/', '{}', \(Self.oneTry))")
-        try Self.insertTries(db, ["unnamed": "now() + interval '1 hour'"])
+            + "VALUES " + claimers.keys.sorted().map { "('\($0)', 'test', '0/300', 'http://127.0.0.1:9/', '{}', \(Self.oneTry))" }
+                .joined(separator: ", "))
         let queue = DeliveryQueue(logs: [], claimLimit: 1, lease: .seconds(3600), logger: Logger(label: "test"))
-        let live = try cluster.connect()
-        var deadPID = ""
-        do {
-            let doomed = try cluster.connect()
-            let session = try DeliveryQueue.session(on: doomed)
-            deadPID = String(session.prefix { $0 != ":" })
-            #expect(try queue.claim(on: doomed, session: session, shares: [], unroutedFloor: nil).count == 1)
+        for key in claimers.keys.sorted() {
+            // One row at a time, in id order: the rows were inserted in key order.
+            #expect(try queue.claim(on: db, claimer: claimers[key]!.description, shares: [], unroutedFloor: nil).count == 1)
         }
-        #expect(try queue.claim(on: live, session: try DeliveryQueue.session(on: live), shares: [], unroutedFloor: nil).count == 1)
-        let deadline = ContinuousClock.now.advanced(by: .seconds(30))
-        while try db.query("SELECT count(*) AS n FROM pg_stat_activity WHERE pid = $1::int", [deadPID]).value("n") != "0" {
-            try #require(ContinuousClock.now < deadline, "the closed session's backend did not end")
-            Thread.sleep(forTimeInterval: 0.05)
-        }
-        #expect(try DeliveryQueue.takeOverOrphans(on: db) == 1)
-        #expect(try DeliveryQueue.takeOverOrphans(on: db) == 0, "a row made due is not taken over again")
-        let taken = try queue.claim(on: db, session: try DeliveryQueue.session(on: db), shares: [], unroutedFloor: nil)
-        #expect(try taken.map(\.id) == db.query("SELECT id FROM changerelay.deliveries WHERE idempotency_key = 'dead'", []).rows
-            .map { Int64($0[0]!)! })
-        #expect(taken.map(\.previousStatus) == [.sending] && taken.map(\.policyAttempt) == [1])
-        #expect(try db.query("SELECT idempotency_key FROM changerelay.deliveries WHERE locked_until > now() ORDER BY 1", []).rows
-            == [["dead"], ["live"], ["unnamed"]])
+        try db.execute("UPDATE changerelay.deliveries SET attempt = attempt + 1 WHERE idempotency_key = 'overwritten'")
+        let ended = { (text: String) in ProcessIdentity(parsing: text)?.hasEnded(seenFrom: own) ?? false }
+        #expect(try DeliveryQueue.takeOverOrphans(on: db, ended: ended) == 2)
+        #expect(try DeliveryQueue.takeOverOrphans(on: db, ended: ended) == 0, "a row made due is not taken over again")
+        let taken = try (0..<3).flatMap { _ in try queue.claim(on: db, claimer: own.description, shares: [], unroutedFloor: nil) }
+        #expect(taken.map(\.previousStatus) == [.sending, .sending] && taken.map(\.policyAttempt) == [1, 1])
+        #expect(try db.query("SELECT idempotency_key FROM changerelay.deliveries WHERE id = ANY ($1::bigint[]) ORDER BY 1",
+                             [postgresArrayLiteral(taken.map { String($0.id) })]).rows == [["reused"], ["vanished"]])
+        #expect(try db.query("SELECT claimed_by FROM changerelay.deliveries WHERE idempotency_key = 'reused'", []).value("claimed_by")
+            == own.description + "#2")
     }
 
     /// A row whose lease ran out (its dispatcher died between claim and record) is claimed
@@ -224,7 +224,7 @@ import Testing
         let db = try cluster.connect()
         try Self.insertTries(db, ["lost": "now() - interval '1 second'"])
         let queue = DeliveryQueue(logs: [], claimLimit: 10, lease: .seconds(45), logger: Logger(label: "test"))
-        let taken = try queue.claim(on: db, session: "test:1", shares: [], unroutedFloor: nil)
+        let taken = try queue.claim(on: db, claimer: "test|1|1|1", shares: [], unroutedFloor: nil)
         #expect(taken.map(\.attempt) == [2])
         #expect(taken.map(\.policyAttempt) == [1], "the lost claim's try is this one again")
         #expect(taken.map(\.previousStatus) == [.sending])
@@ -270,7 +270,7 @@ import Testing
         let open = try queue.openDeliveries(on: db)
         #expect(open.endpoints.map(\.endpoint) == ["webhook:1", "webhook:2"])
         try db.execute("BEGIN")
-        let claimed = try queue.claim(on: db, session: "test:1", shares: [EndpointShare(open.endpoints[0], rows: 5)], unroutedFloor: open.unroutedFloor)
+        let claimed = try queue.claim(on: db, claimer: "test|1|1|1", shares: [EndpointShare(open.endpoints[0], rows: 5)], unroutedFloor: open.unroutedFloor)
         let written = try db.query("""
             SELECT pg_stat_get_xact_tuples_updated('changerelay.deliveries'::regclass) AS updated,
                    pg_stat_get_xact_tuples_hot_updated('changerelay.deliveries'::regclass) AS hot
@@ -320,11 +320,11 @@ import Testing
         try insert("late", endpoint: "webhook:1", dueMinutesAgo: 20)
         try insert("late-unrouted", endpoint: nil, dueMinutesAgo: 20)
         func keys(_ claimed: [ClaimedDelivery]) -> [String] { claimed.map(\.idempotencyKey).sorted() }
-        let first = try queue.claim(on: db, session: "test:1", shares: [EndpointShare(open.endpoints[0], rows: 8)], unroutedFloor: open.unroutedFloor)
+        let first = try queue.claim(on: db, claimer: "test|1|1|1", shares: [EndpointShare(open.endpoints[0], rows: 8)], unroutedFloor: open.unroutedFloor)
         #expect(keys(first) == ["a", "b", "u"])
         // Rows in flight keep the floor where they are; the next reading finds the late ones.
         let again = try queue.openDeliveries(on: db)
-        let second = try queue.claim(on: db, session: "test:1", shares: [EndpointShare(again.endpoints[0], rows: 8)], unroutedFloor: again.unroutedFloor)
+        let second = try queue.claim(on: db, claimer: "test|1|1|1", shares: [EndpointShare(again.endpoints[0], rows: 8)], unroutedFloor: again.unroutedFloor)
         #expect(keys(second) == ["late", "late-unrouted"])
         try queue.release(first + second, on: db)
         #expect(try queue.openDeliveries(on: db) == again)
@@ -713,7 +713,7 @@ import Testing
         let queue = DeliveryQueue(logs: BuiltInHandlers.deliveryLogs, claimLimit: 64, lease: .seconds(45),
                                   logger: Logger(label: "test"))
         try queue.listen(on: db)
-        #expect(try queue.claim(on: db, session: "test:1", shares: [], unroutedFloor: nil).isEmpty)
+        #expect(try queue.claim(on: db, claimer: "test|1|1|1", shares: [], unroutedFloor: nil).isEmpty)
         try db.execute("""
             INSERT INTO changerelay.deliveries (idempotency_key, handler, source_lsn, target_url, body, retry_policy, endpoint)
             SELECT 'k' || g, 'test', '0/1', 'http://127.0.0.1:9/', '{}', '{}', 'e' || (g % 4)
@@ -721,7 +721,7 @@ import Testing
             ANALYZE changerelay.deliveries
             """)
         let open = try queue.openDeliveries(on: db)
-        let claimed = try queue.claim(on: db, session: "test:1", shares: open.endpoints.map { EndpointShare($0, rows: 2) },
+        let claimed = try queue.claim(on: db, claimer: "test|1|1|1", shares: open.endpoints.map { EndpointShare($0, rows: 2) },
                                       unroutedFloor: open.unroutedFloor)
         #expect(claimed.count == 8, "two rows of each of four endpoints: \(claimed.count)")
         let plans = try db.execute("""
@@ -729,7 +729,7 @@ import Testing
             """)
         #expect(plans.rows == [["2", "0"]])
         let plan = try Self.plan(
-            of: "EXECUTE changerelay_claim('45 seconds', '{e1,e2}', '{2,2}', '{-infinity,-infinity}', NULL, 'test:1')", on: db)
+            of: "EXECUTE changerelay_claim('45 seconds', '{e1,e2}', '{2,2}', '{-infinity,-infinity}', NULL, 'test|1|1|1')", on: db)
         #expect(!plan.contains("Seq Scan on deliveries") && !plan.contains("Hash"), "\(plan)")
         #expect(plan.contains("Index Cond: (id = ANY"), "\(plan)")
     }
@@ -808,7 +808,7 @@ import Testing
                        jsonb_build_object('automation_execution', id)
                 FROM public.automation_execution_logs
                 """)
-            let claimed = try queue.claim(on: db, session: "test:1", shares: [], unroutedFloor: nil)
+            let claimed = try queue.claim(on: db, claimer: "test|1|1|1", shares: [], unroutedFloor: nil)
             #expect(claimed.count == 300)
             // A backend's counts of this transaction's rewrites carry those it has not yet
             // reported, so the rewrites are the difference across the record.
