@@ -9,6 +9,8 @@ public enum WhereClause {
         case semicolon
         case lineComment
         case unterminated(String)
+        /// `$1`: the chunk query binds values of its own, and none of the `--where`'s.
+        case parameter
 
         public var description: String {
             switch self {
@@ -17,6 +19,7 @@ public enum WhereClause {
             case .semicolon: "contains a semicolon: it must be one expression, not statements"
             case .lineComment: "contains a -- comment, which would hide the rest of the chunk query (use /* … */)"
             case .unterminated(let what): "has an unterminated \(what)"
+            case .parameter: "contains a parameter ($1 and the like), which nothing binds: write the value itself"
             }
         }
     }
@@ -99,8 +102,10 @@ public enum WhereClause {
                 index = position
             case UInt8(ascii: "$") where isIdentifierByte(at: index - 1):
                 index += 1
+            case UInt8(ascii: "$") where index + 1 < bytes.count && bytes[index + 1] >= 0x30 && bytes[index + 1] <= 0x39:
+                throw .parameter
             case UInt8(ascii: "$"):
-                // A dollar quote: $$…$$ or $tag$…$tag$ (a `$1` parameter is no quote).
+                // A dollar quote: $$…$$ or $tag$…$tag$.
                 // A tag is a letter, `_` or any byte from 0x80 (as the server's lexer reads it),
                 // then digits too.
                 var tagEnd = index + 1

@@ -57,7 +57,7 @@ import Testing
 @Suite struct WhereClauseTests {
     @Test(arguments: [
         "id > 5", "status = 'a;b)'", "name = \"we(ird\"", "x = $$)$$ AND y = $tag$;$tag$", "a IN (1, (2))",
-        "id /* ) ; */ > 5", "id = $1", "x = $é$)$é$ AND y = $_1$;$_1$",
+        "id /* ) ; */ > 5", "x = '$1' AND y = $q$ $2 $q$ AND a$1 = 1", "x = $é$)$é$ AND y = $_1$;$_1$",
         // Nested comments, escape strings and `$` inside identifiers, read as the server reads them.
         "id /* a /* ) */ ( */ > 5", "name = E'it\\'s (' AND x = e'\\\\'", "a$b$ = 1 AND (c$ > 2)",
     ])
@@ -83,6 +83,8 @@ import Testing
         ("id > 5 -- only recent rows", .lineComment), ("false --\r) OR (true", .lineComment),
         ("id > 5 -- trailing ) ;\n", .lineComment),
         ("$é$'$é$ IS NULL ) OR ( id = 1 /*'*/", .unbalancedParentheses),
+        // Nothing binds a parameter: the server said only that the bind message lacked one.
+        ("id > $1", .parameter), ("id = ($12)", .parameter),
     ])
     func anythingElseIsRefusedWithItsReason(_ text: String, _ problem: WhereClause.Problem) {
         #expect(throws: problem) { try WhereClause.check(text) }

@@ -98,6 +98,7 @@ import Testing
             CREATE TABLE generated_key (a int NOT NULL, id int GENERATED ALWAYS AS (a * 2) STORED PRIMARY KEY, v text);
             INSERT INTO generated_key (a, v) SELECT g, 'g' FROM generate_series(1, 30) g;
             ALTER PUBLICATION changerelay_pub ADD TABLE generated_key;
+            CREATE SCHEMA "Odd Schema"; CREATE TABLE "Odd Schema"."Odd Table" (id int PRIMARY KEY);
             CREATE TABLE parted (id int PRIMARY KEY, region text) PARTITION BY RANGE (id);
             CREATE TABLE parted_low PARTITION OF parted FOR VALUES FROM (0) TO (100);
             CREATE TABLE parted_high PARTITION OF parted FOR VALUES FROM (100) TO (200);
@@ -123,6 +124,11 @@ import Testing
             (["--table", "generated_key"], "public.generated_key's primary key column id is generated"),
             (["--table", "parted"], "backfill each partition (public.parted_high, public.parted_low)"),
             (["--table", "items", "--chunk-size", "0"], "--chunk-size must be between 1 and 1000000"),
+            // Nothing binds a parameter: said as a --where refusal, not as the protocol's bind error.
+            (["--table", "items", "--where", "id > $1"], "--where for public.items contains a parameter"),
+            // A name that needs quotes is quoted in the SQL a refusal gives.
+            (["--table", "\"Odd Schema\".\"Odd Table\""],
+             #"(ALTER PUBLICATION changerelay_pub ADD TABLE "Odd Schema"."Odd Table")"#),
         ]
         for (arguments, message) in refusals {
             let result = try Self.backfill(setup, arguments)
@@ -548,9 +554,11 @@ import Testing
     }
 
     /// A table empty of matching rows when the backfill starts reads nothing, and ends.
-    /// A `--where` that changes the session's settings does not change how a later
-    /// backfill's rows are rendered: each chunk starts from the session's own settings.
-    @Test func aWhereThatSetsTheSessionsTimeZoneDoesNotLeakIntoLaterChunks() throws {
+    /// A `--where` that changes a setting that decides how values are written (set_config of
+    /// TimeZone) fails its backfill, naming the setting, rather than send its chunk written
+    /// otherwise than the stream writes it (keys that match no change); and it does not change
+    /// how a later backfill's rows are written: each chunk starts from the session's own settings.
+    @Test func aWhereThatSetsTheSessionsTimeZoneFailsAndDoesNotLeakIntoLaterChunks() throws {
         let setup = try RunPipelineTests.prepare(extra: ["CHANGERELAY_HANDLERS_ECHO_TABLES": "public.items,public.stamps"])
         defer { try? setup.cluster.stop(); setup.receiver.stop() }
         try setup.db.execute("""
@@ -565,14 +573,21 @@ import Testing
         let none = try Self.backfill(setup, ["--table", "items", "--where", "id > 100"])
         #expect(none.status == 0, "\(none.stderr)")
         let zoned = try Self.backfill(setup, ["--table", "items", "--where", "set_config('TimeZone', 'Asia/Kolkata', false) IS NOT NULL"])
-        #expect(zoned.status == 0, "\(zoned.stderr)")
+        #expect(zoned.status == 1 && zoned.stderr.contains("changed TimeZone (set_config)"), "\(zoned.stderr)")
         let stamps = try Self.backfill(setup, ["--table", "stamps"])
         #expect(stamps.status == 0, "\(stamps.stderr)")
-        try RunPipelineTests.waitFor("two reads sent") { setup.receiver.requestCount >= 2 }
+        try RunPipelineTests.waitFor("the last backfill done") {
+            try setup.db.execute("SELECT status FROM changerelay.backfills WHERE id = 3").value("status") == "done"
+        }
+        try RunPipelineTests.waitFor("its read sent") { setup.receiver.requestCount >= 1 }
         run.child.signal(SIGTERM)
         #expect(run.waitForExit() == 0, "\(run.stderr.suffix(2000))")
         #expect(try setup.db.execute("SELECT rows_done::text || ':' || status AS s FROM changerelay.backfills WHERE id = 1")
             .value("s") == "0:done")
+        let zonedRow = try setup.db.execute("SELECT status, error FROM changerelay.backfills WHERE id = 2")
+        #expect(zonedRow.value("status") == "failed" && zonedRow.value("error")?.contains("changed TimeZone (set_config)") == true,
+                "\(zonedRow.rows)")
+        #expect(setup.receiver.requests.allSatisfy { !$0.bodyText.contains("\"table\":\"items\"") }, "the changed chunk was sent")
         let stamp = setup.receiver.requests.first { $0.bodyText.contains("\"table\":\"stamps\"") }
         #expect(stamp?.bodyText.contains("2024-01-01 00:00:00+00") == true, "\(stamp?.bodyText ?? "none")")
     }

@@ -79,7 +79,8 @@ public struct BackfillCatalog {
         }
         guard let schema = found.value("nspname"), let relation = found.value("relname"),
               let oid = found.value("oid") else { throw BackfillRefusal.unknownTable(name) }
-        let display = schema + "." + relation
+        // Quoted where the name needs it, as format('%I') does: refusals give SQL to paste.
+        let display = Self.sqlName(schema) + "." + Self.sqlName(relation)
         do {
             // One row per published column: a name may hold any character, a comma too, so the
             // names are not joined into one text to be split again.
@@ -90,7 +91,7 @@ public struct BackfillCatalog {
                 """, [publication, schema, relation])
             guard !published.rows.isEmpty else {
                 let partitions = try connection.query("""
-                    SELECT p.schemaname || '.' || p.tablename FROM pg_partition_tree($1::oid) t
+                    SELECT format('%I.%I', p.schemaname, p.tablename) FROM pg_partition_tree($1::oid) t
                     JOIN pg_class c ON c.oid = t.relid JOIN pg_namespace n ON n.oid = c.relnamespace
                     JOIN pg_publication_tables p ON p.schemaname = n.nspname AND p.tablename = c.relname
                     WHERE p.pubname = $2 AND t.relid <> $1::oid ORDER BY 1
@@ -179,5 +180,16 @@ public struct BackfillCatalog {
         // The outermost plan is the LIMIT (its rows are the limit); the largest estimate below it is the scan's.
         let text = plan.rows.first?.first.flatMap { $0 } ?? ""
         return text.split(separator: "\"Plan Rows\": ").dropFirst().compactMap { Int64($0.prefix { $0.isNumber }) }.max()
+    }
+}
+
+extension BackfillCatalog {
+    /// `name` as SQL names it: as it is when it is a plain lower-case identifier, double-quoted
+    /// otherwise (mixed case, spaces, quotes, a leading digit).
+    static func sqlName(_ name: String) -> String {
+        let plain = name.utf8.first.map { $0 == UInt8(ascii: "_") || (0x61...0x7A).contains($0) } == true
+            && name.utf8.allSatisfy { $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "$") || (0x61...0x7A).contains($0)
+                || (0x30...0x39).contains($0) }
+        return plain ? name : quoteIdentifier(name)
     }
 }

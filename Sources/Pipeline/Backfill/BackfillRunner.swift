@@ -124,6 +124,7 @@ public final class BackfillRunner {
             let token = ChunkToken(run: epoch, backfill: request.id, chunk: chunk)
             exchange.register(token, table: table)
             let read: (rows: [[String?]], isLast: Bool)
+            var renderingChanged: [String] = []
             do {
                 try emit(Watermark(.low, token))
                 try waitForOlderTransactions(quoteIdentifier(request.schema) + "." + quoteIdentifier(request.table),
@@ -134,9 +135,14 @@ public final class BackfillRunner {
                 // own settings (`sessionOptions`, its start's) come back before each chunk, so
                 // no request renders its rows other than the stream does.
                 try sourceConnection().execute("RESET ALL")
+                let rendering = try Self.renderingSettings(on: sourceConnection())
                 // Cancelled when the service stops: a slow `--where` held up shutdown for as long
                 // as its chunk ran. The chunk is read again at the next start.
                 let rows = try sourceConnection().query(query.sql, query.parameters, cancelledWhenReadable: stop.descriptor).rows
+                // One that changes them within its own chunk rendered that chunk otherwise:
+                // its keys would match no change of the stream, and its values differ.
+                let after = try Self.renderingSettings(on: sourceConnection())
+                renderingChanged = after.filter { rendering[$0.key] != $0.value }.keys.sorted()
                 read = (rows, rows.count < request.chunkSize)
             } catch _ where stop.isRequested {
                 exchange.release([token])
@@ -148,6 +154,13 @@ public final class BackfillRunner {
             } catch {
                 exchange.release([token])
                 throw error
+            }
+            guard renderingChanged.isEmpty else {
+                exchange.release([token])
+                try fail(request, reason: "its --where changed \(renderingChanged.joined(separator: ", ")) (set_config), which "
+                         + "decide how values are written as text: chunk \(chunk)'s rows would not be written as the stream "
+                         + "writes them, and would match none of its changes", metadata: metadata)
+                return
             }
             let next = ChunkQuery.cursor(after: read.rows, table: table) ?? cursor ?? []
             guard exchange.fill(token, rows: read.rows.map(table.row), cursor: next, isLast: read.isLast) else { return }
@@ -173,6 +186,20 @@ public final class BackfillRunner {
                 return
             }
         }
+    }
+
+    /// The settings that decide how a value is written as text: a chunk's rows must be
+    /// written as the stream writes them, or their keys match none of its changes.
+    private static func renderingSettings(on db: PostgresConnection) throws(PostgresError) -> [String: String] {
+        var settings: [String: String] = [:]
+        for row in try db.query("""
+            SELECT name, setting FROM pg_settings
+            WHERE name IN ('TimeZone', 'DateStyle', 'IntervalStyle', 'extra_float_digits', 'bytea_output',
+                           'lc_monetary', 'search_path', 'xmlbinary', 'xmloption', 'standard_conforming_strings')
+            """, []).rows {
+            if let name = row[0] { settings[name] = row[1] ?? "" }
+        }
+        return settings
     }
 
     /// Where a backfill ends, read once, before its first chunk: the highest key of the rows
