@@ -443,13 +443,9 @@ import Testing
         try setup.db.execute("SELECT pg_drop_replication_slot('probe')")
     }
 
-    /// Claims run ahead of sending. At a stop, claimed rows that were never sent go back
-    /// to `pending` with their attempt count restored, so the next run sends them at once;
-    /// only the requests really in flight keep their claims.
-    @Test func aStopReleasesClaimedDeliveriesThatWereNotSent() throws {
-        let setup = try RunPipelineTests.prepare(extra: ["CHANGERELAY_DELIVERY_CONCURRENCY": "2",
-                                                         "CHANGERELAY_DELIVERY_TIMEOUT_MS": "60000"])
-        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+    /// A `run` (at concurrency 2) with ten rows planned, two requests to a receiver that never
+    /// answers, and two more rows claimed behind them.
+    static func runWithTwoRequestsUnansweredAndTwoMoreClaimed(_ setup: RunPipelineTests.Setup) throws -> Background {
         setup.receiver.behavior = .neverAnswer
         let run = try Background(["run"], environment: setup.environment)
         try setup.db.execute("INSERT INTO items SELECT g, 'x' FROM generate_series(1, 10) g")
@@ -457,6 +453,17 @@ import Testing
             let claimed = try setup.db.execute("SELECT count(*) AS n FROM changerelay.deliveries WHERE status = 'sending'")
             return setup.receiver.requestCount == 2 && claimed.value("n") == "4"
         }
+        return run
+    }
+
+    /// Claims run ahead of sending. At a stop, claimed rows that were never sent go back
+    /// to `pending` with their attempt count restored, so the next run sends them at once;
+    /// only the requests really in flight keep their claims.
+    @Test func aStopReleasesClaimedDeliveriesThatWereNotSent() throws {
+        let setup = try RunPipelineTests.prepare(extra: ["CHANGERELAY_DELIVERY_CONCURRENCY": "2",
+                                                         "CHANGERELAY_DELIVERY_TIMEOUT_MS": "60000"])
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        let run = try Self.runWithTwoRequestsUnansweredAndTwoMoreClaimed(setup)
         run.child.signal(SIGTERM)
         #expect(run.waitForExit(timeout: .seconds(60)) == 0)
         #expect(run.stderr.contains("released claimed deliveries that were not sent"))
@@ -471,19 +478,13 @@ import Testing
 
     /// A run killed with requests in flight and more claimed leaves claims leased for four
     /// request timeouts and 30 s (here 270 s). The next run's dispatcher finds the killed
-    /// run's session gone when it connects and sends them again at once, each with the
+    /// run's process ended when it connects and sends them again at once, each with the
     /// Idempotency-Key its first try had.
     @Test func claimsOfARunKilledMidTryAreSentAgainAtTheNextStartNotAfterTheirLeases() throws {
         let setup = try RunPipelineTests.prepare(extra: ["CHANGERELAY_DELIVERY_CONCURRENCY": "2",
                                                          "CHANGERELAY_DELIVERY_TIMEOUT_MS": "60000"])
         defer { try? setup.cluster.stop(); setup.receiver.stop() }
-        setup.receiver.behavior = .neverAnswer
-        let killed = try Background(["run"], environment: setup.environment)
-        try setup.db.execute("INSERT INTO items SELECT g, 'x' FROM generate_series(1, 10) g")
-        try RunPipelineTests.waitFor("two requests in flight and two more claimed") {
-            let claimed = try setup.db.execute("SELECT count(*) AS n FROM changerelay.deliveries WHERE status = 'sending'")
-            return setup.receiver.requestCount == 2 && claimed.value("n") == "4"
-        }
+        let killed = try Self.runWithTwoRequestsUnansweredAndTwoMoreClaimed(setup)
         let unanswered = Set(setup.receiver.requests.compactMap { $0.header("Idempotency-Key") })
         killed.child.signal(SIGKILL)
         #expect(killed.waitForExit() != nil)
