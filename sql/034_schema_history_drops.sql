@@ -7,16 +7,19 @@
 -- listed column's value left out):
 -- - a column dropped by a cascade: DROP TYPE, DROP DOMAIN, DROP EXTENSION or DROP COLLATION
 --   ... CASCADE drops the columns of that type, which only the sql_drop event shows;
--- - ALTER VIEW, ALTER MATERIALIZED VIEW and ALTER INDEX, which Postgres lets rename a table
---   or its columns;
+-- - ALTER VIEW, ALTER MATERIALIZED VIEW, ALTER INDEX and ALTER FOREIGN TABLE, which Postgres
+--   lets rename a table or its columns;
 -- - a session in session_replication_role = replica (a restore, a replication tool), where
 --   an event trigger enabled the default way does not fire.
--- 028's publication trigger also takes ALTER VIEW and ALTER MATERIALIZED VIEW, which can
--- rename a listed column.
+-- 028's publication trigger also takes those, which can rename a listed column, and a column
+-- dropped by a cascade takes its table out of a publication that lists the column: recorded too.
 DO $$ BEGIN PERFORM pg_advisory_xact_lock(27991862643291504); END $$;
 
 -- The tables whose columns a cascade dropped, recorded after the drop. An ALTER TABLE's own
--- drops are recorded by the ddl_command_end trigger, with the rest of what it changed.
+-- drops are recorded by the ddl_command_end trigger, with the rest of what it changed. A
+-- column a publication's column list or row filter names takes the table out of the
+-- publication with it (whatever the command: DROP DOMAIN, DROP COLLATION, ALTER TABLE ...
+-- CASCADE), which the publication trigger's tags and its quick check cannot see.
 CREATE OR REPLACE FUNCTION changerelay.record_dropped_columns()
 RETURNS event_trigger
 LANGUAGE plpgsql
@@ -26,6 +29,10 @@ AS $$
 DECLARE
     touched oid[];
 BEGIN
+    IF EXISTS (SELECT FROM pg_event_trigger_dropped_objects()
+               WHERE object_type IN ('publication relation', 'publication namespace')) THEN
+        PERFORM changerelay.record_publications('ddl');
+    END IF;
     IF TG_TAG = 'ALTER TABLE' THEN
         RETURN;
     END IF;
@@ -45,7 +52,7 @@ SECURITY DEFINER
 SET search_path = pg_catalog
 AS $$
 BEGIN
-    IF TG_TAG IN ('ALTER TABLE', 'ALTER INDEX', 'ALTER VIEW', 'ALTER MATERIALIZED VIEW') AND NOT EXISTS (
+    IF TG_TAG IN ('ALTER TABLE', 'ALTER INDEX', 'ALTER VIEW', 'ALTER MATERIALIZED VIEW', 'ALTER FOREIGN TABLE') AND NOT EXISTS (
         SELECT FROM pg_event_trigger_ddl_commands() d
         JOIN pg_publication_rel r ON r.prrelid = d.objid
         WHERE d.classid = 'pg_class'::regclass) THEN
@@ -65,7 +72,7 @@ BEGIN
     DROP EVENT TRIGGER IF EXISTS changerelay_schema_history;
     CREATE EVENT TRIGGER changerelay_schema_history ON ddl_command_end
         WHEN TAG IN ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'ALTER TABLE', 'ALTER VIEW',
-                     'ALTER MATERIALIZED VIEW', 'ALTER INDEX')
+                     'ALTER MATERIALIZED VIEW', 'ALTER INDEX', 'ALTER FOREIGN TABLE')
         EXECUTE FUNCTION changerelay.record_schema_change();
     DROP EVENT TRIGGER IF EXISTS changerelay_schema_drops;
     CREATE EVENT TRIGGER changerelay_schema_drops ON sql_drop
@@ -73,7 +80,8 @@ BEGIN
     DROP EVENT TRIGGER IF EXISTS changerelay_publication_history;
     CREATE EVENT TRIGGER changerelay_publication_history ON ddl_command_end
         WHEN TAG IN ('CREATE PUBLICATION', 'ALTER PUBLICATION', 'DROP PUBLICATION',
-                     'ALTER TABLE', 'ALTER INDEX', 'ALTER VIEW', 'ALTER MATERIALIZED VIEW', 'ALTER SCHEMA',
+                     'ALTER TABLE', 'ALTER INDEX', 'ALTER VIEW', 'ALTER MATERIALIZED VIEW', 'ALTER FOREIGN TABLE',
+                     'ALTER SCHEMA',
                      'ALTER TYPE', 'DROP TABLE', 'DROP SCHEMA', 'DROP TYPE', 'DROP OWNED', 'DROP EXTENSION')
         EXECUTE FUNCTION changerelay.record_publication_change();
     -- Event triggers enabled the default way do not fire under session_replication_role = replica.

@@ -191,8 +191,11 @@ enum ConfigSchema {
         }
         for (index, byte) in bytes.enumerated() where byte == UInt8(ascii: "%") {
             guard index + 2 < bytes.count, isHex(bytes[index + 1]), isHex(bytes[index + 2]) else {
-                return "the '%' at character \(index + 1) is not followed by two hex digits: "
+                return "the '%' at byte \(index + 1) is not followed by two hex digits: "
                     + "a connection URI writes a literal % as %25 (in a password too)"
+            }
+            guard bytes[index + 1] != UInt8(ascii: "0") || bytes[index + 2] != UInt8(ascii: "0") else {
+                return "the %00 at byte \(index + 1) encodes a NUL, which libpq refuses in a connection URI"
             }
         }
         return nil

@@ -47,8 +47,8 @@ public enum RequiredMigration: Sendable, CaseIterable {
     case formerOrderingKeys
     /// 032's checkpoint writer, which the committer writes and replay reads.
     case checkpointWriters
-    /// 033's claiming session, which every claim writes and a connecting dispatcher reads.
-    case claimerSessions
+    /// 033's claiming process, which every claim writes and a connecting dispatcher reads.
+    case claimingProcesses
 
     var file: String {
         switch self {
@@ -69,7 +69,7 @@ public enum RequiredMigration: Sendable, CaseIterable {
         case .automationCompletionLog: "030_automation_completion_log.sql"
         case .formerOrderingKeys: "031_ordering_across_key_changes.sql"
         case .checkpointWriters: "032_checkpoint_writers.sql"
-        case .claimerSessions: "033_claimer_sessions.sql"
+        case .claimingProcesses: "033_claiming_processes.sql"
         }
     }
 
@@ -108,7 +108,7 @@ public enum RequiredMigration: Sendable, CaseIterable {
             Self.hasColumn("backfills", "high_key")
         case .checkpointWriters:
             Self.hasColumn("checkpoints", "written_by")
-        case .claimerSessions:
+        case .claimingProcesses:
             Self.hasColumn("deliveries", "claimed_by")
         case .formerOrderingKeys:
             // 025 run again alone puts back its staging, which lacks the column: the

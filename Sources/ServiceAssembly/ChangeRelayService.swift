@@ -69,7 +69,7 @@ public struct ChangeRelayService: Sendable {
         if role != .planner {
             try RequiredMigration.deliveryRequeue.require(neededBy: "the dispatcher", on: state)
             try RequiredMigration.claimIndexes.require(neededBy: "the dispatcher", on: state)
-            try RequiredMigration.claimerSessions.require(neededBy: "the dispatcher", on: state)
+            try RequiredMigration.claimingProcesses.require(neededBy: "the dispatcher", on: state)
         }
         try RequiredMigration.formerOrderingKeys.require(
             neededBy: role == .dispatcher ? "the dispatcher" : "the batch committer", on: state)

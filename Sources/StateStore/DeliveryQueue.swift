@@ -192,7 +192,9 @@ public struct DeliveryQueue: Sendable {
     }
 
     /// Puts claimed rows that were never sent back as they were, so a restart need not
-    /// wait for their leases. A row taken over from an expired lease goes back as
+    /// wait for their leases. Their claimer is forgotten, as a record forgets it: the attempt
+    /// number goes back, and a claim by a binary from before sql/033 (which names no claimer)
+    /// would otherwise match the old name's attempt again and be taken for that claim. A row taken over from an expired lease goes back as
     /// `failed`: its earlier attempt's outcome is unknown, and `failed` is due again.
     public func release(_ unsent: [ClaimedDelivery], on db: PostgresConnection) throws(PostgresError) {
         try db.query("""
@@ -200,7 +202,7 @@ public struct DeliveryQueue: Sendable {
             SET status = CASE WHEN r.status = 'sending' THEN 'failed' ELSE r.status END,
                 attempt = d.attempt - 1,
                 requeued_at_attempt = d.requeued_at_attempt - CASE WHEN r.status = 'sending' THEN 1 ELSE 0 END,
-                locked_until = NULL, updated_at = now()
+                locked_until = NULL, claimed_by = NULL, updated_at = now()
             FROM unnest($1::bigint[], $2::int[], $3::text[]) AS r(id, attempt, status)
             WHERE d.id = r.id AND d.attempt = r.attempt AND d.status = 'sending'
             """, [postgresArrayLiteral(unsent.map { String($0.id) }), postgresArrayLiteral(unsent.map { String($0.attempt) }),
@@ -313,7 +315,7 @@ public struct DeliveryQueue: Sendable {
             updated AS (
                 UPDATE changerelay.deliveries d
                 SET status = r.status, last_http_status = r.http_status, last_error = r.error,
-                    next_attempt_at = now() + r.delay_ms * interval '1 millisecond', locked_until = NULL,
+                    next_attempt_at = now() + r.delay_ms * interval '1 millisecond', locked_until = NULL, claimed_by = NULL,
                     completed_at = CASE WHEN r.status IN ('succeeded', 'dead') THEN now() END, updated_at = now()
                 FROM result r WHERE d.id = r.id AND d.attempt = r.attempt AND d.status = 'sending'
                 RETURNING r.*, d.report, d.target_url)\(logFragments)

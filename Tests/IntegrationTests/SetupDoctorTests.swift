@@ -428,7 +428,7 @@ import Testing
             let result = try runChangeRelay(command, environment: ["CHANGERELAY_SOURCE_DATABASE_URL": url])
             #expect(result.status != 0, "\(command)")
             #expect(!result.stderr.contains(password) && !result.stdout.contains(password), "\(command): \(result.stderr)")
-            let said = url.contains("%") ? "key 'source.database_url' (environment CHANGERELAY_SOURCE_DATABASE_URL): the '%' at"
+            let said = url.contains("%") ? "key 'source.database_url' (environment CHANGERELAY_SOURCE_DATABASE_URL): the '%' at byte"
                 : "connection string cannot be read"
             #expect(result.stderr.contains(said), "\(command): \(result.stderr)")
         }

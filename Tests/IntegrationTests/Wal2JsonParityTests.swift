@@ -598,6 +598,26 @@ import Testing
         #expect(lines.wal2json[5]["new"]?["a_v"] == .string("x"), "the listed column renamed through ALTER VIEW")
     }
 
+    /// A cascade that drops a column a publication's column list names takes the table out of
+    /// the publication with it (sql/034 records the membership): later changes of the table
+    /// are published by neither plugin, another table's still are.
+    @Test func aCascadeThatDropsAListedColumnTakesItsTableOutOfThePublicationForBothPlugins() throws {
+        let (cluster, db) = try Self.clusterWithSlots(after: """
+            CREATE DOMAIN positive AS int CHECK (VALUE > 0);
+            CREATE TABLE narrowed (id int PRIMARY KEY, f positive, v text);
+            CREATE TABLE kept (id int PRIMARY KEY);
+            CREATE PUBLICATION narrow FOR TABLE narrowed (id, f), kept;
+            """, histories: true)
+        defer { try? cluster.stop() }
+        try db.execute("INSERT INTO narrowed VALUES (1, 1, 'a')")
+        try db.execute("DROP DOMAIN positive CASCADE")
+        try db.execute("INSERT INTO narrowed VALUES (2, 'b')")
+        try db.execute("INSERT INTO kept VALUES (1)")
+        let lines = try Self.tailBoth(cluster, publication: "narrow", count: 2)
+        Self.expectSameLines(lines, count: 2)
+        #expect(lines.wal2json.map(Self.summary) == ["narrowed insert 1", "kept insert 1"])
+    }
+
     /// A publication dropped (and made again later) while a backlog waits: pgoutput refuses to
     /// go past a change made while it did not exist, and so does the wal2json path, naming it,
     /// rather than skip every change as unpublished.

@@ -213,6 +213,14 @@ import Testing
                              [postgresArrayLiteral(taken.map { String($0.id) })]).rows == [["reused"], ["vanished"]])
         #expect(try db.query("SELECT claimed_by FROM changerelay.deliveries WHERE idempotency_key = 'reused'", []).value("claimed_by")
             == own.description + "#2")
+        // A release forgets the claimer: a binary from before 033 claiming the row again (no
+        // claimer, the same attempt number) is not taken for the ended process's claim.
+        try db.execute("UPDATE changerelay.deliveries SET claimed_by = '\(reused.description)#1', locked_until = now() - interval '1 second' "
+                       + "WHERE idempotency_key = 'running'")
+        let released = try queue.claim(on: db, claimer: reused.description, shares: [], unroutedFloor: nil)
+        try queue.release(released, on: db)
+        #expect(try queue.claim(on: db, claimer: nil, shares: [], unroutedFloor: nil).count == 1)
+        #expect(try DeliveryQueue.takeOverOrphans(on: db, ended: ended) == 0)
     }
 
     /// A row whose lease ran out (its dispatcher died between claim and record) is claimed

@@ -67,7 +67,8 @@ public struct BackfillCatalog {
         let found: QueryResult
         do {
             found = try connection.query("""
-                SELECT n.nspname, c.relname, c.relreplident, c.oid::bigint AS oid
+                SELECT n.nspname, c.relname, c.relreplident, c.oid::bigint AS oid,
+                       format('%I.%I', n.nspname, c.relname) AS display
                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                 WHERE c.oid = to_regclass($1) AND c.relkind IN ('r', 'p')
                 """, [name])
@@ -77,10 +78,9 @@ public struct BackfillCatalog {
             guard let state = error.sqlState, ["42", "22", "0A"].contains(where: state.hasPrefix) else { throw error }
             throw BackfillRefusal.unknownTable(name)
         }
+        // `display` is quoted where the name needs it (case, spaces, a keyword): refusals give SQL to paste.
         guard let schema = found.value("nspname"), let relation = found.value("relname"),
-              let oid = found.value("oid") else { throw BackfillRefusal.unknownTable(name) }
-        // Quoted where the name needs it, as format('%I') does: refusals give SQL to paste.
-        let display = Self.sqlName(schema) + "." + Self.sqlName(relation)
+              let oid = found.value("oid"), let display = found.value("display") else { throw BackfillRefusal.unknownTable(name) }
         do {
             // One row per published column: a name may hold any character, a comma too, so the
             // names are not joined into one text to be split again.
@@ -180,16 +180,5 @@ public struct BackfillCatalog {
         // The outermost plan is the LIMIT (its rows are the limit); the largest estimate below it is the scan's.
         let text = plan.rows.first?.first.flatMap { $0 } ?? ""
         return text.split(separator: "\"Plan Rows\": ").dropFirst().compactMap { Int64($0.prefix { $0.isNumber }) }.max()
-    }
-}
-
-extension BackfillCatalog {
-    /// `name` as SQL names it: as it is when it is a plain lower-case identifier, double-quoted
-    /// otherwise (mixed case, spaces, quotes, a leading digit).
-    static func sqlName(_ name: String) -> String {
-        let plain = name.utf8.first.map { $0 == UInt8(ascii: "_") || (0x61...0x7A).contains($0) } == true
-            && name.utf8.allSatisfy { $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "$") || (0x61...0x7A).contains($0)
-                || (0x30...0x39).contains($0) }
-        return plain ? name : quoteIdentifier(name)
     }
 }

@@ -136,23 +136,29 @@ public final class BackfillRunner {
                 // no request renders its rows other than the stream does.
                 try sourceConnection().execute("RESET ALL")
                 let rendering = try Self.renderingSettings(on: sourceConnection())
+                // In a transaction of its own, read with the settings after it: one that changes
+                // them within its own chunk (set_config, local to the transaction or not)
+                // rendered that chunk otherwise, its keys matching no change of the stream.
+                try sourceConnection().execute("BEGIN")
                 // Cancelled when the service stops: a slow `--where` held up shutdown for as long
                 // as its chunk ran. The chunk is read again at the next start.
                 let rows = try sourceConnection().query(query.sql, query.parameters, cancelledWhenReadable: stop.descriptor).rows
-                // One that changes them within its own chunk rendered that chunk otherwise:
-                // its keys would match no change of the stream, and its values differ.
                 let after = try Self.renderingSettings(on: sourceConnection())
+                try sourceConnection().execute("COMMIT")
                 renderingChanged = after.filter { rendering[$0.key] != $0.value }.keys.sorted()
                 read = (rows, rows.count < request.chunkSize)
             } catch _ where stop.isRequested {
                 exchange.release([token])
+                endChunkTransaction()
                 return
             } catch let error as PostgresError where error.sqlState != nil && !error.isRetryable {
                 exchange.release([token])
+                endChunkTransaction()
                 try fail(request, reason: "chunk \(chunk) cannot be read: \(error.message)", metadata: metadata)
                 return
             } catch {
                 exchange.release([token])
+                endChunkTransaction()
                 throw error
             }
             guard renderingChanged.isEmpty else {
@@ -284,6 +290,12 @@ public final class BackfillRunner {
     /// stream's walsender renders values with (a backfilled row's text must be the text the
     /// stream would have sent), and standard strings, as `WhereClause.check` reads them.
     public static let sessionOptions = pinnedSessionOptions + " -c standard_conforming_strings=on"
+
+    /// Ends a chunk's transaction that failed or was cancelled, so the session's next
+    /// statement is not refused as part of it; a connection that is gone is dropped.
+    private func endChunkTransaction() {
+        do throws(PostgresError) { try source?.execute("ROLLBACK") } catch { source = nil }
+    }
 
     /// The source, with `sessionOptions`.
     private func sourceConnection() throws(PostgresError) -> PostgresConnection {
