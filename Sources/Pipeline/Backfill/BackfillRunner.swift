@@ -216,13 +216,28 @@ public final class BackfillRunner {
     private func highestKey(of table: BackfillTable, for request: BackfillRequests.Entry,
                             until stop: StopSignal, metadata: Logger.Metadata) throws -> [String]? {
         let found: QueryResult
+        let changed: [String]
         do {
+            // As a chunk is read (`work`): the key is written as text, and a float key written
+            // with fewer digits would bound the backfill below its last row.
+            try sourceConnection().execute("RESET ALL")
+            let rendering = try Self.renderingSettings(on: sourceConnection())
+            try sourceConnection().execute("BEGIN")
             found = try sourceConnection().query(ChunkQuery.highestKey(table: table, where: request.whereClause), [],
                                                  cancelledWhenReadable: stop.descriptor)
+            let after = try Self.renderingSettings(on: sourceConnection())
+            try sourceConnection().execute("COMMIT")
+            changed = after.filter { rendering[$0.key] != $0.value }.keys.sorted()
         } catch {
+            endChunkTransaction()
             guard !stop.isRequested else { return nil }
             guard error.sqlState != nil, !error.isRetryable else { throw error }
             try fail(request, reason: "its highest key cannot be read: \(error.message)", metadata: metadata)
+            return nil
+        }
+        guard changed.isEmpty else {
+            try fail(request, reason: "its --where changed \(changed.joined(separator: ", ")) (set_config), which decide how "
+                     + "values are written as text: its highest key would not be written as the stream writes it", metadata: metadata)
             return nil
         }
         return found.rows.first.map { $0.compactMap { $0 } } ?? []
