@@ -142,6 +142,14 @@ def value_problem(path: str, value: object) -> str | None:
     if kind == "httpBaseURL":
         ok_url = isinstance(value, str) and re.match(r"(?i)^https?://[^/?#\s]+[^?#\s]*$", value) is not None
         return None if ok_url else f"must be an http:// or https:// URL with a host and no query or fragment, got {value!r}"
+    if kind == "connectionString":
+        if not isinstance(value, str) or not value:
+            return "must be a non-empty string"
+        broken = re.search(r"%(?![0-9A-Fa-f]{2})|%00", value) if re.match(r"postgres(ql)?://", value) else None
+        return f"a percent escape at byte {broken.start() + 1} cannot be decoded" if broken else None
+    if kind == "listenAddress":
+        ok_listen = isinstance(value, str) and (value == "off" or re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[^:\s\[\]]+):\d{1,5}", value) is not None)
+        return None if ok_listen else f"must be host:port, [v6-address]:port or off, got {value!r}"
     if kind == "slotName":
         ok_slot = isinstance(value, str) and re.fullmatch(r"[a-z0-9_]{1,63}", value) is not None
         return None if ok_slot else f"must be 1 to 63 of a-z, 0-9, _, got {value!r}"
