@@ -131,22 +131,9 @@ public final class BackfillRunner {
                                              until: stop, metadata: metadata)
                 let query = ChunkQuery(table: table, where: request.whereClause, after: cursor, through: high,
                                        limit: request.chunkSize)
-                // A `--where` runs in this session and may call set_config(): the session's
-                // own settings (`sessionOptions`, its start's) come back before each chunk, so
-                // no request renders its rows other than the stream does.
-                try sourceConnection().execute("RESET ALL")
-                let rendering = try Self.renderingSettings(on: sourceConnection())
-                // In a transaction of its own, read with the settings after it: one that changes
-                // them within its own chunk (set_config, local to the transaction or not)
-                // rendered that chunk otherwise, its keys matching no change of the stream.
-                try sourceConnection().execute("BEGIN")
-                // Cancelled when the service stops: a slow `--where` held up shutdown for as long
-                // as its chunk ran. The chunk is read again at the next start.
-                let rows = try sourceConnection().query(query.sql, query.parameters, cancelledWhenReadable: stop.descriptor).rows
-                let after = try Self.renderingSettings(on: sourceConnection())
-                try sourceConnection().execute("COMMIT")
-                renderingChanged = after.filter { rendering[$0.key] != $0.value }.keys.sorted()
-                read = (rows, rows.count < request.chunkSize)
+                let result = try readWithWhere(query.sql, query.parameters, until: stop)
+                renderingChanged = result.changedSettings
+                read = (result.found.rows, result.found.rows.count < request.chunkSize)
             } catch _ where stop.isRequested {
                 exchange.release([token])
                 endChunkTransaction()
@@ -218,16 +205,10 @@ public final class BackfillRunner {
         let found: QueryResult
         let changed: [String]
         do {
-            // As a chunk is read (`work`): the key is written as text, and a float key written
-            // with fewer digits would bound the backfill below its last row.
-            try sourceConnection().execute("RESET ALL")
-            let rendering = try Self.renderingSettings(on: sourceConnection())
-            try sourceConnection().execute("BEGIN")
-            found = try sourceConnection().query(ChunkQuery.highestKey(table: table, where: request.whereClause), [],
-                                                 cancelledWhenReadable: stop.descriptor)
-            let after = try Self.renderingSettings(on: sourceConnection())
-            try sourceConnection().execute("COMMIT")
-            changed = after.filter { rendering[$0.key] != $0.value }.keys.sorted()
+            // Checked as a chunk is: the key is written as text, and a float key written with
+            // fewer digits would bound the backfill below its last row.
+            (found, changed) = try readWithWhere(ChunkQuery.highestKey(table: table, where: request.whereClause), [],
+                                                 until: stop)
         } catch {
             endChunkTransaction()
             guard !stop.isRequested else { return nil }
@@ -241,6 +222,26 @@ public final class BackfillRunner {
             return nil
         }
         return found.rows.first.map { $0.compactMap { $0 } } ?? []
+    }
+
+    /// Runs a statement holding the request's `--where`, which runs in this session and may
+    /// call set_config(). The session's own settings (`sessionOptions`, its start's) come back
+    /// first, so no request renders its rows other than the stream does; the statement runs in
+    /// a transaction with the settings read after it, and `changedSettings` names those that
+    /// decide how a value is written and differ (a set_config local to the transaction or
+    /// not): its rows were written otherwise than the stream writes them. Cancelled when the
+    /// service stops: a slow `--where` held up shutdown for as long as it ran.
+    private func readWithWhere(_ sql: String, _ parameters: [String?], until stop: StopSignal)
+        throws(PostgresError) -> (found: QueryResult, changedSettings: [String])
+    {
+        let db = try sourceConnection()
+        try db.execute("RESET ALL")
+        let before = try Self.renderingSettings(on: db)
+        try db.execute("BEGIN")
+        let found = try db.query(sql, parameters, cancelledWhenReadable: stop.descriptor)
+        let after = try Self.renderingSettings(on: db)
+        try db.execute("COMMIT")
+        return (found, after.filter { before[$0.key] != $0.value }.keys.sorted())
     }
 
     /// Writes a watermark into the source's WAL, in a transaction of its own.
