@@ -96,14 +96,6 @@ public struct Router: Sendable {
             staged[staging.table] = handler
         }
         stagingHandlers = staged
-        var stagedDeliveries: [String: TableName] = [:]
-        for log in reports {
-            guard let table = log.stagingTable else { continue }
-            // Staged where no handler's statements read them, its deliveries would never be queued.
-            precondition(staged[table] != nil, "the deliveries of \(log.key) are staged in \(table), which no handler stages")
-            stagedDeliveries[log.key] = table
-        }
-        self.stagedDeliveries = stagedDeliveries
         sessionSetups = handlers.compactMap { $0.staging?.sessionSetup }
     }
 
@@ -111,18 +103,11 @@ public struct Router: Sendable {
     public let sessionSetups: [String]
 
     private let stagingHandlers: [TableName: any Handler]
-    private let stagedDeliveries: [String: TableName]
     private let timekeepers: [any Handler]
 
     /// The handler that stages rows in `table`, if any: the batch committer runs its statements
     /// before the checkpoint of a batch that copied rows there.
     public func stagingHandler(for table: TableName) -> (any Handler)? { stagingHandlers[table] }
-
-    /// Where a delivery that reports into `report`'s log is staged (`DeliveryLog.stagingTable`);
-    /// nil when it goes straight into `deliveries`.
-    public func stagingTable(for report: DeliveryReport?) -> TableName? {
-        report.flatMap { stagedDeliveries[$0.logKey] }
-    }
 
     /// Tells every handler how the batch ended.
     public func batchEnded(committed: Bool) {

@@ -17,8 +17,9 @@ import StateStore
 ///
 /// A handler whose effects are more than inserts stages its rows (`Staging`): after the
 /// batch's rows are copied, its statements apply them in the same transaction, before the
-/// checkpoint, and the committer empties its tables (`StagingSweep`). Deliveries whose log
-/// stages them (`DeliveryLog.stagingTable`) are copied there, not into `deliveries`.
+/// checkpoint, and the committer empties its tables (`StagingSweep`). A delivery whose log
+/// row is planned with it (`NumberedLogRows`) has the row numbered here, from ids reserved
+/// ahead, so that both are plain rows of the batch.
 public final class BatchCommitter: TransactionSink {
     public struct Settings: Sendable {
         public var stateURL: String
@@ -61,7 +62,9 @@ public final class BatchCommitter: TransactionSink {
     /// Every target seen so far, numbered; deliveries are 0.
     private var targets: [CopyTarget] = [DeliveryRows.target]
     private var targetNumbers: [CopyTarget: Int] = [DeliveryRows.target: 0]
-    private var stagedDeliveryTargets: [TableName: Int] = [:]
+    /// Ids reserved ahead for the rows of numbered logs, by log key: left over from one batch,
+    /// they serve the next (an id of a rolled-back batch is simply never used).
+    private var reservedIDs: [String: ArraySlice<String>] = [:]
     /// The last planned row's target. A handler plans its rows for one table with the same
     /// columns change after change: comparing a row with the last one's target costs less
     /// than building a `CopyTarget` and hashing every column name for each row.
@@ -144,25 +147,19 @@ public final class BatchCommitter: TransactionSink {
             ])
         }
         try planning(transaction) { effect in
-            let target: Int
-            let staged: TableName?
-            let before: Int
             switch effect {
-            case .delivery(let planned):
-                staged = router.stagingTable(for: planned.delivery.report)
-                target = staged.map(number(ofDeliveriesStagedIn:)) ?? 0
-                before = batch.rows[target].count
-                CopyText.appendRow(try deliveryRows.values(of: planned), to: &batch.rows[target])
+            case .delivery(var planned):
+                if let report = planned.delivery.report, let numbering = report.numbering {
+                    let numbered = report.numbered(try reservedID(numbering, log: report.logKey))
+                    planned.delivery.report = numbered.report
+                    try copy(numbered.row)
+                }
+                CopyText.appendRow(try deliveryRows.values(of: planned), to: &batch.rows[0])
                 batch.deliveries += 1
+                if batch.rows[0].count >= sendingThreshold(of: 0) { try send(0) }
             case .row(let row):
-                let found = rowTarget(of: row)
-                staged = found.staged ? row.table : nil
-                target = found.number
-                before = batch.rows[target].count
-                CopyText.appendRow(row.values, to: &batch.rows[target])
+                try copy(row)
             }
-            if let staged { batch.staged[staged, default: 0] += batch.rows[target].count - before }
-            if batch.rows[target].count >= sendingThreshold(of: target) { try send(target) }
         }
         try transaction.changes.forEach { _, change in
             batch.changes[CommitMetrics.ChangeKind(schema: change.schema, table: change.table, operation: change.operation), default: 0] += 1
@@ -234,13 +231,54 @@ public final class BatchCommitter: TransactionSink {
         return withBuffer(number)
     }
 
-    /// The target number of deliveries staged in `table`, looked up by the table alone: every
-    /// such delivery asks, and a `CopyTarget` hashes all of `deliveries`' column names.
-    private func number(ofDeliveriesStagedIn table: TableName) -> Int {
-        if let known = stagedDeliveryTargets[table] { return withBuffer(known) }
-        let assigned = number(of: CopyTarget(table: table, columns: DeliveryRows.target.columns))
-        stagedDeliveryTargets[table] = assigned
-        return assigned
+    /// Adds `row` to its target's rows, sending them once there are enough.
+    private func copy(_ row: PlannedRow) throws {
+        let found = rowTarget(of: row)
+        let before = batch.rows[found.number].count
+        CopyText.appendRow(row.values, to: &batch.rows[found.number])
+        let after = batch.rows[found.number].count
+        if found.staged { batch.staged[row.table, default: 0] += after - before }
+        if after >= sendingThreshold(of: found.number) { try send(found.number) }
+    }
+
+    /// How many ids a reservation takes: one round trip for a few batches of a busy fan-out.
+    private static let reservedIDCount = 2048
+
+    /// A fresh id for a row of `log`, reserved ahead with the log's statement. A COPY open in
+    /// the batch's transaction is ended first: no other statement runs during one, and the
+    /// next rows open it again.
+    private func reservedID(_ numbering: NumberedLogRows, log: String) throws -> String {
+        if let id = reservedIDs[log]?.popFirst() { return id }
+        var writing = "reserving ids for the rows of \(log)"
+        do {
+            let connection = try connected()
+            if let open = batch.copying {
+                writing = "copying rows into \(targets[open].table)"
+                try connection.endCopy()
+                batch.copying = nil
+                writing = "reserving ids for the rows of \(log)"
+            }
+            let result = try connection.execute("EXECUTE \(numbering.reservation)(\(Self.reservedIDCount))")
+            var ids: ArraySlice<String> = []
+            for row in result.rows {
+                guard let id = row.first ?? nil else {
+                    throw PostgresError(.queryFailed(sqlState: "22004"), """
+                        \(numbering.reservation) gave a NULL id: the id column of the rows of \(log) needs an identity, \
+                        a sequence or a default that gives a value
+                        """, endpoint: connection.endpoint)
+                }
+                ids.append(id)
+            }
+            guard let id = ids.popFirst() else {
+                throw PostgresError(.queryFailed(sqlState: "22004"), "\(numbering.reservation) gave no ids", endpoint: connection.endpoint)
+            }
+            reservedIDs[log] = ids
+            return id
+        } catch {
+            // The connection is in doubt: drop it. The stream re-sends the batch from the last checkpoint.
+            connection = nil
+            throw rejected(error, writing: writing)
+        }
     }
 
     /// The target of `row`'s table and columns, with a row buffer for it in the current batch.

@@ -33,25 +33,22 @@ public struct DeliveryLog: Sendable, Hashable {
     /// (a webhook whose config is inactive). nil for none. Decided per endpoint, not per
     /// row, so a paused endpoint's backlog costs a claim nothing.
     public var endpointCondition: EndpointCondition?
-    /// Where the deliveries that report into this log are staged, in `deliveries`' own
-    /// columns (`DeliveryRows.target`), instead of being copied into `deliveries`: the
-    /// statements of the handler that stages rows there insert each one together with its
-    /// log row, so the delivery's report can name the row it keeps current. nil: copied
-    /// into `deliveries` directly.
-    public var stagingTable: TableName?
+    /// How the batch committer numbers the log's rows as it plans their deliveries; nil
+    /// for a log whose rows exist already or are written by its fragments.
+    public var numberedRows: NumberedLogRows?
 
     /// The error a cancelled delivery and its log rows end with.
     public static let cancelReason = "cancelled by an operator"
 
     public init(key: String, table: TableName, recordFragment: String, requeueFragment: String? = nil,
-                cancelFragment: String? = nil, endpointCondition: EndpointCondition? = nil, stagingTable: TableName? = nil) {
+                cancelFragment: String? = nil, endpointCondition: EndpointCondition? = nil, numberedRows: NumberedLogRows? = nil) {
         self.key = key
         self.table = table
         self.recordFragment = recordFragment
         self.requeueFragment = requeueFragment
         self.cancelFragment = cancelFragment
         self.endpointCondition = endpointCondition
-        self.stagingTable = stagingTable
+        self.numberedRows = numberedRows
     }
 }
 
@@ -73,11 +70,47 @@ public struct EndpointCondition: Sendable, Hashable {
 public struct DeliveryReport: Sendable, Hashable {
     /// The `DeliveryLog.key` of the log.
     public var logKey: String
-    /// One JSON value, as text.
+    /// One JSON object, as text.
     public var payload: String
+    /// The log row this delivery will keep current, planned with it and not yet numbered
+    /// (`DeliveryLog.numberedRows`); nil once numbered, and for a log that numbers nothing.
+    public private(set) var row: PlannedRow?
+    /// The log's numbering, when `row` waits for its id.
+    public private(set) var numbering: NumberedLogRows?
 
     public init(log: DeliveryLog, payload: String) {
         logKey = log.key
+        self.payload = payload
+    }
+
+    /// A report whose log row is planned with it, to be numbered by the batch committer.
+    public init(log: DeliveryLog, payload: String, row: PlannedRow) {
+        precondition(log.numberedRows != nil, "\(log.key) numbers no rows: a row planned with its report would be lost")
+        self.init(log: log, payload: payload)
+        self.row = row
+        numbering = log.numberedRows
+    }
+
+    /// The report naming its row `id` (`"id"`, first in the payload), and that row, with `id`
+    /// first. Only a report planned with its row is numbered.
+    public func numbered(_ id: String) -> (report: DeliveryReport, row: PlannedRow) {
+        guard let row, payload.utf8.first == UInt8(ascii: "{") else {
+            preconditionFailure("only a report planned with its row, whose payload is an object, is numbered")
+        }
+        var writer = JSONWriter(capacity: payload.utf8.count + id.utf8.count + 8)
+        writer.beginObject()
+        writer.key("id")
+        writer.string(id)
+        var bytes = writer.bytes
+        let members = payload.utf8.dropFirst()
+        if members.first != UInt8(ascii: "}") { bytes.append(UInt8(ascii: ",")) }
+        bytes.append(contentsOf: members)
+        return (DeliveryReport(logKey: logKey, payload: String(decoding: bytes, as: UTF8.self)),
+                PlannedRow(table: row.table, columns: ["id"] + row.columns, values: [id] + row.values))
+    }
+
+    private init(logKey: String, payload: String) {
+        self.logKey = logKey
         self.payload = payload
     }
 
@@ -89,5 +122,23 @@ public struct DeliveryReport: Sendable, Hashable {
         writer.embedded(payload.utf8)
         writer.endObject()
         return writer.string
+    }
+}
+
+/// A log whose rows the batch committer numbers itself, as it plans the deliveries that keep
+/// them current: each such delivery's report carries its row (`DeliveryReport.row`), and
+/// the committer gives the row a fresh id, names the id in the report, and writes both in
+/// the batch. So the delivery goes straight into `deliveries`, and nothing has to pair
+/// deliveries with log rows in the database afterwards (sql/035).
+public struct NumberedLogRows: Sendable, Hashable {
+    /// A prepared statement of the committer's session (made by the session setup of the
+    /// handler that plans these deliveries) that takes a count and returns that many fresh
+    /// ids, as text, one a row. Ids come from a sequence or another default that never
+    /// returns one twice: one reserved and not used (a batch rolled back, a process
+    /// stopped) is only a gap.
+    public var reservation: String
+
+    public init(reservation: String) {
+        self.reservation = reservation
     }
 }

@@ -72,6 +72,13 @@ public struct PlannedRow: Sendable, Hashable {
         columns = pairs.map(\.key)
         values = pairs.map(\.value)
     }
+
+    public init(table: TableName, columns: [String], values: [String?]) {
+        precondition(columns.count == values.count, "a row of \(table) has \(columns.count) columns and \(values.count) values")
+        self.table = table
+        self.columns = columns
+        self.values = values
+    }
 }
 
 /// How a handler whose effects are more than inserts (upserts, deletes, comparisons)

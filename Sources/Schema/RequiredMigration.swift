@@ -15,9 +15,9 @@ public enum RequiredMigration: Sendable, CaseIterable {
     /// claim, and `webhook_log_ids`, where the tries of deliveries queued before 025 find
     /// their `webhook_logs` rows.
     case webhooks
-    /// 025's staging of webhook deliveries and the statement that queues them with their
-    /// `webhook_logs` rows, which the batch committer sets up on each connection.
-    case webhookDeliveryStaging
+    /// 035's numbering of `webhook_logs` rows ahead and the staging of them, which the batch
+    /// committer sets up on each connection.
+    case webhookLogNumbering
     /// 017's claim indexes (keyed on `completed_at`, which replaced 013's): without them
     /// every claim walks every due row.
     case claimIndexes
@@ -57,7 +57,7 @@ public enum RequiredMigration: Sendable, CaseIterable {
         case .automationWorkflowLog: "011_automation_workflow_log.sql"
         case .webhooks: "012_webhooks.sql"
         case .claimIndexes: "017_hot_claims.sql"
-        case .webhookDeliveryStaging: "025_webhook_deliveries_staged.sql"
+        case .webhookLogNumbering: "035_webhook_log_ids_reserved.sql"
         case .messageBuffering: "014_message_buffering.sql"
         case .schedules: "015_schedules.sql"
         case .backfills: "016_backfills.sql"
@@ -86,8 +86,8 @@ public enum RequiredMigration: Sendable, CaseIterable {
             "to_regclass('changerelay.webhook_log_ids') IS NOT NULL"
         case .claimIndexes:
             "to_regclass('changerelay.deliveries_endpoint_open') IS NOT NULL"
-        case .webhookDeliveryStaging:
-            "to_regprocedure('changerelay.prepare_webhook_deliveries()') IS NOT NULL"
+        case .webhookLogNumbering:
+            "to_regprocedure('changerelay.prepare_numbered_webhook_logs()') IS NOT NULL"
         case .messageBuffering:
             "to_regclass('changerelay.buffer_messages') IS NOT NULL"
         case .schedules:
@@ -111,13 +111,7 @@ public enum RequiredMigration: Sendable, CaseIterable {
         case .claimingProcesses:
             Self.hasColumn("deliveries", "claimed_by")
         case .formerOrderingKeys:
-            // 025 run again alone puts back its staging, which lacks the column: the
-            // committer's first webhook batch would fail on every restart.
-            Self.hasColumn("deliveries", "former_ordering_key") + """
-
-            AND coalesce(pg_get_functiondef(to_regprocedure('changerelay.create_webhook_deliveries_staging()'))
-                         LIKE '%former_ordering_key%', true)
-            """
+            Self.hasColumn("deliveries", "former_ordering_key")
         }
     }
 

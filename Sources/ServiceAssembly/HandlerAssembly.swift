@@ -192,15 +192,16 @@ enum HandlerAssembly {
     }
 
     /// Webhooks off: their config log still follows the stream, as the automations' does
-    /// (`automationsFollowing`), where the seed's tables are; without 012 and 025 it is said.
+    /// (`automationsFollowing`), where the seed's tables are; without 012 and 035 it is said.
     private static func webhooksFollowing(sourceURL: String) throws -> WebhookHandler? {
         let source = try PostgresConnection(url: sourceURL)
         guard try hasTables(["webhook_configs", "webhook_logs"], on: source) else { return nil }
         let logger = Logger(label: "changerelay.webhooks")
-        guard try RequiredMigration.webhooks.isApplied(on: source), try RequiredMigration.webhookDeliveryStaging.isApplied(on: source)
+        guard try RequiredMigration.webhooks.isApplied(on: source), try RequiredMigration.webhookLogNumbering.isApplied(on: source)
         else {
             logger.warning("""
-                webhooks are off and their config changes are not followed: sql/012 or sql/025 is not applied (run setup);                 turned on, they would send with the configs of their last run
+                webhooks are off and their config changes are not followed: sql/012 or sql/035 is not applied (run setup); \
+                turned on, they would send with the configs of their last run
                 """)
             return nil
         }

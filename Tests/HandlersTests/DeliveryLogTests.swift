@@ -15,8 +15,9 @@ import Testing
         #expect(DeliveryReport.automationExecution(id: "6f1d4c1e-5b7a-5d0c-9a57-3f0c2b9e8d11").json
                     == #"{"automation_execution":"6f1d4c1e-5b7a-5d0c-9a57-3f0c2b9e8d11"}"#)
         #expect(DeliveryReport.bufferProcessingJob(bufferID: "41").json == #"{"buffer_processing_job":{"buffer_id":"41"}}"#)
-        #expect(DeliveryReport.webhookLog(webhookID: "msg_1", configID: "7").json
-                    == #"{"webhook_log":{"webhook_id":"msg_1","config_id":"7"}}"#)
+        let webhook = DeliveryReport.webhookLog(webhookID: "msg_1", configID: "7", eventType: "x.created", body: "{}")
+        #expect(webhook.json == #"{"webhook_log":{"webhook_id":"msg_1","config_id":"7"}}"#)
+        #expect(webhook.numbered("41").report.json == #"{"webhook_log":{"id":"41","webhook_id":"msg_1","config_id":"7"}}"#)
         #expect(DeliveryReport.triggerAttempts(triggerName: #"a "b"\"#, recordID: "\n").json
                     == #"{"trigger_attempts":{"trigger_name":"a \"b\"\\","record_id":"\n"}}"#)
     }
@@ -50,15 +51,30 @@ import Testing
         #expect(handlers.allSatisfy { $0.reports.isSubset(of: BuiltInHandlers.deliveryLogs) })
     }
 
-    /// Only a webhook's delivery is staged, where its handler's statement queues it with its
-    /// log row (sql/025); every other delivery goes straight into `deliveries`.
-    @Test func onlyWebhookDeliveriesAreStagedAndWhereTheirHandlerQueuesThem() throws {
+    /// Only a webhook's log numbers its rows, with its handler's prepared reservation; its row
+    /// is staged where the handler's statement inserts it (sql/035), with the id first and
+    /// the report naming the same id, escaped as any JSON string is. Every other report
+    /// carries no row and goes into `deliveries` as it was planned.
+    @Test func onlyWebhookLogRowsAreNumberedAndTheReportNamesTheRowsID() throws {
         let webhooks = WebhookHandler(rules: WebhookRule.builtIn, cache: WebhookConfigCache(), logger: Logger(label: "test"))
-        let router = Router([webhooks, ConversationCheckHandler(.init(baseURL: "http://127.0.0.1:9"))])
-        let table = try #require(router.stagingTable(for: .webhookLog(webhookID: "msg_1", configID: "7")))
-        #expect(table == WebhookHandler.stagingTable && webhooks.staging?.table == table)
-        #expect(router.stagingTable(for: .triggerAttempts(triggerName: "t", recordID: "1")) == nil)
-        #expect(router.stagingTable(for: nil) == nil)
-        #expect(BuiltInHandlers.deliveryLogs.compactMap(\.stagingTable) == [WebhookHandler.stagingTable])
+        #expect(BuiltInHandlers.deliveryLogs.compactMap(\.numberedRows)
+                    == [NumberedLogRows(reservation: "changerelay_reserve_webhook_log_ids")])
+        #expect(webhooks.staging?.table == WebhookHandler.stagingTable)
+        #expect(DeliveryReport.triggerAttempts(triggerName: "t", recordID: "1").row == nil)
+
+        let report = DeliveryReport.webhookLog(webhookID: "msg_1", configID: "7", eventType: "chat.message.created",
+                                               body: #"{"type":"chat.message.created"}"#)
+        #expect(report.numbering == DeliveryLog.webhookLog.numberedRows)
+        let numbered = report.numbered(#"9"\"#)
+        #expect(numbered.report.payload == #"{"id":"9\"\\","webhook_id":"msg_1","config_id":"7"}"#)
+        #expect(numbered.report.numbering == nil && numbered.report.row == nil)
+        #expect(numbered.row.table == WebhookHandler.stagingTable)
+        #expect(numbered.row.columns == ["id", "webhook_config_id", "event_type", "payload"])
+        #expect(numbered.row.values == [#"9"\"#, "7", "chat.message.created", #"{"type":"chat.message.created"}"#])
+
+        let empty = DeliveryLog(key: "empty", table: WebhookHandler.logTable, recordFragment: "",
+                                numberedRows: NumberedLogRows(reservation: "r"))
+        let row = PlannedRow(table: WebhookHandler.stagingTable, ["a": "1"])
+        #expect(DeliveryReport(log: empty, payload: "{}", row: row).numbered("5").report.payload == #"{"id":"5"}"#)
     }
 }

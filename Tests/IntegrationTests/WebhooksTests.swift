@@ -112,12 +112,11 @@ import Testing
     }
 
     /// Without 024 the committer could not create staging tables that it empties itself,
-    /// without 025 it could neither stage webhook deliveries nor queue them with their log
-    /// rows, and without 031 neither holds a delivery's former ordering key: such a database
-    /// is refused by name, at start. The migration's rollback, a second application of it,
-    /// and `setup` (which brings the later files that redefine what it defined: 031 the
-    /// staging of 025) leave a database that logs every event once.
-    @Test(arguments: ["024_staging_emptied_by_committer", "025_webhook_deliveries_staged", "031_ordering_across_key_changes"])
+    /// without 031 no delivery holds its former ordering key, and without 035 the committer
+    /// could neither number webhook log rows nor stage them: such a database is refused by
+    /// name, at start. The migration's rollback, a second application of it, and `setup`
+    /// leave a database that logs every event once.
+    @Test(arguments: ["024_staging_emptied_by_committer", "031_ordering_across_key_changes", "035_webhook_log_ids_reserved"])
     func aDatabaseWithoutTheLogStagingIsRefusedByNameAndItsRollbackReapplies(migration: String) throws {
         let setup = try RunPipelineTests.prepare()
         defer { try? setup.cluster.stop(); setup.receiver.stop() }

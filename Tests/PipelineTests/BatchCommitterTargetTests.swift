@@ -99,6 +99,104 @@ import Testing
         #expect(try summary(seldom) == ["\(thirds)", "\(thirds)", "\(3 * thirds * (thirds + 1) / 2)"])
     }
 
+    /// A webhook's log row is numbered by the committer as it plans the delivery (sql/035),
+    /// from ids reserved ahead: more deliveries than one reservation holds, among rows of
+    /// another table, so that reservations fall while a COPY is open. A batch lost before
+    /// its commit leaves nothing (the ids it took are gaps); each committed delivery names
+    /// exactly one log row, whose payload is its body, and one for a config deleted since is
+    /// kept without the reference.
+    @Test func webhookLogRowsAreNumberedAheadAcrossCopiesAndBatches() throws {
+        let (cluster, db) = try Self.migratedCluster()
+        defer { try? cluster.stop() }
+        try db.execute("CREATE TABLE public.between (n int)")
+        let config = try db.execute("""
+            INSERT INTO public.webhook_configs (name, url, events) VALUES ('c', 'http://127.0.0.1:9/', '{x}') RETURNING id::text AS id
+            """).value("id")!
+        let gone = "\(Int(config)! + 1000)"
+        let between = TableName(schema: "public", name: "between")
+        let count = 5_000
+        let router = Router([WebhookHandler(rules: [], cache: WebhookConfigCache(), logger: Logger(label: "test"))])
+        let committer = try BatchCommitter(
+            .init(stateURL: cluster.url, slot: "numbered", maxBatchChanges: 1_000_000), router: router,
+            planning: { transaction, effect in
+                for n in 1...count {
+                    let key = "msg_\(transaction.xid)_\(n)"
+                    let owner = n == count ? gone : config
+                    let body = #"{"type":"x.created","key":"\#(key)"}"#
+                    try effect(.delivery(PositionedDelivery(
+                        handler: "webhooks", position: ChangePosition(commitLSN: transaction.commitLSN, index: n),
+                        delivery: PlannedDelivery(target: owner + ":x.created", url: "http://127.0.0.1:9/", body: body,
+                                                  orderingKey: "webhook:" + owner, retryPolicy: .fixed(delay: .seconds(1), maxAttempts: 1),
+                                                  report: .webhookLog(webhookID: key, configID: owner, eventType: "x.created", body: body),
+                                                  endpoint: "webhook:" + owner, idempotencyKey: key))))
+                    if n % 7 == 0 { try effect(.row(PlannedRow(table: between, ["n": "\(n)"]))) }
+                }
+            },
+            logger: Logger(label: "test"))
+        func transaction(_ xid: UInt32, ending end: UInt64) -> Transaction {
+            Transaction(xid: xid, commitLSN: LSN(end - 0x10), endLSN: LSN(end),
+                        commitTime: PostgresTimestamp(microsecondsSince2000: 0), changes: [])
+        }
+        _ = try committer.accept(transaction(1, ending: 0x200))
+        committer.discardPending()
+        #expect(try db.execute("SELECT count(*) AS n FROM public.webhook_logs").value("n") == "0")
+        for (xid, end) in [(UInt32(1), UInt64(0x200)), (2, 0x300)] {
+            _ = try committer.accept(transaction(xid, ending: end))
+            #expect(try committer.flush() == LSN(end))
+        }
+
+        let logged = try db.execute("""
+            SELECT count(*) AS deliveries,
+                   count(w.id) FILTER (WHERE w.payload::text = d.body::jsonb::text AND w.event_type = 'x.created'
+                                       AND w.attempt_count = 0) AS paired,
+                   count(DISTINCT w.id) AS rows,
+                   count(*) FILTER (WHERE w.webhook_config_id IS NULL) AS orphans
+            FROM changerelay.deliveries d
+            LEFT JOIN public.webhook_logs w ON w.id::text = d.report->'webhook_log'->>'id'
+            """).rows.first
+        #expect(logged == ["\(2 * count)", "\(2 * count)", "\(2 * count)", "2"])
+        #expect(try db.execute("SELECT count(*) AS n FROM public.webhook_logs").value("n") == "\(2 * count)")
+        #expect(try db.execute("SELECT count(*) AS n FROM public.between").value("n") == "\(2 * (count / 7))")
+    }
+
+    /// A `webhook_logs.id` that cannot number a log row: without a default the committer is
+    /// refused at its first connection, naming the column; with a default that gives NULL,
+    /// the batch stops naming the reservation and what the column needs, and nothing of it
+    /// is kept.
+    @Test func aLogIDThatGivesNoValueIsRefusedNamingTheColumn() throws {
+        let (cluster, db) = try Self.migratedCluster()
+        defer { try? cluster.stop() }
+        try db.execute("ALTER TABLE public.webhook_logs ALTER id DROP IDENTITY")
+        let router = Router([WebhookHandler(rules: [], cache: WebhookConfigCache(), logger: Logger(label: "test"))])
+        #expect {
+            _ = try BatchCommitter(.init(stateURL: cluster.url, slot: "unnumbered"), router: router, logger: Logger(label: "test"))
+        } throws: { error in
+            "\(error)".contains("public.webhook_logs.id has no identity, sequence or default: ChangeRelay cannot number its rows")
+        }
+        try db.execute("ALTER TABLE public.webhook_logs ALTER id SET DEFAULT nullif(1, 1)")
+        let committer = try BatchCommitter(
+            .init(stateURL: cluster.url, slot: "unnumbered"), router: router,
+            planning: { _, effect in
+                try effect(.delivery(PositionedDelivery(
+                    handler: "webhooks", position: ChangePosition(commitLSN: LSN(0x1F0), index: 0),
+                    delivery: PlannedDelivery(target: "1:x", url: "http://127.0.0.1:9/", body: "{}", orderingKey: nil,
+                                              retryPolicy: .fixed(delay: .seconds(1), maxAttempts: 1),
+                                              report: .webhookLog(webhookID: "msg_1", configID: "1", eventType: "x", body: "{}"),
+                                              idempotencyKey: "msg_1"))))
+            },
+            logger: Logger(label: "test"))
+        #expect {
+            _ = try committer.accept(Transaction(xid: 1, commitLSN: LSN(0x1F0), endLSN: LSN(0x200),
+                                                 commitTime: PostgresTimestamp(microsecondsSince2000: 0), changes: []))
+            _ = try committer.flush()
+        } throws: { error in
+            guard let rejected = error as? BatchRejected else { return false }
+            return rejected.writing == "reserving ids for the rows of webhook_log"
+                && rejected.description.contains("changerelay_reserve_webhook_log_ids gave a NULL id")
+        }
+        #expect(try db.execute("SELECT count(*) AS n FROM changerelay.deliveries").value("n") == "0")
+    }
+
     /// A row its table refuses (the application changed a column's type) stops the batch
     /// with an error that says which transactions and which table, and nothing of the batch
     /// is kept: the checkpoint stays where it was.

@@ -338,18 +338,26 @@ import Testing
         #expect(try queue.openDeliveries(on: db) == again)
     }
 
-    /// A batch's webhook deliveries (025) are staged in the committing session's own
-    /// temporary table, in `deliveries`' columns: another session never sees them, and a
-    /// rollback or the committer's emptying (a delete or a truncation) leaves the table empty.
-    /// The statement the session prepared queues them in the order they were staged, each
-    /// with one `webhook_logs` row whose id its report names; an event staged again (its
-    /// batch replayed, or twice in one batch) is queued and logged once.
-    @Test func webhookDeliveriesAreStagedPerSessionAndQueuedWithOneLogRowEach() throws {
+    /// What binaries from before 035 (and after 025) set up and ran: a batch's webhook
+    /// deliveries staged in the committing session's own temporary table, in `deliveries`'
+    /// columns, and queued by one prepared statement.
+    static let webhookDeliveryStaging = Staging(
+        table: TableName(schema: "pg_temp", name: "webhook_deliveries_staged"),
+        statements: "EXECUTE changerelay_queue_webhook_deliveries",
+        sessionSetup: "SELECT changerelay.create_webhook_deliveries_staging(); SELECT changerelay.prepare_webhook_deliveries()")
+
+    /// The staging of binaries from before 035 still works, for them: another session never
+    /// sees a batch's staged deliveries, and a rollback or the committer's emptying (a delete
+    /// or a truncation) leaves the table empty. The statement the session prepared queues them
+    /// in the order they were staged, each with one `webhook_logs` row whose id its report
+    /// names; an event staged again (its batch replayed, or twice in one batch) is queued and
+    /// logged once.
+    @Test func webhookDeliveriesOfBinariesFromBefore035AreStagedPerSessionAndQueuedWithOneLogRowEach() throws {
         let cluster = try Self.startCluster()
         defer { try? cluster.stop() }
         let db = try cluster.connect()
         let other = try cluster.connect()
-        let staging = try #require(WebhookHandler(rules: [], cache: WebhookConfigCache(), logger: Logger(label: "test")).staging)
+        let staging = Self.webhookDeliveryStaging
         let setup = try #require(staging.sessionSetup)
         // Again on a session that has it already: a reconnect's setup must not fail.
         for session in [db, db, other] { try session.execute(setup) }
@@ -359,14 +367,16 @@ import Testing
         var rows = DeliveryRows()
         /// Copies the deliveries of `ids` into the staging table, as the committer does.
         func stage(_ ids: [String], config: String = config) throws {
-            try db.beginCopy(CopyTarget(table: WebhookHandler.stagingTable, columns: DeliveryRows.target.columns).statement)
+            try db.beginCopy(CopyTarget(table: staging.table, columns: DeliveryRows.target.columns).statement)
             try db.putCopyData(Self.copyText(try ids.map { id in
                 try rows.values(of: PositionedDelivery(
                     handler: "webhooks", position: ChangePosition(commitLSN: LSN(0x300), index: 0),
                     delivery: PlannedDelivery(target: config + ":x.created", url: "http://127.0.0.1:9/",
                                               body: #"{"type":"x.created","id":"\#(id)"}"#, orderingKey: "webhook:" + config,
                                               retryPolicy: .fixed(delay: .seconds(1), maxAttempts: 1),
-                                              report: .webhookLog(webhookID: id, configID: config),
+                                              report: DeliveryReport(log: .webhookLog, payload: """
+                                                  {"webhook_id":"\(id)","config_id":"\(config)"}
+                                                  """),
                                               endpoint: "webhook:" + config, idempotencyKey: id)))
             }))
             try db.endCopy()
@@ -742,8 +752,8 @@ import Testing
         #expect(plan.contains("Index Cond: (id = ANY"), "\(plan)")
     }
 
-    /// The committer's queueing of staged webhook deliveries has no parameters, so its
-    /// session plans it once and keeps that plan. Made while `deliveries` was empty (a new
+    /// The queueing of staged webhook deliveries (binaries from before 035) has no
+    /// parameters, so its session plans it once and keeps that plan. Made while `deliveries` was empty (a new
     /// install, a retention sweep), it must still find the events queued already by the
     /// unique key's conflict check, which no plan turns into a scan, once the table has grown.
     @Test func theWebhookQueueingPlannedOnAnEmptyTableNeverScansTheQueuedEvents() throws {
@@ -751,7 +761,7 @@ import Testing
         defer { try? cluster.stop() }
         let db = try cluster.connect()
         try db.execute("VACUUM ANALYZE changerelay.deliveries")
-        let staging = try #require(WebhookHandler(rules: [], cache: WebhookConfigCache(), logger: Logger(label: "test")).staging)
+        let staging = Self.webhookDeliveryStaging
         try db.execute(try #require(staging.sessionSetup))
         try db.execute(staging.statements)
         try db.execute("""

@@ -7,8 +7,10 @@ import PlannedEffects
 /// What seed 004's triggers and `send_webhook_with_retry()` did, on the durable pipeline:
 /// event rules turn a change into event types; every active `webhook_configs` row whose
 /// `events` match gets one signed delivery and one `webhook_logs` row, both written with
-/// the checkpoint. The deliveries are staged (`DeliveryLog.webhookLog`), and one statement
-/// (sql/025) inserts each with its log row, whose id its report then carries.
+/// the checkpoint. The log row is planned with its delivery's report: the batch committer
+/// numbers it from ids reserved ahead and names the id in the report (sql/035), the
+/// delivery goes straight into `deliveries`, and the row is staged and inserted by one
+/// statement (`NumberedLogRows`).
 ///
 /// The config cache follows `webhook_configs` through the stream, so a config counts for
 /// exactly the changes committed after it. A row that cannot fire (a malformed `events`,
@@ -22,8 +24,9 @@ import PlannedEffects
 public struct WebhookHandler: Handler {
     public static let configsTable = "public.webhook_configs"
     public static let logTable = TableName(schema: "public", name: "webhook_logs")
-    /// The committer session's own (025): `changerelay.create_webhook_deliveries_staging()` makes it.
-    public static let stagingTable = TableName(schema: "pg_temp", name: "webhook_deliveries_staged")
+    /// The committer session's own (035), with `webhook_logs`' own id types:
+    /// `changerelay.prepare_numbered_webhook_logs()` makes it.
+    public static let stagingTable = TableName(schema: "pg_temp", name: "webhook_logs_numbered")
     public static let configLog = TableName(schema: "changerelay", name: "webhook_config_log")
 
     public let name = "webhooks"
@@ -56,11 +59,8 @@ public struct WebhookHandler: Handler {
     private init(rules: [WebhookRule], cache: WebhookConfigCache, primaryKeys: PrimaryKeys, logger: Logger, sends: Bool) {
         isFollowingOnly = !sends
         reports = sends ? [.webhookLog] : []
-        staging = sends ? Staging(table: Self.stagingTable, statements: "EXECUTE changerelay_queue_webhook_deliveries",
-                                  sessionSetup: """
-                                      SELECT changerelay.create_webhook_deliveries_staging();
-                                      SELECT changerelay.prepare_webhook_deliveries()
-                                      """) : nil
+        staging = sends ? Staging(table: Self.stagingTable, statements: "EXECUTE changerelay_insert_numbered_webhook_logs",
+                                  sessionSetup: "SELECT changerelay.prepare_numbered_webhook_logs()") : nil
         self.rules = Dictionary(grouping: rules, by: \.qualifiedTable)
         conditionColumns = self.rules.mapValues { Set($0.compactMap(\.condition?.column)).sorted() }
         tables = Set(rules.map(\.qualifiedTable)).union([Self.configsTable])
@@ -109,7 +109,7 @@ public struct WebhookHandler: Handler {
                     orderingKey: "webhook:" + config.id + ":" + table + ":" + (record ?? webhookID),
                     formerOrderingKey: formerRecord.map { "webhook:" + config.id + ":" + table + ":" + $0 },
                     retryPolicy: config.retryPolicy,
-                    report: .webhookLog(webhookID: webhookID, configID: config.id),
+                    report: .webhookLog(webhookID: webhookID, configID: config.id, eventType: eventType, body: body),
                     endpoint: WebhookDeliveryNames.endpoint(configID: config.id), idempotencyKey: webhookID))
             }
         }

@@ -3,9 +3,9 @@ import Decoding
 import PlannedEffects
 
 extension DeliveryLog {
-    /// A webhook's `webhook_logs` row, one per delivery: inserted with the delivery, by the
-    /// statement that queues the batch's staged deliveries (`WebhookHandler.staging`, sql/025),
-    /// which adds the row's id to the report (`id`); then kept current by each try (`attempt_count`,
+    /// A webhook's `webhook_logs` row, one per delivery: planned with it, numbered by the batch
+    /// committer, which adds the row's id to the report (`id`), and inserted with it from the
+    /// handler's staging (`WebhookHandler.staging`, sql/035); then kept current by each try (`attempt_count`,
     /// `response_status`, `response_body`, `error_message`, `completed_at` on success and on
     /// the final failure). A 410 Gone also sets the config inactive, as Standard Webhooks
     /// asks, unless the config's URL is no longer the one the try went to. The deliveries of
@@ -56,7 +56,7 @@ extension DeliveryLog {
                                           'id', substr(e.endpoint, \(WebhookDeliveryNames.prefix.count + 1))))).id
                           AND c.is_active IS NOT TRUE)
             """),
-        stagingTable: WebhookHandler.stagingTable)
+        numberedRows: NumberedLogRows(reservation: "changerelay_reserve_webhook_log_ids"))
 
     /// The `webhook_logs` id, as text, of the delivery whose report is `alias.report`. The
     /// mapping is read only when the report lacks the id: COALESCE evaluates its subquery
@@ -71,8 +71,9 @@ extension DeliveryLog {
 }
 
 extension DeliveryReport {
-    /// The `webhook_logs` row of the event `webhookID` sent to config `configID`.
-    public static func webhookLog(webhookID: String, configID: String) -> DeliveryReport {
+    /// The `webhook_logs` row of the event `webhookID` of type `eventType` sent to config
+    /// `configID`, whose payload is the delivery's `body`.
+    public static func webhookLog(webhookID: String, configID: String, eventType: String, body: String) -> DeliveryReport {
         var payload = JSONWriter(capacity: 96)
         payload.beginObject()
         payload.key("webhook_id")
@@ -80,6 +81,8 @@ extension DeliveryReport {
         payload.key("config_id")
         payload.string(configID)
         payload.endObject()
-        return DeliveryReport(log: .webhookLog, payload: payload.string)
+        return DeliveryReport(log: .webhookLog, payload: payload.string, row: PlannedRow(table: WebhookHandler.stagingTable, [
+            "webhook_config_id": configID, "event_type": eventType, "payload": body,
+        ]))
     }
 }

@@ -18,8 +18,7 @@ import StateStore
 /// delivery, and keeps the write a plain COPY. No one else plans these keys meanwhile: the
 /// live service plans only past its position, where the replay's end is capped
 /// (`ReplayEnd`); a second replay of another slot over the same range at the same time would
-/// make a batch fail on the unique index and stop, doubling nothing (a webhook delivery,
-/// queued `ON CONFLICT DO NOTHING` by sql/025, is skipped instead, with its log row).
+/// make a batch fail on the unique index and stop, doubling nothing.
 public final class ReplayPlanner {
     private let byTable: [String: [ReplayedHandler]]
     private let stateURL: String

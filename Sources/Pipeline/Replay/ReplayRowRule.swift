@@ -32,7 +32,8 @@ enum ReplayRowRule: Sendable, Equatable {
     /// The row has no key of its own and belongs to its change's deliveries: written when one
     /// of them is new. The queued `trigger_execution_logs` row of a conversation check (a
     /// second one would be a second check in the seed's logs). A webhook's `webhook_logs` row
-    /// is no planned row: the statement that queues its delivery writes it (sql/025).
+    /// is no row of its own: it rides in its delivery's report, and is numbered and written
+    /// only with the delivery (`NumberedLogRows`).
     case followsDeliveries
 
     static func rule(for table: TableName) -> ReplayRowRule? {

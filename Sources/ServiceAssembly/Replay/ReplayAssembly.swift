@@ -60,7 +60,7 @@ enum ReplayAssembly {
             return nil
         }
         try RequiredMigration.webhooks.require(neededBy: "webhooks", on: source)
-        try RequiredMigration.webhookDeliveryStaging.require(neededBy: "webhooks", on: source)
+        try RequiredMigration.webhookLogNumbering.require(neededBy: "webhooks", on: source)
         return WebhookHandler(rules: WebhookRule.builtIn + config.webhooks.rules, cache: try todaysConfigs(source, logger: logger),
                               logger: logger)
     }

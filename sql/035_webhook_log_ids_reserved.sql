@@ -1,0 +1,78 @@
+-- 035: the batch committer numbers a webhook delivery's webhook_logs row as it plans the
+-- delivery, so the delivery is copied straight into deliveries, as every other handler's
+-- is, and only its log row is staged.
+--
+-- Under 025 the committer staged each webhook delivery in deliveries' own columns, and one
+-- statement in the checkpoint transaction gave each its log row's id, inserted the
+-- deliveries, then paired every inserted delivery with its staged row again (a sort and a
+-- join) to insert the log rows. In the fan-out benchmark that statement and its staging
+-- COPY cost more than the rest of the committing backend's work on a delivery; a COPY
+-- straight into deliveries and the log rows staged alone took about half the time
+-- (README, "Webhook fan-out").
+--
+-- Here the committer reserves ids ahead, a block at a time, with the prepared statement
+-- changerelay_reserve_webhook_log_ids(n): n values of webhook_logs.id's own identity,
+-- sequence or default, as text. A value taken from a sequence is never handed out again,
+-- so an id reserved for a batch that was rolled back is only a gap, as an aborted insert
+-- leaves one; ids a process reserved and never used are gaps too. Each delivery's report
+-- names its row's id ("id", as under 025: the tries find their rows the same way), and
+-- the row is staged in a temporary table of the committer's session whose columns have
+-- webhook_logs' own types. changerelay_insert_numbered_webhook_logs inserts the staged rows;
+-- a config deleted since the event was committed (read again by a replay) leaves the row
+-- without the reference, as the seed's ON DELETE SET NULL would have.
+--
+-- 025's functions stay, for binaries from before this file.
+DO $$ BEGIN PERFORM pg_advisory_xact_lock(27991862643291504); END $$;
+
+-- Creates pg_temp.webhook_logs_numbered (ON COMMIT PRESERVE ROWS, as 024's: the committer
+-- empties it after each batch's statement) and prepares both statements, on the calling
+-- session, once.
+CREATE OR REPLACE FUNCTION changerelay.prepare_numbered_webhook_logs() RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    new_id text;
+    id_type text;
+    config_type text;
+BEGIN
+    SELECT coalesce('nextval(' || quote_literal(pg_get_serial_sequence('public.webhook_logs', 'id')) || ')',
+                    pg_get_expr(d.adbin, d.adrelid)),
+           format_type(a.atttypid, a.atttypmod)
+    INTO new_id, id_type
+    FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+    WHERE a.attrelid = 'public.webhook_logs'::regclass AND a.attname = 'id' AND NOT a.attisdropped;
+    IF new_id IS NULL THEN
+        RAISE EXCEPTION 'public.webhook_logs.id has no identity, sequence or default: ChangeRelay cannot number its rows';
+    END IF;
+    SELECT format_type(a.atttypid, a.atttypmod) INTO config_type
+    FROM pg_attribute a
+    WHERE a.attrelid = 'public.webhook_logs'::regclass AND a.attname = 'webhook_config_id' AND NOT a.attisdropped;
+    IF config_type IS NULL THEN
+        RAISE EXCEPTION 'public.webhook_logs has no webhook_config_id column: ChangeRelay cannot log webhook deliveries';
+    END IF;
+    IF to_regclass('pg_temp.webhook_logs_numbered') IS NULL THEN
+        EXECUTE format($sql$
+            CREATE TEMPORARY TABLE webhook_logs_numbered (
+                id                %1$s NOT NULL,
+                webhook_config_id %2$s,
+                event_type        text  NOT NULL,
+                payload           jsonb NOT NULL
+            ) ON COMMIT PRESERVE ROWS
+            $sql$, id_type, config_type);
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_prepared_statements WHERE name = 'changerelay_reserve_webhook_log_ids') THEN
+        EXECUTE format($sql$
+            PREPARE changerelay_reserve_webhook_log_ids(integer) AS
+            SELECT (%1$s)::text FROM generate_series(1, $1)
+            $sql$, new_id);
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_prepared_statements WHERE name = 'changerelay_insert_numbered_webhook_logs') THEN
+        EXECUTE $sql$
+            PREPARE changerelay_insert_numbered_webhook_logs AS
+            INSERT INTO public.webhook_logs (id, webhook_config_id, event_type, payload, attempt_count)
+            OVERRIDING SYSTEM VALUE
+            SELECT s.id, c.id, s.event_type, s.payload, 0
+            FROM pg_temp.webhook_logs_numbered s
+            LEFT JOIN public.webhook_configs c ON c.id = s.webhook_config_id
+            $sql$;
+    END IF;
+END $$;
