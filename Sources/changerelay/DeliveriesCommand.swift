@@ -48,6 +48,11 @@ struct Deliveries: ParsableCommand {
         }
     }
 
+    /// "1 delivery", "3 deliveries": what a command did, said as a sentence says it.
+    static func counted(_ count: some BinaryInteger, _ kind: String = "") -> String {
+        "\(count) \(kind)\(count == 1 ? "delivery" : "deliveries")"
+    }
+
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "The newest deliveries, tab-separated; a paused one waits for its webhook config to be active.")
@@ -110,7 +115,7 @@ struct Deliveries: ParsableCommand {
                 try RequiredMigration.webhooks.require(neededBy: "deliveries retry", on: db)
                 let requeued = try DeliveryRequeue.requeue(allDead ? .allDead : .ids(ids), logs: BuiltInHandlers.deliveryLogs,
                                                            on: db)
-                print("re-queued \(requeued) deliveries")
+                print("re-queued \(Deliveries.counted(requeued))")
                 // A script must be able to tell that an id it named was not sent again.
                 let named = Set(ids).count
                 if !allDead, requeued < named {
@@ -144,7 +149,7 @@ struct Deliveries: ParsableCommand {
                 try RequiredMigration.deliveryRequeue.require(neededBy: "deliveries cancel", on: db)
                 try RequiredMigration.webhooks.require(neededBy: "deliveries cancel", on: db)
                 let cancelled = try DeliveryCancel.cancel(ids, logs: BuiltInHandlers.deliveryLogs, on: db)
-                print("cancelled \(cancelled) deliveries")
+                print("cancelled \(Deliveries.counted(cancelled))")
                 let named = Set(ids).count
                 if cancelled < named {
                     throw failure("\(named - cancelled) of the \(named) deliveries named were not cancelled: they do not exist, "
@@ -187,7 +192,7 @@ struct Deliveries: ParsableCommand {
             try Deliveries.withDatabase(options) { db in
                 try RequiredMigration.schedules.require(neededBy: "deliveries purge", on: db)
                 let purged = try DeliveryRetention.purgeDead(olderThanSeconds: age.components.seconds, on: db)
-                print("purged \(purged) dead deliveries")
+                print("purged \(Deliveries.counted(purged, "dead "))")
             }
         }
     }

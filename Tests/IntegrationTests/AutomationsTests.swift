@@ -138,7 +138,7 @@ import Testing
         defer { try? setup.cluster.stop(); setup.receiver.stop() }
         let environment = try Self.runUntilAnExecutionFails(setup)
         let retried = try runChangeRelay(["deliveries", "retry", "--all-dead"], environment: environment)
-        #expect(retried.stdout.contains("re-queued 1 deliveries"), "\(retried.stdout)\(retried.stderr)")
+        #expect(retried.stdout.contains("re-queued 1 delivery"), "\(retried.stdout)\(retried.stderr)")
         let reopened = try setup.db.execute("SELECT status, attempts, error_message, completed_at FROM automation_execution_logs")
         #expect(reopened.value("status") == "processing" && reopened.value("attempts") == "2")
         #expect(reopened.value("error_message") == nil && reopened.value("completed_at") == nil)

@@ -141,7 +141,7 @@ import Testing
         setup.receiver.behavior = .status(200)
         let id = try #require(try setup.db.execute("SELECT id FROM changerelay.deliveries").value("id"))
         let retried = try runChangeRelay(["deliveries", "retry", id], environment: environment)
-        #expect(retried.stdout.contains("re-queued 1 deliveries"), "\(retried.stdout)\(retried.stderr)")
+        #expect(retried.stdout.contains("re-queued 1 delivery"), "\(retried.stdout)\(retried.stderr)")
         try RunPipelineTests.waitFor("the successful attempt row") {
             try setup.db.execute("SELECT count(*) AS n FROM trigger_execution_logs WHERE status = 'success'").value("n") == "1"
         }

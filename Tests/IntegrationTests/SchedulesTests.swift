@@ -427,7 +427,7 @@ import Testing
         #expect(badAge.status != 0 && badAge.stderr.contains("--older-than"), "\(badAge.stderr)")
         let purge = try runChangeRelay(["deliveries", "purge", "--dead", "--older-than", "5d"], environment: environment)
         #expect(purge.status == 0, "\(purge.stderr)")
-        #expect(purge.stdout == "purged 1 dead deliveries\n")
+        #expect(purge.stdout == "purged 1 dead delivery\n")
         #expect(try keys() == ["dead-new", "failed-old", "succeeded-new"])
     }
 
