@@ -48,11 +48,13 @@ BEGIN
     END IF;
 END $$;
 
--- The identity sequences of the effect tables, whatever they are called.
+-- The sequences that number the effect tables' rows, whatever they are called: an identity
+-- or serial column's own, and any other sequence its default takes values from (one shared
+-- with other tables). The webhook fan-out reserves webhook_logs ids with the default itself.
 DO $$
 DECLARE
     t text;
-    seq text;
+    seq regclass;
 BEGIN
     FOREACH t IN ARRAY ARRAY[
         'trigger_execution_logs', 'automation_execution_logs', 'communication_logs', 'idempotency_log',
@@ -61,10 +63,20 @@ BEGIN
         -- A table of the seed's own making may be missing, or have no id column.
         CONTINUE WHEN NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass(format('public.%I', t))
                                                              AND attname = 'id' AND NOT attisdropped);
-        seq := pg_get_serial_sequence(format('public.%I', t), 'id');
-        IF seq IS NOT NULL THEN
+        FOR seq IN
+            SELECT pg_get_serial_sequence(format('public.%I', t), 'id')::regclass
+            UNION
+            SELECT d.refobjid::regclass
+            FROM pg_attribute a
+            JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
+            JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid
+                            AND d.refclassid = 'pg_class'::regclass
+            JOIN pg_class q ON q.oid = d.refobjid AND q.relkind = 'S'
+            WHERE a.attrelid = to_regclass(format('public.%I', t)) AND a.attname = 'id' AND NOT a.attisdropped
+        LOOP
+            CONTINUE WHEN seq IS NULL;
             EXECUTE format('GRANT USAGE ON SEQUENCE %s TO changerelay', seq);
-        END IF;
+        END LOOP;
     END LOOP;
 END $$;
 

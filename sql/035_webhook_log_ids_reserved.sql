@@ -10,16 +10,23 @@
 -- straight into deliveries and the log rows staged alone took about half the time
 -- (README, "Webhook fan-out").
 --
--- Here the committer reserves ids ahead, a block at a time, with the prepared statement
--- changerelay_reserve_webhook_log_ids(n): n values of webhook_logs.id's own identity,
--- sequence or default, as text. A value taken from a sequence is never handed out again,
--- so an id reserved for a batch that was rolled back is only a gap, as an aborted insert
--- leaves one; ids a process reserved and never used are gaps too. Each delivery's report
--- names its row's id ("id", as under 025: the tries find their rows the same way), and
--- the row is staged in a temporary table of the committer's session whose columns have
--- webhook_logs' own types. changerelay_insert_numbered_webhook_logs inserts the staged rows;
--- a config deleted since the event was committed (read again by a replay) leaves the row
--- without the reference, as the seed's ON DELETE SET NULL would have.
+-- Here the committer reserves ids in the batch's transaction, a block at a time, with the
+-- prepared statement changerelay_reserve_webhook_log_ids(n): n values of webhook_logs.id's
+-- own identity, sequence or default, as text. It locks webhook_logs first (ROW EXCLUSIVE,
+-- as the insert would), so a TRUNCATE ... RESTART IDENTITY cannot restart the ids between
+-- a reservation and the insert, and it never keeps ids for a later batch. A value taken
+-- from a sequence is never handed out again, so an id reserved and not used (a batch
+-- rolled back, or one that numbered fewer rows than it reserved) is only a gap, as an
+-- aborted insert leaves one. Each delivery's report names its row's id ("id", as under
+-- 025: the tries find their rows the same way), and the row is staged in a temporary
+-- table of the committer's session whose columns have webhook_logs' own types.
+--
+-- changerelay_insert_numbered_webhook_logs inserts the staged rows. It locks the configs
+-- they reference (FOR KEY SHARE, as the foreign key's own check does) before inserting: a
+-- config deleted since the event was committed, or while the statement runs, leaves the
+-- row without the reference, as the seed's ON DELETE SET NULL would have. Joined without
+-- the lock, a config deleted after the statement's snapshot was taken failed the foreign
+-- key's check, and with it the batch.
 --
 -- 025's functions stay, for binaries from before this file.
 DO $$ BEGIN PERFORM pg_advisory_xact_lock(27991862643291504); END $$;
@@ -68,11 +75,15 @@ BEGIN
     IF NOT EXISTS (SELECT FROM pg_prepared_statements WHERE name = 'changerelay_insert_numbered_webhook_logs') THEN
         EXECUTE $sql$
             PREPARE changerelay_insert_numbered_webhook_logs AS
+            WITH referenced AS MATERIALIZED (
+                SELECT c.id FROM public.webhook_configs c
+                WHERE c.id IN (SELECT s.webhook_config_id FROM pg_temp.webhook_logs_numbered s)
+                FOR KEY SHARE)
             INSERT INTO public.webhook_logs (id, webhook_config_id, event_type, payload, attempt_count)
             OVERRIDING SYSTEM VALUE
-            SELECT s.id, c.id, s.event_type, s.payload, 0
+            SELECT s.id, r.id, s.event_type, s.payload, 0
             FROM pg_temp.webhook_logs_numbered s
-            LEFT JOIN public.webhook_configs c ON c.id = s.webhook_config_id
+            LEFT JOIN referenced r ON r.id = s.webhook_config_id
             $sql$;
     END IF;
 END $$;

@@ -62,9 +62,9 @@ public final class BatchCommitter: TransactionSink {
     /// Every target seen so far, numbered; deliveries are 0.
     private var targets: [CopyTarget] = [DeliveryRows.target]
     private var targetNumbers: [CopyTarget: Int] = [DeliveryRows.target: 0]
-    /// Ids reserved ahead for the rows of numbered logs, by log key: left over from one batch,
-    /// they serve the next (an id of a rolled-back batch is simply never used).
-    private var reservedIDs: [String: ArraySlice<String>] = [:]
+    /// How many rows each numbered log numbered in the last batch that numbered any: what a
+    /// batch reserves at first (`reservedID`).
+    private var numberedLastBatch: [String: Int] = [:]
     /// The last planned row's target. A handler plans its rows for one table with the same
     /// columns change after change: comparing a row with the last one's target costs less
     /// than building a `CopyTarget` and hashing every column name for each row.
@@ -92,6 +92,10 @@ public final class BatchCommitter: TransactionSink {
         var staged: [TableName: Int] = [:]
         /// Changes planned in this batch, counted once it commits.
         var changes: [CommitMetrics.ChangeKind: Int] = [:]
+        /// Ids reserved in this batch's transaction for the rows of numbered logs, by log key,
+        /// and how many rows each log numbered.
+        var reservedIDs: [String: ArraySlice<String>] = [:]
+        var numbered: [String: Int] = [:]
     }
 
     public typealias Planning = (Transaction, (PlannedEffect) throws -> Void) throws -> Void
@@ -241,14 +245,23 @@ public final class BatchCommitter: TransactionSink {
         if after >= sendingThreshold(of: found.number) { try send(found.number) }
     }
 
-    /// How many ids a reservation takes: one round trip for a few batches of a busy fan-out.
-    private static let reservedIDCount = 2048
+    /// The most ids one reservation takes.
+    private static let maxReservedIDs = 4096
 
-    /// A fresh id for a row of `log`, reserved ahead with the log's statement. A COPY open in
-    /// the batch's transaction is ended first: no other statement runs during one, and the
-    /// next rows open it again.
+    /// A fresh id for a row of `log`, reserved in the batch's transaction with the log's
+    /// statement, after locking the log's table: a `TRUNCATE … RESTART IDENTITY` waits for
+    /// the batch, and one committed before it is seen, so no id reserved can be taken again
+    /// before the batch inserts it. Ids are never carried from one batch to the next for the
+    /// same reason. A batch reserves at first as many as the last one numbered, then as many
+    /// again as it has numbered: a steady stream reserves once a batch and leaves few gaps.
+    /// A COPY open in the batch's transaction is ended first: no other statement runs during
+    /// one, and the next rows open it again.
     private func reservedID(_ numbering: NumberedLogRows, log: String) throws -> String {
-        if let id = reservedIDs[log]?.popFirst() { return id }
+        if let id = batch.reservedIDs[log]?.popFirst() {
+            batch.numbered[log, default: 0] += 1
+            return id
+        }
+        let count = min(Self.maxReservedIDs, max(numberedLastBatch[log] ?? 1, batch.numbered[log] ?? 0))
         var writing = "reserving ids for the rows of \(log)"
         do {
             let connection = try connected()
@@ -258,12 +271,14 @@ public final class BatchCommitter: TransactionSink {
                 batch.copying = nil
                 writing = "reserving ids for the rows of \(log)"
             }
-            let result = try connection.execute("EXECUTE \(numbering.reservation)(\(Self.reservedIDCount))")
+            let reserving = "LOCK TABLE \(numbering.table.quoted) IN ROW EXCLUSIVE MODE;\nEXECUTE \(numbering.reservation)(\(count))"
+            let result = try connection.execute(batch.began ? reserving : "BEGIN;\n" + reserving)
+            batch.began = true
             var ids: ArraySlice<String> = []
             for row in result.rows {
                 guard let id = row.first ?? nil else {
                     throw PostgresError(.queryFailed(sqlState: "22004"), """
-                        \(numbering.reservation) gave a NULL id: the id column of the rows of \(log) needs an identity, \
+                        \(numbering.reservation) gave a NULL id: the id column of \(numbering.table) needs an identity, \
                         a sequence or a default that gives a value
                         """, endpoint: connection.endpoint)
                 }
@@ -272,7 +287,8 @@ public final class BatchCommitter: TransactionSink {
             guard let id = ids.popFirst() else {
                 throw PostgresError(.queryFailed(sqlState: "22004"), "\(numbering.reservation) gave no ids", endpoint: connection.endpoint)
             }
-            reservedIDs[log] = ids
+            batch.reservedIDs[log] = ids
+            batch.numbered[log, default: 0] += 1
             return id
         } catch {
             // The connection is in doubt: drop it. The stream re-sends the batch from the last checkpoint.
@@ -372,6 +388,7 @@ public final class BatchCommitter: TransactionSink {
         CrashPoint.checkpointCommitted.reach()
         metrics.committed(transactions: policy.transactions, changes: batch.changes)
         policy.committed()
+        numberedLastBatch.merge(batch.numbered) { $1 }
         batch = Batch()
         for (handler, result) in stagedResults { handler.stagedBatchCommitted(result) }
         batchEnded(committed: true)

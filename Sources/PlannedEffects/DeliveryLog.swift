@@ -134,11 +134,15 @@ public struct NumberedLogRows: Sendable, Hashable {
     /// A prepared statement of the committer's session (made by the session setup of the
     /// handler that plans these deliveries) that takes a count and returns that many fresh
     /// ids, as text, one a row. Ids come from a sequence or another default that never
-    /// returns one twice: one reserved and not used (a batch rolled back, a process
-    /// stopped) is only a gap.
+    /// returns one twice: one reserved and not used (a batch rolled back, or one that
+    /// numbered fewer rows than it reserved) is only a gap.
     public var reservation: String
+    /// The table the rows go to: locked against a `TRUNCATE` (which may restart its ids) from
+    /// a reservation until the batch that reserved commits.
+    public var table: TableName
 
-    public init(reservation: String) {
+    public init(reservation: String, table: TableName) {
         self.reservation = reservation
+        self.table = table
     }
 }

@@ -348,8 +348,9 @@ public struct Doctor {
     }
 
     /// The tables the service writes: its own (`changerelay.*`, and their sequences), the
-    /// seed's effect and log tables that exist and their identity sequences (the webhook
-    /// deliveries number their log rows with `nextval`), and the columns it updates in tables
+    /// seed's effect and log tables that exist and the sequences that number their rows (an
+    /// identity's, or one the id's default takes values from: the webhook fan-out reserves
+    /// its log rows' ids with the default), and the columns it updates in tables
     /// it otherwise only reads. Usage of the schema alone passed here while `run` stopped at
     /// its first batch, denied a table; a role without the update of `webhook_configs` that a
     /// 410 makes could record no try at all, and sent each again at every restart. Each
@@ -364,12 +365,19 @@ public struct Doctor {
                 SELECT CASE WHEN EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = s.name::regclass AND a.attname = 'id'
                                                                     AND NOT a.attisdropped)
                             THEN pg_get_serial_sequence(s.name, 'id') END AS name
-                FROM seed s)
+                FROM seed s),
+            default_sequences AS (
+                SELECT d.refobjid AS oid FROM seed s
+                JOIN pg_attribute a ON a.attrelid = s.name::regclass AND a.attname = 'id' AND NOT a.attisdropped
+                JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
+                JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid
+                                AND d.refclassid = 'pg_class'::regclass)
             SELECT format('%I.%I', n.nspname, c.relname), c.relkind = 'S' AS sequence
             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE ((n.nspname = 'changerelay' AND c.relkind IN ('r', 'p', 'S'))
                    OR (n.nspname = 'public' AND c.relkind IN ('r', 'p') AND c.relname = ANY($2))
-                   OR c.oid IN (SELECT name::regclass FROM seed_sequences WHERE name IS NOT NULL))
+                   OR c.oid IN (SELECT name::regclass FROM seed_sequences WHERE name IS NOT NULL)
+                   OR (c.relkind = 'S' AND c.oid IN (SELECT oid FROM default_sequences)))
               AND NOT CASE WHEN c.relkind = 'S' THEN has_sequence_privilege($1, c.oid, 'USAGE')
                            ELSE has_table_privilege($1, c.oid, 'SELECT') AND has_table_privilege($1, c.oid, 'INSERT')
                                 AND has_table_privilege($1, c.oid, 'UPDATE') AND has_table_privilege($1, c.oid, 'DELETE') END

@@ -58,7 +58,7 @@ import Testing
     @Test func onlyWebhookLogRowsAreNumberedAndTheReportNamesTheRowsID() throws {
         let webhooks = WebhookHandler(rules: WebhookRule.builtIn, cache: WebhookConfigCache(), logger: Logger(label: "test"))
         #expect(BuiltInHandlers.deliveryLogs.compactMap(\.numberedRows)
-                    == [NumberedLogRows(reservation: "changerelay_reserve_webhook_log_ids")])
+                    == [NumberedLogRows(reservation: "changerelay_reserve_webhook_log_ids", table: WebhookHandler.logTable)])
         #expect(webhooks.staging?.table == WebhookHandler.stagingTable)
         #expect(DeliveryReport.triggerAttempts(triggerName: "t", recordID: "1").row == nil)
 
@@ -73,7 +73,7 @@ import Testing
         #expect(numbered.row.values == [#"9"\"#, "7", "chat.message.created", #"{"type":"chat.message.created"}"#])
 
         let empty = DeliveryLog(key: "empty", table: WebhookHandler.logTable, recordFragment: "",
-                                numberedRows: NumberedLogRows(reservation: "r"))
+                                numberedRows: NumberedLogRows(reservation: "r", table: WebhookHandler.logTable))
         let row = PlannedRow(table: WebhookHandler.stagingTable, ["a": "1"])
         #expect(DeliveryReport(log: empty, payload: "{}", row: row).numbered("5").report.payload == #"{"id":"5"}"#)
     }

@@ -207,6 +207,42 @@ import Testing
         #expect(result.status == 0, "\(result.stderr)")
     }
 
+    /// A `webhook_logs` whose id takes values from a sequence it does not own (one shared with
+    /// other tables): the fan-out reserves its log rows' ids with that default, so `setup`
+    /// grants the sequence, and `doctor` names it with the grant when it is revoked. Granted
+    /// only what `pg_get_serial_sequence` names, the service's role was refused the sequence
+    /// at its first webhook event, and `doctor` said nothing.
+    @Test func aSharedSequenceOfWebhookLogIDsIsGrantedAndDoctorNamesItWhenRevoked() throws {
+        let cluster = try startCluster(schema: false)
+        defer { try? cluster.stop() }
+        let db = try cluster.connect()
+        try db.execute("""
+            CREATE SEQUENCE public.shared_ids;
+            CREATE TABLE public.webhook_configs (
+                id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text NOT NULL UNIQUE, url text NOT NULL,
+                secret text, events text[] NOT NULL DEFAULT '{}', headers jsonb NOT NULL DEFAULT '{}',
+                is_active boolean NOT NULL DEFAULT true, retry_config jsonb NOT NULL DEFAULT '{}',
+                created_at timestamptz NOT NULL DEFAULT now(), updated_at timestamptz NOT NULL DEFAULT now());
+            CREATE TABLE public.webhook_logs (
+                id bigint PRIMARY KEY DEFAULT nextval('public.shared_ids'),
+                webhook_config_id bigint REFERENCES public.webhook_configs (id) ON DELETE SET NULL,
+                event_type text NOT NULL, payload jsonb NOT NULL, response_status int, response_body text,
+                error_message text, attempt_count int NOT NULL DEFAULT 0, created_at timestamptz DEFAULT now(),
+                completed_at timestamptz)
+            """)
+        let result = try runChangeRelay(["setup"], environment: Self.environment(cluster))
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(try db.execute("SELECT has_sequence_privilege('changerelay', 'public.shared_ids', 'USAGE') AS granted")
+                    .value("granted") == "t")
+        let happy = try runChangeRelay(["doctor"], environment: Self.environment(cluster))
+        #expect(!happy.stdout.contains("shared_ids"), "\(happy.stdout)")
+
+        try db.execute("REVOKE USAGE ON SEQUENCE public.shared_ids FROM changerelay")
+        let doctor = try runChangeRelay(["doctor"], environment: Self.environment(cluster))
+        #expect(doctor.status != 0 && doctor.stdout.contains("changerelay cannot write public.shared_ids")
+                    && doctor.stdout.contains(#"GRANT USAGE ON SEQUENCE public.shared_ids TO "changerelay""#), "\(doctor.stdout)")
+    }
+
     /// Every session asks for UTF-8, and the server converts each statement to the
     /// database's encoding, comments included: a `…` in a migration's comment failed setup on
     /// a LATIN1 database. The files are ASCII, and setup runs on such a database.

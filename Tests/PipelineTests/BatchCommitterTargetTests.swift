@@ -7,6 +7,7 @@ import Pipeline
 import PlannedEffects
 import Replication
 import TestSupport
+import Synchronization
 import Testing
 
 /// Which COPY a planned row goes into, against a real cluster: the committer remembers the
@@ -157,6 +158,100 @@ import Testing
         #expect(logged == ["\(2 * count)", "\(2 * count)", "\(2 * count)", "2"])
         #expect(try db.execute("SELECT count(*) AS n FROM public.webhook_logs").value("n") == "\(2 * count)")
         #expect(try db.execute("SELECT count(*) AS n FROM public.between").value("n") == "\(2 * (count / 7))")
+    }
+
+    /// A committer planning webhook deliveries, `count` of them a transaction, all for `config`.
+    static func webhookCommitter(_ cluster: LocalPostgres, slot: String, config: String, count: Int) throws -> BatchCommitter {
+        let router = Router([WebhookHandler(rules: [], cache: WebhookConfigCache(), logger: Logger(label: "test"))])
+        return try BatchCommitter(
+            .init(stateURL: cluster.url, slot: slot), router: router,
+            planning: { transaction, effect in
+                for n in 1...count {
+                    let key = "msg_\(transaction.xid)_\(n)"
+                    try effect(.delivery(PositionedDelivery(
+                        handler: "webhooks", position: ChangePosition(commitLSN: transaction.commitLSN, index: n),
+                        delivery: PlannedDelivery(target: config + ":x", url: "http://127.0.0.1:9/", body: "{}",
+                                                  orderingKey: nil, retryPolicy: .fixed(delay: .seconds(1), maxAttempts: 1),
+                                                  report: .webhookLog(webhookID: key, configID: config, eventType: "x", body: "{}"),
+                                                  endpoint: "webhook:" + config, idempotencyKey: key))))
+                }
+            },
+            logger: Logger(label: "test"))
+    }
+
+    static func transaction(_ xid: UInt32, ending end: UInt64) -> Transaction {
+        Transaction(xid: xid, commitLSN: LSN(end - 0x10), endLSN: LSN(end), commitTime: PostgresTimestamp(microsecondsSince2000: 0),
+                    changes: [])
+    }
+
+    /// A config deleted by a transaction that commits while the batch inserts its log rows:
+    /// the rows are kept without the reference, as the seed's `ON DELETE SET NULL` would leave
+    /// them. Joined without a lock, the insert still saw the config, and the foreign key's
+    /// check, run after the delete committed, refused the batch.
+    @Test func aConfigDeletedWhileItsLogRowsAreInsertedLeavesThemWithoutTheReference() throws {
+        let (cluster, db) = try Self.migratedCluster()
+        defer { try? cluster.stop() }
+        let config = try db.execute("""
+            INSERT INTO public.webhook_configs (name, url, events) VALUES ('c', 'http://127.0.0.1:9/', '{x}') RETURNING id::text AS id
+            """).value("id")!
+        let committer = try Self.webhookCommitter(cluster, slot: "deleted", config: config, count: 50)
+        _ = try committer.accept(Self.transaction(1, ending: 0x200))
+
+        let deleting = try cluster.connect()
+        try deleting.execute("BEGIN; DELETE FROM public.webhook_configs WHERE id = \(config)")
+        let watcher = try cluster.connect()
+        let committed = Mutex<Result<Void, PostgresError>?>(nil)
+        try #require(startThread(detached: true) {
+            let outcome = Result { () throws(PostgresError) in
+                let deadline = ContinuousClock.now + .seconds(30)
+                // The batch's insert waits for the deleting transaction: only then does it commit.
+                while try watcher.execute("""
+                    SELECT count(*) AS n FROM pg_stat_activity
+                    WHERE wait_event_type = 'Lock' AND query LIKE '%changerelay_insert_numbered_webhook_logs%'
+                    """).value("n") == "0" && ContinuousClock.now < deadline {
+                    sleepThread(for: .milliseconds(10))
+                }
+                try deleting.execute("COMMIT")
+            }
+            committed.withLock { $0 = outcome }
+        } != nil)
+        #expect(try committer.flush() == LSN(0x200))
+        let outcome = try #require(committed.withLock { $0 })
+        #expect(throws: Never.self) { try outcome.get() }
+        #expect(try db.execute("""
+            SELECT count(*) AS n, count(webhook_config_id) AS referenced,
+                   (SELECT count(*) FROM changerelay.deliveries) AS deliveries
+            FROM public.webhook_logs
+            """).rows == [["50", "0", "50"]])
+    }
+
+    /// A `TRUNCATE webhook_logs RESTART IDENTITY` waits for a batch that reserved ids, and
+    /// the next batch reserves after it, from the restarted sequence: no id is carried from
+    /// one batch to the next, where the restart would hand it out again.
+    @Test func aTruncationThatRestartsTheLogIDsNeverMeetsAnIDTheCommitterHolds() throws {
+        let (cluster, db) = try Self.migratedCluster()
+        defer { try? cluster.stop() }
+        let config = try db.execute("""
+            INSERT INTO public.webhook_configs (name, url, events) VALUES ('c', 'http://127.0.0.1:9/', '{x}') RETURNING id::text AS id
+            """).value("id")!
+        let committer = try Self.webhookCommitter(cluster, slot: "restarted", config: config, count: 5)
+        _ = try committer.accept(Self.transaction(1, ending: 0x200))
+        let truncating = try cluster.connect()
+        try truncating.execute("SET lock_timeout = '200ms'")
+        #expect {
+            try truncating.execute("TRUNCATE public.webhook_logs RESTART IDENTITY")
+        } throws: { error in
+            (error as? PostgresError)?.sqlState == "55P03"
+        }
+        #expect(try committer.flush() == LSN(0x200))
+
+        try truncating.execute("TRUNCATE public.webhook_logs RESTART IDENTITY")
+        for (xid, end) in [(UInt32(2), UInt64(0x300)), (3, 0x400)] {
+            _ = try committer.accept(Self.transaction(xid, ending: end))
+            #expect(try committer.flush() == LSN(end))
+        }
+        #expect(try db.execute("SELECT string_agg(id::text, ',' ORDER BY id) AS ids FROM public.webhook_logs").value("ids")
+                    == (1...10).map(String.init).joined(separator: ","))
     }
 
     /// A `webhook_logs.id` that cannot number a log row: without a default the committer is

@@ -56,7 +56,7 @@ extension DeliveryLog {
                                           'id', substr(e.endpoint, \(WebhookDeliveryNames.prefix.count + 1))))).id
                           AND c.is_active IS NOT TRUE)
             """),
-        numberedRows: NumberedLogRows(reservation: "changerelay_reserve_webhook_log_ids"))
+        numberedRows: NumberedLogRows(reservation: "changerelay_reserve_webhook_log_ids", table: WebhookHandler.logTable))
 
     /// The `webhook_logs` id, as text, of the delivery whose report is `alias.report`. The
     /// mapping is read only when the report lacks the id: COALESCE evaluates its subquery
