@@ -1,13 +1,14 @@
 import Core
 import Decoding
 import EmbeddedPostgres
+import Glibc
 import Handlers
 import Logging
 import Pipeline
 import PlannedEffects
 import Replication
-import TestSupport
 import Synchronization
+import TestSupport
 import Testing
 
 /// Which COPY a planned row goes into, against a real cluster: the committer remembers the
@@ -107,12 +108,9 @@ import Testing
     /// exactly one log row, whose payload is its body, and one for a config deleted since is
     /// kept without the reference.
     @Test func webhookLogRowsAreNumberedAheadAcrossCopiesAndBatches() throws {
-        let (cluster, db) = try Self.migratedCluster()
+        let (cluster, db, config) = try Self.migratedClusterWithConfig()
         defer { try? cluster.stop() }
         try db.execute("CREATE TABLE public.between (n int)")
-        let config = try db.execute("""
-            INSERT INTO public.webhook_configs (name, url, events) VALUES ('c', 'http://127.0.0.1:9/', '{x}') RETURNING id::text AS id
-            """).value("id")!
         let gone = "\(Int(config)! + 1000)"
         let between = TableName(schema: "public", name: "between")
         let count = 5_000
@@ -134,15 +132,11 @@ import Testing
                 }
             },
             logger: Logger(label: "test"))
-        func transaction(_ xid: UInt32, ending end: UInt64) -> Transaction {
-            Transaction(xid: xid, commitLSN: LSN(end - 0x10), endLSN: LSN(end),
-                        commitTime: PostgresTimestamp(microsecondsSince2000: 0), changes: [])
-        }
-        _ = try committer.accept(transaction(1, ending: 0x200))
+        _ = try committer.accept(Self.transaction(1, ending: 0x200))
         committer.discardPending()
         #expect(try db.execute("SELECT count(*) AS n FROM public.webhook_logs").value("n") == "0")
         for (xid, end) in [(UInt32(1), UInt64(0x200)), (2, 0x300)] {
-            _ = try committer.accept(transaction(xid, ending: end))
+            _ = try committer.accept(Self.transaction(xid, ending: end))
             #expect(try committer.flush() == LSN(end))
         }
 
@@ -158,6 +152,21 @@ import Testing
         #expect(logged == ["\(2 * count)", "\(2 * count)", "\(2 * count)", "2"])
         #expect(try db.execute("SELECT count(*) AS n FROM public.webhook_logs").value("n") == "\(2 * count)")
         #expect(try db.execute("SELECT count(*) AS n FROM public.between").value("n") == "\(2 * (count / 7))")
+    }
+
+    /// A migrated cluster with one webhook config, and the config's id.
+    static func migratedClusterWithConfig() throws -> (LocalPostgres, PostgresConnection, config: String) {
+        let (cluster, db) = try migratedCluster()
+        do {
+            let config = try db.execute("""
+                INSERT INTO public.webhook_configs (name, url, events) VALUES ('c', 'http://127.0.0.1:9/', '{x}')
+                RETURNING id::text AS id
+                """).value("id")!
+            return (cluster, db, config)
+        } catch {
+            try? cluster.stop()
+            throw error
+        }
     }
 
     /// A committer planning webhook deliveries, `count` of them a transaction, all for `config`.
@@ -189,11 +198,8 @@ import Testing
     /// them. Joined without a lock, the insert still saw the config, and the foreign key's
     /// check, run after the delete committed, refused the batch.
     @Test func aConfigDeletedWhileItsLogRowsAreInsertedLeavesThemWithoutTheReference() throws {
-        let (cluster, db) = try Self.migratedCluster()
+        let (cluster, db, config) = try Self.migratedClusterWithConfig()
         defer { try? cluster.stop() }
-        let config = try db.execute("""
-            INSERT INTO public.webhook_configs (name, url, events) VALUES ('c', 'http://127.0.0.1:9/', '{x}') RETURNING id::text AS id
-            """).value("id")!
         let committer = try Self.webhookCommitter(cluster, slot: "deleted", config: config, count: 50)
         _ = try committer.accept(Self.transaction(1, ending: 0x200))
 
@@ -201,7 +207,7 @@ import Testing
         try deleting.execute("BEGIN; DELETE FROM public.webhook_configs WHERE id = \(config)")
         let watcher = try cluster.connect()
         let committed = Mutex<Result<Void, PostgresError>?>(nil)
-        try #require(startThread(detached: true) {
+        let thread = try #require(startThread {
             let outcome = Result { () throws(PostgresError) in
                 let deadline = ContinuousClock.now + .seconds(30)
                 // The batch's insert waits for the deleting transaction: only then does it commit.
@@ -214,8 +220,9 @@ import Testing
                 try deleting.execute("COMMIT")
             }
             committed.withLock { $0 = outcome }
-        } != nil)
+        })
         #expect(try committer.flush() == LSN(0x200))
+        pthread_join(thread, nil)
         let outcome = try #require(committed.withLock { $0 })
         #expect(throws: Never.self) { try outcome.get() }
         #expect(try db.execute("""
@@ -229,11 +236,8 @@ import Testing
     /// the next batch reserves after it, from the restarted sequence: no id is carried from
     /// one batch to the next, where the restart would hand it out again.
     @Test func aTruncationThatRestartsTheLogIDsNeverMeetsAnIDTheCommitterHolds() throws {
-        let (cluster, db) = try Self.migratedCluster()
+        let (cluster, db, config) = try Self.migratedClusterWithConfig()
         defer { try? cluster.stop() }
-        let config = try db.execute("""
-            INSERT INTO public.webhook_configs (name, url, events) VALUES ('c', 'http://127.0.0.1:9/', '{x}') RETURNING id::text AS id
-            """).value("id")!
         let committer = try Self.webhookCommitter(cluster, slot: "restarted", config: config, count: 5)
         _ = try committer.accept(Self.transaction(1, ending: 0x200))
         let truncating = try cluster.connect()
@@ -269,20 +273,9 @@ import Testing
             "\(error)".contains("public.webhook_logs.id has no identity, sequence or default: ChangeRelay cannot number its rows")
         }
         try db.execute("ALTER TABLE public.webhook_logs ALTER id SET DEFAULT nullif(1, 1)")
-        let committer = try BatchCommitter(
-            .init(stateURL: cluster.url, slot: "unnumbered"), router: router,
-            planning: { _, effect in
-                try effect(.delivery(PositionedDelivery(
-                    handler: "webhooks", position: ChangePosition(commitLSN: LSN(0x1F0), index: 0),
-                    delivery: PlannedDelivery(target: "1:x", url: "http://127.0.0.1:9/", body: "{}", orderingKey: nil,
-                                              retryPolicy: .fixed(delay: .seconds(1), maxAttempts: 1),
-                                              report: .webhookLog(webhookID: "msg_1", configID: "1", eventType: "x", body: "{}"),
-                                              idempotencyKey: "msg_1"))))
-            },
-            logger: Logger(label: "test"))
+        let committer = try Self.webhookCommitter(cluster, slot: "unnumbered", config: "1", count: 1)
         #expect {
-            _ = try committer.accept(Transaction(xid: 1, commitLSN: LSN(0x1F0), endLSN: LSN(0x200),
-                                                 commitTime: PostgresTimestamp(microsecondsSince2000: 0), changes: []))
+            _ = try committer.accept(Self.transaction(1, ending: 0x200))
             _ = try committer.flush()
         } throws: { error in
             guard let rejected = error as? BatchRejected else { return false }
