@@ -12,14 +12,16 @@
 --
 -- Here the committer reserves ids in the batch's transaction, a block at a time, with the
 -- prepared statement changerelay_reserve_webhook_log_ids(n): n values of webhook_logs.id's
--- own identity, sequence or default, as text. It locks webhook_logs first (ROW EXCLUSIVE,
--- as the insert would), so a TRUNCATE ... RESTART IDENTITY cannot restart the ids between
--- a reservation and the insert, and it never keeps ids for a later batch. A value taken
+-- default, or else its identity's sequence, as text. It locks webhook_logs first (ROW
+-- EXCLUSIVE, as the insert would), so a TRUNCATE webhook_logs RESTART IDENTITY cannot
+-- restart the ids between a reservation and the insert, and it never keeps ids for a later
+-- batch. The default comes first: a serial column whose default an operator pointed at
+-- another sequence still owns its first one, which nothing else draws from any more. A value taken
 -- from a sequence is never handed out again, so an id reserved and not used (a batch
 -- rolled back, or one that numbered fewer rows than it reserved) is only a gap, as an
 -- aborted insert leaves one. Each delivery's report names its row's id ("id", as under
 -- 025: the tries find their rows the same way), and the row is staged in a temporary
--- table of the committer's session whose columns have webhook_logs' own types.
+-- table of the committer's session whose ids have webhook_logs' own types.
 --
 -- changerelay_insert_numbered_webhook_logs inserts the staged rows. It locks the configs
 -- they reference (FOR KEY SHARE, as the foreign key's own check does) before inserting: a
@@ -41,8 +43,8 @@ DECLARE
     id_type text;
     config_type text;
 BEGIN
-    SELECT coalesce('nextval(' || quote_literal(pg_get_serial_sequence('public.webhook_logs', 'id')) || ')',
-                    pg_get_expr(d.adbin, d.adrelid)),
+    SELECT coalesce(pg_get_expr(d.adbin, d.adrelid),
+                    'nextval(' || quote_literal(pg_get_serial_sequence('public.webhook_logs', 'id')) || ')'),
            format_type(a.atttypid, a.atttypmod)
     INTO new_id, id_type
     FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum

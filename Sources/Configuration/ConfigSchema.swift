@@ -238,7 +238,7 @@ enum ConfigSchema {
             }
             let rule: WebhookRule
             do { rule = try WebhookRule(parsing: text) } catch { throw fail(error.reason) }
-            if let first = firstIndex[rule] { throw fail("the same rule as rule [\(first)]; each matching change would be delivered twice") }
+            if let first = firstIndex[rule] { throw fail("the same rule as rule [\(first)]; remove one") }
             firstIndex[rule] = index
         }
     }

@@ -249,13 +249,17 @@ public final class BatchCommitter: TransactionSink {
     private static let maxReservedIDs = 4096
 
     /// A fresh id for a row of `log`, reserved in the batch's transaction with the log's
-    /// statement, after locking the log's table: a `TRUNCATE … RESTART IDENTITY` waits for
-    /// the batch, and one committed before it is seen, so no id reserved can be taken again
-    /// before the batch inserts it. Ids are never carried from one batch to the next for the
-    /// same reason. A batch reserves at first as many as the last one numbered, then as many
-    /// again as it has numbered: a steady stream reserves once a batch and leaves few gaps.
-    /// A COPY open in the batch's transaction is ended first: no other statement runs during
-    /// one, and the next rows open it again.
+    /// statement, after locking the log's table: a `TRUNCATE … RESTART IDENTITY` of it waits
+    /// for the batch, and one committed before it is seen, so no id reserved can be taken
+    /// again before the batch inserts it. Ids are never carried from one batch to the next for
+    /// the same reason. A batch reserves at first as many as the last one numbered, then as
+    /// many again as it has numbered: a steady stream reserves once a batch and leaves few
+    /// gaps. A COPY open in the batch's transaction is ended first: no other statement runs
+    /// during one, and the next rows open it again.
+    ///
+    /// The transaction is then idle until the next rows are sent, for as long as a large
+    /// transaction takes to plan: a role's `idle_in_transaction_session_timeout` would end the
+    /// session there on every try, so the batch's transaction turns it off.
     private func reservedID(_ numbering: NumberedLogRows, log: String) throws -> String {
         if let id = batch.reservedIDs[log]?.popFirst() {
             batch.numbered[log, default: 0] += 1
@@ -271,7 +275,11 @@ public final class BatchCommitter: TransactionSink {
                 batch.copying = nil
                 writing = "reserving ids for the rows of \(log)"
             }
-            let reserving = "LOCK TABLE \(numbering.table.quoted) IN ROW EXCLUSIVE MODE;\nEXECUTE \(numbering.reservation)(\(count))"
+            let reserving = """
+                SET LOCAL idle_in_transaction_session_timeout = 0;
+                LOCK TABLE \(numbering.table.quoted) IN ROW EXCLUSIVE MODE;
+                EXECUTE \(numbering.reservation)(\(count))
+                """
             let result = try connection.execute(batch.began ? reserving : "BEGIN;\n" + reserving)
             batch.began = true
             var ids: ArraySlice<String> = []
@@ -304,8 +312,10 @@ public final class BatchCommitter: TransactionSink {
             return last
         }
         let target = CopyTarget(table: row.table, columns: row.columns)
-        let found = RowTarget(target: target, number: number(of: target),
-                              staged: router.stagingHandler(for: row.table) != nil)
+        let staged = router.stagingHandler(for: row.table) != nil
+        // A session's own table that no handler's statements read would take the rows nowhere.
+        precondition(staged || row.table.schema != "pg_temp", "rows planned into \(row.table), which no handler stages")
+        let found = RowTarget(target: target, number: number(of: target), staged: staged)
         lastRowTarget = found
         return found
     }
@@ -412,7 +422,7 @@ public final class BatchCommitter: TransactionSink {
         let connection = try PostgresConnection(url: url)
         do {
             for setup in router.sessionSetups { try connection.execute(setup) }
-        } catch where error.sqlState == "42501" {
+        } catch where error.sqlState == "42501" && error.message.contains("temporary") {
             throw PostgresError(error.kind, """
                 the batch committer stages its rows in temporary tables of its own session, and its role may not \
                 create them: GRANT TEMPORARY ON DATABASE <the state database> TO <its role> (\(error.message))

@@ -21,7 +21,7 @@ struct StagingSweep {
 
     /// Whether a batch that staged `staged` (bytes by table) should have its session's plans
     /// made again before its statements run. Handlers prepare their statements once a session
-    /// (the dual-write sync's, the queueing of webhook deliveries), and Postgres keeps the plan it
+    /// (the dual-write sync's, the insert of numbered webhook log rows), and Postgres keeps the plan it
     /// made for the tables as they were then: one made in a run of small batches (a few rows
     /// in each temporary table) must not serve a backlog's batch of thousands. A batch this
     /// large then ends with a truncation, so the next batch plans afresh too.

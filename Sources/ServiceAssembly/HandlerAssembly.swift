@@ -146,6 +146,8 @@ enum HandlerAssembly {
             logger.warning("webhooks are off: the source has no public.webhook_configs and public.webhook_logs (run setup)")
             return nil
         }
+        // The committer numbers the log rows of the deliveries it plans with 035's statements.
+        try RequiredMigration.webhookLogNumbering.require(neededBy: "webhooks", on: source)
         let cache = try WebhookCacheLoader.load(from: source, logger: logger)
         let rules = WebhookRule.builtIn + config.webhooks.rules
         // A rule on a table the publication leaves out can never fire: say so now, not never.
@@ -192,15 +194,15 @@ enum HandlerAssembly {
     }
 
     /// Webhooks off: their config log still follows the stream, as the automations' does
-    /// (`automationsFollowing`), where the seed's tables are; without 012 and 035 it is said.
+    /// (`automationsFollowing`), where the seed's tables are; without 012 it is said. It plans
+    /// no delivery, so it needs none of the later webhook migrations.
     private static func webhooksFollowing(sourceURL: String) throws -> WebhookHandler? {
         let source = try PostgresConnection(url: sourceURL)
         guard try hasTables(["webhook_configs", "webhook_logs"], on: source) else { return nil }
         let logger = Logger(label: "changerelay.webhooks")
-        guard try RequiredMigration.webhooks.isApplied(on: source), try RequiredMigration.webhookLogNumbering.isApplied(on: source)
-        else {
+        guard try RequiredMigration.webhooks.isApplied(on: source) else {
             logger.warning("""
-                webhooks are off and their config changes are not followed: sql/012 or sql/035 is not applied (run setup); \
+                webhooks are off and their config changes are not followed: sql/012 is not applied (run setup); \
                 turned on, they would send with the configs of their last run
                 """)
             return nil

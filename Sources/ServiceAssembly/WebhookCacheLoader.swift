@@ -10,7 +10,6 @@ enum WebhookCacheLoader {
     /// so one connection serves both.
     static func load(from db: PostgresConnection, logger: Logger) throws -> WebhookConfigCache {
         try RequiredMigration.webhooks.require(neededBy: "webhooks", on: db)
-        try RequiredMigration.webhookLogNumbering.require(neededBy: "webhooks", on: db)
         try seedIfEmpty(db, logger: logger)
         let log = try db.execute("""
             SELECT operation, config_id, name, url, events, headers, retry_config, is_active, unchanged::text AS unchanged

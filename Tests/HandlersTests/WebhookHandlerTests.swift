@@ -107,6 +107,24 @@ private func eventTypes(_ change: Change) throws -> [String] {
         #expect(fired.deliveries.count == 1)
     }
 
+    /// Two rules that fire with one event type on one change (an operator's rule that repeats a
+    /// built-in one, or two conditions that both hold) give one event of that type to each
+    /// config: both would name the same webhook-id, which `deliveries` holds once, and the
+    /// batch that planned it twice was refused.
+    @Test func rulesThatFireWithOneEventTypeGiveOneEvent() throws {
+        let repeated = WebhookRule(schema: "public", table: "chat_messages", operation: .insert, condition: nil,
+                                   eventType: "chat.message.created")
+        let byRole = WebhookRule(schema: "public", table: "chat_messages", operation: .insert,
+                                 condition: .init(column: "role", value: "user"), eventType: "chat.message.created")
+        let handler = makeHandler(extra: [repeated, byRole])
+        _ = try plan(handler, transaction([config(id: "1", events: "{*}"), config(id: "2", events: "{chat.message.created}")],
+                                          lsn: 0x10))
+        let fired = try plan(handler, transaction([change("chat_messages", .insert,
+                                                          new: row(["id": "m", "role": "user", "content": "hi"]))]))
+        #expect(fired.deliveries.map(\.target) == ["1:chat.message.created", "2:chat.message.created", "1:chat.message.process"])
+        #expect(Set(fired.deliveries.compactMap(\.idempotencyKey)).count == 3)
+    }
+
     /// A record's events are ordered by its key: an UPDATE that changed the key names the
     /// one it had, so its deliveries wait for the old key's earlier ones (031), per config.
     @Test func anUpdateThatChangedTheKeyNamesTheFormerOneInItsOrdering() throws {
@@ -184,8 +202,8 @@ private func eventTypes(_ change: Change) throws -> [String] {
 @Suite struct WebhookPlanningTests {
     private static let message = change("chat_messages", .insert, new: row(["id": "m1", "role": "user", "content": "hi"]))
 
-    /// One delivery each; its log row is written with it, from its report (sql/025), so no
-    /// row is planned beside it.
+    /// One delivery each; its log row rides in its report, numbered by the committer
+    /// (sql/035), so no row is planned beside it.
     @Test func everyMatchingActiveConfigGetsOneDeliveryReportingIntoItsLogRow() throws {
         let handler = makeHandler()
         _ = try plan(handler, transaction([

@@ -258,6 +258,22 @@ import Testing
                     == (1...10).map(String.init).joined(separator: ","))
     }
 
+    /// A reservation leaves the batch's transaction idle while the rest of a transaction is
+    /// planned: under a database's `idle_in_transaction_session_timeout` the server ended the
+    /// session there, and a transaction that took longer to plan than the timeout could never
+    /// be committed. The batch outlives the timeout.
+    @Test func aBatchIdleAfterItsReservationOutlivesTheIdleTimeout() throws {
+        let (cluster, db, config) = try Self.migratedClusterWithConfig()
+        defer { try? cluster.stop() }
+        try db.execute("ALTER DATABASE postgres SET idle_in_transaction_session_timeout = '100ms'")
+        let committer = try Self.webhookCommitter(cluster, slot: "idle", config: config, count: 3)
+        _ = try committer.accept(Self.transaction(1, ending: 0x200))
+        // Longer than the timeout, on purpose: the transaction is idle for this long.
+        sleepThread(for: .milliseconds(400))
+        #expect(try committer.flush() == LSN(0x200))
+        #expect(try db.execute("SELECT count(*) AS n FROM public.webhook_logs").value("n") == "3")
+    }
+
     /// A `webhook_logs.id` that cannot number a log row: without a default the committer is
     /// refused at its first connection, naming the column; with a default that gives NULL,
     /// the batch stops naming the reservation and what the column needs, and nothing of it

@@ -54,8 +54,8 @@ import Testing
     }
 
     /// A change with several deliveries, one new and one planned: its follower rides along
-    /// with the new one. (A webhook's log row is no planned row: the statement that queues
-    /// its delivery writes it, sql/025.)
+    /// with the new one. (A webhook's log row is no planned row: it rides in its delivery's
+    /// report, and is numbered and written with it, sql/035.)
     @Test func followersAreWrittenWhenAnyDeliveryOfTheirChangeIsNew() throws {
         let old = Self.delivery("webhooks", index: 0, key: "msg_old")
         let new = Self.delivery("webhooks", index: 0, key: "msg_new")

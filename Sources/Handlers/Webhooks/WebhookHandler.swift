@@ -86,11 +86,15 @@ public struct WebhookHandler: Handler {
         let new: [String: String]? = if let row = change.new { try Self.texts(row, change: change, handler: name) } else { nil }
         let old: [String: String]? = if let row = change.old { try Self.texts(row, change: change, handler: name) } else { nil }
         let columns = (change.new ?? change.old)?.columns ?? []
+        // One event of each type: two rules that fire with one type (an operator's rule that
+        // repeats a built-in one, or two conditions that both hold) name the same webhook-id,
+        // which `deliveries` holds once; planned twice, it refused the whole batch.
+        var seen: Set<String> = []
         let eventTypes = tableRules.filter { rule in
             rule.fires(for: operation, new: new, old: old) { column in
                 columns.contains { $0.name == column && $0.typeOID == Self.boolOID }
             }
-        }.map(\.eventType)
+        }.map(\.eventType).filter { seen.insert($0).inserted }
         guard !eventTypes.isEmpty else { return effects }
 
         let data = try Self.data(of: change, handler: name)
