@@ -5,9 +5,9 @@ import PlannedEffects
 extension DeliveryLog {
     /// A webhook's `webhook_logs` row, one per delivery: planned with it, numbered by the batch
     /// committer, which adds the row's id to the report (`id`), and inserted with it from the
-    /// handler's staging (`WebhookHandler.staging`, sql/035); then kept current by each try (`attempt_count`,
-    /// `response_status`, `response_body`, `error_message`, `completed_at` on success and on
-    /// the final failure). A 410 Gone also sets the config inactive, as Standard Webhooks
+    /// handler's staging (`WebhookHandler.staging`, sql/035); then kept current by each try
+    /// (`attempt_count`, `response_status`, `response_body`, `error_message`, `completed_at`
+    /// on success and on the final failure). A 410 Gone also sets the config inactive, as Standard Webhooks
     /// asks, unless the config's URL is no longer the one the try went to. The deliveries of
     /// an inactive config are not claimed: they wait, paused, in their order, until it is
     /// active again (or an operator cancels them: the cancel fragment finishes their rows).
