@@ -255,11 +255,8 @@ public final class BatchCommitter: TransactionSink {
     /// the same reason. A batch reserves at first as many as the last one numbered, then as
     /// many again as it has numbered: a steady stream reserves once a batch and leaves few
     /// gaps. A COPY open in the batch's transaction is ended first: no other statement runs
-    /// during one, and the next rows open it again.
-    ///
-    /// The transaction is then idle until the next rows are sent, for as long as a large
-    /// transaction takes to plan: a role's `idle_in_transaction_session_timeout` would end the
-    /// session there on every try, so the batch's transaction turns it off.
+    /// during one, and the next rows open it again. The transaction is then idle until the next
+    /// rows are sent (`connect` keeps an idle timeout from ending it).
     private func reservedID(_ numbering: NumberedLogRows, log: String) throws -> String {
         if let id = batch.reservedIDs[log]?.popFirst() {
             batch.numbered[log, default: 0] += 1
@@ -276,7 +273,6 @@ public final class BatchCommitter: TransactionSink {
                 writing = "reserving ids for the rows of \(log)"
             }
             let reserving = """
-                SET LOCAL idle_in_transaction_session_timeout = 0;
                 LOCK TABLE \(numbering.table.quoted) IN ROW EXCLUSIVE MODE;
                 EXECUTE \(numbering.reservation)(\(count))
                 """
@@ -418,8 +414,17 @@ public final class BatchCommitter: TransactionSink {
 
     /// A connection with the session's own staging tables (`Staging.sessionSetup`). A role
     /// that may not create temporary tables is told what to grant, at start.
+    ///
+    /// A database's or role's `statement_timeout` and `idle_in_transaction_session_timeout`
+    /// are turned off for the session. A transaction is never split across batches, so its
+    /// statements (a webhook fan-out inserts four log rows for each of the application's) can
+    /// take longer than the application's own: ended by a timeout, the same batch would be
+    /// planned and ended again at every start. A reservation of log-row ids leaves the batch's
+    /// transaction idle while the rest of a large transaction is planned. An operator's
+    /// `lock_timeout` is kept: a lock waited for is released in time, and a restart gets by.
     private static func connect(_ url: String, router: Router) throws(PostgresError) -> PostgresConnection {
         let connection = try PostgresConnection(url: url)
+        try connection.execute("SET statement_timeout = 0; SET idle_in_transaction_session_timeout = 0")
         do {
             for setup in router.sessionSetups { try connection.execute(setup) }
         } catch where error.sqlState == "42501" && error.message.contains("temporary") {

@@ -258,20 +258,24 @@ import Testing
                     == (1...10).map(String.init).joined(separator: ","))
     }
 
-    /// A reservation leaves the batch's transaction idle while the rest of a transaction is
-    /// planned: under a database's `idle_in_transaction_session_timeout` the server ended the
-    /// session there, and a transaction that took longer to plan than the timeout could never
-    /// be committed. The batch outlives the timeout.
-    @Test func aBatchIdleAfterItsReservationOutlivesTheIdleTimeout() throws {
+    /// A database's timeouts do not end the committer's batches: a reservation leaves the
+    /// batch's transaction idle while the rest of a transaction is planned, and a large
+    /// transaction's statements (four log rows for each of the application's) take longer
+    /// than the application's own. Ended by either, the same batch was planned and ended
+    /// again at every start.
+    @Test func aBatchOutlivesTheDatabasesIdleAndStatementTimeouts() throws {
         let (cluster, db, config) = try Self.migratedClusterWithConfig()
         defer { try? cluster.stop() }
-        try db.execute("ALTER DATABASE postgres SET idle_in_transaction_session_timeout = '100ms'")
-        let committer = try Self.webhookCommitter(cluster, slot: "idle", config: config, count: 3)
+        try db.execute("""
+            ALTER DATABASE postgres SET idle_in_transaction_session_timeout = '100ms';
+            ALTER DATABASE postgres SET statement_timeout = '1ms'
+            """)
+        let committer = try Self.webhookCommitter(cluster, slot: "idle", config: config, count: 3_000)
         _ = try committer.accept(Self.transaction(1, ending: 0x200))
-        // Longer than the timeout, on purpose: the transaction is idle for this long.
+        // Longer than the idle timeout, on purpose: the transaction is idle for this long.
         sleepThread(for: .milliseconds(400))
         #expect(try committer.flush() == LSN(0x200))
-        #expect(try db.execute("SELECT count(*) AS n FROM public.webhook_logs").value("n") == "3")
+        #expect(try db.execute("SELECT count(*) AS n FROM public.webhook_logs").value("n") == "3000")
     }
 
     /// A `webhook_logs.id` that cannot number a log row: without a default the committer is
