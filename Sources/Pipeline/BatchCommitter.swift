@@ -258,10 +258,13 @@ public final class BatchCommitter: TransactionSink {
     /// during one, and the next rows open it again. The transaction is then idle until the next
     /// rows are sent (`connect` keeps an idle timeout from ending it).
     private func reservedID(_ numbering: NumberedLogRows, log: String) throws -> String {
-        if let id = batch.reservedIDs[log]?.popFirst() {
-            batch.numbered[log, default: 0] += 1
-            return id
-        }
+        if batch.reservedIDs[log]?.isEmpty ?? true { try reserveIDs(numbering, log: log) }
+        batch.numbered[log, default: 0] += 1
+        return batch.reservedIDs[log]!.removeFirst()
+    }
+
+    /// Reserves the next block of ids for `log` (`reservedID`); gives at least one or throws.
+    private func reserveIDs(_ numbering: NumberedLogRows, log: String) throws {
         let count = min(Self.maxReservedIDs, max(numberedLastBatch[log] ?? 1, batch.numbered[log] ?? 0))
         var writing = "reserving ids for the rows of \(log)"
         do {
@@ -288,12 +291,10 @@ public final class BatchCommitter: TransactionSink {
                 }
                 ids.append(id)
             }
-            guard let id = ids.popFirst() else {
+            guard !ids.isEmpty else {
                 throw PostgresError(.queryFailed(sqlState: "22004"), "\(numbering.reservation) gave no ids", endpoint: connection.endpoint)
             }
             batch.reservedIDs[log] = ids
-            batch.numbered[log, default: 0] += 1
-            return id
         } catch {
             // The connection is in doubt: drop it. The stream re-sends the batch from the last checkpoint.
             connection = nil
