@@ -148,8 +148,9 @@ public final class Dispatcher: Sendable {
                     let open = try endpoints.current(at: clock.now) { () throws(PostgresError) in
                         try queue.openDeliveries(on: connection!)
                     }
+                    let held = try webhooks.heldBack(on: connection!)
                     let claimed = try queue.claim(on: connection!, claimer: claimer?.description,
-                                                  shares: machine.claimShares(for: open.endpoints),
+                                                  shares: machine.claimShares(for: open.endpoints.filter { !held.contains($0.endpoint) }),
                                                   unroutedFloor: open.unroutedFloor)
                     let inactive: Set<String>
                     do throws(PostgresError) {

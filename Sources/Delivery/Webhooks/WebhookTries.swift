@@ -37,8 +37,10 @@ final class WebhookTries {
     private var targets: [Int64: String] = [:]
     /// The headers each config was told it cannot set: said once, not at every try.
     private var reportedDrops: [String: Set<String>] = [:]
-    /// The configs said to be unreadable, with their reason: said again only when it changes.
-    private var reportedUnusable: [String: String] = [:]
+    /// The configs that cannot be sent to, and the row each was read from. Their endpoints are
+    /// left out of claims while the row stays as it is (`heldBack`): claimed, their rows
+    /// would only be put back, at once and at every claim.
+    private var unusable: [String: (reason: String, row: [String?])] = [:]
 
     init(logger: Logger) {
         self.logger = logger
@@ -56,23 +58,13 @@ final class WebhookTries {
     func prepare(_ deliveries: [ClaimedDelivery], on db: PostgresConnection) throws(PostgresError) -> Set<String> {
         let ids = Set(deliveries.compactMap(Self.configID))
         guard !ids.isEmpty else { return [] }
-        // Prepared: it runs at every claim, and planning it again each time cost more than
-        // reading the few rows. Every column is text, so that a column's type changed by an
-        // operator replans the statement instead of failing it.
-        let rows = try db.query(prepared: "changerelay_webhook_configs", """
-            SELECT id::text AS id, secret::text AS secret, is_active IS TRUE AS active, url::text AS url,
-                   headers::text AS headers, retry_config::text AS retry_config
-            FROM public.webhook_configs WHERE id::text = ANY($1::text[])
-            """, [postgresArrayLiteral(ids.sorted())])
-        var found = Set<String>()
+        let rows = try Self.read(ids, on: db)
         var inactive = Set<String>()
-        for row in rows.rows {
-            guard let id = row[0] else { continue }
-            found.insert(id)
+        for (id, columns) in rows {
             let endpoint = WebhookDeliveryNames.endpoint(configID: id)
-            if row[2] != "t" { inactive.insert(endpoint) }
-            let columns = Array(row[1...5])
+            if columns[1] != "t" { inactive.insert(endpoint) }
             if configs[id]?.row == columns { continue }
+            let row = [id] + columns
             // What sending needs; `events` only decides what is planned.
             let fields = ["id": id, "is_active": "t", "url": row[3], "events": "{}", "headers": row[4],
                           "retry_config": row[5]].compactMapValues { $0 }
@@ -80,17 +72,20 @@ final class WebhookTries {
             case .success(let config):
                 configs[id] = Current(signer: Result { () throws(WebhookSecretError) in try WebhookSigner(secret: row[1]) },
                                       config: config, row: columns)
-                reportedUnusable[id] = nil
-            case .failure(let unusable):
+                unusable[id] = nil
+            case .failure(let problem):
                 configs[id] = nil
                 inactive.insert(endpoint)
-                if reportedUnusable.updateValue(unusable.reason, forKey: id) != unusable.reason {
+                if unusable.updateValue((problem.reason, columns), forKey: id)?.reason != problem.reason {
                     logger.warning("webhook config cannot be sent to; its deliveries wait until it is fixed",
-                                   metadata: ["config": "\(id)", "reason": "\(unusable.reason)"])
+                                   metadata: ["config": "\(id)", "reason": "\(problem.reason)"])
                 }
             }
         }
-        for gone in ids.subtracting(found) { configs[gone] = nil }
+        for gone in ids.subtracting(rows.keys) {
+            configs[gone] = nil
+            unusable[gone] = nil
+        }
         let claimed = Set(deliveries.map(\.id))
         targets = targets.filter { claimed.contains($0.key) }
         let moved = deliveries.compactMap { delivery -> (id: Int64, url: String)? in
@@ -103,6 +98,44 @@ final class WebhookTries {
             for row in moved { targets[row.id] = row.url }
         }
         return inactive
+    }
+
+    /// The endpoints of the configs that cannot be sent to and whose rows are as they were
+    /// when found so: the next claim leaves them out, and their deliveries wait where they are,
+    /// unclaimed. A config changed since (fixed, or unreadable another way) or deleted is let
+    /// go, so the claim that follows takes its rows and `prepare` reads it again; a config
+    /// still unreadable for the same reason is not said again.
+    func heldBack(on db: PostgresConnection) throws(PostgresError) -> Set<String> {
+        guard !unusable.isEmpty else { return [] }
+        let rows = try Self.read(Set(unusable.keys), on: db)
+        var held = Set<String>()
+        for (id, known) in unusable {
+            if rows[id] == known.row {
+                held.insert(WebhookDeliveryNames.endpoint(configID: id))
+            } else if rows[id] == nil {
+                unusable[id] = nil
+            } else {
+                unusable[id]?.row = []
+            }
+        }
+        return held
+    }
+
+    /// The columns sending needs of the configs `ids` that exist (secret, whether active, URL,
+    /// headers, retry policy), by id. Prepared: it runs at every claim, and planning it again
+    /// each time cost more than reading the few rows. Every column is text, so that a column's
+    /// type changed by an operator replans the statement instead of failing it.
+    private static func read(_ ids: Set<String>, on db: PostgresConnection) throws(PostgresError) -> [String: [String?]] {
+        let rows = try db.query(prepared: "changerelay_webhook_configs", """
+            SELECT id::text AS id, secret::text AS secret, is_active IS TRUE AS active, url::text AS url,
+                   headers::text AS headers, retry_config::text AS retry_config
+            FROM public.webhook_configs WHERE id::text = ANY($1::text[])
+            """, [postgresArrayLiteral(ids.sorted())])
+        var found: [String: [String?]] = [:]
+        for row in rows.rows {
+            if let id = row[0] { found[id] = Array(row[1...5]) }
+        }
+        return found
     }
 
     /// Whether a config is active now (nil: it no longer exists): after a 410, whether the
