@@ -15,7 +15,7 @@ struct Webhooks: ParsableCommand {
     struct Test: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Send one signed webhook.test event to the active config NAME; exit 0 on 2xx, 1 otherwise, "
-                + "2 when there is no such active config or it cannot fire (a malformed events, headers, retry_config or url).")
+                + "2 when there is no such active config, more than one, or it cannot fire (a malformed events, headers, retry_config or url).")
 
         @OptionGroup var options: ConfigOptions
 
@@ -35,9 +35,18 @@ struct Webhooks: ParsableCommand {
                     SELECT id::text AS id, url, secret, events::text AS events, headers::text AS headers,
                            retry_config::text AS retry_config, CASE WHEN is_active THEN 't' ELSE 'f' END AS is_active
                     FROM public.webhook_configs WHERE name = $1
+                    ORDER BY is_active IS TRUE DESC, id
                     """, [name])
                 guard let id = found.value("id") else {
                     FileOutput.standardError.write(line: "changerelay: no webhook config is named '\(name)'")
+                    throw ExitCode(2)
+                }
+                // The seed makes names unique; a table without that constraint may repeat one,
+                // and a test sent to one of two active configs would say nothing of the other.
+                let active = found.rows.indices.filter { found.value("is_active", row: $0) == "t" }
+                guard active.count < 2 else {
+                    let ids = active.compactMap { found.value("id", row: $0) }.joined(separator: ", ")
+                    FileOutput.standardError.write(line: "changerelay: \(active.count) active webhook configs are named '\(name)' (ids \(ids)); give each its own name")
                     throw ExitCode(2)
                 }
                 guard found.value("is_active") == "t" else {

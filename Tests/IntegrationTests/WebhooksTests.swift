@@ -642,6 +642,19 @@ import Testing
                 """)
         }
         #expect(setup.receiver.requestCount == requests)
+
+        // A table without the seed's unique names: one of two active configs is not picked.
+        try setup.db.execute("ALTER TABLE webhook_configs DROP CONSTRAINT webhook_configs_name_key")
+        let twin = try Self.addConfig(setup, name: "ops", events: ["*"])
+        let ambiguous = try runChangeRelay(["webhooks", "test", "ops"], environment: environment)
+        #expect(ambiguous.status == 2 && ambiguous.stderr.contains("2 active webhook configs are named 'ops' (ids \(config), \(twin))"),
+                "\(ambiguous.stderr)")
+        #expect(setup.receiver.requestCount == requests)
+        try setup.db.query("UPDATE webhook_configs SET is_active = false WHERE id::text = $1", [config])
+        setup.receiver.behavior = .status(200)
+        #expect(try runChangeRelay(["webhooks", "test", "ops"], environment: environment).status == 0)
+        let tested = try setup.db.execute("SELECT string_agg(DISTINCT webhook_config_id::text, ',') AS ids FROM webhook_logs WHERE attempt_count = 1 AND response_status = 200")
+        #expect(tested.value("ids")?.split(separator: ",").contains(Substring(twin)) == true, "the active one of the two")
     }
 
     /// kill -9 at the crash points and at random instants during a burst of chat messages:
