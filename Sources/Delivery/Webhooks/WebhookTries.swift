@@ -102,9 +102,9 @@ final class WebhookTries {
 
     /// The endpoints of the configs that cannot be sent to and whose rows are as they were
     /// when found so: the next claim leaves them out, and their deliveries wait where they are,
-    /// unclaimed. A config changed since (fixed, or unreadable another way) or deleted is let
-    /// go, so the claim that follows takes its rows and `prepare` reads it again; a config
-    /// still unreadable for the same reason is not said again.
+    /// unclaimed. A config changed since (fixed, or changed and still unreadable, which is
+    /// said again) or deleted is let go, so the claim that follows takes its rows and
+    /// `prepare` reads it again.
     func heldBack(on db: PostgresConnection) throws(PostgresError) -> Set<String> {
         guard !unusable.isEmpty else { return [] }
         let rows = try Self.read(Set(unusable.keys), on: db)
@@ -112,10 +112,8 @@ final class WebhookTries {
         for (id, known) in unusable {
             if rows[id] == known.row {
                 held.insert(WebhookDeliveryNames.endpoint(configID: id))
-            } else if rows[id] == nil {
-                unusable[id] = nil
             } else {
-                unusable[id]?.row = []
+                unusable[id] = nil
             }
         }
         return held
