@@ -291,4 +291,4 @@ def recvlogical_options(plugin, publication):
     if plugin == "pgoutput":
         return ["-o", "proto_version=2", "-o", "streaming=on", "-o", "publication_names=" + publication]
     return ["-o", "format-version=2", "-o", "include-xids=1", "-o", "include-timestamp=1", "-o", "include-lsn=1",
-            "-o", "include-type-oids=1", "-o", "include-pk=1"]
+            "-o", "include-types=0", "-o", "include-type-oids=1", "-o", "include-pk=1"]

@@ -94,7 +94,8 @@ public struct PublishedActions: OptionSet, Sendable, Hashable {
 }
 
 /// Turns wal2json 2.5 `format-version 2` records (one per XLogData message, options
-/// `include-xids`, `include-timestamp`, `include-lsn`, `include-type-oids`, `include-pk`)
+/// `include-xids`, `include-timestamp`, `include-lsn`, `include-type-oids`, `include-pk`, and
+/// `include-types` off)
 /// into the same `Transaction`s the pgoutput decoder produces.
 ///
 /// Values are normalised to Postgres' text output so both plugins yield the same

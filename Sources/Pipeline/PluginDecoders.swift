@@ -65,9 +65,14 @@ struct Wal2JsonTransactionDecoder: TransactionDecoder {
 
     var hasOpenTransactions: Bool { decoder.isInTransaction }
 
+    /// Types by oid only (`include-types` off): wal2json 2.5 writes a type's name unescaped when
+    /// it starts with a quote (`"type":"Billing".state`, a type in a schema that needs quoting
+    /// and is not on the search path), which no JSON parser reads, so one column of such a type
+    /// in any table, published or not, stopped the stream at that record for good. The
+    /// decoder never read the names.
     static func options(_ settings: SlotReader.Settings) -> [(String, String)] {
         [("format-version", "2"), ("include-xids", "1"), ("include-timestamp", "1"), ("include-lsn", "1"),
-         ("include-type-oids", "1"), ("include-pk", "1")]
+         ("include-types", "0"), ("include-type-oids", "1"), ("include-pk", "1")]
     }
 }
 

@@ -357,6 +357,38 @@ import Testing
         }
     }
 
+    /// Types whose names need quoting, in schemas off the search path: wal2json writes such a
+    /// name unquoted into its JSON (`"type":"Billing".state`) unless asked for oids alone, and
+    /// one such column, in a table published or not, stopped the stream at that record for
+    /// good. Both plugins print the published table's values and go on past the other's.
+    @Test func typesWhoseNamesNeedQuotingDoNotStopTheStream() throws {
+        let (cluster, db) = try Self.clusterWithSlots(after: #"""
+            CREATE SCHEMA "Billing";
+            CREATE TYPE "Billing".state AS ENUM ('open', 'paid');
+            CREATE TYPE "Billing"."we""ird\type" AS ENUM ('x');
+            CREATE DOMAIN "Billing"."Cents" AS bigint;
+            CREATE TABLE "Billing".invoices (id int PRIMARY KEY, s "Billing".state, w "Billing"."we""ird\type",
+                                             a "Billing".state[], c "Billing"."Cents");
+            CREATE TABLE "Billing".unpublished (id int PRIMARY KEY, s "Billing".state);
+            CREATE TABLE plain (id int PRIMARY KEY);
+            CREATE PUBLICATION quoted_pub FOR TABLE "Billing".invoices, plain;
+            """#)
+        defer { try? cluster.stop() }
+        try db.execute(#"INSERT INTO "Billing".unpublished VALUES (1, 'open')"#)
+        try db.execute(#"INSERT INTO "Billing".invoices VALUES (1, 'paid', 'x', '{open,paid}', 250)"#)
+        try db.execute(#"UPDATE "Billing".invoices SET s = 'open' WHERE id = 1"#)
+        try db.execute("INSERT INTO plain VALUES (7)")
+        let lines = try Self.tailBoth(cluster, publication: "quoted_pub", count: 3)
+        Self.expectSameLines(lines, count: 3)
+        for (plugin, printed) in [("pgoutput", lines.pgoutput), ("wal2json", lines.wal2json)] where printed.count == 3 {
+            #expect(printed[0]["new"]?["s"] == .string("paid") && printed[0]["new"]?["w"] == .string("x")
+                    && printed[0]["new"]?["a"] == .string("{open,paid}") && printed[0]["new"]?["c"] == .number("250"),
+                    "\(plugin): \(printed[0])")
+            #expect(printed[1]["new"]?["s"] == .string("open"), "\(plugin): \(printed[1])")
+            #expect(printed[2]["table"] == .string("plain"), "\(plugin): \(printed[2])")
+        }
+    }
+
     /// Domains render as their base types through both plugins and pgoutput's binary mode:
     /// a domain over int4 prints 5, over bool true, over jsonb the document; both plugins
     /// name the column by the domain's own type, and it printed "5" and "t", and binary mode
