@@ -250,14 +250,23 @@ public final class PostgresConnection: @unchecked Sendable {
     /// (`NOTICE`, `INFO`: a scheduled job's `RAISE NOTICE`, "already exists, skipping") at
     /// debug. libpq's default printed each raw on standard error, between the log's records
     /// (breaking a JSON log's one object a line), and a job raising 20 000 flooded it.
+    ///
+    /// wal2json warns once a row for each UPDATE or DELETE of a table without a replica
+    /// identity ("no tuple identifier for UPDATE in table ..."), a table the service never
+    /// delivers: the server refuses those statements on a table a publication sends them
+    /// from. They go to debug too, or one statement on such a table wrote a line a row.
     private static let noticeReceiver: PQnoticeReceiver = { _, result in
         guard let result else { return }
         let severity = field("V", of: result) ?? "NOTICE"
-        noticeLogger.log(level: severity == "WARNING" ? .warning : .debug, "the server sent a notice", metadata: [
-            "severity": "\(severity)", "message": "\(field("M", of: result) ?? "")",
+        let message = field("M", of: result) ?? ""
+        let warns = severity == "WARNING" && !message.hasPrefix(wal2jsonRowWithoutIdentity)
+        noticeLogger.log(level: warns ? .warning : .debug, "the server sent a notice", metadata: [
+            "severity": "\(severity)", "message": "\(message)",
             "sqlstate": "\(field("C", of: result) ?? "")",
         ])
     }
+
+    static let wal2jsonRowWithoutIdentity = "no tuple identifier for "
 
     func resultError(_ result: OpaquePointer, statement: String?) -> PostgresError {
         func field(_ code: Character) -> String? { Self.field(code, of: result) }
