@@ -214,7 +214,7 @@ public struct Doctor {
         let exists = try db.query("SELECT 1 AS found FROM pg_publication WHERE pubname = $1", [publication])
         guard !exists.rows.isEmpty else {
             return [.problem("publication", "publication \(publication) does not exist",
-                             fix: "changerelay setup -- or CREATE PUBLICATION \(publication) FOR TABLE "
+                             fix: "changerelay setup -- or CREATE PUBLICATION \(quoteIdentifier(publication)) FOR TABLE "
                                 + SeedTables.published.map { table in table + (SeedTables.rowFilters[table].map { " WHERE (\($0))" } ?? "") }
                                     .joined(separator: ", ") + ";")]
         }

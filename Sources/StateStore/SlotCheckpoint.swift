@@ -25,6 +25,16 @@ public struct SlotCheckpoint: Sendable {
         return row.value("written_by").flatMap(Writer.init(rawValue:))
     }
 
+    /// Whether a service or a replay has committed a batch from this slot: false too on a
+    /// database without the service's schema.
+    public func isStored(on db: PostgresConnection) throws(PostgresError) -> Bool {
+        do {
+            return try !db.query("SELECT 1 AS stored FROM changerelay.checkpoints WHERE slot_name = $1", [slot]).rows.isEmpty
+        } catch where ["42P01", "3F000"].contains(error.sqlState) {
+            return false
+        }
+    }
+
     /// The stored checkpoint; zero for a slot that never committed a batch.
     public func read(on db: PostgresConnection) throws(PostgresError) -> LSN {
         let row = try db.query("SELECT lsn::text AS lsn FROM changerelay.checkpoints WHERE slot_name = $1", [slot])

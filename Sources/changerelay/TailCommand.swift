@@ -7,6 +7,7 @@ import Pipeline
 import PlannedEffects
 import Replication
 import ServiceAssembly
+import StateStore
 
 struct Tail: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -19,7 +20,7 @@ struct Tail: AsyncParsableCommand {
     @Option(help: "Output plugin: pgoutput or wal2json (default: source.plugin).")
     var plugin: Config.Plugin?
 
-    @Option(help: "Read this persistent slot, acknowledging what was printed.")
+    @Option(help: "Read this persistent slot, acknowledging what was printed; not source.slot, nor a slot a service or a replay plans from.")
     var slot: String?
 
     @Flag(help: "Use a temporary slot that disappears on exit (the default without --slot).")
@@ -67,6 +68,7 @@ struct Tail: AsyncParsableCommand {
         }
         let protoVersion = self.protoVersion ?? 2
         do {
+            if let slot { try Self.refuseIfPlannedFrom(slot, config: config) }
             let settings = SlotReader.Settings(
                 databaseURL: try config.requireSourceURL(), plugin: plugin,
                 slot: slot, publication: config.source.publication,
@@ -96,6 +98,26 @@ struct Tail: AsyncParsableCommand {
         } catch let error as CustomStringConvertible & Error {
             throw failure(error.description)
         }
+    }
+}
+
+extension Tail {
+    /// A slot a service or a replay plans from is not tail's to read: tail acknowledges what it
+    /// prints, and the planner, resuming at the slot's position, would never see those changes.
+    /// Such a slot is `source.slot`, or one with a checkpoint in the state database (a service
+    /// configured another way, a replay's).
+    static func refuseIfPlannedFrom(_ slot: String, config: Config) throws {
+        let reason: String
+        if slot == config.source.slot {
+            reason = "it is source.slot, the slot the service plans from"
+        } else {
+            let state = try PostgresConnection(url: config.stateDatabaseURL ?? config.requireSourceURL())
+            guard try SlotCheckpoint(slot: slot).isStored(on: state) else { return }
+            reason = "the state database has a checkpoint for it: a service or a replay plans from it"
+        }
+        throw failure("tail: refusing slot \(slot): \(reason). Tail acknowledges what it prints, so the planner would "
+                      + "never see those changes; read them with a slot of tail's own (a temporary one, the default, or "
+                      + "another --slot)")
     }
 }
 

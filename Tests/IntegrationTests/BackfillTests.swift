@@ -555,7 +555,7 @@ import Testing
 
     /// A table empty of matching rows when the backfill starts reads nothing, and ends.
     /// A `--where` that changes a setting that decides how values are written (set_config of
-    /// TimeZone) fails its backfill, naming the setting, rather than send its chunk written
+    /// TimeZone, or of client_encoding) fails its backfill, naming the setting, rather than send its chunk written
     /// otherwise than the stream writes it (keys that match no change); and it does not change
     /// how a later backfill's rows are written: each chunk starts from the session's own settings.
     @Test func aWhereThatSetsTheSessionsTimeZoneFailsAndDoesNotLeakIntoLaterChunks() throws {
@@ -574,10 +574,15 @@ import Testing
         #expect(none.status == 0, "\(none.stderr)")
         let zoned = try Self.backfill(setup, ["--table", "items", "--where", "set_config('TimeZone', 'Asia/Kolkata', false) IS NOT NULL"])
         #expect(zoned.status == 1 && zoned.stderr.contains("changed TimeZone (set_config)"), "\(zoned.stderr)")
+        // The text of every value arrives in the client encoding: read as UTF-8, LATIN1's bytes
+        // gave keys and bodies with replacement characters.
+        let encoded = try Self.backfill(setup, ["--table", "items", "--where",
+                                                "set_config('client_encoding', 'LATIN1', false) IS NOT NULL"])
+        #expect(encoded.status == 1 && encoded.stderr.contains("changed client_encoding (set_config)"), "\(encoded.stderr)")
         let stamps = try Self.backfill(setup, ["--table", "stamps"])
         #expect(stamps.status == 0, "\(stamps.stderr)")
         try RunPipelineTests.waitFor("the last backfill done") {
-            try setup.db.execute("SELECT status FROM changerelay.backfills WHERE id = 3").value("status") == "done"
+            try setup.db.execute("SELECT status FROM changerelay.backfills WHERE id = 4").value("status") == "done"
         }
         try RunPipelineTests.waitFor("its read sent") { setup.receiver.requestCount >= 1 }
         run.child.signal(SIGTERM)

@@ -68,8 +68,9 @@ import Testing
         // A name in capitals is the publication's name as written, for setup and the stream alike.
         let capitals = Self.environment(cluster, ["CHANGERELAY_SOURCE_PUBLICATION": "MyPub", "CHANGERELAY_SOURCE_SLOT": "capitals"])
         #expect(try runChangeRelay(["setup"], environment: capitals).status == 0)
+        try db.execute("SELECT pg_create_logical_replication_slot('capitals_tail', 'pgoutput')")
         try db.execute("INSERT INTO chat_sessions (user_id) VALUES (gen_random_uuid())")
-        let tail = try runChangeRelay(["tail", "--slot", "capitals", "--limit", "1"], environment: capitals, timeout: .seconds(60))
+        let tail = try runChangeRelay(["tail", "--slot", "capitals_tail", "--limit", "1"], environment: capitals, timeout: .seconds(60))
         #expect(tail.status == 0 && tail.stdout.contains(#""table":"chat_sessions""#), "\(tail.stdout)\(tail.stderr)")
     }
 

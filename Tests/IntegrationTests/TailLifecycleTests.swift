@@ -46,6 +46,41 @@ import Testing
         #expect(try Self.ids(third.stdout) == [11, 12, 13])
     }
 
+    /// The slot a service plans from is not tail's: it acknowledged what it printed, and the
+    /// service, resuming at the slot's position, never planned those changes. Refused when it
+    /// is `source.slot` and when the state database has a checkpoint for it; the slot does not
+    /// move, and a slot of tail's own is read as before.
+    @Test func aSlotTheServicePlansFromIsRefusedAndLeftWhereItIs() throws {
+        let (cluster, db, environment) = try Self.prepare()
+        defer { try? cluster.stop() }
+        try Self.insert(db, 1...2)
+        func position() throws -> String? {
+            try db.execute("SELECT confirmed_flush_lsn::text AS at FROM pg_replication_slots WHERE slot_name = 'life'").value("at")
+        }
+        let before = try position()
+        var serviceSlot = environment
+        serviceSlot["CHANGERELAY_SOURCE_SLOT"] = "life"
+        let own = try runChangeRelay(["tail", "--slot", "life", "--limit", "1"], environment: serviceSlot)
+        #expect(own.status == 1 && own.stdout.isEmpty
+                && own.stderr.contains("refusing slot life: it is source.slot, the slot the service plans from"), "\(own.stderr)")
+
+        try db.execute("""
+            CREATE SCHEMA changerelay;
+            CREATE TABLE changerelay.checkpoints (slot_name text PRIMARY KEY, lsn pg_lsn NOT NULL);
+            INSERT INTO changerelay.checkpoints VALUES ('life', '0/1');
+            """)
+        let checkpointed = try runChangeRelay(["tail", "--slot", "life", "--limit", "1"], environment: environment)
+        #expect(checkpointed.status == 1 && checkpointed.stdout.isEmpty
+                && checkpointed.stderr.contains("refusing slot life: the state database has a checkpoint for it"),
+                "\(checkpointed.stderr)")
+        #expect(try position() == before)
+
+        try db.execute("DELETE FROM changerelay.checkpoints")
+        let read = try runChangeRelay(["tail", "--slot", "life", "--limit", "2"], environment: environment)
+        #expect(read.status == 0, "\(read.stderr)")
+        #expect(try Self.ids(read.stdout) == [1, 2])
+    }
+
     @Test func interruptStopsCleanlyAndAcknowledgesWhatWasPrinted() throws {
         let (cluster, db, environment) = try Self.prepare()
         defer { try? cluster.stop() }

@@ -188,7 +188,8 @@ public final class BackfillRunner {
         for row in try db.query("""
             SELECT name, setting FROM pg_settings
             WHERE name IN ('TimeZone', 'DateStyle', 'IntervalStyle', 'extra_float_digits', 'bytea_output',
-                           'lc_monetary', 'search_path', 'xmlbinary', 'xmloption', 'standard_conforming_strings')
+                           'lc_monetary', 'search_path', 'xmlbinary', 'xmloption', 'standard_conforming_strings',
+                           'client_encoding')
             """, []).rows {
             if let name = row[0] { settings[name] = row[1] ?? "" }
         }
