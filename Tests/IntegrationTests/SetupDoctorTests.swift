@@ -67,6 +67,8 @@ import Testing
 
         // A name in capitals is the publication's name as written, for setup and the stream alike.
         let capitals = Self.environment(cluster, ["CHANGERELAY_SOURCE_PUBLICATION": "MyPub", "CHANGERELAY_SOURCE_SLOT": "capitals"])
+        let missing = try runChangeRelay(["doctor"], environment: capitals)
+        #expect(missing.stdout.contains(#"CREATE PUBLICATION "MyPub" FOR TABLE user_conversations, "#), "\(missing.stdout)")
         #expect(try runChangeRelay(["setup"], environment: capitals).status == 0)
         try db.execute("SELECT pg_create_logical_replication_slot('capitals_tail', 'pgoutput')")
         try db.execute("INSERT INTO chat_sessions (user_id) VALUES (gen_random_uuid())")
