@@ -41,6 +41,8 @@ public enum RequiredMigration: Sendable, CaseIterable {
     case bufferIDsReused
     /// 029's `backfills.high_key`, which the backfill runner reads and writes.
     case backfillHighKey
+    /// 037's `backfills.slot_name`: a request names the slot whose service works on it.
+    case backfillSlots
     /// 030's completion log, the automations' rate limit as of the checkpoint.
     case automationCompletionLog
     /// 031's former ordering key, which the claim and the committer's rows name.
@@ -66,6 +68,7 @@ public enum RequiredMigration: Sendable, CaseIterable {
         case .bufferMarks: "026_buffer_marks_kept.sql"
         case .bufferIDsReused: "027_buffer_ids_reused.sql"
         case .backfillHighKey: "029_backfill_high_key.sql"
+        case .backfillSlots: "037_backfill_slot.sql"
         case .automationCompletionLog: "030_automation_completion_log.sql"
         case .formerOrderingKeys: "031_ordering_across_key_changes.sql"
         case .checkpointWriters: "032_checkpoint_writers.sql"
@@ -106,6 +109,8 @@ public enum RequiredMigration: Sendable, CaseIterable {
             Self.hasColumn("deliveries", "requeued_at_attempt")
         case .backfillHighKey:
             Self.hasColumn("backfills", "high_key")
+        case .backfillSlots:
+            Self.hasColumn("backfills", "slot_name")
         case .checkpointWriters:
             Self.hasColumn("checkpoints", "written_by")
         case .claimingProcesses:

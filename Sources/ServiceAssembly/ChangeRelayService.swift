@@ -79,6 +79,7 @@ public struct ChangeRelayService: Sendable {
         if role != .dispatcher {
             try RequiredMigration.backfills.require(neededBy: "the batch committer", on: state)
             try RequiredMigration.backfillHighKey.require(neededBy: "the backfill runner", on: state)
+            try RequiredMigration.backfillSlots.require(neededBy: "the backfill runner", on: state)
             try RequiredMigration.sessionStaging.require(neededBy: "the batch committer", on: state)
             try RequiredMigration.keptStaging.require(neededBy: "the batch committer", on: state)
             try RequiredMigration.checkpointWriters.require(neededBy: "the batch committer", on: state)
@@ -148,7 +149,8 @@ public struct ChangeRelayService: Sendable {
             })
         }
         services.append(ThreadService("backfill") { [sourceURL, stateURL, config] stop in
-            BackfillRunner(.init(sourceURL: sourceURL, stateURL: stateURL, publication: config.source.publication),
+            BackfillRunner(.init(sourceURL: sourceURL, stateURL: stateURL, publication: config.source.publication,
+                                 slot: config.source.slot),
                            exchange: backfills, logger: Logger(label: "changerelay.backfill")).run(until: stop)
         })
         services.append(ThreadService("stream") { [router] stop in

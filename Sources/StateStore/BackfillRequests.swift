@@ -50,16 +50,19 @@ public enum BackfillRequests {
         to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), high_key
         """
 
-    /// Records a request and wakes the runner; returns its id.
+    /// Records a request for the service that reads `slot` and wakes the runners; returns
+    /// its id.
     public static func request(schema: String, table: String, where condition: String?, chunkSize: Int,
-                               keyColumns: [String], rowsEstimated: Int64?,
+                               keyColumns: [String], rowsEstimated: Int64?, slot: String,
                                on db: PostgresConnection) throws(PostgresError) -> Int64 {
         let id = try db.query("""
             WITH recorded AS (
-                INSERT INTO changerelay.backfills (table_schema, table_name, where_clause, chunk_size, key_columns, rows_estimated)
-                VALUES ($1, $2, $3, $4::int, $5::text[], $6::bigint) RETURNING id)
+                INSERT INTO changerelay.backfills (table_schema, table_name, where_clause, chunk_size, key_columns, rows_estimated,
+                                                   slot_name)
+                VALUES ($1, $2, $3, $4::int, $5::text[], $6::bigint, $7) RETURNING id)
             SELECT id, pg_notify('\(channel)', id::text) FROM recorded
-            """, [schema, table, condition, String(chunkSize), postgresArrayLiteral(keyColumns), rowsEstimated.map(String.init)])
+            """, [schema, table, condition, String(chunkSize), postgresArrayLiteral(keyColumns), rowsEstimated.map(String.init),
+                  slot])
             .value("id").flatMap(Int64.init)
         guard let id else { throw PostgresError(.protocolViolation, "INSERT … RETURNING id returned no id", endpoint: db.endpoint) }
         return id
@@ -75,11 +78,14 @@ public enum BackfillRequests {
         try db.query("SELECT \(columns) FROM changerelay.backfills WHERE id = $1", [String(id)]).rows.compactMap(entry).first
     }
 
-    /// The oldest request not finished: the runner works on one at a time, in order.
-    public static func next(on db: PostgresConnection) throws(PostgresError) -> Entry? {
+    /// The oldest request not finished for the service that reads `slot` (or for any, recorded
+    /// before 037): the runner works on one at a time, in order. Another slot's request is
+    /// another service's, whose handlers and cursor it is.
+    public static func next(slot: String, on db: PostgresConnection) throws(PostgresError) -> Entry? {
         try db.query("""
-            SELECT \(columns) FROM changerelay.backfills WHERE status IN ('pending', 'running') ORDER BY id LIMIT 1
-            """, []).rows.compactMap(entry).first
+            SELECT \(columns) FROM changerelay.backfills
+            WHERE status IN ('pending', 'running') AND (slot_name IS NULL OR slot_name = $1) ORDER BY id LIMIT 1
+            """, [slot]).rows.compactMap(entry).first
     }
 
     /// The runner took it up; false when it was cancelled meanwhile.

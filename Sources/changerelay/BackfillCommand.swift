@@ -19,7 +19,7 @@ struct BackfillCommand: ParsableCommand {
             """,
         subcommands: [Start.self, Status.self, Cancel.self], defaultSubcommand: Start.self)
 
-    /// The source and the state database, with 016 and 029 applied.
+    /// The source and the state database, with 016, 029 and 037 applied.
     static func connect(_ config: Config) throws -> (source: PostgresConnection, state: PostgresConnection) {
         do {
             let sourceURL = try config.requireSourceURL()
@@ -28,6 +28,7 @@ struct BackfillCommand: ParsableCommand {
             let state = try PostgresConnection(url: config.stateDatabaseURL ?? sourceURL)
             try RequiredMigration.backfills.require(neededBy: "it", on: state)
             try RequiredMigration.backfillHighKey.require(neededBy: "it", on: state)
+            try RequiredMigration.backfillSlots.require(neededBy: "it", on: state)
             return (source, state)
         } catch let error as CustomStringConvertible & Error {
             throw failure("backfill: \(error)")
@@ -72,7 +73,7 @@ struct BackfillCommand: ParsableCommand {
             do {
                 id = try BackfillRequests.request(schema: table.name.schema, table: table.name.name, where: condition,
                                                   chunkSize: chunkSize, keyColumns: table.keyColumns,
-                                                  rowsEstimated: estimate, on: state)
+                                                  rowsEstimated: estimate, slot: config.source.slot, on: state)
             } catch {
                 throw failure("backfill: \(error)")
             }

@@ -294,6 +294,26 @@ import Testing
             """).rows == [["25"]])
     }
 
+    /// A backfill request is its slot's service's (037): a runner reading another slot, which
+    /// shares the state database, takes none of it, and one recorded before 037 (no slot) is
+    /// taken by any runner, as it was.
+    @Test func aBackfillRequestIsTakenOnlyByTheRunnerOfItsSlot() throws {
+        let cluster = try Self.startCluster()
+        defer { try? cluster.stop() }
+        let db = try cluster.connect()
+        let first = try BackfillRequests.request(schema: "public", table: "jobs", where: nil, chunkSize: 10, keyColumns: ["id"],
+                                                 rowsEstimated: nil, slot: "groups_a", on: db)
+        #expect(try db.query("SELECT slot_name FROM changerelay.backfills WHERE id = $1", [String(first)]).value("slot_name") == "groups_a")
+        #expect(try BackfillRequests.next(slot: "groups_b", on: db) == nil)
+        #expect(try BackfillRequests.next(slot: "groups_a", on: db)?.id == first)
+        let second = try BackfillRequests.request(schema: "public", table: "jobs", where: nil, chunkSize: 10, keyColumns: ["id"],
+                                                  rowsEstimated: nil, slot: "groups_b", on: db)
+        #expect(try BackfillRequests.next(slot: "groups_b", on: db)?.id == second)
+        try db.query("UPDATE changerelay.backfills SET slot_name = NULL WHERE id = $1", [String(first)])
+        #expect(try BackfillRequests.next(slot: "groups_b", on: db)?.id == first)
+        #expect(try BackfillRequests.next(slot: "groups_c", on: db)?.id == first)
+    }
+
     /// A claim stays on its row's page whatever the rows' width (036). At 017's fillfactor of 60
     /// the room a page kept was less than its rows' claimed versions took, at every width here:
     /// a quarter to a third of each claim wrote an entry into every index. At 40 the room left

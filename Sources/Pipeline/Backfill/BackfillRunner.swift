@@ -18,11 +18,14 @@ public final class BackfillRunner {
         public var sourceURL: String
         public var stateURL: String
         public var publication: String
+        /// The slot the service reads: only requests recorded for it are this runner's.
+        public var slot: String
 
-        public init(sourceURL: String, stateURL: String, publication: String) {
+        public init(sourceURL: String, stateURL: String, publication: String, slot: String) {
             self.sourceURL = sourceURL
             self.stateURL = stateURL
             self.publication = publication
+            self.slot = slot
         }
     }
 
@@ -56,7 +59,7 @@ public final class BackfillRunner {
                     continue
                 }
                 let state = try stateConnection()
-                guard let request = try BackfillRequests.next(on: state) else {
+                guard let request = try BackfillRequests.next(slot: settings.slot, on: state) else {
                     _ = try state.waitForNotifications(wakeDescriptors: [stop.descriptor], timeout: .seconds(5))
                     continue
                 }
