@@ -62,7 +62,7 @@ public struct Doctor {
         findings += try publicationMembership(db)
         findings += try replicaIdentity(db)
         findings += try privileges(db)
-        findings += try slots(db)
+        findings += try slots(db, state: state ?? db)
         return findings
     }
 
@@ -437,7 +437,7 @@ public struct Doctor {
         return Dictionary(uniqueKeysWithValues: zip(result.columns, row))
     }
 
-    func slots(_ db: PostgresConnection) throws(PostgresError) -> [Finding] {
+    func slots(_ db: PostgresConnection, state: PostgresConnection) throws(PostgresError) -> [Finding] {
         var findings: [Finding] = []
         if let row = try slotRow(db) {
             let lag = Int64((row["lag"] ?? nil) ?? "0") ?? 0
@@ -449,7 +449,7 @@ public struct Doctor {
                 let database = (row["database"] ?? nil) ?? "none (a physical slot)"
                 findings.append(.problem("slot", "slot \(slot) belongs to database \(database), not this one; the stream would be refused",
                                          fix: "-- set source.slot to another name, then changerelay setup"))
-                return findings + (try retainingSlots(db))
+                return findings + (try retainingSlots(db, state: state))
             }
             if plugin != self.plugin.rawValue {
                 findings.append(.problem("slot", "slot \(slot) uses \(plugin), configured plugin is \(self.plugin.rawValue)",
@@ -470,7 +470,7 @@ public struct Doctor {
         } else {
             findings.append(.problem("slot", "slot \(slot) does not exist", fix: "changerelay setup"))
         }
-        findings += try retainingSlots(db)
+        findings += try retainingSlots(db, state: state)
         return findings
     }
 
@@ -478,7 +478,10 @@ public struct Doctor {
     /// since a migration, a forgotten one, a reader that lags. Each fills the disk for as long
     /// as it stays, and `max_slot_wal_keep_size` (when set) invalidates it past that size, so
     /// it is worth a warning with the way out; it does not stop ChangeRelay working.
-    func retainingSlots(_ db: PostgresConnection) throws(PostgresError) -> [Finding] {
+    ///
+    /// An inactive slot whose checkpoint `run` wrote is a service's, configured with another
+    /// `source.slot`: replay refuses it, so the way out is that service, or dropping both.
+    func retainingSlots(_ db: PostgresConnection, state: PostgresConnection) throws(PostgresError) -> [Finding] {
         let rows = try db.query("""
             SELECT slot_name, slot_type, active, active_pid::text,
                    pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint::text
@@ -487,11 +490,14 @@ public struct Doctor {
               AND pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn) > $2::bigint
             ORDER BY slot_name
             """, [slot, String(maxRetainedBytes)]).rows
-        return rows.map { row in
+        return try rows.map { row throws(PostgresError) in
             let name = row[0] ?? "?", logical = row[1] == "logical", active = row[2] == "t"
-            let drop = "SELECT pg_drop_replication_slot('\(name)');"
+            let drop = "SELECT pg_drop_replication_slot(\(quoteLiteral(name)));"
             let fix = if active {
                 "its reader (process \(row[3] ?? "?")) is behind: let it catch up (a replay: let it finish), or stop it and \(drop)"
+            } else if logical, try Self.checkpointWriter(of: name, on: state) == "run" {
+                "it is a service's slot (changerelay run wrote its checkpoint): start the service that reads it, or, if none "
+                    + "will, \(drop) and DELETE FROM changerelay.checkpoints WHERE slot_name = \(quoteLiteral(name));"
             } else if logical {
                 "changerelay replay --slot \(name) (reads it to the end, so it lets the WAL go), or \(drop) if nothing will read it"
             } else {
@@ -499,6 +505,16 @@ public struct Doctor {
             }
             return .warning("slot", "slot \(name) (\(active ? "active" : "inactive"), \(row[1] ?? "?")) retains \(row[4] ?? "?") bytes "
                                 + "of WAL, more than --max-retained-bytes \(maxRetainedBytes)", fix: fix)
+        }
+    }
+
+    /// Who wrote `slot`'s checkpoint last (032's `written_by`: `run` or `replay`); nil for none,
+    /// and on a state database without the table or the column.
+    static func checkpointWriter(of slot: String, on state: PostgresConnection) throws(PostgresError) -> String? {
+        do {
+            return try state.query("SELECT written_by FROM changerelay.checkpoints WHERE slot_name = $1", [slot]).value("written_by")
+        } catch where ["42P01", "42703", "3F000"].contains(error.sqlState) {
+            return nil
         }
     }
 }

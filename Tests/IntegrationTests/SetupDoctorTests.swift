@@ -157,6 +157,9 @@ import Testing
             ALTER TABLE public.webhook_configs DROP COLUMN updated_at;
             """)
         try db.execute("SELECT pg_create_logical_replication_slot('forgotten', 'pgoutput')")
+        // Another service's slot (its checkpoint written by run), which replay refuses.
+        try db.execute("SELECT pg_create_logical_replication_slot('other_service', 'pgoutput')")
+        try db.execute("INSERT INTO changerelay.checkpoints (slot_name, lsn, written_by) VALUES ('other_service', '0/1', 'run')")
         try db.execute("""
             CREATE TABLE filler AS SELECT g, md5(g::text) AS h FROM generate_series(1, 50000) g;
             """)
@@ -186,6 +189,9 @@ import Testing
         #expect(out.contains("more than --max-retained-bytes 1000000"))
         #expect(out.contains("fix: changerelay replay --slot forgotten (reads it to the end, so it lets the WAL go), "
                              + "or SELECT pg_drop_replication_slot('forgotten'); if nothing will read it"))
+        #expect(out.contains("fix: it is a service's slot (changerelay run wrote its checkpoint): start the service that reads "
+                             + "it, or, if none will, SELECT pg_drop_replication_slot('other_service'); and DELETE FROM "
+                             + "changerelay.checkpoints WHERE slot_name = 'other_service';"), "\(out)")
         #expect(out.contains("slot changerelay is inactive and retains"))
         // setup grants the columns a table has: without updated_at it still runs, and doctor names it.
         let again = try runChangeRelay(["setup"], environment: Self.environment(cluster))
