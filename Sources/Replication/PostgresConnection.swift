@@ -266,7 +266,8 @@ public final class PostgresConnection: @unchecked Sendable {
         ])
     }
 
-    static let wal2jsonRowWithoutIdentity = "no tuple identifier for "
+    /// The start of wal2json's warning for a row without a replica identity.
+    private static let wal2jsonRowWithoutIdentity = "no tuple identifier for "
 
     func resultError(_ result: OpaquePointer, statement: String?) -> PostgresError {
         func field(_ code: Character) -> String? { Self.field(code, of: result) }
