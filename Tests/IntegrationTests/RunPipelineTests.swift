@@ -263,6 +263,40 @@ import Testing
         #expect(bodies.contains { $0.contains(#""v":"after""#) })
     }
 
+    /// An idle stream writes nothing. wal2json sends every table's transactions, the
+    /// committer's own checkpoint write among them (state database = source), and a checkpoint
+    /// committed for each was the next: about 800 a second, forever, with nothing to plan.
+    /// A transaction of unpublished tables alone moves the slot all the same.
+    @Test(arguments: ["pgoutput", "wal2json"])
+    func anIdleStreamWritesNoCheckpointsAndTheSlotStillMoves(plugin: String) throws {
+        let setup = try Self.prepare(extra: ["CHANGERELAY_SOURCE_PLUGIN": plugin])
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        try setup.db.execute("CREATE TABLE unpublished (id int PRIMARY KEY)")
+        try setup.db.execute("INSERT INTO items VALUES (1, 'one')")
+        let run = try Background(["run"], environment: setup.environment)
+        try Self.waitFor("the change delivered") { Self.distinctKeys(setup.receiver).count == 1 }
+        let written = try setup.db.execute("INSERT INTO unpublished VALUES (1) RETURNING pg_current_wal_insert_lsn()::text AS at")
+            .value("at")!
+        try Self.waitFor("the slot past the unpublished write") {
+            try setup.db.query("""
+                SELECT confirmed_flush_lsn >= $1::pg_lsn AS past FROM pg_replication_slots WHERE slot_name = 'changerelay'
+                """, [written]).value("past") == "t"
+        }
+        func checkpoint() throws -> String? {
+            try setup.db.execute("SELECT lsn::text || ' ' || updated_at::text AS at FROM changerelay.checkpoints").value("at")
+        }
+        let idle = try checkpoint()
+        let watched = ContinuousClock.now + .seconds(2)
+        while ContinuousClock.now < watched {
+            let now = try checkpoint()
+            #expect(now == idle, "a checkpoint written while the stream was idle")
+            if now != idle { break }
+            usleep(50_000)
+        }
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0, "\(run.stderr.suffix(2000))")
+    }
+
     @Test(.tags(.soak), .enabled(if: soaksEnabled)) func killNineAtRandomInstantsLosesAndDoublesNothing() throws {
         let setup = try Self.prepare()
         defer { try? setup.cluster.stop(); setup.receiver.stop() }
