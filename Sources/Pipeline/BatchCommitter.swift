@@ -141,11 +141,6 @@ public final class BatchCommitter: TransactionSink {
 
     public func accept(_ transaction: Transaction) throws -> SinkProgress {
         if let unsettled = policy.unsettled { try settle(unsettled) }
-        // Nothing to plan opens no batch. wal2json sends every table's transactions, the
-        // committer's own checkpoint write among them: committed for its own sake, each such
-        // checkpoint was the next such transaction, hundreds a second while the stream was
-        // idle. The walsender's keepalive, answered once nothing is pending, moves the slot past it.
-        if transaction.changes.count == 0, transaction.messages.isEmpty { return .proceed(durableThrough: nil) }
         // A restart can be sent transactions it already planned; their effects are committed.
         guard policy.admit(endingAt: transaction.endLSN) == .plan else { return .proceed(durableThrough: nil) }
         let transaction = try watermarks?.admit(transaction) ?? transaction

@@ -60,7 +60,13 @@ struct Wal2JsonTransactionDecoder: TransactionDecoder {
         let record = try recoder?.utf8(payload) ?? payload
         let transaction = try decoder.decode(record[...], at: lsn)
         if let failure = catalog.takeFailure() { throw failure }
-        return transaction.map { [$0] } ?? []
+        // A transaction with nothing published and no message of ChangeRelay's is not passed
+        // on, as pgoutput (since 15) sends none. wal2json sends every table's, the committer's
+        // own checkpoint write among them: planned, each gave a checkpoint of its own, which
+        // was the next such transaction, hundreds a second on an idle stream. The walsender's
+        // keepalive, answered once nothing is pending, moves the slot past them.
+        guard let transaction, transaction.changes.count > 0 || !transaction.messages.isEmpty else { return [] }
+        return [transaction]
     }
 
     var hasOpenTransactions: Bool { decoder.isInTransaction }
