@@ -479,12 +479,14 @@ public struct Doctor {
     /// as it stays, and `max_slot_wal_keep_size` (when set) invalidates it past that size, so
     /// it is worth a warning with the way out; it does not stop ChangeRelay working.
     ///
-    /// An inactive slot whose checkpoint `run` wrote is a service's, configured with another
-    /// `source.slot`: replay refuses it, so the way out is that service, or dropping both.
+    /// The way out is one that works: replay refuses a slot of another database, one of the
+    /// other plugin unless told it, and one whose checkpoint `run` wrote (a service's,
+    /// configured with another `source.slot`: that service, or dropping both).
     func retainingSlots(_ db: PostgresConnection, state: PostgresConnection) throws(PostgresError) -> [Finding] {
         let rows = try db.query("""
             SELECT slot_name, slot_type, active, active_pid::text,
-                   pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint::text
+                   pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint::text,
+                   database, plugin, database IS NOT DISTINCT FROM current_database() AS here
             FROM pg_replication_slots
             WHERE slot_name <> $1 AND NOT temporary
               AND pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn) > $2::bigint
@@ -495,9 +497,15 @@ public struct Doctor {
             let drop = "SELECT pg_drop_replication_slot(\(quoteLiteral(name)));"
             let fix = if active {
                 "its reader (process \(row[3] ?? "?")) is behind: let it catch up (a replay: let it finish), or stop it and \(drop)"
+            } else if logical, row[7] != "t" {
+                "it is a slot of database \(row[5] ?? "?"), which changerelay replay does not read: connected to that "
+                    + "database, \(drop) if nothing will read it"
             } else if logical, try Self.checkpointWriter(of: name, on: state) == "run" {
                 "it is a service's slot (changerelay run wrote its checkpoint): start the service that reads it, or, if none "
                     + "will, \(drop) and DELETE FROM changerelay.checkpoints WHERE slot_name = \(quoteLiteral(name));"
+            } else if logical, let other = row[6], other != plugin.rawValue {
+                "CHANGERELAY_SOURCE_PLUGIN=\(other) changerelay replay --slot \(name) (reads it to the end, so it lets the WAL "
+                    + "go; the slot uses \(other)), or \(drop) if nothing will read it"
             } else if logical {
                 "changerelay replay --slot \(name) (reads it to the end, so it lets the WAL go), or \(drop) if nothing will read it"
             } else {

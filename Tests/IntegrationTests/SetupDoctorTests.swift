@@ -160,6 +160,11 @@ import Testing
         // Another service's slot (its checkpoint written by run), which replay refuses.
         try db.execute("SELECT pg_create_logical_replication_slot('other_service', 'pgoutput')")
         try db.execute("INSERT INTO changerelay.checkpoints (slot_name, lsn, written_by) VALUES ('other_service', '0/1', 'run')")
+        // A slot of the other plugin, which replay reads when told it, and one of another
+        // database, which it does not read at all.
+        try db.execute("SELECT pg_create_logical_replication_slot('other_plugin', 'wal2json')")
+        try db.execute("CREATE DATABASE elsewhere")
+        try cluster.connect(database: "elsewhere").execute("SELECT pg_create_logical_replication_slot('elsewhere_slot', 'pgoutput')")
         try db.execute("""
             CREATE TABLE filler AS SELECT g, md5(g::text) AS h FROM generate_series(1, 50000) g;
             """)
@@ -192,6 +197,10 @@ import Testing
         #expect(out.contains("fix: it is a service's slot (changerelay run wrote its checkpoint): start the service that reads "
                              + "it, or, if none will, SELECT pg_drop_replication_slot('other_service'); and DELETE FROM "
                              + "changerelay.checkpoints WHERE slot_name = 'other_service';"), "\(out)")
+        #expect(out.contains("fix: CHANGERELAY_SOURCE_PLUGIN=wal2json changerelay replay --slot other_plugin (reads it to the "
+                             + "end, so it lets the WAL go; the slot uses wal2json)"), "\(out)")
+        #expect(out.contains("fix: it is a slot of database elsewhere, which changerelay replay does not read: connected to "
+                             + "that database, SELECT pg_drop_replication_slot('elsewhere_slot'); if nothing will read it"), "\(out)")
         #expect(out.contains("slot changerelay is inactive and retains"))
         // setup grants the columns a table has: without updated_at it still runs, and doctor names it.
         let again = try runChangeRelay(["setup"], environment: Self.environment(cluster))
