@@ -111,8 +111,15 @@ extension Tail {
         if slot == config.source.slot {
             reason = "it is source.slot, the slot the service plans from"
         } else {
-            let state = try PostgresConnection(url: config.stateDatabaseURL ?? config.requireSourceURL())
-            guard try SlotCheckpoint(slot: slot).isStored(on: state) else { return }
+            let stateURL = try config.stateDatabaseURL ?? config.requireSourceURL()
+            let stored: Bool
+            do {
+                stored = try SlotCheckpoint(slot: slot).isStored(on: PostgresConnection(url: stateURL))
+            } catch {
+                throw failure("tail: cannot tell whether a service or a replay plans from slot \(slot), which --slot would "
+                              + "acknowledge (its checkpoint in the state database's changerelay.checkpoints): \(error)")
+            }
+            guard stored else { return }
             reason = "the state database has a checkpoint for it: a service or a replay plans from it"
         }
         throw failure("tail: refusing slot \(slot): \(reason). Tail acknowledges what it prints, so the planner would "

@@ -75,6 +75,15 @@ import Testing
                 "\(checkpointed.stderr)")
         #expect(try position() == before)
 
+        // A state database it cannot read: said so, naming what it checks, and the slot is not read.
+        var unreachable = environment
+        unreachable["CHANGERELAY_STATE_DATABASE_URL"] = "postgresql://postgres@127.0.0.1:1/state"
+        let unchecked = try runChangeRelay(["tail", "--slot", "life", "--limit", "1"], environment: unreachable)
+        #expect(unchecked.status == 1 && unchecked.stdout.isEmpty
+                && unchecked.stderr.contains("tail: cannot tell whether a service or a replay plans from slot life"),
+                "\(unchecked.stderr)")
+        #expect(try position() == before)
+
         try db.execute("DELETE FROM changerelay.checkpoints")
         let read = try runChangeRelay(["tail", "--slot", "life", "--limit", "2"], environment: environment)
         #expect(read.status == 0, "\(read.stderr)")
