@@ -50,6 +50,8 @@ enum AdminReports {
     struct Backfill: Encodable, Sendable {
         var id: Int64
         var table: String
+        /// The slot whose service works on it; null for a request any service takes (before 037).
+        var slot: String?
         var status: String
         var chunksDone: Int
         var rowsDone: Int64
@@ -64,6 +66,7 @@ enum AdminReports {
         init(_ entry: BackfillRequests.Entry) {
             id = entry.id
             table = entry.qualifiedTable
+            slot = entry.slot
             status = entry.status.rawValue
             chunksDone = entry.chunksDone
             rowsDone = entry.rowsDone

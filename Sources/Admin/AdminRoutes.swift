@@ -126,7 +126,7 @@ struct AdminRoutes: Sendable {
         do {
             let (position, buffers, backfills) = try await state.run(within: Self.scrapePatience) { db throws(PostgresError) in
                 (try SlotCheckpoint(slot: slot).read(on: db), try StateQueries.buffersOpen(on: db),
-                 try StateQueries.backfillsRunningByTable(on: db))
+                 try StateQueries.backfillsRunningByTable(slot: slot, on: db))
             }
             checkpoint = position
             gauges.update(backfillsRunning: backfills)
@@ -155,7 +155,7 @@ struct AdminRoutes: Sendable {
     private func status() async throws -> Response {
         let slot = settings.slot
         let (checkpoint, backfills) = try await state.run { db throws(PostgresError) in
-            (try SlotCheckpoint(slot: slot).read(on: db), try StateQueries.backfillsRunning(on: db))
+            (try SlotCheckpoint(slot: slot).read(on: db), try StateQueries.backfillsRunning(slot: slot, on: db))
         }
         let counts = try await allCounts.value {
             try await state.run { db throws(PostgresError) in try StateQueries.deliveryCounts(on: db) }

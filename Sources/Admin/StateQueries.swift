@@ -36,21 +36,28 @@ enum StateQueries {
             """, []).value("n").flatMap { Int($0) } ?? 0
     }
 
-    /// Running backfills by table (`schema.table`).
-    static func backfillsRunningByTable(on db: PostgresConnection) throws(PostgresError) -> [String: Int] {
+    /// The running backfills this service's slot works on: its own requests (037) and those
+    /// that name no slot. Another slot's service, sharing the state database, has its own.
+    /// Read through the row's JSON, so a state database without 037's column (a dispatcher
+    /// alone needs none) counts every request, as before it.
+    private static let slotsRunningBackfills = """
+        FROM changerelay.backfills b
+        WHERE status = 'running' AND coalesce(to_jsonb(b) ->> 'slot_name', $1) = $1
+        """
+
+    /// Running backfills of `slot`'s service by table (`schema.table`).
+    static func backfillsRunningByTable(slot: String, on db: PostgresConnection) throws(PostgresError) -> [String: Int] {
         var running: [String: Int] = [:]
         for row in try db.query("""
-            SELECT table_schema || '.' || table_name AS t, count(*) AS n FROM changerelay.backfills
-            WHERE status = 'running' GROUP BY 1
-            """, []).rows {
+            SELECT table_schema || '.' || table_name AS t, count(*) AS n \(slotsRunningBackfills) GROUP BY 1
+            """, [slot]).rows {
             if let table = row[0], let count = row[1].flatMap({ Int($0) }) { running[table] = count }
         }
         return running
     }
 
-    static func backfillsRunning(on db: PostgresConnection) throws(PostgresError) -> Int {
-        try db.query("SELECT count(*) AS n FROM changerelay.backfills WHERE status = 'running'", []).value("n")
-            .flatMap { Int($0) } ?? 0
+    static func backfillsRunning(slot: String, on db: PostgresConnection) throws(PostgresError) -> Int {
+        try db.query("SELECT count(*) AS n \(slotsRunningBackfills)", [slot]).value("n").flatMap { Int($0) } ?? 0
     }
 
     /// The delivery's status, nil when there is no such delivery.

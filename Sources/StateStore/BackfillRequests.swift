@@ -35,6 +35,9 @@ public enum BackfillRequests {
         public var requestedAt: String
         public var startedAt: String?
         public var finishedAt: String?
+        /// The slot whose service works on it (037); nil for a request recorded before 037,
+        /// which any service's runner takes.
+        public var slot: String?
 
         public var qualifiedTable: String { schema + "." + table }
     }
@@ -47,7 +50,7 @@ public enum BackfillRequests {
         rows_superseded, rows_estimated, rows_per_second, eta_seconds, error,
         to_char(requested_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
         to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
-        to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), high_key
+        to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), high_key, to_jsonb(b) ->> 'slot_name'
         """
 
     /// Records a request for the service that reads `slot` and wakes the runners; returns
@@ -70,12 +73,12 @@ public enum BackfillRequests {
 
     /// Every request, newest first (at most `limit`).
     public static func list(limit: Int = 100, on db: PostgresConnection) throws(PostgresError) -> [Entry] {
-        try db.query("SELECT \(columns) FROM changerelay.backfills ORDER BY id DESC LIMIT $1", [String(limit)]).rows
+        try db.query("SELECT \(columns) FROM changerelay.backfills b ORDER BY id DESC LIMIT $1", [String(limit)]).rows
             .compactMap(entry)
     }
 
     public static func entry(id: Int64, on db: PostgresConnection) throws(PostgresError) -> Entry? {
-        try db.query("SELECT \(columns) FROM changerelay.backfills WHERE id = $1", [String(id)]).rows.compactMap(entry).first
+        try db.query("SELECT \(columns) FROM changerelay.backfills b WHERE id = $1", [String(id)]).rows.compactMap(entry).first
     }
 
     /// The oldest request not finished for the service that reads `slot` (or for any, recorded
@@ -83,7 +86,7 @@ public enum BackfillRequests {
     /// another service's, whose handlers and cursor it is.
     public static func next(slot: String, on db: PostgresConnection) throws(PostgresError) -> Entry? {
         try db.query("""
-            SELECT \(columns) FROM changerelay.backfills
+            SELECT \(columns) FROM changerelay.backfills b
             WHERE status IN ('pending', 'running') AND (slot_name IS NULL OR slot_name = $1) ORDER BY id LIMIT 1
             """, [slot]).rows.compactMap(entry).first
     }
@@ -132,7 +135,7 @@ public enum BackfillRequests {
     }
 
     private static func entry(_ row: [String?]) -> Entry? {
-        guard row.count == 19, let id = row[0].flatMap(Int64.init), let schema = row[1], let table = row[2],
+        guard row.count == 20, let id = row[0].flatMap(Int64.init), let schema = row[1], let table = row[2],
               let chunkSize = row[4].flatMap(Int.init), let status = row[6].flatMap(Status.init(rawValue:)),
               let requestedAt = row[15] else { return nil }
         return Entry(id: id, schema: schema, table: table, whereClause: row[3], chunkSize: chunkSize,
@@ -142,6 +145,6 @@ public enum BackfillRequests {
                      rowsDone: row[9].flatMap(Int64.init) ?? 0, rowsSuperseded: row[10].flatMap(Int64.init) ?? 0,
                      rowsEstimated: row[11].flatMap(Int64.init), rowsPerSecond: row[12].flatMap(Double.init),
                      etaSeconds: row[13].flatMap(Double.init), error: row[14], requestedAt: requestedAt,
-                     startedAt: row[16], finishedAt: row[17])
+                     startedAt: row[16], finishedAt: row[17], slot: row[19])
     }
 }

@@ -139,13 +139,13 @@ struct BackfillCommand: ParsableCommand {
             let entries: [BackfillRequests.Entry]
             do { entries = try BackfillRequests.list(limit: limit, on: state) } catch { throw failure("backfill: \(error)") }
             print(["id", "table", "status", "rows", "estimated", "superseded", "rows_per_s", "eta", "requested_at",
-                   "finished_at", "error"].joined(separator: "\t"))
+                   "finished_at", "error", "slot"].joined(separator: "\t"))
             for entry in entries {
                 print(TabSeparated.line([String(entry.id), entry.qualifiedTable + (entry.whereClause.map { " where " + $0 } ?? ""),
                        entry.status.rawValue, String(entry.rowsDone), entry.rowsEstimated.map(String.init) ?? "-",
                        String(entry.rowsSuperseded), entry.rowsPerSecond.map { String(Int64($0.rounded())) } ?? "-",
                        entry.status == .running ? entry.etaSeconds.map { ProgressEstimate.duration(.milliseconds(Int64($0 * 1000))) } ?? "-" : "-",
-                       entry.requestedAt, entry.finishedAt ?? "-", entry.error ?? ""]))
+                       entry.requestedAt, entry.finishedAt ?? "-", entry.error ?? "", entry.slot ?? "-"]))
             }
         }
     }

@@ -76,6 +76,33 @@ import Testing
         try JSONSerialization.jsonObject(with: Data(answer.bodyText.utf8), options: [.fragmentsAllowed])
     }
 
+    /// The backfills an instance counts are its slot's (037): a service on another slot that
+    /// shares the state database counts its own, and a request from before 037 (no slot) is
+    /// any service's. Every request is listed, with its slot. (A dispatcher alone runs no
+    /// backfill runner, so the rows stay as written.)
+    @Test func runningBackfillsAreCountedByTheServiceOfTheirSlot() throws {
+        let setup = try RunPipelineTests.prepare()
+        defer { try? setup.cluster.stop(); setup.receiver.stop() }
+        try setup.db.execute("""
+            INSERT INTO changerelay.backfills (table_schema, table_name, chunk_size, key_columns, status, slot_name) VALUES
+                ('public', 'own', 10, '{id}', 'running', 'changerelay'),
+                ('public', 'theirs', 10, '{id}', 'running', 'other'),
+                ('public', 'anyone', 10, '{id}', 'running', NULL)
+            """)
+        let run = try Background(["run", "--only", "dispatcher"], environment: setup.environment)
+        let base = try Self.adminURL(run)
+        let status = try #require(try Self.json(try Self.send(base + "/api/status")) as? [String: Any])
+        #expect(status["backfills_running"] as? Int == 2, "\(status)")
+        let metrics = try Self.send(base + "/metrics").bodyText
+        #expect(metrics.contains(#"changerelay_backfills_running{table="public.own"} 1"#), "\(metrics)")
+        #expect(metrics.contains(#"changerelay_backfills_running{table="public.anyone"} 1"#), "\(metrics)")
+        #expect(!metrics.contains("public.theirs"), "\(metrics)")
+        let listed = try #require(try Self.json(try Self.send(base + "/api/backfills")) as? [[String: Any]])
+        #expect(listed.count == 3 && Set(listed.compactMap { $0["slot"] as? String }) == ["changerelay", "other"], "\(listed)")
+        run.child.signal(SIGTERM)
+        #expect(run.waitForExit() == 0, "\(run.stderr.suffix(2000))")
+    }
+
     @Test func probesMetricsAndTheAPIServeARunningService() throws {
         let toggle = Switch()
         let setup = try RunPipelineTests.prepare(
