@@ -11,8 +11,12 @@ CLIENTS = 4
 
 
 def reset(cluster):
-    """The same starting point for each phase: no conversations, every job at s0."""
-    cluster.psql("TRUNCATE user_conversations, automation_execution_logs, trigger_execution_logs")
+    """The same starting point for each phase: no conversations, every job at s0, and no
+    completed automation run (sql/030 logs them for the rate limit: kept, every later phase's
+    s0 -> s1 change fell within the window of the first phase's run and was skipped, and the
+    phase waited for calls that never came)."""
+    cluster.psql("TRUNCATE user_conversations, automation_execution_logs, trigger_execution_logs, "
+                 "changerelay.automation_completion_log")
     cluster.psql("UPDATE jobs SET status = 's0' WHERE status <> 's0'")
     cluster.psql("ALTER SEQUENCE bench_job RESTART")
     cluster.psql("TRUNCATE changerelay.deliveries CASCADE")
